@@ -1,0 +1,73 @@
+//! `pgharbor`: move a self-hosted app's data onto PostgreSQL, prove nothing was
+//! lost. This binary only parses arguments, prints, and maps errors to exit
+//! codes; the work lives in the library crates.
+
+mod args;
+mod migrate;
+mod output;
+mod progress;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Exit status for a failure (including a verification mismatch).
+const EXIT_FAILURE: u8 = 1;
+/// Exit status for a usage error.
+const EXIT_USAGE: u8 = 2;
+
+/// An error that already knows its exit status.
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    /// A usage error (exit 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure { code: EXIT_USAGE, error: anyhow::anyhow!(message.into()) }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure { code: EXIT_FAILURE, error: error.into() }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pgharbor: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let outcome = runtime.block_on(run(cli));
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("pgharbor: error: {:#}", failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn run(cli: args::Cli) -> Result<u8, Failure> {
+    match cli.command {
+        args::Command::Migrate(a) => migrate::migrate(a).await,
+        args::Command::Verify(a) => migrate::verify(a).await,
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PGHARBOR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

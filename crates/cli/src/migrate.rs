@@ -1,0 +1,114 @@
+//! `pgharbor migrate` and `pgharbor verify` for SQLite sources.
+
+use crate::args::{MigrateArgs, NulChoice, SourceArgs, Utf8Choice, VerifyArgs};
+use crate::{output, progress, Failure};
+use pgharbor_conn::ConnConfig;
+use pgharbor_core::plan::{InvalidUtf8Policy, NulPolicy, ValuePolicy};
+use pgharbor_migrate::sqlite::{self, MigrateOptions};
+use pgharbor_migrate::Progress;
+use pgharbor_sqlite::planner::PlanOptions;
+use std::path::PathBuf;
+
+/// The kinds of source the command line accepts.
+enum Source {
+    Sqlite(PathBuf),
+}
+
+fn parse_source(text: &str) -> Result<Source, Failure> {
+    if let Some(path) = text.strip_prefix("sqlite:") {
+        return Ok(Source::Sqlite(PathBuf::from(path)));
+    }
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        return Err(Failure::usage("PostgreSQL sources are not supported by this version of pgharbor yet; SOURCE must be a SQLite file"));
+    }
+    if text.starts_with("chroma:") {
+        return Err(Failure::usage("Chroma sources are not supported by this version of pgharbor yet; SOURCE must be a SQLite file"));
+    }
+    Ok(Source::Sqlite(PathBuf::from(text)))
+}
+
+fn target_config(target: Option<&str>, required: bool) -> Result<Option<ConnConfig>, Failure> {
+    let text = match target {
+        Some(t) => t.to_string(),
+        None => match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ if required => return Err(Failure::usage("no TARGET given and DATABASE_URL is not set: pass a PostgreSQL URL as the second argument")),
+            _ => return Ok(None),
+        },
+    };
+    let config = ConnConfig::parse(&text).map_err(|e| Failure::usage(e.to_string()))?;
+    Ok(Some(config))
+}
+
+fn policy(common: &SourceArgs) -> ValuePolicy {
+    ValuePolicy {
+        nul: match common.nul {
+            NulChoice::Error => NulPolicy::Error,
+            NulChoice::Strip => NulPolicy::Strip,
+        },
+        invalid_utf8: match common.invalid_utf8 {
+            Utf8Choice::Error => InvalidUtf8Policy::Error,
+            Utf8Choice::Replace => InvalidUtf8Policy::Replace,
+        },
+    }
+}
+
+fn jobs(common: &SourceArgs) -> usize {
+    common.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)).max(1)
+}
+
+async fn plan(common: &SourceArgs) -> Result<(pgharbor_sqlite::open::SourceSnapshot, pgharbor_core::plan::Plan), Failure> {
+    let Source::Sqlite(path) = parse_source(&common.source)?;
+    let options = PlanOptions { schema: common.schema.clone(), policy: policy(common) };
+    let planned = tokio::task::spawn_blocking(move || sqlite::plan_file(&path, &options)).await.map_err(anyhow::Error::from)?;
+    Ok(planned?)
+}
+
+/// `pgharbor migrate`.
+pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
+    let common = &args.common;
+    let target = target_config(common.target.as_deref(), !args.dry_run)?;
+    let reporter = progress::Reporter::new(common.json);
+    reporter.phase("planning");
+    let (snapshot, plan) = plan(common).await?;
+    if args.dry_run {
+        if common.json {
+            println!("{}", serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?);
+        } else {
+            print!("{}", pgharbor_migrate::plan_text::render(&plan));
+        }
+        return Ok(0);
+    }
+    let target = target.expect("required unless --dry-run");
+    let options = MigrateOptions {
+        jobs: jobs(common),
+        drop_existing: args.drop_existing,
+        verify: !args.no_verify,
+        create_database: !args.no_create_database,
+    };
+    let report = sqlite::migrate(&common.source, snapshot, plan, &target, &options, reporter.clone()).await?;
+    reporter.done();
+    output::print_report(&report, common.json)?;
+    Ok(exit_code(&report))
+}
+
+/// `pgharbor verify`.
+pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
+    let common = &args.common;
+    let target = target_config(common.target.as_deref(), true)?.expect("required");
+    let reporter = progress::Reporter::new(common.json);
+    reporter.phase("planning");
+    let (snapshot, plan) = plan(common).await?;
+    let report = sqlite::verify_only(&common.source, snapshot, plan, &target, jobs(common), reporter.clone()).await?;
+    reporter.done();
+    output::print_report(&report, common.json)?;
+    Ok(exit_code(&report))
+}
+
+fn exit_code(report: &pgharbor_core::report::MigrationReport) -> u8 {
+    if report.verified == Some(false) {
+        1
+    } else {
+        0
+    }
+}

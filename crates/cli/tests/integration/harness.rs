@@ -1,0 +1,107 @@
+//! Shared helpers: running the binary, building SQLite files, querying targets.
+
+use pgharbor_testkit::{Cluster, Flavor};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A finished run of the binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Everything the run printed.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    /// Panic with the output unless the run exited 0.
+    pub fn success(self) -> Run {
+        assert_eq!(self.code, 0, "pgharbor failed:\n{}", self.all());
+        self
+    }
+}
+
+/// Run `pgharbor` with `args` and no DATABASE_URL.
+pub fn pgharbor(args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_pgharbor"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("PGPASSWORD")
+        .output()
+        .expect("run pgharbor");
+    Run::from(output)
+}
+
+/// A throwaway directory that lives as long as the value.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A SQLite file built by running `sql`.
+    pub fn sqlite(&self, name: &str, sql: &str) -> PathBuf {
+        let path = self.path(name);
+        let conn = rusqlite::Connection::open(&path).expect("create sqlite");
+        conn.execute_batch(sql).expect("fixture SQL");
+        path
+    }
+}
+
+/// One PostgreSQL 15 cluster for a test, with a fresh database `name`.
+pub fn cluster() -> Cluster {
+    Cluster::start(Flavor::Pg15)
+}
+
+/// Run a query in `db` and return every row as a `|`-joined string of text values.
+pub fn query(cluster: &Cluster, db: &str, sql: &str) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let client = cluster.client(db).await;
+        let rows = client.simple_query(sql).await.unwrap_or_else(|e| panic!("query {sql}: {e}"));
+        rows.into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len()).map(|i| r.get(i).unwrap_or("NULL").to_string()).collect::<Vec<_>>().join("|"),
+                ),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+/// The single value of a one-row, one-column query.
+pub fn scalar(cluster: &Cluster, db: &str, sql: &str) -> String {
+    let rows = query(cluster, db, sql);
+    assert_eq!(rows.len(), 1, "{sql} returned {rows:?}");
+    rows.into_iter().next().expect("one row")
+}
+
+/// Contents of a database file and its `-wal` (the `-shm` index is shared memory readers may touch).
+pub fn fingerprint(path: &Path) -> Vec<(String, Vec<u8>)> {
+    ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| {
+            let p = PathBuf::from(format!("{}{suffix}", path.display()));
+            std::fs::read(&p).ok().map(|b| (suffix.to_string(), b))
+        })
+        .collect()
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the `pgharbor` binary against real PostgreSQL servers
+//! started by `pgharbor-testkit`, one module per capability.
+
+mod harness;
+mod sqlite_errors;
+mod sqlite_migrate;
+mod sqlite_verify;

@@ -1,0 +1,195 @@
+//! [`ConnError`]: what went wrong and what to do about it.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// The category of a [`ConnError`]; match on it to decide what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnErrorKind {
+    /// The connection string or an environment variable is malformed
+    /// (syntax, unknown parameter, bad port, …).
+    InvalidConnectionString,
+    /// The user name or password in a URL contains characters (`@ # / ? :`
+    /// or a stray `%`) that must be percent-encoded; the URL would otherwise be
+    /// split in the wrong place. See [`ConnError::corrected_url`].
+    UnencodedCharacterInPassword,
+    /// No server answered: connection refused, timed out, name resolution
+    /// failed, no Unix socket, or the connection dropped during start-up.
+    Unreachable,
+    /// The server rejected the credentials (SQLSTATE 28P01 or 28000), or it
+    /// asked for a password and none was available.
+    AuthenticationFailed,
+    /// The database does not exist (SQLSTATE 3D000).
+    DatabaseMissing,
+    /// The user may not do this (SQLSTATE 42501, e.g. no `CONNECT` privilege),
+    /// or the Unix socket is not accessible.
+    PermissionDenied,
+    /// `sslmode` demands TLS and the server does not offer it.
+    TlsNotSupportedByServer,
+    /// The `sslmode` is valid but not supported by this release
+    /// (`verify-ca`, `verify-full`).
+    TlsModeNotSupported,
+    /// Anything else; the message carries the details.
+    Other,
+}
+
+/// An error from parsing a connection string or connecting.
+///
+/// It displays as one line: the cause, then what to do. It never contains a
+/// password.
+pub struct ConnError {
+    kind: ConnErrorKind,
+    message: String,
+    sqlstate: Option<String>,
+    corrected_url: Option<String>,
+    source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+}
+
+impl ConnError {
+    pub(crate) fn new(kind: ConnErrorKind, message: impl Into<String>) -> Self {
+        ConnError {
+            kind,
+            message: message.into(),
+            sqlstate: None,
+            corrected_url: None,
+            source: None,
+        }
+    }
+
+    /// An [`ConnErrorKind::InvalidConnectionString`] error.
+    pub(crate) fn invalid(message: impl fmt::Display) -> Self {
+        ConnError::new(
+            ConnErrorKind::InvalidConnectionString,
+            format!("invalid connection string: {message}"),
+        )
+    }
+
+    pub(crate) fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    pub(crate) fn with_sqlstate(mut self, code: impl Into<String>) -> Self {
+        self.sqlstate = Some(code.into());
+        self
+    }
+
+    pub(crate) fn with_corrected_url(mut self, url: String) -> Self {
+        self.corrected_url = Some(url);
+        self
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ConnErrorKind {
+        self.kind
+    }
+
+    /// The one-line message (the same text as `Display`).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The server's SQLSTATE code, when the server reported the error.
+    pub fn sqlstate(&self) -> Option<&str> {
+        self.sqlstate.as_deref()
+    }
+
+    /// For [`ConnErrorKind::UnencodedCharacterInPassword`]: the URL as it
+    /// should have been written, with the password shown as `****`.
+    pub fn corrected_url(&self) -> Option<&str> {
+        self.corrected_url.as_deref()
+    }
+
+    /// The database named in the connection does not exist (SQLSTATE 3D000).
+    pub fn is_database_missing(&self) -> bool {
+        self.kind == ConnErrorKind::DatabaseMissing
+    }
+
+    /// The server rejected the credentials or needed a password.
+    pub fn is_authentication_failed(&self) -> bool {
+        self.kind == ConnErrorKind::AuthenticationFailed
+    }
+
+    /// No server could be reached.
+    pub fn is_unreachable(&self) -> bool {
+        self.kind == ConnErrorKind::Unreachable
+    }
+
+    /// The user lacks a privilege (or the socket is not accessible).
+    pub fn is_permission_denied(&self) -> bool {
+        self.kind == ConnErrorKind::PermissionDenied
+    }
+
+    /// The error lies in what the user supplied (connection string, URL
+    /// encoding, environment, or an `sslmode` this release cannot honour),
+    /// not in the server: retrying cannot help. `pg_isready` reports these
+    /// as "bad parameters" (exit code 3).
+    pub fn is_bad_parameters(&self) -> bool {
+        matches!(
+            self.kind,
+            ConnErrorKind::InvalidConnectionString
+                | ConnErrorKind::UnencodedCharacterInPassword
+                | ConnErrorKind::TlsModeNotSupported
+        )
+    }
+}
+
+impl fmt::Display for ConnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for ConnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("ConnError");
+        d.field("kind", &self.kind).field("message", &self.message);
+        if let Some(code) = &self.sqlstate {
+            d.field("sqlstate", code);
+        }
+        if let Some(source) = &self.source {
+            d.field("source", &source.to_string());
+        }
+        d.finish()
+    }
+}
+
+impl StdError for ConnError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accessors_and_helpers() {
+        let e = ConnError::new(
+            ConnErrorKind::DatabaseMissing,
+            "database \"x\" does not exist",
+        )
+        .with_sqlstate("3D000");
+        assert!(e.is_database_missing());
+        assert!(!e.is_unreachable());
+        assert!(!e.is_bad_parameters());
+        assert_eq!(e.sqlstate(), Some("3D000"));
+        assert_eq!(e.to_string(), "database \"x\" does not exist");
+        assert_eq!(e.message(), e.to_string());
+        assert!(format!("{e:?}").contains("DatabaseMissing"));
+
+        let e = ConnError::invalid("bad port");
+        assert_eq!(e.kind(), ConnErrorKind::InvalidConnectionString);
+        assert!(e.is_bad_parameters());
+        assert_eq!(e.to_string(), "invalid connection string: bad port");
+
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = ConnError::new(ConnErrorKind::Unreachable, "x").with_source(io);
+        assert!(e.source().is_some());
+        assert!(e.is_unreachable());
+    }
+}

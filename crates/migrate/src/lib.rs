@@ -1,0 +1,31 @@
+//! # pgharbor-migrate
+//!
+//! The migration pipeline, shared by every source:
+//!
+//! 1. **inspect** and **plan**: the source crate reads its schema and values and
+//!    produces a [`Plan`](pgharbor_core::plan::Plan) ([`sqlite::plan_file`]);
+//!    [`plan_text::render`] prints it for `--dry-run`.
+//! 2. **load** ([`load`]): work units (a table, or a rowid range of a large
+//!    table) are spread over `--jobs` workers; each worker reads on its own
+//!    thread inside one shared source snapshot, encodes binary COPY and streams it
+//!    over its own PostgreSQL connection, with bounded buffers.
+//! 3. **finish** ([`finish`]): primary keys, unique constraints and indexes are
+//!    built in parallel, then foreign keys (added `NOT VALID` and validated,
+//!    orphans reported), identity sequences moved above the data, views, ANALYZE.
+//! 4. **verify** ([`verify`]): per table row count and content checksum on both
+//!    sides, with sample keys of differing rows.
+//!
+//! [`target`] connects to the target (creating the database when it is missing
+//! and allowed) and checks what already exists there.
+
+pub mod error;
+pub mod finish;
+pub mod load;
+pub mod plan_text;
+pub mod progress;
+pub mod sqlite;
+pub mod target;
+pub mod verify;
+
+pub use error::{MigrateError, MigrateErrorKind};
+pub use progress::{Progress, SilentProgress};

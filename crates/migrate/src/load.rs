@@ -1,0 +1,248 @@
+//! The parallel load: work units over `--jobs` workers, each a reader thread
+//! feeding a binary COPY on its own connection through a bounded channel.
+
+use crate::error::{MigrateError, MigrateErrorKind};
+use crate::progress::Progress;
+use bytes::Bytes;
+use pgharbor_conn::ConnConfig;
+use pgharbor_core::cell::Cell;
+use pgharbor_core::plan::{Plan, RowKey, TablePlan};
+use pgharbor_core::report::LossyCounts;
+use pgharbor_pgwriter::encode::RowEncoder;
+use pgharbor_pgwriter::load::{copy_chunks, Chunk};
+use pgharbor_pgwriter::{ddl, WriteError};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// Encoded bytes per chunk sent to the COPY.
+const CHUNK_BYTES: usize = 1 << 20;
+/// Chunks buffered between a reader and its COPY.
+const CHANNEL_CHUNKS: usize = 4;
+
+/// Which rows of a table a unit covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitRange {
+    /// The whole table; the unit also creates it, in the same transaction.
+    WholeTable,
+    /// Rows with `first <= rowid <= last` of a table created beforehand.
+    Rowids {
+        /// First rowid.
+        first: i64,
+        /// Last rowid.
+        last: i64,
+    },
+}
+
+/// One piece of work: rows of one table.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkUnit {
+    /// Index into the plan's tables.
+    pub table: usize,
+    /// Rows covered.
+    pub range: UnitRange,
+}
+
+/// Reads source rows for units; one per worker, used on a blocking thread.
+pub trait UnitReader: Send + 'static {
+    /// Call `on_row` with the row id (if any) and cells of every row of `range`.
+    fn read(
+        &mut self,
+        table: &TablePlan,
+        range: UnitRange,
+        on_row: &mut dyn FnMut(Option<i64>, &[Cell<'_>]) -> Result<(), MigrateError>,
+    ) -> Result<(), MigrateError>;
+}
+
+/// What loading one unit produced.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnitResult {
+    /// Rows PostgreSQL accepted.
+    pub rows: u64,
+    /// COPY bytes sent.
+    pub bytes: u64,
+    /// Lossy changes.
+    pub lossy: LossyCounts,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// Load every unit with one worker per reader; results are per plan table.
+pub async fn load_all(
+    target: &ConnConfig,
+    plan: &Arc<Plan>,
+    units: Vec<WorkUnit>,
+    readers: Vec<Box<dyn UnitReader>>,
+    progress: Arc<dyn Progress>,
+) -> Result<Vec<UnitResult>, MigrateError> {
+    let queue = Arc::new(Mutex::new(VecDeque::from(units)));
+    let results = Arc::new(Mutex::new(vec![UnitResult::default(); plan.tables.len()]));
+    let remaining = Arc::new(Mutex::new(count_units(&queue, plan.tables.len())));
+    let mut workers = tokio::task::JoinSet::new();
+    for reader in readers {
+        let client = crate::target::connect(target).await?;
+        let (queue, plan, results, remaining, progress) =
+            (queue.clone(), plan.clone(), results.clone(), remaining.clone(), progress.clone());
+        workers.spawn(async move {
+            let mut reader = reader;
+            loop {
+                let Some(unit) = queue.lock().expect("queue lock").pop_front() else { return Ok(()) };
+                let table = &plan.tables[unit.table];
+                let (back, result) = load_unit(&client, &plan, unit, reader, progress.clone()).await;
+                reader = back;
+                let result = match result {
+                    Ok(r) => r,
+                    Err(e) => {
+                        queue.lock().expect("queue lock").clear();
+                        return Err(e);
+                    }
+                };
+                let mut all = results.lock().expect("results lock");
+                let slot = &mut all[unit.table];
+                slot.rows += result.rows;
+                slot.bytes += result.bytes;
+                slot.lossy.add(result.lossy);
+                slot.seconds += result.seconds;
+                let mut left = remaining.lock().expect("remaining lock");
+                left[unit.table] -= 1;
+                if left[unit.table] == 0 {
+                    progress.table_finished(&table.source_name);
+                }
+            }
+        });
+    }
+    let mut first_error = None;
+    while let Some(joined) = workers.join_next().await {
+        let outcome = joined.unwrap_or_else(|e| Err(MigrateError::new(MigrateErrorKind::Write, format!("a load worker crashed: {e}"))));
+        if let Err(e) = outcome {
+            first_error.get_or_insert(e);
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let results = results.lock().expect("results lock").clone();
+    Ok(results)
+}
+
+fn count_units(queue: &Mutex<VecDeque<WorkUnit>>, tables: usize) -> Vec<usize> {
+    let mut counts = vec![0; tables];
+    for unit in queue.lock().expect("queue lock").iter() {
+        counts[unit.table] += 1;
+    }
+    counts
+}
+
+/// Load one unit in one transaction. Gives the reader back in every case.
+async fn load_unit(
+    client: &tokio_postgres::Client,
+    plan: &Arc<Plan>,
+    unit: WorkUnit,
+    reader: Box<dyn UnitReader>,
+    progress: Arc<dyn Progress>,
+) -> (Box<dyn UnitReader>, Result<UnitResult, MigrateError>) {
+    let started = Instant::now();
+    let table = &plan.tables[unit.table];
+    let creates = unit.range == UnitRange::WholeTable;
+    let doing = format!("loading table {}", table.spec.name);
+    if let Err(e) = begin(client, table, creates).await {
+        return (reader, Err(e.into()));
+    }
+    let (tx, rx) = mpsc::channel::<Chunk>(CHANNEL_CHUNKS);
+    let plan_for_reader = plan.clone();
+    let reading = tokio::task::spawn_blocking(move || {
+        let mut reader = reader;
+        let outcome = read_and_encode(&mut *reader, &plan_for_reader, unit, &tx, &*progress);
+        (reader, outcome)
+    });
+    let columns: Vec<String> = table.spec.columns.iter().map(|c| c.name.clone()).collect();
+    let copied = copy_chunks(client, &table.spec.name, &columns, creates, rx).await;
+    let (reader, read_outcome) = match reading.await {
+        Ok(pair) => pair,
+        Err(e) => panic!("reader thread panicked: {e}"),
+    };
+    let outcome = match (read_outcome, copied) {
+        // When the target broke the COPY, the reader only saw a closed channel:
+        // the target's error is the one that explains it.
+        (Err(e), Err(copy_err)) if e.kind() == MigrateErrorKind::Write => Err(copy_err.into()),
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(e.into()),
+        (Ok((bytes, lossy)), Ok(rows)) => Ok(UnitResult { rows, bytes, lossy, seconds: started.elapsed().as_secs_f64() }),
+    };
+    let end = if outcome.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    if let Err(e) = client.batch_execute(end).await {
+        if outcome.is_ok() {
+            return (reader, Err(WriteError::from_pg(e, &doing).into()));
+        }
+    }
+    (reader, outcome)
+}
+
+async fn begin(client: &tokio_postgres::Client, table: &TablePlan, creates: bool) -> Result<(), WriteError> {
+    let doing = format!("creating table {}", table.spec.name);
+    client.batch_execute("BEGIN").await.map_err(|e| WriteError::from_pg(e, &doing))?;
+    if creates {
+        client.batch_execute(&ddl::create_table(&table.spec)).await.map_err(|e| WriteError::from_pg(e, &doing))?;
+    }
+    Ok(())
+}
+
+/// The reader side: rows → encoded chunks → channel. Returns bytes and lossy counts.
+fn read_and_encode(
+    reader: &mut dyn UnitReader,
+    plan: &Plan,
+    unit: WorkUnit,
+    tx: &mpsc::Sender<Chunk>,
+    progress: &dyn Progress,
+) -> Result<(u64, LossyCounts), MigrateError> {
+    let table = &plan.tables[unit.table];
+    let types = table.spec.columns.iter().map(|c| c.pg_type).collect();
+    let mut encoder = RowEncoder::new(types, plan.policy);
+    let mut buffer: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
+    let mut bytes = 0u64;
+    let mut rows_in_buffer = 0u64;
+    let send = |buffer: &mut Vec<u8>, rows: &mut u64, bytes: &mut u64| -> Result<(), MigrateError> {
+        let data = Bytes::from(std::mem::replace(buffer, Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4)));
+        *bytes += data.len() as u64;
+        progress.rows_sent(&table.source_name, *rows, data.len() as u64);
+        *rows = 0;
+        tx.blocking_send(Chunk::Data(data)).map_err(|_| stopped(table))
+    };
+    reader.read(table, unit.range, &mut |rowid, cells| {
+        encoder.encode_row(cells, &mut buffer).map_err(|e| {
+            let key = row_key(table, rowid, cells);
+            let column = &table.spec.columns[e.column].name;
+            MigrateError::new(
+                MigrateErrorKind::Conversion,
+                format!("table {:?}, row {key}, column {column:?}: {}", table.source_name, e.reason),
+            )
+        })?;
+        rows_in_buffer += 1;
+        if buffer.len() >= CHUNK_BYTES {
+            send(&mut buffer, &mut rows_in_buffer, &mut bytes)?;
+        }
+        Ok(())
+    })?;
+    if !buffer.is_empty() {
+        send(&mut buffer, &mut rows_in_buffer, &mut bytes)?;
+    }
+    tx.blocking_send(Chunk::End).map_err(|_| stopped(table))?;
+    Ok((bytes, encoder.lossy()))
+}
+
+fn stopped(table: &TablePlan) -> MigrateError {
+    MigrateError::new(MigrateErrorKind::Write, format!("loading table {}: the target stopped accepting rows", table.spec.name))
+}
+
+/// Name a row for a person: by primary key values, else by rowid.
+pub fn row_key(table: &TablePlan, rowid: Option<i64>, cells: &[Cell<'_>]) -> String {
+    match &table.row_key {
+        RowKey::Columns(cols) if !cols.is_empty() => cols
+            .iter()
+            .map(|i| format!("{}={}", table.spec.columns[*i].name, cells[*i].preview()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => rowid.map(|r| format!("rowid={r}")).unwrap_or_else(|| "(no key)".into()),
+    }
+}

@@ -1,0 +1,186 @@
+//! Comparing source and target table by table: counts, checksums, sample rows.
+
+use crate::error::{MigrateError, MigrateErrorKind};
+use crate::load::{row_key, UnitRange, UnitReader};
+use crate::progress::Progress;
+use pgharbor_conn::ConnConfig;
+use pgharbor_core::plan::{Plan, RowKey, TablePlan};
+use pgharbor_core::report::TableVerification;
+use pgharbor_core::schema::PgType;
+use pgharbor_verify::digest::target_digest;
+use pgharbor_verify::{RowHasher, RowMultiset, TableDigest};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use tokio_postgres::Client;
+
+/// How many differing rows a report names per table.
+const SAMPLE_LIMIT: usize = 10;
+
+/// Verify every table of `plan`, one worker per reader. Results are in plan order.
+pub async fn verify_all(
+    target: &ConnConfig,
+    plan: &Arc<Plan>,
+    readers: Vec<Box<dyn UnitReader>>,
+    progress: Arc<dyn Progress>,
+) -> Result<Vec<TableVerification>, MigrateError> {
+    progress.phase("verifying");
+    let queue = Arc::new(Mutex::new((0..plan.tables.len()).collect::<VecDeque<_>>()));
+    let results: Arc<Mutex<Vec<Option<TableVerification>>>> = Arc::new(Mutex::new(vec![None; plan.tables.len()]));
+    let mut set = tokio::task::JoinSet::new();
+    for reader in readers {
+        let client = crate::target::connect(target).await?;
+        let (queue, plan, results) = (queue.clone(), plan.clone(), results.clone());
+        set.spawn(async move {
+            let mut reader = reader;
+            loop {
+                let Some(i) = queue.lock().expect("queue lock").pop_front() else { return Ok::<(), MigrateError>(()) };
+                let (back, outcome) = verify_table(&client, &plan, i, reader).await;
+                reader = back;
+                results.lock().expect("results lock")[i] = Some(outcome?);
+            }
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        joined.map_err(|e| MigrateError::new(MigrateErrorKind::Verify, format!("a verify worker crashed: {e}")))??;
+    }
+    let results = std::mem::take(&mut *results.lock().expect("results lock"));
+    Ok(results.into_iter().map(|r| r.expect("every table verified")).collect())
+}
+
+async fn verify_table(
+    client: &Client,
+    plan: &Arc<Plan>,
+    index: usize,
+    reader: Box<dyn UnitReader>,
+) -> (Box<dyn UnitReader>, Result<TableVerification, MigrateError>) {
+    let table = &plan.tables[index];
+    let hasher = RowHasher::new(table.spec.columns.iter().map(|c| c.pg_type).collect(), plan.policy);
+    let columns: Vec<String> = table.spec.columns.iter().map(|c| c.name.clone()).collect();
+    let (reader, source) = source_pass(reader, plan.clone(), index, hasher.clone(), false).await;
+    let target = target_digest(client, &table.spec.name, &columns, &hasher, None).await;
+    let (source, target) = match (source, target) {
+        (Ok((s, _)), Ok(t)) => (s, t),
+        (Err(e), _) => return (reader, Err(e)),
+        (_, Err(e)) => return (reader, Err(e.into())),
+    };
+    let mut result = TableVerification {
+        source_rows: source.rows,
+        target_rows: target.rows,
+        source_checksum: source.hex(),
+        target_checksum: target.hex(),
+        matches: source == target,
+        sample_differences: Vec::new(),
+    };
+    if result.matches {
+        return (reader, Ok(result));
+    }
+    let (reader, detailed) = source_pass(reader, plan.clone(), index, hasher.clone(), true).await;
+    let mut multiset = match detailed {
+        Ok((_, Some(m))) => m,
+        Ok((_, None)) => RowMultiset::default(),
+        Err(e) => return (reader, Err(e)),
+    };
+    let keys = key_columns(table);
+    if let Err(e) = target_digest(client, &table.spec.name, &columns, &hasher, Some((&mut multiset, &keys))).await {
+        return (reader, Err(e.into()));
+    }
+    result.sample_differences = multiset.differences(SAMPLE_LIMIT);
+    (reader, Ok(result))
+}
+
+fn key_columns(table: &TablePlan) -> Vec<usize> {
+    match &table.row_key {
+        RowKey::Columns(cols) => cols.clone(),
+        RowKey::Rowid => Vec::new(),
+    }
+}
+
+/// Digest the source side on a blocking thread; with `detailed`, also count rows by hash.
+async fn source_pass(
+    reader: Box<dyn UnitReader>,
+    plan: Arc<Plan>,
+    index: usize,
+    mut hasher: RowHasher,
+    detailed: bool,
+) -> (Box<dyn UnitReader>, Result<(TableDigest, Option<RowMultiset>), MigrateError>) {
+    let joined = tokio::task::spawn_blocking(move || {
+        let mut reader = reader;
+        let table = &plan.tables[index];
+        let mut digest = TableDigest::default();
+        let mut multiset = detailed.then(RowMultiset::default);
+        let outcome = reader.read(table, UnitRange::WholeTable, &mut |rowid, cells| {
+            let hash = hasher.hash_cells(cells).map_err(|e| {
+                MigrateError::new(
+                    MigrateErrorKind::Conversion,
+                    format!("table {:?}, row {}, column {:?}: {}", table.source_name, row_key(table, rowid, cells), table.spec.columns[e.column].name, e.reason),
+                )
+            })?;
+            digest.add(hash);
+            if let Some(set) = multiset.as_mut() {
+                set.add_source(hash, || row_key(table, rowid, cells));
+            }
+            Ok(())
+        });
+        (reader, outcome.map(|_| (digest, multiset)))
+    })
+    .await;
+    match joined {
+        Ok(pair) => pair,
+        Err(e) => panic!("verify reader thread panicked: {e}"),
+    }
+}
+
+/// The column types of a target table as pgharbor's [`PgType`]s, by column name.
+///
+/// Used by the standalone `verify`, which must hash with the types the target
+/// actually has. Unsupported types are an error naming the column.
+pub async fn target_column_types(client: &Client, table: &pgharbor_core::schema::QualifiedName) -> Result<Vec<(String, PgType)>, MigrateError> {
+    let rows = client
+        .query(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+             JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            &[&table.schema, &table.name],
+        )
+        .await
+        .map_err(|e| pgharbor_pgwriter::WriteError::from_pg(e, format!("reading the columns of {table}")))?;
+    if rows.is_empty() {
+        return Err(MigrateError::new(MigrateErrorKind::Verify, format!("table {table} does not exist in the target")));
+    }
+    rows.iter()
+        .map(|r| {
+            let name: String = r.get(0);
+            let type_name: String = r.get(1);
+            parse_type(&type_name)
+                .map(|t| (name.clone(), t))
+                .ok_or_else(|| MigrateError::new(MigrateErrorKind::Verify, format!("column {name:?} of {table} has type {type_name}, which pgharbor cannot verify")))
+        })
+        .collect()
+}
+
+/// Map `format_type` output to a [`PgType`].
+pub fn parse_type(name: &str) -> Option<PgType> {
+    let args = |s: &str| -> Vec<u32> { s.split_once('(').and_then(|(_, r)| r.strip_suffix(')')).map(|a| a.split(',').filter_map(|x| x.trim().parse().ok()).collect()).unwrap_or_default() };
+    Some(match name {
+        "boolean" => PgType::Boolean,
+        "smallint" => PgType::SmallInt,
+        "integer" => PgType::Integer,
+        "bigint" => PgType::BigInt,
+        "double precision" => PgType::Double,
+        "numeric" => PgType::Numeric { precision_scale: None },
+        "text" => PgType::Text,
+        "bytea" => PgType::Bytea,
+        "date" => PgType::Date,
+        "timestamp without time zone" => PgType::Timestamp,
+        "timestamp with time zone" => PgType::Timestamptz,
+        "json" => PgType::Json,
+        "jsonb" => PgType::Jsonb,
+        "uuid" => PgType::Uuid,
+        n if n.starts_with("numeric(") => match args(n).as_slice() {
+            [p, s] => PgType::Numeric { precision_scale: Some((*p, *s)) },
+            _ => return None,
+        },
+        n if n.starts_with("character varying(") => PgType::Varchar(*args(n).first()?),
+        _ => return None,
+    })
+}

@@ -1,0 +1,340 @@
+//! Binary COPY encoding with pgharbor's conversion rules.
+//!
+//! | target            | accepted source values                                              |
+//! |-------------------|---------------------------------------------------------------------|
+//! | boolean           | integers 0/1; text `t f true false yes no on off 1 0` (any case)     |
+//! | smallint/int/bigint | integers in range                                                 |
+//! | double precision  | reals; integers within ±2^53                                        |
+//! | numeric           | integers; finite reals by their shortest round-trip decimal; decimal text; NaN/±Infinity |
+//! | text, varchar     | text (NUL and UTF-8 rules below); integers and reals as exact decimal text |
+//! | json, jsonb       | JSON text; integers and finite reals as JSON numbers                |
+//! | bytea             | blobs; text as its bytes; numbers as their decimal text             |
+//! | date, timestamp[tz] | ISO-8601 text (see [`pgharbor_core::forms`])                      |
+//! | uuid              | canonical lowercase UUID text                                       |
+//!
+//! Text that PostgreSQL cannot store is refused unless the user opted in:
+//! NUL characters are stripped only under [`NulPolicy::Strip`], invalid UTF-8 is
+//! replaced by U+FFFD only under [`InvalidUtf8Policy::Replace`]; each change is counted.
+
+use crate::numeric::{self, Special};
+use pgharbor_core::cell::Cell;
+use pgharbor_core::forms;
+use pgharbor_core::plan::{InvalidUtf8Policy, NulPolicy, ValuePolicy};
+use pgharbor_core::report::LossyCounts;
+use pgharbor_core::schema::PgType;
+use std::borrow::Cow;
+
+/// The 19-byte header of a binary COPY stream.
+pub const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// The trailer of a binary COPY stream.
+pub const COPY_TRAILER: &[u8] = &[0xff, 0xff];
+
+/// A value that cannot be carried into its column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellError {
+    /// Column position.
+    pub column: usize,
+    /// Why, including a preview of the value.
+    pub reason: String,
+}
+
+/// Encodes rows of one table.
+#[derive(Debug, Clone)]
+pub struct RowEncoder {
+    types: Vec<PgType>,
+    policy: ValuePolicy,
+    lossy: LossyCounts,
+}
+
+impl RowEncoder {
+    /// An encoder for columns of `types` under `policy`.
+    pub fn new(types: Vec<PgType>, policy: ValuePolicy) -> Self {
+        RowEncoder {
+            types,
+            policy,
+            lossy: LossyCounts::default(),
+        }
+    }
+
+    /// Lossy changes made so far.
+    pub fn lossy(&self) -> LossyCounts {
+        self.lossy
+    }
+
+    /// Append one row (field count, then each field) to `out`.
+    ///
+    /// On error `out` may hold a partial row; the caller abandons the stream.
+    pub fn encode_row(&mut self, cells: &[Cell<'_>], out: &mut Vec<u8>) -> Result<(), CellError> {
+        out.extend_from_slice(&(cells.len() as i16).to_be_bytes());
+        for (column, cell) in cells.iter().enumerate() {
+            self.encode_field(column, *cell, out)?;
+        }
+        Ok(())
+    }
+
+    /// Append one field (length and bytes, or -1 for NULL) to `out`.
+    pub fn encode_field(&mut self, column: usize, cell: Cell<'_>, out: &mut Vec<u8>) -> Result<(), CellError> {
+        if cell == Cell::Null {
+            out.extend_from_slice(&(-1i32).to_be_bytes());
+            return Ok(());
+        }
+        let len_at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        let pg_type = self.types[column];
+        self.encode_value(cell, pg_type, out).map_err(|why| CellError {
+            column,
+            reason: format!("{} {} cannot be stored as {pg_type}: {why}", cell.class_name(), cell.preview()),
+        })?;
+        let len = (out.len() - len_at - 4) as i32;
+        out[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
+        Ok(())
+    }
+
+    fn encode_value(&mut self, cell: Cell<'_>, pg_type: PgType, out: &mut Vec<u8>) -> Result<(), String> {
+        match pg_type {
+            PgType::Boolean => {
+                let b = match cell {
+                    Cell::Int(0) => false,
+                    Cell::Int(1) => true,
+                    Cell::Text(t) => forms::parse_bool(t).ok_or("not a boolean spelling")?,
+                    _ => return Err("not 0, 1 or a boolean spelling".into()),
+                };
+                out.push(u8::from(b));
+            }
+            PgType::SmallInt => out.extend_from_slice(&i16::try_from(int(cell)?).map_err(|_| "out of smallint range")?.to_be_bytes()),
+            PgType::Integer => out.extend_from_slice(&i32::try_from(int(cell)?).map_err(|_| "out of integer range")?.to_be_bytes()),
+            PgType::BigInt => out.extend_from_slice(&int(cell)?.to_be_bytes()),
+            PgType::Double => {
+                let v = match cell {
+                    Cell::Real(r) => r,
+                    Cell::Int(i) if i.unsigned_abs() <= 1 << 53 => i as f64,
+                    Cell::Int(_) => return Err("integer too large for a double to hold exactly".into()),
+                    _ => return Err("not a number".into()),
+                };
+                out.extend_from_slice(&v.to_bits().to_be_bytes());
+            }
+            PgType::Numeric { precision_scale } => encode_numeric(cell, precision_scale, out)?,
+            PgType::Text | PgType::Varchar(_) => self.encode_text(cell, out)?,
+            PgType::Json => self.encode_json(cell, out)?,
+            PgType::Jsonb => {
+                out.push(1);
+                self.encode_json(cell, out)?;
+            }
+            PgType::Bytea => match cell {
+                Cell::Blob(b) | Cell::Text(b) => out.extend_from_slice(b),
+                Cell::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+                Cell::Real(r) => out.extend_from_slice(forms::format_real(r).as_bytes()),
+                Cell::Null => unreachable!("NULL handled by encode_field"),
+            },
+            PgType::Date => {
+                let days = forms::parse_date(text(cell)?).ok_or("not an ISO date (YYYY-MM-DD)")?;
+                out.extend_from_slice(&days.to_be_bytes());
+            }
+            PgType::Timestamp => {
+                let t = text(cell)?;
+                let micros = match forms::parse_timestamp(t) {
+                    Some(p) if p.offset_seconds.is_none() => p.local_micros,
+                    Some(_) => return Err("carries a UTC offset; the column has no time zone".into()),
+                    None => i64::from(forms::parse_date(t).ok_or("not an ISO timestamp")?) * 86_400_000_000,
+                };
+                out.extend_from_slice(&micros.to_be_bytes());
+            }
+            PgType::Timestamptz => {
+                let p = forms::parse_timestamp(text(cell)?)
+                    .filter(|p| p.offset_seconds.is_some())
+                    .ok_or("not an ISO timestamp with a UTC offset")?;
+                out.extend_from_slice(&p.utc_micros().to_be_bytes());
+            }
+            PgType::Uuid => out.extend_from_slice(&forms::parse_uuid(text(cell)?).ok_or("not a canonical UUID")?),
+        }
+        Ok(())
+    }
+
+    fn encode_text(&mut self, cell: Cell<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+        match cell {
+            Cell::Text(t) => {
+                let clean = self.clean_text(t)?;
+                out.extend_from_slice(&clean);
+            }
+            Cell::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+            Cell::Real(r) => out.extend_from_slice(forms::format_real(r).as_bytes()),
+            Cell::Blob(_) => return Err("binary data is not text".into()),
+            Cell::Null => unreachable!("NULL handled by encode_field"),
+        }
+        Ok(())
+    }
+
+    fn encode_json(&mut self, cell: Cell<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+        match cell {
+            Cell::Real(r) if !r.is_finite() => Err("JSON has no NaN or Infinity".into()),
+            Cell::Text(t) => {
+                let clean = self.clean_text(t)?;
+                if forms::check_json(&clean) == forms::JsonForm::Invalid {
+                    return Err("not valid JSON".into());
+                }
+                out.extend_from_slice(&clean);
+                Ok(())
+            }
+            _ => self.encode_text(cell, out),
+        }
+    }
+
+    /// Apply the NUL and UTF-8 rules to text.
+    fn clean_text<'a>(&mut self, t: &'a [u8]) -> Result<Cow<'a, [u8]>, String> {
+        let mut text: Cow<'a, [u8]> = Cow::Borrowed(t);
+        if let Err(e) = std::str::from_utf8(t) {
+            match self.policy.invalid_utf8 {
+                InvalidUtf8Policy::Error => {
+                    return Err(format!(
+                        "invalid UTF-8 at byte {} (use --invalid-utf8 replace to substitute U+FFFD)",
+                        e.valid_up_to()
+                    ))
+                }
+                InvalidUtf8Policy::Replace => {
+                    self.lossy.utf8_replaced += 1;
+                    text = Cow::Owned(String::from_utf8_lossy(t).into_owned().into_bytes());
+                }
+            }
+        }
+        if let Some(at) = text.iter().position(|b| *b == 0) {
+            match self.policy.nul {
+                NulPolicy::Error => {
+                    return Err(format!(
+                        "contains a NUL character at byte {at}, which PostgreSQL text cannot hold (use --nul strip to remove NULs)"
+                    ))
+                }
+                NulPolicy::Strip => {
+                    self.lossy.nul_stripped += 1;
+                    text = Cow::Owned(text.iter().copied().filter(|b| *b != 0).collect());
+                }
+            }
+        }
+        Ok(text)
+    }
+}
+
+fn int(cell: Cell<'_>) -> Result<i64, String> {
+    match cell {
+        Cell::Int(i) => Ok(i),
+        _ => Err("not an integer".into()),
+    }
+}
+
+fn text<'a>(cell: Cell<'a>) -> Result<&'a [u8], String> {
+    match cell {
+        Cell::Text(t) => Ok(t),
+        _ => Err("not text".into()),
+    }
+}
+
+fn encode_numeric(cell: Cell<'_>, precision_scale: Option<(u32, u32)>, out: &mut Vec<u8>) -> Result<(), String> {
+    let rendered;
+    let text: &[u8] = match cell {
+        Cell::Int(i) => {
+            rendered = i.to_string();
+            rendered.as_bytes()
+        }
+        Cell::Real(r) if r.is_nan() => {
+            numeric::write_special(out, Special::NaN);
+            return Ok(());
+        }
+        Cell::Real(r) if r.is_infinite() => {
+            if precision_scale.is_some() {
+                return Err("infinity does not fit a numeric with precision".into());
+            }
+            numeric::write_special(out, if r > 0.0 { Special::PosInf } else { Special::NegInf });
+            return Ok(());
+        }
+        Cell::Real(r) => {
+            rendered = forms::format_real(r);
+            rendered.as_bytes()
+        }
+        Cell::Text(t) => t,
+        Cell::Blob(_) | Cell::Null => return Err("not a number".into()),
+    };
+    let d = forms::parse_decimal(text).ok_or("not a decimal number")?;
+    let dscale = match precision_scale {
+        Some((p, s)) => {
+            if d.scale() > s || d.integer_digits() > i64::from(p - s) {
+                return Err(format!("does not fit numeric({p},{s})"));
+            }
+            s
+        }
+        None => d.scale(),
+    };
+    numeric::write_decimal(out, &d, dscale);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(cell: Cell<'_>, t: PgType, policy: ValuePolicy) -> Result<Vec<u8>, CellError> {
+        let mut enc = RowEncoder::new(vec![t], policy);
+        let mut out = Vec::new();
+        enc.encode_field(0, cell, &mut out)?;
+        Ok(out[4..].to_vec())
+    }
+
+    #[test]
+    fn integers_and_booleans() {
+        let p = ValuePolicy::default();
+        assert_eq!(field(Cell::Int(-2), PgType::BigInt, p).unwrap(), (-2i64).to_be_bytes());
+        assert_eq!(field(Cell::Text(b"TRUE"), PgType::Boolean, p).unwrap(), vec![1]);
+        assert!(field(Cell::Int(70000), PgType::SmallInt, p).is_err());
+        assert!(field(Cell::Int(2), PgType::Boolean, p).is_err());
+    }
+
+    #[test]
+    fn nul_is_refused_unless_stripping() {
+        let err = field(Cell::Text(b"a\0b"), PgType::Text, ValuePolicy::default()).unwrap_err();
+        assert!(err.reason.contains("NUL"), "{}", err.reason);
+        let strip = ValuePolicy { nul: NulPolicy::Strip, ..Default::default() };
+        let mut enc = RowEncoder::new(vec![PgType::Text], strip);
+        let mut out = Vec::new();
+        enc.encode_field(0, Cell::Text(b"a\0b"), &mut out).unwrap();
+        assert_eq!(&out[4..], b"ab");
+        assert_eq!(enc.lossy().nul_stripped, 1);
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused_unless_replacing() {
+        assert!(field(Cell::Text(b"a\xffb"), PgType::Text, ValuePolicy::default()).unwrap_err().reason.contains("UTF-8"));
+        let replace = ValuePolicy { invalid_utf8: InvalidUtf8Policy::Replace, ..Default::default() };
+        assert_eq!(field(Cell::Text(b"a\xffb"), PgType::Text, replace).unwrap(), "a\u{FFFD}b".as_bytes());
+    }
+
+    #[test]
+    fn numbers_as_text_are_exact() {
+        let p = ValuePolicy::default();
+        assert_eq!(field(Cell::Real(0.1), PgType::Text, p).unwrap(), b"0.1");
+        assert_eq!(field(Cell::Int(i64::MIN), PgType::Text, p).unwrap(), i64::MIN.to_string().as_bytes());
+        assert_eq!(field(Cell::Real(f64::NEG_INFINITY), PgType::Text, p).unwrap(), b"-Infinity");
+    }
+
+    #[test]
+    fn jsonb_gets_a_version_byte_and_json_is_checked() {
+        let p = ValuePolicy::default();
+        assert_eq!(field(Cell::Text(b"{}"), PgType::Jsonb, p).unwrap(), b"\x01{}");
+        assert_eq!(field(Cell::Int(400), PgType::Json, p).unwrap(), b"400");
+        assert!(field(Cell::Text(b"{x"), PgType::Json, p).is_err());
+    }
+
+    #[test]
+    fn temporal_values() {
+        let p = ValuePolicy::default();
+        assert_eq!(field(Cell::Text(b"2000-01-02"), PgType::Date, p).unwrap(), 1i32.to_be_bytes());
+        assert_eq!(field(Cell::Text(b"2000-01-01 00:00:01"), PgType::Timestamp, p).unwrap(), 1_000_000i64.to_be_bytes());
+        assert!(field(Cell::Int(1_700_000_000), PgType::Timestamp, p).is_err());
+    }
+
+    #[test]
+    fn numeric_respects_declared_scale() {
+        let p = ValuePolicy::default();
+        let ps = PgType::Numeric { precision_scale: Some((10, 2)) };
+        let out = field(Cell::Real(1.5), ps, p).unwrap();
+        assert_eq!(u16::from_be_bytes([out[6], out[7]]), 2, "dscale follows the column");
+        assert!(field(Cell::Real(1.234), ps, p).is_err());
+    }
+}

@@ -1,0 +1,118 @@
+//! The error type of the SQLite source.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// What kind of problem occurred.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteErrorKind {
+    /// The file does not exist.
+    NotFound,
+    /// The file exists but is not an SQLite database (or is encrypted).
+    NotSqlite,
+    /// The database is damaged.
+    Corrupt,
+    /// The database is locked by another process for longer than the timeout.
+    Locked,
+    /// The file cannot be read.
+    Io,
+    /// Something in the schema cannot be migrated.
+    Schema,
+    /// Any other SQLite error.
+    Other,
+}
+
+/// An error of the SQLite source, with the file and, where known, the table.
+#[derive(Debug)]
+pub struct SqliteError {
+    kind: SqliteErrorKind,
+    path: Option<PathBuf>,
+    table: Option<String>,
+    message: String,
+    source: Option<rusqlite::Error>,
+}
+
+impl SqliteError {
+    /// A new error.
+    pub fn new(kind: SqliteErrorKind, message: impl Into<String>) -> Self {
+        SqliteError {
+            kind,
+            path: None,
+            table: None,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Attach the database file.
+    pub fn with_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// Attach the table being read.
+    pub fn with_table(mut self, table: impl Into<String>) -> Self {
+        self.table = Some(table.into());
+        self
+    }
+
+    /// The kind of error.
+    pub fn kind(&self) -> SqliteErrorKind {
+        self.kind
+    }
+
+    /// Classify a rusqlite error.
+    pub fn from_sqlite(err: rusqlite::Error, context: impl Into<String>) -> Self {
+        let kind = match err.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase) => SqliteErrorKind::NotSqlite,
+            Some(rusqlite::ErrorCode::DatabaseCorrupt) => SqliteErrorKind::Corrupt,
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                SqliteErrorKind::Locked
+            }
+            Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::SystemIoFailure) => {
+                SqliteErrorKind::Io
+            }
+            _ => SqliteErrorKind::Other,
+        };
+        let hint = match kind {
+            SqliteErrorKind::NotSqlite => {
+                " (not an SQLite database; an encrypted file must be decrypted first)"
+            }
+            SqliteErrorKind::Corrupt => {
+                " (the database is damaged; try `sqlite3 FILE .recover` into a new file)"
+            }
+            SqliteErrorKind::Locked => " (another process holds a lock; try again shortly)",
+            _ => "",
+        };
+        SqliteError {
+            kind,
+            path: None,
+            table: None,
+            message: format!("{}: {err}{hint}", context.into()),
+            source: Some(err),
+        }
+    }
+}
+
+impl fmt::Display for SqliteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(path) = &self.path {
+            write!(f, "{}: ", path.display())?;
+        }
+        if let Some(table) = &self.table {
+            write!(f, "table {table:?}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SqliteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T> = std::result::Result<T, SqliteError>;

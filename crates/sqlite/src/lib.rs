@@ -1,0 +1,33 @@
+//! # pgharbor-sqlite
+//!
+//! The SQLite source of the pipeline:
+//!
+//! 1. [`open`]: open a database file read-only, never writing, checkpointing or
+//!    changing its journal mode, and hold one read snapshot that every reader
+//!    thread shares ([`open::SourceSnapshot`]), so the copy is consistent even
+//!    while the owning application keeps writing.
+//! 2. [`inspect`]: read the schema (tables, columns, keys, indexes, foreign keys,
+//!    defaults, generated columns, views, triggers, virtual tables).
+//! 3. [`profile`] and [`planner`]: look at the values actually stored and give
+//!    each column the narrowest PostgreSQL type that holds every value exactly.
+//! 4. [`read`]: stream rows (optionally a rowid range) as [`pgharbor_core::cell::Cell`]s.
+//!
+//! ```no_run
+//! use pgharbor_sqlite::{open::SourceSnapshot, inspect, planner};
+//! let snapshot = SourceSnapshot::open("app.db".as_ref())?;
+//! let schema = inspect::inspect(snapshot.connection())?;
+//! let plan = planner::plan(snapshot.connection(), &schema, &planner::PlanOptions::default())?;
+//! println!("{} tables", plan.tables.len());
+//! # Ok::<(), pgharbor_sqlite::SqliteError>(())
+//! ```
+
+pub mod defaults;
+pub mod error;
+pub mod inspect;
+pub mod open;
+pub mod planner;
+pub mod profile;
+pub mod read;
+mod snapshot_ffi;
+
+pub use error::{SqliteError, SqliteErrorKind};

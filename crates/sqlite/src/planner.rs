@@ -1,0 +1,599 @@
+//! From inspected schema and value profiles to a [`Plan`].
+//!
+//! Each column gets the narrowest PostgreSQL type that holds every stored value
+//! exactly, using the declared type as the hint. When the values do not fit the
+//! declaration the column is widened (never truncated, never reinterpreted) and
+//! the decision carries the reason.
+
+use crate::defaults;
+use crate::error::{Result, SqliteError, SqliteErrorKind};
+use crate::inspect::{IndexOrigin, SourceIndex, SourceSchema, SourceTable};
+use crate::profile::{self, Checks, ColumnProfile, TableProfile};
+use pgharbor_core::forms::JsonForm;
+use pgharbor_core::plan::{ColumnDecision, Plan, ReportedObject, RowKey, TablePlan, ValuePolicy};
+use pgharbor_core::schema::{
+    check_ident, quote_ident, ColumnSpec, ForeignKeySpec, Identity, IndexSpec, PgType, QualifiedName,
+    TableSpec, ViewSpec,
+};
+use rusqlite::Connection;
+
+/// Options that shape the plan.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// Target schema.
+    pub schema: String,
+    /// Lossy rules in force.
+    pub policy: ValuePolicy,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            schema: "public".into(),
+            policy: ValuePolicy::default(),
+        }
+    }
+}
+
+/// What a declared type suggests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hint {
+    /// INT, INTEGER, BIGINT, …; `small` for SMALLINT/TINYINT/INT2.
+    Integer {
+        /// Declared as a small integer.
+        small: bool,
+    },
+    /// REAL, FLOAT, DOUBLE.
+    Real,
+    /// NUMERIC, DECIMAL, optionally with precision and scale.
+    Numeric(Option<(u32, u32)>),
+    /// BOOLEAN, BOOL.
+    Boolean,
+    /// DATE.
+    Date,
+    /// DATETIME, TIMESTAMP; `tz` when declared with a time zone.
+    Timestamp {
+        /// Declared with a time zone.
+        tz: bool,
+    },
+    /// JSON, JSONB.
+    Json,
+    /// UUID, GUID.
+    Uuid,
+    /// TEXT, CHAR, VARCHAR(n), CLOB.
+    Text(Option<u32>),
+    /// BLOB.
+    Blob,
+    /// No type, or one nobody recognises: decided by the values.
+    None,
+}
+
+/// Interpret a declared type the way a person reading the schema would.
+pub fn hint(declared: &str) -> Hint {
+    let upper = declared.trim().to_ascii_uppercase();
+    let has = |s: &str| upper.contains(s);
+    let args = || -> Vec<u32> {
+        upper
+            .split_once('(')
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(inner, _)| inner.split(',').filter_map(|a| a.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    };
+    if upper.is_empty() {
+        Hint::None
+    } else if has("BOOL") {
+        Hint::Boolean
+    } else if has("DATETIME") || has("TIMESTAMP") {
+        Hint::Timestamp {
+            tz: has("TZ") || has("WITH TIME ZONE"),
+        }
+    } else if upper == "DATE" {
+        Hint::Date
+    } else if has("JSON") {
+        Hint::Json
+    } else if has("UUID") || has("GUID") {
+        Hint::Uuid
+    } else if has("INT") {
+        Hint::Integer {
+            small: has("SMALLINT") || has("TINYINT") || upper == "INT2",
+        }
+    } else if has("CHAR") || has("CLOB") || has("TEXT") || has("STRING") {
+        Hint::Text(args().first().copied().filter(|n| *n > 0 && *n <= 10_485_760))
+    } else if has("BLOB") || has("BINARY") || has("BYTEA") {
+        Hint::Blob
+    } else if has("REAL") || has("FLOA") || has("DOUB") {
+        Hint::Real
+    } else if has("NUMERIC") || has("DECIMAL") || has("NUMBER") || has("MONEY") {
+        let a = args();
+        Hint::Numeric(match a.as_slice() {
+            [p] if *p >= 1 && *p <= 1000 => Some((*p, 0)),
+            [p, s] if *p >= 1 && *p <= 1000 && s <= p => Some((*p, *s)),
+            _ => None,
+        })
+    } else {
+        Hint::None
+    }
+}
+
+fn checks_for(hint: Hint) -> Checks {
+    Checks {
+        boolean: hint == Hint::Boolean,
+        temporal: matches!(hint, Hint::Date | Hint::Timestamp { .. }),
+        json: hint == Hint::Json,
+        uuid: hint == Hint::Uuid,
+        decimal: matches!(hint, Hint::Numeric(_)),
+    }
+}
+
+fn natural_type(hint: Hint) -> PgType {
+    match hint {
+        Hint::Integer { small: true } => PgType::SmallInt,
+        Hint::Integer { small: false } => PgType::BigInt,
+        Hint::Real => PgType::Double,
+        Hint::Numeric(ps) => PgType::Numeric { precision_scale: ps },
+        Hint::Boolean => PgType::Boolean,
+        Hint::Date => PgType::Date,
+        Hint::Timestamp { tz: false } => PgType::Timestamp,
+        Hint::Timestamp { tz: true } => PgType::Timestamptz,
+        Hint::Json => PgType::Jsonb,
+        Hint::Uuid => PgType::Uuid,
+        Hint::Text(Some(n)) => PgType::Varchar(n),
+        Hint::Text(None) | Hint::None => PgType::Text,
+        Hint::Blob => PgType::Bytea,
+    }
+}
+
+const EXACT_DOUBLE_INT: i64 = 1 << 53;
+
+/// Decide the type of one column from its declaration and its values.
+pub fn decide(declared: &str, p: &ColumnProfile) -> (PgType, String) {
+    let h = hint(declared);
+    let shown = if declared.is_empty() { "no type".to_string() } else { declared.to_string() };
+    if p.values() == 0 {
+        return (natural_type(h), format!("declared {shown}; no values to contradict it"));
+    }
+    if p.blobs > 0 {
+        return if p.blobs == p.values() {
+            (PgType::Bytea, format!("declared {shown}; every value is a blob"))
+        } else {
+            (
+                PgType::Bytea,
+                format!(
+                    "declared {shown}; {} blob(s) mixed with {} other value(s): text kept as its UTF-8 bytes, numbers as their decimal text",
+                    p.blobs,
+                    p.values() - p.blobs
+                ),
+            )
+        };
+    }
+    let misfit = || {
+        p.forms
+            .as_ref()
+            .and_then(|f| f.first_misfit.clone())
+            .map(|v| format!(", e.g. {v}"))
+            .unwrap_or_default()
+    };
+    let numbers_only = p.texts == 0;
+    let ints_only = numbers_only && p.reals == 0;
+    let forms = p.forms.clone().unwrap_or_default();
+    let fits = |t: PgType, why: &str| Some((t, format!("declared {shown}; {why}")));
+    let decided = match h {
+        Hint::Integer { small } if ints_only => {
+            let in_small = p.int_min.unwrap_or(0) >= i64::from(i16::MIN) && p.int_max.unwrap_or(0) <= i64::from(i16::MAX);
+            if small && in_small {
+                fits(PgType::SmallInt, "every value is an integer in range")
+            } else {
+                fits(PgType::BigInt, "every value is a 64-bit integer")
+            }
+        }
+        Hint::Real if numbers_only && ints_within_double(p) => fits(PgType::Double, "every value is a number a double holds exactly"),
+        Hint::Numeric(Some((prec, scale))) => match forms.decimal {
+            Some((int_digits, s)) if s <= scale && int_digits <= i64::from(prec - scale) => {
+                fits(PgType::Numeric { precision_scale: Some((prec, scale)) }, "every value fits its precision and scale")
+            }
+            Some(_) => fits(PgType::Numeric { precision_scale: None }, "some values exceed the declared precision or scale: unconstrained numeric keeps them exactly"),
+            None => None,
+        },
+        Hint::Numeric(None) if forms.decimal.is_some() => fits(PgType::Numeric { precision_scale: None }, "every value is a decimal number"),
+        Hint::Boolean if forms.all_bool => fits(PgType::Boolean, "every value is a boolean spelling (0/1, t/f, true/false)"),
+        Hint::Date if numbers_only => None,
+        Hint::Date if forms.all_date && p.ints + p.reals == 0 => fits(PgType::Date, "every value is an ISO date"),
+        Hint::Timestamp { .. } if p.ints + p.reals == 0 && forms.all_timestamp => fits(PgType::Timestamp, "every value is an ISO timestamp without offset"),
+        Hint::Timestamp { .. } if p.ints + p.reals == 0 && forms.all_timestamptz => fits(PgType::Timestamptz, "every value is an ISO timestamp with a UTC offset"),
+        Hint::Json => match forms.json {
+            JsonForm::JsonbSafe => fits(PgType::Jsonb, "every value is JSON"),
+            JsonForm::JsonOnly => Some((PgType::Json, format!("declared {shown}; every value is JSON, but some have duplicate keys or \\u0000 escapes that jsonb would not keep: json keeps the text exactly"))),
+            JsonForm::Invalid => None,
+        },
+        Hint::Uuid if p.ints + p.reals == 0 && forms.all_uuid => fits(PgType::Uuid, "every value is a canonical UUID"),
+        Hint::Text(Some(n)) if p.ints + p.reals == 0 => {
+            if p.max_chars.unwrap_or(0) <= i64::from(n) {
+                fits(PgType::Varchar(n), "every value fits the declared length")
+            } else {
+                Some((PgType::Text, format!("declared {shown}; holds values of {} characters, longer than {n}: widened to text, nothing truncated", p.max_chars.unwrap_or(0))))
+            }
+        }
+        Hint::Text(None) | Hint::Blob | Hint::None if p.ints + p.reals == 0 => fits(PgType::Text, "every value is text"),
+        _ => None,
+    };
+    if let Some(d) = decided {
+        return d;
+    }
+    by_values(&shown, p, h, &misfit())
+}
+
+fn ints_within_double(p: &ColumnProfile) -> bool {
+    p.ints == 0 || (p.int_min.unwrap_or(0).unsigned_abs() <= EXACT_DOUBLE_INT as u64 && p.int_max.unwrap_or(0).unsigned_abs() <= EXACT_DOUBLE_INT as u64)
+}
+
+/// The fallback when values contradict the declaration: no blobs here.
+fn by_values(shown: &str, p: &ColumnProfile, h: Hint, misfit: &str) -> (PgType, String) {
+    let temporal = matches!(h, Hint::Date | Hint::Timestamp { .. });
+    if p.texts == 0 && p.reals == 0 {
+        let note = if temporal {
+            "holds integers (epoch values): kept as bigint, never reinterpreted as dates"
+        } else {
+            "every value is an integer"
+        };
+        return (PgType::BigInt, format!("declared {shown}; {note}"));
+    }
+    if p.texts == 0 {
+        return if ints_within_double(p) {
+            (PgType::Double, format!("declared {shown}; holds integers and reals: double precision holds all exactly"))
+        } else {
+            (PgType::Numeric { precision_scale: None }, format!("declared {shown}; holds reals and integers beyond 2^53: numeric holds all exactly"))
+        };
+    }
+    let mix = format!("{} text, {} integer, {} real", p.texts, p.ints, p.reals);
+    (PgType::Text, format!("declared {shown}; values do not all fit ({mix}{misfit}): widened to text, numbers kept as their exact decimal text"))
+}
+
+/// Plan every table, index, key and view of `schema`.
+pub fn plan(conn: &Connection, schema: &SourceSchema, options: &PlanOptions) -> Result<Plan> {
+    let mut reported = report_unplanned(schema);
+    let mut tables = Vec::new();
+    for table in &schema.tables {
+        check_ident(&table.name).map_err(|why| {
+            SqliteError::new(SqliteErrorKind::Schema, format!("cannot be a PostgreSQL table name: {why}")).with_table(&table.name)
+        })?;
+        for c in &table.columns {
+            check_ident(&c.name).map_err(|why| {
+                SqliteError::new(SqliteErrorKind::Schema, format!("column {:?} cannot be a PostgreSQL column name: {why}", c.name)).with_table(&table.name)
+            })?;
+        }
+        let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+        let checks: Vec<Checks> = table.columns.iter().map(|c| checks_for(hint(&c.declared))).collect();
+        let profile = profile::profile_table(conn, &table.name, &names, &checks)?;
+        tables.push(plan_table(table, &profile, options, &mut reported));
+    }
+    resolve_foreign_keys(&mut tables, schema, &options.schema, &mut reported);
+    tables.sort_by(|a, b| b.source_rows.cmp(&a.source_rows).then(a.source_name.cmp(&b.source_name)));
+    let views = schema
+        .views
+        .iter()
+        .filter_map(|v| {
+            view_select(&v.sql).map(|select_sql| ViewSpec {
+                name: QualifiedName::new(&options.schema, &v.name),
+                select_sql,
+            })
+        })
+        .collect();
+    Ok(Plan {
+        target_schema: options.schema.clone(),
+        tables,
+        views,
+        reported,
+        policy: options.policy,
+    })
+}
+
+fn report_unplanned(schema: &SourceSchema) -> Vec<ReportedObject> {
+    let mut reported = Vec::new();
+    for v in &schema.virtual_tables {
+        reported.push(ReportedObject {
+            kind: "virtual table".into(),
+            name: v.name.clone(),
+            note: "not copied: virtual tables (FTS, R*Tree, …) are SQLite modules; recreate the search with PostgreSQL full-text search or an extension".into(),
+            sql: Some(v.sql.clone()),
+        });
+    }
+    for (shadow, owner) in &schema.shadow_tables {
+        reported.push(ReportedObject {
+            kind: "internal table".into(),
+            name: shadow.clone(),
+            note: format!("not copied: internal storage of virtual table {owner:?}"),
+            sql: None,
+        });
+    }
+    for t in &schema.triggers {
+        reported.push(ReportedObject {
+            kind: "trigger".into(),
+            name: t.name.clone(),
+            note: "not copied: SQLite trigger bodies are not PostgreSQL; rewrite it as a PL/pgSQL trigger function if the application needs it".into(),
+            sql: Some(t.sql.clone()),
+        });
+    }
+    reported
+}
+
+fn plan_table(table: &SourceTable, profile: &TableProfile, options: &PlanOptions, reported: &mut Vec<ReportedObject>) -> TablePlan {
+    let mut columns = Vec::new();
+    let mut decisions = Vec::new();
+    for (i, col) in table.columns.iter().enumerate() {
+        let (pg_type, reason) = decide(&col.declared, &profile.columns[i]);
+        let widened = pg_type != natural_type(hint(&col.declared));
+        let mut default = None;
+        if let Some(sql) = &col.default_sql {
+            match defaults::translate(sql, pg_type) {
+                Ok(d) => default = d,
+                Err(why) => reported.push(ReportedObject {
+                    kind: "default".into(),
+                    name: format!("{}.{}", table.name, col.name),
+                    note: format!("not carried: {why}"),
+                    sql: Some(sql.clone()),
+                }),
+            }
+        }
+        if let Some(kind) = col.generated {
+            reported.push(ReportedObject {
+                kind: "generated column".into(),
+                name: format!("{}.{}", table.name, col.name),
+                note: format!("{kind} generated column: its computed values are stored as a plain column"),
+                sql: None,
+            });
+        }
+        let identity = (table.rowid_alias == Some(i) && matches!(pg_type, PgType::BigInt | PgType::SmallInt))
+            .then(|| Identity::ByDefault { source_high_water: table.sequence });
+        columns.push(ColumnSpec {
+            name: col.name.clone(),
+            pg_type,
+            nullable: !col.not_null,
+            default: if identity.is_some() { None } else { default },
+            identity,
+        });
+        decisions.push(ColumnDecision {
+            name: col.name.clone(),
+            declared: col.declared.clone(),
+            pg_type,
+            reason,
+            widened,
+        });
+    }
+    let pk = table.primary_key();
+    let primary_key = (!pk.is_empty()).then(|| pk.iter().map(|i| table.columns[*i].name.clone()).collect());
+    let indexes = table.indexes.iter().filter_map(|idx| plan_index(table, idx, reported)).collect();
+    let row_key = if pk.is_empty() || table.rowid_alias.is_none() && !table.without_rowid {
+        if table.without_rowid { RowKey::Columns(pk) } else { RowKey::Rowid }
+    } else {
+        RowKey::Columns(pk)
+    };
+    TablePlan {
+        source_name: table.name.clone(),
+        spec: TableSpec {
+            name: QualifiedName::new(&options.schema, &table.name),
+            columns,
+            primary_key,
+            indexes,
+            foreign_keys: Vec::new(),
+        },
+        decisions,
+        row_key,
+        source_rows: profile.rows,
+        sequence_floor: table.sequence,
+        splittable: !table.without_rowid,
+    }
+}
+
+fn plan_index(table: &SourceTable, idx: &SourceIndex, reported: &mut Vec<ReportedObject>) -> Option<IndexSpec> {
+    let has_expression = idx.columns.iter().any(|(name, _, _)| name.is_none());
+    if has_expression || idx.partial {
+        let sql = idx.sql.clone()?;
+        let (elements, predicate) = split_index_sql(&sql)?;
+        return Some(IndexSpec {
+            name: idx.name.clone(),
+            elements: vec![translate_sql_fragment(&elements)],
+            unique: idx.unique,
+            predicate: predicate.map(|p| translate_sql_fragment(&p)),
+            translated: true,
+        });
+    }
+    let mut elements = Vec::new();
+    for (name, desc, coll) in &idx.columns {
+        let name = name.as_ref()?;
+        if !coll.eq_ignore_ascii_case("BINARY") {
+            reported.push(ReportedObject {
+                kind: "collation".into(),
+                name: format!("{}.{}", idx.name, name),
+                note: format!("index column uses SQLite collation {coll}; built with PostgreSQL's default (case-sensitive) ordering"),
+                sql: idx.sql.clone(),
+            });
+        }
+        elements.push(format!("{}{}", quote_ident(name), if *desc { " DESC" } else { "" }));
+    }
+    let name = match idx.origin {
+        IndexOrigin::UniqueConstraint => {
+            let cols: Vec<&str> = idx.columns.iter().filter_map(|(n, _, _)| n.as_deref()).collect();
+            format!("{}_{}_key", table.name, cols.join("_"))
+        }
+        IndexOrigin::Created => idx.name.clone(),
+    };
+    Some(IndexSpec {
+        name,
+        elements,
+        unique: idx.unique,
+        predicate: None,
+        translated: false,
+    })
+}
+
+/// Split `CREATE INDEX … ON t (elements) WHERE predicate` into its parts.
+fn split_index_sql(sql: &str) -> Option<(String, Option<String>)> {
+    let open = sql.find('(')?;
+    let mut depth = 0;
+    let mut close = None;
+    for (i, c) in sql[open..].char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(open + i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let close = close?;
+    let elements = sql[open + 1..close].trim().to_string();
+    let rest = sql[close + 1..].trim();
+    let predicate = rest
+        .get(..5)
+        .filter(|w| w.eq_ignore_ascii_case("WHERE"))
+        .map(|_| rest[5..].trim().to_string());
+    Some((elements, predicate))
+}
+
+/// SQLite accepts `[name]` and `` `name` `` quoting; PostgreSQL only `"name"`.
+fn translate_sql_fragment(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut in_string = false;
+    for c in sql.chars() {
+        match c {
+            '\'' => {
+                in_string = !in_string;
+                out.push(c);
+            }
+            '[' | ']' | '`' if !in_string => out.push('"'),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn resolve_foreign_keys(tables: &mut [TablePlan], schema: &SourceSchema, target_schema: &str, reported: &mut Vec<ReportedObject>) {
+    for source in &schema.tables {
+        let mut fks = Vec::new();
+        for fk in &source.foreign_keys {
+            let Some(parent) = schema.tables.iter().find(|t| t.name == fk.parent || t.name.eq_ignore_ascii_case(&fk.parent)) else {
+                reported.push(ReportedObject {
+                    kind: "foreign key".into(),
+                    name: format!("{}({})", source.name, fk.columns.join(", ")),
+                    note: format!("not created: it references table {:?}, which does not exist in the source", fk.parent),
+                    sql: None,
+                });
+                continue;
+            };
+            let ref_columns = if fk.parent_columns.is_empty() {
+                parent.primary_key().iter().map(|i| parent.columns[*i].name.clone()).collect()
+            } else {
+                fk.parent_columns.clone()
+            };
+            let action = |a: &str| (!a.eq_ignore_ascii_case("NO ACTION")).then(|| a.to_ascii_uppercase());
+            fks.push(ForeignKeySpec {
+                name: format!("{}_{}_fkey", source.name, fk.columns.join("_")),
+                columns: fk.columns.clone(),
+                ref_table: QualifiedName::new(target_schema, &parent.name),
+                ref_columns,
+                on_delete: action(&fk.on_delete),
+                on_update: action(&fk.on_update),
+                deferred: false,
+            });
+        }
+        if let Some(t) = tables.iter_mut().find(|t| t.source_name == source.name) {
+            t.spec.foreign_keys = fks;
+        }
+    }
+}
+
+/// The SELECT of a `CREATE VIEW name [(cols)] AS select` statement.
+fn view_select(sql: &str) -> Option<String> {
+    let upper = sql.to_ascii_uppercase();
+    let bytes = upper.as_bytes();
+    let mut search = 0;
+    while let Some(pos) = upper[search..].find("AS") {
+        let at = search + pos;
+        let before = at.checked_sub(1).map(|i| bytes[i]);
+        let after = bytes.get(at + 2).copied();
+        let boundary = |b: Option<u8>| b.is_none_or(|b| b.is_ascii_whitespace() || b == b')' || b == b'(');
+        if boundary(before) && boundary(after) {
+            let rest = sql[at + 2..].trim();
+            let first = rest.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+            if first.starts_with("SELECT") || first.starts_with("WITH") || first.starts_with("VALUES") || first.starts_with('(') {
+                return Some(translate_sql_fragment(rest.trim_end_matches(';')));
+            }
+        }
+        search = at + 2;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(ints: u64, reals: u64, texts: u64) -> ColumnProfile {
+        ColumnProfile { ints, reals, texts, int_min: Some(0), int_max: Some(100), ..Default::default() }
+    }
+
+    #[test]
+    fn hints_read_like_a_person_would() {
+        assert_eq!(hint("VARCHAR(255)"), Hint::Text(Some(255)));
+        assert_eq!(hint("UNSIGNED BIG INT"), Hint::Integer { small: false });
+        assert_eq!(hint(""), Hint::None);
+        assert_eq!(hint("NUMERIC(10,2)"), Hint::Numeric(Some((10, 2))));
+        assert_eq!(hint("DOUBLE PRECISION"), Hint::Real);
+        assert_eq!(hint("datetime"), Hint::Timestamp { tz: false });
+        assert_eq!(hint("BOOLEAN"), Hint::Boolean);
+        assert_eq!(hint("JSON"), Hint::Json);
+    }
+
+    #[test]
+    fn text_in_an_integer_column_widens_to_text() {
+        let (t, why) = decide("INTEGER", &profile(5, 0, 2));
+        assert_eq!(t, PgType::Text);
+        assert!(why.contains("widened"), "{why}");
+    }
+
+    #[test]
+    fn epoch_integers_in_datetime_stay_integers() {
+        let (t, why) = decide("DATETIME", &profile(5, 0, 0));
+        assert_eq!(t, PgType::BigInt);
+        assert!(why.contains("never reinterpreted"), "{why}");
+    }
+
+    #[test]
+    fn long_text_widens_varchar() {
+        let mut p = profile(0, 0, 3);
+        p.max_chars = Some(25);
+        assert_eq!(decide("VARCHAR(20)", &p).0, PgType::Text);
+        p.max_chars = Some(20);
+        assert_eq!(decide("VARCHAR(20)", &p).0, PgType::Varchar(20));
+    }
+
+    #[test]
+    fn mixed_blobs_become_bytea() {
+        let mut p = profile(0, 0, 1);
+        p.blobs = 1;
+        let (t, why) = decide("BLOB", &p);
+        assert_eq!(t, PgType::Bytea);
+        assert!(why.contains("mixed"));
+    }
+
+    #[test]
+    fn huge_integers_with_reals_use_numeric() {
+        let mut p = profile(1, 1, 0);
+        p.int_max = Some(i64::MAX);
+        assert_eq!(decide("", &p).0, PgType::Numeric { precision_scale: None });
+    }
+
+    #[test]
+    fn index_sql_and_views_are_split() {
+        let (e, p) = split_index_sql("CREATE INDEX i ON t (lower(email), [x]) WHERE archived = 0").unwrap();
+        assert_eq!(e, "lower(email), [x]");
+        assert_eq!(p.as_deref(), Some("archived = 0"));
+        assert_eq!(translate_sql_fragment("[a] = '[b]'"), "\"a\" = '[b]'");
+        assert_eq!(view_select("CREATE VIEW v AS SELECT 1;").unwrap(), "SELECT 1");
+        assert_eq!(view_select("CREATE VIEW \"has as\"(a) AS\nSELECT a FROM t").unwrap(), "SELECT a FROM t");
+    }
+}

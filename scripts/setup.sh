@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Install what pgharbor's tests and demo need. Idempotent: a second run only
+# checks files and finishes in well under a second.
+#
+#   * Debian packages: postgresql-15 (server + client, /usr/lib/postgresql/15/bin), sqlite3
+#   * <repo>/.venv with the PyPI package `pgserver` (PostgreSQL 16 + pgvector binaries)
+#   * as root: a copy of pgserver's binaries in /opt/pgharbor/pg16 that the
+#     `postgres` user can execute (clusters run as `postgres` when we are root,
+#     and the repository may live under a directory `postgres` cannot enter).
+#
+# The test harness (crates/testkit) looks for the PostgreSQL 16 binaries in
+# $PGHARBOR_PG16_BIN, then /opt/pgharbor/pg16/bin, then the venv.
+set -euo pipefail
+
+PGSERVER_VERSION=0.1.4 # ships PostgreSQL 16.2 + pgvector 0.6.2
+PG15_BIN=/usr/lib/postgresql/15/bin
+PG16_ROOT=/opt/pgharbor/pg16
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$REPO/.venv"
+
+say() { printf 'setup: %s\n' "$*"; }
+die() {
+	printf 'setup: ERROR: %s\n' "$*" >&2
+	exit 1
+}
+
+IS_ROOT=0
+[ "$(id -u)" -eq 0 ] && IS_ROOT=1
+
+as_root() {
+	if [ "$IS_ROOT" -eq 1 ]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo -n "$@" || die "'$*' needs root (sudo -n failed); run this script as root"
+	else
+		die "'$*' needs root; run this script as root"
+	fi
+}
+
+# ---------------------------------------------------------------- apt packages
+apt_missing=()
+[ -x "$PG15_BIN/initdb" ] && [ -x "$PG15_BIN/postgres" ] && [ -x "$PG15_BIN/pg_ctl" ] || apt_missing+=(postgresql-15)
+[ -x "$PG15_BIN/psql" ] && [ -x "$PG15_BIN/pg_dump" ] || apt_missing+=(postgresql-client-15)
+command -v sqlite3 >/dev/null 2>&1 || apt_missing+=(sqlite3)
+command -v python3 >/dev/null 2>&1 || apt_missing+=(python3 python3-venv)
+
+if [ "${#apt_missing[@]}" -gt 0 ]; then
+	say "installing Debian packages: ${apt_missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	if ! as_root apt-get install -y -q --no-install-recommends "${apt_missing[@]}" >/tmp/pgharbor-apt.log 2>&1; then
+		say "apt-get install failed; running apt-get update and retrying"
+		as_root apt-get update -q >>/tmp/pgharbor-apt.log 2>&1 || die "apt-get update failed (log: /tmp/pgharbor-apt.log)"
+		as_root apt-get install -y -q --no-install-recommends "${apt_missing[@]}" >>/tmp/pgharbor-apt.log 2>&1 ||
+			die "apt-get install ${apt_missing[*]} failed (log: /tmp/pgharbor-apt.log)"
+	fi
+	[ -x "$PG15_BIN/initdb" ] || die "postgresql-15 installed but $PG15_BIN/initdb is missing"
+fi
+
+if [ "$IS_ROOT" -eq 1 ]; then
+	id -u postgres >/dev/null 2>&1 || die "user 'postgres' does not exist (it comes with postgresql-common)"
+	command -v runuser >/dev/null 2>&1 || die "runuser not found (util-linux)"
+fi
+
+# ------------------------------------------------------------- python + pgserver
+site_packages() {
+	local d
+	for d in "$VENV"/lib/python3*/site-packages; do
+		[ -d "$d" ] && {
+			printf '%s\n' "$d"
+			return 0
+		}
+	done
+	return 1
+}
+
+SITE="$(site_packages || true)"
+if [ -z "$SITE" ] || [ ! -x "$VENV/bin/python" ]; then
+	say "creating Python venv at $VENV"
+	python3 -m venv "$VENV" || die "python3 -m venv failed (is python3-venv installed?)"
+	SITE="$(site_packages)" || die "venv at $VENV has no site-packages"
+fi
+
+if [ ! -d "$SITE/pgserver-$PGSERVER_VERSION.dist-info" ] || [ ! -x "$SITE/pgserver/pginstall/bin/postgres" ]; then
+	say "installing pgserver==$PGSERVER_VERSION into $VENV"
+	"$VENV/bin/python" -m pip install --disable-pip-version-check -q "pgserver==$PGSERVER_VERSION" ||
+		die "pip install pgserver==$PGSERVER_VERSION failed"
+	[ -x "$SITE/pgserver/pginstall/bin/postgres" ] || die "pgserver installed but $SITE/pgserver/pginstall/bin/postgres is missing"
+fi
+
+# ------------------------------------------- PG16 binaries usable by `postgres`
+# pgserver's client binaries find their libpq through RPATH
+# $ORIGIN/../../../pgserver.libs, so the copy keeps the site-packages layout:
+#   /opt/pgharbor/pg16/pgserver/pginstall/{bin,lib,share}
+#   /opt/pgharbor/pg16/pgserver.libs/
+#   /opt/pgharbor/pg16/bin -> pgserver/pginstall/bin
+PG16_BIN_OUT="$SITE/pgserver/pginstall/bin"
+if [ "$IS_ROOT" -eq 1 ]; then
+	stamp="$PG16_ROOT/.pgserver-version"
+	if [ "$(cat "$stamp" 2>/dev/null || true)" != "$PGSERVER_VERSION" ] || [ ! -x "$PG16_ROOT/bin/postgres" ]; then
+		say "copying pgserver $PGSERVER_VERSION binaries to $PG16_ROOT"
+		tmp="$PG16_ROOT.tmp.$$"
+		rm -rf "$tmp"
+		mkdir -p "$tmp/pgserver"
+		cp -a "$SITE/pgserver/pginstall" "$tmp/pgserver/pginstall"
+		cp -a "$SITE/pgserver.libs" "$tmp/pgserver.libs"
+		ln -s pgserver/pginstall/bin "$tmp/bin"
+		printf '%s\n' "$PGSERVER_VERSION" >"$tmp/.pgserver-version"
+		chmod -R a+rX "$tmp"
+		chmod 755 "$(dirname "$PG16_ROOT")"
+		rm -rf "$PG16_ROOT"
+		mv "$tmp" "$PG16_ROOT"
+		# Prove it for real: the postgres user must be able to run server and client.
+		runuser -u postgres -- "$PG16_ROOT/bin/postgres" --version >/dev/null ||
+			die "user postgres cannot run $PG16_ROOT/bin/postgres"
+		runuser -u postgres -- "$PG16_ROOT/bin/psql" --version >/dev/null ||
+			die "user postgres cannot run $PG16_ROOT/bin/psql (libpq from pgserver.libs not found?)"
+		runuser -u postgres -- test -r "$PG16_ROOT/pgserver/pginstall/share/postgresql/extension/vector.control" ||
+			die "pgvector extension files not readable by postgres in $PG16_ROOT"
+	fi
+	PG16_BIN_OUT="$PG16_ROOT/bin"
+	# Cheap check that Debian's binaries are usable by postgres as well.
+	runuser -u postgres -- test -x "$PG15_BIN/initdb" || die "user postgres cannot execute $PG15_BIN/initdb"
+fi
+
+say "ok: PG15 $PG15_BIN, PG16+pgvector $PG16_BIN_OUT"
