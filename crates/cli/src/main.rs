@@ -25,20 +25,29 @@ pub struct Failure {
 impl Failure {
     /// A usage error (exit 2).
     pub fn usage(message: impl Into<String>) -> Self {
-        Failure { code: EXIT_USAGE, error: anyhow::anyhow!(message.into()) }
+        Failure {
+            code: EXIT_USAGE,
+            error: anyhow::anyhow!(message.into()),
+        }
     }
 }
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(error: E) -> Self {
-        Failure { code: EXIT_FAILURE, error: error.into() }
+        Failure {
+            code: EXIT_FAILURE,
+            error: error.into(),
+        }
     }
 }
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     init_logging(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pgharbor: cannot start the runtime: {e}");
@@ -68,6 +77,11 @@ fn init_logging(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PGHARBOR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PGHARBOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }

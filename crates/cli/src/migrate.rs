@@ -54,13 +54,34 @@ fn policy(common: &SourceArgs) -> ValuePolicy {
 }
 
 fn jobs(common: &SourceArgs) -> usize {
-    common.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)).max(1)
+    common
+        .jobs
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        })
+        .max(1)
 }
 
-async fn plan(common: &SourceArgs) -> Result<(pgharbor_sqlite::open::SourceSnapshot, pgharbor_core::plan::Plan), Failure> {
+async fn plan(
+    common: &SourceArgs,
+) -> Result<
+    (
+        pgharbor_sqlite::open::SourceSnapshot,
+        pgharbor_core::plan::Plan,
+    ),
+    Failure,
+> {
     let Source::Sqlite(path) = parse_source(&common.source)?;
-    let options = PlanOptions { schema: common.schema.clone(), policy: policy(common) };
-    let planned = tokio::task::spawn_blocking(move || sqlite::plan_file(&path, &options)).await.map_err(anyhow::Error::from)?;
+    let options = PlanOptions {
+        schema: common.schema.clone(),
+        policy: policy(common),
+    };
+    let jobs = jobs(common);
+    let planned = tokio::task::spawn_blocking(move || sqlite::plan_file(&path, &options, jobs))
+        .await
+        .map_err(anyhow::Error::from)?;
     Ok(planned?)
 }
 
@@ -73,7 +94,10 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
     let (snapshot, plan) = plan(common).await?;
     if args.dry_run {
         if common.json {
-            println!("{}", serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?
+            );
         } else {
             print!("{}", pgharbor_migrate::plan_text::render(&plan));
         }
@@ -86,7 +110,15 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
         verify: !args.no_verify,
         create_database: !args.no_create_database,
     };
-    let report = sqlite::migrate(&common.source, snapshot, plan, &target, &options, reporter.clone()).await?;
+    let report = sqlite::migrate(
+        &common.source,
+        snapshot,
+        plan,
+        &target,
+        &options,
+        reporter.clone(),
+    )
+    .await?;
     reporter.done();
     output::print_report(&report, common.json)?;
     Ok(exit_code(&report))
@@ -99,7 +131,15 @@ pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     let reporter = progress::Reporter::new(common.json);
     reporter.phase("planning");
     let (snapshot, plan) = plan(common).await?;
-    let report = sqlite::verify_only(&common.source, snapshot, plan, &target, jobs(common), reporter.clone()).await?;
+    let report = sqlite::verify_only(
+        &common.source,
+        snapshot,
+        plan,
+        &target,
+        jobs(common),
+        reporter.clone(),
+    )
+    .await?;
     reporter.done();
     output::print_report(&report, common.json)?;
     Ok(exit_code(&report))

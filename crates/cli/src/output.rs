@@ -16,9 +16,18 @@ pub fn print_report(report: &MigrationReport, json: bool) -> anyhow::Result<()> 
         let verified = match &t.verification {
             None => "skipped".to_string(),
             Some(v) if v.matches => format!("ok {}", &v.target_checksum[..8]),
-            Some(v) => format!("MISMATCH source {} rows, target {} rows", v.source_rows, v.target_rows),
+            Some(v) => format!(
+                "MISMATCH source {} rows, target {} rows",
+                v.source_rows, v.target_rows
+            ),
         };
-        table.add_row(vec![t.source.clone(), t.rows.to_string(), format!("{:.1}", t.bytes as f64 / 1e6), format!("{:.2}", t.load_seconds), verified]);
+        table.add_row(vec![
+            t.source.clone(),
+            t.rows.to_string(),
+            format!("{:.1}", t.bytes as f64 / 1e6),
+            format!("{:.2}", t.load_seconds),
+            verified,
+        ]);
     }
     println!("{table}");
     println!(
@@ -32,16 +41,42 @@ pub fn print_report(report: &MigrationReport, json: bool) -> anyhow::Result<()> 
     if !report.lossy.is_zero() {
         println!("changed by the rules you chose: {} value(s) NUL-stripped, {} value(s) with invalid UTF-8 replaced", report.lossy.nul_stripped, report.lossy.utf8_replaced);
     }
-    section("widened columns (values did not fit the declared type; nothing lost)", report.widened_columns.iter().cloned());
-    section("reported, not copied", report.reported.iter().map(|r| format!("{} {}: {}", r.kind, r.name, r.note)));
+    section(
+        "widened columns (values did not fit the declared type; nothing lost)",
+        report.widened_columns.iter().cloned(),
+    );
+    section(
+        "reported, not copied",
+        report
+            .reported
+            .iter()
+            .map(|r| format!("{} {}: {}", r.kind, r.name, r.note)),
+    );
     section(
         "foreign keys left NOT VALID because rows have no parent",
-        report.orphans.iter().map(|o| format!("{} on {}: {} orphan row(s), e.g. {}", o.constraint, o.table, o.orphan_rows, o.sample_keys.join("; "))),
+        report.orphans.iter().map(|o| {
+            format!(
+                "{} on {}: {} orphan row(s), e.g. {}",
+                o.constraint,
+                o.table,
+                o.orphan_rows,
+                o.sample_keys.join("; ")
+            )
+        }),
     );
-    section("not built after the load", report.finish_issues.iter().map(|i| format!("{} {}: {} — SQL: {}", i.kind, i.name, i.error, i.sql)));
+    section(
+        "not built after the load",
+        report
+            .finish_issues
+            .iter()
+            .map(|i| format!("{} {}: {} — SQL: {}", i.kind, i.name, i.error, i.sql)),
+    );
     for t in &report.tables {
         if let Some(v) = t.verification.as_ref().filter(|v| !v.matches) {
-            println!("verification FAILED for {}: source {} rows / {}, target {} rows / {}", t.source, v.source_rows, v.source_checksum, v.target_rows, v.target_checksum);
+            println!(
+                "verification FAILED for {}: source {} rows / {}, target {} rows / {}",
+                t.source, v.source_rows, v.source_checksum, v.target_rows, v.target_checksum
+            );
             for d in &v.sample_differences {
                 println!("  {d}");
             }

@@ -17,8 +17,13 @@ impl Reporter {
     /// A reporter; quiet when `json` (stdout belongs to the report).
     pub fn new(json: bool) -> Arc<Reporter> {
         let terminal = std::io::stderr().is_terminal();
-        let bars = (terminal && !json).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        Arc::new(Reporter { bars, tables: Mutex::new(HashMap::new()), plain: !terminal && !json })
+        let bars = (terminal && !json)
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Arc::new(Reporter {
+            bars,
+            tables: Mutex::new(HashMap::new()),
+            plain: !terminal && !json,
+        })
     }
 
     /// Remove the bars before the summary prints.
@@ -44,12 +49,17 @@ impl Progress for Reporter {
         let Some(bars) = &self.bars else { return };
         let bar = bars.add(ProgressBar::new(rows));
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>24.bold} [{bar:30}] {pos}/{len} rows {binary_bytes_per_sec} eta {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:>24.bold} [{bar:30}] {pos}/{len} rows {binary_bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar.set_prefix(table.chars().take(24).collect::<String>());
-        self.tables.lock().expect("bars lock").insert(table.to_string(), bar);
+        self.tables
+            .lock()
+            .expect("bars lock")
+            .insert(table.to_string(), bar);
     }
 
     fn rows_sent(&self, table: &str, rows: u64, _bytes: u64) {

@@ -46,7 +46,11 @@ impl Cell<'_> {
                 format!("'{shown}'")
             }
             Cell::Blob(bytes) => {
-                let hex: String = bytes.iter().take(MAX / 2).map(|b| format!("{b:02x}")).collect();
+                let hex: String = bytes
+                    .iter()
+                    .take(MAX / 2)
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
                 let more = if bytes.len() > MAX / 2 { "…" } else { "" };
                 format!("x'{hex}{more}' ({} bytes)", bytes.len())
             }

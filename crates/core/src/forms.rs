@@ -27,8 +27,9 @@ fn digits(text: &[u8]) -> Option<u32> {
     if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    text.iter()
-        .try_fold(0u32, |acc, d| acc.checked_mul(10)?.checked_add(u32::from(d - b'0')))
+    text.iter().try_fold(0u32, |acc, d| {
+        acc.checked_mul(10)?.checked_add(u32::from(d - b'0'))
+    })
 }
 
 fn is_leap(year: i64) -> bool {
@@ -388,7 +389,12 @@ mod tests {
         assert_eq!(t.offset_seconds, None);
         let t = parse_timestamp(b"2000-01-01T01:00:00.5+01:00").unwrap();
         assert_eq!(t.utc_micros(), 500_000);
-        assert_eq!(parse_timestamp(b"2000-01-01T00:00Z").unwrap().offset_seconds, Some(0));
+        assert_eq!(
+            parse_timestamp(b"2000-01-01T00:00Z")
+                .unwrap()
+                .offset_seconds,
+            Some(0)
+        );
         assert!(parse_timestamp(b"2000-01-01 00:00:00.1234567").is_none());
         assert!(parse_timestamp(b"2000-01-01 24:00:00").is_none());
         assert!(parse_timestamp(b"2000-01-01 10:00:00 junk").is_none());
@@ -414,7 +420,7 @@ mod tests {
         assert_eq!(d.integer_digits(), 2);
         let d = parse_decimal(b"1.5e1").unwrap();
         assert_eq!((d.digits.as_slice(), d.exponent), (&b"15"[..], 0));
-        assert_eq!(parse_decimal(b"-0").unwrap().negative, false);
+        assert!(!parse_decimal(b"-0").unwrap().negative);
         assert!(parse_decimal(b"1.2.3").is_none());
         assert!(parse_decimal(b"abc").is_none());
         assert!(parse_decimal(b".").is_none());
@@ -431,7 +437,10 @@ mod tests {
 
     #[test]
     fn json_forms() {
-        assert_eq!(check_json(br#"{"a":[1,2.5e3,{"b":null}]}"#), JsonForm::JsonbSafe);
+        assert_eq!(
+            check_json(br#"{"a":[1,2.5e3,{"b":null}]}"#),
+            JsonForm::JsonbSafe
+        );
         assert_eq!(check_json(b"null"), JsonForm::JsonbSafe);
         assert_eq!(check_json(b"400"), JsonForm::JsonbSafe);
         assert_eq!(check_json(br#"{"a":1,"a":2}"#), JsonForm::JsonOnly);

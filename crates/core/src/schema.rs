@@ -65,7 +65,12 @@ impl QualifiedName {
 impl fmt::Display for QualifiedName {
     /// Renders the quoted SQL form, `"schema"."name"`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+        write!(
+            f,
+            "{}.{}",
+            quote_ident(&self.schema),
+            quote_ident(&self.name)
+        )
     }
 }
 
@@ -261,7 +266,15 @@ mod tests {
         // Property: for any name, un-quoting the quoted form gives the name back
         // and the quoted form contains no unescaped quote.
         let names = [
-            "", "\"", "\"\"", "a\"b\"c", "semi;colon", "back\\slash", "ünï", "emoji 🎉", "x\ny",
+            "",
+            "\"",
+            "\"\"",
+            "a\"b\"c",
+            "semi;colon",
+            "back\\slash",
+            "ünï",
+            "emoji 🎉",
+            "x\ny",
         ];
         for name in names {
             let q = quote_ident(name);

@@ -32,7 +32,11 @@ pub struct MigrateError {
 impl MigrateError {
     /// A new error.
     pub fn new(kind: MigrateErrorKind, message: impl Into<String>) -> Self {
-        MigrateError { kind, message: message.into(), source: None }
+        MigrateError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
     }
 
     /// The kind.
@@ -55,7 +59,9 @@ impl fmt::Display for MigrateError {
 
 impl std::error::Error for MigrateError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -63,7 +69,11 @@ macro_rules! from_error {
     ($ty:ty, $kind:expr) => {
         impl From<$ty> for MigrateError {
             fn from(err: $ty) -> Self {
-                MigrateError { kind: $kind, message: err.to_string(), source: Some(Box::new(err)) }
+                MigrateError {
+                    kind: $kind,
+                    message: err.to_string(),
+                    source: Some(Box::new(err)),
+                }
             }
         }
     };

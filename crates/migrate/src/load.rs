@@ -44,6 +44,9 @@ pub struct WorkUnit {
     pub range: UnitRange,
 }
 
+/// Receives each row: the source row id (if any) and its cells.
+pub type RowSink<'a> = dyn FnMut(Option<i64>, &[Cell<'_>]) -> Result<(), MigrateError> + 'a;
+
 /// Reads source rows for units; one per worker, used on a blocking thread.
 pub trait UnitReader: Send + 'static {
     /// Call `on_row` with the row id (if any) and cells of every row of `range`.
@@ -51,7 +54,7 @@ pub trait UnitReader: Send + 'static {
         &mut self,
         table: &TablePlan,
         range: UnitRange,
-        on_row: &mut dyn FnMut(Option<i64>, &[Cell<'_>]) -> Result<(), MigrateError>,
+        on_row: &mut RowSink<'_>,
     ) -> Result<(), MigrateError>;
 }
 
@@ -82,14 +85,22 @@ pub async fn load_all(
     let mut workers = tokio::task::JoinSet::new();
     for reader in readers {
         let client = crate::target::connect(target).await?;
-        let (queue, plan, results, remaining, progress) =
-            (queue.clone(), plan.clone(), results.clone(), remaining.clone(), progress.clone());
+        let (queue, plan, results, remaining, progress) = (
+            queue.clone(),
+            plan.clone(),
+            results.clone(),
+            remaining.clone(),
+            progress.clone(),
+        );
         workers.spawn(async move {
             let mut reader = reader;
             loop {
-                let Some(unit) = queue.lock().expect("queue lock").pop_front() else { return Ok(()) };
+                let Some(unit) = queue.lock().expect("queue lock").pop_front() else {
+                    return Ok(());
+                };
                 let table = &plan.tables[unit.table];
-                let (back, result) = load_unit(&client, &plan, unit, reader, progress.clone()).await;
+                let (back, result) =
+                    load_unit(&client, &plan, unit, reader, progress.clone()).await;
                 reader = back;
                 let result = match result {
                     Ok(r) => r,
@@ -114,7 +125,12 @@ pub async fn load_all(
     }
     let mut first_error = None;
     while let Some(joined) = workers.join_next().await {
-        let outcome = joined.unwrap_or_else(|e| Err(MigrateError::new(MigrateErrorKind::Write, format!("a load worker crashed: {e}"))));
+        let outcome = joined.unwrap_or_else(|e| {
+            Err(MigrateError::new(
+                MigrateErrorKind::Write,
+                format!("a load worker crashed: {e}"),
+            ))
+        });
         if let Err(e) = outcome {
             first_error.get_or_insert(e);
         }
@@ -168,9 +184,18 @@ async fn load_unit(
         (Err(e), Err(copy_err)) if e.kind() == MigrateErrorKind::Write => Err(copy_err.into()),
         (Err(e), _) => Err(e),
         (Ok(_), Err(e)) => Err(e.into()),
-        (Ok((bytes, lossy)), Ok(rows)) => Ok(UnitResult { rows, bytes, lossy, seconds: started.elapsed().as_secs_f64() }),
+        (Ok((bytes, lossy)), Ok(rows)) => Ok(UnitResult {
+            rows,
+            bytes,
+            lossy,
+            seconds: started.elapsed().as_secs_f64(),
+        }),
     };
-    let end = if outcome.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let end = if outcome.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
     if let Err(e) = client.batch_execute(end).await {
         if outcome.is_ok() {
             return (reader, Err(WriteError::from_pg(e, &doing).into()));
@@ -179,11 +204,21 @@ async fn load_unit(
     (reader, outcome)
 }
 
-async fn begin(client: &tokio_postgres::Client, table: &TablePlan, creates: bool) -> Result<(), WriteError> {
+async fn begin(
+    client: &tokio_postgres::Client,
+    table: &TablePlan,
+    creates: bool,
+) -> Result<(), WriteError> {
     let doing = format!("creating table {}", table.spec.name);
-    client.batch_execute("BEGIN").await.map_err(|e| WriteError::from_pg(e, &doing))?;
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(|e| WriteError::from_pg(e, &doing))?;
     if creates {
-        client.batch_execute(&ddl::create_table(&table.spec)).await.map_err(|e| WriteError::from_pg(e, &doing))?;
+        client
+            .batch_execute(&ddl::create_table(&table.spec))
+            .await
+            .map_err(|e| WriteError::from_pg(e, &doing))?;
     }
     Ok(())
 }
@@ -202,20 +237,28 @@ fn read_and_encode(
     let mut buffer: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
     let mut bytes = 0u64;
     let mut rows_in_buffer = 0u64;
-    let send = |buffer: &mut Vec<u8>, rows: &mut u64, bytes: &mut u64| -> Result<(), MigrateError> {
-        let data = Bytes::from(std::mem::replace(buffer, Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4)));
-        *bytes += data.len() as u64;
-        progress.rows_sent(&table.source_name, *rows, data.len() as u64);
-        *rows = 0;
-        tx.blocking_send(Chunk::Data(data)).map_err(|_| stopped(table))
-    };
+    let send =
+        |buffer: &mut Vec<u8>, rows: &mut u64, bytes: &mut u64| -> Result<(), MigrateError> {
+            let data = Bytes::from(std::mem::replace(
+                buffer,
+                Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4),
+            ));
+            *bytes += data.len() as u64;
+            progress.rows_sent(&table.source_name, *rows, data.len() as u64);
+            *rows = 0;
+            tx.blocking_send(Chunk::Data(data))
+                .map_err(|_| stopped(table))
+        };
     reader.read(table, unit.range, &mut |rowid, cells| {
         encoder.encode_row(cells, &mut buffer).map_err(|e| {
             let key = row_key(table, rowid, cells);
             let column = &table.spec.columns[e.column].name;
             MigrateError::new(
                 MigrateErrorKind::Conversion,
-                format!("table {:?}, row {key}, column {column:?}: {}", table.source_name, e.reason),
+                format!(
+                    "table {:?}, row {key}, column {column:?}: {}",
+                    table.source_name, e.reason
+                ),
             )
         })?;
         rows_in_buffer += 1;
@@ -232,7 +275,13 @@ fn read_and_encode(
 }
 
 fn stopped(table: &TablePlan) -> MigrateError {
-    MigrateError::new(MigrateErrorKind::Write, format!("loading table {}: the target stopped accepting rows", table.spec.name))
+    MigrateError::new(
+        MigrateErrorKind::Write,
+        format!(
+            "loading table {}: the target stopped accepting rows",
+            table.spec.name
+        ),
+    )
 }
 
 /// Name a row for a person: by primary key values, else by rowid.
@@ -243,6 +292,8 @@ pub fn row_key(table: &TablePlan, rowid: Option<i64>, cells: &[Cell<'_>]) -> Str
             .map(|i| format!("{}={}", table.spec.columns[*i].name, cells[*i].preview()))
             .collect::<Vec<_>>()
             .join(", "),
-        _ => rowid.map(|r| format!("rowid={r}")).unwrap_or_else(|| "(no key)".into()),
+        _ => rowid
+            .map(|r| format!("rowid={r}"))
+            .unwrap_or_else(|| "(no key)".into()),
     }
 }

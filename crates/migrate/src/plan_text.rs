@@ -8,11 +8,26 @@ use std::fmt::Write;
 /// order, what is built after the load, and what is reported instead of copied.
 pub fn render(plan: &Plan) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "-- pgharbor plan: {} table(s) into schema {:?}", plan.tables.len(), plan.target_schema);
-    let _ = writeln!(out, "-- value rules: NUL characters → {:?}, invalid UTF-8 → {:?}", plan.policy.nul, plan.policy.invalid_utf8);
+    let _ = writeln!(
+        out,
+        "-- pgharbor plan: {} table(s) into schema {:?}",
+        plan.tables.len(),
+        plan.target_schema
+    );
+    let _ = writeln!(
+        out,
+        "-- value rules: NUL characters → {:?}, invalid UTF-8 → {:?}",
+        plan.policy.nul, plan.policy.invalid_utf8
+    );
     let _ = writeln!(out, "\n-- Load order (largest first; rows in the source):");
     for (i, t) in plan.tables.iter().enumerate() {
-        let _ = writeln!(out, "--   {:>3}. {} ({} rows)", i + 1, t.source_name, t.source_rows);
+        let _ = writeln!(
+            out,
+            "--   {:>3}. {} ({} rows)",
+            i + 1,
+            t.source_name,
+            t.source_rows
+        );
     }
     for t in &plan.tables {
         let _ = writeln!(out, "\n-- Table {:?}: column types", t.source_name);
@@ -31,20 +46,35 @@ pub fn render(plan: &Plan) -> String {
             let _ = writeln!(out, "{};", ddl::create_index(&t.spec.name, index));
         }
     }
-    let _ = writeln!(out, "\n-- After the load: foreign keys (validated; orphan rows are reported)");
+    let _ = writeln!(
+        out,
+        "\n-- After the load: foreign keys (validated; orphan rows are reported)"
+    );
     for t in &plan.tables {
         for fk in &t.spec.foreign_keys {
             let _ = writeln!(out, "{};", ddl::add_foreign_key(&t.spec.name, fk));
         }
     }
-    let _ = writeln!(out, "\n-- After the load: identity sequences continue above max(id) and sqlite_sequence");
+    let _ = writeln!(
+        out,
+        "\n-- After the load: identity sequences continue above max(id) and sqlite_sequence"
+    );
     for t in &plan.tables {
         for c in t.spec.columns.iter().filter(|c| c.identity.is_some()) {
-            let _ = writeln!(out, "--   {}.{} (sqlite_sequence: {})", t.source_name, c.name, t.sequence_floor.map_or("none".into(), |s| s.to_string()));
+            let _ = writeln!(
+                out,
+                "--   {}.{} (sqlite_sequence: {})",
+                t.source_name,
+                c.name,
+                t.sequence_floor.map_or("none".into(), |s| s.to_string())
+            );
         }
     }
     if !plan.views.is_empty() {
-        let _ = writeln!(out, "\n-- Views (recreated if PostgreSQL accepts their SQL, otherwise reported)");
+        let _ = writeln!(
+            out,
+            "\n-- Views (recreated if PostgreSQL accepts their SQL, otherwise reported)"
+        );
         for v in &plan.views {
             let _ = writeln!(out, "{};", ddl::create_view(v));
         }

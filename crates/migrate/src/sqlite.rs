@@ -2,12 +2,11 @@
 
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::finish;
-use crate::load::{self, UnitRange, UnitReader, WorkUnit};
+use crate::load::{self, RowSink, UnitRange, UnitReader, WorkUnit};
 use crate::progress::Progress;
 use crate::target;
 use crate::verify;
 use pgharbor_conn::ConnConfig;
-use pgharbor_core::cell::Cell;
 use pgharbor_core::plan::{Plan, TablePlan};
 use pgharbor_core::report::{LossyCounts, MigrationReport, TableReport, TableVerification};
 use pgharbor_pgwriter::{ddl, WriteError};
@@ -34,9 +33,14 @@ pub struct MigrateOptions {
     pub create_database: bool,
 }
 
-/// Open `path` read-only, inspect it and plan the migration.
-pub fn plan_file(path: &Path, options: &PlanOptions) -> Result<(SourceSnapshot, Plan), MigrateError> {
-    let snapshot = SourceSnapshot::open(path)?;
+/// Open `path` read-only with enough connections for `jobs` workers to load and
+/// then verify, inspect it and plan the migration.
+pub fn plan_file(
+    path: &Path,
+    options: &PlanOptions,
+    jobs: usize,
+) -> Result<(SourceSnapshot, Plan), MigrateError> {
+    let snapshot = SourceSnapshot::open(path, 2 * jobs.max(1))?;
     let schema = pgharbor_sqlite::inspect::inspect(snapshot.connection())
         .map_err(|e| MigrateError::from(e.with_path(path)))?;
     let plan = planner::plan(snapshot.connection(), &schema, options)
@@ -54,25 +58,41 @@ impl UnitReader for SqliteReader {
         &mut self,
         table: &TablePlan,
         range: UnitRange,
-        on_row: &mut dyn FnMut(Option<i64>, &[Cell<'_>]) -> Result<(), MigrateError>,
+        on_row: &mut RowSink<'_>,
     ) -> Result<(), MigrateError> {
         let columns: Vec<&str> = table.spec.columns.iter().map(|c| c.name.as_str()).collect();
         let range = match range {
             UnitRange::WholeTable => RowRange::All,
             UnitRange::Rowids { first, last } => RowRange::Rowids { first, last },
         };
-        read::read_rows(&self.conn, &table.source_name, &columns, table.splittable, range, |rowid, cells| on_row(rowid, cells))
+        read::read_rows(
+            &self.conn,
+            &table.source_name,
+            &columns,
+            table.splittable,
+            range,
+            |rowid, cells| on_row(rowid, cells),
+        )
     }
 }
 
-fn readers(snapshot: &SourceSnapshot, jobs: usize) -> Result<Vec<Box<dyn UnitReader>>, MigrateError> {
-    (0..jobs)
-        .map(|_| Ok(Box::new(SqliteReader { conn: snapshot.follower()? }) as Box<dyn UnitReader>))
-        .collect()
+fn readers(
+    snapshot: &SourceSnapshot,
+    jobs: usize,
+) -> Result<Vec<Box<dyn UnitReader>>, MigrateError> {
+    Ok(snapshot
+        .take_readers(jobs)?
+        .into_iter()
+        .map(|conn| Box::new(SqliteReader { conn }) as Box<dyn UnitReader>)
+        .collect())
 }
 
 /// Split the plan into work units: large rowid tables into ranges, largest first.
-fn work_units(snapshot: &SourceSnapshot, plan: &Plan, jobs: usize) -> Result<Vec<WorkUnit>, MigrateError> {
+fn work_units(
+    snapshot: &SourceSnapshot,
+    plan: &Plan,
+    jobs: usize,
+) -> Result<Vec<WorkUnit>, MigrateError> {
     let mut units = Vec::new();
     for (i, table) in plan.tables.iter().enumerate() {
         let bounds = if jobs > 1 && table.splittable && table.source_rows >= SPLIT_MIN_ROWS {
@@ -82,18 +102,25 @@ fn work_units(snapshot: &SourceSnapshot, plan: &Plan, jobs: usize) -> Result<Vec
         };
         match bounds {
             Some((min, max)) => {
-                let parts = (table.source_rows / (SPLIT_MIN_ROWS / 2)).clamp(2, jobs as u64 * 4) as i128;
+                let parts =
+                    (table.source_rows / (SPLIT_MIN_ROWS / 2)).clamp(2, jobs as u64 * 4) as i128;
                 let span = i128::from(max) - i128::from(min) + 1;
                 let width = (span + parts - 1) / parts;
                 let mut first = i128::from(min);
                 while first <= i128::from(max) {
                     let last = (first + width - 1).min(i128::from(max));
-                    let range = UnitRange::Rowids { first: first as i64, last: last as i64 };
+                    let range = UnitRange::Rowids {
+                        first: first as i64,
+                        last: last as i64,
+                    };
                     units.push(WorkUnit { table: i, range });
                     first = last + 1;
                 }
             }
-            None => units.push(WorkUnit { table: i, range: UnitRange::WholeTable }),
+            None => units.push(WorkUnit {
+                table: i,
+                range: UnitRange::WholeTable,
+            }),
         }
     }
     Ok(units)
@@ -111,8 +138,13 @@ pub async fn migrate(
     let started = Instant::now();
     let jobs = options.jobs.max(1);
     let plan = Arc::new(plan);
-    let (client, _created) = target::connect_or_create(target_config, options.create_database).await?;
-    let mut names: Vec<String> = plan.tables.iter().map(|t| t.spec.name.name.clone()).collect();
+    let (client, _created) =
+        target::connect_or_create(target_config, options.create_database).await?;
+    let mut names: Vec<String> = plan
+        .tables
+        .iter()
+        .map(|t| t.spec.name.name.clone())
+        .collect();
     names.extend(plan.views.iter().map(|v| v.name.name.clone()));
     let existing = target::existing_relations(&client, &plan.target_schema, &names).await?;
     if !options.drop_existing {
@@ -120,51 +152,109 @@ pub async fn migrate(
     }
     prepare_target(&client, &plan, &existing).await?;
     let units = work_units(&snapshot, &plan, jobs)?;
-    for table in plan.tables.iter().enumerate().filter(|(i, _)| units.iter().any(|u| u.table == *i && u.range != UnitRange::WholeTable)) {
+    for table in plan.tables.iter().enumerate().filter(|(i, _)| {
+        units
+            .iter()
+            .any(|u| u.table == *i && u.range != UnitRange::WholeTable)
+    }) {
         let sql = ddl::create_table(&table.1.spec);
-        client.batch_execute(&sql).await.map_err(|e| WriteError::from_pg(e, format!("creating table {}", table.1.spec.name)))?;
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| WriteError::from_pg(e, format!("creating table {}", table.1.spec.name)))?;
     }
     progress.phase("loading");
     for table in &plan.tables {
         progress.table_started(&table.source_name, table.source_rows);
     }
-    let loaded = match load::load_all(target_config, &plan, units, readers(&snapshot, jobs)?, progress.clone()).await {
+    let loaded = match load::load_all(
+        target_config,
+        &plan,
+        units,
+        readers(&snapshot, jobs)?,
+        progress.clone(),
+    )
+    .await
+    {
         Ok(results) => results,
         Err(err) => return Err(clean_up_after_failure(&client, &plan, err).await),
     };
     let finished = finish::finish(target_config, &plan, jobs, &*progress).await?;
     let verifications = if options.verify {
-        Some(verify::verify_all(target_config, &plan, readers(&snapshot, jobs)?, progress.clone()).await?)
+        Some(
+            verify::verify_all(
+                target_config,
+                &plan,
+                readers(&snapshot, jobs)?,
+                progress.clone(),
+            )
+            .await?,
+        )
     } else {
         None
     };
     drop(snapshot);
-    Ok(build_report(source_label, target_config, &plan, &loaded, verifications, finished, started))
+    Ok(build_report(
+        source_label,
+        target_config,
+        &plan,
+        &loaded,
+        verifications,
+        finished,
+        started,
+    ))
 }
 
-async fn prepare_target(client: &tokio_postgres::Client, plan: &Plan, existing: &[String]) -> Result<(), MigrateError> {
+async fn prepare_target(
+    client: &tokio_postgres::Client,
+    plan: &Plan,
+    existing: &[String],
+) -> Result<(), MigrateError> {
     if plan.target_schema != "public" {
-        client.batch_execute(&ddl::create_schema(&plan.target_schema)).await.map_err(|e| WriteError::from_pg(e, "creating the target schema"))?;
+        client
+            .batch_execute(&ddl::create_schema(&plan.target_schema))
+            .await
+            .map_err(|e| WriteError::from_pg(e, "creating the target schema"))?;
     }
     for name in existing {
         let qualified = pgharbor_core::schema::QualifiedName::new(&plan.target_schema, name);
         let is_view = plan.views.iter().any(|v| &v.name.name == name);
-        let sql = if is_view { format!("DROP VIEW IF EXISTS {qualified} CASCADE") } else { ddl::drop_table(&qualified) };
-        client.batch_execute(&sql).await.map_err(|e| WriteError::from_pg(e, format!("dropping existing {qualified} (--drop-existing)")))?;
+        let sql = if is_view {
+            format!("DROP VIEW IF EXISTS {qualified} CASCADE")
+        } else {
+            ddl::drop_table(&qualified)
+        };
+        client.batch_execute(&sql).await.map_err(|e| {
+            WriteError::from_pg(
+                e,
+                format!("dropping existing {qualified} (--drop-existing)"),
+            )
+        })?;
     }
     Ok(())
 }
 
 /// Remove every table this run created, so a failed run leaves nothing half-done.
-async fn clean_up_after_failure(client: &tokio_postgres::Client, plan: &Plan, err: MigrateError) -> MigrateError {
+async fn clean_up_after_failure(
+    client: &tokio_postgres::Client,
+    plan: &Plan,
+    err: MigrateError,
+) -> MigrateError {
     let mut removed = 0;
     for table in &plan.tables {
-        if client.batch_execute(&ddl::drop_table(&table.spec.name)).await.is_ok() {
+        if client
+            .batch_execute(&ddl::drop_table(&table.spec.name))
+            .await
+            .is_ok()
+        {
             removed += 1;
         }
     }
     let kind = err.kind();
-    MigrateError::new(kind, format!("{err}. Nothing was kept: the {removed} table(s) this run created were removed"))
+    MigrateError::new(
+        kind,
+        format!("{err}. Nothing was kept: the {removed} table(s) this run created were removed"),
+    )
 }
 
 /// Verify a SQLite file against tables already in the target, with the target's column types.
@@ -181,16 +271,39 @@ pub async fn verify_only(
     for table in &mut plan.tables {
         let types = verify::target_column_types(&client, &table.spec.name).await?;
         for column in &mut table.spec.columns {
-            let found = types.iter().find(|(n, _)| *n == column.name).ok_or_else(|| {
-                MigrateError::new(MigrateErrorKind::Verify, format!("column {:?} of {} is missing in the target", column.name, table.spec.name))
-            })?;
+            let found = types
+                .iter()
+                .find(|(n, _)| *n == column.name)
+                .ok_or_else(|| {
+                    MigrateError::new(
+                        MigrateErrorKind::Verify,
+                        format!(
+                            "column {:?} of {} is missing in the target",
+                            column.name, table.spec.name
+                        ),
+                    )
+                })?;
             column.pg_type = found.1;
         }
     }
     let plan = Arc::new(plan);
-    let verifications = verify::verify_all(target_config, &plan, readers(&snapshot, jobs.max(1))?, progress).await?;
+    let verifications = verify::verify_all(
+        target_config,
+        &plan,
+        readers(&snapshot, jobs.max(1))?,
+        progress,
+    )
+    .await?;
     let loaded = vec![load::UnitResult::default(); plan.tables.len()];
-    Ok(build_report(source_label, target_config, &plan, &loaded, Some(verifications), finish::FinishOutcome::default(), started))
+    Ok(build_report(
+        source_label,
+        target_config,
+        &plan,
+        &loaded,
+        Some(verifications),
+        finish::FinishOutcome::default(),
+        started,
+    ))
 }
 
 fn build_report(

@@ -9,7 +9,10 @@ use tokio_postgres::Client;
 /// set, create it through the `postgres` database first.
 ///
 /// Returns the client and whether the database was created.
-pub async fn connect_or_create(config: &ConnConfig, create: bool) -> Result<(Client, bool), MigrateError> {
+pub async fn connect_or_create(
+    config: &ConnConfig,
+    create: bool,
+) -> Result<(Client, bool), MigrateError> {
     match connect(config).await {
         Ok(client) => Ok((client, false)),
         Err(err) if create && err.is_database_missing() => {
@@ -19,7 +22,10 @@ pub async fn connect_or_create(config: &ConnConfig, create: bool) -> Result<(Cli
                 .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
                 .await
                 .map_err(|e| {
-                    MigrateError::from(pgharbor_pgwriter::WriteError::from_pg(e, format!("creating database {name:?}")))
+                    MigrateError::from(pgharbor_pgwriter::WriteError::from_pg(
+                        e,
+                        format!("creating database {name:?}"),
+                    ))
                 })?;
             Ok((connect(config).await?, true))
         }
@@ -34,7 +40,11 @@ pub async fn connect(config: &ConnConfig) -> Result<Client, pgharbor_conn::ConnE
 }
 
 /// Names among `names` that already exist as relations in `schema`.
-pub async fn existing_relations(client: &Client, schema: &str, names: &[String]) -> Result<Vec<String>, MigrateError> {
+pub async fn existing_relations(
+    client: &Client,
+    schema: &str,
+    names: &[String],
+) -> Result<Vec<String>, MigrateError> {
     let rows = client
         .query(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -51,7 +61,11 @@ pub fn refuse_existing(existing: &[String], schema: &str) -> Result<(), MigrateE
     if existing.is_empty() {
         return Ok(());
     }
-    let shown: Vec<String> = existing.iter().take(10).map(|n| format!("{schema}.{n}")).collect();
+    let shown: Vec<String> = existing
+        .iter()
+        .take(10)
+        .map(|n| format!("{schema}.{n}"))
+        .collect();
     Err(MigrateError::new(
         MigrateErrorKind::TargetNotEmpty,
         format!(

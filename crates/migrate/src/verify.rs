@@ -25,7 +25,8 @@ pub async fn verify_all(
 ) -> Result<Vec<TableVerification>, MigrateError> {
     progress.phase("verifying");
     let queue = Arc::new(Mutex::new((0..plan.tables.len()).collect::<VecDeque<_>>()));
-    let results: Arc<Mutex<Vec<Option<TableVerification>>>> = Arc::new(Mutex::new(vec![None; plan.tables.len()]));
+    let results: Arc<Mutex<Vec<Option<TableVerification>>>> =
+        Arc::new(Mutex::new(vec![None; plan.tables.len()]));
     let mut set = tokio::task::JoinSet::new();
     for reader in readers {
         let client = crate::target::connect(target).await?;
@@ -33,7 +34,9 @@ pub async fn verify_all(
         set.spawn(async move {
             let mut reader = reader;
             loop {
-                let Some(i) = queue.lock().expect("queue lock").pop_front() else { return Ok::<(), MigrateError>(()) };
+                let Some(i) = queue.lock().expect("queue lock").pop_front() else {
+                    return Ok::<(), MigrateError>(());
+                };
                 let (back, outcome) = verify_table(&client, &plan, i, reader).await;
                 reader = back;
                 results.lock().expect("results lock")[i] = Some(outcome?);
@@ -41,10 +44,18 @@ pub async fn verify_all(
         });
     }
     while let Some(joined) = set.join_next().await {
-        joined.map_err(|e| MigrateError::new(MigrateErrorKind::Verify, format!("a verify worker crashed: {e}")))??;
+        joined.map_err(|e| {
+            MigrateError::new(
+                MigrateErrorKind::Verify,
+                format!("a verify worker crashed: {e}"),
+            )
+        })??;
     }
     let results = std::mem::take(&mut *results.lock().expect("results lock"));
-    Ok(results.into_iter().map(|r| r.expect("every table verified")).collect())
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every table verified"))
+        .collect())
 }
 
 async fn verify_table(
@@ -54,7 +65,10 @@ async fn verify_table(
     reader: Box<dyn UnitReader>,
 ) -> (Box<dyn UnitReader>, Result<TableVerification, MigrateError>) {
     let table = &plan.tables[index];
-    let hasher = RowHasher::new(table.spec.columns.iter().map(|c| c.pg_type).collect(), plan.policy);
+    let hasher = RowHasher::new(
+        table.spec.columns.iter().map(|c| c.pg_type).collect(),
+        plan.policy,
+    );
     let columns: Vec<String> = table.spec.columns.iter().map(|c| c.name.clone()).collect();
     let (reader, source) = source_pass(reader, plan.clone(), index, hasher.clone(), false).await;
     let target = target_digest(client, &table.spec.name, &columns, &hasher, None).await;
@@ -81,7 +95,15 @@ async fn verify_table(
         Err(e) => return (reader, Err(e)),
     };
     let keys = key_columns(table);
-    if let Err(e) = target_digest(client, &table.spec.name, &columns, &hasher, Some((&mut multiset, &keys))).await {
+    if let Err(e) = target_digest(
+        client,
+        &table.spec.name,
+        &columns,
+        &hasher,
+        Some((&mut multiset, &keys)),
+    )
+    .await
+    {
         return (reader, Err(e.into()));
     }
     result.sample_differences = multiset.differences(SAMPLE_LIMIT);
@@ -102,7 +124,10 @@ async fn source_pass(
     index: usize,
     mut hasher: RowHasher,
     detailed: bool,
-) -> (Box<dyn UnitReader>, Result<(TableDigest, Option<RowMultiset>), MigrateError>) {
+) -> (
+    Box<dyn UnitReader>,
+    Result<(TableDigest, Option<RowMultiset>), MigrateError>,
+) {
     let joined = tokio::task::spawn_blocking(move || {
         let mut reader = reader;
         let table = &plan.tables[index];
@@ -112,7 +137,13 @@ async fn source_pass(
             let hash = hasher.hash_cells(cells).map_err(|e| {
                 MigrateError::new(
                     MigrateErrorKind::Conversion,
-                    format!("table {:?}, row {}, column {:?}: {}", table.source_name, row_key(table, rowid, cells), table.spec.columns[e.column].name, e.reason),
+                    format!(
+                        "table {:?}, row {}, column {:?}: {}",
+                        table.source_name,
+                        row_key(table, rowid, cells),
+                        table.spec.columns[e.column].name,
+                        e.reason
+                    ),
                 )
             })?;
             digest.add(hash);
@@ -134,7 +165,10 @@ async fn source_pass(
 ///
 /// Used by the standalone `verify`, which must hash with the types the target
 /// actually has. Unsupported types are an error naming the column.
-pub async fn target_column_types(client: &Client, table: &pgharbor_core::schema::QualifiedName) -> Result<Vec<(String, PgType)>, MigrateError> {
+pub async fn target_column_types(
+    client: &Client,
+    table: &pgharbor_core::schema::QualifiedName,
+) -> Result<Vec<(String, PgType)>, MigrateError> {
     let rows = client
         .query(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
@@ -145,7 +179,10 @@ pub async fn target_column_types(client: &Client, table: &pgharbor_core::schema:
         .await
         .map_err(|e| pgharbor_pgwriter::WriteError::from_pg(e, format!("reading the columns of {table}")))?;
     if rows.is_empty() {
-        return Err(MigrateError::new(MigrateErrorKind::Verify, format!("table {table} does not exist in the target")));
+        return Err(MigrateError::new(
+            MigrateErrorKind::Verify,
+            format!("table {table} does not exist in the target"),
+        ));
     }
     rows.iter()
         .map(|r| {
@@ -160,14 +197,21 @@ pub async fn target_column_types(client: &Client, table: &pgharbor_core::schema:
 
 /// Map `format_type` output to a [`PgType`].
 pub fn parse_type(name: &str) -> Option<PgType> {
-    let args = |s: &str| -> Vec<u32> { s.split_once('(').and_then(|(_, r)| r.strip_suffix(')')).map(|a| a.split(',').filter_map(|x| x.trim().parse().ok()).collect()).unwrap_or_default() };
+    let args = |s: &str| -> Vec<u32> {
+        s.split_once('(')
+            .and_then(|(_, r)| r.strip_suffix(')'))
+            .map(|a| a.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    };
     Some(match name {
         "boolean" => PgType::Boolean,
         "smallint" => PgType::SmallInt,
         "integer" => PgType::Integer,
         "bigint" => PgType::BigInt,
         "double precision" => PgType::Double,
-        "numeric" => PgType::Numeric { precision_scale: None },
+        "numeric" => PgType::Numeric {
+            precision_scale: None,
+        },
         "text" => PgType::Text,
         "bytea" => PgType::Bytea,
         "date" => PgType::Date,
@@ -177,7 +221,9 @@ pub fn parse_type(name: &str) -> Option<PgType> {
         "jsonb" => PgType::Jsonb,
         "uuid" => PgType::Uuid,
         n if n.starts_with("numeric(") => match args(n).as_slice() {
-            [p, s] => PgType::Numeric { precision_scale: Some((*p, *s)) },
+            [p, s] => PgType::Numeric {
+                precision_scale: Some((*p, *s)),
+            },
             _ => return None,
         },
         n if n.starts_with("character varying(") => PgType::Varchar(*args(n).first()?),

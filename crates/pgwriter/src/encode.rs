@@ -73,7 +73,12 @@ impl RowEncoder {
     }
 
     /// Append one field (length and bytes, or -1 for NULL) to `out`.
-    pub fn encode_field(&mut self, column: usize, cell: Cell<'_>, out: &mut Vec<u8>) -> Result<(), CellError> {
+    pub fn encode_field(
+        &mut self,
+        column: usize,
+        cell: Cell<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CellError> {
         if cell == Cell::Null {
             out.extend_from_slice(&(-1i32).to_be_bytes());
             return Ok(());
@@ -81,16 +86,26 @@ impl RowEncoder {
         let len_at = out.len();
         out.extend_from_slice(&[0; 4]);
         let pg_type = self.types[column];
-        self.encode_value(cell, pg_type, out).map_err(|why| CellError {
-            column,
-            reason: format!("{} {} cannot be stored as {pg_type}: {why}", cell.class_name(), cell.preview()),
-        })?;
+        self.encode_value(cell, pg_type, out)
+            .map_err(|why| CellError {
+                column,
+                reason: format!(
+                    "{} {} cannot be stored as {pg_type}: {why}",
+                    cell.class_name(),
+                    cell.preview()
+                ),
+            })?;
         let len = (out.len() - len_at - 4) as i32;
         out[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
         Ok(())
     }
 
-    fn encode_value(&mut self, cell: Cell<'_>, pg_type: PgType, out: &mut Vec<u8>) -> Result<(), String> {
+    fn encode_value(
+        &mut self,
+        cell: Cell<'_>,
+        pg_type: PgType,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
         match pg_type {
             PgType::Boolean => {
                 let b = match cell {
@@ -101,14 +116,24 @@ impl RowEncoder {
                 };
                 out.push(u8::from(b));
             }
-            PgType::SmallInt => out.extend_from_slice(&i16::try_from(int(cell)?).map_err(|_| "out of smallint range")?.to_be_bytes()),
-            PgType::Integer => out.extend_from_slice(&i32::try_from(int(cell)?).map_err(|_| "out of integer range")?.to_be_bytes()),
+            PgType::SmallInt => out.extend_from_slice(
+                &i16::try_from(int(cell)?)
+                    .map_err(|_| "out of smallint range")?
+                    .to_be_bytes(),
+            ),
+            PgType::Integer => out.extend_from_slice(
+                &i32::try_from(int(cell)?)
+                    .map_err(|_| "out of integer range")?
+                    .to_be_bytes(),
+            ),
             PgType::BigInt => out.extend_from_slice(&int(cell)?.to_be_bytes()),
             PgType::Double => {
                 let v = match cell {
                     Cell::Real(r) => r,
                     Cell::Int(i) if i.unsigned_abs() <= 1 << 53 => i as f64,
-                    Cell::Int(_) => return Err("integer too large for a double to hold exactly".into()),
+                    Cell::Int(_) => {
+                        return Err("integer too large for a double to hold exactly".into())
+                    }
                     _ => return Err("not a number".into()),
                 };
                 out.extend_from_slice(&v.to_bits().to_be_bytes());
@@ -134,8 +159,13 @@ impl RowEncoder {
                 let t = text(cell)?;
                 let micros = match forms::parse_timestamp(t) {
                     Some(p) if p.offset_seconds.is_none() => p.local_micros,
-                    Some(_) => return Err("carries a UTC offset; the column has no time zone".into()),
-                    None => i64::from(forms::parse_date(t).ok_or("not an ISO timestamp")?) * 86_400_000_000,
+                    Some(_) => {
+                        return Err("carries a UTC offset; the column has no time zone".into())
+                    }
+                    None => {
+                        i64::from(forms::parse_date(t).ok_or("not an ISO timestamp")?)
+                            * 86_400_000_000
+                    }
                 };
                 out.extend_from_slice(&micros.to_be_bytes());
             }
@@ -145,7 +175,8 @@ impl RowEncoder {
                     .ok_or("not an ISO timestamp with a UTC offset")?;
                 out.extend_from_slice(&p.utc_micros().to_be_bytes());
             }
-            PgType::Uuid => out.extend_from_slice(&forms::parse_uuid(text(cell)?).ok_or("not a canonical UUID")?),
+            PgType::Uuid => out
+                .extend_from_slice(&forms::parse_uuid(text(cell)?).ok_or("not a canonical UUID")?),
         }
         Ok(())
     }
@@ -186,9 +217,9 @@ impl RowEncoder {
             match self.policy.invalid_utf8 {
                 InvalidUtf8Policy::Error => {
                     return Err(format!(
-                        "invalid UTF-8 at byte {} (use --invalid-utf8 replace to substitute U+FFFD)",
-                        e.valid_up_to()
-                    ))
+                    "invalid UTF-8 at byte {} (use --invalid-utf8 replace to substitute U+FFFD)",
+                    e.valid_up_to()
+                ))
                 }
                 InvalidUtf8Policy::Replace => {
                     self.lossy.utf8_replaced += 1;
@@ -227,7 +258,11 @@ fn text<'a>(cell: Cell<'a>) -> Result<&'a [u8], String> {
     }
 }
 
-fn encode_numeric(cell: Cell<'_>, precision_scale: Option<(u32, u32)>, out: &mut Vec<u8>) -> Result<(), String> {
+fn encode_numeric(
+    cell: Cell<'_>,
+    precision_scale: Option<(u32, u32)>,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
     let rendered;
     let text: &[u8] = match cell {
         Cell::Int(i) => {
@@ -242,7 +277,14 @@ fn encode_numeric(cell: Cell<'_>, precision_scale: Option<(u32, u32)>, out: &mut
             if precision_scale.is_some() {
                 return Err("infinity does not fit a numeric with precision".into());
             }
-            numeric::write_special(out, if r > 0.0 { Special::PosInf } else { Special::NegInf });
+            numeric::write_special(
+                out,
+                if r > 0.0 {
+                    Special::PosInf
+                } else {
+                    Special::NegInf
+                },
+            );
             return Ok(());
         }
         Cell::Real(r) => {
@@ -280,8 +322,14 @@ mod tests {
     #[test]
     fn integers_and_booleans() {
         let p = ValuePolicy::default();
-        assert_eq!(field(Cell::Int(-2), PgType::BigInt, p).unwrap(), (-2i64).to_be_bytes());
-        assert_eq!(field(Cell::Text(b"TRUE"), PgType::Boolean, p).unwrap(), vec![1]);
+        assert_eq!(
+            field(Cell::Int(-2), PgType::BigInt, p).unwrap(),
+            (-2i64).to_be_bytes()
+        );
+        assert_eq!(
+            field(Cell::Text(b"TRUE"), PgType::Boolean, p).unwrap(),
+            vec![1]
+        );
         assert!(field(Cell::Int(70000), PgType::SmallInt, p).is_err());
         assert!(field(Cell::Int(2), PgType::Boolean, p).is_err());
     }
@@ -290,7 +338,10 @@ mod tests {
     fn nul_is_refused_unless_stripping() {
         let err = field(Cell::Text(b"a\0b"), PgType::Text, ValuePolicy::default()).unwrap_err();
         assert!(err.reason.contains("NUL"), "{}", err.reason);
-        let strip = ValuePolicy { nul: NulPolicy::Strip, ..Default::default() };
+        let strip = ValuePolicy {
+            nul: NulPolicy::Strip,
+            ..Default::default()
+        };
         let mut enc = RowEncoder::new(vec![PgType::Text], strip);
         let mut out = Vec::new();
         enc.encode_field(0, Cell::Text(b"a\0b"), &mut out).unwrap();
@@ -300,23 +351,43 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_refused_unless_replacing() {
-        assert!(field(Cell::Text(b"a\xffb"), PgType::Text, ValuePolicy::default()).unwrap_err().reason.contains("UTF-8"));
-        let replace = ValuePolicy { invalid_utf8: InvalidUtf8Policy::Replace, ..Default::default() };
-        assert_eq!(field(Cell::Text(b"a\xffb"), PgType::Text, replace).unwrap(), "a\u{FFFD}b".as_bytes());
+        assert!(
+            field(Cell::Text(b"a\xffb"), PgType::Text, ValuePolicy::default())
+                .unwrap_err()
+                .reason
+                .contains("UTF-8")
+        );
+        let replace = ValuePolicy {
+            invalid_utf8: InvalidUtf8Policy::Replace,
+            ..Default::default()
+        };
+        assert_eq!(
+            field(Cell::Text(b"a\xffb"), PgType::Text, replace).unwrap(),
+            "a\u{FFFD}b".as_bytes()
+        );
     }
 
     #[test]
     fn numbers_as_text_are_exact() {
         let p = ValuePolicy::default();
         assert_eq!(field(Cell::Real(0.1), PgType::Text, p).unwrap(), b"0.1");
-        assert_eq!(field(Cell::Int(i64::MIN), PgType::Text, p).unwrap(), i64::MIN.to_string().as_bytes());
-        assert_eq!(field(Cell::Real(f64::NEG_INFINITY), PgType::Text, p).unwrap(), b"-Infinity");
+        assert_eq!(
+            field(Cell::Int(i64::MIN), PgType::Text, p).unwrap(),
+            i64::MIN.to_string().as_bytes()
+        );
+        assert_eq!(
+            field(Cell::Real(f64::NEG_INFINITY), PgType::Text, p).unwrap(),
+            b"-Infinity"
+        );
     }
 
     #[test]
     fn jsonb_gets_a_version_byte_and_json_is_checked() {
         let p = ValuePolicy::default();
-        assert_eq!(field(Cell::Text(b"{}"), PgType::Jsonb, p).unwrap(), b"\x01{}");
+        assert_eq!(
+            field(Cell::Text(b"{}"), PgType::Jsonb, p).unwrap(),
+            b"\x01{}"
+        );
         assert_eq!(field(Cell::Int(400), PgType::Json, p).unwrap(), b"400");
         assert!(field(Cell::Text(b"{x"), PgType::Json, p).is_err());
     }
@@ -324,17 +395,29 @@ mod tests {
     #[test]
     fn temporal_values() {
         let p = ValuePolicy::default();
-        assert_eq!(field(Cell::Text(b"2000-01-02"), PgType::Date, p).unwrap(), 1i32.to_be_bytes());
-        assert_eq!(field(Cell::Text(b"2000-01-01 00:00:01"), PgType::Timestamp, p).unwrap(), 1_000_000i64.to_be_bytes());
+        assert_eq!(
+            field(Cell::Text(b"2000-01-02"), PgType::Date, p).unwrap(),
+            1i32.to_be_bytes()
+        );
+        assert_eq!(
+            field(Cell::Text(b"2000-01-01 00:00:01"), PgType::Timestamp, p).unwrap(),
+            1_000_000i64.to_be_bytes()
+        );
         assert!(field(Cell::Int(1_700_000_000), PgType::Timestamp, p).is_err());
     }
 
     #[test]
     fn numeric_respects_declared_scale() {
         let p = ValuePolicy::default();
-        let ps = PgType::Numeric { precision_scale: Some((10, 2)) };
+        let ps = PgType::Numeric {
+            precision_scale: Some((10, 2)),
+        };
         let out = field(Cell::Real(1.5), ps, p).unwrap();
-        assert_eq!(u16::from_be_bytes([out[6], out[7]]), 2, "dscale follows the column");
+        assert_eq!(
+            u16::from_be_bytes([out[6], out[7]]),
+            2,
+            "dscale follows the column"
+        );
         assert!(field(Cell::Real(1.234), ps, p).is_err());
     }
 }

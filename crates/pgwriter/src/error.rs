@@ -48,7 +48,9 @@ impl WriteError {
                     "53100" => WriteErrorKind::DiskFull,
                     "42501" => WriteErrorKind::PermissionDenied,
                     "42P07" => WriteErrorKind::AlreadyExists,
-                    _ if code.starts_with("08") || code.starts_with("57P") => WriteErrorKind::ConnectionLost,
+                    _ if code.starts_with("08") || code.starts_with("57P") => {
+                        WriteErrorKind::ConnectionLost
+                    }
                     _ => WriteErrorKind::Database,
                 };
                 let mut detail = db.message().to_string();
@@ -60,13 +62,22 @@ impl WriteError {
                 }
                 (kind, detail)
             }
-            None if err.is_closed() => (WriteErrorKind::ConnectionLost, "the connection to the target was closed".to_string()),
+            None if err.is_closed() => (
+                WriteErrorKind::ConnectionLost,
+                "the connection to the target was closed".to_string(),
+            ),
             None => (WriteErrorKind::ConnectionLost, err.to_string()),
         };
         let advice = match kind {
-            WriteErrorKind::DiskFull => " — free space on the target server (or grow its volume) and run again",
-            WriteErrorKind::PermissionDenied => " — grant the target user the needed privilege, or connect as the owner",
-            WriteErrorKind::ConnectionLost => " — check the target server is running; the run can be repeated",
+            WriteErrorKind::DiskFull => {
+                " — free space on the target server (or grow its volume) and run again"
+            }
+            WriteErrorKind::PermissionDenied => {
+                " — grant the target user the needed privilege, or connect as the owner"
+            }
+            WriteErrorKind::ConnectionLost => {
+                " — check the target server is running; the run can be repeated"
+            }
             _ => "",
         };
         WriteError {
@@ -90,6 +101,8 @@ impl fmt::Display for WriteError {
 
 impl std::error::Error for WriteError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_ref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }

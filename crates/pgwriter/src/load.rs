@@ -15,7 +15,10 @@ use tokio_postgres::Client;
 pub fn copy_statement(table: &QualifiedName, columns: &[String], freeze: bool) -> String {
     let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
     let freeze = if freeze { ", FREEZE" } else { "" };
-    format!("COPY {table} ({}) FROM STDIN (FORMAT binary{freeze})", cols.join(", "))
+    format!(
+        "COPY {table} ({}) FROM STDIN (FORMAT binary{freeze})",
+        cols.join(", ")
+    )
 }
 
 /// A message from a row producer to the COPY.
@@ -33,18 +36,41 @@ pub enum Chunk {
 /// Only [`Chunk::End`] completes the COPY. If the channel closes without it
 /// (the producer failed), the COPY is abandoned and an error returned, so a
 /// partial table is never committed by accident.
-pub async fn copy_chunks(client: &Client, table: &QualifiedName, columns: &[String], freeze: bool, mut chunks: mpsc::Receiver<Chunk>) -> Result<u64, WriteError> {
+pub async fn copy_chunks(
+    client: &Client,
+    table: &QualifiedName,
+    columns: &[String],
+    freeze: bool,
+    mut chunks: mpsc::Receiver<Chunk>,
+) -> Result<u64, WriteError> {
     let doing = format!("loading table {table}");
-    let sink = client.copy_in::<_, Bytes>(&copy_statement(table, columns, freeze)).await.map_err(|e| WriteError::from_pg(e, &doing))?;
+    let sink = client
+        .copy_in::<_, Bytes>(&copy_statement(table, columns, freeze))
+        .await
+        .map_err(|e| WriteError::from_pg(e, &doing))?;
     futures_util::pin_mut!(sink);
-    sink.send(Bytes::from_static(COPY_HEADER)).await.map_err(|e| WriteError::from_pg(e, &doing))?;
+    sink.send(Bytes::from_static(COPY_HEADER))
+        .await
+        .map_err(|e| WriteError::from_pg(e, &doing))?;
     loop {
         match chunks.recv().await {
-            Some(Chunk::Data(data)) => sink.send(data).await.map_err(|e| WriteError::from_pg(e, &doing))?,
+            Some(Chunk::Data(data)) => sink
+                .send(data)
+                .await
+                .map_err(|e| WriteError::from_pg(e, &doing))?,
             Some(Chunk::End) => break,
-            None => return Err(WriteError::new(WriteErrorKind::Source, format!("{doing}: the source stopped before the end of the table"))),
+            None => {
+                return Err(WriteError::new(
+                    WriteErrorKind::Source,
+                    format!("{doing}: the source stopped before the end of the table"),
+                ))
+            }
         }
     }
-    sink.send(Bytes::from_static(COPY_TRAILER)).await.map_err(|e| WriteError::from_pg(e, &doing))?;
-    sink.finish().await.map_err(|e| WriteError::from_pg(e, &doing))
+    sink.send(Bytes::from_static(COPY_TRAILER))
+        .await
+        .map_err(|e| WriteError::from_pg(e, &doing))?;
+    sink.finish()
+        .await
+        .map_err(|e| WriteError::from_pg(e, &doing))
 }

@@ -83,7 +83,9 @@ mod tests {
         let d = parse_decimal(text.as_bytes()).unwrap();
         let mut out = Vec::new();
         write_decimal(&mut out, &d, d.scale());
-        out.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect()
+        out.chunks(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+            .collect()
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub fn translate(sql: &str, pg_type: PgType) -> Result<Option<String>, String> {
         return Ok(None);
     }
     if let Some(now) = now_kind(&compact) {
-        return now_default(now, pg_type).ok_or_else(|| format!("{expr} has no {pg_type} equivalent"));
+        return now_default(now, pg_type)
+            .ok_or_else(|| format!("{expr} has no {pg_type} equivalent"));
     }
     if upper == "TRUE" || upper == "FALSE" {
         return literal_default(if upper == "TRUE" { "1" } else { "0" }, pg_type, expr);
@@ -33,7 +34,9 @@ pub fn translate(sql: &str, pg_type: PgType) -> Result<Option<String>, String> {
     if forms::parse_decimal(expr.as_bytes()).is_some() {
         return literal_default(expr, pg_type, expr);
     }
-    Err(format!("default {expr} is an SQLite expression pgharbor does not translate"))
+    Err(format!(
+        "default {expr} is an SQLite expression pgharbor does not translate"
+    ))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +77,9 @@ fn now_default(now: Now, pg_type: PgType) -> Option<Option<String>> {
         (Now::Epoch, PgType::BigInt | PgType::Numeric { .. } | PgType::Double) => {
             "(extract(epoch FROM CURRENT_TIMESTAMP))::bigint".to_string()
         }
-        (Now::Epoch, t) if t.is_textual() => "((extract(epoch FROM CURRENT_TIMESTAMP))::bigint)::text".to_string(),
+        (Now::Epoch, t) if t.is_textual() => {
+            "((extract(epoch FROM CURRENT_TIMESTAMP))::bigint)::text".to_string()
+        }
         _ => return None,
     };
     Some(Some(expr))
@@ -103,9 +108,11 @@ fn literal_default(text: &str, pg_type: PgType, original: &str) -> Result<Option
         return Err(format!("default {original} is not a valid {pg_type} value"));
     }
     Ok(Some(match pg_type {
-        PgType::SmallInt | PgType::Integer | PgType::BigInt | PgType::Double | PgType::Numeric { .. } => {
-            quote_literal(text) + "::" + &pg_type.sql()
-        }
+        PgType::SmallInt
+        | PgType::Integer
+        | PgType::BigInt
+        | PgType::Double
+        | PgType::Numeric { .. } => quote_literal(text) + "::" + &pg_type.sql(),
         _ => format!("{}::{}", quote_literal(text), pg_type.sql()),
     }))
 }
@@ -152,10 +159,26 @@ mod tests {
 
     #[test]
     fn now_forms_follow_the_target_type() {
-        assert_eq!(translate("CURRENT_TIMESTAMP", PgType::Timestamp).unwrap().unwrap(), UTC_NOW);
-        assert_eq!(translate("(datetime('now'))", PgType::Timestamptz).unwrap().unwrap(), "CURRENT_TIMESTAMP");
-        assert!(translate("datetime('now')", PgType::Text).unwrap().unwrap().starts_with("to_char("));
-        assert!(translate("strftime('%s','now')", PgType::BigInt).unwrap().unwrap().contains("epoch"));
+        assert_eq!(
+            translate("CURRENT_TIMESTAMP", PgType::Timestamp)
+                .unwrap()
+                .unwrap(),
+            UTC_NOW
+        );
+        assert_eq!(
+            translate("(datetime('now'))", PgType::Timestamptz)
+                .unwrap()
+                .unwrap(),
+            "CURRENT_TIMESTAMP"
+        );
+        assert!(translate("datetime('now')", PgType::Text)
+            .unwrap()
+            .unwrap()
+            .starts_with("to_char("));
+        assert!(translate("strftime('%s','now')", PgType::BigInt)
+            .unwrap()
+            .unwrap()
+            .contains("epoch"));
         assert!(translate("CURRENT_TIMESTAMP", PgType::Boolean).is_err());
     }
 
@@ -163,12 +186,26 @@ mod tests {
     fn literals_are_checked_against_the_type() {
         assert_eq!(translate("NULL", PgType::Text).unwrap(), None);
         assert_eq!(translate("0", PgType::Boolean).unwrap().unwrap(), "false");
-        assert_eq!(translate("-5", PgType::BigInt).unwrap().unwrap(), "'-5'::bigint");
-        assert_eq!(translate("'it''s'", PgType::Text).unwrap().unwrap(), "'it''s'::text");
-        assert_eq!(translate("'null'", PgType::Jsonb).unwrap().unwrap(), "'null'::jsonb");
+        assert_eq!(
+            translate("-5", PgType::BigInt).unwrap().unwrap(),
+            "'-5'::bigint"
+        );
+        assert_eq!(
+            translate("'it''s'", PgType::Text).unwrap().unwrap(),
+            "'it''s'::text"
+        );
+        assert_eq!(
+            translate("'null'", PgType::Jsonb).unwrap().unwrap(),
+            "'null'::jsonb"
+        );
         assert!(translate("'null'", PgType::BigInt).is_err());
         assert!(translate("'abc'", PgType::Varchar(2)).is_err());
-        assert!(translate("random()", PgType::BigInt).unwrap_err().contains("random()"));
-        assert_eq!(translate("\"x\"", PgType::Text).unwrap().unwrap(), "'x'::text");
+        assert!(translate("random()", PgType::BigInt)
+            .unwrap_err()
+            .contains("random()"));
+        assert_eq!(
+            translate("\"x\"", PgType::Text).unwrap().unwrap(),
+            "'x'::text"
+        );
     }
 }

@@ -24,7 +24,10 @@ pub enum SqliteErrorKind {
 
 /// An error of the SQLite source, with the file and, where known, the table.
 #[derive(Debug)]
-pub struct SqliteError {
+pub struct SqliteError(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     kind: SqliteErrorKind,
     path: Option<PathBuf>,
     table: Option<String>,
@@ -35,30 +38,30 @@ pub struct SqliteError {
 impl SqliteError {
     /// A new error.
     pub fn new(kind: SqliteErrorKind, message: impl Into<String>) -> Self {
-        SqliteError {
+        SqliteError(Box::new(Inner {
             kind,
             path: None,
             table: None,
             message: message.into(),
             source: None,
-        }
+        }))
     }
 
     /// Attach the database file.
     pub fn with_path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.path = Some(path.into());
+        self.0.path = Some(path.into());
         self
     }
 
     /// Attach the table being read.
     pub fn with_table(mut self, table: impl Into<String>) -> Self {
-        self.table = Some(table.into());
+        self.0.table = Some(table.into());
         self
     }
 
     /// The kind of error.
     pub fn kind(&self) -> SqliteErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// Classify a rusqlite error.
@@ -84,31 +87,32 @@ impl SqliteError {
             SqliteErrorKind::Locked => " (another process holds a lock; try again shortly)",
             _ => "",
         };
-        SqliteError {
+        SqliteError(Box::new(Inner {
             kind,
             path: None,
             table: None,
             message: format!("{}: {err}{hint}", context.into()),
             source: Some(err),
-        }
+        }))
     }
 }
 
 impl fmt::Display for SqliteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(path) = &self.path {
+        if let Some(path) = &self.0.path {
             write!(f, "{}: ", path.display())?;
         }
-        if let Some(table) = &self.table {
+        if let Some(table) = &self.0.table {
             write!(f, "table {table:?}: ")?;
         }
-        f.write_str(&self.message)
+        f.write_str(&self.0.message)
     }
 }
 
 impl std::error::Error for SqliteError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.0
+            .source
             .as_ref()
             .map(|e| e as &(dyn std::error::Error + 'static))
     }

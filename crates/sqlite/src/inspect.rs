@@ -150,7 +150,9 @@ pub fn inspect(conn: &Connection) -> Result<SourceSchema> {
         let sql = sqls.get(&name).cloned().unwrap_or_default();
         match kind.as_str() {
             "table" if name.starts_with("sqlite_") => {}
-            "table" => schema.tables.push(read_table(conn, name, without_rowid, sql, &sequences)?),
+            "table" => schema
+                .tables
+                .push(read_table(conn, name, without_rowid, sql, &sequences)?),
             "virtual" => schema.virtual_tables.push(SourceObject { name, sql }),
             "shadow" => {
                 let owner = virtual_names
@@ -247,11 +249,12 @@ fn read_table(
         return Err(SqliteError::new(SqliteErrorKind::Schema, "has no columns").with_table(&name));
     }
     let pk: Vec<&SourceColumn> = columns.iter().filter(|c| c.pk_position > 0).collect();
-    let rowid_alias = if !without_rowid && pk.len() == 1 && pk[0].declared.eq_ignore_ascii_case("INTEGER") {
-        columns.iter().position(|c| c.pk_position > 0)
-    } else {
-        None
-    };
+    let rowid_alias =
+        if !without_rowid && pk.len() == 1 && pk[0].declared.eq_ignore_ascii_case("INTEGER") {
+            columns.iter().position(|c| c.pk_position > 0)
+        } else {
+            None
+        };
     let autoincrement = sql.to_ascii_uppercase().contains("AUTOINCREMENT");
     let indexes = read_indexes(conn, &name)?;
     let foreign_keys = read_foreign_keys(conn, &name)?;
@@ -274,7 +277,9 @@ fn read_indexes(conn: &Connection, table: &str) -> Result<Vec<SourceIndex>> {
         .prepare("SELECT il.name, il.\"unique\", il.origin, il.partial, coalesce(m.sql, '') FROM pragma_index_list(?1) il LEFT JOIN sqlite_master m ON m.name = il.name ORDER BY il.name")
         .map_err(sql_err(ctx()))?;
     let listed: Vec<(String, bool, String, bool, String)> = stmt
-        .query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .query_map([table], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .and_then(|rows| rows.collect())
         .map_err(sql_err(ctx()))?;
     let mut indexes = Vec::new();
@@ -310,7 +315,16 @@ fn read_foreign_keys(conn: &Connection, table: &str) -> Result<Vec<SourceForeign
         .map_err(sql_err(ctx()))?;
     type FkRow = (i64, String, String, Option<String>, String, String);
     let rows: Vec<FkRow> = stmt
-        .query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+        .query_map([table], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
         .and_then(|rows| rows.collect())
         .map_err(sql_err(ctx()))?;
     let mut fks: Vec<(i64, SourceForeignKey)> = Vec::new();
@@ -338,5 +352,9 @@ fn read_foreign_keys(conn: &Connection, table: &str) -> Result<Vec<SourceForeign
 
 /// `SELECT` list naming `columns` of `table`, quoted.
 pub fn select_list(columns: &[&str]) -> String {
-    columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ")
+    columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

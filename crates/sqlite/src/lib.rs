@@ -3,7 +3,7 @@
 //! The SQLite source of the pipeline:
 //!
 //! 1. [`open`]: open a database file read-only, never writing, checkpointing or
-//!    changing its journal mode, and hold one read snapshot that every reader
+//!    changing its journal mode, with one read snapshot that every reader
 //!    thread shares ([`open::SourceSnapshot`]), so the copy is consistent even
 //!    while the owning application keeps writing.
 //! 2. [`inspect`]: read the schema (tables, columns, keys, indexes, foreign keys,
@@ -14,7 +14,7 @@
 //!
 //! ```no_run
 //! use pgharbor_sqlite::{open::SourceSnapshot, inspect, planner};
-//! let snapshot = SourceSnapshot::open("app.db".as_ref())?;
+//! let snapshot = SourceSnapshot::open("app.db".as_ref(), 2)?;
 //! let schema = inspect::inspect(snapshot.connection())?;
 //! let plan = planner::plan(snapshot.connection(), &schema, &planner::PlanOptions::default())?;
 //! println!("{} tables", plan.tables.len());
@@ -28,6 +28,5 @@ pub mod open;
 pub mod planner;
 pub mod profile;
 pub mod read;
-mod snapshot_ffi;
 
 pub use error::{SqliteError, SqliteErrorKind};

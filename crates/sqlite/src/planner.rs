@@ -12,8 +12,8 @@ use crate::profile::{self, Checks, ColumnProfile, TableProfile};
 use pgharbor_core::forms::JsonForm;
 use pgharbor_core::plan::{ColumnDecision, Plan, ReportedObject, RowKey, TablePlan, ValuePolicy};
 use pgharbor_core::schema::{
-    check_ident, quote_ident, ColumnSpec, ForeignKeySpec, Identity, IndexSpec, PgType, QualifiedName,
-    TableSpec, ViewSpec,
+    check_ident, quote_ident, ColumnSpec, ForeignKeySpec, Identity, IndexSpec, PgType,
+    QualifiedName, TableSpec, ViewSpec,
 };
 use rusqlite::Connection;
 
@@ -76,7 +76,12 @@ pub fn hint(declared: &str) -> Hint {
         upper
             .split_once('(')
             .and_then(|(_, rest)| rest.split_once(')'))
-            .map(|(inner, _)| inner.split(',').filter_map(|a| a.trim().parse().ok()).collect())
+            .map(|(inner, _)| {
+                inner
+                    .split(',')
+                    .filter_map(|a| a.trim().parse().ok())
+                    .collect()
+            })
             .unwrap_or_default()
     };
     if upper.is_empty() {
@@ -98,7 +103,12 @@ pub fn hint(declared: &str) -> Hint {
             small: has("SMALLINT") || has("TINYINT") || upper == "INT2",
         }
     } else if has("CHAR") || has("CLOB") || has("TEXT") || has("STRING") {
-        Hint::Text(args().first().copied().filter(|n| *n > 0 && *n <= 10_485_760))
+        Hint::Text(
+            args()
+                .first()
+                .copied()
+                .filter(|n| *n > 0 && *n <= 10_485_760),
+        )
     } else if has("BLOB") || has("BINARY") || has("BYTEA") {
         Hint::Blob
     } else if has("REAL") || has("FLOA") || has("DOUB") {
@@ -130,7 +140,9 @@ fn natural_type(hint: Hint) -> PgType {
         Hint::Integer { small: true } => PgType::SmallInt,
         Hint::Integer { small: false } => PgType::BigInt,
         Hint::Real => PgType::Double,
-        Hint::Numeric(ps) => PgType::Numeric { precision_scale: ps },
+        Hint::Numeric(ps) => PgType::Numeric {
+            precision_scale: ps,
+        },
         Hint::Boolean => PgType::Boolean,
         Hint::Date => PgType::Date,
         Hint::Timestamp { tz: false } => PgType::Timestamp,
@@ -148,13 +160,23 @@ const EXACT_DOUBLE_INT: i64 = 1 << 53;
 /// Decide the type of one column from its declaration and its values.
 pub fn decide(declared: &str, p: &ColumnProfile) -> (PgType, String) {
     let h = hint(declared);
-    let shown = if declared.is_empty() { "no type".to_string() } else { declared.to_string() };
+    let shown = if declared.is_empty() {
+        "no type".to_string()
+    } else {
+        declared.to_string()
+    };
     if p.values() == 0 {
-        return (natural_type(h), format!("declared {shown}; no values to contradict it"));
+        return (
+            natural_type(h),
+            format!("declared {shown}; no values to contradict it"),
+        );
     }
     if p.blobs > 0 {
         return if p.blobs == p.values() {
-            (PgType::Bytea, format!("declared {shown}; every value is a blob"))
+            (
+                PgType::Bytea,
+                format!("declared {shown}; every value is a blob"),
+            )
         } else {
             (
                 PgType::Bytea,
@@ -223,7 +245,9 @@ pub fn decide(declared: &str, p: &ColumnProfile) -> (PgType, String) {
 }
 
 fn ints_within_double(p: &ColumnProfile) -> bool {
-    p.ints == 0 || (p.int_min.unwrap_or(0).unsigned_abs() <= EXACT_DOUBLE_INT as u64 && p.int_max.unwrap_or(0).unsigned_abs() <= EXACT_DOUBLE_INT as u64)
+    p.ints == 0
+        || (p.int_min.unwrap_or(0).unsigned_abs() <= EXACT_DOUBLE_INT as u64
+            && p.int_max.unwrap_or(0).unsigned_abs() <= EXACT_DOUBLE_INT as u64)
 }
 
 /// The fallback when values contradict the declaration: no blobs here.
@@ -254,27 +278,48 @@ pub fn plan(conn: &Connection, schema: &SourceSchema, options: &PlanOptions) -> 
     let mut tables = Vec::new();
     for table in &schema.tables {
         check_ident(&table.name).map_err(|why| {
-            SqliteError::new(SqliteErrorKind::Schema, format!("cannot be a PostgreSQL table name: {why}")).with_table(&table.name)
+            SqliteError::new(
+                SqliteErrorKind::Schema,
+                format!("cannot be a PostgreSQL table name: {why}"),
+            )
+            .with_table(&table.name)
         })?;
         for c in &table.columns {
             check_ident(&c.name).map_err(|why| {
-                SqliteError::new(SqliteErrorKind::Schema, format!("column {:?} cannot be a PostgreSQL column name: {why}", c.name)).with_table(&table.name)
+                SqliteError::new(
+                    SqliteErrorKind::Schema,
+                    format!(
+                        "column {:?} cannot be a PostgreSQL column name: {why}",
+                        c.name
+                    ),
+                )
+                .with_table(&table.name)
             })?;
         }
         let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
-        let checks: Vec<Checks> = table.columns.iter().map(|c| checks_for(hint(&c.declared))).collect();
+        let checks: Vec<Checks> = table
+            .columns
+            .iter()
+            .map(|c| checks_for(hint(&c.declared)))
+            .collect();
         let profile = profile::profile_table(conn, &table.name, &names, &checks)?;
         tables.push(plan_table(table, &profile, options, &mut reported));
     }
     resolve_foreign_keys(&mut tables, schema, &options.schema, &mut reported);
-    tables.sort_by(|a, b| b.source_rows.cmp(&a.source_rows).then(a.source_name.cmp(&b.source_name)));
+    tables.sort_by(|a, b| {
+        b.source_rows
+            .cmp(&a.source_rows)
+            .then(a.source_name.cmp(&b.source_name))
+    });
+    let booleans = unambiguous_boolean_columns(&tables);
+    let booleans: Vec<&str> = booleans.iter().map(String::as_str).collect();
     let views = schema
         .views
         .iter()
         .filter_map(|v| {
             view_select(&v.sql).map(|select_sql| ViewSpec {
                 name: QualifiedName::new(&options.schema, &v.name),
-                select_sql,
+                select_sql: boolean_literals(&select_sql, &booleans),
             })
         })
         .collect();
@@ -316,7 +361,12 @@ fn report_unplanned(schema: &SourceSchema) -> Vec<ReportedObject> {
     reported
 }
 
-fn plan_table(table: &SourceTable, profile: &TableProfile, options: &PlanOptions, reported: &mut Vec<ReportedObject>) -> TablePlan {
+fn plan_table(
+    table: &SourceTable,
+    profile: &TableProfile,
+    options: &PlanOptions,
+    reported: &mut Vec<ReportedObject>,
+) -> TablePlan {
     let mut columns = Vec::new();
     let mut decisions = Vec::new();
     for (i, col) in table.columns.iter().enumerate() {
@@ -338,12 +388,17 @@ fn plan_table(table: &SourceTable, profile: &TableProfile, options: &PlanOptions
             reported.push(ReportedObject {
                 kind: "generated column".into(),
                 name: format!("{}.{}", table.name, col.name),
-                note: format!("{kind} generated column: its computed values are stored as a plain column"),
+                note: format!(
+                    "{kind} generated column: its computed values are stored as a plain column"
+                ),
                 sql: None,
             });
         }
-        let identity = (table.rowid_alias == Some(i) && matches!(pg_type, PgType::BigInt | PgType::SmallInt))
-            .then(|| Identity::ByDefault { source_high_water: table.sequence });
+        let identity = (table.rowid_alias == Some(i)
+            && matches!(pg_type, PgType::BigInt | PgType::SmallInt))
+        .then_some(Identity::ByDefault {
+            source_high_water: table.sequence,
+        });
         columns.push(ColumnSpec {
             name: col.name.clone(),
             pg_type,
@@ -360,10 +415,31 @@ fn plan_table(table: &SourceTable, profile: &TableProfile, options: &PlanOptions
         });
     }
     let pk = table.primary_key();
-    let primary_key = (!pk.is_empty()).then(|| pk.iter().map(|i| table.columns[*i].name.clone()).collect());
-    let indexes = table.indexes.iter().filter_map(|idx| plan_index(table, idx, reported)).collect();
-    let row_key = if pk.is_empty() || table.rowid_alias.is_none() && !table.without_rowid {
-        if table.without_rowid { RowKey::Columns(pk) } else { RowKey::Rowid }
+    let primary_key =
+        (!pk.is_empty()).then(|| pk.iter().map(|i| table.columns[*i].name.clone()).collect());
+    let booleans: Vec<&str> = columns
+        .iter()
+        .filter(|c| c.pg_type == PgType::Boolean)
+        .map(|c| c.name.as_str())
+        .collect();
+    let indexes = table
+        .indexes
+        .iter()
+        .filter_map(|idx| plan_index(table, idx, reported))
+        .map(|mut idx| {
+            if idx.translated {
+                idx.elements = idx
+                    .elements
+                    .iter()
+                    .map(|e| boolean_literals(e, &booleans))
+                    .collect();
+                idx.predicate = idx.predicate.map(|p| boolean_literals(&p, &booleans));
+            }
+            idx
+        })
+        .collect();
+    let row_key = if pk.is_empty() {
+        RowKey::Rowid
     } else {
         RowKey::Columns(pk)
     };
@@ -384,7 +460,11 @@ fn plan_table(table: &SourceTable, profile: &TableProfile, options: &PlanOptions
     }
 }
 
-fn plan_index(table: &SourceTable, idx: &SourceIndex, reported: &mut Vec<ReportedObject>) -> Option<IndexSpec> {
+fn plan_index(
+    table: &SourceTable,
+    idx: &SourceIndex,
+    reported: &mut Vec<ReportedObject>,
+) -> Option<IndexSpec> {
     let has_expression = idx.columns.iter().any(|(name, _, _)| name.is_none());
     if has_expression || idx.partial {
         let sql = idx.sql.clone()?;
@@ -408,11 +488,19 @@ fn plan_index(table: &SourceTable, idx: &SourceIndex, reported: &mut Vec<Reporte
                 sql: idx.sql.clone(),
             });
         }
-        elements.push(format!("{}{}", quote_ident(name), if *desc { " DESC" } else { "" }));
+        elements.push(format!(
+            "{}{}",
+            quote_ident(name),
+            if *desc { " DESC" } else { "" }
+        ));
     }
     let name = match idx.origin {
         IndexOrigin::UniqueConstraint => {
-            let cols: Vec<&str> = idx.columns.iter().filter_map(|(n, _, _)| n.as_deref()).collect();
+            let cols: Vec<&str> = idx
+                .columns
+                .iter()
+                .filter_map(|(n, _, _)| n.as_deref())
+                .collect();
             format!("{}_{}_key", table.name, cols.join("_"))
         }
         IndexOrigin::Created => idx.name.clone(),
@@ -471,25 +559,42 @@ fn translate_sql_fragment(sql: &str) -> String {
     out
 }
 
-fn resolve_foreign_keys(tables: &mut [TablePlan], schema: &SourceSchema, target_schema: &str, reported: &mut Vec<ReportedObject>) {
+fn resolve_foreign_keys(
+    tables: &mut [TablePlan],
+    schema: &SourceSchema,
+    target_schema: &str,
+    reported: &mut Vec<ReportedObject>,
+) {
     for source in &schema.tables {
         let mut fks = Vec::new();
         for fk in &source.foreign_keys {
-            let Some(parent) = schema.tables.iter().find(|t| t.name == fk.parent || t.name.eq_ignore_ascii_case(&fk.parent)) else {
+            let Some(parent) = schema
+                .tables
+                .iter()
+                .find(|t| t.name == fk.parent || t.name.eq_ignore_ascii_case(&fk.parent))
+            else {
                 reported.push(ReportedObject {
                     kind: "foreign key".into(),
                     name: format!("{}({})", source.name, fk.columns.join(", ")),
-                    note: format!("not created: it references table {:?}, which does not exist in the source", fk.parent),
+                    note: format!(
+                        "not created: it references table {:?}, which does not exist in the source",
+                        fk.parent
+                    ),
                     sql: None,
                 });
                 continue;
             };
             let ref_columns = if fk.parent_columns.is_empty() {
-                parent.primary_key().iter().map(|i| parent.columns[*i].name.clone()).collect()
+                parent
+                    .primary_key()
+                    .iter()
+                    .map(|i| parent.columns[*i].name.clone())
+                    .collect()
             } else {
                 fk.parent_columns.clone()
             };
-            let action = |a: &str| (!a.eq_ignore_ascii_case("NO ACTION")).then(|| a.to_ascii_uppercase());
+            let action =
+                |a: &str| (!a.eq_ignore_ascii_case("NO ACTION")).then(|| a.to_ascii_uppercase());
             fks.push(ForeignKeySpec {
                 name: format!("{}_{}_fkey", source.name, fk.columns.join("_")),
                 columns: fk.columns.clone(),
@@ -506,6 +611,102 @@ fn resolve_foreign_keys(tables: &mut [TablePlan], schema: &SourceSchema, target_
     }
 }
 
+/// Column names that are boolean wherever they occur in the plan.
+fn unambiguous_boolean_columns(tables: &[TablePlan]) -> Vec<String> {
+    let columns = || tables.iter().flat_map(|t| t.spec.columns.iter());
+    let mut names: Vec<String> = columns()
+        .filter(|c| c.pg_type == PgType::Boolean)
+        .map(|c| c.name.clone())
+        .filter(|n| columns().all(|c| &c.name != n || c.pg_type == PgType::Boolean))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// SQLite compares booleans with 0 and 1; PostgreSQL needs `false` and `true`.
+/// Rewrites `col = 1`, `"col" != 0`, `col == 1`, `col <> 0` for the given boolean columns.
+fn boolean_literals(sql: &str, booleans: &[&str]) -> String {
+    if booleans.is_empty() {
+        return sql.to_string();
+    }
+    let chars: Vec<char> = sql.chars().collect();
+    let mut out = String::with_capacity(sql.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let (ident, end) = read_ident(&chars, i);
+        let Some(ident) = ident else {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        };
+        out.extend(&chars[i..end]);
+        i = end;
+        if !booleans.contains(&ident.as_str()) {
+            continue;
+        }
+        let mut j = i;
+        while j < chars.len() && chars[j].is_whitespace() {
+            j += 1;
+        }
+        let op: String = chars[j..].iter().take(2).collect();
+        let (op_sql, op_len) = match op.as_str() {
+            "==" => ("=", 2),
+            "!=" | "<>" => ("<>", 2),
+            _ if op.starts_with('=') => ("=", 1),
+            _ => continue,
+        };
+        let mut k = j + op_len;
+        while k < chars.len() && chars[k].is_whitespace() {
+            k += 1;
+        }
+        let digit = chars.get(k).copied();
+        let followed = chars
+            .get(k + 1)
+            .is_some_and(|c| c.is_alphanumeric() || *c == '.' || *c == '_');
+        let literal = match digit {
+            Some('1') if !followed => "true",
+            Some('0') if !followed => "false",
+            _ => continue,
+        };
+        out.push_str(&format!(" {op_sql} {literal}"));
+        i = k + 1;
+    }
+    out
+}
+
+/// An identifier starting at `i` (bare word or double-quoted), with its end.
+fn read_ident(chars: &[char], i: usize) -> (Option<String>, usize) {
+    let c = chars[i];
+    let starts_word =
+        i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_' || chars[i - 1] == '.');
+    if c == '"' {
+        let mut name = String::new();
+        let mut j = i + 1;
+        while j < chars.len() {
+            if chars[j] == '"' {
+                if chars.get(j + 1) == Some(&'"') {
+                    name.push('"');
+                    j += 2;
+                    continue;
+                }
+                return (Some(name), j + 1);
+            }
+            name.push(chars[j]);
+            j += 1;
+        }
+        return (None, i + 1);
+    }
+    if (c.is_alphabetic() || c == '_') && (starts_word || chars[i - 1] == '.') {
+        let mut j = i;
+        while j < chars.len() && (chars[j].is_alphanumeric() || chars[j] == '_') {
+            j += 1;
+        }
+        return (Some(chars[i..j].iter().collect()), j);
+    }
+    (None, i)
+}
+
 /// The SELECT of a `CREATE VIEW name [(cols)] AS select` statement.
 fn view_select(sql: &str) -> Option<String> {
     let upper = sql.to_ascii_uppercase();
@@ -515,11 +716,20 @@ fn view_select(sql: &str) -> Option<String> {
         let at = search + pos;
         let before = at.checked_sub(1).map(|i| bytes[i]);
         let after = bytes.get(at + 2).copied();
-        let boundary = |b: Option<u8>| b.is_none_or(|b| b.is_ascii_whitespace() || b == b')' || b == b'(');
+        let boundary =
+            |b: Option<u8>| b.is_none_or(|b| b.is_ascii_whitespace() || b == b')' || b == b'(');
         if boundary(before) && boundary(after) {
             let rest = sql[at + 2..].trim();
-            let first = rest.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
-            if first.starts_with("SELECT") || first.starts_with("WITH") || first.starts_with("VALUES") || first.starts_with('(') {
+            let first = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            if first.starts_with("SELECT")
+                || first.starts_with("WITH")
+                || first.starts_with("VALUES")
+                || first.starts_with('(')
+            {
                 return Some(translate_sql_fragment(rest.trim_end_matches(';')));
             }
         }
@@ -533,7 +743,14 @@ mod tests {
     use super::*;
 
     fn profile(ints: u64, reals: u64, texts: u64) -> ColumnProfile {
-        ColumnProfile { ints, reals, texts, int_min: Some(0), int_max: Some(100), ..Default::default() }
+        ColumnProfile {
+            ints,
+            reals,
+            texts,
+            int_min: Some(0),
+            int_max: Some(100),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -584,16 +801,49 @@ mod tests {
     fn huge_integers_with_reals_use_numeric() {
         let mut p = profile(1, 1, 0);
         p.int_max = Some(i64::MAX);
-        assert_eq!(decide("", &p).0, PgType::Numeric { precision_scale: None });
+        assert_eq!(
+            decide("", &p).0,
+            PgType::Numeric {
+                precision_scale: None
+            }
+        );
+    }
+
+    #[test]
+    fn boolean_comparisons_become_boolean_literals() {
+        assert_eq!(
+            boolean_literals("active = 1 AND n = 1", &["active"]),
+            "active = true AND n = 1"
+        );
+        assert_eq!(
+            boolean_literals("\"active\"!=0 OR active==1", &["active"]),
+            "\"active\" <> false OR active = true"
+        );
+        assert_eq!(boolean_literals("active = 10", &["active"]), "active = 10");
+        assert_eq!(
+            boolean_literals("t.active = 0", &["active"]),
+            "t.active = false"
+        );
+        assert_eq!(
+            boolean_literals("inactive = 1", &["active"]),
+            "inactive = 1"
+        );
     }
 
     #[test]
     fn index_sql_and_views_are_split() {
-        let (e, p) = split_index_sql("CREATE INDEX i ON t (lower(email), [x]) WHERE archived = 0").unwrap();
+        let (e, p) =
+            split_index_sql("CREATE INDEX i ON t (lower(email), [x]) WHERE archived = 0").unwrap();
         assert_eq!(e, "lower(email), [x]");
         assert_eq!(p.as_deref(), Some("archived = 0"));
         assert_eq!(translate_sql_fragment("[a] = '[b]'"), "\"a\" = '[b]'");
-        assert_eq!(view_select("CREATE VIEW v AS SELECT 1;").unwrap(), "SELECT 1");
-        assert_eq!(view_select("CREATE VIEW \"has as\"(a) AS\nSELECT a FROM t").unwrap(), "SELECT a FROM t");
+        assert_eq!(
+            view_select("CREATE VIEW v AS SELECT 1;").unwrap(),
+            "SELECT 1"
+        );
+        assert_eq!(
+            view_select("CREATE VIEW \"has as\"(a) AS\nSELECT a FROM t").unwrap(),
+            "SELECT a FROM t"
+        );
     }
 }

@@ -157,7 +157,12 @@ pub fn profile_table(
     let checked: Vec<usize> = (0..columns.len()).filter(|i| checks[*i].any()).collect();
     if !checked.is_empty() {
         let names: Vec<&str> = checked.iter().map(|i| columns[*i]).collect();
-        let forms = check_forms(conn, table, &names, &checked.iter().map(|i| checks[*i]).collect::<Vec<_>>())?;
+        let forms = check_forms(
+            conn,
+            table,
+            &names,
+            &checked.iter().map(|i| checks[*i]).collect::<Vec<_>>(),
+        )?;
         for (i, f) in checked.into_iter().zip(forms) {
             profiles[i].forms = Some(f);
         }
@@ -168,7 +173,12 @@ pub fn profile_table(
     })
 }
 
-fn check_forms(conn: &Connection, table: &str, columns: &[&str], checks: &[Checks]) -> Result<Vec<Forms>> {
+fn check_forms(
+    conn: &Connection,
+    table: &str,
+    columns: &[&str],
+    checks: &[Checks],
+) -> Result<Vec<Forms>> {
     let err = |e| SqliteError::from_sqlite(e, "checking value forms").with_table(table);
     let sql = format!(
         "SELECT {} FROM {}",
@@ -202,7 +212,10 @@ fn observe(f: &mut Forms, cell: Cell<'_>, checks: Checks) {
             f.all_bool = false;
             f.all_uuid = false;
             if checks.decimal {
-                let parsed = r.is_finite().then(|| forms::parse_decimal(forms::format_real(r).as_bytes())).flatten();
+                let parsed = r
+                    .is_finite()
+                    .then(|| forms::parse_decimal(forms::format_real(r).as_bytes()))
+                    .flatten();
                 merge_decimal(f, parsed);
             }
             if !r.is_finite() {
@@ -259,7 +272,9 @@ fn worst(a: JsonForm, b: JsonForm) -> JsonForm {
 
 fn merge_decimal(f: &mut Forms, parsed: Option<forms::Decimal>) {
     f.decimal = match (f.decimal, parsed) {
-        (Some((int_digits, scale)), Some(d)) => Some((int_digits.max(d.integer_digits()), scale.max(d.scale()))),
+        (Some((int_digits, scale)), Some(d)) => {
+            Some((int_digits.max(d.integer_digits()), scale.max(d.scale())))
+        }
         _ => None,
     };
 }

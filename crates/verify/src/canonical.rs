@@ -49,7 +49,11 @@ fn write_value(value: &Value, out: &mut Vec<u8>) {
 }
 
 fn write_string(s: &str, out: &mut Vec<u8>) {
-    out.extend_from_slice(serde_json::to_string(s).expect("strings always serialise").as_bytes());
+    out.extend_from_slice(
+        serde_json::to_string(s)
+            .expect("strings always serialise")
+            .as_bytes(),
+    );
 }
 
 fn write_number(text: &str, out: &mut Vec<u8>) {
@@ -87,7 +91,10 @@ mod tests {
     #[test]
     fn different_documents_differ() {
         assert_ne!(canonical_json(b"[1]"), canonical_json(b"[2]"));
-        assert_ne!(canonical_json(br#"{"a":"1"}"#), canonical_json(br#"{"a":1}"#));
+        assert_ne!(
+            canonical_json(br#"{"a":"1"}"#),
+            canonical_json(br#"{"a":1}"#)
+        );
         assert_eq!(canonical_json(b"{x"), None);
     }
 }

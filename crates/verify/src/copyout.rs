@@ -18,7 +18,11 @@ impl CopyParser {
     }
 
     /// Feed `data`; calls `on_row` for every complete row now available.
-    pub fn feed(&mut self, data: &[u8], mut on_row: impl FnMut(&[Field<'_>])) -> Result<(), String> {
+    pub fn feed(
+        &mut self,
+        data: &[u8],
+        mut on_row: impl FnMut(&[Field<'_>]),
+    ) -> Result<(), String> {
         self.buffer.extend_from_slice(data);
         let mut pos = 0;
         if !self.header_done {
@@ -103,7 +107,11 @@ mod tests {
         let mut parser = CopyParser::new();
         let mut rows = Vec::new();
         for chunk in stream.chunks(5) {
-            parser.feed(chunk, |f| rows.push((f[0].map(|b| b.to_vec()), f[1].is_none()))).unwrap();
+            parser
+                .feed(chunk, |f| {
+                    rows.push((f[0].map(|b| b.to_vec()), f[1].is_none()))
+                })
+                .unwrap();
         }
         assert!(parser.finished());
         assert_eq!(rows.len(), 2);

@@ -88,10 +88,14 @@ impl RowHasher {
         }
         let fields: Vec<Field<'_>> = bounds
             .iter()
-            .map(|(start, null)| (!null).then(|| {
-                let len = i32::from_be_bytes(self.scratch[*start..start + 4].try_into().expect("4 bytes")) as usize;
-                &self.scratch[start + 4..start + 4 + len]
-            }))
+            .map(|(start, null)| {
+                (!null).then(|| {
+                    let len = i32::from_be_bytes(
+                        self.scratch[*start..start + 4].try_into().expect("4 bytes"),
+                    ) as usize;
+                    &self.scratch[start + 4..start + 4 + len]
+                })
+            })
             .collect();
         Ok(self.hash_fields(&fields))
     }
@@ -101,9 +105,15 @@ impl RowHasher {
 pub fn render_field(field: Field<'_>, pg_type: PgType) -> String {
     match (field, pg_type) {
         (None, _) => "NULL".into(),
-        (Some(b), PgType::BigInt) if b.len() == 8 => i64::from_be_bytes(b.try_into().expect("8 bytes")).to_string(),
-        (Some(b), PgType::Integer) if b.len() == 4 => i32::from_be_bytes(b.try_into().expect("4 bytes")).to_string(),
-        (Some(b), PgType::SmallInt) if b.len() == 2 => i16::from_be_bytes(b.try_into().expect("2 bytes")).to_string(),
+        (Some(b), PgType::BigInt) if b.len() == 8 => {
+            i64::from_be_bytes(b.try_into().expect("8 bytes")).to_string()
+        }
+        (Some(b), PgType::Integer) if b.len() == 4 => {
+            i32::from_be_bytes(b.try_into().expect("4 bytes")).to_string()
+        }
+        (Some(b), PgType::SmallInt) if b.len() == 2 => {
+            i16::from_be_bytes(b.try_into().expect("2 bytes")).to_string()
+        }
         (Some(b), t) if t.is_textual() => format!("{:?}", String::from_utf8_lossy(b)),
         (Some(b), _) => b.iter().map(|x| format!("{x:02x}")).collect(),
     }
@@ -158,8 +168,14 @@ pub async fn target_digest(
     mut multiset: Option<(&mut RowMultiset, &[usize])>,
 ) -> Result<TableDigest, VerifyError> {
     let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
-    let sql = format!("COPY (SELECT {} FROM {table}) TO STDOUT (FORMAT binary)", cols.join(", "));
-    let pg_err = |source| VerifyError::Target { table: table.to_string(), source };
+    let sql = format!(
+        "COPY (SELECT {} FROM {table}) TO STDOUT (FORMAT binary)",
+        cols.join(", ")
+    );
+    let pg_err = |source| VerifyError::Target {
+        table: table.to_string(),
+        source,
+    };
     let stream = client.copy_out(&sql).await.map_err(pg_err)?;
     futures_util::pin_mut!(stream);
     let mut parser = CopyParser::new();
@@ -173,16 +189,28 @@ pub async fn target_digest(
                 if let Some((set, keys)) = multiset.as_mut() {
                     set.add_target(hash, || {
                         keys.iter()
-                            .map(|k| format!("{}={}", columns[*k], render_field(fields[*k], hasher.types[*k])))
+                            .map(|k| {
+                                format!(
+                                    "{}={}",
+                                    columns[*k],
+                                    render_field(fields[*k], hasher.types[*k])
+                                )
+                            })
                             .collect::<Vec<_>>()
                             .join(", ")
                     });
                 }
             })
-            .map_err(|reason| VerifyError::Malformed { table: table.to_string(), reason })?;
+            .map_err(|reason| VerifyError::Malformed {
+                table: table.to_string(),
+                reason,
+            })?;
     }
     if !parser.finished() {
-        return Err(VerifyError::Malformed { table: table.to_string(), reason: "the stream ended without its trailer".into() });
+        return Err(VerifyError::Malformed {
+            table: table.to_string(),
+            reason: "the stream ended without its trailer".into(),
+        });
     }
     Ok(digest)
 }
@@ -195,7 +223,9 @@ mod tests {
     fn source_and_binary_fields_hash_alike() {
         let types = vec![PgType::BigInt, PgType::Text, PgType::Jsonb];
         let mut hasher = RowHasher::new(types, ValuePolicy::default());
-        let from_cells = hasher.hash_cells(&[Cell::Int(7), Cell::Null, Cell::Text(br#"{"b":1,"a":2}"#)]).unwrap();
+        let from_cells = hasher
+            .hash_cells(&[Cell::Int(7), Cell::Null, Cell::Text(br#"{"b":1,"a":2}"#)])
+            .unwrap();
         let jsonb = b"\x01{\"a\": 2, \"b\": 1}";
         let from_fields = hasher.hash_fields(&[Some(&7i64.to_be_bytes()), None, Some(jsonb)]);
         assert_eq!(from_cells, from_fields);
@@ -206,7 +236,10 @@ mod tests {
     #[test]
     fn null_differs_from_empty_text() {
         let hasher = RowHasher::new(vec![PgType::Text], ValuePolicy::default());
-        assert_ne!(hasher.hash_fields(&[None]), hasher.hash_fields(&[Some(b"")]));
+        assert_ne!(
+            hasher.hash_fields(&[None]),
+            hasher.hash_fields(&[Some(b"")])
+        );
     }
 
     #[test]
@@ -218,8 +251,12 @@ mod tests {
         set.add_target(3, || "id=3".into());
         let diffs = set.differences(10);
         assert_eq!(diffs.len(), 2);
-        assert!(diffs.iter().any(|d| d.contains("missing") && d.contains("id=2")));
-        assert!(diffs.iter().any(|d| d.contains("extra") && d.contains("id=3")));
+        assert!(diffs
+            .iter()
+            .any(|d| d.contains("missing") && d.contains("id=2")));
+        assert!(diffs
+            .iter()
+            .any(|d| d.contains("extra") && d.contains("id=3")));
     }
 
     #[test]

@@ -50,7 +50,9 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new() -> Scratch {
-        Scratch { dir: tempfile::tempdir().expect("tempdir") }
+        Scratch {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -73,14 +75,23 @@ pub fn cluster() -> Cluster {
 
 /// Run a query in `db` and return every row as a `|`-joined string of text values.
 pub fn query(cluster: &Cluster, db: &str, sql: &str) -> Vec<String> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let client = cluster.client(db).await;
-        let rows = client.simple_query(sql).await.unwrap_or_else(|e| panic!("query {sql}: {e}"));
+        let rows = client
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("query {sql}: {e:?}"));
         rows.into_iter()
             .filter_map(|m| match m {
                 tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                    (0..r.len()).map(|i| r.get(i).unwrap_or("NULL").to_string()).collect::<Vec<_>>().join("|"),
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                        .collect::<Vec<_>>()
+                        .join("|"),
                 ),
                 _ => None,
             })
@@ -96,12 +107,22 @@ pub fn scalar(cluster: &Cluster, db: &str, sql: &str) -> String {
 }
 
 /// Contents of a database file and its `-wal` (the `-shm` index is shared memory readers may touch).
-pub fn fingerprint(path: &Path) -> Vec<(String, Vec<u8>)> {
+pub fn fingerprint(path: &Path) -> Vec<(String, usize, Vec<usize>)> {
     ["", "-wal"]
         .iter()
         .filter_map(|suffix| {
             let p = PathBuf::from(format!("{}{suffix}", path.display()));
-            std::fs::read(&p).ok().map(|b| (suffix.to_string(), b))
+            std::fs::read(&p).ok().map(|b| {
+                // Length plus the positions of non-zero bytes' checksum per 4 KiB page keeps failures readable.
+                let pages = b
+                    .chunks(4096)
+                    .map(|page| {
+                        page.iter()
+                            .fold(0usize, |h, x| h.wrapping_mul(31).wrapping_add(*x as usize))
+                    })
+                    .collect();
+                (suffix.to_string(), b.len(), pages)
+            })
         })
         .collect()
 }

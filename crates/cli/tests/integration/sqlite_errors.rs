@@ -5,9 +5,17 @@ use pgharbor_testkit::{Cluster, ClusterOptions, Flavor};
 
 #[test]
 fn missing_file_is_named() {
-    let run = pgharbor(&["migrate", "/nonexistent/app.db", "postgresql://u@127.0.0.1:1/db"]);
+    let run = pgharbor(&[
+        "migrate",
+        "/nonexistent/app.db",
+        "postgresql://u@127.0.0.1:1/db",
+    ]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("/nonexistent/app.db") && run.stderr.contains("no such file"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("/nonexistent/app.db") && run.stderr.contains("no such file"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -17,14 +25,20 @@ fn a_file_that_is_not_sqlite_is_named() {
     std::fs::write(&path, "just some text, definitely not a database file").unwrap();
     let run = pgharbor(&["migrate", path.to_str().unwrap(), "--dry-run"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("not an SQLite database"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not an SQLite database"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn an_encrypted_looking_file_explains_decryption() {
     let scratch = Scratch::new();
     let path = scratch.path("cipher.db");
-    let noise: Vec<u8> = (0..8192u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let noise: Vec<u8> = (0..8192u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     std::fs::write(&path, noise).unwrap();
     let run = pgharbor(&["migrate", path.to_str().unwrap(), "--dry-run"]);
     assert_eq!(run.code, 1);
@@ -46,7 +60,12 @@ fn a_corrupt_file_is_reported() {
     std::fs::write(&path, bytes).unwrap();
     let run = pgharbor(&["migrate", path.to_str().unwrap(), "--dry-run"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.stderr.contains("corrupt.db") && (run.stderr.contains("damaged") || run.stderr.contains("malformed")), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("corrupt.db")
+            && (run.stderr.contains("damaged") || run.stderr.contains("malformed")),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -60,43 +79,91 @@ fn an_unreachable_target_is_named_without_its_password() {
     let run = pgharbor(&["migrate", db.to_str().unwrap(), &url]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains(&port.to_string()), "{}", run.stderr);
-    assert!(!run.all().contains("Sup3rSecretPw"), "password leaked: {}", run.all());
+    assert!(
+        !run.all().contains("Sup3rSecretPw"),
+        "password leaked: {}",
+        run.all()
+    );
 }
 
 #[test]
 fn wrong_password_is_an_authentication_error_without_the_password() {
     let scratch = Scratch::new();
     let db = scratch.sqlite("a.db", "CREATE TABLE t (id INTEGER PRIMARY KEY);");
-    let pg = Cluster::start_with(Flavor::Pg15, ClusterOptions { password_auth: true, ..Default::default() });
-    let url = format!("postgresql://{}:Wr0ngPassw0rdXYZ@127.0.0.1:{}/postgres", pg.superuser(), pg.port());
+    let pg = Cluster::start_with(
+        Flavor::Pg15,
+        ClusterOptions {
+            password_auth: true,
+            ..Default::default()
+        },
+    );
+    let url = format!(
+        "postgresql://{}:Wr0ngPassw0rdXYZ@127.0.0.1:{}/postgres",
+        pg.superuser(),
+        pg.port()
+    );
     let run = pgharbor(&["migrate", db.to_str().unwrap(), &url]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.to_lowercase().contains("authentication"), "{}", run.stderr);
-    assert!(!run.all().contains("Wr0ngPassw0rdXYZ"), "password leaked: {}", run.all());
+    assert!(
+        run.stderr.to_lowercase().contains("authentication"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.all().contains("Wr0ngPassw0rdXYZ"),
+        "password leaked: {}",
+        run.all()
+    );
 }
 
 #[test]
 fn an_unencoded_at_sign_in_the_password_is_explained() {
     let scratch = Scratch::new();
     let db = scratch.sqlite("a.db", "CREATE TABLE t (id INTEGER PRIMARY KEY);");
-    let run = pgharbor(&["migrate", db.to_str().unwrap(), "postgresql://pgadmin:Abc123XYZ!@#@host:5432/openwebui?sslmode=require"]);
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        "postgresql://pgadmin:Abc123XYZ!@#@host:5432/openwebui?sslmode=require",
+    ]);
     assert_eq!(run.code, 2, "{}", run.all());
-    assert!(run.stderr.contains("%40") && run.stderr.contains("****"), "{}", run.stderr);
-    assert!(!run.all().contains("Abc123XYZ"), "password leaked: {}", run.all());
+    assert!(
+        run.stderr.contains("%40") && run.stderr.contains("****"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.all().contains("Abc123XYZ"),
+        "password leaked: {}",
+        run.all()
+    );
 }
 
 #[test]
 fn a_user_without_create_privilege_gets_permission_denied() {
     let scratch = Scratch::new();
-    let db = scratch.sqlite("a.db", "CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);");
+    let db = scratch.sqlite(
+        "a.db",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);",
+    );
     let pg = cluster();
     pg.create_database("locked");
     pg.psql("locked", "CREATE ROLE reader LOGIN; REVOKE CREATE ON SCHEMA public FROM PUBLIC; GRANT CONNECT ON DATABASE locked TO reader;");
     let url = format!("postgresql://reader@127.0.0.1:{}/locked", pg.port());
     let run = pgharbor(&["migrate", db.to_str().unwrap(), &url]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("permission denied") && run.stderr.contains("grant"), "{}", run.stderr);
-    assert_eq!(scalar(&pg, "locked", "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "0");
+    assert!(
+        run.stderr.contains("permission denied") && run.stderr.contains("grant"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "locked",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        "0"
+    );
 }
 
 #[test]

@@ -20,15 +20,30 @@ fn verify_passes_after_a_migration_and_names_changed_rows() {
     pg.psql("verify", "UPDATE item SET name = 'TWO' WHERE id = 2; DELETE FROM nokey WHERE v = 'y'; INSERT INTO nokey VALUES ('z');");
     let bad = pgharbor(&["verify", db.to_str().unwrap(), &url]);
     assert_eq!(bad.code, 1, "{}", bad.all());
-    assert!(bad.stdout.contains("verification FAILED for item"), "{}", bad.stdout);
-    assert!(bad.stdout.contains("id=2"), "the changed row is named: {}", bad.stdout);
-    assert!(bad.stdout.contains("verification FAILED for nokey"), "{}", bad.stdout);
+    assert!(
+        bad.stdout.contains("verification FAILED for item"),
+        "{}",
+        bad.stdout
+    );
+    assert!(
+        bad.stdout.contains("id=2"),
+        "the changed row is named: {}",
+        bad.stdout
+    );
+    assert!(
+        bad.stdout.contains("verification FAILED for nokey"),
+        "{}",
+        bad.stdout
+    );
 }
 
 #[test]
 fn a_lost_row_fails_verification() {
     let scratch = Scratch::new();
-    let db = scratch.sqlite("l.db", "CREATE TABLE t (id TEXT PRIMARY KEY, v INTEGER); INSERT INTO t VALUES ('a', 1), ('b', 2);");
+    let db = scratch.sqlite(
+        "l.db",
+        "CREATE TABLE t (id TEXT PRIMARY KEY, v INTEGER); INSERT INTO t VALUES ('a', 1), ('b', 2);",
+    );
     let pg = cluster();
     let url = pg.url("lost");
     pgharbor(&["migrate", db.to_str().unwrap(), &url]).success();
@@ -38,5 +53,8 @@ fn a_lost_row_fails_verification() {
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(report["verified"], false);
     let diffs = report["tables"][0]["verification"]["sample_differences"].to_string();
-    assert!(diffs.contains("id='b'") && diffs.contains("missing"), "{diffs}");
+    assert!(
+        diffs.contains("id='b'") && diffs.contains("missing"),
+        "{diffs}"
+    );
 }
