@@ -36,57 +36,17 @@ target/release/pgharbor-fixtures chat-app --users 200 --out "$DB"
 ls -lh "$DB" | awk '{print "    " $5 "  " $NF}'
 
 # ------------------------------------------------------------ target server
-PGDIR=""
-PGDIR_IS_TMP=0
-IS_ROOT=0
-[ "$(id -u)" -eq 0 ] && IS_ROOT=1
-
-# Server commands run as `postgres` when we are root (initdb refuses root).
-pgrun() {
-	if [ "$IS_ROOT" -eq 1 ]; then
-		runuser -u postgres -- "$@"
-	else
-		"$@"
-	fi
-}
-
-stop_cluster() {
-	[ -n "$PGDIR" ] || return 0
-	if [ -f "$PGDIR/data/postmaster.pid" ]; then
-		pgrun "$PG_BIN/pg_ctl" -D "$PGDIR/data" -m fast -w stop >/dev/null 2>&1 ||
-			pgrun "$PG_BIN/pg_ctl" -D "$PGDIR/data" -m immediate -w stop >/dev/null 2>&1 || true
-	fi
-	if [ "$PGDIR_IS_TMP" -eq 1 ]; then rm -rf "$PGDIR"; fi
-}
-
+# shellcheck source=lib/throwaway-pg.sh
+source "$REPO/scripts/lib/throwaway-pg.sh"
 if [ -n "${DATABASE_URL:-}" ]; then
 	URL="$DATABASE_URL"
 	step "target: \$DATABASE_URL"
 else
-	PGDIR="$DEMO/pg"
-	if [ "$IS_ROOT" -eq 1 ] && ! runuser -u postgres -- test -x "$DEMO"; then
-		# The repository is not reachable by the postgres user: use /tmp.
-		PGDIR="$(mktemp -d /tmp/pgharbor-demo.XXXXXX)"
-		PGDIR_IS_TMP=1
-	fi
-	# A previous demo may have been interrupted before its trap ran.
-	if [ -f "$PGDIR/data/postmaster.pid" ]; then
-		pgrun "$PG_BIN/pg_ctl" -D "$PGDIR/data" -m immediate -w stop >/dev/null 2>&1 || true
-	fi
-	rm -rf "$PGDIR"
-	mkdir -p "$PGDIR/sock"
-	if [ "$IS_ROOT" -eq 1 ]; then chown -R postgres: "$PGDIR"; fi
-	trap stop_cluster EXIT
-
-	step "starting a throwaway PostgreSQL 15 cluster in $PGDIR"
-	pgrun "$PG_BIN/initdb" -D "$PGDIR/data" -U postgres -E UTF8 --locale=C.UTF-8 -A trust --no-sync \
-		>"$DEMO/initdb.log" 2>&1 || die "initdb failed (log: $DEMO/initdb.log)"
-	PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-	pgrun "$PG_BIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w -t 60 \
-		-o "-p $PORT -k $PGDIR/sock -c listen_addresses=127.0.0.1" start >/dev/null ||
-		die "the server did not start (log: $PGDIR/server.log)"
-	"$PSQL" -X -q -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -c 'CREATE DATABASE chat'
-	URL="postgresql://postgres@127.0.0.1:$PORT/chat"
+	trap pg_throwaway_stop EXIT
+	step "starting a throwaway PostgreSQL 15 cluster"
+	pg_throwaway_start "$DEMO/pg" "$PG_BIN" || die "could not start PostgreSQL"
+	"$PSQL" -X -q "$PG_URL_BASE/postgres" -c 'CREATE DATABASE chat'
+	URL="$PG_URL_BASE/chat"
 	echo "    $URL"
 fi
 
@@ -111,7 +71,7 @@ while IFS= read -r table; do
 		mismatch=1
 	fi
 	printf '    %-28s %12s %12s%s\n' "$table" "$src" "$dst" "$mark"
-done < <(sqlite3 "$DB" "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+done < <(sqlite3 "$DB" "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
 
 step "tables in PostgreSQL"
 "$PSQL" -X "$URL" -c '\dt+'

@@ -15,6 +15,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "setup"
 bash scripts/setup.sh
+bash scripts/fetch-real-dbs.sh >/dev/null
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

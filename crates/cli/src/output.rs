@@ -38,6 +38,14 @@ pub fn print_report(report: &MigrationReport, json: bool) -> anyhow::Result<()> 
         report.source,
         report.target
     );
+    if !report.phases.is_empty() {
+        let phases: Vec<String> = report
+            .phases
+            .iter()
+            .map(|p| format!("{} {:.2} s", p.phase, p.seconds))
+            .collect();
+        println!("phases: {}", phases.join(" · "));
+    }
     if !report.lossy.is_zero() {
         println!("changed by the rules you chose: {} value(s) NUL-stripped, {} value(s) with invalid UTF-8 replaced", report.lossy.nul_stripped, report.lossy.utf8_replaced);
     }

@@ -86,6 +86,15 @@ pub struct FinishIssue {
     pub sql: String,
 }
 
+/// How long one phase of the pipeline took.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseTiming {
+    /// `load`, `finish`, `verify`.
+    pub phase: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
 /// The full report of a migration.
 #[derive(Debug, Clone, Serialize)]
 pub struct MigrationReport {
@@ -111,6 +120,8 @@ pub struct MigrationReport {
     pub lossy: LossyCounts,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// Seconds per phase.
+    pub phases: Vec<PhaseTiming>,
     /// `Some(true)` all tables verified equal, `Some(false)` a mismatch, `None` skipped.
     pub verified: Option<bool>,
 }

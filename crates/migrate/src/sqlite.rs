@@ -8,7 +8,9 @@ use crate::target;
 use crate::verify;
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{Plan, TablePlan};
-use pgharbor_core::report::{LossyCounts, MigrationReport, TableReport, TableVerification};
+use pgharbor_core::report::{
+    LossyCounts, MigrationReport, PhaseTiming, TableReport, TableVerification,
+};
 use pgharbor_pgwriter::{ddl, WriteError};
 use pgharbor_sqlite::open::SourceSnapshot;
 use pgharbor_sqlite::planner::{self, PlanOptions};
@@ -43,7 +45,7 @@ pub fn plan_file(
     let snapshot = SourceSnapshot::open(path, 2 * jobs.max(1))?;
     let schema = pgharbor_sqlite::inspect::inspect(snapshot.connection())
         .map_err(|e| MigrateError::from(e.with_path(path)))?;
-    let plan = planner::plan(snapshot.connection(), &schema, options)
+    let plan = planner::plan(&snapshot, &schema, options, jobs.max(1))
         .map_err(|e| MigrateError::from(e.with_path(path)))?;
     Ok((snapshot, plan))
 }
@@ -126,6 +128,31 @@ fn work_units(
     Ok(units)
 }
 
+/// Wall-clock time of consecutive phases.
+struct Phases {
+    since: Instant,
+    done: Vec<PhaseTiming>,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Phases {
+            since: Instant::now(),
+            done: Vec::new(),
+        }
+    }
+}
+
+impl Phases {
+    fn lap(&mut self, phase: &str) {
+        self.done.push(PhaseTiming {
+            phase: phase.into(),
+            seconds: self.since.elapsed().as_secs_f64(),
+        });
+        self.since = Instant::now();
+    }
+}
+
 /// Run a planned migration into `target_config`.
 pub async fn migrate(
     source_label: &str,
@@ -167,11 +194,13 @@ pub async fn migrate(
     for table in &plan.tables {
         progress.table_started(&table.source_name, table.source_rows);
     }
+    let mut phases = Phases::default();
+    let readers_for_load = readers(&snapshot, jobs)?;
     let loaded = match load::load_all(
         target_config,
         &plan,
         units,
-        readers(&snapshot, jobs)?,
+        readers_for_load,
         progress.clone(),
     )
     .await
@@ -179,22 +208,20 @@ pub async fn migrate(
         Ok(results) => results,
         Err(err) => return Err(clean_up_after_failure(&client, &plan, err).await),
     };
+    phases.lap("load");
     let finished = finish::finish(target_config, &plan, jobs, &*progress).await?;
+    phases.lap("finish");
     let verifications = if options.verify {
-        Some(
-            verify::verify_all(
-                target_config,
-                &plan,
-                readers(&snapshot, jobs)?,
-                progress.clone(),
-            )
-            .await?,
-        )
+        let readers_for_verify = readers(&snapshot, jobs)?;
+        let result =
+            verify::verify_all(target_config, &plan, readers_for_verify, progress.clone()).await?;
+        phases.lap("verify");
+        Some(result)
     } else {
         None
     };
     drop(snapshot);
-    Ok(build_report(
+    let mut report = build_report(
         source_label,
         target_config,
         &plan,
@@ -202,7 +229,9 @@ pub async fn migrate(
         verifications,
         finished,
         started,
-    ))
+    );
+    report.phases = phases.done;
+    Ok(report)
 }
 
 async fn prepare_target(
@@ -347,5 +376,6 @@ fn build_report(
         finish_issues: finished.issues,
         lossy,
         seconds: started.elapsed().as_secs_f64(),
+        phases: Vec::new(),
     }
 }

@@ -16,7 +16,7 @@
 //! use pgharbor_sqlite::{open::SourceSnapshot, inspect, planner};
 //! let snapshot = SourceSnapshot::open("app.db".as_ref(), 2)?;
 //! let schema = inspect::inspect(snapshot.connection())?;
-//! let plan = planner::plan(snapshot.connection(), &schema, &planner::PlanOptions::default())?;
+//! let plan = planner::plan(&snapshot, &schema, &planner::PlanOptions::default(), 2)?;
 //! println!("{} tables", plan.tables.len());
 //! # Ok::<(), pgharbor_sqlite::SqliteError>(())
 //! ```

@@ -72,6 +72,11 @@ impl SourceSnapshot {
         &self.path
     }
 
+    /// Give connections taken with [`SourceSnapshot::take_readers`] back for later use.
+    pub fn return_readers(&self, readers: Vec<Connection>) {
+        self.spare.lock().expect("reader pool lock").extend(readers);
+    }
+
     /// Take `n` connections inside the snapshot, for reader threads.
     pub fn take_readers(&self, n: usize) -> Result<Vec<Connection>> {
         let mut spare = self.spare.lock().expect("reader pool lock");

@@ -8,7 +8,9 @@
 use crate::defaults;
 use crate::error::{Result, SqliteError, SqliteErrorKind};
 use crate::inspect::{IndexOrigin, SourceIndex, SourceSchema, SourceTable};
+use crate::open::SourceSnapshot;
 use crate::profile::{self, Checks, ColumnProfile, TableProfile};
+use crate::read::{self, RowRange};
 use pgharbor_core::forms::JsonForm;
 use pgharbor_core::plan::{ColumnDecision, Plan, ReportedObject, RowKey, TablePlan, ValuePolicy};
 use pgharbor_core::schema::{
@@ -16,6 +18,7 @@ use pgharbor_core::schema::{
     QualifiedName, TableSpec, ViewSpec,
 };
 use rusqlite::Connection;
+use std::sync::Mutex;
 
 /// Options that shape the plan.
 #[derive(Debug, Clone)]
@@ -132,6 +135,7 @@ fn checks_for(hint: Hint) -> Checks {
         json: hint == Hint::Json,
         uuid: hint == Hint::Uuid,
         decimal: matches!(hint, Hint::Numeric(_)),
+        length: matches!(hint, Hint::Text(Some(_))),
     }
 }
 
@@ -272,10 +276,18 @@ fn by_values(shown: &str, p: &ColumnProfile, h: Hint, misfit: &str) -> (PgType, 
     (PgType::Text, format!("declared {shown}; values do not all fit ({mix}{misfit}): widened to text, numbers kept as their exact decimal text"))
 }
 
-/// Plan every table, index, key and view of `schema`.
-pub fn plan(conn: &Connection, schema: &SourceSchema, options: &PlanOptions) -> Result<Plan> {
+/// Rowid spans above this are profiled in parallel ranges.
+const PROFILE_SPLIT_ROWIDS: i64 = 100_000;
+
+/// Plan every table, index, key and view of `schema`, profiling values on
+/// `threads` connections of `snapshot` in parallel.
+pub fn plan(
+    snapshot: &SourceSnapshot,
+    schema: &SourceSchema,
+    options: &PlanOptions,
+    threads: usize,
+) -> Result<Plan> {
     let mut reported = report_unplanned(schema);
-    let mut tables = Vec::new();
     for table in &schema.tables {
         check_ident(&table.name).map_err(|why| {
             SqliteError::new(
@@ -296,15 +308,14 @@ pub fn plan(conn: &Connection, schema: &SourceSchema, options: &PlanOptions) -> 
                 .with_table(&table.name)
             })?;
         }
-        let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
-        let checks: Vec<Checks> = table
-            .columns
-            .iter()
-            .map(|c| checks_for(hint(&c.declared)))
-            .collect();
-        let profile = profile::profile_table(conn, &table.name, &names, &checks)?;
-        tables.push(plan_table(table, &profile, options, &mut reported));
     }
+    let profiles = profile_all(snapshot, schema, threads)?;
+    let mut tables: Vec<TablePlan> = schema
+        .tables
+        .iter()
+        .zip(&profiles)
+        .map(|(table, profile)| plan_table(table, profile, options, &mut reported))
+        .collect();
     resolve_foreign_keys(&mut tables, schema, &options.schema, &mut reported);
     tables.sort_by(|a, b| {
         b.source_rows
@@ -330,6 +341,77 @@ pub fn plan(conn: &Connection, schema: &SourceSchema, options: &PlanOptions) -> 
         reported,
         policy: options.policy,
     })
+}
+
+/// Profile every table, large ones in rowid ranges, on `threads` threads.
+fn profile_all(
+    snapshot: &SourceSnapshot,
+    schema: &SourceSchema,
+    threads: usize,
+) -> Result<Vec<TableProfile>> {
+    let mut work: Vec<(usize, RowRange)> = Vec::new();
+    for (i, table) in schema.tables.iter().enumerate() {
+        let bounds = if table.without_rowid {
+            None
+        } else {
+            read::rowid_bounds(snapshot.connection(), &table.name)?
+        };
+        match bounds {
+            Some((min, max)) if threads > 1 && max.saturating_sub(min) > PROFILE_SPLIT_ROWIDS => {
+                for (first, last) in read::split_range(min, max, threads) {
+                    work.push((i, RowRange::Rowids { first, last }));
+                }
+            }
+            _ => work.push((i, RowRange::All)),
+        }
+    }
+    let queue = Mutex::new(work);
+    let results = Mutex::new(vec![TableProfile::default(); schema.tables.len()]);
+    let readers = snapshot.take_readers(threads.max(1))?;
+    let outcome: Vec<(Connection, Result<()>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = readers
+            .into_iter()
+            .map(|conn| {
+                let (queue, results) = (&queue, &results);
+                scope.spawn(move || {
+                    let outcome = (|| {
+                        while let Some((i, range)) = queue.lock().expect("profile queue").pop() {
+                            let table = &schema.tables[i];
+                            let names: Vec<&str> =
+                                table.columns.iter().map(|c| c.name.as_str()).collect();
+                            let checks: Vec<Checks> = table
+                                .columns
+                                .iter()
+                                .map(|c| checks_for(hint(&c.declared)))
+                                .collect();
+                            let part =
+                                profile::profile_table(&conn, &table.name, &names, &checks, range)?;
+                            results.lock().expect("profile results")[i].merge(part);
+                        }
+                        Ok(())
+                    })();
+                    (conn, outcome)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("profile thread panicked"))
+            .collect()
+    });
+    let mut connections = Vec::new();
+    for (conn, result) in outcome {
+        connections.push(conn);
+        result?;
+    }
+    snapshot.return_readers(connections);
+    let mut profiles = results.into_inner().expect("profile results");
+    for (profile, table) in profiles.iter_mut().zip(&schema.tables) {
+        if profile.columns.is_empty() {
+            profile.columns = vec![ColumnProfile::default(); table.columns.len()];
+        }
+    }
+    Ok(profiles)
 }
 
 fn report_unplanned(schema: &SourceSchema) -> Vec<ReportedObject> {

@@ -1,15 +1,15 @@
 //! What values a table actually holds, column by column.
 //!
-//! One aggregate scan per table counts storage classes, integer ranges and text
-//! lengths in SQLite itself. Columns whose declared type promises a richer
-//! PostgreSQL type (boolean, date, timestamp, JSON, UUID, numeric) get a second,
-//! column-restricted pass in Rust through [`pgharbor_core::forms`], the same
-//! functions the writer converts with.
+//! One pass over the rows counts storage classes and integer ranges of every
+//! column; columns whose declared type promises a richer PostgreSQL type
+//! (boolean, date, timestamp, JSON, UUID, numeric, a length) are also checked
+//! through [`pgharbor_core::forms`], the same functions the writer converts with.
+//! Large tables are profiled in rowid ranges on several threads and merged.
 
 use crate::error::{Result, SqliteError};
+use crate::read::RowRange;
 use pgharbor_core::cell::Cell;
 use pgharbor_core::forms::{self, JsonForm};
-use pgharbor_core::schema::quote_ident;
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 
@@ -26,6 +26,8 @@ pub struct Checks {
     pub uuid: bool,
     /// Decimal digits and scale.
     pub decimal: bool,
+    /// Longest text in characters (for declared lengths).
+    pub length: bool,
 }
 
 impl Checks {
@@ -102,7 +104,7 @@ impl ColumnProfile {
 }
 
 /// Profiles of every column, plus the row count, of one table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TableProfile {
     /// Rows.
     pub rows: u64,
@@ -110,91 +112,102 @@ pub struct TableProfile {
     pub columns: Vec<ColumnProfile>,
 }
 
-/// Profile `columns` of `table`; `checks[i]` says which forms column `i` needs.
+impl TableProfile {
+    /// Combine with the profile of another part (row range) of the same table.
+    pub fn merge(&mut self, other: TableProfile) {
+        if self.columns.is_empty() {
+            *self = other;
+            return;
+        }
+        self.rows += other.rows;
+        for (a, b) in self.columns.iter_mut().zip(other.columns) {
+            a.merge(b);
+        }
+    }
+}
+
+impl ColumnProfile {
+    fn merge(&mut self, b: ColumnProfile) {
+        self.ints += b.ints;
+        self.reals += b.reals;
+        self.texts += b.texts;
+        self.blobs += b.blobs;
+        self.non_bit_ints += b.non_bit_ints;
+        self.int_min = min_opt(self.int_min, b.int_min);
+        self.int_max = self.int_max.max(b.int_max);
+        self.max_chars = self.max_chars.max(b.max_chars);
+        self.forms = match (self.forms.take(), b.forms) {
+            (Some(mut x), Some(y)) => {
+                x.all_bool &= y.all_bool;
+                x.all_date &= y.all_date;
+                x.all_timestamp &= y.all_timestamp;
+                x.all_timestamptz &= y.all_timestamptz;
+                x.all_uuid &= y.all_uuid;
+                x.json = worst(x.json, y.json);
+                x.decimal = match (x.decimal, y.decimal) {
+                    (Some((i1, s1)), Some((i2, s2))) => Some((i1.max(i2), s1.max(s2))),
+                    _ => None,
+                };
+                x.first_misfit = x.first_misfit.or(y.first_misfit);
+                Some(x)
+            }
+            (x, y) => x.or(y),
+        };
+    }
+
+    fn observe(&mut self, cell: Cell<'_>, checks: Checks) {
+        match cell {
+            Cell::Null => return,
+            Cell::Int(i) => {
+                self.ints += 1;
+                self.non_bit_ints += u64::from(i != 0 && i != 1);
+                self.int_min = min_opt(self.int_min, Some(i));
+                self.int_max = self.int_max.max(Some(i));
+            }
+            Cell::Real(_) => self.reals += 1,
+            Cell::Text(t) => {
+                self.texts += 1;
+                if checks.length {
+                    let chars = String::from_utf8_lossy(t).chars().count() as i64;
+                    self.max_chars = self.max_chars.max(Some(chars));
+                }
+            }
+            Cell::Blob(_) => self.blobs += 1,
+        }
+        if checks.any() {
+            observe(self.forms.get_or_insert_with(Forms::default), cell, checks);
+        }
+    }
+}
+
+fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+/// Profile `columns` of `table` (the rows in `range`) in one pass;
+/// `checks[i]` says which forms column `i` needs.
 pub fn profile_table(
     conn: &Connection,
     table: &str,
     columns: &[&str],
     checks: &[Checks],
+    range: RowRange,
 ) -> Result<TableProfile> {
-    let err = |e| SqliteError::from_sqlite(e, "profiling values").with_table(table);
-    let mut exprs = vec!["count(*)".to_string()];
-    for col in columns {
-        let c = quote_ident(col);
-        exprs.push(format!(
-            "sum(typeof({c})='integer'), sum(typeof({c})='real'), sum(typeof({c})='text'), \
-             sum(typeof({c})='blob'), min(CASE WHEN typeof({c})='integer' THEN {c} END), \
-             max(CASE WHEN typeof({c})='integer' THEN {c} END), \
-             max(CASE WHEN typeof({c})='text' THEN length({c}) END), \
-             sum(typeof({c})='integer' AND {c} NOT IN (0, 1))"
-        ));
-    }
-    let sql = format!("SELECT {} FROM {}", exprs.join(", "), quote_ident(table));
-    let (rows, mut profiles) = conn
-        .query_row(&sql, [], |r| {
-            let rows: i64 = r.get(0)?;
-            let mut profiles = Vec::with_capacity(columns.len());
-            for i in 0..columns.len() {
-                let base = 1 + i * 8;
-                let count = |k: usize| -> rusqlite::Result<u64> {
-                    Ok(r.get::<_, Option<i64>>(base + k)?.unwrap_or(0) as u64)
-                };
-                profiles.push(ColumnProfile {
-                    ints: count(0)?,
-                    reals: count(1)?,
-                    texts: count(2)?,
-                    blobs: count(3)?,
-                    int_min: r.get(base + 4)?,
-                    int_max: r.get(base + 5)?,
-                    max_chars: r.get(base + 6)?,
-                    non_bit_ints: count(7)?,
-                    forms: None,
-                });
-            }
-            Ok((rows as u64, profiles))
-        })
-        .map_err(err)?;
-    let checked: Vec<usize> = (0..columns.len()).filter(|i| checks[*i].any()).collect();
-    if !checked.is_empty() {
-        let names: Vec<&str> = checked.iter().map(|i| columns[*i]).collect();
-        let forms = check_forms(
-            conn,
-            table,
-            &names,
-            &checked.iter().map(|i| checks[*i]).collect::<Vec<_>>(),
-        )?;
-        for (i, f) in checked.into_iter().zip(forms) {
-            profiles[i].forms = Some(f);
+    let mut profile = TableProfile {
+        rows: 0,
+        columns: vec![ColumnProfile::default(); columns.len()],
+    };
+    crate::read::read_rows(conn, table, columns, false, range, |_, cells| {
+        profile.rows += 1;
+        for ((column, cell), check) in profile.columns.iter_mut().zip(cells).zip(checks) {
+            column.observe(*cell, *check);
         }
-    }
-    Ok(TableProfile {
-        rows,
-        columns: profiles,
-    })
-}
-
-fn check_forms(
-    conn: &Connection,
-    table: &str,
-    columns: &[&str],
-    checks: &[Checks],
-) -> Result<Vec<Forms>> {
-    let err = |e| SqliteError::from_sqlite(e, "checking value forms").with_table(table);
-    let sql = format!(
-        "SELECT {} FROM {}",
-        crate::inspect::select_list(columns),
-        quote_ident(table)
-    );
-    let mut stmt = conn.prepare(&sql).map_err(err)?;
-    let mut rows = stmt.query([]).map_err(err)?;
-    let mut forms = vec![Forms::default(); columns.len()];
-    while let Some(row) = rows.next().map_err(err)? {
-        for (i, f) in forms.iter_mut().enumerate() {
-            let cell = crate::read::cell(row.get_ref(i).map_err(err)?);
-            observe(f, cell, checks[i]);
-        }
-    }
-    Ok(forms)
+        Ok::<(), SqliteError>(())
+    })?;
+    Ok(profile)
 }
 
 fn observe(f: &mut Forms, cell: Cell<'_>, checks: Checks) {

@@ -35,6 +35,21 @@ pub fn rowid_bounds(conn: &Connection, table: &str) -> Result<Option<(i64, i64)>
     .map_err(|e| SqliteError::from_sqlite(e, "reading rowid bounds").with_table(table))
 }
 
+/// Split `min..=max` into at most `parts` contiguous inclusive ranges.
+pub fn split_range(min: i64, max: i64, parts: usize) -> Vec<(i64, i64)> {
+    let parts = parts.max(1) as i128;
+    let span = i128::from(max) - i128::from(min) + 1;
+    let width = (span + parts - 1) / parts;
+    let mut ranges = Vec::new();
+    let mut first = i128::from(min);
+    while first <= i128::from(max) {
+        let last = (first + width - 1).min(i128::from(max));
+        ranges.push((first as i64, last as i64));
+        first = last + 1;
+    }
+    ranges
+}
+
 /// Read `columns` of `table` in `range`, calling `on_row` with the rowid (for
 /// rowid tables when `with_rowid`) and the cells of each row.
 ///
@@ -75,4 +90,19 @@ where
         on_row(rowid, &cells)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_range;
+
+    #[test]
+    fn ranges_cover_everything_once() {
+        assert_eq!(split_range(1, 10, 3), vec![(1, 4), (5, 8), (9, 10)]);
+        assert_eq!(split_range(5, 5, 4), vec![(5, 5)]);
+        let extreme = split_range(i64::MIN, i64::MAX, 2);
+        assert_eq!(extreme.first().unwrap().0, i64::MIN);
+        assert_eq!(extreme.last().unwrap().1, i64::MAX);
+        assert_eq!(extreme[0].1 + 1, extreme[1].0);
+    }
 }

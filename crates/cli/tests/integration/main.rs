@@ -2,6 +2,7 @@
 //! started by `pgharbor-testkit`, one module per capability.
 
 mod harness;
+mod real_world;
 mod sqlite_errors;
 mod sqlite_migrate;
 mod sqlite_verify;
