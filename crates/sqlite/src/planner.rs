@@ -565,8 +565,11 @@ fn plan_index(
         if !coll.eq_ignore_ascii_case("BINARY") {
             reported.push(ReportedObject {
                 kind: "collation".into(),
-                name: format!("{}.{}", idx.name, name),
-                note: format!("index column uses SQLite collation {coll}; built with PostgreSQL's default (case-sensitive) ordering"),
+                name: format!("{}.{}", table.name, name),
+                note: format!(
+                    "index {:?} uses SQLite collation {coll} on this column; built with PostgreSQL's default (case-sensitive) ordering",
+                    idx.name
+                ),
                 sql: idx.sql.clone(),
             });
         }

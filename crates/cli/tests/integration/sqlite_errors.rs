@@ -174,3 +174,68 @@ fn no_target_and_no_database_url_is_a_usage_error() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("DATABASE_URL"), "{}", run.stderr);
 }
+
+/// A tmpfs mount that is unmounted on drop.
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(path: std::path::PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0777"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mounting a small tmpfs needs root (the test harness runs as root)");
+        // The server runs as `postgres` and must own its tablespace directory.
+        let owned = std::process::Command::new("chown").arg("postgres:postgres").arg(&path).status().expect("run chown");
+        assert!(owned.success(), "chown of the tmpfs to postgres failed");
+        SmallDisk { path }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+#[test]
+fn a_full_disk_on_the_target_is_explained_and_nothing_is_left_behind() {
+    let scratch = Scratch::new();
+    let db = scratch.sqlite(
+        "big.db",
+        "CREATE TABLE payload (id INTEGER PRIMARY KEY, data TEXT);\
+         WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 20000)\
+         INSERT INTO payload SELECT i, hex(randomblob(300)) FROM s;",
+    );
+    let pg = cluster();
+    let disk = SmallDisk::mount(std::env::temp_dir().join(format!("pgharbor-full-{}", pg.port())), "4M");
+    pg.create_database("smalldisk");
+    pg.psql("postgres", &format!("CREATE TABLESPACE small LOCATION '{}'", disk.path.display()));
+    pg.psql("postgres", "ALTER DATABASE smalldisk SET default_tablespace = small");
+    let run = pgharbor(&["migrate", db.to_str().unwrap(), &pg.url("smalldisk")]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("payload") && run.stderr.contains("free space on the target"), "{}", run.stderr);
+    assert_eq!(scalar(&pg, "smalldisk", "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "0");
+    
+    drop(pg);
+    drop(disk);
+}
+
+#[test]
+fn scram_authentication_with_the_right_password_works_and_the_password_stays_hidden() {
+    let scratch = Scratch::new();
+    let db = scratch.sqlite("a.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'x');");
+    let password = "S3cr3t@Pass#word/with?odd:chars";
+    let pg = Cluster::start_with(Flavor::Pg15, ClusterOptions { password_auth: true, password: Some(password.into()), ..Default::default() });
+    let url = pg.url("scram");
+    let run = pgharbor(&["migrate", db.to_str().unwrap(), &url, "--json"]).success();
+    assert!(!run.all().contains(password), "password leaked: {}", run.all());
+    assert!(run.stdout.contains("\"verified\": true"), "{}", run.stdout);
+    let run = pgharbor(&["migrate", db.to_str().unwrap(), &url]);
+    assert_eq!(run.code, 1);
+    assert!(!run.all().contains(password), "password leaked in an error: {}", run.all());
+}
