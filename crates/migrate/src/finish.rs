@@ -1,5 +1,10 @@
 //! After the load: keys, indexes, foreign keys, sequences, views, statistics.
 //!
+//! Index builds (primary keys included, as unique indexes attached afterwards)
+//! form one queue shared by `--jobs` connections, largest tables first, so a big
+//! table's indexes are built side by side. Foreign keys are added `NOT VALID`,
+//! then validated in parallel across referencing tables.
+//!
 //! Failures here do not lose data, so they are collected and reported (with the
 //! SQL that was tried) instead of aborting the run.
 
@@ -8,7 +13,7 @@ use crate::progress::Progress;
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{Plan, RowKey, TablePlan};
 use pgharbor_core::report::{FinishIssue, OrphanReport};
-use pgharbor_core::schema::Identity;
+use pgharbor_core::schema::{ForeignKeySpec, Identity};
 use pgharbor_pgwriter::ddl;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -23,34 +28,55 @@ pub struct FinishOutcome {
     pub orphans: Vec<OrphanReport>,
 }
 
-/// Run every finishing step; `jobs` connections build indexes in parallel.
+/// One statement of the finishing work.
+#[derive(Debug, Clone)]
+struct Statement {
+    kind: &'static str,
+    name: String,
+    sql: String,
+}
+
+type Shared = Arc<Mutex<FinishOutcome>>;
+
+/// Run every finishing step with `jobs` connections.
 pub async fn finish(
     target: &ConnConfig,
     plan: &Arc<Plan>,
     jobs: usize,
     progress: &dyn Progress,
 ) -> Result<FinishOutcome, MigrateError> {
+    let outcome: Shared = Arc::new(Mutex::new(FinishOutcome::default()));
     progress.phase("building keys and indexes");
-    let outcome = Arc::new(Mutex::new(FinishOutcome::default()));
-    for_each_table_parallel(
-        target,
-        plan,
-        jobs,
-        outcome.clone(),
-        |client, table, outcome| Box::pin(build_keys(client, table, outcome)),
-    )
-    .await?;
-    progress.phase("adding foreign keys");
-    for_each_table_parallel(
-        target,
-        plan,
-        1,
-        outcome.clone(),
-        |client, table, outcome| Box::pin(add_foreign_keys(client, table, outcome)),
-    )
-    .await?;
-    progress.phase("setting sequences, views and statistics");
+    let failed = run_parallel(target, jobs, index_statements(plan), outcome.clone()).await?;
     let client = crate::target::connect(target).await?;
+    for table in &plan.tables {
+        let pk_index = ddl::primary_key_name(&table.spec.name);
+        if table.spec.primary_key.is_some() && !failed.contains(&pk_index) {
+            let sql = ddl::attach_primary_key(&table.spec.name);
+            if let Err(e) = client.batch_execute(&sql).await {
+                record(
+                    &outcome,
+                    "primary key",
+                    table.spec.name.to_string(),
+                    &e,
+                    sql,
+                );
+            }
+        }
+    }
+    progress.phase("adding foreign keys");
+    let mut added: Vec<(usize, ForeignKeySpec)> = Vec::new();
+    for (i, table) in plan.tables.iter().enumerate() {
+        for fk in &table.spec.foreign_keys {
+            let sql = ddl::add_foreign_key(&table.spec.name, fk);
+            match client.batch_execute(&sql).await {
+                Ok(()) => added.push((i, fk.clone())),
+                Err(e) => record(&outcome, "foreign key", fk.name.clone(), &e, sql),
+            }
+        }
+    }
+    validate_foreign_keys(target, plan, jobs, added, outcome.clone()).await?;
+    progress.phase("setting sequences, views and statistics");
     for table in &plan.tables {
         set_sequences(&client, table, &outcome).await;
     }
@@ -60,54 +86,150 @@ pub async fn finish(
             record(&outcome, "view", view.name.to_string(), &e, sql);
         }
     }
-    for_each_table_parallel(
-        target,
-        plan,
-        jobs,
-        outcome.clone(),
-        |client, table, outcome| {
-            Box::pin(async move {
-                let sql = format!("ANALYZE {}", table.spec.name);
-                if let Err(e) = client.batch_execute(&sql).await {
-                    record(&outcome, "statistics", table.spec.name.to_string(), &e, sql);
-                }
-            })
-        },
-    )
-    .await?;
+    let analyze = plan
+        .tables
+        .iter()
+        .map(|t| Statement {
+            kind: "statistics",
+            name: t.spec.name.to_string(),
+            sql: format!("ANALYZE {}", t.spec.name),
+        })
+        .collect();
+    run_parallel(target, jobs, analyze, outcome.clone()).await?;
     let outcome = std::mem::take(&mut *outcome.lock().expect("outcome lock"));
     Ok(outcome)
 }
 
-type Step = for<'a> fn(
-    &'a Client,
-    &'a TablePlan,
-    Arc<Mutex<FinishOutcome>>,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+/// Every index build, largest tables first (the plan's order).
+fn index_statements(plan: &Plan) -> VecDeque<Statement> {
+    let mut statements = VecDeque::new();
+    for table in &plan.tables {
+        let spec = &table.spec;
+        if let Some(pk) = &spec.primary_key {
+            statements.push_back(Statement {
+                kind: "primary key",
+                name: ddl::primary_key_name(&spec.name),
+                sql: ddl::primary_key_index(&spec.name, pk),
+            });
+        }
+        for index in &spec.indexes {
+            statements.push_back(Statement {
+                kind: if index.translated {
+                    "index (translated from SQLite)"
+                } else {
+                    "index"
+                },
+                name: index.name.clone(),
+                sql: ddl::create_index(&spec.name, index),
+            });
+        }
+    }
+    statements
+}
 
-async fn for_each_table_parallel(
+/// Run statements on `jobs` connections; returns the names of those that failed.
+async fn run_parallel(
+    target: &ConnConfig,
+    jobs: usize,
+    statements: VecDeque<Statement>,
+    outcome: Shared,
+) -> Result<Vec<String>, MigrateError> {
+    let workers = jobs.clamp(1, statements.len().max(1));
+    let queue = Arc::new(Mutex::new(statements));
+    let failed = Arc::new(Mutex::new(Vec::new()));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let client = crate::target::connect(target).await?;
+        let (queue, failed, outcome) = (queue.clone(), failed.clone(), outcome.clone());
+        set.spawn(async move {
+            loop {
+                let Some(statement) = queue.lock().expect("queue lock").pop_front() else {
+                    break;
+                };
+                if let Err(e) = client.batch_execute(&statement.sql).await {
+                    failed
+                        .lock()
+                        .expect("failed lock")
+                        .push(statement.name.clone());
+                    record(&outcome, statement.kind, statement.name, &e, statement.sql);
+                }
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+    let failed = std::mem::take(&mut *failed.lock().expect("failed lock"));
+    Ok(failed)
+}
+
+/// Validate foreign keys, one referencing table per worker at a time (validations
+/// of one table would wait for each other's locks anyway).
+async fn validate_foreign_keys(
     target: &ConnConfig,
     plan: &Arc<Plan>,
     jobs: usize,
-    outcome: Arc<Mutex<FinishOutcome>>,
-    step: Step,
+    added: Vec<(usize, ForeignKeySpec)>,
+    outcome: Shared,
 ) -> Result<(), MigrateError> {
-    let queue = Arc::new(Mutex::new((0..plan.tables.len()).collect::<VecDeque<_>>()));
+    let mut by_table: Vec<(usize, Vec<ForeignKeySpec>)> = Vec::new();
+    for (table, fk) in added {
+        match by_table.iter_mut().find(|(t, _)| *t == table) {
+            Some((_, fks)) => fks.push(fk),
+            None => by_table.push((table, vec![fk])),
+        }
+    }
+    let queue = Arc::new(Mutex::new(VecDeque::from(by_table)));
     let mut set = tokio::task::JoinSet::new();
-    for _ in 0..jobs.clamp(1, plan.tables.len().max(1)) {
+    for _ in 0..jobs.max(1) {
         let client = crate::target::connect(target).await?;
         let (queue, plan, outcome) = (queue.clone(), plan.clone(), outcome.clone());
         set.spawn(async move {
             loop {
-                let Some(i) = queue.lock().expect("queue lock").pop_front() else {
+                let Some((table, fks)) = queue.lock().expect("queue lock").pop_front() else {
                     break;
                 };
-                step(&client, &plan.tables[i], outcome.clone()).await;
+                for fk in &fks {
+                    validate(&client, &plan.tables[table], fk, &outcome).await;
+                }
             }
         });
     }
     while set.join_next().await.is_some() {}
     Ok(())
+}
+
+async fn validate(client: &Client, table: &TablePlan, fk: &ForeignKeySpec, outcome: &Shared) {
+    let spec = &table.spec;
+    let validate = ddl::validate_constraint(&spec.name, &fk.name);
+    let Err(e) = client.batch_execute(&validate).await else {
+        return;
+    };
+    let key_columns: Vec<String> = match &table.row_key {
+        RowKey::Columns(cols) => cols.iter().map(|i| spec.columns[*i].name.clone()).collect(),
+        RowKey::Rowid => Vec::new(),
+    };
+    let query = ddl::orphan_query(&spec.name, fk, &key_columns);
+    match client.query_one(&query, &[]).await {
+        Ok(row) if row.get::<_, i64>(0) > 0 => {
+            let samples: Option<Vec<Option<String>>> = row.get(1);
+            outcome
+                .lock()
+                .expect("outcome lock")
+                .orphans
+                .push(OrphanReport {
+                    table: spec.name.to_string(),
+                    constraint: fk.name.clone(),
+                    orphan_rows: row.get::<_, i64>(0) as u64,
+                    sample_keys: samples.unwrap_or_default().into_iter().flatten().collect(),
+                });
+        }
+        _ => record(
+            outcome,
+            "foreign key validation",
+            fk.name.clone(),
+            &e,
+            validate,
+        ),
+    }
 }
 
 fn record(
@@ -131,69 +253,6 @@ fn record(
             error,
             sql,
         });
-}
-
-async fn build_keys(client: &Client, table: &TablePlan, outcome: Arc<Mutex<FinishOutcome>>) {
-    let spec = &table.spec;
-    if let Some(pk) = &spec.primary_key {
-        let sql = ddl::add_primary_key(&spec.name, pk);
-        if let Err(e) = client.batch_execute(&sql).await {
-            record(&outcome, "primary key", spec.name.to_string(), &e, sql);
-        }
-    }
-    for index in &spec.indexes {
-        let sql = ddl::create_index(&spec.name, index);
-        if let Err(e) = client.batch_execute(&sql).await {
-            let kind = if index.translated {
-                "index (translated from SQLite)"
-            } else {
-                "index"
-            };
-            record(&outcome, kind, index.name.clone(), &e, sql);
-        }
-    }
-}
-
-async fn add_foreign_keys(client: &Client, table: &TablePlan, outcome: Arc<Mutex<FinishOutcome>>) {
-    let spec = &table.spec;
-    for fk in &spec.foreign_keys {
-        let sql = ddl::add_foreign_key(&spec.name, fk);
-        if let Err(e) = client.batch_execute(&sql).await {
-            record(&outcome, "foreign key", fk.name.clone(), &e, sql);
-            continue;
-        }
-        let validate = ddl::validate_constraint(&spec.name, &fk.name);
-        let Err(e) = client.batch_execute(&validate).await else {
-            continue;
-        };
-        let key_columns: Vec<String> = match &table.row_key {
-            RowKey::Columns(cols) => cols.iter().map(|i| spec.columns[*i].name.clone()).collect(),
-            RowKey::Rowid => Vec::new(),
-        };
-        let query = ddl::orphan_query(&spec.name, fk, &key_columns);
-        match client.query_one(&query, &[]).await {
-            Ok(row) if row.get::<_, i64>(0) > 0 => {
-                let samples: Option<Vec<Option<String>>> = row.get(1);
-                outcome
-                    .lock()
-                    .expect("outcome lock")
-                    .orphans
-                    .push(OrphanReport {
-                        table: spec.name.to_string(),
-                        constraint: fk.name.clone(),
-                        orphan_rows: row.get::<_, i64>(0) as u64,
-                        sample_keys: samples.unwrap_or_default().into_iter().flatten().collect(),
-                    });
-            }
-            _ => record(
-                &outcome,
-                "foreign key validation",
-                fk.name.clone(),
-                &e,
-                validate,
-            ),
-        }
-    }
 }
 
 async fn set_sequences(client: &Client, table: &TablePlan, outcome: &Mutex<FinishOutcome>) {

@@ -40,7 +40,8 @@ pub fn render(plan: &Plan) -> String {
     let _ = writeln!(out, "\n-- After the load: keys and indexes");
     for t in &plan.tables {
         if let Some(pk) = &t.spec.primary_key {
-            let _ = writeln!(out, "{};", ddl::add_primary_key(&t.spec.name, pk));
+            let _ = writeln!(out, "{};", ddl::primary_key_index(&t.spec.name, pk));
+            let _ = writeln!(out, "{};", ddl::attach_primary_key(&t.spec.name));
         }
         for index in &t.spec.indexes {
             let _ = writeln!(out, "{};", ddl::create_index(&t.spec.name, index));
