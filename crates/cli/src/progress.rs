@@ -6,10 +6,17 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
+/// A table's bar and the bytes sent so far.
+struct TableBar {
+    bar: ProgressBar,
+    bytes: u64,
+    started: std::time::Instant,
+}
+
 /// Draws progress for the pipeline.
 pub struct Reporter {
     bars: Option<MultiProgress>,
-    tables: Mutex<HashMap<String, ProgressBar>>,
+    tables: Mutex<HashMap<String, TableBar>>,
     plain: bool,
 }
 
@@ -50,27 +57,39 @@ impl Progress for Reporter {
         let bar = bars.add(ProgressBar::new(rows));
         bar.set_style(
             ProgressStyle::with_template(
-                "{prefix:>24.bold} [{bar:30}] {pos}/{len} rows {binary_bytes_per_sec} eta {eta}",
+                "{prefix:>24.bold} [{bar:30}] {pos}/{len} rows {msg} eta {eta}",
             )
             .expect("valid template")
             .progress_chars("=> "),
         );
         bar.set_prefix(table.chars().take(24).collect::<String>());
+        let entry = TableBar {
+            bar,
+            bytes: 0,
+            started: std::time::Instant::now(),
+        };
         self.tables
             .lock()
             .expect("bars lock")
-            .insert(table.to_string(), bar);
+            .insert(table.to_string(), entry);
     }
 
-    fn rows_sent(&self, table: &str, rows: u64, _bytes: u64) {
-        if let Some(bar) = self.tables.lock().expect("bars lock").get(table) {
-            bar.inc(rows);
+    fn rows_sent(&self, table: &str, rows: u64, bytes: u64) {
+        if let Some(entry) = self.tables.lock().expect("bars lock").get_mut(table) {
+            entry.bytes += bytes;
+            let seconds = entry.started.elapsed().as_secs_f64().max(0.001);
+            entry.bar.inc(rows);
+            let rate = entry.bar.position() as f64 / seconds;
+            entry.bar.set_message(format!(
+                "{rate:.0} rows/s {:.1} MB/s",
+                entry.bytes as f64 / 1e6 / seconds
+            ));
         }
     }
 
     fn table_finished(&self, table: &str) {
-        if let Some(bar) = self.tables.lock().expect("bars lock").get(table) {
-            bar.finish();
+        if let Some(entry) = self.tables.lock().expect("bars lock").get(table) {
+            entry.bar.finish();
         } else if self.plain {
             eprintln!("pgharbor: loaded {table}");
         }
