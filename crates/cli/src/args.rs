@@ -1,6 +1,8 @@
 //! The command line, as PRODUCT.md's contract states it.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use pgharbor_conn::SslMode;
+use std::path::PathBuf;
 
 /// Move a self-hosted application's data onto PostgreSQL and prove nothing was lost.
 #[derive(Debug, Parser)]
@@ -21,6 +23,102 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Compare SOURCE with TARGET without copying (counts and content checksums).
     Verify(VerifyArgs),
+    /// Build a correctly encoded connection URL, or explain one.
+    #[command(subcommand)]
+    Url(UrlCommand),
+    /// Generate secrets (passwords).
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+/// `pgharbor url …`.
+#[derive(Debug, Subcommand)]
+pub enum UrlCommand {
+    /// Print a percent-encoded postgresql:// URL built from its parts.
+    Build(UrlBuildArgs),
+    /// Show what a connection string means (password masked) and what is risky in it.
+    Inspect(UrlInspectArgs),
+}
+
+/// `pgharbor url build`.
+#[derive(Debug, Args)]
+pub struct UrlBuildArgs {
+    /// Host name, IP address, or a Unix socket directory such as /var/run/postgresql.
+    #[arg(long)]
+    pub host: String,
+    /// Port (default 5432).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// User name.
+    #[arg(long)]
+    pub user: String,
+    /// Database name.
+    #[arg(long)]
+    pub database: String,
+    /// Read the password from standard input (trailing newline removed; no echo on a terminal).
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// sslmode: disable, allow, prefer, require, verify-ca or verify-full.
+    #[arg(long, value_parser = parse_sslmode)]
+    pub sslmode: Option<SslMode>,
+    /// Another connection parameter as KEY=VALUE (repeatable), e.g. application_name=app.
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+}
+
+/// `pgharbor url inspect`.
+#[derive(Debug, Args)]
+pub struct UrlInspectArgs {
+    /// A PostgreSQL URL or key=value string; `-` reads it from standard input
+    /// (keeps a password out of the process list and shell history).
+    pub url: String,
+    /// Machine-readable output on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pgharbor secret …`.
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Generate a random password from the operating system's CSPRNG.
+    Generate(GenerateArgs),
+}
+
+/// `pgharbor secret generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Number of characters (at least 16).
+    #[arg(long, short = 'l', default_value_t = pgharbor_conn::DEFAULT_PASSWORD_LENGTH)]
+    pub length: usize,
+    /// The symbol characters to draw from (default: -._~, which need no
+    /// encoding in URLs and are accepted by managed services).
+    #[arg(
+        long,
+        value_name = "SET",
+        allow_hyphen_values = true,
+        conflicts_with = "no_symbols"
+    )]
+    pub symbols: Option<String>,
+    /// Letters and digits only.
+    #[arg(long)]
+    pub no_symbols: bool,
+    /// Write the password to FILE (created with mode 0600) instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Replace FILE if it exists.
+    #[arg(long, requires = "output")]
+    pub force: bool,
+}
+
+fn parse_sslmode(s: &str) -> Result<SslMode, String> {
+    s.parse::<SslMode>().map_err(|e| e.to_string())
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err("expected KEY=VALUE".to_owned()),
+    }
 }
 
 /// What to do with NUL characters in text.

@@ -6,8 +6,10 @@ mod args;
 mod migrate;
 mod output;
 mod progress;
+mod secret;
+mod url;
 
-use clap::Parser;
+use clap::Parser as _;
 use std::process::ExitCode;
 
 /// Exit status for a failure (including a verification mismatch).
@@ -42,7 +44,10 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -68,7 +73,40 @@ async fn run(cli: args::Cli) -> Result<u8, Failure> {
     match cli.command {
         args::Command::Migrate(a) => migrate::migrate(a).await,
         args::Command::Verify(a) => migrate::verify(a).await,
+        args::Command::Url(args::UrlCommand::Build(a)) => url::build(a),
+        args::Command::Url(args::UrlCommand::Inspect(a)) => url::inspect(a),
+        args::Command::Secret(args::SecretCommand::Generate(a)) => secret::generate(a),
     }
+}
+
+/// Prints a command-line parsing error (or `--help`/`--version`). clap
+/// quotes the offending argument; one that is a connection string with a
+/// password (a URL given to the wrong option, say) is shown masked.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use std::io::IsTerminal as _;
+    let styled = e.render();
+    let colour = if e.use_stderr() {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
+    let mut text = if colour {
+        styled.ansi().to_string()
+    } else {
+        styled.to_string()
+    };
+    for arg in std::env::args_os().skip(1) {
+        let arg = arg.to_string_lossy();
+        if let Some(masked) = pgharbor_conn::mask_password(&arg) {
+            text = text.replace(arg.as_ref(), &masked);
+        }
+    }
+    if e.use_stderr() {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE))
 }
 
 fn init_logging(verbose: u8) {

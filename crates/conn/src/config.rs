@@ -4,12 +4,12 @@ use crate::encoding::{encode, encode_path};
 use crate::env::Environment;
 use crate::error::ConnError;
 use crate::params::{
-    check_port, check_single_host, check_sslmode, check_timeout, search_path_from_options,
-    RawParams,
+    check_channel_binding, check_port, check_single_host, check_sslmode, check_sslnegotiation,
+    check_timeout, search_path_from_options, RawParams,
 };
 use crate::pgpass::{self, PgPassEntry};
 use crate::secret::Secret;
-use crate::sslmode::SslMode;
+use crate::sslmode::{ChannelBinding, SslMode, SslNegotiation};
 use crate::{keyvalue, url};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -60,6 +60,45 @@ impl fmt::Display for Host {
         }
     }
 }
+
+/// Where the trusted root certificates for verifying the server come from
+/// (libpq's `sslrootcert`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SslRootCert {
+    /// A PEM file holding one or more CA certificates (a bundle is fine).
+    File(PathBuf),
+    /// The operating system's trusted roots (`sslrootcert=system`): the CA
+    /// bundle of the OS, e.g. `/etc/ssl/certs` on Debian; `SSL_CERT_FILE`
+    /// and `SSL_CERT_DIR` override where it is read from. As in libpq, this
+    /// makes `verify-full` the default `sslmode` and refuses weaker ones.
+    System,
+}
+
+impl SslRootCert {
+    fn parse(value: &str) -> SslRootCert {
+        if value == "system" {
+            SslRootCert::System
+        } else {
+            SslRootCert::File(PathBuf::from(value))
+        }
+    }
+}
+
+impl fmt::Display for SslRootCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SslRootCert::File(p) => write!(f, "{}", p.display()),
+            SslRootCert::System => f.write_str("system"),
+        }
+    }
+}
+
+/// libpq's default root certificate file, under `~/.postgresql/`.
+pub(crate) const DEFAULT_ROOT_CERT: &str = "root.crt";
+/// libpq's default client certificate file, under `~/.postgresql/`.
+pub(crate) const DEFAULT_CLIENT_CERT: &str = "postgresql.crt";
+/// libpq's default client key file, under `~/.postgresql/`.
+pub(crate) const DEFAULT_CLIENT_KEY: &str = "postgresql.key";
 
 /// Where the password of a [`ConnConfig`] came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +169,13 @@ pub struct ConnConfig {
     password: Option<Secret>,
     password_source: PasswordSource,
     sslmode: SslMode,
+    ssl_root_cert: Option<SslRootCert>,
+    ssl_cert: Option<PathBuf>,
+    ssl_key: Option<PathBuf>,
+    ssl_negotiation: SslNegotiation,
+    channel_binding: ChannelBinding,
+    /// `~/.postgresql`, where the default certificate files are looked for.
+    ssl_dir: Option<PathBuf>,
     application_name: Option<String>,
     connect_timeout: Option<Duration>,
     options: Option<String>,
@@ -217,8 +263,29 @@ impl ConnConfig {
         let sslmode = match pick(raw.sslmode, "PGSSLMODE") {
             Some((m, origin)) => check_sslmode(&m, origin, true).map_err(invalid)?,
             None => None,
+        };
+        let path = |v: Option<(String, &'static str)>| non_empty(v.map(|(p, _)| p));
+        let ssl_root_cert =
+            path(pick(raw.sslrootcert, "PGSSLROOTCERT")).map(|v| SslRootCert::parse(&v));
+        let ssl_cert = path(pick(raw.sslcert, "PGSSLCERT")).map(PathBuf::from);
+        let ssl_key = path(pick(raw.sslkey, "PGSSLKEY")).map(PathBuf::from);
+        let ssl_negotiation = match pick(raw.sslnegotiation, "PGSSLNEGOTIATION") {
+            Some((n, origin)) => check_sslnegotiation(&n, origin, true).map_err(invalid)?,
+            None => None,
         }
         .unwrap_or_default();
+        let channel_binding = match pick(raw.channel_binding, "PGCHANNELBINDING") {
+            Some((c, origin)) => check_channel_binding(&c, origin, true).map_err(invalid)?,
+            None => None,
+        }
+        .unwrap_or_default();
+        let sslmode = check_tls_combination(
+            sslmode,
+            ssl_root_cert.as_ref(),
+            ssl_negotiation,
+            channel_binding,
+            &host,
+        )?;
         let connect_timeout = match pick(raw.connect_timeout, "PGCONNECT_TIMEOUT") {
             Some((t, origin)) => check_timeout(&t, origin, true).map_err(invalid)?,
             None => None,
@@ -244,6 +311,12 @@ impl ConnConfig {
             password,
             password_source,
             sslmode,
+            ssl_root_cert,
+            ssl_cert,
+            ssl_key,
+            ssl_negotiation,
+            channel_binding,
+            ssl_dir: env.home_dir().map(|h| h.join(".postgresql")),
             application_name,
             connect_timeout,
             options,
@@ -357,6 +430,47 @@ impl ConnConfig {
         self.sslmode
     }
 
+    /// The root certificates given with `sslrootcert` (or `PGSSLROOTCERT`).
+    /// `None` means libpq's default, `~/.postgresql/root.crt`, used when it
+    /// exists (see [`ConnConfig::default_ssl_root_cert`]).
+    pub fn ssl_root_cert(&self) -> Option<&SslRootCert> {
+        self.ssl_root_cert.as_ref()
+    }
+
+    /// The client certificate given with `sslcert` (or `PGSSLCERT`). `None`
+    /// means `~/.postgresql/postgresql.crt`, used only when it exists.
+    pub fn ssl_cert(&self) -> Option<&Path> {
+        self.ssl_cert.as_deref()
+    }
+
+    /// The client key given with `sslkey` (or `PGSSLKEY`). `None` means
+    /// `~/.postgresql/postgresql.key`.
+    pub fn ssl_key(&self) -> Option<&Path> {
+        self.ssl_key.as_deref()
+    }
+
+    /// How TLS is started (`sslnegotiation`).
+    pub fn ssl_negotiation(&self) -> SslNegotiation {
+        self.ssl_negotiation
+    }
+
+    /// Whether SCRAM authentication binds to the TLS channel
+    /// (`channel_binding`).
+    pub fn channel_binding(&self) -> ChannelBinding {
+        self.channel_binding
+    }
+
+    /// libpq's default root certificate file, `~/.postgresql/root.crt`
+    /// (whether or not it exists), when the home directory is known.
+    pub fn default_ssl_root_cert(&self) -> Option<PathBuf> {
+        self.ssl_default(DEFAULT_ROOT_CERT)
+    }
+
+    /// A file under `~/.postgresql/`.
+    pub(crate) fn ssl_default(&self, name: &str) -> Option<PathBuf> {
+        self.ssl_dir.as_ref().map(|d| d.join(name))
+    }
+
     /// The `application_name` reported to the server.
     pub fn application_name(&self) -> Option<&str> {
         self.application_name.as_deref()
@@ -426,6 +540,21 @@ impl ConnConfig {
         if self.sslmode != SslMode::default() {
             query.push(("sslmode", self.sslmode.to_string()));
         }
+        if let Some(r) = &self.ssl_root_cert {
+            query.push(("sslrootcert", encode_path(&r.to_string())));
+        }
+        if let Some(c) = &self.ssl_cert {
+            query.push(("sslcert", encode_path(&c.to_string_lossy())));
+        }
+        if let Some(k) = &self.ssl_key {
+            query.push(("sslkey", encode_path(&k.to_string_lossy())));
+        }
+        if self.ssl_negotiation != SslNegotiation::default() {
+            query.push(("sslnegotiation", self.ssl_negotiation.to_string()));
+        }
+        if self.channel_binding != ChannelBinding::default() {
+            query.push(("channel_binding", self.channel_binding.to_string()));
+        }
         if let Some(a) = &self.application_name {
             query.push(("application_name", encode(a)));
         }
@@ -474,6 +603,15 @@ impl ConnConfig {
         if let Some(t) = self.connect_timeout {
             pg.connect_timeout(t);
         }
+        pg.channel_binding(match self.channel_binding {
+            ChannelBinding::Disable => tokio_postgres::config::ChannelBinding::Disable,
+            ChannelBinding::Prefer => tokio_postgres::config::ChannelBinding::Prefer,
+            ChannelBinding::Require => tokio_postgres::config::ChannelBinding::Require,
+        });
+        pg.ssl_negotiation(match self.ssl_negotiation {
+            SslNegotiation::Postgres => tokio_postgres::config::SslNegotiation::Postgres,
+            SslNegotiation::Direct => tokio_postgres::config::SslNegotiation::Direct,
+        });
         pg
     }
 }
@@ -495,12 +633,62 @@ impl fmt::Debug for ConnConfig {
             .field("password", &self.password)
             .field("password_source", &self.password_source)
             .field("sslmode", &self.sslmode)
+            .field("ssl_root_cert", &self.ssl_root_cert)
+            .field("ssl_cert", &self.ssl_cert)
+            .field("ssl_key", &self.ssl_key)
+            .field("ssl_negotiation", &self.ssl_negotiation)
+            .field("channel_binding", &self.channel_binding)
             .field("application_name", &self.application_name)
             .field("connect_timeout", &self.connect_timeout)
             .field("options", &self.options)
             .field("search_path", &self.search_path)
             .finish()
     }
+}
+
+/// Applies libpq's rules that tie the TLS parameters together and returns
+/// the effective `sslmode`:
+///
+/// * `sslrootcert=system` makes `verify-full` the default and refuses any
+///   other mode (the system's roots vouch for every name they signed, so only
+///   the host-name check authenticates the server);
+/// * `sslnegotiation=direct` cannot fall back to plain text, so it needs
+///   `require` or stronger;
+/// * `channel_binding=require` needs TLS.
+fn check_tls_combination(
+    sslmode: Option<SslMode>,
+    root: Option<&SslRootCert>,
+    negotiation: SslNegotiation,
+    channel_binding: ChannelBinding,
+    host: &Host,
+) -> Result<SslMode, ConnError> {
+    let mode = match (root, sslmode) {
+        (Some(SslRootCert::System), None) => SslMode::VerifyFull,
+        (Some(SslRootCert::System), Some(m)) if m != SslMode::VerifyFull => {
+            return Err(ConnError::invalid(format!(
+                "sslmode={m} may not be used with sslrootcert=system: the system's trusted roots vouch for every host name they have signed, so only sslmode=verify-full authenticates the server; use sslmode=verify-full (the default with sslrootcert=system)"
+            )));
+        }
+        (_, m) => m.unwrap_or_default(),
+    };
+    if negotiation == SslNegotiation::Direct && !mode.requires_tls() {
+        return Err(ConnError::invalid(format!(
+            "sslnegotiation=direct may not be used with sslmode={mode}: direct TLS cannot fall back to an unencrypted connection; use sslmode=require, verify-ca or verify-full"
+        )));
+    }
+    if channel_binding == ChannelBinding::Require {
+        if mode == SslMode::Disable {
+            return Err(ConnError::invalid(
+                "channel_binding=require needs an encrypted connection, but sslmode=disable; use sslmode=require or stronger",
+            ));
+        }
+        if host.is_unix() {
+            return Err(ConnError::invalid(
+                "channel_binding=require needs TLS, which is never used over a Unix socket; give a TCP host (host=NAME)",
+            ));
+        }
+    }
+    Ok(mode)
 }
 
 impl FromStr for ConnConfig {

@@ -2,8 +2,8 @@
 
 use crate::config::ConnConfig;
 use crate::error::{ConnError, ConnErrorKind};
-use crate::sslmode::SslMode;
-use crate::tls;
+use crate::sslmode::{SslMode, SslNegotiation};
+use crate::tls::{self, TlsContext, Verification};
 use std::collections::HashSet;
 use std::error::Error as StdError;
 use std::io;
@@ -27,19 +27,31 @@ pub type ConnectionTask = JoinHandle<Result<(), tokio_postgres::Error>>;
 /// * `prefer` and `allow` try TLS and fall back to a plain connection if the
 ///   server does not offer TLS or the handshake fails.
 /// * `require` insists on TLS but does not verify the certificate (as libpq
-///   without a root certificate); a warning says so once per server.
-/// * `verify-ca` and `verify-full` fail with
-///   [`ConnErrorKind::TlsModeNotSupported`] before any network traffic.
+///   without a root certificate); a warning says so once per server. As in
+///   libpq, when a root certificate file exists (`sslrootcert=FILE`, or
+///   `~/.postgresql/root.crt`), `require` (and `prefer`/`allow`) check the
+///   chain like `verify-ca`.
+/// * `verify-ca` checks the chain against the trusted roots, `verify-full`
+///   also that the certificate names the host. Without `sslrootcert` and
+///   without `~/.postgresql/root.crt` they fail before any network traffic
+///   ([`ConnErrorKind::TlsConfiguration`]).
+/// * A client certificate (`sslcert`/`sslkey`, or
+///   `~/.postgresql/postgresql.crt`/`.key` when present) is offered to the
+///   server.
+/// * SCRAM-SHA-256 authentication binds to the TLS channel when the server
+///   offers it (`channel_binding=prefer`, the default; `require` insists).
 /// * `connect_timeout` bounds the whole attempt, including TLS and
 ///   authentication.
 ///
+/// Failures name what went wrong: [`ConnErrorKind::TlsCertificateUntrusted`],
+/// [`ConnErrorKind::TlsHostnameMismatch`] (with the host and the names in
+/// the certificate), [`ConnErrorKind::TlsCertificateExpired`] (with the
+/// date), [`ConnErrorKind::TlsNotSupportedByServer`] and
+/// [`ConnErrorKind::TlsClientCertificateRejected`].
+///
 /// Must be called within a Tokio runtime.
 pub async fn connect(config: &ConnConfig) -> Result<(Client, ConnectionTask), ConnError> {
-    let mode = config.sslmode();
-    if !mode.is_supported() {
-        return Err(tls::tls_mode_not_supported(mode));
-    }
-    let attempt = connect_inner(config, mode);
+    let attempt = connect_inner(config, config.sslmode());
     match config.connect_timeout() {
         Some(limit) => match tokio::time::timeout(limit, attempt).await {
             Ok(result) => result,
@@ -54,16 +66,21 @@ async fn connect_inner(
     mode: SslMode,
 ) -> Result<(Client, ConnectionTask), ConnError> {
     let mut pg = config.to_tokio_postgres();
-    let map = |e: tokio_postgres::Error| ConnError::from_postgres(e, config);
+    let plain = |e: tokio_postgres::Error| ConnError::from_postgres(e, config);
 
     if config.is_unix_socket() || mode == SslMode::Disable {
         pg.ssl_mode(PgSslMode::Disable);
-        return start(&pg, NoTls).await.map_err(map);
+        return start(&pg, NoTls).await.map_err(plain);
     }
 
-    let tls = MakeRustlsConnect::new(tls::client_config(mode)?);
-    if mode == SslMode::Require {
-        warn_unauthenticated_once(config);
+    let setup = tls::setup(config)?;
+    let context = setup.context.clone();
+    let map = |e: tokio_postgres::Error| classify(&e, config, Some(&context)).with_source(e);
+    let tls = MakeRustlsConnect::new(setup.config);
+    if mode.requires_tls() {
+        if context.verification == Verification::None {
+            warn_unauthenticated_once(config);
+        }
         pg.ssl_mode(PgSslMode::Require);
         return start(&pg, tls).await.map_err(map);
     }
@@ -72,13 +89,23 @@ async fn connect_inner(
     pg.ssl_mode(PgSslMode::Prefer);
     match start(&pg, tls).await {
         Err(e) if is_tls_error(&e) => {
-            tracing::debug!(
-                endpoint = %config.endpoint(),
-                error = %error_chain(&e),
-                "TLS handshake failed with sslmode={mode}; retrying without TLS"
-            );
+            if let Some(rustls::Error::InvalidCertificate(_)) = find_rustls_error(&e) {
+                // A root file exists (libpq then verifies even for prefer)
+                // and the server's certificate failed the check.
+                tracing::warn!(
+                    "sslmode={mode}: the server certificate of {} was not trusted ({}); connecting without TLS, as libpq does",
+                    config.endpoint(),
+                    classify(&e, config, Some(&context))
+                );
+            } else {
+                tracing::debug!(
+                    endpoint = %config.endpoint(),
+                    error = %error_chain(&e),
+                    "TLS handshake failed with sslmode={mode}; retrying without TLS"
+                );
+            }
             pg.ssl_mode(PgSslMode::Disable);
-            start(&pg, NoTls).await.map_err(map)
+            start(&pg, NoTls).await.map_err(plain)
         }
         other => other.map_err(map),
     }
@@ -115,7 +142,7 @@ fn warn_unauthenticated_once(config: &ConnConfig) {
         .unwrap_or(true);
     if first {
         tracing::warn!(
-            "sslmode=require: the connection to {endpoint} is encrypted but the server's certificate is not verified, so the server is not authenticated"
+            "sslmode=require: the connection to {endpoint} is encrypted but the server's certificate is not verified, so the server is not authenticated (use sslmode=verify-full with sslrootcert to authenticate it)"
         );
     }
 }
@@ -139,6 +166,26 @@ fn error_chain(e: &(dyn StdError + 'static)) -> String {
         source = s.source();
     }
     text
+}
+
+/// The rustls error behind `e`, looking inside I/O errors too (rustls'
+/// errors reach tokio-postgres wrapped in an `io::Error`, whose `source`
+/// skips the wrapped error itself).
+fn find_rustls_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
+        if let Some(inner) = err.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
+            let inner: &(dyn StdError + 'static) = inner;
+            if let Some(r) = find_rustls_error(inner) {
+                return Some(r);
+            }
+        }
+        current = err.source();
+    }
+    None
 }
 
 fn find_io_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a io::Error> {
@@ -169,24 +216,41 @@ impl ConnError {
     /// as a one-line cause plus what to do. Also useful for errors from the
     /// first statements run on a new connection.
     pub fn from_postgres(err: tokio_postgres::Error, config: &ConnConfig) -> ConnError {
-        classify(&err, config).with_source(err)
+        classify(&err, config, None).with_source(err)
     }
 }
 
-fn classify(err: &tokio_postgres::Error, config: &ConnConfig) -> ConnError {
+/// Classifies `err`; `tls` is what the attempt trusted and sent, when it
+/// used TLS.
+fn classify(
+    err: &tokio_postgres::Error,
+    config: &ConnConfig,
+    tls: Option<&TlsContext>,
+) -> ConnError {
     if let Some(db) = err.as_db_error() {
         return from_server(db.code().code(), db.message(), config);
     }
     let endpoint = config.endpoint();
     let text = err.to_string();
     let cause = err.source().map(error_chain).unwrap_or_default();
+    if let Some(r) = find_rustls_error(err) {
+        return from_rustls(r, config, tls);
+    }
     if is_tls_error(err) {
         if cause.contains("server does not support TLS") {
             return ConnError::new(
                 ConnErrorKind::TlsNotSupportedByServer,
                 format!(
-                    "the server at {endpoint} does not support TLS, but sslmode={} requires it; enable ssl on the server, or use sslmode=prefer (encrypt when possible) or sslmode=disable",
+                    "the server at {endpoint} does not support TLS, but sslmode={} requires it; enable ssl on the server (ssl = on, with ssl_cert_file and ssl_key_file), or use sslmode=prefer (encrypt when possible) or sslmode=disable",
                     config.sslmode()
+                ),
+            );
+        }
+        if config.ssl_negotiation() == SslNegotiation::Direct {
+            return ConnError::new(
+                ConnErrorKind::TlsNotSupportedByServer,
+                format!(
+                    "sslnegotiation=direct: the server at {endpoint} did not complete a direct TLS handshake ({cause}); direct TLS needs PostgreSQL 17 or later (and proxies that support it): use sslnegotiation=postgres, the default, for this server"
                 ),
             );
         }
@@ -204,6 +268,15 @@ fn classify(err: &tokio_postgres::Error, config: &ConnConfig) -> ConnError {
             ConnErrorKind::AuthenticationFailed,
             format!(
                 "the server at {endpoint} asks for a password for user \"{}\" but none was given; put it in the connection URL, in PGPASSWORD or in ~/.pgpass",
+                config.user()
+            ),
+        );
+    }
+    if cause == "server did not use channel binding" {
+        return ConnError::new(
+            ConnErrorKind::AuthenticationFailed,
+            format!(
+                "channel_binding=require, but the server at {endpoint} did not authenticate user \"{}\" with SCRAM channel binding; channel binding needs TLS and scram-sha-256 authentication in the server's pg_hba.conf (trust, password, md5 and cert cannot bind the channel), or use channel_binding=prefer",
                 config.user()
             ),
         );
@@ -239,10 +312,227 @@ fn classify(err: &tokio_postgres::Error, config: &ConnConfig) -> ConnError {
     )
 }
 
+/// Words a TLS failure rustls reported: the server's certificate was not
+/// trusted, or the server rejected ours.
+fn from_rustls(err: &rustls::Error, config: &ConnConfig, tls: Option<&TlsContext>) -> ConnError {
+    use rustls::CertificateError as CE;
+    let endpoint = config.endpoint();
+    let presented = tls.and_then(TlsContext::presented);
+    let subject = presented
+        .as_ref()
+        .map(|c| format!(" (\"{}\")", c.subject))
+        .unwrap_or_default();
+    let roots = tls.and_then(|t| t.roots.as_ref());
+    match err {
+        rustls::Error::InvalidCertificate(cert_err) => match cert_err {
+            CE::UnknownIssuer | CE::BadSignature => {
+                let issued = presented
+                    .as_ref()
+                    .map(|c| format!(" it was issued by \"{}\" for \"{}\";", c.issuer, c.subject))
+                    .unwrap_or_default();
+                let (where_, holds, hint) = match roots {
+                    Some(r) if r.is_system() => (
+                        format!("{r}"),
+                        format!(" ({})", r.contents()),
+                        "the certificate is probably self-signed or from a private CA: give that CA's certificate with sslrootcert=FILE (and sslmode=verify-full)".to_owned(),
+                    ),
+                    Some(r) => (
+                        format!("{r}"),
+                        format!(" ({}, which holds {})", r.origin(), r.contents()),
+                        "put the CA certificate that signed the server's certificate in sslrootcert (a PEM file may hold several CAs)".to_owned(),
+                    ),
+                    None => (
+                        "the trusted roots".to_owned(),
+                        String::new(),
+                        "give the CA certificate that signed it with sslrootcert=FILE".to_owned(),
+                    ),
+                };
+                let what = if matches!(cert_err, CE::BadSignature) {
+                    "has a signature that does not verify against"
+                } else {
+                    "is not signed by a CA in"
+                };
+                ConnError::new(
+                    ConnErrorKind::TlsCertificateUntrusted,
+                    format!(
+                        "the server certificate of {endpoint} {what} {where_}{holds}:{issued} {hint}"
+                    ),
+                )
+            }
+            CE::NotValidForName | CE::NotValidForNameContext { .. } => {
+                let host = config.host().to_string();
+                let names = match cert_err {
+                    CE::NotValidForNameContext { presented: names, .. } if !names.is_empty() => {
+                        names.join(", ")
+                    }
+                    _ => presented
+                        .as_ref()
+                        .map(|c| c.names_for_message())
+                        .unwrap_or_else(|| "other names".to_owned()),
+                };
+                ConnError::new(
+                    ConnErrorKind::TlsHostnameMismatch,
+                    format!(
+                        "the server certificate of {endpoint}{subject} is not valid for the host name \"{host}\" you connected to: it names {names}; connect with one of those names, or have the certificate reissued with \"{host}\" in its subjectAltName (sslmode=verify-ca would check the CA but not the name)"
+                    ),
+                )
+            }
+            CE::Expired | CE::ExpiredContext { .. } => {
+                let when = match cert_err {
+                    CE::ExpiredContext { time, not_after } => format!(
+                        " on {} (it is now {})",
+                        tls::format_utc(not_after.as_secs()),
+                        tls::format_utc(time.as_secs())
+                    ),
+                    _ => presented
+                        .as_ref()
+                        .map(|c| format!(" on {}", tls::format_utc(c.not_after)))
+                        .unwrap_or_default(),
+                };
+                ConnError::new(
+                    ConnErrorKind::TlsCertificateExpired,
+                    format!(
+                        "the server certificate of {endpoint}{subject} expired{when}; renew the server's certificate (ssl_cert_file) and reload the server, or check this machine's clock"
+                    ),
+                )
+            }
+            CE::NotValidYet | CE::NotValidYetContext { .. } => {
+                let when = match cert_err {
+                    CE::NotValidYetContext { time, not_before } => format!(
+                        " until {} (it is now {})",
+                        tls::format_utc(not_before.as_secs()),
+                        tls::format_utc(time.as_secs())
+                    ),
+                    _ => String::new(),
+                };
+                ConnError::new(
+                    ConnErrorKind::TlsCertificateExpired,
+                    format!(
+                        "the server certificate of {endpoint}{subject} is not valid yet{when}; check the clocks of this machine and of the server"
+                    ),
+                )
+            }
+            CE::InvalidPurpose | CE::InvalidPurposeContext { .. } => ConnError::new(
+                ConnErrorKind::TlsCertificateUntrusted,
+                format!(
+                    "the server certificate of {endpoint}{subject} is not meant for a TLS server (its extended key usage lacks serverAuth); have it reissued for server use"
+                ),
+            ),
+            other => ConnError::new(
+                ConnErrorKind::TlsCertificateUntrusted,
+                format!(
+                    "the server certificate of {endpoint}{subject} was rejected: {}; check the certificate the server uses (ssl_cert_file)",
+                    rustls::Error::InvalidCertificate(other.clone())
+                ),
+            ),
+        },
+        rustls::Error::AlertReceived(alert) => {
+            use rustls::AlertDescription as A;
+            let client_cert = tls.and_then(|t| t.client_cert.as_ref());
+            match (alert, client_cert) {
+                (A::CertificateRequired, None) => client_cert_missing(config),
+                (
+                    A::UnknownCA
+                    | A::BadCertificate
+                    | A::CertificateUnknown
+                    | A::UnsupportedCertificate
+                    | A::CertificateExpired
+                    | A::CertificateRevoked
+                    | A::AccessDenied
+                    | A::DecryptError,
+                    Some(path),
+                ) => {
+                    let why = match alert {
+                        A::UnknownCA => "it is not signed by a CA the server trusts (the server's ssl_ca_file)",
+                        A::CertificateExpired => "it has expired",
+                        A::CertificateRevoked => "it has been revoked (the server's ssl_crl_file)",
+                        _ => "the server could not verify it",
+                    };
+                    ConnError::new(
+                        ConnErrorKind::TlsClientCertificateRejected,
+                        format!(
+                            "the server at {endpoint} rejected the client certificate {} (TLS alert {}): {why}; use a certificate signed by a CA in the server's ssl_ca_file, with its key (sslcert=FILE, sslkey=FILE)",
+                            path.display(),
+                            alert_name(*alert)
+                        ),
+                    )
+                }
+                _ => ConnError::new(
+                    ConnErrorKind::Other,
+                    format!(
+                        "the TLS handshake with {endpoint} failed: the server sent the alert {}; check the server's TLS settings and its log",
+                        alert_name(*alert)
+                    ),
+                ),
+            }
+        }
+        other => ConnError::new(
+            ConnErrorKind::Other,
+            format!(
+                "the TLS handshake with {endpoint} failed: {other}; check the server's TLS settings (ssl_cert_file, ssl_min_protocol_version)"
+            ),
+        ),
+    }
+}
+
+/// A TLS alert as the standard spells it (`unknown_ca`).
+fn alert_name(alert: rustls::AlertDescription) -> String {
+    let debug = format!("{alert:?}");
+    match debug.as_str() {
+        "UnknownCA" => "unknown_ca".to_owned(),
+        "DecryptError" => "decrypt_error".to_owned(),
+        _ => {
+            let mut out = String::new();
+            for (i, c) in debug.chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    out.push('_');
+                }
+                out.push(c.to_ascii_lowercase());
+            }
+            out
+        }
+    }
+}
+
+/// The server wants a client certificate and none was sent.
+fn client_cert_missing(config: &ConnConfig) -> ConnError {
+    ConnError::new(
+        ConnErrorKind::TlsClientCertificateRejected,
+        format!(
+            "the server at {} requires a client certificate for user \"{}\" and none was sent; give one with sslcert=FILE and sslkey=FILE (or PGSSLCERT and PGSSLKEY), or put them in ~/.postgresql/postgresql.crt and ~/.postgresql/postgresql.key",
+            config.endpoint(),
+            config.user()
+        ),
+    )
+}
+
 /// Words an error the server reported (SQLSTATE `code`, message `message`).
 pub(crate) fn from_server(code: &str, message: &str, config: &ConnConfig) -> ConnError {
     let endpoint = config.endpoint();
     let user = config.user();
+    if message.contains("requires a valid client certificate") {
+        return client_cert_missing(config).with_sqlstate(code);
+    }
+    if message.starts_with("certificate authentication failed")
+        || message.starts_with("certificate validation (clientcert=verify-full) failed")
+    {
+        let (cert, cn) = match tls::client_cert_in_use(config) {
+            Some(path) => {
+                let cn = tls::client_cert_common_name(&path)
+                    .map(|cn| format!(" (its common name is \"{cn}\")"))
+                    .unwrap_or_default();
+                (format!("the client certificate {}", path.display()), cn)
+            }
+            None => ("the client certificate".to_owned(), String::new()),
+        };
+        return ConnError::new(
+            ConnErrorKind::TlsClientCertificateRejected,
+            format!(
+                "the server at {endpoint} did not accept {cert}{cn} for user \"{user}\": {message}; the certificate's common name (CN) must be the user name, or be mapped to it in the server's pg_ident.conf"
+            ),
+        )
+        .with_sqlstate(code);
+    }
     let (kind, text) = match code {
         "28P01" => {
             let what = match config.password_source().describe() {
@@ -415,18 +705,113 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn verify_modes_fail_before_any_network_traffic() {
+    async fn verify_modes_without_roots_fail_before_any_network_traffic() {
         for mode in ["verify-ca", "verify-full"] {
             // Port 1 on loopback: were the check missing, this would fail
-            // as Unreachable instead.
+            // as Unreachable instead. The empty environment has no home
+            // directory, so there is no default root certificate file.
             let c = cfg(&format!("postgresql://u@127.0.0.1:1/db?sslmode={mode}"));
             let Err(e) = connect(&c).await else {
                 panic!("{mode} must fail")
             };
-            assert_eq!(e.kind(), ConnErrorKind::TlsModeNotSupported);
-            assert!(e.to_string().contains("later release"), "{e}");
+            assert_eq!(e.kind(), ConnErrorKind::TlsConfiguration);
+            assert!(e.to_string().contains("sslrootcert="), "{e}");
             assert!(e.is_bad_parameters());
         }
+    }
+
+    #[test]
+    fn rustls_errors_are_found_inside_io_errors() {
+        let inner = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = io::Error::new(io::ErrorKind::InvalidData, inner);
+        let outer = ConnError::new(ConnErrorKind::Other, "outer").with_source(io);
+        assert!(matches!(
+            find_rustls_error(&outer),
+            Some(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer
+            ))
+        ));
+    }
+
+    #[test]
+    fn certificate_errors_are_classified() {
+        use rustls::pki_types::{ServerName, UnixTime};
+        use rustls::CertificateError as CE;
+        use std::time::Duration as D;
+        let c = cfg("postgresql://u:hunter2@db.example:5433/x?sslmode=verify-full");
+        let e = from_rustls(
+            &rustls::Error::InvalidCertificate(CE::UnknownIssuer),
+            &c,
+            None,
+        );
+        assert_eq!(e.kind(), ConnErrorKind::TlsCertificateUntrusted);
+        assert!(e.is_certificate_problem());
+        assert!(!format!("{e} {e:?}").contains("hunter2"));
+        assert!(e.to_string().contains("is not signed by a CA in"), "{e}");
+
+        let e = from_rustls(
+            &rustls::Error::InvalidCertificate(CE::NotValidForNameContext {
+                expected: ServerName::try_from("db.example").unwrap(),
+                presented: vec!["DNS:other.example".into(), "IP:10.0.0.1".into()],
+            }),
+            &c,
+            None,
+        );
+        assert_eq!(e.kind(), ConnErrorKind::TlsHostnameMismatch);
+        let msg = e.to_string();
+        assert!(msg.contains("\"db.example\" you connected to"), "{msg}");
+        assert!(msg.contains("DNS:other.example, IP:10.0.0.1"), "{msg}");
+
+        let e = from_rustls(
+            &rustls::Error::InvalidCertificate(CE::ExpiredContext {
+                time: UnixTime::since_unix_epoch(D::from_secs(1_700_000_000)),
+                not_after: UnixTime::since_unix_epoch(D::from_secs(951_782_400)),
+            }),
+            &c,
+            None,
+        );
+        assert_eq!(e.kind(), ConnErrorKind::TlsCertificateExpired);
+        assert!(
+            e.to_string().contains("expired on 2000-02-29 00:00:00 UTC"),
+            "{e}"
+        );
+
+        let e = from_rustls(
+            &rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired),
+            &c,
+            None,
+        );
+        assert_eq!(e.kind(), ConnErrorKind::TlsClientCertificateRejected);
+        assert!(e.to_string().contains("sslcert=FILE"), "{e}");
+
+        assert!(!format!("{e} {e:?}").contains("hunter2"));
+        assert_eq!(
+            alert_name(rustls::AlertDescription::UnknownCA),
+            "unknown_ca"
+        );
+        assert_eq!(
+            alert_name(rustls::AlertDescription::CertificateRequired),
+            "certificate_required"
+        );
+    }
+
+    #[test]
+    fn client_certificate_server_errors() {
+        let c = cfg("postgresql://bob@db.example/x?sslmode=require");
+        let e = from_server(
+            "28000",
+            "connection requires a valid client certificate",
+            &c,
+        );
+        assert_eq!(e.kind(), ConnErrorKind::TlsClientCertificateRejected);
+        assert!(e.to_string().contains("none was sent"), "{e}");
+        let e = from_server(
+            "28000",
+            "certificate authentication failed for user \"bob\"",
+            &c,
+        );
+        assert_eq!(e.kind(), ConnErrorKind::TlsClientCertificateRejected);
+        assert!(e.to_string().contains("pg_ident.conf"), "{e}");
     }
 
     #[test]

@@ -13,6 +13,11 @@ pub const PG_ENV_VARS: &[&str] = &[
     "PGPASSWORD",
     "PGDATABASE",
     "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGSSLCERT",
+    "PGSSLKEY",
+    "PGSSLNEGOTIATION",
+    "PGCHANNELBINDING",
     "PGPASSFILE",
     "PGAPPNAME",
     "PGCONNECT_TIMEOUT",
@@ -87,7 +92,8 @@ impl Environment {
         self
     }
 
-    /// Sets the home directory, where `.pgpass` is looked for.
+    /// Sets the home directory, where `.pgpass` and `.postgresql/` (default
+    /// root and client certificates) are looked for.
     pub fn with_home_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.home_dir = Some(dir.into());
         self

@@ -25,11 +25,28 @@ pub enum ConnErrorKind {
     /// The user may not do this (SQLSTATE 42501, e.g. no `CONNECT` privilege),
     /// or the Unix socket is not accessible.
     PermissionDenied,
-    /// `sslmode` demands TLS and the server does not offer it.
+    /// `sslmode` demands TLS and the server does not offer it (or, with
+    /// `sslnegotiation=direct`, the server does not speak direct TLS).
     TlsNotSupportedByServer,
-    /// The `sslmode` is valid but not supported by this release
-    /// (`verify-ca`, `verify-full`).
+    /// The `sslmode` is valid but not supported by this release. No longer
+    /// produced: every `sslmode` is supported now.
     TlsModeNotSupported,
+    /// A local TLS file is missing, unreadable, malformed or unsafe: the
+    /// root certificates (`sslrootcert`, `~/.postgresql/root.crt`, the
+    /// system store), the client certificate or its key (including a key
+    /// readable by group or others, or one encrypted with a passphrase).
+    TlsConfiguration,
+    /// The server's certificate is not signed by a trusted CA (unknown CA,
+    /// bad signature, or not meant for a TLS server).
+    TlsCertificateUntrusted,
+    /// The server's certificate does not name the host connected to
+    /// (`sslmode=verify-full`).
+    TlsHostnameMismatch,
+    /// The server's certificate has expired or is not valid yet.
+    TlsCertificateExpired,
+    /// The server rejected the client certificate, or requires one and none
+    /// was sent, or it does not authenticate the user.
+    TlsClientCertificateRejected,
     /// Anything else; the message carries the details.
     Other,
 }
@@ -121,9 +138,21 @@ impl ConnError {
         self.kind == ConnErrorKind::PermissionDenied
     }
 
+    /// The server's TLS certificate could not be trusted: unknown CA, host
+    /// name not in the certificate, or expired.
+    pub fn is_certificate_problem(&self) -> bool {
+        matches!(
+            self.kind,
+            ConnErrorKind::TlsCertificateUntrusted
+                | ConnErrorKind::TlsHostnameMismatch
+                | ConnErrorKind::TlsCertificateExpired
+        )
+    }
+
     /// The error lies in what the user supplied (connection string, URL
-    /// encoding, environment, or an `sslmode` this release cannot honour),
-    /// not in the server: retrying cannot help. `pg_isready` reports these
+    /// encoding, environment, an `sslmode` this release cannot honour, or a
+    /// missing or unusable certificate or key file), not in the server:
+    /// retrying cannot help. `pg_isready` reports these
     /// as "bad parameters" (exit code 3).
     pub fn is_bad_parameters(&self) -> bool {
         matches!(
@@ -131,6 +160,7 @@ impl ConnError {
             ConnErrorKind::InvalidConnectionString
                 | ConnErrorKind::UnencodedCharacterInPassword
                 | ConnErrorKind::TlsModeNotSupported
+                | ConnErrorKind::TlsConfiguration
         )
     }
 }

@@ -2,14 +2,13 @@
 
 use crate::error::ConnError;
 use crate::secret::Secret;
-use crate::sslmode::SslMode;
+use crate::sslmode::{ChannelBinding, SslMode, SslNegotiation};
 use std::time::Duration;
 
 /// libpq parameters that pgharbor understands but does not support yet.
 const UNSUPPORTED_LIBPQ_PARAMS: &[&str] = &[
     "service",
     "hostaddr",
-    "channel_binding",
     "client_encoding",
     "keepalives",
     "keepalives_idle",
@@ -17,15 +16,11 @@ const UNSUPPORTED_LIBPQ_PARAMS: &[&str] = &[
     "keepalives_count",
     "tcp_user_timeout",
     "sslcompression",
-    "sslcert",
-    "sslkey",
     "sslcertmode",
     "sslpassword",
-    "sslrootcert",
     "sslcrl",
     "sslcrldir",
     "sslsni",
-    "sslnegotiation",
     "requirepeer",
     "require_auth",
     "ssl_min_protocol_version",
@@ -48,6 +43,11 @@ pub const SUPPORTED_PARAMS: &[&str] = &[
     "password",
     "passfile",
     "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslnegotiation",
+    "channel_binding",
     "application_name",
     "fallback_application_name",
     "connect_timeout",
@@ -65,6 +65,11 @@ pub(crate) struct RawParams {
     pub password: Option<Secret>,
     pub passfile: Option<String>,
     pub sslmode: Option<String>,
+    pub sslrootcert: Option<String>,
+    pub sslcert: Option<String>,
+    pub sslkey: Option<String>,
+    pub sslnegotiation: Option<String>,
+    pub channel_binding: Option<String>,
     pub application_name: Option<String>,
     pub fallback_application_name: Option<String>,
     pub connect_timeout: Option<String>,
@@ -112,6 +117,17 @@ impl RawParams {
             "sslmode" => {
                 check(check_sslmode(&value, "sslmode", echo).map(|_| ()))?;
                 self.sslmode = Some(value);
+            }
+            "sslrootcert" => self.sslrootcert = Some(value),
+            "sslcert" => self.sslcert = Some(value),
+            "sslkey" => self.sslkey = Some(value),
+            "sslnegotiation" => {
+                check(check_sslnegotiation(&value, "sslnegotiation", echo).map(|_| ()))?;
+                self.sslnegotiation = Some(value);
+            }
+            "channel_binding" => {
+                check(check_channel_binding(&value, "channel_binding", echo).map(|_| ()))?;
+                self.channel_binding = Some(value);
             }
             "application_name" => self.application_name = Some(value),
             "fallback_application_name" => self.fallback_application_name = Some(value),
@@ -191,6 +207,40 @@ pub(crate) fn check_sslmode(
     value.parse::<SslMode>().map(Some).map_err(|_| {
         format!(
             "invalid sslmode {} in {what}; use one of disable, allow, prefer, require, verify-ca, verify-full",
+            quoted(value, echo)
+        )
+    })
+}
+
+/// Parses an `sslnegotiation` (an empty value means unset).
+pub(crate) fn check_sslnegotiation(
+    value: &str,
+    what: &str,
+    echo: bool,
+) -> Result<Option<SslNegotiation>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value.parse::<SslNegotiation>().map(Some).map_err(|_| {
+        format!(
+            "invalid sslnegotiation {} in {what}; use postgres or direct",
+            quoted(value, echo)
+        )
+    })
+}
+
+/// Parses a `channel_binding` (an empty value means unset).
+pub(crate) fn check_channel_binding(
+    value: &str,
+    what: &str,
+    echo: bool,
+) -> Result<Option<ChannelBinding>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value.parse::<ChannelBinding>().map(Some).map_err(|_| {
+        format!(
+            "invalid channel_binding {} in {what}; use disable, prefer or require",
             quoted(value, echo)
         )
     })
@@ -278,12 +328,30 @@ mod tests {
             "{e}"
         );
 
-        let e = p.set("sslrootcert", "/x".into(), true).unwrap_err();
+        let e = p.set("sslcrl", "/x".into(), true).unwrap_err();
         assert!(
             e.to_string()
-                .contains("\"sslrootcert\" is valid for libpq but not supported"),
+                .contains("\"sslcrl\" is valid for libpq but not supported"),
             "{e}"
         );
+
+        for (k, v) in [
+            ("sslrootcert", "/x"),
+            ("sslcert", "/c"),
+            ("sslkey", "/k"),
+            ("sslnegotiation", "direct"),
+            ("channel_binding", "require"),
+        ] {
+            p.set(k, v.into(), true).unwrap();
+        }
+        assert_eq!(p.sslrootcert.as_deref(), Some("/x"));
+        assert_eq!(p.channel_binding.as_deref(), Some("require"));
+        let e = p.set("sslnegotiation", "fast".into(), true).unwrap_err();
+        assert!(e.to_string().contains("use postgres or direct"), "{e}");
+        let e = p
+            .set("channel_binding", "s3cr3t".into(), false)
+            .unwrap_err();
+        assert!(!e.to_string().contains("s3cr3t"), "{e}");
 
         let e = p.set("search_path", "app".into(), true).unwrap_err();
         assert!(e.to_string().contains("options=-csearch_path=app"), "{e}");

@@ -534,3 +534,166 @@ fn passwords_never_leak() {
         }
     }
 }
+
+#[test]
+fn tls_parameters_parse_in_both_forms_and_from_the_environment() {
+    let c = parse(
+        "postgresql://u@db.example/x?sslmode=verify-full&sslrootcert=/etc/pg/ca.pem\
+         &sslcert=/etc/pg/client.crt&sslkey=/etc/pg/client.key&sslnegotiation=direct\
+         &channel_binding=require",
+    );
+    assert_eq!(c.sslmode(), SslMode::VerifyFull);
+    assert_eq!(
+        c.ssl_root_cert(),
+        Some(&SslRootCert::File("/etc/pg/ca.pem".into()))
+    );
+    assert_eq!(c.ssl_cert(), Some(Path::new("/etc/pg/client.crt")));
+    assert_eq!(c.ssl_key(), Some(Path::new("/etc/pg/client.key")));
+    assert_eq!(c.ssl_negotiation(), SslNegotiation::Direct);
+    assert_eq!(c.channel_binding(), ChannelBinding::Require);
+    // Rendered back, so psql and pg_dump get the same settings.
+    assert_eq!(
+        c.to_string(),
+        "postgresql://u@db.example:5432/x?sslmode=verify-full&sslrootcert=/etc/pg/ca.pem\
+         &sslcert=/etc/pg/client.crt&sslkey=/etc/pg/client.key&sslnegotiation=direct\
+         &channel_binding=require"
+    );
+    assert_eq!(parse(&c.to_string()).to_string(), c.to_string());
+
+    let kv =
+        parse("host=h sslmode=verify-ca sslrootcert='/my certs/ca.pem' channel_binding=disable");
+    assert_eq!(
+        kv.ssl_root_cert(),
+        Some(&SslRootCert::File("/my certs/ca.pem".into()))
+    );
+    assert_eq!(kv.channel_binding(), ChannelBinding::Disable);
+    assert!(
+        kv.to_string().contains("sslrootcert=/my%20certs/ca.pem"),
+        "{kv}"
+    );
+
+    let e = env()
+        .with_var("PGSSLMODE", "verify-ca")
+        .with_var("PGSSLROOTCERT", "/env/ca.pem")
+        .with_var("PGSSLCERT", "/env/c.crt")
+        .with_var("PGSSLKEY", "/env/c.key")
+        .with_var("PGSSLNEGOTIATION", "direct")
+        .with_var("PGCHANNELBINDING", "require");
+    let c = parse_env("host=h", &e);
+    assert_eq!(c.sslmode(), SslMode::VerifyCa);
+    assert_eq!(
+        c.ssl_root_cert(),
+        Some(&SslRootCert::File("/env/ca.pem".into()))
+    );
+    assert_eq!(c.ssl_cert(), Some(Path::new("/env/c.crt")));
+    assert_eq!(c.ssl_key(), Some(Path::new("/env/c.key")));
+    assert_eq!(c.ssl_negotiation(), SslNegotiation::Direct);
+    assert_eq!(c.channel_binding(), ChannelBinding::Require);
+    // The connection string wins over the environment.
+    let c = parse_env("host=h sslrootcert=/cs/ca.pem", &e);
+    assert_eq!(
+        c.ssl_root_cert(),
+        Some(&SslRootCert::File("/cs/ca.pem".into()))
+    );
+    for var in [
+        "PGSSLROOTCERT",
+        "PGSSLCERT",
+        "PGSSLKEY",
+        "PGSSLNEGOTIATION",
+        "PGCHANNELBINDING",
+    ] {
+        assert!(PG_ENV_VARS.contains(&var), "{var}");
+    }
+    for p in [
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "sslnegotiation",
+        "channel_binding",
+    ] {
+        assert!(SUPPORTED_PARAMS.contains(&p), "{p}");
+    }
+}
+
+#[test]
+fn default_certificate_files_live_in_home_dot_postgresql() {
+    let c = parse_env("host=h", &env().with_home_dir("/home/alice"));
+    assert_eq!(c.ssl_root_cert(), None);
+    assert_eq!(
+        c.default_ssl_root_cert(),
+        Some(PathBuf::from("/home/alice/.postgresql/root.crt"))
+    );
+    assert_eq!(parse("host=h").default_ssl_root_cert(), None);
+}
+
+#[test]
+fn sslrootcert_system_means_verify_full() {
+    let c = parse("host=db.example sslrootcert=system");
+    assert_eq!(c.sslmode(), SslMode::VerifyFull);
+    assert_eq!(c.ssl_root_cert(), Some(&SslRootCert::System));
+    assert!(c.to_string().contains("sslrootcert=system"), "{c}");
+    let c = parse("host=db.example sslrootcert=system sslmode=verify-full");
+    assert_eq!(c.sslmode(), SslMode::VerifyFull);
+    for weak in ["disable", "allow", "prefer", "require", "verify-ca"] {
+        let e = err(&format!(
+            "host=db.example sslrootcert=system sslmode={weak}"
+        ));
+        assert_eq!(e.kind(), ConnErrorKind::InvalidConnectionString);
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!(
+                "sslmode={weak} may not be used with sslrootcert=system"
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains("use sslmode=verify-full"), "{msg}");
+    }
+    // PGSSLMODE counts as given, as in libpq.
+    let e = ConnConfig::parse_with_env(
+        "host=h sslrootcert=system",
+        &env().with_var("PGSSLMODE", "require"),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("sslmode=require may not"), "{e}");
+}
+
+#[test]
+fn tls_parameter_combinations_are_checked() {
+    for weak in ["disable", "allow", "prefer"] {
+        let e = err(&format!("host=h sslmode={weak} sslnegotiation=direct"));
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!(
+                "sslnegotiation=direct may not be used with sslmode={weak}"
+            )),
+            "{msg}"
+        );
+    }
+    // prefer is the default sslmode.
+    assert!(err("host=h sslnegotiation=direct")
+        .to_string()
+        .contains("sslmode=prefer"));
+    assert_eq!(
+        parse("host=h sslmode=require sslnegotiation=direct").ssl_negotiation(),
+        SslNegotiation::Direct
+    );
+
+    let e = err("host=h sslmode=disable channel_binding=require");
+    assert!(
+        e.to_string().contains("needs an encrypted connection"),
+        "{e}"
+    );
+    let e = err("host=/var/run/postgresql channel_binding=require");
+    assert!(e.to_string().contains("Unix socket"), "{e}");
+
+    let e = err("host=h sslnegotiation=quick");
+    assert!(
+        e.to_string().contains("invalid sslnegotiation \"quick\""),
+        "{e}"
+    );
+    let e = err("postgresql://h/db?channel_binding=maybe");
+    assert!(e.to_string().contains("invalid channel_binding"), "{e}");
+    let e =
+        ConnConfig::parse_with_env("host=h", &env().with_var("PGCHANNELBINDING", "x")).unwrap_err();
+    assert!(e.to_string().contains("in PGCHANNELBINDING"), "{e}");
+}

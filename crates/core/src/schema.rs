@@ -303,3 +303,69 @@ mod tests {
         assert_eq!(PgType::Varchar(20).sql(), "character varying(20)");
     }
 }
+
+#[cfg(test)]
+mod quote_ident_properties {
+    use super::quote_ident;
+    use proptest::prelude::*;
+
+    /// Reads a quoted identifier back as PostgreSQL's lexer does: one `"`,
+    /// then any characters with `""` standing for `"`, then one `"` that
+    /// ends the token. `None` if the text is not exactly one such token.
+    fn unquote(quoted: &str) -> Option<String> {
+        let mut chars = quoted.strip_prefix('"')?.chars().peekable();
+        let mut out = String::new();
+        while let Some(c) = chars.next() {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                    out.push('"');
+                } else {
+                    // The closing quote must be the last character.
+                    return chars.next().is_none().then_some(out);
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        None
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn quoting_round_trips_any_name_without_nul(name in "[^\u{0}]*") {
+            let quoted = quote_ident(&name);
+            prop_assert_eq!(unquote(&quoted), Some(name));
+        }
+
+        #[test]
+        fn hostile_names_stay_one_token(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    Just("\"".to_owned()), Just("\"\"".to_owned()), Just(";".to_owned()),
+                    Just("\\".to_owned()), Just("'".to_owned()), Just("--".to_owned()),
+                    Just("/*".to_owned()), Just("*/".to_owned()), Just("$1".to_owned()),
+                    Just("$$".to_owned()), Just("U&".to_owned()), Just("\n".to_owned()),
+                    Just(" DROP TABLE victim".to_owned()), Just("select".to_owned()),
+                    Just("é🐘".to_owned()), Just("\u{202e}".to_owned()), "[^\u{0}]{0,3}",
+                ],
+                0..12,
+            )
+        ) {
+            let name = parts.concat();
+            let quoted = quote_ident(&name);
+            prop_assert_eq!(unquote(&quoted), Some(name));
+        }
+    }
+
+    #[test]
+    fn unquote_rejects_what_is_not_one_token() {
+        assert_eq!(unquote("\"a\"\"b\""), Some("a\"b".to_owned()));
+        assert_eq!(unquote("\"a\"b\""), None);
+        assert_eq!(unquote("\"a\" ; x"), None);
+        assert_eq!(unquote("a"), None);
+        assert_eq!(unquote("\"a"), None);
+    }
+}

@@ -53,7 +53,7 @@ pub async fn finish(
         let pk_index = ddl::primary_key_name(&table.spec.name);
         if table.spec.primary_key.is_some() && !failed.contains(&pk_index) {
             let sql = ddl::attach_primary_key(&table.spec.name);
-            if let Err(e) = client.batch_execute(&sql).await {
+            if let Err(e) = execute_one(&client, &sql).await {
                 record(
                     &outcome,
                     "primary key",
@@ -69,7 +69,7 @@ pub async fn finish(
     for (i, table) in plan.tables.iter().enumerate() {
         for fk in &table.spec.foreign_keys {
             let sql = ddl::add_foreign_key(&table.spec.name, fk);
-            match client.batch_execute(&sql).await {
+            match execute_one(&client, &sql).await {
                 Ok(()) => added.push((i, fk.clone())),
                 Err(e) => record(&outcome, "foreign key", fk.name.clone(), &e, sql),
             }
@@ -82,7 +82,7 @@ pub async fn finish(
     }
     for view in &plan.views {
         let sql = ddl::create_view(view);
-        if let Err(e) = client.batch_execute(&sql).await {
+        if let Err(e) = execute_one(&client, &sql).await {
             record(&outcome, "view", view.name.to_string(), &e, sql);
         }
     }
@@ -146,7 +146,7 @@ async fn run_parallel(
                 let Some(statement) = queue.lock().expect("queue lock").pop_front() else {
                     break;
                 };
-                if let Err(e) = client.batch_execute(&statement.sql).await {
+                if let Err(e) = execute_one(&client, &statement.sql).await {
                     failed
                         .lock()
                         .expect("failed lock")
@@ -200,7 +200,7 @@ async fn validate_foreign_keys(
 async fn validate(client: &Client, table: &TablePlan, fk: &ForeignKeySpec, outcome: &Shared) {
     let spec = &table.spec;
     let validate = ddl::validate_constraint(&spec.name, &fk.name);
-    let Err(e) = client.batch_execute(&validate).await else {
+    let Err(e) = execute_one(client, &validate).await else {
         return;
     };
     let key_columns: Vec<String> = match &table.row_key {
@@ -232,6 +232,12 @@ async fn validate(client: &Client, table: &TablePlan, fk: &ForeignKeySpec, outco
     }
 }
 
+/// Run one statement with the extended protocol, which refuses a second
+/// statement hidden in translated SQL.
+async fn execute_one(client: &Client, sql: &str) -> Result<(), tokio_postgres::Error> {
+    client.execute(sql, &[]).await.map(|_| ())
+}
+
 fn record(
     outcome: &Mutex<FinishOutcome>,
     kind: &str,
@@ -259,7 +265,7 @@ async fn set_sequences(client: &Client, table: &TablePlan, outcome: &Mutex<Finis
     for col in &table.spec.columns {
         if let Some(Identity::ByDefault { source_high_water }) = &col.identity {
             let sql = ddl::set_identity(&table.spec.name, &col.name, *source_high_water);
-            if let Err(e) = client.batch_execute(&sql).await {
+            if let Err(e) = execute_one(client, &sql).await {
                 record(
                     outcome,
                     "sequence",

@@ -28,5 +28,6 @@ pub mod open;
 pub mod planner;
 pub mod profile;
 pub mod read;
+pub mod sqltext;
 
 pub use error::{SqliteError, SqliteErrorKind};

@@ -11,6 +11,7 @@ use crate::inspect::{IndexOrigin, SourceIndex, SourceSchema, SourceTable};
 use crate::open::SourceSnapshot;
 use crate::profile::{self, Checks, ColumnProfile, TableProfile};
 use crate::read::{self, RowRange};
+use crate::sqltext;
 use pgharbor_core::forms::JsonForm;
 use pgharbor_core::plan::{ColumnDecision, Plan, ReportedObject, RowKey, TablePlan, ValuePolicy};
 use pgharbor_core::schema::{
@@ -324,16 +325,24 @@ pub fn plan(
     });
     let booleans = unambiguous_boolean_columns(&tables);
     let booleans: Vec<&str> = booleans.iter().map(String::as_str).collect();
-    let views = schema
-        .views
-        .iter()
-        .filter_map(|v| {
-            view_select(&v.sql).map(|select_sql| ViewSpec {
+    let mut views = Vec::new();
+    for v in &schema.views {
+        let select = sqltext::view_select(&v.sql)
+            .ok_or_else(|| "its SELECT could not be found".to_string())
+            .and_then(|select| sqltext::translate_fragment(&select));
+        match select {
+            Ok(select_sql) => views.push(ViewSpec {
                 name: QualifiedName::new(&options.schema, &v.name),
                 select_sql: boolean_literals(&select_sql, &booleans),
-            })
-        })
-        .collect();
+            }),
+            Err(why) => reported.push(ReportedObject {
+                kind: "view".into(),
+                name: v.name.clone(),
+                note: format!("not recreated: {why}"),
+                sql: Some(v.sql.clone()),
+            }),
+        }
+    }
     Ok(Plan {
         target_schema: options.schema.clone(),
         tables,
@@ -550,14 +559,33 @@ fn plan_index(
     let has_expression = idx.columns.iter().any(|(name, _, _)| name.is_none());
     if has_expression || idx.partial {
         let sql = idx.sql.clone()?;
-        let (elements, predicate) = split_index_sql(&sql)?;
-        return Some(IndexSpec {
-            name: idx.name.clone(),
-            elements: vec![translate_sql_fragment(&elements)],
-            unique: idx.unique,
-            predicate: predicate.map(|p| translate_sql_fragment(&p)),
-            translated: true,
-        });
+        let translated = sqltext::split_index(&sql)
+            .ok_or_else(|| "its SQL could not be read".to_string())
+            .and_then(|(elements, predicate)| {
+                let elements = sqltext::translate_fragment(&elements)?;
+                let predicate = predicate
+                    .map(|p| sqltext::translate_fragment(&p))
+                    .transpose()?;
+                Ok((elements, predicate))
+            });
+        return match translated {
+            Ok((elements, predicate)) => Some(IndexSpec {
+                name: idx.name.clone(),
+                elements: vec![elements],
+                unique: idx.unique,
+                predicate,
+                translated: true,
+            }),
+            Err(why) => {
+                reported.push(ReportedObject {
+                    kind: "index".into(),
+                    name: idx.name.clone(),
+                    note: format!("not created: {why}"),
+                    sql: Some(sql),
+                });
+                None
+            }
+        };
     }
     let mut elements = Vec::new();
     for (name, desc, coll) in &idx.columns {
@@ -597,51 +625,6 @@ fn plan_index(
         predicate: None,
         translated: false,
     })
-}
-
-/// Split `CREATE INDEX … ON t (elements) WHERE predicate` into its parts.
-fn split_index_sql(sql: &str) -> Option<(String, Option<String>)> {
-    let open = sql.find('(')?;
-    let mut depth = 0;
-    let mut close = None;
-    for (i, c) in sql[open..].char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth == 0 {
-                    close = Some(open + i);
-                    break;
-                }
-            }
-            _ => {}
-        }
-    }
-    let close = close?;
-    let elements = sql[open + 1..close].trim().to_string();
-    let rest = sql[close + 1..].trim();
-    let predicate = rest
-        .get(..5)
-        .filter(|w| w.eq_ignore_ascii_case("WHERE"))
-        .map(|_| rest[5..].trim().to_string());
-    Some((elements, predicate))
-}
-
-/// SQLite accepts `[name]` and `` `name` `` quoting; PostgreSQL only `"name"`.
-fn translate_sql_fragment(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut in_string = false;
-    for c in sql.chars() {
-        match c {
-            '\'' => {
-                in_string = !in_string;
-                out.push(c);
-            }
-            '[' | ']' | '`' if !in_string => out.push('"'),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 fn resolve_foreign_keys(
@@ -792,37 +775,6 @@ fn read_ident(chars: &[char], i: usize) -> (Option<String>, usize) {
     (None, i)
 }
 
-/// The SELECT of a `CREATE VIEW name [(cols)] AS select` statement.
-fn view_select(sql: &str) -> Option<String> {
-    let upper = sql.to_ascii_uppercase();
-    let bytes = upper.as_bytes();
-    let mut search = 0;
-    while let Some(pos) = upper[search..].find("AS") {
-        let at = search + pos;
-        let before = at.checked_sub(1).map(|i| bytes[i]);
-        let after = bytes.get(at + 2).copied();
-        let boundary =
-            |b: Option<u8>| b.is_none_or(|b| b.is_ascii_whitespace() || b == b')' || b == b'(');
-        if boundary(before) && boundary(after) {
-            let rest = sql[at + 2..].trim();
-            let first = rest
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .to_ascii_uppercase();
-            if first.starts_with("SELECT")
-                || first.starts_with("WITH")
-                || first.starts_with("VALUES")
-                || first.starts_with('(')
-            {
-                return Some(translate_sql_fragment(rest.trim_end_matches(';')));
-            }
-        }
-        search = at + 2;
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -912,23 +864,6 @@ mod tests {
         assert_eq!(
             boolean_literals("inactive = 1", &["active"]),
             "inactive = 1"
-        );
-    }
-
-    #[test]
-    fn index_sql_and_views_are_split() {
-        let (e, p) =
-            split_index_sql("CREATE INDEX i ON t (lower(email), [x]) WHERE archived = 0").unwrap();
-        assert_eq!(e, "lower(email), [x]");
-        assert_eq!(p.as_deref(), Some("archived = 0"));
-        assert_eq!(translate_sql_fragment("[a] = '[b]'"), "\"a\" = '[b]'");
-        assert_eq!(
-            view_select("CREATE VIEW v AS SELECT 1;").unwrap(),
-            "SELECT 1"
-        );
-        assert_eq!(
-            view_select("CREATE VIEW \"has as\"(a) AS\nSELECT a FROM t").unwrap(),
-            "SELECT a FROM t"
         );
     }
 }

@@ -126,3 +126,24 @@ pub fn fingerprint(path: &Path) -> Vec<(String, usize, Vec<usize>)> {
         })
         .collect()
 }
+
+/// Run `pgharbor` with `args`, no DATABASE_URL or PGPASSWORD unless `env`
+/// sets them, the variables in `env`, and `stdin` as standard input.
+pub fn pgharbor_with(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
+    use std::io::Write as _;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgharbor"));
+    cmd.args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("PGPASSWORD")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("run pgharbor");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    Run::from(child.wait_with_output().expect("wait for pgharbor"))
+}

@@ -2,7 +2,10 @@
 //! started by `pgharbor-testkit`, one module per capability.
 
 mod harness;
+mod leak;
+mod quoting;
 mod real_world;
+mod secrets;
 mod sqlite_errors;
 mod sqlite_migrate;
 mod sqlite_verify;

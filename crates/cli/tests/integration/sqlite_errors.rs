@@ -184,13 +184,26 @@ impl SmallDisk {
     fn mount(path: std::path::PathBuf, size: &str) -> SmallDisk {
         std::fs::create_dir_all(&path).unwrap();
         let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0777"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0777"),
+                "tmpfs",
+            ])
             .arg(&path)
             .status()
             .expect("run mount");
-        assert!(status.success(), "mounting a small tmpfs needs root (the test harness runs as root)");
+        assert!(
+            status.success(),
+            "mounting a small tmpfs needs root (the test harness runs as root)"
+        );
         // The server runs as `postgres` and must own its tablespace directory.
-        let owned = std::process::Command::new("chown").arg("postgres:postgres").arg(&path).status().expect("run chown");
+        let owned = std::process::Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(&path)
+            .status()
+            .expect("run chown");
         assert!(owned.success(), "chown of the tmpfs to postgres failed");
         SmallDisk { path }
     }
@@ -198,7 +211,10 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.path).status();
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
     }
 }
 
@@ -212,15 +228,35 @@ fn a_full_disk_on_the_target_is_explained_and_nothing_is_left_behind() {
          INSERT INTO payload SELECT i, hex(randomblob(300)) FROM s;",
     );
     let pg = cluster();
-    let disk = SmallDisk::mount(std::env::temp_dir().join(format!("pgharbor-full-{}", pg.port())), "4M");
+    let disk = SmallDisk::mount(
+        std::env::temp_dir().join(format!("pgharbor-full-{}", pg.port())),
+        "4M",
+    );
     pg.create_database("smalldisk");
-    pg.psql("postgres", &format!("CREATE TABLESPACE small LOCATION '{}'", disk.path.display()));
-    pg.psql("postgres", "ALTER DATABASE smalldisk SET default_tablespace = small");
+    pg.psql(
+        "postgres",
+        &format!("CREATE TABLESPACE small LOCATION '{}'", disk.path.display()),
+    );
+    pg.psql(
+        "postgres",
+        "ALTER DATABASE smalldisk SET default_tablespace = small",
+    );
     let run = pgharbor(&["migrate", db.to_str().unwrap(), &pg.url("smalldisk")]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.stderr.contains("payload") && run.stderr.contains("free space on the target"), "{}", run.stderr);
-    assert_eq!(scalar(&pg, "smalldisk", "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "0");
-    
+    assert!(
+        run.stderr.contains("payload") && run.stderr.contains("free space on the target"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "smalldisk",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        "0"
+    );
+
     drop(pg);
     drop(disk);
 }
@@ -228,14 +264,32 @@ fn a_full_disk_on_the_target_is_explained_and_nothing_is_left_behind() {
 #[test]
 fn scram_authentication_with_the_right_password_works_and_the_password_stays_hidden() {
     let scratch = Scratch::new();
-    let db = scratch.sqlite("a.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'x');");
+    let db = scratch.sqlite(
+        "a.db",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'x');",
+    );
     let password = "S3cr3t@Pass#word/with?odd:chars";
-    let pg = Cluster::start_with(Flavor::Pg15, ClusterOptions { password_auth: true, password: Some(password.into()), ..Default::default() });
+    let pg = Cluster::start_with(
+        Flavor::Pg15,
+        ClusterOptions {
+            password_auth: true,
+            password: Some(password.into()),
+            ..Default::default()
+        },
+    );
     let url = pg.url("scram");
     let run = pgharbor(&["migrate", db.to_str().unwrap(), &url, "--json"]).success();
-    assert!(!run.all().contains(password), "password leaked: {}", run.all());
+    assert!(
+        !run.all().contains(password),
+        "password leaked: {}",
+        run.all()
+    );
     assert!(run.stdout.contains("\"verified\": true"), "{}", run.stdout);
     let run = pgharbor(&["migrate", db.to_str().unwrap(), &url]);
     assert_eq!(run.code, 1);
-    assert!(!run.all().contains(password), "password leaked in an error: {}", run.all());
+    assert!(
+        !run.all().contains(password),
+        "password leaked in an error: {}",
+        run.all()
+    );
 }
