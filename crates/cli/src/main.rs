@@ -63,7 +63,8 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("pgharbor: error: {:#}", failure.error);
+            // Library errors carry their whole explanation; their sources would repeat it.
+            eprintln!("pgharbor: error: {}", failure.error);
             ExitCode::from(failure.code)
         }
     }
