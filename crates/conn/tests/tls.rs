@@ -217,6 +217,21 @@ impl Files {
 }
 
 /// `postgresql://USER@HOST:PORT/postgres?connect_timeout=20&PARAMS`.
+/// verify-full as `postgres` to `localhost` with the client certificate `NAME.crt`/`NAME.key`.
+fn client_cert_config(cluster: &Cluster, files: &Files, name: &str) -> ConnConfig {
+    files.config(&url(
+        cluster,
+        "postgres",
+        "localhost",
+        &format!(
+            "sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
+            files.path("ca.crt"),
+            files.path(&format!("{name}.crt")),
+            files.path(&format!("{name}.key"))
+        ),
+    ))
+}
+
 fn url(cluster: &Cluster, user: &str, host: &str, params: &str) -> String {
     format!(
         "postgresql://{user}@{host}:{}/postgres?connect_timeout=20&{params}",
@@ -485,17 +500,7 @@ async fn server_without_tls_is_named() {
 async fn client_certificate_authentication_works() {
     let c = main_cluster();
     let f = Files::new();
-    let cfg = f.config(&url(
-        c,
-        "postgres",
-        "localhost",
-        &format!(
-            "sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
-            f.path("ca.crt"),
-            f.path("client.crt"),
-            f.path("client.key")
-        ),
-    ));
+    let cfg = client_cert_config(c, &f, "client");
     let (user, ssl, dn) = connect_ok(&cfg).await;
     assert_eq!((user.as_str(), ssl), ("postgres", true));
     assert!(dn.unwrap_or_default().contains("CN=postgres"));
@@ -534,17 +539,7 @@ async fn missing_client_certificate_is_rejected() {
 async fn client_certificate_from_an_unknown_ca_is_rejected() {
     let c = main_cluster();
     let f = Files::new();
-    let cfg = f.config(&url(
-        c,
-        "postgres",
-        "localhost",
-        &format!(
-            "sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
-            f.path("ca.crt"),
-            f.path("client-unknown-ca.crt"),
-            f.path("client-unknown-ca.key")
-        ),
-    ));
+    let cfg = client_cert_config(c, &f, "client-unknown-ca");
     let e = connect_err(&cfg).await;
     assert_eq!(e.kind(), ConnErrorKind::TlsClientCertificateRejected, "{e}");
     let msg = e.to_string();
@@ -565,17 +560,7 @@ async fn client_certificate_from_an_unknown_ca_is_rejected() {
 async fn client_certificate_for_another_user_is_rejected() {
     let c = main_cluster();
     let f = Files::new();
-    let cfg = f.config(&url(
-        c,
-        "postgres",
-        "localhost",
-        &format!(
-            "sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
-            f.path("ca.crt"),
-            f.path("client-other-user.crt"),
-            f.path("client-other-user.key")
-        ),
-    ));
+    let cfg = client_cert_config(c, &f, "client-other-user");
     let e = connect_err(&cfg).await;
     assert_eq!(e.kind(), ConnErrorKind::TlsClientCertificateRejected, "{e}");
     let msg = e.to_string();
