@@ -34,6 +34,24 @@ impl Failure {
     }
 }
 
+/// Exit status after Ctrl-C, as shells report it.
+const EXIT_INTERRUPTED: u8 = 130;
+
+impl Failure {
+    /// A pipeline error, with the exit status its kind calls for.
+    pub fn from_migrate(error: pgharbor_migrate::MigrateError) -> Self {
+        let code = match error.kind() {
+            pgharbor_migrate::MigrateErrorKind::Interrupted => EXIT_INTERRUPTED,
+            pgharbor_migrate::MigrateErrorKind::Usage => EXIT_USAGE,
+            _ => EXIT_FAILURE,
+        };
+        Failure {
+            code,
+            error: error.into(),
+        }
+    }
+}
+
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(error: E) -> Self {
         Failure {

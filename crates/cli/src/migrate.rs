@@ -118,7 +118,8 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
         &options,
         reporter.clone(),
     )
-    .await?;
+    .await
+    .map_err(Failure::from_migrate)?;
     reporter.done();
     output::print_report(&report, common.json)?;
     Ok(exit_code(&report))
@@ -139,7 +140,8 @@ pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         jobs(common),
         reporter.clone(),
     )
-    .await?;
+    .await
+    .map_err(Failure::from_migrate)?;
     reporter.done();
     output::print_report(&report, common.json)?;
     Ok(exit_code(&report))

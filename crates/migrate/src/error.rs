@@ -19,6 +19,8 @@ pub enum MigrateErrorKind {
     Verify,
     /// Bad arguments or unsupported input.
     Usage,
+    /// The user interrupted the run (Ctrl-C).
+    Interrupted,
 }
 
 /// An error of the pipeline, carrying a complete one-line explanation.

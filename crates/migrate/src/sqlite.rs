@@ -128,6 +128,17 @@ fn work_units(
     Ok(units)
 }
 
+/// Run `work`, or stop with `message` when the user presses Ctrl-C.
+async fn interruptible<T>(
+    work: impl std::future::Future<Output = Result<T, MigrateError>>,
+    message: &str,
+) -> Result<T, MigrateError> {
+    tokio::select! {
+        result = work => result,
+        _ = tokio::signal::ctrl_c() => Err(MigrateError::new(MigrateErrorKind::Interrupted, message)),
+    }
+}
+
 /// Wall-clock time of consecutive phases.
 struct Phases {
     since: Instant,
@@ -196,25 +207,34 @@ pub async fn migrate(
     }
     let mut phases = Phases::default();
     let readers_for_load = readers(&snapshot, jobs)?;
-    let loaded = match load::load_all(
+    let load = load::load_all(
         target_config,
         &plan,
         units,
         readers_for_load,
         progress.clone(),
-    )
-    .await
-    {
+    );
+    let loaded = match interruptible(load, "interrupted while loading").await {
         Ok(results) => results,
         Err(err) => return Err(clean_up_after_failure(&client, &plan, err).await),
     };
     phases.lap("load");
-    let finished = finish::finish(target_config, &plan, jobs, &*progress).await?;
+    let finishing = finish::finish(target_config, &plan, jobs, &*progress);
+    let finished = interruptible(
+        finishing,
+        "interrupted after the load: every table holds all its rows, but keys, indexes, foreign keys or sequences may be missing; run again with --drop-existing",
+    )
+    .await?;
     phases.lap("finish");
     let verifications = if options.verify {
         let readers_for_verify = readers(&snapshot, jobs)?;
-        let result =
-            verify::verify_all(target_config, &plan, readers_for_verify, progress.clone()).await?;
+        let verifying =
+            verify::verify_all(target_config, &plan, readers_for_verify, progress.clone());
+        let result = interruptible(
+            verifying,
+            "interrupted during verification: the migration itself is complete; run `pgharbor verify` to check it",
+        )
+        .await?;
         phases.lap("verify");
         Some(result)
     } else {
@@ -316,13 +336,13 @@ pub async fn verify_only(
         }
     }
     let plan = Arc::new(plan);
-    let verifications = verify::verify_all(
+    let verifying = verify::verify_all(
         target_config,
         &plan,
         readers(&snapshot, jobs.max(1))?,
         progress,
-    )
-    .await?;
+    );
+    let verifications = interruptible(verifying, "interrupted during verification").await?;
     let loaded = vec![load::UnitResult::default(); plan.tables.len()];
     Ok(build_report(
         source_label,

@@ -471,3 +471,61 @@ fn source_file_is_unchanged_by_a_migration() {
     );
     drop(keep_open);
 }
+
+#[test]
+fn ctrl_c_during_the_load_removes_what_the_run_created() {
+    let scratch = Scratch::new();
+    let db = scratch.sqlite(
+        "slow.db",
+        "CREATE TABLE big (id INTEGER PRIMARY KEY, payload TEXT);\
+         WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 1500000)\
+         INSERT INTO big SELECT i, printf('%0200d', i) FROM s;\
+         CREATE TABLE small (id INTEGER PRIMARY KEY); INSERT INTO small VALUES (1);",
+    );
+    let pg = cluster();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgharbor"))
+        .args([
+            "migrate",
+            db.to_str().unwrap(),
+            &pg.url("interrupted"),
+            "--jobs",
+            "2",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("loading") {
+            break;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let code = child.wait().unwrap().code();
+    let all = format!("{seen}{}", rest.join("\n"));
+    assert_eq!(code, Some(130), "{all}");
+    assert!(
+        all.contains("interrupted") && all.contains("removed"),
+        "{all}"
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "interrupted",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        "0"
+    );
+}
