@@ -24,7 +24,7 @@ const CHANNEL_CHUNKS: usize = 4;
 /// Which rows of a table a unit covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnitRange {
-    /// The whole table; the unit also creates it, in the same transaction.
+    /// The whole table.
     WholeTable,
     /// Rows with `first <= rowid <= last` of a table created beforehand.
     Rowids {
@@ -42,6 +42,9 @@ pub struct WorkUnit {
     pub table: usize,
     /// Rows covered.
     pub range: UnitRange,
+    /// The unit creates the table in the same transaction as its COPY
+    /// (which then writes the rows frozen).
+    pub creates_table: bool,
 }
 
 /// Receives each row: the source row id (if any) and its cells.
@@ -160,7 +163,7 @@ async fn load_unit(
 ) -> (Box<dyn UnitReader>, Result<UnitResult, MigrateError>) {
     let started = Instant::now();
     let table = &plan.tables[unit.table];
-    let creates = unit.range == UnitRange::WholeTable;
+    let creates = unit.creates_table;
     let doing = format!("loading table {}", table.spec.name);
     if let Err(e) = begin(client, table, creates).await {
         return (reader, Err(e.into()));

@@ -90,10 +90,11 @@ fn readers(
 }
 
 /// Split the plan into work units: large rowid tables into ranges, largest first.
-fn work_units(
+pub(crate) fn work_units(
     snapshot: &SourceSnapshot,
     plan: &Plan,
     jobs: usize,
+    create_tables: bool,
 ) -> Result<Vec<WorkUnit>, MigrateError> {
     let mut units = Vec::new();
     for (i, table) in plan.tables.iter().enumerate() {
@@ -105,23 +106,20 @@ fn work_units(
         match bounds {
             Some((min, max)) => {
                 let parts =
-                    (table.source_rows / (SPLIT_MIN_ROWS / 2)).clamp(2, jobs as u64 * 4) as i128;
-                let span = i128::from(max) - i128::from(min) + 1;
-                let width = (span + parts - 1) / parts;
-                let mut first = i128::from(min);
-                while first <= i128::from(max) {
-                    let last = (first + width - 1).min(i128::from(max));
-                    let range = UnitRange::Rowids {
-                        first: first as i64,
-                        last: last as i64,
-                    };
-                    units.push(WorkUnit { table: i, range });
-                    first = last + 1;
+                    (table.source_rows / (SPLIT_MIN_ROWS / 2)).clamp(2, jobs as u64 * 4) as usize;
+                for (first, last) in read::split_range(min, max, parts) {
+                    let range = UnitRange::Rowids { first, last };
+                    units.push(WorkUnit {
+                        table: i,
+                        range,
+                        creates_table: false,
+                    });
                 }
             }
             None => units.push(WorkUnit {
                 table: i,
                 range: UnitRange::WholeTable,
+                creates_table: create_tables,
             }),
         }
     }
@@ -189,12 +187,13 @@ pub async fn migrate(
         target::refuse_existing(&existing, &plan.target_schema)?;
     }
     prepare_target(&client, &plan, &existing).await?;
-    let units = work_units(&snapshot, &plan, jobs)?;
-    for table in plan.tables.iter().enumerate().filter(|(i, _)| {
-        units
-            .iter()
-            .any(|u| u.table == *i && u.range != UnitRange::WholeTable)
-    }) {
+    let units = work_units(&snapshot, &plan, jobs, true)?;
+    for table in plan
+        .tables
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| units.iter().any(|u| u.table == *i && !u.creates_table))
+    {
         let sql = ddl::create_table(&table.1.spec);
         client
             .batch_execute(&sql)
