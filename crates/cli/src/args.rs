@@ -146,9 +146,9 @@ pub struct SourceArgs {
     pub source: String,
     /// A PostgreSQL URL or key=value string; defaults to $DATABASE_URL.
     pub target: Option<String>,
-    /// Schema in the target.
-    #[arg(long, default_value = "public")]
-    pub schema: String,
+    /// Schema in the target (default: the first schema of the URL's search_path, else public).
+    #[arg(long)]
+    pub schema: Option<String>,
     /// Parallel workers (default: number of CPUs).
     #[arg(long, short)]
     pub jobs: Option<usize>,
@@ -181,6 +181,19 @@ pub struct MigrateArgs {
     /// Do not create the target database when it does not exist.
     #[arg(long)]
     pub no_create_database: bool,
+    /// Load into tables the application already created in the target, converting
+    /// every value to the target column's type.
+    #[arg(long)]
+    pub into_existing: bool,
+    /// With --into-existing: empty the tables being loaded first (never cascading).
+    #[arg(long, requires = "into_existing")]
+    pub truncate: bool,
+    /// With --into-existing: source columns to leave behind, as TABLE.COLUMN (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', requires = "into_existing")]
+    pub ignore_columns: Vec<String>,
+    /// With --into-existing: proceed although the migration versions of source and target differ.
+    #[arg(long, requires = "into_existing")]
+    pub allow_version_mismatch: bool,
 }
 
 /// `pgharbor verify`.

@@ -4,6 +4,7 @@ use crate::args::{MigrateArgs, NulChoice, SourceArgs, Utf8Choice, VerifyArgs};
 use crate::{output, progress, Failure};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{InvalidUtf8Policy, NulPolicy, ValuePolicy};
+use pgharbor_migrate::existing::{self, ExistingOptions};
 use pgharbor_migrate::sqlite::{self, MigrateOptions};
 use pgharbor_migrate::Progress;
 use pgharbor_sqlite::planner::PlanOptions;
@@ -53,6 +54,23 @@ fn policy(common: &SourceArgs) -> ValuePolicy {
     }
 }
 
+/// `--schema`, else the first schema of the target's search_path, else `public`.
+fn target_schema(common: &SourceArgs, target: Option<&ConnConfig>) -> String {
+    let from_url = target
+        .and_then(|t| t.search_path())
+        .and_then(|p| {
+            p.split(',')
+                .map(|s| s.trim().trim_matches('"'))
+                .find(|s| !s.is_empty() && *s != "$user")
+        })
+        .map(str::to_string);
+    common
+        .schema
+        .clone()
+        .or(from_url)
+        .unwrap_or_else(|| "public".into())
+}
+
 fn jobs(common: &SourceArgs) -> usize {
     common
         .jobs
@@ -66,6 +84,7 @@ fn jobs(common: &SourceArgs) -> usize {
 
 async fn plan(
     common: &SourceArgs,
+    target: Option<&ConnConfig>,
 ) -> Result<
     (
         pgharbor_sqlite::open::SourceSnapshot,
@@ -75,7 +94,7 @@ async fn plan(
 > {
     let Source::Sqlite(path) = parse_source(&common.source)?;
     let options = PlanOptions {
-        schema: common.schema.clone(),
+        schema: target_schema(common, target),
         policy: policy(common),
     };
     let jobs = jobs(common);
@@ -85,13 +104,67 @@ async fn plan(
     Ok(planned?)
 }
 
+/// `pgharbor migrate --into-existing`.
+async fn migrate_into_existing(args: &MigrateArgs) -> Result<u8, Failure> {
+    let common = &args.common;
+    let target = target_config(common.target.as_deref(), true)?.expect("required");
+    let Source::Sqlite(path) = parse_source(&common.source)?;
+    let options = ExistingOptions {
+        schema: target_schema(common, Some(&target)),
+        policy: policy(common),
+        jobs: jobs(common),
+        verify: !args.no_verify,
+        truncate: args.truncate,
+        ignore_columns: args.ignore_columns.clone(),
+        allow_version_mismatch: args.allow_version_mismatch,
+    };
+    let reporter = progress::Reporter::new(common.json);
+    reporter.phase("inspecting");
+    let jobs = options.jobs;
+    let (snapshot, schema) = tokio::task::spawn_blocking(move || sqlite::inspect_file(&path, jobs))
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(Failure::from_migrate)?;
+    if args.dry_run {
+        let client = pgharbor_migrate::target::connect(&target).await?;
+        let plan = existing::plan_into_existing(&client, &snapshot, &schema, &options)
+            .await
+            .map_err(Failure::from_migrate)?;
+        if common.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?
+            );
+        } else {
+            print!("{}", pgharbor_migrate::plan_text::render_existing(&plan));
+        }
+        return Ok(0);
+    }
+    let report = existing::migrate_into_existing(
+        &common.source,
+        snapshot,
+        schema,
+        &target,
+        &options,
+        reporter.clone(),
+    )
+    .await
+    .map_err(Failure::from_migrate)?;
+    reporter.done();
+    output::print_report(&report, common.json)?;
+    Ok(exit_code(&report))
+}
+
 /// `pgharbor migrate`.
 pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
+    if args.into_existing {
+        return migrate_into_existing(&args).await;
+    }
     let common = &args.common;
     let target = target_config(common.target.as_deref(), !args.dry_run)?;
     let reporter = progress::Reporter::new(common.json);
     reporter.phase("planning");
-    let (snapshot, plan) = plan(common).await?;
+    let (snapshot, plan) = plan(common, target.as_ref()).await?;
     if args.dry_run {
         if common.json {
             println!(
@@ -131,7 +204,7 @@ pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     let target = target_config(common.target.as_deref(), true)?.expect("required");
     let reporter = progress::Reporter::new(common.json);
     reporter.phase("planning");
-    let (snapshot, plan) = plan(common).await?;
+    let (snapshot, plan) = plan(common, Some(&target)).await?;
     let report = sqlite::verify_only(
         &common.source,
         snapshot,

@@ -76,6 +76,8 @@ pub struct TablePlan {
     pub sequence_floor: Option<i64>,
     /// Rows can be read in ranges of a row id, so several workers can share the table.
     pub splittable: bool,
+    /// The source column feeding each target column, in the same order.
+    pub source_columns: Vec<String>,
 }
 
 /// An object that is reported instead of (or besides) being copied.

@@ -19,6 +19,7 @@
 //! and allowed) and checks what already exists there.
 
 pub mod error;
+pub mod existing;
 pub mod finish;
 pub mod load;
 pub mod plan_text;

@@ -74,14 +74,15 @@ pub struct UnitResult {
     pub seconds: f64,
 }
 
-/// Load every unit with one worker per reader; results are per plan table.
+/// Load every unit with one worker per reader; results are per plan table,
+/// and the readers come back for the next phase.
 pub async fn load_all(
     target: &ConnConfig,
     plan: &Arc<Plan>,
     units: Vec<WorkUnit>,
     readers: Vec<Box<dyn UnitReader>>,
     progress: Arc<dyn Progress>,
-) -> Result<Vec<UnitResult>, MigrateError> {
+) -> Result<(Vec<UnitResult>, Vec<Box<dyn UnitReader>>), MigrateError> {
     let queue = Arc::new(Mutex::new(VecDeque::from(units)));
     let results = Arc::new(Mutex::new(vec![UnitResult::default(); plan.tables.len()]));
     let remaining = Arc::new(Mutex::new(count_units(&queue, plan.tables.len())));
@@ -99,7 +100,7 @@ pub async fn load_all(
             let mut reader = reader;
             loop {
                 let Some(unit) = queue.lock().expect("queue lock").pop_front() else {
-                    return Ok(());
+                    return Ok(reader);
                 };
                 let table = &plan.tables[unit.table];
                 let (back, result) =
@@ -127,6 +128,7 @@ pub async fn load_all(
         });
     }
     let mut first_error = None;
+    let mut readers_back = Vec::new();
     while let Some(joined) = workers.join_next().await {
         let outcome = joined.unwrap_or_else(|e| {
             Err(MigrateError::new(
@@ -134,15 +136,18 @@ pub async fn load_all(
                 format!("a load worker crashed: {e}"),
             ))
         });
-        if let Err(e) = outcome {
-            first_error.get_or_insert(e);
+        match outcome {
+            Ok(reader) => readers_back.push(reader),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
         }
     }
     if let Some(e) = first_error {
         return Err(e);
     }
     let results = results.lock().expect("results lock").clone();
-    Ok(results)
+    Ok((results, readers_back))
 }
 
 fn count_units(queue: &Mutex<VecDeque<WorkUnit>>, tables: usize) -> Vec<usize> {

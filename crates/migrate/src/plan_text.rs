@@ -93,3 +93,46 @@ pub fn render(plan: &Plan) -> String {
     }
     out
 }
+
+/// Render a plan for loading into existing tables: the table and column
+/// mapping with target types, load order, and what is reported.
+pub fn render_existing(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "-- pgharbor plan: load {} table(s) into the existing tables of schema {:?}",
+        plan.tables.len(),
+        plan.target_schema
+    );
+    let _ = writeln!(
+        out,
+        "-- value rules: NUL characters → {:?}, invalid UTF-8 → {:?}",
+        plan.policy.nul, plan.policy.invalid_utf8
+    );
+    for t in &plan.tables {
+        let _ = writeln!(
+            out,
+            "\n-- {} ({} rows) → {}",
+            t.source_name, t.source_rows, t.spec.name
+        );
+        for (d, source) in t.decisions.iter().zip(&t.source_columns) {
+            let _ = writeln!(
+                out,
+                "--   {source} ({}) → {}",
+                if d.declared.is_empty() {
+                    "no type"
+                } else {
+                    &d.declared
+                },
+                d.reason.trim_start_matches("the target column ")
+            );
+        }
+    }
+    if !plan.reported.is_empty() {
+        let _ = writeln!(out, "\n-- Not copied:");
+        for r in &plan.reported {
+            let _ = writeln!(out, "--   {} {:?}: {}", r.kind, r.name, r.note);
+        }
+    }
+    out
+}

@@ -35,19 +35,31 @@ pub struct MigrateOptions {
     pub create_database: bool,
 }
 
-/// Open `path` read-only with enough connections for `jobs` workers to load and
-/// then verify, inspect it and plan the migration.
+/// Open `path` read-only with a reader connection for each of `jobs` workers
+/// (shared by profiling, loading and verifying), inspect it and plan the migration.
 pub fn plan_file(
     path: &Path,
     options: &PlanOptions,
     jobs: usize,
 ) -> Result<(SourceSnapshot, Plan), MigrateError> {
-    let snapshot = SourceSnapshot::open(path, 2 * jobs.max(1))?;
+    let snapshot = SourceSnapshot::open(path, jobs.max(1))?;
     let schema = pgharbor_sqlite::inspect::inspect(snapshot.connection())
         .map_err(|e| MigrateError::from(e.with_path(path)))?;
     let plan = planner::plan(&snapshot, &schema, options, jobs.max(1))
         .map_err(|e| MigrateError::from(e.with_path(path)))?;
     Ok((snapshot, plan))
+}
+
+/// Open `path` read-only with a reader for each of `jobs` workers and inspect it
+/// (for `--into-existing`, where the target decides the types).
+pub fn inspect_file(
+    path: &Path,
+    jobs: usize,
+) -> Result<(SourceSnapshot, pgharbor_sqlite::inspect::SourceSchema), MigrateError> {
+    let snapshot = SourceSnapshot::open(path, jobs.max(1))?;
+    let schema = pgharbor_sqlite::inspect::inspect(snapshot.connection())
+        .map_err(|e| MigrateError::from(e.with_path(path)))?;
+    Ok((snapshot, schema))
 }
 
 /// Reads SQLite rows inside the shared snapshot.
@@ -62,7 +74,7 @@ impl UnitReader for SqliteReader {
         range: UnitRange,
         on_row: &mut RowSink<'_>,
     ) -> Result<(), MigrateError> {
-        let columns: Vec<&str> = table.spec.columns.iter().map(|c| c.name.as_str()).collect();
+        let columns: Vec<&str> = table.source_columns.iter().map(String::as_str).collect();
         let range = match range {
             UnitRange::WholeTable => RowRange::All,
             UnitRange::Rowids { first, last } => RowRange::Rowids { first, last },
@@ -78,7 +90,7 @@ impl UnitReader for SqliteReader {
     }
 }
 
-fn readers(
+pub(crate) fn readers(
     snapshot: &SourceSnapshot,
     jobs: usize,
 ) -> Result<Vec<Box<dyn UnitReader>>, MigrateError> {
@@ -127,7 +139,7 @@ pub(crate) fn work_units(
 }
 
 /// Run `work`, or stop with `message` when the user presses Ctrl-C.
-async fn interruptible<T>(
+pub(crate) async fn interruptible<T>(
     work: impl std::future::Future<Output = Result<T, MigrateError>>,
     message: &str,
 ) -> Result<T, MigrateError> {
@@ -213,8 +225,8 @@ pub async fn migrate(
         readers_for_load,
         progress.clone(),
     );
-    let loaded = match interruptible(load, "interrupted while loading").await {
-        Ok(results) => results,
+    let (loaded, readers_back) = match interruptible(load, "interrupted while loading").await {
+        Ok(done) => done,
         Err(err) => return Err(clean_up_after_failure(&client, &plan, err).await),
     };
     phases.lap("load");
@@ -226,9 +238,7 @@ pub async fn migrate(
     .await?;
     phases.lap("finish");
     let verifications = if options.verify {
-        let readers_for_verify = readers(&snapshot, jobs)?;
-        let verifying =
-            verify::verify_all(target_config, &plan, readers_for_verify, progress.clone());
+        let verifying = verify::verify_all(target_config, &plan, readers_back, progress.clone());
         let result = interruptible(
             verifying,
             "interrupted during verification: the migration itself is complete; run `pgharbor verify` to check it",
@@ -354,7 +364,7 @@ pub async fn verify_only(
     ))
 }
 
-fn build_report(
+pub(crate) fn build_report(
     source_label: &str,
     target_config: &ConnConfig,
     plan: &Plan,

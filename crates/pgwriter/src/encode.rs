@@ -139,7 +139,17 @@ impl RowEncoder {
                 out.extend_from_slice(&v.to_bits().to_be_bytes());
             }
             PgType::Numeric { precision_scale } => encode_numeric(cell, precision_scale, out)?,
-            PgType::Text | PgType::Varchar(_) => self.encode_text(cell, out)?,
+            PgType::Text => self.encode_text(cell, out)?,
+            PgType::Varchar(limit) => {
+                let start = out.len();
+                self.encode_text(cell, out)?;
+                let chars = String::from_utf8_lossy(&out[start..]).chars().count();
+                if chars > limit as usize {
+                    return Err(format!(
+                        "{chars} characters do not fit character varying({limit})"
+                    ));
+                }
+            }
             PgType::Json => self.encode_json(cell, out)?,
             PgType::Jsonb => {
                 out.push(1);
@@ -365,6 +375,19 @@ mod tests {
             field(Cell::Text(b"a\xffb"), PgType::Text, replace).unwrap(),
             "a\u{FFFD}b".as_bytes()
         );
+    }
+
+    #[test]
+    fn varchar_lengths_are_checked() {
+        let p = ValuePolicy::default();
+        assert_eq!(
+            field(Cell::Text("héllo".as_bytes()), PgType::Varchar(5), p).unwrap(),
+            "héllo".as_bytes()
+        );
+        assert!(field(Cell::Text(b"toolong"), PgType::Varchar(5), p)
+            .unwrap_err()
+            .reason
+            .contains("7 characters"));
     }
 
     #[test]

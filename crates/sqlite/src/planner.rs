@@ -548,6 +548,7 @@ fn plan_table(
         source_rows: profile.rows,
         sequence_floor: table.sequence,
         splittable: !table.without_rowid,
+        source_columns: table.columns.iter().map(|c| c.name.clone()).collect(),
     }
 }
 

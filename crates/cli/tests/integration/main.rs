@@ -2,6 +2,7 @@
 //! started by `pgharbor-testkit`, one module per capability.
 
 mod harness;
+mod into_existing;
 mod leak;
 mod quoting;
 mod real_world;

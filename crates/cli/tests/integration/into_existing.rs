@@ -1,0 +1,309 @@
+//! `--into-existing`: loading into the schema an application created itself.
+
+use crate::harness::{cluster, pgharbor, query, scalar, Scratch};
+use pgharbor_testkit::Cluster;
+
+/// The schema "the application" creates in PostgreSQL on its first start.
+const APP_SCHEMA: &str = r#"
+CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);
+INSERT INTO alembic_version VALUES ('c0ffee');
+CREATE TABLE "user" (id text PRIMARY KEY, name text NOT NULL, info json, settings text, active boolean NOT NULL DEFAULT true, created_at bigint);
+CREATE TABLE chat (id text PRIMARY KEY, user_id text REFERENCES "user"(id), chat json, archived boolean, meta jsonb DEFAULT '{}', pinned boolean);
+CREATE TABLE message (id serial PRIMARY KEY, chat_id text REFERENCES chat(id), parent_id integer REFERENCES message(id), content text, title varchar(10));
+CREATE TABLE config (id serial PRIMARY KEY, data json NOT NULL, version integer NOT NULL DEFAULT 0);
+INSERT INTO config (data) VALUES ('{"seeded": true}');
+"#;
+
+/// The same application's SQLite database, with its own column order and SQLite habits.
+const APP_SQLITE: &str = r#"
+CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY);
+INSERT INTO alembic_version VALUES ('c0ffee');
+CREATE TABLE user (created_at INTEGER, id TEXT PRIMARY KEY, settings TEXT, name TEXT NOT NULL, info JSON, active INTEGER NOT NULL);
+INSERT INTO user VALUES (1700000000, 'u1', '{"ui": {"theme": "dark"}}', 'Zoë 🎉', '{"a": 1}', 1);
+INSERT INTO user VALUES (1700000001, 'u2', NULL, 'שלום 中文', 400, 0);
+CREATE TABLE chat (id TEXT PRIMARY KEY, user_id TEXT, chat JSON, archived BOOLEAN, meta JSON, pinned BOOLEAN);
+INSERT INTO chat VALUES ('c1', 'u1', '{"messages": [{"role": "user", "content": "hi\tthere"}]}', 0, 'null', 1);
+INSERT INTO chat VALUES ('c2', 'u2', 'null', 1, '{"tags": ["x"]}', NULL);
+CREATE TABLE message (id INTEGER PRIMARY KEY, chat_id TEXT, parent_id INTEGER, content TEXT, title TEXT);
+INSERT INTO message VALUES (10, 'c1', 20, 'answer (stored before its parent)', 'short');
+INSERT INTO message VALUES (20, 'c1', NULL, 'question', 'q');
+CREATE TABLE config (id INTEGER PRIMARY KEY, data JSON NOT NULL, version INTEGER NOT NULL DEFAULT 0);
+INSERT INTO config VALUES (1, '{"ui": {"default_locale": "en"}}', 3);
+"#;
+
+fn app_target(db: &str) -> (Cluster, String) {
+    let pg = cluster();
+    pg.create_database(db);
+    pg.psql(db, APP_SCHEMA);
+    let url = pg.url(db);
+    (pg, url)
+}
+
+#[test]
+fn loads_into_the_apps_schema_converting_to_its_types() {
+    let scratch = Scratch::new();
+    let db = scratch.sqlite("app.db", APP_SQLITE);
+    let (pg, url) = app_target("app");
+    let refused = pgharbor(&["migrate", db.to_str().unwrap(), &url, "--into-existing"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("config") && refused.stderr.contains("--truncate"),
+        "{}",
+        refused.stderr
+    );
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &url,
+        "--into-existing",
+        "--truncate",
+        "--json",
+    ])
+    .success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["verified"], true, "{}", run.stdout);
+    assert_eq!(
+        scalar(
+            &pg,
+            "app",
+            r#"SELECT active::text || ' ' || (info->>'a') FROM "user" WHERE id = 'u1'"#
+        ),
+        "true 1"
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "app",
+            r#"SELECT info::text FROM "user" WHERE id = 'u2'"#
+        ),
+        "400"
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "app",
+            "SELECT json_typeof(chat) FROM chat WHERE id = 'c2'"
+        ),
+        "null"
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "app",
+            "SELECT jsonb_typeof(meta) FROM chat WHERE id = 'c1'"
+        ),
+        "null"
+    );
+    assert_eq!(
+        scalar(&pg, "app", "SELECT count(*) FROM config"),
+        "1",
+        "the seeded row was replaced, not duplicated"
+    );
+    assert_eq!(
+        scalar(&pg, "app", "SELECT version_num FROM alembic_version"),
+        "c0ffee",
+        "bookkeeping is not copied"
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "app",
+            "INSERT INTO message (content) VALUES ('next') RETURNING id"
+        ),
+        "21"
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "app",
+            "INSERT INTO config (data) VALUES ('{}') RETURNING id"
+        ),
+        "2"
+    );
+    let fks = query(&pg, "app", "SELECT conname || ':' || convalidated::text FROM pg_constraint WHERE contype = 'f' ORDER BY 1");
+    assert_eq!(
+        fks,
+        [
+            "chat_user_id_fkey:true",
+            "message_chat_id_fkey:true",
+            "message_parent_id_fkey:true"
+        ]
+    );
+}
+
+#[test]
+fn version_mismatch_stops_the_run_unless_allowed() {
+    let scratch = Scratch::new();
+    let db = scratch.sqlite(
+        "app.db",
+        &APP_SQLITE.replace("VALUES ('c0ffee')", "VALUES ('0ld')"),
+    );
+    let (pg, url) = app_target("ver");
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &url,
+        "--into-existing",
+        "--truncate",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("alembic_version")
+            && run.stderr.contains("0ld")
+            && run.stderr.contains("c0ffee"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        scalar(&pg, "ver", "SELECT count(*) FROM config"),
+        "1",
+        "nothing was changed"
+    );
+    pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &url,
+        "--into-existing",
+        "--truncate",
+        "--allow-version-mismatch",
+    ])
+    .success();
+}
+
+#[test]
+fn schema_drift_is_named_and_can_be_ignored_knowingly() {
+    let scratch = Scratch::new();
+    let db = scratch.sqlite(
+        "app.db",
+        &format!("{APP_SQLITE}\nALTER TABLE chat ADD COLUMN legacy TEXT;"),
+    );
+    let (_pg, url) = app_target("drift");
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &url,
+        "--into-existing",
+        "--truncate",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("chat.legacy") && run.stderr.contains("--ignore-columns"),
+        "{}",
+        run.stderr
+    );
+    pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &url,
+        "--into-existing",
+        "--truncate",
+        "--ignore-columns",
+        "chat.legacy",
+    ])
+    .success();
+}
+
+#[test]
+fn a_required_target_column_missing_in_the_source_is_named() {
+    let scratch = Scratch::new();
+    let db = scratch.sqlite("app.db", APP_SQLITE);
+    let (pg, url) = app_target("required");
+    pg.psql(
+        "required",
+        "ALTER TABLE chat ADD COLUMN owner_note text NOT NULL",
+    );
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &url,
+        "--into-existing",
+        "--truncate",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("chat.owner_note") && run.stderr.contains("NOT NULL"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_value_that_does_not_fit_names_table_key_and_column_and_leaves_tables_empty() {
+    let scratch = Scratch::new();
+    let db = scratch.sqlite(
+        "app.db",
+        &format!("{APP_SQLITE}\nUPDATE message SET title = 'far too long a title' WHERE id = 20;"),
+    );
+    let (pg, url) = app_target("toolong");
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &url,
+        "--into-existing",
+        "--truncate",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("\"message\"")
+            && run.stderr.contains("id=20")
+            && run.stderr.contains("\"title\"")
+            && run.stderr.contains("varying(10)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        scalar(&pg, "toolong", r#"SELECT count(*) FROM "user""#),
+        "0",
+        "loaded tables are emptied again"
+    );
+    let fks = query(
+        &pg,
+        "toolong",
+        "SELECT count(*) FROM pg_constraint WHERE contype = 'f'",
+    );
+    assert_eq!(fks, ["3"], "foreign keys dropped for the load are restored");
+}
+
+#[test]
+fn an_app_that_never_created_its_schema_is_explained() {
+    let scratch = Scratch::new();
+    let db = scratch.sqlite("app.db", APP_SQLITE);
+    let pg = cluster();
+    pg.create_database("empty");
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &pg.url("empty"),
+        "--into-existing",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("application must create its schema first"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn dry_run_shows_the_mapping_and_changes_nothing() {
+    let scratch = Scratch::new();
+    let db = scratch.sqlite("app.db", APP_SQLITE);
+    let (pg, url) = app_target("dry");
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &url,
+        "--into-existing",
+        "--dry-run",
+    ])
+    .success();
+    assert!(
+        run.stdout
+            .contains("active (INTEGER) → user.active is boolean"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("alembic_version"), "{}", run.stdout);
+    assert_eq!(scalar(&pg, "dry", "SELECT count(*) FROM config"), "1");
+}

@@ -1,0 +1,706 @@
+//! Loading into the schema the application created itself (`--into-existing`).
+//!
+//! Apps with their own migrations (Alembic, Django, Prisma, …) must create their
+//! PostgreSQL schema; pgharbor then loads the SQLite rows into it:
+//!
+//! * tables and columns are matched by name (exact, then case-insensitive);
+//!   every value is converted to the **target** column's type;
+//! * migration bookkeeping tables are compared, not copied;
+//! * tables must be empty (or `--truncate`d, never with `CASCADE`);
+//! * tables load in foreign-key order, level by level; foreign keys that a
+//!   level order cannot satisfy (self-references, cycles) are dropped for the
+//!   load and re-added afterwards, `NOT VALID` when orphan rows exist;
+//! * every serial/identity sequence of a loaded table moves above the data;
+//! * the result is verified with the target's own column types.
+//!
+//! When the load fails, the loaded tables are emptied again (they were empty
+//! before) and dropped foreign keys are restored.
+
+use crate::error::{MigrateError, MigrateErrorKind};
+use crate::load::{self, UnitResult};
+use crate::progress::Progress;
+use crate::{target, verify};
+use pgharbor_conn::ConnConfig;
+use pgharbor_core::plan::{ColumnDecision, Plan, ReportedObject, RowKey, TablePlan, ValuePolicy};
+use pgharbor_core::report::{FinishIssue, MigrationReport};
+use pgharbor_core::schema::{quote_ident, ColumnSpec, QualifiedName, TableSpec};
+use pgharbor_pgwriter::{ddl, WriteError};
+use pgharbor_sqlite::inspect::SourceSchema;
+use pgharbor_sqlite::open::SourceSnapshot;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use tokio_postgres::Client;
+
+/// Tables that record which schema migrations ran, with the columns naming a
+/// migration; compared, never copied.
+pub const BOOKKEEPING: &[(&str, &[&str])] = &[
+    ("alembic_version", &["version_num"]),
+    ("migratehistory", &["name"]),
+    ("django_migrations", &["app", "name"]),
+    ("_prisma_migrations", &["migration_name"]),
+    ("schema_migrations", &["version"]),
+];
+
+fn is_bookkeeping(table: &str) -> bool {
+    BOOKKEEPING.iter().any(|(t, _)| *t == table)
+}
+
+fn bookkeeping_columns(table: &str) -> &'static [&'static str] {
+    BOOKKEEPING
+        .iter()
+        .find(|(t, _)| *t == table)
+        .map(|(_, c)| *c)
+        .unwrap_or(&[])
+}
+
+/// Options of `--into-existing`.
+#[derive(Debug, Clone, Default)]
+pub struct ExistingOptions {
+    /// Target schema.
+    pub schema: String,
+    /// Lossy rules in force.
+    pub policy: ValuePolicy,
+    /// Parallel workers.
+    pub jobs: usize,
+    /// Verify after loading.
+    pub verify: bool,
+    /// Empty the tables being loaded first.
+    pub truncate: bool,
+    /// Source columns to leave behind, as `table.column`.
+    pub ignore_columns: Vec<String>,
+    /// Proceed although the migration versions differ.
+    pub allow_version_mismatch: bool,
+}
+
+/// A column of a target table.
+#[derive(Debug, Clone)]
+struct TargetColumn {
+    name: String,
+    type_name: String,
+    not_null: bool,
+    has_default: bool,
+}
+
+/// A foreign key in the target.
+#[derive(Debug, Clone)]
+struct TargetForeignKey {
+    table: String,
+    referenced: String,
+    name: String,
+    definition: String,
+}
+
+fn usage(message: String) -> MigrateError {
+    MigrateError::new(MigrateErrorKind::Usage, message)
+}
+
+fn pg(doing: impl std::fmt::Display) -> impl FnOnce(tokio_postgres::Error) -> MigrateError {
+    move |e| WriteError::from_pg(e, doing).into()
+}
+
+async fn target_tables(
+    client: &Client,
+    schema: &str,
+) -> Result<BTreeMap<String, Vec<TargetColumn>>, MigrateError> {
+    let rows = client
+        .query(
+            "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+                    (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '') \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname, a.attnum",
+            &[&schema],
+        )
+        .await
+        .map_err(pg("reading the target schema"))?;
+    let mut tables: BTreeMap<String, Vec<TargetColumn>> = BTreeMap::new();
+    for r in rows {
+        tables.entry(r.get(0)).or_default().push(TargetColumn {
+            name: r.get(1),
+            type_name: r.get(2),
+            not_null: r.get(3),
+            has_default: r.get(4),
+        });
+    }
+    if tables.is_empty() {
+        return Err(usage(format!(
+            "the target schema {schema:?} has no tables: with --into-existing the application must create its schema first (start it once against the empty database, then stop it)"
+        )));
+    }
+    Ok(tables)
+}
+
+/// Find `name` among `candidates`: exactly, else case-insensitively when unambiguous.
+fn match_name<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a String> + Clone,
+) -> Option<&'a String> {
+    if let Some(exact) = candidates.clone().find(|c| *c == name) {
+        return Some(exact);
+    }
+    let mut folded = candidates.filter(|c| c.eq_ignore_ascii_case(name));
+    let first = folded.next()?;
+    folded.next().is_none().then_some(first)
+}
+
+/// Compare migration bookkeeping rows on both sides.
+fn compare_versions(
+    snapshot: &SourceSnapshot,
+    schema: &SourceSchema,
+    target_versions: &BTreeMap<String, Vec<String>>,
+    allow: bool,
+) -> Result<Vec<ReportedObject>, MigrateError> {
+    let mut reported = Vec::new();
+    for table in schema.tables.iter().filter(|t| is_bookkeeping(&t.name)) {
+        let source = source_rows_as_text(snapshot, &table.name)?;
+        let Some(target) = target_versions.get(&table.name) else {
+            return Err(usage(format!(
+                "the source has migration table {:?} but the target does not: the target schema was not created by the same application (start the application once against the empty PostgreSQL database so its migrations run, then stop it)",
+                table.name
+            )));
+        };
+        if &source != target && !allow {
+            return Err(usage(format!(
+                "migration versions differ in {:?}: source {} but target {}. Run the same application version on both sides: if the source is older, start that version once on the SQLite file so it migrates it; if the target is older, start the newer version against PostgreSQL. --allow-version-mismatch proceeds anyway",
+                table.name,
+                shown(&source),
+                shown(target)
+            )));
+        }
+        reported.push(ReportedObject {
+            kind: "migration bookkeeping".into(),
+            name: table.name.clone(),
+            note: format!(
+                "not copied; versions {}: {}",
+                if &source == target {
+                    "match"
+                } else {
+                    "DIFFER (allowed)"
+                },
+                shown(target)
+            ),
+            sql: None,
+        });
+    }
+    Ok(reported)
+}
+
+fn shown(rows: &[String]) -> String {
+    if rows.is_empty() {
+        "(empty)".into()
+    } else {
+        rows.join(", ")
+    }
+}
+
+fn source_rows_as_text(
+    snapshot: &SourceSnapshot,
+    table: &str,
+) -> Result<Vec<String>, MigrateError> {
+    let columns = bookkeeping_columns(table);
+    let sql = format!(
+        "SELECT {} FROM {}",
+        pgharbor_sqlite::inspect::select_list(columns),
+        quote_ident(table)
+    );
+    let err = |e| {
+        MigrateError::from(pgharbor_sqlite::SqliteError::from_sqlite(
+            e,
+            format!("reading {table}"),
+        ))
+    };
+    let mut stmt = snapshot.connection().prepare(&sql).map_err(err)?;
+    let mut rows: Vec<String> = stmt
+        .query_map([], |r| {
+            (0..columns.len())
+                .map(|i| {
+                    r.get_ref(i).map(|v| match v {
+                        rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+                        other => String::from_utf8_lossy(other.as_bytes().unwrap_or_default())
+                            .into_owned(),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(|v| v.join("/"))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(err)?;
+    rows.sort();
+    Ok(rows)
+}
+
+async fn target_bookkeeping(
+    client: &Client,
+    schema: &str,
+    tables: &BTreeMap<String, Vec<TargetColumn>>,
+) -> Result<BTreeMap<String, Vec<String>>, MigrateError> {
+    let mut out = BTreeMap::new();
+    for (name, columns) in BOOKKEEPING.iter().filter(|(n, _)| tables.contains_key(*n)) {
+        let key: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{}::text", quote_ident(c)))
+            .collect();
+        let sql = format!(
+            "SELECT concat_ws('/', {}) FROM {}",
+            key.join(", "),
+            QualifiedName::new(schema, *name)
+        );
+        let rows = client
+            .query(sql.as_str(), &[])
+            .await
+            .map_err(pg(format!("reading {name}")))?;
+        let mut values: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+        values.sort();
+        out.insert(name.to_string(), values);
+    }
+    Ok(out)
+}
+
+/// Plan loading `schema` (the SQLite side) into the target tables.
+fn plan_tables(
+    snapshot: &SourceSnapshot,
+    schema: &SourceSchema,
+    targets: &BTreeMap<String, Vec<TargetColumn>>,
+    options: &ExistingOptions,
+) -> Result<Vec<TablePlan>, MigrateError> {
+    let mut plans = Vec::new();
+    let mut problems = Vec::new();
+    for table in schema.tables.iter().filter(|t| !is_bookkeeping(&t.name)) {
+        let Some(target_name) = match_name(&table.name, targets.keys()) else {
+            problems.push(format!(
+                "source table {:?} has no table in the target schema {:?}",
+                table.name, options.schema
+            ));
+            continue;
+        };
+        let target_columns = &targets[target_name];
+        let names: Vec<String> = target_columns.iter().map(|c| c.name.clone()).collect();
+        let mut columns = Vec::new();
+        let mut decisions = Vec::new();
+        let mut source_columns = Vec::new();
+        for col in &table.columns {
+            let ignored = options
+                .ignore_columns
+                .iter()
+                .any(|ic| ic == &format!("{}.{}", table.name, col.name));
+            let Some(target_col) = match_name(&col.name, names.iter()) else {
+                if !ignored {
+                    problems.push(format!("column {}.{} is not in the target table {target_name:?} (--ignore-columns {}.{} leaves it behind)", table.name, col.name, table.name, col.name));
+                }
+                continue;
+            };
+            if ignored {
+                continue;
+            }
+            let tc = target_columns
+                .iter()
+                .find(|c| &c.name == target_col)
+                .expect("matched");
+            let Some(pg_type) = verify::parse_type(&tc.type_name) else {
+                problems.push(format!(
+                    "column {target_name}.{} has type {}, which pgharbor cannot load into yet",
+                    tc.name, tc.type_name
+                ));
+                continue;
+            };
+            source_columns.push(col.name.clone());
+            columns.push(ColumnSpec {
+                name: tc.name.clone(),
+                pg_type,
+                nullable: !tc.not_null,
+                default: None,
+                identity: None,
+            });
+            decisions.push(ColumnDecision {
+                name: col.name.clone(),
+                declared: col.declared.clone(),
+                pg_type,
+                reason: format!(
+                    "the target column {target_name}.{} is {}",
+                    tc.name, tc.type_name
+                ),
+                widened: false,
+            });
+        }
+        for tc in target_columns {
+            let fed = columns.iter().any(|c: &ColumnSpec| c.name == tc.name);
+            if !fed && tc.not_null && !tc.has_default {
+                problems.push(format!("target column {target_name}.{} is NOT NULL without a default, and the source has no such column", tc.name));
+            }
+        }
+        let pk = table.primary_key();
+        let row_key = RowKey::Columns(
+            pk.iter()
+                .filter_map(|i| {
+                    source_columns
+                        .iter()
+                        .position(|c| *c == table.columns[*i].name)
+                })
+                .collect(),
+        );
+        let row_key = match row_key {
+            RowKey::Columns(c) if c.len() == pk.len() && !c.is_empty() => RowKey::Columns(c),
+            _ => RowKey::Rowid,
+        };
+        let rows: i64 = snapshot
+            .connection()
+            .query_row(
+                &format!("SELECT count(*) FROM {}", quote_ident(&table.name)),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| {
+                MigrateError::from(pgharbor_sqlite::SqliteError::from_sqlite(
+                    e,
+                    format!("counting {}", table.name),
+                ))
+            })?;
+        plans.push(TablePlan {
+            source_name: table.name.clone(),
+            spec: TableSpec {
+                name: QualifiedName::new(&options.schema, target_name),
+                columns,
+                primary_key: None,
+                indexes: Vec::new(),
+                foreign_keys: Vec::new(),
+            },
+            decisions,
+            row_key,
+            source_rows: rows as u64,
+            sequence_floor: table.sequence,
+            splittable: !table.without_rowid,
+            source_columns,
+        });
+    }
+    if !problems.is_empty() {
+        return Err(usage(format!(
+            "the source does not fit the target schema: {}",
+            problems.join("; ")
+        )));
+    }
+    Ok(plans)
+}
+
+async fn foreign_keys(
+    client: &Client,
+    schema: &str,
+) -> Result<Vec<TargetForeignKey>, MigrateError> {
+    let rows = client
+        .query(
+            "SELECT c.conrelid::regclass::text, r.relname, p.relname, c.conname, pg_get_constraintdef(c.oid) \
+             FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid JOIN pg_class p ON p.oid = c.confrelid \
+             JOIN pg_namespace n ON n.oid = r.relnamespace WHERE c.contype = 'f' AND n.nspname = $1",
+            &[&schema],
+        )
+        .await
+        .map_err(pg("reading foreign keys"))?;
+    Ok(rows
+        .iter()
+        .map(|r| TargetForeignKey {
+            table: r.get(1),
+            referenced: r.get(2),
+            name: r.get(3),
+            definition: r.get(4),
+        })
+        .collect())
+}
+
+/// Levels of tables such that every foreign key points to an earlier level;
+/// foreign keys that prevent such an order are returned to be dropped.
+fn load_levels(
+    tables: &[TablePlan],
+    fks: &[TargetForeignKey],
+) -> (Vec<Vec<usize>>, Vec<TargetForeignKey>) {
+    let loaded: BTreeSet<&str> = tables.iter().map(|t| t.spec.name.name.as_str()).collect();
+    let mut deferred: Vec<TargetForeignKey> = fks
+        .iter()
+        .filter(|f| f.table == f.referenced && loaded.contains(f.table.as_str()))
+        .cloned()
+        .collect();
+    let mut remaining: Vec<usize> = (0..tables.len()).collect();
+    let mut placed: BTreeSet<String> = BTreeSet::new();
+    let mut levels = Vec::new();
+    while !remaining.is_empty() {
+        let ready: Vec<usize> = remaining
+            .iter()
+            .copied()
+            .filter(|i| {
+                let name = &tables[*i].spec.name.name;
+                fks.iter()
+                    .filter(|f| {
+                        &f.table == name
+                            && f.table != f.referenced
+                            && loaded.contains(f.referenced.as_str())
+                    })
+                    .all(|f| {
+                        placed.contains(&f.referenced)
+                            || deferred
+                                .iter()
+                                .any(|d| d.name == f.name && d.table == f.table)
+                    })
+            })
+            .collect();
+        if ready.is_empty() {
+            // A cycle: defer the foreign keys of the first remaining table and try again.
+            let name = tables[remaining[0]].spec.name.name.clone();
+            deferred.extend(
+                fks.iter()
+                    .filter(|f| f.table == name && loaded.contains(f.referenced.as_str()))
+                    .cloned(),
+            );
+            continue;
+        }
+        for i in &ready {
+            placed.insert(tables[*i].spec.name.name.clone());
+        }
+        remaining.retain(|i| !ready.contains(i));
+        levels.push(ready);
+    }
+    (levels, deferred)
+}
+
+/// Plan loading the source into the target's existing tables (no changes made):
+/// versions compared, tables and columns matched, target types taken.
+pub async fn plan_into_existing(
+    client: &Client,
+    snapshot: &SourceSnapshot,
+    schema: &SourceSchema,
+    options: &ExistingOptions,
+) -> Result<Plan, MigrateError> {
+    let targets = target_tables(client, &options.schema).await?;
+    let versions = target_bookkeeping(client, &options.schema, &targets).await?;
+    let mut reported =
+        compare_versions(snapshot, schema, &versions, options.allow_version_mismatch)?;
+    reported.extend(schema.virtual_tables.iter().map(|v| ReportedObject {
+        kind: "virtual table".into(),
+        name: v.name.clone(),
+        note: "not copied (SQLite module)".into(),
+        sql: None,
+    }));
+    let tables = plan_tables(snapshot, schema, &targets, options)?;
+    Ok(Plan {
+        target_schema: options.schema.clone(),
+        tables,
+        views: Vec::new(),
+        reported,
+        policy: options.policy,
+    })
+}
+
+/// Load a SQLite file into the application's own schema.
+pub async fn migrate_into_existing(
+    source_label: &str,
+    snapshot: SourceSnapshot,
+    schema: SourceSchema,
+    target_config: &ConnConfig,
+    options: &ExistingOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<MigrationReport, MigrateError> {
+    let started = std::time::Instant::now();
+    let jobs = options.jobs.max(1);
+    let client = target::connect(target_config).await?;
+    let planned = plan_into_existing(&client, &snapshot, &schema, options).await?;
+    let reported = planned.reported;
+    let tables = planned.tables;
+    prepare_tables(&client, &tables, options.truncate).await?;
+    let fks = foreign_keys(&client, &options.schema).await?;
+    let (levels, deferred) = load_levels(&tables, &fks);
+    for fk in &deferred {
+        let sql = format!(
+            "ALTER TABLE {} DROP CONSTRAINT {}",
+            QualifiedName::new(&options.schema, &fk.table),
+            quote_ident(&fk.name)
+        );
+        client
+            .execute(sql.as_str(), &[])
+            .await
+            .map_err(pg(format!("dropping foreign key {} for the load", fk.name)))?;
+    }
+    let plan = Arc::new(Plan {
+        target_schema: options.schema.clone(),
+        tables,
+        views: Vec::new(),
+        reported: reported.clone(),
+        policy: options.policy,
+    });
+    progress.phase("loading into the existing tables");
+    for t in &plan.tables {
+        progress.table_started(&t.source_name, t.source_rows);
+    }
+    let mut loaded = vec![UnitResult::default(); plan.tables.len()];
+    let mut pool = crate::sqlite::readers(&snapshot, jobs)?;
+    for level in &levels {
+        let units: Vec<load::WorkUnit> = crate::sqlite::work_units(&snapshot, &plan, jobs, false)?
+            .into_iter()
+            .filter(|u| level.contains(&u.table))
+            .collect();
+        let loading = load::load_all(target_config, &plan, units, pool, progress.clone());
+        match crate::sqlite::interruptible(loading, "interrupted while loading").await {
+            Ok((results, back)) => {
+                pool = back;
+                for i in level {
+                    loaded[*i] = results[*i];
+                }
+            }
+            Err(err) => {
+                let restored = restore_after_failure(&client, &plan, &deferred).await;
+                return Err(MigrateError::new(err.kind(), format!("{err}. {restored}")));
+            }
+        }
+    }
+    progress.phase("restoring foreign keys and sequences");
+    let mut issues = Vec::new();
+    readd_foreign_keys(&client, &options.schema, &deferred, &mut issues).await;
+    for t in plan.tables.iter() {
+        for c in &t.spec.columns {
+            let seq: Option<String> = client
+                .query_one(
+                    "SELECT pg_get_serial_sequence($1, $2)",
+                    &[&t.spec.name.to_string(), &c.name],
+                )
+                .await
+                .map_err(pg("looking up sequences"))?
+                .get(0);
+            if seq.is_some() {
+                let sql = ddl::set_identity(&t.spec.name, &c.name, t.sequence_floor);
+                client.execute(sql.as_str(), &[]).await.map_err(pg(format!(
+                    "moving the sequence of {}.{}",
+                    t.spec.name, c.name
+                )))?;
+            }
+        }
+        client
+            .execute(format!("ANALYZE {}", t.spec.name).as_str(), &[])
+            .await
+            .map_err(pg("ANALYZE"))?;
+    }
+    let verifications = if options.verify {
+        let verifying = verify::verify_all(target_config, &plan, pool, progress.clone());
+        Some(crate::sqlite::interruptible(verifying, "interrupted during verification: the load is complete; run `pgharbor verify --into-existing` to check it").await?)
+    } else {
+        None
+    };
+    let outcome = crate::finish::FinishOutcome {
+        issues,
+        orphans: Vec::new(),
+    };
+    Ok(crate::sqlite::build_report(
+        source_label,
+        target_config,
+        &plan,
+        &loaded,
+        verifications,
+        outcome,
+        started,
+    ))
+}
+
+async fn prepare_tables(
+    client: &Client,
+    tables: &[TablePlan],
+    truncate: bool,
+) -> Result<(), MigrateError> {
+    let mut non_empty = Vec::new();
+    for t in tables {
+        let sql = format!("SELECT EXISTS (SELECT 1 FROM {})", t.spec.name);
+        let row = client
+            .query_one(sql.as_str(), &[])
+            .await
+            .map_err(pg(format!("checking {}", t.spec.name)))?;
+        if row.get::<_, bool>(0) {
+            non_empty.push(t.spec.name.to_string());
+        }
+    }
+    if non_empty.is_empty() {
+        return Ok(());
+    }
+    if !truncate {
+        return Err(MigrateError::new(
+            MigrateErrorKind::TargetNotEmpty,
+            format!(
+                "these target tables already hold rows: {} (often rows the application seeded on its first start); nothing was changed. --truncate empties the tables being loaded first (never cascading into other tables)",
+                non_empty.join(", ")
+            ),
+        ));
+    }
+    let names: Vec<String> = tables.iter().map(|t| t.spec.name.to_string()).collect();
+    let sql = format!("TRUNCATE {}", names.join(", "));
+    client
+        .execute(sql.as_str(), &[])
+        .await
+        .map_err(pg("emptying the tables to load (--truncate)"))?;
+    Ok(())
+}
+
+async fn readd_foreign_keys(
+    client: &Client,
+    schema: &str,
+    fks: &[TargetForeignKey],
+    issues: &mut Vec<FinishIssue>,
+) {
+    for fk in fks {
+        let table = QualifiedName::new(schema, &fk.table);
+        let add = format!(
+            "ALTER TABLE {table} ADD CONSTRAINT {} {} NOT VALID",
+            quote_ident(&fk.name),
+            fk.definition
+        );
+        if let Err(e) = client.execute(add.as_str(), &[]).await {
+            issues.push(FinishIssue {
+                kind: "foreign key".into(),
+                name: fk.name.clone(),
+                error: e.to_string(),
+                sql: add,
+            });
+            continue;
+        }
+        let validate = ddl::validate_constraint(&table, &fk.name);
+        if let Err(e) = client.execute(validate.as_str(), &[]).await {
+            let error = e
+                .as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_else(|| e.to_string());
+            issues.push(FinishIssue {
+                kind: "foreign key left NOT VALID (rows without a parent, kept as in the source)"
+                    .into(),
+                name: fk.name.clone(),
+                error,
+                sql: validate,
+            });
+        }
+    }
+}
+
+/// Empty the loaded tables again and put back dropped foreign keys.
+async fn restore_after_failure(
+    client: &Client,
+    plan: &Plan,
+    deferred: &[TargetForeignKey],
+) -> String {
+    let names: Vec<String> = plan
+        .tables
+        .iter()
+        .map(|t| t.spec.name.to_string())
+        .collect();
+    let emptied = client
+        .execute(format!("TRUNCATE {}", names.join(", ")).as_str(), &[])
+        .await
+        .is_ok();
+    let mut issues = Vec::new();
+    readd_foreign_keys(client, &plan.target_schema, deferred, &mut issues).await;
+    match (emptied, issues.is_empty()) {
+        (true, true) => format!(
+            "The {} table(s) being loaded were emptied again, as they were before the run",
+            names.len()
+        ),
+        _ => format!(
+            "Restoring the target failed: check the tables {} and the foreign keys {}",
+            names.join(", "),
+            deferred
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
