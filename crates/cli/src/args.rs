@@ -194,6 +194,10 @@ pub struct MigrateArgs {
     /// With --into-existing: proceed although the migration versions of source and target differ.
     #[arg(long, requires = "into_existing")]
     pub allow_version_mismatch: bool,
+    /// With --into-existing: finish a run that was interrupted (killed, connection lost, disk full)
+    /// without duplicating or missing rows.
+    #[arg(long, requires = "into_existing", conflicts_with = "truncate")]
+    pub resume: bool,
 }
 
 /// `pgharbor verify`.

@@ -117,6 +117,7 @@ async fn migrate_into_existing(args: &MigrateArgs) -> Result<u8, Failure> {
         truncate: args.truncate,
         ignore_columns: args.ignore_columns.clone(),
         allow_version_mismatch: args.allow_version_mismatch,
+        resume: args.resume,
     };
     let reporter = progress::Reporter::new(common.json);
     reporter.phase("inspecting");

@@ -19,6 +19,7 @@
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::load::{self, UnitResult};
 use crate::progress::Progress;
+use crate::resume::{self, DroppedForeignKey, Journal};
 use crate::{target, verify};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{ColumnDecision, Plan, ReportedObject, RowKey, TablePlan, ValuePolicy};
@@ -70,6 +71,8 @@ pub struct ExistingOptions {
     pub ignore_columns: Vec<String>,
     /// Proceed although the migration versions differ.
     pub allow_version_mismatch: bool,
+    /// Finish an interrupted run (see [`crate::resume`]).
+    pub resume: bool,
 }
 
 /// A column of a target table.
@@ -487,6 +490,92 @@ pub async fn plan_into_existing(
     })
 }
 
+/// Begin a new journaled run (emptiness checked, foreign keys dropped, units
+/// written) or read the journal of an interrupted one (`--resume`).
+async fn start_or_resume(
+    client: &Client,
+    snapshot: &SourceSnapshot,
+    plan: &Plan,
+    options: &ExistingOptions,
+    jobs: usize,
+) -> Result<Journal, MigrateError> {
+    let source_rows: Vec<(String, i64)> = plan
+        .tables
+        .iter()
+        .map(|t| (t.source_name.clone(), t.source_rows as i64))
+        .collect();
+    if resume::exists(client).await? {
+        if options.resume {
+            let journal = resume::read(client).await?;
+            let mut recorded = journal.source_rows.clone();
+            let mut now = source_rows.clone();
+            recorded.sort();
+            now.sort();
+            if recorded != now {
+                return Err(usage(
+                    "the source changed since the interrupted run (its row counts differ): it cannot be resumed; run with --truncate to start over".into(),
+                ));
+            }
+            return Ok(journal);
+        }
+        if !options.truncate {
+            return Err(resume::journal_in_the_way());
+        }
+        let old = resume::read(client).await?;
+        let mut issues = Vec::new();
+        readd_foreign_keys(client, &options.schema, &old.dropped, &mut issues).await;
+        resume::remove(client).await?;
+    } else if options.resume {
+        return Err(usage(
+            "--resume: there is no interrupted run to resume in this target".into(),
+        ));
+    }
+    prepare_tables(client, &plan.tables, options.truncate).await?;
+    let fks = foreign_keys(client, &options.schema).await?;
+    let (levels, deferred) = load_levels(&plan.tables, &fks);
+    let mut units = Vec::new();
+    for (level, tables) in levels.iter().enumerate() {
+        for unit in crate::sqlite::work_units(snapshot, plan, jobs, false)?
+            .into_iter()
+            .filter(|u| tables.contains(&u.table))
+        {
+            units.push(resume::JournaledUnit {
+                id: units.len() as i32,
+                level: level as i32,
+                table: plan.tables[unit.table].spec.name.name.clone(),
+                range: unit.range,
+                done: false,
+            });
+        }
+    }
+    let dropped: Vec<DroppedForeignKey> = deferred
+        .iter()
+        .map(|f| DroppedForeignKey {
+            table: f.table.clone(),
+            name: f.name.clone(),
+            definition: f.definition.clone(),
+        })
+        .collect();
+    let journal = Journal {
+        units,
+        source_rows,
+        dropped,
+    };
+    resume::create(client, &journal).await?;
+    for fk in &journal.dropped {
+        let sql = format!(
+            "ALTER TABLE {} DROP CONSTRAINT {}",
+            QualifiedName::new(&options.schema, &fk.table),
+            quote_ident(&fk.name)
+        );
+        client
+            .execute(sql.as_str(), &[])
+            .await
+            .map_err(pg(format!("dropping foreign key {} for the load", fk.name)))?;
+    }
+    Ok(journal)
+}
+
 /// Load a SQLite file into the application's own schema.
 pub async fn migrate_into_existing(
     source_label: &str,
@@ -501,53 +590,63 @@ pub async fn migrate_into_existing(
     let client = target::connect(target_config).await?;
     let planned = plan_into_existing(&client, &snapshot, &schema, options).await?;
     let reported = planned.reported;
-    let tables = planned.tables;
-    prepare_tables(&client, &tables, options.truncate).await?;
-    let fks = foreign_keys(&client, &options.schema).await?;
-    let (levels, deferred) = load_levels(&tables, &fks);
-    for fk in &deferred {
-        let sql = format!(
-            "ALTER TABLE {} DROP CONSTRAINT {}",
-            QualifiedName::new(&options.schema, &fk.table),
-            quote_ident(&fk.name)
-        );
-        client
-            .execute(sql.as_str(), &[])
-            .await
-            .map_err(pg(format!("dropping foreign key {} for the load", fk.name)))?;
-    }
     let plan = Arc::new(Plan {
         target_schema: options.schema.clone(),
-        tables,
+        tables: planned.tables,
         views: Vec::new(),
         reported: reported.clone(),
         policy: options.policy,
     });
+    let journal = start_or_resume(&client, &snapshot, &plan, options, jobs).await?;
     progress.phase("loading into the existing tables");
     for t in &plan.tables {
         progress.table_started(&t.source_name, t.source_rows);
     }
     let mut loaded = vec![UnitResult::default(); plan.tables.len()];
     let mut pool = crate::sqlite::readers(&snapshot, jobs)?;
-    for level in &levels {
-        let units: Vec<load::WorkUnit> = crate::sqlite::work_units(&snapshot, &plan, jobs, false)?
-            .into_iter()
-            .filter(|u| level.contains(&u.table))
+    let levels: BTreeSet<i32> = journal.units.iter().map(|u| u.level).collect();
+    for level in levels {
+        let units: Vec<load::WorkUnit> = journal
+            .units
+            .iter()
+            .filter(|u| u.level == level && !u.done)
+            .filter_map(|u| {
+                let table = plan
+                    .tables
+                    .iter()
+                    .position(|t| t.spec.name.name == u.table)?;
+                Some(load::WorkUnit {
+                    table,
+                    range: u.range,
+                    creates_table: false,
+                    journal_id: Some(u.id),
+                })
+            })
             .collect();
         let loading = load::load_all(target_config, &plan, units, pool, progress.clone());
         match crate::sqlite::interruptible(loading, "interrupted while loading").await {
             Ok((results, back)) => {
                 pool = back;
-                for i in level {
-                    loaded[*i] = results[*i];
+                for (slot, result) in loaded.iter_mut().zip(results) {
+                    slot.rows += result.rows;
+                    slot.bytes += result.bytes;
+                    slot.lossy.add(result.lossy);
+                    slot.seconds += result.seconds;
                 }
             }
-            Err(err) => {
-                let restored = restore_after_failure(&client, &plan, &deferred).await;
+            Err(err) if err.kind() == MigrateErrorKind::Conversion => {
+                let restored = restore_after_failure(&client, &plan, &journal.dropped).await;
                 return Err(MigrateError::new(err.kind(), format!("{err}. {restored}")));
+            }
+            Err(err) => {
+                return Err(MigrateError::new(
+                    err.kind(),
+                    format!("{err}. The parts loaded so far are kept and recorded in the target: run the same command with --resume to finish (or with --truncate to start over)"),
+                ))
             }
         }
     }
+    let deferred = journal.dropped.clone();
     progress.phase("restoring foreign keys and sequences");
     let mut issues = Vec::new();
     readd_foreign_keys(&client, &options.schema, &deferred, &mut issues).await;
@@ -580,6 +679,7 @@ pub async fn migrate_into_existing(
     } else {
         None
     };
+    resume::remove(&client).await?;
     let outcome = crate::finish::FinishOutcome {
         issues,
         orphans: Vec::new(),
@@ -635,7 +735,7 @@ async fn prepare_tables(
 async fn readd_foreign_keys(
     client: &Client,
     schema: &str,
-    fks: &[TargetForeignKey],
+    fks: &[DroppedForeignKey],
     issues: &mut Vec<FinishIssue>,
 ) {
     for fk in fks {
@@ -675,7 +775,7 @@ async fn readd_foreign_keys(
 async fn restore_after_failure(
     client: &Client,
     plan: &Plan,
-    deferred: &[TargetForeignKey],
+    deferred: &[DroppedForeignKey],
 ) -> String {
     let names: Vec<String> = plan
         .tables
@@ -686,9 +786,10 @@ async fn restore_after_failure(
         .execute(format!("TRUNCATE {}", names.join(", ")).as_str(), &[])
         .await
         .is_ok();
+    let journal_removed = resume::remove(client).await.is_ok();
     let mut issues = Vec::new();
     readd_foreign_keys(client, &plan.target_schema, deferred, &mut issues).await;
-    match (emptied, issues.is_empty()) {
+    match (emptied && journal_removed, issues.is_empty()) {
         (true, true) => format!(
             "The {} table(s) being loaded were emptied again, as they were before the run",
             names.len()

@@ -24,6 +24,7 @@ pub mod finish;
 pub mod load;
 pub mod plan_text;
 pub mod progress;
+pub mod resume;
 pub mod sqlite;
 pub mod target;
 pub mod verify;

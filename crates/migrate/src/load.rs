@@ -45,6 +45,9 @@ pub struct WorkUnit {
     /// The unit creates the table in the same transaction as its COPY
     /// (which then writes the rows frozen).
     pub creates_table: bool,
+    /// The unit's number in a resume journal: its completion is recorded in
+    /// the same transaction as its rows (see [`crate::resume`]).
+    pub journal_id: Option<i32>,
 }
 
 /// Receives each row: the source row id (if any) and its cells.
@@ -198,6 +201,13 @@ async fn load_unit(
             lossy,
             seconds: started.elapsed().as_secs_f64(),
         }),
+    };
+    let outcome = match (outcome, unit.journal_id) {
+        (Ok(result), Some(id)) => match client.execute(crate::resume::MARK_DONE, &[&id]).await {
+            Ok(_) => Ok(result),
+            Err(e) => Err(WriteError::from_pg(e, "recording progress").into()),
+        },
+        (outcome, _) => outcome,
     };
     let end = if outcome.is_ok() {
         "COMMIT"

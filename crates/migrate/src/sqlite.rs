@@ -125,6 +125,7 @@ pub(crate) fn work_units(
                         table: i,
                         range,
                         creates_table: false,
+                        journal_id: None,
                     });
                 }
             }
@@ -132,6 +133,7 @@ pub(crate) fn work_units(
                 table: i,
                 range: UnitRange::WholeTable,
                 creates_table: create_tables,
+                journal_id: None,
             }),
         }
     }

@@ -307,3 +307,140 @@ fn dry_run_shows_the_mapping_and_changes_nothing() {
     assert!(run.stdout.contains("alembic_version"), "{}", run.stdout);
     assert_eq!(scalar(&pg, "dry", "SELECT count(*) FROM config"), "1");
 }
+
+/// An app database large enough that a kill lands in the middle of a table.
+fn big_app_db(scratch: &Scratch) -> std::path::PathBuf {
+    scratch.sqlite(
+        "big.db",
+        &format!(
+            "{APP_SQLITE}
+             WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 1200000)
+             INSERT INTO message SELECT 100 + i, 'c1', NULL, printf('message %d %s', i, hex(randomblob(40))), 't' FROM s;"
+        ),
+    )
+}
+
+fn spawn_and_wait_for_loading(args: &[&str]) -> std::process::Child {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgharbor"))
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    for line in lines.by_ref() {
+        if line.unwrap().contains("loading") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+#[test]
+fn a_run_killed_mid_table_is_finished_by_resume_without_duplicates() {
+    let scratch = Scratch::new();
+    let db = big_app_db(&scratch);
+    let (pg, url) = app_target("killed");
+    let args = [
+        "migrate",
+        db.to_str().unwrap(),
+        &url,
+        "--into-existing",
+        "--truncate",
+        "--jobs",
+        "2",
+    ];
+    let mut child = spawn_and_wait_for_loading(&args);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    child.kill().unwrap(); // SIGKILL: no cleanup of any kind
+    child.wait().unwrap();
+    let partial: i64 = scalar(&pg, "killed", "SELECT count(*) FROM message")
+        .parse()
+        .unwrap();
+    assert!(
+        partial < 1_200_002,
+        "the kill must land mid-load (got {partial} rows)"
+    );
+    let again = pgharbor(&["migrate", db.to_str().unwrap(), &url, "--into-existing"]);
+    assert_eq!(again.code, 2, "{}", again.all());
+    assert!(again.stderr.contains("--resume"), "{}", again.stderr);
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &url,
+        "--into-existing",
+        "--resume",
+        "--json",
+    ])
+    .success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["verified"], true, "{}", run.stdout);
+    assert_eq!(
+        scalar(
+            &pg,
+            "killed",
+            "SELECT count(*) || ' ' || count(DISTINCT id) FROM message"
+        ),
+        "1200002 1200002"
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "killed",
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_resume'"
+        ),
+        "0",
+        "the journal is removed on success"
+    );
+    let fks = query(
+        &pg,
+        "killed",
+        "SELECT conname FROM pg_constraint WHERE contype = 'f' ORDER BY 1",
+    );
+    assert_eq!(
+        fks,
+        [
+            "chat_user_id_fkey",
+            "message_chat_id_fkey",
+            "message_parent_id_fkey"
+        ]
+    );
+}
+
+#[test]
+fn a_lost_connection_is_finished_by_resume() {
+    let scratch = Scratch::new();
+    let db = big_app_db(&scratch);
+    let (pg, url) = app_target("lost");
+    let args = [
+        "migrate",
+        db.to_str().unwrap(),
+        &url,
+        "--into-existing",
+        "--truncate",
+        "--jobs",
+        "2",
+    ];
+    let child = spawn_and_wait_for_loading(&args);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    pg.psql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'lost' AND query LIKE 'COPY%'");
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &url,
+        "--into-existing",
+        "--resume",
+        "--json",
+    ])
+    .success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["verified"], true, "{}", run.stdout);
+    assert_eq!(
+        scalar(&pg, "lost", "SELECT count(*) FROM message"),
+        "1200002"
+    );
+}
