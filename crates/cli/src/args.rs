@@ -130,6 +130,13 @@ pub enum NulChoice {
     Strip,
 }
 
+/// Applications pgharbor knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Preset {
+    /// Open WebUI (webui.db, vector_db/, uploads/).
+    OpenWebui,
+}
+
 /// What to do with text that is not valid UTF-8.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Utf8Choice {
@@ -152,9 +159,13 @@ pub struct SourceArgs {
     /// Parallel workers (default: number of CPUs).
     #[arg(long, short)]
     pub jobs: Option<usize>,
-    /// NUL characters in text: stop (error) or strip them.
-    #[arg(long, value_enum, default_value = "error")]
-    pub nul: NulChoice,
+    /// NUL characters in text: stop (error, the default) or strip them (the default with --preset open-webui, as Open WebUI itself strips them).
+    #[arg(long, value_enum)]
+    pub nul: Option<NulChoice>,
+    /// Application knowledge: `open-webui` takes Open WebUI's data directory (or webui.db),
+    /// loads into the schema Open WebUI created (--into-existing) and prints what to set next.
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
     /// Invalid UTF-8 in text: stop (error) or replace with U+FFFD.
     #[arg(long = "invalid-utf8", value_enum, default_value = "error")]
     pub invalid_utf8: Utf8Choice,
@@ -186,17 +197,17 @@ pub struct MigrateArgs {
     #[arg(long)]
     pub into_existing: bool,
     /// With --into-existing: empty the tables being loaded first (never cascading).
-    #[arg(long, requires = "into_existing")]
+    #[arg(long)]
     pub truncate: bool,
     /// With --into-existing: source columns to leave behind, as TABLE.COLUMN (comma-separated or repeated).
-    #[arg(long, value_delimiter = ',', requires = "into_existing")]
+    #[arg(long, value_delimiter = ',')]
     pub ignore_columns: Vec<String>,
     /// With --into-existing: proceed although the migration versions of source and target differ.
-    #[arg(long, requires = "into_existing")]
+    #[arg(long)]
     pub allow_version_mismatch: bool,
     /// With --into-existing: finish a run that was interrupted (killed, connection lost, disk full)
     /// without duplicating or missing rows.
-    #[arg(long, requires = "into_existing", conflicts_with = "truncate")]
+    #[arg(long, conflicts_with = "truncate")]
     pub resume: bool,
 }
 

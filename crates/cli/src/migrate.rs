@@ -1,10 +1,11 @@
 //! `pgharbor migrate` and `pgharbor verify` for SQLite sources.
 
-use crate::args::{MigrateArgs, NulChoice, SourceArgs, Utf8Choice, VerifyArgs};
+use crate::args::{MigrateArgs, NulChoice, Preset, SourceArgs, Utf8Choice, VerifyArgs};
 use crate::{output, progress, Failure};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{InvalidUtf8Policy, NulPolicy, ValuePolicy};
 use pgharbor_migrate::existing::{self, ExistingOptions};
+use pgharbor_migrate::presets::OpenWebUi;
 use pgharbor_migrate::sqlite::{self, MigrateOptions};
 use pgharbor_migrate::Progress;
 use pgharbor_sqlite::planner::PlanOptions;
@@ -43,9 +44,9 @@ fn target_config(target: Option<&str>, required: bool) -> Result<Option<ConnConf
 
 fn policy(common: &SourceArgs) -> ValuePolicy {
     ValuePolicy {
-        nul: match common.nul {
-            NulChoice::Error => NulPolicy::Error,
-            NulChoice::Strip => NulPolicy::Strip,
+        nul: match (common.nul, common.preset) {
+            (Some(NulChoice::Error), _) | (None, None) => NulPolicy::Error,
+            (Some(NulChoice::Strip), _) | (None, Some(Preset::OpenWebui)) => NulPolicy::Strip,
         },
         invalid_utf8: match common.invalid_utf8 {
             Utf8Choice::Error => InvalidUtf8Policy::Error,
@@ -109,6 +110,14 @@ async fn migrate_into_existing(args: &MigrateArgs) -> Result<u8, Failure> {
     let common = &args.common;
     let target = target_config(common.target.as_deref(), true)?.expect("required");
     let Source::Sqlite(path) = parse_source(&common.source)?;
+    let open_webui = match common.preset {
+        Some(Preset::OpenWebui) => Some(OpenWebUi::locate(&path).map_err(Failure::from_migrate)?),
+        None => None,
+    };
+    let path = open_webui
+        .as_ref()
+        .map(|o| o.database.clone())
+        .unwrap_or(path);
     let options = ExistingOptions {
         schema: target_schema(common, Some(&target)),
         policy: policy(common),
@@ -153,13 +162,30 @@ async fn migrate_into_existing(args: &MigrateArgs) -> Result<u8, Failure> {
     .map_err(Failure::from_migrate)?;
     reporter.done();
     output::print_report(&report, common.json)?;
+    if let Some(open_webui) = open_webui.filter(|_| report.verified != Some(false)) {
+        let steps = open_webui.next_steps(&target);
+        if common.json {
+            eprint!("{steps}");
+        } else {
+            print!("\n{steps}");
+        }
+    }
     Ok(exit_code(&report))
 }
 
 /// `pgharbor migrate`.
 pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
-    if args.into_existing {
+    if args.into_existing || args.common.preset.is_some() {
         return migrate_into_existing(&args).await;
+    }
+    if args.truncate
+        || args.resume
+        || args.allow_version_mismatch
+        || !args.ignore_columns.is_empty()
+    {
+        return Err(Failure::usage(
+            "--truncate, --resume, --allow-version-mismatch and --ignore-columns go with --into-existing (or --preset)",
+        ));
     }
     let common = &args.common;
     let target = target_config(common.target.as_deref(), !args.dry_run)?;

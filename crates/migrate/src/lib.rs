@@ -23,6 +23,7 @@ pub mod existing;
 pub mod finish;
 pub mod load;
 pub mod plan_text;
+pub mod presets;
 pub mod progress;
 pub mod resume;
 pub mod sqlite;

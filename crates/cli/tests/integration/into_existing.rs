@@ -444,3 +444,62 @@ fn a_lost_connection_is_finished_by_resume() {
         "1200002"
     );
 }
+
+#[test]
+fn open_webui_preset_takes_the_data_directory_strips_nuls_and_says_what_to_set_next() {
+    let scratch = Scratch::new();
+    let data = scratch.path("data");
+    std::fs::create_dir_all(data.join("vector_db")).unwrap();
+    std::fs::create_dir_all(data.join("uploads")).unwrap();
+    let conn = rusqlite::Connection::open(data.join("webui.db")).unwrap();
+    conn.execute_batch(APP_SQLITE).unwrap();
+    conn.execute_batch("UPDATE user SET name = 'Nu' || char(0) || 'l' WHERE id = 'u2';")
+        .unwrap();
+    drop(conn);
+    let password = "Owui_Pw_7781";
+    let pg = pgharbor_testkit::Cluster::start_with(
+        pgharbor_testkit::Flavor::Pg15,
+        pgharbor_testkit::ClusterOptions {
+            password_auth: true,
+            password: Some(password.into()),
+            ..Default::default()
+        },
+    );
+    pg.create_database("owui");
+    pg.psql("owui", APP_SCHEMA);
+    let run = pgharbor(&[
+        "migrate",
+        data.to_str().unwrap(),
+        &pg.url("owui"),
+        "--preset",
+        "open-webui",
+        "--truncate",
+    ])
+    .success();
+    assert!(run.stdout.contains("every table matches"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("1 value(s) NUL-stripped"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("DATABASE_URL=postgresql://postgres:****@"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("Vectors were NOT moved") && run.stdout.contains("uploads"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.all().contains(password),
+        "password leaked: {}",
+        run.all()
+    );
+    assert_eq!(
+        scalar(&pg, "owui", r#"SELECT name FROM "user" WHERE id = 'u2'"#),
+        "Nul"
+    );
+}

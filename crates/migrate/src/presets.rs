@@ -1,0 +1,72 @@
+//! Application knowledge: what `--preset NAME` means.
+
+use crate::error::{MigrateError, MigrateErrorKind};
+use pgharbor_conn::ConnConfig;
+use std::path::{Path, PathBuf};
+
+/// Open WebUI's data directory, as found from the SOURCE argument.
+#[derive(Debug, Clone)]
+pub struct OpenWebUi {
+    /// The SQLite database (`webui.db`).
+    pub database: PathBuf,
+    /// The Chroma directory (`vector_db/`), when present.
+    pub vector_db: Option<PathBuf>,
+    /// Uploaded files (`uploads/`), when present.
+    pub uploads: Option<PathBuf>,
+}
+
+impl OpenWebUi {
+    /// Accept Open WebUI's data directory (`/app/backend/data`) or its `webui.db`.
+    pub fn locate(source: &Path) -> Result<OpenWebUi, MigrateError> {
+        let (dir, database) = if source.is_dir() {
+            (source.to_path_buf(), source.join("webui.db"))
+        } else {
+            (
+                source.parent().map(Path::to_path_buf).unwrap_or_default(),
+                source.to_path_buf(),
+            )
+        };
+        if !database.is_file() {
+            return Err(MigrateError::new(
+                MigrateErrorKind::Usage,
+                format!(
+                    "{}: no Open WebUI database here; give Open WebUI's data directory (DATA_DIR, /app/backend/data in the container) or its webui.db",
+                    database.display()
+                ),
+            ));
+        }
+        let existing = |name: &str| Some(dir.join(name)).filter(|p| p.is_dir());
+        Ok(OpenWebUi {
+            database,
+            vector_db: existing("vector_db"),
+            uploads: existing("uploads"),
+        })
+    }
+
+    /// What to do after the relational data moved: Open WebUI's environment
+    /// (passwords masked) and the parts pgharbor did not move.
+    pub fn next_steps(&self, target: &ConnConfig) -> String {
+        let url = target.to_string();
+        let mut out = String::from(
+            "Next, start Open WebUI with (password shown as ****; use your secret store):\n",
+        );
+        out.push_str(&format!("  DATABASE_URL={url}\n"));
+        match &self.vector_db {
+            Some(dir) => out.push_str(&format!(
+                "Vectors were NOT moved: {} is a Chroma store, which this version of pgharbor does not read yet. Keep VECTOR_DB=chroma (and the vector_db/ directory) for now, or re-embed after switching to VECTOR_DB=pgvector, PGVECTOR_DB_URL={url}, PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH=<your embedding dimension, 384 for the default model>.\n",
+                dir.display()
+            )),
+            None => out.push_str(&format!(
+                "No vector_db/ was found. To keep vectors in PostgreSQL too: VECTOR_DB=pgvector, PGVECTOR_DB_URL={url}, PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH=<your embedding dimension>.\n"
+            )),
+        }
+        match &self.uploads {
+            Some(dir) => out.push_str(&format!(
+                "Uploaded files are not in the database: copy {} to the storage every Open WebUI replica mounts at DATA_DIR/uploads (e.g. a ReadWriteMany volume).\n",
+                dir.display()
+            )),
+            None => out.push_str("No uploads/ directory was found next to the database.\n"),
+        }
+        out
+    }
+}
