@@ -295,6 +295,47 @@ pub fn check_json(text: &[u8]) -> JsonForm {
     }
 }
 
+/// If the JSON text holds a NUL character (written as a `\u0000` escape) in a
+/// string or key, the document with every NUL removed; `None` when it holds
+/// none (or is not JSON). Literal text such as `\\u0000` is not a NUL and
+/// stays untouched. Re-serialising sorts object keys, which `jsonb` does anyway.
+pub fn strip_json_nuls(text: &[u8]) -> Option<Vec<u8>> {
+    if !memchr_subslice(text, b"\\u0000") {
+        return None;
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(text).ok()?;
+    if !strip_value(&mut value) {
+        return None;
+    }
+    serde_json::to_vec(&value).ok()
+}
+
+fn strip_value(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => {
+            s.retain(|c| c != '\0');
+            true
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |changed, v| strip_value(v) | changed),
+        Value::Object(map) => {
+            let mut changed = false;
+            if map.keys().any(|k| k.contains('\0')) {
+                let entries: Vec<(String, Value)> = std::mem::take(map).into_iter().collect();
+                for (k, v) in entries {
+                    map.insert(k.replace('\0', ""), v);
+                }
+                changed = true;
+            }
+            map.values_mut()
+                .fold(changed, |changed, v| strip_value(v) | changed)
+        }
+        _ => false,
+    }
+}
+
 fn memchr_subslice(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -433,6 +474,20 @@ mod tests {
             assert_eq!(s.parse::<f64>().unwrap().to_bits(), v.to_bits(), "{s}");
         }
         assert_eq!(format_real(f64::INFINITY), "Infinity");
+    }
+
+    #[test]
+    fn json_nuls_are_stripped_but_literal_escapes_are_not() {
+        assert_eq!(
+            strip_json_nuls(br#"{"a":"x\u0000y","n":1.50}"#).unwrap(),
+            br#"{"a":"xy","n":1.50}"#.to_vec()
+        );
+        assert_eq!(strip_json_nuls(br#"{"a":"literal \\u0000 text"}"#), None);
+        assert_eq!(strip_json_nuls(br#"{"a":"clean"}"#), None);
+        assert_eq!(
+            strip_json_nuls(br#"["\u0000"]"#).unwrap(),
+            br#"[""]"#.to_vec()
+        );
     }
 
     #[test]

@@ -281,6 +281,7 @@ fn plan_tables(
         let mut columns = Vec::new();
         let mut decisions = Vec::new();
         let mut source_columns = Vec::new();
+        let mut matched: Vec<String> = Vec::new();
         for col in &table.columns {
             let ignored = options
                 .ignore_columns
@@ -295,6 +296,7 @@ fn plan_tables(
             if ignored {
                 continue;
             }
+            matched.push(target_col.clone());
             let tc = target_columns
                 .iter()
                 .find(|c| &c.name == target_col)
@@ -326,7 +328,7 @@ fn plan_tables(
             });
         }
         for tc in target_columns {
-            let fed = columns.iter().any(|c: &ColumnSpec| c.name == tc.name);
+            let fed = matched.contains(&tc.name);
             if !fed && tc.not_null && !tc.has_default {
                 problems.push(format!("target column {target_name}.{} is NOT NULL without a default, and the source has no such column", tc.name));
             }

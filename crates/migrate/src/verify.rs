@@ -212,7 +212,7 @@ pub fn parse_type(name: &str) -> Option<PgType> {
         "numeric" => PgType::Numeric {
             precision_scale: None,
         },
-        "text" => PgType::Text,
+        "text" | "character varying" => PgType::Text,
         "bytea" => PgType::Bytea,
         "date" => PgType::Date,
         "timestamp without time zone" => PgType::Timestamp,

@@ -150,10 +150,10 @@ impl RowEncoder {
                     ));
                 }
             }
-            PgType::Json => self.encode_json(cell, out)?,
+            PgType::Json => self.encode_json(cell, false, out)?,
             PgType::Jsonb => {
                 out.push(1);
-                self.encode_json(cell, out)?;
+                self.encode_json(cell, true, out)?;
             }
             PgType::Bytea => match cell {
                 Cell::Blob(b) | Cell::Text(b) => out.extend_from_slice(b),
@@ -205,7 +205,15 @@ impl RowEncoder {
         Ok(())
     }
 
-    fn encode_json(&mut self, cell: Cell<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+    /// JSON text; a NUL written as `\u0000` inside it is stripped under
+    /// [`NulPolicy::Strip`] (jsonb cannot hold it at all, and json values holding
+    /// it cannot be read as text), and refused for jsonb otherwise.
+    fn encode_json(
+        &mut self,
+        cell: Cell<'_>,
+        binary: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
         match cell {
             Cell::Real(r) if !r.is_finite() => Err("JSON has no NaN or Infinity".into()),
             Cell::Text(t) => {
@@ -213,7 +221,20 @@ impl RowEncoder {
                 if forms::check_json(&clean) == forms::JsonForm::Invalid {
                     return Err("not valid JSON".into());
                 }
-                out.extend_from_slice(&clean);
+                let stripped = match self.policy.nul {
+                    NulPolicy::Strip => forms::strip_json_nuls(&clean),
+                    NulPolicy::Error if binary && forms::strip_json_nuls(&clean).is_some() => {
+                        return Err("holds a \\u0000 escape (a NUL character), which jsonb cannot store (use --nul strip to remove NULs)".into())
+                    }
+                    NulPolicy::Error => None,
+                };
+                match stripped {
+                    Some(json) => {
+                        self.lossy.nul_stripped += 1;
+                        out.extend_from_slice(&json);
+                    }
+                    None => out.extend_from_slice(&clean),
+                }
                 Ok(())
             }
             _ => self.encode_text(cell, out),
@@ -413,6 +434,29 @@ mod tests {
         );
         assert_eq!(field(Cell::Int(400), PgType::Json, p).unwrap(), b"400");
         assert!(field(Cell::Text(b"{x"), PgType::Json, p).is_err());
+    }
+
+    #[test]
+    fn json_nul_escapes_follow_the_nul_policy() {
+        let doc: &[u8] = br#"{"a":"x\u0000y"}"#;
+        assert!(
+            field(Cell::Text(doc), PgType::Jsonb, ValuePolicy::default())
+                .unwrap_err()
+                .reason
+                .contains("jsonb cannot store")
+        );
+        assert_eq!(
+            field(Cell::Text(doc), PgType::Json, ValuePolicy::default()).unwrap(),
+            doc
+        );
+        let strip = ValuePolicy {
+            nul: NulPolicy::Strip,
+            ..Default::default()
+        };
+        assert_eq!(
+            field(Cell::Text(doc), PgType::Jsonb, strip).unwrap(),
+            b"\x01{\"a\":\"xy\"}".to_vec()
+        );
     }
 
     #[test]
