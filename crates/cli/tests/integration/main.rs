@@ -4,6 +4,7 @@
 mod harness;
 mod into_existing;
 mod leak;
+mod open_webui;
 mod quoting;
 mod real_world;
 mod secrets;
