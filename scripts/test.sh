@@ -16,6 +16,7 @@ step() { printf '\n==> %s\n' "$*"; }
 step "setup"
 bash scripts/setup.sh
 bash scripts/fetch-real-dbs.sh >/dev/null
+bash fixtures/django/build.sh --venv >/dev/null
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -181,6 +181,29 @@ pub fn parse_uuid(text: &[u8]) -> Option<[u8; 16]> {
     Some(out)
 }
 
+/// Parse any UUID spelling a database may hold — canonical, upper-case, or 32
+/// hex digits without dashes (Django on SQLite), optionally in braces — into
+/// its 16 bytes. Used only where the target column already is `uuid`.
+pub fn parse_uuid_any(text: &[u8]) -> Option<[u8; 16]> {
+    let trimmed = text
+        .strip_prefix(b"{")
+        .and_then(|t| t.strip_suffix(b"}"))
+        .unwrap_or(text);
+    let hex: Vec<u8> = match trimmed.len() {
+        36 if [8, 13, 18, 23].iter().all(|i| trimmed[*i] == b'-') => {
+            trimmed.iter().copied().filter(|c| *c != b'-').collect()
+        }
+        32 => trimmed.to_vec(),
+        _ => return None,
+    };
+    let mut out = [0u8; 16];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
 /// A decimal number: `(-1)^negative × digits × 10^exponent`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decimal {
@@ -449,6 +472,25 @@ mod tests {
         assert_eq!(u[15], 0x00);
         assert!(parse_uuid(b"123E4567-E89B-12D3-A456-426614174000").is_none());
         assert!(parse_uuid(b"123e4567e89b12d3a456426614174000").is_none());
+    }
+
+    #[test]
+    fn any_uuid_spelling_for_uuid_columns() {
+        let canonical = parse_uuid(b"0cc668a1-f606-4ff8-aebd-78411346a6da").unwrap();
+        assert_eq!(
+            parse_uuid_any(b"0cc668a1f6064ff8aebd78411346a6da"),
+            Some(canonical)
+        );
+        assert_eq!(
+            parse_uuid_any(b"0CC668A1-F606-4FF8-AEBD-78411346A6DA"),
+            Some(canonical)
+        );
+        assert_eq!(
+            parse_uuid_any(b"{0cc668a1-f606-4ff8-aebd-78411346a6da}"),
+            Some(canonical)
+        );
+        assert_eq!(parse_uuid_any(b"0cc668a1f6064ff8aebd78411346a6dz"), None);
+        assert_eq!(parse_uuid_any(b"0cc668a1-f6064ff8aebd-78411346a6da"), None);
     }
 
     #[test]

@@ -111,6 +111,8 @@ pub enum PgType {
     Jsonb,
     /// `uuid`
     Uuid,
+    /// `interval` (loaded from integer microseconds)
+    Interval,
 }
 
 impl PgType {
@@ -137,6 +139,7 @@ impl PgType {
             PgType::Json => "json".into(),
             PgType::Jsonb => "jsonb".into(),
             PgType::Uuid => "uuid".into(),
+            PgType::Interval => "interval".into(),
         }
     }
 

@@ -220,6 +220,7 @@ pub fn parse_type(name: &str) -> Option<PgType> {
         "json" => PgType::Json,
         "jsonb" => PgType::Jsonb,
         "uuid" => PgType::Uuid,
+        "interval" => PgType::Interval,
         n if n.starts_with("numeric(") => match args(n).as_slice() {
             [p, s] => PgType::Numeric {
                 precision_scale: Some((*p, *s)),

@@ -9,8 +9,10 @@
 //! | text, varchar     | text (NUL and UTF-8 rules below); integers and reals as exact decimal text |
 //! | json, jsonb       | JSON text; integers and finite reals as JSON numbers                |
 //! | bytea             | blobs; text as its bytes; numbers as their decimal text             |
-//! | date, timestamp[tz] | ISO-8601 text (see [`pgharbor_core::forms`])                      |
-//! | uuid              | canonical lowercase UUID text                                       |
+//! | date, timestamp   | ISO-8601 text (see [`pgharbor_core::forms`])                        |
+//! | timestamptz       | ISO-8601 text; without an offset it is read as UTC                  |
+//! | uuid              | UUID text: canonical, upper-case, 32 hex digits without dashes      |
+//! | interval          | integers, as microseconds (Django's DurationField)                  |
 //!
 //! Text that PostgreSQL cannot store is refused unless the user opted in:
 //! NUL characters are stripped only under [`NulPolicy::Strip`], invalid UTF-8 is
@@ -180,13 +182,27 @@ impl RowEncoder {
                 out.extend_from_slice(&micros.to_be_bytes());
             }
             PgType::Timestamptz => {
-                let p = forms::parse_timestamp(text(cell)?)
-                    .filter(|p| p.offset_seconds.is_some())
-                    .ok_or("not an ISO timestamp with a UTC offset")?;
-                out.extend_from_slice(&p.utc_micros().to_be_bytes());
+                // SQLite has no time zones: text without an offset is UTC, as
+                // the applications that write it (Django, SQLAlchemy) store it.
+                let t = text(cell)?;
+                let micros = match forms::parse_timestamp(t) {
+                    Some(p) => p.utc_micros(),
+                    None => {
+                        i64::from(forms::parse_date(t).ok_or("not an ISO timestamp")?)
+                            * 86_400_000_000
+                    }
+                };
+                out.extend_from_slice(&micros.to_be_bytes());
             }
-            PgType::Uuid => out
-                .extend_from_slice(&forms::parse_uuid(text(cell)?).ok_or("not a canonical UUID")?),
+            PgType::Uuid => {
+                out.extend_from_slice(&forms::parse_uuid_any(text(cell)?).ok_or("not a UUID")?)
+            }
+            PgType::Interval => {
+                // Integers are microseconds (how Django stores a DurationField in SQLite).
+                out.extend_from_slice(&int(cell)?.to_be_bytes());
+                out.extend_from_slice(&0i32.to_be_bytes());
+                out.extend_from_slice(&0i32.to_be_bytes());
+            }
         }
         Ok(())
     }
