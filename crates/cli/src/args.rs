@@ -217,4 +217,13 @@ pub struct VerifyArgs {
     /// Source, target and value rules (the ones the migration used).
     #[command(flatten)]
     pub common: SourceArgs,
+    /// The data was loaded with --into-existing (match tables and columns the same way).
+    #[arg(long)]
+    pub into_existing: bool,
+    /// With --into-existing: source columns that were left behind, as TABLE.COLUMN.
+    #[arg(long, value_delimiter = ',')]
+    pub ignore_columns: Vec<String>,
+    /// With --into-existing: compare although the migration versions differ.
+    #[arg(long)]
+    pub allow_version_mismatch: bool,
 }

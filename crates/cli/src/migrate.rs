@@ -229,6 +229,9 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
 pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     let common = &args.common;
     let target = target_config(common.target.as_deref(), true)?.expect("required");
+    if args.into_existing || common.preset.is_some() {
+        return verify_into_existing(&args, &target).await;
+    }
     let reporter = progress::Reporter::new(common.json);
     reporter.phase("planning");
     let (snapshot, plan) = plan(common, Some(&target)).await?;
@@ -238,6 +241,48 @@ pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         plan,
         &target,
         jobs(common),
+        reporter.clone(),
+    )
+    .await
+    .map_err(Failure::from_migrate)?;
+    reporter.done();
+    output::print_report(&report, common.json)?;
+    Ok(exit_code(&report))
+}
+
+/// `pgharbor verify --into-existing`.
+async fn verify_into_existing(args: &VerifyArgs, target: &ConnConfig) -> Result<u8, Failure> {
+    let common = &args.common;
+    let Source::Sqlite(path) = parse_source(&common.source)?;
+    let path = match common.preset {
+        Some(Preset::OpenWebui) => {
+            OpenWebUi::locate(&path)
+                .map_err(Failure::from_migrate)?
+                .database
+        }
+        None => path,
+    };
+    let options = ExistingOptions {
+        schema: target_schema(common, Some(target)),
+        policy: policy(common),
+        jobs: jobs(common),
+        verify: true,
+        ignore_columns: args.ignore_columns.clone(),
+        allow_version_mismatch: args.allow_version_mismatch,
+        ..ExistingOptions::default()
+    };
+    let reporter = progress::Reporter::new(common.json);
+    let jobs = options.jobs;
+    let (snapshot, schema) = tokio::task::spawn_blocking(move || sqlite::inspect_file(&path, jobs))
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(Failure::from_migrate)?;
+    let report = existing::verify_existing(
+        &common.source,
+        snapshot,
+        schema,
+        target,
+        &options,
         reporter.clone(),
     )
     .await

@@ -24,7 +24,7 @@ use crate::{target, verify};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{ColumnDecision, Plan, ReportedObject, RowKey, TablePlan, ValuePolicy};
 use pgharbor_core::report::{FinishIssue, MigrationReport};
-use pgharbor_core::schema::{quote_ident, ColumnSpec, QualifiedName, TableSpec};
+use pgharbor_core::schema::{quote_ident, ColumnSpec, PgType, QualifiedName, TableSpec};
 use pgharbor_pgwriter::{ddl, WriteError};
 use pgharbor_sqlite::inspect::SourceSchema;
 use pgharbor_sqlite::open::SourceSnapshot;
@@ -82,6 +82,8 @@ struct TargetColumn {
     type_name: String,
     not_null: bool,
     has_default: bool,
+    /// An enum type: values are sent as their labels, which PostgreSQL checks.
+    is_enum: bool,
 }
 
 /// A foreign key in the target.
@@ -108,9 +110,10 @@ async fn target_tables(
     let rows = client
         .query(
             "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
-                    (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '') \
+                    (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> ''), t.typtype = 'e' \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+             JOIN pg_type t ON t.oid = a.atttypid \
              WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname, a.attnum",
             &[&schema],
         )
@@ -123,6 +126,7 @@ async fn target_tables(
             type_name: r.get(2),
             not_null: r.get(3),
             has_default: r.get(4),
+            is_enum: r.get(5),
         });
     }
     if tables.is_empty() {
@@ -301,7 +305,12 @@ fn plan_tables(
                 .iter()
                 .find(|c| &c.name == target_col)
                 .expect("matched");
-            let Some(pg_type) = verify::parse_type(&tc.type_name) else {
+            let pg_type = if tc.is_enum {
+                Some(PgType::Text)
+            } else {
+                verify::parse_type(&tc.type_name)
+            };
+            let Some(pg_type) = pg_type else {
                 problems.push(format!(
                     "column {target_name}.{} has type {}, which pgharbor cannot load into yet",
                     tc.name, tc.type_name
@@ -492,6 +501,35 @@ pub async fn plan_into_existing(
     })
 }
 
+/// Compare a SQLite file with tables it was loaded into (`verify --into-existing`).
+pub async fn verify_existing(
+    source_label: &str,
+    snapshot: SourceSnapshot,
+    schema: SourceSchema,
+    target_config: &ConnConfig,
+    options: &ExistingOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<MigrationReport, MigrateError> {
+    let started = std::time::Instant::now();
+    let client = target::connect(target_config).await?;
+    let plan = Arc::new(plan_into_existing(&client, &snapshot, &schema, options).await?);
+    let readers = crate::sqlite::readers(&snapshot, options.jobs.max(1))?;
+    let verifying = verify::verify_all(target_config, &plan, readers, progress);
+    let verifications =
+        crate::sqlite::interruptible(verifying, "interrupted during verification").await?;
+    let loaded = vec![UnitResult::default(); plan.tables.len()];
+    let outcome = crate::finish::FinishOutcome::default();
+    Ok(crate::sqlite::build_report(
+        source_label,
+        target_config,
+        &plan,
+        &loaded,
+        Some(verifications),
+        outcome,
+        started,
+    ))
+}
+
 /// Begin a new journaled run (emptiness checked, foreign keys dropped, units
 /// written) or read the journal of an interrupted one (`--resume`).
 async fn start_or_resume(
@@ -677,7 +715,7 @@ pub async fn migrate_into_existing(
     }
     let verifications = if options.verify {
         let verifying = verify::verify_all(target_config, &plan, pool, progress.clone());
-        Some(crate::sqlite::interruptible(verifying, "interrupted during verification: the load is complete; run `pgharbor verify --into-existing` to check it").await?)
+        Some(crate::sqlite::interruptible(verifying, "interrupted during verification: the load is complete; run `pgharbor verify SOURCE TARGET --into-existing` to check it").await?)
     } else {
         None
     };

@@ -11,6 +11,7 @@
 //! | bytea             | blobs; text as its bytes; numbers as their decimal text             |
 //! | date, timestamp   | ISO-8601 text (see [`pgharbor_core::forms`])                        |
 //! | timestamptz       | ISO-8601 text; without an offset it is read as UTC                  |
+//! | timestamp[tz]     | integers (target type says so): Unix epochs, unit by magnitude (s, ms, µs, ns) |
 //! | uuid              | UUID text: canonical, upper-case, 32 hex digits without dashes      |
 //! | interval          | integers, as microseconds (Django's DurationField)                  |
 //!
@@ -167,6 +168,9 @@ impl RowEncoder {
                 let days = forms::parse_date(text(cell)?).ok_or("not an ISO date (YYYY-MM-DD)")?;
                 out.extend_from_slice(&days.to_be_bytes());
             }
+            PgType::Timestamp | PgType::Timestamptz if matches!(cell, Cell::Int(_)) => {
+                out.extend_from_slice(&epoch_micros(int(cell)?)?.to_be_bytes());
+            }
             PgType::Timestamp => {
                 let t = text(cell)?;
                 let micros = match forms::parse_timestamp(t) {
@@ -289,6 +293,29 @@ impl RowEncoder {
         }
         Ok(text)
     }
+}
+
+/// Microseconds since 2000-01-01 of a Unix epoch integer whose unit is read
+/// from its size: seconds below 10^11 (until the year 5138), milliseconds below
+/// 10^14, microseconds below 10^17, nanoseconds above (only whole microseconds).
+fn epoch_micros(epoch: i64) -> Result<i64, String> {
+    const UNIX_TO_2000_MICROS: i128 = 946_684_800_000_000;
+    let value = i128::from(epoch);
+    let magnitude = value.unsigned_abs();
+    let unix_micros = if magnitude < 100_000_000_000 {
+        value * 1_000_000
+    } else if magnitude < 100_000_000_000_000 {
+        value * 1_000
+    } else if magnitude < 100_000_000_000_000_000 {
+        value
+    } else if value % 1_000 == 0 {
+        value / 1_000
+    } else {
+        return Err(
+            "an epoch in nanoseconds with sub-microsecond digits cannot be stored exactly".into(),
+        );
+    };
+    i64::try_from(unix_micros - UNIX_TO_2000_MICROS).map_err(|_| "epoch out of range".to_string())
 }
 
 fn int(cell: Cell<'_>) -> Result<i64, String> {
@@ -476,6 +503,26 @@ mod tests {
     }
 
     #[test]
+    fn epochs_into_timestamps_by_magnitude() {
+        let p = ValuePolicy::default();
+        let second = field(Cell::Int(946_684_801), PgType::Timestamptz, p).unwrap();
+        assert_eq!(second, 1_000_000i64.to_be_bytes());
+        assert_eq!(
+            field(Cell::Int(946_684_801_000), PgType::Timestamp, p).unwrap(),
+            second
+        );
+        assert_eq!(
+            field(Cell::Int(946_684_801_000_000), PgType::Timestamp, p).unwrap(),
+            second
+        );
+        assert_eq!(
+            field(Cell::Int(946_684_801_000_000_000), PgType::Timestamp, p).unwrap(),
+            second
+        );
+        assert!(field(Cell::Int(946_684_801_000_000_001), PgType::Timestamp, p).is_err());
+    }
+
+    #[test]
     fn temporal_values() {
         let p = ValuePolicy::default();
         assert_eq!(
@@ -486,7 +533,6 @@ mod tests {
             field(Cell::Text(b"2000-01-01 00:00:01"), PgType::Timestamp, p).unwrap(),
             1_000_000i64.to_be_bytes()
         );
-        assert!(field(Cell::Int(1_700_000_000), PgType::Timestamp, p).is_err());
     }
 
     #[test]

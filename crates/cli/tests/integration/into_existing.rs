@@ -503,3 +503,47 @@ fn open_webui_preset_takes_the_data_directory_strips_nuls_and_says_what_to_set_n
         "Nul"
     );
 }
+
+#[test]
+fn enums_and_epochs_follow_the_target_types() {
+    let scratch = Scratch::new();
+    let db = scratch.sqlite(
+        "events.db",
+        "CREATE TABLE event (id INTEGER PRIMARY KEY, kind TEXT, at INTEGER, at_ms INTEGER);
+         INSERT INTO event VALUES (1, 'happy', 1700000000, 1700000000123), (2, 'sad', 0, -1000);",
+    );
+    let pg = cluster();
+    pg.create_database("events");
+    pg.psql(
+        "events",
+        "CREATE TYPE mood AS ENUM ('happy', 'sad'); \
+         CREATE TABLE event (id integer PRIMARY KEY, kind mood, at timestamptz, at_ms timestamp);",
+    );
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &pg.url("events"),
+        "--into-existing",
+        "--json",
+    ])
+    .success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["verified"], true, "{}", run.stdout);
+    // Units follow each value's size (documented): -1000 is read as seconds.
+    assert_eq!(
+        query(&pg, "events", "SELECT kind || ' ' || (at AT TIME ZONE 'UTC')::text || ' ' || at_ms::text FROM event ORDER BY id"),
+        ["happy 2023-11-14 22:13:20 2023-11-14 22:13:20.123", "sad 1970-01-01 00:00:00 1969-12-31 23:43:20"]
+    );
+    let verify = pgharbor(&[
+        "verify",
+        db.to_str().unwrap(),
+        &pg.url("events"),
+        "--into-existing",
+    ])
+    .success();
+    assert!(
+        verify.stdout.contains("every table matches"),
+        "{}",
+        verify.stdout
+    );
+}
