@@ -113,6 +113,48 @@ pub enum PgType {
     Uuid,
     /// `interval` (loaded from integer microseconds)
     Interval,
+    /// A one-dimensional array (loaded from a JSON array).
+    Array(ArrayElement),
+}
+
+/// Element types of arrays pgharbor loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArrayElement {
+    /// `text[]` (also `character varying[]`)
+    Text,
+    /// `integer[]`
+    Integer,
+    /// `bigint[]`
+    BigInt,
+    /// `boolean[]`
+    Boolean,
+    /// `double precision[]`
+    Double,
+}
+
+impl ArrayElement {
+    /// The element type's OID, as binary arrays carry it.
+    pub fn oid(&self) -> u32 {
+        match self {
+            ArrayElement::Text => 25,
+            ArrayElement::Integer => 23,
+            ArrayElement::BigInt => 20,
+            ArrayElement::Boolean => 16,
+            ArrayElement::Double => 701,
+        }
+    }
+
+    /// The SQL spelling of the element type.
+    pub fn sql(&self) -> &'static str {
+        match self {
+            ArrayElement::Text => "text",
+            ArrayElement::Integer => "integer",
+            ArrayElement::BigInt => "bigint",
+            ArrayElement::Boolean => "boolean",
+            ArrayElement::Double => "double precision",
+        }
+    }
 }
 
 impl PgType {
@@ -140,6 +182,7 @@ impl PgType {
             PgType::Jsonb => "jsonb".into(),
             PgType::Uuid => "uuid".into(),
             PgType::Interval => "interval".into(),
+            PgType::Array(element) => format!("{}[]", element.sql()),
         }
     }
 

@@ -6,7 +6,7 @@ use crate::progress::Progress;
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{Plan, RowKey, TablePlan};
 use pgharbor_core::report::TableVerification;
-use pgharbor_core::schema::PgType;
+use pgharbor_core::schema::{ArrayElement, PgType};
 use pgharbor_verify::digest::target_digest;
 use pgharbor_verify::{RowHasher, RowMultiset, TableDigest};
 use std::collections::VecDeque;
@@ -221,6 +221,11 @@ pub fn parse_type(name: &str) -> Option<PgType> {
         "jsonb" => PgType::Jsonb,
         "uuid" => PgType::Uuid,
         "interval" => PgType::Interval,
+        "text[]" | "character varying[]" => PgType::Array(ArrayElement::Text),
+        "integer[]" => PgType::Array(ArrayElement::Integer),
+        "bigint[]" => PgType::Array(ArrayElement::BigInt),
+        "boolean[]" => PgType::Array(ArrayElement::Boolean),
+        "double precision[]" => PgType::Array(ArrayElement::Double),
         n if n.starts_with("numeric(") => match args(n).as_slice() {
             [p, s] => PgType::Numeric {
                 precision_scale: Some((*p, *s)),

@@ -14,6 +14,7 @@
 //! | timestamp[tz]     | integers (target type says so): Unix epochs, unit by magnitude (s, ms, µs, ns) |
 //! | uuid              | UUID text: canonical, upper-case, 32 hex digits without dashes      |
 //! | interval          | integers, as microseconds (Django's DurationField)                  |
+//! | text[], integer[], bigint[], boolean[], double precision[] | JSON arrays of matching elements |
 //!
 //! Text that PostgreSQL cannot store is refused unless the user opted in:
 //! NUL characters are stripped only under [`NulPolicy::Strip`], invalid UTF-8 is
@@ -24,7 +25,7 @@ use pgharbor_core::cell::Cell;
 use pgharbor_core::forms;
 use pgharbor_core::plan::{InvalidUtf8Policy, NulPolicy, ValuePolicy};
 use pgharbor_core::report::LossyCounts;
-use pgharbor_core::schema::PgType;
+use pgharbor_core::schema::{ArrayElement, PgType};
 use std::borrow::Cow;
 
 /// The 19-byte header of a binary COPY stream.
@@ -201,6 +202,7 @@ impl RowEncoder {
             PgType::Uuid => {
                 out.extend_from_slice(&forms::parse_uuid_any(text(cell)?).ok_or("not a UUID")?)
             }
+            PgType::Array(element) => encode_array(text(cell)?, element, out)?,
             PgType::Interval => {
                 // Integers are microseconds (how Django stores a DurationField in SQLite).
                 out.extend_from_slice(&int(cell)?.to_be_bytes());
@@ -316,6 +318,62 @@ fn epoch_micros(epoch: i64) -> Result<i64, String> {
         );
     };
     i64::try_from(unix_micros - UNIX_TO_2000_MICROS).map_err(|_| "epoch out of range".to_string())
+}
+
+/// A JSON array into PostgreSQL's binary array format, exactly as the server
+/// sends it back (one dimension, lower bound 1; `[]` has no dimensions).
+fn encode_array(json: &[u8], element: ArrayElement, out: &mut Vec<u8>) -> Result<(), String> {
+    let items: Vec<serde_json::Value> =
+        serde_json::from_slice(json).map_err(|_| "not a JSON array")?;
+    let has_null = items.iter().any(serde_json::Value::is_null);
+    let ndim: i32 = if items.is_empty() { 0 } else { 1 };
+    out.extend_from_slice(&ndim.to_be_bytes());
+    out.extend_from_slice(&i32::from(has_null).to_be_bytes());
+    out.extend_from_slice(&element.oid().to_be_bytes());
+    if items.is_empty() {
+        return Ok(());
+    }
+    out.extend_from_slice(&(items.len() as i32).to_be_bytes());
+    out.extend_from_slice(&1i32.to_be_bytes());
+    for item in &items {
+        if item.is_null() {
+            out.extend_from_slice(&(-1i32).to_be_bytes());
+            continue;
+        }
+        let bytes: Vec<u8> = match (element, item) {
+            (ArrayElement::Text, serde_json::Value::String(s)) if !s.contains('\0') => {
+                s.as_bytes().to_vec()
+            }
+            (ArrayElement::Integer, v) => i32::try_from(json_int(v)?)
+                .map_err(|_| "array element out of integer range")?
+                .to_be_bytes()
+                .to_vec(),
+            (ArrayElement::BigInt, v) => json_int(v)?.to_be_bytes().to_vec(),
+            (ArrayElement::Boolean, serde_json::Value::Bool(b)) => vec![u8::from(*b)],
+            (ArrayElement::Double, serde_json::Value::Number(n)) => {
+                let text = n.to_string();
+                let v: f64 = text.parse().map_err(|_| "array element is not a number")?;
+                if forms::format_real(v).parse::<f64>().ok() != Some(v) || !v.is_finite() {
+                    return Err("array element is not an exact double".into());
+                }
+                v.to_bits().to_be_bytes().to_vec()
+            }
+            _ => return Err(format!("array element {item} is not {}", element.sql())),
+        };
+        out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    Ok(())
+}
+
+fn json_int(value: &serde_json::Value) -> Result<i64, String> {
+    match value {
+        serde_json::Value::Number(n) => n
+            .to_string()
+            .parse()
+            .map_err(|_| format!("array element {n} is not an integer")),
+        other => Err(format!("array element {other} is not an integer")),
+    }
 }
 
 fn int(cell: Cell<'_>) -> Result<i64, String> {

@@ -103,8 +103,8 @@ fn literal_default(text: &str, pg_type: PgType, original: &str) -> Result<Option
         PgType::Uuid => forms::parse_uuid(bytes).is_some(),
         PgType::Varchar(n) => text.chars().count() <= n as usize,
         PgType::Text | PgType::Bytea => true,
-        // The planner never gives a SQLite column an interval type.
-        PgType::Interval => false,
+        // The planner never gives a SQLite column these types.
+        PgType::Interval | PgType::Array(_) => false,
     };
     if !fits {
         return Err(format!("default {original} is not a valid {pg_type} value"));

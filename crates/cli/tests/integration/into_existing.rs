@@ -505,19 +505,20 @@ fn open_webui_preset_takes_the_data_directory_strips_nuls_and_says_what_to_set_n
 }
 
 #[test]
-fn enums_and_epochs_follow_the_target_types() {
+fn enums_epochs_and_arrays_follow_the_target_types() {
     let scratch = Scratch::new();
     let db = scratch.sqlite(
         "events.db",
-        "CREATE TABLE event (id INTEGER PRIMARY KEY, kind TEXT, at INTEGER, at_ms INTEGER);
-         INSERT INTO event VALUES (1, 'happy', 1700000000, 1700000000123), (2, 'sad', 0, -1000);",
+        "CREATE TABLE event (id INTEGER PRIMARY KEY, kind TEXT, at INTEGER, at_ms INTEGER, tags TEXT, scores TEXT);
+         INSERT INTO event VALUES (1, 'happy', 1700000000, 1700000000123, '[\"a\", \"b c\", null]', '[1, 2]');
+         INSERT INTO event VALUES (2, 'sad', 0, -1000, '[]', '[-7]');",
     );
     let pg = cluster();
     pg.create_database("events");
     pg.psql(
         "events",
         "CREATE TYPE mood AS ENUM ('happy', 'sad'); \
-         CREATE TABLE event (id integer PRIMARY KEY, kind mood, at timestamptz, at_ms timestamp);",
+         CREATE TABLE event (id integer PRIMARY KEY, kind mood, at timestamptz, at_ms timestamp, tags text[], scores bigint[]);",
     );
     let run = pgharbor(&[
         "migrate",
