@@ -31,6 +31,13 @@ CREATE TABLE config (id INTEGER PRIMARY KEY, data JSON NOT NULL, version INTEGER
 INSERT INTO config VALUES (1, '{"ui": {"default_locale": "en"}}', 3);
 "#;
 
+/// `pgharbor migrate DB URL --into-existing EXTRA…`.
+fn into_existing(db: &std::path::Path, url: &str, extra: &[&str]) -> crate::harness::Run {
+    let mut args = vec!["migrate", db.to_str().unwrap(), url, "--into-existing"];
+    args.extend_from_slice(extra);
+    pgharbor(&args)
+}
+
 fn app_target(db: &str) -> (Cluster, String) {
     let pg = cluster();
     pg.create_database(db);
@@ -44,22 +51,14 @@ fn loads_into_the_apps_schema_converting_to_its_types() {
     let scratch = Scratch::new();
     let db = scratch.sqlite("app.db", APP_SQLITE);
     let (pg, url) = app_target("app");
-    let refused = pgharbor(&["migrate", db.to_str().unwrap(), &url, "--into-existing"]);
+    let refused = into_existing(&db, &url, &[]);
     assert_eq!(refused.code, 1, "{}", refused.all());
     assert!(
         refused.stderr.contains("config") && refused.stderr.contains("--truncate"),
         "{}",
         refused.stderr
     );
-    let run = pgharbor(&[
-        "migrate",
-        db.to_str().unwrap(),
-        &url,
-        "--into-existing",
-        "--truncate",
-        "--json",
-    ])
-    .success();
+    let run = into_existing(&db, &url, &["--truncate", "--json"]).success();
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(report["verified"], true, "{}", run.stdout);
     assert_eq!(
@@ -139,13 +138,7 @@ fn version_mismatch_stops_the_run_unless_allowed() {
         &APP_SQLITE.replace("VALUES ('c0ffee')", "VALUES ('0ld')"),
     );
     let (pg, url) = app_target("ver");
-    let run = pgharbor(&[
-        "migrate",
-        db.to_str().unwrap(),
-        &url,
-        "--into-existing",
-        "--truncate",
-    ]);
+    let run = into_existing(&db, &url, &["--truncate"]);
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(
         run.stderr.contains("alembic_version")
@@ -159,15 +152,7 @@ fn version_mismatch_stops_the_run_unless_allowed() {
         "1",
         "nothing was changed"
     );
-    pgharbor(&[
-        "migrate",
-        db.to_str().unwrap(),
-        &url,
-        "--into-existing",
-        "--truncate",
-        "--allow-version-mismatch",
-    ])
-    .success();
+    into_existing(&db, &url, &["--truncate", "--allow-version-mismatch"]).success();
 }
 
 #[test]
@@ -178,28 +163,18 @@ fn schema_drift_is_named_and_can_be_ignored_knowingly() {
         &format!("{APP_SQLITE}\nALTER TABLE chat ADD COLUMN legacy TEXT;"),
     );
     let (_pg, url) = app_target("drift");
-    let run = pgharbor(&[
-        "migrate",
-        db.to_str().unwrap(),
-        &url,
-        "--into-existing",
-        "--truncate",
-    ]);
+    let run = into_existing(&db, &url, &["--truncate"]);
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(
         run.stderr.contains("chat.legacy") && run.stderr.contains("--ignore-columns"),
         "{}",
         run.stderr
     );
-    pgharbor(&[
-        "migrate",
-        db.to_str().unwrap(),
+    into_existing(
+        &db,
         &url,
-        "--into-existing",
-        "--truncate",
-        "--ignore-columns",
-        "chat.legacy",
-    ])
+        &["--truncate", "--ignore-columns", "chat.legacy"],
+    )
     .success();
 }
 
@@ -212,13 +187,7 @@ fn a_required_target_column_missing_in_the_source_is_named() {
         "required",
         "ALTER TABLE chat ADD COLUMN owner_note text NOT NULL",
     );
-    let run = pgharbor(&[
-        "migrate",
-        db.to_str().unwrap(),
-        &url,
-        "--into-existing",
-        "--truncate",
-    ]);
+    let run = into_existing(&db, &url, &["--truncate"]);
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(
         run.stderr.contains("chat.owner_note") && run.stderr.contains("NOT NULL"),
@@ -235,13 +204,7 @@ fn a_value_that_does_not_fit_names_table_key_and_column_and_leaves_tables_empty(
         &format!("{APP_SQLITE}\nUPDATE message SET title = 'far too long a title' WHERE id = 20;"),
     );
     let (pg, url) = app_target("toolong");
-    let run = pgharbor(&[
-        "migrate",
-        db.to_str().unwrap(),
-        &url,
-        "--into-existing",
-        "--truncate",
-    ]);
+    let run = into_existing(&db, &url, &["--truncate"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
         run.stderr.contains("\"message\"")
@@ -290,14 +253,7 @@ fn dry_run_shows_the_mapping_and_changes_nothing() {
     let scratch = Scratch::new();
     let db = scratch.sqlite("app.db", APP_SQLITE);
     let (pg, url) = app_target("dry");
-    let run = pgharbor(&[
-        "migrate",
-        db.to_str().unwrap(),
-        &url,
-        "--into-existing",
-        "--dry-run",
-    ])
-    .success();
+    let run = into_existing(&db, &url, &["--dry-run"]).success();
     assert!(
         run.stdout
             .contains("active (INTEGER) → user.active is boolean"),
@@ -363,18 +319,10 @@ fn a_run_killed_mid_table_is_finished_by_resume_without_duplicates() {
         partial < 1_200_002,
         "the kill must land mid-load (got {partial} rows)"
     );
-    let again = pgharbor(&["migrate", db.to_str().unwrap(), &url, "--into-existing"]);
+    let again = into_existing(&db, &url, &[]);
     assert_eq!(again.code, 2, "{}", again.all());
     assert!(again.stderr.contains("--resume"), "{}", again.stderr);
-    let run = pgharbor(&[
-        "migrate",
-        db.to_str().unwrap(),
-        &url,
-        "--into-existing",
-        "--resume",
-        "--json",
-    ])
-    .success();
+    let run = into_existing(&db, &url, &["--resume", "--json"]).success();
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(report["verified"], true, "{}", run.stdout);
     assert_eq!(
@@ -428,15 +376,7 @@ fn a_lost_connection_is_finished_by_resume() {
     pg.psql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'lost' AND query LIKE 'COPY%'");
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let run = pgharbor(&[
-        "migrate",
-        db.to_str().unwrap(),
-        &url,
-        "--into-existing",
-        "--resume",
-        "--json",
-    ])
-    .success();
+    let run = into_existing(&db, &url, &["--resume", "--json"]).success();
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(report["verified"], true, "{}", run.stdout);
     assert_eq!(
