@@ -85,3 +85,10 @@ from_error!(pgharbor_sqlite::SqliteError, MigrateErrorKind::Source);
 from_error!(pgharbor_conn::ConnError, MigrateErrorKind::Connect);
 from_error!(pgharbor_pgwriter::WriteError, MigrateErrorKind::Write);
 from_error!(pgharbor_verify::VerifyError, MigrateErrorKind::Verify);
+
+/// Map a PostgreSQL error met while `doing` something into a [`MigrateError`].
+pub(crate) fn pg_error(
+    doing: impl fmt::Display,
+) -> impl FnOnce(tokio_postgres::Error) -> MigrateError {
+    move |e| pgharbor_pgwriter::WriteError::from_pg(e, doing).into()
+}

@@ -16,7 +16,7 @@
 //! When the load fails, the loaded tables are emptied again (they were empty
 //! before) and dropped foreign keys are restored.
 
-use crate::error::{MigrateError, MigrateErrorKind};
+use crate::error::{pg_error, MigrateError, MigrateErrorKind};
 use crate::load::{self, UnitResult};
 use crate::progress::Progress;
 use crate::resume::{self, DroppedForeignKey, Journal};
@@ -25,7 +25,7 @@ use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{ColumnDecision, Plan, ReportedObject, RowKey, TablePlan, ValuePolicy};
 use pgharbor_core::report::{FinishIssue, MigrationReport};
 use pgharbor_core::schema::{quote_ident, ColumnSpec, PgType, QualifiedName, TableSpec};
-use pgharbor_pgwriter::{ddl, WriteError};
+use pgharbor_pgwriter::ddl;
 use pgharbor_sqlite::inspect::SourceSchema;
 use pgharbor_sqlite::open::SourceSnapshot;
 use std::collections::{BTreeMap, BTreeSet};
@@ -99,10 +99,6 @@ fn usage(message: String) -> MigrateError {
     MigrateError::new(MigrateErrorKind::Usage, message)
 }
 
-fn pg(doing: impl std::fmt::Display) -> impl FnOnce(tokio_postgres::Error) -> MigrateError {
-    move |e| WriteError::from_pg(e, doing).into()
-}
-
 async fn target_tables(
     client: &Client,
     schema: &str,
@@ -118,7 +114,7 @@ async fn target_tables(
             &[&schema],
         )
         .await
-        .map_err(pg("reading the target schema"))?;
+        .map_err(pg_error("reading the target schema"))?;
     let mut tables: BTreeMap<String, Vec<TargetColumn>> = BTreeMap::new();
     for r in rows {
         tables.entry(r.get(0)).or_default().push(TargetColumn {
@@ -255,7 +251,7 @@ async fn target_bookkeeping(
         let rows = client
             .query(sql.as_str(), &[])
             .await
-            .map_err(pg(format!("reading {name}")))?;
+            .map_err(pg_error(format!("reading {name}")))?;
         let mut values: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
         values.sort();
         out.insert(name.to_string(), values);
@@ -407,7 +403,7 @@ async fn foreign_keys(
             &[&schema],
         )
         .await
-        .map_err(pg("reading foreign keys"))?;
+        .map_err(pg_error("reading foreign keys"))?;
     Ok(rows
         .iter()
         .map(|r| TargetForeignKey {
@@ -611,7 +607,10 @@ async fn start_or_resume(
         client
             .execute(sql.as_str(), &[])
             .await
-            .map_err(pg(format!("dropping foreign key {} for the load", fk.name)))?;
+            .map_err(pg_error(format!(
+                "dropping foreign key {} for the load",
+                fk.name
+            )))?;
     }
     Ok(journal)
 }
@@ -698,20 +697,23 @@ pub async fn migrate_into_existing(
                     &[&t.spec.name.to_string(), &c.name],
                 )
                 .await
-                .map_err(pg("looking up sequences"))?
+                .map_err(pg_error("looking up sequences"))?
                 .get(0);
             if seq.is_some() {
                 let sql = ddl::set_identity(&t.spec.name, &c.name, t.sequence_floor);
-                client.execute(sql.as_str(), &[]).await.map_err(pg(format!(
-                    "moving the sequence of {}.{}",
-                    t.spec.name, c.name
-                )))?;
+                client
+                    .execute(sql.as_str(), &[])
+                    .await
+                    .map_err(pg_error(format!(
+                        "moving the sequence of {}.{}",
+                        t.spec.name, c.name
+                    )))?;
             }
         }
         client
             .execute(format!("ANALYZE {}", t.spec.name).as_str(), &[])
             .await
-            .map_err(pg("ANALYZE"))?;
+            .map_err(pg_error("ANALYZE"))?;
     }
     let verifications = if options.verify {
         let verifying = verify::verify_all(target_config, &plan, pool, progress.clone());
@@ -746,7 +748,7 @@ async fn prepare_tables(
         let row = client
             .query_one(sql.as_str(), &[])
             .await
-            .map_err(pg(format!("checking {}", t.spec.name)))?;
+            .map_err(pg_error(format!("checking {}", t.spec.name)))?;
         if row.get::<_, bool>(0) {
             non_empty.push(t.spec.name.to_string());
         }
@@ -768,7 +770,7 @@ async fn prepare_tables(
     client
         .execute(sql.as_str(), &[])
         .await
-        .map_err(pg("emptying the tables to load (--truncate)"))?;
+        .map_err(pg_error("emptying the tables to load (--truncate)"))?;
     Ok(())
 }
 

@@ -9,9 +9,8 @@
 //! the unmarked units again, then finishes and verifies everything. The
 //! journal is removed when the run succeeds.
 
-use crate::error::{MigrateError, MigrateErrorKind};
+use crate::error::{pg_error, MigrateError, MigrateErrorKind};
 use crate::load::UnitRange;
-use pgharbor_pgwriter::WriteError;
 use tokio_postgres::Client;
 
 /// The schema holding the journal.
@@ -57,10 +56,6 @@ pub struct Journal {
     pub dropped: Vec<DroppedForeignKey>,
 }
 
-fn pg(doing: &'static str) -> impl FnOnce(tokio_postgres::Error) -> MigrateError {
-    move |e| WriteError::from_pg(e, doing).into()
-}
-
 /// Whether a journal exists in the target.
 pub async fn exists(client: &Client) -> Result<bool, MigrateError> {
     let row = client
@@ -69,7 +64,7 @@ pub async fn exists(client: &Client) -> Result<bool, MigrateError> {
             &[&SCHEMA],
         )
         .await
-        .map_err(pg("looking for an interrupted run"))?;
+        .map_err(pg_error("looking for an interrupted run"))?;
     Ok(row.get(0))
 }
 
@@ -85,7 +80,7 @@ pub async fn create(client: &Client, journal: &Journal) -> Result<(), MigrateErr
              CREATE TABLE pgharbor_resume.dropped_fk (table_name text NOT NULL, name text NOT NULL, definition text NOT NULL);",
         )
         .await
-        .map_err(pg(doing))?;
+        .map_err(pg_error(doing))?;
     for u in &journal.units {
         let (first, last) = match u.range {
             UnitRange::WholeTable => (None, None),
@@ -97,7 +92,7 @@ pub async fn create(client: &Client, journal: &Journal) -> Result<(), MigrateErr
                 &[&u.id, &u.level, &u.table, &first, &last],
             )
             .await
-            .map_err(pg(doing))?;
+            .map_err(pg_error(doing))?;
     }
     for (table, n) in &journal.source_rows {
         client
@@ -106,7 +101,7 @@ pub async fn create(client: &Client, journal: &Journal) -> Result<(), MigrateErr
                 &[table, n],
             )
             .await
-            .map_err(pg(doing))?;
+            .map_err(pg_error(doing))?;
     }
     for fk in &journal.dropped {
         client
@@ -115,9 +110,12 @@ pub async fn create(client: &Client, journal: &Journal) -> Result<(), MigrateErr
                 &[&fk.table, &fk.name, &fk.definition],
             )
             .await
-            .map_err(pg(doing))?;
+            .map_err(pg_error(doing))?;
     }
-    client.batch_execute("COMMIT").await.map_err(pg(doing))
+    client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(pg_error(doing))
 }
 
 /// Read the journal of an interrupted run.
@@ -126,7 +124,7 @@ pub async fn read(client: &Client) -> Result<Journal, MigrateError> {
     let units = client
         .query("SELECT id, level, table_name, first_rowid, last_rowid, done FROM pgharbor_resume.unit ORDER BY id", &[])
         .await
-        .map_err(pg(doing))?
+        .map_err(pg_error(doing))?
         .iter()
         .map(|r| JournaledUnit {
             id: r.get(0),
@@ -145,7 +143,7 @@ pub async fn read(client: &Client) -> Result<Journal, MigrateError> {
             &[],
         )
         .await
-        .map_err(pg(doing))?
+        .map_err(pg_error(doing))?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
@@ -155,7 +153,7 @@ pub async fn read(client: &Client) -> Result<Journal, MigrateError> {
             &[],
         )
         .await
-        .map_err(pg(doing))?
+        .map_err(pg_error(doing))?
         .iter()
         .map(|r| DroppedForeignKey {
             table: r.get(0),
@@ -175,7 +173,7 @@ pub async fn remove(client: &Client) -> Result<(), MigrateError> {
     client
         .batch_execute("DROP SCHEMA IF EXISTS pgharbor_resume CASCADE")
         .await
-        .map_err(pg("removing the resume journal"))
+        .map_err(pg_error("removing the resume journal"))
 }
 
 /// The error for a run that would start over a journal without being told to.

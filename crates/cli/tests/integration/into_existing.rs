@@ -276,9 +276,18 @@ fn big_app_db(scratch: &Scratch) -> std::path::PathBuf {
     )
 }
 
-fn spawn_and_wait_for_loading(args: &[&str]) -> std::process::Child {
+/// Start `migrate DB URL --into-existing --truncate --jobs 2` and return once it is loading.
+fn spawn_and_wait_for_loading(db: &std::path::Path, url: &str) -> std::process::Child {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgharbor"))
-        .args(args)
+        .args([
+            "migrate",
+            db.to_str().unwrap(),
+            url,
+            "--into-existing",
+            "--truncate",
+            "--jobs",
+            "2",
+        ])
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -299,16 +308,7 @@ fn a_run_killed_mid_table_is_finished_by_resume_without_duplicates() {
     let scratch = Scratch::new();
     let db = big_app_db(&scratch);
     let (pg, url) = app_target("killed");
-    let args = [
-        "migrate",
-        db.to_str().unwrap(),
-        &url,
-        "--into-existing",
-        "--truncate",
-        "--jobs",
-        "2",
-    ];
-    let mut child = spawn_and_wait_for_loading(&args);
+    let mut child = spawn_and_wait_for_loading(&db, &url);
     std::thread::sleep(std::time::Duration::from_millis(700));
     child.kill().unwrap(); // SIGKILL: no cleanup of any kind
     child.wait().unwrap();
@@ -362,16 +362,7 @@ fn a_lost_connection_is_finished_by_resume() {
     let scratch = Scratch::new();
     let db = big_app_db(&scratch);
     let (pg, url) = app_target("lost");
-    let args = [
-        "migrate",
-        db.to_str().unwrap(),
-        &url,
-        "--into-existing",
-        "--truncate",
-        "--jobs",
-        "2",
-    ];
-    let child = spawn_and_wait_for_loading(&args);
+    let child = spawn_and_wait_for_loading(&db, &url);
     std::thread::sleep(std::time::Duration::from_millis(500));
     pg.psql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'lost' AND query LIKE 'COPY%'");
     let output = child.wait_with_output().unwrap();
