@@ -5,8 +5,36 @@
 //! read-only, without Python or a `chromadb` install, for stores written by
 //! chromadb 0.4.x … 1.5.x.
 //!
-//! API CONTRACT (skeleton written by the lead; the reader helper implements it
-//! and replaces this paragraph with the real overview):
+//! ## How it reads
+//!
+//! * [`Store::open`] takes one SQLite read snapshot of `chroma.sqlite3`
+//!   (a leader plus `readers` spare connections, all inside one read
+//!   transaction, never writing), lists the live collections from
+//!   `collections` → `segments` (ghost directories and orphan rows of dropped
+//!   collections are ignored), and for each collection:
+//!   - reads `header.bin` and the labels and deleted flags of the
+//!     `cur_element_count` elements of `data_level0.bin` (not the vectors),
+//!     mapping live slots to ids through `index_metadata.pickle`;
+//!   - replays the write-ahead log (`embeddings_queue`) past the persisted
+//!     position (`max_seq_id` table, else the pickle's `max_seq_id`, else from
+//!     the start) with Chroma's add/update/upsert/delete semantics, keeping
+//!     only which log row holds each id's current vector;
+//!   - checks that every live item (row of the metadata segment's
+//!     `embeddings`) has a vector, and counts where they come from
+//!     ([`VectorSources`]).
+//! * [`StoreReader::read`] streams a range of `embeddings.id` of one
+//!   collection with one query joining `embedding_metadata` (and an ordered
+//!   cursor over `embedding_metadata_array` on 1.5+), and fetches each vector
+//!   by positioned read from `data_level0.bin` (multiplied by `length.bin`
+//!   for cosine spaces) or by `seq_id` from the log. Memory stays proportional
+//!   to the number of ids, not to the vectors.
+//! * [`Store::check_unchanged`] verifies afterwards, on a fresh connection,
+//!   that Chroma did not persist the HNSW files while they were read.
+//!
+//! The metadata segment is the truth for the live id set, documents and
+//! metadata; vectors of ids it does not hold are ignored
+//! ([`VectorSources::without_item`]). Every error names the file and the
+//! collection concerned ([`ChromaError`]).
 //!
 //! ```no_run
 //! use pgharbor_chroma::{Store, ChromaError};
@@ -22,7 +50,20 @@
 //! # Ok::<(), ChromaError>(())
 //! ```
 
-use std::path::Path;
+mod catalog;
+mod error;
+mod hnsw;
+mod metadata;
+mod pickle;
+mod reader;
+mod schema;
+mod source;
+mod store;
+mod wal;
+
+pub use error::{ChromaError, ErrorKind, Result};
+pub use reader::StoreReader;
+pub use store::Store;
 
 /// Distance space of a collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +112,9 @@ pub struct VectorSources {
     pub from_log: u64,
     /// Log rows replayed (after the persisted position).
     pub log_rows_replayed: u64,
+    /// Current vectors (HNSW or log) whose id has no item in the metadata
+    /// segment: ignored, since the metadata segment is the truth.
+    pub without_item: u64,
 }
 
 /// One item as `collection.get(include=[embeddings, documents, metadatas])` returns it.
@@ -88,52 +132,4 @@ pub struct Record<'a> {
     pub metadata: Option<&'a serde_json::Map<String, serde_json::Value>>,
     /// The vector as Chroma returns it (de-normalised for cosine).
     pub embedding: &'a [f32],
-}
-
-/// Errors reading a store.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ChromaError(String);
-
-/// An opened store: one consistent read snapshot.
-pub struct Store {}
-
-impl Store {
-    /// Open a Chroma directory (or its `chroma.sqlite3`) read-only, with
-    /// `readers` extra connections for [`Store::reader`].
-    pub fn open(_path: &Path, _readers: usize) -> Result<Store, ChromaError> {
-        unimplemented!("reader helper")
-    }
-
-    /// Live collections, in a stable order (tenant, database, name).
-    pub fn collections(&self) -> &[Collection] {
-        unimplemented!("reader helper")
-    }
-
-    /// A reader for another thread, inside the same snapshot.
-    pub fn reader(&self) -> Result<StoreReader, ChromaError> {
-        unimplemented!("reader helper")
-    }
-
-    /// Check nothing changed on disk since open (HNSW files, persisted positions).
-    pub fn check_unchanged(&self) -> Result<(), ChromaError> {
-        unimplemented!("reader helper")
-    }
-}
-
-/// Reads items of one collection; `Send`, one per worker thread.
-pub struct StoreReader {}
-
-impl StoreReader {
-    /// Call `on_record` for every live item of collection `collection` whose
-    /// `embeddings.id` is within `first..=last`, in `embeddings.id` order.
-    pub fn read<E: From<ChromaError>>(
-        &mut self,
-        _collection: usize,
-        _first: i64,
-        _last: i64,
-        _on_record: &mut dyn FnMut(&Record<'_>) -> Result<(), E>,
-    ) -> Result<(), E> {
-        unimplemented!("reader helper")
-    }
 }
