@@ -22,7 +22,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Queries for `schema`, around `sources`.
+    /// Queries for `schema`, around `sources`. The unary `+` keeps SQLite
+    /// off the `(segment_id, embedding_id)` index, so it walks the rowid
+    /// range in order instead of sorting the whole segment in a temp b-tree.
     pub fn new(sources: Vec<Source>, schema: &Schema) -> Shared {
         let bool_column = if schema.embedding_bool {
             "m.bool_value"
@@ -32,12 +34,12 @@ impl Shared {
         let items_sql = format!(
             "SELECT e.id, e.embedding_id, m.key, m.string_value, m.int_value, m.float_value, {bool_column} \
              FROM embeddings e LEFT JOIN embedding_metadata m ON m.id = e.id \
-             WHERE e.segment_id = ?1 AND e.id BETWEEN ?2 AND ?3 ORDER BY e.id"
+             WHERE +e.segment_id = ?1 AND e.id BETWEEN ?2 AND ?3 ORDER BY e.id"
         );
         let arrays_sql = schema.arrays.then(|| {
             "SELECT a.id, a.key, a.string_value, a.int_value, a.float_value, a.bool_value \
              FROM embedding_metadata_array a JOIN embeddings e ON e.id = a.id \
-             WHERE e.segment_id = ?1 AND a.id BETWEEN ?2 AND ?3 ORDER BY a.id, a.key, a.rowid"
+             WHERE +e.segment_id = ?1 AND a.id BETWEEN ?2 AND ?3 ORDER BY a.id, a.key, a.rowid"
                 .to_string()
         });
         Shared {
