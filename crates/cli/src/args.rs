@@ -149,7 +149,8 @@ pub enum Utf8Choice {
 /// Options shared by `migrate` and `verify`.
 #[derive(Debug, Args)]
 pub struct SourceArgs {
-    /// A SQLite file (path, or sqlite:PATH).
+    /// A SQLite file (path, or sqlite:PATH), a Chroma directory (chroma:DIR, or a
+    /// directory holding chroma.sqlite3), or with --preset open-webui Open WebUI's data directory.
     pub source: String,
     /// A PostgreSQL URL or key=value string; defaults to $DATABASE_URL.
     pub target: Option<String>,
@@ -209,6 +210,70 @@ pub struct MigrateArgs {
     /// without duplicating or missing rows.
     #[arg(long, conflicts_with = "truncate")]
     pub resume: bool,
+    /// Vector stores (Chroma sources, and Open WebUI's vector_db/ under --preset).
+    #[command(flatten)]
+    pub vectors: VectorArgs,
+}
+
+/// Where Chroma collections go in PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayoutChoice {
+    /// Open WebUI's document_chunk table (the default with --preset open-webui).
+    OpenWebui,
+    /// One table per collection plus a chroma_collections catalog (the default otherwise).
+    Tables,
+}
+
+/// Vector index to build after the load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IndexArg {
+    /// open-webui layout: what Open WebUI builds (IVFFlat, lists = 100, from 5,000 rows); tables layout: HNSW.
+    Auto,
+    /// HNSW (--hnsw-m, --hnsw-ef-construction).
+    Hnsw,
+    /// IVFFlat (--ivfflat-lists).
+    Ivfflat,
+    /// No index: searches are exact.
+    None,
+}
+
+/// Options for vector sources.
+#[derive(Debug, Args)]
+pub struct VectorArgs {
+    /// Target layout for Chroma collections.
+    #[arg(long, value_enum)]
+    pub layout: Option<LayoutChoice>,
+    /// Vector column dimension (Open WebUI's PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH; default 1536
+    /// for a new document_chunk, the existing column's otherwise). Shorter vectors are zero-padded.
+    #[arg(long)]
+    pub dimension: Option<u32>,
+    /// Vector index built after the load, with the collection's distance operator.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub index: IndexArg,
+    /// HNSW: links per node.
+    #[arg(long, default_value_t = 16)]
+    pub hnsw_m: u32,
+    /// HNSW: candidate list size while building.
+    #[arg(long, default_value_t = 64)]
+    pub hnsw_ef_construction: u32,
+    /// IVFFlat: number of lists.
+    #[arg(long, default_value_t = 100)]
+    pub ivfflat_lists: u32,
+    /// Recall check: hnsw.ef_search used for the PostgreSQL searches.
+    #[arg(long, default_value_t = 40)]
+    pub ef_search: u32,
+    /// Recall check: ivfflat.probes used for the PostgreSQL searches.
+    #[arg(long, default_value_t = 10)]
+    pub probes: u32,
+    /// Recall check: fail when a collection's recall@10 is below this (0 to 1).
+    #[arg(long, default_value_t = 0.9)]
+    pub min_recall: f64,
+    /// Recall check: stored vectors used as queries per collection.
+    #[arg(long, default_value_t = 32)]
+    pub recall_queries: usize,
+    /// With --preset open-webui: move only the database, leave vector_db/ alone.
+    #[arg(long)]
+    pub skip_vectors: bool,
 }
 
 /// `pgharbor verify`.

@@ -3,6 +3,7 @@
 //! codes; the work lives in the library crates.
 
 mod args;
+mod chroma;
 mod migrate;
 mod output;
 mod progress;

@@ -4,6 +4,7 @@ use crate::args::{MigrateArgs, NulChoice, Preset, SourceArgs, Utf8Choice, Verify
 use crate::{output, progress, Failure};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{InvalidUtf8Policy, NulPolicy, ValuePolicy};
+use pgharbor_migrate::chroma::layout::Layout;
 use pgharbor_migrate::existing::{self, ExistingOptions};
 use pgharbor_migrate::presets::OpenWebUi;
 use pgharbor_migrate::sqlite::{self, MigrateOptions};
@@ -21,10 +22,7 @@ fn parse_source(text: &str) -> Result<Source, Failure> {
         return Ok(Source::Sqlite(PathBuf::from(path)));
     }
     if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-        return Err(Failure::usage("PostgreSQL sources are not supported by this version of pgharbor yet; SOURCE must be a SQLite file"));
-    }
-    if text.starts_with("chroma:") {
-        return Err(Failure::usage("Chroma sources are not supported by this version of pgharbor yet; SOURCE must be a SQLite file"));
+        return Err(Failure::usage("PostgreSQL sources are not supported by this version of pgharbor yet; SOURCE must be a SQLite file or a Chroma directory"));
     }
     Ok(Source::Sqlite(PathBuf::from(text)))
 }
@@ -162,19 +160,63 @@ async fn migrate_into_existing(args: &MigrateArgs) -> Result<u8, Failure> {
     .map_err(Failure::from_migrate)?;
     reporter.done();
     output::print_report(&report, common.json)?;
-    if let Some(open_webui) = open_webui.filter(|_| report.verified != Some(false)) {
-        let steps = open_webui.next_steps(&target);
+    let Some(open_webui) = open_webui else {
+        return Ok(exit_code(&report));
+    };
+    if report.verified == Some(false) {
+        return Ok(exit_code(&report));
+    }
+    let vectors = match open_webui.vector_db.as_ref().filter(|d| !args.vectors.skip_vectors && d.join("chroma.sqlite3").is_file()) {
+        Some(dir) => {
+            let options = crate::chroma::options(args, &args.vectors, options.schema.clone(), options.policy, options.jobs, Layout::OpenWebUi)?;
+            let report = crate::chroma::run(&dir.display().to_string(), dir, &target, &options, false, common.json)
+                .await?
+                .expect("not a dry run");
+            crate::chroma::print_report(&report, common.json)?;
+            Some(report)
+        }
+        None => None,
+    };
+    let code = exit_code(&report).max(vectors.as_ref().map_or(0, crate::chroma::exit_code));
+    let steps = open_webui.next_steps(&target, vectors.as_ref().map(|v| v.open_webui_env.as_slice()));
+    if code == 0 {
         if common.json {
             eprint!("{steps}");
         } else {
             print!("\n{steps}");
         }
     }
-    Ok(exit_code(&report))
+    Ok(code)
+}
+
+/// `pgharbor migrate chroma:DIR TARGET`.
+async fn migrate_chroma(args: &MigrateArgs, dir: &std::path::Path) -> Result<u8, Failure> {
+    let common = &args.common;
+    if args.into_existing || args.resume || args.allow_version_mismatch || !args.ignore_columns.is_empty() {
+        return Err(Failure::usage("--into-existing, --resume, --allow-version-mismatch and --ignore-columns are for SQLite sources; a Chroma source takes --layout"));
+    }
+    let target = target_config(common.target.as_deref(), true)?.expect("required");
+    let options = crate::chroma::options(
+        args,
+        &args.vectors,
+        target_schema(common, Some(&target)),
+        policy(common),
+        jobs(common),
+        Layout::Tables,
+    )?;
+    let report = crate::chroma::run(&common.source, dir, &target, &options, args.dry_run, common.json).await?;
+    let Some(report) = report else {
+        return Ok(0);
+    };
+    crate::chroma::print_report(&report, common.json)?;
+    Ok(crate::chroma::exit_code(&report))
 }
 
 /// `pgharbor migrate`.
 pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
+    if let Some(dir) = crate::chroma::chroma_dir(&args.common.source).filter(|_| args.common.preset.is_none()) {
+        return migrate_chroma(&args, &dir).await;
+    }
     if args.into_existing || args.common.preset.is_some() {
         return migrate_into_existing(&args).await;
     }

@@ -15,6 +15,8 @@ pub enum Cell<'a> {
     Text(&'a [u8]),
     /// Binary data.
     Blob(&'a [u8]),
+    /// An embedding vector (from vector stores).
+    Vector(&'a [f32]),
 }
 
 impl Cell<'_> {
@@ -26,6 +28,7 @@ impl Cell<'_> {
             Cell::Real(_) => "real",
             Cell::Text(_) => "text",
             Cell::Blob(_) => "blob",
+            Cell::Vector(_) => "vector",
         }
     }
 
@@ -53,6 +56,11 @@ impl Cell<'_> {
                     .collect();
                 let more = if bytes.len() > MAX / 2 { "…" } else { "" };
                 format!("x'{hex}{more}' ({} bytes)", bytes.len())
+            }
+            Cell::Vector(values) => {
+                let shown: Vec<String> = values.iter().take(4).map(|v| v.to_string()).collect();
+                let more = if values.len() > 4 { ", …" } else { "" };
+                format!("[{}{more}] ({} dimensions)", shown.join(", "), values.len())
             }
         }
     }

@@ -9,6 +9,10 @@ pub struct LossyCounts {
     pub nul_stripped: u64,
     /// Values in which invalid UTF-8 was replaced by U+FFFD.
     pub utf8_replaced: u64,
+    /// Vectors shorter than their column, zero-padded (exact for cosine ranking).
+    pub vectors_padded: u64,
+    /// Vectors with at least one component rounded to half precision (`halfvec`).
+    pub vectors_rounded_to_half: u64,
 }
 
 impl LossyCounts {
@@ -16,11 +20,13 @@ impl LossyCounts {
     pub fn add(&mut self, other: LossyCounts) {
         self.nul_stripped += other.nul_stripped;
         self.utf8_replaced += other.utf8_replaced;
+        self.vectors_padded += other.vectors_padded;
+        self.vectors_rounded_to_half += other.vectors_rounded_to_half;
     }
 
     /// True when nothing was changed.
     pub fn is_zero(&self) -> bool {
-        self.nul_stripped == 0 && self.utf8_replaced == 0
+        *self == LossyCounts::default()
     }
 }
 

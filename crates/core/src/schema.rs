@@ -115,6 +115,12 @@ pub enum PgType {
     Interval,
     /// A one-dimensional array (loaded from a JSON array).
     Array(ArrayElement),
+    /// pgvector's `vector(n)` (single precision); 0 means any dimension
+    /// (a column for a collection that holds no vector yet).
+    Vector(u32),
+    /// pgvector's `halfvec(n)` (half precision, for dimensions above the
+    /// 2,000 that `vector` indexes support).
+    HalfVec(u32),
 }
 
 /// Element types of arrays pgharbor loads.
@@ -183,6 +189,9 @@ impl PgType {
             PgType::Uuid => "uuid".into(),
             PgType::Interval => "interval".into(),
             PgType::Array(element) => format!("{}[]", element.sql()),
+            PgType::Vector(0) => "vector".into(),
+            PgType::Vector(n) => format!("vector({n})"),
+            PgType::HalfVec(n) => format!("halfvec({n})"),
         }
     }
 
@@ -237,6 +246,8 @@ pub struct IndexSpec {
     pub elements: Vec<String>,
     /// `UNIQUE`.
     pub unique: bool,
+    /// Access method when not btree (e.g. `gin`).
+    pub method: Option<String>,
     /// Partial index predicate.
     pub predicate: Option<String>,
     /// True when the definition came from expressions or a predicate in source SQL

@@ -82,6 +82,7 @@ macro_rules! from_error {
 }
 
 from_error!(pgharbor_sqlite::SqliteError, MigrateErrorKind::Source);
+from_error!(pgharbor_chroma::ChromaError, MigrateErrorKind::Source);
 from_error!(pgharbor_conn::ConnError, MigrateErrorKind::Connect);
 from_error!(pgharbor_pgwriter::WriteError, MigrateErrorKind::Write);
 from_error!(pgharbor_verify::VerifyError, MigrateErrorKind::Verify);

@@ -18,6 +18,7 @@
 //! [`target`] connects to the target (creating the database when it is missing
 //! and allowed) and checks what already exists there.
 
+pub mod chroma;
 pub mod error;
 pub mod existing;
 pub mod finish;

@@ -45,17 +45,28 @@ impl OpenWebUi {
 
     /// What to do after the relational data moved: Open WebUI's environment
     /// (passwords masked) and the parts pgharbor did not move.
-    pub fn next_steps(&self, target: &ConnConfig) -> String {
+    ///
+    /// `vector_env` holds the vector settings when vector_db/ was moved too.
+    pub fn next_steps(&self, target: &ConnConfig, vector_env: Option<&[String]>) -> String {
         let url = target.to_string();
         let mut out = String::from(
             "Next, start Open WebUI with (password shown as ****; use your secret store):\n",
         );
         out.push_str(&format!("  DATABASE_URL={url}\n"));
-        match &self.vector_db {
+        if let Some(env) = vector_env {
+            for setting in env {
+                out.push_str(&format!("  {setting}\n"));
+            }
+            out.push_str(&format!("  PGVECTOR_DB_URL={url}\n"));
+            out.push_str("Vectors were moved from vector_db/ without re-embedding; keep the directory as a backup until Open WebUI answers from PostgreSQL.\n");
+        }
+        match self.vector_db.as_ref().filter(|_| vector_env.is_none()) {
             Some(dir) => out.push_str(&format!(
-                "Vectors were NOT moved: {} is a Chroma store, which this version of pgharbor does not read yet. Keep VECTOR_DB=chroma (and the vector_db/ directory) for now, or re-embed after switching to VECTOR_DB=pgvector, PGVECTOR_DB_URL={url}, PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH=<your embedding dimension, 384 for the default model>.\n",
+                "Vectors were NOT moved (--skip-vectors): keep VECTOR_DB=chroma and {}, or run `pgharbor migrate chroma:{} {url} --layout open-webui` later.\n",
+                dir.display(),
                 dir.display()
             )),
+            None if vector_env.is_some() => {}
             None => out.push_str(&format!(
                 "No vector_db/ was found. To keep vectors in PostgreSQL too: VECTOR_DB=pgvector, PGVECTOR_DB_URL={url}, PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH=<your embedding dimension>.\n"
             )),

@@ -152,9 +152,9 @@ pub(crate) async fn interruptible<T>(
 }
 
 /// Wall-clock time of consecutive phases.
-struct Phases {
+pub(crate) struct Phases {
     since: Instant,
-    done: Vec<PhaseTiming>,
+    pub(crate) done: Vec<PhaseTiming>,
 }
 
 impl Default for Phases {
@@ -167,7 +167,7 @@ impl Default for Phases {
 }
 
 impl Phases {
-    fn lap(&mut self, phase: &str) {
+    pub(crate) fn lap(&mut self, phase: &str) {
         self.done.push(PhaseTiming {
             phase: phase.into(),
             seconds: self.since.elapsed().as_secs_f64(),

@@ -7,7 +7,7 @@ use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{Plan, RowKey, TablePlan};
 use pgharbor_core::report::TableVerification;
 use pgharbor_core::schema::{ArrayElement, PgType};
-use pgharbor_verify::digest::target_digest;
+use pgharbor_verify::digest::{target_digest, RowFilter};
 use pgharbor_verify::{RowHasher, RowMultiset, TableDigest};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -71,7 +71,14 @@ async fn verify_table(
     );
     let columns: Vec<String> = table.spec.columns.iter().map(|c| c.name.clone()).collect();
     let (reader, source) = source_pass(reader, plan.clone(), index, hasher.clone(), false).await;
-    let target = target_digest(client, &table.spec.name, &columns, &hasher, None).await;
+    let target = target_digest(
+        client,
+        &table.spec.name,
+        &columns,
+        &hasher,
+        RowFilter::All,
+        None,
+    ).await;
     let (source, target) = match (source, target) {
         (Ok((s, _)), Ok(t)) => (s, t),
         (Err(e), _) => return (reader, Err(e)),
@@ -100,6 +107,7 @@ async fn verify_table(
         &table.spec.name,
         &columns,
         &hasher,
+        RowFilter::All,
         Some((&mut multiset, &keys)),
     )
     .await
@@ -233,6 +241,8 @@ pub fn parse_type(name: &str) -> Option<PgType> {
             _ => return None,
         },
         n if n.starts_with("character varying(") => PgType::Varchar(*args(n).first()?),
+        n if n.starts_with("vector(") => PgType::Vector(*args(n).first()?),
+        n if n.starts_with("halfvec(") => PgType::HalfVec(*args(n).first()?),
         _ => return None,
     })
 }

@@ -68,9 +68,14 @@ pub fn attach_primary_key(table: &QualifiedName) -> String {
 /// `CREATE [UNIQUE] INDEX`.
 pub fn create_index(table: &QualifiedName, index: &IndexSpec) -> String {
     let mut sql = format!(
-        "CREATE {}INDEX {} ON {table} ({})",
+        "CREATE {}INDEX {} ON {table} {}({})",
         if index.unique { "UNIQUE " } else { "" },
         quote_ident(&index.name),
+        index
+            .method
+            .as_ref()
+            .map(|m| format!("USING {m} "))
+            .unwrap_or_default(),
         index.elements.join(", ")
     );
     if let Some(p) = &index.predicate {

@@ -15,6 +15,8 @@
 //! | uuid              | UUID text: canonical, upper-case, 32 hex digits without dashes      |
 //! | interval          | integers, as microseconds (Django's DurationField)                  |
 //! | text[], integer[], bigint[], boolean[], double precision[] | JSON arrays of matching elements |
+//! | vector(n)         | vectors of at most n finite components, zero-padded to n (counted)  |
+//! | halfvec(n)        | the same, each component rounded to the nearest half-precision value (counted); beyond ±65504 refused |
 //!
 //! Text that PostgreSQL cannot store is refused unless the user opted in:
 //! NUL characters are stripped only under [`NulPolicy::Strip`], invalid UTF-8 is
@@ -163,6 +165,7 @@ impl RowEncoder {
                 Cell::Blob(b) | Cell::Text(b) => out.extend_from_slice(b),
                 Cell::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
                 Cell::Real(r) => out.extend_from_slice(forms::format_real(r).as_bytes()),
+                Cell::Vector(_) => return Err("a vector is not binary data".into()),
                 Cell::Null => unreachable!("NULL handled by encode_field"),
             },
             PgType::Date => {
@@ -209,7 +212,55 @@ impl RowEncoder {
                 out.extend_from_slice(&0i32.to_be_bytes());
                 out.extend_from_slice(&0i32.to_be_bytes());
             }
+            PgType::Vector(dim) => self.encode_vector(cell, dim, false, out)?,
+            PgType::HalfVec(dim) => self.encode_vector(cell, dim, true, out)?,
         }
+        Ok(())
+    }
+
+    /// pgvector's binary form: dimension and a zero word as int16, then each
+    /// component (float4, or IEEE half for `halfvec`), zero-padded to `dim`.
+    fn encode_vector(
+        &mut self,
+        cell: Cell<'_>,
+        dim: u32,
+        half: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        let Cell::Vector(values) = cell else {
+            return Err("not a vector".into());
+        };
+        if values.len() > dim as usize {
+            return Err(format!(
+                "{} dimensions do not fit {dim}; cutting a vector short would destroy the embedding",
+                values.len()
+            ));
+        }
+        if let Some(at) = values.iter().position(|v| !v.is_finite()) {
+            return Err(format!(
+                "component {at} is {}, which pgvector refuses",
+                values[at]
+            ));
+        }
+        out.extend_from_slice(&(dim as i16).to_be_bytes());
+        out.extend_from_slice(&0i16.to_be_bytes());
+        let mut rounded = false;
+        for v in values {
+            if half {
+                let h = half::f16::from_f32(*v);
+                if h.is_infinite() {
+                    return Err(format!("component {v} is beyond half precision's ±65504"));
+                }
+                rounded |= h.to_f32() != *v;
+                out.extend_from_slice(&h.to_bits().to_be_bytes());
+            } else {
+                out.extend_from_slice(&v.to_bits().to_be_bytes());
+            }
+        }
+        let pad = dim as usize - values.len();
+        out.resize(out.len() + pad * if half { 2 } else { 4 }, 0);
+        self.lossy.vectors_padded += u64::from(pad > 0);
+        self.lossy.vectors_rounded_to_half += u64::from(rounded);
         Ok(())
     }
 
@@ -222,6 +273,7 @@ impl RowEncoder {
             Cell::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
             Cell::Real(r) => out.extend_from_slice(forms::format_real(r).as_bytes()),
             Cell::Blob(_) => return Err("binary data is not text".into()),
+            Cell::Vector(_) => return Err("a vector is not text".into()),
             Cell::Null => unreachable!("NULL handled by encode_field"),
         }
         Ok(())
@@ -424,7 +476,7 @@ fn encode_numeric(
             rendered.as_bytes()
         }
         Cell::Text(t) => t,
-        Cell::Blob(_) | Cell::Null => return Err("not a number".into()),
+        Cell::Blob(_) | Cell::Vector(_) | Cell::Null => return Err("not a number".into()),
     };
     let d = forms::parse_decimal(text).ok_or("not a decimal number")?;
     let dscale = match precision_scale {
@@ -449,6 +501,46 @@ mod tests {
         let mut out = Vec::new();
         enc.encode_field(0, cell, &mut out)?;
         Ok(out[4..].to_vec())
+    }
+
+    #[test]
+    fn vectors_are_padded_and_never_cut() {
+        let p = ValuePolicy::default();
+        let mut enc = RowEncoder::new(vec![PgType::Vector(3)], p);
+        let mut out = Vec::new();
+        enc.encode_field(0, Cell::Vector(&[1.5, -2.0]), &mut out)
+            .unwrap();
+        let mut expected = vec![0, 0, 0, 16, 0, 3, 0, 0];
+        for v in [1.5f32, -2.0, 0.0] {
+            expected.extend_from_slice(&v.to_be_bytes());
+        }
+        assert_eq!(out, expected);
+        assert_eq!(enc.lossy().vectors_padded, 1);
+        let err = field(Cell::Vector(&[1.0; 4]), PgType::Vector(3), p).unwrap_err();
+        assert!(
+            err.reason.contains("4 dimensions do not fit 3"),
+            "{}",
+            err.reason
+        );
+        let err = field(Cell::Vector(&[f32::NAN]), PgType::Vector(1), p).unwrap_err();
+        assert!(err.reason.contains("NaN"), "{}", err.reason);
+    }
+
+    #[test]
+    fn halfvec_rounds_and_counts_and_refuses_overflow() {
+        let p = ValuePolicy::default();
+        let mut enc = RowEncoder::new(vec![PgType::HalfVec(2)], p);
+        let mut out = Vec::new();
+        enc.encode_field(0, Cell::Vector(&[0.5, 0.1]), &mut out)
+            .unwrap();
+        assert_eq!(&out[4..8], &[0, 2, 0, 0]);
+        assert_eq!(
+            &out[8..10],
+            &half::f16::from_f32(0.5).to_bits().to_be_bytes()
+        );
+        assert_eq!(enc.lossy().vectors_rounded_to_half, 1);
+        let err = field(Cell::Vector(&[70000.0]), PgType::HalfVec(1), p).unwrap_err();
+        assert!(err.reason.contains("65504"), "{}", err.reason);
     }
 
     #[test]

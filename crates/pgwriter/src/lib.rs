@@ -8,6 +8,8 @@
 //! * [`ddl`]: `CREATE TABLE`, keys, indexes, foreign keys and views, every name
 //!   quoted through [`quote_ident`](pgharbor_core::schema::quote_ident).
 //! * [`load`]: streaming encoded chunks into `COPY … FROM STDIN (FORMAT binary)`.
+//! * [`pgvector`]: the `vector` extension (installed, or how to get it), `vector`/`halfvec`
+//!   column types by dimension, and HNSW/IVFFlat index DDL per distance.
 //! * [`error`]: the writer's error type, which turns PostgreSQL errors into a
 //!   one-line cause plus what to do.
 
@@ -16,5 +18,6 @@ pub mod encode;
 pub mod error;
 pub mod load;
 mod numeric;
+pub mod pgvector;
 
 pub use error::{WriteError, WriteErrorKind};

@@ -574,6 +574,7 @@ fn plan_index(
                 name: idx.name.clone(),
                 elements: vec![elements],
                 unique: idx.unique,
+                method: None,
                 predicate,
                 translated: true,
             }),
@@ -623,6 +624,7 @@ fn plan_index(
         name,
         elements,
         unique: idx.unique,
+        method: None,
         predicate: None,
         translated: false,
     })

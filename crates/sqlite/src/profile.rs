@@ -172,7 +172,7 @@ impl ColumnProfile {
                     self.max_chars = self.max_chars.max(Some(chars));
                 }
             }
-            Cell::Blob(_) => self.blobs += 1,
+            Cell::Blob(_) | Cell::Vector(_) => self.blobs += 1,
         }
         if checks.any() {
             observe(self.forms.get_or_insert_with(Forms::default), cell, checks);
@@ -261,7 +261,7 @@ fn observe(f: &mut Forms, cell: Cell<'_>, checks: Checks) {
                 merge_decimal(f, forms::parse_decimal(t));
             }
         }
-        Cell::Blob(_) => {
+        Cell::Blob(_) | Cell::Vector(_) => {
             f.all_bool = false;
             f.all_uuid = false;
             f.json = JsonForm::Invalid;

@@ -6,7 +6,7 @@ use crate::VerifyError;
 use futures_util::StreamExt;
 use pgharbor_core::cell::Cell;
 use pgharbor_core::plan::ValuePolicy;
-use pgharbor_core::schema::{quote_ident, PgType, QualifiedName};
+use pgharbor_core::schema::{quote_ident, quote_literal, PgType, QualifiedName};
 use pgharbor_pgwriter::encode::{CellError, RowEncoder};
 use std::collections::HashMap;
 use tokio_postgres::Client;
@@ -158,18 +158,40 @@ impl RowMultiset {
     }
 }
 
-/// Digest `columns` of a target table; with `multiset`, also count every row
-/// there, named by `key_columns` (indexes into `columns`).
+/// Which rows of a target table to digest.
+#[derive(Debug, Clone, Copy)]
+pub enum RowFilter<'a> {
+    /// Every row.
+    All,
+    /// Rows whose `column` equals `value` (one collection of a shared table).
+    Equals {
+        /// Column name.
+        column: &'a str,
+        /// Text value.
+        value: &'a str,
+    },
+}
+
+/// Digest `columns` of a target table (the rows `filter` selects); with
+/// `multiset`, also count every row there, named by `key_columns` (indexes
+/// into `columns`).
 pub async fn target_digest(
     client: &Client,
     table: &QualifiedName,
     columns: &[String],
     hasher: &RowHasher,
+    filter: RowFilter<'_>,
     mut multiset: Option<(&mut RowMultiset, &[usize])>,
 ) -> Result<TableDigest, VerifyError> {
     let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    let condition = match filter {
+        RowFilter::All => String::new(),
+        RowFilter::Equals { column, value } => {
+            format!(" WHERE {} = {}", quote_ident(column), quote_literal(value))
+        }
+    };
     let sql = format!(
-        "COPY (SELECT {} FROM {table}) TO STDOUT (FORMAT binary)",
+        "COPY (SELECT {} FROM {table}{condition}) TO STDOUT (FORMAT binary)",
         cols.join(", ")
     );
     let pg_err = |source| VerifyError::Target {

@@ -1,0 +1,702 @@
+//! ChromaDB → PostgreSQL + pgvector, through the shared pipeline: the store is
+//! read straight from disk ([`pgharbor_chroma`]), planned into one of two
+//! [layouts](layout::Layout), loaded in parallel by [`crate::load`], keyed and
+//! indexed by [`crate::finish`] plus the vector indexes, then proved per
+//! collection by [`check`] (counts, checksums, recall@10).
+
+pub mod check;
+pub mod layout;
+pub mod openwebui;
+pub mod reader;
+
+use crate::error::{pg_error, MigrateError, MigrateErrorKind};
+use crate::finish;
+use crate::load::{self, UnitRange, UnitReader, WorkUnit};
+use crate::progress::Progress;
+use crate::sqlite::{interruptible, Phases};
+use crate::target;
+use check::{CollectionCheck, Query, RecallReport, SearchSettings};
+use layout::{ChromaPlan, Layout, TableFeed, TargetFacts, OPEN_WEBUI_TABLE, OPEN_WEBUI_VECTOR_INDEX};
+use openwebui::MetadataChanges;
+use pgharbor_chroma::{Collection, Store};
+use pgharbor_conn::ConnConfig;
+use pgharbor_core::plan::ValuePolicy;
+use pgharbor_core::report::{MigrationReport, TableVerification};
+use pgharbor_core::schema::{quote_ident, PgType};
+use pgharbor_pgwriter::pgvector::{self, IndexMethod, Version};
+use pgharbor_pgwriter::ddl;
+use reader::{ChromaUnitReader, Feeds};
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio_postgres::Client;
+
+/// Collections with at least this many items are split over several workers.
+const SPLIT_MIN_ITEMS: u64 = 20_000;
+
+/// Which vector index to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexChoice {
+    /// The layout's default: what Open WebUI builds (IVFFlat from 5,000 rows),
+    /// HNSW for the tables layout.
+    Auto,
+    /// No vector index (exact searches).
+    None,
+    /// This method.
+    Method(IndexMethod),
+}
+
+/// Settings of the nearest-neighbour check.
+#[derive(Debug, Clone)]
+pub struct RecallOptions {
+    /// Queries per collection (stored vectors, spread over the collection).
+    pub queries: usize,
+    /// Fail below this recall@10.
+    pub min_recall: f64,
+    /// `hnsw.ef_search` during the check.
+    pub ef_search: u32,
+    /// `ivfflat.probes` during the check.
+    pub probes: u32,
+}
+
+impl Default for RecallOptions {
+    fn default() -> Self {
+        RecallOptions {
+            queries: 32,
+            min_recall: 0.9,
+            ef_search: 40,
+            probes: 10,
+        }
+    }
+}
+
+/// Options of a Chroma migration.
+#[derive(Debug, Clone)]
+pub struct ChromaOptions {
+    /// Where collections go.
+    pub layout: Layout,
+    /// Target schema.
+    pub schema: String,
+    /// Vector column dimension (Open WebUI's `PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH`).
+    pub dimension: Option<u32>,
+    /// Vector index.
+    pub index: IndexChoice,
+    /// Parallel workers.
+    pub jobs: usize,
+    /// Verify (counts, checksums, recall) after loading.
+    pub verify: bool,
+    /// The recall check.
+    pub recall: RecallOptions,
+    /// Replace what is in the way: the collections' rows in an existing
+    /// `document_chunk`, or existing tables of the tables layout.
+    pub replace: bool,
+    /// Create the target database when it is missing.
+    pub create_database: bool,
+    /// NUL and UTF-8 rules.
+    pub policy: ValuePolicy,
+}
+
+/// What happened to one collection.
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectionReport {
+    /// Collection name.
+    pub name: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Database.
+    pub database: String,
+    /// Distance space in Chroma.
+    pub space: String,
+    /// Dimension.
+    pub dimension: Option<u32>,
+    /// Live items.
+    pub items: u64,
+    /// Target table.
+    pub table: String,
+    /// Vectors read from the HNSW files.
+    pub vectors_from_hnsw: u64,
+    /// Vectors read from the write-ahead log.
+    pub vectors_from_log: u64,
+    /// Counts and checksums, when verified.
+    pub verification: Option<TableVerification>,
+    /// Nearest-neighbour agreement, when the collection's table has a vector index.
+    pub recall: Option<RecallReport>,
+}
+
+/// The result of a Chroma migration.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChromaReport {
+    /// Tables, rows, bytes, phases.
+    pub migration: MigrationReport,
+    /// `open-webui` or `tables`.
+    pub layout: String,
+    /// The vector column type (`vector(1536)`, …) per table.
+    pub vector_columns: Vec<String>,
+    /// Vector indexes built, as SQL.
+    pub vector_indexes: Vec<String>,
+    /// Per collection.
+    pub collections: Vec<CollectionReport>,
+    /// Open WebUI's metadata rule: what it changed.
+    pub metadata_changes: MetadataChanges,
+    /// Notes for the user.
+    pub notes: Vec<String>,
+    /// `Some(false)` when a collection's recall fell below the threshold.
+    pub recall_passed: Option<bool>,
+    /// Open WebUI settings that match what was written (open-webui layout).
+    pub open_webui_env: Vec<String>,
+}
+
+/// The plan for people (`--dry-run`): tables, columns, where each collection
+/// goes and from which files, indexes and notes.
+pub fn render_plan(plan: &ChromaPlan, collections: &[Collection]) -> String {
+    let mut out = String::new();
+    let layout = match plan.layout {
+        Layout::OpenWebUi => "open-webui (Open WebUI's document_chunk)",
+        Layout::Tables => "tables (one table per collection, catalog chroma_collections)",
+    };
+    out.push_str(&format!("layout: {layout}
+"));
+    for table in &plan.plan.tables {
+        let columns: Vec<String> = table
+            .spec
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", quote_ident(&c.name), c.pg_type))
+            .collect();
+        let how = if plan.reuse_existing { "existing" } else { "create" };
+        out.push_str(&format!("  {how} {} ({})
+", table.spec.name, columns.join(", ")));
+    }
+    out.push_str("collections:
+");
+    for (c, target) in collections.iter().zip(&plan.targets) {
+        out.push_str(&format!(
+            "  {} [{}, {} dims, {} items: {} vectors from the HNSW files, {} from the log] -> {}
+",
+            layout::display_name(c),
+            layout::space_name(c.space),
+            c.dimension.map_or("no".into(), |d| d.to_string()),
+            c.count,
+            c.sources.from_hnsw,
+            c.sources.from_log,
+            plan.plan.tables[target.table].spec.name
+        ));
+    }
+    for ix in &plan.vector_indexes {
+        let table = &plan.plan.tables[ix.table].spec;
+        let column_type = table.columns.iter().find(|c| c.name == ix.column).map_or(PgType::Vector(0), |c| c.pg_type);
+        out.push_str(&format!(
+            "after the load: {}
+",
+            pgvector::vector_index(&ix.name, &table.name, &ix.column, column_type, ix.method, ix.distance)
+        ));
+    }
+    for note in &plan.notes {
+        out.push_str(&format!("note: {note}
+"));
+    }
+    out
+}
+
+/// Open WebUI's environment for what the plan writes.
+fn open_webui_env(plan: &ChromaPlan) -> Vec<String> {
+    if plan.layout != Layout::OpenWebUi {
+        return Vec::new();
+    }
+    let mut env = vec!["VECTOR_DB=pgvector".to_string()];
+    match plan.plan.tables[0].spec.columns[1].pg_type {
+        PgType::HalfVec(d) => {
+            env.push(format!("PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH={d}"));
+            env.push("PGVECTOR_USE_HALFVEC=true".into());
+        }
+        PgType::Vector(d) if d > 0 => env.push(format!("PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH={d}")),
+        _ => {}
+    }
+    if let Some(ix) = plan.vector_indexes.first() {
+        env.push(format!("PGVECTOR_INDEX_METHOD={}", ix.method.name()));
+    }
+    env
+}
+
+/// Open a store read-only with a reader for each of `jobs` workers.
+pub fn open_store(path: &Path, jobs: usize) -> Result<Store, MigrateError> {
+    Ok(Store::open(path, jobs.max(1))?)
+}
+
+/// Connect, make sure pgvector is there (unless `dry_run`, which changes
+/// nothing), look at what the target holds and plan.
+pub async fn prepare(
+    store: &Store,
+    target_config: &ConnConfig,
+    options: &ChromaOptions,
+    dry_run: bool,
+) -> Result<(Client, ChromaPlan, TargetFacts), MigrateError> {
+    let (client, _) = target::connect_or_create(target_config, options.create_database && !dry_run).await?;
+    let version = if dry_run {
+        installed_or_available(&client).await?
+    } else {
+        pgvector::ensure_extension(&client).await?
+    };
+    let facts = target_facts(&client, options, version).await?;
+    let plan = layout::plan(store.collections(), options, &facts)?;
+    Ok((client, plan, facts))
+}
+
+async fn installed_or_available(client: &Client) -> Result<Version, MigrateError> {
+    let row = client
+        .query_opt(
+            "SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname = 'vector'), \
+             (SELECT default_version FROM pg_available_extensions WHERE name = 'vector'))",
+            &[],
+        )
+        .await
+        .map_err(pg_error("looking for pgvector on the target"))?;
+    let version: Option<String> = row.and_then(|r| r.get(0));
+    Ok(version.map_or((0, 0, 0), |v| pgvector::parse_version(&v)))
+}
+
+async fn target_facts(
+    client: &Client,
+    options: &ChromaOptions,
+    pgvector: Version,
+) -> Result<TargetFacts, MigrateError> {
+    let mut facts = TargetFacts {
+        pgvector,
+        ..TargetFacts::default()
+    };
+    if options.layout != Layout::OpenWebUi {
+        return Ok(facts);
+    }
+    let column = client
+        .query_opt(
+            "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = 'vector' AND NOT a.attisdropped",
+            &[&options.schema, &OPEN_WEBUI_TABLE],
+        )
+        .await
+        .map_err(pg_error("looking for Open WebUI's document_chunk"))?;
+    if let Some(row) = column {
+        let type_name: String = row.get(0);
+        facts.existing_vector_type = Some(crate::verify::parse_type(&type_name).ok_or_else(|| {
+            MigrateError::new(
+                MigrateErrorKind::Usage,
+                format!("{}.{OPEN_WEBUI_TABLE}.vector has type {type_name}, not vector or halfvec", options.schema),
+            )
+        })?);
+        let indexes = client
+            .query(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = $2",
+                &[&options.schema, &OPEN_WEBUI_TABLE],
+            )
+            .await
+            .map_err(pg_error("reading document_chunk's indexes"))?;
+        for row in indexes {
+            let (name, def): (String, String) = (row.get(0), row.get(1));
+            if name == OPEN_WEBUI_VECTOR_INDEX {
+                facts.existing_vector_index = Some(def.clone());
+            }
+            facts.existing_indexes.push(name);
+        }
+    }
+    Ok(facts)
+}
+
+/// Run a planned Chroma migration.
+pub async fn migrate(
+    source_label: &str,
+    store: Store,
+    target_config: &ConnConfig,
+    options: &ChromaOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<ChromaReport, MigrateError> {
+    let started = Instant::now();
+    let mut phases = Phases::default();
+    let jobs = options.jobs.max(1);
+    let (client, plan, facts) = prepare(&store, target_config, options, false).await?;
+    make_room(&client, &plan, options).await?;
+    let plan = Arc::new(plan);
+    let feeds = Arc::new(Feeds {
+        collections: store.collections().to_vec(),
+        feeds: plan.feeds.clone(),
+        table_names: plan.plan.tables.iter().map(|t| t.spec.name.name.clone()).collect(),
+        layout: plan.layout,
+        changes: Mutex::new(MetadataChanges::default()),
+        counting: AtomicBool::new(true),
+    });
+    let generic = Arc::new(plan.plan.clone());
+    progress.phase("loading");
+    for table in &generic.tables {
+        progress.table_started(&table.source_name, table.source_rows);
+    }
+    let readers = unit_readers(&store, &feeds, jobs)?;
+    let loading = load::load_all(target_config, &generic, work_units(&plan, &feeds.collections, jobs), readers, progress.clone());
+    let (loaded, readers_back) = match interruptible(loading, "interrupted while loading").await {
+        Ok(done) => done,
+        Err(err) => return Err(clean_up_after_failure(&client, &plan, &feeds.collections, err).await),
+    };
+    feeds.counting.store(false, Ordering::Relaxed);
+    phases.lap("load");
+    let finished = interruptible(
+        finish::finish(target_config, &generic, jobs, &*progress),
+        "interrupted after the load: every row is in, but keys or indexes may be missing; run again with --drop-existing",
+    )
+    .await?;
+    progress.phase("building vector indexes");
+    let index_sql = interruptible(
+        build_vector_indexes(target_config, &plan, jobs),
+        "interrupted while building vector indexes: the data is complete; build the index by hand or run again",
+    )
+    .await?;
+    phases.lap("finish");
+    let (checks, recall) = if options.verify {
+        progress.phase("verifying");
+        drop(readers_back);
+        let readers = (0..jobs)
+            .map(|_| Ok(ChromaUnitReader::new(store.reader()?, feeds.clone())))
+            .collect::<Result<Vec<_>, MigrateError>>()?;
+        let checked = interruptible(
+            verify_all(target_config, &plan, &feeds, readers, options, facts.pgvector),
+            "interrupted during verification: the migration itself is complete",
+        )
+        .await?;
+        store.check_unchanged()?;
+        phases.lap("verify");
+        checked
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let mut migration = crate::sqlite::build_report(
+        source_label,
+        target_config,
+        &generic,
+        &loaded,
+        None,
+        finished,
+        started,
+    );
+    migration.phases = phases.done;
+    Ok(report(migration, &plan, &feeds, index_sql, checks, recall, options.verify))
+}
+
+fn unit_readers(store: &Store, feeds: &Arc<Feeds>, jobs: usize) -> Result<Vec<Box<dyn UnitReader>>, MigrateError> {
+    (0..jobs)
+        .map(|_| Ok(Box::new(ChromaUnitReader::new(store.reader()?, feeds.clone())) as Box<dyn UnitReader>))
+        .collect()
+}
+
+/// Refuse, or with `replace` clear, whatever the plan would collide with;
+/// then create the schema and tables.
+async fn make_room(client: &Client, plan: &ChromaPlan, options: &ChromaOptions) -> Result<(), MigrateError> {
+    let schema = &plan.plan.target_schema;
+    if plan.reuse_existing {
+        clear_collections_in_shared_table(client, plan, options.replace).await?;
+        return Ok(());
+    }
+    let names: Vec<String> = plan.plan.tables.iter().map(|t| t.spec.name.name.clone()).collect();
+    let existing = target::existing_relations(client, schema, &names).await?;
+    if !options.replace {
+        target::refuse_existing(&existing, schema).map_err(|e| {
+            MigrateError::new(e.kind(), e.to_string().replace("--drop-existing", "--replace"))
+        })?;
+    }
+    if schema != "public" {
+        client.batch_execute(&ddl::create_schema(schema)).await.map_err(pg_error("creating the target schema"))?;
+    }
+    for name in &existing {
+        let table = pgharbor_core::schema::QualifiedName::new(schema.clone(), name.clone());
+        client.batch_execute(&ddl::drop_table(&table)).await.map_err(pg_error(format!("dropping {table} (--replace)")))?;
+    }
+    for table in &plan.plan.tables {
+        client
+            .batch_execute(&ddl::create_table(&table.spec))
+            .await
+            .map_err(pg_error(format!("creating table {}", table.spec.name)))?;
+    }
+    Ok(())
+}
+
+/// An existing `document_chunk` may already hold rows of the collections
+/// being moved: refuse naming them, or delete exactly those with `replace`.
+async fn clear_collections_in_shared_table(client: &Client, plan: &ChromaPlan, replace: bool) -> Result<(), MigrateError> {
+    let table = &plan.plan.tables[0].spec.name;
+    let names: Vec<String> = plan.targets.iter().filter_map(|t| t.shared_name.clone()).collect();
+    let rows = client
+        .query(
+            &format!("SELECT collection_name, count(*) FROM {table} WHERE collection_name = ANY($1) GROUP BY 1 ORDER BY 1"),
+            &[&names],
+        )
+        .await
+        .map_err(pg_error(format!("looking at {table}")))?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    if !replace {
+        let listed: Vec<String> = rows
+            .iter()
+            .take(10)
+            .map(|r| format!("{:?} ({} rows)", r.get::<_, String>(0), r.get::<_, i64>(1)))
+            .collect();
+        return Err(MigrateError::new(
+            MigrateErrorKind::TargetNotEmpty,
+            format!(
+                "{table} already holds rows of {} collection(s) being moved: {}{}; nothing was changed. Use --replace to delete exactly those collections' rows first",
+                rows.len(),
+                listed.join(", "),
+                if rows.len() > 10 { ", …" } else { "" }
+            ),
+        ));
+    }
+    client
+        .execute(&format!("DELETE FROM {table} WHERE collection_name = ANY($1)"), &[&names])
+        .await
+        .map_err(pg_error(format!("deleting the collections' rows from {table} (--replace)")))?;
+    Ok(())
+}
+
+/// Split the load: each table whole, or in `embeddings.id` ranges when it is large.
+fn work_units(plan: &ChromaPlan, collections: &[Collection], jobs: usize) -> Vec<WorkUnit> {
+    let mut units = Vec::new();
+    let mut order: Vec<usize> = (0..plan.plan.tables.len()).collect();
+    order.sort_by_key(|t| std::cmp::Reverse(plan.plan.tables[*t].source_rows));
+    for t in order {
+        let rows = plan.plan.tables[t].source_rows;
+        let bounds = match &plan.feeds[t] {
+            TableFeed::Collections(cs) => cs
+                .iter()
+                .filter_map(|c| collections[*c].rowid_bounds)
+                .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1))),
+            TableFeed::Catalog => None,
+        };
+        match bounds {
+            Some((lo, hi)) if jobs > 1 && rows >= SPLIT_MIN_ITEMS => {
+                let parts = (rows / (SPLIT_MIN_ITEMS / 2)).clamp(2, jobs as u64 * 4) as i64;
+                let span = (hi - lo + 1).max(1);
+                for p in 0..parts {
+                    let first = lo + span * p / parts;
+                    let last = lo + span * (p + 1) / parts - 1;
+                    units.push(unit(t, UnitRange::Rowids { first, last }));
+                }
+            }
+            _ => units.push(unit(t, UnitRange::WholeTable)),
+        }
+    }
+    units
+}
+
+fn unit(table: usize, range: UnitRange) -> WorkUnit {
+    WorkUnit {
+        table,
+        range,
+        creates_table: false,
+        journal_id: None,
+    }
+}
+
+/// Drop the tables this run created (or the rows it added to a reused table).
+async fn clean_up_after_failure(client: &Client, plan: &ChromaPlan, collections: &[Collection], err: MigrateError) -> MigrateError {
+    let kind = err.kind();
+    if plan.reuse_existing {
+        let table = &plan.plan.tables[0].spec.name;
+        let names: Vec<String> = collections.iter().map(|c| c.name.clone()).collect();
+        let removed = client
+            .execute(&format!("DELETE FROM {table} WHERE collection_name = ANY($1)"), &[&names])
+            .await
+            .is_ok();
+        let what = if removed { "the rows this run added were deleted" } else { "deleting the rows this run added failed too" };
+        return MigrateError::new(kind, format!("{err}. {what} from {table}"));
+    }
+    let mut removed = 0;
+    for table in &plan.plan.tables {
+        if client.batch_execute(&ddl::drop_table(&table.spec.name)).await.is_ok() {
+            removed += 1;
+        }
+    }
+    MigrateError::new(kind, format!("{err}. Nothing was kept: the {removed} table(s) this run created were removed"))
+}
+
+/// Build the vector indexes, several at a time, each with enough
+/// `maintenance_work_mem` for its graph or lists.
+async fn build_vector_indexes(
+    target_config: &ConnConfig,
+    plan: &ChromaPlan,
+    jobs: usize,
+) -> Result<Vec<String>, MigrateError> {
+    let statements: Vec<(String, u64)> = plan
+        .vector_indexes
+        .iter()
+        .map(|ix| {
+            let table = &plan.plan.tables[ix.table].spec;
+            let column_type = table.columns.iter().find(|c| c.name == ix.column).map_or(PgType::Vector(0), |c| c.pg_type);
+            let sql = pgvector::vector_index(&ix.name, &table.name, &ix.column, column_type, ix.method, ix.distance);
+            (sql, memory_for(column_type, plan.plan.tables[ix.table].source_rows))
+        })
+        .collect();
+    let workers = jobs.min(statements.len()).max(1);
+    let parallel_workers = (jobs / workers).saturating_sub(1);
+    let queue = Arc::new(Mutex::new(VecDeque::from(statements.clone())));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let client = target::connect(target_config).await?;
+        let queue = queue.clone();
+        set.spawn(async move {
+            loop {
+                let Some((sql, memory)) = queue.lock().expect("queue lock").pop_front() else {
+                    return Ok::<(), MigrateError>(());
+                };
+                let settings = format!(
+                    "SET maintenance_work_mem = '{}MB'; SET max_parallel_maintenance_workers = {parallel_workers}",
+                    memory >> 20
+                );
+                client.batch_execute(&settings).await.map_err(pg_error("setting up the index build"))?;
+                client.batch_execute(&sql).await.map_err(pg_error(format!("building a vector index ({sql})")))?;
+            }
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        joined.map_err(|e| MigrateError::new(MigrateErrorKind::Write, format!("an index worker crashed: {e}")))??;
+    }
+    Ok(statements.into_iter().map(|(sql, _)| sql).collect())
+}
+
+/// Enough memory for pgvector to build the index in memory (each vector plus
+/// graph links), between 64 MB and 1 GB.
+fn memory_for(column_type: PgType, rows: u64) -> u64 {
+    let vector_bytes = match column_type {
+        PgType::HalfVec(d) => u64::from(d) * 2,
+        PgType::Vector(d) => u64::from(d) * 4,
+        _ => 0,
+    };
+    ((vector_bytes + 300) * rows * 5 / 4).clamp(64 << 20, 1 << 30)
+}
+
+type Checks = (Vec<Option<CollectionCheck>>, Vec<Option<RecallReport>>);
+
+/// Verify every collection with one worker per reader, then run the recall
+/// check of each indexed collection.
+async fn verify_all(
+    target_config: &ConnConfig,
+    plan: &Arc<ChromaPlan>,
+    feeds: &Arc<Feeds>,
+    readers: Vec<ChromaUnitReader>,
+    options: &ChromaOptions,
+    pgvector: Version,
+) -> Result<Checks, MigrateError> {
+    let n = feeds.collections.len();
+    let queue = Arc::new(Mutex::new((0..n).collect::<VecDeque<_>>()));
+    type Found = (Option<CollectionCheck>, Arc<Vec<Query>>);
+    let results: Arc<Mutex<Vec<Option<Found>>>> = Arc::new(Mutex::new((0..n).map(|_| None).collect()));
+    let mut set = tokio::task::JoinSet::new();
+    for reader in readers {
+        let client = target::connect(target_config).await?;
+        let (queue, plan, results, feeds) = (queue.clone(), plan.clone(), results.clone(), feeds.clone());
+        let wanted = options.recall.queries;
+        set.spawn(async move {
+            let mut reader = reader;
+            loop {
+                let Some(c) = queue.lock().expect("queue lock").pop_front() else {
+                    return Ok::<(), MigrateError>(());
+                };
+                let indexed = plan.vector_indexes.iter().any(|ix| ix.table == plan.targets[c].table);
+                let collection = &feeds.collections[c];
+                let (back, queries) = match collection.rowid_bounds.filter(|_| indexed) {
+                    Some(bounds) => {
+                        let count = collection.count;
+                        let joined = tokio::task::spawn_blocking(move || {
+                            let picked = check::pick_queries(&mut reader, c, bounds, count, wanted);
+                            (reader, picked)
+                        })
+                        .await
+                        .expect("query picker thread");
+                        (joined.0, joined.1?)
+                    }
+                    None => (reader, Vec::new()),
+                };
+                let queries = Arc::new(queries);
+                let (back, outcome) = check::verify_collection(&client, back, plan.clone(), c, queries.clone()).await;
+                reader = back;
+                results.lock().expect("results lock")[c] = Some((Some(outcome?), queries));
+            }
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        joined.map_err(|e| MigrateError::new(MigrateErrorKind::Verify, format!("a verify worker crashed: {e}")))??;
+    }
+    let found = std::mem::take(&mut *results.lock().expect("results lock"));
+    let mut client = target::connect(target_config).await?;
+    let mut checks = Vec::new();
+    let mut recalls = Vec::new();
+    for (c, entry) in found.into_iter().enumerate() {
+        let (check, queries) = entry.expect("every collection verified");
+        let check = check.expect("a check");
+        let index = plan.vector_indexes.iter().find(|ix| ix.table == plan.targets[c].table);
+        let recall = match index {
+            Some(ix) if !queries.is_empty() => {
+                let settings = SearchSettings { options: &options.recall, method: ix.method.name(), pgvector };
+                Some(check::recall(&mut client, plan, c, &queries, &check, &settings).await?)
+            }
+            _ => None,
+        };
+        checks.push(Some(check));
+        recalls.push(recall);
+    }
+    Ok((checks, recalls))
+}
+
+fn report(
+    mut migration: MigrationReport,
+    plan: &ChromaPlan,
+    feeds: &Feeds,
+    vector_indexes: Vec<String>,
+    checks: Vec<Option<CollectionCheck>>,
+    recalls: Vec<Option<RecallReport>>,
+    verified: bool,
+) -> ChromaReport {
+    let collections: Vec<CollectionReport> = feeds
+        .collections
+        .iter()
+        .enumerate()
+        .map(|(i, c)| CollectionReport {
+            name: c.name.clone(),
+            tenant: c.tenant.clone(),
+            database: c.database.clone(),
+            space: layout::space_name(c.space).into(),
+            dimension: c.dimension,
+            items: c.count,
+            table: plan.plan.tables[plan.targets[i].table].spec.name.to_string(),
+            vectors_from_hnsw: c.sources.from_hnsw,
+            vectors_from_log: c.sources.from_log,
+            verification: checks.get(i).and_then(|x| x.as_ref()).map(|x| x.verification.clone()),
+            recall: recalls.get(i).cloned().flatten(),
+        })
+        .collect();
+    if verified {
+        migration.verified = Some(collections.iter().all(|c| c.verification.as_ref().is_some_and(|v| v.matches)));
+    }
+    let recall_passed = verified.then(|| collections.iter().all(|c| c.recall.as_ref().is_none_or(|r| r.passed)));
+    let mut metadata_changes = *feeds.changes.lock().expect("changes lock");
+    migration.lossy.nul_stripped += metadata_changes.nul_stripped;
+    metadata_changes.nul_stripped = 0;
+    ChromaReport {
+        migration,
+        layout: match plan.layout {
+            Layout::OpenWebUi => "open-webui".into(),
+            Layout::Tables => "tables".into(),
+        },
+        vector_columns: plan
+            .plan
+            .tables
+            .iter()
+            .filter_map(|t| t.spec.columns.iter().find(|c| matches!(c.pg_type, PgType::Vector(_) | PgType::HalfVec(_))).map(|c| format!("{}.{}: {}", t.spec.name, quote_ident(&c.name), c.pg_type)))
+            .collect(),
+        vector_indexes,
+        collections,
+        metadata_changes,
+        notes: plan.notes.clone(),
+        recall_passed,
+        open_webui_env: open_webui_env(plan),
+    }
+}
