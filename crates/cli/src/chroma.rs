@@ -171,12 +171,24 @@ pub fn print_report(report: &ChromaReport, json: bool) -> anyhow::Result<()> {
     let changes = &report.metadata_changes;
     let lossy = &m.lossy;
     let conversions = [
-        (lossy.vectors_padded, "vector(s) zero-padded to the column's dimension"),
-        (lossy.vectors_rounded_to_half, "vector(s) rounded to half precision (halfvec)"),
+        (
+            lossy.vectors_padded,
+            "vector(s) zero-padded to the column's dimension",
+        ),
+        (
+            lossy.vectors_rounded_to_half,
+            "vector(s) rounded to half precision (halfvec)",
+        ),
         (lossy.nul_stripped, "value(s) NUL-stripped"),
         (lossy.utf8_replaced, "value(s) with invalid UTF-8 replaced"),
-        (changes.lists_as_text, "metadata list(s) stored as Python text (Open WebUI's rule)"),
-        (changes.dropped_keys, "metadata key(s) dropped (Open WebUI's rule: null values and loader keys)"),
+        (
+            changes.lists_as_text,
+            "metadata list(s) stored as Python text (Open WebUI's rule)",
+        ),
+        (
+            changes.dropped_keys,
+            "metadata key(s) dropped (Open WebUI's rule: null values and loader keys)",
+        ),
     ];
     let converted: Vec<String> = conversions
         .iter()

@@ -35,6 +35,16 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// The same failure, explained with `context` first.
+    pub fn context(self, context: &'static str) -> Self {
+        Failure {
+            code: self.code,
+            error: anyhow::anyhow!("{context}: {}", self.error),
+        }
+    }
+}
+
 /// Exit status after Ctrl-C, as shells report it.
 const EXIT_INTERRUPTED: u8 = 130;
 

@@ -6,7 +6,7 @@ use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{InvalidUtf8Policy, NulPolicy, ValuePolicy};
 use pgharbor_migrate::chroma::layout::Layout;
 use pgharbor_migrate::existing::{self, ExistingOptions};
-use pgharbor_migrate::presets::OpenWebUi;
+use pgharbor_migrate::presets::{OpenWebUi, VectorOutcome};
 use pgharbor_migrate::sqlite::{self, MigrateOptions};
 use pgharbor_migrate::Progress;
 use pgharbor_sqlite::planner::PlanOptions;
@@ -159,27 +159,61 @@ async fn migrate_into_existing(args: &MigrateArgs) -> Result<u8, Failure> {
     .await
     .map_err(Failure::from_migrate)?;
     reporter.done();
-    output::print_report(&report, common.json)?;
     let Some(open_webui) = open_webui else {
+        output::print_report(&report, common.json)?;
         return Ok(exit_code(&report));
     };
-    if report.verified == Some(false) {
-        return Ok(exit_code(&report));
+    if !common.json {
+        output::print_report(&report, false)?;
     }
-    let vectors = match open_webui.vector_db.as_ref().filter(|d| !args.vectors.skip_vectors && d.join("chroma.sqlite3").is_file()) {
-        Some(dir) => {
-            let options = crate::chroma::options(args, &args.vectors, options.schema.clone(), options.policy, options.jobs, Layout::OpenWebUi)?;
-            let report = crate::chroma::run(&dir.display().to_string(), dir, &target, &options, false, common.json)
-                .await?
-                .expect("not a dry run");
-            crate::chroma::print_report(&report, common.json)?;
-            Some(report)
+    let vectors = match open_webui
+        .chroma_store()
+        .filter(|_| report.verified != Some(false))
+    {
+        Some(dir) if !args.vectors.skip_vectors => {
+            let chroma = crate::chroma::options(
+                args,
+                &args.vectors,
+                options.schema.clone(),
+                options.policy,
+                options.jobs,
+                Layout::OpenWebUi,
+            )?;
+            let moved = crate::chroma::run(
+                &dir.display().to_string(),
+                dir,
+                &target,
+                &chroma,
+                false,
+                common.json,
+            )
+            .await
+            .map_err(|f| {
+                f.context("the database was moved and verified; moving vector_db/ failed")
+            })?
+            .expect("not a dry run");
+            if !common.json {
+                crate::chroma::print_report(&moved, false)?;
+            }
+            Some(moved)
         }
-        None => None,
+        _ => None,
     };
+    if common.json {
+        let both = serde_json::json!({ "database": &report, "vectors": &vectors });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&both).map_err(anyhow::Error::from)?
+        );
+    }
     let code = exit_code(&report).max(vectors.as_ref().map_or(0, crate::chroma::exit_code));
-    let steps = open_webui.next_steps(&target, vectors.as_ref().map(|v| v.open_webui_env.as_slice()));
+    let outcome = match (&vectors, open_webui.chroma_store()) {
+        (Some(moved), _) => VectorOutcome::Moved(moved.open_webui_env.clone()),
+        (None, Some(_)) => VectorOutcome::Skipped,
+        (None, None) => VectorOutcome::NoStore,
+    };
     if code == 0 {
+        let steps = open_webui.next_steps(&target, &outcome);
         if common.json {
             eprint!("{steps}");
         } else {
@@ -192,7 +226,11 @@ async fn migrate_into_existing(args: &MigrateArgs) -> Result<u8, Failure> {
 /// `pgharbor migrate chroma:DIR TARGET`.
 async fn migrate_chroma(args: &MigrateArgs, dir: &std::path::Path) -> Result<u8, Failure> {
     let common = &args.common;
-    if args.into_existing || args.resume || args.allow_version_mismatch || !args.ignore_columns.is_empty() {
+    if args.into_existing
+        || args.resume
+        || args.allow_version_mismatch
+        || !args.ignore_columns.is_empty()
+    {
         return Err(Failure::usage("--into-existing, --resume, --allow-version-mismatch and --ignore-columns are for SQLite sources; a Chroma source takes --layout"));
     }
     let target = target_config(common.target.as_deref(), true)?.expect("required");
@@ -204,7 +242,15 @@ async fn migrate_chroma(args: &MigrateArgs, dir: &std::path::Path) -> Result<u8,
         jobs(common),
         Layout::Tables,
     )?;
-    let report = crate::chroma::run(&common.source, dir, &target, &options, args.dry_run, common.json).await?;
+    let report = crate::chroma::run(
+        &common.source,
+        dir,
+        &target,
+        &options,
+        args.dry_run,
+        common.json,
+    )
+    .await?;
     let Some(report) = report else {
         return Ok(0);
     };
@@ -214,7 +260,9 @@ async fn migrate_chroma(args: &MigrateArgs, dir: &std::path::Path) -> Result<u8,
 
 /// `pgharbor migrate`.
 pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
-    if let Some(dir) = crate::chroma::chroma_dir(&args.common.source).filter(|_| args.common.preset.is_none()) {
+    if let Some(dir) =
+        crate::chroma::chroma_dir(&args.common.source).filter(|_| args.common.preset.is_none())
+    {
         return migrate_chroma(&args, &dir).await;
     }
     if args.into_existing || args.common.preset.is_some() {

@@ -4,6 +4,17 @@ use crate::error::{MigrateError, MigrateErrorKind};
 use pgharbor_conn::ConnConfig;
 use std::path::{Path, PathBuf};
 
+/// What happened to Open WebUI's vector store.
+#[derive(Debug, Clone)]
+pub enum VectorOutcome {
+    /// Moved into `document_chunk`; Open WebUI's settings for it.
+    Moved(Vec<String>),
+    /// Left alone on request.
+    Skipped,
+    /// There is no Chroma store to move.
+    NoStore,
+}
+
 /// Open WebUI's data directory, as found from the SOURCE argument.
 #[derive(Debug, Clone)]
 pub struct OpenWebUi {
@@ -13,6 +24,15 @@ pub struct OpenWebUi {
     pub vector_db: Option<PathBuf>,
     /// Uploaded files (`uploads/`), when present.
     pub uploads: Option<PathBuf>,
+}
+
+impl OpenWebUi {
+    /// The Chroma store to move: `vector_db/` when it holds `chroma.sqlite3`.
+    pub fn chroma_store(&self) -> Option<&Path> {
+        self.vector_db
+            .as_deref()
+            .filter(|d| d.join("chroma.sqlite3").is_file())
+    }
 }
 
 impl OpenWebUi {
@@ -45,29 +65,30 @@ impl OpenWebUi {
 
     /// What to do after the relational data moved: Open WebUI's environment
     /// (passwords masked) and the parts pgharbor did not move.
-    ///
-    /// `vector_env` holds the vector settings when vector_db/ was moved too.
-    pub fn next_steps(&self, target: &ConnConfig, vector_env: Option<&[String]>) -> String {
+    pub fn next_steps(&self, target: &ConnConfig, vectors: &VectorOutcome) -> String {
         let url = target.to_string();
         let mut out = String::from(
             "Next, start Open WebUI with (password shown as ****; use your secret store):\n",
         );
         out.push_str(&format!("  DATABASE_URL={url}\n"));
-        if let Some(env) = vector_env {
-            for setting in env {
-                out.push_str(&format!("  {setting}\n"));
+        match (vectors, &self.vector_db) {
+            (VectorOutcome::Moved(env), _) => {
+                for setting in env {
+                    out.push_str(&format!("  {setting}\n"));
+                }
+                out.push_str(&format!("  PGVECTOR_DB_URL={url}\n"));
+                out.push_str("Vectors were moved from vector_db/ without re-embedding; keep the directory as a backup until Open WebUI answers from PostgreSQL.\n");
             }
-            out.push_str(&format!("  PGVECTOR_DB_URL={url}\n"));
-            out.push_str("Vectors were moved from vector_db/ without re-embedding; keep the directory as a backup until Open WebUI answers from PostgreSQL.\n");
-        }
-        match self.vector_db.as_ref().filter(|_| vector_env.is_none()) {
-            Some(dir) => out.push_str(&format!(
+            (VectorOutcome::Skipped, Some(dir)) => out.push_str(&format!(
                 "Vectors were NOT moved (--skip-vectors): keep VECTOR_DB=chroma and {}, or run `pgharbor migrate chroma:{} {url} --layout open-webui` later.\n",
                 dir.display(),
                 dir.display()
             )),
-            None if vector_env.is_some() => {}
-            None => out.push_str(&format!(
+            (VectorOutcome::NoStore, Some(dir)) => out.push_str(&format!(
+                "Vectors were NOT moved: {} holds no chroma.sqlite3. To keep future vectors in PostgreSQL: VECTOR_DB=pgvector, PGVECTOR_DB_URL={url}, PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH=<your embedding dimension>.\n",
+                dir.display()
+            )),
+            (_, None) => out.push_str(&format!(
                 "No vector_db/ was found. To keep vectors in PostgreSQL too: VECTOR_DB=pgvector, PGVECTOR_DB_URL={url}, PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH=<your embedding dimension>.\n"
             )),
         }

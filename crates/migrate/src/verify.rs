@@ -78,7 +78,8 @@ async fn verify_table(
         &hasher,
         RowFilter::All,
         None,
-    ).await;
+    )
+    .await;
     let (source, target) = match (source, target) {
         (Ok((s, _)), Ok(t)) => (s, t),
         (Err(e), _) => return (reader, Err(e)),

@@ -1,6 +1,7 @@
 //! Integration tests of the `pgharbor` binary against real PostgreSQL servers
 //! started by `pgharbor-testkit`, one module per capability.
 
+mod chroma;
 mod django;
 mod harness;
 mod into_existing;

@@ -79,7 +79,10 @@ impl Query {
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum()
 }
 
 /// The distance pgvector's operator computes.
@@ -220,15 +223,34 @@ pub async fn verify_collection(
             Err(e) => return (back, Err(e)),
         };
         let keys = key_columns(&plan, target);
-        if let Err(e) =
-            target_digest(client, table, &columns, &hasher, filter, Some((&mut multiset, &keys))).await
+        if let Err(e) = target_digest(
+            client,
+            table,
+            &columns,
+            &hasher,
+            filter,
+            Some((&mut multiset, &keys)),
+        )
+        .await
         {
             return (back, Err(e.into()));
         }
         verification.sample_differences = multiset.differences(SAMPLE_LIMIT);
-        return (back, Ok(CollectionCheck { verification, exact: source.exact }));
+        return (
+            back,
+            Ok(CollectionCheck {
+                verification,
+                exact: source.exact,
+            }),
+        );
     }
-    (reader, Ok(CollectionCheck { verification, exact: source.exact }))
+    (
+        reader,
+        Ok(CollectionCheck {
+            verification,
+            exact: source.exact,
+        }),
+    )
 }
 
 fn key_columns(plan: &ChromaPlan, target: &CollectionTarget) -> Vec<usize> {
@@ -238,7 +260,10 @@ fn key_columns(plan: &ChromaPlan, target: &CollectionTarget) -> Vec<usize> {
     }
 }
 
-fn target_view(plan: &ChromaPlan, target: &CollectionTarget) -> (Vec<String>, RowHasher, Option<String>) {
+fn target_view(
+    plan: &ChromaPlan,
+    target: &CollectionTarget,
+) -> (Vec<String>, RowHasher, Option<String>) {
     let table = &plan.plan.tables[target.table];
     let columns = table.spec.columns.iter().map(|c| c.name.clone()).collect();
     let hasher = RowHasher::new(
@@ -250,7 +275,10 @@ fn target_view(plan: &ChromaPlan, target: &CollectionTarget) -> (Vec<String>, Ro
 
 fn filter_of<'a>(target: &CollectionTarget, value: Option<&'a str>) -> RowFilter<'a> {
     match (target.shared_name.is_some(), value) {
-        (true, Some(value)) => RowFilter::Equals { column: "collection_name", value },
+        (true, Some(value)) => RowFilter::Equals {
+            column: "collection_name",
+            value,
+        },
         _ => RowFilter::All,
     }
 }
@@ -308,7 +336,11 @@ pub async fn recall(
     };
     let op = target.distance.operator();
     let col = quote_ident(&column.name);
-    let filter = if target.shared_name.is_some() { " WHERE collection_name = $2" } else { "" };
+    let filter = if target.shared_name.is_some() {
+        " WHERE collection_name = $2"
+    } else {
+        ""
+    };
     let sql = format!(
         "SELECT {col} {op} $1::text::{cast} FROM {} {filter} ORDER BY {col} {op} $1::text::{cast} LIMIT {K}",
         table.name
@@ -317,16 +349,25 @@ pub async fn recall(
         "ivfflat" => format!("ivfflat.probes = {}", settings.options.probes),
         _ => format!("hnsw.ef_search = {}", settings.options.ef_search),
     };
-    let tx = client.transaction().await.map_err(pg_error("starting the recall check"))?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(pg_error("starting the recall check"))?;
     tx.batch_execute(&format!("SET LOCAL {setting}"))
         .await
         .map_err(pg_error("setting the search parameter"))?;
     if target.shared_name.is_some() && settings.pgvector >= (0, 8, 0) {
-        tx.batch_execute(&format!("SET LOCAL {}.iterative_scan = relaxed_order", settings.method))
-            .await
-            .map_err(pg_error("enabling iterative index scans"))?;
+        tx.batch_execute(&format!(
+            "SET LOCAL {}.iterative_scan = relaxed_order",
+            settings.method
+        ))
+        .await
+        .map_err(pg_error("enabling iterative index scans"))?;
     }
-    let statement = tx.prepare(&sql).await.map_err(pg_error("preparing the recall query"))?;
+    let statement = tx
+        .prepare(&sql)
+        .await
+        .map_err(pg_error("preparing the recall query"))?;
     let mut total = 0.0;
     let mut counted = 0usize;
     for (query, exact) in queries.iter().zip(&check.exact) {
@@ -346,8 +387,14 @@ pub async fn recall(
         total += hits as f64 / exact.best.len() as f64;
         counted += 1;
     }
-    tx.commit().await.map_err(pg_error("ending the recall check"))?;
-    let recall_at_10 = if counted == 0 { 1.0 } else { total / counted as f64 };
+    tx.commit()
+        .await
+        .map_err(pg_error("ending the recall check"))?;
+    let recall_at_10 = if counted == 0 {
+        1.0
+    } else {
+        total / counted as f64
+    };
     Ok(RecallReport {
         queries: counted,
         recall_at_10,

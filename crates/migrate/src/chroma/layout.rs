@@ -155,7 +155,13 @@ fn decisions(columns: &[ColumnSpec], reason: &str) -> Vec<ColumnDecision> {
         .collect()
 }
 
-fn table_plan(source_name: String, spec: TableSpec, rows: u64, splittable: bool, reason: &str) -> TablePlan {
+fn table_plan(
+    source_name: String,
+    spec: TableSpec,
+    rows: u64,
+    splittable: bool,
+    reason: &str,
+) -> TablePlan {
     let source_columns = spec.columns.iter().map(|c| c.name.clone()).collect();
     TablePlan {
         source_name,
@@ -176,11 +182,18 @@ fn plan_open_webui(
 ) -> Result<ChromaPlan, MigrateError> {
     refuse_other_tenants(collections)?;
     let rows: u64 = collections.iter().map(|c| c.count).sum();
-    let max_dim = collections.iter().filter_map(|c| c.dimension).max().unwrap_or(0);
+    let max_dim = collections
+        .iter()
+        .filter_map(|c| c.dimension)
+        .max()
+        .unwrap_or(0);
     let mut notes = Vec::new();
     let vector_type = match facts.existing_vector_type {
         Some(t) => {
-            if let Some(d) = options.dimension.filter(|d| PgType::Vector(*d) != t && PgType::HalfVec(*d) != t) {
+            if let Some(d) = options
+                .dimension
+                .filter(|d| PgType::Vector(*d) != t && PgType::HalfVec(*d) != t)
+            {
                 return Err(MigrateError::new(
                     MigrateErrorKind::Usage,
                     format!("--dimension {d} differs from the existing {OPEN_WEBUI_TABLE}.vector column ({t}); Open WebUI cannot change it after initialisation: drop --dimension to use the column's"),
@@ -193,17 +206,21 @@ fn plan_open_webui(
             pgvector::column_type(dim, true, facts.pgvector)?
         }
     };
-    let dim = match vector_type {
-        PgType::Vector(d) | PgType::HalfVec(d) => d,
-        other => {
-            return Err(MigrateError::new(
+    let dim =
+        match vector_type {
+            PgType::Vector(d) | PgType::HalfVec(d) => d,
+            other => return Err(MigrateError::new(
                 MigrateErrorKind::Usage,
-                format!("the existing {OPEN_WEBUI_TABLE}.vector column is {other}, not a pgvector type"),
-            ))
-        }
-    };
+                format!(
+                    "the existing {OPEN_WEBUI_TABLE}.vector column is {other}, not a pgvector type"
+                ),
+            )),
+        };
     if dim != 0 && max_dim > dim {
-        let widest = collections.iter().find(|c| c.dimension == Some(max_dim)).expect("a widest collection");
+        let widest = collections
+            .iter()
+            .find(|c| c.dimension == Some(max_dim))
+            .expect("a widest collection");
         return Err(MigrateError::new(
             MigrateErrorKind::Usage,
             format!(
@@ -212,7 +229,10 @@ fn plan_open_webui(
             ),
         ));
     }
-    if collections.iter().any(|c| c.dimension.is_some_and(|d| d < dim)) {
+    if collections
+        .iter()
+        .any(|c| c.dimension.is_some_and(|d| d < dim))
+    {
         notes.push(format!("vectors shorter than {dim} dimensions are zero-padded, as Open WebUI pads them; cosine ranking is unchanged"));
     }
     for c in collections.iter().filter(|c| c.space != Space::Cosine) {
@@ -263,7 +283,13 @@ fn plan_open_webui(
     Ok(ChromaPlan {
         plan: Plan {
             target_schema: options.schema.clone(),
-            tables: vec![table_plan("all collections".into(), spec, rows, true, "Open WebUI's pgvector layout")],
+            tables: vec![table_plan(
+                "all collections".into(),
+                spec,
+                rows,
+                true,
+                "Open WebUI's pgvector layout",
+            )],
             views: Vec::new(),
             reported: Vec::new(),
             policy: options.policy,
@@ -329,7 +355,9 @@ fn open_webui_vector_index(
     notes: &mut Vec<String>,
 ) -> Option<IndexMethod> {
     if let Some(existing) = &facts.existing_vector_index {
-        notes.push(format!("{OPEN_WEBUI_VECTOR_INDEX} already exists ({existing}) and is kept"));
+        notes.push(format!(
+            "{OPEN_WEBUI_VECTOR_INDEX} already exists ({existing}) and is kept"
+        ));
         return None;
     }
     let method = match choice {
@@ -372,8 +400,14 @@ fn plan_tables(
         } else {
             pgvector::column_type(dim, indexed, facts.pgvector)?
         };
-        if options.dimension.is_some_and(|d| collection.dimension.is_some_and(|c| c < d)) {
-            notes.push(format!("collection {:?}: vectors zero-padded to {dim} dimensions", collection.name));
+        if options
+            .dimension
+            .is_some_and(|d| collection.dimension.is_some_and(|c| c < d))
+        {
+            notes.push(format!(
+                "collection {:?}: vectors zero-padded to {dim} dimensions",
+                collection.name
+            ));
         }
         let spec = TableSpec {
             name: QualifiedName::new(options.schema.clone(), table_name.clone()),
@@ -391,7 +425,10 @@ fn plan_tables(
         let method = match options.index {
             IndexChoice::None => None,
             IndexChoice::Method(m) => Some(m),
-            IndexChoice::Auto => Some(IndexMethod::Hnsw { m: 16, ef_construction: 64 }),
+            IndexChoice::Auto => Some(IndexMethod::Hnsw {
+                m: 16,
+                ef_construction: 64,
+            }),
         };
         if let Some(method) = method.filter(|_| dim > 0 && collection.count > 0) {
             vector_indexes.push(VectorIndexPlan {
@@ -410,7 +447,11 @@ fn plan_tables(
             "Chroma collection",
         ));
         feeds.push(TableFeed::Collections(vec![i]));
-        targets.push(CollectionTarget { table: i, shared_name: None, distance });
+        targets.push(CollectionTarget {
+            table: i,
+            shared_name: None,
+            distance,
+        });
     }
     tables.push(table_plan(
         "(collections)".into(),
@@ -455,7 +496,10 @@ pub fn display_name_parts(tenant: &str, database: &str, name: &str) -> String {
 /// tenant and database); refused when PostgreSQL would have to shorten it.
 fn table_names(collections: &[Collection]) -> Result<Vec<String>, MigrateError> {
     let names: Vec<String> = collections.iter().map(display_name).collect();
-    let too_long: Vec<&String> = names.iter().filter(|n| n.len() > MAX_IDENTIFIER_BYTES).collect();
+    let too_long: Vec<&String> = names
+        .iter()
+        .filter(|n| n.len() > MAX_IDENTIFIER_BYTES)
+        .collect();
     if !too_long.is_empty() {
         return Err(MigrateError::new(
             MigrateErrorKind::Usage,
@@ -474,10 +518,33 @@ fn table_names(collections: &[Collection]) -> Result<Vec<String>, MigrateError> 
     Ok(names)
 }
 
+/// `<table>_embedding_idx`, shortened (with a hash of the full name, so
+/// shortened names stay distinct) to fit PostgreSQL's 63 bytes.
 fn index_name(table: &str) -> String {
-    let mut name: String = table.chars().take(40).collect();
-    name.push_str("_embedding_idx");
-    name
+    const SUFFIX: &str = "_embedding_idx";
+    if table.len() + SUFFIX.len() <= MAX_IDENTIFIER_BYTES {
+        return format!("{table}{SUFFIX}");
+    }
+    let mut cut = 40;
+    while !table.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let hash = xxhash_rust::xxh3::xxh3_64(table.as_bytes()) as u32;
+    format!("{}_{hash:08x}{SUFFIX}", &table[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_names_fit_and_stay_distinct() {
+        let a = index_name(&format!("{}a", "東".repeat(20)));
+        let b = index_name(&format!("{}b", "東".repeat(20)));
+        assert!(a.len() <= MAX_IDENTIFIER_BYTES && b.len() <= MAX_IDENTIFIER_BYTES);
+        assert_ne!(a, b);
+        assert_eq!(index_name("notes"), "notes_embedding_idx");
+    }
 }
 
 fn catalog_spec(schema: &str) -> TableSpec {

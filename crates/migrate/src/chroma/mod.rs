@@ -16,15 +16,17 @@ use crate::progress::Progress;
 use crate::sqlite::{interruptible, Phases};
 use crate::target;
 use check::{CollectionCheck, Query, RecallReport, SearchSettings};
-use layout::{ChromaPlan, Layout, TableFeed, TargetFacts, OPEN_WEBUI_TABLE, OPEN_WEBUI_VECTOR_INDEX};
+use layout::{
+    ChromaPlan, Layout, TableFeed, TargetFacts, OPEN_WEBUI_TABLE, OPEN_WEBUI_VECTOR_INDEX,
+};
 use openwebui::MetadataChanges;
 use pgharbor_chroma::{Collection, Store};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::ValuePolicy;
 use pgharbor_core::report::{MigrationReport, TableVerification};
 use pgharbor_core::schema::{quote_ident, PgType};
-use pgharbor_pgwriter::pgvector::{self, IndexMethod, Version};
 use pgharbor_pgwriter::ddl;
+use pgharbor_pgwriter::pgvector::{self, IndexMethod, Version};
 use reader::{ChromaUnitReader, Feeds};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -91,7 +93,8 @@ pub struct ChromaOptions {
     /// The recall check.
     pub recall: RecallOptions,
     /// Replace what is in the way: the collections' rows in an existing
-    /// `document_chunk`, or existing tables of the tables layout.
+    /// `document_chunk` (`--truncate`), or existing tables of the tables
+    /// layout (`--drop-existing`).
     pub replace: bool,
     /// Create the target database when it is missing.
     pub create_database: bool,
@@ -157,8 +160,10 @@ pub fn render_plan(plan: &ChromaPlan, collections: &[Collection]) -> String {
         Layout::OpenWebUi => "open-webui (Open WebUI's document_chunk)",
         Layout::Tables => "tables (one table per collection, catalog chroma_collections)",
     };
-    out.push_str(&format!("layout: {layout}
-"));
+    out.push_str(&format!(
+        "layout: {layout}
+"
+    ));
     for table in &plan.plan.tables {
         let columns: Vec<String> = table
             .spec
@@ -166,12 +171,22 @@ pub fn render_plan(plan: &ChromaPlan, collections: &[Collection]) -> String {
             .iter()
             .map(|c| format!("{} {}", quote_ident(&c.name), c.pg_type))
             .collect();
-        let how = if plan.reuse_existing { "existing" } else { "create" };
-        out.push_str(&format!("  {how} {} ({})
-", table.spec.name, columns.join(", ")));
+        let how = if plan.reuse_existing {
+            "existing"
+        } else {
+            "create"
+        };
+        out.push_str(&format!(
+            "  {how} {} ({})
+",
+            table.spec.name,
+            columns.join(", ")
+        ));
     }
-    out.push_str("collections:
-");
+    out.push_str(
+        "collections:
+",
+    );
     for (c, target) in collections.iter().zip(&plan.targets) {
         out.push_str(&format!(
             "  {} [{}, {} dims, {} items: {} vectors from the HNSW files, {} from the log] -> {}
@@ -187,16 +202,29 @@ pub fn render_plan(plan: &ChromaPlan, collections: &[Collection]) -> String {
     }
     for ix in &plan.vector_indexes {
         let table = &plan.plan.tables[ix.table].spec;
-        let column_type = table.columns.iter().find(|c| c.name == ix.column).map_or(PgType::Vector(0), |c| c.pg_type);
+        let column_type = table
+            .columns
+            .iter()
+            .find(|c| c.name == ix.column)
+            .map_or(PgType::Vector(0), |c| c.pg_type);
         out.push_str(&format!(
             "after the load: {}
 ",
-            pgvector::vector_index(&ix.name, &table.name, &ix.column, column_type, ix.method, ix.distance)
+            pgvector::vector_index(
+                &ix.name,
+                &table.name,
+                &ix.column,
+                column_type,
+                ix.method,
+                ix.distance
+            )
         ));
     }
     for note in &plan.notes {
-        out.push_str(&format!("note: {note}
-"));
+        out.push_str(&format!(
+            "note: {note}
+"
+        ));
     }
     out
 }
@@ -212,7 +240,9 @@ fn open_webui_env(plan: &ChromaPlan) -> Vec<String> {
             env.push(format!("PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH={d}"));
             env.push("PGVECTOR_USE_HALFVEC=true".into());
         }
-        PgType::Vector(d) if d > 0 => env.push(format!("PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH={d}")),
+        PgType::Vector(d) if d > 0 => {
+            env.push(format!("PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH={d}"))
+        }
         _ => {}
     }
     if let Some(ix) = plan.vector_indexes.first() {
@@ -234,7 +264,8 @@ pub async fn prepare(
     options: &ChromaOptions,
     dry_run: bool,
 ) -> Result<(Client, ChromaPlan, TargetFacts), MigrateError> {
-    let (client, _) = target::connect_or_create(target_config, options.create_database && !dry_run).await?;
+    let (client, _) =
+        target::connect_or_create(target_config, options.create_database && !dry_run).await?;
     let version = if dry_run {
         installed_or_available(&client).await?
     } else {
@@ -281,12 +312,16 @@ async fn target_facts(
         .map_err(pg_error("looking for Open WebUI's document_chunk"))?;
     if let Some(row) = column {
         let type_name: String = row.get(0);
-        facts.existing_vector_type = Some(crate::verify::parse_type(&type_name).ok_or_else(|| {
-            MigrateError::new(
-                MigrateErrorKind::Usage,
-                format!("{}.{OPEN_WEBUI_TABLE}.vector has type {type_name}, not vector or halfvec", options.schema),
-            )
-        })?);
+        facts.existing_vector_type =
+            Some(crate::verify::parse_type(&type_name).ok_or_else(|| {
+                MigrateError::new(
+                    MigrateErrorKind::Usage,
+                    format!(
+                        "{}.{OPEN_WEBUI_TABLE}.vector has type {type_name}, not vector or halfvec",
+                        options.schema
+                    ),
+                )
+            })?);
         let indexes = client
             .query(
                 "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = $2",
@@ -322,7 +357,12 @@ pub async fn migrate(
     let feeds = Arc::new(Feeds {
         collections: store.collections().to_vec(),
         feeds: plan.feeds.clone(),
-        table_names: plan.plan.tables.iter().map(|t| t.spec.name.name.clone()).collect(),
+        table_names: plan
+            .plan
+            .tables
+            .iter()
+            .map(|t| t.spec.name.name.clone())
+            .collect(),
         layout: plan.layout,
         changes: Mutex::new(MetadataChanges::default()),
         counting: AtomicBool::new(true),
@@ -333,10 +373,18 @@ pub async fn migrate(
         progress.table_started(&table.source_name, table.source_rows);
     }
     let readers = unit_readers(&store, &feeds, jobs)?;
-    let loading = load::load_all(target_config, &generic, work_units(&plan, &feeds.collections, jobs), readers, progress.clone());
+    let loading = load::load_all(
+        target_config,
+        &generic,
+        work_units(&plan, &feeds.collections, jobs),
+        readers,
+        progress.clone(),
+    );
     let (loaded, readers_back) = match interruptible(loading, "interrupted while loading").await {
         Ok(done) => done,
-        Err(err) => return Err(clean_up_after_failure(&client, &plan, &feeds.collections, err).await),
+        Err(err) => {
+            return Err(clean_up_after_failure(&client, &plan, &feeds.collections, err).await)
+        }
     };
     feeds.counting.store(false, Ordering::Relaxed);
     phases.lap("load");
@@ -359,7 +407,14 @@ pub async fn migrate(
             .map(|_| Ok(ChromaUnitReader::new(store.reader()?, feeds.clone())))
             .collect::<Result<Vec<_>, MigrateError>>()?;
         let checked = interruptible(
-            verify_all(target_config, &plan, &feeds, readers, options, facts.pgvector),
+            verify_all(
+                target_config,
+                &plan,
+                &feeds,
+                readers,
+                options,
+                facts.pgvector,
+            ),
             "interrupted during verification: the migration itself is complete",
         )
         .await?;
@@ -379,36 +434,66 @@ pub async fn migrate(
         started,
     );
     migration.phases = phases.done;
-    Ok(report(migration, &plan, &feeds, index_sql, checks, recall, options.verify))
+    Ok(report(
+        migration,
+        &plan,
+        &feeds,
+        index_sql,
+        checks,
+        recall,
+        options.verify,
+    ))
 }
 
-fn unit_readers(store: &Store, feeds: &Arc<Feeds>, jobs: usize) -> Result<Vec<Box<dyn UnitReader>>, MigrateError> {
+fn unit_readers(
+    store: &Store,
+    feeds: &Arc<Feeds>,
+    jobs: usize,
+) -> Result<Vec<Box<dyn UnitReader>>, MigrateError> {
     (0..jobs)
-        .map(|_| Ok(Box::new(ChromaUnitReader::new(store.reader()?, feeds.clone())) as Box<dyn UnitReader>))
+        .map(|_| {
+            Ok(
+                Box::new(ChromaUnitReader::new(store.reader()?, feeds.clone()))
+                    as Box<dyn UnitReader>,
+            )
+        })
         .collect()
 }
 
 /// Refuse, or with `replace` clear, whatever the plan would collide with;
 /// then create the schema and tables.
-async fn make_room(client: &Client, plan: &ChromaPlan, options: &ChromaOptions) -> Result<(), MigrateError> {
+async fn make_room(
+    client: &Client,
+    plan: &ChromaPlan,
+    options: &ChromaOptions,
+) -> Result<(), MigrateError> {
     let schema = &plan.plan.target_schema;
     if plan.reuse_existing {
         clear_collections_in_shared_table(client, plan, options.replace).await?;
         return Ok(());
     }
-    let names: Vec<String> = plan.plan.tables.iter().map(|t| t.spec.name.name.clone()).collect();
+    let names: Vec<String> = plan
+        .plan
+        .tables
+        .iter()
+        .map(|t| t.spec.name.name.clone())
+        .collect();
     let existing = target::existing_relations(client, schema, &names).await?;
     if !options.replace {
-        target::refuse_existing(&existing, schema).map_err(|e| {
-            MigrateError::new(e.kind(), e.to_string().replace("--drop-existing", "--replace"))
-        })?;
+        target::refuse_existing(&existing, schema)?;
     }
     if schema != "public" {
-        client.batch_execute(&ddl::create_schema(schema)).await.map_err(pg_error("creating the target schema"))?;
+        client
+            .batch_execute(&ddl::create_schema(schema))
+            .await
+            .map_err(pg_error("creating the target schema"))?;
     }
     for name in &existing {
         let table = pgharbor_core::schema::QualifiedName::new(schema.clone(), name.clone());
-        client.batch_execute(&ddl::drop_table(&table)).await.map_err(pg_error(format!("dropping {table} (--replace)")))?;
+        client
+            .batch_execute(&ddl::drop_table(&table))
+            .await
+            .map_err(pg_error(format!("dropping {table} (--drop-existing)")))?;
     }
     for table in &plan.plan.tables {
         client
@@ -421,9 +506,17 @@ async fn make_room(client: &Client, plan: &ChromaPlan, options: &ChromaOptions) 
 
 /// An existing `document_chunk` may already hold rows of the collections
 /// being moved: refuse naming them, or delete exactly those with `replace`.
-async fn clear_collections_in_shared_table(client: &Client, plan: &ChromaPlan, replace: bool) -> Result<(), MigrateError> {
+async fn clear_collections_in_shared_table(
+    client: &Client,
+    plan: &ChromaPlan,
+    replace: bool,
+) -> Result<(), MigrateError> {
     let table = &plan.plan.tables[0].spec.name;
-    let names: Vec<String> = plan.targets.iter().filter_map(|t| t.shared_name.clone()).collect();
+    let names: Vec<String> = plan
+        .targets
+        .iter()
+        .filter_map(|t| t.shared_name.clone())
+        .collect();
     let rows = client
         .query(
             &format!("SELECT collection_name, count(*) FROM {table} WHERE collection_name = ANY($1) GROUP BY 1 ORDER BY 1"),
@@ -443,7 +536,7 @@ async fn clear_collections_in_shared_table(client: &Client, plan: &ChromaPlan, r
         return Err(MigrateError::new(
             MigrateErrorKind::TargetNotEmpty,
             format!(
-                "{table} already holds rows of {} collection(s) being moved: {}{}; nothing was changed. Use --replace to delete exactly those collections' rows first",
+                "{table} already holds rows of {} collection(s) being moved: {}{}; nothing was changed. Use --truncate to delete exactly those collections' rows first (other collections' rows stay)",
                 rows.len(),
                 listed.join(", "),
                 if rows.len() > 10 { ", …" } else { "" }
@@ -451,9 +544,14 @@ async fn clear_collections_in_shared_table(client: &Client, plan: &ChromaPlan, r
         ));
     }
     client
-        .execute(&format!("DELETE FROM {table} WHERE collection_name = ANY($1)"), &[&names])
+        .execute(
+            &format!("DELETE FROM {table} WHERE collection_name = ANY($1)"),
+            &[&names],
+        )
         .await
-        .map_err(pg_error(format!("deleting the collections' rows from {table} (--replace)")))?;
+        .map_err(pg_error(format!(
+            "deleting the collections' rows from {table} (--truncate)"
+        )))?;
     Ok(())
 }
 
@@ -497,25 +595,44 @@ fn unit(table: usize, range: UnitRange) -> WorkUnit {
 }
 
 /// Drop the tables this run created (or the rows it added to a reused table).
-async fn clean_up_after_failure(client: &Client, plan: &ChromaPlan, collections: &[Collection], err: MigrateError) -> MigrateError {
+async fn clean_up_after_failure(
+    client: &Client,
+    plan: &ChromaPlan,
+    collections: &[Collection],
+    err: MigrateError,
+) -> MigrateError {
     let kind = err.kind();
     if plan.reuse_existing {
         let table = &plan.plan.tables[0].spec.name;
         let names: Vec<String> = collections.iter().map(|c| c.name.clone()).collect();
         let removed = client
-            .execute(&format!("DELETE FROM {table} WHERE collection_name = ANY($1)"), &[&names])
+            .execute(
+                &format!("DELETE FROM {table} WHERE collection_name = ANY($1)"),
+                &[&names],
+            )
             .await
             .is_ok();
-        let what = if removed { "the rows this run added were deleted" } else { "deleting the rows this run added failed too" };
+        let what = if removed {
+            "the rows this run added were deleted"
+        } else {
+            "deleting the rows this run added failed too"
+        };
         return MigrateError::new(kind, format!("{err}. {what} from {table}"));
     }
     let mut removed = 0;
     for table in &plan.plan.tables {
-        if client.batch_execute(&ddl::drop_table(&table.spec.name)).await.is_ok() {
+        if client
+            .batch_execute(&ddl::drop_table(&table.spec.name))
+            .await
+            .is_ok()
+        {
             removed += 1;
         }
     }
-    MigrateError::new(kind, format!("{err}. Nothing was kept: the {removed} table(s) this run created were removed"))
+    MigrateError::new(
+        kind,
+        format!("{err}. Nothing was kept: the {removed} table(s) this run created were removed"),
+    )
 }
 
 /// Build the vector indexes, several at a time, each with enough
@@ -530,9 +647,23 @@ async fn build_vector_indexes(
         .iter()
         .map(|ix| {
             let table = &plan.plan.tables[ix.table].spec;
-            let column_type = table.columns.iter().find(|c| c.name == ix.column).map_or(PgType::Vector(0), |c| c.pg_type);
-            let sql = pgvector::vector_index(&ix.name, &table.name, &ix.column, column_type, ix.method, ix.distance);
-            (sql, memory_for(column_type, plan.plan.tables[ix.table].source_rows))
+            let column_type = table
+                .columns
+                .iter()
+                .find(|c| c.name == ix.column)
+                .map_or(PgType::Vector(0), |c| c.pg_type);
+            let sql = pgvector::vector_index(
+                &ix.name,
+                &table.name,
+                &ix.column,
+                column_type,
+                ix.method,
+                ix.distance,
+            );
+            (
+                sql,
+                memory_for(column_type, plan.plan.tables[ix.table].source_rows),
+            )
         })
         .collect();
     let workers = jobs.min(statements.len()).max(1);
@@ -557,7 +688,12 @@ async fn build_vector_indexes(
         });
     }
     while let Some(joined) = set.join_next().await {
-        joined.map_err(|e| MigrateError::new(MigrateErrorKind::Write, format!("an index worker crashed: {e}")))??;
+        joined.map_err(|e| {
+            MigrateError::new(
+                MigrateErrorKind::Write,
+                format!("an index worker crashed: {e}"),
+            )
+        })??;
     }
     Ok(statements.into_iter().map(|(sql, _)| sql).collect())
 }
@@ -588,11 +724,13 @@ async fn verify_all(
     let n = feeds.collections.len();
     let queue = Arc::new(Mutex::new((0..n).collect::<VecDeque<_>>()));
     type Found = (Option<CollectionCheck>, Arc<Vec<Query>>);
-    let results: Arc<Mutex<Vec<Option<Found>>>> = Arc::new(Mutex::new((0..n).map(|_| None).collect()));
+    let results: Arc<Mutex<Vec<Option<Found>>>> =
+        Arc::new(Mutex::new((0..n).map(|_| None).collect()));
     let mut set = tokio::task::JoinSet::new();
     for reader in readers {
         let client = target::connect(target_config).await?;
-        let (queue, plan, results, feeds) = (queue.clone(), plan.clone(), results.clone(), feeds.clone());
+        let (queue, plan, results, feeds) =
+            (queue.clone(), plan.clone(), results.clone(), feeds.clone());
         let wanted = options.recall.queries;
         set.spawn(async move {
             let mut reader = reader;
@@ -600,7 +738,10 @@ async fn verify_all(
                 let Some(c) = queue.lock().expect("queue lock").pop_front() else {
                     return Ok::<(), MigrateError>(());
                 };
-                let indexed = plan.vector_indexes.iter().any(|ix| ix.table == plan.targets[c].table);
+                let indexed = plan
+                    .vector_indexes
+                    .iter()
+                    .any(|ix| ix.table == plan.targets[c].table);
                 let collection = &feeds.collections[c];
                 let (back, queries) = match collection.rowid_bounds.filter(|_| indexed) {
                     Some(bounds) => {
@@ -616,14 +757,20 @@ async fn verify_all(
                     None => (reader, Vec::new()),
                 };
                 let queries = Arc::new(queries);
-                let (back, outcome) = check::verify_collection(&client, back, plan.clone(), c, queries.clone()).await;
+                let (back, outcome) =
+                    check::verify_collection(&client, back, plan.clone(), c, queries.clone()).await;
                 reader = back;
                 results.lock().expect("results lock")[c] = Some((Some(outcome?), queries));
             }
         });
     }
     while let Some(joined) = set.join_next().await {
-        joined.map_err(|e| MigrateError::new(MigrateErrorKind::Verify, format!("a verify worker crashed: {e}")))??;
+        joined.map_err(|e| {
+            MigrateError::new(
+                MigrateErrorKind::Verify,
+                format!("a verify worker crashed: {e}"),
+            )
+        })??;
     }
     let found = std::mem::take(&mut *results.lock().expect("results lock"));
     let mut client = target::connect(target_config).await?;
@@ -632,10 +779,17 @@ async fn verify_all(
     for (c, entry) in found.into_iter().enumerate() {
         let (check, queries) = entry.expect("every collection verified");
         let check = check.expect("a check");
-        let index = plan.vector_indexes.iter().find(|ix| ix.table == plan.targets[c].table);
+        let index = plan
+            .vector_indexes
+            .iter()
+            .find(|ix| ix.table == plan.targets[c].table);
         let recall = match index {
             Some(ix) if !queries.is_empty() => {
-                let settings = SearchSettings { options: &options.recall, method: ix.method.name(), pgvector };
+                let settings = SearchSettings {
+                    options: &options.recall,
+                    method: ix.method.name(),
+                    pgvector,
+                };
                 Some(check::recall(&mut client, plan, c, &queries, &check, &settings).await?)
             }
             _ => None,
@@ -666,17 +820,31 @@ fn report(
             space: layout::space_name(c.space).into(),
             dimension: c.dimension,
             items: c.count,
-            table: plan.plan.tables[plan.targets[i].table].spec.name.to_string(),
+            table: plan.plan.tables[plan.targets[i].table]
+                .spec
+                .name
+                .to_string(),
             vectors_from_hnsw: c.sources.from_hnsw,
             vectors_from_log: c.sources.from_log,
-            verification: checks.get(i).and_then(|x| x.as_ref()).map(|x| x.verification.clone()),
+            verification: checks
+                .get(i)
+                .and_then(|x| x.as_ref())
+                .map(|x| x.verification.clone()),
             recall: recalls.get(i).cloned().flatten(),
         })
         .collect();
     if verified {
-        migration.verified = Some(collections.iter().all(|c| c.verification.as_ref().is_some_and(|v| v.matches)));
+        migration.verified = Some(
+            collections
+                .iter()
+                .all(|c| c.verification.as_ref().is_some_and(|v| v.matches)),
+        );
     }
-    let recall_passed = verified.then(|| collections.iter().all(|c| c.recall.as_ref().is_none_or(|r| r.passed)));
+    let recall_passed = verified.then(|| {
+        collections
+            .iter()
+            .all(|c| c.recall.as_ref().is_none_or(|r| r.passed))
+    });
     let mut metadata_changes = *feeds.changes.lock().expect("changes lock");
     migration.lossy.nul_stripped += metadata_changes.nul_stripped;
     metadata_changes.nul_stripped = 0;
@@ -690,7 +858,13 @@ fn report(
             .plan
             .tables
             .iter()
-            .filter_map(|t| t.spec.columns.iter().find(|c| matches!(c.pg_type, PgType::Vector(_) | PgType::HalfVec(_))).map(|c| format!("{}.{}: {}", t.spec.name, quote_ident(&c.name), c.pg_type)))
+            .filter_map(|t| {
+                t.spec
+                    .columns
+                    .iter()
+                    .find(|c| matches!(c.pg_type, PgType::Vector(_) | PgType::HalfVec(_)))
+                    .map(|c| format!("{}.{}: {}", t.spec.name, quote_ident(&c.name), c.pg_type))
+            })
             .collect(),
         vector_indexes,
         collections,

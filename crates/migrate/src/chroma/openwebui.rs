@@ -36,7 +36,10 @@ pub struct MetadataChanges {
 }
 
 /// Apply Open WebUI's metadata rule; counts what changed into `changes`.
-pub fn process_metadata(metadata: &Map<String, Value>, changes: &mut MetadataChanges) -> Map<String, Value> {
+pub fn process_metadata(
+    metadata: &Map<String, Value>,
+    changes: &mut MetadataChanges,
+) -> Map<String, Value> {
     let mut out = Map::new();
     for (key, value) in metadata {
         if EXCLUDED_KEYS.contains(&key.as_str()) || value.is_null() {
@@ -113,7 +116,11 @@ pub fn python_float_repr(f: f64) -> String {
         return if f > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if f.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     let sci = format!("{f:e}");
     let (mantissa, exponent) = sci.split_once('e').expect("{:e} has an exponent");
@@ -134,7 +141,11 @@ pub fn python_float_repr(f: f64) -> String {
 /// `repr(str)`: single quotes unless the text has one and no double quote,
 /// backslash escapes for the quote, backslash and control characters.
 fn python_string_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -147,8 +158,12 @@ fn python_string_repr(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if (0x80..0xa0).contains(&(c as u32)) => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if (0x80..0xa0).contains(&(c as u32)) => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -185,7 +200,11 @@ mod tests {
         assert!(!out.contains_key("content"));
         assert_eq!(
             changes,
-            MetadataChanges { dropped_keys: 1, lists_as_text: 3, nul_stripped: 1 }
+            MetadataChanges {
+                dropped_keys: 1,
+                lists_as_text: 3,
+                nul_stripped: 1
+            }
         );
     }
 

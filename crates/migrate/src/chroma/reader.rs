@@ -62,34 +62,37 @@ impl ChromaUnitReader {
         let json = &mut self.json;
         let name = feeds.collections[collection].name.as_str();
         let mut changes = MetadataChanges::default();
-        self.reader.read(collection, first, last, &mut |record: &Record<'_>| {
-            let metadata = record_metadata(record, feeds.layout, json, &mut changes);
-            let document = record.document.map_or(Cell::Null, |d| Cell::Text(d.as_bytes()));
-            let cells_owt;
-            let cells_tables;
-            let cells: &[Cell<'_>] = match feeds.layout {
-                Layout::OpenWebUi => {
-                    cells_owt = [
-                        Cell::Text(record.id.as_bytes()),
-                        Cell::Vector(record.embedding),
-                        Cell::Text(name.as_bytes()),
-                        document,
-                        metadata,
-                    ];
-                    &cells_owt
-                }
-                Layout::Tables => {
-                    cells_tables = [
-                        Cell::Text(record.id.as_bytes()),
-                        Cell::Vector(record.embedding),
-                        document,
-                        metadata,
-                    ];
-                    &cells_tables
-                }
-            };
-            on_row(record, cells)
-        })?;
+        self.reader
+            .read(collection, first, last, &mut |record: &Record<'_>| {
+                let metadata = record_metadata(record, feeds.layout, json, &mut changes);
+                let document = record
+                    .document
+                    .map_or(Cell::Null, |d| Cell::Text(d.as_bytes()));
+                let cells_owt;
+                let cells_tables;
+                let cells: &[Cell<'_>] = match feeds.layout {
+                    Layout::OpenWebUi => {
+                        cells_owt = [
+                            Cell::Text(record.id.as_bytes()),
+                            Cell::Vector(record.embedding),
+                            Cell::Text(name.as_bytes()),
+                            document,
+                            metadata,
+                        ];
+                        &cells_owt
+                    }
+                    Layout::Tables => {
+                        cells_tables = [
+                            Cell::Text(record.id.as_bytes()),
+                            Cell::Vector(record.embedding),
+                            document,
+                            metadata,
+                        ];
+                        &cells_tables
+                    }
+                };
+                on_row(record, cells)
+            })?;
         if feeds.counting.load(Ordering::Relaxed) {
             let mut total = feeds.changes.lock().expect("changes lock");
             total.dropped_keys += changes.dropped_keys;
@@ -112,7 +115,11 @@ impl ChromaUnitReader {
                 Cell::Text(layout::space_name(c.space).as_bytes()),
                 c.dimension.map_or(Cell::Null, |d| Cell::Int(d.into())),
                 Cell::Int(c.count as i64),
-                if c.metadata.is_empty() { Cell::Null } else { Cell::Text(metadata.as_bytes()) },
+                if c.metadata.is_empty() {
+                    Cell::Null
+                } else {
+                    Cell::Text(metadata.as_bytes())
+                },
             ];
             on_row(None, &cells)?;
         }
@@ -133,9 +140,7 @@ fn record_metadata<'a>(
     };
     json.clear();
     let text = match layout {
-        Layout::OpenWebUi => {
-            serde_json::to_string(&openwebui::process_metadata(metadata, changes))
-        }
+        Layout::OpenWebUi => serde_json::to_string(&openwebui::process_metadata(metadata, changes)),
         Layout::Tables => serde_json::to_string(metadata),
     }
     .expect("JSON values serialise");

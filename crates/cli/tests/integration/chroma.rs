@@ -1,0 +1,463 @@
+//! Chroma → PostgreSQL + pgvector: stores written by every chromadb version
+//! in the wild (`fixtures/chroma/`), compared with what chromadb's own
+//! `collection.get()` returned for them; Open WebUI's layout; what stops a run.
+
+use crate::harness::{pgharbor, query, scalar, Scratch};
+use pgharbor_testkit::{Cluster, Flavor};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const VERSIONS: &[&str] = &["0.4.24", "0.5.5", "0.5.23", "0.6.3", "1.0.20", "1.5.9"];
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+fn store(version: &str) -> PathBuf {
+    fixtures().join("chroma").join(version).join("store")
+}
+
+fn source(dir: &Path) -> String {
+    format!("chroma:{}", dir.display())
+}
+
+/// Size and content hash of every file under `dir`.
+fn snapshot_of(dir: &Path) -> BTreeMap<PathBuf, (u64, u64)> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                files.insert(
+                    path,
+                    (bytes.len() as u64, xxhash_rust::xxh3::xxh3_64(&bytes)),
+                );
+            }
+        }
+    }
+    files
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+fn table_name(collection: &Value) -> String {
+    let (tenant, database, name) = (
+        collection["tenant"].as_str().unwrap(),
+        collection["database"].as_str().unwrap(),
+        collection["name"].as_str().unwrap(),
+    );
+    match (tenant, database) {
+        ("default_tenant", "default_database") => name.to_string(),
+        ("default_tenant", db) => format!("{db}/{name}"),
+        (t, db) => format!("{t}/{db}/{name}"),
+    }
+}
+
+fn parse_vector(text: &str) -> Vec<f32> {
+    text.trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect()
+}
+
+/// Compare one migrated table with chromadb's own `get()` of the collection.
+fn assert_table_equals_get(pg: &Cluster, db: &str, collection: &Value) {
+    let table = table_name(collection).replace('"', "\"\"");
+    let rows = query(
+        pg,
+        db,
+        &format!(
+            "SELECT id, embedding::text, coalesce(document, '<null>'), coalesce(metadata::text, 'null') FROM \"{table}\" ORDER BY id COLLATE \"C\""
+        ),
+    );
+    let items = collection["items"].as_array().unwrap();
+    assert_eq!(rows.len(), items.len(), "row count of {table}");
+    for (row, item) in rows.iter().zip(items) {
+        let parts: Vec<&str> = row.splitn(4, '|').collect();
+        let id = item["id"].as_str().unwrap();
+        assert_eq!(parts[0], id, "ids of {table}");
+        let document = item["document"].as_str().unwrap_or("<null>");
+        assert_eq!(parts[2], document, "document of {table}/{id}");
+        let metadata: Value = serde_json::from_str(parts[3]).unwrap();
+        assert_eq!(metadata, item["metadata"], "metadata of {table}/{id}");
+        let vector = parse_vector(parts[1]);
+        let expected: Vec<f32> = item["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(vector.len(), expected.len(), "dimension of {table}/{id}");
+        for (a, b) in vector.iter().zip(&expected) {
+            assert!(
+                (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                "vector of {table}/{id}: {vector:?} vs {expected:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_chroma_version_lands_in_tables_equal_to_chromas_own_get() {
+    let pg = Cluster::start(Flavor::Pg16Vector);
+    for version in VERSIONS {
+        let dir = store(version);
+        let before = snapshot_of(&dir);
+        let db = format!("v{}", version.replace('.', "_"));
+        let run = pgharbor(&["migrate", &source(&dir), &pg.url(&db), "--json"]).success();
+        let report: Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(
+            report["migration"]["verified"], true,
+            "{version}: {}",
+            run.stdout
+        );
+        assert_eq!(report["recall_passed"], true, "{version}: {}", run.stdout);
+        let expected: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.parent().unwrap().join("expected.json")).unwrap(),
+        )
+        .unwrap();
+        let collections = expected["collections"].as_array().unwrap();
+        assert_eq!(
+            scalar(&pg, &db, "SELECT count(*) FROM chroma_collections"),
+            collections.len().to_string()
+        );
+        for collection in collections {
+            assert_table_equals_get(&pg, &db, collection);
+        }
+        let large = report["collections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "23b8c1e9-3924-46de-beb1-3b9046685257")
+            .unwrap();
+        assert!(
+            large["vectors_from_hnsw"].as_u64().unwrap() > 0
+                && large["vectors_from_log"].as_u64().unwrap() > 0,
+            "{version}: both the HNSW files and the log hold current vectors: {large}"
+        );
+        assert!(large["recall"]["recall_at_10"].as_f64().unwrap() >= 0.9);
+        assert_eq!(
+            snapshot_of(&dir),
+            before,
+            "{version}: the store was changed"
+        );
+    }
+}
+
+#[test]
+fn open_webui_layout_pads_vectors_and_replaces_only_the_collections_moved() {
+    let pg = Cluster::start(Flavor::Pg16Vector);
+    let url = pg.url("owui");
+    let dir = fixtures().join("openwebui/vector_db");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "migrate".to_string(),
+            source(&dir),
+            url.clone(),
+            "--layout".into(),
+            "open-webui".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run_with = |extra: &[&str]| {
+        let a = args(extra);
+        pgharbor(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let first = run_with(&["--json"]).success();
+    let report: Value = serde_json::from_str(&first.stdout).unwrap();
+    assert_eq!(report["migration"]["verified"], true, "{}", first.stdout);
+    let items = report["migration"]["total_rows"].as_u64().unwrap();
+    assert_eq!(
+        report["migration"]["lossy"]["vectors_padded"]
+            .as_u64()
+            .unwrap(),
+        items
+    );
+    assert_eq!(
+        scalar(&pg, "owui", "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'document_chunk'::regclass AND attname = 'vector'"),
+        "vector(1536)"
+    );
+    assert_eq!(
+        query(
+            &pg,
+            "owui",
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'document_chunk' ORDER BY 1"
+        ),
+        [
+            "document_chunk_pkey",
+            "idx_document_chunk_collection_name",
+            "idx_document_chunk_text_search"
+        ],
+        "Open WebUI's indexes; no IVFFlat below 5,000 rows, as Open WebUI does"
+    );
+    pg.psql("owui", "INSERT INTO document_chunk (id, collection_name, text) VALUES ('kept', 'another-collection', 'not from this store')");
+
+    let refused = run_with(&[]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("already holds rows") && refused.stderr.contains("--truncate"),
+        "{}",
+        refused.stderr
+    );
+    let replaced = run_with(&["--truncate", "--json"]).success();
+    let report: Value = serde_json::from_str(&replaced.stdout).unwrap();
+    assert_eq!(report["migration"]["verified"], true, "{}", replaced.stdout);
+    assert_eq!(
+        scalar(&pg, "owui", "SELECT count(*) FROM document_chunk"),
+        (items + 1).to_string(),
+        "the store's rows replaced, the other collection's row kept"
+    );
+    let other_dimension = run_with(&["--truncate", "--dimension", "768"]);
+    assert_eq!(other_dimension.code, 2, "{}", other_dimension.all());
+    assert!(
+        other_dimension.stderr.contains("vector(1536)"),
+        "{}",
+        other_dimension.stderr
+    );
+}
+
+#[test]
+fn vectors_longer_than_the_existing_column_stop_the_run_naming_the_collection() {
+    let pg = Cluster::start(Flavor::Pg16Vector);
+    pg.create_database("small");
+    pg.psql(
+        "small",
+        "CREATE EXTENSION vector; CREATE TABLE document_chunk (id text PRIMARY KEY, vector vector(4), collection_name text NOT NULL, text text, vmetadata jsonb)",
+    );
+    let dir = fixtures().join("openwebui/vector_db");
+    let run = pgharbor(&[
+        "migrate",
+        &source(&dir),
+        &pg.url("small"),
+        "--layout",
+        "open-webui",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("384-dimensional") && run.stderr.contains("cutting vectors short"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        scalar(&pg, "small", "SELECT count(*) FROM document_chunk"),
+        "0"
+    );
+}
+
+#[test]
+fn collections_of_other_tenants_need_the_tables_layout() {
+    let pg = Cluster::start(Flavor::Pg16Vector);
+    let run = pgharbor(&[
+        "migrate",
+        &source(&store("1.5.9")),
+        &pg.url("t"),
+        "--layout",
+        "open-webui",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("acme/knowledge/notes_l2") && run.stderr.contains("--layout tables"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_server_without_pgvector_or_without_the_right_to_create_it_says_how_to_fix_it() {
+    let pg15 = Cluster::start(Flavor::Pg15);
+    let run = pgharbor(&["migrate", &source(&store("1.5.9")), &pg15.url("none")]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("does not have pgvector")
+            && run.stderr.contains("pgvector/pgvector:pg"),
+        "{}",
+        run.stderr
+    );
+    let pg16 = Cluster::start(Flavor::Pg16Vector);
+    pg16.psql(
+        "postgres",
+        "CREATE ROLE app LOGIN; CREATE DATABASE appdb OWNER app",
+    );
+    let url = pg16.url("appdb").replacen("postgres@", "app@", 1);
+    let run = pgharbor(&["migrate", &source(&store("1.5.9")), &url]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("may not create it") && run.stderr.contains("CREATE EXTENSION vector"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn dimensions_beyond_vector_indexes_need_halfvec_which_this_pgvector_lacks() {
+    let pg = Cluster::start(Flavor::Pg16Vector);
+    let dir = fixtures().join("openwebui/vector_db");
+    let run = pgharbor(&[
+        "migrate",
+        &source(&dir),
+        &pg.url("wide"),
+        "--layout",
+        "open-webui",
+        "--dimension",
+        "3072",
+    ]);
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr.contains("halfvec") && run.stderr.contains("0.6.2"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn recall_below_the_threshold_fails_the_run_and_names_the_collection() {
+    let pg = Cluster::start(Flavor::Pg16Vector);
+    let run = pgharbor(&[
+        "migrate",
+        &source(&store("1.5.9")),
+        &pg.url("low"),
+        "--ef-search",
+        "1",
+        "--min-recall",
+        "0.99",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stdout.contains("23b8c1e9-3924-46de-beb1-3b9046685257")
+            && run.stdout.contains("below --min-recall")
+            && run.stdout.contains("hnsw.ef_search = 1"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("every collection matches"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_damaged_segment_file_is_named_with_its_collection() {
+    let scratch = Scratch::new();
+    let copy = scratch.path("store");
+    copy_dir(&store("0.6.3"), &copy);
+    let conn = rusqlite::Connection::open(copy.join("chroma.sqlite3")).unwrap();
+    let segment: String = conn
+        .query_row(
+            "SELECT s.id FROM segments s JOIN collections c ON c.id = s.collection WHERE c.name = 'notes_l2' AND s.scope = 'VECTOR' AND c.database_id = (SELECT id FROM databases WHERE name = 'default_database')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    drop(conn);
+    let data = copy.join(&segment).join("data_level0.bin");
+    let len = std::fs::metadata(&data).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&data)
+        .unwrap()
+        .set_len(len / 3)
+        .unwrap();
+    let pg = Cluster::start(Flavor::Pg16Vector);
+    let run = pgharbor(&["migrate", &source(&copy), &pg.url("bad")]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("notes_l2") && run.stderr.contains("data_level0.bin"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_nul_in_a_document_stops_the_tables_layout_naming_collection_id_and_column() {
+    let scratch = Scratch::new();
+    let copy = scratch.path("store");
+    copy_dir(&store("1.5.9"), &copy);
+    let conn = rusqlite::Connection::open(copy.join("chroma.sqlite3")).unwrap();
+    conn.execute(
+        "UPDATE embedding_metadata SET string_value = 'before' || char(0) || 'after' WHERE key = 'chroma:document' AND id = (SELECT e.id FROM embeddings e JOIN embedding_metadata m ON m.id = e.id WHERE e.embedding_id = 'id-00001' AND m.key = 'chroma:document' ORDER BY e.id LIMIT 1)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let pg = Cluster::start(Flavor::Pg16Vector);
+    let run = pgharbor(&["migrate", &source(&copy), &pg.url("nul")]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("id='id-00001'")
+            && run.stderr.contains("\"document\"")
+            && run.stderr.contains("--nul strip"),
+        "{}",
+        run.stderr
+    );
+    let stripped = pgharbor(&[
+        "migrate",
+        &source(&copy),
+        &pg.url("nul"),
+        "--nul",
+        "strip",
+        "--drop-existing",
+        "--json",
+    ])
+    .success();
+    let report: Value = serde_json::from_str(&stripped.stdout).unwrap();
+    assert_eq!(
+        report["migration"]["lossy"]["nul_stripped"], 1,
+        "{}",
+        stripped.stdout
+    );
+    assert_eq!(report["migration"]["verified"], true);
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_nothing() {
+    let pg = Cluster::start(Flavor::Pg16Vector);
+    pg.create_database("dry");
+    let run = pgharbor(&[
+        "migrate",
+        &source(&store("1.0.20")),
+        &pg.url("dry"),
+        "--dry-run",
+    ])
+    .success();
+    assert!(
+        run.stdout
+            .contains("2352 vectors from the HNSW files, 295 from the log")
+            && run.stdout.contains("vector_l2_ops"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "dry",
+            "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+        ),
+        "0"
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "dry",
+            "SELECT count(*) FROM pg_extension WHERE extname = 'vector'"
+        ),
+        "0"
+    );
+}
