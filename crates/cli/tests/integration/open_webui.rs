@@ -1,10 +1,13 @@
-//! Open WebUI end to end: a `webui.db` written by Open WebUI 0.12.4's own models,
-//! loaded into the schema Open WebUI's own migrations create in PostgreSQL — as
-//! it stands after Open WebUI's first start, with its seeded `config` rows —
-//! then read back through Open WebUI's own models and compared with what the
-//! same models read from the SQLite file (`fixtures/openwebui/`).
+//! Open WebUI end to end: a data directory written by Open WebUI 0.12.4 itself
+//! (`fixtures/openwebui/`: `webui.db` from its models, `vector_db/` from its
+//! Chroma client), moved with `--preset open-webui` into the schema Open
+//! WebUI's own migrations create in PostgreSQL — as it stands after Open
+//! WebUI's first start, with its seeded `config` rows — then read back through
+//! Open WebUI's own models and its own pgvector client, and compared with what
+//! the same code reads from the SQLite file and the Chroma store.
 
-use crate::harness::{cluster, pgharbor, query};
+use crate::harness::{pgharbor, query, scalar};
+use pgharbor_testkit::{Cluster, Flavor};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -15,8 +18,8 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 #[test]
-fn a_real_open_webui_database_lands_in_open_webuis_schema_and_its_models_read_it_back() {
-    let pg = cluster();
+fn a_real_open_webui_data_directory_lands_in_postgres_and_open_webui_reads_it_all_back() {
+    let pg = Cluster::start(Flavor::Pg16Vector);
     pg.create_database("openwebui");
     pg.psql(
         "openwebui",
@@ -53,11 +56,24 @@ fn a_real_open_webui_database_lands_in_open_webuis_schema_and_its_models_read_it
     ])
     .success();
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(report["verified"], true, "{}", run.stdout);
+    let database = &report["database"];
+    assert_eq!(database["verified"], true, "{}", run.stdout);
     assert!(
-        report["lossy"]["nul_stripped"].as_u64().unwrap() > 0,
+        database["lossy"]["nul_stripped"].as_u64().unwrap() > 0,
         "the fixture holds NULs: {}",
         run.stdout
+    );
+    let vectors = &report["vectors"];
+    assert_eq!(vectors["migration"]["verified"], true, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("VECTOR_DB=pgvector")
+            && run.stderr.contains("PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH=1536"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        scalar(&pg, "openwebui", "SELECT count(*) FROM document_chunk"),
+        vectors["migration"]["total_rows"].to_string()
     );
     assert_eq!(
         query(&pg, "openwebui", "SELECT version_num FROM alembic_version"),
@@ -88,5 +104,17 @@ fn a_real_open_webui_database_lands_in_open_webuis_schema_and_its_models_read_it
         "Open WebUI reads different data from PostgreSQL than from SQLite:\n{}{}",
         String::from_utf8_lossy(&compared.stdout),
         String::from_utf8_lossy(&compared.stderr)
+    );
+
+    let round_trip = Command::new(fixture("vector-roundtrip.sh"))
+        .arg(&url)
+        .arg(fixture(""))
+        .output()
+        .expect("run vector-roundtrip.sh");
+    assert!(
+        round_trip.status.success(),
+        "Open WebUI's pgvector client finds other chunks than its Chroma client:\n{}{}",
+        String::from_utf8_lossy(&round_trip.stdout),
+        String::from_utf8_lossy(&round_trip.stderr)
     );
 }
