@@ -19,12 +19,17 @@ pub(crate) struct Shared {
     pub sources: Vec<Source>,
     items_sql: String,
     arrays_sql: Option<String>,
+    sparse_items_sql: String,
+    sparse_arrays_sql: Option<String>,
 }
 
 impl Shared {
-    /// Queries for `schema`, around `sources`. The unary `+` keeps SQLite
-    /// off the `(segment_id, embedding_id)` index, so it walks the rowid
-    /// range in order instead of sorting the whole segment in a temp b-tree.
+    /// Queries for `schema`, around `sources`. For a collection holding most
+    /// rows of its `embeddings.id` range, the unary `+` keeps SQLite off the
+    /// `(segment_id, embedding_id)` index, so it walks the rowid range in
+    /// order instead of sorting the whole segment in a temp b-tree; a
+    /// collection interleaved with others ([`Source::sparse`]) is read
+    /// through that index instead of walking everyone's rows.
     pub fn new(sources: Vec<Source>, schema: &Schema) -> Shared {
         let bool_column = if schema.embedding_bool {
             "m.bool_value"
@@ -44,6 +49,10 @@ impl Shared {
         });
         Shared {
             sources,
+            sparse_items_sql: items_sql.replace("+e.segment_id", "e.segment_id"),
+            sparse_arrays_sql: arrays_sql
+                .as_ref()
+                .map(|sql| sql.replace("+e.segment_id", "e.segment_id")),
             items_sql,
             arrays_sql,
         }
@@ -100,13 +109,19 @@ impl StoreReader {
                 ChromaError::sqlite(e, "reading items").with_collection(&source.name, &source.id),
             )
         };
-        let mut items = conn
-            .prepare_cached(&self.shared.items_sql)
-            .map_err(in_source)?;
+        let (items_sql, arrays_sql) = if source.sparse {
+            (
+                &self.shared.sparse_items_sql,
+                &self.shared.sparse_arrays_sql,
+            )
+        } else {
+            (&self.shared.items_sql, &self.shared.arrays_sql)
+        };
+        let mut items = conn.prepare_cached(items_sql).map_err(in_source)?;
         let mut rows = items
             .query(params![source.metadata_segment, first, last])
             .map_err(in_source)?;
-        let mut array_stmt = match &self.shared.arrays_sql {
+        let mut array_stmt = match arrays_sql {
             Some(sql) => Some(conn.prepare_cached(sql).map_err(in_source)?),
             None => None,
         };

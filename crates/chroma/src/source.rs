@@ -60,6 +60,9 @@ pub(crate) struct Source {
     slots: HashMap<String, u32>,
     /// The log tail's verdict, overriding `slots`.
     log: HashMap<String, Option<i64>>,
+    /// The items are a small share of their `embeddings.id` range (other
+    /// collections' rows are interleaved): read them through the segment index.
+    pub sparse: bool,
 }
 
 /// What [`Source::build`] found besides the source itself.
@@ -100,6 +103,7 @@ impl Source {
             hnsw,
             slots,
             log: tail.vectors,
+            sparse: false,
         };
         let mut sources = source.tally(conn)?;
         sources.log_rows_replayed = tail.rows;

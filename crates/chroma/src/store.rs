@@ -146,7 +146,11 @@ fn open_collection(
         rowid_bounds: entry.rowid_bounds,
         sources: built.sources,
     };
-    Ok((collection, built.source, watch))
+    let mut source = built.source;
+    source.sparse = collection.rowid_bounds.is_some_and(|(first, last)| {
+        (last - first + 1) as u64 > collection.count.saturating_mul(4)
+    });
+    Ok((collection, source, watch))
 }
 
 fn check_watch(conn: &Connection, has_table: bool, watch: &Watch) -> Result<()> {

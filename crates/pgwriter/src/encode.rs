@@ -230,36 +230,8 @@ impl RowEncoder {
         let Cell::Vector(values) = cell else {
             return Err("not a vector".into());
         };
-        if values.len() > dim as usize {
-            return Err(format!(
-                "{} dimensions do not fit {dim}; cutting a vector short would destroy the embedding",
-                values.len()
-            ));
-        }
-        if let Some(at) = values.iter().position(|v| !v.is_finite()) {
-            return Err(format!(
-                "component {at} is {}, which pgvector refuses",
-                values[at]
-            ));
-        }
-        out.extend_from_slice(&(dim as i16).to_be_bytes());
-        out.extend_from_slice(&0i16.to_be_bytes());
-        let mut rounded = false;
-        for v in values {
-            if half {
-                let h = half::f16::from_f32(*v);
-                if h.is_infinite() {
-                    return Err(format!("component {v} is beyond half precision's ±65504"));
-                }
-                rounded |= h.to_f32() != *v;
-                out.extend_from_slice(&h.to_bits().to_be_bytes());
-            } else {
-                out.extend_from_slice(&v.to_bits().to_be_bytes());
-            }
-        }
-        let pad = dim as usize - values.len();
-        out.resize(out.len() + pad * if half { 2 } else { 4 }, 0);
-        self.lossy.vectors_padded += u64::from(pad > 0);
+        let rounded = write_vector(values, dim, half, out)?;
+        self.lossy.vectors_padded += u64::from(values.len() < dim as usize);
         self.lossy.vectors_rounded_to_half += u64::from(rounded);
         Ok(())
     }
@@ -347,6 +319,49 @@ impl RowEncoder {
         }
         Ok(text)
     }
+}
+
+/// pgvector's binary form of `values` (`halfvec` when `half`), zero-padded
+/// to `dim`: dimension and a zero word as int16, then each component as a
+/// big-endian float4 or IEEE half. Returns whether any component was rounded
+/// to half precision; refuses vectors longer than `dim` and non-finite or
+/// (for halves) out-of-range components.
+pub fn write_vector(
+    values: &[f32],
+    dim: u32,
+    half: bool,
+    out: &mut impl Extend<u8>,
+) -> Result<bool, String> {
+    if values.len() > dim as usize {
+        return Err(format!(
+            "{} dimensions do not fit {dim}; cutting a vector short would destroy the embedding",
+            values.len()
+        ));
+    }
+    if let Some(at) = values.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "component {at} is {}, which pgvector refuses",
+            values[at]
+        ));
+    }
+    out.extend((dim as i16).to_be_bytes());
+    out.extend(0i16.to_be_bytes());
+    let mut rounded = false;
+    for v in values {
+        if half {
+            let h = half::f16::from_f32(*v);
+            if h.is_infinite() {
+                return Err(format!("component {v} is beyond half precision's ±65504"));
+            }
+            rounded |= h.to_f32() != *v;
+            out.extend(h.to_bits().to_be_bytes());
+        } else {
+            out.extend(v.to_bits().to_be_bytes());
+        }
+    }
+    let pad_bytes = (dim as usize - values.len()) * if half { 2 } else { 4 };
+    out.extend(std::iter::repeat_n(0u8, pad_bytes));
+    Ok(rounded)
 }
 
 /// Microseconds since 2000-01-01 of a Unix epoch integer whose unit is read

@@ -1,8 +1,11 @@
 //! pgvector on the target: making sure the extension is there (or saying how to
 //! get it), which vector type a dimension needs, and vector index DDL.
 
+use crate::encode::write_vector;
 use crate::error::{WriteError, WriteErrorKind};
+use bytes::BytesMut;
 use pgharbor_core::schema::{quote_ident, PgType, QualifiedName};
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::Client;
 
 /// Largest dimension pgvector indexes accept for `vector` columns.
@@ -134,6 +137,36 @@ pub fn column_type(dim: u32, indexed: bool, version: Version) -> Result<PgType, 
         ));
     }
     Ok(PgType::HalfVec(dim))
+}
+
+/// A query parameter of type `vector` or `halfvec` (sent in binary,
+/// zero-padded to `dim`), so a search's query vector is decoded once rather
+/// than cast from text for every row.
+#[derive(Debug, Clone, Copy)]
+pub struct VectorParam<'a> {
+    /// The components.
+    pub values: &'a [f32],
+    /// The column's dimension.
+    pub dim: u32,
+}
+
+impl ToSql for VectorParam<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        let mut bytes = Vec::new();
+        write_vector(self.values, self.dim, ty.name() == "halfvec", &mut bytes)?;
+        out.extend_from_slice(&bytes);
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(ty.name(), "vector" | "halfvec")
+    }
+
+    to_sql_checked!();
 }
 
 /// Make sure the `vector` extension is installed in the target database,

@@ -67,7 +67,9 @@ fn a_real_open_webui_data_directory_lands_in_postgres_and_open_webui_reads_it_al
     assert_eq!(vectors["migration"]["verified"], true, "{}", run.stdout);
     assert!(
         run.stderr.contains("VECTOR_DB=pgvector")
-            && run.stderr.contains("PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH=1536"),
+            && run
+                .stderr
+                .contains("PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH=1536"),
         "{}",
         run.stderr
     );

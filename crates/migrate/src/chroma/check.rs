@@ -10,7 +10,7 @@ use crate::error::{pg_error, MigrateError, MigrateErrorKind};
 use crate::load::row_key;
 use pgharbor_core::report::TableVerification;
 use pgharbor_core::schema::{quote_ident, PgType};
-use pgharbor_pgwriter::pgvector::{Distance, Version};
+use pgharbor_pgwriter::pgvector::{Distance, VectorParam, Version};
 use pgharbor_verify::digest::{target_digest, RowFilter};
 use pgharbor_verify::{RowHasher, RowMultiset, TableDigest};
 use serde::Serialize;
@@ -329,9 +329,8 @@ pub async fn recall(
     let target = &plan.targets[collection];
     let table = &plan.plan.tables[target.table].spec;
     let column = &table.columns[1];
-    let (cast, dim) = match column.pg_type {
-        PgType::HalfVec(d) => ("halfvec", d),
-        PgType::Vector(d) => ("vector", d),
+    let dim = match column.pg_type {
+        PgType::HalfVec(d) | PgType::Vector(d) => d,
         other => unreachable!("the vector column is {other}"),
     };
     let op = target.distance.operator();
@@ -342,7 +341,7 @@ pub async fn recall(
         ""
     };
     let sql = format!(
-        "SELECT {col} {op} $1::text::{cast} FROM {} {filter} ORDER BY {col} {op} $1::text::{cast} LIMIT {K}",
+        "SELECT {col} {op} $1 FROM {} {filter} ORDER BY {col} {op} $1 LIMIT {K}",
         table.name
     );
     let setting = match settings.method {
@@ -368,16 +367,27 @@ pub async fn recall(
         .prepare(&sql)
         .await
         .map_err(pg_error("preparing the recall query"))?;
-    let mut total = 0.0;
-    let mut counted = 0usize;
-    for (query, exact) in queries.iter().zip(&check.exact) {
-        let Some(worst) = exact.worst() else { continue };
-        let text = vector_text(&query.vector, dim);
-        let rows = match &target.shared_name {
-            Some(name) => tx.query(&statement, &[&text, name]).await,
-            None => tx.query(&statement, &[&text]).await,
+    let asked: Vec<(&TopK, VectorParam<'_>)> = queries
+        .iter()
+        .zip(&check.exact)
+        .filter(|(_, exact)| exact.worst().is_some())
+        .map(|(query, exact)| {
+            let values = query.vector.as_slice();
+            (exact, VectorParam { values, dim })
+        })
+        .collect();
+    let searches = asked.iter().map(|(_, vector)| async {
+        match &target.shared_name {
+            Some(name) => tx.query(&statement, &[vector, name]).await,
+            None => tx.query(&statement, &[vector]).await,
         }
+    });
+    let answers = futures_util::future::try_join_all(searches)
+        .await
         .map_err(pg_error(format!("searching {}", table.name)))?;
+    let mut total = 0.0;
+    for ((exact, _), rows) in asked.iter().zip(&answers) {
+        let worst = exact.worst().expect("filtered above");
         let tolerance = 1e-4 * worst.abs().max(1.0);
         let hits = rows
             .iter()
@@ -385,8 +395,8 @@ pub async fn recall(
             .count()
             .min(exact.best.len());
         total += hits as f64 / exact.best.len() as f64;
-        counted += 1;
     }
+    let counted = asked.len();
     tx.commit()
         .await
         .map_err(pg_error("ending the recall check"))?;
@@ -402,23 +412,6 @@ pub async fn recall(
         setting,
         passed: recall_at_10 >= settings.options.min_recall,
     })
-}
-
-/// pgvector's text form, zero-padded to `dim` (how the rows were stored).
-fn vector_text(vector: &[f32], dim: u32) -> String {
-    let mut text = String::with_capacity(vector.len() * 10 + 2);
-    text.push('[');
-    for (i, v) in vector.iter().enumerate() {
-        if i > 0 {
-            text.push(',');
-        }
-        text.push_str(&v.to_string());
-    }
-    for i in vector.len()..dim as usize {
-        text.push_str(if i == 0 { "0" } else { ",0" });
-    }
-    text.push(']');
-    text
 }
 
 #[cfg(test)]
@@ -444,10 +437,5 @@ mod tests {
         assert!((distance(&q, &item, norm, Distance::Cosine) - 1.0).abs() < 1e-12);
         assert!((distance(&q, &item, norm, Distance::L2) - 5f64.sqrt()).abs() < 1e-12);
         assert_eq!(distance(&q, &item, norm, Distance::InnerProduct), 0.0);
-    }
-
-    #[test]
-    fn query_text_is_padded() {
-        assert_eq!(vector_text(&[1.5, -2.0], 4), "[1.5,-2,0,0]");
     }
 }

@@ -58,6 +58,8 @@ pub struct VectorIndexPlan {
     pub method: IndexMethod,
     /// Distance the index serves.
     pub distance: Distance,
+    /// The index exists already (kept, not built; still searched by the recall check).
+    pub existing: bool,
 }
 
 /// Where one collection lands.
@@ -206,16 +208,17 @@ fn plan_open_webui(
             pgvector::column_type(dim, true, facts.pgvector)?
         }
     };
-    let dim =
-        match vector_type {
-            PgType::Vector(d) | PgType::HalfVec(d) => d,
-            other => return Err(MigrateError::new(
+    let dim = match vector_type {
+        PgType::Vector(d) | PgType::HalfVec(d) => d,
+        other => {
+            return Err(MigrateError::new(
                 MigrateErrorKind::Usage,
                 format!(
                     "the existing {OPEN_WEBUI_TABLE}.vector column is {other}, not a pgvector type"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     if dim != 0 && max_dim > dim {
         let widest = collections
             .iter()
@@ -263,12 +266,13 @@ fn plan_open_webui(
     };
     let method = open_webui_vector_index(options.index, rows, facts, &mut notes);
     let vector_indexes = method
-        .map(|method| VectorIndexPlan {
+        .map(|(method, existing)| VectorIndexPlan {
             table: 0,
             name: OPEN_WEBUI_VECTOR_INDEX.into(),
             column: "vector".into(),
             method,
             distance: Distance::Cosine,
+            existing,
         })
         .into_iter()
         .collect();
@@ -353,12 +357,12 @@ fn open_webui_vector_index(
     rows: u64,
     facts: &TargetFacts,
     notes: &mut Vec<String>,
-) -> Option<IndexMethod> {
+) -> Option<(IndexMethod, bool)> {
     if let Some(existing) = &facts.existing_vector_index {
         notes.push(format!(
-            "{OPEN_WEBUI_VECTOR_INDEX} already exists ({existing}) and is kept"
+            "{OPEN_WEBUI_VECTOR_INDEX} already exists and is kept: {existing}"
         ));
-        return None;
+        return existing_method(existing).map(|m| (m, true));
     }
     let method = match choice {
         IndexChoice::None => None,
@@ -378,7 +382,22 @@ fn open_webui_vector_index(
         Some(IndexMethod::IvfFlat { .. }) => notes.push("Open WebUI never sets ivfflat.probes, so it searches with pgvector's default of 1 list; the recall check runs at --probes (default 10): give Open WebUI the same with `ALTER DATABASE <db> SET ivfflat.probes = 10`".into()),
         None => {}
     }
-    method
+    method.map(|m| (m, false))
+}
+
+/// The method of an index from its definition (`pg_indexes.indexdef`).
+fn existing_method(definition: &str) -> Option<IndexMethod> {
+    let lower = definition.to_ascii_lowercase();
+    if lower.contains(" using hnsw ") {
+        Some(IndexMethod::Hnsw {
+            m: 16,
+            ef_construction: 64,
+        })
+    } else if lower.contains(" using ivfflat ") {
+        Some(IndexMethod::IvfFlat { lists: 100 })
+    } else {
+        None
+    }
 }
 
 fn plan_tables(
@@ -437,6 +456,7 @@ fn plan_tables(
                 column: "embedding".into(),
                 method,
                 distance,
+                existing: false,
             });
         }
         tables.push(table_plan(

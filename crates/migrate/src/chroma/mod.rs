@@ -200,7 +200,7 @@ pub fn render_plan(plan: &ChromaPlan, collections: &[Collection]) -> String {
             plan.plan.tables[target.table].spec.name
         ));
     }
-    for ix in &plan.vector_indexes {
+    for ix in plan.vector_indexes.iter().filter(|ix| !ix.existing) {
         let table = &plan.plan.tables[ix.table].spec;
         let column_type = table
             .columns
@@ -645,6 +645,7 @@ async fn build_vector_indexes(
     let statements: Vec<(String, u64)> = plan
         .vector_indexes
         .iter()
+        .filter(|ix| !ix.existing)
         .map(|ix| {
             let table = &plan.plan.tables[ix.table].spec;
             let column_type = table
