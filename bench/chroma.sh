@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# ChromaDB → Open WebUI pgvector benchmark: pgharbor against the Python path a user
+# would write, same store, same server, one run. Not part of CI (bench only).
+#
+#   bash bench/chroma.sh              # 200,000 chunks x 384 dims
+#   N=20000 bash bench/chroma.sh      # quick run
+#   bash bench/chroma.sh --keep       # leave the cluster running afterwards
+#   PGHARBOR_BIN=path bash bench/chroma.sh   # measure that binary instead of building one
+#
+# Measured, each into a fresh database of one throwaway PostgreSQL 16 + pgvector cluster
+# (/opt/pgharbor/pg16, from scripts/setup.sh), each on a fresh copy of the store:
+#   python-path         bench/chroma/python_path.py: chromadb 1.5.9 get() paged per collection,
+#                       Open WebUI's row conversion, psycopg 3 binary COPY, Open WebUI's indexes
+#   pgharbor            migrate chroma:STORE URL --layout open-webui --dimension 384 --index ivfflat
+#                       (verifies, the default), and again with --no-verify
+# Wall time and peak RSS (GNU time -v) for each, phase timings (python_path.py's own,
+# pgharbor's --json "phases"), ratios python / pgharbor, and a check that both databases
+# hold the same rows (count + md5 of the sorted ids, and of the full rows).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+N="${N:-200000}"
+DIM=384
+KEEP=0
+for arg in "$@"; do
+	case "$arg" in
+	--keep) KEEP=1 ;;
+	-h | --help)
+		sed -n '2,18p' "$0"
+		exit 0
+		;;
+	*)
+		echo "unknown argument: $arg (N=<chunks> env var, --keep)" >&2
+		exit 2
+		;;
+	esac
+done
+WORK="$REPO/.cache/bench"
+STORE_DIR="$WORK/chroma-$N"
+RUN_STORE="$WORK/chroma-run"
+LOGS="$WORK/chroma-logs"
+VENV="$WORK/chroma-venv"
+PY_PINS=("chromadb==1.5.9" "psycopg[binary]==3.3.4" "pgvector==0.4.2") # Open WebUI 0.12.4's pins
+PG_BIN="${PGHARBOR_PG16_BIN:-/opt/pgharbor/pg16/bin}"
+PSQL="$PG_BIN/psql -X -q -v ON_ERROR_STOP=1"
+PGHARBOR="${PGHARBOR_BIN:-$REPO/target/release/pgharbor}" # PGHARBOR_BIN=path: use that binary, no build
+mkdir -p "$WORK" "$LOGS"
+
+say() { printf '\n==> %s\n' "$*"; }
+
+say "setup"
+bash scripts/setup.sh
+if [ ! -x /usr/bin/time ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -q time >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q time >/dev/null; }
+fi
+# Python venv with chromadb 1.5.9 + psycopg 3 + pgvector (idempotent: a stamp of the pins)
+if [ "$(cat "$VENV/.pins" 2>/dev/null || true)" != "${PY_PINS[*]}" ] || [ ! -x "$VENV/bin/python" ]; then
+	echo "    creating $VENV (${PY_PINS[*]})"
+	rm -rf "$VENV"
+	"${PYTHON:-python3.11}" -m venv "$VENV"
+	"$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PINS[@]}"
+	echo "${PY_PINS[*]}" >"$VENV/.pins"
+fi
+
+say "store: $N chunks x $DIM dims (chromadb 1.5.9, cached in $STORE_DIR)"
+"$VENV/bin/python" bench/chroma/make_store.py "$STORE_DIR" --chunks "$N" --dim "$DIM"
+STORE_MB=$(du -sm "$STORE_DIR/store" | cut -f1)
+GEN_S=$(python3 -c "import json; print(json.load(open('$STORE_DIR/generated.json'))['seconds'])")
+printf '    %s: %s MB on disk, generated in %s s\n' "$STORE_DIR/store" "$STORE_MB" "$GEN_S"
+
+say "building pgharbor (release)"
+HAVE_PGHARBOR=1
+if [ -n "${PGHARBOR_BIN:-}" ]; then
+	echo "    using PGHARBOR_BIN=$PGHARBOR_BIN"
+elif ! cargo build --release -q -p pgharbor 2>"$LOGS/cargo.log"; then
+	HAVE_PGHARBOR=0
+	echo "    cargo build --release -p pgharbor FAILED: pgharbor is skipped, the Python path still runs (log: $LOGS/cargo.log)"
+	tail -5 "$LOGS/cargo.log" | sed 's/^/        /'
+fi
+
+# shellcheck source=../scripts/lib/throwaway-pg.sh
+source "$REPO/scripts/lib/throwaway-pg.sh"
+if [ "$KEEP" -eq 0 ]; then trap pg_throwaway_stop EXIT; fi
+say "starting PostgreSQL 16 + pgvector (same settings for every tool)"
+pg_throwaway_start "$WORK/pg-chroma" "$PG_BIN" shared_buffers=512MB max_wal_size=8GB checkpoint_timeout=30min maintenance_work_mem=256MB
+for db in py h_verify h_noverify; do
+	$PSQL "$PG_URL_BASE/postgres" -c "CREATE DATABASE $db"
+done
+$PSQL "$PG_URL_BASE/py" -c "CREATE EXTENSION vector"
+PGV=$($PSQL -At "$PG_URL_BASE/py" -c "SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+$PSQL "$PG_URL_BASE/py" -c "DROP EXTENSION vector"
+echo "    $($PG_BIN/postgres --version), pgvector $PGV, $PG_URL_BASE"
+
+# Every run gets its own copy of the store: opening a store with chromadb may write to
+# it (log purge/compaction), and the cached original must stay as generated.
+fresh_store() {
+	rm -rf "$RUN_STORE"
+	cp -a "$STORE_DIR/store" "$RUN_STORE"
+}
+
+declare -A WALL RSS
+# measure NAME COMMAND... : wall seconds and peak RSS (MB) of one command (GNU time -v);
+# stdout to $LOGS/NAME.out, stderr to $LOGS/NAME.err
+measure() {
+	local name="$1"
+	shift
+	local tf="$LOGS/$name.time"
+	if /usr/bin/time -v -o "$tf" "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.err"; then
+		WALL[$name]=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; printf "%.2f", s }' "$tf")
+		RSS[$name]=$(awk -F': ' '/Maximum resident set size/ { printf "%d", $2 / 1024 }' "$tf")
+		printf '    %-20s %8s s %8s MB\n' "$name" "${WALL[$name]}" "${RSS[$name]}"
+	else
+		WALL[$name]=failed
+		RSS[$name]=-
+		printf '    %-20s FAILED (exit %s; logs: %s/%s.{out,err})\n' "$name" "$(grep -o 'Exit status: [0-9]*' "$tf" | tr -dc 0-9)" "$LOGS" "$name"
+		tail -4 "$LOGS/$name.err" | sed 's/^/        /'
+	fi
+}
+
+say "Python path (chromadb get -> psycopg binary COPY -> Open WebUI's indexes)"
+fresh_store
+measure python-path "$VENV/bin/python" bench/chroma/python_path.py "$RUN_STORE" "$PG_URL_BASE/py" --dimension "$DIM"
+[ "${WALL[python-path]}" = failed ] || sed -n '1,6p' "$LOGS/python-path.out" | sed 's/^/        /'
+
+# The exact command lines measured (the store path is the fresh copy)
+PGH_ARGS=(migrate "chroma:$RUN_STORE" "$PG_URL_BASE/h_verify" --layout open-webui --dimension "$DIM" --index ivfflat --json)
+PGH_NOVERIFY_ARGS=(migrate "chroma:$RUN_STORE" "$PG_URL_BASE/h_noverify" --layout open-webui --dimension "$DIM" --index ivfflat --no-verify --json)
+say "pgharbor"
+if [ "$HAVE_PGHARBOR" -eq 1 ]; then
+	echo "    $PGHARBOR ${PGH_ARGS[*]}"
+	fresh_store
+	measure pgharbor "$PGHARBOR" "${PGH_ARGS[@]}"
+	fresh_store
+	measure pgharbor-no-verify "$PGHARBOR" "${PGH_NOVERIFY_ARGS[@]}"
+	if [ "${WALL[pgharbor]}" = failed ]; then
+		echo "    pgharbor failed: does this build have the chroma source and --layout open-webui yet? (the Python path's figures above stand alone)"
+	fi
+else
+	WALL[pgharbor]=failed WALL[pgharbor-no-verify]=failed RSS[pgharbor]=- RSS[pgharbor-no-verify]=-
+	echo "    skipped: pgharbor did not build (see above)"
+fi
+rm -rf "$RUN_STORE"
+
+# phases NAME: "read+load index verify" seconds from a run's output, "- - -" if unknown.
+# python-path: the JSON line python_path.py prints last. pgharbor: the --json report's
+# "phases", as a list of {"phase": name, "seconds": s} (the SQLite report today) or an
+# object {name: seconds}; phases are bucketed by name: verif* -> verify,
+# index/finish/key* -> index, everything else (read, load, copy, ...) -> read+load.
+phases() {
+	python3 - "$LOGS/$1.out" <<'EOF'
+import json, sys
+text = open(sys.argv[1], errors="replace").read() if sys.argv[1] else ""
+doc = None
+try:
+    doc = json.loads(text)
+except ValueError:
+    for start in [i for i, ch in enumerate(text) if ch == "{" and (i == 0 or text[i - 1] == "\n")][::-1]:
+        try:
+            doc = json.JSONDecoder().raw_decode(text[start:])[0]
+            break
+        except ValueError:
+            continue
+out = {"read+load": None, "index": None, "verify": None}
+if isinstance(doc, dict) and "read_s" in doc:  # python_path.py
+    out = {"read+load": doc["read_s"] + doc["load_s"], "index": doc["index_s"], "verify": None}
+elif isinstance(doc, dict):
+    ph = doc.get("phases") or (doc.get("report") or {}).get("phases") or {}
+    if isinstance(ph, list):
+        items = [(str(p.get("phase") or p.get("name")), p.get("seconds", p.get("secs"))) for p in ph if isinstance(p, dict)]
+    elif isinstance(ph, dict):
+        items = [(k, v.get("seconds") if isinstance(v, dict) else v) for k, v in ph.items()]
+    else:
+        items = []
+    for name, s in items:
+        if not isinstance(s, (int, float)):
+            continue
+        n = name.lower()
+        key = "verify" if "verif" in n else "index" if any(w in n for w in ("index", "finish", "key")) else "read+load"
+        out[key] = (out[key] or 0) + s
+print(" ".join("-" if v is None else f"{v:.2f}" for v in out.values()))
+EOF
+}
+
+say "same data in both databases?"
+rowsum() { # count | md5 of sorted ids | md5 of whole rows (vectors as text)
+	$PSQL -At "$PG_URL_BASE/$1" -c "SELECT count(*) || ' ' || md5(coalesce(string_agg(id, ',' ORDER BY id), '')) FROM document_chunk" 2>/dev/null || echo "no table"
+}
+rowfull() {
+	$PSQL -At "$PG_URL_BASE/$1" -c "SELECT md5(coalesce(string_agg(md5(concat_ws('|', id, collection_name, text, vmetadata::text, vector::text)), '' ORDER BY id), '')) FROM document_chunk" 2>/dev/null || echo "-"
+}
+indexes() {
+	$PSQL -At "$PG_URL_BASE/$1" -c "SELECT string_agg(indexdef, E'\n' ORDER BY indexname) FROM pg_indexes WHERE tablename = 'document_chunk'" 2>/dev/null || true
+}
+PY_SUM=$(rowsum py)
+echo "    python-path   rows + md5(sorted ids): $PY_SUM"
+for db in h_verify h_noverify; do
+	H_SUM=$(rowsum "$db")
+	run=pgharbor
+	[ "$db" = h_noverify ] && run=pgharbor-no-verify
+	if [ "${WALL[$run]}" = failed ] && [ "$H_SUM" = "no table" ]; then
+		echo "    $db: nothing to compare ($run did not run or failed)"
+	elif [ "$H_SUM" = "$PY_SUM" ]; then
+		same_rows="same rows"
+		[ "$(rowfull "$db")" = "$(rowfull py)" ] && same_rows="$same_rows, same row contents" || same_rows="$same_rows, ROW CONTENTS DIFFER"
+		[ "$(indexes "$db")" = "$(indexes py)" ] && same_rows="$same_rows, same indexes" || same_rows="$same_rows, indexes differ (see below)"
+		echo "    $db: $same_rows"
+	else
+		echo "    $db: DIFFERENT: $H_SUM"
+	fi
+done
+echo "    indexes built by the Python path (Open WebUI's):"
+indexes py | sed 's/^/        /'
+if [ -n "$(indexes h_verify)" ] && [ "$(indexes h_verify)" != "$(indexes py)" ]; then
+	echo "    indexes built by pgharbor:"
+	indexes h_verify | sed 's/^/        /'
+fi
+
+say "results ($N chunks x $DIM dims, $STORE_MB MB store; $(nproc) cores)"
+declare -A RL IX VF
+for name in python-path pgharbor pgharbor-no-verify; do
+	if [ "${WALL[$name]}" = failed ]; then
+		RL[$name]=- IX[$name]=- VF[$name]=-
+	else
+		read -r RL[$name] IX[$name] VF[$name] <<<"$(phases "$name")"
+	fi
+done
+ratio() { # python / pgharbor, of two numbers
+	python3 -c "import sys; a, b = sys.argv[1:]; print(f'{float(a) / float(b):.2f}x')" "$1" "$2" 2>/dev/null || echo -
+}
+printf '    %-20s %10s %14s %10s %10s %10s %16s\n' tool "wall (s)" "read+load (s)" "index (s)" "verify (s)" "RSS (MB)" "python/this wall"
+for name in python-path pgharbor pgharbor-no-verify; do
+	printf '    %-20s %10s %14s %10s %10s %10s %16s\n' "$name" "${WALL[$name]}" "${RL[$name]}" "${IX[$name]}" "${VF[$name]}" "${RSS[$name]}" "$(ratio "${WALL[python-path]}" "${WALL[$name]}")"
+done
+echo
+echo "    python / pgharbor: wall $(ratio "${WALL[python-path]}" "${WALL[pgharbor]}")," \
+	"wall vs --no-verify $(ratio "${WALL[python-path]}" "${WALL[pgharbor-no-verify]}")," \
+	"read+load $(ratio "${RL[python-path]}" "${RL[pgharbor]}")," \
+	"index $(ratio "${IX[python-path]}" "${IX[pgharbor]}")," \
+	"peak RSS $(ratio "${RSS[python-path]}" "${RSS[pgharbor]}")"
+echo "    (store generated in $GEN_S s, not counted; logs in $LOGS)"
+if [ "$KEEP" -eq 1 ]; then
+	echo "    cluster kept: $PG_URL_BASE (databases py, h_verify, h_noverify); stop it with"
+	echo "    runuser -u postgres -- $PG_BIN/pg_ctl -D $PG_THROWAWAY_DIR/data stop"
+fi
