@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Demo: generate a chat-app SQLite database and migrate it into PostgreSQL.
+# Demo: generate a chat-app SQLite database and migrate it into PostgreSQL, then
+# move a real Open WebUI data directory (webui.db + the Chroma vector_db/ written
+# by Open WebUI 0.12.4 itself, fixtures/openwebui) with --preset open-webui.
 #
-#   scripts/demo.sh                      # into a throwaway PostgreSQL 15 cluster
-#   DATABASE_URL=postgresql://... scripts/demo.sh   # into your own server
+#   scripts/demo.sh                      # into a throwaway PostgreSQL 16 + pgvector cluster
+#   DATABASE_URL=postgresql://... scripts/demo.sh   # into your own server (needs pgvector for the vectors)
 #
 # The throwaway cluster lives in .cache/demo/pg and is stopped when the demo
 # ends (its files stay until the next run).
@@ -13,7 +15,7 @@ cd "$REPO"
 
 DEMO="$REPO/.cache/demo"
 DB="$DEMO/chat.db"
-PG_BIN="${PGHARBOR_PG15_BIN:-/usr/lib/postgresql/15/bin}"
+PG_BIN="${PGHARBOR_PG16_BIN:-/opt/pgharbor/pg16/bin}"
 PSQL="$PG_BIN/psql"
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -43,7 +45,7 @@ if [ -n "${DATABASE_URL:-}" ]; then
 	step "target: \$DATABASE_URL"
 else
 	trap pg_throwaway_stop EXIT
-	step "starting a throwaway PostgreSQL 15 cluster"
+	step "starting a throwaway PostgreSQL 16 + pgvector cluster"
 	pg_throwaway_start "$DEMO/pg" "$PG_BIN" || die "could not start PostgreSQL"
 	"$PSQL" -X -q "$PG_URL_BASE/postgres" -c 'CREATE DATABASE chat'
 	URL="$PG_URL_BASE/chat"
@@ -79,4 +81,15 @@ step "tables in PostgreSQL"
 if [ "$mismatch" -ne 0 ]; then
 	die "some row counts differ (see above)"
 fi
+
+# ---------------------------------------------------------------- Open WebUI
+OWUI="$REPO/fixtures/openwebui"
+OWUI_URL="${URL%/*}/openwebui"
+step "Open WebUI: $OWUI (webui.db + vector_db/) -> ${OWUI_URL##*@}"
+"$PSQL" -X -q "${URL%/*}/postgres" -c 'DROP DATABASE IF EXISTS openwebui' -c 'CREATE DATABASE openwebui'
+echo "    loading the schema Open WebUI 0.12.4's own migrations create on first start (pg-first-start.sql)"
+"$PSQL" -X -q -v ON_ERROR_STOP=1 "$OWUI_URL" -f "$OWUI/pg-first-start.sql" >/dev/null
+step "pgharbor migrate $OWUI <target> --preset open-webui --truncate"
+target/release/pgharbor migrate "$OWUI" "$OWUI_URL" --preset open-webui --truncate
+"$PSQL" -X "$OWUI_URL" -c 'SELECT collection_name, count(*) AS chunks, max(vector_dims(vector)) AS dims FROM document_chunk GROUP BY 1 ORDER BY 2 DESC LIMIT 5'
 step "demo finished"

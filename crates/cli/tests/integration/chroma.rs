@@ -461,3 +461,67 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
         "0"
     );
 }
+
+/// The Python of the Open WebUI fixture venv (chromadb 1.5.9), made by
+/// `fixtures/openwebui/setup.sh`, which `scripts/test.sh` runs.
+fn chromadb_python() -> PathBuf {
+    let venv = std::env::var_os("OWUI_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| fixtures().join("../.cache/openwebui-venv"));
+    let python = venv.join("bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run fixtures/openwebui/setup.sh",
+        python.display()
+    );
+    python
+}
+
+#[test]
+fn a_store_open_in_a_running_chroma_is_read_with_its_unflushed_writes() {
+    use std::io::{BufRead, Write};
+    let scratch = Scratch::new();
+    let copy = scratch.path("store");
+    copy_dir(&store("1.5.9"), &copy);
+    let script = r#"
+import sys, chromadb
+client = chromadb.PersistentClient(path=sys.argv[1])
+notes = client.get_collection("notes_l2", embedding_function=None)
+notes.add(ids=[f"live-{i}" for i in range(5)], embeddings=[[float(i), 1.0, 2.0, 3.0] for i in range(5)],
+          documents=[f"written while running {i}" for i in range(5)])
+print(notes.count(), flush=True)
+sys.stdin.readline()
+"#;
+    let mut chroma = std::process::Command::new(chromadb_python())
+        .arg("-c")
+        .arg(script)
+        .arg(&copy)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start chromadb");
+    let mut line = String::new();
+    std::io::BufReader::new(chroma.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let count: u64 = line.trim().parse().expect("chromadb printed the count");
+    let pg = Cluster::start(Flavor::Pg16Vector);
+    let run = pgharbor(&["migrate", &source(&copy), &pg.url("live"), "--json"]);
+    chroma.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
+    chroma.wait().unwrap();
+    let run = run.success();
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["migration"]["verified"], true, "{}", run.stdout);
+    assert_eq!(
+        scalar(&pg, "live", "SELECT count(*) FROM notes_l2"),
+        count.to_string()
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "live",
+            "SELECT embedding::text FROM notes_l2 WHERE id = 'live-3'"
+        ),
+        "[3,1,2,3]"
+    );
+}
