@@ -69,7 +69,7 @@ pub fn options(
         },
         replace: args.drop_existing || args.truncate,
         create_database: !args.no_create_database,
-        policy,
+        policy: layout::policy_for(layout, policy, args.common.nul.is_some()),
     })
 }
 

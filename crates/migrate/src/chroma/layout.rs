@@ -553,20 +553,6 @@ fn index_name(table: &str) -> String {
     format!("{}_{hash:08x}{SUFFIX}", &table[..cut])
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn index_names_fit_and_stay_distinct() {
-        let a = index_name(&format!("{}a", "東".repeat(20)));
-        let b = index_name(&format!("{}b", "東".repeat(20)));
-        assert!(a.len() <= MAX_IDENTIFIER_BYTES && b.len() <= MAX_IDENTIFIER_BYTES);
-        assert_ne!(a, b);
-        assert_eq!(index_name("notes"), "notes_embedding_idx");
-    }
-}
-
 fn catalog_spec(schema: &str) -> TableSpec {
     TableSpec {
         name: QualifiedName::new(schema, CATALOG_TABLE),
@@ -594,4 +580,18 @@ pub fn policy_for(layout: Layout, requested: ValuePolicy, nul_given: bool) -> Va
         policy.nul = pgharbor_core::plan::NulPolicy::Strip;
     }
     policy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_names_fit_and_stay_distinct() {
+        let a = index_name(&format!("{}a", "東".repeat(20)));
+        let b = index_name(&format!("{}b", "東".repeat(20)));
+        assert!(a.len() <= MAX_IDENTIFIER_BYTES && b.len() <= MAX_IDENTIFIER_BYTES);
+        assert_ne!(a, b);
+        assert_eq!(index_name("notes"), "notes_embedding_idx");
+    }
 }

@@ -27,6 +27,9 @@ pub struct Feeds {
     pub counting: AtomicBool,
 }
 
+/// Receives each item with the cells its table gets for it.
+pub type RecordSink<'a> = dyn FnMut(&Record<'_>, &[Cell<'_>]) -> Result<(), MigrateError> + 'a;
+
 /// Reads Chroma items for work units, on one worker thread.
 pub struct ChromaUnitReader {
     reader: StoreReader,
@@ -56,7 +59,7 @@ impl ChromaUnitReader {
         collection: usize,
         first: i64,
         last: i64,
-        on_row: &mut dyn FnMut(&Record<'_>, &[Cell<'_>]) -> Result<(), MigrateError>,
+        on_row: &mut RecordSink<'_>,
     ) -> Result<(), MigrateError> {
         let feeds = self.feeds.clone();
         let json = &mut self.json;
