@@ -287,13 +287,17 @@ fn plan_open_webui(
     Ok(ChromaPlan {
         plan: Plan {
             target_schema: options.schema.clone(),
-            tables: vec![table_plan(
-                "all collections".into(),
-                spec,
-                rows,
-                true,
-                "Open WebUI's pgvector layout",
-            )],
+            tables: vec![TablePlan {
+                // Rows are named by collection and id in errors and reports.
+                row_key: RowKey::Columns(vec![2, 0]),
+                ..table_plan(
+                    OPEN_WEBUI_TABLE.into(),
+                    spec,
+                    rows,
+                    true,
+                    "Open WebUI's pgvector layout",
+                )
+            }],
             views: Vec::new(),
             reported: Vec::new(),
             policy: options.policy,

@@ -387,6 +387,7 @@ pub async fn migrate(
         }
     };
     feeds.counting.store(false, Ordering::Relaxed);
+    store.check_unchanged()?;
     phases.lap("load");
     let finished = interruptible(
         finish::finish(target_config, &generic, jobs, &*progress),
