@@ -15,7 +15,7 @@
 #                       (verifies, the default), and again with --no-verify
 # Wall time and peak RSS (GNU time -v) for each, phase timings (python_path.py's own,
 # pgharbor's --json "phases"), ratios python / pgharbor, and a check that both databases
-# hold the same rows (count + md5 of the sorted ids, and of the full rows).
+# hold the same rows (count + md5 of the sorted ids; then bench/chroma/compare.py row by row).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -145,7 +145,8 @@ rm -rf "$RUN_STORE"
 
 # phases NAME: "read+load index verify" seconds from a run's output, "- - -" if unknown.
 # python-path: the JSON line python_path.py prints last. pgharbor: the --json report's
-# "phases", as a list of {"phase": name, "seconds": s} (the SQLite report today) or an
+# "phases" (at any depth: migrate chroma: nests the report under "migration"), as a list
+# of {"phase": name, "seconds": s} (the report today) or an
 # object {name: seconds}; phases are bucketed by name: verif* -> verify,
 # index/finish/key* -> index, everything else (read, load, copy, ...) -> read+load.
 phases() {
@@ -166,7 +167,11 @@ out = {"read+load": None, "index": None, "verify": None}
 if isinstance(doc, dict) and "read_s" in doc:  # python_path.py
     out = {"read+load": doc["read_s"] + doc["load_s"], "index": doc["index_s"], "verify": None}
 elif isinstance(doc, dict):
-    ph = doc.get("phases") or (doc.get("report") or {}).get("phases") or {}
+    ph, todo = None, [doc]  # the first "phases" key, breadth-first (it sits under "migration")
+    while todo and ph is None:
+        d = todo.pop(0)
+        ph = d.get("phases")
+        todo += [v for v in d.values() if isinstance(v, dict)]
     if isinstance(ph, list):
         items = [(str(p.get("phase") or p.get("name")), p.get("seconds", p.get("secs"))) for p in ph if isinstance(p, dict)]
     elif isinstance(ph, dict):
@@ -187,9 +192,6 @@ say "same data in both databases?"
 rowsum() { # count | md5 of sorted ids | md5 of whole rows (vectors as text)
 	$PSQL -At "$PG_URL_BASE/$1" -c "SELECT count(*) || ' ' || md5(coalesce(string_agg(id, ',' ORDER BY id), '')) FROM document_chunk" 2>/dev/null || echo "no table"
 }
-rowfull() {
-	$PSQL -At "$PG_URL_BASE/$1" -c "SELECT md5(coalesce(string_agg(md5(concat_ws('|', id, collection_name, text, vmetadata::text, vector::text)), '' ORDER BY id), '')) FROM document_chunk" 2>/dev/null || echo "-"
-}
 indexes() {
 	$PSQL -At "$PG_URL_BASE/$1" -c "SELECT string_agg(indexdef, E'\n' ORDER BY indexname) FROM pg_indexes WHERE tablename = 'document_chunk'" 2>/dev/null || true
 }
@@ -202,10 +204,13 @@ for db in h_verify h_noverify; do
 	if [ "${WALL[$run]}" = failed ] && [ "$H_SUM" = "no table" ]; then
 		echo "    $db: nothing to compare ($run did not run or failed)"
 	elif [ "$H_SUM" = "$PY_SUM" ]; then
-		same_rows="same rows"
-		[ "$(rowfull "$db")" = "$(rowfull py)" ] && same_rows="$same_rows, same row contents" || same_rows="$same_rows, ROW CONTENTS DIFFER"
+		same_rows="same ids"
 		[ "$(indexes "$db")" = "$(indexes py)" ] && same_rows="$same_rows, same indexes" || same_rows="$same_rows, indexes differ (see below)"
 		echo "    $db: $same_rows"
+		if [ -z "${DB_COMPARED:-}" ]; then # full rows once (bench/chroma/compare.py)
+			echo "        $("$VENV/bin/python" bench/chroma/compare.py "$PG_URL_BASE/py" "$PG_URL_BASE/$db" 2>&1 | tail -1)"
+			DB_COMPARED=1
+		fi
 	else
 		echo "    $db: DIFFERENT: $H_SUM"
 	fi
