@@ -29,6 +29,14 @@ pub enum Command {
     /// Generate secrets (passwords).
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Probe a PostgreSQL or Redis server: exit 0 accepting, 1 rejecting, 2 no response, 3 bad parameters (pg_isready's).
+    Check(CheckArgs),
+    /// Health and activity of a PostgreSQL or Redis server, problems first.
+    Status(StatusArgs),
+    /// List, then cancel or terminate, sessions idle in a transaction or running too long.
+    Kill(KillArgs),
+    /// Serve a dashboard, /metrics, /healthz and /api/status for the servers a config file lists.
+    Serve(ServeArgs),
 }
 
 /// `pgharbor url …`.
@@ -291,4 +299,104 @@ pub struct VerifyArgs {
     /// With --into-existing: compare although the migration versions differ.
     #[arg(long)]
     pub allow_version_mismatch: bool,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    pgharbor_health::duration::parse(s).map_err(|e| e.to_string())
+}
+
+/// `pgharbor check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A PostgreSQL URL or key=value string, or redis://[user:password@]host[:port] (rediss:// for TLS);
+    /// defaults to $DATABASE_URL, then the PG* environment, like pg_isready.
+    pub url: Option<String>,
+    /// Give up after this long (e.g. 3s, 500ms); exit 2.
+    #[arg(long, short = 't', default_value = "3s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Also require a real query (SELECT 1) to succeed (Redis: require the password to be accepted).
+    #[arg(long)]
+    pub query: bool,
+    /// The query --query runs (implies --query).
+    #[arg(long, value_name = "SQL")]
+    pub query_sql: Option<String>,
+    /// Exit 1 when at least PCT percent of max_connections (Redis: maxclients) is in use.
+    #[arg(long, value_name = "PCT")]
+    pub max_connections_used: Option<f64>,
+    /// Exit 1 when the server is a read-only standby (in recovery, or a Redis replica).
+    #[arg(long)]
+    pub writable: bool,
+    /// Machine-readable result on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Print nothing; only the exit status tells.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `pgharbor status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A PostgreSQL URL or key=value string, or a redis:// URL; defaults to $DATABASE_URL.
+    pub url: Option<String>,
+    /// Machine-readable output on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Refresh in place every N seconds until Ctrl-C.
+    #[arg(long, value_name = "N")]
+    pub watch: Option<u64>,
+    /// List active queries running longer than this.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub long_running_over: std::time::Duration,
+    /// List sessions idle in a transaction longer than this.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub idle_in_transaction_over: std::time::Duration,
+    /// Transaction-ID age from which a database is a problem (critical from 1.5 billion).
+    #[arg(long, default_value_t = 500_000_000, value_name = "AGE")]
+    pub wraparound_warn: i64,
+    /// Report the last good backup in DEST.
+    #[arg(long, value_name = "DEST")]
+    pub backups: Option<String>,
+    /// How many statements to list by total and by mean time.
+    #[arg(long, default_value_t = 5)]
+    pub top: i64,
+    /// Give up connecting (and on each query) after this long.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+/// `pgharbor kill`.
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// A PostgreSQL URL or key=value string; defaults to $DATABASE_URL.
+    pub url: Option<String>,
+    /// Sessions idle in a transaction for longer than this (e.g. 10m).
+    #[arg(long, value_parser = parse_duration, required_unless_present = "running_over")]
+    pub idle_in_transaction_over: Option<std::time::Duration>,
+    /// Sessions running one query for longer than this (e.g. 1h).
+    #[arg(long, value_parser = parse_duration)]
+    pub running_over: Option<std::time::Duration>,
+    /// Cancel the query (pg_cancel_backend); the default for running queries.
+    #[arg(long, conflicts_with = "terminate")]
+    pub cancel: bool,
+    /// End the session (pg_terminate_backend); the default for idle-in-transaction sessions.
+    #[arg(long)]
+    pub terminate: bool,
+    /// List what would be done and do nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Machine-readable output on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pgharbor serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The TOML file listing [[postgres]], [[redis]] and [[backups]] entries.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Address to listen on (default: the file's `listen`, else 127.0.0.1:8732; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
 }

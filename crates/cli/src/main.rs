@@ -4,6 +4,7 @@
 
 mod args;
 mod chroma;
+mod health;
 mod migrate;
 mod output;
 mod progress;
@@ -106,6 +107,10 @@ async fn run(cli: args::Cli) -> Result<u8, Failure> {
         args::Command::Url(args::UrlCommand::Build(a)) => url::build(a),
         args::Command::Url(args::UrlCommand::Inspect(a)) => url::inspect(a),
         args::Command::Secret(args::SecretCommand::Generate(a)) => secret::generate(a),
+        args::Command::Check(a) => Ok(health::check(a).await),
+        args::Command::Status(a) => health::status(a).await,
+        args::Command::Kill(a) => health::kill(a).await,
+        args::Command::Serve(a) => health::serve(a).await,
     }
 }
 
@@ -133,6 +138,10 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     }
     if e.use_stderr() {
         eprint!("{text}");
+        // `check` keeps pg_isready's contract: bad parameters exit 3.
+        if health::is_check_invocation() {
+            return ExitCode::from(health::EXIT_BAD_PARAMETERS);
+        }
     } else {
         print!("{text}");
     }

@@ -422,6 +422,7 @@ const SETTINGS: &[&str] = &[
 /// Connects to `config` and collects every section. Fails only when no
 /// session can be opened; everything later is per section.
 pub async fn collect_postgres(config: &ConnConfig, options: &StatusOptions) -> Result<PgStatus> {
+    let shown = config.to_string();
     let config = config.with_fallback_application_name("pgharbor status");
     let (client, _task) = tokio::time::timeout(options.timeout, pgharbor_conn::connect(&config))
         .await
@@ -430,12 +431,15 @@ pub async fn collect_postgres(config: &ConnConfig, options: &StatusOptions) -> R
                 HealthErrorKind::Unreachable,
                 format!(
                     "{}: no answer within {}",
-                    config,
+                    shown,
                     crate::duration::format(options.timeout)
                 ),
             )
         })?
-        .map_err(|e| HealthError::from(e).context(&config))?;
+        .map_err(|e| HealthError::from(e).context(&shown))?;
+    let mut nv = Vec::new();
+    // Settings first, before this session changes its own.
+    let server = seen(&mut nv, "server", server_info(&client).await);
     let timeout_ms = options.timeout.as_millis().max(1);
     // Bounded, and never waiting behind the locks we are here to report.
     let _ = client
@@ -445,11 +449,11 @@ pub async fn collect_postgres(config: &ConnConfig, options: &StatusOptions) -> R
         .await;
 
     let mut status = PgStatus {
-        target: config.to_string(),
+        target: shown,
         collected_at: now_unix(),
         problems: Vec::new(),
         not_visible: Vec::new(),
-        server: None,
+        server,
         connections: None,
         databases: None,
         long_running: None,
@@ -464,8 +468,6 @@ pub async fn collect_postgres(config: &ConnConfig, options: &StatusOptions) -> R
         extensions: None,
         backups: None,
     };
-    let mut nv = Vec::new();
-    status.server = seen(&mut nv, "server", server_info(&client).await);
     let (monitor, superuser, user) = status
         .server
         .as_ref()
