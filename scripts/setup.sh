@@ -43,6 +43,7 @@ apt_missing=()
 [ -x "$PG15_BIN/initdb" ] && [ -x "$PG15_BIN/postgres" ] && [ -x "$PG15_BIN/pg_ctl" ] || apt_missing+=(postgresql-15)
 [ -x "$PG15_BIN/psql" ] && [ -x "$PG15_BIN/pg_dump" ] || apt_missing+=(postgresql-client-15)
 command -v sqlite3 >/dev/null 2>&1 || apt_missing+=(sqlite3)
+[ -x /usr/bin/redis-server ] || apt_missing+=(redis-server) # throwaway Redis servers in the health tests
 command -v python3 >/dev/null 2>&1 || apt_missing+=(python3 python3-venv)
 
 if [ "${#apt_missing[@]}" -gt 0 ]; then
@@ -122,5 +123,8 @@ if [ "$IS_ROOT" -eq 1 ]; then
 	# Cheap check that Debian's binaries are usable by postgres as well.
 	runuser -u postgres -- test -x "$PG15_BIN/initdb" || die "user postgres cannot execute $PG15_BIN/initdb"
 fi
+
+# ------------------------------- Chromium + playwright-core (dashboard browser test)
+bash "$REPO/scripts/browser-setup.sh"
 
 say "ok: PG15 $PG15_BIN, PG16+pgvector $PG16_BIN_OUT"

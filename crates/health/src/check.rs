@@ -278,7 +278,7 @@ async fn check_postgres(target: &str, options: &CheckOptions) -> CheckReport {
         if let Some(limit) = options.max_connections_used {
             let row = client
                 .query_one(
-                    "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'), current_setting('max_connections')::bigint",
+                    "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' OR (backend_type IS NULL AND datid IS NOT NULL)), current_setting('max_connections')::bigint",
                     &[],
                 )
                 .await;

@@ -564,7 +564,7 @@ pub async fn collect_postgres(config: &ConnConfig, options: &StatusOptions) -> R
         extensions(&client, config.dbname()).await,
     );
     if let Some(dest) = &options.backups {
-        let view = backup_view(dest, dest);
+        let view = backup_view(&crate::mask_any(dest), dest);
         nv.push(NotVisible {
             section: "backups",
             reason: format!("{}: {}", view.dest, view.message),
@@ -653,7 +653,11 @@ async fn sessions(c: &Client) -> Result<Vec<SeenSession>> {
                     extract(epoch FROM now() - state_change)::float8,
                     coalesce(wait_event_type || ':' || wait_event, ''),
                     coalesce(left(query, 300), ''), pg_blocking_pids(pid), pid = pg_backend_pid()
-             FROM pg_stat_activity WHERE backend_type = 'client backend' ORDER BY pid",
+             FROM pg_stat_activity
+             -- Other users' sessions show no backend_type to a user without pg_monitor;
+             -- those with a database are counted as clients (state hidden).
+             WHERE backend_type = 'client backend' OR (backend_type IS NULL AND datid IS NOT NULL)
+             ORDER BY pid",
             &[],
         )
         .await

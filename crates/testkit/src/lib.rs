@@ -1,4 +1,5 @@
-//! Throwaway PostgreSQL clusters for pgharbor's integration tests.
+//! Throwaway PostgreSQL clusters (and Redis servers, [`RedisServer`]) for
+//! pgharbor's integration tests.
 //!
 //! [`Cluster::start`] runs `initdb` into a fresh temporary directory, picks a
 //! free TCP port on `127.0.0.1`, puts the unix socket in the same temporary
@@ -75,6 +76,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tempfile::TempDir;
+
+mod redis;
+pub use redis::{RedisOptions, RedisServer};
 
 /// Name of the bootstrap superuser in every cluster.
 pub const SUPERUSER: &str = "postgres";
@@ -592,6 +596,23 @@ rm -rf "$dir""#;
     /// Does nothing when already stopped.
     pub fn stop(&self) {
         self.stop_mode("fast");
+    }
+
+    /// Ask for a smart shutdown and return at once (`pg_ctl stop -m smart
+    /// -W`): the server then refuses new sessions with "the database system
+    /// is shutting down" (SQLSTATE 57P03) and stops when its last session
+    /// ends. Dropping the cluster still cleans up.
+    pub fn begin_smart_shutdown(&self) {
+        let out = run(self
+            .server_command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "smart", "-W", "stop"]));
+        assert!(
+            out.status.success(),
+            "pgharbor-testkit: pg_ctl stop -m smart: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Kill the server without a shutdown checkpoint (`pg_ctl stop -m

@@ -4,6 +4,7 @@
 mod chroma;
 mod django;
 mod harness;
+mod health;
 mod into_existing;
 mod leak;
 mod open_webui;
