@@ -92,7 +92,7 @@ pub async fn finish(
         .map(|t| Statement {
             kind: "statistics",
             name: t.spec.name.to_string(),
-            sql: format!("ANALYZE {}", t.spec.name),
+            sql: ddl::analyze(&t.spec),
         })
         .collect();
     run_parallel(target, jobs, analyze, outcome.clone()).await?;

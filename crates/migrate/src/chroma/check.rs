@@ -78,30 +78,47 @@ impl Query {
     }
 }
 
+/// Lanes summed separately so the compiler vectorises the loops; single
+/// precision is ample for ranking (results are compared with a tolerance).
+const LANES: usize = 8;
+
+fn lanes_sum(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f64 {
+    let mut acc = [0f32; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| term(*x, *y))
+        .sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for lane in 0..LANES {
+            acc[lane] += term(x[lane], y[lane]);
+        }
+    }
+    f64::from(acc.iter().sum::<f32>() + tail)
+}
+
 fn dot(a: &[f32], b: &[f32]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum()
+    lanes_sum(a, b, |x, y| x * y)
 }
 
 /// The distance pgvector's operator computes.
 fn distance(query: &Query, item: &[f32], item_norm: f64, kind: Distance) -> f64 {
     match kind {
-        Distance::L2 => query
-            .vector
-            .iter()
-            .zip(item)
-            .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
-            .sum::<f64>()
-            .sqrt(),
+        Distance::L2 => lanes_sum(&query.vector, item, |x, y| (x - y) * (x - y)).sqrt(),
         Distance::InnerProduct => -dot(&query.vector, item),
         Distance::Cosine if query.norm == 0.0 || item_norm == 0.0 => f64::NAN,
         Distance::Cosine => 1.0 - dot(&query.vector, item) / (query.norm * item_norm),
     }
 }
 
-/// Pick up to `count` query vectors spread evenly over the collection.
+/// Rowids read around each probe point when picking queries.
+const PICK_WINDOW: i64 = 16;
+
+/// Pick up to `count` query vectors spread evenly over the collection: the
+/// first item at or after each of `count` evenly spaced rowids (short reads),
+/// or every n-th item in one pass when the collection is too sparse for that.
 pub fn pick_queries(
     reader: &mut ChromaUnitReader,
     collection: usize,
@@ -109,12 +126,32 @@ pub fn pick_queries(
     items: u64,
     count: usize,
 ) -> Result<Vec<Query>, MigrateError> {
-    let wanted = (count as u64).min(items).max(1);
-    let stride = (items / wanted).max(1);
-    let mut seen = 0u64;
+    let wanted = (count as u64).min(items).max(1) as usize;
+    let (first, last) = bounds;
+    let span = last - first + 1;
     let mut queries = Vec::new();
-    reader.read_collection(collection, bounds.0, bounds.1, &mut |record, _| {
-        if seen % stride == 0 && (queries.len() as u64) < wanted {
+    for q in 0..wanted as i64 {
+        let at = first + span * q / wanted as i64;
+        let mut found = None;
+        reader.read_collection(
+            collection,
+            at,
+            (at + PICK_WINDOW - 1).min(last),
+            &mut |record, _| {
+                found.get_or_insert_with(|| record.embedding.to_vec());
+                Ok(())
+            },
+        )?;
+        queries.extend(found.map(Query::new));
+    }
+    if queries.len() * 2 >= wanted {
+        return Ok(queries);
+    }
+    let stride = (items / wanted as u64).max(1);
+    let mut seen = 0u64;
+    queries.clear();
+    reader.read_collection(collection, first, last, &mut |record, _| {
+        if seen % stride == 0 && queries.len() < wanted {
             queries.push(Query::new(record.embedding.to_vec()));
         }
         seen += 1;
@@ -194,18 +231,19 @@ pub async fn verify_collection(
     collection: usize,
     queries: Arc<Vec<Query>>,
 ) -> (ChromaUnitReader, Result<CollectionCheck, MigrateError>) {
-    let (reader, source) = run_source_pass(reader, plan.clone(), collection, queries, false).await;
-    let source = match source {
-        Ok(s) => s,
-        Err(e) => return (reader, Err(e)),
-    };
     let target = &plan.targets[collection];
     let (columns, hasher, filter_value) = target_view(&plan, target);
     let filter = filter_of(target, filter_value.as_deref());
     let table = &plan.plan.tables[target.table].spec.name;
-    let digest = match target_digest(client, table, &columns, &hasher, filter, None).await {
-        Ok(d) => d,
-        Err(e) => return (reader, Err(e.into())),
+    // Both sides at once: the source on a blocking thread, the target's COPY here.
+    let ((reader, source), digest) = tokio::join!(
+        run_source_pass(reader, plan.clone(), collection, queries, false),
+        target_digest(client, table, &columns, &hasher, filter, None)
+    );
+    let (source, digest) = match (source, digest) {
+        (Ok(s), Ok(d)) => (s, d),
+        (Err(e), _) => return (reader, Err(e)),
+        (_, Err(e)) => return (reader, Err(e.into())),
     };
     let mut verification = TableVerification {
         source_rows: source.digest.rows,
@@ -352,9 +390,13 @@ pub async fn recall(
         .transaction()
         .await
         .map_err(pg_error("starting the recall check"))?;
-    tx.batch_execute(&format!("SET LOCAL {setting}"))
-        .await
-        .map_err(pg_error("setting the search parameter"))?;
+    // Plan each search for its own values, as the application's literal
+    // queries are: a generic plan would pick a plan for an average collection.
+    tx.batch_execute(&format!(
+        "SET LOCAL {setting}; SET LOCAL plan_cache_mode = force_custom_plan"
+    ))
+    .await
+    .map_err(pg_error("setting the search parameter"))?;
     if target.shared_name.is_some() && settings.pgvector >= (0, 8, 0) {
         tx.batch_execute(&format!(
             "SET LOCAL {}.iterative_scan = relaxed_order",
@@ -434,8 +476,13 @@ mod tests {
         let q = Query::new(vec![1.0, 0.0]);
         let item = [0.0f32, 2.0];
         let norm = dot(&item, &item).sqrt();
-        assert!((distance(&q, &item, norm, Distance::Cosine) - 1.0).abs() < 1e-12);
-        assert!((distance(&q, &item, norm, Distance::L2) - 5f64.sqrt()).abs() < 1e-12);
+        assert!((distance(&q, &item, norm, Distance::Cosine) - 1.0).abs() < 1e-6);
+        assert!((distance(&q, &item, norm, Distance::L2) - 5f64.sqrt()).abs() < 1e-6);
+        let long: Vec<f32> = (0..21).map(|i| i as f32).collect();
+        assert_eq!(
+            dot(&long, &long),
+            (0..21).map(|i| f64::from(i * i)).sum::<f64>()
+        );
         assert_eq!(distance(&q, &item, norm, Distance::InnerProduct), 0.0);
     }
 }

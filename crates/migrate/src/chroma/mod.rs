@@ -389,15 +389,17 @@ pub async fn migrate(
     feeds.counting.store(false, Ordering::Relaxed);
     store.check_unchanged()?;
     phases.lap("load");
-    let finished = interruptible(
-        finish::finish(target_config, &generic, jobs, &*progress),
-        "interrupted after the load: every row is in, but keys or indexes may be missing; run again with --drop-existing",
-    )
-    .await?;
-    progress.phase("building vector indexes");
-    let index_sql = interruptible(
-        build_vector_indexes(target_config, &plan, jobs),
-        "interrupted while building vector indexes: the data is complete; build the index by hand or run again",
+    progress.phase("building keys, indexes and vector indexes");
+    // The vector indexes build beside the other indexes (CREATE INDEX
+    // statements on one table do not block each other).
+    let (finished, index_sql) = interruptible(
+        async {
+            tokio::try_join!(
+                finish::finish(target_config, &generic, jobs, &*progress),
+                build_vector_indexes(target_config, &plan, jobs)
+            )
+        },
+        "interrupted after the load: every row is in, but keys or indexes may be missing; run again with --drop-existing (or --truncate)",
     )
     .await?;
     phases.lap("finish");
