@@ -1513,3 +1513,37 @@ fn dashboard_in_headless_chromium_shows_up_then_down() {
         );
     }
 }
+
+#[test]
+fn status_watch_refreshes_until_stopped() {
+    let r = RedisServer::start();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgharbor"))
+        .args(["status", &r.url(), "--watch", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start status --watch");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut views = 0;
+    let mut line = String::new();
+    while views < 2 {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "status --watch ended early"
+        );
+        if line.starts_with("(refreshing every 1s") {
+            views += 1;
+        }
+        if views == 1 && line.starts_with("Clients:") {
+            // The second view sees this run's own connection again.
+            assert!(line.contains("connected"), "{line}");
+        }
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still running after two views"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
