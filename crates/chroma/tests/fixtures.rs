@@ -3,6 +3,7 @@
 //! checks that damaged stores give errors naming the file and the collection.
 
 use pgharbor_chroma::{ChromaError, Collection, ErrorKind, Space, Store};
+use pgharbor_testkit::copy_dir;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -279,19 +280,6 @@ fn versions_are_all_tested() {
 }
 
 // ---------- damaged stores ----------
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
-}
 
 /// A copy of `version`'s store and the segment dir of collection `name` (default tenant).
 fn copy_store(version: &str, name: &str) -> (tempfile::TempDir, PathBuf) {

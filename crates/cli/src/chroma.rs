@@ -158,14 +158,7 @@ pub fn print_report(report: &ChromaReport, json: bool) -> anyhow::Result<()> {
         m.target,
         report.layout
     );
-    if !m.phases.is_empty() {
-        let phases: Vec<String> = m
-            .phases
-            .iter()
-            .map(|p| format!("{} {:.2} s", p.phase, p.seconds))
-            .collect();
-        println!("phases: {}", phases.join(" · "));
-    }
+    crate::output::print_phases(m);
     lines("vector columns", &report.vector_columns);
     lines("vector indexes", &report.vector_indexes);
     let changes = &report.metadata_changes;

@@ -38,14 +38,7 @@ pub fn print_report(report: &MigrationReport, json: bool) -> anyhow::Result<()> 
         report.source,
         report.target
     );
-    if !report.phases.is_empty() {
-        let phases: Vec<String> = report
-            .phases
-            .iter()
-            .map(|p| format!("{} {:.2} s", p.phase, p.seconds))
-            .collect();
-        println!("phases: {}", phases.join(" · "));
-    }
+    print_phases(report);
     if !report.lossy.is_zero() {
         println!("changed by the rules you chose: {} value(s) NUL-stripped, {} value(s) with invalid UTF-8 replaced", report.lossy.nul_stripped, report.lossy.utf8_replaced);
     }
@@ -96,6 +89,19 @@ pub fn print_report(report: &MigrationReport, json: bool) -> anyhow::Result<()> 
         None => println!("not verified (--no-verify)"),
     }
     Ok(())
+}
+
+/// The time each phase took, on one line.
+pub fn print_phases(report: &MigrationReport) {
+    if report.phases.is_empty() {
+        return;
+    }
+    let phases: Vec<String> = report
+        .phases
+        .iter()
+        .map(|p| format!("{} {:.2} s", p.phase, p.seconds))
+        .collect();
+    println!("phases: {}", phases.join(" · "));
 }
 
 fn section(title: &str, lines: impl Iterator<Item = String>) {

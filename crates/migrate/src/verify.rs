@@ -43,14 +43,7 @@ pub async fn verify_all(
             }
         });
     }
-    while let Some(joined) = set.join_next().await {
-        joined.map_err(|e| {
-            MigrateError::new(
-                MigrateErrorKind::Verify,
-                format!("a verify worker crashed: {e}"),
-            )
-        })??;
-    }
+    crate::error::join_workers(set, MigrateErrorKind::Verify, "verify").await?;
     let results = std::mem::take(&mut *results.lock().expect("results lock"));
     Ok(results
         .into_iter()

@@ -77,7 +77,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tempfile::TempDir;
 
+mod files;
 mod redis;
+pub use files::copy_dir;
 pub use redis::{RedisOptions, RedisServer};
 
 /// Name of the bootstrap superuser in every cluster.

@@ -3,7 +3,7 @@
 //! `collection.get()` returned for them; Open WebUI's layout; what stops a run.
 
 use crate::harness::{pgharbor, query, scalar, Scratch};
-use pgharbor_testkit::{Cluster, Flavor};
+use pgharbor_testkit::{copy_dir, Cluster, Flavor};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,19 +41,6 @@ fn snapshot_of(dir: &Path) -> BTreeMap<PathBuf, (u64, u64)> {
         }
     }
     files
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
 }
 
 fn table_name(collection: &Value) -> String {

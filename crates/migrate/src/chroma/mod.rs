@@ -691,14 +691,7 @@ async fn build_vector_indexes(
             }
         });
     }
-    while let Some(joined) = set.join_next().await {
-        joined.map_err(|e| {
-            MigrateError::new(
-                MigrateErrorKind::Write,
-                format!("an index worker crashed: {e}"),
-            )
-        })??;
-    }
+    crate::error::join_workers(set, MigrateErrorKind::Write, "index").await?;
     Ok(statements.into_iter().map(|(sql, _)| sql).collect())
 }
 
@@ -768,14 +761,7 @@ async fn verify_all(
             }
         });
     }
-    while let Some(joined) = set.join_next().await {
-        joined.map_err(|e| {
-            MigrateError::new(
-                MigrateErrorKind::Verify,
-                format!("a verify worker crashed: {e}"),
-            )
-        })??;
-    }
+    crate::error::join_workers(set, MigrateErrorKind::Verify, "verify").await?;
     let found = std::mem::take(&mut *results.lock().expect("results lock"));
     let mut client = target::connect(target_config).await?;
     let mut checks = Vec::new();
