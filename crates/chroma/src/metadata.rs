@@ -10,10 +10,12 @@ use serde_json::{Map, Number, Value};
 pub(crate) const DOCUMENT_KEY: &str = "chroma:document";
 
 /// Decode the four value columns starting at `first` (string, int, float,
-/// bool), in Chroma's order of precedence; None when all are NULL.
+/// bool), in Chroma's order of precedence; None when all are NULL. Text that
+/// is not UTF-8 (Chroma never writes such) is an error, never replaced.
 pub(crate) fn decode(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Option<Value>> {
     if let ValueRef::Text(s) = row.get_ref(first)? {
-        return Ok(Some(Value::String(String::from_utf8_lossy(s).into_owned())));
+        let text = std::str::from_utf8(s).map_err(rusqlite::Error::Utf8Error)?;
+        return Ok(Some(Value::String(text.to_owned())));
     }
     if let Some(i) = row.get::<_, Option<i64>>(first + 1)? {
         return Ok(Some(Value::from(i)));

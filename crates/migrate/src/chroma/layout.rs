@@ -84,6 +84,8 @@ pub struct ChromaPlan {
     pub targets: Vec<CollectionTarget>,
     /// Vector indexes to build after the load.
     pub vector_indexes: Vec<VectorIndexPlan>,
+    /// Indexes built during verification, once keys and vector indexes exist.
+    pub late_indexes: Vec<IndexSpec>,
     /// The layout.
     pub layout: Layout,
     /// The Open WebUI table exists already and is reused.
@@ -258,7 +260,7 @@ fn plan_open_webui(
         name,
         columns,
         primary_key: (!reuse_existing).then(|| vec!["id".to_string()]),
-        indexes: open_webui_indexes()
+        indexes: vec![open_webui_collection_index()]
             .into_iter()
             .filter(|i| !facts.existing_indexes.contains(&i.name))
             .collect(),
@@ -305,6 +307,10 @@ fn plan_open_webui(
         feeds: vec![TableFeed::Collections((0..collections.len()).collect())],
         targets,
         vector_indexes,
+        late_indexes: Some(open_webui_text_index())
+            .filter(|i| !facts.existing_indexes.contains(&i.name))
+            .into_iter()
+            .collect(),
         layout: Layout::OpenWebUi,
         reuse_existing,
         notes,
@@ -331,26 +337,30 @@ fn refuse_other_tenants(collections: &[Collection]) -> Result<(), MigrateError> 
     ))
 }
 
-/// Open WebUI's secondary indexes: collection name and full-text search.
-fn open_webui_indexes() -> Vec<IndexSpec> {
-    vec![
-        IndexSpec {
-            name: "idx_document_chunk_collection_name".into(),
-            elements: vec!["collection_name".into()],
-            unique: false,
-            method: None,
-            predicate: None,
-            translated: false,
-        },
-        IndexSpec {
-            name: "idx_document_chunk_text_search".into(),
-            elements: vec!["to_tsvector('simple', coalesce(text, ''))".into()],
-            unique: false,
-            method: Some("gin".into()),
-            predicate: None,
-            translated: false,
-        },
-    ]
+/// Open WebUI's index on the collection name (every search filters on it).
+fn open_webui_collection_index() -> IndexSpec {
+    IndexSpec {
+        name: "idx_document_chunk_collection_name".into(),
+        elements: vec!["collection_name".into()],
+        unique: false,
+        method: None,
+        predicate: None,
+        translated: false,
+    }
+}
+
+/// Open WebUI's full-text index (its hybrid search). Building it evaluates
+/// `to_tsvector` over every chunk, single-threaded: the slowest step of a
+/// move, so it runs while the rows are verified (a build does not block reads).
+fn open_webui_text_index() -> IndexSpec {
+    IndexSpec {
+        name: "idx_document_chunk_text_search".into(),
+        elements: vec!["to_tsvector('simple', coalesce(text, ''))".into()],
+        unique: false,
+        method: Some("gin".into()),
+        predicate: None,
+        translated: false,
+    }
 }
 
 /// The vector index Open WebUI's settings expect. `auto` does what Open WebUI
@@ -496,6 +506,7 @@ fn plan_tables(
         feeds,
         targets,
         vector_indexes,
+        late_indexes: Vec::new(),
         layout: Layout::Tables,
         reuse_existing: false,
         notes,

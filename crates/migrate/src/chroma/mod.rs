@@ -403,8 +403,9 @@ pub async fn migrate(
     )
     .await?;
     phases.lap("finish");
+    let late_indexes = tokio::spawn(build_late_indexes(target_config.clone(), plan.clone()));
     let (checks, recall) = if options.verify {
-        progress.phase("verifying");
+        progress.phase("verifying (and building the full-text index)");
         drop(readers_back);
         let readers = (0..jobs)
             .map(|_| Ok(ChromaUnitReader::new(store.reader()?, feeds.clone())))
@@ -422,11 +423,26 @@ pub async fn migrate(
         )
         .await?;
         store.check_unchanged()?;
-        phases.lap("verify");
         checked
     } else {
         (Vec::new(), Vec::new())
     };
+    let late_sql = interruptible(
+        async {
+            late_indexes.await.map_err(|e| {
+                MigrateError::new(MigrateErrorKind::Write, format!("an index worker crashed: {e}"))
+            })?
+        },
+        "interrupted while building the full-text index: the data is complete and verified; build the index by hand or let Open WebUI build it on its next start",
+    )
+    .await?;
+    phases.lap(if options.verify {
+        "verify (and full-text index)"
+    } else {
+        "full-text index"
+    });
+    let mut index_sql = index_sql;
+    index_sql.extend(late_sql);
     let mut migration = crate::sqlite::build_report(
         source_label,
         target_config,
@@ -693,6 +709,32 @@ async fn build_vector_indexes(
     }
     crate::error::join_workers(set, MigrateErrorKind::Write, "index").await?;
     Ok(statements.into_iter().map(|(sql, _)| sql).collect())
+}
+
+/// Build the plan's late indexes (Open WebUI's full-text index) on a
+/// connection of their own, while verification reads the table. Returns
+/// their SQL. The table was analysed before; autovacuum adds the index
+/// expression's statistics later (computing them here would evaluate the
+/// expression over the whole sample again).
+async fn build_late_indexes(
+    target_config: ConnConfig,
+    plan: Arc<ChromaPlan>,
+) -> Result<Vec<String>, MigrateError> {
+    let mut built = Vec::new();
+    if plan.late_indexes.is_empty() {
+        return Ok(built);
+    }
+    let client = target::connect(&target_config).await?;
+    let table = &plan.plan.tables[0].spec.name;
+    for index in &plan.late_indexes {
+        let sql = ddl::create_index(table, index);
+        client
+            .batch_execute(&format!("SET maintenance_work_mem = '256MB'; {sql}"))
+            .await
+            .map_err(pg_error(format!("building {} ({sql})", index.name)))?;
+        built.push(sql);
+    }
+    Ok(built)
 }
 
 /// Enough memory for pgvector to build the index in memory (each vector plus
