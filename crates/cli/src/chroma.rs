@@ -160,7 +160,7 @@ pub fn print_report(report: &ChromaReport, json: bool) -> anyhow::Result<()> {
     );
     crate::output::print_phases(m);
     lines("vector columns", &report.vector_columns);
-    lines("vector indexes", &report.vector_indexes);
+    lines("keys and indexes built", &report.indexes);
     let changes = &report.metadata_changes;
     let lossy = &m.lossy;
     let conversions = [

@@ -48,17 +48,14 @@ pub fn analyze(spec: &TableSpec) -> String {
     if spec.indexes.iter().all(|i| i.elements.iter().all(plain)) {
         return format!("ANALYZE {}", spec.name);
     }
-    format!(
-        "ANALYZE {} ({})",
-        spec.name,
-        idents(
-            &spec
-                .columns
-                .iter()
-                .map(|c| c.name.clone())
-                .collect::<Vec<_>>()
-        )
-    )
+    analyze_columns(spec)
+}
+
+/// `ANALYZE` of the table's columns only, leaving the statistics of index
+/// expressions to autovacuum.
+pub fn analyze_columns(spec: &TableSpec) -> String {
+    let columns: Vec<String> = spec.columns.iter().map(|c| c.name.clone()).collect();
+    format!("ANALYZE {} ({})", spec.name, idents(&columns))
 }
 
 /// `DROP TABLE IF EXISTS … CASCADE` for `--drop-existing`.

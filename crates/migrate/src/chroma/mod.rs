@@ -22,7 +22,7 @@ use layout::{
 use openwebui::MetadataChanges;
 use pgharbor_chroma::{Collection, Store};
 use pgharbor_conn::ConnConfig;
-use pgharbor_core::plan::ValuePolicy;
+use pgharbor_core::plan::{Plan, ValuePolicy};
 use pgharbor_core::report::{MigrationReport, TableVerification};
 use pgharbor_core::schema::{quote_ident, PgType};
 use pgharbor_pgwriter::ddl;
@@ -138,8 +138,8 @@ pub struct ChromaReport {
     pub layout: String,
     /// The vector column type (`vector(1536)`, …) per table.
     pub vector_columns: Vec<String>,
-    /// Vector indexes built, as SQL.
-    pub vector_indexes: Vec<String>,
+    /// Keys and indexes built after the load, as SQL.
+    pub indexes: Vec<String>,
     /// Per collection.
     pub collections: Vec<CollectionReport>,
     /// Open WebUI's metadata rule: what it changed.
@@ -389,23 +389,25 @@ pub async fn migrate(
     feeds.counting.store(false, Ordering::Relaxed);
     store.check_unchanged()?;
     phases.lap("load");
-    progress.phase("building keys, indexes and vector indexes");
-    // The vector indexes build beside the other indexes (CREATE INDEX
-    // statements on one table do not block each other).
-    let (finished, index_sql) = interruptible(
+    progress.phase("building keys and indexes");
+    // Every index builds at once (CREATE INDEX statements on one table do not
+    // block each other, nor reads): the full-text index, the slowest, keeps
+    // building while the rows are verified; keys are attached and the table
+    // analysed once it is done.
+    let late_indexes = tokio::spawn(build_late_indexes(target_config.clone(), plan.clone()));
+    let (key_sql, vector_sql) = interruptible(
         async {
             tokio::try_join!(
-                finish::finish(target_config, &generic, jobs, &*progress),
+                build_keys(target_config, &generic),
                 build_vector_indexes(target_config, &plan, jobs)
             )
         },
         "interrupted after the load: every row is in, but keys or indexes may be missing; run again with --drop-existing (or --truncate)",
     )
     .await?;
-    phases.lap("finish");
-    let late_indexes = tokio::spawn(build_late_indexes(target_config.clone(), plan.clone()));
+    phases.lap("keys and vector indexes");
     let (checks, recall) = if options.verify {
-        progress.phase("verifying (and building the full-text index)");
+        progress.phase("verifying (while the full-text index builds)");
         drop(readers_back);
         let readers = (0..jobs)
             .map(|_| Ok(ChromaUnitReader::new(store.reader()?, feeds.clone())))
@@ -423,6 +425,7 @@ pub async fn migrate(
         )
         .await?;
         store.check_unchanged()?;
+        phases.lap("verify");
         checked
     } else {
         (Vec::new(), Vec::new())
@@ -433,15 +436,14 @@ pub async fn migrate(
                 MigrateError::new(MigrateErrorKind::Write, format!("an index worker crashed: {e}"))
             })?
         },
-        "interrupted while building the full-text index: the data is complete and verified; build the index by hand or let Open WebUI build it on its next start",
+        "interrupted while building the full-text index: the data is complete; build the index by hand or let Open WebUI build it on its next start",
     )
     .await?;
-    phases.lap(if options.verify {
-        "verify (and full-text index)"
-    } else {
-        "full-text index"
-    });
-    let mut index_sql = index_sql;
+    attach_keys_and_analyze(target_config, &generic).await?;
+    phases.lap("full-text index, keys attached, ANALYZE");
+    let finished = finish::FinishOutcome::default();
+    let mut index_sql = key_sql;
+    index_sql.extend(vector_sql);
     index_sql.extend(late_sql);
     let mut migration = crate::sqlite::build_report(
         source_label,
@@ -711,11 +713,60 @@ async fn build_vector_indexes(
     Ok(statements.into_iter().map(|(sql, _)| sql).collect())
 }
 
+/// Build every table's primary-key index (attached later, see
+/// [`attach_keys_and_analyze`]) and secondary indexes on one connection;
+/// returns their SQL.
+async fn build_keys(target_config: &ConnConfig, plan: &Plan) -> Result<Vec<String>, MigrateError> {
+    let client = target::connect(target_config).await?;
+    let mut built = Vec::new();
+    for table in &plan.tables {
+        let spec = &table.spec;
+        let key = spec
+            .primary_key
+            .as_ref()
+            .map(|pk| ddl::primary_key_index(&spec.name, pk));
+        let indexes = spec
+            .indexes
+            .iter()
+            .map(|i| ddl::create_index(&spec.name, i));
+        for sql in key.into_iter().chain(indexes) {
+            client
+                .batch_execute(&sql)
+                .await
+                .map_err(pg_error(format!("building an index ({sql})")))?;
+            built.push(sql);
+        }
+    }
+    Ok(built)
+}
+
+/// Attach the primary keys built by [`build_keys`] and analyse every table.
+async fn attach_keys_and_analyze(
+    target_config: &ConnConfig,
+    plan: &Plan,
+) -> Result<(), MigrateError> {
+    let client = target::connect(target_config).await?;
+    for table in &plan.tables {
+        let spec = &table.spec;
+        let attach = spec
+            .primary_key
+            .as_ref()
+            .map(|_| ddl::attach_primary_key(&spec.name));
+        // Columns only: the full-text index's expression would be evaluated
+        // over the whole sample again.
+        for sql in attach.into_iter().chain([ddl::analyze_columns(spec)]) {
+            client
+                .batch_execute(&sql)
+                .await
+                .map_err(pg_error(format!("finishing {} ({sql})", spec.name)))?;
+        }
+    }
+    Ok(())
+}
+
 /// Build the plan's late indexes (Open WebUI's full-text index) on a
-/// connection of their own, while verification reads the table. Returns
-/// their SQL. The table was analysed before; autovacuum adds the index
-/// expression's statistics later (computing them here would evaluate the
-/// expression over the whole sample again).
+/// connection of their own, beside the other index builds and verification.
+/// Returns their SQL.
 async fn build_late_indexes(
     target_config: ConnConfig,
     plan: Arc<ChromaPlan>,
@@ -836,7 +887,7 @@ fn report(
     mut migration: MigrationReport,
     plan: &ChromaPlan,
     feeds: &Feeds,
-    vector_indexes: Vec<String>,
+    indexes: Vec<String>,
     checks: Vec<Option<CollectionCheck>>,
     recalls: Vec<Option<RecallReport>>,
     verified: bool,
@@ -898,7 +949,7 @@ fn report(
                     .map(|c| format!("{}.{}: {}", t.spec.name, quote_ident(&c.name), c.pg_type))
             })
             .collect(),
-        vector_indexes,
+        indexes,
         collections,
         metadata_changes,
         notes: plan.notes.clone(),
