@@ -406,29 +406,22 @@ pub async fn migrate(
     )
     .await?;
     phases.lap("keys and vector indexes");
-    let (checks, recall) = if options.verify {
+    let checked = if options.verify {
         progress.phase("verifying (while the full-text index builds)");
         drop(readers_back);
         let readers = (0..jobs)
             .map(|_| Ok(ChromaUnitReader::new(store.reader()?, feeds.clone())))
             .collect::<Result<Vec<_>, MigrateError>>()?;
         let checked = interruptible(
-            verify_all(
-                target_config,
-                &plan,
-                &feeds,
-                readers,
-                options,
-                facts.pgvector,
-            ),
+            digest_all(target_config, &plan, &feeds, readers, options),
             "interrupted during verification: the migration itself is complete",
         )
         .await?;
         store.check_unchanged()?;
         phases.lap("verify");
-        checked
+        Some(checked)
     } else {
-        (Vec::new(), Vec::new())
+        None
     };
     let late_sql = interruptible(
         async {
@@ -441,6 +434,15 @@ pub async fn migrate(
     .await?;
     attach_keys_and_analyze(target_config, &generic).await?;
     phases.lap("full-text index, keys attached, ANALYZE");
+    let (checks, recall) = match checked {
+        Some(checked) => {
+            progress.phase("checking nearest neighbours");
+            let found = recall_all(target_config, &plan, checked, options, facts.pgvector).await?;
+            phases.lap("recall check");
+            found
+        }
+        None => (Vec::new(), Vec::new()),
+    };
     let finished = finish::FinishOutcome::default();
     let mut index_sql = key_sql;
     index_sql.extend(vector_sql);
@@ -799,22 +801,23 @@ fn memory_for(column_type: PgType, rows: u64) -> u64 {
     ((vector_bytes + 300) * rows * 5 / 4).clamp(64 << 20, 1 << 30)
 }
 
+/// A collection's counts and checksums, with the queries for its recall check.
+type Checked = (CollectionCheck, Arc<Vec<Query>>);
+
 type Checks = (Vec<Option<CollectionCheck>>, Vec<Option<RecallReport>>);
 
 /// Verify every collection with one worker per reader, then run the recall
 /// check of each indexed collection.
-async fn verify_all(
+async fn digest_all(
     target_config: &ConnConfig,
     plan: &Arc<ChromaPlan>,
     feeds: &Arc<Feeds>,
     readers: Vec<ChromaUnitReader>,
     options: &ChromaOptions,
-    pgvector: Version,
-) -> Result<Checks, MigrateError> {
+) -> Result<Vec<Checked>, MigrateError> {
     let n = feeds.collections.len();
     let queue = Arc::new(Mutex::new((0..n).collect::<VecDeque<_>>()));
-    type Found = (Option<CollectionCheck>, Arc<Vec<Query>>);
-    let results: Arc<Mutex<Vec<Option<Found>>>> =
+    let results: Arc<Mutex<Vec<Option<Checked>>>> =
         Arc::new(Mutex::new((0..n).map(|_| None).collect()));
     let mut set = tokio::task::JoinSet::new();
     for reader in readers {
@@ -850,18 +853,32 @@ async fn verify_all(
                 let (back, outcome) =
                     check::verify_collection(&client, back, plan.clone(), c, queries.clone()).await;
                 reader = back;
-                results.lock().expect("results lock")[c] = Some((Some(outcome?), queries));
+                results.lock().expect("results lock")[c] = Some((outcome?, queries));
             }
         });
     }
     crate::error::join_workers(set, MigrateErrorKind::Verify, "verify").await?;
     let found = std::mem::take(&mut *results.lock().expect("results lock"));
+    Ok(found
+        .into_iter()
+        .map(|entry| entry.expect("every collection verified"))
+        .collect())
+}
+
+/// The recall check of every collection whose table has a vector index,
+/// once the table is analysed (so PostgreSQL plans searches as it will for
+/// the application).
+async fn recall_all(
+    target_config: &ConnConfig,
+    plan: &ChromaPlan,
+    checked: Vec<Checked>,
+    options: &ChromaOptions,
+    pgvector: Version,
+) -> Result<Checks, MigrateError> {
     let mut client = target::connect(target_config).await?;
     let mut checks = Vec::new();
     let mut recalls = Vec::new();
-    for (c, entry) in found.into_iter().enumerate() {
-        let (check, queries) = entry.expect("every collection verified");
-        let check = check.expect("a check");
+    for (c, (check, queries)) in checked.into_iter().enumerate() {
         let index = plan
             .vector_indexes
             .iter()
