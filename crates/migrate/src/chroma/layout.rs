@@ -94,6 +94,28 @@ pub struct ChromaPlan {
     pub notes: Vec<String>,
 }
 
+impl ChromaPlan {
+    /// The `CREATE INDEX` statement of a planned vector index, and the type
+    /// of the column it indexes.
+    pub fn vector_index_sql(&self, ix: &VectorIndexPlan) -> (String, PgType) {
+        let table = &self.plan.tables[ix.table].spec;
+        let column_type = table
+            .columns
+            .iter()
+            .find(|c| c.name == ix.column)
+            .map_or(PgType::Vector(0), |c| c.pg_type);
+        let sql = pgvector::vector_index(
+            &ix.name,
+            &table.name,
+            &ix.column,
+            column_type,
+            ix.method,
+            ix.distance,
+        );
+        (sql, column_type)
+    }
+}
+
 /// What the target already holds that the plan depends on.
 #[derive(Debug, Clone, Default)]
 pub struct TargetFacts {

@@ -201,23 +201,9 @@ pub fn render_plan(plan: &ChromaPlan, collections: &[Collection]) -> String {
         ));
     }
     for ix in plan.vector_indexes.iter().filter(|ix| !ix.existing) {
-        let table = &plan.plan.tables[ix.table].spec;
-        let column_type = table
-            .columns
-            .iter()
-            .find(|c| c.name == ix.column)
-            .map_or(PgType::Vector(0), |c| c.pg_type);
         out.push_str(&format!(
-            "after the load: {}
-",
-            pgvector::vector_index(
-                &ix.name,
-                &table.name,
-                &ix.column,
-                column_type,
-                ix.method,
-                ix.distance
-            )
+            "after the load: {}\n",
+            plan.vector_index_sql(ix).0
         ));
     }
     for note in &plan.notes {
@@ -670,20 +656,7 @@ async fn build_vector_indexes(
         .iter()
         .filter(|ix| !ix.existing)
         .map(|ix| {
-            let table = &plan.plan.tables[ix.table].spec;
-            let column_type = table
-                .columns
-                .iter()
-                .find(|c| c.name == ix.column)
-                .map_or(PgType::Vector(0), |c| c.pg_type);
-            let sql = pgvector::vector_index(
-                &ix.name,
-                &table.name,
-                &ix.column,
-                column_type,
-                ix.method,
-                ix.distance,
-            );
+            let (sql, column_type) = plan.vector_index_sql(ix);
             (
                 sql,
                 memory_for(column_type, plan.plan.tables[ix.table].source_rows),
