@@ -55,6 +55,20 @@ pub fn postgres(status: &PgStatus, options: &StatusOptions) -> Vec<Problem> {
             );
         }
     }
+    let setting = |name: &str| {
+        status
+            .server
+            .as_ref()
+            .and_then(|server| server.settings.get(name))
+            .map(String::as_str)
+    };
+    if setting("autovacuum") == Some("off") {
+        add(
+            Severity::Warning,
+            "server",
+            "autovacuum is off: dead rows accumulate, statistics go stale and transaction-ID age grows until a manual VACUUM; turn it on (ALTER SYSTEM SET autovacuum = on; SELECT pg_reload_conf())".to_string(),
+        );
+    }
     if let Some(list) = &status.idle_in_transaction {
         for s in list {
             add(

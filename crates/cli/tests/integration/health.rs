@@ -672,6 +672,18 @@ fn status_reports_every_section() {
 }
 
 #[test]
+fn status_warns_when_autovacuum_is_off() {
+    let off = cluster_with(&[("autovacuum", "off")]);
+    let (status, _) = status_json(&off.url("postgres"), &[]);
+    let problems = status["problems"].to_string();
+    assert!(problems.contains("autovacuum is off"), "{problems}");
+    let on = cluster_with(&[]);
+    let (status, _) = status_json(&on.url("postgres"), &[]);
+    let problems = status["problems"].to_string();
+    assert!(!problems.contains("autovacuum"), "{problems}");
+}
+
+#[test]
 fn status_as_a_monitoring_user_says_what_it_cannot_see() {
     let c = cluster_with(&[]);
     c.psql(
