@@ -512,3 +512,45 @@ sys.stdin.readline()
         "[3,1,2,3]"
     );
 }
+
+#[test]
+fn a_store_upgraded_in_place_by_a_newer_chromadb_is_still_read_exactly() {
+    let scratch = Scratch::new();
+    let copy = scratch.path("store");
+    copy_dir(&store("0.6.3"), &copy);
+    // Open WebUI upgrades chromadb under existing stores: chromadb 1.5.9 applies
+    // its schema migrations to this 0.6.3 store on open (and then cannot read
+    // it: it chokes on the `"chroma:document": null` 0.x wrote into its log).
+    let touched = std::process::Command::new(chromadb_python())
+        .arg("-c")
+        .arg("import sys, chromadb\ntry:\n    chromadb.PersistentClient(path=sys.argv[1]).get_collection('notes_l2').count()\nexcept Exception as e:\n    print(type(e).__name__)")
+        .arg(&copy)
+        .output()
+        .expect("run chromadb 1.5.9");
+    assert!(
+        touched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&touched.stderr)
+    );
+    let migrations = |dir: &Path| -> i64 {
+        rusqlite::Connection::open(dir.join("chroma.sqlite3"))
+            .unwrap()
+            .query_row("SELECT count(*) FROM migrations", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert!(
+        migrations(&copy) > migrations(&store("0.6.3")),
+        "chromadb 1.5.9 upgraded the schema"
+    );
+    let pg = Cluster::start(Flavor::Pg16Vector);
+    let run = pgharbor(&["migrate", &source(&copy), &pg.url("upgraded"), "--json"]).success();
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["migration"]["verified"], true, "{}", run.stdout);
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("chroma/0.6.3/expected.json")).unwrap(),
+    )
+    .unwrap();
+    for collection in expected["collections"].as_array().unwrap() {
+        assert_table_equals_get(&pg, "upgraded", collection);
+    }
+}
