@@ -15,6 +15,12 @@
 //! 4. **verify** ([`verify`]): per table row count and content checksum on both
 //!    sides, with sample keys of differing rows.
 //!
+//! Sources plug into these steps: [`sqlite`] (a new schema planned from the
+//! values), [`existing`] (the application's own schema, `--into-existing`,
+//! with [`resume`]) and [`chroma`] (Chroma collections into pgvector tables
+//! or Open WebUI's `document_chunk`, with a recall check); [`presets`] holds
+//! application knowledge (Open WebUI).
+//!
 //! [`target`] connects to the target (creating the database when it is missing
 //! and allowed) and checks what already exists there.
 
