@@ -237,39 +237,29 @@ impl Watchlist {
     }
 }
 
-/// One PostgreSQL server in a [`Snapshot`].
+/// One monitored server in a [`Snapshot`], with its kind's status.
 #[derive(Debug, Clone, Serialize)]
-pub struct PgTarget {
+pub struct Target<S> {
     /// Name from the configuration.
     pub name: String,
     /// URL, password masked.
     pub target: String,
-    /// Whether a session could be opened and queried.
+    /// Whether it answered (a session could be opened and queried, the
+    /// credentials were accepted).
     pub up: bool,
     /// Why not, when down.
     pub error: Option<String>,
     /// How long the collection took.
     pub scrape_seconds: f64,
     /// The status, when up.
-    pub status: Option<PgStatus>,
+    pub status: Option<S>,
 }
 
+/// One PostgreSQL server in a [`Snapshot`].
+pub type PgTarget = Target<PgStatus>;
+
 /// One Redis server in a [`Snapshot`].
-#[derive(Debug, Clone, Serialize)]
-pub struct RedisTarget {
-    /// Name from the configuration.
-    pub name: String,
-    /// URL, password masked.
-    pub target: String,
-    /// Whether it answered (and accepted our credentials).
-    pub up: bool,
-    /// Why not, when down.
-    pub error: Option<String>,
-    /// How long the collection took.
-    pub scrape_seconds: f64,
-    /// The status, when up.
-    pub status: Option<RedisStatus>,
-}
+pub type RedisTarget = Target<RedisStatus>;
 
 /// Everything the endpoints show, collected at one moment.
 #[derive(Debug, Clone, Serialize)]
