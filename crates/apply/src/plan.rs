@@ -295,7 +295,10 @@ impl Plan {
         }
     }
 
-    fn check(&self) -> Result<()> {
+    /// Checks what the types cannot: unique names, known privileges,
+    /// setting names. [`Plan::parse`] runs it; [`crate::apply`] runs it
+    /// again for plans built or changed in code.
+    pub fn check(&self) -> Result<()> {
         let names = self.roles.iter().map(|r| r.name.as_str());
         unique(names, "role").map_err(|m| self.invalid(m))?;
         let names = self.databases.iter().map(|d| d.name.as_str());
@@ -397,7 +400,7 @@ impl DatabaseSpec {
     pub(crate) fn grant_privileges(grant: &GrantSpec) -> Vec<&'static str> {
         grant
             .privileges_in(DATABASE_PRIVILEGES, "a database")
-            .expect("checked when the plan was parsed")
+            .expect("Plan::check runs before changes are computed")
     }
 
     /// Whether the plan asks for a locale or encoding other than the template's.
@@ -415,7 +418,7 @@ impl SchemaSpec {
     pub(crate) fn grant_privileges(grant: &GrantSpec) -> Vec<&'static str> {
         grant
             .privileges_in(SCHEMA_PRIVILEGES, "a schema")
-            .expect("checked when the plan was parsed")
+            .expect("Plan::check runs before changes are computed")
     }
 }
 

@@ -35,6 +35,7 @@ pub async fn apply(plan: &Plan, options: &ApplyOptions) -> Result<Report> {
 /// Like [`apply`], with the target's connection given by the caller instead
 /// of the plan's `[target]` (e.g. a URL from the command line).
 pub async fn apply_to(plan: &Plan, config: &ConnConfig, options: &ApplyOptions) -> Result<Report> {
+    plan.check()?;
     let passwords = resolve_passwords(plan)?;
     let client = open(config, "the target").await?;
     let server = Server::inspect(&client).await?;

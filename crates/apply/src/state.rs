@@ -119,18 +119,15 @@ pub(crate) struct State {
     pub valid_until: BTreeMap<String, String>,
 }
 
-/// The ACL of a catalog object as `(grantee, privilege)` pairs.
-const fn acl_sql() -> &'static str {
-    "SELECT coalesce(array_agg(CASE WHEN a.grantee = 0 THEN 'public' \
-     ELSE pg_get_userbyid(a.grantee)::text END || '=' || a.privilege_type), '{}') \
-     FROM aclexplode(coalesce($ACL, acldefault('$KIND', $OWNER))) a"
-}
-
+/// A subquery giving the ACL of a catalog object as `grantee=PRIVILEGE`
+/// texts, the grantee being `public` for PUBLIC; `kind` is `acldefault`'s
+/// object type (`d` database, `n` schema).
 fn acl_of(acl: &str, kind: &str, owner: &str) -> String {
-    acl_sql()
-        .replace("$ACL", acl)
-        .replace("$KIND", kind)
-        .replace("$OWNER", owner)
+    format!(
+        "SELECT coalesce(array_agg(CASE WHEN a.grantee = 0 THEN 'public' \
+         ELSE pg_get_userbyid(a.grantee)::text END || '=' || a.privilege_type), '{{}}') \
+         FROM aclexplode(coalesce({acl}, acldefault('{kind}', {owner}))) a"
+    )
 }
 
 fn acl_set(items: Vec<String>) -> BTreeSet<(String, String)> {

@@ -333,8 +333,23 @@ async fn a_dry_run_changes_nothing_and_masks_passwords() {
          [[database]]\nname = \"app\"\nowner = \"app\"\nextensions = [\"vector\"]\n",
         cluster.url("postgres")
     );
+    // Verifiers the server made itself, SCRAM and MD5, compare as equal.
+    cluster.psql(
+        "postgres",
+        "CREATE ROLE scram_made LOGIN PASSWORD 'ServerMadePw_1'; \
+         SET password_encryption = 'md5'; CREATE ROLE md5_made LOGIN PASSWORD 'Md5MadePw_2'",
+    );
+    let text = format!(
+        "{text}[[role]]\nname = \"scram_made\"\npassword = \"ServerMadePw_1\"\n\
+         [[role]]\nname = \"md5_made\"\npassword = \"Md5MadePw_2\"\n"
+    );
     let report = try_run(&text, true).await.unwrap();
     assert!(report.dry_run);
+    assert_eq!(
+        (report.unchanged.roles, report.unchanged.passwords),
+        (2, 2),
+        "{report}"
+    );
     use ChangeKind::*;
     assert_eq!(
         kinds(&report),
