@@ -158,7 +158,8 @@ pub enum Utf8Choice {
 #[derive(Debug, Args)]
 pub struct SourceArgs {
     /// A SQLite file (path, or sqlite:PATH), a Chroma directory (chroma:DIR, or a
-    /// directory holding chroma.sqlite3), or with --preset open-webui Open WebUI's data directory.
+    /// directory holding chroma.sqlite3), a PostgreSQL URL (postgresql://…, the whole database is
+    /// copied), or with --preset open-webui Open WebUI's data directory.
     pub source: String,
     /// A PostgreSQL URL or key=value string; defaults to $DATABASE_URL.
     pub target: Option<String>,
@@ -214,10 +215,17 @@ pub struct MigrateArgs {
     /// With --into-existing: proceed although the migration versions of source and target differ.
     #[arg(long)]
     pub allow_version_mismatch: bool,
-    /// With --into-existing: finish a run that was interrupted (killed, connection lost, disk full)
-    /// without duplicating or missing rows.
+    /// With --into-existing or a PostgreSQL source: finish a run that was interrupted (killed,
+    /// connection lost, disk full) without duplicating or missing rows.
     #[arg(long, conflicts_with = "truncate")]
     pub resume: bool,
+    /// PostgreSQL source: leave ownership out (objects belong to the target user), for managed
+    /// targets where the source's roles cannot exist.
+    #[arg(long)]
+    pub no_owner: bool,
+    /// PostgreSQL source: leave privileges (GRANT) out.
+    #[arg(long)]
+    pub no_privileges: bool,
     /// Vector stores (Chroma sources, and Open WebUI's vector_db/ under --preset).
     #[command(flatten)]
     pub vectors: VectorArgs,

@@ -7,6 +7,7 @@ mod chroma;
 mod health;
 mod migrate;
 mod output;
+mod postgres;
 mod progress;
 mod secret;
 mod url;

@@ -21,9 +21,6 @@ fn parse_source(text: &str) -> Result<Source, Failure> {
     if let Some(path) = text.strip_prefix("sqlite:") {
         return Ok(Source::Sqlite(PathBuf::from(path)));
     }
-    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-        return Err(Failure::usage("PostgreSQL sources are not supported by this version of pgharbor yet; SOURCE must be a SQLite file or a Chroma directory"));
-    }
     Ok(Source::Sqlite(PathBuf::from(text)))
 }
 
@@ -70,7 +67,7 @@ fn target_schema(common: &SourceArgs, target: Option<&ConnConfig>) -> String {
         .unwrap_or_else(|| "public".into())
 }
 
-fn jobs(common: &SourceArgs) -> usize {
+pub(crate) fn jobs(common: &SourceArgs) -> usize {
     common
         .jobs
         .unwrap_or_else(|| {
@@ -264,6 +261,10 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
         crate::chroma::chroma_dir(&args.common.source).filter(|_| args.common.preset.is_none())
     {
         return migrate_chroma(&args, &dir).await;
+    }
+    if crate::postgres::is_postgres_source(&args.common.source) {
+        let target = target_config(args.common.target.as_deref(), !args.dry_run)?;
+        return crate::postgres::migrate(&args, target).await;
     }
     if args.into_existing || args.common.preset.is_some() {
         return migrate_into_existing(&args).await;

@@ -21,6 +21,9 @@ pub enum MigrateErrorKind {
     Usage,
     /// The user interrupted the run (Ctrl-C).
     Interrupted,
+    /// The target cannot take what the source holds (a missing extension,
+    /// an object an older server cannot represent); nothing was copied.
+    Incompatible,
 }
 
 /// An error of the pipeline, carrying a complete one-line explanation.
@@ -44,6 +47,11 @@ impl MigrateError {
     /// The kind.
     pub fn kind(&self) -> MigrateErrorKind {
         self.kind
+    }
+
+    /// Change the kind (e.g. a PostgreSQL error met on the source side).
+    pub fn set_kind(&mut self, kind: MigrateErrorKind) {
+        self.kind = kind;
     }
 
     /// Prefix the message with what was being done.

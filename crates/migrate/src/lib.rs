@@ -18,7 +18,9 @@
 //! Sources plug into these steps: [`sqlite`] (a new schema planned from the
 //! values), [`existing`] (the application's own schema, `--into-existing`,
 //! with [`resume`]) and [`chroma`] (Chroma collections into pgvector tables
-//! or Open WebUI's `document_chunk`, with a recall check); [`presets`] holds
+//! or Open WebUI's `document_chunk`, with a recall check) and [`postgres`]
+//! (another PostgreSQL database: schema by the real `pg_dump`, rows by binary
+//! COPY from server to server); [`presets`] holds
 //! application knowledge (Open WebUI).
 //!
 //! [`target`] connects to the target (creating the database when it is missing
@@ -30,6 +32,7 @@ pub mod existing;
 pub mod finish;
 pub mod load;
 pub mod plan_text;
+pub mod postgres;
 pub mod presets;
 pub mod progress;
 pub mod resume;

@@ -8,6 +8,7 @@ mod health;
 mod into_existing;
 mod leak;
 mod open_webui;
+mod postgres_copy;
 mod quoting;
 mod real_world;
 mod secrets;

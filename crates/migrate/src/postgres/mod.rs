@@ -1,0 +1,569 @@
+//! PostgreSQL → PostgreSQL: copy one database to another server, across
+//! major versions in both directions, consistently, in parallel, verified
+//! and resumable.
+//!
+//! The pipeline's steps for this source:
+//!
+//! 1. **inspect**: one source connection opens a `REPEATABLE READ` transaction
+//!    and exports its snapshot; every reader (pg_dump, the copy workers, the
+//!    catalog reads, the checksums) uses that snapshot, so the copy is one
+//!    consistent moment of the source. A `pg_dump` at least as new as the
+//!    source server is found ([`pgharbor_pgtools`]).
+//! 2. **plan**: the schema comes from the real `pg_dump` (pre-data and
+//!    post-data sections, [`dump`]); extensions are checked against what the
+//!    target offers and settings it does not know are left out ([`schema`]);
+//!    tables are ordered largest first and big ones split into page ranges
+//!    ([`data::plan_units`]).
+//! 3. **load**: the pre-data is applied in one transaction after the
+//!    post-data was tried on the empty tables (so an object an older target
+//!    cannot represent is named before any row moves); then binary COPY
+//!    streams from source to target over `--jobs` connection pairs, hashing
+//!    rows on the way ([`data`]); sequences and large objects follow.
+//! 4. **finish**: indexes and keys in parallel, then foreign keys, then the
+//!    rest (triggers, rules, policies, materialized views) ([`schema`]).
+//! 5. **verify**: each table's row count and checksum on the target against
+//!    the source's ([`verify`]).
+//!
+//! Progress is journaled in the target ([`journal`]): `--resume` continues an
+//! interrupted copy table by table and re-verifies what the earlier run loaded.
+
+pub mod catalog;
+pub mod data;
+pub mod digest;
+pub mod dump;
+pub mod journal;
+pub mod schema;
+pub mod verify;
+
+use crate::error::{MigrateError, MigrateErrorKind};
+use crate::progress::Progress;
+use catalog::SourceTable;
+use dump::{DumpOptions, Section};
+use journal::Stage;
+use pgharbor_conn::ConnConfig;
+use pgharbor_pgtools::Version;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_postgres::Client;
+
+/// Options of a PostgreSQL copy.
+#[derive(Debug, Clone, Default)]
+pub struct CopyOptions {
+    /// Parallel workers (connections on each side).
+    pub jobs: usize,
+    /// Leave ownership out; objects belong to the target user.
+    pub no_owner: bool,
+    /// Leave `GRANT`s out.
+    pub no_privileges: bool,
+    /// Continue an interrupted copy found in the target.
+    pub resume: bool,
+    /// Skip the verification (row counts and checksums).
+    pub no_verify: bool,
+    /// Create the target database when it does not exist.
+    pub create_database: bool,
+}
+
+/// What a copy did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CopyReport {
+    /// Source server version.
+    pub source_version: String,
+    /// Target server version.
+    pub target_version: String,
+    /// The pg_dump used.
+    pub pg_dump: String,
+    /// Whether the target database was created.
+    pub database_created: bool,
+    /// Whether this run resumed an interrupted one.
+    pub resumed: bool,
+    /// Schema adaptations for the target.
+    pub adaptations: schema::Adaptations,
+    /// Schema objects applied (pre-data + post-data entries).
+    pub schema_objects: usize,
+    /// Per table results.
+    pub tables: Vec<verify::TableCheck>,
+    /// Sequences set.
+    pub sequences: usize,
+    /// Large objects copied.
+    pub large_objects: usize,
+    /// Seconds per phase.
+    pub seconds: PhaseSeconds,
+}
+
+impl CopyReport {
+    /// Rows copied in all.
+    pub fn rows(&self) -> u64 {
+        self.tables.iter().map(|t| t.source_rows).sum()
+    }
+}
+
+/// Seconds spent per phase.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PhaseSeconds {
+    /// Inspecting, dumping and applying the schema.
+    pub schema: f64,
+    /// Copying rows, sequences and large objects.
+    pub data: f64,
+    /// Indexes, constraints, triggers, …
+    pub post_data: f64,
+    /// Reading the target back for the checksums.
+    pub verify: f64,
+    /// All of it.
+    pub total: f64,
+}
+
+/// Session settings both sides use, so that text COPY (used for the few
+/// types whose binary form is not portable) reads and writes identically,
+/// and the exported snapshot.
+#[derive(Debug, Clone)]
+pub struct Session {
+    snapshot: Option<String>,
+}
+
+const SESSION_SETTINGS: &str = "SET DateStyle = ISO; SET IntervalStyle = postgres; \
+     SET extra_float_digits = 3; SET TimeZone = 'UTC'; SET bytea_output = hex; \
+     SET client_encoding = 'UTF8'";
+
+impl Session {
+    /// A source connection inside the snapshot (read only).
+    pub async fn connect_source(&self, config: &ConnConfig) -> Result<Client, MigrateError> {
+        let client = crate::target::connect(config)
+            .await
+            .map_err(|e| MigrateError::from(e).context("connecting to the source"))?;
+        let mut sql =
+            format!("{SESSION_SETTINGS}; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        if let Some(id) = &self.snapshot {
+            sql.push_str(&format!("; SET TRANSACTION SNAPSHOT '{id}'"));
+        }
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(source_error("joining the copy's snapshot on the source"))?;
+        Ok(client)
+    }
+
+    /// A target connection with the same settings, committing asynchronously
+    /// (the copy is journaled and verified; nothing depends on each commit's
+    /// fsync).
+    pub async fn connect_target(&self, config: &ConnConfig) -> Result<Client, MigrateError> {
+        let client = crate::target::connect(config).await?;
+        client
+            .batch_execute(&format!("{SESSION_SETTINGS}; SET synchronous_commit = off"))
+            .await
+            .map_err(target_error("preparing a target connection"))?;
+        Ok(client)
+    }
+}
+
+/// Map a source-side PostgreSQL error.
+pub(crate) fn source_error(
+    doing: impl std::fmt::Display,
+) -> impl FnOnce(tokio_postgres::Error) -> MigrateError {
+    move |e| {
+        let mut err = MigrateError::from(pgharbor_pgwriter::WriteError::from_pg(e, doing));
+        err.set_kind(MigrateErrorKind::Source);
+        err.context("source")
+    }
+}
+
+/// Map a target-side PostgreSQL error.
+pub(crate) fn target_error(
+    doing: impl std::fmt::Display,
+) -> impl FnOnce(tokio_postgres::Error) -> MigrateError {
+    crate::error::pg_error(doing)
+}
+
+/// How a source is named in the journal: endpoint and database, no
+/// password.
+pub fn source_label(config: &ConnConfig) -> String {
+    format!("{}/{}", config.endpoint(), config.dbname())
+}
+
+/// What was found about both sides, before anything changes.
+struct Sides {
+    source: Client,
+    target: Client,
+    source_version: Version,
+    target_version: Version,
+    database_created: bool,
+}
+
+async fn open_sides(
+    source: &ConnConfig,
+    target: &ConnConfig,
+    options: &CopyOptions,
+) -> Result<Sides, MigrateError> {
+    let source_client = crate::target::connect(source)
+        .await
+        .map_err(|e| MigrateError::from(e).context("connecting to the source"))?;
+    let (target_client, database_created) =
+        crate::target::connect_or_create(target, options.create_database).await?;
+    let source_version = catalog::server_version_num(&source_client)
+        .await
+        .map_err(source_error("reading the server version"))?;
+    let target_version = catalog::server_version_num(&target_client)
+        .await
+        .map_err(target_error("reading the server version"))?;
+    Ok(Sides {
+        source: source_client,
+        target: target_client,
+        source_version: Version::from_server_version_num(source_version),
+        target_version: Version::from_server_version_num(target_version),
+        database_created,
+    })
+}
+
+/// Copy the database of `source` into the database of `target`.
+///
+/// When the run created the target database and stops before the schema was
+/// committed (a missing extension, an object the target cannot represent),
+/// the database is dropped again: a refused copy leaves nothing behind.
+pub async fn copy_database(
+    source: &ConnConfig,
+    target: &ConnConfig,
+    options: &CopyOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<CopyReport, MigrateError> {
+    let sides = open_sides(source, target, options).await?;
+    let created = sides.database_created;
+    let result = copy_into(sides, source, target, options, progress).await;
+    if let Err(err) = &result {
+        if created && !schema_committed(target).await {
+            drop_database(target).await.map_err(|e| {
+                e.context(format!(
+                    "after {err}: dropping the database the run created"
+                ))
+            })?;
+        }
+    }
+    result
+}
+
+/// Whether the target database holds a copy journal (the schema is in).
+async fn schema_committed(target: &ConnConfig) -> bool {
+    match crate::target::connect(target).await {
+        Ok(client) => !matches!(journal::read(&client).await, Ok(None)),
+        Err(_) => true,
+    }
+}
+
+async fn drop_database(target: &ConnConfig) -> Result<(), MigrateError> {
+    let admin = crate::target::connect(&target.with_dbname("postgres")).await?;
+    admin
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            pgharbor_core::schema::quote_ident(target.dbname())
+        ))
+        .await
+        .map_err(target_error("dropping the database"))
+}
+
+async fn copy_into(
+    mut sides: Sides,
+    source: &ConnConfig,
+    target: &ConnConfig,
+    options: &CopyOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<CopyReport, MigrateError> {
+    let started = Instant::now();
+    let label = source_label(source);
+    let state = journal::read(&sides.target).await?;
+    let resuming = resume_decision(&sides.target, state.as_ref(), &label, options).await?;
+    let pg_dump = pgharbor_pgtools::find("pg_dump", sides.source_version.major)
+        .map_err(|e| MigrateError::new(MigrateErrorKind::Usage, e.to_string()))?;
+    let mut report = CopyReport {
+        source_version: sides.source_version.to_string(),
+        target_version: sides.target_version.to_string(),
+        pg_dump: format!("{} {}", pg_dump.path.display(), pg_dump.version),
+        database_created: sides.database_created,
+        resumed: resuming.is_some(),
+        ..CopyReport::default()
+    };
+    progress.phase("schema");
+    sides
+        .source
+        .batch_execute(&format!(
+            "{SESSION_SETTINGS}; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        ))
+        .await
+        .map_err(source_error("starting the snapshot"))?;
+    let snapshot: String = sides
+        .source
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .await
+        .map_err(source_error("exporting the snapshot"))?
+        .get(0);
+    let session = Session {
+        snapshot: Some(snapshot.clone()),
+    };
+    let dump_options = DumpOptions {
+        no_owner: options.no_owner,
+        no_privileges: options.no_privileges,
+    };
+    let mut pre_data = dump::dump_section(
+        &pg_dump,
+        source,
+        Some(&snapshot),
+        Section::PreData,
+        dump_options,
+    )
+    .await?;
+    let mut post_data = dump::dump_section(
+        &pg_dump,
+        source,
+        Some(&snapshot),
+        Section::PostData,
+        dump_options,
+    )
+    .await?;
+    report.schema_objects = pre_data.len() + post_data.len();
+    let extensions = catalog::extensions(&sides.source)
+        .await
+        .map_err(source_error("listing extensions"))?;
+    schema::check_extensions(
+        &sides.target,
+        &extensions,
+        &mut pre_data,
+        &mut report.adaptations,
+    )
+    .await?;
+    schema::drop_unknown_settings(&sides.target, &mut pre_data, &mut report.adaptations).await?;
+    schema::drop_unknown_attribute_options(
+        &mut sides.target,
+        &mut pre_data,
+        &mut report.adaptations,
+    )
+    .await?;
+    schema::drop_unknown_settings(&sides.target, &mut post_data, &mut report.adaptations).await?;
+    if resuming.is_none() {
+        schema::apply_pre_data(&mut sides.target, &pre_data, &post_data, &label)
+            .await
+            .map_err(|e| e.context(format!("target PostgreSQL {}", sides.target_version)))?;
+    }
+    report.seconds.schema = started.elapsed().as_secs_f64();
+
+    let data_started = Instant::now();
+    progress.phase("loading");
+    let tables = Arc::new(catalog::tables(&sides.source).await?);
+    let done: HashSet<String> = resuming
+        .as_ref()
+        .map(|s| s.tables_done.iter().cloned().collect())
+        .unwrap_or_default();
+    for table in tables
+        .iter()
+        .filter(|t| !done.contains(&t.name.to_string()))
+    {
+        if resuming.is_some() {
+            journal::forget_table(&sides.target, &table.name.to_string()).await?;
+        }
+    }
+    let jobs = options.jobs.max(1);
+    let units = data::plan_units(&tables, &done, jobs, sides.source_version.major);
+    let digests = data::copy_units(
+        source,
+        target,
+        &session,
+        Arc::clone(&tables),
+        units,
+        jobs,
+        Arc::clone(&progress),
+    )
+    .await?;
+    let sequences = catalog::sequences(&sides.source).await?;
+    data::set_sequences(&sides.target, &sequences).await?;
+    report.sequences = sequences.iter().filter(|s| s.last_value.is_some()).count();
+    let oids = catalog::large_objects(&sides.source).await?;
+    let lo_digest = data::copy_large_objects(&sides.source, &mut sides.target, &oids).await?;
+    report.large_objects = oids.len();
+    journal::set_stage(&sides.target, Stage::Data).await?;
+    report.seconds.data = data_started.elapsed().as_secs_f64();
+
+    let post_started = Instant::now();
+    progress.phase("finishing");
+    let post_done: HashSet<i32> = resuming
+        .as_ref()
+        .map(|s| s.post_data_done.iter().copied().collect())
+        .unwrap_or_default();
+    schema::apply_post_data(
+        target,
+        &session_without_snapshot(),
+        &post_data,
+        &post_done,
+        jobs,
+    )
+    .await?;
+    report.seconds.post_data = post_started.elapsed().as_secs_f64();
+
+    let verify_started = Instant::now();
+    report.tables = verify::check_tables(
+        target,
+        &session_without_snapshot(),
+        &tables,
+        &digests,
+        options.no_verify,
+        jobs,
+        Arc::clone(&progress),
+    )
+    .await?;
+    if !options.no_verify {
+        verify::check_large_objects(&sides.target, &oids, lo_digest).await?;
+        verify::fail_on_mismatch(&report.tables)?;
+    }
+    report.seconds.verify = verify_started.elapsed().as_secs_f64();
+    sides
+        .source
+        .batch_execute("COMMIT")
+        .await
+        .map_err(source_error("closing the snapshot"))?;
+    journal::finish(&sides.target).await?;
+    sides
+        .target
+        .batch_execute("ANALYZE")
+        .await
+        .map_err(target_error("analyzing the copied tables"))?;
+    report.seconds.total = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn session_without_snapshot() -> Session {
+    Session { snapshot: None }
+}
+
+/// Decide, from the target's journal, whether this run starts fresh or
+/// resumes; refuse a non-empty target, a finished copy and a journal of
+/// another source.
+async fn resume_decision(
+    target: &Client,
+    state: Option<&journal::JournalState>,
+    label: &str,
+    options: &CopyOptions,
+) -> Result<Option<journal::JournalState>, MigrateError> {
+    match state {
+        Some(state) if state.stage == Stage::Finished => Err(MigrateError::new(
+            MigrateErrorKind::TargetNotEmpty,
+            format!(
+                "the target database already holds a finished, verified copy of {}; drop the \
+                 database to copy again",
+                state.source
+            ),
+        )),
+        Some(state) if state.source != label => Err(MigrateError::new(
+            MigrateErrorKind::TargetNotEmpty,
+            format!(
+                "the target database holds an interrupted copy of another source ({}), not of {label}",
+                state.source
+            ),
+        )),
+        Some(state) if options.resume => Ok(Some(state.clone())),
+        Some(_) => Err(MigrateError::new(
+            MigrateErrorKind::TargetNotEmpty,
+            format!(
+                "the target database holds an interrupted copy of {label}: run again with --resume \
+                 to continue it, or drop the database to start over"
+            ),
+        )),
+        None if options.resume => Err(MigrateError::new(
+            MigrateErrorKind::Usage,
+            "--resume: the target database holds no interrupted copy to resume",
+        )),
+        None => {
+            refuse_non_empty(target).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// A fresh copy goes into a database without tables of its own.
+async fn refuse_non_empty(target: &Client) -> Result<(), MigrateError> {
+    let rows = target
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+               AND n.nspname NOT LIKE 'pg\\_toast%'
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                               AND d.objid = c.oid AND d.deptype = 'e')
+             ORDER BY 1 LIMIT 6",
+            &[],
+        )
+        .await
+        .map_err(target_error("checking that the target database is empty"))?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = rows.iter().take(5).map(|r| r.get(0)).collect();
+    Err(MigrateError::new(
+        MigrateErrorKind::TargetNotEmpty,
+        format!(
+            "the target database is not empty (it has {}{}): copy into a new or empty database",
+            names.join(", "),
+            if rows.len() > 5 { ", …" } else { "" }
+        ),
+    ))
+}
+
+/// What `--dry-run` shows: both servers, the pg_dump to use, the tables and
+/// how they would be split; nothing is changed and the target may not exist.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CopyPlan {
+    /// Source server version.
+    pub source_version: String,
+    /// The pg_dump that would be used.
+    pub pg_dump: String,
+    /// Tables with their size and number of parts.
+    pub tables: Vec<(String, i64, usize)>,
+    /// Extensions of the source.
+    pub extensions: Vec<String>,
+}
+
+/// Plan a copy without changing anything.
+pub async fn plan_copy(source: &ConnConfig, jobs: usize) -> Result<CopyPlan, MigrateError> {
+    let client = crate::target::connect(source)
+        .await
+        .map_err(|e| MigrateError::from(e).context("connecting to the source"))?;
+    let version = Version::from_server_version_num(
+        catalog::server_version_num(&client)
+            .await
+            .map_err(source_error("reading the server version"))?,
+    );
+    let pg_dump = pgharbor_pgtools::find("pg_dump", version.major)
+        .map_err(|e| MigrateError::new(MigrateErrorKind::Usage, e.to_string()))?;
+    let tables: Vec<SourceTable> = catalog::tables(&client).await?;
+    let units = data::plan_units(&tables, &HashSet::new(), jobs.max(1), version.major);
+    let extensions = catalog::extensions(&client)
+        .await
+        .map_err(source_error("listing extensions"))?;
+    Ok(CopyPlan {
+        source_version: version.to_string(),
+        pg_dump: format!("{} {}", pg_dump.path.display(), pg_dump.version),
+        tables: tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let parts = units.iter().filter(|u| u.table == i).count();
+                (t.name.to_string(), t.bytes, parts)
+            })
+            .collect(),
+        extensions: extensions
+            .iter()
+            .map(|e| format!("{} {}", e.name, e.version))
+            .collect(),
+    })
+}
+
+/// Whether the target database holds a finished copy of `source` (what
+/// `apply` checks before running a copy again).
+pub async fn finished_copy_of(
+    target: &ConnConfig,
+    source: &ConnConfig,
+) -> Result<bool, MigrateError> {
+    let client = match crate::target::connect(target).await {
+        Ok(client) => client,
+        Err(e) if e.is_database_missing() => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let state = journal::read(&client).await?;
+    Ok(state.is_some_and(|s| s.stage == Stage::Finished && s.source == source_label(source)))
+}
