@@ -4,6 +4,7 @@
 #
 #   * Debian packages: postgresql-15 (server + client, /usr/lib/postgresql/15/bin), sqlite3
 #   * <repo>/.venv with the PyPI package `pgserver` (PostgreSQL 16 + pgvector binaries)
+#   * <repo>/.cache/moto (moto's S3 server) and <repo>/.cache/azurite (Azurite), pinned
 #   * as root: a copy of pgserver's binaries in /opt/pgharbor/pg16 that the
 #     `postgres` user can execute (clusters run as `postgres` when we are root,
 #     and the repository may live under a directory `postgres` cannot enter).
@@ -124,7 +125,38 @@ if [ "$IS_ROOT" -eq 1 ]; then
 	runuser -u postgres -- test -x "$PG15_BIN/initdb" || die "user postgres cannot execute $PG15_BIN/initdb"
 fi
 
+# ------------------------------- S3 (moto) and Azure Blob (Azurite) test servers
+# The backup destinations' tests (crates/objstore) run moto's S3 server and
+# Azurite on loopback (crates/testkit's S3Server and AzuriteServer):
+#   * moto[server] (pinned) in its own venv, <repo>/.cache/moto/bin/moto_server
+#   * azurite (pinned) with npm into <repo>/.cache/azurite/node_modules/.bin/azurite-blob
+# A second run only reads two version files.
+MOTO_VERSION=5.2.5
+AZURITE_VERSION=3.37.0
+MOTO_VENV="$REPO/.cache/moto"
+AZURITE_DIR="$REPO/.cache/azurite"
+
+if [ "$(cat "$MOTO_VENV/.moto-version" 2>/dev/null || true)" != "$MOTO_VERSION" ] || [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+	say "installing moto[server]==$MOTO_VERSION into $MOTO_VENV"
+	[ -x "$MOTO_VENV/bin/python" ] || python3 -m venv "$MOTO_VENV" || die "python3 -m venv $MOTO_VENV failed"
+	"$MOTO_VENV/bin/python" -m pip install --disable-pip-version-check -q "moto[server]==$MOTO_VERSION" ||
+		die "pip install moto[server]==$MOTO_VERSION failed"
+	[ -x "$MOTO_VENV/bin/moto_server" ] || die "moto installed but $MOTO_VENV/bin/moto_server is missing"
+	printf '%s\n' "$MOTO_VERSION" >"$MOTO_VENV/.moto-version"
+fi
+
+azurite_installed="$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$AZURITE_DIR/node_modules/azurite/package.json" 2>/dev/null | head -1 || true)"
+if [ "$azurite_installed" != "$AZURITE_VERSION" ] || [ ! -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ]; then
+	command -v npm >/dev/null 2>&1 || die "npm not found (Node.js is needed for Azurite)"
+	say "installing azurite@$AZURITE_VERSION into $AZURITE_DIR"
+	mkdir -p "$AZURITE_DIR"
+	[ -f "$AZURITE_DIR/package.json" ] || printf '{ "name": "pgharbor-azurite", "private": true }\n' >"$AZURITE_DIR/package.json"
+	(cd "$AZURITE_DIR" && npm install --no-audit --no-fund --silent --save-exact "azurite@$AZURITE_VERSION") ||
+		die "npm install azurite@$AZURITE_VERSION failed"
+	[ -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ] || die "azurite installed but azurite-blob is missing"
+fi
+
 # ------------------------------- Chromium + playwright-core (dashboard browser test)
 bash "$REPO/scripts/browser-setup.sh"
 
-say "ok: PG15 $PG15_BIN, PG16+pgvector $PG16_BIN_OUT"
+say "ok: PG15 $PG15_BIN, PG16+pgvector $PG16_BIN_OUT, moto $MOTO_VERSION, azurite $AZURITE_VERSION"

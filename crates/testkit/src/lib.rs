@@ -1,4 +1,5 @@
-//! Throwaway PostgreSQL clusters (and Redis servers, [`RedisServer`]) for
+//! Throwaway PostgreSQL clusters (and Redis servers, [`RedisServer`]; S3
+//! and Azure Blob servers, [`S3Server`] and [`AzuriteServer`]) for
 //! pgharbor's integration tests.
 //!
 //! [`Cluster::start`] runs `initdb` into a fresh temporary directory, picks a
@@ -77,10 +78,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tempfile::TempDir;
 
+mod azurite;
 mod files;
 mod redis;
+mod s3;
+mod service;
+pub use azurite::{AzuriteServer, AZURITE_ACCOUNT, AZURITE_KEY};
 pub use files::copy_dir;
 pub use redis::{RedisOptions, RedisServer};
+pub use s3::S3Server;
 
 /// Name of the bootstrap superuser in every cluster.
 pub const SUPERUSER: &str = "postgres";
