@@ -103,5 +103,20 @@ impl From<pgharbor_conn::ConnError> for HealthError {
     }
 }
 
+impl From<pgharbor_rdb::RdbError> for HealthError {
+    fn from(e: pgharbor_rdb::RdbError) -> Self {
+        use pgharbor_rdb::RdbErrorKind as K;
+        let kind = match e.kind() {
+            K::InvalidInput => HealthErrorKind::InvalidInput,
+            K::Unreachable => HealthErrorKind::Unreachable,
+            K::Refused | K::NotEmpty => HealthErrorKind::Refused,
+            K::Query => HealthErrorKind::Query,
+            K::Io => HealthErrorKind::Io,
+            _ => HealthErrorKind::Protocol,
+        };
+        HealthError::new(kind, e.message().to_owned())
+    }
+}
+
 /// Result alias for this crate.
 pub type Result<T, E = HealthError> = std::result::Result<T, E>;

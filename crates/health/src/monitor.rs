@@ -214,7 +214,7 @@ impl Watchlist {
                 .url
                 .resolve()
                 .map_err(|err| ctx(bad(format!("url: {err}"))))?;
-            let mut url = RedisUrl::parse(url.expose()).map_err(ctx)?;
+            let mut url = RedisUrl::parse(url.expose()).map_err(|err| ctx(err.into()))?;
             if let Some(pw) = &e.password {
                 let pw = pw
                     .resolve()

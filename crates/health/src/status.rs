@@ -1105,6 +1105,7 @@ pub async fn collect_redis(url: &RedisUrl, options: &StatusOptions) -> Result<Re
     let info = match tokio::time::timeout(options.timeout, conn.info()).await {
         Ok(Ok(info)) => info,
         Ok(Err(e)) => {
+            let e = HealthError::from(e);
             if e.kind() == HealthErrorKind::Unreachable {
                 return Err(e.context(url));
             }
