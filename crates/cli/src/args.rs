@@ -37,6 +37,38 @@ pub enum Command {
     Kill(KillArgs),
     /// Serve a dashboard, /metrics, /healthz and /api/status for the servers a config file lists.
     Serve(ServeArgs),
+    /// Converge a server to PLAN.toml (roles, databases, extensions, grants, settings), then run
+    /// the copies it names.
+    Apply(ApplyArgs),
+}
+
+/// `pgharbor apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The plan file (TOML).
+    pub plan: std::path::PathBuf,
+    /// Print the exact changes (SQL, passwords masked) and the copies that would run; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Copy again databases whose copy already finished and verified (the database is dropped and
+    /// re-created first).
+    #[arg(long)]
+    pub recopy: bool,
+    /// Parallel workers per copy (default: number of CPUs).
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// Copies: leave ownership out (objects belong to the plan's target user).
+    #[arg(long)]
+    pub no_owner: bool,
+    /// Copies: leave privileges (GRANT) out.
+    #[arg(long)]
+    pub no_privileges: bool,
+    /// Copies: skip verification.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Machine-readable report on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `pgharbor url …`.

@@ -2,6 +2,7 @@
 //! lost. This binary only parses arguments, prints, and maps errors to exit
 //! codes; the work lives in the library crates.
 
+mod apply;
 mod args;
 mod chroma;
 mod health;
@@ -112,6 +113,7 @@ async fn run(cli: args::Cli) -> Result<u8, Failure> {
         args::Command::Status(a) => health::status(a).await,
         args::Command::Kill(a) => health::kill(a).await,
         args::Command::Serve(a) => health::serve(a).await,
+        args::Command::Apply(a) => apply::apply(a).await,
     }
 }
 

@@ -2,6 +2,7 @@
 //! started by `pgharbor-testkit`, one module per capability.
 
 mod chroma;
+mod consolidation;
 mod django;
 mod harness;
 mod health;

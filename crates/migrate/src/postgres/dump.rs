@@ -176,6 +176,12 @@ pub fn split_entries(script: &str) -> Vec<Entry> {
         i += 1;
     }
     entries.extend(current);
+    for entry in entries.iter_mut().filter(|e| e.kind == "SCHEMA") {
+        // The schema may exist already (declared by `apply`, or `public`).
+        entry.sql = entry
+            .sql
+            .replacen("CREATE SCHEMA ", "CREATE SCHEMA IF NOT EXISTS ", 1);
+    }
     for entry in &mut entries {
         let trimmed = entry.sql.trim_end().len();
         entry.sql.truncate(trimmed);

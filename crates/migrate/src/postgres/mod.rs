@@ -559,11 +559,24 @@ pub async fn finished_copy_of(
     target: &ConnConfig,
     source: &ConnConfig,
 ) -> Result<bool, MigrateError> {
-    let client = match crate::target::connect(target).await {
-        Ok(client) => client,
-        Err(e) if e.is_database_missing() => return Ok(false),
-        Err(e) => return Err(e.into()),
-    };
-    let state = journal::read(&client).await?;
+    let state = journal_of(target).await?;
     Ok(state.is_some_and(|s| s.stage == Stage::Finished && s.source == source_label(source)))
+}
+
+/// Whether the target database holds an interrupted copy of `source` (which
+/// `apply` resumes).
+pub async fn interrupted_copy_of(
+    target: &ConnConfig,
+    source: &ConnConfig,
+) -> Result<bool, MigrateError> {
+    let state = journal_of(target).await?;
+    Ok(state.is_some_and(|s| s.stage < Stage::Finished && s.source == source_label(source)))
+}
+
+async fn journal_of(target: &ConnConfig) -> Result<Option<journal::JournalState>, MigrateError> {
+    match crate::target::connect(target).await {
+        Ok(client) => journal::read(&client).await,
+        Err(e) if e.is_database_missing() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -1,0 +1,144 @@
+//! `pgharbor apply PLAN.toml`: converge the target server to the plan
+//! (pgharbor-apply), then run the copies it names (pgharbor-migrate's
+//! PostgreSQL copy), skipping those already finished and verified.
+
+use crate::args::ApplyArgs;
+use crate::{postgres, progress, Failure};
+use pgharbor_apply::{ApplyOptions, Copy, Plan};
+use pgharbor_migrate::postgres::{copy_database, finished_copy_of, CopyOptions, CopyReport};
+
+/// What happened to one copy of the plan.
+#[derive(Debug, serde::Serialize)]
+struct CopyOutcome {
+    database: String,
+    source: String,
+    /// `copied`, `already copied` (skipped), or `would copy` (dry run).
+    state: &'static str,
+    report: Option<CopyReport>,
+}
+
+/// Run `pgharbor apply`.
+pub async fn apply(args: ApplyArgs) -> Result<u8, Failure> {
+    let plan = Plan::from_file(&args.plan).map_err(|e| Failure::usage(e.to_string()))?;
+    for role in plan
+        .roles
+        .iter()
+        .filter(|r| r.password.as_ref().is_some_and(|p| p.is_literal()))
+    {
+        eprintln!(
+            "pgharbor: warning: the password of role {} is written in {}; prefer {{ env = \"…\" }} or {{ file = \"…\" }}",
+            role.name,
+            args.plan.display()
+        );
+    }
+    let copies = plan.copies().map_err(|e| Failure::usage(e.to_string()))?;
+    let mut done = Vec::new();
+    for copy in &copies {
+        done.push(
+            finished_copy_of(&copy.target, &copy.source)
+                .await
+                .map_err(Failure::from_migrate)?,
+        );
+    }
+    if args.recopy && !args.dry_run {
+        for (copy, finished) in copies.iter().zip(&done) {
+            if *finished {
+                drop_database(copy).await?;
+            }
+        }
+    }
+    let report = pgharbor_apply::apply(
+        &plan,
+        &ApplyOptions {
+            dry_run: args.dry_run,
+        },
+    )
+    .await?;
+    if !args.json {
+        print!("{report}");
+    }
+    let mut outcomes = Vec::new();
+    for (copy, finished) in copies.iter().zip(done) {
+        outcomes.push(run_copy(&args, copy, finished && !args.recopy).await?);
+    }
+    if args.json {
+        let doc = serde_json::json!({ "apply": report, "copies": outcomes });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).map_err(anyhow::Error::from)?
+        );
+    }
+    Ok(0)
+}
+
+async fn run_copy(args: &ApplyArgs, copy: &Copy, already: bool) -> Result<CopyOutcome, Failure> {
+    let source = pgharbor_migrate::postgres::source_label(&copy.source);
+    let outcome = |state, report| CopyOutcome {
+        database: copy.database.clone(),
+        source: source.clone(),
+        state,
+        report,
+    };
+    if already {
+        if !args.json {
+            println!(
+                "copy {source} → {}: already copied and verified (--recopy to copy again)",
+                copy.database
+            );
+        }
+        return Ok(outcome("already copied", None));
+    }
+    if args.dry_run {
+        if !args.json {
+            println!("copy {source} → {}: would copy", copy.database);
+        }
+        return Ok(outcome("would copy", None));
+    }
+    if !args.json {
+        println!("copy {source} → {}:", copy.database);
+    }
+    let options = CopyOptions {
+        jobs: args.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        }),
+        no_owner: args.no_owner,
+        no_privileges: args.no_privileges,
+        resume: resumable(copy).await?,
+        no_verify: args.no_verify,
+        create_database: false,
+    };
+    let reporter = progress::Reporter::new(args.json);
+    let report = copy_database(&copy.source, &copy.target, &options, reporter.clone())
+        .await
+        .map_err(|e| {
+            Failure::from_migrate(e.context(format!("copying into database {}", copy.database)))
+        })?;
+    reporter.done();
+    if !args.json {
+        postgres::print_report(&report, false)?;
+    }
+    Ok(outcome("copied", Some(report)))
+}
+
+/// An interrupted copy of the same source is continued, not refused: apply
+/// is meant to be run again until it converges.
+async fn resumable(copy: &Copy) -> Result<bool, Failure> {
+    pgharbor_migrate::postgres::interrupted_copy_of(&copy.target, &copy.source)
+        .await
+        .map_err(Failure::from_migrate)
+}
+
+async fn drop_database(copy: &Copy) -> Result<(), Failure> {
+    let admin = copy.target.with_dbname("postgres");
+    let (client, _task) = pgharbor_conn::connect(&admin).await?;
+    client
+        .batch_execute(&format!(
+            "DROP DATABASE {} WITH (FORCE)",
+            pgharbor_core::schema::quote_ident(&copy.database)
+        ))
+        .await
+        .map_err(|e| anyhow::anyhow!("--recopy: dropping database {}: {e}", copy.database))?;
+    Ok(())
+}
