@@ -34,10 +34,12 @@ use crate::options::{DestinationOptions, DEFAULT_PART_SIZE, MIN_PART_SIZE};
 /// the one being read, an upload holds about `part size × (PARTS_IN_FLIGHT + 2)`.
 pub const PARTS_IN_FLIGHT: usize = 2;
 
-/// Which service, for hints in error messages.
+/// Which object store service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Service {
+pub(crate) enum Service {
+    /// AWS S3 or an S3-compatible server.
     S3,
+    /// Azure Blob Storage (or Azurite).
     Azure,
 }
 
@@ -57,145 +59,38 @@ pub(crate) struct Cloud {
 }
 
 impl Cloud {
-    /// An S3 bucket.
-    pub(crate) fn s3(
-        dest: String,
-        bucket: &str,
-        prefix: &str,
-        o: &DestinationOptions,
-    ) -> Result<Cloud> {
-        let creds = &o.s3_credentials;
-        let (Some(key_id), Some(secret)) = (&creds.access_key_id, &creds.secret_access_key) else {
-            return Err(ObjstoreError::new(
-                Kind::Credentials,
-                format!(
-                    "backup destination {dest}: no S3 credentials; set AWS_ACCESS_KEY_ID and \
-                     AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)"
-                ),
-            ));
-        };
-        let region = o
-            .s3_region
-            .clone()
-            .unwrap_or_else(|| "us-east-1".to_owned());
-        let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(bucket)
-            .with_region(&region)
-            .with_access_key_id(key_id)
-            .with_secret_access_key(secret.expose())
-            .with_retry(retry_config());
-        if let Some(token) = &creds.session_token {
-            builder = builder.with_token(token.expose());
-        }
-        let endpoint = match &o.s3_endpoint {
-            Some(url) => {
-                check_endpoint(&dest, url, "--s3-endpoint")?;
-                builder = builder
-                    .with_endpoint(url.trim_end_matches('/'))
-                    .with_virtual_hosted_style_request(!o.s3_path_style.unwrap_or(true));
-                url.clone()
-            }
-            None => {
-                builder =
-                    builder.with_virtual_hosted_style_request(!o.s3_path_style.unwrap_or(false));
-                format!("https://s3.{region}.amazonaws.com")
-            }
-        };
-        builder = builder.with_client_options(client_options(&endpoint));
-        install_crypto_provider();
-        let secrets = o.secrets();
-        let store = builder
-            .build()
-            .map_err(|e| ObjstoreError::invalid(&dest, scrub(&e.to_string(), &secrets)))?;
-        Cloud::new(
-            Arc::new(store),
-            Service::S3,
-            dest,
-            bucket,
-            endpoint,
-            prefix,
-            o,
-            secrets,
-        )
-    }
-
-    /// An Azure Blob container.
-    pub(crate) fn azure(
-        dest: String,
-        container: &str,
-        prefix: &str,
-        o: &DestinationOptions,
-    ) -> Result<Cloud> {
-        let account = AzureAccount::resolve(&dest, o)?;
-        let mut builder = MicrosoftAzureBuilder::new()
-            .with_container_name(container)
-            .with_account(&account.name)
-            .with_retry(retry_config());
-        builder = match &account.auth {
-            AzureAuth::Key(key) => builder.with_access_key(key.expose()),
-            AzureAuth::Sas(sas) => builder.with_config(AzureConfigKey::SasKey, sas.expose()),
-        };
-        let endpoint = match &account.endpoint {
-            Some(url) => {
-                check_endpoint(&dest, url, "the Azure blob endpoint")?;
-                builder = builder.with_endpoint(url.trim_end_matches('/').to_owned());
-                url.clone()
-            }
-            None => format!("https://{}.blob.core.windows.net", account.name),
-        };
-        builder = builder.with_client_options(client_options(&endpoint));
-        install_crypto_provider();
-        let mut secrets = o.secrets();
-        secrets.push(account.secret());
-        let store = builder.build().map_err(|e| {
-            ObjstoreError::new(
-                Kind::Credentials,
-                format!(
-                    "backup destination {dest}: the Azure credentials are unusable: {}; check \
-                     AZURE_STORAGE_KEY (base64), the connection string or the SAS token",
-                    scrub(&e.to_string(), &secrets)
-                ),
-            )
-        })?;
-        Cloud::new(
-            Arc::new(store),
-            Service::Azure,
-            dest,
-            container,
-            endpoint,
-            prefix,
-            o,
-            secrets,
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        store: Arc<dyn ObjectStore>,
+    /// A bucket (S3) or container (Azure) named `root`, with the objects
+    /// under `prefix`. Nothing is contacted yet.
+    pub(crate) fn open(
         service: Service,
         dest: String,
         root: &str,
-        endpoint: String,
         prefix: &str,
         o: &DestinationOptions,
-        secrets: Vec<String>,
     ) -> Result<Cloud> {
         let part_size = o.part_size.unwrap_or(DEFAULT_PART_SIZE);
         if part_size < MIN_PART_SIZE {
             return Err(ObjstoreError::invalid(
                 &dest,
-                format!("the part size {part_size} is below the minimum of {MIN_PART_SIZE} bytes (5 MiB)"),
+                format!(
+                    "the part size {part_size} is below the minimum of {MIN_PART_SIZE} bytes (5 MiB)"
+                ),
             ));
         }
+        install_crypto_provider();
+        let client = match service {
+            Service::S3 => s3_client(&dest, root, o)?,
+            Service::Azure => azure_client(&dest, root, o)?,
+        };
         Ok(Cloud {
-            store,
+            store: client.store,
             service,
             dest,
             root: root.to_owned(),
-            endpoint,
+            endpoint: client.endpoint,
             prefix: prefix.to_owned(),
             part_size,
-            secrets,
+            secrets: client.secrets,
         })
     }
 
@@ -377,6 +272,101 @@ impl Cloud {
         };
         op_error(kind, &self.dest, op, &cause, hint(kind, self.service))
     }
+}
+
+/// A built client: the store, where it points, and the secrets it holds.
+struct Client {
+    store: Arc<dyn ObjectStore>,
+    endpoint: String,
+    secrets: Vec<String>,
+}
+
+/// The client for an S3 bucket.
+fn s3_client(dest: &str, bucket: &str, o: &DestinationOptions) -> Result<Client> {
+    let creds = &o.s3_credentials;
+    let (Some(key_id), Some(secret)) = (&creds.access_key_id, &creds.secret_access_key) else {
+        return Err(ObjstoreError::new(
+            Kind::Credentials,
+            format!(
+                "backup destination {dest}: no S3 credentials; set AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)"
+            ),
+        ));
+    };
+    let region = o.s3_region.as_deref().unwrap_or("us-east-1");
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_region(region)
+        .with_access_key_id(key_id)
+        .with_secret_access_key(secret.expose())
+        .with_retry(retry_config());
+    if let Some(token) = &creds.session_token {
+        builder = builder.with_token(token.expose());
+    }
+    let endpoint = match &o.s3_endpoint {
+        Some(url) => {
+            check_endpoint(dest, url, "--s3-endpoint")?;
+            builder = builder
+                .with_endpoint(url.trim_end_matches('/'))
+                .with_virtual_hosted_style_request(!o.s3_path_style.unwrap_or(true));
+            url.clone()
+        }
+        None => {
+            builder = builder.with_virtual_hosted_style_request(!o.s3_path_style.unwrap_or(false));
+            format!("https://s3.{region}.amazonaws.com")
+        }
+    };
+    let secrets = o.secrets();
+    let store = builder
+        .with_client_options(client_options(&endpoint))
+        .build()
+        .map_err(|e| ObjstoreError::invalid(dest, scrub(&e.to_string(), &secrets)))?;
+    Ok(Client {
+        store: Arc::new(store),
+        endpoint,
+        secrets,
+    })
+}
+
+/// The client for an Azure Blob container.
+fn azure_client(dest: &str, container: &str, o: &DestinationOptions) -> Result<Client> {
+    let account = AzureAccount::resolve(dest, o)?;
+    let mut builder = MicrosoftAzureBuilder::new()
+        .with_container_name(container)
+        .with_account(&account.name)
+        .with_retry(retry_config());
+    builder = match &account.auth {
+        AzureAuth::Key(key) => builder.with_access_key(key.expose()),
+        AzureAuth::Sas(sas) => builder.with_config(AzureConfigKey::SasKey, sas.expose()),
+    };
+    let endpoint = match &account.endpoint {
+        Some(url) => {
+            check_endpoint(dest, url, "the Azure blob endpoint")?;
+            builder = builder.with_endpoint(url.trim_end_matches('/').to_owned());
+            url.clone()
+        }
+        None => format!("https://{}.blob.core.windows.net", account.name),
+    };
+    let mut secrets = o.secrets();
+    secrets.push(account.secret());
+    let store = builder
+        .with_client_options(client_options(&endpoint))
+        .build()
+        .map_err(|e| {
+            ObjstoreError::new(
+                Kind::Credentials,
+                format!(
+                    "backup destination {dest}: the Azure credentials are unusable: {}; check \
+                     AZURE_STORAGE_KEY (base64), the connection string or the SAS token",
+                    scrub(&e.to_string(), &secrets)
+                ),
+            )
+        })?;
+    Ok(Client {
+        store: Arc::new(store),
+        endpoint,
+        secrets,
+    })
 }
 
 /// Shows where, never the client (whose credentials are inside) or the secrets.

@@ -47,7 +47,7 @@ pub use options::{
     AzureCredentials, DestinationOptions, S3Credentials, DEFAULT_PART_SIZE, MIN_PART_SIZE,
 };
 
-use cloud::Cloud;
+use cloud::{Cloud, Service};
 use local::Local;
 use location::{valid_name, valid_prefix, Location};
 
@@ -91,11 +91,15 @@ impl Destination {
         let backend = match &location {
             Location::Local(root) => Backend::Local(Local::new(root.clone())),
             Location::S3 { bucket, prefix } => {
-                Backend::Cloud(Cloud::s3(display, bucket, prefix, options)?)
+                Backend::Cloud(Cloud::open(Service::S3, display, bucket, prefix, options)?)
             }
-            Location::Azure { container, prefix } => {
-                Backend::Cloud(Cloud::azure(display, container, prefix, options)?)
-            }
+            Location::Azure { container, prefix } => Backend::Cloud(Cloud::open(
+                Service::Azure,
+                display,
+                container,
+                prefix,
+                options,
+            )?),
         };
         Ok(Destination { location, backend })
     }

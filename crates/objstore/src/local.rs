@@ -151,7 +151,7 @@ impl Local {
         while let Some(dir) = dirs.pop() {
             let mut entries = match tokio::fs::read_dir(&dir).await {
                 Ok(entries) => entries,
-                Err(e) if matches!(e.raw_os_error(), Some(2 | 20)) => continue, // ENOENT, ENOTDIR
+                Err(e) if is_missing(&e) => continue,
                 Err(e) => return Err(self.io_error(op, &dir, &e)),
             };
             while let Some(entry) = entries
@@ -208,7 +208,7 @@ impl Local {
         let dir = self.path(prefix);
         match tokio::fs::remove_dir_all(&dir).await {
             Ok(()) => Ok(count),
-            Err(e) if matches!(e.raw_os_error(), Some(2 | 20)) => Ok(count), // ENOENT, ENOTDIR
+            Err(e) if is_missing(&e) => Ok(count),
             Err(e) => Err(self.io_error(Op::Delete(prefix), &dir, &e)),
         }
     }
@@ -247,6 +247,14 @@ fn info(name: String, meta: &std::fs::Metadata) -> ObjectInfo {
         size: meta.len(),
         last_modified: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
     }
+}
+
+/// The path, or a directory on it, does not exist (or is a file).
+fn is_missing(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
 }
 
 /// A unique hidden name beside `target`.

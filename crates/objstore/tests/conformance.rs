@@ -496,6 +496,48 @@ async fn unreachable_endpoint(kind: Kind) {
     assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
 }
 
+/// A container SAS token instead of the account key (Azure only).
+#[tokio::test]
+async fn azure_sas_token() {
+    let f = Fixture::new(Kind::Azure);
+    let az = f.azurite.as_ref().unwrap();
+    let sas = az.container_sas("pgharbor-backups", "racwdl");
+    let url = f.url.clone();
+    let dest = f.with(&url, |o| {
+        o.azure_credentials.access_key = None;
+        o.azure_credentials.sas_token = Some(Secret::new(format!("?{sas}")));
+    });
+    let content = data(MIN_PART_SIZE + 4096, 5);
+    let w = dest.put_stream("b1/app.dump", &content[..]).await.unwrap();
+    assert_eq!(w.sha256, sha256_hex(&content));
+    dest.put_bytes("b1/manifest.json", "{}").await.unwrap();
+    let names: Vec<String> = dest
+        .list("b1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(names, ["b1/app.dump", "b1/manifest.json"]);
+    assert_eq!(
+        sha256_hex(&dest.get_bytes("b1/app.dump").await.unwrap()),
+        w.sha256
+    );
+    assert_eq!(dest.delete_prefix("b1").await.unwrap(), 2);
+
+    // Read-only SAS: writing is refused as a permission problem, not a credentials one.
+    let read_only = az.container_sas("pgharbor-backups", "rl");
+    let dest = f.with(&url, |o| {
+        o.azure_credentials.access_key = None;
+        o.azure_credentials.sas_token = Some(Secret::new(read_only.clone()));
+    });
+    assert!(dest.list("").await.unwrap().is_empty());
+    let e = dest.put_bytes("x", "y").await.unwrap_err();
+    assert_eq!(e.kind(), ObjstoreErrorKind::PermissionDenied, "{e}");
+    let signature = read_only.rsplit("sig=").next().unwrap();
+    assert!(!format!("{e} {e:?} {dest:?}").contains(signature), "{e}");
+}
+
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
         mod dir {

@@ -278,3 +278,26 @@ async fn bad_object_names_are_refused() {
     }
     assert!(!std::path::Path::new("/tmp/pgharbor-never-written").exists());
 }
+
+#[test]
+fn destinations_and_their_futures_move_between_tasks() {
+    fn shared<T: Send + Sync>(_: &T) {}
+    fn sent<T: Send>(_: T) {}
+    for (dest, options) in [
+        ("/tmp/pgharbor-never-written", DestinationOptions::default()),
+        ("s3://bucket/x", s3_options()),
+    ] {
+        let d = parse(dest, &options);
+        shared(&d);
+        // Futures are lazy: building them here writes nothing.
+        sent(d.put_stream("a", &b"x"[..]));
+        sent(d.put_bytes("a", "x"));
+        sent(d.get_stream("a"));
+        sent(d.get_bytes("a"));
+        sent(d.list(""));
+        sent(d.exists("a"));
+        sent(d.delete("a"));
+        sent(d.delete_prefix("a"));
+    }
+    assert!(!std::path::Path::new("/tmp/pgharbor-never-written").exists());
+}
