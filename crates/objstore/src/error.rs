@@ -72,12 +72,10 @@ impl ObjstoreError {
         &self.message
     }
 
-    /// The object (or bucket) does not exist.
+    /// The object does not exist (its bucket, container or directory does:
+    /// a missing one of those is [`ObjstoreErrorKind::ContainerMissing`]).
     pub fn is_not_found(&self) -> bool {
-        matches!(
-            self.kind,
-            ObjstoreErrorKind::NotFound | ObjstoreErrorKind::ContainerMissing
-        )
+        self.kind == ObjstoreErrorKind::NotFound
     }
 }
 

@@ -18,6 +18,26 @@
 //!   [`Destination::list`], [`Destination::exists`], [`Destination::delete`]
 //!   and [`Destination::delete_prefix`].
 //!
+//! ```no_run
+//! use pgharbor_objstore::{Destination, DestinationOptions};
+//!
+//! # async fn demo() -> pgharbor_objstore::Result<()> {
+//! // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, …
+//! let mut options = DestinationOptions::from_env();
+//! options.s3_endpoint = Some("http://127.0.0.1:9000".into()); // --s3-endpoint
+//! let dest = Destination::parse("s3://backups/pg", &options)?;
+//!
+//! let dump = tokio::fs::File::open("app.dump").await.expect("open");
+//! let written = dest.put_stream("2026-01-01T020000Z/app.dump", dump).await?;
+//! println!("{} bytes, sha256 {}", written.size, written.sha256);
+//! dest.put_bytes("2026-01-01T020000Z/manifest.json", r#"{"state":"complete"}"#).await?;
+//! for object in dest.list("2026-01-01T020000Z").await? {
+//!     println!("{} {}", object.name, object.size);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Errors ([`ObjstoreError`]) name the destination, the object and what to
 //! do, with a kind to match on: wrong credentials, a missing bucket or
 //! container, no space left on the device, permission denied, …

@@ -49,6 +49,7 @@ impl Local {
         let target = self.path(name);
         let dir = target.parent().unwrap_or(&self.root).to_path_buf();
         let op = Op::Write(name);
+        let new_dirs = !tokio::fs::try_exists(&dir).await.unwrap_or(false);
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(|e| self.io_error(op, &dir, &e))?;
@@ -65,9 +66,15 @@ impl Local {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(self.io_error(op, &target, &e));
         }
-        sync_dir(&dir)
-            .await
-            .map_err(|e| self.io_error(op, &dir, &e))?;
+        // The rename, and any directory created for it, survive a crash.
+        let top = self.root.parent().unwrap_or(&self.root);
+        let created = dir
+            .ancestors()
+            .skip(1)
+            .take_while(|d| new_dirs && d.starts_with(top));
+        for d in std::iter::once(dir.as_path()).chain(created) {
+            sync_dir(d).await.map_err(|e| self.io_error(op, d, &e))?;
+        }
         Ok(written)
     }
 

@@ -40,8 +40,8 @@ pub struct DestinationOptions {
     /// Azure Blob credentials.
     pub azure_credentials: AzureCredentials,
     /// Size of one part of a multipart upload ([`DEFAULT_PART_SIZE`] when
-    /// `None`; at least [`MIN_PART_SIZE`]). An upload holds at most
-    /// `part size × (PARTS_IN_FLIGHT + 1)` bytes in memory.
+    /// `None`; at least [`MIN_PART_SIZE`]). An upload holds
+    /// about `part size × (PARTS_IN_FLIGHT + 2)` bytes in memory.
     pub part_size: Option<usize>,
 }
 
