@@ -1,8 +1,9 @@
 //! A server process for tests ([`crate::S3Server`], [`crate::AzuriteServer`]):
 //! started on a free port of `127.0.0.1` in a temporary directory, its
 //! output in a log file there, awaited until it accepts connections, killed
-//! on drop, and killed by a watchdog shell process if the test process dies
-//! first. Also a minimal HTTP/1.1 client for setting the servers up.
+//! on drop, and killed (its directory removed) by a watchdog shell process
+//! if the test process dies first. Also a minimal HTTP/1.1 client for
+//! setting the servers up.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -60,14 +61,15 @@ impl Service {
     }
 
     fn spawn_watchdog(&mut self) {
-        let script =
-            r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done; kill -9 "$2" 2>/dev/null"#;
+        let script = r#"while kill -0 "$1" 2>/dev/null; do sleep 1; done
+kill -9 "$2" 2>/dev/null; sleep 1; rm -rf "$3""#;
         self.watchdog = Command::new("sh")
             .arg("-c")
             .arg(script)
             .arg(format!("pgharbor-testkit-{}-watchdog", self.name))
             .arg(std::process::id().to_string())
             .arg(self.child.id().to_string())
+            .arg(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
