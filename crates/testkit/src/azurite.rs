@@ -101,9 +101,22 @@ impl AzuriteServer {
         self.service.log()
     }
 
-    /// A SAS token for `container` (see [`container_sas`]).
+    /// A service SAS token for `container` with `permissions` (e.g.
+    /// `racwdl`), valid until 2099: `sv=…&sr=c&sp=…&se=…&sig=…`.
     pub fn container_sas(&self, container: &str, permissions: &str) -> String {
-        container_sas(container, permissions)
+        const VERSION: &str = "2020-12-06";
+        const EXPIRY: &str = "2099-01-01T00:00:00Z";
+        // Permissions, start, expiry, resource, identifier, IP, protocol,
+        // version, resource type, snapshot time, encryption scope, and five
+        // response headers.
+        let to_sign = format!(
+            "{permissions}\n\n{EXPIRY}\n/blob/{AZURITE_ACCOUNT}/{container}\n\n\n\n{VERSION}\nc\n\n\n\n\n\n\n"
+        );
+        format!(
+            "sv={VERSION}&sr=c&sp={permissions}&se={}&sig={}",
+            crate::percent_encode(EXPIRY),
+            crate::percent_encode(&sign(&to_sign))
+        )
     }
 
     /// Creates a container, signed with the account's shared key. Panics
@@ -134,24 +147,6 @@ impl AzuriteServer {
             r.body
         );
     }
-}
-
-/// A service SAS token for `container` with `permissions` (e.g. `racwdl`),
-/// valid until 2099: `sv=…&sr=c&sp=…&se=…&sig=…`.
-pub fn container_sas(container: &str, permissions: &str) -> String {
-    const VERSION: &str = "2020-12-06";
-    const EXPIRY: &str = "2099-01-01T00:00:00Z";
-    // Permissions, start, expiry, resource, identifier, IP, protocol,
-    // version, resource type, snapshot time, encryption scope, and five
-    // response headers.
-    let to_sign = format!(
-        "{permissions}\n\n{EXPIRY}\n/blob/{AZURITE_ACCOUNT}/{container}\n\n\n\n{VERSION}\nc\n\n\n\n\n\n\n"
-    );
-    format!(
-        "sv={VERSION}&sr=c&sp={permissions}&se={}&sig={}",
-        crate::percent_encode(EXPIRY),
-        crate::percent_encode(&sign(&to_sign))
-    )
 }
 
 /// Base64 HMAC-SHA256 of `text` with the account key.
