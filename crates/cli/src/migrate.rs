@@ -320,6 +320,9 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
 pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     let common = &args.common;
     let target = target_config(common.target.as_deref(), true)?.expect("required");
+    if crate::postgres::is_postgres_source(&common.source) {
+        return crate::postgres::verify(common, &target).await;
+    }
     if args.into_existing || common.preset.is_some() {
         return verify_into_existing(&args, &target).await;
     }

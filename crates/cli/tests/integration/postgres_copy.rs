@@ -135,6 +135,30 @@ fn a_database_with_every_kind_of_object_and_vectors_is_copied_and_verified() {
     };
     assert_eq!(indexes(&source, "app"), indexes(&target, "copy"));
     assert!(indexes(&target, "copy").contains("USING hnsw (embedding vector_cosine_ops)"));
+    // `verify` compares without copying, and names the rows that differ.
+    let same = pgharbor_pg(&["verify", &source.url("app"), &target.url("copy")]).success();
+    assert!(
+        same.stdout.contains("counts and checksums equal"),
+        "{}",
+        same.stdout
+    );
+    target.psql("copy", "UPDATE post SET title = 'changed' WHERE id = 7; DELETE FROM event_2025 WHERE id = 5");
+    let differs = pgharbor_pg(&["verify", &source.url("app"), &target.url("copy")]);
+    assert_eq!(differs.code, 1, "{}", differs.all());
+    assert!(
+        differs
+            .stderr
+            .contains("\"public\".\"post\": same 30000 rows but different content"),
+        "{}",
+        differs.stderr
+    );
+    assert!(differs.stderr.contains("id=7"), "{}", differs.stderr);
+    assert!(
+        differs.stderr.contains("\"public\".\"event_2025\""),
+        "{}",
+        differs.stderr
+    );
+
     // Sequences above the data, identity too; the trigger fires; grants kept; the large object is whole.
     assert_eq!(
         scalar(&target, "copy", "SELECT nextval('invoice_no')"),

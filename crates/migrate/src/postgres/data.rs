@@ -268,6 +268,50 @@ impl Worker {
     }
 }
 
+/// Digest every table on the source (inside the session's snapshot) over
+/// `jobs` connections, without copying.
+pub async fn source_digests(
+    source: &ConnConfig,
+    session: &Session,
+    tables: Arc<Vec<SourceTable>>,
+    jobs: usize,
+) -> Result<SourceDigests, MigrateError> {
+    let queue = Arc::new(Mutex::new(0..tables.len()));
+    let digests = Arc::new(Mutex::new(SourceDigests::new()));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..jobs.max(1).min(tables.len().max(1)) {
+        let client = session.connect_source(source).await?;
+        let (queue, digests, tables) = (
+            Arc::clone(&queue),
+            Arc::clone(&digests),
+            Arc::clone(&tables),
+        );
+        set.spawn(async move {
+            loop {
+                let next = queue.lock().expect("table queue").next();
+                let Some(index) = next else {
+                    return Ok(());
+                };
+                let table = &tables[index];
+                let sql = format!(
+                    "COPY ({}) TO STDOUT ({})",
+                    table.select(None),
+                    table.copy_format()
+                );
+                let digest = stream_digest(&client, &sql, table.binary)
+                    .await
+                    .map_err(|e| {
+                        e.context(format!("reading table {} on the source", table.name))
+                    })?;
+                digests.lock().expect("digests").insert(index, digest);
+            }
+        });
+    }
+    crate::error::join_workers(set, MigrateErrorKind::Verify, "verify").await?;
+    let digests = std::mem::take(&mut *digests.lock().expect("digests"));
+    Ok(digests)
+}
+
 /// Digest the rows a `COPY … TO STDOUT` statement produces.
 pub async fn stream_digest(
     client: &Client,

@@ -119,6 +119,7 @@ pub struct PhaseSeconds {
 #[derive(Debug, Clone)]
 pub struct Session {
     snapshot: Option<String>,
+    holder: Option<Arc<Client>>,
 }
 
 const SESSION_SETTINGS: &str = "SET DateStyle = ISO; SET IntervalStyle = postgres; \
@@ -126,6 +127,50 @@ const SESSION_SETTINGS: &str = "SET DateStyle = ISO; SET IntervalStyle = postgre
      SET client_encoding = 'UTF8'";
 
 impl Session {
+    /// Open the source connection that exports the snapshot and holds it
+    /// open for as long as the session lives.
+    pub async fn exported(source: &ConnConfig) -> Result<Session, MigrateError> {
+        let client = crate::target::connect(source)
+            .await
+            .map_err(|e| MigrateError::from(e).context("connecting to the source"))?;
+        client
+            .batch_execute(&format!(
+                "{SESSION_SETTINGS}; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+            ))
+            .await
+            .map_err(source_error("starting the snapshot"))?;
+        let snapshot: String = client
+            .query_one("SELECT pg_export_snapshot()", &[])
+            .await
+            .map_err(source_error("exporting the snapshot"))?
+            .get(0);
+        Ok(Session {
+            snapshot: Some(snapshot),
+            holder: Some(Arc::new(client)),
+        })
+    }
+
+    /// The connection holding the snapshot (catalog reads, sequences, large
+    /// objects).
+    pub fn holder(&self) -> &Client {
+        self.holder
+            .as_deref()
+            .expect("a session with an exported snapshot")
+    }
+
+    /// The exported snapshot's id.
+    pub fn snapshot(&self) -> Option<&str> {
+        self.snapshot.as_deref()
+    }
+
+    /// A session for target connections only (no snapshot).
+    pub fn target_only() -> Session {
+        Session {
+            snapshot: None,
+            holder: None,
+        }
+    }
+
     /// A source connection inside the snapshot (read only).
     pub async fn connect_source(&self, config: &ConnConfig) -> Result<Client, MigrateError> {
         let client = crate::target::connect(config)
@@ -182,7 +227,6 @@ pub fn source_label(config: &ConnConfig) -> String {
 
 /// What was found about both sides, before anything changes.
 struct Sides {
-    source: Client,
     target: Client,
     source_version: Version,
     target_version: Version,
@@ -206,7 +250,6 @@ async fn open_sides(
         .await
         .map_err(target_error("reading the server version"))?;
     Ok(Sides {
-        source: source_client,
         target: target_client,
         source_version: Version::from_server_version_num(source_version),
         target_version: Version::from_server_version_num(target_version),
@@ -281,22 +324,8 @@ async fn copy_into(
         ..CopyReport::default()
     };
     progress.phase("schema");
-    sides
-        .source
-        .batch_execute(&format!(
-            "{SESSION_SETTINGS}; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-        ))
-        .await
-        .map_err(source_error("starting the snapshot"))?;
-    let snapshot: String = sides
-        .source
-        .query_one("SELECT pg_export_snapshot()", &[])
-        .await
-        .map_err(source_error("exporting the snapshot"))?
-        .get(0);
-    let session = Session {
-        snapshot: Some(snapshot.clone()),
-    };
+    let session = Session::exported(source).await?;
+    let snapshot = session.snapshot().expect("exported").to_string();
     let dump_options = DumpOptions {
         no_owner: options.no_owner,
         no_privileges: options.no_privileges,
@@ -318,7 +347,7 @@ async fn copy_into(
     )
     .await?;
     report.schema_objects = pre_data.len() + post_data.len();
-    let extensions = catalog::extensions(&sides.source)
+    let extensions = catalog::extensions(session.holder())
         .await
         .map_err(source_error("listing extensions"))?;
     schema::check_extensions(
@@ -345,7 +374,7 @@ async fn copy_into(
 
     let data_started = Instant::now();
     progress.phase("loading");
-    let tables = Arc::new(catalog::tables(&sides.source).await?);
+    let tables = Arc::new(catalog::tables(session.holder()).await?);
     let done: HashSet<String> = resuming
         .as_ref()
         .map(|s| s.tables_done.iter().cloned().collect())
@@ -370,11 +399,11 @@ async fn copy_into(
         Arc::clone(&progress),
     )
     .await?;
-    let sequences = catalog::sequences(&sides.source).await?;
+    let sequences = catalog::sequences(session.holder()).await?;
     data::set_sequences(&sides.target, &sequences).await?;
     report.sequences = sequences.iter().filter(|s| s.last_value.is_some()).count();
-    let oids = catalog::large_objects(&sides.source).await?;
-    let lo_digest = data::copy_large_objects(&sides.source, &mut sides.target, &oids).await?;
+    let oids = catalog::large_objects(session.holder()).await?;
+    let lo_digest = data::copy_large_objects(session.holder(), &mut sides.target, &oids).await?;
     report.large_objects = oids.len();
     journal::set_stage(&sides.target, Stage::Data).await?;
     report.seconds.data = data_started.elapsed().as_secs_f64();
@@ -387,7 +416,7 @@ async fn copy_into(
         .unwrap_or_default();
     schema::apply_post_data(
         target,
-        &session_without_snapshot(),
+        &Session::target_only(),
         &post_data,
         &post_done,
         jobs,
@@ -398,7 +427,7 @@ async fn copy_into(
     let verify_started = Instant::now();
     report.tables = verify::check_tables(
         target,
-        &session_without_snapshot(),
+        &Session::target_only(),
         &tables,
         &digests,
         options.no_verify,
@@ -408,11 +437,16 @@ async fn copy_into(
     .await?;
     if !options.no_verify {
         verify::check_large_objects(&sides.target, &oids, lo_digest).await?;
-        verify::fail_on_mismatch(&report.tables)?;
+        verify::fail_on_mismatch(
+            &report.tables,
+            &tables,
+            Some((session.holder(), &sides.target)),
+        )
+        .await?;
     }
     report.seconds.verify = verify_started.elapsed().as_secs_f64();
-    sides
-        .source
+    session
+        .holder()
         .batch_execute("COMMIT")
         .await
         .map_err(source_error("closing the snapshot"))?;
@@ -424,10 +458,6 @@ async fn copy_into(
         .map_err(target_error("analyzing the copied tables"))?;
     report.seconds.total = started.elapsed().as_secs_f64();
     Ok(report)
-}
-
-fn session_without_snapshot() -> Session {
-    Session { snapshot: None }
 }
 
 /// Decide, from the target's journal, whether this run starts fresh or

@@ -7,10 +7,17 @@ use crate::postgres::catalog::SourceTable;
 use crate::postgres::data::{large_objects_digest, stream_digest, SourceDigests};
 use crate::postgres::Session;
 use crate::progress::Progress;
+use futures_util::StreamExt;
 use pgharbor_conn::ConnConfig;
-use pgharbor_verify::TableDigest;
+use pgharbor_verify::{RowMultiset, TableDigest};
 use std::sync::{Arc, Mutex};
 use tokio_postgres::Client;
+
+/// Differing rows are named only for tables up to this many rows (the
+/// diagnosis holds one hash per row in memory).
+const NAME_ROWS_UP_TO: u64 = 5_000_000;
+/// Rows named per table.
+const ROWS_NAMED: usize = 10;
 
 /// The outcome for one table.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -122,23 +129,35 @@ pub async fn check_large_objects(
     ))
 }
 
-/// A verification failure naming every table that differs.
-pub fn fail_on_mismatch(checks: &[TableCheck]) -> Result<(), MigrateError> {
-    let bad: Vec<String> = checks
-        .iter()
-        .filter(|c| !c.matches())
-        .map(|c| {
-            let rows = c.target_rows.unwrap_or_default();
-            if rows == c.source_rows {
-                format!("{}: same {} rows but different content", c.table, rows)
-            } else {
-                format!(
-                    "{}: {} rows on the source, {rows} on the target",
-                    c.table, c.source_rows
-                )
+/// A verification failure naming every table that differs and, where
+/// `sides` can still read both (the source inside the copy's snapshot),
+/// sample rows by their primary key.
+pub async fn fail_on_mismatch(
+    checks: &[TableCheck],
+    tables: &[SourceTable],
+    sides: Option<(&Client, &Client)>,
+) -> Result<(), MigrateError> {
+    let mut bad = Vec::new();
+    for (check, table) in checks.iter().zip(tables).filter(|(c, _)| !c.matches()) {
+        let rows = check.target_rows.unwrap_or_default();
+        let mut line = if rows == check.source_rows {
+            format!("{}: same {rows} rows but different content", check.table)
+        } else {
+            format!(
+                "{}: {} rows on the source, {rows} on the target",
+                check.table, check.source_rows
+            )
+        };
+        if let Some((source, target)) =
+            sides.filter(|_| check.source_rows.max(rows) <= NAME_ROWS_UP_TO)
+        {
+            let named = differing_rows(source, target, table).await?;
+            if !named.is_empty() {
+                line.push_str(&format!(" ({})", named.join("; ")));
             }
-        })
-        .collect();
+        }
+        bad.push(line);
+    }
     if bad.is_empty() {
         return Ok(());
     }
@@ -146,4 +165,95 @@ pub fn fail_on_mismatch(checks: &[TableCheck]) -> Result<(), MigrateError> {
         MigrateErrorKind::Verify,
         format!("verification failed: {}", bad.join("; ")),
     ))
+}
+
+/// Sample rows present on one side only, named by primary key (or by the
+/// whole row when the table has none).
+async fn differing_rows(
+    source: &Client,
+    target: &Client,
+    table: &SourceTable,
+) -> Result<Vec<String>, MigrateError> {
+    let key = key_expression(source, table).await?;
+    let sql = format!(
+        "COPY (SELECT {key}, md5(ROW({})::text) FROM ONLY {}) TO STDOUT",
+        table.columns.join(", "),
+        table.name
+    );
+    let mut rows = RowMultiset::default();
+    for (client, is_source) in [(source, true), (target, false)] {
+        let stream = client.copy_out(&sql).await.map_err(|e| {
+            MigrateError::from(pgharbor_pgwriter::WriteError::from_pg(
+                e,
+                "naming differing rows",
+            ))
+        })?;
+        futures_util::pin_mut!(stream);
+        let mut carry = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                MigrateError::from(pgharbor_pgwriter::WriteError::from_pg(
+                    e,
+                    "naming differing rows",
+                ))
+            })?;
+            carry.extend_from_slice(&chunk);
+            while let Some(end) = carry.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = carry.drain(..=end).collect();
+                let line = String::from_utf8_lossy(&line[..end]).into_owned();
+                let (key, hash) = line.rsplit_once('\t').unwrap_or((&line, ""));
+                let hash = xxhash_rust::xxh3::xxh3_128(line.as_bytes())
+                    ^ xxhash_rust::xxh3::xxh3_128(hash.as_bytes());
+                let key = || key.to_string();
+                if is_source {
+                    rows.add_source(hash, key);
+                } else {
+                    rows.add_target(hash, key);
+                }
+            }
+        }
+    }
+    Ok(rows.differences(ROWS_NAMED))
+}
+
+/// `format('id=%s', id)` over the primary key columns, else the row itself.
+async fn key_expression(source: &Client, table: &SourceTable) -> Result<String, MigrateError> {
+    let name = table.name.to_string();
+    let row = source
+        .query_one(
+            "SELECT coalesce(string_agg(format('%L || ''='' || coalesce(%I::text, ''NULL'')', a.attname, a.attname),
+                                        ' || '', '' || ' ORDER BY k.ord), '')
+             FROM pg_index i
+             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE i.indrelid = $1::text::regclass AND i.indisprimary",
+            &[&name],
+        )
+        .await
+        .map_err(crate::postgres::source_error("reading the primary key"))?;
+    let key: String = row.get(0);
+    Ok(if key.is_empty() {
+        format!("left(ROW({})::text, 200)", table.columns.join(", "))
+    } else {
+        key
+    })
+}
+
+/// Compare a source database with a target without copying: every table of
+/// the source (inside one snapshot) against the same table on the target,
+/// by row count and checksum; differing rows are named.
+pub async fn compare_databases(
+    source: &ConnConfig,
+    target: &ConnConfig,
+    jobs: usize,
+    progress: Arc<dyn Progress>,
+) -> Result<Vec<TableCheck>, MigrateError> {
+    let session = Session::exported(source).await?;
+    let tables = Arc::new(crate::postgres::catalog::tables(session.holder()).await?);
+    let digests =
+        crate::postgres::data::source_digests(source, &session, Arc::clone(&tables), jobs).await?;
+    let checks = check_tables(target, &session, &tables, &digests, false, jobs, progress).await?;
+    let target_client = session.connect_target(target).await?;
+    fail_on_mismatch(&checks, &tables, Some((session.holder(), &target_client))).await?;
+    Ok(checks)
 }
