@@ -11,20 +11,25 @@ use std::fmt::Write as _;
 /// The `Content-Type` of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// One metric family: its help text, type and samples.
 struct Family {
     help: &'static str,
     kind: &'static str,
     samples: Vec<(Vec<(&'static str, String)>, f64)>,
 }
 
+/// Metric families in the order they were first added, rendered in the
+/// text exposition format; the scheduler's metrics are rendered by it too.
 #[derive(Default)]
-struct Families {
+pub struct Families {
     order: Vec<&'static str>,
     map: BTreeMap<&'static str, Family>,
 }
 
 impl Families {
-    fn add(
+    /// Adds one sample of `name` (a `kind` such as `gauge` or `counter`,
+    /// described by `help` the first time the name is seen).
+    pub fn add(
         &mut self,
         name: &'static str,
         kind: &'static str,
@@ -46,7 +51,8 @@ impl Families {
             .push((labels, value));
     }
 
-    fn render(&self) -> String {
+    /// The families as exposition text, `# HELP` and `# TYPE` before each.
+    pub fn render(&self) -> String {
         let mut out = String::new();
         for name in &self.order {
             let f = &self.map[name];

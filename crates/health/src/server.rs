@@ -1,11 +1,14 @@
 //! The `serve` HTTP server: `/`, `/metrics`, `/healthz`, `/api/status`.
 //!
 //! hyper's HTTP/1 server with a hand-written match on the path: four GET
-//! routes do not need a router framework.
+//! routes do not need a router framework. [`serve_with`], [`response`] and
+//! [`reject_non_get`] are the reusable parts (the scheduler's `/metrics`
+//! endpoint is served by them too).
 
 use crate::monitor::Monitor;
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use std::convert::Infallible;
@@ -13,7 +16,9 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-fn response(
+/// A response of `status` with `body`, its `Content-Type`, and
+/// `Cache-Control: no-store` (every answer is live state).
+pub fn response(
     status: StatusCode,
     content_type: &'static str,
     body: impl Into<Bytes>,
@@ -27,19 +32,27 @@ fn response(
     r
 }
 
+/// `405 Method Not Allowed` for anything but GET and HEAD, `None` for those.
+pub fn reject_non_get(method: &Method) -> Option<Response<Full<Bytes>>> {
+    if method == Method::GET || method == Method::HEAD {
+        return None;
+    }
+    let mut r = response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "text/plain; charset=utf-8",
+        "only GET\n",
+    );
+    r.headers_mut()
+        .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    Some(r)
+}
+
 /// Answers one request.
 pub async fn handle<B>(
     monitor: Arc<Monitor>,
     req: Request<B>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut r = response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain; charset=utf-8",
-            "only GET\n",
-        );
-        r.headers_mut()
-            .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    if let Some(r) = reject_non_get(req.method()) {
         return Ok(r);
     }
     let r = match req.uri().path() {
@@ -87,6 +100,21 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_with(listener, shutdown, move |req| handle(monitor.clone(), req)).await
+}
+
+/// Serves HTTP/1 on `listener` until `shutdown` completes, answering every
+/// request with `handler`. Each connection runs in its own task; a failed
+/// `accept` is logged and retried.
+pub async fn serve_with<H, F>(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    handler: H,
+) -> std::io::Result<()>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -100,10 +128,10 @@ pub async fn serve(
             },
             () = &mut shutdown => return Ok(()),
         };
-        let monitor = monitor.clone();
+        let handler = handler.clone();
         tokio::spawn(async move {
             let io = hyper_util::rt::TokioIo::new(stream);
-            let service = hyper::service::service_fn(move |req| handle(monitor.clone(), req));
+            let service = hyper::service::service_fn(handler);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(io, service)
                 .await
