@@ -45,6 +45,8 @@ apt_missing=()
 [ -x "$PG15_BIN/psql" ] && [ -x "$PG15_BIN/pg_dump" ] || apt_missing+=(postgresql-client-15)
 command -v sqlite3 >/dev/null 2>&1 || apt_missing+=(sqlite3)
 [ -x /usr/bin/redis-server ] || apt_missing+=(redis-server) # throwaway Redis servers in the health tests
+command -v zstd >/dev/null 2>&1 || apt_missing+=(zstd) # backup tests restore with `zstd -dc | pg_restore`
+command -v age >/dev/null 2>&1 || apt_missing+=(age)   # backup tests decrypt with the age CLI
 command -v python3 >/dev/null 2>&1 || apt_missing+=(python3 python3-venv)
 
 if [ "${#apt_missing[@]}" -gt 0 ]; then

@@ -1,0 +1,84 @@
+//! Logical PostgreSQL backups that are proven: [`backup_postgres`],
+//! [`list`], `verify` (checksums, and a real restore into a scratch
+//! database), [`restore`] and `prune`, on any
+//! [`Destination`](pgharbor_objstore::Destination) (a directory, S3, Azure Blob).
+//!
+//! # Layout
+//!
+//! A backup is a folder `<id>/` at the destination, the id being its UTC
+//! start time `YYYYMMDDTHHMMSSZ` (`-1`, `-2`, … appended when taken):
+//!
+//! * `<db>.dump.zst` per database: the real `pg_dump --format=custom
+//!   --compress=0 --snapshot=…` output, compressed in-process by zstd level
+//!   3 on every core, hashed (SHA-256) and uploaded in the same pass — no
+//!   temporary file;
+//! * `roles.sql.zst`: `pg_dumpall --roles-only` (without passwords unless
+//!   asked) for [`Selection::All`] or [`BackupOptions::roles`];
+//! * `manifest.json` ([`Manifest`]), written last and atomically: times,
+//!   versions, databases with owner, encoding, locale, settings and the row
+//!   count of every table taken in the dump's snapshot, and every file's
+//!   size and SHA-256. A folder without a manifest is a failed (or running)
+//!   backup and is never listed as good; a failed backup deletes its parts;
+//! * `verification.json` ([`VerificationRecord`]) once a verification ran.
+//!
+//! With [`BackupOptions::encrypt`] the files are age files (`.zst.age`), to
+//! x25519 recipients or with a passphrase.
+//!
+//! # Restoring with the standard tools
+//!
+//! No pgharbor needed; `pg_restore` of the `pg_dump` major version (see the
+//! manifest) or newer:
+//!
+//! ```text
+//! zstd -dc 20260101T020000Z/app.dump.zst > app.dump
+//! createdb app && pg_restore -j2 -d app app.dump
+//! # encrypted:
+//! age -d -i key.txt 20260101T020000Z/app.dump.zst.age | zstd -dc > app.dump
+//! # roles:
+//! zstd -dc 20260101T020000Z/roles.sql.zst | psql -d postgres
+//! ```
+//!
+//! # Example
+//!
+//! ```no_run
+//! use pgharbor_backup::{backup_postgres, list, BackupOptions, Selection};
+//! use pgharbor_conn::ConnConfig;
+//! use pgharbor_objstore::{Destination, DestinationOptions};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = ConnConfig::parse("postgresql://postgres@db/postgres")?;
+//! let dest = Destination::parse("s3://backups/pg", &DestinationOptions::from_env())?;
+//! let report = backup_postgres(&server, Selection::All, &dest, &BackupOptions::default()).await?;
+//! println!("backup {} ({} bytes)", report.id, report.size);
+//! for entry in list(&dest).await? {
+//!     println!("{} {:?} {:?}", entry.id, entry.state, entry.databases);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Errors are [`BackupError`]s with a [`BackupErrorKind`]; no message ever
+//! holds a password, an age identity or a passphrase.
+
+mod backup;
+mod encrypt;
+mod error;
+mod id;
+mod list;
+mod manifest;
+mod pg;
+mod restore;
+mod roles;
+mod stream;
+
+pub use backup::{backup_postgres, BackupOptions, BackupReport, Selection};
+pub use encrypt::{Decryption, Encryption};
+pub use error::{BackupError, BackupErrorKind, Result};
+pub use id::parse_id;
+pub use list::{list, list_at, BackupEntry, BackupState};
+pub use manifest::{
+    BackupKind, Compression, DatabaseEntry, DatabaseSetting, EncryptionKind, FileEntry, Manifest,
+    PostgresContent, TableCount, VerificationRecord, FORMAT, MANIFEST_NAME, VERIFICATION_NAME,
+};
+pub use restore::{restore, RestoreOptions, RestoreReport, RestoredDatabase};
+pub use roles::RolesReport;

@@ -1,0 +1,229 @@
+//! The manifest (`<id>/manifest.json`, written last) and the verification
+//! record (`<id>/verification.json`), both versioned JSON.
+//!
+//! A manifest has the fields every kind of backup shares (id, times, files
+//! with sizes and SHA-256, compression, encryption) and one section per
+//! kind, named by `kind`: `"postgres"` with a [`PostgresContent`]. Another
+//! kind (Redis) adds its own `kind` value and optional section; readers
+//! ignore fields they do not know.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BackupError, BackupErrorKind, Result};
+
+/// Name of the manifest inside a backup.
+pub const MANIFEST_NAME: &str = "manifest.json";
+/// Name of the verification record inside a backup.
+pub const VERIFICATION_NAME: &str = "verification.json";
+/// The manifest format this version writes and reads.
+pub const FORMAT: u32 = 1;
+
+/// Everything known about a complete backup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Manifest format version ([`FORMAT`]).
+    pub format: u32,
+    /// What was backed up; selects the section holding the details.
+    pub kind: BackupKind,
+    /// The backup id (`20260101T020000Z`, maybe with a suffix).
+    pub id: String,
+    /// When the backup started (UTC).
+    pub started: DateTime<Utc>,
+    /// When the last file was stored (UTC).
+    pub finished: DateTime<Utc>,
+    /// `finished - started`, in seconds.
+    pub duration_seconds: f64,
+    /// The pgharbor version that wrote the backup.
+    pub tool_version: String,
+    /// Every file of the backup, as stored.
+    pub files: Vec<FileEntry>,
+    /// How the files were compressed.
+    pub compression: Compression,
+    /// How the files were encrypted; `None` when they are not.
+    pub encryption: Option<EncryptionKind>,
+    /// The details of a `kind: "postgres"` backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresContent>,
+}
+
+impl Manifest {
+    /// Parses a manifest; an error for malformed JSON or a newer format.
+    pub fn from_json(bytes: &[u8]) -> Result<Manifest> {
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
+            BackupError::new(
+                BackupErrorKind::Integrity,
+                format!("the manifest is not readable: {e}"),
+            )
+        })?;
+        if manifest.format > FORMAT {
+            return Err(BackupError::new(
+                BackupErrorKind::InvalidInput,
+                format!(
+                    "the manifest has format {}, this pgharbor reads format {FORMAT}: upgrade pgharbor",
+                    manifest.format
+                ),
+            ));
+        }
+        Ok(manifest)
+    }
+
+    /// The manifest as pretty-printed JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("a manifest always serializes")
+    }
+
+    /// The file entry called `name`.
+    pub fn file(&self, name: &str) -> Option<&FileEntry> {
+        self.files.iter().find(|f| f.name == name)
+    }
+
+    /// The PostgreSQL section, or an error when this is another kind.
+    pub fn postgres(&self) -> Result<&PostgresContent> {
+        self.postgres.as_ref().ok_or_else(|| {
+            BackupError::new(
+                BackupErrorKind::InvalidInput,
+                format!("backup {} is not a PostgreSQL backup", self.id),
+            )
+        })
+    }
+
+    /// Names of the databases (PostgreSQL) in the backup.
+    pub fn database_names(&self) -> Vec<String> {
+        self.postgres
+            .iter()
+            .flat_map(|p| p.databases.iter().map(|d| d.name.clone()))
+            .collect()
+    }
+}
+
+/// What a backup holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupKind {
+    /// Logical backups of PostgreSQL databases (section `postgres`).
+    Postgres,
+}
+
+/// One stored file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Its name inside the backup (`app.dump.zst`).
+    pub name: String,
+    /// Stored size in bytes.
+    pub size: u64,
+    /// SHA-256 of the stored bytes (after compression and encryption), hex.
+    pub sha256: String,
+}
+
+/// The compression of every file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compression {
+    /// Always `zstd`.
+    pub algorithm: String,
+    /// The zstd level.
+    pub level: i32,
+}
+
+/// How the files are encrypted (never the key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncryptionKind {
+    /// age, to x25519 recipients (`age -d -i KEYFILE`).
+    AgeX25519,
+    /// age, with an scrypt passphrase (`age -d`, which asks for it).
+    AgePassphrase,
+}
+
+/// The PostgreSQL part of a manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PostgresContent {
+    /// The server's version (`16.2`).
+    pub server_version: String,
+    /// The `pg_dump` version that wrote the dumps (`16.2`).
+    pub pg_dump_version: String,
+    /// The `pg_dump` major version; restores need a `pg_restore` at least this new.
+    pub pg_dump_major: u32,
+    /// Every database in the backup.
+    pub databases: Vec<DatabaseEntry>,
+    /// The roles file (`roles.sql.zst`) when roles were backed up.
+    pub roles_file: Option<String>,
+    /// Whether the roles file holds password hashes.
+    pub role_passwords: bool,
+}
+
+/// One backed-up database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseEntry {
+    /// The database's name.
+    pub name: String,
+    /// Its owner.
+    pub owner: String,
+    /// Its encoding (`UTF8`).
+    pub encoding: String,
+    /// `LC_COLLATE`.
+    pub collate: String,
+    /// `LC_CTYPE`.
+    pub ctype: String,
+    /// `libc` or `icu`.
+    pub locale_provider: String,
+    /// The ICU locale when the provider is ICU.
+    pub icu_locale: Option<String>,
+    /// `ALTER DATABASE … SET` and `ALTER ROLE … IN DATABASE … SET` settings.
+    pub settings: Vec<DatabaseSetting>,
+    /// Every role owning something in the database (restores keep owners
+    /// when all of them exist).
+    pub object_owners: Vec<String>,
+    /// Row counts per table, taken in the dump's snapshot.
+    pub tables: Vec<TableCount>,
+    /// Number of large objects, in the dump's snapshot.
+    pub large_objects: u64,
+    /// The dump file (`pg_dump -Fc`, zstd-compressed).
+    pub file: String,
+}
+
+/// One per-database setting (`pg_db_role_setting`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseSetting {
+    /// The role it applies to; `None` for every role.
+    pub role: Option<String>,
+    /// `name=value`, as the server stores it.
+    pub setting: String,
+}
+
+/// The number of rows of one table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableCount {
+    /// Schema name.
+    pub schema: String,
+    /// Table name.
+    pub name: String,
+    /// Rows.
+    pub rows: u64,
+}
+
+impl TableCount {
+    /// `schema.name`, for messages.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+}
+
+/// The result of a verification, kept next to the backup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationRecord {
+    /// Record format version ([`FORMAT`]).
+    pub format: u32,
+    /// The backup verified.
+    pub id: String,
+    /// When it was verified.
+    pub verified_at: DateTime<Utc>,
+    /// Whether every check passed.
+    pub passed: bool,
+    /// The SHA-256 of the manifest verified (a record for another manifest does not count).
+    pub manifest_sha256: String,
+    /// The server restored into (no password), when a restore was part of it.
+    pub restored_to: Option<String>,
+    /// Every problem found, each naming the file or table.
+    pub problems: Vec<String>,
+}

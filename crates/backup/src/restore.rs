@@ -1,0 +1,496 @@
+//! [`restore`]: create (or reuse, or replace) the database, restore the
+//! roles, stream the dump back through age and zstd into `pg_restore`, and
+//! compare the row counts with the manifest.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use pgharbor_conn::ConnConfig;
+use pgharbor_objstore::Destination;
+use pgharbor_pgtools::clear_libpq_env;
+use serde::Serialize;
+use tokio_postgres::Client;
+
+use crate::encrypt::Decryption;
+use crate::error::{BackupError, BackupErrorKind, Result};
+use crate::list;
+use crate::manifest::{DatabaseEntry, Manifest, TableCount};
+use crate::pg::{self, quote_ident, quote_literal};
+use crate::roles::{restore_roles, RolesReport};
+use crate::stream::{bridge, collect_stderr, decode_into, program_failed};
+
+/// How to restore.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// Restore only this database of a multi-database backup.
+    pub database: Option<String>,
+    /// Restore under this name (needs a single database).
+    pub as_name: Option<String>,
+    /// Drop and recreate a target database that is not empty.
+    pub clean: bool,
+    /// `pg_restore -j`; 0 and 1 stream straight into `pg_restore` without
+    /// a temporary file.
+    pub jobs: usize,
+    /// Restore the roles first, when the backup has them.
+    pub roles: bool,
+    /// The identities or passphrase of an encrypted backup.
+    pub decryption: Option<Decryption>,
+}
+
+/// One restored database.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoredDatabase {
+    /// Its name in the backup.
+    pub source: String,
+    /// Its name on the target.
+    pub target: String,
+    /// Whether it was created (false: an existing empty one was used).
+    pub created: bool,
+    /// Whether owners were kept (false when a role owning objects is missing
+    /// on the target: `pg_restore --no-owner --no-privileges`).
+    pub owners_kept: bool,
+    /// Roles that own objects in the backup but do not exist on the target.
+    pub missing_roles: Vec<String>,
+    /// Tables compared with the manifest's row counts (all equal).
+    pub tables: usize,
+    /// Rows in those tables.
+    pub rows: u64,
+}
+
+/// What [`restore`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    /// The backup restored.
+    pub id: String,
+    /// The roles restored, when asked and present.
+    pub roles: Option<RolesReport>,
+    /// Each database.
+    pub databases: Vec<RestoredDatabase>,
+}
+
+/// Restores backup `id` (`latest` for the newest good one) from `dest` into
+/// the server `target` (its database is only used to connect).
+pub async fn restore(
+    dest: &Destination,
+    id: &str,
+    target: &ConnConfig,
+    options: &RestoreOptions,
+) -> Result<RestoreReport> {
+    let manifest = load_good(dest, id).await?;
+    let id = manifest.id.clone();
+    let content = manifest.postgres()?;
+    let selected = select(&manifest, options)?;
+    if let (Some(kind), None) = (manifest.encryption, &options.decryption) {
+        return Err(pg::invalid(format!(
+            "backup {id} is encrypted ({kind:?}): give the age identity or passphrase"
+        )));
+    }
+    let admin = pg::open(target).await?;
+    let roles = match (&content.roles_file, options.roles) {
+        (Some(file), true) => Some(restore_roles(dest, &manifest, file, &admin, options).await?),
+        _ => None,
+    };
+    let mut databases = Vec::new();
+    for entry in selected {
+        let name = options
+            .as_name
+            .clone()
+            .unwrap_or_else(|| entry.name.clone());
+        let restored = restore_database(dest, &manifest, entry, &name, target, &admin, options)
+            .await
+            .map_err(|e| {
+                e.context(format!(
+                    "restoring database \"{}\" of backup {id} as \"{name}\"",
+                    entry.name
+                ))
+            })?;
+        databases.push(restored);
+    }
+    Ok(RestoreReport {
+        id,
+        roles,
+        databases,
+    })
+}
+
+/// The manifest of a complete or verified backup `id` (or `latest`).
+pub(crate) async fn load_good(dest: &Destination, id: &str) -> Result<Manifest> {
+    let entry = if id == "latest" {
+        list::list(dest)
+            .await?
+            .into_iter()
+            .find(|e| e.state.is_good())
+    } else {
+        list::find(dest, id).await?
+    };
+    let Some(entry) = entry else {
+        return Err(BackupError::new(
+            BackupErrorKind::NotFound,
+            format!("no backup {id} at {dest}; list the destination to see what it holds"),
+        ));
+    };
+    match (entry.state, entry.manifest) {
+        (state, Some(m)) if state.is_good() => Ok(m),
+        (_, _) => Err(BackupError::new(
+            BackupErrorKind::Integrity,
+            format!(
+                "backup {} at {dest} cannot be restored: {}",
+                entry.id,
+                entry.problem.unwrap_or_default()
+            ),
+        )),
+    }
+}
+
+fn select<'m>(manifest: &'m Manifest, options: &RestoreOptions) -> Result<Vec<&'m DatabaseEntry>> {
+    let all = &manifest.postgres()?.databases;
+    let selected: Vec<&DatabaseEntry> = match &options.database {
+        Some(name) => all.iter().filter(|d| &d.name == name).collect(),
+        None => all.iter().collect(),
+    };
+    if selected.is_empty() {
+        return Err(pg::invalid(format!(
+            "backup {} has no database \"{}\"; it holds: {}",
+            manifest.id,
+            options.database.as_deref().unwrap_or_default(),
+            manifest.database_names().join(", ")
+        )));
+    }
+    if options.as_name.is_some() && selected.len() > 1 {
+        return Err(pg::invalid(format!(
+            "backup {} holds {} databases; pick one with the database option to restore it under another name",
+            manifest.id,
+            selected.len()
+        )));
+    }
+    Ok(selected)
+}
+
+/// Restores one database `entry` as `name`.
+pub(crate) async fn restore_database(
+    dest: &Destination,
+    manifest: &Manifest,
+    entry: &DatabaseEntry,
+    name: &str,
+    target: &ConnConfig,
+    admin: &Client,
+    options: &RestoreOptions,
+) -> Result<RestoredDatabase> {
+    let created = prepare_database(admin, target, entry, name, options.clean).await?;
+    let mut owners = entry.object_owners.clone();
+    owners.push(entry.owner.clone());
+    owners.sort();
+    owners.dedup();
+    let missing_roles = pg::missing_roles(admin, &owners).await?;
+    if created {
+        apply_settings(admin, entry, name).await?;
+    }
+    let config = target.with_dbname(name);
+    let keep_owners = missing_roles.is_empty();
+    run_pg_restore(dest, manifest, entry, &config, keep_owners, options).await?;
+    let client = pg::open(&config).await?;
+    let (tables, rows) = compare_counts(&client, entry).await?;
+    Ok(RestoredDatabase {
+        source: entry.name.clone(),
+        target: name.to_owned(),
+        created,
+        owners_kept: keep_owners,
+        missing_roles,
+        tables,
+        rows,
+    })
+}
+
+/// Creates `name`, or checks that an existing one is empty (or, with
+/// `clean`, drops and recreates it). True when it was created.
+async fn prepare_database(
+    admin: &Client,
+    target: &ConnConfig,
+    entry: &DatabaseEntry,
+    name: &str,
+    clean: bool,
+) -> Result<bool> {
+    if pg::database_exists(admin, name).await? {
+        if clean {
+            drop_database(admin, name).await?;
+        } else {
+            let existing = pg::open(&target.with_dbname(name)).await?;
+            if !pg::is_empty(&existing).await? {
+                return Err(BackupError::new(
+                    BackupErrorKind::TargetNotEmpty,
+                    format!(
+                        "the target database \"{name}\" exists and is not empty; restore under \
+                         another name, or ask for clean to drop and replace it"
+                    ),
+                ));
+            }
+            return Ok(false);
+        }
+    }
+    create_database(admin, entry, name).await?;
+    Ok(true)
+}
+
+/// `DROP DATABASE … WITH (FORCE)`.
+pub(crate) async fn drop_database(admin: &Client, name: &str) -> Result<()> {
+    admin
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(name)
+        ))
+        .await
+        .map_err(|e| BackupError::postgres(format!("dropping database \"{name}\""), &e))
+}
+
+async fn create_database(admin: &Client, entry: &DatabaseEntry, name: &str) -> Result<()> {
+    let owner_exists = pg::missing_roles(admin, std::slice::from_ref(&entry.owner))
+        .await?
+        .is_empty();
+    let mut sql = format!(
+        "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}",
+        quote_ident(name),
+        quote_literal(&entry.encoding),
+        quote_literal(&entry.collate),
+        quote_literal(&entry.ctype)
+    );
+    if owner_exists {
+        sql.push_str(&format!(" OWNER {}", quote_ident(&entry.owner)));
+    }
+    if let (true, Some(icu)) = (entry.locale_provider == "icu", &entry.icu_locale) {
+        sql.push_str(&format!(
+            " LOCALE_PROVIDER icu ICU_LOCALE {}",
+            quote_literal(icu)
+        ));
+    }
+    admin
+        .batch_execute(&sql)
+        .await
+        .map_err(|e| BackupError::postgres(format!("creating database \"{name}\""), &e))
+}
+
+/// `ALTER DATABASE … SET` / `ALTER ROLE … IN DATABASE … SET` from the
+/// manifest; settings of roles missing on the target are skipped.
+async fn apply_settings(admin: &Client, entry: &DatabaseEntry, name: &str) -> Result<()> {
+    for setting in &entry.settings {
+        let Some((key, value)) = setting.setting.split_once('=') else {
+            continue;
+        };
+        let subject = match &setting.role {
+            None => format!("DATABASE {}", quote_ident(name)),
+            Some(role)
+                if pg::missing_roles(admin, std::slice::from_ref(role))
+                    .await?
+                    .is_empty() =>
+            {
+                format!(
+                    "ROLE {} IN DATABASE {}",
+                    quote_ident(role),
+                    quote_ident(name)
+                )
+            }
+            Some(_) => continue,
+        };
+        let sql = format!(
+            "ALTER {subject} SET {} = {}",
+            quote_ident(key),
+            setting_value(key, value)
+        );
+        admin
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| BackupError::postgres(format!("restoring setting {key}"), &e))?;
+    }
+    Ok(())
+}
+
+/// A setting's value as SQL: list settings (`search_path`, …) element by
+/// element, as `pg_dumpall` does, others as one literal.
+fn setting_value(key: &str, value: &str) -> String {
+    const LISTS: [&str; 5] = [
+        "search_path",
+        "temp_tablespaces",
+        "session_preload_libraries",
+        "local_preload_libraries",
+        "shared_preload_libraries",
+    ];
+    if !LISTS.contains(&key.to_ascii_lowercase().as_str()) {
+        return quote_literal(value);
+    }
+    split_list(value)
+        .iter()
+        .map(|v| quote_literal(v))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Splits `"$user", public` into `$user` and `public`.
+fn split_list(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                current.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut current).trim().to_owned()),
+            c if c.is_whitespace() && !quoted => {}
+            c => current.push(c),
+        }
+    }
+    out.push(current.trim().to_owned());
+    out
+}
+
+/// Streams the dump into `pg_restore` (through a temporary file for `-j`).
+async fn run_pg_restore(
+    dest: &Destination,
+    manifest: &Manifest,
+    entry: &DatabaseEntry,
+    config: &ConnConfig,
+    keep_owners: bool,
+    options: &RestoreOptions,
+) -> Result<()> {
+    let major = manifest.postgres()?.pg_dump_major;
+    let program = pgharbor_pgtools::find("pg_restore", major)?;
+    let mut command = program.command();
+    clear_libpq_env(&mut command, config);
+    command.args(["--no-password", "--exit-on-error", "-d"]);
+    command.arg(format!(
+        "dbname={}",
+        quote_literal(config.dbname()).replace('\\', "\\\\")
+    ));
+    if !keep_owners {
+        command.args(["--no-owner", "--no-privileges"]);
+    }
+    let download = dest
+        .get_stream(&format!("{}/{}", manifest.id, entry.file))
+        .await?;
+    let bridged = bridge(download.into_reader());
+    let decryption = options.decryption.clone();
+    let jobs = options.jobs.max(1);
+    let what = format!("pg_restore {}", program.version);
+    tokio::task::spawn_blocking(move || {
+        if jobs > 1 {
+            restore_from_file(command, jobs, bridged, decryption.as_ref(), &what)
+        } else {
+            restore_from_stdin(command, bridged, decryption.as_ref(), &what)
+        }
+    })
+    .await
+    .map_err(|e| BackupError::new(BackupErrorKind::Io, format!("the restore task failed: {e}")))?
+}
+
+type Bridged = tokio_util::io::SyncIoBridge<Box<dyn tokio::io::AsyncRead + Send + Unpin>>;
+
+fn restore_from_stdin(
+    mut command: std::process::Command,
+    download: Bridged,
+    decryption: Option<&Decryption>,
+    what: &str,
+) -> Result<()> {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .map_err(|e| BackupError::new(BackupErrorKind::Tool, format!("starting {what}: {e}")))?;
+    let stderr = collect_stderr(child.stderr.take());
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let fed = decode_into(download, decryption, &mut stdin).and_then(|_| {
+        stdin
+            .flush()
+            .map_err(|e| BackupError::new(BackupErrorKind::Tool, format!("writing to {what}: {e}")))
+    });
+    drop(stdin);
+    let status = child
+        .wait()
+        .map_err(|e| BackupError::new(BackupErrorKind::Tool, format!("waiting for {what}: {e}")))?;
+    let stderr = stderr.join().unwrap_or_default();
+    if !status.success() {
+        return Err(program_failed(what, status, &stderr));
+    }
+    fed.map(|_| ())
+}
+
+fn restore_from_file(
+    mut command: std::process::Command,
+    jobs: usize,
+    download: Bridged,
+    decryption: Option<&Decryption>,
+    what: &str,
+) -> Result<()> {
+    let mut file = tempfile::Builder::new()
+        .prefix("pgharbor-restore-")
+        .suffix(".dump")
+        .tempfile()
+        .map_err(|e| {
+            BackupError::new(
+                BackupErrorKind::Io,
+                format!("creating a temporary file: {e}"),
+            )
+        })?;
+    decode_into(download, decryption, file.as_file_mut())?;
+    command
+        .arg(format!("--jobs={jobs}"))
+        .arg(file.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let output = command
+        .output()
+        .map_err(|e| BackupError::new(BackupErrorKind::Tool, format!("starting {what}: {e}")))?;
+    if !output.status.success() {
+        return Err(program_failed(
+            what,
+            output.status,
+            &String::from_utf8_lossy(&output.stderr),
+        ));
+    }
+    Ok(())
+}
+
+/// Counts the rows of every table of the manifest in the restored
+/// database; an [`BackupErrorKind::Integrity`] error names every table
+/// that differs.
+pub(crate) async fn compare_counts(client: &Client, entry: &DatabaseEntry) -> Result<(usize, u64)> {
+    let mut problems = Vec::new();
+    let mut total = 0;
+    for table in &entry.tables {
+        match count(client, table).await {
+            Ok(n) if n == table.rows => total += n,
+            Ok(n) => problems.push(format!(
+                "{}: {} rows in the backup, {n} restored",
+                table.qualified(),
+                table.rows
+            )),
+            Err(e) => problems.push(format!("{}: {}", table.qualified(), e.message())),
+        }
+    }
+    let large_objects = pg::large_objects(client).await?;
+    if large_objects != entry.large_objects {
+        problems.push(format!(
+            "{} large objects in the backup, {large_objects} restored",
+            entry.large_objects
+        ));
+    }
+    if problems.is_empty() {
+        Ok((entry.tables.len(), total))
+    } else {
+        Err(BackupError::new(
+            BackupErrorKind::Integrity,
+            format!(
+                "the restored data differs from the backup: {}",
+                problems.join("; ")
+            ),
+        ))
+    }
+}
+
+async fn count(client: &Client, table: &TableCount) -> Result<u64> {
+    let counts = pg::count_rows(client, &[(table.schema.clone(), table.name.clone())]).await?;
+    Ok(counts[0].rows)
+}

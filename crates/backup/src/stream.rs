@@ -1,0 +1,215 @@
+//! The streaming passes: a client program's output → zstd (multithreaded)
+//! → age (optional) → the destination's upload, and back: a download → age
+//! → zstd → a file or a program's input. One pass, bounded memory.
+
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::process::{Child, ExitStatus};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use tokio::io::AsyncRead;
+use tokio::sync::mpsc;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use crate::encrypt::{Decryption, Encryption};
+use crate::error::{BackupError, BackupErrorKind, Result};
+
+/// The zstd level of every file.
+pub(crate) const ZSTD_LEVEL: i32 = 3;
+
+/// Bytes handed to the uploader per message.
+const CHUNK: usize = 1 << 20;
+
+/// A running client program whose stdout is the data to store, with its
+/// stderr collected by a thread.
+pub(crate) struct Producer {
+    /// What to call it in messages (`pg_dump of database "app"`).
+    pub what: String,
+    /// The child, with stdout piped.
+    pub child: Child,
+    /// Its stderr, read to the end.
+    pub stderr: JoinHandle<String>,
+}
+
+impl Producer {
+    /// Starts `command` with stdout and stderr piped.
+    pub(crate) fn spawn(what: String, mut command: std::process::Command) -> Result<Producer> {
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().map_err(|e| {
+            BackupError::new(BackupErrorKind::Tool, format!("starting {what}: {e}"))
+        })?;
+        let stderr = collect_stderr(child.stderr.take());
+        Ok(Producer {
+            what,
+            child,
+            stderr,
+        })
+    }
+}
+
+/// Reads a child's stderr to the end on a thread.
+pub(crate) fn collect_stderr(stderr: Option<std::process::ChildStderr>) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut e) = stderr {
+            let _ = e.read_to_string(&mut text);
+        }
+        text
+    })
+}
+
+/// The error for a program that exited with `status` and wrote `stderr`.
+pub(crate) fn program_failed(what: &str, status: ExitStatus, stderr: &str) -> BackupError {
+    let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = tail.len().saturating_sub(6);
+    BackupError::new(
+        BackupErrorKind::Tool,
+        format!("{what} failed ({status}): {}", tail[start..].join(" | ")),
+    )
+}
+
+/// Where the pump thread leaves its precise error, so the caller can report
+/// it instead of the uploader's generic "reading the data failed".
+pub(crate) type ErrorSlot = Arc<Mutex<Option<BackupError>>>;
+
+/// Compresses (and encrypts) `producer`'s output on a blocking thread.
+/// Returns the stored bytes as an [`AsyncRead`] for the upload, and the
+/// thread, which ends once the producer has exited; the reader fails
+/// (before its end) when the producer fails, so nothing incomplete is stored.
+pub(crate) fn encode(
+    producer: Producer,
+    encryption: Option<Encryption>,
+    slot: ErrorSlot,
+) -> (
+    impl AsyncRead + Send + Unpin + 'static,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(4);
+    let task = tokio::task::spawn_blocking(move || {
+        let sender = ChannelWriter { tx: tx.clone() };
+        if let Err(e) = pump(producer, encryption.as_ref(), sender) {
+            let message = e.message().to_owned();
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            let _ = tx.blocking_send(Err(io::Error::other(message)));
+        }
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    (StreamReader::new(stream), task)
+}
+
+fn pump(mut producer: Producer, encryption: Option<&Encryption>, out: ChannelWriter) -> Result<()> {
+    let stdout = producer.child.stdout.take().expect("stdout is piped");
+    let copied = compress(stdout, encryption, out);
+    if copied.is_err() {
+        // The upload stopped (or compression failed): stop the producer too.
+        let _ = producer.child.kill();
+    }
+    let status = producer.child.wait().map_err(|e| {
+        BackupError::new(
+            BackupErrorKind::Tool,
+            format!("waiting for {}: {e}", producer.what),
+        )
+    })?;
+    let stderr = producer.stderr.join().unwrap_or_default();
+    if !status.success() && ok_or_pipe(&copied) {
+        return Err(program_failed(&producer.what, status, &stderr));
+    }
+    copied.map_err(|e| {
+        BackupError::new(
+            BackupErrorKind::Io,
+            format!("compressing the output of {}: {e}", producer.what),
+        )
+    })
+}
+
+/// The copy succeeded, or only failed because the uploader went away
+/// (then the producer's own failure, if any, is the better message).
+fn ok_or_pipe(copied: &io::Result<()>) -> bool {
+    match copied {
+        Ok(()) => true,
+        Err(e) => e.kind() == io::ErrorKind::BrokenPipe,
+    }
+}
+
+/// zstd (one worker per core), then age when asked.
+fn compress(
+    mut input: impl Read,
+    encryption: Option<&Encryption>,
+    out: ChannelWriter,
+) -> io::Result<()> {
+    let out = BufWriter::with_capacity(CHUNK, out);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+    match encryption {
+        None => {
+            let mut z = zstd::Encoder::new(out, ZSTD_LEVEL)?;
+            z.multithread(workers)?;
+            io::copy(&mut input, &mut z)?;
+            z.finish()?.flush()
+        }
+        Some(enc) => {
+            let encryptor = enc
+                .encryptor()
+                .map_err(|e| io::Error::other(e.message().to_owned()))?;
+            let mut z = zstd::Encoder::new(encryptor.wrap_output(out)?, ZSTD_LEVEL)?;
+            z.multithread(workers)?;
+            io::copy(&mut input, &mut z)?;
+            z.finish()?.finish()?.flush()
+        }
+    }
+}
+
+/// Sends what is written to the uploader.
+struct ChannelWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tx
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Decrypts (when `decryption` is given) and decompresses `download` into
+/// `out`, on the calling (blocking) thread; `download` must have been
+/// bridged in the runtime ([`bridge`]). Returns the bytes written.
+pub(crate) fn decode_into(
+    download: SyncIoBridge<Box<dyn AsyncRead + Send + Unpin>>,
+    decryption: Option<&Decryption>,
+    out: &mut dyn Write,
+) -> Result<u64> {
+    let buffered = BufReader::with_capacity(CHUNK, download);
+    let plain: Box<dyn Read + Send> = match decryption {
+        Some(d) => d.decrypt(buffered)?,
+        None => Box::new(buffered),
+    };
+    let mut z = zstd::Decoder::new(plain).map_err(|e| io_error("starting zstd", &e))?;
+    io::copy(&mut z, out).map_err(|e| {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            BackupError::new(BackupErrorKind::Tool, "the restore program stopped reading")
+        } else {
+            io_error("decompressing", &e)
+        }
+    })
+}
+
+/// A download made usable from a blocking thread; call inside the runtime.
+pub(crate) fn bridge(
+    reader: impl AsyncRead + Send + Unpin + 'static,
+) -> SyncIoBridge<Box<dyn AsyncRead + Send + Unpin>> {
+    SyncIoBridge::new(Box::new(reader) as Box<dyn AsyncRead + Send + Unpin>)
+}
+
+fn io_error(what: &str, e: &io::Error) -> BackupError {
+    BackupError::new(BackupErrorKind::Io, format!("{what}: {e}"))
+}

@@ -1,0 +1,93 @@
+//! Backup and restore round trips: PG16 and PG15, a local directory, moto
+//! S3 and Azurite; `as_name`, non-empty targets, `clean`, a newer major,
+//! and the standard tools (`zstd -dc | pg_restore`).
+
+mod common;
+
+use common::*;
+use pgharbor_backup::{
+    backup_postgres, list, restore, BackupErrorKind, BackupOptions, BackupState, RestoreOptions,
+    Selection,
+};
+use pgharbor_testkit::Flavor;
+
+#[tokio::test]
+async fn pg16_round_trip_to_a_local_directory_with_as_name_and_clean() {
+    let pg = server_with_app(Flavor::Pg16Vector, 500);
+    let (_dir, dest) = local_dest();
+    let report = backup_postgres(
+        &config(&pg, "postgres"),
+        Selection::One("app".into()),
+        &dest,
+        &BackupOptions::default(),
+    )
+    .await
+    .unwrap();
+    let m = &report.manifest;
+    let db = &m.postgres.as_ref().unwrap().databases[0];
+    assert_eq!(db.file, "app.dump.zst");
+    let users = db.tables.iter().find(|t| t.name == "users").unwrap();
+    assert_eq!(users.rows, 500);
+    assert_eq!(db.large_objects, 1);
+    assert!(
+        db.object_owners.contains(&"app_owner".to_string()),
+        "{:?}",
+        db.object_owners
+    );
+    assert!(db.settings.iter().any(|s| s.setting == "work_mem=8MB"));
+
+    let entries = list(&dest).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].state, BackupState::Complete);
+    assert_eq!(entries[0].databases, ["app"]);
+
+    // Restore under a new name, streamed (jobs 1), and in parallel (jobs 2).
+    let before = content(&pg, "app");
+    for (jobs, name) in [(1, "copy1"), (2, "copy2")] {
+        let options = RestoreOptions {
+            as_name: Some(name.into()),
+            jobs,
+            ..Default::default()
+        };
+        let r = restore(&dest, &report.id, &config(&pg, "postgres"), &options)
+            .await
+            .unwrap();
+        assert_eq!(r.databases[0].target, name);
+        assert!(r.databases[0].owners_kept);
+        assert_eq!(content(&pg, name), before);
+        assert_eq!(db_settings(&pg, name), db_settings(&pg, "app"));
+    }
+
+    // A non-empty target is refused, naming it; clean replaces it.
+    pg.psql("copy1", "DELETE FROM owned");
+    let options = RestoreOptions {
+        as_name: Some("copy1".into()),
+        ..Default::default()
+    };
+    let e = restore(&dest, "latest", &config(&pg, "postgres"), &options)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), BackupErrorKind::TargetNotEmpty, "{e}");
+    assert!(e.to_string().contains("\"copy1\""), "{e}");
+    let options = RestoreOptions {
+        as_name: Some("copy1".into()),
+        clean: true,
+        ..Default::default()
+    };
+    restore(&dest, "latest", &config(&pg, "postgres"), &options)
+        .await
+        .unwrap();
+    assert_eq!(content(&pg, "copy1"), before);
+
+    // An existing empty database is used.
+    pg.create_database("empty");
+    let options = RestoreOptions {
+        as_name: Some("empty".into()),
+        ..Default::default()
+    };
+    let r = restore(&dest, "latest", &config(&pg, "postgres"), &options)
+        .await
+        .unwrap();
+    assert!(!r.databases[0].created);
+    assert_eq!(content(&pg, "empty"), before);
+}
