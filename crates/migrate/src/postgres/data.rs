@@ -11,8 +11,9 @@ use crate::progress::Progress;
 use futures_util::{SinkExt, StreamExt};
 use pgharbor_conn::ConnConfig;
 use pgharbor_verify::TableDigest;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
 /// Tables above this size are split into page ranges.
@@ -111,6 +112,10 @@ fn page_condition(pages: Option<(i64, Option<i64>)>) -> Option<String> {
 pub type SourceDigests = BTreeMap<usize, TableDigest>;
 
 /// Run every unit over `jobs` workers; returns the source digests per table.
+///
+/// Each table's index is sent on `loaded` once all its units are done (so
+/// it can be finished while others still copy).
+#[allow(clippy::too_many_arguments)]
 pub async fn copy_units(
     source: &ConnConfig,
     target: &ConnConfig,
@@ -119,7 +124,13 @@ pub async fn copy_units(
     units: Vec<Unit>,
     jobs: usize,
     progress: Arc<dyn Progress>,
+    loaded: mpsc::UnboundedSender<usize>,
 ) -> Result<SourceDigests, MigrateError> {
+    let mut remaining: HashMap<usize, usize> = HashMap::new();
+    for unit in &units {
+        *remaining.entry(unit.table).or_default() += 1;
+    }
+    let remaining = Arc::new(Mutex::new(remaining));
     let queue = Arc::new(Mutex::new(units.into_iter()));
     let digests = Arc::new(Mutex::new(SourceDigests::new()));
     let mut set = tokio::task::JoinSet::new();
@@ -130,6 +141,8 @@ pub async fn copy_units(
             tables: Arc::clone(&tables),
             digests: Arc::clone(&digests),
             progress: Arc::clone(&progress),
+            remaining: Arc::clone(&remaining),
+            loaded: loaded.clone(),
         };
         let queue = Arc::clone(&queue);
         set.spawn(worker.run(queue));
@@ -145,6 +158,9 @@ struct Worker {
     tables: Arc<Vec<SourceTable>>,
     digests: Arc<Mutex<SourceDigests>>,
     progress: Arc<dyn Progress>,
+    /// Units left per table.
+    remaining: Arc<Mutex<HashMap<usize, usize>>>,
+    loaded: mpsc::UnboundedSender<usize>,
 }
 
 type UnitQueue = Arc<Mutex<std::vec::IntoIter<Unit>>>;
@@ -166,6 +182,19 @@ impl Worker {
                 .entry(unit.table)
                 .or_default()
                 .merge(digest);
+            self.unit_done(unit.table);
+        }
+    }
+
+    /// Count a unit of `table` as done; the last one announces the table.
+    fn unit_done(&self, table: usize) {
+        let mut remaining = self.remaining.lock().expect("remaining units");
+        let left = remaining.get_mut(&table).expect("planned table");
+        *left -= 1;
+        if *left == 0 {
+            // The finishers may have stopped on an error of their own, which
+            // is reported when they are joined.
+            let _ = self.loaded.send(table);
         }
     }
 

@@ -31,6 +31,7 @@ pub mod catalog;
 pub mod data;
 pub mod digest;
 pub mod dump;
+pub mod finish;
 pub mod journal;
 pub mod schema;
 pub mod verify;
@@ -379,17 +380,25 @@ async fn copy_into(
         .as_ref()
         .map(|s| s.tables_done.iter().cloned().collect())
         .unwrap_or_default();
-    for table in tables
-        .iter()
-        .filter(|t| !done.contains(&t.name.to_string()))
-    {
-        if resuming.is_some() {
-            journal::forget_table(&sides.target, &table.name.to_string()).await?;
-        }
+    if resuming.is_some() {
+        restart_tables(&sides.target, &tables, &done).await?;
     }
     let jobs = options.jobs.max(1);
+    let post_done: HashSet<i32> = resuming
+        .as_ref()
+        .map(|s| s.post_data_done.iter().copied().collect())
+        .unwrap_or_default();
+    let (loaded_tx, loaded_rx) = tokio::sync::mpsc::unbounded_channel();
+    let finishers = finish::spawn(
+        target,
+        Arc::clone(&tables),
+        finish::entries_by_table(&tables, &post_data, &post_done),
+        loaded_rx,
+        jobs,
+        options.no_verify,
+    );
     let units = data::plan_units(&tables, &done, jobs, sides.source_version.major);
-    let digests = data::copy_units(
+    let copied = data::copy_units(
         source,
         target,
         &session,
@@ -397,8 +406,17 @@ async fn copy_into(
         units,
         jobs,
         Arc::clone(&progress),
+        loaded_tx,
     )
-    .await?;
+    .await;
+    let finished = finishers.await.map_err(|e| {
+        MigrateError::new(
+            MigrateErrorKind::Write,
+            format!("a finishing worker crashed: {e}"),
+        )
+    });
+    let digests = copied?;
+    let finished = finished??;
     let sequences = catalog::sequences(session.holder()).await?;
     data::set_sequences(&sides.target, &sequences).await?;
     report.sequences = sequences.iter().filter(|s| s.last_value.is_some()).count();
@@ -410,10 +428,7 @@ async fn copy_into(
 
     let post_started = Instant::now();
     progress.phase("finishing");
-    let post_done: HashSet<i32> = resuming
-        .as_ref()
-        .map(|s| s.post_data_done.iter().copied().collect())
-        .unwrap_or_default();
+    let post_done: HashSet<i32> = post_done.union(&finished.entries_done).copied().collect();
     schema::apply_post_data(
         target,
         &Session::target_only(),
@@ -425,16 +440,8 @@ async fn copy_into(
     report.seconds.post_data = post_started.elapsed().as_secs_f64();
 
     let verify_started = Instant::now();
-    report.tables = verify::check_tables(
-        target,
-        &Session::target_only(),
-        &tables,
-        &digests,
-        options.no_verify,
-        jobs,
-        Arc::clone(&progress),
-    )
-    .await?;
+    let target_digests = (!options.no_verify).then_some(&finished.digests);
+    report.tables = verify::checks(&tables, &digests, target_digests);
     if !options.no_verify {
         verify::check_large_objects(&sides.target, &oids, lo_digest).await?;
         verify::fail_on_mismatch(
@@ -451,13 +458,33 @@ async fn copy_into(
         .await
         .map_err(source_error("closing the snapshot"))?;
     journal::finish(&sides.target).await?;
-    sides
-        .target
-        .batch_execute("ANALYZE")
-        .await
-        .map_err(target_error("analyzing the copied tables"))?;
     report.seconds.total = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// On `--resume`: the tables the interrupted run did not finish lose the
+/// rows of the parts it did load (a new snapshot splits them differently).
+async fn restart_tables(
+    target: &Client,
+    tables: &[SourceTable],
+    done: &HashSet<String>,
+) -> Result<(), MigrateError> {
+    for table in tables
+        .iter()
+        .filter(|t| !done.contains(&t.name.to_string()))
+    {
+        let name = table.name.to_string();
+        journal::forget_table(target, &name).await?;
+        let clear = match &table.extension_condition {
+            None => format!("TRUNCATE ONLY {name}"),
+            Some(condition) => format!("DELETE FROM ONLY {name} WHERE {condition}"),
+        };
+        target
+            .batch_execute(&clear)
+            .await
+            .map_err(target_error(format!("clearing {name} to copy it again")))?;
+    }
+    Ok(())
 }
 
 /// Decide, from the target's journal, whether this run starts fresh or

@@ -455,7 +455,7 @@ async fn run_wave(
         set.spawn(async move {
             let mut client = session.connect_target(&target).await?;
             client
-                .batch_execute("SET maintenance_work_mem = '256MB'")
+                .batch_execute(MAINTENANCE_SETTINGS)
                 .await
                 .map_err(target_error("preparing to build indexes"))?;
             loop {
@@ -470,7 +470,8 @@ async fn run_wave(
     crate::error::join_workers(set, MigrateErrorKind::Write, "post-data").await
 }
 
-async fn apply_entry(
+/// Apply one post-data entry in its own transaction, with its journal record.
+pub(crate) async fn apply_entry(
     client: &mut Client,
     position: i32,
     entry: &Entry,
@@ -483,9 +484,59 @@ async fn apply_entry(
     journal::post_data_done(&tx, position).await?;
     tx.commit().await.map_err(target_error(doing()))?;
     client
-        .batch_execute("RESET ALL; SET maintenance_work_mem = '256MB'")
+        .batch_execute(&format!("RESET ALL; {MAINTENANCE_SETTINGS}"))
         .await
         .map_err(target_error(doing()))
+}
+
+/// Session settings of connections building indexes.
+pub(crate) const MAINTENANCE_SETTINGS: &str =
+    "SET maintenance_work_mem = '256MB'; SET synchronous_commit = off";
+
+/// The table an index or key entry is built on, as (schema, name) unquoted:
+/// `CREATE [UNIQUE] INDEX … ON [ONLY] s.t …` or `ALTER TABLE [ONLY] s.t
+/// ADD CONSTRAINT …` (primary keys, unique and exclusion constraints).
+pub fn index_or_key_table(entry: &Entry) -> Option<(String, String)> {
+    let sql = entry.sql.as_str();
+    let rest = match wave(entry) {
+        Wave::IndexesAndKeys if entry.kind == "INDEX" => {
+            let after = &sql[sql.find(" ON ")? + 4..];
+            after.strip_prefix("ONLY ").unwrap_or(after)
+        }
+        Wave::IndexesAndKeys => {
+            let after = sql.strip_prefix("ALTER TABLE ")?;
+            after.strip_prefix("ONLY ").unwrap_or(after)
+        }
+        _ => return None,
+    };
+    let (schema, rest) = identifier(rest)?;
+    let (name, _) = identifier(rest.strip_prefix('.')?)?;
+    Some((schema, name))
+}
+
+/// One SQL identifier at the start of `text` (quoted or not) and the rest.
+fn identifier(text: &str) -> Option<(String, &str)> {
+    if let Some(quoted) = text.strip_prefix('"') {
+        let mut name = String::new();
+        let mut chars = quoted.char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c == '"' {
+                if quoted[i + 1..].starts_with('"') {
+                    name.push('"');
+                    chars.next();
+                } else {
+                    return Some((name, &quoted[i + 1..]));
+                }
+            } else {
+                name.push(c);
+            }
+        }
+        return None;
+    }
+    let end = text
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+        .unwrap_or(text.len());
+    (end > 0).then(|| (text[..end].to_string(), &text[end..]))
 }
 
 #[cfg(test)]
@@ -524,6 +575,47 @@ ALTER TABLE ONLY public.a ALTER COLUMN name SET (pg_attver=537);\n";
             "CREATE TABLE public.a (\n    id integer\n);\nALTER TABLE ONLY public.a ALTER COLUMN id SET (n_distinct=-1);\n"
         );
         assert_eq!(counts[0].1, 2);
+    }
+
+    fn entry(kind: &str, sql: &str) -> Entry {
+        Entry {
+            name: "x".into(),
+            kind: kind.into(),
+            schema: "public".into(),
+            owner: "app".into(),
+            sql: sql.into(),
+            settings: vec![],
+        }
+    }
+
+    #[test]
+    fn indexes_and_keys_know_their_table() {
+        let table = |kind, sql| index_or_key_table(&entry(kind, sql));
+        assert_eq!(
+            table(
+                "INDEX",
+                "CREATE UNIQUE INDEX i ON public.t USING btree (a);\n"
+            ),
+            Some(("public".into(), "t".into()))
+        );
+        assert_eq!(
+            table(
+                "INDEX",
+                "CREATE INDEX i ON ONLY \"My Schema\".\"we\"\"ird\" USING btree (a);\n"
+            ),
+            Some(("My Schema".into(), "we\"ird".into()))
+        );
+        assert_eq!(
+            table(
+                "CONSTRAINT",
+                "ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (id);\n"
+            ),
+            Some(("public".into(), "t".into()))
+        );
+        assert_eq!(
+            table("FK CONSTRAINT", "ALTER TABLE ONLY public.c\n    ADD CONSTRAINT f FOREIGN KEY (t) REFERENCES public.t(id);\n"),
+            None
+        );
     }
 
     #[test]

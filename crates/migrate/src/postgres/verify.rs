@@ -10,6 +10,7 @@ use crate::progress::Progress;
 use futures_util::StreamExt;
 use pgharbor_conn::ConnConfig;
 use pgharbor_verify::{RowMultiset, TableDigest};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tokio_postgres::Client;
 
@@ -45,34 +46,40 @@ impl TableCheck {
     }
 }
 
-/// Read every table back from the target (unless `skip`) over `jobs`
-/// connections and pair it with its source digest.
+/// Pair each table's source digest with its target digest (when read).
+pub fn checks(
+    tables: &[SourceTable],
+    source: &SourceDigests,
+    target: Option<&BTreeMap<usize, TableDigest>>,
+) -> Vec<TableCheck> {
+    tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let digest = source.get(&i).copied().unwrap_or_default();
+            let found = target.and_then(|d| d.get(&i));
+            TableCheck {
+                table: t.name.to_string(),
+                source_rows: digest.rows,
+                target_rows: found.map(|d| d.rows),
+                source_checksum: digest.hex(),
+                target_checksum: found.map(|d| d.hex()),
+            }
+        })
+        .collect()
+}
+
+/// Read every table back from the target over `jobs` connections and pair
+/// it with its source digest.
 pub async fn check_tables(
     target: &ConnConfig,
     session: &Session,
     tables: &Arc<Vec<SourceTable>>,
     source: &SourceDigests,
-    skip: bool,
     jobs: usize,
     progress: Arc<dyn Progress>,
 ) -> Result<Vec<TableCheck>, MigrateError> {
-    let checks: Vec<TableCheck> = tables
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let digest = source.get(&i).copied().unwrap_or_default();
-            TableCheck {
-                table: t.name.to_string(),
-                source_rows: digest.rows,
-                target_rows: None,
-                source_checksum: digest.hex(),
-                target_checksum: None,
-            }
-        })
-        .collect();
-    if skip {
-        return Ok(checks);
-    }
+    let checks = checks(tables, source, None);
     progress.phase("verifying");
     let results = Arc::new(Mutex::new(checks));
     let queue = Arc::new(Mutex::new(0..tables.len()));
@@ -99,7 +106,11 @@ pub async fn check_tables(
     Ok(checks)
 }
 
-async fn target_digest(client: &Client, table: &SourceTable) -> Result<TableDigest, MigrateError> {
+/// Digest one table on the target, as its rows were hashed on the source.
+pub async fn target_digest(
+    client: &Client,
+    table: &SourceTable,
+) -> Result<TableDigest, MigrateError> {
     let sql = format!(
         "COPY ({}) TO STDOUT ({})",
         table.select(None),
@@ -252,7 +263,7 @@ pub async fn compare_databases(
     let tables = Arc::new(crate::postgres::catalog::tables(session.holder()).await?);
     let digests =
         crate::postgres::data::source_digests(source, &session, Arc::clone(&tables), jobs).await?;
-    let checks = check_tables(target, &session, &tables, &digests, false, jobs, progress).await?;
+    let checks = check_tables(target, &session, &tables, &digests, jobs, progress).await?;
     let target_client = session.connect_target(target).await?;
     fail_on_mismatch(&checks, &tables, Some((session.holder(), &target_client))).await?;
     Ok(checks)
