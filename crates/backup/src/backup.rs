@@ -19,7 +19,7 @@ use crate::manifest::{
     MANIFEST_NAME,
 };
 use crate::pg;
-use crate::stream::{self, ErrorSlot, Producer, ZSTD_LEVEL};
+use crate::stream::{self, ErrorSlot, Producer, UPLOAD_STOPPED, ZSTD_LEVEL};
 
 /// Which databases of a server to back up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,6 +308,7 @@ async fn store(job: &Job<'_>, file: &str, producer: Producer) -> Result<FileEntr
     let _ = pump.await;
     let pump_error = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
     match (put, pump_error) {
+        (Err(e), Some(pump)) if pump.message() == UPLOAD_STOPPED => Err(e.into()),
         (_, Some(e)) => {
             let _ = job.dest.delete(&name).await;
             Err(e)

@@ -1,6 +1,6 @@
 //! Logical PostgreSQL backups that are proven: [`backup_postgres`],
-//! [`list`], `verify` (checksums, and a real restore into a scratch
-//! database), [`restore`] and `prune`, on any
+//! [`list`], [`verify`] (checksums, and a real restore into a scratch
+//! database), [`restore`] and [`prune`], on any
 //! [`Destination`](pgharbor_objstore::Destination) (a directory, S3, Azure Blob).
 //!
 //! # Layout
@@ -19,7 +19,7 @@
 //!   count of every table taken in the dump's snapshot, and every file's
 //!   size and SHA-256. A folder without a manifest is a failed (or running)
 //!   backup and is never listed as good; a failed backup deletes its parts;
-//! * `verification.json` ([`VerificationRecord`]) once a verification ran.
+//! * `verification.json` ([`VerificationRecord`]) once [`verify`] ran.
 //!
 //! With [`BackupOptions::encrypt`] the files are age files (`.zst.age`), to
 //! x25519 recipients or with a passphrase.
@@ -67,9 +67,11 @@ mod id;
 mod list;
 mod manifest;
 mod pg;
+mod prune;
 mod restore;
 mod roles;
 mod stream;
+mod verify;
 
 pub use backup::{backup_postgres, BackupOptions, BackupReport, Selection};
 pub use encrypt::{Decryption, Encryption};
@@ -80,5 +82,7 @@ pub use manifest::{
     BackupKind, Compression, DatabaseEntry, DatabaseSetting, EncryptionKind, FileEntry, Manifest,
     PostgresContent, TableCount, VerificationRecord, FORMAT, MANIFEST_NAME, VERIFICATION_NAME,
 };
+pub use prune::{plan as plan_prune, prune, Kept, PruneReport, Retention};
 pub use restore::{restore, RestoreOptions, RestoreReport, RestoredDatabase};
 pub use roles::RolesReport;
+pub use verify::{verify, VerifyOptions, VerifyReport};

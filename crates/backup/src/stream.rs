@@ -115,7 +115,13 @@ fn pump(mut producer: Producer, encryption: Option<&Encryption>, out: ChannelWri
         )
     })?;
     let stderr = producer.stderr.join().unwrap_or_default();
-    if !status.success() && ok_or_pipe(&copied) {
+    if let Err(e) = &copied {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            // The upload failed: its error is the one to report.
+            return Err(BackupError::new(BackupErrorKind::Io, UPLOAD_STOPPED));
+        }
+    }
+    if !status.success() {
         return Err(program_failed(&producer.what, status, &stderr));
     }
     copied.map_err(|e| {
@@ -126,14 +132,8 @@ fn pump(mut producer: Producer, encryption: Option<&Encryption>, out: ChannelWri
     })
 }
 
-/// The copy succeeded, or only failed because the uploader went away
-/// (then the producer's own failure, if any, is the better message).
-fn ok_or_pipe(copied: &io::Result<()>) -> bool {
-    match copied {
-        Ok(()) => true,
-        Err(e) => e.kind() == io::ErrorKind::BrokenPipe,
-    }
-}
+/// The pump's error when the upload stopped first.
+pub(crate) const UPLOAD_STOPPED: &str = "the upload stopped";
 
 /// zstd (one worker per core), then age when asked.
 fn compress(

@@ -1,0 +1,139 @@
+//! `prune`: grandfather-father-son retention that never deletes the
+//! newest verified (else newest complete) backup.
+
+use std::collections::HashSet;
+
+use chrono::{Datelike, FixedOffset};
+use pgharbor_objstore::Destination;
+use serde::Serialize;
+
+use crate::error::{BackupError, BackupErrorKind, Result};
+use crate::list::{self, BackupEntry, BackupState};
+use crate::manifest::MANIFEST_NAME;
+
+/// The bucket (day, week, month) a backup's local time falls in.
+type BucketKey = fn(chrono::DateTime<FixedOffset>) -> (i32, u32);
+
+/// What to keep. Good (complete or verified) backups are kept when they
+/// are among the newest `keep_last`, or the newest of one of the newest
+/// `keep_daily` days, `keep_weekly` ISO weeks or `keep_monthly` months that
+/// have a backup (like restic and borg).
+#[derive(Debug, Clone, Default)]
+pub struct Retention {
+    /// The newest N good backups.
+    pub keep_last: usize,
+    /// The newest good backup of each of the last D days with one.
+    pub keep_daily: usize,
+    /// The newest good backup of each of the last W weeks with one.
+    pub keep_weekly: usize,
+    /// The newest good backup of each of the last M months with one.
+    pub keep_monthly: usize,
+    /// The time zone days, weeks and months are counted in; `None` is UTC.
+    pub utc_offset: Option<FixedOffset>,
+}
+
+/// One backup kept, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Kept {
+    /// The backup.
+    pub id: String,
+    /// The rules keeping it (`last`, `daily`, `weekly`, `monthly`,
+    /// `newest good`, `newer than the newest good`).
+    pub reasons: Vec<String>,
+}
+
+/// What `prune` did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneReport {
+    /// Backups kept.
+    pub kept: Vec<Kept>,
+    /// Backups removed (or to be removed).
+    pub removed: Vec<String>,
+    /// Whether nothing was deleted.
+    pub dry_run: bool,
+}
+
+/// Applies `policy` to the backups at `dest`; with `dry_run` only reports.
+pub async fn prune(dest: &Destination, policy: &Retention, dry_run: bool) -> Result<PruneReport> {
+    let entries = list::list(dest).await?;
+    let (kept, removed) = plan(&entries, policy)?;
+    if !dry_run {
+        for id in &removed {
+            // The manifest first: an interrupted prune leaves a failed
+            // backup, never a complete-looking one with missing files.
+            dest.delete(&format!("{id}/{MANIFEST_NAME}")).await?;
+            dest.delete_prefix(id).await?;
+        }
+    }
+    Ok(PruneReport {
+        kept,
+        removed,
+        dry_run,
+    })
+}
+
+/// Decides what to keep and remove from `entries` (newest first).
+pub fn plan(entries: &[BackupEntry], policy: &Retention) -> Result<(Vec<Kept>, Vec<String>)> {
+    if policy.keep_last + policy.keep_daily + policy.keep_weekly + policy.keep_monthly == 0 {
+        return Err(BackupError::new(
+            BackupErrorKind::InvalidInput,
+            "a retention policy needs at least one of keep-last, keep-daily, keep-weekly, keep-monthly",
+        ));
+    }
+    let offset = policy
+        .utc_offset
+        .unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC"));
+    let good: Vec<&BackupEntry> = entries.iter().filter(|e| e.state.is_good()).collect();
+    let protected = good
+        .iter()
+        .find(|e| e.state == BackupState::Verified)
+        .or_else(|| good.first())
+        .map(|e| e.id.clone());
+    let newest_good = good.first().map(|e| e.time);
+    let mut reasons: Vec<(String, Vec<String>)> =
+        entries.iter().map(|e| (e.id.clone(), Vec::new())).collect();
+    let mut add = |id: &str, why: &str| {
+        if let Some((_, r)) = reasons.iter_mut().find(|(i, _)| i == id) {
+            r.push(why.to_owned());
+        }
+    };
+    for e in good.iter().take(policy.keep_last) {
+        add(&e.id, "last");
+    }
+    let buckets: [(&str, usize, BucketKey); 3] = [
+        ("daily", policy.keep_daily, |t| (t.year(), t.ordinal())),
+        ("weekly", policy.keep_weekly, |t| {
+            (t.iso_week().year(), t.iso_week().week())
+        }),
+        ("monthly", policy.keep_monthly, |t| (t.year(), t.month())),
+    ];
+    for (why, count, key) in buckets {
+        let mut seen = HashSet::new();
+        for e in &good {
+            if seen.len() >= count {
+                break;
+            }
+            if seen.insert(key(e.time.with_timezone(&offset))) {
+                add(&e.id, why);
+            }
+        }
+    }
+    if let Some(id) = &protected {
+        add(id, "newest good");
+    }
+    for e in entries.iter().filter(|e| !e.state.is_good()) {
+        if newest_good.is_none_or(|t| e.time > t) {
+            add(&e.id, "newer than the newest good");
+        }
+    }
+    let mut kept = Vec::new();
+    let mut removed = Vec::new();
+    for (id, why) in reasons {
+        if why.is_empty() {
+            removed.push(id);
+        } else {
+            kept.push(Kept { id, reasons: why });
+        }
+    }
+    Ok((kept, removed))
+}

@@ -1,0 +1,211 @@
+//! `verify`: re-hash every file against the manifest and, optionally,
+//! restore every database into a scratch database and compare row counts;
+//! the result is stored as `<id>/verification.json`.
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use pgharbor_conn::ConnConfig;
+use pgharbor_objstore::Destination;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::encrypt::Decryption;
+use crate::error::{BackupError, BackupErrorKind, Result};
+use crate::list::{self, hex};
+use crate::manifest::{Manifest, VerificationRecord, FORMAT, MANIFEST_NAME, VERIFICATION_NAME};
+use crate::pg;
+use crate::restore::{drop_database, restore_database, RestoreOptions};
+
+/// How to verify.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// The identities or passphrase of an encrypted backup (for a restore).
+    pub decryption: Option<Decryption>,
+    /// `pg_restore -j` for the test restore.
+    pub jobs: usize,
+    /// The time to record; `None` is now.
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// The backup verified.
+    pub id: String,
+    /// Whether every check passed.
+    pub passed: bool,
+    /// Files whose checksum and size matched.
+    pub files_checked: usize,
+    /// Databases restored and compared (with a restore).
+    pub databases_restored: usize,
+    /// Every problem, each naming the file or table.
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    /// `Ok(self)` when it passed, else an [`BackupErrorKind::Integrity`]
+    /// error listing the problems.
+    pub fn ensure_passed(self) -> Result<VerifyReport> {
+        if self.passed {
+            return Ok(self);
+        }
+        Err(BackupError::new(
+            BackupErrorKind::Integrity,
+            format!(
+                "backup {} failed verification: {}",
+                self.id,
+                self.problems.join("; ")
+            ),
+        ))
+    }
+}
+
+/// Verifies backup `id` (`None`: the newest backup with a manifest) at
+/// `dest`; with `restore_to`, also restores each database into
+/// `pgharbor_verify_<id>_<db>` on that server, compares the row counts and
+/// drops it. The result is recorded next to the backup, where `list` reads
+/// it. A failed check is a report with `passed == false`, not an error.
+pub async fn verify(
+    dest: &Destination,
+    id: Option<&str>,
+    restore_to: Option<&ConnConfig>,
+    options: &VerifyOptions,
+) -> Result<VerifyReport> {
+    let id = match id {
+        Some(id) => id.to_owned(),
+        None => newest_with_manifest(dest).await?,
+    };
+    let manifest_bytes = dest
+        .get_bytes(&format!("{id}/{MANIFEST_NAME}"))
+        .await
+        .map_err(|e| {
+            BackupError::from(e).context(format!("backup {id} has no readable manifest"))
+        })?;
+    let manifest = Manifest::from_json(&manifest_bytes)?;
+    let mut problems = Vec::new();
+    let mut files_checked = 0;
+    for file in &manifest.files {
+        match check_file(dest, &id, &file.name, file.size, &file.sha256).await? {
+            None => files_checked += 1,
+            Some(problem) => problems.push(problem),
+        }
+    }
+    let mut databases_restored = 0;
+    if let (Some(target), true) = (restore_to, problems.is_empty()) {
+        databases_restored = test_restore(dest, &manifest, target, options, &mut problems).await?;
+    }
+    let record = VerificationRecord {
+        format: FORMAT,
+        id: id.clone(),
+        verified_at: options.now.unwrap_or_else(Utc::now),
+        passed: problems.is_empty(),
+        manifest_sha256: hex(&Sha256::digest(&manifest_bytes)),
+        restored_to: restore_to.map(|t| t.endpoint()),
+        problems: problems.clone(),
+    };
+    let json = serde_json::to_vec_pretty(&record).expect("a record always serializes");
+    dest.put_bytes(&format!("{id}/{VERIFICATION_NAME}"), json)
+        .await?;
+    Ok(VerifyReport {
+        id,
+        passed: problems.is_empty(),
+        files_checked,
+        databases_restored,
+        problems,
+    })
+}
+
+async fn newest_with_manifest(dest: &Destination) -> Result<String> {
+    list::list(dest)
+        .await?
+        .into_iter()
+        .find(|e| e.manifest.is_some())
+        .map(|e| e.id)
+        .ok_or_else(|| {
+            BackupError::new(
+                BackupErrorKind::NotFound,
+                format!("no backup with a manifest at {dest}"),
+            )
+        })
+}
+
+/// Streams `name` through SHA-256; a problem naming the file when it is
+/// missing or differs.
+async fn check_file(
+    dest: &Destination,
+    id: &str,
+    name: &str,
+    size: u64,
+    sha256: &str,
+) -> Result<Option<String>> {
+    let mut stream = match dest.get_stream(&format!("{id}/{name}")).await {
+        Ok(s) => s,
+        Err(e) if e.is_not_found() => return Ok(Some(format!("file {name} is missing"))),
+        Err(e) => return Err(e.into()),
+    };
+    let mut hasher = Sha256::new();
+    let mut read = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        read += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    let digest = hex(&hasher.finalize());
+    Ok(if read != size {
+        Some(format!(
+            "file {name} has {read} bytes, the manifest says {size}"
+        ))
+    } else if digest != sha256 {
+        Some(format!(
+            "file {name} is damaged: its SHA-256 is {digest}, the manifest says {sha256}"
+        ))
+    } else {
+        None
+    })
+}
+
+/// Restores every database into a scratch database, compares, drops it.
+async fn test_restore(
+    dest: &Destination,
+    manifest: &Manifest,
+    target: &ConnConfig,
+    options: &VerifyOptions,
+    problems: &mut Vec<String>,
+) -> Result<usize> {
+    let admin = pg::open(target).await?;
+    let restore_options = RestoreOptions {
+        clean: true,
+        jobs: options.jobs,
+        decryption: options.decryption.clone(),
+        ..Default::default()
+    };
+    let mut restored = 0;
+    for entry in &manifest.postgres()?.databases {
+        let scratch = scratch_name(&manifest.id, &entry.name);
+        let result = restore_database(
+            dest,
+            manifest,
+            entry,
+            &scratch,
+            target,
+            &admin,
+            &restore_options,
+        )
+        .await;
+        match result {
+            Ok(_) => restored += 1,
+            Err(e) => problems.push(format!("database {}: {}", entry.name, e.message())),
+        }
+        drop_database(&admin, &scratch).await?;
+    }
+    Ok(restored)
+}
+
+/// `pgharbor_verify_<id>_<db>`, within PostgreSQL's 63 bytes.
+fn scratch_name(id: &str, db: &str) -> String {
+    let mut name = format!("pgharbor_verify_{}_{db}", id.to_ascii_lowercase());
+    while name.len() > 63 {
+        name.pop();
+    }
+    name
+}
