@@ -1,14 +1,17 @@
 //! [`restore`]: create (or reuse, or replace) the database, restore the
-//! roles, stream the dump back through age and zstd into `pg_restore`, and
+//! roles, decode the dump (age, zstd) into a temporary file, `pg_restore`
+//! it — leaving out column attribute options the target rejects — and
 //! compare the row counts with the manifest.
 
 use std::io::Write;
-use std::process::Stdio;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use pgharbor_conn::ConnConfig;
 use pgharbor_objstore::Destination;
-use pgharbor_pgtools::clear_libpq_env;
+use pgharbor_pgtools::{clear_libpq_env, AttributeOptionFilter, Program};
 use serde::Serialize;
+use tempfile::NamedTempFile;
 use tokio_postgres::Client;
 
 use crate::encrypt::Decryption;
@@ -17,7 +20,7 @@ use crate::list;
 use crate::manifest::{DatabaseEntry, Manifest, TableCount};
 use crate::pg::{self, quote_ident, quote_literal};
 use crate::roles::{restore_roles, RolesReport};
-use crate::stream::{bridge, collect_stderr, decode_into, program_failed};
+use crate::stream::{bridge, decode_into, program_failed};
 
 /// How to restore.
 #[derive(Debug, Clone, Default)]
@@ -28,8 +31,9 @@ pub struct RestoreOptions {
     pub as_name: Option<String>,
     /// Drop and recreate a target database that is not empty.
     pub clean: bool,
-    /// `pg_restore -j`; 0 and 1 stream straight into `pg_restore` without
-    /// a temporary file.
+    /// `pg_restore -j` (0 is 1). The dump is decompressed into a temporary
+    /// file first (as large as the uncompressed dump), which `pg_restore`
+    /// reads twice: the pre-data to check, then everything.
     pub jobs: usize,
     /// Restore the roles first, when the backup has them.
     pub roles: bool,
@@ -55,6 +59,11 @@ pub struct RestoredDatabase {
     pub tables: usize,
     /// Rows in those tables.
     pub rows: u64,
+    /// Column attribute options of the dump the target does not recognise
+    /// (e.g. `pg_attver`, which Debian's PostgreSQL 15 builds here add and
+    /// PostgreSQL 16 rejects), left out, as `option (N columns)`. They are
+    /// planner hints, not data.
+    pub attribute_options_skipped: Vec<String>,
 }
 
 /// What [`restore`] did.
@@ -187,7 +196,8 @@ pub(crate) async fn restore_database(
     }
     let config = target.with_dbname(name);
     let keep_owners = missing_roles.is_empty();
-    run_pg_restore(dest, manifest, entry, &config, keep_owners, options).await?;
+    let attribute_options_skipped =
+        run_pg_restore(dest, manifest, entry, &config, keep_owners, options).await?;
     let client = pg::open(&config).await?;
     let (tables, rows) = compare_counts(&client, entry).await?;
     Ok(RestoredDatabase {
@@ -198,6 +208,7 @@ pub(crate) async fn restore_database(
         missing_roles,
         tables,
         rows,
+        attribute_options_skipped,
     })
 }
 
@@ -345,7 +356,13 @@ fn split_list(value: &str) -> Vec<String> {
     out
 }
 
-/// Streams the dump into `pg_restore` (through a temporary file for `-j`).
+/// Restores the dump into `config`'s database from a temporary file. The
+/// pre-data is read first (`pg_restore --section=pre-data -f -`) and its
+/// column attribute options are probed on the target: when it knows them
+/// all, one `pg_restore` restores everything; otherwise the pre-data without
+/// the unknown ones goes through `psql` in one transaction, then
+/// `pg_restore` restores the data and post-data. Returns what was left out,
+/// as `option (N columns)`.
 async fn run_pg_restore(
     dest: &Destination,
     manifest: &Manifest,
@@ -353,95 +370,152 @@ async fn run_pg_restore(
     config: &ConnConfig,
     keep_owners: bool,
     options: &RestoreOptions,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let major = manifest.postgres()?.pg_dump_major;
-    let program = pgharbor_pgtools::find("pg_restore", major)?;
-    let mut command = program.command();
-    clear_libpq_env(&mut command, config);
-    command.args(["--no-password", "--exit-on-error", "-d"]);
-    command.arg(format!(
-        "dbname={}",
-        quote_literal(config.dbname()).replace('\\', "\\\\")
-    ));
-    if !keep_owners {
-        command.args(["--no-owner", "--no-privileges"]);
+    let tool = PgRestore {
+        program: pgharbor_pgtools::find("pg_restore", major)?,
+        config: config.clone(),
+        keep_owners,
+    };
+    let dump = download_dump(dest, manifest, entry, options).await?;
+    let pre_data = tool.pre_data_script(dump.path()).await?;
+    let mut client = pg::open(config).await?;
+    let mut filter = AttributeOptionFilter::probe(&mut client, [pre_data.as_str()])
+        .await
+        .map_err(|e| BackupError::postgres("probing column attribute options", &e))?;
+    let jobs = options.jobs.max(1);
+    if filter.is_empty() {
+        tool.restore(dump.path(), jobs, &[]).await?;
+        return Ok(Vec::new());
     }
+    tool.apply_script(&filter.apply(&pre_data)).await?;
+    tool.restore(
+        dump.path(),
+        jobs,
+        &["--section=data", "--section=post-data"],
+    )
+    .await?;
+    Ok(filter.skipped())
+}
+
+/// Downloads, decrypts and decompresses the dump into a temporary file.
+async fn download_dump(
+    dest: &Destination,
+    manifest: &Manifest,
+    entry: &DatabaseEntry,
+    options: &RestoreOptions,
+) -> Result<NamedTempFile> {
     let download = dest
         .get_stream(&format!("{}/{}", manifest.id, entry.file))
         .await?;
     let bridged = bridge(download.into_reader());
     let decryption = options.decryption.clone();
-    let jobs = options.jobs.max(1);
-    let what = format!("pg_restore {}", program.version);
     tokio::task::spawn_blocking(move || {
-        if jobs > 1 {
-            restore_from_file(command, jobs, bridged, decryption.as_ref(), &what)
-        } else {
-            restore_from_stdin(command, bridged, decryption.as_ref(), &what)
-        }
+        let mut file = tempfile::Builder::new()
+            .prefix("pgharbor-restore-")
+            .suffix(".dump")
+            .tempfile()
+            .map_err(|e| io_error("creating a temporary file", &e))?;
+        decode_into(bridged, decryption.as_ref(), file.as_file_mut())?;
+        Ok(file)
     })
     .await
-    .map_err(|e| BackupError::new(BackupErrorKind::Io, format!("the restore task failed: {e}")))?
+    .map_err(|e| {
+        BackupError::new(
+            BackupErrorKind::Io,
+            format!("the download task failed: {e}"),
+        )
+    })?
 }
 
-type Bridged = tokio_util::io::SyncIoBridge<Box<dyn tokio::io::AsyncRead + Send + Unpin>>;
+/// The `pg_restore` (and its sibling `psql`) restoring into one database.
+struct PgRestore {
+    program: Program,
+    config: ConnConfig,
+    keep_owners: bool,
+}
 
-fn restore_from_stdin(
-    mut command: std::process::Command,
-    download: Bridged,
-    decryption: Option<&Decryption>,
-    what: &str,
-) -> Result<()> {
-    command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .map_err(|e| BackupError::new(BackupErrorKind::Tool, format!("starting {what}: {e}")))?;
-    let stderr = collect_stderr(child.stderr.take());
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let fed = decode_into(download, decryption, &mut stdin).and_then(|_| {
-        stdin
-            .flush()
-            .map_err(|e| BackupError::new(BackupErrorKind::Tool, format!("writing to {what}: {e}")))
-    });
-    drop(stdin);
-    let status = child
-        .wait()
-        .map_err(|e| BackupError::new(BackupErrorKind::Tool, format!("waiting for {what}: {e}")))?;
-    let stderr = stderr.join().unwrap_or_default();
-    if !status.success() {
-        return Err(program_failed(what, status, &stderr));
+impl PgRestore {
+    /// `program` with the target's environment and the owner options.
+    fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
+        clear_libpq_env(&mut command, &self.config);
+        command.arg("--no-password");
+        command
     }
-    fed.map(|_| ())
+
+    fn pg_restore(&self) -> Command {
+        let mut command = self.command(&self.program.path);
+        if !self.keep_owners {
+            command.args(["--no-owner", "--no-privileges"]);
+        }
+        command
+    }
+
+    /// The pre-data of `dump` as SQL.
+    async fn pre_data_script(&self, dump: &Path) -> Result<String> {
+        let mut command = self.pg_restore();
+        command.args(["--section=pre-data", "--file=-"]).arg(dump);
+        let stdout = run(&self.what("pg_restore"), command).await?;
+        String::from_utf8(stdout).map_err(|_| {
+            BackupError::new(
+                BackupErrorKind::Tool,
+                "pg_restore wrote a script that is not UTF-8",
+            )
+        })
+    }
+
+    /// `pg_restore --exit-on-error --jobs=N [sections] dump` into the database.
+    async fn restore(&self, dump: &Path, jobs: usize, sections: &[&str]) -> Result<()> {
+        let mut command = self.pg_restore();
+        command.args(["--exit-on-error", "-d"]);
+        command.arg(format!(
+            "dbname={}",
+            quote_literal(self.config.dbname()).replace('\\', "\\\\")
+        ));
+        command
+            .arg(format!("--jobs={jobs}"))
+            .args(sections)
+            .arg(dump);
+        run(&self.what("pg_restore"), command).await.map(|_| ())
+    }
+
+    /// Runs `sql` with the `psql` next to `pg_restore`, stopping at the
+    /// first error, in one transaction.
+    async fn apply_script(&self, sql: &str) -> Result<()> {
+        let mut file = tempfile::Builder::new()
+            .prefix("pgharbor-pre-data-")
+            .suffix(".sql")
+            .tempfile()
+            .map_err(|e| io_error("creating a temporary file", &e))?;
+        file.write_all(sql.as_bytes())
+            .map_err(|e| io_error("writing the pre-data script", &e))?;
+        let mut command = self.command(&self.program.path.with_file_name("psql"));
+        command
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "--single-transaction",
+                "-f",
+            ])
+            .arg(file.path());
+        run(&self.what("psql"), command).await.map(|_| ())
+    }
+
+    fn what(&self, name: &str) -> String {
+        format!("{name} {}", self.program.version)
+    }
 }
 
-fn restore_from_file(
-    mut command: std::process::Command,
-    jobs: usize,
-    download: Bridged,
-    decryption: Option<&Decryption>,
-    what: &str,
-) -> Result<()> {
-    let mut file = tempfile::Builder::new()
-        .prefix("pgharbor-restore-")
-        .suffix(".dump")
-        .tempfile()
-        .map_err(|e| {
-            BackupError::new(
-                BackupErrorKind::Io,
-                format!("creating a temporary file: {e}"),
-            )
-        })?;
-    decode_into(download, decryption, file.as_file_mut())?;
-    command
-        .arg(format!("--jobs={jobs}"))
-        .arg(file.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    let output = command
+/// Runs `command` to its end; its stdout, or an error with the end of its
+/// stderr.
+async fn run(what: &str, mut command: Command) -> Result<Vec<u8>> {
+    command.stdin(Stdio::null());
+    let output = tokio::process::Command::from(command)
         .output()
+        .await
         .map_err(|e| BackupError::new(BackupErrorKind::Tool, format!("starting {what}: {e}")))?;
     if !output.status.success() {
         return Err(program_failed(
@@ -450,7 +524,11 @@ fn restore_from_file(
             &String::from_utf8_lossy(&output.stderr),
         ));
     }
-    Ok(())
+    Ok(output.stdout)
+}
+
+fn io_error(what: &str, e: &std::io::Error) -> BackupError {
+    BackupError::new(BackupErrorKind::Io, format!("{what}: {e}"))
 }
 
 /// Counts the rows of every table of the manifest in the restored

@@ -13,6 +13,13 @@
 //! * [`libpq_env`] turns a [`ConnConfig`] into the `PG*` environment the
 //!   programs read, so passwords travel in the child's environment and never
 //!   on a command line (`ps` shows command lines to every user).
+//! * [`compat`] filters what a `pg_dump` wrote that the target server does
+//!   not accept (column attribute options of other builds), exactly and
+//!   counted.
+
+pub mod compat;
+
+pub use compat::AttributeOptionFilter;
 
 use pgharbor_conn::{ConnConfig, Host};
 use std::fmt;

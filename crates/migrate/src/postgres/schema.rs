@@ -8,6 +8,7 @@ use crate::postgres::dump::{setting_name, Entry};
 use crate::postgres::{journal, target_error, Session};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::schema::quote_literal;
+use pgharbor_pgtools::AttributeOptionFilter;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio_postgres::Client;
@@ -161,124 +162,26 @@ pub async fn drop_unknown_settings(
 /// Leave out column attribute options (`ALTER TABLE … ALTER COLUMN … SET
 /// (name=value)`) the target does not recognise. Attribute options are
 /// hints to the planner, not data; each distinct name is probed on a
-/// temporary table, and what is left out is counted in the report.
+/// temporary table ([`AttributeOptionFilter`]), and what is left out is
+/// counted in the report.
 pub async fn drop_unknown_attribute_options(
     target: &mut Client,
     entries: &mut [Entry],
     adaptations: &mut Adaptations,
 ) -> Result<(), MigrateError> {
-    let mut seen: Vec<(String, String)> = Vec::new();
-    for entry in entries.iter() {
-        for line in entry.sql.lines() {
-            for (name, value) in attribute_options(line).unwrap_or_default() {
-                if !seen.iter().any(|(n, _)| *n == name) {
-                    seen.push((name, value));
-                }
-            }
-        }
-    }
-    if seen.is_empty() {
+    let mut filter = AttributeOptionFilter::probe(target, entries.iter().map(|e| e.sql.as_str()))
+        .await
+        .map_err(target_error("probing attribute options"))?;
+    if filter.is_empty() {
         return Ok(());
     }
-    let unknown = unknown_attribute_options(target, &seen).await?;
-    if unknown.is_empty() {
-        return Ok(());
-    }
-    let mut counts: Vec<(String, usize)> = unknown.iter().map(|n| (n.clone(), 0)).collect();
     for entry in entries.iter_mut() {
-        entry.sql = without_options(&entry.sql, &unknown, &mut counts);
+        entry.sql = filter.apply(&entry.sql);
     }
-    adaptations.attribute_options_skipped.extend(
-        counts
-            .into_iter()
-            .map(|(name, n)| format!("{name} ({n} columns)")),
-    );
+    adaptations
+        .attribute_options_skipped
+        .extend(filter.skipped());
     Ok(())
-}
-
-/// The options of a `… ALTER COLUMN … SET (a=1, b=2);` line.
-fn attribute_options(line: &str) -> Option<Vec<(String, String)>> {
-    if !line.starts_with("ALTER TABLE ") || !line.contains(" ALTER COLUMN ") {
-        return None;
-    }
-    let start = line.rfind(" SET (")? + " SET (".len();
-    let inner = line.get(start..)?.strip_suffix(");")?;
-    Some(
-        inner
-            .split(", ")
-            .filter_map(|o| o.split_once('='))
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect(),
-    )
-}
-
-async fn unknown_attribute_options(
-    target: &mut Client,
-    options: &[(String, String)],
-) -> Result<Vec<String>, MigrateError> {
-    let tx = target
-        .transaction()
-        .await
-        .map_err(target_error("probing attribute options"))?;
-    tx.batch_execute("CREATE TEMP TABLE pgharbor_probe (x int)")
-        .await
-        .map_err(target_error("probing attribute options"))?;
-    let mut unknown = Vec::new();
-    for (name, value) in options {
-        tx.batch_execute("SAVEPOINT probe")
-            .await
-            .map_err(target_error("probing attribute options"))?;
-        let probe = format!("ALTER TABLE pgharbor_probe ALTER COLUMN x SET ({name}={value})");
-        if let Err(err) = tx.batch_execute(&probe).await {
-            let unrecognized = err
-                .as_db_error()
-                .is_some_and(|db| db.message().starts_with("unrecognized parameter"));
-            if unrecognized {
-                unknown.push(name.clone());
-            }
-        }
-        tx.batch_execute("ROLLBACK TO SAVEPOINT probe")
-            .await
-            .map_err(target_error("probing attribute options"))?;
-    }
-    tx.rollback()
-        .await
-        .map_err(target_error("probing attribute options"))?;
-    Ok(unknown)
-}
-
-/// `sql` with the `unknown` options removed from attribute option lines
-/// (a line left with none is dropped), counting removals per option.
-fn without_options(sql: &str, unknown: &[String], counts: &mut [(String, usize)]) -> String {
-    let mut out = String::with_capacity(sql.len());
-    for line in sql.lines() {
-        match attribute_options(line) {
-            Some(options) if options.iter().any(|(n, _)| unknown.contains(n)) => {
-                let kept: Vec<String> = options
-                    .iter()
-                    .filter(|(n, _)| {
-                        let drop = unknown.contains(n);
-                        if drop {
-                            if let Some(c) = counts.iter_mut().find(|(name, _)| name == n) {
-                                c.1 += 1;
-                            }
-                        }
-                        !drop
-                    })
-                    .map(|(n, v)| format!("{n}={v}"))
-                    .collect();
-                if !kept.is_empty() {
-                    let head = &line[..line.rfind(" SET (").expect("checked")];
-                    out.push_str(&format!("{head} SET ({});\n", kept.join(", ")));
-                }
-            }
-            _ => {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-    }
-    out
 }
 
 /// Apply the pre-data in one transaction, with the journal, after trying the
@@ -557,24 +460,6 @@ mod tests {
         );
         assert_eq!(choose_version("0.11.0", &offered), VersionChoice::Missing);
         assert_eq!(choose_version("1.0", &[]), VersionChoice::Missing);
-    }
-
-    #[test]
-    fn unknown_attribute_options_are_left_out() {
-        let sql = "CREATE TABLE public.a (\n    id integer\n);\n\
-ALTER TABLE ONLY public.a ALTER COLUMN id SET (pg_attver=537, n_distinct=-1);\n\
-ALTER TABLE ONLY public.a ALTER COLUMN name SET (pg_attver=537);\n";
-        assert_eq!(
-            attribute_options("ALTER TABLE ONLY public.a ALTER COLUMN id SET (n_distinct=-1);"),
-            Some(vec![("n_distinct".to_string(), "-1".to_string())])
-        );
-        let mut counts = vec![("pg_attver".to_string(), 0)];
-        let out = without_options(sql, &["pg_attver".to_string()], &mut counts);
-        assert_eq!(
-            out,
-            "CREATE TABLE public.a (\n    id integer\n);\nALTER TABLE ONLY public.a ALTER COLUMN id SET (n_distinct=-1);\n"
-        );
-        assert_eq!(counts[0].1, 2);
     }
 
     fn entry(kind: &str, sql: &str) -> Entry {
