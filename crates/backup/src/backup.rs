@@ -46,6 +46,16 @@ pub struct BackupOptions {
     pub started_at: Option<DateTime<Utc>>,
 }
 
+impl BackupOptions {
+    /// Checks the encryption settings; the start time and a clock started now.
+    pub(crate) fn start(&self) -> Result<(DateTime<Utc>, Instant)> {
+        if let Some(enc) = &self.encrypt {
+            enc.validate()?;
+        }
+        Ok((self.started_at.unwrap_or_else(Utc::now), Instant::now()))
+    }
+}
+
 /// What [`backup_postgres`] did.
 #[derive(Debug, Clone, Serialize)]
 pub struct BackupReport {
@@ -80,11 +90,7 @@ pub async fn backup_postgres(
     dest: &Destination,
     options: &BackupOptions,
 ) -> Result<BackupReport> {
-    if let Some(enc) = &options.encrypt {
-        enc.validate()?;
-    }
-    let started = options.started_at.unwrap_or_else(Utc::now);
-    let clock = Instant::now();
+    let (started, clock) = options.start()?;
     let admin = pg::open(server).await?;
     let (server_num, server_version) = pg::server_version(&admin).await?;
     let major = Version::from_server_version_num(server_num).major;
@@ -106,11 +112,7 @@ pub async fn backup_postgres(
         server_num,
         pg_dump,
         encrypt: options.encrypt.clone(),
-        suffix: if options.encrypt.is_some() {
-            ".zst.age"
-        } else {
-            ".zst"
-        },
+        suffix: file_suffix(options.encrypt.as_ref()),
     };
     let roles = matches!(databases, Selection::All) || options.roles;
     let content = run(
@@ -123,16 +125,32 @@ pub async fn backup_postgres(
     .await;
     let result = match content {
         Ok((postgres, files)) => {
-            let finished =
-                started + chrono::Duration::from_std(clock.elapsed()).unwrap_or_default();
-            write_manifest(&job, (started, finished), postgres, files).await
+            let mut manifest = new_manifest(
+                BackupKind::Postgres,
+                &id,
+                (started, clock),
+                files,
+                job.encrypt.as_ref(),
+            );
+            manifest.postgres = Some(postgres);
+            write_manifest(dest, manifest).await
         }
         Err(e) => Err(e),
     };
+    removed_on_failure(dest, &id, result).await
+}
+
+/// `result`, or its error after the backup's parts were deleted (best
+/// effort), so a failed backup leaves nothing behind.
+pub(crate) async fn removed_on_failure(
+    dest: &Destination,
+    id: &str,
+    result: Result<BackupReport>,
+) -> Result<BackupReport> {
     match result {
         Ok(report) => Ok(report),
         Err(e) => {
-            if let Err(cleanup) = dest.delete_prefix(&id).await {
+            if let Err(cleanup) = dest.delete_prefix(id).await {
                 tracing::warn!("backup {id} failed; removing its parts failed too: {cleanup}");
             }
             Err(e.context(format!(
@@ -142,8 +160,17 @@ pub async fn backup_postgres(
     }
 }
 
+/// The ending of every file: `.zst`, or `.zst.age` when encrypted.
+pub(crate) fn file_suffix(encryption: Option<&Encryption>) -> &'static str {
+    if encryption.is_some() {
+        ".zst.age"
+    } else {
+        ".zst"
+    }
+}
+
 /// The first free id for `started`: the time, then `-1`, `-2`, …
-async fn allocate_id(dest: &Destination, started: DateTime<Utc>) -> Result<String> {
+pub(crate) async fn allocate_id(dest: &Destination, started: DateTime<Utc>) -> Result<String> {
     for suffix in 0..1000 {
         let id = format_id(started, suffix);
         match dest.list(&id).await {
@@ -302,15 +329,31 @@ async fn dump_roles(job: &Job<'_>, with_passwords: bool) -> Result<FileEntry> {
 /// Streams `producer`'s output through zstd (and age) into `file`.
 async fn store(job: &Job<'_>, file: &str, producer: Producer) -> Result<FileEntry> {
     let slot: ErrorSlot = Arc::new(Mutex::new(None));
-    let (reader, pump) = stream::encode(producer, job.encrypt.clone(), slot.clone());
-    let name = format!("{}/{file}", job.id);
-    let put = job.dest.put_stream(&name, reader).await;
+    let encoded = stream::encode(producer, job.encrypt.clone(), slot.clone());
+    upload(job.dest, &job.id, file, encoded, slot).await
+}
+
+/// Uploads the output of a pump ([`stream::encode`],
+/// [`stream::encode_reader`]) as `<id>/<file>`; the pump's own error, left
+/// in `slot`, wins over the upload's.
+pub(crate) async fn upload(
+    dest: &Destination,
+    id: &str,
+    file: &str,
+    (reader, pump): (
+        impl tokio::io::AsyncRead + Send + Unpin + 'static,
+        tokio::task::JoinHandle<()>,
+    ),
+    slot: ErrorSlot,
+) -> Result<FileEntry> {
+    let name = format!("{id}/{file}");
+    let put = dest.put_stream(&name, reader).await;
     let _ = pump.await;
     let pump_error = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
     match (put, pump_error) {
         (Err(e), Some(pump)) if pump.message() == UPLOAD_STOPPED => Err(e.into()),
         (_, Some(e)) => {
-            let _ = job.dest.delete(&name).await;
+            let _ = dest.delete(&name).await;
             Err(e)
         }
         (Err(e), None) => Err(e.into()),
@@ -322,16 +365,20 @@ async fn store(job: &Job<'_>, file: &str, producer: Producer) -> Result<FileEntr
     }
 }
 
-async fn write_manifest(
-    job: &Job<'_>,
-    (started, finished): (DateTime<Utc>, DateTime<Utc>),
-    postgres: PostgresContent,
+/// A manifest for backup `id` of `kind` started at `started` (`clock`
+/// running since), finished now, without its kind's section.
+pub(crate) fn new_manifest(
+    kind: BackupKind,
+    id: &str,
+    (started, clock): (DateTime<Utc>, Instant),
     files: Vec<FileEntry>,
-) -> Result<BackupReport> {
-    let manifest = Manifest {
+    encryption: Option<&Encryption>,
+) -> Manifest {
+    let finished = started + chrono::Duration::from_std(clock.elapsed()).unwrap_or_default();
+    Manifest {
         format: FORMAT,
-        kind: BackupKind::Postgres,
-        id: job.id.clone(),
+        kind,
+        id: id.to_owned(),
         started,
         finished,
         duration_seconds: (finished - started).num_milliseconds() as f64 / 1000.0,
@@ -341,16 +388,23 @@ async fn write_manifest(
             algorithm: "zstd".to_owned(),
             level: ZSTD_LEVEL,
         },
-        encryption: job.encrypt.as_ref().map(Encryption::kind),
-        postgres: Some(postgres),
-    };
-    let written = job
-        .dest
-        .put_bytes(&format!("{}/{MANIFEST_NAME}", job.id), manifest.to_json())
+        encryption: encryption.map(Encryption::kind),
+        postgres: None,
+        redis: None,
+    }
+}
+
+/// Stores `manifest` (last, atomically): the backup becomes complete.
+pub(crate) async fn write_manifest(dest: &Destination, manifest: Manifest) -> Result<BackupReport> {
+    let written = dest
+        .put_bytes(
+            &format!("{}/{MANIFEST_NAME}", manifest.id),
+            manifest.to_json(),
+        )
         .await?;
     let size = manifest.files.iter().map(|f| f.size).sum::<u64>() + written.size;
     Ok(BackupReport {
-        id: job.id.clone(),
+        id: manifest.id.clone(),
         manifest,
         size,
     })

@@ -1,4 +1,5 @@
-//! Logical PostgreSQL backups that are proven: [`backup_postgres`],
+//! Logical PostgreSQL backups and Redis snapshots that are proven:
+//! [`backup_postgres`], [`backup_redis`],
 //! [`list`], [`verify`] (checksums, and a real restore into a scratch
 //! database), [`restore`] and [`prune`], on any
 //! [`Destination`](pgharbor_objstore::Destination) (a directory, S3, Azure Blob).
@@ -20,6 +21,14 @@
 //!   size and SHA-256. A folder without a manifest is a failed (or running)
 //!   backup and is never listed as good; a failed backup deletes its parts;
 //! * `verification.json` ([`VerificationRecord`]) once [`verify`] ran.
+//!
+//! A Redis backup ([`backup_redis`], `kind: "redis"`, section
+//! [`RedisContent`]) holds `dump.rdb.zst`: the RDB snapshot fetched over the
+//! replication protocol, compressed, hashed and uploaded in the same pass
+//! that checks its structure (CRC64, full parse, keys per database, all
+//! recorded in the manifest). [`restore_redis`] restores it key by key with
+//! TTLs; `zstd -dc dump.rdb.zst > dump.rdb` gives a file `redis-server`
+//! loads.
 //!
 //! With [`BackupOptions::encrypt`] the files are age files (`.zst.age`), to
 //! x25519 recipients or with a passphrase.
@@ -68,6 +77,7 @@ mod list;
 mod manifest;
 mod pg;
 mod prune;
+mod redis;
 mod restore;
 mod roles;
 mod stream;
@@ -80,9 +90,11 @@ pub use id::parse_id;
 pub use list::{list, list_at, BackupEntry, BackupState};
 pub use manifest::{
     BackupKind, Compression, DatabaseEntry, DatabaseSetting, EncryptionKind, FileEntry, Manifest,
-    PostgresContent, TableCount, VerificationRecord, FORMAT, MANIFEST_NAME, VERIFICATION_NAME,
+    PostgresContent, RedisContent, RedisDatabase, TableCount, VerificationRecord, FORMAT,
+    MANIFEST_NAME, VERIFICATION_NAME,
 };
 pub use prune::{plan as plan_prune, prune, Kept, PruneReport, Retention};
+pub use redis::{backup_redis, restore_redis, RedisRestoreOptions, RedisRestoreReport};
 pub use restore::{restore, RestoreOptions, RestoreReport, RestoredDatabase};
 pub use roles::RolesReport;
 pub use verify::{verify, VerifyOptions, VerifyReport};

@@ -3,9 +3,11 @@
 //!
 //! A manifest has the fields every kind of backup shares (id, times, files
 //! with sizes and SHA-256, compression, encryption) and one section per
-//! kind, named by `kind`: `"postgres"` with a [`PostgresContent`]. Another
-//! kind (Redis) adds its own `kind` value and optional section; readers
-//! ignore fields they do not know.
+//! kind, named by `kind`: `"postgres"` with a [`PostgresContent`],
+//! `"redis"` with a [`RedisContent`]. The sections are plain optional
+//! fields (no serde `flatten` or tagged enums, which the workspace's
+//! `arbitrary_precision` serde_json breaks); readers ignore fields they do
+//! not know.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -45,6 +47,9 @@ pub struct Manifest {
     /// The details of a `kind: "postgres"` backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres: Option<PostgresContent>,
+    /// The details of a `kind: "redis"` backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisContent>,
 }
 
 impl Manifest {
@@ -80,20 +85,35 @@ impl Manifest {
 
     /// The PostgreSQL section, or an error when this is another kind.
     pub fn postgres(&self) -> Result<&PostgresContent> {
-        self.postgres.as_ref().ok_or_else(|| {
+        self.section(self.postgres.as_ref(), "PostgreSQL")
+    }
+
+    /// The Redis section, or an error when this is another kind.
+    pub fn redis(&self) -> Result<&RedisContent> {
+        self.section(self.redis.as_ref(), "Redis")
+    }
+
+    fn section<'a, T>(&self, section: Option<&'a T>, what: &str) -> Result<&'a T> {
+        section.ok_or_else(|| {
             BackupError::new(
                 BackupErrorKind::InvalidInput,
-                format!("backup {} is not a PostgreSQL backup", self.id),
+                format!("backup {} is not a {what} backup", self.id),
             )
         })
     }
 
-    /// Names of the databases (PostgreSQL) in the backup.
+    /// Names of the databases in the backup: PostgreSQL database names, or
+    /// `db0`, `db1`, … for Redis.
     pub fn database_names(&self) -> Vec<String> {
-        self.postgres
+        let postgres = self
+            .postgres
             .iter()
-            .flat_map(|p| p.databases.iter().map(|d| d.name.clone()))
-            .collect()
+            .flat_map(|p| p.databases.iter().map(|d| d.name.clone()));
+        let redis = self
+            .redis
+            .iter()
+            .flat_map(|r| r.databases.iter().map(|d| format!("db{}", d.db)));
+        postgres.chain(redis).collect()
     }
 }
 
@@ -103,6 +123,8 @@ impl Manifest {
 pub enum BackupKind {
     /// Logical backups of PostgreSQL databases (section `postgres`).
     Postgres,
+    /// An RDB snapshot of a Redis server (section `redis`).
+    Redis,
 }
 
 /// One stored file.
@@ -150,6 +172,48 @@ pub struct PostgresContent {
     pub roles_file: Option<String>,
     /// Whether the roles file holds password hashes.
     pub role_passwords: bool,
+}
+
+/// The Redis part of a manifest: what the snapshot's structural check
+/// (RDB checksum and a full parse, in the backup's pass) found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedisContent {
+    /// The version of Redis that wrote the snapshot (its `redis-ver`), or
+    /// `unknown` when the snapshot does not say.
+    pub server_version: String,
+    /// The RDB format version (Redis 7.0 writes 10).
+    pub rdb_version: u32,
+    /// How the server sent it: `sized` (saved to disk first) or `diskless`.
+    pub framing: String,
+    /// The snapshot's size before compression.
+    pub rdb_size: u64,
+    /// The SHA-256 of the snapshot before compression (what
+    /// `zstd -dc dump.rdb.zst | sha256sum` prints), hex.
+    pub rdb_sha256: String,
+    /// Keys per database; only databases with keys appear.
+    pub databases: Vec<RedisDatabase>,
+    /// Function libraries (Redis 7+).
+    pub functions: u64,
+    /// The snapshot file (`dump.rdb.zst`, `dump.rdb.zst.age`).
+    pub file: String,
+}
+
+impl RedisContent {
+    /// Keys in every database.
+    pub fn keys(&self) -> u64 {
+        self.databases.iter().map(|d| d.keys).sum()
+    }
+}
+
+/// The keys of one Redis database in a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedisDatabase {
+    /// The database number (`SELECT n`).
+    pub db: u64,
+    /// Keys.
+    pub keys: u64,
+    /// Keys with an expiry.
+    pub expires: u64,
 }
 
 /// One backed-up database.

@@ -19,7 +19,7 @@ use crate::error::{BackupError, BackupErrorKind, Result};
 pub(crate) const ZSTD_LEVEL: i32 = 3;
 
 /// Bytes handed to the uploader per message.
-const CHUNK: usize = 1 << 20;
+pub(crate) const CHUNK: usize = 1 << 20;
 
 /// A running client program whose stdout is the data to store, with its
 /// stderr collected by a thread.
@@ -88,10 +88,46 @@ pub(crate) fn encode(
     impl AsyncRead + Send + Unpin + 'static,
     tokio::task::JoinHandle<()>,
 ) {
+    encode_with(slot, move |out| pump(producer, encryption.as_ref(), out))
+}
+
+/// [`encode`] of any byte source, e.g. a download bridged with [`bridge`].
+/// The source ending early is not detected here: the caller, who feeds
+/// it, must fail the backup then.
+pub(crate) fn encode_reader(
+    input: impl Read + Send + 'static,
+    what: String,
+    encryption: Option<Encryption>,
+    slot: ErrorSlot,
+) -> (
+    impl AsyncRead + Send + Unpin + 'static,
+    tokio::task::JoinHandle<()>,
+) {
+    encode_with(slot, move |out| {
+        compress(input, encryption.as_ref(), out).map_err(|e| {
+            let message = if e.kind() == io::ErrorKind::BrokenPipe {
+                UPLOAD_STOPPED.to_owned()
+            } else {
+                format!("compressing {what}: {e}")
+            };
+            BackupError::new(BackupErrorKind::Io, message)
+        })
+    })
+}
+
+/// Runs `pump` on a blocking thread, its output going to the returned
+/// reader; a pump error lands in `slot` and fails the reader.
+fn encode_with(
+    slot: ErrorSlot,
+    pump: impl FnOnce(ChannelWriter) -> Result<()> + Send + 'static,
+) -> (
+    impl AsyncRead + Send + Unpin + 'static,
+    tokio::task::JoinHandle<()>,
+) {
     let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(4);
     let task = tokio::task::spawn_blocking(move || {
         let sender = ChannelWriter { tx: tx.clone() };
-        if let Err(e) = pump(producer, encryption.as_ref(), sender) {
+        if let Err(e) = pump(sender) {
             let message = e.message().to_owned();
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
             let _ = tx.blocking_send(Err(io::Error::other(message)));

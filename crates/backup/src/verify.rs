@@ -1,19 +1,25 @@
 //! `verify`: re-hash every file against the manifest and, optionally,
 //! restore every database into a scratch database and compare row counts;
-//! the result is stored as `<id>/verification.json`.
+//! for Redis, re-check the snapshot's structure and key counts and,
+//! optionally, restore it into a scratch Redis. The result is stored as
+//! `<id>/verification.json`.
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use pgharbor_conn::ConnConfig;
 use pgharbor_objstore::Destination;
+use pgharbor_rdb::RedisUrl;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::encrypt::Decryption;
 use crate::error::{BackupError, BackupErrorKind, Result};
 use crate::list::{self, hex};
-use crate::manifest::{Manifest, VerificationRecord, FORMAT, MANIFEST_NAME, VERIFICATION_NAME};
+use crate::manifest::{
+    BackupKind, Manifest, VerificationRecord, FORMAT, MANIFEST_NAME, VERIFICATION_NAME,
+};
 use crate::pg;
+use crate::redis::verify_snapshot;
 use crate::restore::{drop_database, restore_database, RestoreOptions};
 
 /// How to verify.
@@ -25,6 +31,10 @@ pub struct VerifyOptions {
     pub jobs: usize,
     /// The time to record; `None` is now.
     pub now: Option<DateTime<Utc>>,
+    /// For a Redis backup: a scratch Redis to restore into (flushed
+    /// before and after: everything in it is lost), comparing its key
+    /// counts with the manifest.
+    pub redis_restore_to: Option<RedisUrl>,
 }
 
 /// What `verify` found.
@@ -63,8 +73,12 @@ impl VerifyReport {
 /// Verifies backup `id` (`None`: the newest backup with a manifest) at
 /// `dest`; with `restore_to`, also restores each database into
 /// `pgharbor_verify_<id>_<db>` on that server, compares the row counts and
-/// drops it. The result is recorded next to the backup, where `list` reads
-/// it. A failed check is a report with `passed == false`, not an error.
+/// drops it. A Redis backup's snapshot is also decrypted, decompressed and
+/// structurally checked (RDB checksum, parse, keys per database against the
+/// manifest) and, with [`VerifyOptions::redis_restore_to`], restored into
+/// that server and compared. The result is recorded next to the backup,
+/// where `list` reads it. A failed check is a report with
+/// `passed == false`, not an error.
 pub async fn verify(
     dest: &Destination,
     id: Option<&str>,
@@ -82,6 +96,7 @@ pub async fn verify(
             BackupError::from(e).context(format!("backup {id} has no readable manifest"))
         })?;
     let manifest = Manifest::from_json(&manifest_bytes)?;
+    let restored_to = target_of(&manifest, restore_to, options)?;
     let mut problems = Vec::new();
     let mut files_checked = 0;
     for file in &manifest.files {
@@ -91,8 +106,18 @@ pub async fn verify(
         }
     }
     let mut databases_restored = 0;
-    if let (Some(target), true) = (restore_to, problems.is_empty()) {
-        databases_restored = test_restore(dest, &manifest, target, options, &mut problems).await?;
+    if problems.is_empty() {
+        databases_restored = match (manifest.kind, restore_to) {
+            (BackupKind::Postgres, Some(target)) => {
+                test_restore(dest, &manifest, target, options, &mut problems).await?
+            }
+            (BackupKind::Postgres, None) => 0,
+            (BackupKind::Redis, _) => {
+                let decryption = options.decryption.as_ref();
+                let target = options.redis_restore_to.as_ref();
+                verify_snapshot(dest, &manifest, decryption, target, &mut problems).await?
+            }
+        };
     }
     let record = VerificationRecord {
         format: FORMAT,
@@ -100,7 +125,7 @@ pub async fn verify(
         verified_at: options.now.unwrap_or_else(Utc::now),
         passed: problems.is_empty(),
         manifest_sha256: hex(&Sha256::digest(&manifest_bytes)),
-        restored_to: restore_to.map(|t| t.endpoint()),
+        restored_to,
         problems: problems.clone(),
     };
     let json = serde_json::to_vec_pretty(&record).expect("a record always serializes");
@@ -113,6 +138,27 @@ pub async fn verify(
         databases_restored,
         problems,
     })
+}
+
+/// The server a test restore goes to (no password), refusing a target of
+/// the other kind.
+fn target_of(
+    manifest: &Manifest,
+    restore_to: Option<&ConnConfig>,
+    options: &VerifyOptions,
+) -> Result<Option<String>> {
+    let redis = options.redis_restore_to.as_ref();
+    match (manifest.kind, restore_to, redis) {
+        (BackupKind::Postgres, postgres, None) => Ok(postgres.map(ConnConfig::endpoint)),
+        (BackupKind::Redis, None, redis) => Ok(redis.map(RedisUrl::endpoint)),
+        (kind, _, _) => Err(BackupError::new(
+            BackupErrorKind::InvalidInput,
+            format!(
+                "backup {} is a {kind:?} backup: a test restore needs a {kind:?} server",
+                manifest.id
+            ),
+        )),
+    }
 }
 
 async fn newest_with_manifest(dest: &Destination) -> Result<String> {
