@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Backup benchmark: pgharbor's backup and restore against pg_dump -Fc and pg_restore -j2, same
+# database, same server, one run. Not part of CI (it dumps and restores ~0.5 GB twice).
+#
+#   bash bench/backup.sh                    # ~470 MB database (700,000 orders)
+#   ROWS=200000 bash bench/backup.sh        # quick run (~150 MB)
+#   bash bench/backup.sh --keep             # leave the server (and its databases) running
+#
+# One throwaway PostgreSQL 16 server (/opt/pgharbor/pg16, from scripts/setup.sh) holding the
+# database `shop` of bench/postgres/generate.sql. Measured:
+#   pgharbor backup     the library's backup_postgres (pg_dump -Fc -Z0 through in-process
+#                       multithreaded zstd, SHA-256 in the same pass) to a local directory,
+#                       through crates/backup/examples/backup_restore.rs (the CLI's
+#                       `pgharbor backup` is not wired yet)
+#   pg_dump -Fc         to a file, pg_dump's default compression (gzip, in pg_dump's one thread)
+#   pgharbor restore    restore(…, jobs 2) into a new database (decompress, pg_restore -j2,
+#                       row counts checked against the manifest)
+#   pg_restore -j2      of the pg_dump -Fc file into a new database
+# Wall time and peak RSS (GNU time -v) of each; archive sizes; each restored database is
+# checked (row count of every table, indexes, constraints, sequences) against the source
+# before its time is used; ratios peer / pgharbor (> 1: pgharbor faster or smaller).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+ROWS="${ROWS:-700000}" # rows of the big table; 700,000 gives ~470 MB (pg_database_size)
+KEEP=0
+for arg in "$@"; do
+	case "$arg" in
+	--keep) KEEP=1 ;;
+	-h | --help)
+		sed -n '2,22p' "$0"
+		exit 0
+		;;
+	*)
+		echo "unknown argument: $arg (ROWS=<n> env var, --keep)" >&2
+		exit 2
+		;;
+	esac
+done
+WORK="$REPO/.cache/bench"
+LOGS="$WORK/backup-logs"
+SCRATCH="$WORK/backup-scratch" # the backups
+PG_BIN="${PGHARBOR_PG16_BIN:-/opt/pgharbor/pg16/bin}"
+PSQL="$PG_BIN/psql -X -q -v ON_ERROR_STOP=1"
+PG_SETTINGS=(shared_buffers=512MB max_wal_size=4GB checkpoint_timeout=30min maintenance_work_mem=256MB)
+mkdir -p "$WORK" "$LOGS"
+rm -rf "$SCRATCH" && mkdir -p "$SCRATCH"
+
+say() { printf '\n==> %s\n' "$*"; }
+
+# ---------------------------------------------------------------- setup
+say "setup"
+bash scripts/setup.sh # PostgreSQL 16 in /opt/pgharbor/pg16 (pgserver wheel)
+if [ ! -x /usr/bin/time ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -q time >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q time >/dev/null; }
+fi
+echo "    $("$PG_BIN/postgres" --version)"
+TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
+cargo build --release -q -p pgharbor-backup --example backup_restore
+PGHARBOR="$TARGET_DIR/release/examples/backup_restore"
+echo "    $PGHARBOR"
+
+# ---------------------------------------------------------------- server
+# shellcheck source=../scripts/lib/throwaway-pg.sh
+source "$REPO/scripts/lib/throwaway-pg.sh"
+cleanup() {
+	pg_throwaway_stop
+	rm -rf "$SCRATCH"
+	[ -z "$PG_THROWAWAY_DIR" ] || rm -rf "$PG_THROWAWAY_DIR"
+}
+if [ "$KEEP" -eq 0 ]; then trap cleanup EXIT; fi
+say "starting a PostgreSQL 16 server (${PG_SETTINGS[*]}; fsync on)"
+pg_throwaway_start "$WORK/pg-backup" "$PG_BIN" "${PG_SETTINGS[@]}"
+BASE="$PG_URL_BASE"
+SRC="$BASE/shop"
+
+say "generating the database ($ROWS orders; bench/postgres/generate.sql)"
+$PSQL "$BASE/postgres" -c "CREATE DATABASE shop"
+start=$(date +%s.%N)
+$PSQL "$SRC" -v rows="$ROWS" -f bench/postgres/generate.sql >"$LOGS/generate.log"
+GEN_S=$(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')")
+SRC_MB=$(($($PSQL -At "$SRC" -c "SELECT pg_database_size(current_database())") / 1024 / 1024))
+echo "    database: $SRC_MB MB (pg_database_size), generated in $GEN_S s"
+[ "$SRC_MB" -ge 400 ] || echo "    (below 400 MB: ROWS=$ROWS; the default 700000 gives ~470 MB)"
+
+# fingerprint URL: row count of every table, indexes, constraints (by type), sequences.
+fingerprint() {
+	$PSQL -At "$1" <<'EOF'
+SELECT string_agg(format('%s=%s', t, n), ' ' ORDER BY t) FROM (
+  SELECT 'country' t, count(*) n FROM public.country UNION ALL SELECT 'setting', count(*) FROM public.setting
+  UNION ALL SELECT 'customer', count(*) FROM public.customer UNION ALL SELECT 'product', count(*) FROM public.product
+  UNION ALL SELECT 'orders', count(*) FROM public.orders UNION ALL SELECT 'order_line', count(*) FROM public.order_line
+  UNION ALL SELECT 'invoice_pdf', count(*) FROM public.invoice_pdf
+  UNION ALL SELECT 'indexes', count(*) FROM pg_indexes WHERE schemaname = 'public'
+  UNION ALL SELECT 'constraints_' || contype::text, count(*) FROM pg_constraint WHERE connamespace = 'public'::regnamespace GROUP BY contype::text
+  UNION ALL SELECT 'seq_' || sequencename, last_value FROM pg_sequences WHERE schemaname = 'public'
+) s;
+EOF
+}
+SRC_PRINT=$(fingerprint "$SRC")
+echo "    fingerprint: $SRC_PRINT"
+
+# ---------------------------------------------------------------- measuring
+declare -A WALL RSS
+# measure NAME COMMAND... : wall seconds and peak RSS (MB) of one command (GNU time -v);
+# stdout to $LOGS/NAME.out, stderr to $LOGS/NAME.err
+measure() {
+	local name="$1"
+	shift
+	local tf="$LOGS/$name.time"
+	$PSQL "$BASE/postgres" -c CHECKPOINT
+	if /usr/bin/time -v -o "$tf" "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.err"; then
+		WALL[$name]=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; printf "%.2f", s }' "$tf")
+		RSS[$name]=$(awk -F': ' '/Maximum resident set size/ { printf "%d", $2 / 1024 }' "$tf")
+		printf '    %-18s %8s s %8s MB\n' "$name" "${WALL[$name]}" "${RSS[$name]}"
+	else
+		WALL[$name]=failed
+		RSS[$name]=-
+		printf '    %-18s FAILED (logs: %s/%s.{out,err})\n' "$name" "$LOGS" "$name"
+		tail -4 "$LOGS/$name.err" | sed 's/^/        /'
+	fi
+}
+
+# check NAME DB: the restored database must have the source's fingerprint, else its time
+# is not used.
+check() {
+	local name="$1" got
+	[ "${WALL[$name]}" != failed ] || return 0
+	got=$(fingerprint "$BASE/$2" 2>&1 || true)
+	if [ "$got" = "$SRC_PRINT" ]; then
+		echo "    $name: same row counts, indexes, constraints and sequences as the source"
+	else
+		echo "    $name: DIFFERENT from the source, its time is not used:"
+		echo "        got: $got"
+		WALL[$name]=failed
+	fi
+}
+
+export PGHARBOR_PG_BIN="$PG_BIN" # pg_dump/pg_restore 16 for the PostgreSQL 16 server
+say "pgharbor backup (pg_dump -Fc -Z0 | zstd -3 on every core, hashed, one pass)"
+measure pgharbor-backup "$PGHARBOR" backup "$BASE/postgres" shop "$SCRATCH/pgharbor"
+ID=$(python3 -c "import json; print(json.load(open('$LOGS/pgharbor-backup.out'))['id'])" 2>/dev/null || echo none)
+H_BYTES=$(stat -c %s "$SCRATCH/pgharbor/$ID/shop.dump.zst" 2>/dev/null || echo 0)
+
+say "pg_dump -Fc (gzip, pg_dump's default) to a file"
+measure pg_dump-Fc "$PG_BIN/pg_dump" -Fc -f "$SCRATCH/shop.dump" "$SRC"
+D_BYTES=$(stat -c %s "$SCRATCH/shop.dump" 2>/dev/null || echo 0)
+
+say "pgharbor restore, jobs 2"
+measure pgharbor-restore "$PGHARBOR" restore "$SCRATCH/pgharbor" "$ID" "$BASE/postgres" r_pgharbor 2
+check pgharbor-restore r_pgharbor
+
+say "pg_restore -j2 of the pg_dump -Fc file"
+$PSQL "$BASE/postgres" -c "CREATE DATABASE r_pg_restore"
+measure pg_restore-j2 "$PG_BIN/pg_restore" -j2 -d "$BASE/r_pg_restore" "$SCRATCH/shop.dump"
+check pg_restore-j2 r_pg_restore
+
+# ---------------------------------------------------------------- results
+num() { [[ "$1" =~ ^[0-9.]+$ ]] && [ "$1" != 0 ]; }
+ratio() { # $1 / $2
+	if num "$1" && num "$2"; then python3 -c "print(f'{$1 / $2:.2f}x')"; else echo -; fi
+}
+mb() { python3 -c "print(f'{$1 / 1048576:.1f}')"; }
+
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+say "results ($SRC_MB MB database, $ROWS orders; PostgreSQL 16; $(nproc) cores, load average $LOAD; $(date -u +%Y-%m-%d))"
+printf '    %-18s %10s %10s %12s\n' step "wall (s)" "RSS (MB)" "archive (MB)"
+printf '    %-18s %10s %10s %12s\n' pgharbor-backup "${WALL[pgharbor-backup]}" "${RSS[pgharbor-backup]}" "$(mb "$H_BYTES")"
+printf '    %-18s %10s %10s %12s\n' pg_dump-Fc "${WALL[pg_dump-Fc]}" "${RSS[pg_dump-Fc]}" "$(mb "$D_BYTES")"
+printf '    %-18s %10s %10s\n' pgharbor-restore "${WALL[pgharbor-restore]}" "${RSS[pgharbor-restore]}"
+printf '    %-18s %10s %10s\n' pg_restore-j2 "${WALL[pg_restore-j2]}" "${RSS[pg_restore-j2]}"
+echo
+echo "    backup time:  pg_dump -Fc / pgharbor      = $(ratio "${WALL[pg_dump-Fc]}" "${WALL[pgharbor-backup]}")   (goal >= 2x)"
+echo "    archive size: pg_dump -Fc / pgharbor      = $(ratio "$D_BYTES" "$H_BYTES")   (goal >= 1x)"
+echo "    restore time: pg_restore -j2 / pgharbor   = $(ratio "${WALL[pg_restore-j2]}" "${WALL[pgharbor-restore]}")   (goal >= 1x)"
