@@ -40,6 +40,242 @@ pub enum Command {
     /// Converge a server to PLAN.toml (roles, databases, extensions, grants, settings), then run
     /// the copies it names.
     Apply(ApplyArgs),
+    /// Back up a PostgreSQL server's databases (or a Redis server) to DEST, once or on a schedule.
+    Backup(BackupArgs),
+    /// Restore a backup (DEST/ID, or DEST/latest) into a server.
+    Restore(RestoreArgs),
+    /// List, verify or prune the backups at a destination.
+    #[command(subcommand)]
+    Backups(BackupsCommand),
+}
+
+/// Where backups are stored, and how to reach object stores.
+#[derive(Debug, Args, Clone)]
+pub struct DestArgs {
+    /// S3: the endpoint of an S3-compatible service (default: AWS; AWS_ENDPOINT_URL also works).
+    #[arg(long)]
+    pub s3_endpoint: Option<String>,
+    /// S3: path-style requests (the default when an endpoint is given).
+    #[arg(long)]
+    pub s3_path_style: bool,
+    /// S3: the region (AWS_REGION also works).
+    #[arg(long)]
+    pub s3_region: Option<String>,
+    /// Azure Blob: the blob endpoint (e.g. Azurite's; AZURE_STORAGE_BLOB_ENDPOINT also works).
+    #[arg(long)]
+    pub azure_endpoint: Option<String>,
+}
+
+/// How to decrypt an encrypted backup.
+#[derive(Debug, Args, Clone)]
+pub struct DecryptArgs {
+    /// A file holding age identities (AGE-SECRET-KEY-1… lines).
+    #[arg(long)]
+    pub decrypt_key_file: Option<std::path::PathBuf>,
+    /// The environment variable holding the backup's passphrase.
+    #[arg(long)]
+    pub decrypt_passphrase_env: Option<String>,
+    /// A file holding the backup's passphrase.
+    #[arg(long)]
+    pub decrypt_passphrase_file: Option<std::path::PathBuf>,
+}
+
+/// `pgharbor backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The server: a PostgreSQL URL (its database is backed up unless --database/--all say
+    /// otherwise) or redis://… / rediss://…
+    pub url: String,
+    /// Where: a directory, file://…, s3://bucket/prefix, az://container/prefix.
+    #[arg(long)]
+    pub to: String,
+    /// PostgreSQL: databases to back up (repeat or comma-separate); default: the URL's.
+    #[arg(long, value_delimiter = ',')]
+    pub database: Vec<String>,
+    /// PostgreSQL: every database that accepts connections, plus the roles.
+    #[arg(long, conflicts_with = "database")]
+    pub all: bool,
+    /// PostgreSQL: include the roles (always with --all).
+    #[arg(long)]
+    pub roles: bool,
+    /// PostgreSQL: include the roles' password hashes (needs a superuser).
+    #[arg(long)]
+    pub with_role_passwords: bool,
+    /// Encrypt with age to this recipient (an age1… public key; repeatable).
+    #[arg(long)]
+    pub encrypt_recipient: Vec<String>,
+    /// Encrypt with age and the passphrase in this environment variable.
+    #[arg(long)]
+    pub encrypt_passphrase_env: Option<String>,
+    /// Encrypt with age and the passphrase in this file.
+    #[arg(long)]
+    pub encrypt_passphrase_file: Option<std::path::PathBuf>,
+    /// Run as a long-lived process on this cron schedule, e.g. "0 2 * * *".
+    #[arg(long)]
+    pub every: Option<String>,
+    /// Time zone of --every (an IANA name; default: $TZ, else UTC).
+    #[arg(long)]
+    pub time_zone: Option<String>,
+    /// After each backup, verify it (checksums; with --restore-to, a real test restore).
+    #[arg(long)]
+    pub verify_after: bool,
+    /// With --verify-after: the server to test-restore into (a scratch database is created and dropped).
+    #[arg(long)]
+    pub restore_to: Option<String>,
+    /// After each backup, prune with the --keep-* policy.
+    #[arg(long)]
+    pub prune: bool,
+    /// Retention (with --prune).
+    #[command(flatten)]
+    pub keep: KeepArgs,
+    /// POST a JSON body to this URL when a scheduled backup fails.
+    #[arg(long)]
+    pub notify: Option<String>,
+    /// With --notify: also on success.
+    #[arg(long)]
+    pub notify_success: bool,
+    /// With --every: serve /metrics and /healthz here (e.g. 0.0.0.0:9187).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Print a Kubernetes CronJob running this backup on the --every schedule, instead of running it.
+    #[arg(long, requires = "every")]
+    pub print_cronjob: bool,
+    /// With --print-cronjob: the container image holding pgharbor.
+    #[arg(long, default_value = "ghcr.io/pgharbor/pgharbor:latest")]
+    pub image: String,
+    /// With --print-cronjob: the CronJob's name.
+    #[arg(long, default_value = "pgharbor-backup")]
+    pub name: String,
+    /// With --print-cronjob: its namespace.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// With --print-cronjob: an environment variable from a Secret, as ENV=SECRET:KEY (repeatable);
+    /// refer to it in the URL as $(ENV).
+    #[arg(long)]
+    pub secret_env: Vec<String>,
+    /// Object store options.
+    #[command(flatten)]
+    pub dest: DestArgs,
+    /// Machine-readable report on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Retention: grandfather-father-son.
+#[derive(Debug, Args, Clone, Default)]
+pub struct KeepArgs {
+    /// Keep the N newest backups.
+    #[arg(long, default_value_t = 0)]
+    pub keep_last: u32,
+    /// Keep the newest backup of each of the last N days.
+    #[arg(long, default_value_t = 0)]
+    pub keep_daily: u32,
+    /// Keep the newest backup of each of the last N weeks.
+    #[arg(long, default_value_t = 0)]
+    pub keep_weekly: u32,
+    /// Keep the newest backup of each of the last N months.
+    #[arg(long, default_value_t = 0)]
+    pub keep_monthly: u32,
+}
+
+/// `pgharbor restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup: DEST/ID (e.g. s3://bucket/pg/20261126T020000Z) or DEST/latest.
+    pub backup: String,
+    /// The server to restore into (PostgreSQL URL; its database is the target unless --as).
+    pub target: String,
+    /// Restore only this database of a multi-database backup.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Restore under this database name.
+    #[arg(long = "as")]
+    pub as_name: Option<String>,
+    /// Replace a target database that is not empty (dropped and re-created).
+    #[arg(long)]
+    pub clean: bool,
+    /// Parallel pg_restore jobs (default: number of CPUs).
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// Restore the backup's roles first.
+    #[arg(long)]
+    pub roles: bool,
+    /// Redis: empty a non-empty target first.
+    #[arg(long)]
+    pub flush: bool,
+    /// Decryption.
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
+    /// Object store options.
+    #[command(flatten)]
+    pub dest: DestArgs,
+    /// Machine-readable report on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pgharbor backups …`.
+#[derive(Debug, Subcommand)]
+pub enum BackupsCommand {
+    /// The backups at DEST: id, time, databases, size, state, age.
+    List(BackupsListArgs),
+    /// Check every file's checksum; with --restore-to, restore into a scratch database and compare.
+    Verify(BackupsVerifyArgs),
+    /// Delete backups outside the retention policy (never the newest good one).
+    Prune(BackupsPruneArgs),
+}
+
+/// `pgharbor backups list`.
+#[derive(Debug, Args)]
+pub struct BackupsListArgs {
+    /// The destination.
+    pub dest: String,
+    /// Object store options.
+    #[command(flatten)]
+    pub store: DestArgs,
+    /// Machine-readable list on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pgharbor backups verify`.
+#[derive(Debug, Args)]
+pub struct BackupsVerifyArgs {
+    /// The destination.
+    pub dest: String,
+    /// The backup (default: the newest).
+    pub id: Option<String>,
+    /// Restore into a scratch database on this server and compare row counts.
+    #[arg(long)]
+    pub restore_to: Option<String>,
+    /// Decryption (for --restore-to).
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
+    /// Object store options.
+    #[command(flatten)]
+    pub store: DestArgs,
+    /// Machine-readable report on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pgharbor backups prune`.
+#[derive(Debug, Args)]
+pub struct BackupsPruneArgs {
+    /// The destination.
+    pub dest: String,
+    /// Retention.
+    #[command(flatten)]
+    pub keep: KeepArgs,
+    /// List what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Object store options.
+    #[command(flatten)]
+    pub store: DestArgs,
+    /// Machine-readable report on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `pgharbor apply`.

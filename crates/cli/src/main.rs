@@ -4,6 +4,7 @@
 
 mod apply;
 mod args;
+mod backup;
 mod chroma;
 mod health;
 mod migrate;
@@ -39,6 +40,11 @@ impl Failure {
 }
 
 impl Failure {
+    /// The explanation, as it is printed.
+    pub fn message(&self) -> String {
+        self.error.to_string()
+    }
+
     /// The same failure, explained with `context` first.
     pub fn context(self, context: &'static str) -> Self {
         Failure {
@@ -114,6 +120,9 @@ async fn run(cli: args::Cli) -> Result<u8, Failure> {
         args::Command::Kill(a) => health::kill(a).await,
         args::Command::Serve(a) => health::serve(a).await,
         args::Command::Apply(a) => apply::apply(a).await,
+        args::Command::Backup(a) => backup::backup(a).await,
+        args::Command::Restore(a) => backup::restore(a).await,
+        args::Command::Backups(c) => backup::backups(c).await,
     }
 }
 

@@ -177,10 +177,5 @@ pub fn print_report(report: &CopyReport, json: bool) -> anyhow::Result<()> {
 }
 
 fn human_bytes(bytes: i64) -> String {
-    const MB: f64 = 1024.0 * 1024.0;
-    if bytes as f64 >= MB {
-        format!("{:.1} MB", bytes as f64 / MB)
-    } else {
-        format!("{} kB", bytes / 1024)
-    }
+    pgharbor_health::human_bytes(bytes as f64)
 }

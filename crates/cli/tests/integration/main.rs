@@ -1,6 +1,7 @@
 //! Integration tests of the `pgharbor` binary against real PostgreSQL servers
 //! started by `pgharbor-testkit`, one module per capability.
 
+mod backups;
 mod chroma;
 mod consolidation;
 mod django;

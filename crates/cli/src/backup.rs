@@ -1,0 +1,539 @@
+//! `pgharbor backup`, `pgharbor restore` and `pgharbor backups
+//! list|verify|prune`: the command line over pgharbor-backup, with
+//! pgharbor-schedule for `--every` and `--print-cronjob`.
+
+use crate::args::{
+    BackupArgs, BackupsCommand, BackupsListArgs, BackupsPruneArgs, BackupsVerifyArgs, DecryptArgs,
+    DestArgs, KeepArgs, RestoreArgs,
+};
+use crate::Failure;
+use pgharbor_backup::{
+    BackupOptions, BackupReport, BackupState, Decryption, Encryption, Retention, Selection,
+    VerifyOptions,
+};
+use pgharbor_conn::{ConnConfig, Secret, SecretSource};
+use pgharbor_objstore::{Destination, DestinationOptions};
+use pgharbor_schedule::{JobOutcome, RunnerOptions, Schedule};
+use std::time::Instant;
+
+/// Parse a destination with the object-store options.
+fn destination(dest: &str, store: &DestArgs) -> Result<Destination, Failure> {
+    let mut options = DestinationOptions::from_env();
+    if store.s3_endpoint.is_some() {
+        options.s3_endpoint = store.s3_endpoint.clone();
+    }
+    if store.s3_path_style {
+        options.s3_path_style = Some(true);
+    }
+    if store.s3_region.is_some() {
+        options.s3_region = store.s3_region.clone();
+    }
+    if store.azure_endpoint.is_some() {
+        options.azure_endpoint = store.azure_endpoint.clone();
+    }
+    Destination::parse(dest, &options).map_err(|e| Failure::usage(e.to_string()))
+}
+
+/// Whether a URL names a Redis server.
+fn is_redis(url: &str) -> bool {
+    url.starts_with("redis://") || url.starts_with("rediss://")
+}
+
+fn redis_url(url: &str) -> Result<pgharbor_rdb::RedisUrl, Failure> {
+    pgharbor_rdb::RedisUrl::parse(url).map_err(|e| Failure::usage(e.to_string()))
+}
+
+/// `--restore-to` for verification: a PostgreSQL server (returned apart) or
+/// a Redis server (in the options).
+fn verify_options(
+    restore_to: Option<&str>,
+    decryption: Option<Decryption>,
+) -> Result<(VerifyOptions, Option<ConnConfig>), Failure> {
+    let mut options = VerifyOptions {
+        decryption,
+        jobs: jobs(None),
+        ..VerifyOptions::default()
+    };
+    let postgres = match restore_to {
+        Some(url) if is_redis(url) => {
+            options.redis_restore_to = Some(redis_url(url)?);
+            None
+        }
+        Some(url) => Some(postgres_url(url)?),
+        None => None,
+    };
+    Ok((options, postgres))
+}
+
+fn postgres_url(url: &str) -> Result<ConnConfig, Failure> {
+    ConnConfig::parse(url).map_err(|e| Failure::usage(e.to_string()))
+}
+
+fn secret_from(source: SecretSource, what: &str) -> Result<Secret, Failure> {
+    source
+        .resolve()
+        .map_err(|e| Failure::usage(format!("{what}: {e}")))
+}
+
+fn encryption(args: &BackupArgs) -> Result<Option<Encryption>, Failure> {
+    let passphrase = match (&args.encrypt_passphrase_env, &args.encrypt_passphrase_file) {
+        (Some(name), _) => Some(SecretSource::Env(name.clone())),
+        (None, Some(path)) => Some(SecretSource::File(path.clone())),
+        (None, None) => None,
+    };
+    match (passphrase, args.encrypt_recipient.is_empty()) {
+        (Some(_), false) => Err(Failure::usage(
+            "give age recipients or a passphrase, not both",
+        )),
+        (Some(source), true) => Ok(Some(Encryption::Passphrase(secret_from(
+            source,
+            "the encryption passphrase",
+        )?))),
+        (None, false) => Ok(Some(Encryption::Recipients(args.encrypt_recipient.clone()))),
+        (None, true) => Ok(None),
+    }
+}
+
+fn decryption(args: &DecryptArgs) -> Result<Option<Decryption>, Failure> {
+    if let Some(path) = &args.decrypt_key_file {
+        let key = secret_from(SecretSource::File(path.clone()), "the age identity file")?;
+        return Ok(Some(Decryption::Identities(key)));
+    }
+    let passphrase = match (&args.decrypt_passphrase_env, &args.decrypt_passphrase_file) {
+        (Some(name), _) => SecretSource::Env(name.clone()),
+        (None, Some(path)) => SecretSource::File(path.clone()),
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(Decryption::Passphrase(secret_from(
+        passphrase,
+        "the backup's passphrase",
+    )?)))
+}
+
+fn retention(keep: &KeepArgs) -> Retention {
+    Retention {
+        keep_last: keep.keep_last as usize,
+        keep_daily: keep.keep_daily as usize,
+        keep_weekly: keep.keep_weekly as usize,
+        keep_monthly: keep.keep_monthly as usize,
+        utc_offset: None,
+    }
+}
+
+fn jobs(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    })
+}
+
+/// `pgharbor backup`.
+pub async fn backup(args: BackupArgs) -> Result<u8, Failure> {
+    if args.print_cronjob {
+        return print_cronjob(&args);
+    }
+    let dest = destination(&args.to, &args.dest)?;
+    match &args.every {
+        None => {
+            let report = backup_once(&args, &dest).await?;
+            print_backup(&report, args.json)?;
+            Ok(0)
+        }
+        Some(every) => backup_on_schedule(&args, &dest, every).await,
+    }
+}
+
+/// One backup, then the optional verification and pruning.
+async fn backup_once(args: &BackupArgs, dest: &Destination) -> Result<BackupReport, Failure> {
+    let options = BackupOptions {
+        roles: args.roles,
+        with_role_passwords: args.with_role_passwords,
+        encrypt: encryption(args)?,
+        started_at: None,
+    };
+    let report = if is_redis(&args.url) {
+        pgharbor_backup::backup_redis(&redis_url(&args.url)?, dest, &options).await?
+    } else {
+        backup_databases(args, dest, &options).await?
+    };
+    if args.verify_after {
+        let (verify, restore_to) = verify_options(args.restore_to.as_deref(), None)?;
+        pgharbor_backup::verify(dest, Some(&report.id), restore_to.as_ref(), &verify)
+            .await?
+            .ensure_passed()?;
+    }
+    if args.prune {
+        pgharbor_backup::prune(dest, &retention(&args.keep), false).await?;
+    }
+    Ok(report)
+}
+
+async fn backup_databases(
+    args: &BackupArgs,
+    dest: &Destination,
+    options: &BackupOptions,
+) -> Result<BackupReport, Failure> {
+    let server = postgres_url(&args.url)?;
+    let selection = if args.all {
+        Selection::All
+    } else if args.database.is_empty() {
+        Selection::One(server.dbname().to_string())
+    } else {
+        Selection::List(args.database.clone())
+    };
+    Ok(pgharbor_backup::backup_postgres(&server, selection, dest, options).await?)
+}
+
+fn print_backup(report: &BackupReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    let manifest = &report.manifest;
+    println!(
+        "backup {} complete: {} file(s), {}, {:.1}s",
+        report.id,
+        manifest.files.len(),
+        human_bytes(report.size),
+        manifest.duration_seconds
+    );
+    for file in &manifest.files {
+        println!(
+            "  {}  {}  sha256 {}",
+            file.name,
+            human_bytes(file.size),
+            file.sha256
+        );
+    }
+    Ok(())
+}
+
+/// `--every`: a long-lived process (a container's main process).
+async fn backup_on_schedule(
+    args: &BackupArgs,
+    dest: &Destination,
+    every: &str,
+) -> Result<u8, Failure> {
+    let schedule = Schedule::parse(every, args.time_zone.as_deref())
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let mut options = RunnerOptions::new(job_name(args));
+    if let Some(url) = &args.notify {
+        options.webhook = Some(
+            pgharbor_schedule::Webhook::new(url, args.notify_success)
+                .map_err(|e| Failure::usage(e.to_string()))?,
+        );
+    }
+    if let Some(addr) = &args.listen {
+        options.metrics = Some(pgharbor_schedule::bind_metrics(addr).await?);
+    }
+    eprintln!("pgharbor: backing up on schedule {schedule}");
+    let totals = pgharbor_schedule::run_forever(
+        &schedule,
+        || scheduled_run(args, dest),
+        options,
+        pgharbor_schedule::shutdown_signal(),
+    )
+    .await?;
+    eprintln!(
+        "pgharbor: stopped after {} run(s), {} failed, {} skipped",
+        totals.runs, totals.failures, totals.skipped
+    );
+    Ok(0)
+}
+
+async fn scheduled_run(args: &BackupArgs, dest: &Destination) -> JobOutcome {
+    let started = Instant::now();
+    match backup_once(args, dest).await {
+        Ok(report) => {
+            let summary = format!(
+                "backup {} complete ({})",
+                report.id,
+                human_bytes(report.size)
+            );
+            eprintln!("pgharbor: {summary}");
+            JobOutcome {
+                success: true,
+                duration: started.elapsed(),
+                size_bytes: Some(report.size),
+                summary,
+                details: serde_json::json!({ "id": report.id, "destination": dest.to_string() }),
+            }
+        }
+        Err(failure) => {
+            let summary = failure.message();
+            eprintln!("pgharbor: backup failed: {summary}");
+            JobOutcome {
+                success: false,
+                duration: started.elapsed(),
+                size_bytes: None,
+                summary,
+                details: serde_json::json!({ "destination": dest.to_string() }),
+            }
+        }
+    }
+}
+
+fn job_name(args: &BackupArgs) -> String {
+    if is_redis(&args.url) {
+        return redis_url(&args.url)
+            .map(|u| u.to_string())
+            .unwrap_or_else(|_| "redis".into());
+    }
+    match postgres_url(&args.url) {
+        Ok(config) => format!("{}/{}", config.endpoint(), config.dbname()),
+        Err(_) => "backup".into(),
+    }
+}
+
+/// `--print-cronjob`: the same command as a Kubernetes CronJob (one backup
+/// per Job; `--every` itself becomes the CronJob's schedule).
+fn print_cronjob(args: &BackupArgs) -> Result<u8, Failure> {
+    let every = args.every.as_deref().expect("clap requires --every");
+    Schedule::parse(every, args.time_zone.as_deref()).map_err(|e| Failure::usage(e.to_string()))?;
+    let mut spec = pgharbor_schedule::CronJobSpec::new(&args.name, every, &args.image);
+    spec.namespace = args.namespace.clone();
+    spec.time_zone = args.time_zone.clone();
+    spec.args = cronjob_args();
+    for item in &args.secret_env {
+        spec.env_from_secret.push(secret_env(item)?);
+    }
+    let yaml =
+        pgharbor_schedule::cronjob_manifest(&spec).map_err(|e| Failure::usage(e.to_string()))?;
+    print!("{yaml}");
+    Ok(0)
+}
+
+/// This process's arguments without the scheduling and printing options.
+fn cronjob_args() -> Vec<String> {
+    const DROP_WITH_VALUE: &[&str] = &[
+        "--every",
+        "--time-zone",
+        "--image",
+        "--name",
+        "--namespace",
+        "--secret-env",
+        "--listen",
+    ];
+    const DROP: &[&str] = &["--print-cronjob"];
+    let mut out = Vec::new();
+    let mut args = std::env::args().skip(1).peekable();
+    while let Some(arg) = args.next() {
+        let flag = arg.split('=').next().unwrap_or(&arg).to_string();
+        if DROP.contains(&flag.as_str()) {
+            continue;
+        }
+        if DROP_WITH_VALUE.contains(&flag.as_str()) {
+            if !arg.contains('=') {
+                args.next();
+            }
+            continue;
+        }
+        out.push(arg);
+    }
+    out
+}
+
+fn secret_env(item: &str) -> Result<pgharbor_schedule::SecretEnv, Failure> {
+    let bad = || Failure::usage(format!("--secret-env {item:?}: expected ENV=SECRET:KEY"));
+    let (env, rest) = item.split_once('=').ok_or_else(bad)?;
+    let (secret, key) = rest.split_once(':').ok_or_else(bad)?;
+    Ok(pgharbor_schedule::SecretEnv {
+        env: env.to_string(),
+        secret: secret.to_string(),
+        key: key.to_string(),
+    })
+}
+
+/// Split `DEST/ID` into the destination and the id (`latest` allowed).
+fn split_backup(backup: &str) -> Result<(&str, &str), Failure> {
+    let trimmed = backup.trim_end_matches('/');
+    match trimmed.rsplit_once('/') {
+        Some((dest, id)) if id == "latest" || pgharbor_backup::parse_id(id).is_some() => {
+            Ok((dest, id))
+        }
+        _ => Err(Failure::usage(format!(
+            "{backup}: expected DEST/ID (e.g. s3://bucket/pg/20261126T020000Z) or DEST/latest; \
+             `pgharbor backups list DEST` shows the ids"
+        ))),
+    }
+}
+
+/// `pgharbor restore`.
+pub async fn restore(args: RestoreArgs) -> Result<u8, Failure> {
+    let (dest, id) = split_backup(&args.backup)?;
+    let dest = destination(dest, &args.dest)?;
+    if is_redis(&args.target) {
+        return restore_redis(&args, &dest, id).await;
+    }
+    let target = postgres_url(&args.target)?;
+    let options = pgharbor_backup::RestoreOptions {
+        database: args.database.clone(),
+        as_name: args.as_name.clone(),
+        clean: args.clean,
+        jobs: jobs(args.jobs),
+        roles: args.roles,
+        decryption: decryption(&args.decrypt)?,
+    };
+    let report = pgharbor_backup::restore(&dest, id, &target, &options).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+        );
+        return Ok(0);
+    }
+    println!("restored backup {}", report.id);
+    for db in &report.databases {
+        println!(
+            "  {} → {}: {} tables, {} rows, row counts equal to the backup's{}",
+            db.source,
+            db.target,
+            db.tables,
+            db.rows,
+            if db.missing_roles.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (owners not kept: roles missing on the target: {})",
+                    db.missing_roles.join(", ")
+                )
+            }
+        );
+    }
+    Ok(0)
+}
+
+/// `pgharbor restore DEST/ID redis://…`.
+async fn restore_redis(args: &RestoreArgs, dest: &Destination, id: &str) -> Result<u8, Failure> {
+    let options = pgharbor_backup::RedisRestoreOptions {
+        flush: args.flush,
+        decryption: decryption(&args.decrypt)?,
+    };
+    let report =
+        pgharbor_backup::restore_redis(dest, id, &redis_url(&args.target)?, &options).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+        );
+        return Ok(0);
+    }
+    println!(
+        "restored backup {}: {} keys with their TTLs ({} already expired, skipped){}",
+        report.id,
+        report.keys_restored,
+        report.keys_expired,
+        if report.flushed {
+            ", after emptying the target"
+        } else {
+            ""
+        }
+    );
+    Ok(0)
+}
+
+/// `pgharbor backups …`.
+pub async fn backups(command: BackupsCommand) -> Result<u8, Failure> {
+    match command {
+        BackupsCommand::List(args) => list(args).await,
+        BackupsCommand::Verify(args) => verify(args).await,
+        BackupsCommand::Prune(args) => prune(args).await,
+    }
+}
+
+async fn list(args: BackupsListArgs) -> Result<u8, Failure> {
+    let dest = destination(&args.dest, &args.store)?;
+    let entries = pgharbor_backup::list(&dest).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&entries).map_err(anyhow::Error::from)?
+        );
+        return Ok(0);
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header(["id", "time", "databases", "size", "state", "age"]);
+    for entry in &entries {
+        table.add_row([
+            entry.id.clone(),
+            entry.time.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            entry.databases.join(","),
+            human_bytes(entry.size),
+            state_text(entry.state, entry.problem.as_deref()),
+            pgharbor_health::duration::format_secs(entry.age_seconds.max(0) as f64),
+        ]);
+    }
+    println!("{table}");
+    Ok(0)
+}
+
+fn state_text(state: BackupState, problem: Option<&str>) -> String {
+    let name = serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    match problem {
+        Some(problem) => format!("{name}: {problem}"),
+        None => name,
+    }
+}
+
+async fn verify(args: BackupsVerifyArgs) -> Result<u8, Failure> {
+    let dest = destination(&args.dest, &args.store)?;
+    let (options, restore_to) =
+        verify_options(args.restore_to.as_deref(), decryption(&args.decrypt)?)?;
+    let report =
+        pgharbor_backup::verify(&dest, args.id.as_deref(), restore_to.as_ref(), &options).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+        );
+    } else if report.passed {
+        println!(
+            "backup {}: {} file(s) intact{}",
+            report.id,
+            report.files_checked,
+            if report.databases_restored > 0 {
+                format!(
+                    ", {} database(s) restored and row counts equal to the manifest",
+                    report.databases_restored
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    report.ensure_passed()?;
+    Ok(0)
+}
+
+async fn prune(args: BackupsPruneArgs) -> Result<u8, Failure> {
+    let dest = destination(&args.dest, &args.store)?;
+    let report = pgharbor_backup::prune(&dest, &retention(&args.keep), args.dry_run).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+        );
+        return Ok(0);
+    }
+    let verb = if args.dry_run {
+        "would delete"
+    } else {
+        "deleted"
+    };
+    for kept in &report.kept {
+        println!("keep   {}  ({})", kept.id, kept.reasons.join(", "));
+    }
+    for id in &report.removed {
+        println!("{verb} {id}");
+    }
+    Ok(0)
+}
+
+fn human_bytes(bytes: u64) -> String {
+    pgharbor_health::human_bytes(bytes as f64)
+}

@@ -1,0 +1,259 @@
+//! `pgharbor backup`, `backups list|verify|prune` and `restore` end to end
+//! against real servers and a local destination (the library's own tests
+//! cover S3, Azure Blob, encryption and the failure paths).
+
+use crate::harness::{pgharbor_with, scalar, Run, Scratch};
+use crate::postgres_copy::fingerprint;
+use pgharbor_testkit::{Cluster, Flavor};
+
+fn pgharbor_pg(args: &[&str]) -> Run {
+    let bin = Flavor::Pg16Vector.bin_dir().expect("PG16 binaries");
+    pgharbor_with(args, &[("PGHARBOR_PG_BIN", bin.to_str().unwrap())], None)
+}
+
+const SHOP: &str = "
+CREATE TABLE customer (id serial PRIMARY KEY, name text, since date);
+CREATE TABLE purchase (id bigserial PRIMARY KEY, customer_id int REFERENCES customer(id), total numeric(10,2), at timestamptz);
+INSERT INTO customer (name, since) SELECT 'customer ' || g, date '2020-01-01' + g FROM generate_series(1, 2000) g;
+INSERT INTO purchase (customer_id, total, at) SELECT 1 + g % 2000, g / 3.0, timestamptz '2026-01-01' + make_interval(mins => g) FROM generate_series(1, 20000) g;
+CREATE VIEW big_spenders AS SELECT customer_id, sum(total) FROM purchase GROUP BY customer_id HAVING sum(total) > 100000;
+";
+
+#[test]
+fn a_backup_is_listed_verified_by_restoring_restored_and_pruned() {
+    let server = Cluster::start(Flavor::Pg16Vector);
+    server.create_database("shop");
+    server.psql("shop", SHOP);
+    let scratch = Scratch::new();
+    let dest = scratch.path("backups");
+    let dest = dest.to_str().unwrap();
+
+    let taken = pgharbor_pg(&["backup", &server.url("shop"), "--to", dest]).success();
+    assert!(taken.stdout.contains("complete"), "{}", taken.stdout);
+    assert!(taken.stdout.contains("shop.dump.zst"), "{}", taken.stdout);
+
+    let listed = pgharbor_pg(&["backups", "list", dest, "--json"]).success();
+    let entries: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(entries.as_array().unwrap().len(), 1, "{}", listed.stdout);
+    assert_eq!(entries[0]["state"], "complete", "{}", listed.stdout);
+    let id = entries[0]["id"].as_str().unwrap().to_string();
+
+    let verified = pgharbor_pg(&[
+        "backups",
+        "verify",
+        dest,
+        &id,
+        "--restore-to",
+        &server.url("postgres"),
+    ])
+    .success();
+    assert!(
+        verified.stdout.contains("restored and row counts equal"),
+        "{}",
+        verified.stdout
+    );
+    let listed = pgharbor_pg(&["backups", "list", dest]).success();
+    assert!(listed.stdout.contains("verified"), "{}", listed.stdout);
+    assert_eq!(
+        scalar(
+            &server,
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgharbor_verify%'"
+        ),
+        "0",
+        "the scratch database is dropped"
+    );
+
+    let restored = pgharbor_pg(&[
+        "restore",
+        &format!("{dest}/latest"),
+        &server.url("postgres"),
+        "--as",
+        "shop_copy",
+    ])
+    .success();
+    assert!(
+        restored.stdout.contains("shop → shop_copy"),
+        "{}",
+        restored.stdout
+    );
+    for q in [
+        "SELECT * FROM customer",
+        "SELECT * FROM purchase",
+        "SELECT * FROM big_spenders",
+    ] {
+        assert_eq!(
+            fingerprint(&server, "shop", q),
+            fingerprint(&server, "shop_copy", q),
+            "{q}"
+        );
+    }
+    let refused = pgharbor_pg(&[
+        "restore",
+        &format!("{dest}/{id}"),
+        &server.url("postgres"),
+        "--as",
+        "shop_copy",
+    ]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(refused.stderr.contains("shop_copy"), "{}", refused.stderr);
+    pgharbor_pg(&[
+        "restore",
+        &format!("{dest}/{id}"),
+        &server.url("postgres"),
+        "--as",
+        "shop_copy",
+        "--clean",
+    ])
+    .success();
+
+    // A corrupted byte is found and named.
+    let dump = scratch.path("backups").join(&id).join("shop.dump.zst");
+    let mut bytes = std::fs::read(&dump).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&dump, bytes).unwrap();
+    let corrupt = pgharbor_pg(&["backups", "verify", dest, &id]);
+    assert_eq!(corrupt.code, 1, "{}", corrupt.all());
+    assert!(
+        corrupt.stderr.contains("shop.dump.zst"),
+        "{}",
+        corrupt.stderr
+    );
+
+    // Pruning never deletes the newest good backup; a dry run deletes nothing.
+    pgharbor_pg(&["backup", &server.url("shop"), "--to", dest]).success();
+    let dry = pgharbor_pg(&["backups", "prune", dest, "--keep-last", "1", "--dry-run"]).success();
+    assert!(
+        dry.stdout.contains(&format!("would delete {id}")),
+        "{}",
+        dry.stdout
+    );
+    let listed = pgharbor_pg(&["backups", "list", dest, "--json"]).success();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&listed.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    pgharbor_pg(&["backups", "prune", dest, "--keep-last", "1"]).success();
+    let listed = pgharbor_pg(&["backups", "list", dest, "--json"]).success();
+    let entries: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(entries.as_array().unwrap().len(), 1, "{}", listed.stdout);
+    assert_ne!(entries[0]["id"], id.as_str());
+}
+
+#[test]
+fn print_cronjob_writes_a_kubernetes_cronjob_without_secrets() {
+    let run = pgharbor_with(
+        &[
+            "backup",
+            "postgresql://backup@db:5432/app",
+            "--to",
+            "s3://backups/app",
+            "--every",
+            "0 2 * * *",
+            "--time-zone",
+            "Europe/Berlin",
+            "--print-cronjob",
+            "--secret-env",
+            "PGPASSWORD=app-db:password",
+            "--image",
+            "registry.example/pgharbor:1",
+        ],
+        &[],
+        None,
+    )
+    .success();
+    for needle in [
+        "kind: CronJob",
+        "schedule: \"0 2 * * *\"",
+        "timeZone: \"Europe/Berlin\"",
+        "concurrencyPolicy: Forbid",
+        "secretKeyRef",
+        "\"registry.example/pgharbor:1\"",
+        "\"s3://backups/app\"",
+    ] {
+        assert!(
+            run.stdout.contains(needle),
+            "{needle} missing:\n{}",
+            run.stdout
+        );
+    }
+    assert!(!run.stdout.contains("--print-cronjob"), "{}", run.stdout);
+    assert!(
+        !run.stdout.contains("--every"),
+        "the CronJob runs one backup per Job:\n{}",
+        run.stdout
+    );
+
+    let bad = pgharbor_with(
+        &[
+            "backup",
+            "postgresql://db/app",
+            "--to",
+            "/tmp/x",
+            "--every",
+            "0 25 * * *",
+            "--print-cronjob",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(bad.code, 2, "{}", bad.all());
+    assert!(bad.stderr.contains("hour"), "{}", bad.stderr);
+}
+
+#[test]
+fn a_redis_snapshot_is_backed_up_and_restored_key_by_key() {
+    use pgharbor_testkit::RedisServer;
+    let source = RedisServer::start();
+    let target = RedisServer::start();
+    let scratch = Scratch::new();
+    let dest = scratch.path("redis-backups");
+    let dest = dest.to_str().unwrap();
+    let cli = |server: &RedisServer, args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &server.port().to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    cli(&source, &["SET", "session:1", "alice", "EX", "3600"]);
+    cli(&source, &["RPUSH", "queue", "a", "b", "c"]);
+    cli(
+        &source,
+        &["-n", "2", "HSET", "user:7", "name", "bob", "plan", "pro"],
+    );
+
+    let taken = pgharbor_with(&["backup", &source.url(), "--to", dest], &[], None).success();
+    assert!(taken.stdout.contains("dump.rdb.zst"), "{}", taken.stdout);
+    cli(&target, &["SET", "stale", "x"]);
+    let refused = pgharbor_with(
+        &["restore", &format!("{dest}/latest"), &target.url()],
+        &[],
+        None,
+    );
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(refused.stderr.contains("db0"), "{}", refused.stderr);
+    let restored = pgharbor_with(
+        &[
+            "restore",
+            &format!("{dest}/latest"),
+            &target.url(),
+            "--flush",
+        ],
+        &[],
+        None,
+    )
+    .success();
+    assert!(restored.stdout.contains("3 keys"), "{}", restored.stdout);
+    assert_eq!(cli(&target, &["LRANGE", "queue", "0", "-1"]), "a\nb\nc");
+    assert_eq!(cli(&target, &["-n", "2", "HGET", "user:7", "plan"]), "pro");
+    let ttl: i64 = cli(&target, &["TTL", "session:1"]).parse().unwrap();
+    assert!((3500..=3600).contains(&ttl), "TTL kept: {ttl}");
+    assert_eq!(cli(&target, &["EXISTS", "stale"]), "0");
+}
