@@ -146,7 +146,6 @@ async fn kill_9_mid_backup_leaves_nothing_that_looks_good() {
 }
 
 #[tokio::test]
-#[ignore = "the local destination hides a killed writer's temporary file (.NAME.pgharbor-tmp.PID.N), so the killed backup's folder is never listed and prune cannot remove it; objstore should list temporary files of writers that are gone"]
 async fn kill_9_mid_backup_leaves_parts_that_prune_removes() {
     let name = "kill_9_mid_backup_leaves_parts_that_prune_removes";
     let Some(killed) = kill_mid_backup(name).await else {

@@ -3,7 +3,8 @@
 //! Every write goes to a hidden temporary file beside its target
 //! (`.NAME.pgharbor-tmp.PID.N`), is fsynced, renamed over the target and the
 //! directory fsynced: a reader sees the old object or the whole new one,
-//! never a part, even after a crash. Listings skip temporary files.
+//! never a part, even after a crash. Listings skip the temporary files of
+//! writes in progress, and show those of writers that are gone.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -183,12 +184,19 @@ impl Local {
         Ok(out)
     }
 
-    /// The object name of a file under the root, `None` for temporary files
-    /// and names that are not valid object names.
+    /// The object name of a file under the root: `None` for temporary files
+    /// of writes in progress and names that are not valid object names. The
+    /// temporary file of a writer that is gone (killed mid-write) is listed
+    /// under its own name, so what it belongs to shows as incomplete and can
+    /// be deleted.
     fn object_name(&self, path: &Path) -> Option<String> {
         let rel = path.strip_prefix(&self.root).ok()?.to_str()?;
         let file = path.file_name()?.to_str()?;
-        (!file.contains(TMP_MARKER) && crate::location::check_name(rel).is_ok())
+        if file.contains(TMP_MARKER) {
+            return (!writer_alive(file)).then(|| rel.to_owned());
+        }
+        crate::location::check_name(rel)
+            .is_ok()
             .then(|| rel.to_owned())
     }
 
@@ -265,6 +273,19 @@ fn is_missing(e: &io::Error) -> bool {
 }
 
 /// A unique hidden name beside `target`.
+/// Whether the process that wrote temporary file `file`
+/// (`.NAME.pgharbor-tmp.PID.N`) still runs on this machine.
+fn writer_alive(file: &str) -> bool {
+    let pid = file
+        .rsplit_once(TMP_MARKER)
+        .and_then(|(_, rest)| rest.split('.').next())
+        .and_then(|pid| pid.parse::<u32>().ok());
+    match pid {
+        Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),
+        None => true,
+    }
+}
+
 fn temp_path(target: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
