@@ -142,7 +142,10 @@ fn a_database_with_every_kind_of_object_and_vectors_is_copied_and_verified() {
         "{}",
         same.stdout
     );
-    target.psql("copy", "UPDATE post SET title = 'changed' WHERE id = 7; DELETE FROM event_2025 WHERE id = 5");
+    target.psql(
+        "copy",
+        "UPDATE post SET title = 'changed' WHERE id = 7; DELETE FROM event_2025 WHERE id = 5",
+    );
     let differs = pgharbor_pg(&["verify", &source.url("app"), &target.url("copy")]);
     assert_eq!(differs.code, 1, "{}", differs.all());
     assert!(
