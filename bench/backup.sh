@@ -5,16 +5,15 @@
 #   bash bench/backup.sh                    # ~470 MB database (700,000 orders)
 #   ROWS=200000 bash bench/backup.sh        # quick run (~150 MB)
 #   bash bench/backup.sh --keep             # leave the server (and its databases) running
+#   PGHARBOR_BIN=path bash bench/backup.sh  # measure that binary instead of building one
 #
 # One throwaway PostgreSQL 16 server (/opt/pgharbor/pg16, from scripts/setup.sh) holding the
 # database `shop` of bench/postgres/generate.sql. Measured:
-#   pgharbor backup     the library's backup_postgres (pg_dump -Fc -Z0 through in-process
-#                       multithreaded zstd, SHA-256 in the same pass) to a local directory,
-#                       through crates/backup/examples/backup_restore.rs (the CLI's
-#                       `pgharbor backup` is not wired yet)
+#   pgharbor backup     `pgharbor backup SRC --to DIR` (pg_dump -Fc -Z0 through in-process
+#                       multithreaded zstd, SHA-256 in the same pass) to a local directory
 #   pg_dump -Fc         to a file, pg_dump's default compression (gzip, in pg_dump's one thread)
-#   pgharbor restore    restore(…, jobs 2) into a new database (decompress, pg_restore -j2,
-#                       row counts checked against the manifest)
+#   pgharbor restore    `pgharbor restore DIR/ID SERVER --as NEW -j 2` into a new database
+#                       (decompress, pg_restore -j2, row counts checked against the manifest)
 #   pg_restore -j2      of the pg_dump -Fc file into a new database
 # Wall time and peak RSS (GNU time -v) of each; archive sizes; each restored database is
 # checked (row count of every table, indexes, constraints, sequences) against the source
@@ -57,10 +56,11 @@ if [ ! -x /usr/bin/time ]; then
 	apt-get install -y -q time >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q time >/dev/null; }
 fi
 echo "    $("$PG_BIN/postgres" --version)"
-TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
-cargo build --release -q -p pgharbor-backup --example backup_restore
-PGHARBOR="$TARGET_DIR/release/examples/backup_restore"
-echo "    $PGHARBOR"
+if [ -z "${PGHARBOR_BIN:-}" ]; then
+	cargo build --release -q -p pgharbor
+fi
+PGHARBOR="${PGHARBOR_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/pgharbor}"
+echo "    $PGHARBOR ($("$PGHARBOR" --version))"
 
 # ---------------------------------------------------------------- server
 # shellcheck source=../scripts/lib/throwaway-pg.sh
@@ -140,7 +140,7 @@ check() {
 
 export PGHARBOR_PG_BIN="$PG_BIN" # pg_dump/pg_restore 16 for the PostgreSQL 16 server
 say "pgharbor backup (pg_dump -Fc -Z0 | zstd -3 on every core, hashed, one pass)"
-measure pgharbor-backup "$PGHARBOR" backup "$BASE/postgres" shop "$SCRATCH/pgharbor"
+measure pgharbor-backup "$PGHARBOR" backup "$SRC" --to "$SCRATCH/pgharbor" --json
 ID=$(python3 -c "import json; print(json.load(open('$LOGS/pgharbor-backup.out'))['id'])" 2>/dev/null || echo none)
 H_BYTES=$(stat -c %s "$SCRATCH/pgharbor/$ID/shop.dump.zst" 2>/dev/null || echo 0)
 
@@ -149,7 +149,7 @@ measure pg_dump-Fc "$PG_BIN/pg_dump" -Fc -f "$SCRATCH/shop.dump" "$SRC"
 D_BYTES=$(stat -c %s "$SCRATCH/shop.dump" 2>/dev/null || echo 0)
 
 say "pgharbor restore, jobs 2"
-measure pgharbor-restore "$PGHARBOR" restore "$SCRATCH/pgharbor" "$ID" "$BASE/postgres" r_pgharbor 2
+measure pgharbor-restore "$PGHARBOR" restore "$SCRATCH/pgharbor/$ID" "$BASE/postgres" --as r_pgharbor -j 2
 check pgharbor-restore r_pgharbor
 
 say "pg_restore -j2 of the pg_dump -Fc file"

@@ -52,6 +52,11 @@ pub struct BackupEntry {
     pub state: BackupState,
     /// Why it is failed or corrupt.
     pub problem: Option<String>,
+    /// When its last verification passed, for a verified backup.
+    pub verified_at: Option<DateTime<Utc>>,
+    /// When any of its files was last written: recent for a backup that is
+    /// still running.
+    pub last_written: Option<DateTime<Utc>>,
     /// The manifest, when it is readable.
     #[serde(skip)]
     pub manifest: Option<Manifest>,
@@ -108,6 +113,11 @@ async fn entry(
         size,
         state: BackupState::Failed,
         problem: Some("no manifest: the backup failed, was interrupted, or is running".into()),
+        verified_at: None,
+        last_written: objects
+            .iter()
+            .map(|o| DateTime::<Utc>::from(o.last_modified))
+            .max(),
         manifest: None,
     };
     if has(MANIFEST_NAME) {
@@ -154,7 +164,8 @@ async fn judge(
         let digest = hex(&Sha256::digest(manifest_bytes));
         match record {
             Some(r) if r.manifest_sha256 == digest && r.passed => {
-                entry.state = BackupState::Verified
+                entry.state = BackupState::Verified;
+                entry.verified_at = Some(r.verified_at);
             }
             Some(r) if r.manifest_sha256 == digest => {
                 entry.state = BackupState::Corrupt;

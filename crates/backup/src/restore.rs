@@ -20,7 +20,7 @@ use crate::list;
 use crate::manifest::{DatabaseEntry, Manifest, TableCount};
 use crate::pg::{self, quote_ident, quote_literal};
 use crate::roles::{restore_roles, RolesReport};
-use crate::stream::{bridge, decode_into, program_failed};
+use crate::stream::{bridge, decode_into, program_failed, CHUNK};
 
 /// How to restore.
 #[derive(Debug, Clone, Default)]
@@ -199,7 +199,9 @@ pub(crate) async fn restore_database(
     let attribute_options_skipped =
         run_pg_restore(dest, manifest, entry, &config, keep_owners, options).await?;
     let client = pg::open(&config).await?;
+    let counting = std::time::Instant::now();
     let (tables, rows) = compare_counts(&client, entry).await?;
+    tracing::debug!("{name}: row counts compared in {:?}", counting.elapsed());
     Ok(RestoredDatabase {
         source: entry.name.clone(),
         target: name.to_owned(),
@@ -377,15 +379,27 @@ async fn run_pg_restore(
         config: config.clone(),
         keep_owners,
     };
+    let started = std::time::Instant::now();
     let dump = download_dump(dest, manifest, entry, options).await?;
+    tracing::debug!("{}: dump ready after {:?}", entry.name, started.elapsed());
     let pre_data = tool.pre_data_script(dump.path()).await?;
     let mut client = pg::open(config).await?;
     let mut filter = AttributeOptionFilter::probe(&mut client, [pre_data.as_str()])
         .await
         .map_err(|e| BackupError::postgres("probing column attribute options", &e))?;
     let jobs = options.jobs.max(1);
+    tracing::debug!(
+        "{}: pre-data read and probed after {:?}",
+        entry.name,
+        started.elapsed()
+    );
     if filter.is_empty() {
         tool.restore(dump.path(), jobs, &[]).await?;
+        tracing::debug!(
+            "{}: pg_restore done after {:?}",
+            entry.name,
+            started.elapsed()
+        );
         return Ok(Vec::new());
     }
     tool.apply_script(&filter.apply(&pre_data)).await?;
@@ -416,7 +430,15 @@ async fn download_dump(
             .suffix(".dump")
             .tempfile()
             .map_err(|e| io_error("creating a temporary file", &e))?;
-        decode_into(bridged, decryption.as_ref(), file.as_file_mut())?;
+        let mut out = std::io::BufWriter::with_capacity(CHUNK, file.as_file_mut());
+        let bytes = decode_into(bridged, decryption.as_ref(), &mut out)?;
+        out.flush()
+            .map_err(|e| io_error("writing the temporary file", &e))?;
+        drop(out);
+        tracing::debug!(
+            "{bytes} bytes of dump decompressed into {}",
+            file.path().display()
+        );
         Ok(file)
     })
     .await

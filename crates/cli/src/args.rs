@@ -630,9 +630,16 @@ pub struct StatusArgs {
     /// Transaction-ID age from which a database is a problem (critical from 1.5 billion).
     #[arg(long, default_value_t = 500_000_000, value_name = "AGE")]
     pub wraparound_warn: i64,
-    /// Report the last good backup in DEST.
+    /// Report on the backups in DEST (a directory, file://, s3://, az://): the last good
+    /// and last verified backup, counts per state, problems.
     #[arg(long, value_name = "DEST")]
     pub backups: Option<String>,
+    /// With --backups: a last good backup older than this is a problem.
+    #[arg(long, default_value = "26h", value_parser = parse_duration, requires = "backups")]
+    pub backups_max_age: std::time::Duration,
+    /// Object store options for --backups.
+    #[command(flatten)]
+    pub store: DestArgs,
     /// How many statements to list by total and by mean time.
     #[arg(long, default_value_t = 5)]
     pub top: i64,

@@ -17,7 +17,7 @@ use pgharbor_schedule::{JobOutcome, RunnerOptions, Schedule};
 use std::time::Instant;
 
 /// Parse a destination with the object-store options.
-fn destination(dest: &str, store: &DestArgs) -> Result<Destination, Failure> {
+pub(crate) fn destination(dest: &str, store: &DestArgs) -> Result<Destination, Failure> {
     let mut options = DestinationOptions::from_env();
     if store.s3_endpoint.is_some() {
         options.s3_endpoint = store.s3_endpoint.clone();

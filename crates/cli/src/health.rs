@@ -5,6 +5,7 @@ use crate::args::{CheckArgs, KillArgs, ServeArgs, StatusArgs};
 use crate::Failure;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use pgharbor_conn::ConnConfig;
+use pgharbor_health::backups::{BackupSummary, BackupView, BackupWatch};
 use pgharbor_health::duration::format_secs;
 use pgharbor_health::kill::{KillAction, KillOptions};
 use pgharbor_health::monitor::{Monitor, Watchlist};
@@ -349,10 +350,50 @@ pub fn pg_text(s: &PgStatus, colour: bool) -> String {
         let _ = writeln!(out, "\nExtensions in {}: {}", e.database, list.join(", "));
     }
     if let Some(b) = &s.backups {
-        let _ = writeln!(out, "\nBackups in {}: {}", b.dest, b.message);
+        backups_text(&mut out, b);
     }
     not_visible_text(&mut out, &s.not_visible);
     out
+}
+
+/// The `--backups DEST` section: last good and last verified backup, counts.
+fn backups_text(out: &mut String, b: &BackupView) {
+    let _ = writeln!(out, "\nBackups in {}:", b.dest);
+    if let Some(error) = &b.error {
+        let _ = writeln!(out, "  not readable: {error}");
+        return;
+    }
+    let line = |s: &BackupSummary| {
+        let took = s
+            .duration_seconds
+            .map(|d| format!(", took {}", format_secs(d)))
+            .unwrap_or_default();
+        format!(
+            "{} ({}, {} ago, {}{took}; {})",
+            s.id,
+            s.kind,
+            format_secs(s.age_seconds),
+            human_bytes(s.size as f64),
+            s.databases.join(", ")
+        )
+    };
+    let or_none = |s: Option<&BackupSummary>| s.map_or_else(|| "none".to_owned(), line);
+    let _ = writeln!(out, "  last good:     {}", or_none(b.last_good.as_ref()));
+    let _ = writeln!(
+        out,
+        "  last verified: {}",
+        or_none(b.last_verified.as_ref())
+    );
+    let c = b.counts;
+    let _ = writeln!(
+        out,
+        "  backups:       {} verified, {} complete, {} failed, {} corrupt (allowed age of the last good one: {})",
+        c.verified,
+        c.complete,
+        c.failed,
+        c.corrupt,
+        format_secs(b.max_age_seconds)
+    );
 }
 
 /// The terminal form of a Redis status.
@@ -452,6 +493,9 @@ pub fn redis_text(s: &RedisStatus, colour: bool) -> String {
             keys.join(", ")
         }
     );
+    if let Some(b) = &s.backups {
+        backups_text(&mut out, b);
+    }
     not_visible_text(&mut out, &s.not_visible);
     out
 }
@@ -463,7 +507,18 @@ pub async fn status(args: StatusArgs) -> Result<u8, Failure> {
         long_running_over: args.long_running_over,
         idle_in_transaction_over: args.idle_in_transaction_over,
         wraparound_warn: args.wraparound_warn,
-        backups: args.backups,
+        backups: args
+            .backups
+            .as_deref()
+            .map(|dest| {
+                let dest = crate::backup::destination(dest, &args.store)?;
+                Ok::<_, Failure>(BackupWatch {
+                    name: dest.to_string(),
+                    dest: Arc::new(dest),
+                    max_age: args.backups_max_age,
+                })
+            })
+            .transpose()?,
         top_statements: args.top,
         timeout: args.timeout,
     };
@@ -643,21 +698,6 @@ pub async fn serve(args: ServeArgs) -> Result<u8, Failure> {
     );
     let _ = std::io::stdout().flush();
     let monitor = Arc::new(Monitor::new(watch));
-    pgharbor_health::server::serve(monitor, listener, shutdown_signal()).await?;
+    pgharbor_health::server::serve(monitor, listener, pgharbor_schedule::shutdown_signal()).await?;
     Ok(0)
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -3,6 +3,7 @@
 //! cards stack on a phone. Every server card carries `data-server`,
 //! `data-kind` and `data-state="up|down"` for scripts and tests.
 
+use crate::backups::{BackupSummary, BackupView};
 use crate::duration::format_secs;
 use crate::human_bytes;
 use crate::monitor::Snapshot;
@@ -43,7 +44,7 @@ header p{margin:2px 0 0;color:var(--muted);font-size:13px}
 .card[data-state=down]{border-color:var(--bad);border-width:2px}
 .card h3{margin:0 0 4px;font-size:16px;display:flex;justify-content:space-between;gap:8px;align-items:center}
 .badge{font-size:12px;font-weight:700;padding:2px 8px;border-radius:10px;color:#fff}
-.badge.up{background:var(--ok)}.badge.down{background:var(--bad)}
+.badge.up{background:var(--ok)}.badge.down{background:var(--bad)}.badge.warn{background:var(--warn)}
 .target{color:var(--muted);font-size:12px;margin:0 0 8px;font-family:ui-monospace,monospace}
 dl{display:grid;grid-template-columns:auto 1fr;gap:2px 12px;margin:0 0 8px}dt{color:var(--muted)}dd{margin:0}
 table{border-collapse:collapse;width:100%;font-size:13px}td,th{text-align:left;padding:3px 6px;border-top:1px solid var(--line)}
@@ -55,7 +56,7 @@ ul.problems li.critical{border-left-color:var(--bad)}
 li.critical .sev{color:var(--bad)}li.warning .sev{color:var(--warn)}
 .none{margin:0 16px;color:var(--ok)}
 .error{color:var(--bad)}
-.wrap{padding:0 16px}
+.wrap{padding:0 16px;overflow-x:auto}
 footer{margin:24px 16px;color:var(--muted);font-size:13px}
 footer a{color:inherit}
 "#;
@@ -239,22 +240,64 @@ pub fn render(snap: &Snapshot) -> String {
     h.push_str("</div></section>\n");
 
     if !snap.backups.is_empty() {
-        h.push_str("<section id=\"backups\"><h2>Backups</h2><div class=\"wrap\"><table><thead><tr><th>name</th><th>destination</th><th>state</th></tr></thead><tbody>");
-        for b in &snap.backups {
-            let _ = write!(
-                h,
-                "<tr data-backup=\"{}\" data-state=\"{}\"><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&b.name),
-                b.state,
-                escape(&b.name),
-                escape(&b.dest),
-                escape(&b.message)
-            );
-        }
-        h.push_str("</tbody></table></div></section>\n");
+        backups_table(&mut h, &snap.backups);
     }
     h.push_str("<footer><a href=\"/metrics\">/metrics</a> · <a href=\"/api/status\">/api/status</a> · <a href=\"/healthz\">/healthz</a></footer>\n</body></html>\n");
     h
+}
+
+/// The backups section: per destination its health, the last good and
+/// last verified backup with their ages, and the count per state.
+fn backups_table(h: &mut String, backups: &[BackupView]) {
+    h.push_str("<section id=\"backups\"><h2>Backups</h2><div class=\"wrap\"><table><thead><tr>\
+<th>name</th><th>state</th><th>last good backup</th><th class=\"num\">size</th><th class=\"num\">took</th>\
+<th>last verified</th><th>backups</th><th>destination</th></tr></thead><tbody>");
+    for b in backups {
+        let ago = |s: Option<&BackupSummary>| {
+            s.map_or_else(
+                || "none".to_owned(),
+                |s| format!("{} ({} ago)", s.id, format_secs(s.age_seconds)),
+            )
+        };
+        let (size, took) = b.last_good.as_ref().map_or_else(
+            || ("-".to_owned(), "-".to_owned()),
+            |g| {
+                (
+                    human_bytes(g.size as f64),
+                    g.duration_seconds
+                        .map_or_else(|| "-".to_owned(), format_secs),
+                )
+            },
+        );
+        let c = b.counts;
+        let counts = if b.readable {
+            format!(
+                "{} verified, {} complete, {} failed, {} corrupt",
+                c.verified, c.complete, c.failed, c.corrupt
+            )
+        } else {
+            format!("unreadable: {}", b.error.as_deref().unwrap_or("no answer"))
+        };
+        let health = b.health();
+        let _ = write!(
+            h,
+            "<tr data-backup=\"{}\" data-state=\"{health}\"><td>{}</td><td><span class=\"badge {}\">{}</span></td>\
+<td>{}</td><td class=\"num\">{size}</td><td class=\"num\">{took}</td><td>{}</td><td>{}</td><td class=\"target\">{}</td></tr>",
+            escape(&b.name),
+            escape(&b.name),
+            match health {
+                "ok" => "up",
+                "warning" => "warn",
+                _ => "down",
+            },
+            health.to_uppercase(),
+            escape(&ago(b.last_good.as_ref())),
+            escape(&ago(b.last_verified.as_ref())),
+            escape(&counts),
+            escape(&b.dest)
+        );
+    }
+    h.push_str("</tbody></table></div></section>\n");
 }
 
 fn card_start(h: &mut String, name: &str, kind: &str, up: bool, target: &str) {

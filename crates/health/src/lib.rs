@@ -10,6 +10,9 @@
 //!   replication and slots, wraparound, archiver, cache hits, slow
 //!   statements, extension updates — each saying what it could not see and
 //!   why; [`problems`] picks what to show first. Redis: `INFO`.
+//! * [`backups`]: a backup destination's last good and last verified
+//!   backup, counts per state and problems (stale, failed, corrupt, never
+//!   verified), for `status --backups` and `serve`.
 //! * [`kill`]: list, then cancel or terminate sessions over a threshold.
 //! * [`monitor`]: the `serve` configuration and snapshots;
 //!   [`metrics`] renders them for Prometheus, [`dashboard`] as one HTML
@@ -18,6 +21,7 @@
 //! Passwords never appear in output: PostgreSQL targets are shown through
 //! `ConnConfig`'s masked `Display`, Redis targets through [`RedisUrl`]'s.
 
+pub mod backups;
 pub mod check;
 pub mod dashboard;
 pub mod duration;

@@ -4,6 +4,7 @@
 //! `pg_database_size_bytes`, …); every PostgreSQL series carries a
 //! `server` label with the configured name, never the URL.
 
+use crate::backups::{BackupSummary, BackupView};
 use crate::monitor::Snapshot;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -454,20 +455,7 @@ pub fn render(snap: &Snapshot) -> String {
             st.problems.len() as f64,
         );
     }
-    for bk in &snap.backups {
-        let l = vec![
-            ("backup", bk.name.clone()),
-            ("dest", bk.dest.clone()),
-            ("state", bk.state.to_owned()),
-        ];
-        m.add(
-            "pgharbor_backup_info",
-            g,
-            "A configured backup destination and its state (not_readable: this version cannot read backups; no time or size is reported).",
-            l,
-            1.0,
-        );
-    }
+    backup_metrics(&mut m, &snap.backups);
     m.add(
         "pgharbor_problems",
         g,
@@ -483,6 +471,91 @@ pub fn render(snap: &Snapshot) -> String {
         snap.generated_at,
     );
     m.render()
+}
+
+/// Per `[[backups]]` destination, labelled `backup` (its name). Timestamps
+/// are 0 while there is no such backup, so an alert on their age fires.
+fn backup_metrics(m: &mut Families, backups: &[BackupView]) {
+    let g = "gauge";
+    let unix_or_zero = |b: Option<&BackupSummary>, f: fn(&BackupSummary) -> Option<f64>| {
+        b.and_then(f).unwrap_or(0.0)
+    };
+    for bk in backups {
+        let l = || vec![("backup", bk.name.clone())];
+        let mut info = l();
+        info.push(("dest", bk.dest.clone()));
+        info.push(("health", bk.health().to_owned()));
+        m.add(
+            "pgharbor_backup_info",
+            g,
+            "A watched backup destination; health is ok, warning or critical.",
+            info,
+            1.0,
+        );
+        m.add(
+            "pgharbor_backup_destination_up",
+            g,
+            "Whether the destination could be listed (1) or not (0).",
+            l(),
+            if bk.readable { 1.0 } else { 0.0 },
+        );
+        let good = bk.last_good.as_ref();
+        m.add(
+            "pgharbor_backup_last_success_timestamp_seconds",
+            g,
+            "When the newest complete or verified backup finished (Unix time; 0 when there is none).",
+            l(),
+            unix_or_zero(good, |b| Some(b.finished_unix)),
+        );
+        m.add(
+            "pgharbor_backup_last_verified_timestamp_seconds",
+            g,
+            "When the newest verified backup's verification passed (Unix time; 0 when there is none).",
+            l(),
+            unix_or_zero(bk.last_verified.as_ref(), |b| b.verified_unix),
+        );
+        if let Some(good) = good {
+            m.add(
+                "pgharbor_backup_last_size_bytes",
+                g,
+                "Bytes stored by the newest complete or verified backup.",
+                l(),
+                good.size as f64,
+            );
+            if let Some(d) = good.duration_seconds {
+                m.add(
+                    "pgharbor_backup_last_duration_seconds",
+                    g,
+                    "How long the newest complete or verified backup took.",
+                    l(),
+                    d,
+                );
+            }
+        }
+        for (state, n) in [
+            ("complete", bk.counts.complete),
+            ("verified", bk.counts.verified),
+            ("failed", bk.counts.failed),
+            ("corrupt", bk.counts.corrupt),
+        ] {
+            let mut labels = l();
+            labels.push(("state", state.to_owned()));
+            m.add(
+                "pgharbor_backups",
+                g,
+                "Backups at the destination per state.",
+                labels,
+                n as f64,
+            );
+        }
+        m.add(
+            "pgharbor_backup_problems",
+            g,
+            "Problems with the destination's backups (stale, failed, corrupt, never verified, unreadable).",
+            l(),
+            bk.problems.len() as f64,
+        );
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! The `serve` configuration and the snapshot every endpoint renders.
 
+use crate::backups::{BackupView, BackupWatch};
 use crate::error::{HealthError, HealthErrorKind, Result};
 use crate::redis::RedisUrl;
-use crate::status::{self, BackupView, PgStatus, RedisStatus, StatusOptions};
+use crate::status::{self, PgStatus, RedisStatus, StatusOptions};
 use pgharbor_conn::{ConnConfig, Environment, SecretSource};
+use pgharbor_objstore::DestinationOptions;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
@@ -32,7 +34,9 @@ use std::time::{Duration, Instant};
 ///
 /// [[backups]]
 /// name = "nightly"
-/// dest = "s3://bucket/pg"
+/// dest = "s3://bucket/pg"          # credentials from AWS_* / AZURE_STORAGE_* variables
+/// max_age = "26h"                   # optional: older last good backup = problem (default 26h)
+/// s3_endpoint = "http://minio:9000" # optional; also s3_region, azure_endpoint
 /// ```
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,7 +58,7 @@ pub struct ServeConfig {
     pub redis: Vec<ServerEntry>,
     /// Backup destinations.
     #[serde(default)]
-    pub backups: Vec<BackupEntry>,
+    pub backups: Vec<BackupsEntry>,
 }
 
 /// `[thresholds]`.
@@ -84,11 +88,40 @@ pub struct ServerEntry {
 /// One `[[backups]]` entry.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BackupEntry {
+pub struct BackupsEntry {
     /// Name.
     pub name: String,
     /// Destination (`/dir`, `file://`, `s3://`, `az://`).
     pub dest: String,
+    /// How old the last good backup may be (`26h`, the default).
+    pub max_age: Option<String>,
+    /// S3: the endpoint of an S3-compatible service.
+    pub s3_endpoint: Option<String>,
+    /// S3: the region.
+    pub s3_region: Option<String>,
+    /// Azure Blob: the blob endpoint.
+    pub azure_endpoint: Option<String>,
+}
+
+impl BackupsEntry {
+    fn watch(&self) -> Result<BackupWatch> {
+        let max_age = match &self.max_age {
+            Some(text) => crate::duration::parse(text)
+                .map_err(|e| e.context(format!("[[backups]] {} max_age", self.name)))?,
+            None => crate::backups::DEFAULT_MAX_AGE,
+        };
+        let mut options = DestinationOptions::from_env();
+        if self.s3_endpoint.is_some() {
+            options.s3_endpoint = self.s3_endpoint.clone();
+        }
+        if self.s3_region.is_some() {
+            options.s3_region = self.s3_region.clone();
+        }
+        if self.azure_endpoint.is_some() {
+            options.azure_endpoint = self.azure_endpoint.clone();
+        }
+        BackupWatch::parse(&self.name, &self.dest, &options, max_age)
+    }
 }
 
 /// A PostgreSQL server ready to be watched.
@@ -123,7 +156,7 @@ pub struct Watchlist {
     /// Redis servers.
     pub redis: Vec<RedisWatch>,
     /// Backup destinations.
-    pub backups: Vec<BackupEntry>,
+    pub backups: Vec<BackupWatch>,
 }
 
 impl Watchlist {
@@ -232,7 +265,11 @@ impl Watchlist {
             options,
             postgres,
             redis,
-            backups: config.backups,
+            backups: config
+                .backups
+                .iter()
+                .map(BackupsEntry::watch)
+                .collect::<Result<_>>()?,
         })
     }
 }
@@ -310,6 +347,11 @@ impl Snapshot {
             }
             for pr in r.status.iter().flat_map(|s| &s.problems) {
                 out.push((r.name.clone(), pr.clone()));
+            }
+        }
+        for b in &self.backups {
+            for pr in &b.problems {
+                out.push((b.name.clone(), pr.clone()));
             }
         }
         out.sort_by_key(|(_, p)| p.severity);
@@ -435,12 +477,22 @@ impl Monitor {
                 status: None,
             }));
         }
-        let backups = self
+        let backup_tasks: Vec<_> = self
             .watch
             .backups
             .iter()
-            .map(|b| status::backup_view(&b.name, &b.dest))
+            .cloned()
+            .map(|w| {
+                let timeout = options.timeout;
+                tokio::spawn(async move { crate::backups::inspect(&w, timeout).await })
+            })
             .collect();
+        let mut backups = Vec::new();
+        for (t, w) in backup_tasks.into_iter().zip(&self.watch.backups) {
+            backups.push(t.await.unwrap_or_else(|e| {
+                crate::backups::unreadable(w, format!("collection failed: {e}"))
+            }));
+        }
         let mut snap = Snapshot {
             generated_at: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

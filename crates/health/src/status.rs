@@ -5,6 +5,7 @@
 //! would show it, so `status` works as a non-superuser (best with
 //! `pg_monitor`) and says what it could not see.
 
+use crate::backups::{BackupView, BackupWatch};
 use crate::error::{HealthError, HealthErrorKind, Result};
 use crate::redis::{self, Info, RedisUrl};
 use pgharbor_conn::ConnConfig;
@@ -24,7 +25,7 @@ pub struct StatusOptions {
     /// critical from 1.5 billion, of the 2.1 billion limit).
     pub wraparound_warn: i64,
     /// A backup destination to report on (`--backups DEST`).
-    pub backups: Option<String>,
+    pub backups: Option<BackupWatch>,
     /// How many statements to list by total and by mean time (default 5).
     pub top_statements: i64,
     /// Upper bound for connecting and for each query.
@@ -327,30 +328,6 @@ pub struct Extensions {
     pub installed: Vec<Extension>,
 }
 
-/// What could be read about a backup destination.
-#[derive(Debug, Clone, Serialize)]
-pub struct BackupView {
-    /// Name (from the `serve` configuration) or the destination itself.
-    pub name: String,
-    /// The destination as given.
-    pub dest: String,
-    /// `not_readable`: this version cannot read backup destinations.
-    pub state: &'static str,
-    /// Why.
-    pub message: String,
-}
-
-/// Backups are issue 7 and not implemented: no destination format exists
-/// yet, so nothing is invented here.
-pub fn backup_view(name: &str, dest: &str) -> BackupView {
-    BackupView {
-        name: name.to_owned(),
-        dest: crate::mask_any(dest),
-        state: "not_readable",
-        message: "not readable by this version: pgharbor does not take backups yet (pgharbor backup is planned), so there is no backup format to read".to_owned(),
-    }
-}
-
 /// Everything `status` knows about one PostgreSQL server.
 #[derive(Debug, Clone, Serialize)]
 pub struct PgStatus {
@@ -563,17 +540,19 @@ pub async fn collect_postgres(config: &ConnConfig, options: &StatusOptions) -> R
         "extensions",
         extensions(&client, config.dbname()).await,
     );
-    if let Some(dest) = &options.backups {
-        let view = backup_view(&crate::mask_any(dest), dest);
-        nv.push(NotVisible {
-            section: "backups",
-            reason: format!("{}: {}", view.dest, view.message),
-        });
-        status.backups = Some(view);
-    }
     status.not_visible = nv;
     status.problems = crate::problems::postgres(&status, options);
+    status.backups = with_backups(&mut status.problems, options).await;
     Ok(status)
+}
+
+/// The `--backups` destination's view, its problems added to `problems`.
+async fn with_backups(problems: &mut Vec<Problem>, options: &StatusOptions) -> Option<BackupView> {
+    let watch = options.backups.as_ref()?;
+    let view = crate::backups::inspect(watch, options.timeout).await;
+    problems.extend(view.problems.iter().cloned());
+    problems.sort_by_key(|p| p.severity);
+    Some(view)
 }
 
 fn seen<T>(nv: &mut Vec<NotVisible>, section: &'static str, r: Result<T>) -> Option<T> {
@@ -1006,6 +985,8 @@ pub struct RedisStatus {
     pub replication: Option<RedisReplication>,
     /// Keys per database.
     pub keyspace: Vec<RedisKeyspace>,
+    /// With `--backups DEST`.
+    pub backups: Option<BackupView>,
 }
 
 /// Redis memory use.
@@ -1101,6 +1082,7 @@ pub async fn collect_redis(url: &RedisUrl, options: &StatusOptions) -> Result<Re
         persistence: None,
         replication: None,
         keyspace: Vec::new(),
+        backups: None,
     };
     let info = match tokio::time::timeout(options.timeout, conn.info()).await {
         Ok(Ok(info)) => info,
@@ -1114,6 +1096,7 @@ pub async fn collect_redis(url: &RedisUrl, options: &StatusOptions) -> Result<Re
                 reason: format!("{e} (an ACL user needs +info)"),
             });
             status.problems = crate::problems::redis(&status);
+            status.backups = with_backups(&mut status.problems, options).await;
             return Ok(status);
         }
         Err(_) => {
@@ -1128,6 +1111,7 @@ pub async fn collect_redis(url: &RedisUrl, options: &StatusOptions) -> Result<Re
     };
     fill_redis(&mut status, &info);
     status.problems = crate::problems::redis(&status);
+    status.backups = with_backups(&mut status.problems, options).await;
     Ok(status)
 }
 

@@ -101,8 +101,25 @@ pub struct ToolError {
 
 /// Find the newest `name` (e.g. `pg_dump`) whose major version is at least
 /// `min_major`, searching the directories described in the crate overview.
+///
+/// A fitting program in `$PGHARBOR_PG_BIN` is taken as it is, without
+/// looking further: that directory is the user's explicit choice (and
+/// probing every other installation costs a process start each, a Perl
+/// start for Debian's `pg_wrapper`).
 pub fn find(name: &str, min_major: u32) -> Result<Program, ToolError> {
+    if let Some(dir) = std::env::var_os(PG_BIN_ENV) {
+        if let Some(chosen) = fitting_in(name, min_major, Path::new(&dir)) {
+            return Ok(chosen);
+        }
+    }
     find_in(name, min_major, &candidate_dirs())
+}
+
+/// `dir/name` when it runs and its major version is at least `min_major`.
+fn fitting_in(name: &str, min_major: u32, dir: &Path) -> Option<Program> {
+    let path = dir.join(name);
+    let version = program_version(&path)?;
+    (version.major >= min_major).then_some(Program { path, version })
 }
 
 /// [`find`] over an explicit list of directories (in order of preference
@@ -306,6 +323,20 @@ mod tests {
         let found = find_in("pg_dump", 15, &[a.clone(), b.clone()]).unwrap();
         assert_eq!(found.path, b.join("pg_dump"));
         assert_eq!(found.version.major, 17);
+    }
+
+    #[test]
+    fn the_chosen_directory_is_used_when_it_fits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (old, new) = (tmp.path().join("15"), tmp.path().join("16"));
+        fake_program(&old, "pg_dump", "15.19");
+        fake_program(&new, "pg_dump", "16.2");
+        assert_eq!(
+            fitting_in("pg_dump", 15, &old).unwrap().path,
+            old.join("pg_dump")
+        );
+        assert!(fitting_in("pg_dump", 16, &old).is_none(), "too old");
+        assert!(fitting_in("pg_restore", 15, &old).is_none(), "absent");
     }
 
     #[test]

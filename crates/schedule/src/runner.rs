@@ -99,8 +99,8 @@ pub async fn shutdown_signal() {
         }
     };
     tokio::select! {
-        () = interrupt => tracing::info!("SIGINT: stopping after the current run"),
-        () = terminate() => tracing::info!("SIGTERM: stopping after the current run"),
+        () = interrupt => tracing::info!("SIGINT: stopping (a run in progress finishes first)"),
+        () = terminate() => tracing::info!("SIGTERM: stopping (a run in progress finishes first)"),
     }
 }
 

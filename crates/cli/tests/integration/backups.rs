@@ -257,3 +257,253 @@ fn a_redis_snapshot_is_backed_up_and_restored_key_by_key() {
     assert!((3500..=3600).contains(&ttl), "TTL kept: {ttl}");
     assert_eq!(cli(&target, &["EXISTS", "stale"]), "0");
 }
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn problems_of(view: &serde_json::Value) -> String {
+    view["problems"].to_string()
+}
+
+/// `status --backups` and `serve`'s `[[backups]]` read what `pgharbor
+/// backup` wrote: the last good and last verified backup, its size and
+/// times, counts per state, and the problems (never verified, too old, a
+/// newer failed backup, a corrupt one, an unreadable destination).
+#[test]
+fn status_and_serve_show_the_last_good_and_verified_backup() {
+    use crate::serving::{metric, parse_metrics, Serve};
+    let server = Cluster::start(Flavor::Pg16Vector);
+    server.create_database("shop");
+    server.psql("shop", SHOP);
+    let scratch = Scratch::new();
+    let dir = scratch.path("backups");
+    std::fs::create_dir(&dir).unwrap();
+    let dest = dir.to_str().unwrap();
+    let url = server.url("shop");
+    let status = |extra: &[&str]| {
+        let mut args = vec!["status", &url, "--backups", dest, "--json"];
+        args.extend_from_slice(extra);
+        let run = pgharbor_pg(&args).success();
+        let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        json["backups"].clone()
+    };
+
+    let before = unix_now();
+    pgharbor_pg(&["backup", &url, "--to", dest]).success();
+    let after = unix_now();
+    let listed = pgharbor_pg(&["backups", "list", dest, "--json"]).success();
+    let entries: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let id = entries[0]["id"].as_str().unwrap().to_string();
+    let size = entries[0]["size"].as_u64().unwrap();
+
+    let view = status(&[]);
+    assert_eq!(view["last_good"]["id"], id.as_str(), "{view}");
+    assert_eq!(view["last_good"]["size"], size);
+    assert_eq!(view["last_good"]["kind"], "postgres");
+    assert_eq!(view["last_good"]["databases"], serde_json::json!(["shop"]));
+    let finished = view["last_good"]["finished_unix"].as_f64().unwrap();
+    assert!(
+        (before - 1.0..=after + 1.0).contains(&finished),
+        "{before} ≤ {finished} ≤ {after}"
+    );
+    assert_eq!(view["counts"]["complete"], 1);
+    assert_eq!(view["last_verified"], serde_json::Value::Null);
+    assert!(
+        problems_of(&view).contains("has been verified: run pgharbor backups verify"),
+        "{view}"
+    );
+
+    pgharbor_pg(&[
+        "backups",
+        "verify",
+        dest,
+        "--restore-to",
+        &server.url("postgres"),
+    ])
+    .success();
+    let listed = pgharbor_pg(&["backups", "list", dest, "--json"]).success();
+    let entries: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let size = entries[0]["size"].as_u64().unwrap(); // now with verification.json
+    let view = status(&[]);
+    assert_eq!(view["last_verified"]["id"], id.as_str(), "{view}");
+    assert_eq!(view["last_good"]["size"], size);
+    assert_eq!(view["counts"]["verified"], 1);
+    assert_eq!(view["problems"], serde_json::json!([]), "{view}");
+    let text = pgharbor_pg(&["status", &url, "--backups", dest]).success();
+    assert!(
+        text.stdout
+            .contains(&format!("last verified: {id} (postgres, ")),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains("1 verified, 0 complete"),
+        "{}",
+        text.stdout
+    );
+
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let stale = status(&["--backups-max-age", "1s"]);
+    let problems = problems_of(&stale);
+    assert!(
+        problems.contains(&format!("the last good backup {id} finished"))
+            && problems.contains("more than the allowed 1s"),
+        "{stale}"
+    );
+    assert_eq!(stale["problems"][0]["severity"], "critical");
+
+    // A newer backup without a manifest: still running while its files are
+    // fresh, failed once they are an hour old.
+    let failed_id = "29991231T235959Z";
+    let part = dir.join(failed_id).join("shop.dump.zst");
+    std::fs::create_dir(part.parent().unwrap()).unwrap();
+    std::fs::write(&part, b"partial").unwrap();
+    let running = status(&[]);
+    assert_eq!(running["newest"]["id"], failed_id);
+    assert_eq!(running["newest"]["state"], "failed");
+    assert_eq!(running["problems"], serde_json::json!([]), "{running}");
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&part)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+    let failed = status(&[]);
+    assert!(
+        problems_of(&failed).contains(&format!(
+            "the newest backup {failed_id} is failed: no manifest"
+        )),
+        "{failed}"
+    );
+    assert_eq!(failed["last_good"]["id"], id.as_str());
+
+    // serve: the same view as metrics, JSON and on the dashboard.
+    let serve = Serve::start(
+        &format!(
+            "refresh_seconds = 1\n[[backups]]\nname = \"nightly\"\ndest = \"{dest}\"\nmax_age = \"1h\"\n"
+        ),
+        &[],
+        &[],
+    );
+    let m = parse_metrics(&serve.get("/metrics"));
+    let nightly = [("backup", "nightly")];
+    let success = metric(
+        &m,
+        "pgharbor_backup_last_success_timestamp_seconds",
+        &nightly,
+    )
+    .unwrap();
+    assert!((success - finished).abs() < 0.01, "{success} vs {finished}");
+    assert_eq!(
+        metric(&m, "pgharbor_backup_last_size_bytes", &nightly),
+        Some(size as f64)
+    );
+    let verified_at = metric(
+        &m,
+        "pgharbor_backup_last_verified_timestamp_seconds",
+        &nightly,
+    )
+    .unwrap();
+    assert!(
+        verified_at >= success && verified_at <= unix_now(),
+        "{verified_at}"
+    );
+    assert!(metric(&m, "pgharbor_backup_last_duration_seconds", &nightly).unwrap() > 0.0);
+    for (state, n) in [
+        ("verified", 1.0),
+        ("complete", 0.0),
+        ("failed", 1.0),
+        ("corrupt", 0.0),
+    ] {
+        assert_eq!(
+            metric(
+                &m,
+                "pgharbor_backups",
+                &[("backup", "nightly"), ("state", state)]
+            ),
+            Some(n),
+            "{state}"
+        );
+    }
+    assert_eq!(metric(&m, "pgharbor_backup_problems", &nightly), Some(1.0));
+    assert_eq!(
+        metric(
+            &m,
+            "pgharbor_backup_info",
+            &[("backup", "nightly"), ("health", "warning")]
+        ),
+        Some(1.0)
+    );
+    let api: serde_json::Value = serde_json::from_str(&serve.get("/api/status")).unwrap();
+    assert_eq!(api["backups"][0]["last_good"]["id"], id.as_str());
+    assert_eq!(api["problem_count"], 1);
+    let html = serve.get("/");
+    assert!(
+        html.contains(r#"<tr data-backup="nightly" data-state="warning">"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("{id} (")),
+        "the last good backup is on the page"
+    );
+
+    // A truncated file makes the only good backup corrupt: nothing restorable.
+    let dump = dir.join(&id).join("shop.dump.zst");
+    let bytes = std::fs::read(&dump).unwrap();
+    std::fs::write(&dump, &bytes[..bytes.len() / 2]).unwrap();
+    let corrupt = status(&[]);
+    assert_eq!(corrupt["counts"]["corrupt"], 1, "{corrupt}");
+    assert_eq!(corrupt["last_good"], serde_json::Value::Null);
+    assert!(
+        problems_of(&corrupt).contains(&format!(
+            "no restorable backup at {dest}: 1 failed, 1 corrupt"
+        )),
+        "{corrupt}"
+    );
+    let html_after = {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        serve.get("/")
+    };
+    assert!(
+        html_after.contains(r#"<tr data-backup="nightly" data-state="critical">"#),
+        "{html_after}"
+    );
+
+    // A destination that does not answer: a critical problem, not a hang.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let run = pgharbor_with(
+        &[
+            "status",
+            &url,
+            "--backups",
+            "s3://nowhere/pg",
+            "--s3-endpoint",
+            &endpoint,
+            "--timeout",
+            "3s",
+            "--json",
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test-secret-key"),
+            ("AWS_REGION", "us-east-1"),
+        ],
+        None,
+    )
+    .success();
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let view = &json["backups"];
+    assert_eq!(view["readable"], false, "{view}");
+    assert!(
+        problems_of(view).contains("cannot read the backups at s3://nowhere/pg"),
+        "{view}"
+    );
+    assert!(!run.all().contains("test-secret-key"));
+}

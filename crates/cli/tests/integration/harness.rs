@@ -30,6 +30,20 @@ impl Run {
         assert_eq!(self.code, 0, "pgharbor failed:\n{}", self.all());
         self
     }
+
+    /// Panic unless the run exited with `code` and its stderr names every
+    /// one of `needles`.
+    pub fn fails_with(self, code: i32, needles: &[&str]) -> Run {
+        assert_eq!(self.code, code, "{}", self.all());
+        for needle in needles {
+            assert!(
+                self.stderr.contains(needle),
+                "{needle:?} not in:\n{}",
+                self.stderr
+            );
+        }
+        self
+    }
 }
 
 /// Run `pgharbor` with `args` and no DATABASE_URL.

@@ -3,13 +3,12 @@
 //! headless Chromium.
 
 use crate::harness::{pgharbor, Run};
+use crate::serving::{metric, parse_metrics, Serve};
 use pgharbor_testkit::{Cluster, ClusterOptions, Flavor, RedisOptions, RedisServer};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PG_PASSWORD: &str = "Pw-hunter2-pgh";
@@ -448,12 +447,20 @@ fn status_reports_every_section() {
         "1s",
         "--wraparound-warn",
         "3000",
-        "--backups",
-        "s3://key:s3secret@bucket/pg",
     ];
     let (s, run) = status_json(&url, &thresholds);
     assert_no_secret(&run.all());
-    assert!(!run.all().contains("s3secret"), "{}", run.all());
+    let credentials_in_dest =
+        pgharbor(&["status", &url, "--backups", "s3://key:s3secret@bucket/pg"]);
+    assert_eq!(credentials_in_dest.code, 2, "{}", credentials_in_dest.all());
+    assert!(
+        credentials_in_dest
+            .stderr
+            .contains("credentials in the URL are not supported"),
+        "{}",
+        credentials_in_dest.stderr
+    );
+    assert!(!credentials_in_dest.all().contains("s3secret"));
 
     // Server
     let server = &s["server"];
@@ -575,8 +582,7 @@ fn status_reports_every_section() {
         .expect("hstore listed");
     assert_eq!(hstore["installed_version"], "1.7");
     assert_eq!(hstore["update_available"], true);
-    assert_eq!(s["backups"]["state"], "not_readable");
-    assert_eq!(s["backups"]["dest"], "s3://key:****@bucket/pg");
+    assert_eq!(s["backups"], Value::Null, "only with --backups");
 
     // Problems, most severe first, naming each thing the test set up.
     let problems = s["problems"].as_array().unwrap();
@@ -659,13 +665,18 @@ fn status_reports_every_section() {
     );
     assert_no_secret(&run.all());
 
-    // `--backups`: a clear word that backups are not implemented yet.
-    let run = pgharbor(&["status", &url, "--backups", "/var/backups/pg"]);
+    // `--backups` on a destination holding none: a critical problem first
+    // (the backups tests cover real backups).
+    let empty = tempfile::tempdir().unwrap();
+    let dest = empty.path().to_str().unwrap();
+    let run = pgharbor(&["status", &url, "--backups", dest]);
     assert!(
-        run.stdout.contains("not readable by this version"),
+        run.stdout
+            .contains(&format!("[backups] no backup at {dest}")),
         "{}",
         run.stdout
     );
+    assert!(run.stdout.contains("last good:     none"), "{}", run.stdout);
 
     drop(b.holder);
     let _ = b.rt.block_on(b.blocked_task);
@@ -983,190 +994,11 @@ fn kill_lists_first_then_terminates_and_cancels() {
 
 // ------------------------------------------------------------------ serve
 
-/// A running `pgharbor serve`, killed on drop.
-struct Serve {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Serve {
-    fn start(config: &str, env: &[(&str, &str)]) -> Serve {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pgharbor.toml");
-        std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pgharbor"))
-            .args(["serve", "--config"])
-            .arg(&path)
-            .args(["--listen", "127.0.0.1:0"])
-            .env_remove("DATABASE_URL")
-            .env_remove("PGPASSWORD")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start pgharbor serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        if line.is_empty() {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("pgharbor serve did not start: {err}");
-        }
-        assert_no_secret(&line);
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
-        Serve {
-            child,
-            addr,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// One HTTP/1.1 request; returns the status, the headers (lower-case names) and the body.
-    fn request(&self, method: &str, path: &str) -> (u16, BTreeMap<String, String>, String) {
-        let mut s = TcpStream::connect(&self.addr).expect("connect to serve");
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        )
-        .unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).expect("read response");
-        let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP response");
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        assert_no_secret(body);
-        (status, headers, body.to_owned())
-    }
-
-    fn get(&self, path: &str) -> String {
-        let (status, _, body) = self.request("GET", path);
-        assert_eq!(status, 200, "GET {path}: {body}");
-        body
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-type Sample = (String, BTreeMap<String, String>, f64);
-
-/// Parses the Prometheus text format strictly enough to catch malformed output:
-/// every sample's family has `# HELP` and `# TYPE` lines before it.
-fn parse_metrics(text: &str) -> Vec<Sample> {
-    let mut typed = std::collections::BTreeSet::new();
-    let mut helped = std::collections::BTreeSet::new();
-    let mut out = Vec::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let mut parts = rest.split(' ');
-            typed.insert(parts.next().unwrap().to_owned());
-            assert!(matches!(parts.next(), Some("gauge" | "counter")), "{line}");
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            helped.insert(rest.split(' ').next().unwrap().to_owned());
-            continue;
-        }
-        assert!(
-            !line.is_empty() && !line.starts_with('#'),
-            "unexpected line {line:?}"
-        );
-        let (series, value) = line.rsplit_once(' ').expect("name value");
-        let value: f64 = value
-            .parse()
-            .unwrap_or_else(|_| panic!("bad value in {line}"));
-        let (name, labels) = match series.split_once('{') {
-            Some((n, l)) => (n, l.strip_suffix('}').expect("closing brace")),
-            None => (series, ""),
-        };
-        assert!(
-            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !name.starts_with(|c: char| c.is_ascii_digit()),
-            "bad metric name {name}"
-        );
-        assert!(
-            typed.contains(name) && helped.contains(name),
-            "{name} has no TYPE/HELP"
-        );
-        let mut map = BTreeMap::new();
-        let mut rest = labels;
-        while !rest.is_empty() {
-            let (k, after) = rest.split_once("=\"").expect("label=\"");
-            let mut value = String::new();
-            let mut chars = after.char_indices();
-            let mut end = after.len();
-            while let Some((i, ch)) = chars.next() {
-                match ch {
-                    '\\' => {
-                        let (_, e) = chars.next().unwrap();
-                        value.push(if e == 'n' { '\n' } else { e });
-                    }
-                    '"' => {
-                        end = i;
-                        break;
-                    }
-                    c => value.push(c),
-                }
-            }
-            map.insert(k.to_owned(), value);
-            rest = after[end + 1..].trim_start_matches(',');
-        }
-        out.push((name.to_owned(), map, value));
-    }
-    out
-}
-
-fn metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    samples
-        .iter()
-        .find(|(n, l, _)| {
-            n == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|(_, _, v)| *v)
-}
-
 fn serve_config(
     c: &Cluster,
     redis: &RedisServer,
     secret_file: &std::path::Path,
+    backups: &std::path::Path,
     refresh: u64,
 ) -> String {
     format!(
@@ -1188,11 +1020,12 @@ password = {{ file = "{secret}" }}
 
 [[backups]]
 name = "nightly"
-dest = "s3://bucket/pg"
+dest = "{backups}"
 "#,
         port = c.port(),
         redis_url = redis.url_without_password(),
         secret = secret_file.display(),
+        backups = backups.display(),
     )
 }
 
@@ -1226,9 +1059,14 @@ fn serve_metrics_healthz_api_and_dashboard() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("redis-password");
     std::fs::write(&secret, format!("{REDIS_PASSWORD}\n")).unwrap();
+    // An empty backup destination: its problem is on every page (the
+    // backups tests fill one).
+    let backups = dir.path().join("backups");
+    std::fs::create_dir(&backups).unwrap();
     let serve = Serve::start(
-        &serve_config(&c, &redis, &secret, 1),
+        &serve_config(&c, &redis, &secret, &backups, 1),
         &[("PGH_TEST_MAIN_PASSWORD", PG_PASSWORD)],
+        &[PG_PASSWORD, REDIS_PASSWORD],
     );
 
     let (status, _, body) = serve.request("GET", "/healthz");
@@ -1320,18 +1158,41 @@ fn serve_metrics_healthz_api_and_dashboard() {
         metric(&m, "redis_rdb_last_bgsave_ok", &[("server", "cache")]),
         Some(1.0)
     );
+    let nightly = [("backup", "nightly")];
     assert_eq!(
         metric(
             &m,
             "pgharbor_backup_info",
-            &[("backup", "nightly"), ("state", "not_readable")]
+            &[("backup", "nightly"), ("health", "critical")]
         ),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        metric(&m, "pgharbor_backup_destination_up", &nightly),
         Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "pgharbor_backup_last_success_timestamp_seconds",
+            &nightly
+        ),
+        Some(0.0),
+        "no good backup: 0, so an age alert fires"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "pgharbor_backups",
+            &[("backup", "nightly"), ("state", "complete")]
+        ),
+        Some(0.0)
     );
     assert!(
         !m.iter()
-            .any(|(n, _, _)| n.starts_with("pgharbor_backup_last")),
-        "no invented backup times"
+            .any(|(n, _, _)| n == "pgharbor_backup_last_size_bytes"),
+        "no invented size"
     );
 
     let api: Value = serde_json::from_str(&serve.get("/api/status")).expect("JSON");
@@ -1347,8 +1208,9 @@ fn serve_metrics_healthz_api_and_dashboard() {
     );
     assert_eq!(api["redis"][0]["up"], true);
     assert_eq!(api["redis"][0]["status"]["keyspace"][0]["keys"], 2);
-    assert_eq!(api["backups"][0]["state"], "not_readable");
-    assert_eq!(api["problem_count"], 1);
+    assert_eq!(api["backups"][0]["readable"], true);
+    assert_eq!(api["backups"][0]["last_good"], Value::Null);
+    assert_eq!(api["problem_count"], 2, "idle in transaction, no backup");
 
     let html = serve.get("/");
     assert!(
@@ -1359,7 +1221,11 @@ fn serve_metrics_healthz_api_and_dashboard() {
     assert!(html.contains(r#"<meta http-equiv="refresh" content="1">"#));
     assert!(html.contains(r#"name="viewport""#));
     assert!(!html.contains("<script"), "no JavaScript");
-    assert!(html.contains("not readable by this version"));
+    assert!(
+        html.contains(&format!("no backup at {}", backups.display())),
+        "{html}"
+    );
+    assert!(html.contains(r#"<tr data-backup="nightly" data-state="critical">"#));
     assert!(
         html.contains(&format!("pid {idle_pid} (postgres@app")),
         "the problem is on the page"
@@ -1419,6 +1285,14 @@ fn serve_config_errors_name_the_problem_not_the_secret() {
             "[[redis]] cache",
         ),
         ("listen = \"127.0.0.1:0\"\n".to_owned(), "nothing to watch"),
+        (
+            format!("[[backups]]\nname = \"nightly\"\ndest = \"s3://key:{PG_PASSWORD}@bucket/pg\"\n"),
+            "backups \"nightly\"",
+        ),
+        (
+            "[[backups]]\nname = \"nightly\"\ndest = \"/srv/b\"\nmax_age = \"daily\"\n".to_owned(),
+            "[[backups]] nightly max_age",
+        ),
     ];
     for (text, needle) in cases {
         let path = write(&text);
@@ -1470,9 +1344,12 @@ fn dashboard_in_headless_chromium_shows_up_then_down() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("redis-password");
     std::fs::write(&secret, REDIS_PASSWORD).unwrap();
+    let backups = dir.path().join("backups");
+    std::fs::create_dir(&backups).unwrap();
     let serve = Serve::start(
-        &serve_config(&c, &redis, &secret, 2),
+        &serve_config(&c, &redis, &secret, &backups, 2),
         &[("PGH_TEST_MAIN_PASSWORD", PG_PASSWORD)],
+        &[PG_PASSWORD, REDIS_PASSWORD],
     );
 
     let mut node = Command::new("node")

@@ -14,6 +14,7 @@ mod postgres_copy;
 mod quoting;
 mod real_world;
 mod secrets;
+mod serving;
 mod sqlite_errors;
 mod sqlite_migrate;
 mod sqlite_verify;

@@ -211,13 +211,8 @@ fn a_database_with_every_kind_of_object_and_vectors_is_copied_and_verified() {
     assert!(plan.contains("chunk_embedding_idx"), "{plan}");
 
     // A second run refuses: the target holds a finished copy.
-    let again = pgharbor_pg(&["migrate", &source.url("app"), &target.url("copy")]);
-    assert_eq!(again.code, 1, "{}", again.all());
-    assert!(
-        again.stderr.contains("finished, verified copy"),
-        "{}",
-        again.stderr
-    );
+    pgharbor_pg(&["migrate", &source.url("app"), &target.url("copy")])
+        .fails_with(1, &["finished, verified copy"]);
 }
 
 #[test]
@@ -232,22 +227,13 @@ fn a_downgrade_names_what_the_older_server_cannot_take_and_leaves_nothing_behind
         "app",
         "CREATE VIEW json_check AS SELECT meta IS JSON OBJECT AS ok FROM author",
     );
-    let refused = pgharbor_pg(&["migrate", &source.url("app"), &target.url("copy")]);
-    assert_eq!(refused.code, 1, "{}", refused.all());
-    assert!(
-        refused.stderr.contains("VIEW public.json_check"),
-        "{}",
-        refused.stderr
-    );
-    assert!(
-        refused.stderr.contains("PostgreSQL 15"),
-        "{}",
-        refused.stderr
-    );
-    assert!(
-        refused.stderr.contains("nothing was copied"),
-        "{}",
-        refused.stderr
+    pgharbor_pg(&["migrate", &source.url("app"), &target.url("copy")]).fails_with(
+        1,
+        &[
+            "VIEW public.json_check",
+            "PostgreSQL 15",
+            "nothing was copied",
+        ],
     );
     assert_eq!(
         scalar(
@@ -280,19 +266,12 @@ fn an_upgrade_from_15_and_a_missing_extension_is_refused_before_copying() {
     assert_same(&source, &target, "app", "copy", COMPARED);
 
     source.psql("app", "CREATE EXTENSION \"uuid-ossp\"");
-    let refused = pgharbor_pg(&["migrate", &source.url("app"), &target.url("other")]);
-    assert_eq!(refused.code, 1, "{}", refused.all());
-    assert!(
-        refused
-            .stderr
-            .contains("uuid-ossp 1.1 (the target offers no version of it)"),
-        "{}",
-        refused.stderr
-    );
-    assert!(
-        refused.stderr.contains("azure.extensions"),
-        "{}",
-        refused.stderr
+    pgharbor_pg(&["migrate", &source.url("app"), &target.url("other")]).fails_with(
+        1,
+        &[
+            "uuid-ossp 1.1 (the target offers no version of it)",
+            "azure.extensions",
+        ],
     );
     assert_eq!(
         scalar(
@@ -311,16 +290,8 @@ fn missing_roles_are_named_and_no_owner_copies_without_them() {
     source.create_database("app");
     source.psql("app", "CREATE ROLE mealie; CREATE TABLE recipe (id int PRIMARY KEY, name text); \
                         ALTER TABLE recipe OWNER TO mealie; INSERT INTO recipe VALUES (1, 'soup'), (2, 'bread')");
-    let refused = pgharbor_pg(&["migrate", &source.url("app"), &target.url("copy")]);
-    assert_eq!(refused.code, 1, "{}", refused.all());
-    assert!(
-        refused
-            .stderr
-            .contains("Roles missing on the target: mealie"),
-        "{}",
-        refused.stderr
-    );
-    assert!(refused.stderr.contains("--no-owner"), "{}", refused.stderr);
+    pgharbor_pg(&["migrate", &source.url("app"), &target.url("copy")])
+        .fails_with(1, &["Roles missing on the target: mealie", "--no-owner"]);
 
     pgharbor_pg(&[
         "migrate",
@@ -356,31 +327,20 @@ fn a_non_empty_target_and_a_too_old_pg_dump_are_explained() {
     source.psql("app", "CREATE TABLE t (id int)");
     target.create_database("busy");
     target.psql("busy", "CREATE TABLE mine (id int)");
-    let refused = pgharbor_pg(&["migrate", &source.url("app"), &target.url("busy")]);
-    assert_eq!(refused.code, 1, "{}", refused.all());
-    assert!(
-        refused.stderr.contains("not empty (it has public.mine)"),
-        "{}",
-        refused.stderr
-    );
+    pgharbor_pg(&["migrate", &source.url("app"), &target.url("busy")])
+        .fails_with(1, &["not empty (it has public.mine)"]);
 
     // Only PostgreSQL 15's pg_dump: it cannot read a 16 server.
     let pg15 = Flavor::Pg15.bin_dir().unwrap();
-    let run = pgharbor_with(
+    pgharbor_with(
         &["migrate", &source.url("app"), &target.url("fresh")],
         &[
             ("PGHARBOR_PG_BIN", pg15.to_str().unwrap()),
             ("PATH", "/usr/bin:/bin"),
         ],
         None,
-    );
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert!(run.stderr.contains("pg_dump 16 or newer"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("postgresql-client-16"),
-        "{}",
-        run.stderr
-    );
+    )
+    .fails_with(2, &["pg_dump 16 or newer", "postgresql-client-16"]);
 }
 
 #[test]
@@ -435,9 +395,7 @@ fn a_copy_killed_mid_way_resumes_table_by_table() {
         .unwrap();
     assert!(loaded < 8, "killed mid-copy");
 
-    let refused = pgharbor_pg(&["migrate", &source.url("app"), &target.url("copy")]);
-    assert_eq!(refused.code, 1, "{}", refused.all());
-    assert!(refused.stderr.contains("--resume"), "{}", refused.stderr);
+    pgharbor_pg(&["migrate", &source.url("app"), &target.url("copy")]).fails_with(1, &["--resume"]);
 
     // Tables the killed run loaded are re-verified against a new snapshot; the rest are copied.
     let run = pgharbor_pg(&[

@@ -413,19 +413,10 @@ pub async fn copy_large_objects(
         .await
         .map_err(target_error(doing()))?;
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        let mut offset: i64 = 0;
-        loop {
-            let row = source
-                .query_one(
-                    "SELECT pg_catalog.lo_get($1, $2, $3)",
-                    &[&oid, &offset, &LO_CHUNK],
-                )
-                .await
-                .map_err(source_error(doing()))?;
-            let chunk: Vec<u8> = row.get(0);
-            if chunk.is_empty() {
-                break;
-            }
+        let mut chunks = LargeObjectChunks::new(oid);
+        while let Some((offset, chunk)) =
+            chunks.next(source).await.map_err(source_error(doing()))?
+        {
             hasher.update(&chunk);
             tx.execute(
                 "SELECT pg_catalog.lo_put($1, $2, $3)",
@@ -433,7 +424,6 @@ pub async fn copy_large_objects(
             )
             .await
             .map_err(target_error(doing()))?;
-            offset += chunk.len() as i64;
         }
         tx.commit().await.map_err(target_error(doing()))?;
         digest.add(large_object_hash(oid, hasher.digest128()));
@@ -449,25 +439,49 @@ pub async fn large_objects_digest(
     let mut digest = TableDigest::default();
     for &oid in oids {
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        let mut offset: i64 = 0;
-        loop {
-            let row = client
-                .query_one(
-                    "SELECT pg_catalog.lo_get($1, $2, $3)",
-                    &[&oid, &offset, &LO_CHUNK],
-                )
-                .await
-                .map_err(target_error(format!("verifying large object {oid}")))?;
-            let chunk: Vec<u8> = row.get(0);
-            if chunk.is_empty() {
-                break;
-            }
+        let mut chunks = LargeObjectChunks::new(oid);
+        while let Some((_, chunk)) = chunks
+            .next(client)
+            .await
+            .map_err(target_error(format!("verifying large object {oid}")))?
+        {
             hasher.update(&chunk);
-            offset += chunk.len() as i64;
         }
         digest.add(large_object_hash(oid, hasher.digest128()));
     }
     Ok(digest)
+}
+
+/// Reads a large object in chunks of [`LO_CHUNK`] bytes with `lo_get`.
+struct LargeObjectChunks {
+    oid: u32,
+    offset: i64,
+}
+
+impl LargeObjectChunks {
+    fn new(oid: u32) -> Self {
+        LargeObjectChunks { oid, offset: 0 }
+    }
+
+    /// The next chunk and its offset; `None` after the last one.
+    async fn next(
+        &mut self,
+        client: &Client,
+    ) -> Result<Option<(i64, Vec<u8>)>, tokio_postgres::Error> {
+        let row = client
+            .query_one(
+                "SELECT pg_catalog.lo_get($1, $2, $3)",
+                &[&self.oid, &self.offset, &LO_CHUNK],
+            )
+            .await?;
+        let chunk: Vec<u8> = row.get(0);
+        if chunk.is_empty() {
+            return Ok(None);
+        }
+        let at = self.offset;
+        self.offset += chunk.len() as i64;
+        Ok(Some((at, chunk)))
+    }
 }
 
 fn large_object_hash(oid: u32, content: u128) -> u128 {
