@@ -497,6 +497,9 @@ pub struct MigrateArgs {
     /// Vector stores (Chroma sources, and Open WebUI's vector_db/ under --preset).
     #[command(flatten)]
     pub vectors: VectorArgs,
+    /// Serve the migration's progress as Prometheus metrics on ADDR (/metrics, /healthz) while it runs.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
 }
 
 /// Where Chroma collections go in PostgreSQL.

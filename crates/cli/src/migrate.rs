@@ -257,6 +257,9 @@ async fn migrate_chroma(args: &MigrateArgs, dir: &std::path::Path) -> Result<u8,
 
 /// `pgharbor migrate`.
 pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
+    if let Some(addr) = &args.listen {
+        progress::serve_metrics(addr, &args.common.source).await?;
+    }
     if let Some(dir) =
         crate::chroma::chroma_dir(&args.common.source).filter(|_| args.common.preset.is_none())
     {

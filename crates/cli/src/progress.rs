@@ -1,10 +1,40 @@
-//! Progress on stderr: bars on a terminal, plain lines otherwise, nothing with --json.
+//! Progress on stderr: bars on a terminal, plain lines otherwise, nothing with
+//! --json; and, with `migrate --listen ADDR`, as Prometheus metrics.
 
+use crate::Failure;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pgharbor_health::progress::MigrationProgress;
 use pgharbor_migrate::Progress;
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The progress metrics of this process, once `--listen` started their endpoint.
+static METRICS: OnceLock<Arc<MigrationProgress>> = OnceLock::new();
+
+/// Binds `addr` and serves the progress of the migration of `source` on it
+/// (`/metrics`, `/healthz`) for the rest of the process; every reporter
+/// created afterwards feeds it.
+pub async fn serve_metrics(addr: &str, source: &str) -> Result<(), Failure> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Failure::usage(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Failure::usage(format!("cannot listen on {addr}: {e}")))?;
+    let metrics = Arc::new(MigrationProgress::new(&pgharbor_health::mask_any(source)));
+    let _ = METRICS.set(metrics.clone());
+    eprintln!("pgharbor: progress metrics on http://{local}/metrics");
+    tokio::spawn(async move {
+        let render = move || metrics.render();
+        if let Err(e) =
+            pgharbor_health::server::serve_metrics(listener, std::future::pending(), render).await
+        {
+            tracing::warn!("the progress metrics endpoint stopped: {e}");
+        }
+    });
+    Ok(())
+}
 
 /// A table's bar and the bytes sent so far.
 struct TableBar {
@@ -18,6 +48,7 @@ pub struct Reporter {
     bars: Option<MultiProgress>,
     tables: Mutex<HashMap<String, TableBar>>,
     plain: bool,
+    metrics: Option<Arc<MigrationProgress>>,
 }
 
 impl Reporter {
@@ -30,6 +61,7 @@ impl Reporter {
             bars,
             tables: Mutex::new(HashMap::new()),
             plain: !terminal && !json,
+            metrics: METRICS.get().cloned(),
         })
     }
 
@@ -43,6 +75,9 @@ impl Reporter {
 
 impl Progress for Reporter {
     fn phase(&self, name: &str) {
+        if let Some(m) = &self.metrics {
+            m.phase(name);
+        }
         match &self.bars {
             Some(bars) => {
                 let _ = bars.println(format!("pgharbor: {name}…"));
@@ -53,6 +88,9 @@ impl Progress for Reporter {
     }
 
     fn table_started(&self, table: &str, rows: u64) {
+        if let Some(m) = &self.metrics {
+            m.table_started(table, rows);
+        }
         let Some(bars) = &self.bars else { return };
         let bar = bars.add(ProgressBar::new(rows));
         bar.set_style(
@@ -75,6 +113,9 @@ impl Progress for Reporter {
     }
 
     fn rows_sent(&self, table: &str, rows: u64, bytes: u64) {
+        if let Some(m) = &self.metrics {
+            m.rows_sent(table, rows, bytes);
+        }
         if let Some(entry) = self.tables.lock().expect("bars lock").get_mut(table) {
             entry.bytes += bytes;
             let seconds = entry.started.elapsed().as_secs_f64().max(0.001);
@@ -88,6 +129,9 @@ impl Progress for Reporter {
     }
 
     fn table_finished(&self, table: &str) {
+        if let Some(m) = &self.metrics {
+            m.table_finished(table);
+        }
         if let Some(entry) = self.tables.lock().expect("bars lock").get(table) {
             entry.bar.finish();
         } else if self.plain {

@@ -14,6 +14,8 @@
 //!   backup, counts per state and problems (stale, failed, corrupt, never
 //!   verified), for `status --backups` and `serve`.
 //! * [`kill`]: list, then cancel or terminate sessions over a threshold.
+//! * [`progress`]: a running migration's progress as metrics
+//!   (`migrate --listen`).
 //! * [`monitor`]: the `serve` configuration and snapshots;
 //!   [`metrics`] renders them for Prometheus, [`dashboard`] as one HTML
 //!   page, and [`server`] serves both over HTTP.
@@ -30,6 +32,7 @@ pub mod kill;
 pub mod metrics;
 pub mod monitor;
 pub mod problems;
+pub mod progress;
 pub mod redis;
 pub mod server;
 pub mod status;

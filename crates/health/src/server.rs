@@ -2,8 +2,8 @@
 //!
 //! hyper's HTTP/1 server with a hand-written match on the path: four GET
 //! routes do not need a router framework. [`serve_with`], [`response`] and
-//! [`reject_non_get`] are the reusable parts (the scheduler's `/metrics`
-//! endpoint is served by them too).
+//! [`reject_non_get`] are the reusable parts; [`serve_metrics`] serves just
+//! `/metrics` and `/healthz` (the scheduler's endpoint and a migration's).
 
 use crate::monitor::Monitor;
 use bytes::Bytes;
@@ -101,6 +101,37 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     serve_with(listener, shutdown, move |req| handle(monitor.clone(), req)).await
+}
+
+/// Serves `/metrics` (the text `render` returns at each request) and
+/// `/healthz` on `listener` until `shutdown` completes.
+pub async fn serve_metrics<R>(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    render: R,
+) -> std::io::Result<()>
+where
+    R: Fn() -> String + Clone + Send + Sync + 'static,
+{
+    serve_with(listener, shutdown, move |req: Request<Incoming>| {
+        let render = render.clone();
+        async move {
+            if let Some(r) = reject_non_get(req.method()) {
+                return Ok(r);
+            }
+            let text = "text/plain; charset=utf-8";
+            Ok(match req.uri().path() {
+                "/metrics" => response(StatusCode::OK, crate::metrics::CONTENT_TYPE, render()),
+                "/healthz" => response(StatusCode::OK, text, "ok\n"),
+                _ => response(
+                    StatusCode::NOT_FOUND,
+                    text,
+                    "not found; try /metrics or /healthz\n",
+                ),
+            })
+        }
+    })
+    .await
 }
 
 /// Serves HTTP/1 on `listener` until `shutdown` completes, answering every

@@ -6,16 +6,12 @@
 //! until a run succeeds, so an alert on its age fires for a job that never
 //! succeeded. Duration and size appear after the first run reporting them.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Request, Response, StatusCode};
 use jiff::Timestamp;
-use pgharbor_health::metrics::{Families, CONTENT_TYPE};
-use pgharbor_health::server::{reject_non_get, response, serve_with};
+use pgharbor_health::metrics::Families;
+use pgharbor_health::server::serve_metrics;
 use tokio::net::TcpListener;
 
 /// What the runner has done so far; shared with the HTTP server.
@@ -126,31 +122,6 @@ pub(crate) fn render(job: &str, state: &State) -> String {
     m.render()
 }
 
-/// Answers one request: `/metrics`, `/healthz` (the runner is alive), or 404.
-async fn handle(
-    job: Arc<str>,
-    state: SharedState,
-    req: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    if let Some(r) = reject_non_get(req.method()) {
-        return Ok(r);
-    }
-    let text = "text/plain; charset=utf-8";
-    Ok(match req.uri().path() {
-        "/metrics" => response(
-            StatusCode::OK,
-            CONTENT_TYPE,
-            state.update(|s| render(&job, s)),
-        ),
-        "/healthz" => response(StatusCode::OK, text, "ok\n"),
-        _ => response(
-            StatusCode::NOT_FOUND,
-            text,
-            "not found; try /metrics or /healthz\n",
-        ),
-    })
-}
-
 /// Serves `state` on `listener` until `shutdown` completes.
 pub(crate) async fn serve(
     job: &str,
@@ -159,8 +130,8 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let job: Arc<str> = Arc::from(job);
-    serve_with(listener, shutdown, move |req| {
-        handle(job.clone(), state.clone(), req)
+    serve_metrics(listener, shutdown, move || {
+        state.update(|s| render(&job, s))
     })
     .await
 }

@@ -419,3 +419,74 @@ fn a_copy_killed_mid_way_resumes_table_by_table() {
         "finished"
     );
 }
+
+/// `migrate --listen` serves the run's progress while it runs: held up by
+/// a lock on a source table (pg_dump waits for it), the endpoint answers
+/// with the phase; once the lock goes the copy finishes.
+#[test]
+fn migrate_listen_serves_progress_metrics_while_it_runs() {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let source = Cluster::start(Flavor::Pg16Vector);
+    let target = Cluster::start(Flavor::Pg16Vector);
+    source.create_database("app");
+    source.psql(
+        "app",
+        "CREATE TABLE item (id int PRIMARY KEY, name text); \
+         INSERT INTO item SELECT g, 'item ' || g FROM generate_series(1, 1000) g",
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let holder = rt.block_on(source.client("app"));
+    rt.block_on(holder.batch_execute("BEGIN; LOCK TABLE item IN ACCESS EXCLUSIVE MODE"))
+        .unwrap();
+
+    let bin = Flavor::Pg16Vector.bin_dir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgharbor"))
+        .args(["migrate", &source.url("app"), &target.url("copy")])
+        .args(["--listen", "127.0.0.1:0"])
+        .env("PGHARBOR_PG_BIN", bin)
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start pgharbor");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix("/metrics\n"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        raw
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut metrics = get("/metrics");
+    while !metrics.contains("phase=\"schema\"") {
+        assert!(Instant::now() < deadline, "no schema phase:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(100));
+        metrics = get("/metrics");
+    }
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains("pgharbor_migration_started_timestamp_seconds{source=\"postgresql://"),
+        "{metrics}"
+    );
+    assert!(get("/healthz").ends_with("ok\n"));
+
+    rt.block_on(holder.batch_execute("COMMIT")).unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(status.success(), "{rest}");
+    assert_eq!(scalar(&target, "copy", "SELECT count(*) FROM item"), "1000");
+}
