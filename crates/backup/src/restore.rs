@@ -4,7 +4,7 @@
 //! compare the row counts with the manifest.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use pgharbor_conn::ConnConfig;
@@ -35,6 +35,9 @@ pub struct RestoreOptions {
     /// file first (as large as the uncompressed dump), which `pg_restore`
     /// reads twice: the pre-data to check, then everything.
     pub jobs: usize,
+    /// Where that temporary file goes; the system's temporary directory
+    /// (`$TMPDIR`) when `None`.
+    pub temp_dir: Option<PathBuf>,
     /// Restore the roles first, when the backup has them.
     pub roles: bool,
     /// The identities or passphrase of an encrypted backup.
@@ -185,6 +188,11 @@ pub(crate) async fn restore_database(
     admin: &Client,
     options: &RestoreOptions,
 ) -> Result<RestoredDatabase> {
+    // The dump first: a download, decryption or disk problem must not cost
+    // the target database that `clean` would replace.
+    let started = std::time::Instant::now();
+    let dump = download_dump(dest, manifest, entry, options).await?;
+    tracing::debug!("{}: dump ready after {:?}", entry.name, started.elapsed());
     let created = prepare_database(admin, target, entry, name, options.clean).await?;
     let mut owners = entry.object_owners.clone();
     owners.push(entry.owner.clone());
@@ -197,7 +205,7 @@ pub(crate) async fn restore_database(
     let config = target.with_dbname(name);
     let keep_owners = missing_roles.is_empty();
     let attribute_options_skipped =
-        run_pg_restore(dest, manifest, entry, &config, keep_owners, options).await?;
+        run_pg_restore(dump.path(), manifest, entry, &config, keep_owners, options).await?;
     let client = pg::open(&config).await?;
     let counting = std::time::Instant::now();
     let (tables, rows) = compare_counts(&client, entry).await?;
@@ -358,7 +366,7 @@ fn split_list(value: &str) -> Vec<String> {
     out
 }
 
-/// Restores the dump into `config`'s database from a temporary file. The
+/// Restores the decompressed `dump` into `config`'s database. The
 /// pre-data is read first (`pg_restore --section=pre-data -f -`) and its
 /// column attribute options are probed on the target: when it knows them
 /// all, one `pg_restore` restores everything; otherwise the pre-data without
@@ -366,7 +374,7 @@ fn split_list(value: &str) -> Vec<String> {
 /// `pg_restore` restores the data and post-data. Returns what was left out,
 /// as `option (N columns)`.
 async fn run_pg_restore(
-    dest: &Destination,
+    dump: &Path,
     manifest: &Manifest,
     entry: &DatabaseEntry,
     config: &ConnConfig,
@@ -378,11 +386,10 @@ async fn run_pg_restore(
         program: pgharbor_pgtools::find("pg_restore", major)?,
         config: config.clone(),
         keep_owners,
+        temp_dir: options.temp_dir.clone(),
     };
     let started = std::time::Instant::now();
-    let dump = download_dump(dest, manifest, entry, options).await?;
-    tracing::debug!("{}: dump ready after {:?}", entry.name, started.elapsed());
-    let pre_data = tool.pre_data_script(dump.path()).await?;
+    let pre_data = tool.pre_data_script(dump).await?;
     let mut client = pg::open(config).await?;
     let mut filter = AttributeOptionFilter::probe(&mut client, [pre_data.as_str()])
         .await
@@ -394,7 +401,7 @@ async fn run_pg_restore(
         started.elapsed()
     );
     if filter.is_empty() {
-        tool.restore(dump.path(), jobs, &[]).await?;
+        tool.restore(dump, jobs, &[]).await?;
         tracing::debug!(
             "{}: pg_restore done after {:?}",
             entry.name,
@@ -403,12 +410,8 @@ async fn run_pg_restore(
         return Ok(Vec::new());
     }
     tool.apply_script(&filter.apply(&pre_data)).await?;
-    tool.restore(
-        dump.path(),
-        jobs,
-        &["--section=data", "--section=post-data"],
-    )
-    .await?;
+    tool.restore(dump, jobs, &["--section=data", "--section=post-data"])
+        .await?;
     Ok(filter.skipped())
 }
 
@@ -424,12 +427,9 @@ async fn download_dump(
         .await?;
     let bridged = bridge(download.into_reader());
     let decryption = options.decryption.clone();
+    let temp_dir = options.temp_dir.clone();
     tokio::task::spawn_blocking(move || {
-        let mut file = tempfile::Builder::new()
-            .prefix("pgharbor-restore-")
-            .suffix(".dump")
-            .tempfile()
-            .map_err(|e| io_error("creating a temporary file", &e))?;
+        let mut file = temp_file(temp_dir.as_deref(), "pgharbor-restore-", ".dump")?;
         let mut out = std::io::BufWriter::with_capacity(CHUNK, file.as_file_mut());
         let bytes = decode_into(bridged, decryption.as_ref(), &mut out)?;
         out.flush()
@@ -455,6 +455,7 @@ struct PgRestore {
     program: Program,
     config: ConnConfig,
     keep_owners: bool,
+    temp_dir: Option<PathBuf>,
 }
 
 impl PgRestore {
@@ -505,11 +506,7 @@ impl PgRestore {
     /// Runs `sql` with the `psql` next to `pg_restore`, stopping at the
     /// first error, in one transaction.
     async fn apply_script(&self, sql: &str) -> Result<()> {
-        let mut file = tempfile::Builder::new()
-            .prefix("pgharbor-pre-data-")
-            .suffix(".sql")
-            .tempfile()
-            .map_err(|e| io_error("creating a temporary file", &e))?;
+        let mut file = temp_file(self.temp_dir.as_deref(), "pgharbor-pre-data-", ".sql")?;
         file.write_all(sql.as_bytes())
             .map_err(|e| io_error("writing the pre-data script", &e))?;
         let mut command = self.command(&self.program.path.with_file_name("psql"));
@@ -547,6 +544,19 @@ async fn run(what: &str, mut command: Command) -> Result<Vec<u8>> {
         ));
     }
     Ok(output.stdout)
+}
+
+/// A temporary file in `dir`, or in the system's temporary directory.
+fn temp_file(dir: Option<&Path>, prefix: &str, suffix: &str) -> Result<NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix).suffix(suffix);
+    let dir = dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
+    builder.tempfile_in(&dir).map_err(|e| {
+        io_error(
+            &format!("creating a temporary file in {}", dir.display()),
+            &e,
+        )
+    })
 }
 
 fn io_error(what: &str, e: &std::io::Error) -> BackupError {

@@ -29,6 +29,8 @@ pub struct VerifyOptions {
     pub decryption: Option<Decryption>,
     /// `pg_restore -j` for the test restore.
     pub jobs: usize,
+    /// Where the test restore's temporary file goes (`$TMPDIR` when `None`).
+    pub temp_dir: Option<std::path::PathBuf>,
     /// The time to record; `None` is now.
     pub now: Option<DateTime<Utc>>,
     /// For a Redis backup: a scratch Redis to restore into (flushed
@@ -223,6 +225,7 @@ async fn test_restore(
         clean: true,
         jobs: options.jobs,
         decryption: options.decryption.clone(),
+        temp_dir: options.temp_dir.clone(),
         ..Default::default()
     };
     let mut restored = 0;

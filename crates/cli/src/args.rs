@@ -122,6 +122,10 @@ pub struct BackupArgs {
     /// With --verify-after: the server to test-restore into (a scratch database is created and dropped).
     #[arg(long)]
     pub restore_to: Option<String>,
+    /// With --restore-to: directory for the decompressed dump the test restore reads
+    /// (default $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    pub temp_dir: Option<std::path::PathBuf>,
     /// After each backup, prune with the --keep-* policy.
     #[arg(long)]
     pub prune: bool,
@@ -197,6 +201,10 @@ pub struct RestoreArgs {
     /// Parallel pg_restore jobs (default: number of CPUs).
     #[arg(long, short)]
     pub jobs: Option<usize>,
+    /// Directory for the decompressed dump a restore reads (as large as the uncompressed
+    /// dump; default $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    pub temp_dir: Option<std::path::PathBuf>,
     /// Restore the backup's roles first.
     #[arg(long)]
     pub roles: bool,
@@ -248,6 +256,10 @@ pub struct BackupsVerifyArgs {
     /// Restore into a scratch database on this server and compare row counts.
     #[arg(long)]
     pub restore_to: Option<String>,
+    /// Directory for the decompressed dump a restore reads (as large as the uncompressed
+    /// dump; default $TMPDIR).
+    #[arg(long, value_name = "DIR")]
+    pub temp_dir: Option<std::path::PathBuf>,
     /// Decryption (for --restore-to).
     #[command(flatten)]
     pub decrypt: DecryptArgs,

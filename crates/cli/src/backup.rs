@@ -48,10 +48,12 @@ fn redis_url(url: &str) -> Result<pgharbor_rdb::RedisUrl, Failure> {
 fn verify_options(
     restore_to: Option<&str>,
     decryption: Option<Decryption>,
+    temp_dir: Option<std::path::PathBuf>,
 ) -> Result<(VerifyOptions, Option<ConnConfig>), Failure> {
     let mut options = VerifyOptions {
         decryption,
         jobs: jobs(None),
+        temp_dir,
         ..VerifyOptions::default()
     };
     let postgres = match restore_to {
@@ -158,7 +160,8 @@ async fn backup_once(args: &BackupArgs, dest: &Destination) -> Result<BackupRepo
         backup_databases(args, dest, &options).await?
     };
     if args.verify_after {
-        let (verify, restore_to) = verify_options(args.restore_to.as_deref(), None)?;
+        let (verify, restore_to) =
+            verify_options(args.restore_to.as_deref(), None, args.temp_dir.clone())?;
         pgharbor_backup::verify(dest, Some(&report.id), restore_to.as_ref(), &verify)
             .await?
             .ensure_passed()?;
@@ -372,6 +375,7 @@ pub async fn restore(args: RestoreArgs) -> Result<u8, Failure> {
         as_name: args.as_name.clone(),
         clean: args.clean,
         jobs: jobs(args.jobs),
+        temp_dir: args.temp_dir.clone(),
         roles: args.roles,
         decryption: decryption(&args.decrypt)?,
     };
@@ -482,8 +486,11 @@ fn state_text(state: BackupState, problem: Option<&str>) -> String {
 
 async fn verify(args: BackupsVerifyArgs) -> Result<u8, Failure> {
     let dest = destination(&args.dest, &args.store)?;
-    let (options, restore_to) =
-        verify_options(args.restore_to.as_deref(), decryption(&args.decrypt)?)?;
+    let (options, restore_to) = verify_options(
+        args.restore_to.as_deref(),
+        decryption(&args.decrypt)?,
+        args.temp_dir.clone(),
+    )?;
     let report =
         pgharbor_backup::verify(&dest, args.id.as_deref(), restore_to.as_ref(), &options).await?;
     if args.json {

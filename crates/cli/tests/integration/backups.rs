@@ -97,6 +97,8 @@ fn a_backup_is_listed_verified_by_restoring_restored_and_pruned() {
     ]);
     assert_eq!(refused.code, 1, "{}", refused.all());
     assert!(refused.stderr.contains("shop_copy"), "{}", refused.stderr);
+    // The decompressed dump goes where --temp-dir says, and is gone afterwards.
+    let missing = scratch.path("no-such-dir");
     pgharbor_pg(&[
         "restore",
         &format!("{dest}/{id}"),
@@ -104,8 +106,39 @@ fn a_backup_is_listed_verified_by_restoring_restored_and_pruned() {
         "--as",
         "shop_copy",
         "--clean",
+        "--temp-dir",
+        missing.to_str().unwrap(),
+    ])
+    .fails_with(
+        1,
+        &[&format!(
+            "creating a temporary file in {}",
+            missing.display()
+        )],
+    );
+    assert_eq!(
+        fingerprint(&server, "shop", "SELECT * FROM purchase"),
+        fingerprint(&server, "shop_copy", "SELECT * FROM purchase"),
+        "a restore that cannot start leaves the database --clean would replace"
+    );
+    let temp = scratch.path("restore-temp");
+    std::fs::create_dir(&temp).unwrap();
+    pgharbor_pg(&[
+        "restore",
+        &format!("{dest}/{id}"),
+        &server.url("postgres"),
+        "--as",
+        "shop_copy",
+        "--clean",
+        "--temp-dir",
+        temp.to_str().unwrap(),
     ])
     .success();
+    assert_eq!(
+        std::fs::read_dir(&temp).unwrap().count(),
+        0,
+        "temporary files removed"
+    );
 
     // A corrupted byte is found and named.
     let dump = scratch.path("backups").join(&id).join("shop.dump.zst");
@@ -506,4 +539,91 @@ fn status_and_serve_show_the_last_good_and_verified_backup() {
         "{view}"
     );
     assert!(!run.all().contains("test-secret-key"));
+}
+
+/// `backup --every` is a long-lived process: it backs up at the next
+/// minute, verifies by restoring, serves its metrics, and stops cleanly on
+/// SIGTERM.
+#[test]
+fn backup_every_runs_on_schedule_and_stops_on_sigterm() {
+    use crate::serving::{http_get, metric, parse_metrics};
+    use std::io::Read as _;
+    let server = Cluster::start(Flavor::Pg16Vector);
+    server.create_database("shop");
+    server.psql("shop", SHOP);
+    let scratch = Scratch::new();
+    let dest = scratch.path("backups");
+    let dest = dest.to_str().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let bin = Flavor::Pg16Vector.bin_dir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgharbor"))
+        .args(["backup", &server.url("shop"), "--to", dest])
+        .args(["--every", "* * * * *", "--verify-after", "--restore-to"])
+        .arg(server.url("postgres"))
+        .args(["--listen", &addr])
+        .env("PGHARBOR_PG_BIN", bin)
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start pgharbor backup --every");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let runs = loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the scheduled backup process ended"
+        );
+        let m = std::net::TcpStream::connect(&addr).ok().map(|_| {
+            parse_metrics(
+                http_get(&addr, "/metrics")
+                    .split_once("\r\n\r\n")
+                    .unwrap()
+                    .1,
+            )
+        });
+        if let Some(runs) = m
+            .as_ref()
+            .and_then(|m| metric(m, "pgharbor_backup_runs_total", &[]))
+            .filter(|runs| *runs >= 1.0)
+        {
+            break (runs, m.unwrap());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no run within two minutes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let (runs, m) = runs;
+    assert_eq!(runs, 1.0);
+    assert_eq!(metric(&m, "pgharbor_backup_failures_total", &[]), Some(0.0));
+    assert!(metric(&m, "pgharbor_backup_last_success_timestamp_seconds", &[]).unwrap() > 0.0);
+    let listed = pgharbor_pg(&["backups", "list", dest, "--json"]).success();
+    let entries: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(entries[0]["state"], "verified", "{}", listed.stdout);
+
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("stopped after 1 run(s), 0 failed"),
+        "{stderr}"
+    );
 }

@@ -425,7 +425,7 @@ fn a_copy_killed_mid_way_resumes_table_by_table() {
 /// with the phase; once the lock goes the copy finishes.
 #[test]
 fn migrate_listen_serves_progress_metrics_while_it_runs() {
-    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    use std::io::{BufRead as _, BufReader, Read as _};
     let source = Cluster::start(Flavor::Pg16Vector);
     let target = Cluster::start(Flavor::Pg16Vector);
     source.create_database("app");
@@ -458,17 +458,7 @@ fn migrate_listen_serves_progress_metrics_while_it_runs() {
         .and_then(|rest| rest.strip_suffix("/metrics\n"))
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_owned();
-    let get = |path: &str| {
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        raw
-    };
+    let get = |path: &str| crate::serving::http_get(&addr, path);
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut metrics = get("/metrics");
     while !metrics.contains("phase=\"schema\"") {
