@@ -69,6 +69,7 @@
 //! Errors are [`BackupError`]s with a [`BackupErrorKind`]; no message ever
 //! holds a password, an age identity or a passphrase.
 
+mod archive;
 mod backup;
 mod encrypt;
 mod error;
@@ -81,6 +82,7 @@ mod redis;
 mod restore;
 mod roles;
 mod stream;
+mod streamed;
 mod verify;
 
 pub use backup::{backup_postgres, BackupOptions, BackupReport, Selection};

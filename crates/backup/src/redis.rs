@@ -315,6 +315,7 @@ where
             ),
         ));
     }
+    let stored = stream::stored_file(manifest, file)?;
     let download = dest.get_stream(&format!("{}/{file}", manifest.id)).await?;
     let download = bridge(download.into_reader());
     let (writer, reader) = tokio::io::duplex(CHUNK);
@@ -324,6 +325,7 @@ where
             download,
             decryption.as_ref(),
             &mut SyncIoBridge::new(writer),
+            &stored,
         )
     });
     let consumed = consume(reader).await;

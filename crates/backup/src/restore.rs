@@ -20,7 +20,8 @@ use crate::list;
 use crate::manifest::{DatabaseEntry, Manifest, TableCount};
 use crate::pg::{self, quote_ident, quote_literal};
 use crate::roles::{restore_roles, RolesReport};
-use crate::stream::{bridge, decode_into, program_failed, CHUNK};
+use crate::stream::program_failed;
+use crate::streamed;
 
 /// How to restore.
 #[derive(Debug, Clone, Default)]
@@ -67,6 +68,10 @@ pub struct RestoredDatabase {
     /// PostgreSQL 16 rejects), left out, as `option (N columns)`. They are
     /// planner hints, not data.
     pub attribute_options_skipped: Vec<String>,
+    /// Whether the rows were loaded while the dump was downloading (false:
+    /// from a temporary file, for `clean` over a database holding data or
+    /// a dump with large objects).
+    pub rows_streamed: bool,
 }
 
 /// What [`restore`] did.
@@ -188,11 +193,7 @@ pub(crate) async fn restore_database(
     admin: &Client,
     options: &RestoreOptions,
 ) -> Result<RestoredDatabase> {
-    // The dump first: a download, decryption or disk problem must not cost
-    // the target database that `clean` would replace.
-    let started = std::time::Instant::now();
-    let dump = download_dump(dest, manifest, entry, options).await?;
-    tracing::debug!("{}: dump ready after {:?}", entry.name, started.elapsed());
+    let dump = open_dump(dest, manifest, entry, name, target, admin, options).await?;
     let created = prepare_database(admin, target, entry, name, options.clean).await?;
     let mut owners = entry.object_owners.clone();
     owners.push(entry.owner.clone());
@@ -202,14 +203,27 @@ pub(crate) async fn restore_database(
     if created {
         apply_settings(admin, entry, name).await?;
     }
-    let config = target.with_dbname(name);
     let keep_owners = missing_roles.is_empty();
-    let attribute_options_skipped =
-        run_pg_restore(dump.path(), manifest, entry, &config, keep_owners, options).await?;
-    let client = pg::open(&config).await?;
-    let counting = std::time::Instant::now();
-    let (tables, rows) = compare_counts(&client, entry).await?;
-    tracing::debug!("{name}: row counts compared in {:?}", counting.elapsed());
+    let rows_streamed = matches!(dump, Dump::Streamed(_));
+    let filled = fill_database(
+        manifest,
+        entry,
+        &target.with_dbname(name),
+        keep_owners,
+        dump,
+        options,
+    )
+    .await;
+    let (attribute_options_skipped, tables, rows) = match filled {
+        Ok(filled) => filled,
+        Err(e) if created => {
+            return Err(match drop_database(admin, name).await {
+                Ok(()) => e.context(format!("the database \"{name}\" it created was dropped")),
+                Err(_) => e,
+            })
+        }
+        Err(e) => return Err(e),
+    };
     Ok(RestoredDatabase {
         source: entry.name.clone(),
         target: name.to_owned(),
@@ -219,7 +233,40 @@ pub(crate) async fn restore_database(
         tables,
         rows,
         attribute_options_skipped,
+        rows_streamed,
     })
+}
+
+/// Restores `dump` into the prepared database at `config` and compares its
+/// row counts with the manifest: the attribute options left out, the
+/// tables compared and their rows.
+async fn fill_database(
+    manifest: &Manifest,
+    entry: &DatabaseEntry,
+    config: &ConnConfig,
+    keep_owners: bool,
+    dump: Dump,
+    options: &RestoreOptions,
+) -> Result<(Vec<String>, usize, u64)> {
+    let major = manifest.postgres()?.pg_dump_major;
+    let tool = PgRestore {
+        program: pgharbor_pgtools::find("pg_restore", major)?,
+        config: config.clone(),
+        keep_owners,
+        temp_dir: options.temp_dir.clone(),
+    };
+    let started = std::time::Instant::now();
+    let restored = match dump {
+        Dump::File(file) => {
+            let skipped = restore_file(&tool, file.path(), options.jobs).await?;
+            let client = pg::open(config).await?;
+            let (tables, rows) = compare_counts(&client, entry).await?;
+            (skipped, tables, rows)
+        }
+        Dump::Streamed(stream) => restore_streamed(&tool, stream, entry, options.jobs).await?,
+    };
+    tracing::debug!("{}: restored in {:?}", entry.name, started.elapsed());
+    Ok(restored)
 }
 
 /// Creates `name`, or checks that an existing one is empty (or, with
@@ -366,47 +413,118 @@ fn split_list(value: &str) -> Vec<String> {
     out
 }
 
-/// Restores the decompressed `dump` into `config`'s database. The
-/// pre-data is read first (`pg_restore --section=pre-data -f -`) and its
-/// column attribute options are probed on the target: when it knows them
-/// all, one `pg_restore` restores everything; otherwise the pre-data without
-/// the unknown ones goes through `psql` in one transaction, then
-/// `pg_restore` restores the data and post-data. Returns what was left out,
-/// as `option (N columns)`.
-async fn run_pg_restore(
-    dump: &Path,
+/// The dump of one database, as the restore reads it.
+enum Dump {
+    /// Decompressed whole into a temporary file.
+    File(NamedTempFile),
+    /// Arriving: its rows are loaded while they are downloaded.
+    Streamed(StreamedDump),
+}
+
+/// A dump whose table of contents has been read and whose rows wait.
+struct StreamedDump {
+    toc: crate::archive::Toc,
+    toc_file: NamedTempFile,
+    decide: std::sync::mpsc::Sender<streamed::Decision>,
+    task: tokio::task::JoinHandle<Result<Option<NamedTempFile>>>,
+}
+
+/// Starts fetching the dump of `entry`. Its rows are streamed into the
+/// target unless `clean` would replace a database that holds data: then
+/// the whole dump is fetched first, so a backup that cannot be read never
+/// costs that database.
+async fn open_dump(
+    dest: &Destination,
     manifest: &Manifest,
     entry: &DatabaseEntry,
-    config: &ConnConfig,
-    keep_owners: bool,
+    name: &str,
+    target: &ConnConfig,
+    admin: &Client,
     options: &RestoreOptions,
-) -> Result<Vec<String>> {
-    let major = manifest.postgres()?.pg_dump_major;
-    let tool = PgRestore {
-        program: pgharbor_pgtools::find("pg_restore", major)?,
-        config: config.clone(),
-        keep_owners,
-        temp_dir: options.temp_dir.clone(),
-    };
+) -> Result<Dump> {
     let started = std::time::Instant::now();
-    let pre_data = tool.pre_data_script(dump).await?;
-    let mut client = pg::open(config).await?;
-    let mut filter = AttributeOptionFilter::probe(&mut client, [pre_data.as_str()])
+    let decoding = streamed::start(
+        dest,
+        &manifest.id,
+        crate::stream::stored_file(manifest, &entry.file)?,
+        options.decryption.clone(),
+        options.temp_dir.as_deref(),
+    )
+    .await?;
+    let dump = match decoding.first {
+        streamed::Decoded::Whole(file) => {
+            finished(decoding.task.await)?;
+            Dump::File(file)
+        }
+        streamed::Decoded::Toc { decide, .. }
+            if options.clean && holds_data(admin, target, name).await? =>
+        {
+            let _ = decide.send(streamed::Decision::File);
+            let file = finished(decoding.task.await)?
+                .ok_or_else(|| BackupError::new(BackupErrorKind::Io, "the download ended early"))?;
+            Dump::File(file)
+        }
+        streamed::Decoded::Toc {
+            toc,
+            toc_file,
+            decide,
+        } => Dump::Streamed(StreamedDump {
+            toc,
+            toc_file,
+            decide,
+            task: decoding.task,
+        }),
+    };
+    tracing::debug!("{}: dump opened in {:?}", entry.name, started.elapsed());
+    Ok(dump)
+}
+
+/// The result of a finished decoding task.
+fn finished(
+    joined: std::result::Result<Result<Option<NamedTempFile>>, tokio::task::JoinError>,
+) -> Result<Option<NamedTempFile>> {
+    joined.map_err(|e| {
+        BackupError::new(
+            BackupErrorKind::Io,
+            format!("the download task failed: {e}"),
+        )
+    })?
+}
+
+/// Whether database `name` exists and holds anything.
+async fn holds_data(admin: &Client, target: &ConnConfig, name: &str) -> Result<bool> {
+    if !pg::database_exists(admin, name).await? {
+        return Ok(false);
+    }
+    let existing = pg::open(&target.with_dbname(name)).await?;
+    Ok(!pg::is_empty(&existing).await?)
+}
+
+/// Reads the pre-data of `archive` and probes its column attribute options
+/// on the target: the filter leaving out those the target rejects (empty
+/// when it knows them all), and the pre-data script.
+async fn probe_pre_data(
+    tool: &PgRestore,
+    archive: &Path,
+) -> Result<(AttributeOptionFilter, String)> {
+    let pre_data = tool.pre_data_script(archive).await?;
+    let mut client = pg::open(&tool.config).await?;
+    let filter = AttributeOptionFilter::probe(&mut client, [pre_data.as_str()])
         .await
         .map_err(|e| BackupError::postgres("probing column attribute options", &e))?;
-    let jobs = options.jobs.max(1);
-    tracing::debug!(
-        "{}: pre-data read and probed after {:?}",
-        entry.name,
-        started.elapsed()
-    );
+    Ok((filter, pre_data))
+}
+
+/// Restores a decompressed dump: when the target knows every column
+/// attribute option of the pre-data, one `pg_restore -j` restores
+/// everything; otherwise the pre-data without the unknown ones goes through
+/// `psql` in one transaction, then `pg_restore` restores the data and
+/// post-data. Returns what was left out, as `option (N columns)`.
+async fn restore_file(tool: &PgRestore, dump: &Path, jobs: usize) -> Result<Vec<String>> {
+    let (mut filter, pre_data) = probe_pre_data(tool, dump).await?;
+    let jobs = jobs.max(1);
     if filter.is_empty() {
         tool.restore(dump, jobs, &[]).await?;
-        tracing::debug!(
-            "{}: pg_restore done after {:?}",
-            entry.name,
-            started.elapsed()
-        );
         return Ok(Vec::new());
     }
     tool.apply_script(&filter.apply(&pre_data)).await?;
@@ -415,39 +533,40 @@ async fn run_pg_restore(
     Ok(filter.skipped())
 }
 
-/// Downloads, decrypts and decompresses the dump into a temporary file.
-async fn download_dump(
-    dest: &Destination,
-    manifest: &Manifest,
+/// Restores a streamed dump: the pre-data by `pg_restore` from the file
+/// holding the TOC (through `psql` without unknown attribute options), the
+/// rows straight from the download over `jobs` connections, then the
+/// post-data by `pg_restore -j` from the TOC file while the row counts are
+/// compared with the manifest. Returns what [`fill_database`] does.
+async fn restore_streamed(
+    tool: &PgRestore,
+    dump: StreamedDump,
     entry: &DatabaseEntry,
-    options: &RestoreOptions,
-) -> Result<NamedTempFile> {
-    let download = dest
-        .get_stream(&format!("{}/{}", manifest.id, entry.file))
-        .await?;
-    let bridged = bridge(download.into_reader());
-    let decryption = options.decryption.clone();
-    let temp_dir = options.temp_dir.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut file = temp_file(temp_dir.as_deref(), "pgharbor-restore-", ".dump")?;
-        let mut out = std::io::BufWriter::with_capacity(CHUNK, file.as_file_mut());
-        let bytes = decode_into(bridged, decryption.as_ref(), &mut out)?;
-        out.flush()
-            .map_err(|e| io_error("writing the temporary file", &e))?;
-        drop(out);
-        tracing::debug!(
-            "{bytes} bytes of dump decompressed into {}",
-            file.path().display()
-        );
-        Ok(file)
-    })
-    .await
-    .map_err(|e| {
-        BackupError::new(
-            BackupErrorKind::Io,
-            format!("the download task failed: {e}"),
-        )
-    })?
+    jobs: usize,
+) -> Result<(Vec<String>, usize, u64)> {
+    let toc_path = dump.toc_file.path();
+    let (mut filter, pre_data) = probe_pre_data(tool, toc_path).await?;
+    if filter.is_empty() {
+        tool.restore(toc_path, 1, &["--section=pre-data"]).await?;
+    } else {
+        tool.apply_script(&filter.apply(&pre_data)).await?;
+    }
+    let started = std::time::Instant::now();
+    let (pieces, rows) = tokio::sync::mpsc::channel(8);
+    let _ = dump.decide.send(streamed::Decision::Stream(pieces));
+    let loaded = streamed::load_rows(&tool.config, &dump.toc, rows, jobs.max(1)).await;
+    finished(dump.task.await)?;
+    let loaded = loaded?;
+    tracing::debug!("{loaded} rows loaded in {:?}", started.elapsed());
+    let client = pg::open(&tool.config).await?;
+    let (post_data, counts) = tokio::join!(
+        tool.restore(toc_path, jobs.max(1), &["--section=post-data"]),
+        compare_counts(&client, entry)
+    );
+    post_data?;
+    let (tables, rows) = counts?;
+    tracing::debug!("post-data restored after {:?}", started.elapsed());
+    Ok((filter.skipped(), tables, rows))
 }
 
 /// The `pg_restore` (and its sibling `psql`) restoring into one database.
@@ -547,7 +666,7 @@ async fn run(what: &str, mut command: Command) -> Result<Vec<u8>> {
 }
 
 /// A temporary file in `dir`, or in the system's temporary directory.
-fn temp_file(dir: Option<&Path>, prefix: &str, suffix: &str) -> Result<NamedTempFile> {
+pub(crate) fn temp_file(dir: Option<&Path>, prefix: &str, suffix: &str) -> Result<NamedTempFile> {
     let mut builder = tempfile::Builder::new();
     builder.prefix(prefix).suffix(suffix);
     let dir = dir.map_or_else(std::env::temp_dir, Path::to_path_buf);

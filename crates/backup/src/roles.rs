@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 use crate::error::{BackupError, BackupErrorKind, Result};
 use crate::manifest::Manifest;
 use crate::restore::RestoreOptions;
-use crate::stream::{bridge, decode_into};
+use crate::stream::{bridge, decode_into, stored_file};
 
 /// What restoring the roles did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -29,12 +29,13 @@ pub(crate) async fn restore_roles(
     admin: &Client,
     options: &RestoreOptions,
 ) -> Result<RolesReport> {
+    let stored = stored_file(manifest, file)?;
     let download = dest.get_stream(&format!("{}/{file}", manifest.id)).await?;
     let bridged = bridge(download.into_reader());
     let decryption = options.decryption.clone();
     let sql = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
-        decode_into(bridged, decryption.as_ref(), &mut out).map(|_| out)
+        decode_into(bridged, decryption.as_ref(), &mut out, &stored).map(|_| out)
     })
     .await
     .map_err(|e| BackupError::new(BackupErrorKind::Io, format!("the roles task failed: {e}")))??;

@@ -14,6 +14,9 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::encrypt::{Decryption, Encryption};
 use crate::error::{BackupError, BackupErrorKind, Result};
+use crate::list::hex;
+use crate::manifest::FileEntry;
+use sha2::{Digest, Sha256};
 
 /// The zstd level of every file.
 pub(crate) const ZSTD_LEVEL: i32 = 3;
@@ -223,19 +226,96 @@ pub(crate) fn decode_into(
     download: SyncIoBridge<Box<dyn AsyncRead + Send + Unpin>>,
     decryption: Option<&Decryption>,
     out: &mut dyn Write,
+    stored: &FileEntry,
 ) -> Result<u64> {
-    let buffered = BufReader::with_capacity(CHUNK, download);
-    let plain: Box<dyn Read + Send> = match decryption {
-        Some(d) => d.decrypt(buffered)?,
-        None => Box::new(buffered),
-    };
-    let mut z = zstd::Decoder::new(plain).map_err(|e| io_error("starting zstd", &e))?;
-    io::copy(&mut z, out).map_err(|e| {
+    let (mut z, hash) = decoder(download, decryption)?;
+    let written = io::copy(&mut z, out).map_err(|e| {
         if e.kind() == io::ErrorKind::BrokenPipe {
             BackupError::new(BackupErrorKind::Tool, "the restore program stopped reading")
         } else {
             io_error("decompressing", &e)
         }
+    })?;
+    hash.check(stored)?;
+    Ok(written)
+}
+
+/// The SHA-256 of the stored bytes a [`decoder`] has read, to compare
+/// with the manifest once everything is read.
+pub(crate) struct DownloadHash(Arc<Mutex<Sha256>>);
+
+impl DownloadHash {
+    /// An error unless the bytes read are `stored`'s (its SHA-256 in the
+    /// manifest): a damaged file must not restore as if it were good.
+    pub(crate) fn check(&self, stored: &FileEntry) -> Result<()> {
+        let digest = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .finalize();
+        if hex(&digest) == stored.sha256 {
+            return Ok(());
+        }
+        Err(BackupError::new(
+            BackupErrorKind::Integrity,
+            format!(
+                "{}: the downloaded file's SHA-256 differs from the manifest's: the backup is damaged \
+                 (pgharbor backups verify names every damaged file)",
+                stored.name
+            ),
+        ))
+    }
+}
+
+/// Hashes what is read through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: Arc<Mutex<Sha256>>,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The plain bytes of `download`: decrypted when `decryption` is given,
+/// decompressed; read on a blocking thread. The stored bytes are hashed on
+/// the way ([`DownloadHash::check`] once the reader is at its end).
+pub(crate) fn decoder(
+    download: SyncIoBridge<Box<dyn AsyncRead + Send + Unpin>>,
+    decryption: Option<&Decryption>,
+) -> Result<(Box<dyn Read + Send>, DownloadHash)> {
+    let hasher = Arc::new(Mutex::new(Sha256::new()));
+    let hashed = Hashing {
+        inner: download,
+        hasher: hasher.clone(),
+    };
+    let buffered = BufReader::with_capacity(CHUNK, hashed);
+    let plain: Box<dyn Read + Send> = match decryption {
+        Some(d) => d.decrypt(buffered)?,
+        None => Box::new(buffered),
+    };
+    let z = zstd::Decoder::new(plain).map_err(|e| io_error("starting zstd", &e))?;
+    Ok((Box::new(z), DownloadHash(hasher)))
+}
+
+/// The manifest's entry for `file`, the stored file a restore reads.
+pub(crate) fn stored_file(manifest: &crate::manifest::Manifest, file: &str) -> Result<FileEntry> {
+    manifest.file(file).cloned().ok_or_else(|| {
+        BackupError::new(
+            BackupErrorKind::Integrity,
+            format!(
+                "the manifest of backup {} lists no file {file}",
+                manifest.id
+            ),
+        )
     })
 }
 

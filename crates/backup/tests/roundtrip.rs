@@ -41,7 +41,7 @@ async fn pg16_round_trip_to_a_local_directory_with_as_name_and_clean() {
     assert_eq!(entries[0].state, BackupState::Complete);
     assert_eq!(entries[0].databases, ["app"]);
 
-    // Restore under a new name, streamed (jobs 1), and in parallel (jobs 2).
+    // Restore under a new name, with one pg_restore job and with two.
     let before = content(&pg, "app");
     for (jobs, name) in [(1, "copy1"), (2, "copy2")] {
         let options = RestoreOptions {
@@ -54,6 +54,10 @@ async fn pg16_round_trip_to_a_local_directory_with_as_name_and_clean() {
             .unwrap();
         assert_eq!(r.databases[0].target, name);
         assert!(r.databases[0].owners_kept);
+        assert!(
+            !r.databases[0].rows_streamed,
+            "a dump with a large object is restored from a file"
+        );
         assert_eq!(content(&pg, name), before);
         assert_eq!(db_settings(&pg, name), db_settings(&pg, "app"));
     }
@@ -218,4 +222,85 @@ async fn pg15_backup_restores_into_a_newer_pg16() {
         assert_eq!(skipped.len(), 1, "{skipped:?}");
         assert!(skipped[0].starts_with("pg_attver ("), "{skipped:?}");
     }
+}
+
+/// Without large objects the rows are loaded while the dump downloads
+/// (over one and two connections); `clean` over a database holding data
+/// fetches the whole dump first; a file whose SHA-256 differs from the
+/// manifest fails the restore at the end of the stream, naming the file,
+/// and the database the restore created is dropped.
+#[tokio::test]
+async fn rows_stream_while_downloading_and_a_wrong_checksum_drops_what_was_created() {
+    let pg = server_with_app(Flavor::Pg16Vector, 300);
+    pg.psql("app", "SELECT lo_unlink(oid) FROM pg_largeobject_metadata");
+    let (dir, dest) = local_dest();
+    let report = backup_postgres(
+        &config(&pg, "postgres"),
+        Selection::One("app".into()),
+        &dest,
+        &BackupOptions::default(),
+    )
+    .await
+    .unwrap();
+    let before = content(&pg, "app");
+    for (jobs, name) in [(1, "streamed1"), (2, "streamed2")] {
+        let options = RestoreOptions {
+            as_name: Some(name.into()),
+            jobs,
+            ..Default::default()
+        };
+        let r = restore(&dest, &report.id, &config(&pg, "postgres"), &options)
+            .await
+            .unwrap();
+        assert!(r.databases[0].rows_streamed, "loaded while downloading");
+        assert_eq!(r.databases[0].rows, 300 + 600 + 2);
+        assert_eq!(content(&pg, name), before);
+        assert_eq!(db_settings(&pg, name), db_settings(&pg, "app"));
+    }
+    let options = RestoreOptions {
+        as_name: Some("streamed1".into()),
+        clean: true,
+        ..Default::default()
+    };
+    let r = restore(&dest, &report.id, &config(&pg, "postgres"), &options)
+        .await
+        .unwrap();
+    assert!(
+        !r.databases[0].rows_streamed,
+        "the dump is fetched whole before a database holding data is replaced"
+    );
+    assert_eq!(content(&pg, "streamed1"), before);
+
+    let manifest = dir
+        .path()
+        .join("backups")
+        .join(&report.id)
+        .join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let real = &report.manifest.files[0].sha256;
+    std::fs::write(&manifest, text.replace(real.as_str(), &"0".repeat(64))).unwrap();
+    let options = RestoreOptions {
+        as_name: Some("broken".into()),
+        ..Default::default()
+    };
+    let e = restore(&dest, &report.id, &config(&pg, "postgres"), &options)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), BackupErrorKind::Integrity, "{e}");
+    let message = e.to_string();
+    assert!(
+        message.contains("app.dump.zst: the downloaded file's SHA-256 differs"),
+        "{message}"
+    );
+    assert!(
+        message.contains("\"broken\" it created was dropped"),
+        "{message}"
+    );
+    assert_eq!(
+        pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname = 'broken'"
+        ),
+        "0"
+    );
 }

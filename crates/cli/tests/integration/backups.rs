@@ -176,6 +176,35 @@ fn a_backup_is_listed_verified_by_restoring_restored_and_pruned() {
     let entries: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
     assert_eq!(entries.as_array().unwrap().len(), 1, "{}", listed.stdout);
     assert_ne!(entries[0]["id"], id.as_str());
+
+    // A damaged byte in a backup never verified: the restore fails while the
+    // rows stream in (decompression, or the SHA-256 at the end), naming the
+    // file, and drops the database it created.
+    let newest = entries[0]["id"].as_str().unwrap().to_string();
+    let dump = scratch.path("backups").join(&newest).join("shop.dump.zst");
+    let mut bytes = std::fs::read(&dump).unwrap();
+    let at = bytes.len() * 2 / 3;
+    bytes[at] ^= 0x55;
+    std::fs::write(&dump, bytes).unwrap();
+    pgharbor_pg(&[
+        "restore",
+        &format!("{dest}/{newest}"),
+        &server.url("postgres"),
+        "--as",
+        "shop_broken",
+    ])
+    .fails_with(
+        1,
+        &["shop.dump.zst", "\"shop_broken\" it created was dropped"],
+    );
+    assert_eq!(
+        scalar(
+            &server,
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname = 'shop_broken'"
+        ),
+        "0"
+    );
 }
 
 #[test]
