@@ -13,7 +13,7 @@
 #                       multithreaded zstd, SHA-256 in the same pass) to a local directory
 #   pg_dump -Fc         to a file, pg_dump's default compression (gzip, in pg_dump's one thread)
 #   pgharbor restore    `pgharbor restore DIR/ID SERVER --as NEW -j 2` into a new database
-#                       (decompress, pg_restore -j2, row counts checked against the manifest)
+#                       (rows streamed as the dump decompresses, SHA-256 and row counts checked)
 #   pg_restore -j2      of the pg_dump -Fc file into a new database
 # Wall time and peak RSS (GNU time -v) of each; archive sizes; each restored database is
 # checked (row count of every table, indexes, constraints, sequences) against the source

@@ -33,6 +33,17 @@
 //! With [`BackupOptions::encrypt`] the files are age files (`.zst.age`), to
 //! x25519 recipients or with a passphrase.
 //!
+//! # Restoring
+//!
+//! [`restore`] loads the rows while the dump downloads: the custom archive
+//! is read as it arrives (`archive`), `pg_restore` applies the pre-data
+//! and, with `-j`, the post-data from a file holding only the table of
+//! contents, and the table rows go to the target over several connections
+//! at once (`streamed`). The download's SHA-256 is checked against the
+//! manifest and the row counts compared; a failed restore drops the
+//! database it created. Dumps with large objects, and `clean` over a
+//! database holding data, are downloaded whole into a temporary file first.
+//!
 //! # Restoring with the standard tools
 //!
 //! No pgharbor needed; `pg_restore` of the `pg_dump` major version (see the

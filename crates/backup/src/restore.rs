@@ -32,12 +32,12 @@ pub struct RestoreOptions {
     pub as_name: Option<String>,
     /// Drop and recreate a target database that is not empty.
     pub clean: bool,
-    /// `pg_restore -j` (0 is 1). The dump is decompressed into a temporary
-    /// file first (as large as the uncompressed dump), which `pg_restore`
-    /// reads twice: the pre-data to check, then everything.
+    /// Connections loading rows at once, and `pg_restore -j` (0 is 1).
     pub jobs: usize,
-    /// Where that temporary file goes; the system's temporary directory
-    /// (`$TMPDIR`) when `None`.
+    /// Where temporary files go — the archive's table of contents, or the
+    /// whole decompressed dump when it is not streamed (large objects,
+    /// `clean` over a database holding data); the system's temporary
+    /// directory (`$TMPDIR`) when `None`.
     pub temp_dir: Option<PathBuf>,
     /// Restore the roles first, when the backup has them.
     pub roles: bool,

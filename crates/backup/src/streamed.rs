@@ -128,6 +128,10 @@ fn decode(
     temp_dir: Option<&Path>,
     first: oneshot::Sender<Decoded>,
 ) -> Result<Option<NamedTempFile>> {
+    // Rows are read a few bytes at a time (a length, then the row): a
+    // buffer in front of zstd keeps those reads out of the decompressor.
+    let plain: Box<dyn std::io::Read + Send> =
+        Box::new(std::io::BufReader::with_capacity(CHUNK, plain));
     let mut archive = ArchiveReader::new(plain);
     let toc = archive
         .read_toc()

@@ -122,8 +122,7 @@ pub struct BackupArgs {
     /// With --verify-after: the server to test-restore into (a scratch database is created and dropped).
     #[arg(long)]
     pub restore_to: Option<String>,
-    /// With --restore-to: directory for the decompressed dump the test restore reads
-    /// (default $TMPDIR).
+    /// With --restore-to: directory for the test restore's temporary files (default $TMPDIR).
     #[arg(long, value_name = "DIR")]
     pub temp_dir: Option<std::path::PathBuf>,
     /// After each backup, prune with the --keep-* policy.
@@ -198,11 +197,12 @@ pub struct RestoreArgs {
     /// Replace a target database that is not empty (dropped and re-created).
     #[arg(long)]
     pub clean: bool,
-    /// Parallel pg_restore jobs (default: number of CPUs).
+    /// Connections loading rows at once, and pg_restore jobs (default: number of CPUs).
     #[arg(long, short)]
     pub jobs: Option<usize>,
-    /// Directory for the decompressed dump a restore reads (as large as the uncompressed
-    /// dump; default $TMPDIR).
+    /// Directory for temporary files: the archive's table of contents, or the whole
+    /// decompressed dump when it cannot stream (large objects, --clean over data);
+    /// default $TMPDIR.
     #[arg(long, value_name = "DIR")]
     pub temp_dir: Option<std::path::PathBuf>,
     /// Restore the backup's roles first.
@@ -256,8 +256,7 @@ pub struct BackupsVerifyArgs {
     /// Restore into a scratch database on this server and compare row counts.
     #[arg(long)]
     pub restore_to: Option<String>,
-    /// Directory for the decompressed dump a restore reads (as large as the uncompressed
-    /// dump; default $TMPDIR).
+    /// With --restore-to: directory for the test restore's temporary files (default $TMPDIR).
     #[arg(long, value_name = "DIR")]
     pub temp_dir: Option<std::path::PathBuf>,
     /// Decryption (for --restore-to).
