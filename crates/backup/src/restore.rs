@@ -555,8 +555,7 @@ async fn restore_streamed(
     let (pieces, rows) = tokio::sync::mpsc::channel(8);
     let _ = dump.decide.send(streamed::Decision::Stream(pieces));
     let loaded = streamed::load_rows(&tool.config, &dump.toc, rows, jobs.max(1)).await;
-    finished(dump.task.await)?;
-    let loaded = loaded?;
+    let loaded = streamed::load_result(finished(dump.task.await), loaded)?;
     tracing::debug!("{loaded} rows loaded in {:?}", started.elapsed());
     let client = pg::open(&tool.config).await?;
     let (post_data, counts) = tokio::join!(

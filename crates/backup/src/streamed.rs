@@ -113,9 +113,28 @@ fn task_error(
     }
 }
 
-/// The restore stopped before the rows (it refused the target, or failed).
+/// What the decoding thread ends with when the restore stopped taking
+/// what it sends (it refused the target, or loading failed): never the
+/// cause of a failure.
+const STOPPED_READING: &str = "the restore stopped reading the dump";
+
+/// The restore stopped reading (see [`STOPPED_READING`]).
 fn abandoned() -> BackupError {
-    BackupError::new(BackupErrorKind::Io, "the restore stopped reading the dump")
+    BackupError::new(BackupErrorKind::Io, STOPPED_READING)
+}
+
+/// The cause of a failed streamed load, from what the decoding thread and
+/// the loaders ended with: the thread's error (a damaged or truncated
+/// download) unless it only saw the loaders stop.
+pub(crate) fn load_result(
+    decoded: Result<Option<NamedTempFile>>,
+    loaded: Result<u64>,
+) -> Result<u64> {
+    match (decoded, loaded) {
+        (Err(d), Err(l)) if d.message().contains(STOPPED_READING) => Err(l),
+        (Err(d), _) => Err(d),
+        (Ok(_), loaded) => loaded,
+    }
 }
 
 fn io_error(what: &str, e: &std::io::Error) -> BackupError {
@@ -189,7 +208,7 @@ fn send_rows(
     pieces: &mpsc::Sender<Piece>,
 ) -> Result<()> {
     let read = |e: std::io::Error| io_error("reading the dump", &e);
-    let stopped = || BackupError::new(BackupErrorKind::Io, "the restore stopped reading");
+    let stopped = abandoned;
     while let Some((kind, dump_id)) = archive.next_block().map_err(read)? {
         if kind != BLOCK_DATA {
             return Err(BackupError::new(
@@ -376,4 +395,26 @@ async fn route(
         total += count.await.map_err(|_| stopped())?;
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(message: &str) -> BackupError {
+        BackupError::new(BackupErrorKind::Io, message)
+    }
+
+    #[test]
+    fn the_cause_of_a_failed_load_is_reported() {
+        let copy_failed = || Err(error("loading rows: invalid input syntax"));
+        let damaged = || Err(error("app.dump.zst: the downloaded file's SHA-256 differs"));
+        let stopped = || Err(abandoned().context("file app.dump.zst"));
+        let message = |r: Result<u64>| r.unwrap_err().message().to_owned();
+        assert!(message(load_result(stopped(), copy_failed())).contains("invalid input syntax"));
+        assert!(message(load_result(damaged(), copy_failed())).contains("SHA-256 differs"));
+        assert!(message(load_result(damaged(), Ok(5))).contains("SHA-256 differs"));
+        assert!(message(load_result(Ok(None), copy_failed())).contains("invalid input syntax"));
+        assert_eq!(load_result(Ok(None), Ok(5)).unwrap(), 5);
+    }
 }
