@@ -44,8 +44,6 @@ pub(crate) struct TocEntry {
     pub defn: Option<String>,
     /// For table data: `COPY schema.table (columns) FROM stdin;`.
     pub copy_stmt: Option<String>,
-    /// Its schema.
-    pub namespace: Option<String>,
 }
 
 /// The header and table of contents of an archive.
@@ -221,7 +219,7 @@ impl<R: Read> ArchiveReader<R> {
         let defn = self.string()?;
         let _drop = self.string()?;
         let copy_stmt = self.string()?;
-        let namespace = self.string()?;
+        let _namespace = self.string()?;
         let _tablespace = self.string()?;
         if version.1 >= 14 {
             let _table_am = self.string()?;
@@ -239,7 +237,6 @@ impl<R: Read> ArchiveReader<R> {
             section,
             defn,
             copy_stmt: copy_stmt.filter(|s| !s.is_empty()),
-            namespace,
         })
     }
 
