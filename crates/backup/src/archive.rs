@@ -250,6 +250,11 @@ impl<R: Read> ArchiveReader<R> {
         Ok(Some((kind[0], id)))
     }
 
+    /// Reads everything left, discarding it; the bytes read.
+    pub fn drain(&mut self) -> io::Result<u64> {
+        io::copy(&mut self.inner, &mut io::sink())
+    }
+
     /// Appends the next chunk of the current block to `out`; `false` at
     /// the block's end.
     pub fn next_chunk(&mut self, out: &mut Vec<u8>) -> io::Result<bool> {

@@ -84,9 +84,13 @@ pub(crate) async fn start(
     let (first_tx, first_rx) = oneshot::channel();
     let task = tokio::task::spawn_blocking(move || {
         let decoded = decoder(bridged, decryption.as_ref()).and_then(|(plain, hash)| {
-            let file = decode(plain, temp_dir.as_deref(), first_tx)?;
-            hash.check(&stored)?;
-            Ok(file)
+            match decode(plain, temp_dir.as_deref(), first_tx) {
+                Ok(file) => hash.check(&stored).map(|()| file),
+                // Loading failed and the rest was read: a damaged file is
+                // the cause to report, if it is damaged.
+                Err(e) if e.message() == STOPPED_LOADING => hash.check(&stored).and(Err(e)),
+                Err(e) => Err(e),
+            }
         });
         decoded.map_err(|e| match e.kind() {
             BackupErrorKind::Integrity => e,
@@ -118,9 +122,22 @@ fn task_error(
 /// cause of a failure.
 const STOPPED_READING: &str = "the restore stopped reading the dump";
 
+/// What the decoding thread ends with when loading failed: it read the
+/// rest of the download, so that its checksum can say whether the file
+/// was damaged (garbage rows that broke a `COPY`).
+const STOPPED_LOADING: &str = "the restore stopped reading the dump (loading failed)";
+
 /// The restore stopped reading (see [`STOPPED_READING`]).
 fn abandoned() -> BackupError {
     BackupError::new(BackupErrorKind::Io, STOPPED_READING)
+}
+
+/// Loading stopped; `archive` is read to its end (see [`STOPPED_LOADING`]).
+fn loading_stopped(archive: &mut ArchiveReader<Box<dyn std::io::Read + Send>>) -> BackupError {
+    match archive.drain() {
+        Ok(_) => BackupError::new(BackupErrorKind::Io, STOPPED_LOADING),
+        Err(_) => abandoned(),
+    }
 }
 
 /// The cause of a failed streamed load, from what the decoding thread and
@@ -203,12 +220,14 @@ fn whole_file(
 }
 
 /// Sends the data blocks as pieces of about [`CHUNK`] bytes of whole rows.
+/// When the loaders stop taking them, reads the rest of the download
+/// ([`loading_stopped`]).
 fn send_rows(
     archive: &mut ArchiveReader<Box<dyn std::io::Read + Send>>,
     pieces: &mpsc::Sender<Piece>,
 ) -> Result<()> {
     let read = |e: std::io::Error| io_error("reading the dump", &e);
-    let stopped = abandoned;
+    let send = |piece: Piece| pieces.blocking_send(piece).is_ok();
     while let Some((kind, dump_id)) = archive.next_block().map_err(read)? {
         if kind != BLOCK_DATA {
             return Err(BackupError::new(
@@ -216,24 +235,21 @@ fn send_rows(
                 format!("the dump has a data block of type {kind} (dump id {dump_id}) where table rows were expected"),
             ));
         }
-        pieces
-            .blocking_send(Piece::Start(dump_id))
-            .map_err(|_| stopped())?;
+        if !send(Piece::Start(dump_id)) {
+            return Err(loading_stopped(archive));
+        }
         let mut rows = Vec::with_capacity(CHUNK + 64 * 1024);
         while archive.next_chunk(&mut rows).map_err(read)? {
             if rows.len() >= CHUNK {
                 let full = std::mem::replace(&mut rows, Vec::with_capacity(CHUNK + 64 * 1024));
-                pieces
-                    .blocking_send(Piece::Rows(Bytes::from(full)))
-                    .map_err(|_| stopped())?;
+                if !send(Piece::Rows(Bytes::from(full))) {
+                    return Err(loading_stopped(archive));
+                }
             }
         }
-        if !rows.is_empty() {
-            pieces
-                .blocking_send(Piece::Rows(Bytes::from(rows)))
-                .map_err(|_| stopped())?;
+        if (!rows.is_empty() && !send(Piece::Rows(Bytes::from(rows)))) || !send(Piece::End) {
+            return Err(loading_stopped(archive));
         }
-        pieces.blocking_send(Piece::End).map_err(|_| stopped())?;
     }
     Ok(())
 }

@@ -296,11 +296,51 @@ async fn rows_stream_while_downloading_and_a_wrong_checksum_drops_what_was_creat
     );
     assert_eq!(content(&pg, "streamed1"), before);
 
-    let manifest = dir
-        .path()
-        .join("backups")
-        .join(&report.id)
-        .join("manifest.json");
+    // A damaged file whose damage zstd cannot see: a row made invalid and
+    // the file recompressed (its size put into the manifest, not its
+    // SHA-256). COPY fails on the row; the restore reads the rest of the
+    // download and reports the damaged file, not the COPY error.
+    let folder = dir.path().join("backups").join(&report.id);
+    let dump = folder.join("app.dump.zst");
+    let original = std::fs::read(&dump).unwrap();
+    let mut plain = zstd::decode_all(original.as_slice()).unwrap();
+    let row = b"150\tuser 150\t";
+    let at = plain
+        .windows(row.len())
+        .position(|w| w == row)
+        .expect("the users row 150 in the dump");
+    plain[at + 1] = b'x';
+    let damaged = zstd::encode_all(plain.as_slice(), 3).unwrap();
+    std::fs::write(&dump, &damaged).unwrap();
+    let manifest = folder.join("manifest.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    json["files"][0]["size"] = serde_json::json!(damaged.len());
+    std::fs::write(&manifest, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    let options = RestoreOptions {
+        as_name: Some("garbage".into()),
+        ..Default::default()
+    };
+    let e = restore(&dest, &report.id, &config(&pg, "postgres"), &options)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), BackupErrorKind::Integrity, "{e}");
+    assert!(
+        e.to_string()
+            .contains("app.dump.zst: the downloaded file's SHA-256 differs"),
+        "{e}"
+    );
+    assert_eq!(
+        pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname = 'garbage'"
+        ),
+        "0"
+    );
+    std::fs::write(&dump, &original).unwrap();
+    json["files"][0]["size"] = serde_json::json!(original.len());
+    std::fs::write(&manifest, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+
     let text = std::fs::read_to_string(&manifest).unwrap();
     let real = &report.manifest.files[0].sha256;
     std::fs::write(&manifest, text.replace(real.as_str(), &"0".repeat(64))).unwrap();
