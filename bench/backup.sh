@@ -46,7 +46,10 @@ PG_SETTINGS=(shared_buffers=512MB max_wal_size=4GB checkpoint_timeout=30min main
 mkdir -p "$WORK" "$LOGS"
 rm -rf "$SCRATCH" && mkdir -p "$SCRATCH"
 
-say() { printf '\n==> %s\n' "$*"; }
+# shellcheck source=lib/measure.sh
+source "$REPO/bench/lib/measure.sh"
+# shellcheck source=postgres/fingerprint.sh
+source "$REPO/bench/postgres/fingerprint.sh"
 
 # ---------------------------------------------------------------- setup
 say "setup"
@@ -85,83 +88,35 @@ SRC_MB=$(($($PSQL -At "$SRC" -c "SELECT pg_database_size(current_database())") /
 echo "    database: $SRC_MB MB (pg_database_size), generated in $GEN_S s"
 [ "$SRC_MB" -ge 400 ] || echo "    (below 400 MB: ROWS=$ROWS; the default 700000 gives ~470 MB)"
 
-# fingerprint URL: row count of every table, indexes, constraints (by type), sequences.
-fingerprint() {
-	$PSQL -At "$1" <<'EOF'
-SELECT string_agg(format('%s=%s', t, n), ' ' ORDER BY t) FROM (
-  SELECT 'country' t, count(*) n FROM public.country UNION ALL SELECT 'setting', count(*) FROM public.setting
-  UNION ALL SELECT 'customer', count(*) FROM public.customer UNION ALL SELECT 'product', count(*) FROM public.product
-  UNION ALL SELECT 'orders', count(*) FROM public.orders UNION ALL SELECT 'order_line', count(*) FROM public.order_line
-  UNION ALL SELECT 'invoice_pdf', count(*) FROM public.invoice_pdf
-  UNION ALL SELECT 'indexes', count(*) FROM pg_indexes WHERE schemaname = 'public'
-  UNION ALL SELECT 'constraints_' || contype::text, count(*) FROM pg_constraint WHERE connamespace = 'public'::regnamespace GROUP BY contype::text
-  UNION ALL SELECT 'seq_' || sequencename, last_value FROM pg_sequences WHERE schemaname = 'public'
-) s;
-EOF
-}
 SRC_PRINT=$(fingerprint "$SRC")
 echo "    fingerprint: $SRC_PRINT"
 
 # ---------------------------------------------------------------- measuring
 declare -A WALL RSS
-# measure NAME COMMAND... : wall seconds and peak RSS (MB) of one command (GNU time -v);
-# stdout to $LOGS/NAME.out, stderr to $LOGS/NAME.err
-measure() {
-	local name="$1"
-	shift
-	local tf="$LOGS/$name.time"
-	$PSQL "$BASE/postgres" -c CHECKPOINT
-	if /usr/bin/time -v -o "$tf" "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.err"; then
-		WALL[$name]=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; printf "%.2f", s }' "$tf")
-		RSS[$name]=$(awk -F': ' '/Maximum resident set size/ { printf "%d", $2 / 1024 }' "$tf")
-		printf '    %-18s %8s s %8s MB\n' "$name" "${WALL[$name]}" "${RSS[$name]}"
-	else
-		WALL[$name]=failed
-		RSS[$name]=-
-		printf '    %-18s FAILED (logs: %s/%s.{out,err})\n' "$name" "$LOGS" "$name"
-		tail -4 "$LOGS/$name.err" | sed 's/^/        /'
-	fi
-}
-
-# check NAME DB: the restored database must have the source's fingerprint, else its time
-# is not used.
-check() {
-	local name="$1" got
-	[ "${WALL[$name]}" != failed ] || return 0
-	got=$(fingerprint "$BASE/$2" 2>&1 || true)
-	if [ "$got" = "$SRC_PRINT" ]; then
-		echo "    $name: same row counts, indexes, constraints and sequences as the source"
-	else
-		echo "    $name: DIFFERENT from the source, its time is not used:"
-		echo "        got: $got"
-		WALL[$name]=failed
-	fi
-}
 
 export PGHARBOR_PG_BIN="$PG_BIN" # pg_dump/pg_restore 16 for the PostgreSQL 16 server
 say "pgharbor backup (pg_dump -Fc -Z0 | zstd -3 on every core, hashed, one pass)"
+$PSQL "$BASE/postgres" -c CHECKPOINT
 measure pgharbor-backup "$PGHARBOR" backup "$SRC" --to "$SCRATCH/pgharbor" --json
 ID=$(python3 -c "import json; print(json.load(open('$LOGS/pgharbor-backup.out'))['id'])" 2>/dev/null || echo none)
 H_BYTES=$(stat -c %s "$SCRATCH/pgharbor/$ID/shop.dump.zst" 2>/dev/null || echo 0)
 
 say "pg_dump -Fc (gzip, pg_dump's default) to a file"
+$PSQL "$BASE/postgres" -c CHECKPOINT
 measure pg_dump-Fc "$PG_BIN/pg_dump" -Fc -f "$SCRATCH/shop.dump" "$SRC"
 D_BYTES=$(stat -c %s "$SCRATCH/shop.dump" 2>/dev/null || echo 0)
 
 say "pgharbor restore, jobs 2"
+$PSQL "$BASE/postgres" -c CHECKPOINT
 measure pgharbor-restore "$PGHARBOR" restore "$SCRATCH/pgharbor/$ID" "$BASE/postgres" --as r_pgharbor -j 2
-check pgharbor-restore r_pgharbor
+check pgharbor-restore "$BASE/r_pgharbor"
 
 say "pg_restore -j2 of the pg_dump -Fc file"
-$PSQL "$BASE/postgres" -c "CREATE DATABASE r_pg_restore"
+$PSQL "$BASE/postgres" -c "CREATE DATABASE r_pg_restore" -c CHECKPOINT
 measure pg_restore-j2 "$PG_BIN/pg_restore" -j2 -d "$BASE/r_pg_restore" "$SCRATCH/shop.dump"
-check pg_restore-j2 r_pg_restore
+check pg_restore-j2 "$BASE/r_pg_restore"
 
 # ---------------------------------------------------------------- results
-num() { [[ "$1" =~ ^[0-9.]+$ ]] && [ "$1" != 0 ]; }
-ratio() { # $1 / $2
-	if num "$1" && num "$2"; then python3 -c "print(f'{$1 / $2:.2f}x')"; else echo -; fi
-}
 mb() { python3 -c "print(f'{$1 / 1048576:.1f}')"; }
 
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)

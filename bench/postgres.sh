@@ -56,7 +56,10 @@ PG_SETTINGS=(shared_buffers=512MB max_wal_size=4GB checkpoint_timeout=30min main
 mkdir -p "$WORK" "$LOGS"
 rm -rf "$SCRATCH" && mkdir -p "$SCRATCH"
 
-say() { printf '\n==> %s\n' "$*"; }
+# shellcheck source=lib/measure.sh
+source "$REPO/bench/lib/measure.sh"
+# shellcheck source=postgres/fingerprint.sh
+source "$REPO/bench/postgres/fingerprint.sh"
 
 # ---------------------------------------------------------------- setup
 say "setup"
@@ -156,44 +159,11 @@ $PSQL -At -F ' ' "$SRC" -c "SELECT format('%-12s %10s rows %8s', c.relname, c.re
 	FROM pg_class c WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace ORDER BY pg_total_relation_size(c.oid) DESC" | sed 's/^/        /'
 [ "$SRC_MB" -ge 400 ] || echo "    (below 400 MB: ROWS=$ROWS; the default 700000 gives ~470 MB)"
 
-# fingerprint URL: what each result is checked against — exact row count of every table in
-# public, number of indexes, constraints (by type) and sequences' last values.
-fingerprint() {
-	$PSQL -At "$1" <<'EOF'
-SELECT string_agg(format('%s=%s', t, n), ' ' ORDER BY t) FROM (
-  SELECT 'country' t, count(*) n FROM public.country UNION ALL SELECT 'setting', count(*) FROM public.setting
-  UNION ALL SELECT 'customer', count(*) FROM public.customer UNION ALL SELECT 'product', count(*) FROM public.product
-  UNION ALL SELECT 'orders', count(*) FROM public.orders UNION ALL SELECT 'order_line', count(*) FROM public.order_line
-  UNION ALL SELECT 'invoice_pdf', count(*) FROM public.invoice_pdf
-  UNION ALL SELECT 'indexes', count(*) FROM pg_indexes WHERE schemaname = 'public'
-  UNION ALL SELECT 'constraints_' || contype::text, count(*) FROM pg_constraint WHERE connamespace = 'public'::regnamespace GROUP BY contype::text
-  UNION ALL SELECT 'seq_' || sequencename, last_value FROM pg_sequences WHERE schemaname = 'public'
-) s;
-EOF
-}
 SRC_PRINT=$(fingerprint "$SRC")
 echo "    fingerprint: $SRC_PRINT"
 
 # ---------------------------------------------------------------- measuring
 declare -A WALL RSS
-# measure NAME COMMAND... : wall seconds and peak RSS (MB) of one command (GNU time -v);
-# stdout to $LOGS/NAME.out, stderr to $LOGS/NAME.err
-measure() {
-	local name="$1"
-	shift
-	local tf="$LOGS/$name.time"
-	if /usr/bin/time -v -o "$tf" "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.err"; then
-		WALL[$name]=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; printf "%.2f", s }' "$tf")
-		RSS[$name]=$(awk -F': ' '/Maximum resident set size/ { printf "%d", $2 / 1024 }' "$tf")
-		printf '    %-20s %8s s %8s MB\n' "$name" "${WALL[$name]}" "${RSS[$name]}"
-	else
-		WALL[$name]=failed
-		RSS[$name]=-
-		printf '    %-20s FAILED (exit %s; logs: %s/%s.{out,err})\n' "$name" "$(grep -o 'Exit status: [0-9]*' "$tf" | tr -dc 0-9)" "$LOGS" "$name"
-		tail -4 "$LOGS/$name.err" | sed 's/^/        /'
-	fi
-}
-
 # fresh_target DB: drop the previous run's database (the target holds one copy at a time),
 # create an empty one, and checkpoint both servers so no run pays for the previous one's
 # dirty buffers.
@@ -208,32 +178,18 @@ fresh_target() {
 	PREV_DB="$1"
 }
 
-# check NAME DB: the copy must have the source's fingerprint, else its time is not used.
-check() {
-	local name="$1" got
-	[ "${WALL[$name]}" != failed ] || return 0
-	got=$(fingerprint "$DST_BASE/$2" 2>&1 || true)
-	if [ "$got" = "$SRC_PRINT" ]; then
-		echo "    $name: same row counts, indexes, constraints and sequences as the source"
-	else
-		echo "    $name: DIFFERENT from the source, its time is not used:"
-		echo "        got: $got"
-		WALL[$name]=failed
-	fi
-}
-
 export PGHARBOR_PG_BIN="$PG_BIN" # pgharbor needs a pg_dump >= the source's major version (16)
 if [ "$HAVE_PGHARBOR" -eq 1 ]; then
 	say "pgharbor migrate --jobs 2 (with verification, the default)"
 	fresh_target h_verify
 	echo "    $PGHARBOR migrate $SRC $DST_BASE/h_verify --jobs 2 --json"
 	measure pgharbor "$PGHARBOR" migrate "$SRC" "$DST_BASE/h_verify" --jobs 2 --json
-	check pgharbor h_verify
+	check pgharbor "$DST_BASE/h_verify"
 
 	say "pgharbor migrate --jobs 2 --no-verify"
 	fresh_target h_noverify
 	measure pgharbor-no-verify "$PGHARBOR" migrate "$SRC" "$DST_BASE/h_noverify" --jobs 2 --no-verify --json
-	check pgharbor-no-verify h_noverify
+	check pgharbor-no-verify "$DST_BASE/h_noverify"
 else
 	WALL[pgharbor]=failed WALL[pgharbor-no-verify]=failed RSS[pgharbor]=- RSS[pgharbor-no-verify]=-
 fi
@@ -244,14 +200,14 @@ say "pgcopydb clone --table-jobs 2 --index-jobs 2"
 fresh_target pcd
 measure pgcopydb env PATH="$PG_BIN:$PATH" pgcopydb clone --source "$SRC" --target "$DST_BASE/pcd" \
 	--table-jobs 2 --index-jobs 2 --dir "$SCRATCH/pgcopydb"
-check pgcopydb pcd
+check pgcopydb "$DST_BASE/pcd"
 rm -rf "$SCRATCH/pgcopydb"
 
 say "pgcopydb clone --table-jobs 2 --index-jobs 2 --split-tables-larger-than 64MB"
 fresh_target pcd_split
 measure pgcopydb-split env PATH="$PG_BIN:$PATH" pgcopydb clone --source "$SRC" --target "$DST_BASE/pcd_split" \
 	--table-jobs 2 --index-jobs 2 --split-tables-larger-than 64MB --dir "$SCRATCH/pgcopydb-split"
-check pgcopydb-split pcd_split
+check pgcopydb-split "$DST_BASE/pcd_split"
 rm -rf "$SCRATCH/pgcopydb-split"
 
 # pg_dump's directory format compresses (gzip) by default: that is what users run.
@@ -272,7 +228,7 @@ if [ "${WALL[pg_dump]}" != failed ] && [ "${WALL[pg_restore]}" != failed ]; then
 else
 	WALL[pg_dump+pg_restore]=failed RSS[pg_dump+pg_restore]=-
 fi
-check pg_dump+pg_restore restore
+check pg_dump+pg_restore "$DST_BASE/restore"
 
 # ---------------------------------------------------------------- results
 # phases NAME: "schema data post_data verify total" from pgharbor's --json report.
@@ -282,10 +238,6 @@ import json, sys
 s = json.load(open(sys.argv[1]))["seconds"]
 print(" ".join(f"{s[k]:.2f}" for k in ("schema", "data", "post_data", "verify", "total")))
 EOF
-}
-num() { [[ "$1" =~ ^[0-9.]+$ ]]; }
-ratio() { # $1 / $2
-	if num "$1" && num "$2"; then python3 -c "print(f'{$1 / $2:.2f}x')"; else echo -; fi
 }
 
 say "results ($SRC_MB MB source, $ROWS orders; PostgreSQL 16 -> 16; $(nproc) cores; $(date -u +%Y-%m-%d))"

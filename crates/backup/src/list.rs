@@ -33,6 +33,16 @@ impl BackupState {
     pub fn is_good(self) -> bool {
         matches!(self, BackupState::Complete | BackupState::Verified)
     }
+
+    /// Its name, as in JSON: `complete`, `verified`, `failed`, `corrupt`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackupState::Complete => "complete",
+            BackupState::Verified => "verified",
+            BackupState::Failed => "failed",
+            BackupState::Corrupt => "corrupt",
+        }
+    }
 }
 
 /// One backup at a destination.

@@ -282,8 +282,7 @@ async fn prepare_database(
         if clean {
             drop_database(admin, name).await?;
         } else {
-            let existing = pg::open(&target.with_dbname(name)).await?;
-            if !pg::is_empty(&existing).await? {
+            if !is_empty_database(target, name).await? {
                 return Err(BackupError::new(
                     BackupErrorKind::TargetNotEmpty,
                     format!(
@@ -453,14 +452,14 @@ async fn open_dump(
     .await?;
     let dump = match decoding.first {
         streamed::Decoded::Whole(file) => {
-            finished(decoding.task.await)?;
+            streamed::finished(decoding.task.await)?;
             Dump::File(file)
         }
         streamed::Decoded::Toc { decide, .. }
             if options.clean && holds_data(admin, target, name).await? =>
         {
             let _ = decide.send(streamed::Decision::File);
-            let file = finished(decoding.task.await)?
+            let file = streamed::finished(decoding.task.await)?
                 .ok_or_else(|| BackupError::new(BackupErrorKind::Io, "the download ended early"))?;
             Dump::File(file)
         }
@@ -479,25 +478,17 @@ async fn open_dump(
     Ok(dump)
 }
 
-/// The result of a finished decoding task.
-fn finished(
-    joined: std::result::Result<Result<Option<NamedTempFile>>, tokio::task::JoinError>,
-) -> Result<Option<NamedTempFile>> {
-    joined.map_err(|e| {
-        BackupError::new(
-            BackupErrorKind::Io,
-            format!("the download task failed: {e}"),
-        )
-    })?
-}
-
 /// Whether database `name` exists and holds anything.
 async fn holds_data(admin: &Client, target: &ConnConfig, name: &str) -> Result<bool> {
     if !pg::database_exists(admin, name).await? {
         return Ok(false);
     }
-    let existing = pg::open(&target.with_dbname(name)).await?;
-    Ok(!pg::is_empty(&existing).await?)
+    Ok(!is_empty_database(target, name).await?)
+}
+
+/// Whether the existing database `name` holds nothing.
+async fn is_empty_database(target: &ConnConfig, name: &str) -> Result<bool> {
+    pg::is_empty(&pg::open(&target.with_dbname(name)).await?).await
 }
 
 /// Reads the pre-data of `archive` and probes its column attribute options
@@ -555,7 +546,7 @@ async fn restore_streamed(
     let (pieces, rows) = tokio::sync::mpsc::channel(8);
     let _ = dump.decide.send(streamed::Decision::Stream(pieces));
     let loaded = streamed::load_rows(&tool.config, &dump.toc, rows, jobs.max(1)).await;
-    let loaded = streamed::load_result(finished(dump.task.await), loaded)?;
+    let loaded = streamed::load_result(streamed::finished(dump.task.await), loaded)?;
     tracing::debug!("{loaded} rows loaded in {:?}", started.elapsed());
     let client = pg::open(&tool.config).await?;
     let (post_data, counts) = tokio::join!(

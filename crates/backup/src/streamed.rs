@@ -103,17 +103,26 @@ pub(crate) async fn start(
     }
 }
 
+/// The result of a finished decoding task: the whole dump's file after
+/// [`Decision::File`], or its error.
+pub(crate) fn finished(
+    joined: std::result::Result<Result<Option<NamedTempFile>>, tokio::task::JoinError>,
+) -> Result<Option<NamedTempFile>> {
+    joined.map_err(|e| {
+        BackupError::new(
+            BackupErrorKind::Io,
+            format!("the download task failed: {e}"),
+        )
+    })?
+}
+
 /// The error a decoding thread ended with before saying anything.
 fn task_error(
     joined: std::result::Result<Result<Option<NamedTempFile>>, tokio::task::JoinError>,
 ) -> BackupError {
-    match joined {
-        Ok(Err(e)) => e,
-        Ok(Ok(_)) => BackupError::new(BackupErrorKind::Io, "the download ended early"),
-        Err(e) => BackupError::new(
-            BackupErrorKind::Io,
-            format!("the download task failed: {e}"),
-        ),
+    match finished(joined) {
+        Err(e) => e,
+        Ok(_) => BackupError::new(BackupErrorKind::Io, "the download ended early"),
     }
 }
 

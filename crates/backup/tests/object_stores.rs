@@ -3,24 +3,14 @@
 mod common;
 
 use common::*;
-use pgharbor_backup::{
-    backup_postgres, list, restore, verify, BackupOptions, BackupState, RestoreOptions, Selection,
-    VerifyOptions,
-};
+use pgharbor_backup::{list, restore, verify, BackupState, RestoreOptions, VerifyOptions};
 use pgharbor_conn::Secret;
 use pgharbor_objstore::{AzureCredentials, Destination, DestinationOptions, S3Credentials};
 use pgharbor_testkit::{AzuriteServer, Flavor, S3Server};
 
 async fn round_trip(dest: &Destination) {
     let pg = server_with_app(Flavor::Pg16Vector, 50);
-    let report = backup_postgres(
-        &config(&pg, "postgres"),
-        Selection::One("app".into()),
-        dest,
-        &BackupOptions::default(),
-    )
-    .await
-    .unwrap();
+    let report = back_up_app(&pg, dest).await;
     assert_eq!(list(dest).await.unwrap()[0].state, BackupState::Complete);
     let options = RestoreOptions {
         as_name: Some("back".into()),

@@ -21,14 +21,7 @@ async fn a_server_crash_mid_dump_is_a_clear_error_and_leaves_no_good_backup() {
     let pg = server_with_app(Flavor::Pg16Vector, 10);
     pg.psql("app", "CREATE TABLE big AS SELECT g, md5(g::text) || repeat('y', 200) AS t FROM generate_series(1, 400000) g");
     let (_dir, dest) = local_dest();
-    let good = backup_postgres(
-        &config(&pg, "postgres"),
-        Selection::One("app".into()),
-        &dest,
-        &BackupOptions::default(),
-    )
-    .await
-    .unwrap();
+    let good = back_up_app(&pg, &dest).await;
     let server = config(&pg, "postgres");
     let task = tokio::spawn({
         let dest = Destination::parse(&dest.to_string(), &DestinationOptions::default()).unwrap();
@@ -78,14 +71,7 @@ async fn a_full_disk_is_a_clear_error_and_earlier_backups_stay() {
     }
     let _umount = Umount(mount.clone());
     let dest = Destination::parse(mount.to_str().unwrap(), &DestinationOptions::default()).unwrap();
-    let first = backup_postgres(
-        &config(&pg, "postgres"),
-        Selection::One("app".into()),
-        &dest,
-        &BackupOptions::default(),
-    )
-    .await
-    .unwrap();
+    let first = back_up_app(&pg, &dest).await;
     // Incompressible data, larger than what is left.
     pg.psql("app", "CREATE TABLE noise AS SELECT g, md5(random()::text) || md5(random()::text) AS t FROM generate_series(1, 100000) g");
     let e = backup_postgres(

@@ -15,14 +15,7 @@ use pgharbor_testkit::Flavor;
 async fn pg16_round_trip_to_a_local_directory_with_as_name_and_clean() {
     let pg = server_with_app(Flavor::Pg16Vector, 500);
     let (_dir, dest) = local_dest();
-    let report = backup_postgres(
-        &config(&pg, "postgres"),
-        Selection::One("app".into()),
-        &dest,
-        &BackupOptions::default(),
-    )
-    .await
-    .unwrap();
+    let report = back_up_app(&pg, &dest).await;
     let m = &report.manifest;
     let db = &m.postgres.as_ref().unwrap().databases[0];
     assert_eq!(db.file, "app.dump.zst");
@@ -229,14 +222,7 @@ async fn pg15_backup_restores_into_a_newer_pg16() {
     // Without the large object the rows stream; the pre-data still goes
     // through the filter.
     pg15.psql("app", "SELECT lo_unlink(oid) FROM pg_largeobject_metadata");
-    let report = backup_postgres(
-        &config(&pg15, "postgres"),
-        Selection::One("app".into()),
-        &dest,
-        &BackupOptions::default(),
-    )
-    .await
-    .unwrap();
+    let report = back_up_app(&pg15, &dest).await;
     let options = RestoreOptions {
         as_name: Some("app_streamed".into()),
         ..Default::default()
@@ -259,14 +245,7 @@ async fn rows_stream_while_downloading_and_a_wrong_checksum_drops_what_was_creat
     let pg = server_with_app(Flavor::Pg16Vector, 300);
     pg.psql("app", "SELECT lo_unlink(oid) FROM pg_largeobject_metadata");
     let (dir, dest) = local_dest();
-    let report = backup_postgres(
-        &config(&pg, "postgres"),
-        Selection::One("app".into()),
-        &dest,
-        &BackupOptions::default(),
-    )
-    .await
-    .unwrap();
+    let report = back_up_app(&pg, &dest).await;
     let before = content(&pg, "app");
     for (jobs, name) in [(1, "streamed1"), (2, "streamed2")] {
         let options = RestoreOptions {

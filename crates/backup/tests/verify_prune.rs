@@ -69,14 +69,7 @@ async fn verify_detects_a_damaged_byte_in_any_file_and_a_missing_file() {
 async fn verify_with_a_restore_records_a_result_that_list_shows() {
     let pg = server_with_app(Flavor::Pg16Vector, 100);
     let (dir, dest) = local_dest();
-    let report = backup_postgres(
-        &config(&pg, "postgres"),
-        Selection::One("app".into()),
-        &dest,
-        &BackupOptions::default(),
-    )
-    .await
-    .unwrap();
+    let report = back_up_app(&pg, &dest).await;
     let v = verify(
         &dest,
         Some(&report.id),

@@ -474,13 +474,9 @@ async fn list(args: BackupsListArgs) -> Result<u8, Failure> {
 }
 
 fn state_text(state: BackupState, problem: Option<&str>) -> String {
-    let name = serde_json::to_value(state)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
     match problem {
-        Some(problem) => format!("{name}: {problem}"),
-        None => name,
+        Some(problem) => format!("{}: {problem}", state.name()),
+        None => state.name().to_owned(),
     }
 }
 

@@ -13,7 +13,7 @@ use pgharbor_backup::{BackupEntry, BackupKind, BackupState};
 use pgharbor_objstore::{Destination, DestinationOptions};
 use serde::Serialize;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The default for how old the last good backup may be: a daily backup
 /// with two hours of slack.
@@ -132,12 +132,6 @@ impl BackupView {
     }
 }
 
-fn now_unix() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 /// Lists the destination (bounded by `timeout`) and sums it up.
 pub async fn inspect(watch: &BackupWatch, timeout: Duration) -> BackupView {
     let dest = watch.dest.to_string();
@@ -150,7 +144,13 @@ pub async fn inspect(watch: &BackupWatch, timeout: Duration) -> BackupView {
         )),
     };
     match listed {
-        Ok(entries) => summarize(&watch.name, &dest, watch.max_age, &entries, now_unix()),
+        Ok(entries) => summarize(
+            &watch.name,
+            &dest,
+            watch.max_age,
+            &entries,
+            crate::status::now_unix(),
+        ),
         Err(error) => unreadable(watch, error),
     }
 }
@@ -282,7 +282,7 @@ fn problems(view: &BackupView, entries: &[BackupEntry]) -> Vec<Problem> {
                 format!(
                     "the newest backup {} is {}: {}",
                     newest.id,
-                    state_name(newest.state),
+                    newest.state.name(),
                     newest.problem.as_deref().unwrap_or("no reason recorded")
                 ),
             );
@@ -310,15 +310,6 @@ fn problems(view: &BackupView, entries: &[BackupEntry]) -> Vec<Problem> {
     }
     out.sort_by_key(|p| p.severity);
     out
-}
-
-fn state_name(state: BackupState) -> &'static str {
-    match state {
-        BackupState::Complete => "complete",
-        BackupState::Verified => "verified",
-        BackupState::Failed => "failed",
-        BackupState::Corrupt => "corrupt",
-    }
 }
 
 #[cfg(test)]

@@ -494,10 +494,7 @@ impl Monitor {
             }));
         }
         let mut snap = Snapshot {
-            generated_at: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0),
+            generated_at: status::now_unix(),
             refresh_seconds: self.watch.refresh.as_secs(),
             problem_count: 0,
             postgres,

@@ -369,7 +369,8 @@ pub struct PgStatus {
     pub backups: Option<BackupView>,
 }
 
-fn now_unix() -> f64 {
+/// Now, as Unix seconds.
+pub(crate) fn now_unix() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())

@@ -43,6 +43,18 @@ pub fn server_with_app(flavor: Flavor, rows: u32) -> Cluster {
     cluster
 }
 
+/// A backup of database `app` on `cluster` to `dest`, default options.
+pub async fn back_up_app(cluster: &Cluster, dest: &Destination) -> pgharbor_backup::BackupReport {
+    pgharbor_backup::backup_postgres(
+        &config(cluster, "postgres"),
+        pgharbor_backup::Selection::One("app".into()),
+        dest,
+        &pgharbor_backup::BackupOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
 /// A connection configuration for `db` on `cluster`.
 pub fn config(cluster: &Cluster, db: &str) -> ConnConfig {
     ConnConfig::parse(&cluster.url(db)).unwrap()

@@ -64,14 +64,13 @@ fn a_backup_is_listed_verified_by_restoring_restored_and_pruned() {
         "the scratch database is dropped"
     );
 
-    let restored = pgharbor_pg(&[
-        "restore",
-        &format!("{dest}/latest"),
-        &server.url("postgres"),
-        "--as",
-        "shop_copy",
-    ])
-    .success();
+    let postgres = server.url("postgres");
+    let restore_as = |backup: &str, name: &str, extra: &[&str]| {
+        let mut args = vec!["restore", backup, &postgres, "--as", name];
+        args.extend_from_slice(extra);
+        pgharbor_pg(&args)
+    };
+    let restored = restore_as(&format!("{dest}/latest"), "shop_copy", &[]).success();
     assert!(
         restored.stdout.contains("shop → shop_copy"),
         "{}",
@@ -88,27 +87,16 @@ fn a_backup_is_listed_verified_by_restoring_restored_and_pruned() {
             "{q}"
         );
     }
-    let refused = pgharbor_pg(&[
-        "restore",
-        &format!("{dest}/{id}"),
-        &server.url("postgres"),
-        "--as",
-        "shop_copy",
-    ]);
+    let refused = restore_as(&format!("{dest}/{id}"), "shop_copy", &[]);
     assert_eq!(refused.code, 1, "{}", refused.all());
     assert!(refused.stderr.contains("shop_copy"), "{}", refused.stderr);
-    // The decompressed dump goes where --temp-dir says, and is gone afterwards.
+    // Temporary files go where --temp-dir says, and are gone afterwards.
     let missing = scratch.path("no-such-dir");
-    pgharbor_pg(&[
-        "restore",
+    restore_as(
         &format!("{dest}/{id}"),
-        &server.url("postgres"),
-        "--as",
         "shop_copy",
-        "--clean",
-        "--temp-dir",
-        missing.to_str().unwrap(),
-    ])
+        &["--clean", "--temp-dir", missing.to_str().unwrap()],
+    )
     .fails_with(
         1,
         &[&format!(
@@ -123,16 +111,11 @@ fn a_backup_is_listed_verified_by_restoring_restored_and_pruned() {
     );
     let temp = scratch.path("restore-temp");
     std::fs::create_dir(&temp).unwrap();
-    pgharbor_pg(&[
-        "restore",
+    restore_as(
         &format!("{dest}/{id}"),
-        &server.url("postgres"),
-        "--as",
         "shop_copy",
-        "--clean",
-        "--temp-dir",
-        temp.to_str().unwrap(),
-    ])
+        &["--clean", "--temp-dir", temp.to_str().unwrap()],
+    )
     .success();
     assert_eq!(
         std::fs::read_dir(&temp).unwrap().count(),
@@ -186,14 +169,7 @@ fn a_backup_is_listed_verified_by_restoring_restored_and_pruned() {
     let at = bytes.len() * 2 / 3;
     bytes[at] ^= 0x55;
     std::fs::write(&dump, bytes).unwrap();
-    pgharbor_pg(&[
-        "restore",
-        &format!("{dest}/{newest}"),
-        &server.url("postgres"),
-        "--as",
-        "shop_broken",
-    ])
-    .fails_with(1, &["shop.dump.zst"]);
+    restore_as(&format!("{dest}/{newest}"), "shop_broken", &[]).fails_with(1, &["shop.dump.zst"]);
     assert_eq!(
         scalar(
             &server,
