@@ -10,6 +10,9 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
 THREADS="${PGHARBOR_TEST_THREADS:-2}"
+# A CI run builds once from a clean clone: incremental compilation caches
+# (2 GB here) would only take disk space.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"; fi
 
 step() { printf '\n==> %s\n' "$*"; }
 
