@@ -13,6 +13,8 @@
 #                       Open WebUI's row conversion, psycopg 3 binary COPY, Open WebUI's indexes
 #   pgharbor            migrate chroma:STORE URL --layout open-webui --dimension 384 --index ivfflat
 #                       (verifies, the default), and again with --no-verify
+#   pgharbor-rows-only  migrate chroma:STORE URL --layout tables --index none (verified): the same
+#                       items with no index to keep up, for the "read + load" comparison
 # Wall time and peak RSS (GNU time -v) for each, phase timings (python_path.py's own,
 # pgharbor's --json "phases"), ratios python / pgharbor, and a check that both databases
 # hold the same rows (count + md5 of the sorted ids; then bench/chroma/compare.py row by row).
@@ -85,7 +87,7 @@ source "$REPO/scripts/lib/throwaway-pg.sh"
 if [ "$KEEP" -eq 0 ]; then trap pg_throwaway_stop EXIT; fi
 say "starting PostgreSQL 16 + pgvector (same settings for every tool)"
 pg_throwaway_start "$WORK/pg-chroma" "$PG_BIN" shared_buffers=512MB max_wal_size=8GB checkpoint_timeout=30min maintenance_work_mem=256MB
-for db in py h_verify h_noverify; do
+for db in py h_verify h_noverify h_rows; do
 	$PSQL "$PG_URL_BASE/postgres" -c "CREATE DATABASE $db"
 done
 $PSQL "$PG_URL_BASE/py" -c "CREATE EXTENSION vector"
@@ -129,6 +131,7 @@ measure python-path "$VENV/bin/python" bench/chroma/python_path.py "$RUN_STORE" 
 # the recall@10 pgharbor measures is printed below rather than judged.
 PGH_ARGS=(migrate "chroma:$RUN_STORE" "$PG_URL_BASE/h_verify" --layout open-webui --dimension "$DIM" --index ivfflat --min-recall 0 --json)
 PGH_NOVERIFY_ARGS=(migrate "chroma:$RUN_STORE" "$PG_URL_BASE/h_noverify" --layout open-webui --dimension "$DIM" --index ivfflat --no-verify --json)
+PGH_ROWS_ARGS=(migrate "chroma:$RUN_STORE" "$PG_URL_BASE/h_rows" --layout tables --index none --json)
 say "pgharbor"
 if [ "$HAVE_PGHARBOR" -eq 1 ]; then
 	echo "    $PGHARBOR ${PGH_ARGS[*]}"
@@ -136,11 +139,14 @@ if [ "$HAVE_PGHARBOR" -eq 1 ]; then
 	measure pgharbor "$PGHARBOR" "${PGH_ARGS[@]}"
 	fresh_store
 	measure pgharbor-no-verify "$PGHARBOR" "${PGH_NOVERIFY_ARGS[@]}"
+	fresh_store
+	measure pgharbor-rows-only "$PGHARBOR" "${PGH_ROWS_ARGS[@]}"
 	if [ "${WALL[pgharbor]}" = failed ]; then
 		echo "    pgharbor failed: does this build have the chroma source and --layout open-webui yet? (the Python path's figures above stand alone)"
 	fi
 else
-	WALL[pgharbor]=failed WALL[pgharbor-no-verify]=failed RSS[pgharbor]=- RSS[pgharbor-no-verify]=-
+	WALL[pgharbor]=failed WALL[pgharbor-no-verify]=failed WALL[pgharbor-rows-only]=failed
+	RSS[pgharbor]=- RSS[pgharbor-no-verify]=- RSS[pgharbor-rows-only]=-
 	echo "    skipped: pgharbor did not build (see above)"
 fi
 rm -rf "$RUN_STORE"
@@ -158,7 +164,7 @@ fi
 # python-path: the JSON line python_path.py prints last. pgharbor: the --json report's
 # "phases" (at any depth: migrate chroma: nests the report under "migration"), as a list
 # of {"phase": name, "seconds": s} (the report today) or an
-# object {name: seconds}; phases are bucketed by name: verif* -> verify,
+# object {name: seconds}; phases are bucketed by name: verif*/recall* -> verify,
 # index/finish/key* -> index, everything else (read, load, copy, ...) -> read+load.
 phases() {
 	python3 - "$LOGS/$1.out" <<'EOF'
@@ -193,7 +199,7 @@ elif isinstance(doc, dict):
         if not isinstance(s, (int, float)):
             continue
         n = name.lower()
-        key = "verify" if "verif" in n else "index" if any(w in n for w in ("index", "finish", "key")) else "read+load"
+        key = "verify" if ("verif" in n or "recall" in n) else "index" if any(w in n for w in ("index", "finish", "key")) else "read+load"
         out[key] = (out[key] or 0) + s
 print(" ".join("-" if v is None else f"{v:.2f}" for v in out.values()))
 EOF
@@ -226,6 +232,13 @@ for db in h_verify h_noverify; do
 		echo "    $db: DIFFERENT: $H_SUM"
 	fi
 done
+if [ "${WALL[pgharbor-rows-only]:-failed}" != failed ]; then
+	python3 - "$LOGS/pgharbor-rows-only.out" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1]))["migration"]
+print(f"    h_rows (tables layout, no index): {len(m.get('tables', []))} tables, verified by pgharbor against the store: {m['verified']}")
+EOF
+fi
 echo "    indexes built by the Python path (Open WebUI's):"
 indexes py | sed 's/^/        /'
 if [ -n "$(indexes h_verify)" ] && [ "$(indexes h_verify)" != "$(indexes py)" ]; then
@@ -235,7 +248,8 @@ fi
 
 say "results ($N chunks x $DIM dims, $STORE_MB MB store; $(nproc) cores)"
 declare -A RL IX VF
-for name in python-path pgharbor pgharbor-no-verify; do
+RUNS=(python-path pgharbor pgharbor-no-verify pgharbor-rows-only)
+for name in "${RUNS[@]}"; do
 	if [ "${WALL[$name]}" = failed ]; then
 		RL[$name]=- IX[$name]=- VF[$name]=-
 	else
@@ -246,17 +260,18 @@ ratio() { # python / pgharbor, of two numbers
 	python3 -c "import sys; a, b = sys.argv[1:]; print(f'{float(a) / float(b):.2f}x')" "$1" "$2" 2>/dev/null || echo -
 }
 printf '    %-20s %10s %14s %10s %10s %10s %16s\n' tool "wall (s)" "read+load (s)" "index (s)" "verify (s)" "RSS (MB)" "python/this wall"
-for name in python-path pgharbor pgharbor-no-verify; do
+for name in "${RUNS[@]}"; do
 	printf '    %-20s %10s %14s %10s %10s %10s %16s\n' "$name" "${WALL[$name]}" "${RL[$name]}" "${IX[$name]}" "${VF[$name]}" "${RSS[$name]}" "$(ratio "${WALL[python-path]}" "${WALL[$name]}")"
 done
 echo
 echo "    python / pgharbor: wall $(ratio "${WALL[python-path]}" "${WALL[pgharbor]}")," \
 	"wall vs --no-verify $(ratio "${WALL[python-path]}" "${WALL[pgharbor-no-verify]}")," \
-	"read+load $(ratio "${RL[python-path]}" "${RL[pgharbor]}")," \
+	"read+load $(ratio "${RL[python-path]}" "${RL[pgharbor]}") (the full-text index kept up during the load)," \
+	"read+load without indexes $(ratio "${RL[python-path]}" "${RL[pgharbor-rows-only]}") (pgharbor-rows-only)," \
 	"index $(ratio "${IX[python-path]}" "${IX[pgharbor]}")," \
 	"peak RSS $(ratio "${RSS[python-path]}" "${RSS[pgharbor]}")"
 echo "    (store generated in $GEN_S s, not counted; logs in $LOGS)"
 if [ "$KEEP" -eq 1 ]; then
-	echo "    cluster kept: $PG_URL_BASE (databases py, h_verify, h_noverify); stop it with"
+	echo "    cluster kept: $PG_URL_BASE (databases py, h_verify, h_noverify, h_rows); stop it with"
 	echo "    runuser -u postgres -- $PG_BIN/pg_ctl -D $PG_THROWAWAY_DIR/data stop"
 fi

@@ -65,7 +65,27 @@ pub(crate) struct Source {
     pub sparse: bool,
 }
 
-/// What [`Source::build`] found besides the source itself.
+/// A collection's HNSW side, opened before the log is replayed: the source
+/// without its log tail, and where the tail starts.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    source: Source,
+    /// Dimension known so far (collection record or HNSW files).
+    pub dimension: Option<usize>,
+    /// The log rows after this position are the tail.
+    pub position: Option<i64>,
+    /// Position read from the `max_seq_id` table at open.
+    pub table_position: Option<i64>,
+}
+
+impl Opened {
+    /// Whether `id` is live in the HNSW files.
+    pub fn in_hnsw(&self, id: &str) -> bool {
+        self.source.slots.contains_key(id)
+    }
+}
+
+/// What [`Source::finish`] found besides the source itself.
 #[derive(Debug)]
 pub(crate) struct Built {
     pub source: Source,
@@ -76,8 +96,8 @@ pub(crate) struct Built {
 }
 
 impl Source {
-    /// Load the HNSW labels of `dir` and replay the log tail for `entry`.
-    pub fn build(conn: &Connection, has_table: bool, dir: &Path, entry: &Entry) -> Result<Built> {
+    /// Load the HNSW labels of `dir` and find where `entry`'s log tail starts.
+    pub fn open(conn: &Connection, has_table: bool, dir: &Path, entry: &Entry) -> Result<Opened> {
         let hnsw = Hnsw::open(dir, entry.space == Space::Cosine)?;
         let mut dimension = entry.dimension.map(|d| d as usize);
         if let Some(h) = &hnsw {
@@ -92,27 +112,36 @@ impl Source {
         } else {
             None
         };
-        let position = table_position.or(pickle_position);
-        let tail = LogTail::replay(conn, &entry.id, position, dimension, |id| {
-            slots.contains_key(id)
-        })?;
         let source = Source {
             name: entry.name.clone(),
             id: entry.id.clone(),
             metadata_segment: entry.metadata_segment.clone(),
             hnsw,
             slots,
-            log: tail.vectors,
+            log: HashMap::new(),
             sparse: false,
+        };
+        Ok(Opened {
+            source,
+            dimension,
+            position: table_position.or(pickle_position),
+            table_position,
+        })
+    }
+
+    /// Apply the replayed log `tail` and check every live item has a vector.
+    pub fn finish(opened: Opened, tail: LogTail, conn: &Connection) -> Result<Built> {
+        let source = Source {
+            log: tail.vectors,
+            ..opened.source
         };
         let mut sources = source.tally(conn)?;
         sources.log_rows_replayed = tail.rows;
-        let dimension = tail.dimension.map(|d| d as u32);
         Ok(Built {
             source,
-            dimension,
+            dimension: tail.dimension.map(|d| d as u32),
             sources,
-            table_position,
+            table_position: opened.table_position,
         })
     }
 

@@ -6,6 +6,7 @@ use crate::error::{ChromaError, ErrorKind, Result, ResultExt};
 use crate::reader::{self, Shared, StoreReader};
 use crate::schema::Schema;
 use crate::source::{self, Source};
+use crate::wal::{LogTail, TailStart};
 use crate::Collection;
 use pgharbor_sqlite::open::SourceSnapshot;
 use pgharbor_sqlite::{SqliteError, SqliteErrorKind};
@@ -57,11 +58,16 @@ impl Store {
         let snapshot = SourceSnapshot::open(&db, readers).map_err(from_sqlite)?;
         let conn = snapshot.connection();
         let schema = Schema::read(conn).map_err(|e| e.with_file(&db))?;
+        let opened = catalog::list(conn, &schema)?
+            .into_iter()
+            .map(|entry| open_collection(conn, &schema, &dir, entry))
+            .collect::<Result<Vec<_>>>()?;
+        let tails = replay_log(conn, &opened)?;
         let mut collections = Vec::new();
         let mut sources = Vec::new();
         let mut watches = Vec::new();
-        for entry in catalog::list(conn, &schema)? {
-            let (collection, source, watch) = open_collection(conn, &schema, &dir, entry)?;
+        for (opened, tail) in opened.into_iter().zip(tails) {
+            let (collection, source, watch) = finish_collection(conn, opened, tail)?;
             collections.push(collection);
             sources.push(source);
             watches.push(watch);
@@ -112,12 +118,19 @@ impl Store {
     }
 }
 
+/// A collection between opening its HNSW files and replaying its log tail.
+struct OpenedCollection {
+    entry: Entry,
+    opened: source::Opened,
+    files: Vec<(PathBuf, Stamp)>,
+}
+
 fn open_collection(
     conn: &Connection,
     schema: &Schema,
     dir: &Path,
     entry: Entry,
-) -> Result<(Collection, Source, Watch)> {
+) -> Result<OpenedCollection> {
     let segment_dir = dir.join(&entry.vector_segment);
     let files = WATCHED
         .iter()
@@ -127,8 +140,45 @@ fn open_collection(
         })
         .collect::<Result<Vec<_>>>()
         .in_collection(&entry.name, &entry.id)?;
-    let built = Source::build(conn, schema.max_seq_id, &segment_dir, &entry)
+    let opened = Source::open(conn, schema.max_seq_id, &segment_dir, &entry)
         .in_collection(&entry.name, &entry.id)?;
+    Ok(OpenedCollection {
+        entry,
+        opened,
+        files,
+    })
+}
+
+/// Every collection's log tail, in one pass over the log (a store's
+/// collections share it: one pass per collection would read it as many times).
+fn replay_log(conn: &Connection, opened: &[OpenedCollection]) -> Result<Vec<LogTail>> {
+    let starts: Vec<TailStart<'_>> = opened
+        .iter()
+        .map(|c| TailStart {
+            collection_id: &c.entry.id,
+            position: c.opened.position,
+            dimension: c.opened.dimension,
+        })
+        .collect();
+    LogTail::replay_all(conn, &starts, |i, id| opened[i].opened.in_hnsw(id)).map_err(
+        |(collection, e)| match collection {
+            Some(i) => e.with_collection(&opened[i].entry.name, &opened[i].entry.id),
+            None => e,
+        },
+    )
+}
+
+fn finish_collection(
+    conn: &Connection,
+    opened: OpenedCollection,
+    tail: LogTail,
+) -> Result<(Collection, Source, Watch)> {
+    let OpenedCollection {
+        entry,
+        opened,
+        files,
+    } = opened;
+    let built = Source::finish(opened, tail, conn).in_collection(&entry.name, &entry.id)?;
     let watch = Watch {
         vector_segment: entry.vector_segment.clone(),
         table_position: built.table_position,

@@ -37,47 +37,81 @@ struct Row {
     encoding: Option<String>,
 }
 
+/// Where one collection's log tail starts.
+pub(crate) struct TailStart<'a> {
+    /// The collection's id (its topic ends with `/<id>`).
+    pub collection_id: &'a str,
+    /// Rows after this `seq_id` belong to the tail (all rows when None).
+    pub position: Option<i64>,
+    /// The collection's dimension, if known.
+    pub dimension: Option<usize>,
+}
+
 impl LogTail {
-    /// Replay the rows of `collection_id`'s topic after `position`, with
-    /// Chroma's semantics. `in_hnsw` tells whether an id is live in the HNSW
-    /// files; `dimension` is the collection's, if known.
-    pub fn replay(
+    /// Replay the log tails of several collections in one pass over the log,
+    /// with Chroma's semantics. `in_hnsw(i, id)` tells whether `id` is live in
+    /// collection `i`'s HNSW files. An error comes with the index of the
+    /// collection whose row caused it.
+    pub fn replay_all(
         conn: &Connection,
-        collection_id: &str,
-        position: Option<i64>,
-        dimension: Option<usize>,
-        in_hnsw: impl Fn(&str) -> bool,
-    ) -> Result<LogTail> {
-        let mut tail = LogTail {
-            dimension,
-            ..LogTail::default()
-        };
+        starts: &[TailStart<'_>],
+        in_hnsw: impl Fn(usize, &str) -> bool,
+    ) -> std::result::Result<Vec<LogTail>, (Option<usize>, ChromaError)> {
+        let mut tails: Vec<LogTail> = starts
+            .iter()
+            .map(|s| LogTail {
+                dimension: s.dimension,
+                ..LogTail::default()
+            })
+            .collect();
+        let by_id: HashMap<String, usize> = starts
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.collection_id.to_ascii_lowercase(), i))
+            .collect();
+        let first = starts
+            .iter()
+            .map(|s| s.position.unwrap_or(i64::MIN))
+            .min()
+            .unwrap_or(i64::MAX);
+        let unattributed = |e| (None, e);
         let mut stmt = conn
             .prepare(
-                "SELECT seq_id, operation, id, length(vector), encoding FROM embeddings_queue \
-                 WHERE topic LIKE ?1 AND seq_id > ?2 ORDER BY seq_id",
+                "SELECT seq_id, operation, topic, id, length(vector), encoding FROM embeddings_queue \
+                 WHERE seq_id > ?1 ORDER BY seq_id",
             )
-            .map_err(|e| ChromaError::sqlite(e, "reading the write-ahead log"))?;
+            .map_err(|e| unattributed(ChromaError::sqlite(e, "reading the write-ahead log")))?;
         let mut rows = stmt
-            .query(params![
-                format!("%/{collection_id}"),
-                position.unwrap_or(i64::MIN)
-            ])
-            .map_err(|e| ChromaError::sqlite(e, "reading the write-ahead log"))?;
+            .query(params![first])
+            .map_err(|e| unattributed(ChromaError::sqlite(e, "reading the write-ahead log")))?;
         while let Some(row) = rows
             .next()
-            .map_err(|e| ChromaError::sqlite(e, "reading the write-ahead log"))?
+            .map_err(|e| unattributed(ChromaError::sqlite(e, "reading the write-ahead log")))?
         {
-            let row = Row {
-                seq_id: get(row, 0)?,
-                operation: get(row, 1)?,
-                id: get(row, 2)?,
-                vector_len: get(row, 3)?,
-                encoding: get(row, 4)?,
+            let topic: String = get(row, 2).map_err(unattributed)?;
+            let Some(c) = topic_collection(&topic)
+                .and_then(|id| by_id.get(&id))
+                .copied()
+            else {
+                continue;
             };
-            tail.apply(row, &in_hnsw)?;
+            let seq_id: i64 = get(row, 0).map_err(unattributed)?;
+            if starts[c].position.is_some_and(|p| seq_id <= p) {
+                continue;
+            }
+            let attributed = |e| (Some(c), e);
+            let row = Row {
+                seq_id,
+                operation: get(row, 1).map_err(attributed)?,
+                id: get(row, 3).map_err(attributed)?,
+                vector_len: get(row, 4).map_err(attributed)?,
+                encoding: get(row, 5).map_err(attributed)?,
+            };
+            tails[c]
+                .apply(row, &|id| in_hnsw(c, id))
+                .map_err(attributed)?;
         }
-        Ok(tail)
+        Ok(tails)
     }
 
     fn apply(&mut self, row: Row, in_hnsw: &impl Fn(&str) -> bool) -> Result<()> {
@@ -140,6 +174,14 @@ impl LogTail {
     }
 }
 
+/// The collection id a topic names (`persistent://tenant/database/<id>`),
+/// lower-cased.
+fn topic_collection(topic: &str) -> Option<String> {
+    topic
+        .rsplit_once('/')
+        .map(|(_, id)| id.to_ascii_lowercase())
+}
+
 fn get<T: rusqlite::types::FromSql>(row: &rusqlite::Row<'_>, i: usize) -> Result<T> {
     row.get(i)
         .map_err(|e| ChromaError::sqlite(e, "reading the write-ahead log"))
@@ -167,4 +209,21 @@ pub(crate) fn vector(conn: &Connection, seq_id: i64, out: &mut Vec<f32>) -> Resu
         )
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::topic_collection;
+
+    #[test]
+    fn a_topic_names_its_collection_whatever_the_tenant_and_case() {
+        let id = "36a9710f-33b4-42c9-bb05-43b997c704ae";
+        for topic in [
+            format!("persistent://default-tenant/default-namespace/{id}"),
+            format!("persistent://tenant-a/db_b/{}", id.to_uppercase()),
+        ] {
+            assert_eq!(topic_collection(&topic).as_deref(), Some(id));
+        }
+        assert_eq!(topic_collection("no-slash"), None);
+    }
 }

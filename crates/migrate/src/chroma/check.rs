@@ -2,19 +2,26 @@
 //! checksum on both sides, then a nearest-neighbour check — stored vectors as
 //! queries, PostgreSQL's top 10 (through its index, at the chosen
 //! `ef_search`/`probes`) against the exact top 10 computed from the source.
+//!
+//! The source side is gathered while the load reads the store
+//! ([`SourceTally`]), so verification reads only the target; the source is
+//! read again only to name the rows of a collection that differs.
 
 use super::layout::{ChromaPlan, CollectionTarget};
 use super::reader::ChromaUnitReader;
 use super::RecallOptions;
 use crate::error::{pg_error, MigrateError, MigrateErrorKind};
 use crate::load::row_key;
+use pgharbor_chroma::Record;
+use pgharbor_core::cell::Cell;
+use pgharbor_core::plan::{TablePlan, ValuePolicy};
 use pgharbor_core::report::TableVerification;
 use pgharbor_core::schema::{quote_ident, PgType};
 use pgharbor_pgwriter::pgvector::{Distance, VectorParam, Version};
 use pgharbor_verify::digest::{target_digest, RowFilter};
 use pgharbor_verify::{RowHasher, RowMultiset, TableDigest};
 use serde::Serialize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio_postgres::Client;
 
 /// Neighbours compared per query.
@@ -37,11 +44,147 @@ pub struct RecallReport {
     pub passed: bool,
 }
 
-/// The source side of one collection: digest, and the exact neighbours of the queries.
-struct SourcePass {
+/// The source side of one collection: the digest of its rows as the load
+/// encodes them, and the exact neighbours of its queries.
+#[derive(Debug, Default)]
+pub struct SourceSide {
     digest: TableDigest,
-    multiset: Option<RowMultiset>,
     exact: Vec<TopK>,
+}
+
+impl SourceSide {
+    fn new(queries: usize) -> Self {
+        SourceSide {
+            digest: TableDigest::default(),
+            exact: vec![TopK::default(); queries],
+        }
+    }
+
+    /// Count one record whose row hashed to `hash`.
+    fn add(&mut self, hash: u128, record: &Record<'_>, queries: &[Query], kind: Distance) {
+        self.digest.add(hash);
+        if queries.is_empty() {
+            return;
+        }
+        let norm = dot(record.embedding, record.embedding).sqrt();
+        for (query, top) in queries.iter().zip(&mut self.exact) {
+            let d = distance(query, record.embedding, norm, kind);
+            if !d.is_nan() {
+                top.offer(d, record.id);
+            }
+        }
+    }
+
+    /// Combine with the side of another part of the same collection.
+    fn merge(&mut self, other: SourceSide) {
+        self.digest.merge(other.digest);
+        for (top, part) in self.exact.iter_mut().zip(other.exact) {
+            for (d, id) in part.best {
+                top.offer(d, &id);
+            }
+        }
+    }
+}
+
+/// The source sides of every collection, filled in by the load's readers as
+/// they read each part of a collection (see [`ChromaUnitReader::tallying`]).
+pub struct SourceTally {
+    queries: Vec<Arc<Vec<Query>>>,
+    distances: Vec<Distance>,
+    policy: ValuePolicy,
+    sides: Vec<Mutex<SourceSide>>,
+}
+
+impl SourceTally {
+    /// An empty tally; `queries[c]` are collection `c`'s recall queries.
+    pub fn new(plan: &ChromaPlan, queries: Vec<Vec<Query>>) -> Self {
+        SourceTally {
+            sides: queries
+                .iter()
+                .map(|q| Mutex::new(SourceSide::new(q.len())))
+                .collect(),
+            queries: queries.into_iter().map(Arc::new).collect(),
+            distances: plan.targets.iter().map(|t| t.distance).collect(),
+            policy: plan.plan.policy,
+        }
+    }
+
+    /// A tally of one part of `collection`, read into `table`'s rows.
+    pub fn part(&self, table: &TablePlan, collection: usize) -> PartTally<'_> {
+        PartTally {
+            tally: self,
+            collection,
+            hasher: RowHasher::new(
+                table.spec.columns.iter().map(|c| c.pg_type).collect(),
+                self.policy,
+            ),
+            side: SourceSide::new(self.queries[collection].len()),
+        }
+    }
+
+    /// Collection `c`'s source side and its queries, once the load is done.
+    pub fn take(&self, c: usize) -> (SourceSide, Arc<Vec<Query>>) {
+        let side = std::mem::take(&mut *self.sides[c].lock().expect("tally lock"));
+        (side, self.queries[c].clone())
+    }
+}
+
+/// One part of a collection being tallied on a reader thread; added to the
+/// collection's side by [`PartTally::finish`].
+pub struct PartTally<'a> {
+    tally: &'a SourceTally,
+    collection: usize,
+    hasher: RowHasher,
+    side: SourceSide,
+}
+
+impl PartTally<'_> {
+    /// Count one record and the cells its row received.
+    pub fn add(
+        &mut self,
+        table: &TablePlan,
+        record: &Record<'_>,
+        cells: &[Cell<'_>],
+    ) -> Result<(), MigrateError> {
+        let hash = hash_row(&mut self.hasher, table, record, cells)?;
+        let c = self.collection;
+        self.side.add(
+            hash,
+            record,
+            &self.tally.queries[c],
+            self.tally.distances[c],
+        );
+        Ok(())
+    }
+
+    /// Add this part to its collection's side.
+    pub fn finish(self) {
+        self.tally.sides[self.collection]
+            .lock()
+            .expect("tally lock")
+            .merge(self.side);
+    }
+}
+
+/// Hash a source row as the load encoded it; an error names the row and column.
+fn hash_row(
+    hasher: &mut RowHasher,
+    table: &TablePlan,
+    record: &Record<'_>,
+    cells: &[Cell<'_>],
+) -> Result<u128, MigrateError> {
+    hasher.hash_cells(cells).map_err(|e| {
+        MigrateError::new(
+            MigrateErrorKind::Conversion,
+            format!(
+                "collection {:?}, {}, column {:?}: {}",
+                table.source_name,
+                row_key(table, Some(record.rowid), cells),
+                table.spec.columns[e.column].name,
+                e.reason
+            ),
+        )
+    })
 }
 
 /// The `K` nearest items seen so far, closest first.
@@ -160,58 +303,29 @@ pub fn pick_queries(
     Ok(queries)
 }
 
-/// Digest one collection's source rows and find the exact neighbours of `queries`.
-fn source_pass(
+/// Count one collection's source rows by hash, keyed for naming them: read
+/// again only when the collection's checksums differ.
+fn source_multiset(
     reader: &mut ChromaUnitReader,
     plan: &ChromaPlan,
     collection: usize,
-    bounds: Option<(i64, i64)>,
-    queries: &[Query],
-    detailed: bool,
-) -> Result<SourcePass, MigrateError> {
+) -> Result<RowMultiset, MigrateError> {
     let target = &plan.targets[collection];
     let table = &plan.plan.tables[target.table];
     let mut hasher = RowHasher::new(
         table.spec.columns.iter().map(|c| c.pg_type).collect(),
         plan.plan.policy,
     );
-    let mut pass = SourcePass {
-        digest: TableDigest::default(),
-        multiset: detailed.then(RowMultiset::default),
-        exact: vec![TopK::default(); queries.len()],
-    };
-    let Some((first, last)) = bounds else {
-        return Ok(pass);
+    let mut multiset = RowMultiset::default();
+    let Some((first, last)) = reader.collection(collection).rowid_bounds else {
+        return Ok(multiset);
     };
     reader.read_collection(collection, first, last, &mut |record, cells| {
-        let hash = hasher.hash_cells(cells).map_err(|e| {
-            MigrateError::new(
-                MigrateErrorKind::Conversion,
-                format!(
-                    "collection {:?}, {}, column {:?}: {}",
-                    table.source_name,
-                    row_key(table, Some(record.rowid), cells),
-                    table.spec.columns[e.column].name,
-                    e.reason
-                ),
-            )
-        })?;
-        pass.digest.add(hash);
-        if let Some(set) = pass.multiset.as_mut() {
-            set.add_source(hash, || row_key(table, Some(record.rowid), cells));
-        }
-        if !queries.is_empty() {
-            let norm = dot(record.embedding, record.embedding).sqrt();
-            for (query, top) in queries.iter().zip(&mut pass.exact) {
-                let d = distance(query, record.embedding, norm, target.distance);
-                if !d.is_nan() {
-                    top.offer(d, record.id);
-                }
-            }
-        }
+        let hash = hash_row(&mut hasher, table, record, cells)?;
+        multiset.add_source(hash, || row_key(table, Some(record.rowid), cells));
         Ok(())
     })?;
-    Ok(pass)
+    Ok(multiset)
 }
 
 /// Everything checked for one collection.
@@ -222,28 +336,23 @@ pub struct CollectionCheck {
     exact: Vec<TopK>,
 }
 
-/// Verify one collection: source pass on this (blocking) thread's reader,
-/// target digest through `client`.
+/// Verify one collection: its source side (tallied during the load) against
+/// the target's digest through `client`; when they differ, the source is read
+/// again on `reader` to name the differing rows.
 pub async fn verify_collection(
     client: &Client,
     reader: ChromaUnitReader,
     plan: Arc<ChromaPlan>,
     collection: usize,
-    queries: Arc<Vec<Query>>,
+    source: SourceSide,
 ) -> (ChromaUnitReader, Result<CollectionCheck, MigrateError>) {
     let target = &plan.targets[collection];
     let (columns, hasher, filter_value) = target_view(&plan, target);
     let filter = filter_of(target, filter_value.as_deref());
     let table = &plan.plan.tables[target.table].spec.name;
-    // Both sides at once: the source on a blocking thread, the target's COPY here.
-    let ((reader, source), digest) = tokio::join!(
-        run_source_pass(reader, plan.clone(), collection, queries, false),
-        target_digest(client, table, &columns, &hasher, filter, None)
-    );
-    let (source, digest) = match (source, digest) {
-        (Ok(s), Ok(d)) => (s, d),
-        (Err(e), _) => return (reader, Err(e)),
-        (_, Err(e)) => return (reader, Err(e.into())),
+    let digest = match target_digest(client, table, &columns, &hasher, filter, None).await {
+        Ok(d) => d,
+        Err(e) => return (reader, Err(e.into())),
     };
     let mut verification = TableVerification {
         source_rows: source.digest.rows,
@@ -253,42 +362,33 @@ pub async fn verify_collection(
         matches: source.digest == digest,
         sample_differences: Vec::new(),
     };
-    if !verification.matches {
-        let (back, detailed) =
-            run_source_pass(reader, plan.clone(), collection, Arc::new(Vec::new()), true).await;
-        let mut multiset = match detailed {
-            Ok(p) => p.multiset.unwrap_or_default(),
-            Err(e) => return (back, Err(e)),
-        };
-        let keys = key_columns(&plan, target);
-        if let Err(e) = target_digest(
-            client,
-            table,
-            &columns,
-            &hasher,
-            filter,
-            Some((&mut multiset, &keys)),
-        )
-        .await
-        {
-            return (back, Err(e.into()));
-        }
-        verification.sample_differences = multiset.differences(SAMPLE_LIMIT);
-        return (
-            back,
-            Ok(CollectionCheck {
-                verification,
-                exact: source.exact,
-            }),
-        );
+    let check = |verification| CollectionCheck {
+        verification,
+        exact: source.exact,
+    };
+    if verification.matches {
+        return (reader, Ok(check(verification)));
     }
-    (
-        reader,
-        Ok(CollectionCheck {
-            verification,
-            exact: source.exact,
-        }),
+    let (reader, multiset) = run_source_multiset(reader, plan.clone(), collection).await;
+    let mut multiset = match multiset {
+        Ok(m) => m,
+        Err(e) => return (reader, Err(e)),
+    };
+    let keys = key_columns(&plan, target);
+    if let Err(e) = target_digest(
+        client,
+        table,
+        &columns,
+        &hasher,
+        filter,
+        Some((&mut multiset, &keys)),
     )
+    .await
+    {
+        return (reader, Err(e.into()));
+    }
+    verification.sample_differences = multiset.differences(SAMPLE_LIMIT);
+    (reader, Ok(check(verification)))
 }
 
 fn key_columns(plan: &ChromaPlan, target: &CollectionTarget) -> Vec<usize> {
@@ -321,17 +421,14 @@ fn filter_of<'a>(target: &CollectionTarget, value: Option<&'a str>) -> RowFilter
     }
 }
 
-async fn run_source_pass(
+async fn run_source_multiset(
     reader: ChromaUnitReader,
     plan: Arc<ChromaPlan>,
     collection: usize,
-    queries: Arc<Vec<Query>>,
-    detailed: bool,
-) -> (ChromaUnitReader, Result<SourcePass, MigrateError>) {
+) -> (ChromaUnitReader, Result<RowMultiset, MigrateError>) {
     let joined = tokio::task::spawn_blocking(move || {
         let mut reader = reader;
-        let bounds = reader_bounds(&reader, collection);
-        let outcome = source_pass(&mut reader, &plan, collection, bounds, &queries, detailed);
+        let outcome = source_multiset(&mut reader, &plan, collection);
         (reader, outcome)
     })
     .await;
@@ -339,10 +436,6 @@ async fn run_source_pass(
         Ok(pair) => pair,
         Err(e) => panic!("verify reader thread panicked: {e}"),
     }
-}
-
-fn reader_bounds(reader: &ChromaUnitReader, collection: usize) -> Option<(i64, i64)> {
-    reader.collection(collection).rowid_bounds
 }
 
 /// Search settings for the recall check.
@@ -469,6 +562,42 @@ mod tests {
         assert_eq!(top.best.len(), K);
         assert_eq!(top.best[0].1, "id0");
         assert_eq!(top.worst(), Some(9.0));
+    }
+
+    #[test]
+    fn parts_of_a_collection_add_up_to_the_whole() {
+        let queries = vec![Query::new(vec![0.0, 0.0]), Query::new(vec![30.0, 30.0])];
+        let ids: Vec<String> = (0..40).map(|i| format!("id{i}")).collect();
+        let vectors: Vec<[f32; 2]> = (0..40).map(|i| [i as f32, (i * 7 % 13) as f32]).collect();
+        let record = |i: usize| Record {
+            collection: 0,
+            rowid: i as i64,
+            id: &ids[i],
+            document: None,
+            metadata: None,
+            embedding: &vectors[i],
+        };
+        let hash =
+            |i: usize| (i as u128 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834);
+        let mut whole = SourceSide::new(queries.len());
+        for i in 0..40 {
+            whole.add(hash(i), &record(i), &queries, Distance::L2);
+        }
+        let mut merged = SourceSide::new(queries.len());
+        for part in [0..13, 13..29, 29..40] {
+            let mut side = SourceSide::new(queries.len());
+            for i in part {
+                side.add(hash(i), &record(i), &queries, Distance::L2);
+            }
+            merged.merge(side);
+        }
+        assert_eq!(merged.digest, whole.digest);
+        assert_eq!(merged.digest.rows, 40);
+        for (m, w) in merged.exact.iter().zip(&whole.exact) {
+            assert_eq!(m.best, w.best);
+            assert_eq!(m.best.len(), K);
+        }
+        assert_eq!(merged.exact[0].best[0].1, "id0");
     }
 
     #[test]

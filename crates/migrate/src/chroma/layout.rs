@@ -84,8 +84,10 @@ pub struct ChromaPlan {
     pub targets: Vec<CollectionTarget>,
     /// Vector indexes to build after the load.
     pub vector_indexes: Vec<VectorIndexPlan>,
-    /// Indexes built during verification, once keys and vector indexes exist.
-    pub late_indexes: Vec<IndexSpec>,
+    /// Full-text (GIN) indexes created with the table, before any row: the
+    /// load's own connections then compute their keys on every core (a GIN
+    /// build after the load is single-threaded).
+    pub text_indexes: Vec<IndexSpec>,
     /// The layout.
     pub layout: Layout,
     /// The Open WebUI table exists already and is reused.
@@ -329,7 +331,7 @@ fn plan_open_webui(
         feeds: vec![TableFeed::Collections((0..collections.len()).collect())],
         targets,
         vector_indexes,
-        late_indexes: Some(open_webui_text_index())
+        text_indexes: Some(open_webui_text_index())
             .filter(|i| !facts.existing_indexes.contains(&i.name))
             .into_iter()
             .collect(),
@@ -371,9 +373,11 @@ fn open_webui_collection_index() -> IndexSpec {
     }
 }
 
-/// Open WebUI's full-text index (its hybrid search). Building it evaluates
-/// `to_tsvector` over every chunk, single-threaded: the slowest step of a
-/// move, so it runs while the rows are verified (a build does not block reads).
+/// Open WebUI's full-text index (its hybrid search). Its keys are
+/// `to_tsvector` of every chunk, the most expensive part of a move: built
+/// after the load, PostgreSQL computes them on one core; present during the
+/// load, each COPY connection computes its own rows' keys (see
+/// [`ChromaPlan::text_indexes`]).
 fn open_webui_text_index() -> IndexSpec {
     IndexSpec {
         name: "idx_document_chunk_text_search".into(),
@@ -528,7 +532,7 @@ fn plan_tables(
         feeds,
         targets,
         vector_indexes,
-        late_indexes: Vec::new(),
+        text_indexes: Vec::new(),
         layout: Layout::Tables,
         reuse_existing: false,
         notes,

@@ -15,7 +15,7 @@ use crate::load::{self, UnitRange, UnitReader, WorkUnit};
 use crate::progress::Progress;
 use crate::sqlite::{interruptible, Phases};
 use crate::target;
-use check::{CollectionCheck, Query, RecallReport, SearchSettings};
+use check::{CollectionCheck, Query, RecallReport, SearchSettings, SourceTally};
 use layout::{
     ChromaPlan, Layout, TableFeed, TargetFacts, OPEN_WEBUI_TABLE, OPEN_WEBUI_VECTOR_INDEX,
 };
@@ -24,7 +24,7 @@ use pgharbor_chroma::{Collection, Store};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{Plan, ValuePolicy};
 use pgharbor_core::report::{MigrationReport, TableVerification};
-use pgharbor_core::schema::{quote_ident, PgType};
+use pgharbor_core::schema::{quote_ident, PgType, QualifiedName};
 use pgharbor_pgwriter::ddl;
 use pgharbor_pgwriter::pgvector::{self, IndexMethod, Version};
 use reader::{ChromaUnitReader, Feeds};
@@ -338,7 +338,7 @@ pub async fn migrate(
     let mut phases = Phases::default();
     let jobs = options.jobs.max(1);
     let (client, plan, facts) = prepare(&store, target_config, options, false).await?;
-    make_room(&client, &plan, options).await?;
+    let text_sql = make_room(&client, &plan, options).await?;
     let plan = Arc::new(plan);
     let feeds = Arc::new(Feeds {
         collections: store.collections().to_vec(),
@@ -351,14 +351,25 @@ pub async fn migrate(
             .collect(),
         layout: plan.layout,
         changes: Mutex::new(MetadataChanges::default()),
-        counting: AtomicBool::new(true),
+        counting: AtomicBool::new(false),
     });
+    let tally = if options.verify {
+        match source_tally(&store, &feeds, &plan, options.recall.queries).await {
+            Ok(tally) => Some(Arc::new(tally)),
+            Err(err) => {
+                return Err(clean_up_after_failure(&client, &plan, &feeds.collections, err).await)
+            }
+        }
+    } else {
+        None
+    };
+    feeds.counting.store(true, Ordering::Relaxed);
     let generic = Arc::new(plan.plan.clone());
     progress.phase("loading");
     for table in &generic.tables {
         progress.table_started(&table.source_name, table.source_rows);
     }
-    let readers = unit_readers(&store, &feeds, jobs)?;
+    let readers = unit_readers(&store, &feeds, tally.as_ref(), jobs)?;
     let loading = load::load_all(
         target_config,
         &generic,
@@ -376,30 +387,28 @@ pub async fn migrate(
     store.check_unchanged()?;
     phases.lap("load");
     progress.phase("building keys and indexes");
-    // Every index builds at once (CREATE INDEX statements on one table do not
-    // block each other, nor reads): the full-text index, the slowest, keeps
-    // building while the rows are verified; keys are attached and the table
-    // analysed once it is done.
-    let late_indexes = tokio::spawn(build_late_indexes(target_config.clone(), plan.clone()));
-    let (key_sql, vector_sql) = interruptible(
-        async {
-            tokio::try_join!(
-                build_keys(target_config, &generic),
-                build_vector_indexes(target_config, &plan, jobs)
-            )
-        },
+    flush_text_indexes(&client, &plan).await?;
+    // The vector index, the slowest, builds while the keys are built and the
+    // rows verified (CREATE INDEX statements on one table block neither each
+    // other nor reads); keys are attached and the table analysed once it is done.
+    let vector_indexes = {
+        let (target_config, plan) = (target_config.clone(), plan.clone());
+        tokio::spawn(async move { build_vector_indexes(&target_config, &plan, jobs).await })
+    };
+    let key_sql = interruptible(
+        build_keys(target_config, &generic),
         "interrupted after the load: every row is in, but keys or indexes may be missing; run again with --drop-existing (or --truncate)",
     )
     .await?;
-    phases.lap("keys and vector indexes");
-    let checked = if options.verify {
-        progress.phase("verifying (while the full-text index builds)");
+    phases.lap("keys");
+    let checked = if let Some(tally) = tally {
+        progress.phase("verifying (while the vector index builds)");
         drop(readers_back);
         let readers = (0..jobs)
             .map(|_| Ok(ChromaUnitReader::new(store.reader()?, feeds.clone())))
             .collect::<Result<Vec<_>, MigrateError>>()?;
         let checked = interruptible(
-            digest_all(target_config, &plan, &feeds, readers, options),
+            digest_all(target_config, &plan, &feeds, readers, tally),
             "interrupted during verification: the migration itself is complete",
         )
         .await?;
@@ -409,17 +418,17 @@ pub async fn migrate(
     } else {
         None
     };
-    let late_sql = interruptible(
+    let vector_sql = interruptible(
         async {
-            late_indexes.await.map_err(|e| {
+            vector_indexes.await.map_err(|e| {
                 MigrateError::new(MigrateErrorKind::Write, format!("an index worker crashed: {e}"))
             })?
         },
-        "interrupted while building the full-text index: the data is complete; build the index by hand or let Open WebUI build it on its next start",
+        "interrupted while building the vector index: the data is complete; build the index by hand or let Open WebUI build it on its next start",
     )
     .await?;
     attach_keys_and_analyze(target_config, &generic).await?;
-    phases.lap("full-text index, keys attached, ANALYZE");
+    phases.lap("vector index, keys attached, ANALYZE");
     let (checks, recall) = match checked {
         Some(checked) => {
             progress.phase("checking nearest neighbours");
@@ -430,9 +439,9 @@ pub async fn migrate(
         None => (Vec::new(), Vec::new()),
     };
     let finished = finish::FinishOutcome::default();
-    let mut index_sql = key_sql;
+    let mut index_sql = text_sql;
+    index_sql.extend(key_sql);
     index_sql.extend(vector_sql);
-    index_sql.extend(late_sql);
     let mut migration = crate::sqlite::build_report(
         source_label,
         target_config,
@@ -454,33 +463,82 @@ pub async fn migrate(
     ))
 }
 
+/// The load's readers; with a tally (verification on) they also gather the
+/// source side of the proof.
 fn unit_readers(
     store: &Store,
     feeds: &Arc<Feeds>,
+    tally: Option<&Arc<SourceTally>>,
     jobs: usize,
 ) -> Result<Vec<Box<dyn UnitReader>>, MigrateError> {
     (0..jobs)
         .map(|_| {
-            Ok(
-                Box::new(ChromaUnitReader::new(store.reader()?, feeds.clone()))
-                    as Box<dyn UnitReader>,
-            )
+            let reader = ChromaUnitReader::new(store.reader()?, feeds.clone());
+            let reader = match tally {
+                Some(tally) => reader.tallying(tally.clone()),
+                None => reader,
+            };
+            Ok(Box::new(reader) as Box<dyn UnitReader>)
         })
         .collect()
 }
 
+/// Pick the recall queries of every collection with a vector index (short
+/// reads spread over it), for the load to tally the source side with.
+async fn source_tally(
+    store: &Store,
+    feeds: &Arc<Feeds>,
+    plan: &Arc<ChromaPlan>,
+    wanted: usize,
+) -> Result<SourceTally, MigrateError> {
+    let mut reader = ChromaUnitReader::new(store.reader()?, feeds.clone());
+    let (feeds, plan) = (feeds.clone(), plan.clone());
+    tokio::task::spawn_blocking(move || {
+        let queries = (0..feeds.collections.len())
+            .map(|c| {
+                let indexed = plan
+                    .vector_indexes
+                    .iter()
+                    .any(|ix| ix.table == plan.targets[c].table);
+                let collection = &feeds.collections[c];
+                match collection.rowid_bounds.filter(|_| indexed) {
+                    Some(bounds) => {
+                        check::pick_queries(&mut reader, c, bounds, collection.count, wanted)
+                    }
+                    None => Ok(Vec::new()),
+                }
+            })
+            .collect::<Result<Vec<_>, MigrateError>>()?;
+        Ok(SourceTally::new(&plan, queries))
+    })
+    .await
+    .expect("query picker thread")
+}
+
 /// Refuse, or with `replace` clear, whatever the plan would collide with;
-/// then create the schema and tables.
+/// then create the schema, the tables and their full-text indexes. Returns
+/// the indexes' SQL.
 async fn make_room(
+    client: &Client,
+    plan: &ChromaPlan,
+    options: &ChromaOptions,
+) -> Result<Vec<String>, MigrateError> {
+    if plan.reuse_existing {
+        clear_collections_in_shared_table(client, plan, options.replace).await?;
+    } else {
+        create_tables(client, plan, options).await?;
+    }
+    create_text_indexes(client, plan).await
+}
+
+/// Refuse, or with `replace` drop, the tables the plan would collide with;
+/// then create the schema and the tables.
+async fn create_tables(
     client: &Client,
     plan: &ChromaPlan,
     options: &ChromaOptions,
 ) -> Result<(), MigrateError> {
     let schema = &plan.plan.target_schema;
-    if plan.reuse_existing {
-        clear_collections_in_shared_table(client, plan, options.replace).await?;
-        return Ok(());
-    }
     let names: Vec<String> = plan
         .plan
         .tables
@@ -498,7 +556,7 @@ async fn make_room(
             .map_err(pg_error("creating the target schema"))?;
     }
     for name in &existing {
-        let table = pgharbor_core::schema::QualifiedName::new(schema.clone(), name.clone());
+        let table = QualifiedName::new(schema.clone(), name.clone());
         client
             .batch_execute(&ddl::drop_table(&table))
             .await
@@ -739,28 +797,40 @@ async fn attach_keys_and_analyze(
     Ok(())
 }
 
-/// Build the plan's late indexes (Open WebUI's full-text index) on a
-/// connection of their own, beside the other index builds and verification.
+/// Create the plan's full-text indexes on the empty table, so that the load
+/// computes their keys on every connection (see [`ChromaPlan::text_indexes`]).
 /// Returns their SQL.
-async fn build_late_indexes(
-    target_config: ConnConfig,
-    plan: Arc<ChromaPlan>,
+async fn create_text_indexes(
+    client: &Client,
+    plan: &ChromaPlan,
 ) -> Result<Vec<String>, MigrateError> {
-    let mut built = Vec::new();
-    if plan.late_indexes.is_empty() {
-        return Ok(built);
-    }
-    let client = target::connect(&target_config).await?;
-    let table = &plan.plan.tables[0].spec.name;
-    for index in &plan.late_indexes {
-        let sql = ddl::create_index(table, index);
+    let mut created = Vec::new();
+    for index in &plan.text_indexes {
+        let sql = ddl::create_index(&plan.plan.tables[0].spec.name, index);
         client
-            .batch_execute(&format!("SET maintenance_work_mem = '256MB'; {sql}"))
+            .batch_execute(&sql)
             .await
-            .map_err(pg_error(format!("building {} ({sql})", index.name)))?;
-        built.push(sql);
+            .map_err(pg_error(format!("creating {} ({sql})", index.name)))?;
+        created.push(sql);
     }
-    Ok(built)
+    Ok(created)
+}
+
+/// Move the rows the load left in the full-text indexes' pending lists into
+/// the indexes proper, as a build would have them (searches then need not scan
+/// the list).
+async fn flush_text_indexes(client: &Client, plan: &ChromaPlan) -> Result<(), MigrateError> {
+    for index in &plan.text_indexes {
+        let name = QualifiedName::new(plan.plan.target_schema.clone(), index.name.clone());
+        client
+            .execute(
+                "SELECT gin_clean_pending_list($1::text::regclass)",
+                &[&name.to_string()],
+            )
+            .await
+            .map_err(pg_error(format!("flushing the pending list of {name}")))?;
+    }
+    Ok(())
 }
 
 /// Enough memory for pgvector to build the index in memory (each vector plus
@@ -779,14 +849,14 @@ type Checked = (CollectionCheck, Arc<Vec<Query>>);
 
 type Checks = (Vec<Option<CollectionCheck>>, Vec<Option<RecallReport>>);
 
-/// Verify every collection with one worker per reader, then run the recall
-/// check of each indexed collection.
+/// Verify every collection with one worker per reader: the target's digest
+/// against the source side tallied during the load.
 async fn digest_all(
     target_config: &ConnConfig,
     plan: &Arc<ChromaPlan>,
     feeds: &Arc<Feeds>,
     readers: Vec<ChromaUnitReader>,
-    options: &ChromaOptions,
+    tally: Arc<SourceTally>,
 ) -> Result<Vec<Checked>, MigrateError> {
     let n = feeds.collections.len();
     let queue = Arc::new(Mutex::new((0..n).collect::<VecDeque<_>>()));
@@ -795,36 +865,17 @@ async fn digest_all(
     let mut set = tokio::task::JoinSet::new();
     for reader in readers {
         let client = target::connect(target_config).await?;
-        let (queue, plan, results, feeds) =
-            (queue.clone(), plan.clone(), results.clone(), feeds.clone());
-        let wanted = options.recall.queries;
+        let (queue, plan, results, tally) =
+            (queue.clone(), plan.clone(), results.clone(), tally.clone());
         set.spawn(async move {
             let mut reader = reader;
             loop {
                 let Some(c) = queue.lock().expect("queue lock").pop_front() else {
                     return Ok::<(), MigrateError>(());
                 };
-                let indexed = plan
-                    .vector_indexes
-                    .iter()
-                    .any(|ix| ix.table == plan.targets[c].table);
-                let collection = &feeds.collections[c];
-                let (back, queries) = match collection.rowid_bounds.filter(|_| indexed) {
-                    Some(bounds) => {
-                        let count = collection.count;
-                        let joined = tokio::task::spawn_blocking(move || {
-                            let picked = check::pick_queries(&mut reader, c, bounds, count, wanted);
-                            (reader, picked)
-                        })
-                        .await
-                        .expect("query picker thread");
-                        (joined.0, joined.1?)
-                    }
-                    None => (reader, Vec::new()),
-                };
-                let queries = Arc::new(queries);
+                let (side, queries) = tally.take(c);
                 let (back, outcome) =
-                    check::verify_collection(&client, back, plan.clone(), c, queries.clone()).await;
+                    check::verify_collection(&client, reader, plan.clone(), c, side).await;
                 reader = back;
                 results.lock().expect("results lock")[c] = Some((outcome?, queries));
             }

@@ -1,5 +1,6 @@
 //! Chroma items as pipeline rows: the [`UnitReader`] of a Chroma store.
 
+use super::check::SourceTally;
 use super::layout::{self, Layout, TableFeed};
 use super::openwebui::{self, MetadataChanges};
 use crate::error::MigrateError;
@@ -35,6 +36,7 @@ pub struct ChromaUnitReader {
     reader: StoreReader,
     feeds: Arc<Feeds>,
     json: String,
+    tally: Option<Arc<SourceTally>>,
 }
 
 impl ChromaUnitReader {
@@ -44,7 +46,15 @@ impl ChromaUnitReader {
             reader,
             feeds,
             json: String::new(),
+            tally: None,
         }
+    }
+
+    /// Also count every row read for a unit into `tally` (the source side of
+    /// verification, gathered during the load).
+    pub fn tallying(mut self, tally: Arc<SourceTally>) -> Self {
+        self.tally = Some(tally);
+        self
     }
 
     /// Collection number `i` of the store.
@@ -176,10 +186,20 @@ impl UnitReader for ChromaUnitReader {
                 UnitRange::WholeTable => (lo, hi),
                 UnitRange::Rowids { first, last } => (first.max(lo), last.min(hi)),
             };
-            if first <= last {
-                self.read_collection(c, first, last, &mut |record, cells| {
-                    on_row(Some(record.rowid), cells)
-                })?;
+            if first > last {
+                continue;
+            }
+            let tally = self.tally.clone();
+            let mut part = tally.as_deref().map(|t| t.part(table, c));
+            self.read_collection(c, first, last, &mut |record, cells| {
+                on_row(Some(record.rowid), cells)?;
+                match part.as_mut() {
+                    Some(part) => part.add(table, record, cells),
+                    None => Ok(()),
+                }
+            })?;
+            if let Some(part) = part {
+                part.finish();
             }
         }
         Ok(())
