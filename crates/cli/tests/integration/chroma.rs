@@ -194,6 +194,29 @@ fn open_webui_layout_pads_vectors_and_replaces_only_the_collections_moved() {
         ],
         "Open WebUI's indexes; no IVFFlat below 5,000 rows, as Open WebUI does"
     );
+    assert_eq!(
+        scalar(
+            &pg,
+            "owui",
+            "SELECT gin_clean_pending_list('idx_document_chunk_text_search')"
+        ),
+        "0",
+        "the rows the load left in the full-text index's pending list were moved into the index"
+    );
+    let word = scalar(
+        &pg,
+        "owui",
+        "SELECT lower((regexp_match(text, '([[:alpha:]]{4,})'))[1]) FROM document_chunk WHERE text ~ '[[:alpha:]]{4,}' ORDER BY id LIMIT 1",
+    );
+    let search = format!("SELECT count(*) FROM document_chunk WHERE to_tsvector('simple', coalesce(text, '')) @@ plainto_tsquery('simple', '{word}')");
+    let through_index = scalar(&pg, "owui", &format!("SET enable_seqscan = off; {search}"));
+    let by_scan = scalar(
+        &pg,
+        "owui",
+        &format!("SET enable_bitmapscan = off; SET enable_indexscan = off; {search}"),
+    );
+    assert_eq!(through_index, by_scan, "full-text search for {word:?}");
+    assert_ne!(through_index, "0", "full-text search for {word:?}");
     pg.psql("owui", "INSERT INTO document_chunk (id, collection_name, text) VALUES ('kept', 'another-collection', 'not from this store')");
 
     let refused = run_with(&[]);

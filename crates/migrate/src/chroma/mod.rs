@@ -891,7 +891,7 @@ async fn digest_all(
 
 /// The recall check of every collection whose table has a vector index,
 /// once the table is analysed (so PostgreSQL plans searches as it will for
-/// the application).
+/// the application); collections are searched over `jobs` connections.
 async fn recall_all(
     target_config: &ConnConfig,
     plan: &ChromaPlan,
@@ -899,28 +899,40 @@ async fn recall_all(
     options: &ChromaOptions,
     pgvector: Version,
 ) -> Result<Checks, MigrateError> {
-    let mut client = target::connect(target_config).await?;
-    let mut checks = Vec::new();
-    let mut recalls = Vec::new();
-    for (c, (check, queries)) in checked.into_iter().enumerate() {
-        let index = plan
-            .vector_indexes
-            .iter()
-            .find(|ix| ix.table == plan.targets[c].table);
-        let recall = match index {
-            Some(ix) if !queries.is_empty() => {
+    let clients = futures_util::future::try_join_all(
+        (0..options.jobs.max(1)).map(|_| target::connect(target_config)),
+    )
+    .await?;
+    let queue = Mutex::new((0..checked.len()).collect::<VecDeque<_>>());
+    let found: Mutex<Vec<Option<RecallReport>>> = Mutex::new(vec![None; checked.len()]);
+    let lanes = clients.into_iter().map(|mut client| {
+        let (queue, found, checked) = (&queue, &found, &checked);
+        async move {
+            loop {
+                let Some(c) = queue.lock().expect("queue lock").pop_front() else {
+                    return Ok::<(), MigrateError>(());
+                };
+                let (check, queries) = &checked[c];
+                let index = plan
+                    .vector_indexes
+                    .iter()
+                    .find(|ix| ix.table == plan.targets[c].table);
+                let Some(ix) = index.filter(|_| !queries.is_empty()) else {
+                    continue;
+                };
                 let settings = SearchSettings {
                     options: &options.recall,
                     method: ix.method.name(),
                     pgvector,
                 };
-                Some(check::recall(&mut client, plan, c, &queries, &check, &settings).await?)
+                let recall = check::recall(&mut client, plan, c, queries, check, &settings).await?;
+                found.lock().expect("results lock")[c] = Some(recall);
             }
-            _ => None,
-        };
-        checks.push(Some(check));
-        recalls.push(recall);
-    }
+        }
+    });
+    futures_util::future::try_join_all(lanes).await?;
+    let recalls = found.into_inner().expect("results lock");
+    let checks = checked.into_iter().map(|(check, _)| Some(check)).collect();
     Ok((checks, recalls))
 }
 
