@@ -49,7 +49,8 @@ PSQL="$PG_BIN/psql -X -q -v ON_ERROR_STOP=1"
 PGHARBOR="${PGHARBOR_BIN:-$REPO/target/release/pgharbor}" # PGHARBOR_BIN=path: use that binary, no build
 mkdir -p "$WORK" "$LOGS"
 
-say() { printf '\n==> %s\n' "$*"; }
+# shellcheck source=lib/measure.sh
+source "$REPO/bench/lib/measure.sh"
 
 say "setup"
 bash scripts/setup.sh
@@ -103,23 +104,6 @@ fresh_store() {
 }
 
 declare -A WALL RSS
-# measure NAME COMMAND... : wall seconds and peak RSS (MB) of one command (GNU time -v);
-# stdout to $LOGS/NAME.out, stderr to $LOGS/NAME.err
-measure() {
-	local name="$1"
-	shift
-	local tf="$LOGS/$name.time"
-	if /usr/bin/time -v -o "$tf" "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.err"; then
-		WALL[$name]=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; printf "%.2f", s }' "$tf")
-		RSS[$name]=$(awk -F': ' '/Maximum resident set size/ { printf "%d", $2 / 1024 }' "$tf")
-		printf '    %-20s %8s s %8s MB\n' "$name" "${WALL[$name]}" "${RSS[$name]}"
-	else
-		WALL[$name]=failed
-		RSS[$name]=-
-		printf '    %-20s FAILED (exit %s; logs: %s/%s.{out,err})\n' "$name" "$(grep -o 'Exit status: [0-9]*' "$tf" | tr -dc 0-9)" "$LOGS" "$name"
-		tail -4 "$LOGS/$name.err" | sed 's/^/        /'
-	fi
-}
 
 say "Python path (chromadb get -> psycopg binary COPY -> Open WebUI's indexes)"
 fresh_store
@@ -256,9 +240,6 @@ for name in "${RUNS[@]}"; do
 		read -r RL[$name] IX[$name] VF[$name] <<<"$(phases "$name")"
 	fi
 done
-ratio() { # python / pgharbor, of two numbers
-	python3 -c "import sys; a, b = sys.argv[1:]; print(f'{float(a) / float(b):.2f}x')" "$1" "$2" 2>/dev/null || echo -
-}
 printf '    %-20s %10s %14s %10s %10s %10s %16s\n' tool "wall (s)" "read+load (s)" "index (s)" "verify (s)" "RSS (MB)" "python/this wall"
 for name in "${RUNS[@]}"; do
 	printf '    %-20s %10s %14s %10s %10s %10s %16s\n' "$name" "${WALL[$name]}" "${RL[$name]}" "${IX[$name]}" "${VF[$name]}" "${RSS[$name]}" "$(ratio "${WALL[python-path]}" "${WALL[$name]}")"
