@@ -8,7 +8,8 @@
 #   PGHARBOR_BIN=path bash bench/chroma.sh   # measure that binary instead of building one
 #
 # Measured, each into a fresh database of one throwaway PostgreSQL 16 + pgvector cluster
-# (/opt/pgharbor/pg16, from scripts/setup.sh), each on a fresh copy of the store:
+# (/opt/pgharbor/pg16, from scripts/setup.sh; WAL files pre-allocated, a CHECKPOINT before
+# each run), each on a fresh copy of the store:
 #   python-path         bench/chroma/python_path.py: chromadb 1.5.9 get() paged per collection,
 #                       Open WebUI's row conversion, psycopg 3 binary COPY, Open WebUI's indexes
 #   pgharbor            migrate chroma:STORE URL --layout open-webui --dimension 384 --index ivfflat
@@ -29,7 +30,7 @@ for arg in "$@"; do
 	case "$arg" in
 	--keep) KEEP=1 ;;
 	-h | --help)
-		sed -n '2,18p' "$0"
+		sed -n '2,19p' "$0"
 		exit 0
 		;;
 	*)
@@ -96,11 +97,22 @@ PGV=$($PSQL -At "$PG_URL_BASE/py" -c "SELECT extversion FROM pg_extension WHERE 
 $PSQL "$PG_URL_BASE/py" -c "DROP EXTENSION vector"
 echo "    $($PG_BIN/postgres --version), pgvector $PGV, $PG_URL_BASE"
 
+# Every run starts from the same server state. WAL files are allocated once, before
+# any run (a throwaway table of ~1.4 GB, dropped), so that no run pays for creating
+# them and later runs reuse them; before each run the server checkpoints (no run
+# writes out the previous one's dirty buffers) and the copy of the store is synced.
+say "pre-allocating WAL files"
+$PSQL "$PG_URL_BASE/postgres" -c "CREATE TABLE wal_warmup AS SELECT g, repeat('x', 900) AS pad FROM generate_series(1, 1500000) g" \
+	-c "DROP TABLE wal_warmup" -c CHECKPOINT
+echo "    $(find "$PG_THROWAWAY_DIR/data/pg_wal" -maxdepth 1 -type f -name '0*' | wc -l) WAL files"
+
 # Every run gets its own copy of the store: opening a store with chromadb may write to
 # it (log purge/compaction), and the cached original must stay as generated.
 fresh_store() {
 	rm -rf "$RUN_STORE"
 	cp -a "$STORE_DIR/store" "$RUN_STORE"
+	sync
+	$PSQL "$PG_URL_BASE/postgres" -c CHECKPOINT
 }
 
 declare -A WALL RSS
