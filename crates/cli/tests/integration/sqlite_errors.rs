@@ -215,6 +215,7 @@ impl Drop for SmallDisk {
             .arg("-l")
             .arg(&self.path)
             .status();
+        let _ = std::fs::remove_dir(&self.path);
     }
 }
 
