@@ -44,6 +44,12 @@ impl<'a> Parser<'a> {
         (self.text.get(self.at) == Some(&byte)).then(|| self.at += 1)
     }
 
+    /// Consume `close` (after whitespace) if it comes next.
+    fn closes(&mut self, close: u8) -> bool {
+        self.skip_whitespace();
+        self.eat(close)
+    }
+
     fn value(&mut self, out: &mut Vec<u8>, depth: usize) -> Option<()> {
         self.skip_whitespace();
         match *self.text.get(self.at)? {
@@ -71,24 +77,19 @@ impl<'a> Parser<'a> {
 
     fn array(&mut self, out: &mut Vec<u8>, depth: usize) -> Option<()> {
         self.at += 1;
-        out.push(b'[');
-        self.skip_whitespace();
-        if self.text.get(self.at) == Some(&b']') {
-            self.at += 1;
-            out.push(b']');
+        if self.closes(b']') {
+            out.extend_from_slice(b"[]");
             return Some(());
         }
+        out.push(b'[');
         loop {
             self.value(out, depth)?;
-            self.skip_whitespace();
-            match self.text.get(self.at)? {
-                b',' => out.push(b','),
-                b']' => break,
-                _ => return None,
+            if self.closes(b']') {
+                break;
             }
-            self.at += 1;
+            self.expect(b',')?;
+            out.push(b',');
         }
-        self.at += 1;
         out.push(b']');
         Some(())
     }
@@ -98,9 +99,7 @@ impl<'a> Parser<'a> {
         // Members as (key, range of its rendered value in `values`).
         let mut members: Vec<(Cow<'a, str>, usize, usize)> = Vec::new();
         let mut values = Vec::new();
-        self.skip_whitespace();
-        if self.text.get(self.at) == Some(&b'}') {
-            self.at += 1;
+        if self.closes(b'}') {
             out.extend_from_slice(b"{}");
             return Some(());
         }
@@ -114,14 +113,11 @@ impl<'a> Parser<'a> {
             let start = values.len();
             self.value(&mut values, depth)?;
             members.push((key, start, values.len()));
-            self.skip_whitespace();
-            match self.text.get(self.at)? {
-                b',' => self.at += 1,
-                b'}' => break,
-                _ => return None,
+            if self.closes(b'}') {
+                break;
             }
+            self.expect(b',')?;
         }
-        self.at += 1;
         // Stable: of equal keys the last one written comes last, and wins.
         members.sort_by(|a, b| a.0.cmp(&b.0));
         out.push(b'{');
