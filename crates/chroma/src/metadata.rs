@@ -14,7 +14,7 @@ pub(crate) const DOCUMENT_KEY: &str = "chroma:document";
 /// is not UTF-8 (Chroma never writes such) is an error, never replaced.
 pub(crate) fn decode(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Option<Value>> {
     if let ValueRef::Text(s) = row.get_ref(first)? {
-        let text = std::str::from_utf8(s).map_err(rusqlite::Error::Utf8Error)?;
+        let text = pgharbor_core::forms::utf8(s).map_err(rusqlite::Error::Utf8Error)?;
         return Ok(Some(Value::String(text.to_owned())));
     }
     if let Some(i) = row.get::<_, Option<i64>>(first + 1)? {

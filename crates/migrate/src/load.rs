@@ -86,6 +86,7 @@ pub async fn load_all(
     readers: Vec<Box<dyn UnitReader>>,
     progress: Arc<dyn Progress>,
 ) -> Result<(Vec<UnitResult>, Vec<Box<dyn UnitReader>>), MigrateError> {
+    let guard = AutovacuumGuard::take(target, plan, &units).await;
     let queue = Arc::new(Mutex::new(VecDeque::from(units)));
     let results = Arc::new(Mutex::new(vec![UnitResult::default(); plan.tables.len()]));
     let remaining = Arc::new(Mutex::new(count_units(&queue, plan.tables.len())));
@@ -146,11 +147,63 @@ pub async fn load_all(
             }
         }
     }
+    if let Some(guard) = guard {
+        guard.release().await;
+    }
     if let Some(e) = first_error {
         return Err(e);
     }
     let results = results.lock().expect("results lock").clone();
     Ok((results, readers_back))
+}
+
+/// Keeps autovacuum away from the tables being loaded, without changing them:
+/// a connection of its own holds `SHARE UPDATE EXCLUSIVE` on them, the lock
+/// autovacuum needs and skips a table for when it cannot have it. It blocks
+/// neither `COPY` nor reads. Without it autovacuum analyses half-loaded
+/// tables (for an expression index such as Open WebUI's full-text one, that
+/// evaluates the expression over a 30,000-row sample), and when it is still
+/// at work as the load ends, the index builds wait `deadlock_timeout` (1 s)
+/// for it to be cancelled. The finish's `ANALYZE` gathers the statistics.
+/// Best effort: when the lock cannot be had within a second (a wraparound
+/// vacuum, an application's lock) the load goes on unguarded. The lock ends
+/// with the connection, so nothing outlives an interrupted run.
+struct AutovacuumGuard {
+    client: tokio_postgres::Client,
+}
+
+impl AutovacuumGuard {
+    /// Lock the tables of `units` that exist before their COPY (a unit that
+    /// creates its table holds it alone until it commits).
+    async fn take(target: &ConnConfig, plan: &Plan, units: &[WorkUnit]) -> Option<Self> {
+        let mut tables: Vec<usize> = units
+            .iter()
+            .filter(|u| !u.creates_table)
+            .map(|u| u.table)
+            .collect();
+        tables.sort_unstable();
+        tables.dedup();
+        if tables.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = tables
+            .iter()
+            .map(|t| plan.tables[*t].spec.name.to_string())
+            .collect();
+        let client = crate::target::connect(target).await.ok()?;
+        let lock = format!(
+            "BEGIN; SET LOCAL lock_timeout = '1s'; LOCK TABLE {} IN SHARE UPDATE EXCLUSIVE MODE",
+            names.join(", ")
+        );
+        client.batch_execute(&lock).await.ok()?;
+        Some(AutovacuumGuard { client })
+    }
+
+    /// Let autovacuum (and the finish's index builds) at the tables again.
+    async fn release(self) {
+        // A failed COMMIT leaves the lock to the connection's end, on drop.
+        let _ = self.client.batch_execute("COMMIT").await;
+    }
 }
 
 fn count_units(queue: &Mutex<VecDeque<WorkUnit>>, tables: usize) -> Vec<usize> {

@@ -290,7 +290,7 @@ impl RowEncoder {
     /// Apply the NUL and UTF-8 rules to text.
     fn clean_text<'a>(&mut self, t: &'a [u8]) -> Result<Cow<'a, [u8]>, String> {
         let mut text: Cow<'a, [u8]> = Cow::Borrowed(t);
-        if let Err(e) = std::str::from_utf8(t) {
+        if let Err(e) = forms::utf8(t) {
             match self.policy.invalid_utf8 {
                 InvalidUtf8Policy::Error => {
                     return Err(format!(

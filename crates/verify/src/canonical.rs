@@ -161,7 +161,7 @@ impl<'a> Parser<'a> {
                 .ok()
                 .map(Cow::Owned)
         } else {
-            std::str::from_utf8(&literal[1..literal.len() - 1])
+            pgharbor_core::forms::utf8(&literal[1..literal.len() - 1])
                 .ok()
                 .map(Cow::Borrowed)
         }
