@@ -361,15 +361,20 @@ fn invalid_utf8_stops_the_run_or_is_replaced_when_asked() {
     assert_eq!(scalar(&pg, "utf", "SELECT v FROM t"), "a\u{FFFD}b");
 }
 
-#[test]
-fn large_tables_are_split_and_loaded_in_parallel() {
-    let scratch = Scratch::new();
-    let db = scratch.sqlite(
+/// A table of 250,000 rows: large enough to be split over workers.
+fn big_database(scratch: &Scratch) -> std::path::PathBuf {
+    scratch.sqlite(
         "big.db",
         "CREATE TABLE big (id INTEGER PRIMARY KEY, payload TEXT, n REAL);\
          WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 250000)\
          INSERT INTO big SELECT i * 3, printf('row %d %s', i, hex(randomblob(8))), i / 7.0 FROM s;",
-    );
+    )
+}
+
+#[test]
+fn large_tables_are_split_and_loaded_in_parallel() {
+    let scratch = Scratch::new();
+    let db = big_database(&scratch);
     let pg = cluster();
     let url = pg.url("big");
     let run = pgharbor(&[
@@ -395,6 +400,64 @@ fn large_tables_are_split_and_loaded_in_parallel() {
             "INSERT INTO big(payload) VALUES ('next') RETURNING id"
         ),
         "750001"
+    );
+}
+
+#[test]
+fn autovacuum_is_kept_off_a_table_while_it_loads_and_the_table_is_left_unchanged() {
+    let scratch = Scratch::new();
+    let db = big_database(&scratch);
+    let pg = cluster();
+    pg.create_database("guarded");
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_pgharbor"))
+        .args(["migrate", db.to_str().unwrap(), &pg.url("guarded")])
+        .args(["--jobs", "2", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start pgharbor");
+    // The lock autovacuum needs, held by one of pgharbor's connections (not by
+    // an autovacuum worker) while the rows go in.
+    let guard_locks = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                       WHERE l.relation = to_regclass('public.big') AND l.granted \
+                       AND l.mode = 'ShareUpdateExclusiveLock' AND a.backend_type = 'client backend'";
+    let mut seen_while_loading = false;
+    while run.try_wait().expect("pgharbor state").is_none() {
+        let loading = scalar(
+            &pg,
+            "guarded",
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %big%FROM STDIN%'",
+        );
+        if loading != "0" && scalar(&pg, "guarded", guard_locks) != "0" {
+            seen_while_loading = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = run.wait_with_output().expect("pgharbor output");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["verified"], true);
+    assert!(
+        seen_while_loading,
+        "no connection of pgharbor held SHARE UPDATE EXCLUSIVE on big during its COPY"
+    );
+    assert_eq!(
+        scalar(&pg, "guarded", guard_locks),
+        "0",
+        "the lock outlived the run"
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "guarded",
+            "SELECT coalesce(reloptions::text, 'none') FROM pg_class WHERE oid = 'big'::regclass"
+        ),
+        "none",
+        "the table's options were changed"
     );
 }
 
