@@ -426,7 +426,7 @@ fn autovacuum_is_kept_off_a_table_while_it_loads_and_the_table_is_left_unchanged
         let loading = scalar(
             &pg,
             "guarded",
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %big%FROM STDIN%'",
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'COPY %big%FROM STDIN%'",
         );
         if loading != "0" && scalar(&pg, "guarded", guard_locks) != "0" {
             seen_while_loading = true;
