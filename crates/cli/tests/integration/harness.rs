@@ -21,6 +21,11 @@ impl Run {
     }
 
     /// Everything the run printed.
+    /// Wait for a run started with [`pgharbor_started`].
+    pub fn finished(child: std::process::Child) -> Run {
+        Run::from(child.wait_with_output().expect("wait for pgharbor"))
+    }
+
     pub fn all(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
@@ -58,6 +63,19 @@ pub fn pgharbor(args: &[&str]) -> Run {
 }
 
 /// A throwaway directory that lives as long as the value.
+/// Start pgharbor in the background (stdout and stderr captured), for tests
+/// that watch the target while it runs; [`Run::finished`] collects it.
+pub fn pgharbor_started(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_pgharbor"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("PGPASSWORD")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start pgharbor")
+}
+
 pub struct Scratch {
     dir: tempfile::TempDir,
 }

@@ -1,6 +1,6 @@
 //! SQLite → PostgreSQL in create-schema mode: types, names, keys, sequences, values.
 
-use crate::harness::{cluster, pgharbor, query, scalar, Scratch};
+use crate::harness::{cluster, pgharbor, pgharbor_started, query, scalar, Run, Scratch};
 
 const TRICKY: &str = r#"
 PRAGMA foreign_keys = OFF;
@@ -409,13 +409,15 @@ fn autovacuum_is_kept_off_a_table_while_it_loads_and_the_table_is_left_unchanged
     let db = big_database(&scratch);
     let pg = cluster();
     pg.create_database("guarded");
-    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_pgharbor"))
-        .args(["migrate", db.to_str().unwrap(), &pg.url("guarded")])
-        .args(["--jobs", "2", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start pgharbor");
+    let url = pg.url("guarded");
+    let mut run = pgharbor_started(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &url,
+        "--jobs",
+        "2",
+        "--json",
+    ]);
     // The lock autovacuum needs, held by one of pgharbor's connections (not by
     // an autovacuum worker) while the rows go in.
     let guard_locks = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
@@ -433,13 +435,8 @@ fn autovacuum_is_kept_off_a_table_while_it_loads_and_the_table_is_left_unchanged
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let output = run.wait_with_output().expect("pgharbor output");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let run = Run::finished(run).success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(report["verified"], true);
     assert!(
         seen_while_loading,
