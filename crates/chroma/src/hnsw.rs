@@ -99,7 +99,7 @@ impl Hnsw {
     }
 
     /// Call `f` for every element, reading labels and flags in large chunks.
-    pub fn scan(&self, mut f: impl FnMut(Element) -> Result<()>) -> Result<()> {
+    pub fn scan(&self, mut f: impl FnMut(Element)) -> Result<()> {
         let size = self.header.size_data_per_element as usize;
         let per_chunk = (SCAN_CHUNK / size).max(1);
         let count = self.header.cur_element_count as usize;
@@ -109,7 +109,7 @@ impl Hnsw {
             buf.resize(n * size, 0);
             self.read_at(&self.data, &self.data_path, &mut buf, (first * size) as u64)?;
             for (i, element) in buf.chunks_exact(size).enumerate() {
-                f(self.element(first + i, element))?;
+                f(self.element(first + i, element));
             }
         }
         Ok(())

@@ -221,23 +221,41 @@ fn check_dimension(h: &Hnsw, dimension: &mut Option<usize>) -> Result<()> {
 }
 
 /// Map live HNSW slots to ids through the pickle; also its persisted position.
+/// The pickle is parsed on a thread of its own while the level-0 file is
+/// scanned for labels and deleted flags (each takes a few hundred ms on a
+/// large collection).
 fn load_slots(h: &Hnsw, dir: &Path) -> Result<(HashMap<String, u32>, Option<i64>)> {
     let pickle_path = dir.join("index_metadata.pickle");
-    let mut meta = pickle::read(&pickle_path)?;
-    let mut slots = HashMap::with_capacity(meta.label_to_id.len());
-    h.scan(|e| {
-        if e.deleted {
-            return Ok(());
-        }
-        let id = meta.label_to_id.remove(&e.label).ok_or_else(|| {
+    let (meta, live) = std::thread::scope(|scope| {
+        let parsing = scope.spawn(|| pickle::read(&pickle_path));
+        let live = live_elements(h);
+        let meta = parsing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (meta, live)
+    });
+    let (mut meta, live) = (meta?, live?);
+    let mut slots = HashMap::with_capacity(live.len());
+    for (slot, label) in live {
+        let id = meta.label_to_id.remove(&label).ok_or_else(|| {
             ChromaError::new(
                 ErrorKind::Corrupt,
-                format!("live HNSW element {} has label {} which index_metadata.pickle does not map to an id", e.slot, e.label),
+                format!("live HNSW element {slot} has label {label} which index_metadata.pickle does not map to an id"),
             )
             .with_file(&pickle_path)
         })?;
-        slots.insert(id, e.slot);
-        Ok(())
-    })?;
+        slots.insert(id, slot);
+    }
     Ok((slots, meta.max_seq_id))
+}
+
+/// Slot and label of every element not marked deleted.
+fn live_elements(h: &Hnsw) -> Result<Vec<(u32, u64)>> {
+    let mut live = Vec::new();
+    h.scan(|e| {
+        if !e.deleted {
+            live.push((e.slot, e.label));
+        }
+    })?;
+    Ok(live)
 }

@@ -6,6 +6,7 @@
 //! (a timestamp with more than microsecond precision, say, is not accepted).
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 /// Days from 0001-01-01 (proleptic Gregorian) to 2000-01-01, PostgreSQL's epoch.
@@ -410,8 +411,8 @@ impl<'de> Visitor<'de> for DupCheck<'_> {
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
+        let mut seen = SeenKeys::default();
+        while let Some(ObjectKey(key)) = map.next_key()? {
             if key.starts_with("$serde_json::private::Number") {
                 // arbitrary_precision represents numbers as a one-key map.
                 map.next_value::<IgnoredAny>()?;
@@ -423,6 +424,61 @@ impl<'de> Visitor<'de> for DupCheck<'_> {
             map.next_value_seed(DupCheck { dup: self.dup })?;
         }
         Ok(())
+    }
+}
+
+/// An object key, borrowed from the input when it holds no escape.
+struct ObjectKey<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for ObjectKey<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(ObjectKeyVisitor)
+    }
+}
+
+struct ObjectKeyVisitor;
+
+impl<'de> Visitor<'de> for ObjectKeyVisitor {
+    type Value = ObjectKey<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
+        Ok(ObjectKey(Cow::Borrowed(key)))
+    }
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(ObjectKey(Cow::Owned(key.to_owned())))
+    }
+    fn visit_string<E>(self, key: String) -> Result<Self::Value, E> {
+        Ok(ObjectKey(Cow::Owned(key)))
+    }
+}
+
+/// The keys of one object seen so far: a list while there are few (most
+/// objects), a hash set beyond.
+#[derive(Default)]
+struct SeenKeys<'de> {
+    few: Vec<Cow<'de, str>>,
+    many: HashSet<Cow<'de, str>>,
+}
+
+impl<'de> SeenKeys<'de> {
+    /// Keys kept in the list before switching to the set.
+    const FEW: usize = 16;
+
+    /// Add `key`; false when it was already there.
+    fn insert(&mut self, key: Cow<'de, str>) -> bool {
+        if self.many.is_empty() {
+            if self.few.contains(&key) {
+                return false;
+            }
+            if self.few.len() < Self::FEW {
+                self.few.push(key);
+                return true;
+            }
+            self.many.extend(self.few.drain(..));
+        }
+        self.many.insert(key)
     }
 }
 
@@ -578,5 +634,32 @@ mod tests {
         assert_eq!(check_json(b"{oops}"), JsonForm::Invalid);
         assert_eq!(check_json(b"[1] [2]"), JsonForm::Invalid);
         assert_eq!(check_json(b""), JsonForm::Invalid);
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_however_many_keys_and_however_written() {
+        let object = |keys: &[String]| {
+            let members: Vec<String> = keys.iter().map(|k| format!(r#""{k}":1"#)).collect();
+            format!("{{{}}}", members.join(","))
+        };
+        let distinct: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+        assert_eq!(
+            check_json(object(&distinct).as_bytes()),
+            JsonForm::JsonbSafe
+        );
+        for repeated in [0, 15, 16, 39] {
+            let mut keys = distinct.clone();
+            keys.push(format!("k{repeated}"));
+            assert_eq!(
+                check_json(object(&keys).as_bytes()),
+                JsonForm::JsonOnly,
+                "k{repeated} twice"
+            );
+        }
+        assert_eq!(check_json(br#"{"a":1,"\u0061":2}"#), JsonForm::JsonOnly);
+        assert_eq!(
+            check_json(br#"{"a":{"a":1},"b":[{"a":2}]}"#),
+            JsonForm::JsonbSafe
+        );
     }
 }

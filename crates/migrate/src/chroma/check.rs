@@ -261,7 +261,9 @@ const PICK_WINDOW: i64 = 16;
 
 /// Pick up to `count` query vectors spread evenly over the collection: the
 /// first item at or after each of `count` evenly spaced rowids (short reads),
-/// or every n-th item in one pass when the collection is too sparse for that.
+/// or every n-th item in one pass when that reads less: the probe windows
+/// would cover the whole range anyway, or the collection is too sparse in its
+/// rowid range (interleaved with others) for a window to hold an item.
 pub fn pick_queries(
     reader: &mut ChromaUnitReader,
     collection: usize,
@@ -271,6 +273,35 @@ pub fn pick_queries(
 ) -> Result<Vec<Query>, MigrateError> {
     let wanted = (count as u64).min(items).max(1) as usize;
     let (first, last) = bounds;
+    let span = last - first + 1;
+    let windows_cover_all = span <= wanted as i64 * PICK_WINDOW;
+    let windows_mostly_empty = (items as i64).saturating_mul(PICK_WINDOW) < span;
+    if !windows_cover_all && !windows_mostly_empty {
+        let probed = probe_queries(reader, collection, bounds, wanted)?;
+        if probed.len() * 2 >= wanted {
+            return Ok(probed);
+        }
+    }
+    let mut queries = Vec::new();
+    let stride = (items / wanted as u64).max(1);
+    let mut seen = 0u64;
+    reader.read_collection(collection, first, last, &mut |record, _| {
+        if seen % stride == 0 && queries.len() < wanted {
+            queries.push(Query::new(record.embedding.to_vec()));
+        }
+        seen += 1;
+        Ok(())
+    })?;
+    Ok(queries)
+}
+
+/// The first item at or after each of `wanted` evenly spaced rowids.
+fn probe_queries(
+    reader: &mut ChromaUnitReader,
+    collection: usize,
+    (first, last): (i64, i64),
+    wanted: usize,
+) -> Result<Vec<Query>, MigrateError> {
     let span = last - first + 1;
     let mut queries = Vec::new();
     for q in 0..wanted as i64 {
@@ -287,19 +318,6 @@ pub fn pick_queries(
         )?;
         queries.extend(found.map(Query::new));
     }
-    if queries.len() * 2 >= wanted {
-        return Ok(queries);
-    }
-    let stride = (items / wanted as u64).max(1);
-    let mut seen = 0u64;
-    queries.clear();
-    reader.read_collection(collection, first, last, &mut |record, _| {
-        if seen % stride == 0 && queries.len() < wanted {
-            queries.push(Query::new(record.embedding.to_vec()));
-        }
-        seen += 1;
-        Ok(())
-    })?;
     Ok(queries)
 }
 

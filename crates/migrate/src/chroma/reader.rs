@@ -35,7 +35,7 @@ pub type RecordSink<'a> = dyn FnMut(&Record<'_>, &[Cell<'_>]) -> Result<(), Migr
 pub struct ChromaUnitReader {
     reader: StoreReader,
     feeds: Arc<Feeds>,
-    json: String,
+    json: Vec<u8>,
     tally: Option<Arc<SourceTally>>,
 }
 
@@ -45,7 +45,7 @@ impl ChromaUnitReader {
         ChromaUnitReader {
             reader,
             feeds,
-            json: String::new(),
+            json: Vec::new(),
             tally: None,
         }
     }
@@ -145,20 +145,21 @@ impl ChromaUnitReader {
 fn record_metadata<'a>(
     record: &Record<'_>,
     layout: Layout,
-    json: &'a mut String,
+    json: &'a mut Vec<u8>,
     changes: &mut MetadataChanges,
 ) -> Cell<'a> {
     let Some(metadata) = record.metadata else {
         return Cell::Null;
     };
     json.clear();
-    let text = match layout {
-        Layout::OpenWebUi => serde_json::to_string(&openwebui::process_metadata(metadata, changes)),
-        Layout::Tables => serde_json::to_string(metadata),
+    match layout {
+        Layout::OpenWebUi => {
+            serde_json::to_writer(&mut *json, &openwebui::process_metadata(metadata, changes))
+        }
+        Layout::Tables => serde_json::to_writer(&mut *json, metadata),
     }
     .expect("JSON values serialise");
-    json.push_str(&text);
-    Cell::Text(json.as_bytes())
+    Cell::Text(json)
 }
 
 impl UnitReader for ChromaUnitReader {
