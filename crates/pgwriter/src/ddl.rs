@@ -58,6 +58,25 @@ pub fn analyze_columns(spec: &TableSpec) -> String {
     format!("ANALYZE {} ({})", spec.name, idents(&columns))
 }
 
+/// Keep the rows loaded from now on whole in the table's pages, uncompressed,
+/// whenever they fit in one (PostgreSQL's largest `toast_tuple_target`):
+/// by default a row over 2 kB has its largest values compressed (`pglz`) and
+/// moved to the TOAST table, one TOAST row and index entry each. For rows of
+/// a few kB holding a vector, as a vector store's chunks are, that work is a
+/// third of a plain load, and every later full read (verification, index
+/// builds, exact searches) fetches each vector back from TOAST. Rows over
+/// 8,160 bytes are still compressed and moved out. Undone by
+/// [`reset_rows_inline`]; later writes, `VACUUM FULL` and restores of a dump
+/// then store rows the default way.
+pub fn set_rows_inline(table: &QualifiedName) -> String {
+    format!("ALTER TABLE {table} SET (toast_tuple_target = 8160)")
+}
+
+/// Undo [`set_rows_inline`]: back to PostgreSQL's default TOAST threshold.
+pub fn reset_rows_inline(table: &QualifiedName) -> String {
+    format!("ALTER TABLE {table} RESET (toast_tuple_target)")
+}
+
 /// `DROP TABLE IF EXISTS … CASCADE` for `--drop-existing`.
 pub fn drop_table(name: &QualifiedName) -> String {
     format!("DROP TABLE IF EXISTS {name} CASCADE")

@@ -127,6 +127,15 @@ fn every_chroma_version_lands_in_tables_equal_to_chromas_own_get() {
         for collection in collections {
             assert_table_equals_get(&pg, &db, collection);
         }
+        assert_eq!(
+            scalar(
+                &pg,
+                &db,
+                "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' AND reloptions IS NOT NULL"
+            ),
+            "0",
+            "{version}: the tables' storage options are back to PostgreSQL's defaults"
+        );
         let large = report["collections"]
             .as_array()
             .unwrap()
@@ -203,6 +212,15 @@ fn open_webui_layout_pads_vectors_and_replaces_only_the_collections_moved() {
         "0",
         "the rows the load left in the full-text index's pending list were moved into the index"
     );
+    assert_eq!(
+        scalar(
+            &pg,
+            "owui",
+            "SELECT coalesce(reloptions::text, 'none') || ' ' || pg_relation_size(reltoastrelid) FROM pg_class WHERE oid = 'document_chunk'::regclass"
+        ),
+        "none 0",
+        "every row (a 1536-dimension vector, 6 kB) written whole in the table's pages, not moved to TOAST; the table's options back to PostgreSQL's defaults"
+    );
     let word = scalar(
         &pg,
         "owui",
@@ -217,7 +235,7 @@ fn open_webui_layout_pads_vectors_and_replaces_only_the_collections_moved() {
     );
     assert_eq!(through_index, by_scan, "full-text search for {word:?}");
     assert_ne!(through_index, "0", "full-text search for {word:?}");
-    pg.psql("owui", "INSERT INTO document_chunk (id, collection_name, text) VALUES ('kept', 'another-collection', 'not from this store')");
+    pg.psql("owui", "INSERT INTO document_chunk (id, collection_name, text) VALUES ('kept', 'another-collection', 'not from this store'); ALTER TABLE document_chunk SET (toast_tuple_target = 4000)");
 
     let refused = run_with(&[]);
     assert_eq!(refused.code, 1, "{}", refused.all());
@@ -233,6 +251,15 @@ fn open_webui_layout_pads_vectors_and_replaces_only_the_collections_moved() {
         scalar(&pg, "owui", "SELECT count(*) FROM document_chunk"),
         (items + 1).to_string(),
         "the store's rows replaced, the other collection's row kept"
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "owui",
+            "SELECT reloptions::text FROM pg_class WHERE oid = 'document_chunk'::regclass"
+        ),
+        "{toast_tuple_target=4000}",
+        "a table pgharbor did not create keeps its owner's storage options"
     );
     let other_dimension = run_with(&["--truncate", "--dimension", "768"]);
     assert_eq!(other_dimension.code, 2, "{}", other_dimension.all());
@@ -450,7 +477,10 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     assert!(
         run.stdout
             .contains("2352 vectors from the HNSW files, 295 from the log")
-            && run.stdout.contains("vector_l2_ops"),
+            && run.stdout.contains("vector_l2_ops")
+            && run
+                .stdout
+                .contains("toast_tuple_target = 8160 during the load"),
         "{}",
         run.stdout
     );
