@@ -578,13 +578,12 @@ async fn create_tables(
             .batch_execute(&ddl::create_table(&table.spec))
             .await
             .map_err(pg_error(format!("creating table {}", table.spec.name)))?;
-        client
-            .batch_execute(&ddl::set_rows_inline(&table.spec.name))
-            .await
-            .map_err(pg_error(format!(
-                "setting the storage of {}",
-                table.spec.name
-            )))?;
+        set_storage(
+            client,
+            &ddl::set_rows_inline(&table.spec.name),
+            &table.spec.name,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -595,15 +594,26 @@ async fn create_tables(
 /// were never changed).
 async fn restore_default_storage(client: &Client, plan: &ChromaPlan) -> Result<(), MigrateError> {
     for table in &plan.plan.tables {
-        client
-            .batch_execute(&ddl::reset_rows_inline(&table.spec.name))
-            .await
-            .map_err(pg_error(format!(
-                "setting the storage of {}",
-                table.spec.name
-            )))?;
+        set_storage(
+            client,
+            &ddl::reset_rows_inline(&table.spec.name),
+            &table.spec.name,
+        )
+        .await?;
     }
     Ok(())
+}
+
+/// Run one of [`ddl::set_rows_inline`] / [`ddl::reset_rows_inline`] on `table`.
+async fn set_storage(
+    client: &Client,
+    sql: &str,
+    table: &QualifiedName,
+) -> Result<(), MigrateError> {
+    client
+        .batch_execute(sql)
+        .await
+        .map_err(pg_error(format!("setting the storage of {table}")))
 }
 
 /// An existing `document_chunk` may already hold rows of the collections
