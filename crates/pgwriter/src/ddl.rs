@@ -65,10 +65,9 @@ pub fn analyze_columns(spec: &TableSpec) -> String {
 /// of a few kB holding a vector, as a vector store's chunks are, that is half
 /// of an insert's time (200,000 rows of 3 kB: 8.7 s, 4.3 s whole), and every
 /// later full read (verification, index builds, exact searches) fetches each
-/// vector back from TOAST. Rows over
-/// 8,160 bytes are still compressed and moved out. Undone by
-/// [`reset_rows_inline`]; later writes, `VACUUM FULL` and restores of a dump
-/// then store rows the default way.
+/// vector back from TOAST. Rows over 8,160 bytes are still compressed and
+/// moved out. Undone by [`reset_rows_inline`]; later writes, `VACUUM FULL`
+/// and restores of a dump then store rows the default way.
 pub fn set_rows_inline(table: &QualifiedName) -> String {
     format!("ALTER TABLE {table} SET (toast_tuple_target = 8160)")
 }

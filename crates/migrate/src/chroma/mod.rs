@@ -578,12 +578,7 @@ async fn create_tables(
             .batch_execute(&ddl::create_table(&table.spec))
             .await
             .map_err(pg_error(format!("creating table {}", table.spec.name)))?;
-        set_storage(
-            client,
-            &ddl::set_rows_inline(&table.spec.name),
-            &table.spec.name,
-        )
-        .await?;
+        set_storage(client, ddl::set_rows_inline, &table.spec.name).await?;
     }
     Ok(())
 }
@@ -594,12 +589,7 @@ async fn create_tables(
 /// were never changed).
 async fn restore_default_storage(client: &Client, plan: &ChromaPlan) -> Result<(), MigrateError> {
     for table in &plan.plan.tables {
-        set_storage(
-            client,
-            &ddl::reset_rows_inline(&table.spec.name),
-            &table.spec.name,
-        )
-        .await?;
+        set_storage(client, ddl::reset_rows_inline, &table.spec.name).await?;
     }
     Ok(())
 }
@@ -607,11 +597,11 @@ async fn restore_default_storage(client: &Client, plan: &ChromaPlan) -> Result<(
 /// Run one of [`ddl::set_rows_inline`] / [`ddl::reset_rows_inline`] on `table`.
 async fn set_storage(
     client: &Client,
-    sql: &str,
+    statement: fn(&QualifiedName) -> String,
     table: &QualifiedName,
 ) -> Result<(), MigrateError> {
     client
-        .batch_execute(sql)
+        .batch_execute(&statement(table))
         .await
         .map_err(pg_error(format!("setting the storage of {table}")))
 }
