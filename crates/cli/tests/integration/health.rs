@@ -1320,6 +1320,18 @@ fn serve_config_errors_name_the_problem_not_the_secret() {
             "[[backups]]\nname = \"nightly\"\ndest = \"/srv/b\"\nmax_age = \"daily\"\n".to_owned(),
             "[[backups]] nightly max_age",
         ),
+        (
+            format!("[auth]\ntoken = \"{PG_PASSWORD}\"\n[[backups]]\nname = \"b\"\ndest = \"/srv/b\"\n"),
+            "[auth] token from the literal value has 14 characters; use at least 16",
+        ),
+        (
+            format!("[auth]\nuser = \"ops\"\nmetrics = \"sometimes\"\npassword = \"{PG_PASSWORD}\"\n"),
+            "line 3",
+        ),
+        (
+            "[tls]\ncert = \"/nonexistent/tls.crt\"\nkey = \"/nonexistent/tls.key\"\n[[backups]]\nname = \"b\"\ndest = \"/srv/b\"\n".to_owned(),
+            "[tls] cert /nonexistent/tls.crt: ",
+        ),
     ];
     for (text, needle) in cases {
         let path = write(&text);
@@ -1406,6 +1418,22 @@ password = {{ env = "PGH_TEST_MAIN_PASSWORD" }}
     )
 }
 
+/// `serve` on loopback with `config`: the PostgreSQL password and the token
+/// in the environment (and `env`); none of them, no Basic password and
+/// none of `secrets` in any answer or the line it prints on starting.
+fn serve_authenticated(config: &str, env: &[(&str, &str)], secrets: &[&str]) -> Serve {
+    let mut all = vec![
+        ("PGH_TEST_MAIN_PASSWORD", PG_PASSWORD),
+        ("PGH_TEST_TOKEN", TOKEN),
+    ];
+    all.extend_from_slice(env);
+    let mut hidden = vec![PG_PASSWORD, TOKEN, BASIC_PASSWORD];
+    hidden.extend_from_slice(secrets);
+    Serve::try_start(config, &all, "127.0.0.1:0")
+        .unwrap_or_else(|e| panic!("serve did not start: {e}"))
+        .with_secrets(&hidden)
+}
+
 #[test]
 fn serve_refuses_a_non_loopback_address_without_auth() {
     let dir = tempfile::tempdir().unwrap();
@@ -1414,7 +1442,7 @@ fn serve_refuses_a_non_loopback_address_without_auth() {
         dir.path().display()
     );
     for listen in ["0.0.0.0:0", "[::]:0"] {
-        let err = match Serve::try_start(&config, &[], listen, &[]) {
+        let err = match Serve::try_start(&config, &[], listen) {
             Ok(serve) => panic!("it serves without auth: {}", serve.banner()),
             Err(err) => err,
         };
@@ -1448,18 +1476,11 @@ fn serve_asks_for_credentials_and_shows_query_texts_normalised() {
     let dir = tempfile::tempdir().unwrap();
     let password_file = dir.path().join("basic-password");
     std::fs::write(&password_file, format!("{BASIC_PASSWORD}\n")).unwrap();
-    let serve = Serve::try_start(
+    let serve = serve_authenticated(
         &authenticated_config(&c, &password_file, ""),
-        &[
-            ("PGH_TEST_MAIN_PASSWORD", PG_PASSWORD),
-            ("PGH_TEST_TOKEN", TOKEN),
-            ("PGHARBOR_LOG", "debug"),
-        ],
-        "127.0.0.1:0",
-        &[],
-    )
-    .unwrap_or_else(|e| panic!("serve did not start: {e}"))
-    .with_secrets(&[PG_PASSWORD, TOKEN, BASIC_PASSWORD, SECRET_LITERAL]);
+        &[("PGHARBOR_LOG", "debug")],
+        &[SECRET_LITERAL],
+    );
     assert!(
         serve
             .banner()
@@ -1559,17 +1580,11 @@ fn serve_asks_for_credentials_and_shows_query_texts_normalised() {
     drop(serve);
 
     // show_query_text = true: the text whole, everywhere.
-    let serve = Serve::try_start(
+    let serve = serve_authenticated(
         &authenticated_config(&c, &password_file, "show_query_text = true"),
-        &[
-            ("PGH_TEST_MAIN_PASSWORD", PG_PASSWORD),
-            ("PGH_TEST_TOKEN", TOKEN),
-        ],
-        "127.0.0.1:0",
         &[],
-    )
-    .unwrap_or_else(|e| panic!("serve did not start: {e}"))
-    .with_secrets(&[PG_PASSWORD, TOKEN, BASIC_PASSWORD]);
+        &[],
+    );
     assert!(
         serve.banner().contains("query texts shown whole"),
         "{}",
@@ -1598,20 +1613,13 @@ fn serve_protects_metrics_by_its_own_setting() {
     let password_file = dir.path().join("basic-password");
     std::fs::write(&password_file, BASIC_PASSWORD).unwrap();
     let base = authenticated_config(&c, &password_file, "");
-    let start = |extra_auth: &str, env: &[(&str, &str)]| {
+    let start = |extra_auth: &str, env: &[(&str, &str)], secrets: &[&str]| {
         let config = base.replace("[auth]\n", &format!("[auth]\n{extra_auth}\n"));
-        let mut all = vec![
-            ("PGH_TEST_MAIN_PASSWORD", PG_PASSWORD),
-            ("PGH_TEST_TOKEN", TOKEN),
-        ];
-        all.extend_from_slice(env);
-        Serve::try_start(&config, &all, "127.0.0.1:0", &[])
-            .unwrap_or_else(|e| panic!("serve did not start: {e}"))
-            .with_secrets(&[PG_PASSWORD, TOKEN, BASIC_PASSWORD])
+        serve_authenticated(&config, env, secrets)
     };
 
     // metrics = "open", healthz = "protected".
-    let serve = start("metrics = \"open\"\nhealthz = \"protected\"", &[]);
+    let serve = start("metrics = \"open\"\nhealthz = \"protected\"", &[], &[]);
     assert_eq!(serve.request("GET", "/metrics").0, 200);
     assert_eq!(serve.request("GET", "/healthz").0, 401);
     assert_eq!(serve.request("GET", "/api/status").0, 401);
@@ -1622,8 +1630,8 @@ fn serve_protects_metrics_by_its_own_setting() {
     let serve = start(
         "metrics_token = { env = \"PGH_TEST_SCRAPE_TOKEN\" }",
         &[("PGH_TEST_SCRAPE_TOKEN", scrape)],
-    )
-    .with_secrets(&[PG_PASSWORD, TOKEN, BASIC_PASSWORD, scrape]);
+        &[scrape],
+    );
     let with_scrape = bearer(scrape);
     let as_scraper = [("Authorization", with_scrape.as_str())];
     assert_eq!(
@@ -1719,17 +1727,7 @@ fn serve_over_tls_and_a_renewed_certificate_without_restart() {
     );
     let config = authenticated_config(&c, &password_file, "")
         .replace("[thresholds]", &format!("{tls}\n\n[thresholds]"));
-    let serve = Serve::try_start(
-        &config,
-        &[
-            ("PGH_TEST_MAIN_PASSWORD", PG_PASSWORD),
-            ("PGH_TEST_TOKEN", TOKEN),
-        ],
-        "127.0.0.1:0",
-        &[],
-    )
-    .unwrap_or_else(|e| panic!("serve did not start: {e}"))
-    .with_secrets(&[PG_PASSWORD, TOKEN, BASIC_PASSWORD]);
+    let serve = serve_authenticated(&config, &[], &[]);
     assert!(serve.url("/").starts_with("https://"), "{}", serve.banner());
     let right = bearer(TOKEN);
     let auth = [("Authorization", right.as_str())];
@@ -1737,7 +1735,7 @@ fn serve_over_tls_and_a_renewed_certificate_without_restart() {
 
     let ((status, _, body), presented) = https_request(serve.addr(), &ca_der, "/api/status", &auth);
     assert_eq!(status, 200, "{body}");
-    assert_eq!(presented, first);
+    assert!(presented == first, "not the configured certificate");
     let api: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(api["postgres"][0]["up"], true);
     let ((status, _, _), _) = https_request(serve.addr(), &ca_der, "/api/status", &[]);
@@ -1763,8 +1761,8 @@ fn serve_over_tls_and_a_renewed_certificate_without_restart() {
     let second = issue_localhost_cert(&ca, &cert, &key);
     let ((status, _, _), presented) = https_request(serve.addr(), &ca_der, "/healthz", &auth);
     assert_eq!(status, 200);
-    assert_eq!(presented, second);
-    assert_ne!(first, second);
+    assert!(presented == second, "the renewed certificate is not served");
+    assert!(first != second);
 }
 
 // ---------------------------------------------------------------- browser

@@ -85,21 +85,16 @@ impl Serve {
     /// Starts `pgharbor serve` on `config` with `env`; no response and no
     /// line it prints may contain any of `secrets`.
     pub fn start(config: &str, env: &[(&str, &str)], secrets: &[&str]) -> Serve {
-        let serve = Serve::try_start(config, env, "127.0.0.1:0", &[]).unwrap_or_else(|err| {
+        let serve = Serve::try_start(config, env, "127.0.0.1:0").unwrap_or_else(|err| {
             panic!("pgharbor serve did not start: {err}");
         });
         serve.with_secrets(secrets)
     }
 
-    /// Starts `pgharbor serve` on `config` with `env`, `--listen listen` and
-    /// `args`; `Err` holds its exit status and what it printed when it
-    /// stopped without serving. Its log goes to a file ([`Serve::log`]).
-    pub fn try_start(
-        config: &str,
-        env: &[(&str, &str)],
-        listen: &str,
-        args: &[&str],
-    ) -> Result<Serve, String> {
+    /// Starts `pgharbor serve` on `config` with `env` and `--listen listen`;
+    /// `Err` holds its exit status and what it printed when it stopped
+    /// without serving. Its log goes to a file ([`Serve::log`]).
+    pub fn try_start(config: &str, env: &[(&str, &str)], listen: &str) -> Result<Serve, String> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pgharbor.toml");
         std::fs::write(&path, config).unwrap();
@@ -108,7 +103,6 @@ impl Serve {
             .args(["serve", "--config"])
             .arg(&path)
             .args(["--listen", listen])
-            .args(args)
             .env_remove("DATABASE_URL")
             .env_remove("PGPASSWORD")
             .envs(env.iter().copied())
