@@ -700,7 +700,8 @@ pub struct KillArgs {
 /// `pgharbor serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The TOML file listing [[postgres]], [[redis]] and [[backups]] entries.
+    /// The TOML file listing [[postgres]], [[redis]] and [[backups]] entries, and optionally
+    /// [auth] (credentials), [tls] (cert and key files), show_query_text and allowed_hosts.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
     /// Address to listen on (default: the file's `listen`, else 127.0.0.1:8732; port 0 picks a free one).

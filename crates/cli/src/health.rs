@@ -687,6 +687,12 @@ pub async fn kill(args: KillArgs) -> Result<u8, Failure> {
 /// address without credentials unless `--insecure-no-auth`.
 pub async fn serve(args: ServeArgs) -> Result<u8, Failure> {
     let watch = Watchlist::load(&args.config).map_err(|e| Failure::usage(e.to_string()))?;
+    for setting in &watch.literal_auth_secrets {
+        eprintln!(
+            "pgharbor serve: warning: [auth] {setting} is written in {}; prefer {{ env = \"…\" }} or {{ file = \"…\" }}",
+            args.config.display()
+        );
+    }
     let listen = args
         .listen
         .or_else(|| watch.listen.clone())

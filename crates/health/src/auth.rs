@@ -55,6 +55,22 @@ pub struct AuthConfig {
     pub metrics_token: Option<SecretSource>,
 }
 
+impl AuthConfig {
+    /// The settings whose secret is written in the file itself, for a
+    /// warning (`{ env = … }` or `{ file = … }` keep it out).
+    pub fn literal_secrets(&self) -> Vec<&'static str> {
+        [
+            ("token", &self.token),
+            ("password", &self.password),
+            ("metrics_token", &self.metrics_token),
+        ]
+        .into_iter()
+        .filter(|(_, source)| source.as_ref().is_some_and(SecretSource::is_literal))
+        .map(|(name, _)| name)
+        .collect()
+    }
+}
+
 /// What a request asks for, as far as credentials go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -377,6 +393,16 @@ mod tests {
             Verdict::Allowed,
             "open by default"
         );
+    }
+
+    #[test]
+    fn literal_secrets_are_named_for_a_warning() {
+        let config: AuthConfig = toml::from_str(&format!(
+            "token = \"{TOKEN}\"\nuser = \"ops\"\npassword = {{ env = \"X\" }}\nmetrics_token = \"{TOKEN}\""
+        ))
+        .unwrap();
+        assert_eq!(config.literal_secrets(), ["token", "metrics_token"]);
+        assert!(AuthConfig::default().literal_secrets().is_empty());
     }
 
     #[test]

@@ -187,6 +187,8 @@ pub struct Watchlist {
     pub allowed_hosts: Vec<String>,
     /// HTTPS certificate and key.
     pub tls: Option<TlsFiles>,
+    /// `[auth]` settings whose secret is written in the file (to warn about).
+    pub literal_auth_secrets: Vec<&'static str>,
 }
 
 impl Watchlist {
@@ -306,6 +308,11 @@ impl Watchlist {
                 .map(BackupsEntry::watch)
                 .collect::<Result<_>>()?,
             auth,
+            literal_auth_secrets: config
+                .auth
+                .as_ref()
+                .map(AuthConfig::literal_secrets)
+                .unwrap_or_default(),
             allowed_hosts: config.allowed_hosts,
             tls: config.tls,
         })

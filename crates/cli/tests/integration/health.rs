@@ -1618,11 +1618,23 @@ fn serve_protects_metrics_by_its_own_setting() {
         serve_authenticated(&config, env, secrets)
     };
 
-    // metrics = "open", healthz = "protected".
-    let serve = start("metrics = \"open\"\nhealthz = \"protected\"", &[], &[]);
+    // metrics = "open", healthz = "protected"; a scrape token written in the file is warned about.
+    let literal = "Lt-9a8b7c6d5e4f3a2b1c";
+    let serve = start(
+        &format!("metrics = \"open\"\nhealthz = \"protected\"\nmetrics_token = \"{literal}\""),
+        &[],
+        &[literal],
+    );
     assert_eq!(serve.request("GET", "/metrics").0, 200);
     assert_eq!(serve.request("GET", "/healthz").0, 401);
     assert_eq!(serve.request("GET", "/api/status").0, 401);
+    let log = serve.log();
+    assert!(
+        log.contains("warning: [auth] metrics_token is written in")
+            && log.contains("prefer { env = \"…\" } or { file = \"…\" }"),
+        "{log}"
+    );
+    assert!(!log.contains(literal), "{log}");
     drop(serve);
 
     // A scrape token: /metrics and /healthz, never the dashboard.
