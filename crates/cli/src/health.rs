@@ -697,12 +697,7 @@ pub async fn serve(args: ServeArgs) -> Result<u8, Failure> {
         .listen
         .or_else(|| watch.listen.clone())
         .unwrap_or_else(|| "127.0.0.1:8732".to_owned());
-    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(&listen)
-        .await
-        .map_err(|e| Failure::usage(format!("cannot resolve the listen address {listen}: {e}")))?
-        .collect();
-    pgharbor_health::auth::check_exposure(&listen, &addrs, &watch.auth, args.insecure_no_auth)
-        .map_err(|e| Failure::usage(e.to_string()))?;
+    let addrs = listen_addresses(&listen, &watch, args.insecure_no_auth).await?;
     let tls = watch
         .tls
         .as_ref()
@@ -718,9 +713,35 @@ pub async fn serve(args: ServeArgs) -> Result<u8, Failure> {
             "pgharbor serve: warning: --insecure-no-auth: the dashboard and /api/status are open to anyone who can reach {local}"
         );
     }
-    println!(
+    println!("{}", serve_banner(&watch, local, tls.is_some()));
+    let _ = std::io::stdout().flush();
+    let site = Arc::new(Site::new(Arc::new(Monitor::new(watch)), &listen));
+    pgharbor_health::server::serve(site, listener, tls, pgharbor_schedule::shutdown_signal())
+        .await?;
+    Ok(0)
+}
+
+/// The addresses `listen` resolves to, once it is clear that serving there
+/// is allowed (loopback, credentials, or `--insecure-no-auth`).
+async fn listen_addresses(
+    listen: &str,
+    watch: &Watchlist,
+    insecure_no_auth: bool,
+) -> Result<Vec<std::net::SocketAddr>, Failure> {
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(listen)
+        .await
+        .map_err(|e| Failure::usage(format!("cannot resolve the listen address {listen}: {e}")))?
+        .collect();
+    pgharbor_health::auth::check_exposure(listen, &addrs, &watch.auth, insecure_no_auth)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    Ok(addrs)
+}
+
+/// The line `serve` prints once it listens (tests read the address from it).
+fn serve_banner(watch: &Watchlist, local: std::net::SocketAddr, tls: bool) -> String {
+    format!(
         "pgharbor serve: listening on {}://{local} ({} PostgreSQL, {} Redis, {} backup destination(s); / /metrics /healthz /api/status; {}; query texts {})",
-        if tls.is_some() { "https" } else { "http" },
+        if tls { "https" } else { "http" },
         watch.postgres.len(),
         watch.redis.len(),
         watch.backups.len(),
@@ -733,10 +754,5 @@ pub async fn serve(args: ServeArgs) -> Result<u8, Failure> {
             QueryText::Normalised => "normalised",
             QueryText::Full => "shown whole",
         }
-    );
-    let _ = std::io::stdout().flush();
-    let site = Arc::new(Site::new(Arc::new(Monitor::new(watch)), &listen));
-    pgharbor_health::server::serve(site, listener, tls, pgharbor_schedule::shutdown_signal())
-        .await?;
-    Ok(0)
+    )
 }

@@ -159,20 +159,7 @@ impl Auth {
             .as_ref()
             .map(|s| resolve_token("metrics_token", s))
             .transpose()?;
-        let basic = match (&config.user, &config.password) {
-            (Some(user), Some(password)) => {
-                if user.is_empty() || user.contains(':') {
-                    return Err(invalid(
-                        "[auth] user must not be empty or contain ':' (Basic auth separates user and password with it)",
-                    ));
-                }
-                let password = resolve("password", password)?;
-                Some((digest(user.as_bytes()), digest(&password)))
-            }
-            (None, None) => None,
-            (Some(_), None) => return Err(invalid("[auth] user is set without password")),
-            (None, Some(_)) => return Err(invalid("[auth] password is set without user")),
-        };
+        let basic = resolve_basic(config)?;
         let dashboard_protected = token.is_some() || basic.is_some();
         let metrics = config.metrics.unwrap_or(Access::Protected);
         let healthz = config.healthz.unwrap_or(Access::Open);
@@ -292,6 +279,24 @@ fn resolve(name: &str, source: &SecretSource) -> Result<Vec<u8>> {
         .resolve()
         .map(|s| s.expose().as_bytes().to_vec())
         .map_err(|e| invalid(format!("[auth] {name}: {e}")))
+}
+
+/// The digests of `user` and `password`, both set or neither.
+fn resolve_basic(config: &AuthConfig) -> Result<Option<(Digest, Digest)>> {
+    match (&config.user, &config.password) {
+        (Some(user), Some(password)) => {
+            if user.is_empty() || user.contains(':') {
+                return Err(invalid(
+                    "[auth] user must not be empty or contain ':' (Basic auth separates user and password with it)",
+                ));
+            }
+            let password = resolve("password", password)?;
+            Ok(Some((digest(user.as_bytes()), digest(&password))))
+        }
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(invalid("[auth] user is set without password")),
+        (None, Some(_)) => Err(invalid("[auth] password is set without user")),
+    }
 }
 
 fn resolve_token(name: &str, source: &SecretSource) -> Result<Digest> {
