@@ -18,7 +18,7 @@
 //! Nothing here logs a credential.
 
 use crate::error::{HealthError, HealthErrorKind, Result};
-use pgharbor_conn::SecretSource;
+use pgharbor_conn::{Secret, SecretSource};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use std::net::SocketAddr;
@@ -274,10 +274,11 @@ fn invalid(message: impl Into<String>) -> HealthError {
     HealthError::new(HealthErrorKind::InvalidInput, message)
 }
 
-fn resolve(name: &str, source: &SecretSource) -> Result<Vec<u8>> {
+/// The secret of setting `name` (wiped from memory when dropped; only its
+/// digest is kept).
+fn resolve(name: &str, source: &SecretSource) -> Result<Secret> {
     source
         .resolve()
-        .map(|s| s.expose().as_bytes().to_vec())
         .map_err(|e| invalid(format!("[auth] {name}: {e}")))
 }
 
@@ -291,7 +292,10 @@ fn resolve_basic(config: &AuthConfig) -> Result<Option<(Digest, Digest)>> {
                 ));
             }
             let password = resolve("password", password)?;
-            Ok(Some((digest(user.as_bytes()), digest(&password))))
+            Ok(Some((
+                digest(user.as_bytes()),
+                digest(password.expose().as_bytes()),
+            )))
         }
         (None, None) => Ok(None),
         (Some(_), None) => Err(invalid("[auth] user is set without password")),
@@ -301,14 +305,14 @@ fn resolve_basic(config: &AuthConfig) -> Result<Option<(Digest, Digest)>> {
 
 fn resolve_token(name: &str, source: &SecretSource) -> Result<Digest> {
     let token = resolve(name, source)?;
-    let chars = String::from_utf8_lossy(&token).chars().count();
+    let chars = token.expose().chars().count();
     if chars < MIN_TOKEN_CHARS {
         return Err(invalid(format!(
             "[auth] {name} from the {} has {chars} characters; use at least {MIN_TOKEN_CHARS} (e.g. openssl rand -hex 32)",
             source.describe()
         )));
     }
-    Ok(digest(&token))
+    Ok(digest(token.expose().as_bytes()))
 }
 
 /// Refuses to serve the dashboard without credentials beyond loopback.
