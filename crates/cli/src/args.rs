@@ -660,6 +660,11 @@ pub struct StatusArgs {
     /// Give up connecting (and on each query) after this long.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
+    /// Show query texts whole. By default they are normalised: constants (strings, numbers)
+    /// become $1, $2, … and comments are dropped, because literals carry passwords, tokens and
+    /// personal data and this output ends up in terminals, tickets and log files.
+    #[arg(long)]
+    pub show_query_text: bool,
 }
 
 /// `pgharbor kill`.
@@ -685,15 +690,27 @@ pub struct KillArgs {
     /// Machine-readable output on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Show query texts whole. By default they are normalised: constants (strings, numbers)
+    /// become $1, $2, … and comments are dropped, because literals carry passwords, tokens and
+    /// personal data and this output ends up in terminals, tickets and log files.
+    #[arg(long)]
+    pub show_query_text: bool,
 }
 
 /// `pgharbor serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The TOML file listing [[postgres]], [[redis]] and [[backups]] entries.
+    /// The TOML file listing [[postgres]], [[redis]] and [[backups]] entries, and optionally
+    /// [auth] (credentials), [tls] (cert and key files), show_query_text and allowed_hosts.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
     /// Address to listen on (default: the file's `listen`, else 127.0.0.1:8732; port 0 picks a free one).
+    /// Beyond loopback the file needs an [auth] section (a token or user and password).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Serve on a non-loopback address without authentication (anyone who can reach it reads
+    /// users, client addresses, database names and normalised query texts). Only behind
+    /// something that authenticates, such as a reverse proxy.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
 }

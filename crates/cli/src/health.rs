@@ -10,6 +10,8 @@ use pgharbor_health::duration::format_secs;
 use pgharbor_health::kill::{KillAction, KillOptions};
 use pgharbor_health::monitor::{Monitor, Watchlist};
 use pgharbor_health::problems::one_line;
+use pgharbor_health::query_text::QueryText;
+use pgharbor_health::server::Site;
 use pgharbor_health::status::{
     self, NotVisible, PgStatus, Problem, RedisStatus, Severity, StatusOptions,
 };
@@ -521,6 +523,7 @@ pub async fn status(args: StatusArgs) -> Result<u8, Failure> {
             .transpose()?,
         top_statements: args.top,
         timeout: args.timeout,
+        query_text: QueryText::shown_whole(args.show_query_text),
     };
     enum Target {
         Pg(Box<ConnConfig>),
@@ -594,6 +597,7 @@ pub async fn kill(args: KillArgs) -> Result<u8, Failure> {
         } else {
             None
         },
+        query_text: QueryText::shown_whole(args.show_query_text),
     };
     let (client, _task) = pgharbor_conn::connect(&config).await?;
     let mut found = pgharbor_health::kill::find(&client, &options)
@@ -679,25 +683,76 @@ pub async fn kill(args: KillArgs) -> Result<u8, Failure> {
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
-/// `pgharbor serve`: runs until Ctrl-C or SIGTERM.
+/// `pgharbor serve`: runs until Ctrl-C or SIGTERM. Refuses a non-loopback
+/// address without credentials unless `--insecure-no-auth`.
 pub async fn serve(args: ServeArgs) -> Result<u8, Failure> {
     let watch = Watchlist::load(&args.config).map_err(|e| Failure::usage(e.to_string()))?;
+    for setting in &watch.literal_auth_secrets {
+        eprintln!(
+            "pgharbor serve: warning: [auth] {setting} is written in {}; prefer {{ env = \"…\" }} or {{ file = \"…\" }}",
+            args.config.display()
+        );
+    }
     let listen = args
         .listen
         .or_else(|| watch.listen.clone())
         .unwrap_or_else(|| "127.0.0.1:8732".to_owned());
-    let listener = tokio::net::TcpListener::bind(&listen)
+    let addrs = listen_addresses(&listen, &watch, args.insecure_no_auth).await?;
+    let tls = watch
+        .tls
+        .as_ref()
+        .map(|files| files.server_config())
+        .transpose()
+        .map_err(|e| Failure::usage(format!("{}: {e}", args.config.display())))?;
+    let listener = tokio::net::TcpListener::bind(&addrs[..])
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr()?;
-    println!(
-        "pgharbor serve: listening on http://{local} ({} PostgreSQL, {} Redis, {} backup destination(s); / /metrics /healthz /api/status)",
+    if !watch.auth.protects_dashboard() && !local.ip().to_canonical().is_loopback() {
+        eprintln!(
+            "pgharbor serve: warning: --insecure-no-auth: the dashboard and /api/status are open to anyone who can reach {local}"
+        );
+    }
+    println!("{}", serve_banner(&watch, local, tls.is_some()));
+    let _ = std::io::stdout().flush();
+    let site = Arc::new(Site::new(Arc::new(Monitor::new(watch)), &listen));
+    pgharbor_health::server::serve(site, listener, tls, pgharbor_schedule::shutdown_signal())
+        .await?;
+    Ok(0)
+}
+
+/// The addresses `listen` resolves to, once it is clear that serving there
+/// is allowed (loopback, credentials, or `--insecure-no-auth`).
+async fn listen_addresses(
+    listen: &str,
+    watch: &Watchlist,
+    insecure_no_auth: bool,
+) -> Result<Vec<std::net::SocketAddr>, Failure> {
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(listen)
+        .await
+        .map_err(|e| Failure::usage(format!("cannot resolve the listen address {listen}: {e}")))?
+        .collect();
+    pgharbor_health::auth::check_exposure(listen, &addrs, &watch.auth, insecure_no_auth)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    Ok(addrs)
+}
+
+/// The line `serve` prints once it listens (tests read the address from it).
+fn serve_banner(watch: &Watchlist, local: std::net::SocketAddr, tls: bool) -> String {
+    format!(
+        "pgharbor serve: listening on {}://{local} ({} PostgreSQL, {} Redis, {} backup destination(s); / /metrics /healthz /api/status; {}; query texts {})",
+        if tls { "https" } else { "http" },
         watch.postgres.len(),
         watch.redis.len(),
-        watch.backups.len()
-    );
-    let _ = std::io::stdout().flush();
-    let monitor = Arc::new(Monitor::new(watch));
-    pgharbor_health::server::serve(monitor, listener, pgharbor_schedule::shutdown_signal()).await?;
-    Ok(0)
+        watch.backups.len(),
+        if watch.auth.protects_dashboard() {
+            "credentials required"
+        } else {
+            "no authentication"
+        },
+        match watch.options.query_text {
+            QueryText::Normalised => "normalised",
+            QueryText::Full => "shown whole",
+        }
+    )
 }

@@ -1,6 +1,6 @@
 //! `/`: the dashboard, one server-rendered HTML page. No JavaScript, no
-//! build step; it reloads itself with `<meta http-equiv="refresh">` and its
-//! cards stack on a phone. Every server card carries `data-server`,
+//! build step, nothing loaded from elsewhere; it reloads itself with
+//! `<meta http-equiv="refresh">` and its cards stack on a phone. Every server card carries `data-server`,
 //! `data-kind` and `data-state="up|down"` for scripts and tests.
 
 use crate::backups::{BackupSummary, BackupView};
@@ -32,7 +32,9 @@ fn clock(unix: f64) -> String {
     format!("{:02}:{:02}:{:02} UTC", s / 3600, (s % 3600) / 60, s % 60)
 }
 
-const STYLE: &str = r#"
+/// The page's whole style sheet, inline; the Content-Security-Policy
+/// allows exactly this text by its hash ([`crate::browser`]).
+pub(crate) const STYLE: &str = r#"
 :root{--ok:#1a7f37;--bad:#cf222e;--warn:#9a6700;--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--bg:#f6f8fa}
 *{box-sizing:border-box}
 body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Liberation Sans",sans-serif;color:var(--fg);background:var(--bg)}

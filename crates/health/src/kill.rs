@@ -7,6 +7,7 @@
 //! finished its transaction in between is left alone.
 
 use crate::error::{HealthError, HealthErrorKind, Result};
+use crate::query_text::QueryText;
 use serde::Serialize;
 use std::time::Duration;
 use tokio_postgres::Client;
@@ -48,6 +49,8 @@ pub struct KillOptions {
     /// What to do; by default idle-in-transaction sessions are terminated
     /// (cancelling does nothing to them) and running queries cancelled.
     pub action: Option<KillAction>,
+    /// Query texts normalised (the default) or whole.
+    pub query_text: QueryText,
 }
 
 /// One session `kill` picked.
@@ -67,7 +70,8 @@ pub struct KillCandidate {
     pub state: String,
     /// Seconds in that state (idle) or since the query started (active).
     pub seconds: f64,
-    /// The query (first 200 characters).
+    /// The query (first 200 characters), normalised unless
+    /// [`KillOptions::query_text`] says whole.
     pub query: String,
     /// What will be (or was) done.
     pub action: KillAction,
@@ -129,7 +133,7 @@ pub async fn find(client: &Client, options: &KillOptions) -> Result<Vec<KillCand
                 client_addr: r.get(4),
                 state,
                 seconds: r.get(6),
-                query: r.get(7),
+                query: options.query_text.apply(r.get(7)),
                 action,
                 done: None,
                 note: None,

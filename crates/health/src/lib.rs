@@ -18,12 +18,17 @@
 //!   (`migrate --listen`).
 //! * [`monitor`]: the `serve` configuration and snapshots;
 //!   [`metrics`] renders them for Prometheus, [`dashboard`] as one HTML
-//!   page, and [`server`] serves both over HTTP.
+//!   page, and [`server`] serves both over HTTP or HTTPS ([`tls`]), behind
+//!   the credentials of [`auth`] and the browser defences of [`browser`].
+//! * [`query_text`]: query texts normalised (constants replaced by `$n`,
+//!   found by the [`sql_lexer`]) unless shown whole on request.
 //!
 //! Passwords never appear in output: PostgreSQL targets are shown through
 //! `ConnConfig`'s masked `Display`, Redis targets through [`RedisUrl`]'s.
 
+pub mod auth;
 pub mod backups;
+pub mod browser;
 pub mod check;
 pub mod dashboard;
 pub mod duration;
@@ -33,9 +38,12 @@ pub mod metrics;
 pub mod monitor;
 pub mod problems;
 pub mod progress;
+pub mod query_text;
 pub mod redis;
 pub mod server;
+pub mod sql_lexer;
 pub mod status;
+pub mod tls;
 
 pub use check::{check, CheckOptions, CheckReport, Readiness};
 pub use error::{HealthError, HealthErrorKind, Result};

@@ -1,9 +1,12 @@
 //! The `serve` configuration and the snapshot every endpoint renders.
 
+use crate::auth::{Auth, AuthConfig};
 use crate::backups::{BackupView, BackupWatch};
 use crate::error::{HealthError, HealthErrorKind, Result};
+use crate::query_text::QueryText;
 use crate::redis::RedisUrl;
 use crate::status::{self, PgStatus, RedisStatus, StatusOptions};
+use crate::tls::TlsFiles;
 use pgharbor_conn::{ConnConfig, Environment, SecretSource};
 use pgharbor_objstore::DestinationOptions;
 use serde::{Deserialize, Serialize};
@@ -16,6 +19,15 @@ use std::time::{Duration, Instant};
 /// ```toml
 /// listen = "0.0.0.0:8732"      # optional; --listen wins
 /// refresh_seconds = 15          # optional: how old a snapshot may get (default 10)
+/// show_query_text = false       # optional: query texts whole instead of normalised
+/// allowed_hosts = ["pgharbor.example.com"]   # optional: Host header names besides addresses and localhost
+///
+/// [auth]                        # see crate::auth; required beyond loopback
+/// token = { env = "PGHARBOR_TOKEN" }
+///
+/// [tls]                         # optional; see crate::tls
+/// cert = "/etc/pgharbor/tls.crt"
+/// key = "/etc/pgharbor/tls.key"
 ///
 /// [thresholds]                  # optional
 /// long_running = "5m"
@@ -47,6 +59,18 @@ pub struct ServeConfig {
     pub refresh_seconds: Option<u64>,
     /// Per-server timeout for a collection.
     pub timeout_seconds: Option<u64>,
+    /// Show query texts whole; by default they are normalised (literals
+    /// replaced by `$1`, `$2`, …).
+    #[serde(default)]
+    pub show_query_text: bool,
+    /// Host names a request's `Host` header may carry besides IP addresses,
+    /// `localhost` and the listen address's name.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Credentials for the dashboard, `/api/status` and optionally `/metrics`.
+    pub auth: Option<AuthConfig>,
+    /// HTTPS.
+    pub tls: Option<TlsFiles>,
     /// Problem thresholds.
     #[serde(default)]
     pub thresholds: Thresholds,
@@ -157,6 +181,14 @@ pub struct Watchlist {
     pub redis: Vec<RedisWatch>,
     /// Backup destinations.
     pub backups: Vec<BackupWatch>,
+    /// Credentials, hashed.
+    pub auth: Auth,
+    /// Host names allowed in the `Host` header (see [`crate::browser::HostPolicy`]).
+    pub allowed_hosts: Vec<String>,
+    /// HTTPS certificate and key.
+    pub tls: Option<TlsFiles>,
+    /// `[auth]` settings whose secret is written in the file (to warn about).
+    pub literal_auth_secrets: Vec<&'static str>,
 }
 
 impl Watchlist {
@@ -219,6 +251,11 @@ impl Watchlist {
         if let Some(t) = config.timeout_seconds {
             options.timeout = Duration::from_secs(t.max(1));
         }
+        options.query_text = QueryText::shown_whole(config.show_query_text);
+        let auth = match &config.auth {
+            Some(section) => Auth::from_config(section)?,
+            None => Auth::none(),
+        };
         let mut postgres = Vec::new();
         for e in &config.postgres {
             let ctx = |err: HealthError| err.context(format!("[[postgres]] {}", e.name));
@@ -270,6 +307,14 @@ impl Watchlist {
                 .iter()
                 .map(BackupsEntry::watch)
                 .collect::<Result<_>>()?,
+            auth,
+            literal_auth_secrets: config
+                .auth
+                .as_ref()
+                .map(AuthConfig::literal_secrets)
+                .unwrap_or_default(),
+            allowed_hosts: config.allowed_hosts,
+            tls: config.tls,
         })
     }
 }

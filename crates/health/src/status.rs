@@ -7,6 +7,7 @@
 
 use crate::backups::{BackupView, BackupWatch};
 use crate::error::{HealthError, HealthErrorKind, Result};
+use crate::query_text::QueryText;
 use crate::redis::{self, Info, RedisUrl};
 use pgharbor_conn::ConnConfig;
 use serde::Serialize;
@@ -30,6 +31,8 @@ pub struct StatusOptions {
     pub top_statements: i64,
     /// Upper bound for connecting and for each query.
     pub timeout: Duration,
+    /// Query texts normalised (the default) or whole.
+    pub query_text: QueryText,
 }
 
 impl Default for StatusOptions {
@@ -41,6 +44,7 @@ impl Default for StatusOptions {
             backups: None,
             top_statements: 5,
             timeout: Duration::from_secs(10),
+            query_text: QueryText::Normalised,
         }
     }
 }
@@ -159,7 +163,8 @@ pub struct Session {
     pub state_seconds: Option<f64>,
     /// What it waits for (`Lock:transactionid`), empty when not waiting.
     pub wait: String,
-    /// The query (first 300 characters), or why it is hidden.
+    /// The query (its first 300 characters, normalised unless
+    /// [`StatusOptions::query_text`] says whole), or why it is hidden.
     pub query: String,
     /// Sessions blocking this one (`pg_blocking_pids`).
     pub blocked_by: Vec<i32>,
@@ -281,7 +286,9 @@ pub struct DatabaseCacheHit {
 /// One statement from `pg_stat_statements`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Statement {
-    /// Normalised text (first 300 characters), or `<insufficient privilege>`.
+    /// Normalised text (first 300 characters; constants `pg_stat_statements`
+    /// leaves in, as in utility statements, replaced too unless
+    /// [`StatusOptions::query_text`] says whole), or `<insufficient privilege>`.
     pub query: String,
     /// Executions.
     pub calls: i64,
@@ -460,7 +467,11 @@ pub async fn collect_postgres(config: &ConnConfig, options: &StatusOptions) -> R
             ),
         });
     }
-    let sessions = seen(&mut nv, "sessions", sessions(&client).await);
+    let sessions = seen(
+        &mut nv,
+        "sessions",
+        sessions(&client, options.query_text).await,
+    );
     if let Some(all) = &sessions {
         let (max, reserved) = status
             .server
@@ -528,13 +539,7 @@ pub async fn collect_postgres(config: &ConnConfig, options: &StatusOptions) -> R
     status.statements = seen(
         &mut nv,
         "statements",
-        statements(
-            &client,
-            version_num,
-            options.top_statements,
-            config.dbname(),
-        )
-        .await,
+        statements(&client, version_num, options, config.dbname()).await,
     );
     status.extensions = seen(
         &mut nv,
@@ -623,7 +628,7 @@ struct SeenSession {
     is_self: bool,
 }
 
-async fn sessions(c: &Client) -> Result<Vec<SeenSession>> {
+async fn sessions(c: &Client, query_text: QueryText) -> Result<Vec<SeenSession>> {
     let rows = c
         .query(
             "SELECT pid, coalesce(usename::text, ''), coalesce(datname::text, ''), coalesce(application_name, ''),
@@ -656,7 +661,7 @@ async fn sessions(c: &Client) -> Result<Vec<SeenSession>> {
                 transaction_seconds: r.get(7),
                 state_seconds: r.get(8),
                 wait: r.get(9),
-                query: r.get(10),
+                query: query_text.apply(r.get(10)),
                 blocked_by: r.get(11),
             },
             is_self: r.get(12),
@@ -863,7 +868,15 @@ Amazon RDS / Aurora: preloaded by default (else add it to shared_preload_librari
 Google Cloud SQL: CREATE EXTENSION pg_stat_statements; \
 DigitalOcean and most others: CREATE EXTENSION pg_stat_statements as the admin user";
 
-async fn statements(c: &Client, version_num: i32, top: i64, db: &str) -> Result<Statements> {
+/// The top statements by total and by mean time (`options.top_statements`
+/// of each), their texts as `options.query_text` says.
+async fn statements(
+    c: &Client,
+    version_num: i32,
+    options: &StatusOptions,
+    db: &str,
+) -> Result<Statements> {
+    let (top, query_text) = (options.top_statements, options.query_text);
     let installed = c
         .query_opt(
             "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'",
@@ -914,7 +927,7 @@ async fn statements(c: &Client, version_num: i32, top: i64, db: &str) -> Result<
         lists.push(
             rows.iter()
                 .map(|r| Statement {
-                    query: r.get(0),
+                    query: query_text.apply(r.get(0)),
                     calls: r.get(1),
                     total_ms: r.get(2),
                     mean_ms: r.get(3),

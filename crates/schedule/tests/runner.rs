@@ -260,7 +260,7 @@ async fn receiver(failures: usize) -> (String, mpsc::UnboundedReceiver<Value>) {
     );
     let (tx, rx) = mpsc::unbounded_channel();
     let seen = Arc::new(Mutex::new(0usize));
-    let handler = move |req: Request<hyper::body::Incoming>| {
+    let handler = move |_peer, req: Request<hyper::body::Incoming>| {
         let (tx, seen) = (tx.clone(), seen.clone());
         async move {
             assert_eq!(req.method(), hyper::Method::POST);
@@ -286,6 +286,7 @@ async fn receiver(failures: usize) -> (String, mpsc::UnboundedReceiver<Value>) {
     tokio::spawn(pgharbor_health::server::serve_with(
         listener,
         std::future::pending(),
+        None,
         handler,
     ));
     (url, rx)

@@ -525,7 +525,16 @@ fn status_reports_every_section() {
         blocked[0]["wait"].as_str().unwrap().starts_with("Lock:"),
         "{blocked}"
     );
-    assert!(blocked[0]["query"].as_str().unwrap().contains("v + 2"));
+    // Query texts are normalised unless asked for whole.
+    assert_eq!(
+        blocked[0]["query"], "UPDATE t SET v = v + $1 WHERE id = $2",
+        "{blocked}"
+    );
+    let (whole, _) = status_json(&url, &[&thresholds[..], &["--show-query-text"]].concat());
+    assert_eq!(
+        whole["locks"]["blocked"][0]["query"],
+        "UPDATE t SET v = v + 2 WHERE id = 1"
+    );
     assert_eq!(pids(&s["locks"]["blocking"]), [i64::from(b.holder_pid)]);
 
     // Replication: no replica here, one inactive slot holding WAL.
@@ -934,6 +943,24 @@ fn kill_lists_first_then_terminates_and_cancels() {
         run.stdout
     );
     assert!(
+        run.stdout.contains(": BEGIN; SELECT $1\n"),
+        "the query normalised: {}",
+        run.stdout
+    );
+    let whole = pgharbor(&[
+        "kill",
+        &url,
+        "--idle-in-transaction-over",
+        "1s",
+        "--dry-run",
+        "--show-query-text",
+    ]);
+    assert!(
+        whole.stdout.contains(": BEGIN; SELECT 1\n"),
+        "{}",
+        whole.stdout
+    );
+    assert!(
         run.stdout.contains("dry run: nothing was done"),
         "{}",
         run.stdout
@@ -1293,6 +1320,18 @@ fn serve_config_errors_name_the_problem_not_the_secret() {
             "[[backups]]\nname = \"nightly\"\ndest = \"/srv/b\"\nmax_age = \"daily\"\n".to_owned(),
             "[[backups]] nightly max_age",
         ),
+        (
+            format!("[auth]\ntoken = \"{PG_PASSWORD}\"\n[[backups]]\nname = \"b\"\ndest = \"/srv/b\"\n"),
+            "[auth] token from the literal value has 14 characters; use at least 16",
+        ),
+        (
+            format!("[auth]\nuser = \"ops\"\nmetrics = \"sometimes\"\npassword = \"{PG_PASSWORD}\"\n"),
+            "line 3",
+        ),
+        (
+            "[tls]\ncert = \"/nonexistent/tls.crt\"\nkey = \"/nonexistent/tls.key\"\n[[backups]]\nname = \"b\"\ndest = \"/srv/b\"\n".to_owned(),
+            "[tls] cert /nonexistent/tls.crt: ",
+        ),
     ];
     for (text, needle) in cases {
         let path = write(&text);
@@ -1307,6 +1346,437 @@ fn serve_config_errors_name_the_problem_not_the_secret() {
     }
 }
 
+// ------------------------------------------- serve: who may read what
+
+const TOKEN: &str = "Tk-5f1c9e0b7a2d4c8e9f3a";
+const BASIC_PASSWORD: &str = "Bp-7e2a9c4d1f";
+/// What a session on the monitored server runs: a literal secret in a query.
+const SECRET_QUERY: &str = "select pg_sleep(60), 'secret-token-abc123' as t";
+const SECRET_LITERAL: &str = "secret-token-abc123";
+const NORMALISED_QUERY: &str = "select pg_sleep($1), $2 as t";
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// A cluster with a session running [`SECRET_QUERY`] for over 1.5 s.
+fn cluster_running_the_secret_query() -> Cluster {
+    let c = cluster_with(&[]);
+    let url = c.url("postgres");
+    std::thread::spawn(move || pgharbor_testkit_psql(&url, SECRET_QUERY));
+    wait_until("the secret query has run for 1.5 s", || {
+        c.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'select pg_sleep(60)%' AND state = 'active' AND now() - query_start > interval '1.5s'",
+        ) == "1"
+    });
+    c
+}
+
+/// Runs `sql` in its own session (until it ends or the server stops).
+fn pgharbor_testkit_psql(url: &str, sql: &str) {
+    let rt = runtime();
+    rt.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        let _ = client.simple_query(sql).await;
+    });
+}
+
+/// `serve` watching `c`'s `postgres` database with long-running queries
+/// listed from 1 s, `[auth]` with the token from an environment variable
+/// and a user whose password is in `password_file`, and `extra` on top.
+fn authenticated_config(c: &Cluster, password_file: &std::path::Path, extra: &str) -> String {
+    format!(
+        r#"refresh_seconds = 1
+timeout_seconds = 5
+{extra}
+
+[thresholds]
+long_running = "1s"
+
+[auth]
+token = {{ env = "PGH_TEST_TOKEN" }}
+user = "ops"
+password = {{ file = "{password}" }}
+
+[[postgres]]
+name = "main"
+url = "postgresql://postgres@127.0.0.1:{port}/postgres"
+password = {{ env = "PGH_TEST_MAIN_PASSWORD" }}
+"#,
+        port = c.port(),
+        password = password_file.display(),
+    )
+}
+
+/// `serve` on loopback with `config`: the PostgreSQL password and the token
+/// in the environment (and `env`); none of them, no Basic password and
+/// none of `secrets` in any answer or the line it prints on starting.
+fn serve_authenticated(config: &str, env: &[(&str, &str)], secrets: &[&str]) -> Serve {
+    let mut all = vec![
+        ("PGH_TEST_MAIN_PASSWORD", PG_PASSWORD),
+        ("PGH_TEST_TOKEN", TOKEN),
+    ];
+    all.extend_from_slice(env);
+    let mut hidden = vec![PG_PASSWORD, TOKEN, BASIC_PASSWORD];
+    hidden.extend_from_slice(secrets);
+    Serve::try_start(config, &all, "127.0.0.1:0")
+        .unwrap_or_else(|e| panic!("serve did not start: {e}"))
+        .with_secrets(&hidden)
+}
+
+#[test]
+fn serve_refuses_a_non_loopback_address_without_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[[backups]]\nname = \"nightly\"\ndest = \"{}\"\n",
+        dir.path().display()
+    );
+    for listen in ["0.0.0.0:0", "[::]:0"] {
+        let err = match Serve::try_start(&config, &[], listen) {
+            Ok(serve) => panic!("it serves without auth: {}", serve.banner()),
+            Err(err) => err,
+        };
+        assert!(err.contains("exit status: 2"), "{err}");
+        assert!(
+            err.contains(&format!(
+                "refusing to serve on {listen} without authentication"
+            )),
+            "{err}"
+        );
+        for remedy in ["[auth] section", "127.0.0.1", "--insecure-no-auth"] {
+            assert!(err.contains(remedy), "{remedy} not in {err}");
+        }
+    }
+    // The file's own listen address is held to the same rule.
+    let listen_in_file = format!("listen = \"0.0.0.0:0\"\n{config}");
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, listen_in_file).unwrap();
+    let run = pgharbor(&["serve", "--config", path.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("refusing to serve on 0.0.0.0:0"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn serve_asks_for_credentials_and_shows_query_texts_normalised() {
+    let c = cluster_running_the_secret_query();
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("basic-password");
+    std::fs::write(&password_file, format!("{BASIC_PASSWORD}\n")).unwrap();
+    let serve = serve_authenticated(
+        &authenticated_config(&c, &password_file, ""),
+        &[("PGHARBOR_LOG", "debug")],
+        &[SECRET_LITERAL],
+    );
+    assert!(
+        serve
+            .banner()
+            .contains("credentials required; query texts normalised"),
+        "{}",
+        serve.banner()
+    );
+
+    // No credentials, a wrong token, a wrong password: 401 and a challenge a browser answers.
+    let wrong_token = bearer("Tk-5f1c9e0b7a2d4c8e9f3b");
+    let wrong_password = basic("ops", "Bp-7e2a9c4d1e");
+    let token_as_user = basic(TOKEN, "x");
+    for path in ["/", "/api/status", "/metrics", "/index.html", "/nope"] {
+        let (status, headers, body) = serve.request("GET", path);
+        assert_eq!(status, 401, "{path}: {body}");
+        let challenge = &headers["www-authenticate"];
+        assert!(
+            challenge.contains("Basic realm=\"pgharbor\"") && challenge.contains("Bearer"),
+            "{challenge}"
+        );
+        assert!(body.contains("credentials required"), "{body}");
+        for wrong in [&wrong_token, &wrong_password, &token_as_user] {
+            let (status, _, body) = serve.request_with("GET", path, &[("Authorization", wrong)]);
+            assert_eq!(status, 401, "{path} with {wrong}: {body}");
+            assert!(body.contains("wrong credentials"), "{body}");
+        }
+    }
+    // /healthz stays open by default: probes cannot always send credentials.
+    assert_eq!(serve.request("GET", "/healthz").0, 200);
+
+    // The token, as Bearer or as a Basic password, and the user's password: 200.
+    let right = bearer(TOKEN);
+    for credentials in [
+        right.clone(),
+        basic("anyone", TOKEN),
+        basic("ops", BASIC_PASSWORD),
+    ] {
+        for path in ["/", "/api/status", "/metrics", "/healthz"] {
+            let (status, _, body) =
+                serve.request_with("GET", path, &[("Authorization", &credentials)]);
+            assert_eq!(status, 200, "{path} with {credentials}: {body}");
+        }
+    }
+    let auth = [("Authorization", right.as_str())];
+
+    // The query with a literal secret: normalised in /api/status, its problem and the page.
+    let api: Value = serde_json::from_str(&serve.get_with("/api/status", &auth)).unwrap();
+    let status = &api["postgres"][0]["status"];
+    let long: Vec<&str> = status["long_running"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{status}"))
+        .iter()
+        .map(|s| s["query"].as_str().unwrap())
+        .collect();
+    assert_eq!(long, [NORMALISED_QUERY], "{status}");
+    let problems = status["problems"].to_string();
+    assert!(problems.contains(NORMALISED_QUERY), "{problems}");
+    let (_, headers, html) = serve.request_with("GET", "/", &auth);
+    assert!(html.contains(NORMALISED_QUERY), "{html}");
+
+    // Browser hygiene on every answer.
+    let csp = &headers["content-security-policy"];
+    assert!(
+        csp.starts_with("default-src 'none'; style-src 'sha256-"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["cache-control"], "no-store");
+
+    // A page whose name was re-pointed at this address (DNS rebinding) is refused, credentials or not.
+    for host in ["evil.example", "localhost.evil.example:80"] {
+        let (status, _, body) =
+            serve.request_with("GET", "/api/status", &[("Host", host), auth[0]]);
+        assert_eq!(status, 403, "{host}: {body}");
+        assert!(body.contains("add it to allowed_hosts"), "{body}");
+    }
+    let port = serve.addr().rsplit(':').next().unwrap().to_owned();
+    let localhost = format!("localhost:{port}");
+    assert_eq!(
+        serve
+            .request_with("GET", "/healthz", &[("Host", &localhost)])
+            .0,
+        200
+    );
+
+    // Nothing secret in the log (debug level), which does record the wrong attempts.
+    let log = serve.log();
+    for secret in [TOKEN, BASIC_PASSWORD, SECRET_LITERAL, PG_PASSWORD] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+    assert!(
+        log.contains("wrong credentials for \"/api/status\""),
+        "{log}"
+    );
+    drop(serve);
+
+    // show_query_text = true: the text whole, everywhere.
+    let serve = serve_authenticated(
+        &authenticated_config(&c, &password_file, "show_query_text = true"),
+        &[],
+        &[],
+    );
+    assert!(
+        serve.banner().contains("query texts shown whole"),
+        "{}",
+        serve.banner()
+    );
+    let api: Value = serde_json::from_str(&serve.get_with("/api/status", &auth)).unwrap();
+    assert_eq!(
+        api["postgres"][0]["status"]["long_running"][0]["query"],
+        SECRET_QUERY
+    );
+    let html = serve.get_with("/", &auth);
+    assert!(
+        html.contains(&SECRET_QUERY.replace('\'', "&#39;")),
+        "{html}"
+    );
+    c.psql(
+        "postgres",
+        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'select pg_sleep(60)%'",
+    );
+}
+
+#[test]
+fn serve_protects_metrics_by_its_own_setting() {
+    let c = cluster_with(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("basic-password");
+    std::fs::write(&password_file, BASIC_PASSWORD).unwrap();
+    let base = authenticated_config(&c, &password_file, "");
+    let start = |extra_auth: &str, env: &[(&str, &str)], secrets: &[&str]| {
+        let config = base.replace("[auth]\n", &format!("[auth]\n{extra_auth}\n"));
+        serve_authenticated(&config, env, secrets)
+    };
+
+    // metrics = "open", healthz = "protected"; a scrape token written in the file is warned about.
+    let literal = "Lt-9a8b7c6d5e4f3a2b1c";
+    let serve = start(
+        &format!("metrics = \"open\"\nhealthz = \"protected\"\nmetrics_token = \"{literal}\""),
+        &[],
+        &[literal],
+    );
+    assert_eq!(serve.request("GET", "/metrics").0, 200);
+    assert_eq!(serve.request("GET", "/healthz").0, 401);
+    assert_eq!(serve.request("GET", "/api/status").0, 401);
+    let log = serve.log();
+    assert!(
+        log.contains("warning: [auth] metrics_token is written in")
+            && log.contains("prefer { env = \"…\" } or { file = \"…\" }"),
+        "{log}"
+    );
+    assert!(!log.contains(literal), "{log}");
+    drop(serve);
+
+    // A scrape token: /metrics and /healthz, never the dashboard.
+    let scrape = "Sc-1b2c3d4e5f6a7b8c9d";
+    let serve = start(
+        "metrics_token = { env = \"PGH_TEST_SCRAPE_TOKEN\" }",
+        &[("PGH_TEST_SCRAPE_TOKEN", scrape)],
+        &[scrape],
+    );
+    let with_scrape = bearer(scrape);
+    let as_scraper = [("Authorization", with_scrape.as_str())];
+    assert_eq!(
+        serve.request("GET", "/metrics").0,
+        401,
+        "protected by default"
+    );
+    let metrics = serve.get_with("/metrics", &as_scraper);
+    assert_eq!(
+        metric(&parse_metrics(&metrics), "pg_up", &[("server", "main")]),
+        Some(1.0)
+    );
+    assert_eq!(serve.request_with("GET", "/", &as_scraper).0, 401);
+    assert_eq!(serve.request_with("GET", "/api/status", &as_scraper).0, 401);
+}
+
+/// A CA and a server certificate for localhost signed by it, written as
+/// `cert` (with the CA after it) and `key`; returns the server certificate (DER).
+fn issue_localhost_cert(
+    ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Vec<u8> {
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, ca)
+        .unwrap();
+    // The key first: a half-renewed pair (new key, old certificate) must not be served.
+    std::fs::write(key, leaf_key.serialize_pem()).unwrap();
+    std::fs::write(cert, format!("{}{}", leaf.pem(), ca.pem())).unwrap();
+    leaf.der().to_vec()
+}
+
+fn test_ca() -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "pgharbor test CA");
+    rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap()
+}
+
+/// One HTTPS request to `addr` trusting only `ca`, naming `localhost`;
+/// the response and the certificate the server presented (DER).
+fn https_request(
+    addr: &str,
+    ca: &[u8],
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (crate::serving::Response, Vec<u8>) {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.to_vec().into()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let conn =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), "localhost".try_into().unwrap())
+            .unwrap();
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(crate::serving::request_head("GET", path, addr, headers).as_bytes())
+        .unwrap();
+    let mut raw = Vec::new();
+    if let Err(e) = tls.read_to_end(&mut raw) {
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
+    }
+    let presented = tls.conn.peer_certificates().unwrap()[0].to_vec();
+    (
+        crate::serving::parse_response(&String::from_utf8(raw).unwrap()),
+        presented,
+    )
+}
+
+#[test]
+fn serve_over_tls_and_a_renewed_certificate_without_restart() {
+    let c = cluster_with(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let ca = test_ca();
+    let first = issue_localhost_cert(&ca, &cert, &key);
+    let password_file = dir.path().join("basic-password");
+    std::fs::write(&password_file, BASIC_PASSWORD).unwrap();
+    let tls = format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"",
+        cert.display(),
+        key.display()
+    );
+    let config = authenticated_config(&c, &password_file, "")
+        .replace("[thresholds]", &format!("{tls}\n\n[thresholds]"));
+    let serve = serve_authenticated(&config, &[], &[]);
+    assert!(serve.url("/").starts_with("https://"), "{}", serve.banner());
+    let right = bearer(TOKEN);
+    let auth = [("Authorization", right.as_str())];
+    let ca_der = ca.der().to_vec();
+
+    let ((status, _, body), presented) = https_request(serve.addr(), &ca_der, "/api/status", &auth);
+    assert_eq!(status, 200, "{body}");
+    assert!(presented == first, "not the configured certificate");
+    let api: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(api["postgres"][0]["up"], true);
+    let ((status, _, _), _) = https_request(serve.addr(), &ca_der, "/api/status", &[]);
+    assert_eq!(status, 401);
+
+    // Plain HTTP on the HTTPS port gets no answer in clear.
+    let mut plain = std::net::TcpStream::connect(serve.addr()).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    plain
+        .write_all(crate::serving::request_head("GET", "/healthz", serve.addr(), &[]).as_bytes())
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = plain.read_to_end(&mut raw);
+    assert!(
+        !raw.starts_with(b"HTTP/"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+
+    // Renewed in place (as certbot or cert-manager do): the next connection gets the new one.
+    let second = issue_localhost_cert(&ca, &cert, &key);
+    let ((status, _, _), presented) = https_request(serve.addr(), &ca_der, "/healthz", &auth);
+    assert_eq!(status, 200);
+    assert!(presented == second, "the renewed certificate is not served");
+    assert!(first != second);
+}
+
 // ---------------------------------------------------------------- browser
 
 fn workspace_root() -> PathBuf {
@@ -1314,8 +1784,10 @@ fn workspace_root() -> PathBuf {
 }
 
 /// The dashboard in Debian's headless Chromium, driven by playwright-core
-/// (installed by scripts/browser-setup.sh): the server shows as up, is
-/// stopped, and the page — refreshing itself — shows it as down.
+/// (installed by scripts/browser-setup.sh): refused without credentials,
+/// logged in with the token, its style applied under the
+/// Content-Security-Policy; the server shows as up, is stopped, and the
+/// page — refreshing itself — shows it as down.
 /// Screenshots: target/test-artifacts/dashboard-up.png, dashboard-down.png.
 #[test]
 fn dashboard_in_headless_chromium_shows_up_then_down() {
@@ -1346,10 +1818,17 @@ fn dashboard_in_headless_chromium_shows_up_then_down() {
     std::fs::write(&secret, REDIS_PASSWORD).unwrap();
     let backups = dir.path().join("backups");
     std::fs::create_dir(&backups).unwrap();
+    let config = format!(
+        "{}\n[auth]\ntoken = {{ env = \"PGH_TEST_TOKEN\" }}\n",
+        serve_config(&c, &redis, &secret, &backups, 2)
+    );
     let serve = Serve::start(
-        &serve_config(&c, &redis, &secret, &backups, 2),
-        &[("PGH_TEST_MAIN_PASSWORD", PG_PASSWORD)],
-        &[PG_PASSWORD, REDIS_PASSWORD],
+        &config,
+        &[
+            ("PGH_TEST_MAIN_PASSWORD", PG_PASSWORD),
+            ("PGH_TEST_TOKEN", TOKEN),
+        ],
+        &[PG_PASSWORD, REDIS_PASSWORD, TOKEN],
     );
 
     let mut node = Command::new("node")
@@ -1357,6 +1836,7 @@ fn dashboard_in_headless_chromium_shows_up_then_down() {
         .env("PLAYWRIGHT_CORE", &playwright)
         .env("CHROMIUM", &chromium)
         .env("DASHBOARD_URL", serve.url("/"))
+        .env("DASHBOARD_TOKEN", TOKEN)
         .env("ARTIFACTS", &artifacts)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
