@@ -67,13 +67,19 @@ impl RowEncoder {
         self.lossy
     }
 
-    /// Append one row (field count, then each field) to `out`.
+    /// Append one row made of the fields `columns` (positions in `cells`, in
+    /// COPY order) to `out`: field count, then each field.
     ///
     /// On error `out` may hold a partial row; the caller abandons the stream.
-    pub fn encode_row(&mut self, cells: &[Cell<'_>], out: &mut Vec<u8>) -> Result<(), CellError> {
-        out.extend_from_slice(&(cells.len() as i16).to_be_bytes());
-        for (column, cell) in cells.iter().enumerate() {
-            self.encode_field(column, *cell, out)?;
+    pub fn encode_row(
+        &mut self,
+        cells: &[Cell<'_>],
+        columns: &[usize],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CellError> {
+        out.extend_from_slice(&(columns.len() as i16).to_be_bytes());
+        for &column in columns {
+            self.encode_field(column, cells[column], out)?;
         }
         Ok(())
     }
