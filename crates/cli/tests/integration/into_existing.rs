@@ -612,6 +612,50 @@ fn a_target_expression_that_computes_differently_names_the_rows() {
 }
 
 #[test]
+fn a_stored_value_the_computed_target_type_cannot_hold_is_a_differing_row() {
+    let scratch = Scratch::new();
+    // SQLite computes in doubles: 3 × 0.1 is stored as 0.30000000000000004.
+    let db = scratch.sqlite(
+        "app.db",
+        "CREATE TABLE cart (id INTEGER PRIMARY KEY, qty INTEGER NOT NULL, price REAL NOT NULL,
+                            total REAL GENERATED ALWAYS AS (qty * price) STORED);
+         INSERT INTO cart (id, qty, price) VALUES (1, 3, 0.1), (2, 2, 0.5);",
+    );
+    let (pg, url) = target_with(
+        "CREATE TABLE cart (id bigint PRIMARY KEY, qty integer NOT NULL, price numeric(10, 2) NOT NULL, \
+         total numeric(12, 2) GENERATED ALWAYS AS (qty * price) STORED);",
+        "inexact",
+    );
+    let run = into_existing(&db, &url, &[]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stdout.contains("verification FAILED for cart")
+            && run.stdout.contains("missing or different in target: id=1")
+            && !run.stdout.contains("target: id=2"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(
+        query(
+            &pg,
+            "inexact",
+            "SELECT id || ':' || total FROM cart ORDER BY id"
+        ),
+        ["1:0.30", "2:1.00"],
+        "the load completed"
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "inexact",
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_resume'"
+        ),
+        "0",
+        "the run finished: no journal is left"
+    );
+}
+
+#[test]
 fn generated_columns_on_one_side_and_always_identities_are_handled() {
     let scratch = Scratch::new();
     let db = scratch.sqlite(
