@@ -20,6 +20,7 @@ step "setup"
 bash scripts/setup.sh
 bash scripts/fetch-real-dbs.sh >/dev/null
 bash fixtures/django/build.sh --venv >/dev/null
+bash fixtures/sqlalchemy/setup.sh >/dev/null
 bash fixtures/openwebui/setup.sh >/dev/null
 
 step "cargo fmt --check"

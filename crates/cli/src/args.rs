@@ -494,6 +494,11 @@ pub struct MigrateArgs {
     /// With --into-existing: proceed although the migration versions of source and target differ.
     #[arg(long)]
     pub allow_version_mismatch: bool,
+    /// With --into-existing: SQLITE_ID=POSTGRESQL_ID declares that two migration revision ids
+    /// stand for the same application version (for apps that keep a migration history per
+    /// database kind); repeat it for each pair. Django rows are APP/NAME.
+    #[arg(long = "corresponding-revision", value_name = "SQLITE_ID=POSTGRESQL_ID", value_parser = parse_revision_pair)]
+    pub corresponding_revisions: Vec<(String, String)>,
     /// With --into-existing or a PostgreSQL source: finish a run that was interrupted (killed,
     /// connection lost, disk full) without duplicating or missing rows.
     #[arg(long, conflicts_with = "truncate")]
@@ -589,6 +594,22 @@ pub struct VerifyArgs {
     /// With --into-existing: compare although the migration versions differ.
     #[arg(long)]
     pub allow_version_mismatch: bool,
+    /// With --into-existing: SQLITE_ID=POSTGRESQL_ID, two migration revision ids that stand for
+    /// the same application version (as given to migrate).
+    #[arg(long = "corresponding-revision", value_name = "SQLITE_ID=POSTGRESQL_ID", value_parser = parse_revision_pair)]
+    pub corresponding_revisions: Vec<(String, String)>,
+}
+
+/// `SQLITE_ID=POSTGRESQL_ID` of `--corresponding-revision`.
+fn parse_revision_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((sqlite, postgres)) if !sqlite.is_empty() && !postgres.is_empty() && !postgres.contains('=') => {
+            Ok((sqlite.to_string(), postgres.to_string()))
+        }
+        _ => Err(format!(
+            "{s:?} is not SQLITE_ID=POSTGRESQL_ID: give the revision id the SQLite file records, '=', and the one PostgreSQL records (e.g. 1a2b3c4d=9f8e7d6c)"
+        )),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -121,6 +121,7 @@ async fn migrate_into_existing(args: &MigrateArgs) -> Result<u8, Failure> {
         truncate: args.truncate,
         ignore_columns: args.ignore_columns.clone(),
         allow_version_mismatch: args.allow_version_mismatch,
+        corresponding_revisions: args.corresponding_revisions.clone(),
         resume: args.resume,
     };
     let reporter = progress::Reporter::new(common.json);
@@ -226,9 +227,10 @@ async fn migrate_chroma(args: &MigrateArgs, dir: &std::path::Path) -> Result<u8,
     if args.into_existing
         || args.resume
         || args.allow_version_mismatch
+        || !args.corresponding_revisions.is_empty()
         || !args.ignore_columns.is_empty()
     {
-        return Err(Failure::usage("--into-existing, --resume, --allow-version-mismatch and --ignore-columns are for SQLite sources; a Chroma source takes --layout"));
+        return Err(Failure::usage("--into-existing, --resume, --allow-version-mismatch, --corresponding-revision and --ignore-columns are for SQLite sources; a Chroma source takes --layout"));
     }
     let target = target_config(common.target.as_deref(), true)?.expect("required");
     let options = crate::chroma::options(
@@ -275,10 +277,11 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
     if args.truncate
         || args.resume
         || args.allow_version_mismatch
+        || !args.corresponding_revisions.is_empty()
         || !args.ignore_columns.is_empty()
     {
         return Err(Failure::usage(
-            "--truncate, --resume, --allow-version-mismatch and --ignore-columns go with --into-existing (or --preset)",
+            "--truncate, --resume, --allow-version-mismatch, --corresponding-revision and --ignore-columns go with --into-existing (or --preset)",
         ));
     }
     let common = &args.common;
@@ -366,6 +369,7 @@ async fn verify_into_existing(args: &VerifyArgs, target: &ConnConfig) -> Result<
         verify: true,
         ignore_columns: args.ignore_columns.clone(),
         allow_version_mismatch: args.allow_version_mismatch,
+        corresponding_revisions: args.corresponding_revisions.clone(),
         ..ExistingOptions::default()
     };
     let reporter = progress::Reporter::new(common.json);

@@ -20,6 +20,10 @@ fn refuse_other_options(args: &MigrateArgs) -> Result<(), Failure> {
         (args.drop_existing, "--drop-existing"),
         (!args.ignore_columns.is_empty(), "--ignore-columns"),
         (args.allow_version_mismatch, "--allow-version-mismatch"),
+        (
+            !args.corresponding_revisions.is_empty(),
+            "--corresponding-revision",
+        ),
         (common.preset.is_some(), "--preset"),
         (common.schema.is_some(), "--schema"),
         (common.nul.is_some(), "--nul"),

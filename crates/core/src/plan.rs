@@ -78,6 +78,20 @@ pub struct TablePlan {
     pub splittable: bool,
     /// The source column feeding each target column, in the same order.
     pub source_columns: Vec<String>,
+    /// Columns (indexes into the table's columns) whose values the target
+    /// computes itself (`GENERATED ALWAYS AS (…) STORED`): left out of the
+    /// load, compared by verification with the values the source stored.
+    pub computed_by_target: Vec<usize>,
+}
+
+impl TablePlan {
+    /// The columns the load writes (indexes into the table's columns): all
+    /// but those the target computes.
+    pub fn loaded_columns(&self) -> Vec<usize> {
+        (0..self.spec.columns.len())
+            .filter(|i| !self.computed_by_target.contains(i))
+            .collect()
+    }
 }
 
 /// An object that is reported instead of (or besides) being copied.

@@ -26,7 +26,7 @@ use pgharbor_core::plan::{ColumnDecision, Plan, ReportedObject, RowKey, TablePla
 use pgharbor_core::report::{FinishIssue, MigrationReport};
 use pgharbor_core::schema::{quote_ident, ColumnSpec, PgType, QualifiedName, TableSpec};
 use pgharbor_pgwriter::ddl;
-use pgharbor_sqlite::inspect::SourceSchema;
+use pgharbor_sqlite::inspect::{SourceSchema, SourceTable};
 use pgharbor_sqlite::open::SourceSnapshot;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -71,6 +71,12 @@ pub struct ExistingOptions {
     pub ignore_columns: Vec<String>,
     /// Proceed although the migration versions differ.
     pub allow_version_mismatch: bool,
+    /// Migration revisions that stand for the same application version, as
+    /// `(SQLite id, PostgreSQL id)`: for applications that keep a separate
+    /// migration history per database kind (`--corresponding-revision`, or
+    /// what a preset knows of its application). A bookkeeping row is its
+    /// columns joined by `/` (`version_num`; `app/name` for Django).
+    pub corresponding_revisions: Vec<(String, String)>,
     /// Finish an interrupted run (see [`crate::resume`]).
     pub resume: bool,
 }
@@ -84,6 +90,30 @@ struct TargetColumn {
     has_default: bool,
     /// An enum type: values are sent as their labels, which PostgreSQL checks.
     is_enum: bool,
+    /// `GENERATED ALWAYS AS (expression) STORED`: the expression, as
+    /// PostgreSQL prints it. PostgreSQL computes these values.
+    generated: Option<String>,
+    /// `GENERATED ALWAYS AS IDENTITY` (COPY writes the given values anyway,
+    /// as `INSERT … OVERRIDING SYSTEM VALUE` would).
+    identity_always: bool,
+}
+
+impl TargetColumn {
+    /// How the target column is described in the plan.
+    fn description(&self, table: &str) -> String {
+        let mut text = format!(
+            "the target column {table}.{} is {}",
+            self.name, self.type_name
+        );
+        if let Some(expression) = &self.generated {
+            text.push_str(&format!(
+                ", GENERATED ALWAYS AS ({expression}) STORED: computed by PostgreSQL, not loaded; verification compares it with the values SQLite stored"
+            ));
+        } else if self.identity_always {
+            text.push_str(", GENERATED ALWAYS AS IDENTITY: the source's values are kept and its sequence moves above them");
+        }
+        text
+    }
 }
 
 /// A foreign key in the target.
@@ -106,10 +136,13 @@ async fn target_tables(
     let rows = client
         .query(
             "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
-                    (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> ''), t.typtype = 'e' \
+                    (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> ''), t.typtype = 'e', \
+                    CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END, \
+                    a.attidentity = 'a' \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
              JOIN pg_type t ON t.oid = a.atttypid \
+             LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
              WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname, a.attnum",
             &[&schema],
         )
@@ -123,6 +156,8 @@ async fn target_tables(
             not_null: r.get(3),
             has_default: r.get(4),
             is_enum: r.get(5),
+            generated: r.get(6),
+            identity_always: r.get(7),
         });
     }
     if tables.is_empty() {
@@ -146,12 +181,13 @@ fn match_name<'a>(
     folded.next().is_none().then_some(first)
 }
 
-/// Compare migration bookkeeping rows on both sides.
+/// Compare migration bookkeeping rows on both sides, the source's rows taken
+/// through the declared corresponding revisions.
 fn compare_versions(
     snapshot: &SourceSnapshot,
     schema: &SourceSchema,
     target_versions: &BTreeMap<String, Vec<String>>,
-    allow: bool,
+    options: &ExistingOptions,
 ) -> Result<Vec<ReportedObject>, MigrateError> {
     let mut reported = Vec::new();
     for table in schema.tables.iter().filter(|t| is_bookkeeping(&t.name)) {
@@ -162,30 +198,65 @@ fn compare_versions(
                 table.name
             )));
         };
-        if &source != target && !allow {
-            return Err(usage(format!(
-                "migration versions differ in {:?}: source {} but target {}. Run the same application version on both sides: if the source is older, start that version once on the SQLite file so it migrates it; if the target is older, start the newer version against PostgreSQL. --allow-version-mismatch proceeds anyway",
-                table.name,
-                shown(&source),
-                shown(target)
-            )));
+        let pairs: Vec<(String, String)> = source
+            .iter()
+            .map(|row| {
+                let declared = options
+                    .corresponding_revisions
+                    .iter()
+                    .find(|(sqlite, _)| sqlite == row);
+                (
+                    row.clone(),
+                    declared.map_or(row, |(_, postgres)| postgres).clone(),
+                )
+            })
+            .collect();
+        let mut corresponding: Vec<String> = pairs.iter().map(|(_, c)| c.clone()).collect();
+        corresponding.sort();
+        let same = &corresponding == target;
+        if !same && !options.allow_version_mismatch {
+            return Err(usage(version_mismatch(&table.name, &pairs, target)));
         }
+        let state = match (same, corresponding == source) {
+            (true, true) => "match",
+            (true, false) => "correspond (declared)",
+            (false, _) => "DIFFER (allowed)",
+        };
         reported.push(ReportedObject {
             kind: "migration bookkeeping".into(),
             name: table.name.clone(),
-            note: format!(
-                "not copied; versions {}: {}",
-                if &source == target {
-                    "match"
-                } else {
-                    "DIFFER (allowed)"
-                },
-                shown(target)
-            ),
+            note: format!("not copied; versions {state}: {}", shown(target)),
             sql: None,
         });
     }
     Ok(reported)
+}
+
+/// Why the run stops when the migration versions differ, with both sides'
+/// differing revision ids and the ways on.
+fn version_mismatch(table: &str, pairs: &[(String, String)], target: &[String]) -> String {
+    let only_source: Vec<String> = pairs
+        .iter()
+        .filter(|(_, corresponding)| !target.contains(corresponding))
+        .map(|(sqlite, _)| sqlite.clone())
+        .collect();
+    let only_target: Vec<String> = target
+        .iter()
+        .filter(|t| !pairs.iter().any(|(_, corresponding)| corresponding == *t))
+        .cloned()
+        .collect();
+    let declare = match (only_source.as_slice(), only_target.as_slice()) {
+        ([sqlite], [postgres]) => format!("--corresponding-revision {sqlite}={postgres}"),
+        _ => "--corresponding-revision SQLITE_ID=POSTGRESQL_ID (once per pair)".into(),
+    };
+    format!(
+        "migration versions differ in {table:?}: the SQLite file has {} where PostgreSQL has {}. \
+         Some applications keep a separate migration history per database kind, so their revision ids differ between SQLite and PostgreSQL at the same application version: \
+         if both sides run the same application version, declare which revisions correspond with {declare}, or proceed with --allow-version-mismatch. \
+         Otherwise run the same application version on both sides: if the source is older, start that version once on the SQLite file so it migrates it; if the target is older, start the newer version against PostgreSQL",
+        shown(&only_source),
+        shown(&only_target)
+    )
 }
 
 fn shown(rows: &[String]) -> String {
@@ -259,12 +330,14 @@ async fn target_bookkeeping(
     Ok(out)
 }
 
-/// Plan loading `schema` (the SQLite side) into the target tables.
+/// Plan loading `schema` (the SQLite side) into the target tables; generated
+/// columns on either side are added to `reported`.
 fn plan_tables(
     snapshot: &SourceSnapshot,
     schema: &SourceSchema,
     targets: &BTreeMap<String, Vec<TargetColumn>>,
     options: &ExistingOptions,
+    reported: &mut Vec<ReportedObject>,
 ) -> Result<Vec<TablePlan>, MigrateError> {
     let mut plans = Vec::new();
     let mut problems = Vec::new();
@@ -277,109 +350,31 @@ fn plan_tables(
             continue;
         };
         let target_columns = &targets[target_name];
-        let names: Vec<String> = target_columns.iter().map(|c| c.name.clone()).collect();
-        let mut columns = Vec::new();
-        let mut decisions = Vec::new();
-        let mut source_columns = Vec::new();
-        let mut matched: Vec<String> = Vec::new();
-        for col in &table.columns {
-            let ignored = options
-                .ignore_columns
-                .iter()
-                .any(|ic| ic == &format!("{}.{}", table.name, col.name));
-            let Some(target_col) = match_name(&col.name, names.iter()) else {
-                if !ignored {
-                    problems.push(format!("column {}.{} is not in the target table {target_name:?} (--ignore-columns {}.{} leaves it behind)", table.name, col.name, table.name, col.name));
-                }
-                continue;
-            };
-            if ignored {
-                continue;
-            }
-            matched.push(target_col.clone());
-            let tc = target_columns
-                .iter()
-                .find(|c| &c.name == target_col)
-                .expect("matched");
-            let pg_type = if tc.is_enum {
-                Some(PgType::Text)
-            } else {
-                verify::parse_type(&tc.type_name)
-            };
-            let Some(pg_type) = pg_type else {
-                problems.push(format!(
-                    "column {target_name}.{} has type {}, which pgharbor cannot load into yet",
-                    tc.name, tc.type_name
-                ));
-                continue;
-            };
-            source_columns.push(col.name.clone());
-            columns.push(ColumnSpec {
-                name: tc.name.clone(),
-                pg_type,
-                nullable: !tc.not_null,
-                default: None,
-                identity: None,
-            });
-            decisions.push(ColumnDecision {
-                name: col.name.clone(),
-                declared: col.declared.clone(),
-                pg_type,
-                reason: format!(
-                    "the target column {target_name}.{} is {}",
-                    tc.name, tc.type_name
-                ),
-                widened: false,
-            });
-        }
-        for tc in target_columns {
-            let fed = matched.contains(&tc.name);
-            if !fed && tc.not_null && !tc.has_default {
-                problems.push(format!("target column {target_name}.{} is NOT NULL without a default, and the source has no such column", tc.name));
-            }
-        }
-        let pk = table.primary_key();
-        let row_key = RowKey::Columns(
-            pk.iter()
-                .filter_map(|i| {
-                    source_columns
-                        .iter()
-                        .position(|c| *c == table.columns[*i].name)
-                })
-                .collect(),
+        let mapped = map_columns(
+            table,
+            target_name,
+            target_columns,
+            options,
+            reported,
+            &mut problems,
         );
-        let row_key = match row_key {
-            RowKey::Columns(c) if c.len() == pk.len() && !c.is_empty() => RowKey::Columns(c),
-            _ => RowKey::Rowid,
-        };
-        let rows: i64 = snapshot
-            .connection()
-            .query_row(
-                &format!("SELECT count(*) FROM {}", quote_ident(&table.name)),
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| {
-                MigrateError::from(pgharbor_sqlite::SqliteError::from_sqlite(
-                    e,
-                    format!("counting {}", table.name),
-                ))
-            })?;
+        let rows = count_rows(snapshot, &table.name)?;
         plans.push(TablePlan {
             source_name: table.name.clone(),
+            row_key: row_key(table, &mapped.source_columns),
             spec: TableSpec {
                 name: QualifiedName::new(&options.schema, target_name),
-                columns,
+                columns: mapped.columns,
                 primary_key: None,
                 indexes: Vec::new(),
                 foreign_keys: Vec::new(),
             },
-            decisions,
-            row_key,
-            source_rows: rows as u64,
+            decisions: mapped.decisions,
+            source_rows: rows,
             sequence_floor: table.sequence,
             splittable: !table.without_rowid,
-            source_columns,
+            source_columns: mapped.source_columns,
+            computed_by_target: mapped.computed_by_target,
         });
     }
     if !problems.is_empty() {
@@ -389,6 +384,152 @@ fn plan_tables(
         )));
     }
     Ok(plans)
+}
+
+/// The columns of one source table matched to its target table.
+#[derive(Default)]
+struct MappedColumns {
+    columns: Vec<ColumnSpec>,
+    decisions: Vec<ColumnDecision>,
+    source_columns: Vec<String>,
+    computed_by_target: Vec<usize>,
+}
+
+/// Match the columns of `table` to `target_columns` by name; what does not
+/// fit goes to `problems`, generated columns on either side to `reported`.
+fn map_columns(
+    table: &SourceTable,
+    target_name: &str,
+    target_columns: &[TargetColumn],
+    options: &ExistingOptions,
+    reported: &mut Vec<ReportedObject>,
+    problems: &mut Vec<String>,
+) -> MappedColumns {
+    let names: Vec<String> = target_columns.iter().map(|c| c.name.clone()).collect();
+    let mut mapped = MappedColumns::default();
+    let mut matched: Vec<&str> = Vec::new();
+    for col in &table.columns {
+        let qualified = format!("{}.{}", table.name, col.name);
+        let ignored = options.ignore_columns.contains(&qualified);
+        let Some(target_col) = match_name(&col.name, names.iter()) else {
+            if let Some(kind) = col.generated {
+                reported.push(ReportedObject {
+                    kind: "generated column".into(),
+                    name: qualified,
+                    note: format!("not copied: a {kind} generated column of the SQLite table that the target table {target_name:?} does not have; its values derive from the row's other columns"),
+                    sql: None,
+                });
+            } else if !ignored {
+                problems.push(format!("column {qualified} is not in the target table {target_name:?} (--ignore-columns {qualified} leaves it behind)"));
+            }
+            continue;
+        };
+        if ignored {
+            continue;
+        }
+        let tc = target_columns
+            .iter()
+            .find(|c| &c.name == target_col)
+            .expect("matched");
+        matched.push(&tc.name);
+        let pg_type = if tc.is_enum {
+            Some(PgType::Text)
+        } else {
+            verify::parse_type(&tc.type_name)
+        };
+        let Some(pg_type) = pg_type else {
+            if tc.generated.is_none() {
+                problems.push(format!(
+                    "column {target_name}.{} has type {}, which pgharbor cannot load into yet",
+                    tc.name, tc.type_name
+                ));
+            }
+            continue;
+        };
+        if tc.generated.is_some() {
+            mapped.computed_by_target.push(mapped.columns.len());
+        }
+        let mut reason = tc.description(target_name);
+        if let Some(kind) = col.generated {
+            reason.push_str(&format!(
+                " (the SQLite column is {kind} generated: its computed values are read)"
+            ));
+        }
+        mapped.source_columns.push(col.name.clone());
+        mapped.columns.push(ColumnSpec {
+            name: tc.name.clone(),
+            pg_type,
+            nullable: !tc.not_null,
+            default: None,
+            identity: None,
+        });
+        mapped.decisions.push(ColumnDecision {
+            name: col.name.clone(),
+            declared: col.declared.clone(),
+            pg_type,
+            reason,
+            widened: false,
+        });
+    }
+    for tc in target_columns {
+        let fed = matched.contains(&tc.name.as_str());
+        if let Some(expression) = &tc.generated {
+            let compared = mapped.columns.iter().any(|c| c.name == tc.name);
+            let why = match (fed, compared) {
+                (true, true) => "verification compares it with the values SQLite stored".into(),
+                (true, false) => format!(
+                    "not compared either: pgharbor cannot read its type {}",
+                    tc.type_name
+                ),
+                (false, _) => "the SQLite table has no such column".into(),
+            };
+            reported.push(ReportedObject {
+                kind: "generated column".into(),
+                name: format!("{target_name}.{}", tc.name),
+                note: format!("not loaded: PostgreSQL computes it (GENERATED ALWAYS AS ({expression}) STORED); {why}"),
+                sql: None,
+            });
+        } else if !fed && tc.not_null && !tc.has_default {
+            problems.push(format!("target column {target_name}.{} is NOT NULL without a default, and the source has no such column", tc.name));
+        }
+    }
+    mapped
+}
+
+/// Rows are named by the source's primary key when every key column is
+/// loaded, else by rowid.
+fn row_key(table: &SourceTable, source_columns: &[String]) -> RowKey {
+    let pk = table.primary_key();
+    let positions: Vec<usize> = pk
+        .iter()
+        .filter_map(|i| {
+            source_columns
+                .iter()
+                .position(|c| *c == table.columns[*i].name)
+        })
+        .collect();
+    if positions.len() == pk.len() && !positions.is_empty() {
+        RowKey::Columns(positions)
+    } else {
+        RowKey::Rowid
+    }
+}
+
+fn count_rows(snapshot: &SourceSnapshot, table: &str) -> Result<u64, MigrateError> {
+    let rows: i64 = snapshot
+        .connection()
+        .query_row(
+            &format!("SELECT count(*) FROM {}", quote_ident(table)),
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| {
+            MigrateError::from(pgharbor_sqlite::SqliteError::from_sqlite(
+                e,
+                format!("counting {table}"),
+            ))
+        })?;
+    Ok(rows as u64)
 }
 
 async fn foreign_keys(
@@ -479,15 +620,14 @@ pub async fn plan_into_existing(
 ) -> Result<Plan, MigrateError> {
     let targets = target_tables(client, &options.schema).await?;
     let versions = target_bookkeeping(client, &options.schema, &targets).await?;
-    let mut reported =
-        compare_versions(snapshot, schema, &versions, options.allow_version_mismatch)?;
+    let mut reported = compare_versions(snapshot, schema, &versions, options)?;
     reported.extend(schema.virtual_tables.iter().map(|v| ReportedObject {
         kind: "virtual table".into(),
         name: v.name.clone(),
         note: "not copied (SQLite module)".into(),
         sql: None,
     }));
-    let tables = plan_tables(snapshot, schema, &targets, options)?;
+    let tables = plan_tables(snapshot, schema, &targets, options, &mut reported)?;
     Ok(Plan {
         target_schema: options.schema.clone(),
         tables,

@@ -236,7 +236,11 @@ async fn load_unit(
         let outcome = read_and_encode(&mut *reader, &plan_for_reader, unit, &tx, &*progress);
         (reader, outcome)
     });
-    let columns: Vec<String> = table.spec.columns.iter().map(|c| c.name.clone()).collect();
+    let columns: Vec<String> = table
+        .loaded_columns()
+        .into_iter()
+        .map(|i| table.spec.columns[i].name.clone())
+        .collect();
     let copied = copy_chunks(client, &table.spec.name, &columns, creates, rx).await;
     let (reader, read_outcome) = match reading.await {
         Ok(pair) => pair,
@@ -305,6 +309,7 @@ fn read_and_encode(
     let table = &plan.tables[unit.table];
     let types = table.spec.columns.iter().map(|c| c.pg_type).collect();
     let mut encoder = RowEncoder::new(types, plan.policy);
+    let loaded = table.loaded_columns();
     let mut buffer: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
     let mut bytes = 0u64;
     let mut rows_in_buffer = 0u64;
@@ -321,17 +326,19 @@ fn read_and_encode(
                 .map_err(|_| stopped(table))
         };
     reader.read(table, unit.range, &mut |rowid, cells| {
-        encoder.encode_row(cells, &mut buffer).map_err(|e| {
-            let key = row_key(table, rowid, cells);
-            let column = &table.spec.columns[e.column].name;
-            MigrateError::new(
-                MigrateErrorKind::Conversion,
-                format!(
-                    "table {:?}, row {key}, column {column:?}: {}",
-                    table.source_name, e.reason
-                ),
-            )
-        })?;
+        encoder
+            .encode_row(cells, &loaded, &mut buffer)
+            .map_err(|e| {
+                let key = row_key(table, rowid, cells);
+                let column = &table.spec.columns[e.column].name;
+                MigrateError::new(
+                    MigrateErrorKind::Conversion,
+                    format!(
+                        "table {:?}, row {key}, column {column:?}: {}",
+                        table.source_name, e.reason
+                    ),
+                )
+            })?;
         rows_in_buffer += 1;
         if buffer.len() >= CHUNK_BYTES {
             send(&mut buffer, &mut rows_in_buffer, &mut bytes)?;

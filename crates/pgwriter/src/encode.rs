@@ -13,7 +13,7 @@
 //! | timestamptz       | ISO-8601 text; without an offset it is read as UTC                  |
 //! | timestamp[tz]     | integers (target type says so): Unix epochs, unit by magnitude (s, ms, µs, ns) |
 //! | uuid              | UUID text: canonical, upper-case, 32 hex digits without dashes      |
-//! | interval          | integers, as microseconds (Django's DurationField)                  |
+//! | interval          | integers, as microseconds (Django's DurationField); ISO date-time text as its distance from 1970-01-01 00:00:00 (SQLAlchemy's Interval) |
 //! | text[], integer[], bigint[], boolean[], double precision[] | JSON arrays of matching elements |
 //! | vector(n)         | vectors of at most n finite components, zero-padded to n (counted)  |
 //! | halfvec(n)        | the same, each component rounded to the nearest half-precision value (counted); beyond ±65504 refused |
@@ -67,13 +67,19 @@ impl RowEncoder {
         self.lossy
     }
 
-    /// Append one row (field count, then each field) to `out`.
+    /// Append one row made of the fields `columns` (positions in `cells`, in
+    /// COPY order) to `out`: field count, then each field.
     ///
     /// On error `out` may hold a partial row; the caller abandons the stream.
-    pub fn encode_row(&mut self, cells: &[Cell<'_>], out: &mut Vec<u8>) -> Result<(), CellError> {
-        out.extend_from_slice(&(cells.len() as i16).to_be_bytes());
-        for (column, cell) in cells.iter().enumerate() {
-            self.encode_field(column, *cell, out)?;
+    pub fn encode_row(
+        &mut self,
+        cells: &[Cell<'_>],
+        columns: &[usize],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CellError> {
+        out.extend_from_slice(&(columns.len() as i16).to_be_bytes());
+        for &column in columns {
+            self.encode_field(column, cells[column], out)?;
         }
         Ok(())
     }
@@ -207,8 +213,7 @@ impl RowEncoder {
             }
             PgType::Array(element) => encode_array(text(cell)?, element, out)?,
             PgType::Interval => {
-                // Integers are microseconds (how Django stores a DurationField in SQLite).
-                out.extend_from_slice(&int(cell)?.to_be_bytes());
+                out.extend_from_slice(&interval_micros(cell)?.to_be_bytes());
                 out.extend_from_slice(&0i32.to_be_bytes());
                 out.extend_from_slice(&0i32.to_be_bytes());
             }
@@ -364,11 +369,13 @@ pub fn write_vector(
     Ok(rounded)
 }
 
+/// Microseconds from the Unix epoch (1970-01-01) to PostgreSQL's (2000-01-01).
+const UNIX_TO_2000_MICROS: i64 = 946_684_800_000_000;
+
 /// Microseconds since 2000-01-01 of a Unix epoch integer whose unit is read
 /// from its size: seconds below 10^11 (until the year 5138), milliseconds below
 /// 10^14, microseconds below 10^17, nanoseconds above (only whole microseconds).
 fn epoch_micros(epoch: i64) -> Result<i64, String> {
-    const UNIX_TO_2000_MICROS: i128 = 946_684_800_000_000;
     let value = i128::from(epoch);
     let magnitude = value.unsigned_abs();
     let unix_micros = if magnitude < 100_000_000_000 {
@@ -384,7 +391,25 @@ fn epoch_micros(epoch: i64) -> Result<i64, String> {
             "an epoch in nanoseconds with sub-microsecond digits cannot be stored exactly".into(),
         );
     };
-    i64::try_from(unix_micros - UNIX_TO_2000_MICROS).map_err(|_| "epoch out of range".to_string())
+    i64::try_from(unix_micros - i128::from(UNIX_TO_2000_MICROS))
+        .map_err(|_| "epoch out of range".to_string())
+}
+
+/// Microseconds of a duration as SQLite applications store one: an integer
+/// is microseconds (Django's `DurationField`); an ISO date-time text is the
+/// instant minus 1970-01-01 00:00:00 (SQLAlchemy's `Interval`, which SQLite
+/// lacks, stored as a DATETIME relative to the epoch: `1970-01-03 04:00:00`
+/// is 2 days 4 hours, a date before 1970 a negative duration).
+fn interval_micros(cell: Cell<'_>) -> Result<i64, String> {
+    match cell {
+        Cell::Int(micros) => Ok(micros),
+        Cell::Text(t) => match forms::parse_timestamp(t) {
+            Some(p) if p.offset_seconds.is_none() => Ok(p.local_micros + UNIX_TO_2000_MICROS),
+            Some(_) => Err("carries a UTC offset; a duration stored as a date-time counts from 1970-01-01 00:00:00 without one".into()),
+            None => Err("neither microseconds nor a date-time counted from 1970-01-01 (YYYY-MM-DD HH:MM:SS[.ffffff])".into()),
+        },
+        _ => Err("not an integer (microseconds) or a date-time counted from 1970-01-01".into()),
+    }
 }
 
 /// A JSON array into PostgreSQL's binary array format, exactly as the server
@@ -697,6 +722,46 @@ mod tests {
         assert_eq!(
             field(Cell::Text(b"2000-01-01 00:00:01"), PgType::Timestamp, p).unwrap(),
             1_000_000i64.to_be_bytes()
+        );
+    }
+
+    #[test]
+    fn intervals_from_microseconds_and_from_datetimes_counted_from_1970() {
+        let p = ValuePolicy::default();
+        let interval = |micros: i64| [micros.to_be_bytes(), [0; 8]].concat();
+        let cases: &[(Cell<'_>, i64)] = &[
+            (Cell::Int(-90_000_000), -90_000_000),
+            (Cell::Text(b"1970-01-01 00:00:00.000000"), 0),
+            (Cell::Text(b"1970-01-01 00:00:00.252330"), 252_330),
+            (Cell::Text(b"1970-01-01T00:00:00.25"), 250_000),
+            (
+                Cell::Text(b"1970-01-03 04:00:00"),
+                (2 * 86_400 + 4 * 3_600) * 1_000_000,
+            ),
+            (Cell::Text(b"1969-12-31 23:59:59.999999"), -1),
+            (Cell::Text(b"1969-12-30T22:00:00"), -26 * 3_600 * 1_000_000),
+        ];
+        for (cell, micros) in cases {
+            assert_eq!(
+                field(*cell, PgType::Interval, p).unwrap(),
+                interval(*micros),
+                "{cell:?}"
+            );
+        }
+        let offset = field(
+            Cell::Text(b"1970-01-01 00:00:01+01:00"),
+            PgType::Interval,
+            p,
+        );
+        assert!(
+            offset.unwrap_err().reason.contains("UTC offset"),
+            "an offset is refused"
+        );
+        let junk = field(Cell::Text(b"2 days"), PgType::Interval, p).unwrap_err();
+        assert!(
+            junk.reason.contains("text '2 days'") && junk.reason.contains("1970-01-01"),
+            "{}",
+            junk.reason
         );
     }
 

@@ -549,6 +549,7 @@ fn plan_table(
         sequence_floor: table.sequence,
         splittable: !table.without_rowid,
         source_columns: table.columns.iter().map(|c| c.name.clone()).collect(),
+        computed_by_target: Vec::new(),
     }
 }
 

@@ -40,12 +40,25 @@ impl TableDigest {
     }
 }
 
+/// What a source field the encoder refused is hashed as, where that is
+/// tolerated: a length no PostgreSQL field has (NULL is -1, values are at
+/// most 1 GB), so the row never matches a target row.
+const REFUSED_FIELD: [u8; 4] = [0xff, 0xff, 0xff, 0xfe];
+
 /// Hashes rows of one table the same way on both sides.
 #[derive(Debug, Clone)]
 pub struct RowHasher {
     types: Vec<PgType>,
     encoder: RowEncoder,
     scratch: Vec<u8>,
+    tolerated: Vec<usize>,
+}
+
+/// Where one encoded source field lies in the scratch buffer.
+enum Encoded {
+    Null,
+    At(usize),
+    Refused,
 }
 
 impl RowHasher {
@@ -55,24 +68,23 @@ impl RowHasher {
             encoder: RowEncoder::new(types.clone(), policy),
             types,
             scratch: Vec::new(),
+            tolerated: Vec::new(),
         }
+    }
+
+    /// Let the source values of `columns` that the encoder refuses make their
+    /// row differ instead of failing: for columns the target computes itself,
+    /// whose stored source values were never loaded.
+    pub fn tolerating(mut self, columns: Vec<usize>) -> Self {
+        self.tolerated = columns;
+        self
     }
 
     /// Hash a row given as PostgreSQL binary fields.
     pub fn hash_fields(&self, fields: &[Field<'_>]) -> u128 {
         let mut h = Xxh3::new();
         for (field, pg_type) in fields.iter().zip(&self.types) {
-            match field {
-                None => h.update(&[0xff; 4]),
-                Some(bytes) => {
-                    let canonical = (*pg_type == PgType::Jsonb)
-                        .then(|| bytes.get(1..).and_then(canonical_json))
-                        .flatten();
-                    let bytes = canonical.as_deref().unwrap_or(bytes);
-                    h.update(&(bytes.len() as u32).to_be_bytes());
-                    h.update(bytes);
-                }
-            }
+            hash_field(&mut h, *field, *pg_type);
         }
         h.digest128()
     }
@@ -80,24 +92,52 @@ impl RowHasher {
     /// Hash a source row by encoding it exactly as the load does.
     pub fn hash_cells(&mut self, cells: &[Cell<'_>]) -> Result<u128, CellError> {
         self.scratch.clear();
-        let mut bounds = Vec::with_capacity(cells.len());
+        let mut encoded = Vec::with_capacity(cells.len());
         for (i, cell) in cells.iter().enumerate() {
             let start = self.scratch.len();
-            self.encoder.encode_field(i, *cell, &mut self.scratch)?;
-            bounds.push((start, *cell == Cell::Null));
+            encoded.push(
+                match self.encoder.encode_field(i, *cell, &mut self.scratch) {
+                    Ok(()) if *cell == Cell::Null => Encoded::Null,
+                    Ok(()) => Encoded::At(start),
+                    Err(_) if self.tolerated.contains(&i) => {
+                        self.scratch.truncate(start);
+                        Encoded::Refused
+                    }
+                    Err(e) => return Err(e),
+                },
+            );
         }
-        let fields: Vec<Field<'_>> = bounds
-            .iter()
-            .map(|(start, null)| {
-                (!null).then(|| {
+        let mut h = Xxh3::new();
+        for (field, pg_type) in encoded.iter().zip(&self.types) {
+            match field {
+                Encoded::Null => hash_field(&mut h, None, *pg_type),
+                Encoded::At(start) => {
                     let len = i32::from_be_bytes(
                         self.scratch[*start..start + 4].try_into().expect("4 bytes"),
                     ) as usize;
-                    &self.scratch[start + 4..start + 4 + len]
-                })
-            })
-            .collect();
-        Ok(self.hash_fields(&fields))
+                    let bytes = &self.scratch[start + 4..start + 4 + len];
+                    hash_field(&mut h, Some(bytes), *pg_type);
+                }
+                Encoded::Refused => h.update(&REFUSED_FIELD),
+            }
+        }
+        Ok(h.digest128())
+    }
+}
+
+/// Add one field to a row hash: its length (-1 for NULL) and bytes, `jsonb`
+/// in canonical form.
+fn hash_field(h: &mut Xxh3, field: Field<'_>, pg_type: PgType) {
+    match field {
+        None => h.update(&[0xff; 4]),
+        Some(bytes) => {
+            let canonical = (pg_type == PgType::Jsonb)
+                .then(|| bytes.get(1..).and_then(canonical_json))
+                .flatten();
+            let bytes = canonical.as_deref().unwrap_or(bytes);
+            h.update(&(bytes.len() as u32).to_be_bytes());
+            h.update(bytes);
+        }
     }
 }
 
@@ -253,6 +293,35 @@ mod tests {
         assert_eq!(from_cells, from_fields);
         let changed = hasher.hash_fields(&[Some(&8i64.to_be_bytes()), None, Some(jsonb)]);
         assert_ne!(from_cells, changed);
+    }
+
+    #[test]
+    fn refused_values_of_tolerated_columns_make_the_row_differ() {
+        let types = vec![
+            PgType::BigInt,
+            PgType::Numeric {
+                precision_scale: Some((5, 2)),
+            },
+        ];
+        let cells = [Cell::Int(1), Cell::Real(59.970_000_000_000_01)];
+        let mut strict = RowHasher::new(types.clone(), ValuePolicy::default());
+        assert!(strict.hash_cells(&cells).is_err());
+        let mut tolerant = RowHasher::new(types, ValuePolicy::default()).tolerating(vec![1]);
+        let refused = tolerant.hash_cells(&cells).unwrap();
+        let fitting = tolerant
+            .hash_cells(&[Cell::Int(1), Cell::Real(59.97)])
+            .unwrap();
+        assert_ne!(refused, fitting);
+        assert_ne!(
+            refused,
+            tolerant.hash_cells(&[Cell::Int(1), Cell::Null]).unwrap()
+        );
+        assert!(
+            tolerant
+                .hash_cells(&[Cell::Text(b"x"), Cell::Null])
+                .is_err(),
+            "only the tolerated columns"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod quoting;
 mod real_world;
 mod secrets;
 mod serving;
+mod sqlalchemy;
 mod sqlite_errors;
 mod sqlite_migrate;
 mod sqlite_verify;

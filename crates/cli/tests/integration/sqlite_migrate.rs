@@ -103,6 +103,27 @@ fn tricky_database_lands_exactly_and_verifies() {
             "missing {expected} in {types:?}"
         );
     }
+    // Generated columns, virtual and stored, arrive as plain columns holding
+    // the values SQLite computed, and are reported as such.
+    assert_eq!(
+        query(
+            &pg,
+            "tricky",
+            "SELECT a || ',' || b || ',' || c FROM gen ORDER BY a"
+        ),
+        ["1,2,2", "20,40,21"]
+    );
+    for (column, kind) in [("gen.b", "VIRTUAL"), ("gen.c", "STORED")] {
+        assert!(
+            report["reported"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["name"] == column && r["note"].as_str().unwrap().starts_with(kind)),
+            "{column} reported as {kind}: {}",
+            report["reported"]
+        );
+    }
     // JSON null is JSON, not SQL NULL.
     assert_eq!(
         scalar(

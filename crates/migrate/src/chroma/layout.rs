@@ -200,6 +200,7 @@ fn table_plan(
         sequence_floor: None,
         splittable,
         source_columns,
+        computed_by_target: Vec::new(),
     }
 }
 
