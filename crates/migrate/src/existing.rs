@@ -90,12 +90,28 @@ struct TargetColumn {
     has_default: bool,
     /// An enum type: values are sent as their labels, which PostgreSQL checks.
     is_enum: bool,
-    /// `GENERATED ALWAYS AS (expression) STORED`: the expression, as
-    /// PostgreSQL prints it. PostgreSQL computes these values.
-    generated: Option<String>,
+    /// `GENERATED ALWAYS AS (expression) STORED` (or `VIRTUAL`, from
+    /// PostgreSQL 18 on). PostgreSQL computes these values.
+    generated: Option<ComputedColumn>,
     /// `GENERATED ALWAYS AS IDENTITY` (COPY writes the given values anyway,
     /// as `INSERT … OVERRIDING SYSTEM VALUE` would).
     identity_always: bool,
+}
+
+/// A target column PostgreSQL computes from the row's other columns.
+#[derive(Debug, Clone)]
+struct ComputedColumn {
+    /// The expression, as PostgreSQL prints it.
+    expression: String,
+    /// `STORED` or `VIRTUAL`, from `pg_attribute.attgenerated`.
+    kind: &'static str,
+}
+
+impl ComputedColumn {
+    /// The column's definition as SQL writes it.
+    fn definition(&self) -> String {
+        format!("GENERATED ALWAYS AS ({}) {}", self.expression, self.kind)
+    }
 }
 
 impl TargetColumn {
@@ -105,9 +121,10 @@ impl TargetColumn {
             "the target column {table}.{} is {}",
             self.name, self.type_name
         );
-        if let Some(expression) = &self.generated {
+        if let Some(computed) = &self.generated {
             text.push_str(&format!(
-                ", GENERATED ALWAYS AS ({expression}) STORED: computed by PostgreSQL, not loaded; verification compares it with the values SQLite stored"
+                ", {}: computed by PostgreSQL, not loaded; verification compares it with the values SQLite stored",
+                computed.definition()
             ));
         } else if self.identity_always {
             text.push_str(", GENERATED ALWAYS AS IDENTITY: the source's values are kept and its sequence moves above them");
@@ -138,7 +155,7 @@ async fn target_tables(
             "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
                     (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> ''), t.typtype = 'e', \
                     CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END, \
-                    a.attidentity = 'a' \
+                    a.attidentity = 'a', a.attgenerated::text \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
              JOIN pg_type t ON t.oid = a.atttypid \
@@ -156,7 +173,16 @@ async fn target_tables(
             not_null: r.get(3),
             has_default: r.get(4),
             is_enum: r.get(5),
-            generated: r.get(6),
+            generated: r
+                .get::<_, Option<String>>(6)
+                .map(|expression| ComputedColumn {
+                    expression,
+                    kind: if r.get::<_, String>(8) == "v" {
+                        "VIRTUAL"
+                    } else {
+                        "STORED"
+                    },
+                }),
             identity_always: r.get(7),
         });
     }
@@ -473,20 +499,27 @@ fn map_columns(
     }
     for tc in target_columns {
         let fed = matched.contains(&tc.name.as_str());
-        if let Some(expression) = &tc.generated {
+        if let Some(computed) = &tc.generated {
             let compared = mapped.columns.iter().any(|c| c.name == tc.name);
+            let in_source = match_name(&tc.name, table.columns.iter().map(|c| &c.name)).is_some();
             let why = match (fed, compared) {
                 (true, true) => "verification compares it with the values SQLite stored".into(),
                 (true, false) => format!(
                     "not compared either: pgharbor cannot read its type {}",
                     tc.type_name
                 ),
+                (false, _) if in_source => {
+                    "not compared either: --ignore-columns leaves the SQLite column behind".into()
+                }
                 (false, _) => "the SQLite table has no such column".into(),
             };
             reported.push(ReportedObject {
                 kind: "generated column".into(),
                 name: format!("{target_name}.{}", tc.name),
-                note: format!("not loaded: PostgreSQL computes it (GENERATED ALWAYS AS ({expression}) STORED); {why}"),
+                note: format!(
+                    "not loaded: PostgreSQL computes it ({}); {why}",
+                    computed.definition()
+                ),
                 sql: None,
             });
         } else if !fed && tc.not_null && !tc.has_default {

@@ -552,6 +552,15 @@ fn a_target_column_postgresql_computes_is_not_loaded_and_is_verified() {
         "{}",
         dry.stdout
     );
+    let ignored =
+        into_existing(&db, &url, &["--dry-run", "--ignore-columns", "line.total"]).success();
+    assert!(
+        ignored.stdout.contains(
+            "PostgreSQL computes it (GENERATED ALWAYS AS ((qty * price)) STORED); not compared either: --ignore-columns leaves the SQLite column behind"
+        ),
+        "{}",
+        ignored.stdout
+    );
     let run = into_existing(&db, &url, &[]).success();
     assert!(
         run.stdout.contains("every table matches")
