@@ -726,7 +726,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
     /// Address to listen on (default: the file's `listen`, else 127.0.0.1:8732; port 0 picks a free one).
-    /// Beyond loopback the file needs an [auth] section (a token or user and password).
+    /// Beyond loopback the file needs an [auth] section (a token or user and password), and
+    /// without [tls] serve warns that credentials cross the network in clear unless a
+    /// TLS-terminating proxy is in front.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
     /// Serve on a non-loopback address without authentication (anyone who can reach it reads

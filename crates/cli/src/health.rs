@@ -708,10 +708,8 @@ pub async fn serve(args: ServeArgs) -> Result<u8, Failure> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr()?;
-    if !watch.auth.protects_dashboard() && !local.ip().to_canonical().is_loopback() {
-        eprintln!(
-            "pgharbor serve: warning: --insecure-no-auth: the dashboard and /api/status are open to anyone who can reach {local}"
-        );
+    for warning in pgharbor_health::auth::exposure_warnings(&local, &watch.auth, tls.is_some()) {
+        eprintln!("pgharbor serve: warning: {warning}");
     }
     println!("{}", serve_banner(&watch, local, tls.is_some()));
     let _ = std::io::stdout().flush();

@@ -24,8 +24,8 @@ use sha2::{Digest as _, Sha256};
 use std::net::SocketAddr;
 use subtle::{Choice, ConstantTimeEq as _};
 
-/// The shortest token accepted: a guessable token protects nothing.
-pub const MIN_TOKEN_CHARS: usize = 16;
+/// The shortest token or password accepted: a guessable secret protects nothing.
+pub const MIN_SECRET_CHARS: usize = 16;
 
 /// Whether an endpoint asks for credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -126,12 +126,6 @@ pub struct Auth {
     metrics_token: Option<Digest>,
     metrics: Access,
     healthz: Access,
-}
-
-impl Default for Auth {
-    fn default() -> Self {
-        Auth::none()
-    }
 }
 
 impl Auth {
@@ -275,11 +269,20 @@ fn invalid(message: impl Into<String>) -> HealthError {
 }
 
 /// The secret of setting `name` (wiped from memory when dropped; only its
-/// digest is kept).
+/// digest is kept), refused when shorter than [`MIN_SECRET_CHARS`]. The
+/// error names the setting and where the secret came from, not its length.
 fn resolve(name: &str, source: &SecretSource) -> Result<Secret> {
-    source
+    let secret = source
         .resolve()
-        .map_err(|e| invalid(format!("[auth] {name}: {e}")))
+        .map_err(|e| invalid(format!("[auth] {name}: {e}")))?;
+    if secret.expose().chars().count() < MIN_SECRET_CHARS {
+        return Err(invalid(format!(
+            "[auth] {name} from the {} has fewer than {MIN_SECRET_CHARS} characters; use at least \
+             {MIN_SECRET_CHARS} (e.g. openssl rand -hex 32)",
+            source.describe()
+        )));
+    }
+    Ok(secret)
 }
 
 /// The digests of `user` and `password`, both set or neither.
@@ -304,15 +307,7 @@ fn resolve_basic(config: &AuthConfig) -> Result<Option<(Digest, Digest)>> {
 }
 
 fn resolve_token(name: &str, source: &SecretSource) -> Result<Digest> {
-    let token = resolve(name, source)?;
-    let chars = token.expose().chars().count();
-    if chars < MIN_TOKEN_CHARS {
-        return Err(invalid(format!(
-            "[auth] {name} from the {} has {chars} characters; use at least {MIN_TOKEN_CHARS} (e.g. openssl rand -hex 32)",
-            source.describe()
-        )));
-    }
-    Ok(digest(token.expose().as_bytes()))
+    Ok(digest(resolve(name, source)?.expose().as_bytes()))
 }
 
 /// Refuses to serve the dashboard without credentials beyond loopback.
@@ -327,7 +322,7 @@ pub fn check_exposure(
     auth: &Auth,
     insecure_no_auth: bool,
 ) -> Result<()> {
-    let exposed = addrs.iter().any(|a| !a.ip().to_canonical().is_loopback());
+    let exposed = addrs.iter().any(beyond_loopback);
     if !exposed || auth.protects_dashboard() || insecure_no_auth {
         return Ok(());
     }
@@ -337,6 +332,34 @@ pub fn check_exposure(
          (or user and password) to the configuration, listen on 127.0.0.1, or pass --insecure-no-auth when \
          something in front (a reverse proxy) authenticates"
     )))
+}
+
+/// Whether others than this machine can connect to `addr`: it is not
+/// loopback (`0.0.0.0` and `::` are not; `::ffff:127.0.0.1` is).
+pub fn beyond_loopback(addr: &SocketAddr) -> bool {
+    !addr.ip().to_canonical().is_loopback()
+}
+
+/// What `serve` warns about once it listens on `local`: a dashboard open
+/// to the network (only with `--insecure-no-auth`, [`check_exposure`]
+/// refuses it otherwise), and credentials sent over the network without
+/// `tls`.
+pub fn exposure_warnings(local: &SocketAddr, auth: &Auth, tls: bool) -> Vec<String> {
+    if !beyond_loopback(local) {
+        return Vec::new();
+    }
+    if !auth.protects_dashboard() {
+        return vec![format!(
+            "--insecure-no-auth: the dashboard and /api/status are open to anyone who can reach {local}"
+        )];
+    }
+    if tls {
+        return Vec::new();
+    }
+    vec![format!(
+        "{local} is not loopback and there is no [tls] section: tokens and passwords cross the network in clear \
+         unless a TLS-terminating proxy is in front; add [tls] cert and key to serve HTTPS"
+    )]
 }
 
 #[cfg(test)]
@@ -416,21 +439,24 @@ mod tests {
 
     #[test]
     fn user_and_password_must_both_match() {
-        let auth = parse("[auth]\nuser = \"ops\"\npassword = \"pw-Ä1\"").unwrap();
+        let auth = parse("[auth]\nuser = \"ops\"\npassword = \"pw-Ä1-0123456789\"").unwrap();
         let dash = Endpoint::Dashboard;
         assert_eq!(
-            auth.check(dash, Some(&basic("ops", "pw-Ä1"))),
+            auth.check(dash, Some(&basic("ops", "pw-Ä1-0123456789"))),
             Verdict::Allowed
         );
         assert_eq!(
-            auth.check(dash, Some(&basic("ops", "pw-Ä2"))),
+            auth.check(dash, Some(&basic("ops", "pw-Ä2-0123456789"))),
             Verdict::Wrong
         );
         assert_eq!(
-            auth.check(dash, Some(&basic("opz", "pw-Ä1"))),
+            auth.check(dash, Some(&basic("opz", "pw-Ä1-0123456789"))),
             Verdict::Wrong
         );
-        assert_eq!(auth.check(dash, Some(&bearer("pw-Ä1"))), Verdict::Wrong);
+        assert_eq!(
+            auth.check(dash, Some(&bearer("pw-Ä1-0123456789"))),
+            Verdict::Wrong
+        );
     }
 
     #[test]
@@ -470,7 +496,11 @@ mod tests {
         for (text, needle) in [
             (
                 "[auth]\ntoken = \"short-secret\"",
-                "token from the literal value has 12 characters; use at least 16",
+                "token from the literal value has fewer than 16 characters; use at least 16",
+            ),
+            (
+                "[auth]\nuser = \"ops\"\npassword = \"short-secret\"",
+                "password from the literal value has fewer than 16 characters; use at least 16",
             ),
             ("[auth]\nuser = \"ops\"", "user is set without password"),
             ("[auth]\npassword = \"x\"", "password is set without user"),
@@ -497,6 +527,7 @@ mod tests {
                 !err.contains("short-secret") && !err.contains("scrape-0123"),
                 "{err}"
             );
+            assert!(!err.contains("12"), "the secret's length shows: {err}");
         }
     }
 
@@ -522,7 +553,44 @@ mod tests {
             assert!(err.contains("--insecure-no-auth"), "{err}");
             assert!(check_exposure("x:8732", &[addr], &none, true).is_ok());
         }
+        // A name that resolves to loopback and to another address is exposed.
+        let both = [loopback[0], "192.0.2.10:8732".parse().unwrap()];
+        let err = check_exposure("dual.example:8732", &both, &none, false).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("refusing to serve on dual.example:8732 without authentication"),
+            "{err}"
+        );
         let auth = parse(&format!("[auth]\ntoken = \"{TOKEN}\"")).unwrap();
         assert!(check_exposure("0.0.0.0:8732", &[any], &auth, false).is_ok());
+    }
+
+    #[test]
+    fn credentials_in_clear_beyond_loopback_are_warned_about() {
+        let auth = parse(&format!("[auth]\ntoken = \"{TOKEN}\"")).unwrap();
+        let lan: SocketAddr = "192.0.2.10:8732".parse().unwrap();
+        let any: SocketAddr = "[::]:8732".parse().unwrap();
+        let loopback: SocketAddr = "127.0.0.1:8732".parse().unwrap();
+        for local in [lan, any] {
+            let warnings = exposure_warnings(&local, &auth, false);
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            for needle in [
+                "cross the network in clear",
+                "TLS-terminating proxy",
+                "[tls]",
+                &local.to_string(),
+            ] {
+                assert!(warnings[0].contains(needle), "{needle} not in {warnings:?}");
+            }
+            assert!(exposure_warnings(&local, &auth, true).is_empty());
+        }
+        assert!(exposure_warnings(&loopback, &auth, false).is_empty());
+        let open = exposure_warnings(&lan, &Auth::none(), false);
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert!(
+            open[0].contains("--insecure-no-auth: the dashboard and /api/status are open"),
+            "{open:?}"
+        );
+        assert!(exposure_warnings(&loopback, &Auth::none(), false).is_empty());
     }
 }

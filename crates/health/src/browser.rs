@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::sync::OnceLock;
 
 /// The host names a request's `Host` header may carry.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HostPolicy {
     names: Vec<String>,
 }

@@ -64,7 +64,7 @@ pub fn normalise(text: &str) -> String {
     for t in &tokens {
         match t.kind {
             kind if kind.is_literal() => {
-                placeholder += 1;
+                placeholder = placeholder.saturating_add(1);
                 let _ = write!(out, "${placeholder}");
             }
             TokenKind::Comment => {
@@ -176,15 +176,51 @@ mod tests {
     fn no_part_of_a_literal_survives() {
         let secret = "s3cr3t-Ü'\"\\$x$-- /*";
         let quoted = secret.replace('\'', "''");
-        for text in [
+        let forms = [
             format!("select '{quoted}'"),
             format!("select E'{}'", quoted.replace('\\', "\\\\")),
             format!("select $q${secret}$q$"),
             format!("insert into t values (1, '{quoted}', 2)"),
-        ] {
-            let shown = normalise(&text);
-            assert!(!shown.contains("s3cr3t"), "{text} -> {shown}");
-        }
+            // A continuation after a line break stays in escape mode.
+            "select E'x'\n'\\' s3cr3t, '".to_owned(),
+            "select E'x' -- c\r\n'\\' s3cr3t, '".to_owned(),
+            // -- ends at \r too.
+            "select 1 -- x\r'abc\ns3cr3t'".to_owned(),
+            // U+3000 is no whitespace: \u{3000}E is an identifier, '\\' a plain string.
+            "select x\u{3000}E'\\' , 's3cr3t'".to_owned(),
+            "select 1,\u{3000}E'\\' , 's3cr3t'".to_owned(),
+            // standard_conforming_strings off.
+            "select 'a\\' s3cr3t'".to_owned(),
+            "select N'a\\' s3cr3t', 1".to_owned(),
+            // A vertical tab before the line break (whitespace for some versions).
+            "select E'a'\x0b\n'\\' s3cr3t, '".to_owned(),
+        ];
+        // Each form alone, after other statements and followed by more.
+        let leaks: Vec<String> = forms
+            .iter()
+            .flat_map(|form| {
+                [
+                    form.clone(),
+                    format!("select 1; /* c */ {form}"),
+                    format!("{form}\n;\tselect 2, 'x'"),
+                ]
+            })
+            .filter_map(|text| {
+                let shown = normalise(&text);
+                shown
+                    .contains("s3cr3t")
+                    .then(|| format!("{text:?} -> {shown:?}"))
+            })
+            .collect();
+        assert!(leaks.is_empty(), "{leaks:#?}");
+    }
+
+    #[test]
+    fn placeholders_stop_at_the_largest_number() {
+        assert_eq!(
+            normalise("select $18446744073709551615, 'x'"),
+            "select $18446744073709551615, $18446744073709551615"
+        );
     }
 
     #[test]

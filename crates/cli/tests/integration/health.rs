@@ -1322,7 +1322,11 @@ fn serve_config_errors_name_the_problem_not_the_secret() {
         ),
         (
             format!("[auth]\ntoken = \"{PG_PASSWORD}\"\n[[backups]]\nname = \"b\"\ndest = \"/srv/b\"\n"),
-            "[auth] token from the literal value has 14 characters; use at least 16",
+            "[auth] token from the literal value has fewer than 16 characters; use at least 16",
+        ),
+        (
+            format!("[auth]\nuser = \"ops\"\npassword = \"{PG_PASSWORD}\"\n[[backups]]\nname = \"b\"\ndest = \"/srv/b\"\n"),
+            "[auth] password from the literal value has fewer than 16 characters; use at least 16",
         ),
         (
             format!("[auth]\nuser = \"ops\"\nmetrics = \"sometimes\"\npassword = \"{PG_PASSWORD}\"\n"),
@@ -1349,7 +1353,7 @@ fn serve_config_errors_name_the_problem_not_the_secret() {
 // ------------------------------------------- serve: who may read what
 
 const TOKEN: &str = "Tk-5f1c9e0b7a2d4c8e9f3a";
-const BASIC_PASSWORD: &str = "Bp-7e2a9c4d1f";
+const BASIC_PASSWORD: &str = "Bp-7e2a9c4d1f5b83";
 /// What a session on the monitored server runs: a literal secret in a query.
 const SECRET_QUERY: &str = "select pg_sleep(60), 'secret-token-abc123' as t";
 const SECRET_LITERAL: &str = "secret-token-abc123";
@@ -1491,7 +1495,7 @@ fn serve_asks_for_credentials_and_shows_query_texts_normalised() {
 
     // No credentials, a wrong token, a wrong password: 401 and a challenge a browser answers.
     let wrong_token = bearer("Tk-5f1c9e0b7a2d4c8e9f3b");
-    let wrong_password = basic("ops", "Bp-7e2a9c4d1e");
+    let wrong_password = basic("ops", "Bp-7e2a9c4d1f5b84");
     let token_as_user = basic(TOKEN, "x");
     for path in ["/", "/api/status", "/metrics", "/index.html", "/nope"] {
         let (status, headers, body) = serve.request("GET", path);
