@@ -6,7 +6,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::ValuePolicy;
 use pgharbor_migrate::chroma::layout::{self, Layout};
-use pgharbor_migrate::chroma::recall::{self, RecallReport};
+use pgharbor_migrate::chroma::recall::{self, IndexRecall, RecallReport};
 use pgharbor_migrate::chroma::{self, ChromaOptions, ChromaReport, IndexChoice, RecallOptions};
 use pgharbor_migrate::Progress;
 use pgharbor_pgwriter::pgvector::IndexMethod;
@@ -280,10 +280,17 @@ pub fn print_report(report: &ChromaReport, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How the index fares for one collection: the database's own setting, the
-/// given one, and the measured settings reaching 0.9 and 0.99.
+/// Recall of one collection at the database's own setting and the given one.
 fn recall_line(r: &RecallReport) -> String {
-    let reaches: Vec<String> = r
+    format!(
+        "{:.3} at {} (the database's own setting), {:.3} at {}",
+        r.application.recall_at_10, r.application.setting, r.recall_at_10, r.setting
+    )
+}
+
+/// Where an index's recall reaches 0.9 and 0.99.
+fn reaches_line(index: &IndexRecall) -> String {
+    let reaches: Vec<String> = index
         .reaches
         .iter()
         .map(|reach| match &reach.setting {
@@ -298,19 +305,18 @@ fn recall_line(r: &RecallReport) -> String {
         })
         .collect();
     format!(
-        "{:.3} at {} (the database's own setting), {:.3} at {}; {}",
-        r.application.recall_at_10,
-        r.application.setting,
-        r.recall_at_10,
-        r.setting,
+        "{} index of {}, {} queries spread over its collections: {}",
+        index.index,
+        index.table,
+        index.queries,
         reaches.join(", ")
     )
 }
 
 /// Recall below an explicit `--min-recall` (a failure), then a warning for
 /// the collections whose searches at the database's own setting (what the
-/// application gets) find less than 0.9 of the exact top 10, with the setting
-/// that fixes it for all of them.
+/// application gets) find less than 0.9 of the exact top 10, with the
+/// measured setting that fixes it for all of them.
 fn print_recall(report: &ChromaReport) {
     let with_recall = || {
         report
@@ -320,13 +326,12 @@ fn print_recall(report: &ChromaReport) {
     };
     for (c, r) in with_recall().filter(|(_, r)| !r.passed) {
         println!(
-            "recall@10 of collection {:?} through the {} index is {:.3} at {}: below --min-recall {}; {}",
+            "recall@10 of collection {:?} through the {} index is {:.3} at {}: below --min-recall {}",
             c.name,
             r.index,
             r.recall_at_10,
             r.setting,
             r.min_recall.unwrap_or_default(),
-            recall_line(r)
         );
     }
     let low: Vec<_> = with_recall()
@@ -343,8 +348,11 @@ fn print_recall(report: &ChromaReport) {
     for (c, r) in &low {
         println!("  - {:?} ({}): {}", c.name, r.index, recall_line(r));
     }
+    for index in &report.index_recall {
+        println!("  measured on the {}", reaches_line(index));
+    }
     if report.index_settings.is_empty() {
-        println!("  no setting reaches it: rebuild the index with more lists (IVFFlat) or a larger m / ef_construction (HNSW)");
+        println!("  no setting measured reaches it: rebuild the index with more lists (IVFFlat) or a larger m / ef_construction (HNSW)");
     } else {
         println!(
             "  to give the application {} in every collection: {} (or ALTER ROLE <the application's role> SET …)",

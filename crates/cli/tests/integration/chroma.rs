@@ -433,9 +433,9 @@ fn open_webui_moves_with_different_index_builds_never_fail_on_exact_data() {
     let pg = Cluster::start(Flavor::Pg16Vector);
     let dir = fixtures().join("openwebui/vector_db");
     let builds: [&[&str]; 4] = [
-        &["--index", "ivfflat"],
-        &["--index", "ivfflat"],
         &["--index", "ivfflat", "--probes", "1"],
+        &["--index", "ivfflat"],
+        &["--index", "ivfflat"],
         &["--index", "hnsw", "--hnsw-m", "4", "--ef-search", "10"],
     ];
     let mut checksums = Vec::new();
@@ -459,13 +459,24 @@ fn open_webui_moves_with_different_index_builds_never_fail_on_exact_data() {
         for c in collections(&report).iter().filter(|c| c["items"] != 0) {
             assert_eq!(c["exact_neighbours"]["ok"], true, "{build:?}: {c}");
             let recall = &c["recall"];
-            assert!(
-                recall["application"]["setting"].is_string()
-                    && recall["reaches"].as_array().unwrap().len() == 2,
-                "{build:?}: {c}"
+            let default = if build.contains(&"hnsw") {
+                "hnsw.ef_search = 40"
+            } else {
+                "ivfflat.probes = 1"
+            };
+            assert_eq!(
+                recall["application"]["setting"], default,
+                "{build:?}: what a new session gets, pgvector's default: {c}"
             );
             lowest = lowest.min(recall["recall_at_10"].as_f64().unwrap());
         }
+        let index = &report["index_recall"][0];
+        assert!(
+            index["table"] == "\"public\".\"document_chunk\""
+                && index["reaches"].as_array().unwrap().len() == 2
+                && index["queries"].as_u64().unwrap() > 0,
+            "{build:?}: {index}"
+        );
         if build.contains(&"--probes") {
             assert!(
                 lowest < 0.9,

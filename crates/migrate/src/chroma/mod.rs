@@ -37,7 +37,7 @@ use pgharbor_core::schema::{quote_ident, PgType, QualifiedName};
 use pgharbor_pgwriter::ddl;
 use pgharbor_pgwriter::pgvector::{self, IndexMethod, Version};
 use reader::{ChromaUnitReader, Feeds};
-use recall::{RecallReport, Searches};
+use recall::{IndexRecall, RecallReport, Searches};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::path::Path;
@@ -162,9 +162,11 @@ pub struct ChromaReport {
     /// `Some(false)` when a collection's recall fell below an explicit
     /// `--min-recall`.
     pub recall_passed: Option<bool>,
+    /// Per vector index: recall@10 at increasing settings.
+    pub index_recall: Vec<IndexRecall>,
     /// Statements that give the application's searches recall@10 of 0.9 in
     /// every collection, where the database's own setting does not (the
-    /// largest of the collections' measured settings).
+    /// largest setting those collections' indexes need).
     pub index_settings: Vec<String>,
     /// Open WebUI settings that match what was written (open-webui layout).
     pub open_webui_env: Vec<String>,
@@ -458,12 +460,12 @@ pub async fn migrate(
     phases.lap("vector index, keys attached, ANALYZE");
     let (checks, recall) = match checked {
         Some(checked) => {
-            progress.phase("checking nearest neighbours");
+            progress.phase("measuring the vector index's recall");
             let found = recall_all(target_config, &plan, checked, options, facts.pgvector).await?;
             phases.lap("recall check");
             found
         }
-        None => (Vec::new(), Vec::new()),
+        None => (Vec::new(), Recalls::default()),
     };
     let finished = finish::FinishOutcome::default();
     let mut index_sql = text_sql;
@@ -479,7 +481,7 @@ pub async fn migrate(
         started,
     );
     migration.phases = phases.done;
-    let report = report(
+    Ok(report(
         migration,
         &plan,
         &feeds,
@@ -487,8 +489,7 @@ pub async fn migrate(
         checks,
         recall,
         options.verify,
-    );
-    Ok(report.suggest_index_settings(target_config.dbname()))
+    ))
 }
 
 /// The load's readers; with a tally (verification on) they also gather the
@@ -907,8 +908,6 @@ fn memory_for(column_type: PgType, rows: u64) -> u64 {
 /// A collection's counts and checksums, with the queries for its recall check.
 type Checked = (CollectionCheck, Arc<Vec<Query>>);
 
-type Checks = (Vec<Option<CollectionCheck>>, Vec<Option<RecallReport>>);
-
 /// Verify every collection with one worker per reader: the target's digest
 /// against the source side tallied during the load, and the exact neighbours.
 async fn digest_all(
@@ -950,16 +949,36 @@ async fn digest_all(
         .collect())
 }
 
-/// The recall of every collection whose table has a vector index, once the
-/// table is analysed (so PostgreSQL plans searches as it will for the
-/// application); collections are searched over `jobs` connections.
+/// The index recall of every collection and index.
+#[derive(Default)]
+struct Recalls {
+    /// Per collection, when its table has a vector index.
+    collections: Vec<Option<RecallReport>>,
+    /// Per vector index, at increasing settings.
+    indexes: Vec<IndexRecall>,
+    /// The statements that give the application 0.9 everywhere.
+    settings: Vec<String>,
+}
+
+/// One piece of the recall check.
+#[derive(Clone, Copy)]
+enum RecallJob {
+    /// A collection at the given and the database's own setting.
+    Collection(usize),
+    /// A table's index at increasing settings.
+    Index(usize),
+}
+
+/// The recall of every collection whose table has a vector index and of
+/// each index, once the tables are analysed (so PostgreSQL plans searches
+/// as it will for the application), over `jobs` connections.
 async fn recall_all(
     target_config: &ConnConfig,
     plan: &ChromaPlan,
     checked: Vec<Checked>,
     options: &ChromaOptions,
     pgvector: Version,
-) -> Result<Checks, MigrateError> {
+) -> Result<(Vec<Option<CollectionCheck>>, Recalls), MigrateError> {
     let mut clients = futures_util::future::try_join_all(
         (0..options.jobs.max(1)).map(|_| target::connect(target_config)),
     )
@@ -968,34 +987,80 @@ async fn recall_all(
     for table in &plan.plan.tables {
         indexes.push(recall::vector_index(&clients[0], &table.spec.name).await?);
     }
-    let queue = Mutex::new((0..checked.len()).collect::<VecDeque<_>>());
-    let found: Mutex<Vec<Option<RecallReport>>> = Mutex::new(vec![None; checked.len()]);
+    let asked: Vec<Vec<recall::Asked<'_>>> = checked
+        .iter()
+        .enumerate()
+        .map(|(c, (check, queries))| {
+            let pairs = queries.iter().zip(&check.exact);
+            pairs.map(|(query, exact)| (c, query, exact)).collect()
+        })
+        .collect();
+    let tables = (0..plan.plan.tables.len()).filter(|t| indexes[*t].is_some());
+    let collections = (0..checked.len()).filter(|c| indexes[plan.targets[*c].table].is_some());
+    let queue: Mutex<VecDeque<RecallJob>> = Mutex::new(
+        tables
+            .map(RecallJob::Index)
+            .chain(collections.map(RecallJob::Collection))
+            .collect(),
+    );
+    let found = Mutex::new(Recalls {
+        collections: vec![None; checked.len()],
+        ..Recalls::default()
+    });
     let lanes = clients.iter_mut().map(|client| {
-        let (queue, found, checked, indexes) = (&queue, &found, &checked, &indexes);
+        let (queue, found, asked, indexes) = (&queue, &found, &asked, &indexes);
         async move {
             loop {
-                let Some(c) = queue.lock().expect("queue lock").pop_front() else {
+                let Some(job) = queue.lock().expect("queue lock").pop_front() else {
                     return Ok::<(), MigrateError>(());
                 };
-                let (check, queries) = &checked[c];
-                let index = indexes[plan.targets[c].table].as_ref();
-                let Some(index) = index.filter(|_| !queries.is_empty()) else {
-                    continue;
+                let table = match job {
+                    RecallJob::Collection(c) => plan.targets[c].table,
+                    RecallJob::Index(t) => t,
                 };
                 let searches = Searches {
-                    index,
+                    index: indexes[table].as_ref().expect("queued with an index"),
                     pgvector,
                     options: &options.recall,
-                    database: target_config.dbname(),
                 };
-                let recall =
-                    recall::recall(client, plan, c, queries, &check.exact, &searches).await?;
-                found.lock().expect("results lock")[c] = Some(recall);
+                match job {
+                    RecallJob::Collection(c) => {
+                        let r = recall::collection_recall(client, plan, c, &asked[c], &searches)
+                            .await?;
+                        found.lock().expect("results lock").collections[c] = Some(r);
+                    }
+                    RecallJob::Index(t) => {
+                        let of_table: Vec<Vec<recall::Asked<'_>>> = (0..asked.len())
+                            .filter(|c| plan.targets[*c].table == t)
+                            .map(|c| asked[c].clone())
+                            .collect();
+                        let spread = recall::spread(&of_table, options.recall.queries);
+                        let r = recall::index_recall(client, plan, t, &spread, &searches).await?;
+                        found.lock().expect("results lock").indexes.push(r);
+                    }
+                }
             }
         }
     });
     futures_util::future::try_join_all(lanes).await?;
-    let recalls = found.into_inner().expect("results lock");
+    let mut recalls = found.into_inner().expect("results lock");
+    recalls.indexes.sort_by(|a, b| a.table.cmp(&b.table));
+    let mut pairs: Vec<_> = recalls
+        .collections
+        .iter_mut()
+        .enumerate()
+        .map(|(c, r)| {
+            let table = plan.plan.tables[plan.targets[c].table]
+                .spec
+                .name
+                .to_string();
+            (
+                r.as_mut(),
+                recalls.indexes.iter().find(|i| i.table == table),
+            )
+        })
+        .collect();
+    recalls.settings = recall::suggest(target_config.dbname(), &mut pairs);
     let checks = checked.into_iter().map(|(check, _)| Some(check)).collect();
     Ok((checks, recalls))
 }
@@ -1006,7 +1071,7 @@ fn report(
     feeds: &Feeds,
     indexes: Vec<String>,
     checks: Vec<Option<CollectionCheck>>,
-    recalls: Vec<Option<RecallReport>>,
+    recalls: Recalls,
     verified: bool,
 ) -> ChromaReport {
     let collections: Vec<CollectionReport> = feeds
@@ -1034,7 +1099,7 @@ fn report(
                 .get(i)
                 .and_then(|x| x.as_ref())
                 .map(|x| x.exact_neighbours.clone()),
-            recall: recalls.get(i).cloned().flatten(),
+            recall: recalls.collections.get(i).cloned().flatten(),
         })
         .collect();
     if verified {
@@ -1075,20 +1140,8 @@ fn report(
         metadata_changes,
         notes: plan.notes.clone(),
         recall_passed,
-        index_settings: Vec::new(),
+        index_recall: recalls.indexes,
+        index_settings: recalls.settings,
         open_webui_env: open_webui_env(plan),
-    }
-}
-
-impl ChromaReport {
-    /// Fill in [`ChromaReport::index_settings`] for `database`.
-    fn suggest_index_settings(mut self, database: &str) -> Self {
-        let recalls: Vec<&RecallReport> = self
-            .collections
-            .iter()
-            .filter_map(|c| c.recall.as_ref())
-            .collect();
-        self.index_settings = recall::database_suggestions(database, &recalls);
-        self
     }
 }

@@ -1,10 +1,14 @@
-//! How well a collection's approximate vector index (HNSW, IVFFlat) finds the
-//! exact neighbours: recall@10 of the collection's queries searched through
-//! the index, measured at the setting the check was given (`--probes`,
-//! `--ef-search`), at the setting a new session of the database gets (what
+//! How well the approximate vector indexes (HNSW, IVFFlat) find the exact
+//! neighbours. Per collection: recall@10 of its queries searched through its
+//! table's index at the setting the check was given (`--probes`,
+//! `--ef-search`) and at the setting a new session of the database gets (what
 //! the application sees: pgvector's default unless the database or role sets
-//! another), and at doubling settings until recall reaches 0.99, giving the
-//! smallest measured setting that reaches 0.9 and 0.99.
+//! another). Per index: recall at doubling settings until it reaches 0.99,
+//! with queries spread over the index's collections, giving the smallest
+//! measured setting that reaches 0.9 and 0.99 — one database setting serves
+//! every collection, and one search through a shared table's index costs the
+//! same whatever the collection, so a sweep per collection of Open WebUI's
+//! `document_chunk` would cost as many sweeps as it has collections.
 //!
 //! Recall is a property of the index, which pgvector builds with random
 //! choices (IVFFlat's clustering, HNSW's levels): it is reported, and fails
@@ -23,7 +27,7 @@ use tokio_postgres::Client;
 /// Recall levels whose settings are measured.
 pub const TARGETS: [f64; 2] = [0.9, 0.99];
 
-/// Recall@10 of one collection's index.
+/// Recall@10 of one collection through its table's index.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecallReport {
     /// Queries run (stored vectors of the collection).
@@ -38,15 +42,31 @@ pub struct RecallReport {
     pub recall_at_10: f64,
     /// What a new session of the database gets (the application's view).
     pub application: Measured,
-    /// The smallest measured setting reaching each of [`TARGETS`].
-    pub reaches: Vec<Reach>,
-    /// How to give the application the setting that reaches 0.9, when its
-    /// own does not.
+    /// The statement that gives the application the setting measured to
+    /// reach 0.9 on the index (see [`IndexRecall`]), when its own setting
+    /// stays below 0.9 here.
     pub suggestion: Option<String>,
     /// `--min-recall`, when given.
     pub min_recall: Option<f64>,
     /// At or above `min_recall` (always, without one).
     pub passed: bool,
+}
+
+/// Recall@10 of one index at increasing settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexRecall {
+    /// The table indexed.
+    pub table: String,
+    /// `hnsw` or `ivfflat`.
+    pub index: String,
+    /// Its search parameter.
+    pub parameter: String,
+    /// Queries searched at each setting, spread over the collections.
+    pub queries: usize,
+    /// Every setting measured, with its recall@10.
+    pub measured: Vec<Measured>,
+    /// The smallest measured setting reaching each of [`TARGETS`].
+    pub reaches: Vec<Reach>,
 }
 
 /// Recall at one setting.
@@ -124,56 +144,42 @@ pub async fn vector_index(
     }))
 }
 
-/// Everything a collection's searches need.
+/// Everything the searches need.
 pub struct Searches<'a> {
-    /// The collection's index.
+    /// The table's index.
     pub index: &'a VectorIndex,
     /// The target's pgvector version (iterative scans from 0.8).
     pub pgvector: Version,
     /// The check's options.
     pub options: &'a RecallOptions,
-    /// The target database (for the suggestion).
-    pub database: &'a str,
 }
 
-/// Measure the recall of `collection`'s index (see the module comment).
-pub async fn recall(
+impl Searches<'_> {
+    fn given(&self) -> u32 {
+        match self.index.method.as_str() {
+            "ivfflat" => self.options.probes,
+            _ => self.options.ef_search,
+        }
+    }
+}
+
+/// One query of a collection with the source's exact top 10 for it.
+pub type Asked<'a> = (usize, &'a Query, &'a TopK);
+
+/// Recall of `collection` (its queries `asked`) at the given setting and at
+/// the database's own.
+pub async fn collection_recall(
     client: &mut Client,
     plan: &ChromaPlan,
     collection: usize,
-    queries: &[Query],
-    exact: &[TopK],
+    asked: &[Asked<'_>],
     searches: &Searches<'_>,
 ) -> Result<RecallReport, MigrateError> {
-    let search = Search::new(plan, collection, queries, exact, searches);
+    let search = Search::new(plan, plan.targets[collection].table, asked, searches);
     let parameter = searches.index.parameter();
-    let given = match searches.index.method.as_str() {
-        "ivfflat" => searches.options.probes,
-        _ => searches.options.ef_search,
-    };
-    let mut measured = BTreeMap::new();
+    let given = searches.given();
     let (_, recall_at_10) = search.measure(client, Some(given)).await?;
-    measured.insert(given, recall_at_10);
     let (own, own_recall) = search.measure(client, None).await?;
-    measured.insert(own, own_recall);
-    for value in searches.index.ladder() {
-        let r = match measured.get(&value) {
-            Some(r) => *r,
-            None => search.measure(client, Some(value)).await?.1,
-        };
-        measured.insert(value, r);
-        if r >= TARGETS[TARGETS.len() - 1] {
-            break;
-        }
-    }
-    let reaches: Vec<Reach> = TARGETS
-        .iter()
-        .map(|t| reach(*t, &measured, &parameter))
-        .collect();
-    let suggestion = (own_recall < TARGETS[0])
-        .then_some(reaches[0].value)
-        .flatten()
-        .map(|v| alter_database(searches.database, &parameter, v));
     let min_recall = searches.options.min_recall;
     Ok(RecallReport {
         queries: search.asked.len(),
@@ -185,11 +191,59 @@ pub async fn recall(
             recall_at_10: own_recall,
         },
         parameter,
-        reaches,
-        suggestion,
+        suggestion: None,
         min_recall,
         passed: min_recall.is_none_or(|m| recall_at_10 >= m),
     })
+}
+
+/// Recall of the index of `table` at doubling settings until 0.99, with up
+/// to `--recall-queries` of its collections' queries (see [`spread`]).
+pub async fn index_recall(
+    client: &mut Client,
+    plan: &ChromaPlan,
+    table: usize,
+    asked: &[Asked<'_>],
+    searches: &Searches<'_>,
+) -> Result<IndexRecall, MigrateError> {
+    let search = Search::new(plan, table, asked, searches);
+    let parameter = searches.index.parameter();
+    let mut measured = BTreeMap::new();
+    for value in searches.index.ladder() {
+        let (_, r) = search.measure(client, Some(value)).await?;
+        measured.insert(value, r);
+        if r >= TARGETS[TARGETS.len() - 1] {
+            break;
+        }
+    }
+    Ok(IndexRecall {
+        table: plan.plan.tables[table].spec.name.to_string(),
+        index: searches.index.method.clone(),
+        queries: search.asked.len(),
+        measured: measured
+            .iter()
+            .map(|(v, r)| Measured {
+                setting: format!("{parameter} = {v}"),
+                recall_at_10: *r,
+            })
+            .collect(),
+        reaches: TARGETS
+            .iter()
+            .map(|t| reach(*t, &measured, &parameter))
+            .collect(),
+        parameter,
+    })
+}
+
+/// Up to `count` queries spread over collections: each collection's first
+/// query, then each one's second, and so on (every collection is
+/// represented, none dominates).
+pub fn spread<'a>(per_collection: &[Vec<Asked<'a>>], count: usize) -> Vec<Asked<'a>> {
+    let longest = per_collection.iter().map(Vec::len).max().unwrap_or(0);
+    (0..longest)
+        .flat_map(|n| per_collection.iter().filter_map(move |c| c.get(n).copied()))
+        .take(count)
+        .collect()
 }
 
 /// The statement giving every new session of `database` the setting.
@@ -200,20 +254,32 @@ pub fn alter_database(database: &str, parameter: &str, value: u32) -> String {
     )
 }
 
-/// One setting for the whole database: per search parameter, the largest of
-/// the values that bring each collection whose own setting stays below 0.9
-/// there (one database setting serves every collection).
-pub fn database_suggestions(database: &str, reports: &[&RecallReport]) -> Vec<String> {
-    let mut largest: BTreeMap<&str, u32> = BTreeMap::new();
-    for r in reports.iter().filter(|r| r.suggestion.is_some()) {
-        if let Some(v) = r.reaches[0].value {
-            let entry = largest.entry(&r.parameter).or_default();
-            *entry = (*entry).max(v);
+/// Fill in each collection's suggestion from its index's measured 0.9
+/// setting, and return one statement per search parameter for the whole
+/// database: the largest of the settings the collections whose own setting
+/// stays below 0.9 need (one database setting serves every collection).
+pub fn suggest(
+    database: &str,
+    collections: &mut [(Option<&mut RecallReport>, Option<&IndexRecall>)],
+) -> Vec<String> {
+    let mut largest: BTreeMap<String, u32> = BTreeMap::new();
+    for (report, index) in collections.iter_mut() {
+        let (Some(report), Some(index)) = (report, index) else {
+            continue;
+        };
+        let Some(value) = index.reaches[0].value else {
+            continue;
+        };
+        if report.application.recall_at_10 >= TARGETS[0] {
+            continue;
         }
+        report.suggestion = Some(alter_database(database, &report.parameter, value));
+        let entry = largest.entry(report.parameter.clone()).or_default();
+        *entry = (*entry).max(value);
     }
     largest
         .into_iter()
-        .map(|(parameter, v)| alter_database(database, parameter, v))
+        .map(|(parameter, v)| alter_database(database, &parameter, v))
         .collect()
 }
 
@@ -235,33 +301,37 @@ fn reach(level: f64, measured: &BTreeMap<u32, f64>, parameter: &str) -> Reach {
     }
 }
 
-/// One collection's searches through its index.
+/// Searches of one table through its index, each query filtered to its
+/// own collection in a shared table.
 struct Search<'a> {
     sql: String,
     parameter: String,
     iterative_scan: Option<String>,
-    shared_name: Option<&'a str>,
-    asked: Vec<(&'a TopK, VectorParam<'a>)>,
+    asked: Vec<(&'a TopK, VectorParam<'a>, Option<&'a str>)>,
 }
 
 impl<'a> Search<'a> {
+    /// Searches of `table` (whose collections share one distance).
     fn new(
         plan: &'a ChromaPlan,
-        collection: usize,
-        queries: &'a [Query],
-        exact: &'a [TopK],
+        table: usize,
+        asked: &[Asked<'a>],
         searches: &Searches<'_>,
     ) -> Self {
-        let target = &plan.targets[collection];
-        let table = &plan.plan.tables[target.table].spec;
+        let target = plan
+            .targets
+            .iter()
+            .find(|t| t.table == table)
+            .expect("a table of the plan holds a collection");
+        let table = &plan.plan.tables[table].spec;
         let column = &table.columns[1];
         let dim = match column.pg_type {
             PgType::HalfVec(d) | PgType::Vector(d) => d,
             other => unreachable!("the vector column is {other}"),
         };
-        let op = target.distance.operator();
-        let col = quote_ident(&column.name);
-        let filter = if target.shared_name.is_some() {
+        let (col, op) = (quote_ident(&column.name), target.distance.operator());
+        let shared = target.shared_name.is_some();
+        let filter = if shared {
             " WHERE collection_name = $2"
         } else {
             ""
@@ -273,27 +343,25 @@ impl<'a> Search<'a> {
         // Open WebUI turns iterative scans on for its filtered searches
         // (pgvector 0.8+): without them a search of a small collection in the
         // shared table finds fewer than 10 rows.
-        let iterative_scan =
-            (target.shared_name.is_some() && searches.pgvector >= (0, 8, 0)).then(|| {
-                format!(
-                    "SET LOCAL {}.iterative_scan = relaxed_order",
-                    searches.index.method
-                )
-            });
-        let asked = queries
+        let iterative_scan = (shared && searches.pgvector >= (0, 8, 0)).then(|| {
+            format!(
+                "SET LOCAL {}.iterative_scan = relaxed_order",
+                searches.index.method
+            )
+        });
+        let asked = asked
             .iter()
-            .zip(exact)
-            .filter(|(_, exact)| !exact.is_empty())
-            .map(|(query, exact)| {
+            .filter(|(_, _, exact)| !exact.is_empty())
+            .map(|(c, query, exact)| {
                 let values = query.vector();
-                (exact, VectorParam { values, dim })
+                let name = plan.targets[*c].shared_name.as_deref();
+                (*exact, VectorParam { values, dim }, name)
             })
             .collect();
         Search {
             sql,
             parameter: searches.index.parameter(),
             iterative_scan,
-            shared_name: target.shared_name.as_deref(),
             asked,
         }
     }
@@ -321,9 +389,9 @@ impl<'a> Search<'a> {
             .prepare(&self.sql)
             .await
             .map_err(pg_error("preparing the recall query"))?;
-        let searches = self.asked.iter().map(|(_, vector)| async {
-            match self.shared_name {
-                Some(name) => tx.query(&statement, &[vector, &name]).await,
+        let searches = self.asked.iter().map(|(_, vector, name)| async {
+            match name {
+                Some(name) => tx.query(&statement, &[vector, name]).await,
                 None => tx.query(&statement, &[vector]).await,
             }
         });
@@ -344,15 +412,19 @@ impl<'a> Search<'a> {
                 format!("{} is {used:?}, not a number", self.parameter),
             )
         })?;
-        let found = self.asked.iter().zip(&answers).map(|((exact, _), rows)| {
-            let worst = exact.worst().expect("filtered above");
-            let hits = rows
-                .iter()
-                .filter(|r| r.get::<_, f64>(0) <= worst + tolerance(worst))
-                .count()
-                .min(exact.len());
-            hits as f64 / exact.len() as f64
-        });
+        let found = self
+            .asked
+            .iter()
+            .zip(&answers)
+            .map(|((exact, _, _), rows)| {
+                let worst = exact.worst().expect("filtered above");
+                let hits = rows
+                    .iter()
+                    .filter(|r| r.get::<_, f64>(0) <= worst + tolerance(worst))
+                    .count()
+                    .min(exact.len());
+                hits as f64 / exact.len() as f64
+            });
         let total: f64 = found.sum();
         let recall = if self.asked.is_empty() {
             1.0
@@ -392,5 +464,82 @@ mod tests {
         let short = BTreeMap::from([(1, 0.3), (2, 0.5)]);
         let at = reach(0.9, &short, "ivfflat.probes");
         assert_eq!((at.setting, at.recall_at_10), (None, 0.5));
+    }
+
+    #[test]
+    fn queries_are_spread_over_every_collection() {
+        let queries: Vec<Query> = (0..6)
+            .map(|i| Query::new(&format!("q{i}"), &[i as f32], false))
+            .collect();
+        let top = TopK::default();
+        let of = |c: usize, range: std::ops::Range<usize>| -> Vec<Asked<'_>> {
+            range.map(|i| (c, &queries[i], &top)).collect()
+        };
+        let collections = [of(0, 0..4), of(1, 4..5), of(2, 5..6)];
+        let picked: Vec<&str> = spread(&collections, 4)
+            .iter()
+            .map(|(_, q, _)| q.id())
+            .collect();
+        assert_eq!(picked, ["q0", "q4", "q5", "q1"]);
+    }
+
+    fn report(parameter: &str, own: f64) -> RecallReport {
+        RecallReport {
+            queries: 32,
+            index: "ivfflat".into(),
+            parameter: parameter.into(),
+            setting: format!("{parameter} = 10"),
+            recall_at_10: 0.95,
+            application: Measured {
+                setting: format!("{parameter} = 1"),
+                recall_at_10: own,
+            },
+            suggestion: None,
+            min_recall: None,
+            passed: true,
+        }
+    }
+
+    fn index(table: &str, reaches_at: Option<u32>) -> IndexRecall {
+        IndexRecall {
+            table: table.into(),
+            index: "ivfflat".into(),
+            parameter: "ivfflat.probes".into(),
+            queries: 32,
+            measured: Vec::new(),
+            reaches: vec![Reach {
+                recall: 0.9,
+                setting: reaches_at.map(|v| format!("ivfflat.probes = {v}")),
+                value: reaches_at,
+                recall_at_10: 0.93,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_database_gets_the_largest_setting_its_low_collections_need() {
+        let (mut low, mut fine, mut other) = (
+            report("ivfflat.probes", 0.3),
+            report("ivfflat.probes", 0.95),
+            report("ivfflat.probes", 0.5),
+        );
+        let (a, b) = (index("a", Some(8)), index("b", Some(16)));
+        let fine_index = index("c", Some(64));
+        let mut pairs = [
+            (Some(&mut low), Some(&a)),
+            (Some(&mut fine), Some(&fine_index)),
+            (Some(&mut other), Some(&b)),
+            (None, None),
+        ];
+        let settings = suggest("app db", &mut pairs);
+        assert_eq!(
+            settings,
+            ["ALTER DATABASE \"app db\" SET ivfflat.probes = 16"]
+        );
+        assert_eq!(
+            low.suggestion.as_deref(),
+            Some("ALTER DATABASE \"app db\" SET ivfflat.probes = 8")
+        );
+        assert_eq!(fine.suggestion, None);
     }
 }

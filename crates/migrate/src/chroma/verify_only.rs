@@ -81,7 +81,7 @@ pub async fn verify_only(
     let verifying = digest_all(target_config, &plan, &feeds, readers, tally);
     let checked = interruptible(verifying, "interrupted during verification").await?;
     phases.lap("verify");
-    progress.phase("checking nearest neighbours");
+    progress.phase("measuring the vector index's recall");
     let (checks, recalls) =
         recall_all(target_config, &plan, checked, options, facts.pgvector).await?;
     phases.lap("recall check");
@@ -104,8 +104,15 @@ pub async fn verify_only(
         started,
     );
     migration.phases = phases.done;
-    let report = report(migration, &plan, &feeds, Vec::new(), checks, recalls, true);
-    Ok(report.suggest_index_settings(target_config.dbname()))
+    Ok(report(
+        migration,
+        &plan,
+        &feeds,
+        Vec::new(),
+        checks,
+        recalls,
+        true,
+    ))
 }
 
 /// Read every collection once, on `jobs` threads, into `tally` (the rows go
