@@ -21,7 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Copy SOURCE into a PostgreSQL TARGET, then verify every row.
     Migrate(MigrateArgs),
-    /// Compare SOURCE with TARGET without copying (counts and content checksums).
+    /// Compare SOURCE with TARGET without copying (counts and content checksums; for a Chroma
+    /// store also the exact nearest neighbours, and the vector index's recall).
     Verify(VerifyArgs),
     /// Build a correctly encoded connection URL, or explain one.
     #[command(subcommand)]

@@ -41,7 +41,7 @@ use recall::{IndexRecall, RecallReport, Searches};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio_postgres::Client;
@@ -363,19 +363,7 @@ pub async fn migrate(
     let (client, plan, facts) = prepare(&store, target_config, options, false).await?;
     let text_sql = make_room(&client, &plan, options).await?;
     let plan = Arc::new(plan);
-    let feeds = Arc::new(Feeds {
-        collections: store.collections().to_vec(),
-        feeds: plan.feeds.clone(),
-        table_names: plan
-            .plan
-            .tables
-            .iter()
-            .map(|t| t.spec.name.name.clone())
-            .collect(),
-        layout: plan.layout,
-        changes: Mutex::new(MetadataChanges::default()),
-        counting: AtomicBool::new(false),
-    });
+    let feeds = Arc::new(Feeds::new(store.collections(), &plan));
     let tally = if options.verify {
         match source_tally(&store, &feeds, &plan, options.recall.queries).await {
             Ok(tally) => Some(Arc::new(tally)),

@@ -78,6 +78,15 @@ pub struct Measured {
     pub recall_at_10: f64,
 }
 
+impl Measured {
+    fn at(parameter: &str, value: u32, recall_at_10: f64) -> Self {
+        Measured {
+            setting: format!("{parameter} = {value}"),
+            recall_at_10,
+        }
+    }
+}
+
 /// Where recall reaches a level.
 #[derive(Debug, Clone, Serialize)]
 pub struct Reach {
@@ -186,10 +195,7 @@ pub async fn collection_recall(
         index: searches.index.method.clone(),
         setting: format!("{parameter} = {given}"),
         recall_at_10,
-        application: Measured {
-            setting: format!("{parameter} = {own}"),
-            recall_at_10: own_recall,
-        },
+        application: Measured::at(&parameter, own, own_recall),
         parameter,
         suggestion: None,
         min_recall,
@@ -222,10 +228,7 @@ pub async fn index_recall(
         queries: search.asked.len(),
         measured: measured
             .iter()
-            .map(|(v, r)| Measured {
-                setting: format!("{parameter} = {v}"),
-                recall_at_10: *r,
-            })
+            .map(|(v, r)| Measured::at(&parameter, *v, *r))
             .collect(),
         reaches: TARGETS
             .iter()

@@ -6,7 +6,6 @@
 
 use super::check::SourceTally;
 use super::layout::ChromaPlan;
-use super::openwebui::MetadataChanges;
 use super::reader::{ChromaUnitReader, Feeds};
 use super::{
     digest_all, prepare, recall_all, report, source_tally, work_units, ChromaOptions, ChromaReport,
@@ -18,7 +17,7 @@ use crate::sqlite::{interruptible, Phases};
 use pgharbor_chroma::Store;
 use pgharbor_conn::ConnConfig;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -54,19 +53,8 @@ pub async fn verify_only(
         }
     }
     let plan = Arc::new(plan);
-    let feeds = Arc::new(Feeds {
-        collections: store.collections().to_vec(),
-        feeds: plan.feeds.clone(),
-        table_names: plan
-            .plan
-            .tables
-            .iter()
-            .map(|t| t.spec.name.name.clone())
-            .collect(),
-        layout: plan.layout,
-        changes: Mutex::new(MetadataChanges::default()),
-        counting: AtomicBool::new(true),
-    });
+    let feeds = Arc::new(Feeds::new(store.collections(), &plan));
+    feeds.counting.store(true, Ordering::Relaxed);
     progress.phase("reading the Chroma store");
     let tally = Arc::new(source_tally(&store, &feeds, &plan, options.recall.queries).await?);
     let reading = tally_store(&store, &feeds, &plan, &tally, jobs);
