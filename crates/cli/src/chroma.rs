@@ -6,7 +6,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::ValuePolicy;
 use pgharbor_migrate::chroma::layout::{self, Layout};
-use pgharbor_migrate::chroma::recall::{self, IndexRecall, RecallReport};
+use pgharbor_migrate::chroma::recall::{self, RecallReport};
 use pgharbor_migrate::chroma::{self, ChromaOptions, ChromaReport, IndexChoice, RecallOptions};
 use pgharbor_migrate::Progress;
 use pgharbor_pgwriter::pgvector::IndexMethod;
@@ -280,17 +280,10 @@ pub fn print_report(report: &ChromaReport, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Recall of one collection at the database's own setting and the given one.
+/// Recall of one collection at the database's own setting and the given
+/// one, and the measured settings reaching 0.9 and 0.99.
 fn recall_line(r: &RecallReport) -> String {
-    format!(
-        "{:.3} at {} (the database's own setting), {:.3} at {}",
-        r.application.recall_at_10, r.application.setting, r.recall_at_10, r.setting
-    )
-}
-
-/// Where an index's recall reaches 0.9 and 0.99.
-fn reaches_line(index: &IndexRecall) -> String {
-    let reaches: Vec<String> = index
+    let reaches: Vec<String> = r
         .reaches
         .iter()
         .map(|reach| match &reach.setting {
@@ -299,16 +292,17 @@ fn reaches_line(index: &IndexRecall) -> String {
                 reach.recall, reach.recall_at_10
             ),
             None => format!(
-                "{} not reached ({:.3} at the largest setting)",
+                "{} not reached ({:.3} at the largest setting measured)",
                 reach.recall, reach.recall_at_10
             ),
         })
         .collect();
     format!(
-        "{} index of {}, {} queries spread over its collections: {}",
-        index.index,
-        index.table,
-        index.queries,
+        "{:.3} at {} (the database's own setting), {:.3} at {}; {}",
+        r.application.recall_at_10,
+        r.application.setting,
+        r.recall_at_10,
+        r.setting,
         reaches.join(", ")
     )
 }
@@ -347,9 +341,6 @@ fn print_recall(report: &ChromaReport) {
     );
     for (c, r) in &low {
         println!("  - {:?} ({}): {}", c.name, r.index, recall_line(r));
-    }
-    for index in &report.index_recall {
-        println!("  measured on the {}", reaches_line(index));
     }
     if report.index_settings.is_empty() {
         println!("  no setting measured reaches it: rebuild the index with more lists (IVFFlat) or a larger m / ef_construction (HNSW)");

@@ -468,15 +468,20 @@ fn open_webui_moves_with_different_index_builds_never_fail_on_exact_data() {
                 recall["application"]["setting"], default,
                 "{build:?}: what a new session gets, pgvector's default: {c}"
             );
+            assert_eq!(recall["reaches"].as_array().unwrap().len(), 2, "{c}");
+            if recall["application"]["recall_at_10"].as_f64().unwrap() < 0.9 {
+                let reach = &recall["reaches"][0];
+                assert!(
+                    reach["recall_at_10"].as_f64().unwrap() >= 0.9
+                        && recall["suggestion"]
+                            .as_str()
+                            .unwrap()
+                            .ends_with(&format!("= {}", reach["value"])),
+                    "a measured setting reaches 0.9 and is suggested: {c}"
+                );
+            }
             lowest = lowest.min(recall["recall_at_10"].as_f64().unwrap());
         }
-        let index = &report["index_recall"][0];
-        assert!(
-            index["table"] == "\"public\".\"document_chunk\""
-                && index["reaches"].as_array().unwrap().len() == 2
-                && index["queries"].as_u64().unwrap() > 0,
-            "{build:?}: {index}"
-        );
         if build.contains(&"--probes") {
             assert!(
                 lowest < 0.9,

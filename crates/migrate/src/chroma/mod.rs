@@ -37,7 +37,7 @@ use pgharbor_core::schema::{quote_ident, PgType, QualifiedName};
 use pgharbor_pgwriter::ddl;
 use pgharbor_pgwriter::pgvector::{self, IndexMethod, Version};
 use reader::{ChromaUnitReader, Feeds};
-use recall::{IndexRecall, RecallReport, Searches};
+use recall::{RecallReport, Searches};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::path::Path;
@@ -162,8 +162,6 @@ pub struct ChromaReport {
     /// `Some(false)` when a collection's recall fell below an explicit
     /// `--min-recall`.
     pub recall_passed: Option<bool>,
-    /// Per vector index: recall@10 at increasing settings.
-    pub index_recall: Vec<IndexRecall>,
     /// Statements that give the application's searches recall@10 of 0.9 in
     /// every collection, where the database's own setting does not (the
     /// largest setting those collections' indexes need).
@@ -937,29 +935,18 @@ async fn digest_all(
         .collect())
 }
 
-/// The index recall of every collection and index.
+/// The index recall of every collection.
 #[derive(Default)]
 struct Recalls {
     /// Per collection, when its table has a vector index.
     collections: Vec<Option<RecallReport>>,
-    /// Per vector index, at increasing settings.
-    indexes: Vec<IndexRecall>,
     /// The statements that give the application 0.9 everywhere.
     settings: Vec<String>,
 }
 
-/// One piece of the recall check.
-#[derive(Clone, Copy)]
-enum RecallJob {
-    /// A collection at the given and the database's own setting.
-    Collection(usize),
-    /// A table's index at increasing settings.
-    Index(usize),
-}
-
-/// The recall of every collection whose table has a vector index and of
-/// each index, once the tables are analysed (so PostgreSQL plans searches
-/// as it will for the application), over `jobs` connections.
+/// The recall of every collection whose table has a vector index, once the
+/// tables are analysed (so PostgreSQL plans searches as it will for the
+/// application); collections are searched over `jobs` connections.
 async fn recall_all(
     target_config: &ConnConfig,
     plan: &ChromaPlan,
@@ -975,82 +962,45 @@ async fn recall_all(
     for table in &plan.plan.tables {
         indexes.push(recall::vector_index(&clients[0], &table.spec.name).await?);
     }
-    let asked: Vec<Vec<recall::Asked<'_>>> = checked
-        .iter()
-        .enumerate()
-        .map(|(c, (check, queries))| {
-            let pairs = queries.iter().zip(&check.exact);
-            pairs.map(|(query, exact)| (c, query, exact)).collect()
-        })
-        .collect();
-    let tables = (0..plan.plan.tables.len()).filter(|t| indexes[*t].is_some());
-    let collections = (0..checked.len()).filter(|c| indexes[plan.targets[*c].table].is_some());
-    let queue: Mutex<VecDeque<RecallJob>> = Mutex::new(
-        tables
-            .map(RecallJob::Index)
-            .chain(collections.map(RecallJob::Collection))
-            .collect(),
-    );
-    let found = Mutex::new(Recalls {
-        collections: vec![None; checked.len()],
-        ..Recalls::default()
-    });
+    let queue = Mutex::new((0..checked.len()).collect::<VecDeque<_>>());
+    let found: Mutex<Vec<Option<RecallReport>>> = Mutex::new(vec![None; checked.len()]);
     let lanes = clients.iter_mut().map(|client| {
-        let (queue, found, asked, indexes) = (&queue, &found, &asked, &indexes);
+        let (queue, found, checked, indexes) = (&queue, &found, &checked, &indexes);
         async move {
             loop {
-                let Some(job) = queue.lock().expect("queue lock").pop_front() else {
+                let Some(c) = queue.lock().expect("queue lock").pop_front() else {
                     return Ok::<(), MigrateError>(());
                 };
-                let table = match job {
-                    RecallJob::Collection(c) => plan.targets[c].table,
-                    RecallJob::Index(t) => t,
+                let (check, queries) = &checked[c];
+                let index = indexes[plan.targets[c].table].as_ref();
+                let Some(index) = index.filter(|_| !queries.is_empty()) else {
+                    continue;
                 };
                 let searches = Searches {
-                    index: indexes[table].as_ref().expect("queued with an index"),
+                    index,
                     pgvector,
                     options: &options.recall,
                 };
-                match job {
-                    RecallJob::Collection(c) => {
-                        let r = recall::collection_recall(client, plan, c, &asked[c], &searches)
-                            .await?;
-                        found.lock().expect("results lock").collections[c] = Some(r);
-                    }
-                    RecallJob::Index(t) => {
-                        let of_table: Vec<Vec<recall::Asked<'_>>> = (0..asked.len())
-                            .filter(|c| plan.targets[*c].table == t)
-                            .map(|c| asked[c].clone())
-                            .collect();
-                        let spread = recall::spread(&of_table, options.recall.queries);
-                        let r = recall::index_recall(client, plan, t, &spread, &searches).await?;
-                        found.lock().expect("results lock").indexes.push(r);
-                    }
-                }
+                let asked: Vec<_> = queries.iter().zip(&check.exact).collect();
+                let database = target_config.dbname();
+                let recall =
+                    recall::collection_recall(client, plan, c, &asked, &searches, database).await?;
+                found.lock().expect("results lock")[c] = Some(recall);
             }
         }
     });
     futures_util::future::try_join_all(lanes).await?;
-    let mut recalls = found.into_inner().expect("results lock");
-    recalls.indexes.sort_by(|a, b| a.table.cmp(&b.table));
-    let mut pairs: Vec<_> = recalls
-        .collections
-        .iter_mut()
-        .enumerate()
-        .map(|(c, r)| {
-            let table = plan.plan.tables[plan.targets[c].table]
-                .spec
-                .name
-                .to_string();
-            (
-                r.as_mut(),
-                recalls.indexes.iter().find(|i| i.table == table),
-            )
-        })
-        .collect();
-    recalls.settings = recall::suggest(target_config.dbname(), &mut pairs);
+    let collections = found.into_inner().expect("results lock");
+    let reports: Vec<&RecallReport> = collections.iter().flatten().collect();
+    let settings = recall::database_suggestions(target_config.dbname(), &reports);
     let checks = checked.into_iter().map(|(check, _)| Some(check)).collect();
-    Ok((checks, recalls))
+    Ok((
+        checks,
+        Recalls {
+            collections,
+            settings,
+        },
+    ))
 }
 
 fn report(
@@ -1128,7 +1078,6 @@ fn report(
         metadata_changes,
         notes: plan.notes.clone(),
         recall_passed,
-        index_recall: recalls.indexes,
         index_settings: recalls.settings,
         open_webui_env: open_webui_env(plan),
     }

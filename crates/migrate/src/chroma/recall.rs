@@ -1,14 +1,14 @@
 //! How well the approximate vector indexes (HNSW, IVFFlat) find the exact
-//! neighbours. Per collection: recall@10 of its queries searched through its
+//! neighbours: recall@10 of a collection's queries searched through its
 //! table's index at the setting the check was given (`--probes`,
 //! `--ef-search`) and at the setting a new session of the database gets (what
 //! the application sees: pgvector's default unless the database or role sets
-//! another). Per index: recall at doubling settings until it reaches 0.99,
-//! with queries spread over the index's collections, giving the smallest
-//! measured setting that reaches 0.9 and 0.99 — one database setting serves
-//! every collection, and one search through a shared table's index costs the
-//! same whatever the collection, so a sweep per collection of Open WebUI's
-//! `document_chunk` would cost as many sweeps as it has collections.
+//! another). Where the latter finds less than 0.9, recall is also measured at
+//! doubling settings until it reaches 0.99, giving the smallest measured
+//! setting that reaches 0.9 and 0.99 — only there: one search of a small
+//! collection through Open WebUI's shared index can cost as much as one of
+//! the largest, and a sweep for each of dozens of collections would cost more
+//! than the move.
 //!
 //! Recall is a property of the index, which pgvector builds with random
 //! choices (IVFFlat's clustering, HNSW's levels): it is reported, and fails
@@ -42,31 +42,18 @@ pub struct RecallReport {
     pub recall_at_10: f64,
     /// What a new session of the database gets (the application's view).
     pub application: Measured,
-    /// The statement that gives the application the setting measured to
-    /// reach 0.9 on the index (see [`IndexRecall`]), when its own setting
-    /// stays below 0.9 here.
+    /// Every setting measured, with its recall: the given one, the
+    /// database's own, and the doubling ones when the latter is below 0.9.
+    pub measured: Vec<Measured>,
+    /// The smallest measured setting reaching each of [`TARGETS`].
+    pub reaches: Vec<Reach>,
+    /// The statement that gives the application the setting that reaches
+    /// 0.9 here, when its own setting does not.
     pub suggestion: Option<String>,
     /// `--min-recall`, when given.
     pub min_recall: Option<f64>,
     /// At or above `min_recall` (always, without one).
     pub passed: bool,
-}
-
-/// Recall@10 of one index at increasing settings.
-#[derive(Debug, Clone, Serialize)]
-pub struct IndexRecall {
-    /// The table indexed.
-    pub table: String,
-    /// `hnsw` or `ivfflat`.
-    pub index: String,
-    /// Its search parameter.
-    pub parameter: String,
-    /// Queries searched at each setting, spread over the collections.
-    pub queries: usize,
-    /// Every setting measured, with its recall@10.
-    pub measured: Vec<Measured>,
-    /// The smallest measured setting reaching each of [`TARGETS`].
-    pub reaches: Vec<Reach>,
 }
 
 /// Recall at one setting.
@@ -172,23 +159,46 @@ impl Searches<'_> {
     }
 }
 
-/// One query of a collection with the source's exact top 10 for it.
-pub type Asked<'a> = (usize, &'a Query, &'a TopK);
-
-/// Recall of `collection` (its queries `asked`) at the given setting and at
-/// the database's own.
+/// Recall of `collection` (its queries `asked`, with the source's exact top
+/// 10) at the given setting, at the database's own and, when that finds less
+/// than 0.9, at doubling settings until 0.99; `database` names the database
+/// in the suggestion.
 pub async fn collection_recall(
     client: &mut Client,
     plan: &ChromaPlan,
     collection: usize,
-    asked: &[Asked<'_>],
+    asked: &[(&Query, &TopK)],
     searches: &Searches<'_>,
+    database: &str,
 ) -> Result<RecallReport, MigrateError> {
-    let search = Search::new(plan, plan.targets[collection].table, asked, searches);
+    let search = Search::new(plan, collection, asked, searches);
     let parameter = searches.index.parameter();
     let given = searches.given();
+    let mut measured = BTreeMap::new();
     let (_, recall_at_10) = search.measure(client, Some(given)).await?;
+    measured.insert(given, recall_at_10);
     let (own, own_recall) = search.measure(client, None).await?;
+    measured.insert(own, own_recall);
+    if own_recall < TARGETS[0] {
+        for value in searches.index.ladder().into_iter().filter(|v| *v > own) {
+            let r = match measured.get(&value) {
+                Some(r) => *r,
+                None => search.measure(client, Some(value)).await?.1,
+            };
+            measured.insert(value, r);
+            if r >= TARGETS[TARGETS.len() - 1] {
+                break;
+            }
+        }
+    }
+    let reaches: Vec<Reach> = TARGETS
+        .iter()
+        .map(|t| reach(*t, &measured, &parameter))
+        .collect();
+    let suggestion = (own_recall < TARGETS[0])
+        .then_some(reaches[0].value)
+        .flatten()
+        .map(|v| alter_database(database, &parameter, v));
     let min_recall = searches.options.min_recall;
     Ok(RecallReport {
         queries: search.asked.len(),
@@ -196,57 +206,16 @@ pub async fn collection_recall(
         setting: format!("{parameter} = {given}"),
         recall_at_10,
         application: Measured::at(&parameter, own, own_recall),
-        parameter,
-        suggestion: None,
-        min_recall,
-        passed: min_recall.is_none_or(|m| recall_at_10 >= m),
-    })
-}
-
-/// Recall of the index of `table` at doubling settings until 0.99, with up
-/// to `--recall-queries` of its collections' queries (see [`spread`]).
-pub async fn index_recall(
-    client: &mut Client,
-    plan: &ChromaPlan,
-    table: usize,
-    asked: &[Asked<'_>],
-    searches: &Searches<'_>,
-) -> Result<IndexRecall, MigrateError> {
-    let search = Search::new(plan, table, asked, searches);
-    let parameter = searches.index.parameter();
-    let mut measured = BTreeMap::new();
-    for value in searches.index.ladder() {
-        let (_, r) = search.measure(client, Some(value)).await?;
-        measured.insert(value, r);
-        if r >= TARGETS[TARGETS.len() - 1] {
-            break;
-        }
-    }
-    Ok(IndexRecall {
-        table: plan.plan.tables[table].spec.name.to_string(),
-        index: searches.index.method.clone(),
-        queries: search.asked.len(),
         measured: measured
             .iter()
             .map(|(v, r)| Measured::at(&parameter, *v, *r))
             .collect(),
-        reaches: TARGETS
-            .iter()
-            .map(|t| reach(*t, &measured, &parameter))
-            .collect(),
+        reaches,
+        suggestion,
+        min_recall,
+        passed: min_recall.is_none_or(|m| recall_at_10 >= m),
         parameter,
     })
-}
-
-/// Up to `count` queries spread over collections: each collection's first
-/// query, then each one's second, and so on (every collection is
-/// represented, none dominates).
-pub fn spread<'a>(per_collection: &[Vec<Asked<'a>>], count: usize) -> Vec<Asked<'a>> {
-    let longest = per_collection.iter().map(Vec::len).max().unwrap_or(0);
-    (0..longest)
-        .flat_map(|n| per_collection.iter().filter_map(move |c| c.get(n).copied()))
-        .take(count)
-        .collect()
 }
 
 /// The statement giving every new session of `database` the setting.
@@ -257,32 +226,19 @@ pub fn alter_database(database: &str, parameter: &str, value: u32) -> String {
     )
 }
 
-/// Fill in each collection's suggestion from its index's measured 0.9
-/// setting, and return one statement per search parameter for the whole
-/// database: the largest of the settings the collections whose own setting
-/// stays below 0.9 need (one database setting serves every collection).
-pub fn suggest(
-    database: &str,
-    collections: &mut [(Option<&mut RecallReport>, Option<&IndexRecall>)],
-) -> Vec<String> {
-    let mut largest: BTreeMap<String, u32> = BTreeMap::new();
-    for (report, index) in collections.iter_mut() {
-        let (Some(report), Some(index)) = (report, index) else {
-            continue;
-        };
-        let Some(value) = index.reaches[0].value else {
-            continue;
-        };
-        if report.application.recall_at_10 >= TARGETS[0] {
-            continue;
+/// One statement per search parameter for the whole database: the largest
+/// of the collections' suggested settings (one setting serves them all).
+pub fn database_suggestions(database: &str, reports: &[&RecallReport]) -> Vec<String> {
+    let mut largest: BTreeMap<&str, u32> = BTreeMap::new();
+    for r in reports.iter().filter(|r| r.suggestion.is_some()) {
+        if let Some(v) = r.reaches[0].value {
+            let entry = largest.entry(&r.parameter).or_default();
+            *entry = (*entry).max(v);
         }
-        report.suggestion = Some(alter_database(database, &report.parameter, value));
-        let entry = largest.entry(report.parameter.clone()).or_default();
-        *entry = (*entry).max(value);
     }
     largest
         .into_iter()
-        .map(|(parameter, v)| alter_database(database, &parameter, v))
+        .map(|(parameter, v)| alter_database(database, parameter, v))
         .collect()
 }
 
@@ -304,36 +260,32 @@ fn reach(level: f64, measured: &BTreeMap<u32, f64>, parameter: &str) -> Reach {
     }
 }
 
-/// Searches of one table through its index, each query filtered to its
-/// own collection in a shared table.
+/// One collection's searches through its table's index.
 struct Search<'a> {
     sql: String,
     parameter: String,
     iterative_scan: Option<String>,
-    asked: Vec<(&'a TopK, VectorParam<'a>, Option<&'a str>)>,
+    shared_name: Option<&'a str>,
+    asked: Vec<(&'a TopK, VectorParam<'a>)>,
 }
 
 impl<'a> Search<'a> {
-    /// Searches of `table` (whose collections share one distance).
     fn new(
         plan: &'a ChromaPlan,
-        table: usize,
-        asked: &[Asked<'a>],
+        collection: usize,
+        asked: &[(&'a Query, &'a TopK)],
         searches: &Searches<'_>,
     ) -> Self {
-        let target = plan
-            .targets
-            .iter()
-            .find(|t| t.table == table)
-            .expect("a table of the plan holds a collection");
-        let table = &plan.plan.tables[table].spec;
+        let target = &plan.targets[collection];
+        let table = &plan.plan.tables[target.table].spec;
         let column = &table.columns[1];
         let dim = match column.pg_type {
             PgType::HalfVec(d) | PgType::Vector(d) => d,
             other => unreachable!("the vector column is {other}"),
         };
         let (col, op) = (quote_ident(&column.name), target.distance.operator());
-        let shared = target.shared_name.is_some();
+        let shared_name = target.shared_name.as_deref();
+        let shared = shared_name.is_some();
         let filter = if shared {
             " WHERE collection_name = $2"
         } else {
@@ -354,17 +306,17 @@ impl<'a> Search<'a> {
         });
         let asked = asked
             .iter()
-            .filter(|(_, _, exact)| !exact.is_empty())
-            .map(|(c, query, exact)| {
+            .filter(|(_, exact)| !exact.is_empty())
+            .map(|(query, exact)| {
                 let values = query.vector();
-                let name = plan.targets[*c].shared_name.as_deref();
-                (*exact, VectorParam { values, dim }, name)
+                (*exact, VectorParam { values, dim })
             })
             .collect();
         Search {
             sql,
             parameter: searches.index.parameter(),
             iterative_scan,
+            shared_name,
             asked,
         }
     }
@@ -392,9 +344,9 @@ impl<'a> Search<'a> {
             .prepare(&self.sql)
             .await
             .map_err(pg_error("preparing the recall query"))?;
-        let searches = self.asked.iter().map(|(_, vector, name)| async {
-            match name {
-                Some(name) => tx.query(&statement, &[vector, name]).await,
+        let searches = self.asked.iter().map(|(_, vector)| async {
+            match self.shared_name {
+                Some(name) => tx.query(&statement, &[vector, &name]).await,
                 None => tx.query(&statement, &[vector]).await,
             }
         });
@@ -415,19 +367,15 @@ impl<'a> Search<'a> {
                 format!("{} is {used:?}, not a number", self.parameter),
             )
         })?;
-        let found = self
-            .asked
-            .iter()
-            .zip(&answers)
-            .map(|((exact, _, _), rows)| {
-                let worst = exact.worst().expect("filtered above");
-                let hits = rows
-                    .iter()
-                    .filter(|r| r.get::<_, f64>(0) <= worst + tolerance(worst))
-                    .count()
-                    .min(exact.len());
-                hits as f64 / exact.len() as f64
-            });
+        let found = self.asked.iter().zip(&answers).map(|((exact, _), rows)| {
+            let worst = exact.worst().expect("filtered above");
+            let hits = rows
+                .iter()
+                .filter(|r| r.get::<_, f64>(0) <= worst + tolerance(worst))
+                .count()
+                .min(exact.len());
+            hits as f64 / exact.len() as f64
+        });
         let total: f64 = found.sum();
         let recall = if self.asked.is_empty() {
             1.0
@@ -469,80 +417,41 @@ mod tests {
         assert_eq!((at.setting, at.recall_at_10), (None, 0.5));
     }
 
-    #[test]
-    fn queries_are_spread_over_every_collection() {
-        let queries: Vec<Query> = (0..6)
-            .map(|i| Query::new(&format!("q{i}"), &[i as f32], false))
-            .collect();
-        let top = TopK::default();
-        let of = |c: usize, range: std::ops::Range<usize>| -> Vec<Asked<'_>> {
-            range.map(|i| (c, &queries[i], &top)).collect()
-        };
-        let collections = [of(0, 0..4), of(1, 4..5), of(2, 5..6)];
-        let picked: Vec<&str> = spread(&collections, 4)
-            .iter()
-            .map(|(_, q, _)| q.id())
-            .collect();
-        assert_eq!(picked, ["q0", "q4", "q5", "q1"]);
-    }
-
-    fn report(parameter: &str, own: f64) -> RecallReport {
+    fn report(own: f64, reaches_at: Option<u32>) -> RecallReport {
+        let parameter = "ivfflat.probes";
         RecallReport {
             queries: 32,
             index: "ivfflat".into(),
             parameter: parameter.into(),
             setting: format!("{parameter} = 10"),
             recall_at_10: 0.95,
-            application: Measured {
-                setting: format!("{parameter} = 1"),
-                recall_at_10: own,
-            },
-            suggestion: None,
+            application: Measured::at(parameter, 1, own),
+            measured: Vec::new(),
+            reaches: vec![Reach {
+                recall: 0.9,
+                setting: reaches_at.map(|v| format!("{parameter} = {v}")),
+                value: reaches_at,
+                recall_at_10: 0.93,
+            }],
+            suggestion: (own < 0.9).then(|| "ALTER DATABASE …".to_string()),
             min_recall: None,
             passed: true,
         }
     }
 
-    fn index(table: &str, reaches_at: Option<u32>) -> IndexRecall {
-        IndexRecall {
-            table: table.into(),
-            index: "ivfflat".into(),
-            parameter: "ivfflat.probes".into(),
-            queries: 32,
-            measured: Vec::new(),
-            reaches: vec![Reach {
-                recall: 0.9,
-                setting: reaches_at.map(|v| format!("ivfflat.probes = {v}")),
-                value: reaches_at,
-                recall_at_10: 0.93,
-            }],
-        }
-    }
-
     #[test]
     fn the_database_gets_the_largest_setting_its_low_collections_need() {
-        let (mut low, mut fine, mut other) = (
-            report("ivfflat.probes", 0.3),
-            report("ivfflat.probes", 0.95),
-            report("ivfflat.probes", 0.5),
-        );
-        let (a, b) = (index("a", Some(8)), index("b", Some(16)));
-        let fine_index = index("c", Some(64));
-        let mut pairs = [
-            (Some(&mut low), Some(&a)),
-            (Some(&mut fine), Some(&fine_index)),
-            (Some(&mut other), Some(&b)),
-            (None, None),
+        let reports = [
+            report(0.3, Some(8)),
+            report(0.95, Some(1)),
+            report(0.5, Some(16)),
+            report(0.2, None),
         ];
-        let settings = suggest("app db", &mut pairs);
+        let settings = database_suggestions("app db", &reports.iter().collect::<Vec<_>>());
         assert_eq!(
             settings,
             ["ALTER DATABASE \"app db\" SET ivfflat.probes = 16"]
         );
-        assert_eq!(
-            low.suggestion.as_deref(),
-            Some("ALTER DATABASE \"app db\" SET ivfflat.probes = 8")
-        );
-        assert_eq!(fine.suggestion, None);
+        assert!(database_suggestions("app db", &[&reports[1]]).is_empty());
     }
 }
