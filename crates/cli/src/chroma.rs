@@ -297,8 +297,11 @@ fn recall_line(r: &RecallReport) -> String {
             ),
         })
         .collect();
+    let limit = r.not_measured_from.as_ref().map_or(String::new(), |from| {
+        format!(" ({from} and above not measured: more than the exact-neighbour check costs)")
+    });
     format!(
-        "{:.3} at {} (the database's own setting), {:.3} at {}; {}",
+        "{:.3} at {} (the database's own setting), {:.3} at {}; {}{limit}",
         r.application.recall_at_10,
         r.application.setting,
         r.recall_at_10,

@@ -962,10 +962,15 @@ async fn recall_all(
     for table in &plan.plan.tables {
         indexes.push(recall::vector_index(&clients[0], &table.spec.name).await?);
     }
+    let mut table_rows = vec![0; plan.plan.tables.len()];
+    for (c, (check, _)) in checked.iter().enumerate() {
+        table_rows[plan.targets[c].table] += check.verification.target_rows;
+    }
     let queue = Mutex::new((0..checked.len()).collect::<VecDeque<_>>());
     let found: Mutex<Vec<Option<RecallReport>>> = Mutex::new(vec![None; checked.len()]);
     let lanes = clients.iter_mut().map(|client| {
         let (queue, found, checked, indexes) = (&queue, &found, &checked, &indexes);
+        let table_rows = &table_rows;
         async move {
             loop {
                 let Some(c) = queue.lock().expect("queue lock").pop_front() else {
@@ -978,6 +983,10 @@ async fn recall_all(
                 };
                 let searches = Searches {
                     index,
+                    rows: (
+                        table_rows[plan.targets[c].table],
+                        check.verification.target_rows,
+                    ),
                     pgvector,
                     options: &options.recall,
                 };

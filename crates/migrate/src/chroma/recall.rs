@@ -47,6 +47,9 @@ pub struct RecallReport {
     pub measured: Vec<Measured>,
     /// The smallest measured setting reaching each of [`TARGETS`].
     pub reaches: Vec<Reach>,
+    /// The first doubling setting left unmeasured because the sweep would
+    /// then cost more than the exact-neighbour check.
+    pub not_measured_from: Option<String>,
     /// The statement that gives the application the setting that reaches
     /// 0.9 here, when its own setting does not.
     pub suggestion: Option<String>,
@@ -94,6 +97,8 @@ pub struct VectorIndex {
     pub method: String,
     /// IVFFlat's lists (the largest useful `probes`).
     pub lists: u32,
+    /// HNSW's links per node.
+    pub m: u32,
 }
 
 impl VectorIndex {
@@ -101,6 +106,16 @@ impl VectorIndex {
         match self.method.as_str() {
             "ivfflat" => "ivfflat.probes".into(),
             _ => "hnsw.ef_search".into(),
+        }
+    }
+
+    /// About how many distances one search computes at `value` in a table
+    /// of `rows` rows: IVFFlat every row of `value` lists, HNSW `value`
+    /// candidates with their 2·m links on the bottom layer.
+    fn search_cost(&self, value: u32, rows: u64) -> u64 {
+        match self.method.as_str() {
+            "ivfflat" => u64::from(value) * rows / u64::from(self.lists.max(1)),
+            _ => u64::from(value) * 2 * u64::from(self.m),
         }
     }
 
@@ -126,7 +141,8 @@ pub async fn vector_index(
     let row = client
         .query_opt(
             "SELECT am.amname::text, coalesce((SELECT option_value FROM pg_options_to_table(ic.reloptions) \
-             WHERE option_name = 'lists'), '100')::int \
+             WHERE option_name = 'lists'), '100')::int, coalesce((SELECT option_value \
+             FROM pg_options_to_table(ic.reloptions) WHERE option_name = 'm'), '16')::int \
              FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam \
              WHERE i.indrelid = $1::text::regclass AND am.amname IN ('hnsw', 'ivfflat') \
              ORDER BY ic.relname LIMIT 1",
@@ -137,6 +153,7 @@ pub async fn vector_index(
     Ok(row.map(|r| VectorIndex {
         method: r.get(0),
         lists: u32::try_from(r.get::<_, i32>(1)).unwrap_or(1),
+        m: u32::try_from(r.get::<_, i32>(2)).unwrap_or(16),
     }))
 }
 
@@ -144,6 +161,9 @@ pub async fn vector_index(
 pub struct Searches<'a> {
     /// The table's index.
     pub index: &'a VectorIndex,
+    /// Rows of the table and of the collection (the sweep's budget, see
+    /// [`collection_recall`]).
+    pub rows: (u64, u64),
     /// The target's pgvector version (iterative scans from 0.8).
     pub pgvector: Version,
     /// The check's options.
@@ -161,8 +181,9 @@ impl Searches<'_> {
 
 /// Recall of `collection` (its queries `asked`, with the source's exact top
 /// 10) at the given setting, at the database's own and, when that finds less
-/// than 0.9, at doubling settings until 0.99; `database` names the database
-/// in the suggestion.
+/// than 0.9, at doubling settings until 0.99 — as long as the sweep computes
+/// fewer distances per query than the exact-neighbour check did (one per
+/// row of the collection); `database` names the database in the suggestion.
 pub async fn collection_recall(
     client: &mut Client,
     plan: &ChromaPlan,
@@ -179,11 +200,21 @@ pub async fn collection_recall(
     measured.insert(given, recall_at_10);
     let (own, own_recall) = search.measure(client, None).await?;
     measured.insert(own, own_recall);
+    let mut not_measured_from = None;
     if own_recall < TARGETS[0] {
+        let (table_rows, budget) = searches.rows;
+        let mut spent = 0;
         for value in searches.index.ladder().into_iter().filter(|v| *v > own) {
             let r = match measured.get(&value) {
                 Some(r) => *r,
-                None => search.measure(client, Some(value)).await?.1,
+                None => {
+                    spent += searches.index.search_cost(value, table_rows);
+                    if spent > budget {
+                        not_measured_from = Some(format!("{parameter} = {value}"));
+                        break;
+                    }
+                    search.measure(client, Some(value)).await?.1
+                }
             };
             measured.insert(value, r);
             if r >= TARGETS[TARGETS.len() - 1] {
@@ -211,6 +242,7 @@ pub async fn collection_recall(
             .map(|(v, r)| Measured::at(&parameter, *v, *r))
             .collect(),
         reaches,
+        not_measured_from,
         suggestion,
         min_recall,
         passed: min_recall.is_none_or(|m| recall_at_10 >= m),
@@ -395,13 +427,17 @@ mod tests {
         let ivfflat = VectorIndex {
             method: "ivfflat".into(),
             lists: 100,
+            m: 16,
         };
         assert_eq!(ivfflat.ladder(), [1, 2, 4, 8, 16, 32, 64, 100]);
         let hnsw = VectorIndex {
             method: "hnsw".into(),
             lists: 100,
+            m: 16,
         };
         assert_eq!(hnsw.ladder(), [10, 20, 40, 80, 160, 320, 640, 1000]);
+        assert_eq!(ivfflat.search_cost(4, 100_000), 4_000);
+        assert_eq!(hnsw.search_cost(40, 100_000), 1_280);
     }
 
     #[test]
@@ -433,6 +469,7 @@ mod tests {
                 value: reaches_at,
                 recall_at_10: 0.93,
             }],
+            not_measured_from: None,
             suggestion: (own < 0.9).then(|| "ALTER DATABASE …".to_string()),
             min_recall: None,
             passed: true,
