@@ -109,12 +109,15 @@ impl VectorIndex {
         }
     }
 
-    /// About how many distances one search computes at `value` in a table
-    /// of `rows` rows: IVFFlat every row of `value` lists, HNSW `value`
-    /// candidates with their 2·m links on the bottom layer.
+    /// What one search at `value` in a table of `rows` rows costs, counted
+    /// in distances of the exact-neighbour check: IVFFlat computes the
+    /// distance of every row of `value` lists and sorts them (measured: 4
+    /// of the check's distances per row probed, 1.3 s for 0.93 million
+    /// rows against 0.5 s for 1.5 million distances), HNSW that of `value`
+    /// candidates' 2·m links on the bottom layer.
     fn search_cost(&self, value: u32, rows: u64) -> u64 {
         match self.method.as_str() {
-            "ivfflat" => u64::from(value) * rows / u64::from(self.lists.max(1)),
+            "ivfflat" => 4 * u64::from(value) * rows / u64::from(self.lists.max(1)),
             _ => u64::from(value) * 2 * u64::from(self.m),
         }
     }
@@ -181,9 +184,10 @@ impl Searches<'_> {
 
 /// Recall of `collection` (its queries `asked`, with the source's exact top
 /// 10) at the given setting, at the database's own and, when that finds less
-/// than 0.9, at doubling settings until 0.99 — as long as the sweep computes
-/// fewer distances per query than the exact-neighbour check did (one per
-/// row of the collection); `database` names the database in the suggestion.
+/// than 0.9, at doubling settings until 0.99 — as long as the sweep costs
+/// less per query than the exact-neighbour check did (one distance per row
+/// of the collection, see [`VectorIndex::search_cost`]); `database` names
+/// the database in the suggestion.
 pub async fn collection_recall(
     client: &mut Client,
     plan: &ChromaPlan,
@@ -436,7 +440,7 @@ mod tests {
             m: 16,
         };
         assert_eq!(hnsw.ladder(), [10, 20, 40, 80, 160, 320, 640, 1000]);
-        assert_eq!(ivfflat.search_cost(4, 100_000), 4_000);
+        assert_eq!(ivfflat.search_cost(4, 100_000), 16_000);
         assert_eq!(hnsw.search_cost(40, 100_000), 1_280);
     }
 
