@@ -21,7 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Copy SOURCE into a PostgreSQL TARGET, then verify every row.
     Migrate(MigrateArgs),
-    /// Compare SOURCE with TARGET without copying (counts and content checksums).
+    /// Compare SOURCE with TARGET without copying (counts and content checksums; for a Chroma
+    /// store also the exact nearest neighbours, and the vector index's recall).
     Verify(VerifyArgs),
     /// Build a correctly encoded connection URL, or explain one.
     #[command(subcommand)]
@@ -562,21 +563,32 @@ pub struct VectorArgs {
     /// IVFFlat: number of lists.
     #[arg(long, default_value_t = 100)]
     pub ivfflat_lists: u32,
-    /// Recall check: hnsw.ef_search used for the PostgreSQL searches.
-    #[arg(long, default_value_t = 40)]
-    pub ef_search: u32,
-    /// Recall check: ivfflat.probes used for the PostgreSQL searches.
-    #[arg(long, default_value_t = 10)]
-    pub probes: u32,
-    /// Recall check: fail when a collection's recall@10 is below this (0 to 1).
-    #[arg(long, default_value_t = 0.9)]
-    pub min_recall: f64,
-    /// Recall check: stored vectors used as queries per collection.
-    #[arg(long, default_value_t = 32)]
-    pub recall_queries: usize,
+    /// Nearest-neighbour checks.
+    #[command(flatten)]
+    pub recall: RecallArgs,
     /// With --preset open-webui: move only the database, leave vector_db/ alone.
     #[arg(long)]
     pub skip_vectors: bool,
+}
+
+/// The nearest-neighbour checks of a Chroma move (`migrate` and `verify`).
+#[derive(Debug, Args)]
+pub struct RecallArgs {
+    /// Recall report: hnsw.ef_search of the reported recall@10 (the report also gives the
+    /// database's own setting and the measured settings that reach 0.9 and 0.99).
+    #[arg(long, default_value_t = 40)]
+    pub ef_search: u32,
+    /// Recall report: ivfflat.probes of the reported recall@10.
+    #[arg(long, default_value_t = 10)]
+    pub probes: u32,
+    /// Fail (exit 1) when a collection's recall@10 through its vector index, at --probes /
+    /// --ef-search, is below this (0 to 1). Without it recall is reported, never judged: the
+    /// data proof (counts, checksums, exact neighbours) decides.
+    #[arg(long)]
+    pub min_recall: Option<f64>,
+    /// Stored vectors used as queries per collection (exact-neighbour check and recall).
+    #[arg(long, default_value_t = 32)]
+    pub recall_queries: usize,
 }
 
 /// `pgharbor verify`.
@@ -598,6 +610,12 @@ pub struct VerifyArgs {
     /// the same application version (as given to migrate).
     #[arg(long = "corresponding-revision", value_name = "SQLITE_ID=POSTGRESQL_ID", value_parser = parse_revision_pair)]
     pub corresponding_revisions: Vec<(String, String)>,
+    /// Chroma source: the layout the store was moved into (default: tables).
+    #[arg(long, value_enum)]
+    pub layout: Option<LayoutChoice>,
+    /// Chroma source: nearest-neighbour checks.
+    #[command(flatten)]
+    pub recall: RecallArgs,
 }
 
 /// `SQLITE_ID=POSTGRESQL_ID` of `--corresponding-revision`.

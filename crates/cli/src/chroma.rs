@@ -1,11 +1,12 @@
 //! `pgharbor migrate` for Chroma sources (and Open WebUI's vector_db/).
 
-use crate::args::{IndexArg, LayoutChoice, MigrateArgs, VectorArgs};
+use crate::args::{IndexArg, LayoutChoice, MigrateArgs, RecallArgs, VectorArgs, VerifyArgs};
 use crate::{progress, Failure};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::ValuePolicy;
 use pgharbor_migrate::chroma::layout::{self, Layout};
+use pgharbor_migrate::chroma::recall::{self, RecallReport};
 use pgharbor_migrate::chroma::{self, ChromaOptions, ChromaReport, IndexChoice, RecallOptions};
 use pgharbor_migrate::Progress;
 use pgharbor_pgwriter::pgvector::IndexMethod;
@@ -32,17 +33,7 @@ pub fn options(
     jobs: usize,
     default_layout: Layout,
 ) -> Result<ChromaOptions, Failure> {
-    if !(0.0..=1.0).contains(&vectors.min_recall) {
-        return Err(Failure::usage(format!(
-            "--min-recall {} is not between 0 and 1",
-            vectors.min_recall
-        )));
-    }
-    let layout = match vectors.layout {
-        Some(LayoutChoice::OpenWebui) => Layout::OpenWebUi,
-        Some(LayoutChoice::Tables) => Layout::Tables,
-        None => default_layout,
-    };
+    let layout = layout_of(vectors.layout, default_layout);
     let index = match vectors.index {
         IndexArg::Auto => IndexChoice::Auto,
         IndexArg::None => IndexChoice::None,
@@ -61,15 +52,55 @@ pub fn options(
         index,
         jobs,
         verify: !args.no_verify,
-        recall: RecallOptions {
-            queries: vectors.recall_queries,
-            min_recall: vectors.min_recall,
-            ef_search: vectors.ef_search,
-            probes: vectors.probes,
-        },
+        recall: recall_options(&vectors.recall)?,
         replace: args.drop_existing || args.truncate,
         create_database: !args.no_create_database,
         policy: layout::policy_for(layout, policy, args.common.nul.is_some()),
+    })
+}
+
+/// Options of `pgharbor verify chroma:DIR`: the move's layout (its default,
+/// tables) and checks; nothing is created or built.
+pub fn verify_options(
+    args: &VerifyArgs,
+    schema: String,
+    policy: ValuePolicy,
+    jobs: usize,
+) -> Result<ChromaOptions, Failure> {
+    let layout = layout_of(args.layout, Layout::Tables);
+    Ok(ChromaOptions {
+        layout,
+        schema,
+        dimension: None,
+        index: IndexChoice::None,
+        jobs,
+        verify: true,
+        recall: recall_options(&args.recall)?,
+        replace: false,
+        create_database: false,
+        policy: layout::policy_for(layout, policy, args.common.nul.is_some()),
+    })
+}
+
+fn layout_of(choice: Option<LayoutChoice>, default: Layout) -> Layout {
+    match choice {
+        Some(LayoutChoice::OpenWebui) => Layout::OpenWebUi,
+        Some(LayoutChoice::Tables) => Layout::Tables,
+        None => default,
+    }
+}
+
+fn recall_options(args: &RecallArgs) -> Result<RecallOptions, Failure> {
+    if let Some(min) = args.min_recall.filter(|m| !(0.0..=1.0).contains(m)) {
+        return Err(Failure::usage(format!(
+            "--min-recall {min} is not between 0 and 1"
+        )));
+    }
+    Ok(RecallOptions {
+        queries: args.recall_queries,
+        min_recall: args.min_recall,
+        ef_search: args.ef_search,
+        probes: args.probes,
     })
 }
 
@@ -83,13 +114,7 @@ pub async fn run(
     json: bool,
 ) -> Result<Option<ChromaReport>, Failure> {
     let reporter = progress::Reporter::new(json);
-    reporter.phase("reading the Chroma store");
-    let jobs = options.jobs;
-    let path = dir.to_path_buf();
-    let store = tokio::task::spawn_blocking(move || chroma::open_store(&path, jobs))
-        .await
-        .map_err(anyhow::Error::from)?
-        .map_err(Failure::from_migrate)?;
+    let store = open_store(&reporter, dir, options.jobs).await?;
     if dry_run {
         let (_, plan, _) = chroma::prepare(&store, target, options, true)
             .await
@@ -103,6 +128,37 @@ pub async fn run(
         .map_err(Failure::from_migrate)?;
     reporter.done();
     Ok(Some(report))
+}
+
+/// Verify the store at `dir` against what `target` holds (`pgharbor verify
+/// chroma:DIR`): nothing is written.
+pub async fn verify(
+    source_label: &str,
+    dir: &Path,
+    target: &ConnConfig,
+    options: &ChromaOptions,
+    json: bool,
+) -> Result<ChromaReport, Failure> {
+    let reporter = progress::Reporter::new(json);
+    let store = open_store(&reporter, dir, options.jobs).await?;
+    let report = chroma::verify_only(source_label, store, target, options, reporter.clone())
+        .await
+        .map_err(Failure::from_migrate)?;
+    reporter.done();
+    Ok(report)
+}
+
+async fn open_store(
+    reporter: &progress::Reporter,
+    dir: &Path,
+    jobs: usize,
+) -> Result<chroma::Store, Failure> {
+    reporter.phase("reading the Chroma store");
+    let path = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || chroma::open_store(&path, jobs))
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(Failure::from_migrate)
 }
 
 /// Print the report on stdout (JSON, or a table per collection).
@@ -121,7 +177,8 @@ pub fn print_report(report: &ChromaReport, json: bool) -> anyhow::Result<()> {
         "from HNSW / log",
         "table",
         "verified",
-        "recall@10",
+        "exact top 10",
+        "index recall@10: given / database's",
     ]);
     for c in &report.collections {
         let verified = match &c.verification {
@@ -129,10 +186,16 @@ pub fn print_report(report: &ChromaReport, json: bool) -> anyhow::Result<()> {
             Some(v) if v.matches => format!("ok {}", &v.target_checksum[..8]),
             Some(v) => format!("MISMATCH {} / {} rows", v.source_rows, v.target_rows),
         };
+        let exact = match &c.exact_neighbours {
+            None => "skipped".to_string(),
+            Some(e) if e.ok => format!("ok ({} queries)", e.queries),
+            Some(_) => "DIFFERS".to_string(),
+        };
         let recall = c.recall.as_ref().map_or("-".to_string(), |r| {
             format!(
-                "{:.3}{}",
+                "{:.3} / {:.3}{}",
                 r.recall_at_10,
+                r.application.recall_at_10,
                 if r.passed { "" } else { " LOW" }
             )
         });
@@ -144,6 +207,7 @@ pub fn print_report(report: &ChromaReport, json: bool) -> anyhow::Result<()> {
             format!("{} / {}", c.vectors_from_hnsw, c.vectors_from_log),
             c.table.clone(),
             verified,
+            exact,
             recall,
         ]);
     }
@@ -197,19 +261,99 @@ pub fn print_report(report: &ChromaReport, json: bool) -> anyhow::Result<()> {
                 println!("  {d}");
             }
         }
-        if let Some(r) = c.recall.as_ref().filter(|r| !r.passed) {
+        if let Some(e) = c.exact_neighbours.as_ref().filter(|e| !e.ok) {
             println!(
-                "recall@10 of collection {:?} is {:.3} with {} at {}: below --min-recall; raise the setting in your application, or rebuild with other index options",
-                c.name, r.recall_at_10, r.index, r.setting
+                "exact-neighbour check FAILED for collection {:?} (PostgreSQL's exact top 10, no index, against the source's):",
+                c.name
             );
+            for d in &e.differences {
+                println!("  {d}");
+            }
         }
     }
+    print_recall(report);
     match m.verified {
-        Some(true) => println!("verified: every collection matches (item counts and content checksums of ids, vectors, documents and metadata)"),
+        Some(true) => println!("verified: every collection matches (item counts, content checksums of ids, vectors, documents and metadata, and the exact top 10 of its query vectors)"),
         Some(false) => println!("verification FAILED: see above"),
         None => println!("not verified (--no-verify)"),
     }
     Ok(())
+}
+
+/// Recall of one collection at the database's own setting and the given
+/// one, and the measured settings reaching 0.9 and 0.99.
+fn recall_line(r: &RecallReport) -> String {
+    let reaches: Vec<String> = r
+        .reaches
+        .iter()
+        .map(|reach| match &reach.setting {
+            Some(setting) => format!(
+                "{} from {setting} ({:.3})",
+                reach.recall, reach.recall_at_10
+            ),
+            None => format!(
+                "{} not reached ({:.3} at the largest setting measured)",
+                reach.recall, reach.recall_at_10
+            ),
+        })
+        .collect();
+    let limit = r.not_measured_from.as_ref().map_or(String::new(), |from| {
+        format!(" ({from} and above not measured: more than the exact-neighbour check costs)")
+    });
+    format!(
+        "{:.3} at {} (the database's own setting), {:.3} at {}; {}{limit}",
+        r.application.recall_at_10,
+        r.application.setting,
+        r.recall_at_10,
+        r.setting,
+        reaches.join(", ")
+    )
+}
+
+/// Recall below an explicit `--min-recall` (a failure), then a warning for
+/// the collections whose searches at the database's own setting (what the
+/// application gets) find less than 0.9 of the exact top 10, with the
+/// measured setting that fixes it for all of them.
+fn print_recall(report: &ChromaReport) {
+    let with_recall = || {
+        report
+            .collections
+            .iter()
+            .filter_map(|c| c.recall.as_ref().map(|r| (c, r)))
+    };
+    for (c, r) in with_recall().filter(|(_, r)| !r.passed) {
+        println!(
+            "recall@10 of collection {:?} through the {} index is {:.3} at {}: below --min-recall {}",
+            c.name,
+            r.index,
+            r.recall_at_10,
+            r.setting,
+            r.min_recall.unwrap_or_default(),
+        );
+    }
+    let low: Vec<_> = with_recall()
+        .filter(|(_, r)| r.application.recall_at_10 < recall::TARGETS[0])
+        .collect();
+    if low.is_empty() {
+        return;
+    }
+    println!(
+        "warning: searches through the vector index (approximate; apart from the data proof) at the database's own setting, which the application gets, find less than {} of the exact top 10 in {} collection(s):",
+        recall::TARGETS[0],
+        low.len()
+    );
+    for (c, r) in &low {
+        println!("  - {:?} ({}): {}", c.name, r.index, recall_line(r));
+    }
+    if report.index_settings.is_empty() {
+        println!("  no setting measured reaches it: rebuild the index with more lists (IVFFlat) or a larger m / ef_construction (HNSW)");
+    } else {
+        println!(
+            "  to give the application {} in every collection: {} (or ALTER ROLE <the application's role> SET …)",
+            recall::TARGETS[0],
+            report.index_settings.join("; ")
+        );
+    }
 }
 
 fn lines(title: &str, lines: &[String]) {
@@ -222,7 +366,8 @@ fn lines(title: &str, lines: &[String]) {
     }
 }
 
-/// Exit status: 1 when verification or the recall check failed.
+/// Exit status: 1 when verification (counts, checksums, exact neighbours)
+/// failed, or recall fell below an explicit `--min-recall`.
 pub fn exit_code(report: &ChromaReport) -> u8 {
     u8::from(report.migration.verified == Some(false) || report.recall_passed == Some(false))
 }

@@ -329,6 +329,10 @@ pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     if crate::postgres::is_postgres_source(&common.source) {
         return crate::postgres::verify(common, &target).await;
     }
+    if let Some(dir) = crate::chroma::chroma_dir(&common.source).filter(|_| common.preset.is_none())
+    {
+        return verify_chroma(&args, &dir, &target).await;
+    }
     if args.into_existing || common.preset.is_some() {
         return verify_into_existing(&args, &target).await;
     }
@@ -348,6 +352,27 @@ pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     reporter.done();
     output::print_report(&report, common.json)?;
     Ok(exit_code(&report))
+}
+
+/// `pgharbor verify chroma:DIR TARGET`.
+async fn verify_chroma(
+    args: &VerifyArgs,
+    dir: &std::path::Path,
+    target: &ConnConfig,
+) -> Result<u8, Failure> {
+    let common = &args.common;
+    if args.into_existing || args.allow_version_mismatch || !args.ignore_columns.is_empty() {
+        return Err(Failure::usage("--into-existing, --allow-version-mismatch and --ignore-columns are for SQLite sources; a Chroma source takes --layout"));
+    }
+    let options = crate::chroma::verify_options(
+        args,
+        target_schema(common, Some(target)),
+        policy(common),
+        jobs(common),
+    )?;
+    let report = crate::chroma::verify(&common.source, dir, target, &options, common.json).await?;
+    crate::chroma::print_report(&report, common.json)?;
+    Ok(crate::chroma::exit_code(&report))
 }
 
 /// `pgharbor verify --into-existing`.

@@ -18,7 +18,8 @@
 //! Sources plug into these steps: [`sqlite`] (a new schema planned from the
 //! values), [`existing`] (the application's own schema, `--into-existing`,
 //! with [`resume`]) and [`chroma`] (Chroma collections into pgvector tables
-//! or Open WebUI's `document_chunk`, with a recall check) and [`postgres`]
+//! or Open WebUI's `document_chunk`, proved by counts, checksums and exact
+//! neighbours, the vector index's recall reported) and [`postgres`]
 //! (another PostgreSQL database: schema by the real `pg_dump`, rows by binary
 //! COPY from server to server); [`presets`] holds
 //! application knowledge (Open WebUI).

@@ -1,7 +1,7 @@
 //! Chroma items as pipeline rows: the [`UnitReader`] of a Chroma store.
 
 use super::check::SourceTally;
-use super::layout::{self, Layout, TableFeed};
+use super::layout::{self, ChromaPlan, Layout, TableFeed};
 use super::openwebui::{self, MetadataChanges};
 use crate::error::MigrateError;
 use crate::load::{RowSink, UnitRange, UnitReader};
@@ -26,6 +26,25 @@ pub struct Feeds {
     pub changes: Mutex<MetadataChanges>,
     /// Count metadata changes (on during the load, off while verifying).
     pub counting: AtomicBool,
+}
+
+impl Feeds {
+    /// What the readers of `plan` share; not counting metadata changes yet.
+    pub fn new(collections: &[Collection], plan: &ChromaPlan) -> Self {
+        Feeds {
+            collections: collections.to_vec(),
+            feeds: plan.feeds.clone(),
+            table_names: plan
+                .plan
+                .tables
+                .iter()
+                .map(|t| t.spec.name.name.clone())
+                .collect(),
+            layout: plan.layout,
+            changes: Mutex::new(MetadataChanges::default()),
+            counting: AtomicBool::new(false),
+        }
+    }
 }
 
 /// Receives each item with the cells its table gets for it.
