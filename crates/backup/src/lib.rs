@@ -1,7 +1,7 @@
 //! Logical PostgreSQL backups and Redis snapshots that are proven:
-//! [`backup_postgres`], [`backup_redis`],
-//! [`list`], [`verify`] (checksums, and a real restore into a scratch
-//! database), [`restore`] and [`prune`], on any
+//! [`backup_postgres`], [`backup_redis`], [`list`], [`verify`] (checksums,
+//! and a real restore into a scratch database) and [`verify_all`] (every
+//! backup at a destination), [`restore`] and [`prune`], on any
 //! [`Destination`](pgharbor_objstore::Destination) (a directory, S3, Azure Blob).
 //!
 //! # Layout
@@ -110,4 +110,4 @@ pub use prune::{plan as plan_prune, prune, Kept, PruneReport, Retention};
 pub use redis::{backup_redis, restore_redis, RedisRestoreOptions, RedisRestoreReport};
 pub use restore::{restore, RestoreOptions, RestoreReport, RestoredDatabase};
 pub use roles::RolesReport;
-pub use verify::{verify, VerifyOptions, VerifyReport};
+pub use verify::{verify, verify_all, VerifyOptions, VerifyReport};

@@ -186,12 +186,16 @@ pub struct KeepArgs {
 pub struct RestoreArgs {
     /// The backup: DEST/ID (e.g. s3://bucket/pg/20261126T020000Z) or DEST/latest.
     pub backup: String,
-    /// The server to restore into (PostgreSQL URL; its database is the target unless --as).
+    /// The server and database to restore into, as with pg_restore -d: a PostgreSQL URL whose
+    /// database is the target (unless --as names another), created with the backup's owner,
+    /// encoding and locale when missing, else it must be empty (or --clean). A backup of several
+    /// databases restores each under its own name: connect through postgres (…/postgres).
+    /// redis://… for a Redis backup.
     pub target: String,
-    /// Restore only this database of a multi-database backup.
+    /// Restore only this database of a multi-database backup (into the URL's database, or --as).
     #[arg(long)]
     pub database: Option<String>,
-    /// Restore under this database name.
+    /// Restore into this database instead of the URL's (which is then only used to connect).
     #[arg(long = "as")]
     pub as_name: Option<String>,
     /// Replace a target database that is not empty (dropped and re-created).
@@ -227,7 +231,9 @@ pub struct RestoreArgs {
 pub enum BackupsCommand {
     /// The backups at DEST: id, time, databases, size, state, age.
     List(BackupsListArgs),
-    /// Check every file's checksum; with --restore-to, restore into a scratch database and compare.
+    /// Check a backup's files against its manifest (default: the newest backup only; --all: every
+    /// backup, exit 1 if any is damaged); with --restore-to, also restore into a scratch database
+    /// and compare.
     Verify(BackupsVerifyArgs),
     /// Delete backups outside the retention policy (never the newest good one).
     Prune(BackupsPruneArgs),
@@ -251,8 +257,13 @@ pub struct BackupsListArgs {
 pub struct BackupsVerifyArgs {
     /// The destination.
     pub dest: String,
-    /// The backup (default: the newest).
+    /// The backup to check (default: only the newest backup with a manifest; see --all).
     pub id: Option<String>,
+    /// Check every backup at the destination: names each damaged backup and file, records the
+    /// result (list, status --backups and /metrics show a damaged one as corrupt), exit 1 if any
+    /// is damaged.
+    #[arg(long, conflicts_with = "id")]
+    pub all: bool,
     /// Restore into a scratch database on this server and compare row counts.
     #[arg(long)]
     pub restore_to: Option<String>,
