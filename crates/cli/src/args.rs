@@ -101,6 +101,10 @@ pub struct BackupArgs {
     /// PostgreSQL: include the roles' password hashes (needs a superuser).
     #[arg(long)]
     pub with_role_passwords: bool,
+    /// zstd level, 1 (fastest) to 19 (smallest); the default balances size and speed (see the
+    /// README's Backups chapter).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub compress_level: Option<i32>,
     /// Encrypt with age to this recipient (an age1… public key; repeatable).
     #[arg(long)]
     pub encrypt_recipient: Vec<String>,

@@ -152,6 +152,7 @@ async fn backup_once(args: &BackupArgs, dest: &Destination) -> Result<BackupRepo
         roles: args.roles,
         with_role_passwords: args.with_role_passwords,
         encrypt: encryption(args)?,
+        compress_level: args.compress_level,
         started_at: None,
     };
     let report = if is_redis(&args.url) {

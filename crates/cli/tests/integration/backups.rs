@@ -457,6 +457,53 @@ fn verify_all_finds_a_byte_changed_in_an_older_backup() {
     assert_eq!(metric(&m, "pgharbor_backups", &corrupt), Some(1.0));
 }
 
+/// `--compress-level` trades speed for size and is recorded in the
+/// manifest; a level out of range is refused naming the range; the
+/// default archive is no larger than `pg_dump -Fc`'s of the same database.
+#[test]
+fn compress_level_is_chosen_recorded_and_checked() {
+    let server = Cluster::start(Flavor::Pg16Vector);
+    server.create_database("shop");
+    server.psql("shop", SHOP);
+    let scratch = Scratch::new();
+    let dest = scratch.path("backups");
+    let dest = dest.to_str().unwrap();
+    let url = server.url("shop");
+    let backup = |extra: &[&str]| {
+        let mut args = vec!["backup", &url, "--to", dest, "--json"];
+        args.extend_from_slice(extra);
+        let run = pgharbor_pg(&args).success();
+        let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        let manifest = &report["manifest"];
+        (
+            manifest["compression"]["level"].as_i64().unwrap(),
+            manifest["files"][0]["size"].as_u64().unwrap(),
+        )
+    };
+    let (fastest, fast_size) = backup(&["--compress-level", "1"]);
+    let (smallest, small_size) = backup(&["--compress-level", "19"]);
+    assert_eq!((fastest, smallest), (1, 19));
+    assert!(small_size < fast_size, "{small_size} < {fast_size}");
+    let (default, default_size) = backup(&[]);
+    assert!((1..=19).contains(&default), "{default}");
+
+    let bin = Flavor::Pg16Vector.bin_dir().expect("PG16 binaries");
+    let plain = scratch.path("shop.dump");
+    let dumped = std::process::Command::new(bin.join("pg_dump"))
+        .args(["-Fc", "-f", plain.to_str().unwrap(), &url])
+        .output()
+        .unwrap();
+    assert!(dumped.status.success(), "{dumped:?}");
+    let pg_dump_size = std::fs::metadata(&plain).unwrap().len();
+    assert!(
+        default_size <= pg_dump_size,
+        "level {default}: {default_size} bytes, pg_dump -Fc {pg_dump_size}"
+    );
+
+    pgharbor_pg(&["backup", &url, "--to", dest, "--compress-level", "25"])
+        .fails_with(2, &["--compress-level", "25", "1..=19"]);
+}
+
 fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
