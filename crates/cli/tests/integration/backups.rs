@@ -19,11 +19,17 @@ INSERT INTO purchase (customer_id, total, at) SELECT 1 + g % 2000, g / 3.0, time
 CREATE VIEW big_spenders AS SELECT customer_id, sum(total) FROM purchase GROUP BY customer_id HAVING sum(total) > 100000;
 ";
 
-#[test]
-fn a_backup_is_listed_verified_by_restoring_restored_and_pruned() {
+/// A PostgreSQL 16 server with the database `shop` holding [`SHOP`].
+fn shop_server() -> Cluster {
     let server = Cluster::start(Flavor::Pg16Vector);
     server.create_database("shop");
     server.psql("shop", SHOP);
+    server
+}
+
+#[test]
+fn a_backup_is_listed_verified_by_restoring_restored_and_pruned() {
+    let server = shop_server();
     let scratch = Scratch::new();
     let dest = scratch.path("backups");
     let dest = dest.to_str().unwrap();
@@ -319,9 +325,7 @@ fn a_redis_snapshot_is_backed_up_and_restored_key_by_key() {
 fn backup_files_are_readable_by_their_owner_alone_under_umask_022() {
     use pgharbor_testkit::RedisServer;
     use std::os::unix::fs::PermissionsExt as _;
-    let server = Cluster::start(Flavor::Pg16Vector);
-    server.create_database("shop");
-    server.psql("shop", SHOP);
+    let server = shop_server();
     let redis = RedisServer::start();
     let scratch = Scratch::new();
     let top = scratch.path("srv");
@@ -390,9 +394,7 @@ fn backup_files_are_readable_by_their_owner_alone_under_umask_022() {
 #[test]
 fn verify_all_finds_a_byte_changed_in_an_older_backup() {
     use crate::serving::{metric, parse_metrics, Serve};
-    let server = Cluster::start(Flavor::Pg16Vector);
-    server.create_database("shop");
-    server.psql("shop", SHOP);
+    let server = shop_server();
     let scratch = Scratch::new();
     let dir = scratch.path("backups");
     let dest = dir.to_str().unwrap();
@@ -462,9 +464,7 @@ fn verify_all_finds_a_byte_changed_in_an_older_backup() {
 /// default archive is no larger than `pg_dump -Fc`'s of the same database.
 #[test]
 fn compress_level_is_chosen_recorded_and_checked() {
-    let server = Cluster::start(Flavor::Pg16Vector);
-    server.create_database("shop");
-    server.psql("shop", SHOP);
+    let server = shop_server();
     let scratch = Scratch::new();
     let dest = scratch.path("backups");
     let dest = dest.to_str().unwrap();
@@ -522,9 +522,7 @@ fn problems_of(view: &serde_json::Value) -> String {
 #[test]
 fn status_and_serve_show_the_last_good_and_verified_backup() {
     use crate::serving::{metric, parse_metrics, Serve};
-    let server = Cluster::start(Flavor::Pg16Vector);
-    server.create_database("shop");
-    server.psql("shop", SHOP);
+    let server = shop_server();
     let scratch = Scratch::new();
     let dir = scratch.path("backups");
     std::fs::create_dir(&dir).unwrap();
@@ -761,9 +759,7 @@ fn status_and_serve_show_the_last_good_and_verified_backup() {
 fn backup_every_runs_on_schedule_and_stops_on_sigterm() {
     use crate::serving::{http_get, metric, parse_metrics};
     use std::io::Read as _;
-    let server = Cluster::start(Flavor::Pg16Vector);
-    server.create_database("shop");
-    server.psql("shop", SHOP);
+    let server = shop_server();
     let scratch = Scratch::new();
     let dest = scratch.path("backups");
     let dest = dest.to_str().unwrap();
