@@ -6,6 +6,8 @@
 #   ROWS=200000 bash bench/backup.sh        # quick run (~150 MB)
 #   bash bench/backup.sh --keep             # leave the server (and its databases) running
 #   PGHARBOR_BIN=path bash bench/backup.sh  # measure that binary instead of building one
+#   CHAT_MB=400 bash bench/backup.sh        # also: the chat-app data, archive size and time per level
+#   CHAT_MB=400 LEVELS="1 3 5 9" bash bench/backup.sh   # the --compress-level values tried there
 #
 # One throwaway PostgreSQL 16 server (/opt/pgharbor/pg16, from scripts/setup.sh) holding the
 # database `shop` of bench/postgres/generate.sql. Measured:
@@ -18,6 +20,10 @@
 # Wall time and peak RSS (GNU time -v) of each; archive sizes; each restored database is
 # checked (row count of every table, indexes, constraints, sequences) against the source
 # before its time is used; ratios peer / pgharbor (> 1: pgharbor faster or smaller).
+# With CHAT_MB: the chat-app database of bench/sqlite.sh (pgharbor-fixtures chat-app, JSON
+# documents and message text, ~1M rows at 400) migrated into the same server, then
+# `pg_dump -Fc` and `pgharbor backup` at the default level and at each of LEVELS: wall time and
+# archive size of each, ratios against pg_dump -Fc (the goal: no larger, at least 2x faster).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -60,7 +66,7 @@ if [ ! -x /usr/bin/time ]; then
 fi
 echo "    $("$PG_BIN/postgres" --version)"
 if [ -z "${PGHARBOR_BIN:-}" ]; then
-	cargo build --release -q -p pgharbor
+	cargo build --release -q -p pgharbor -p pgharbor-fixtures
 fi
 PGHARBOR="${PGHARBOR_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/pgharbor}"
 echo "    $PGHARBOR ($("$PGHARBOR" --version))"
@@ -130,3 +136,35 @@ echo
 echo "    backup time:  pg_dump -Fc / pgharbor      = $(ratio "${WALL[pg_dump-Fc]}" "${WALL[pgharbor-backup]}")   (goal >= 2x)"
 echo "    archive size: pg_dump -Fc / pgharbor      = $(ratio "$D_BYTES" "$H_BYTES")   (goal >= 1x)"
 echo "    restore time: pg_restore -j2 / pgharbor   = $(ratio "${WALL[pg_restore-j2]}" "${WALL[pgharbor-restore]}")   (goal >= 1x)"
+
+# ---------------------------------------------------------------- chat-app data, per level
+[ -n "${CHAT_MB:-}" ] || exit 0
+CHAT_DB="$WORK/chat-${CHAT_MB}mb.db"
+if [ ! -f "$CHAT_DB" ]; then
+	say "generating $CHAT_DB (~$CHAT_MB MB; the file bench/sqlite.sh uses)"
+	"$(dirname "$PGHARBOR")/pgharbor-fixtures" chat-app --users 1000 --target-mb "$CHAT_MB" --out "$CHAT_DB"
+fi
+say "migrating it into the database chat"
+$PSQL "$BASE/postgres" -c "CREATE DATABASE chat"
+"$PGHARBOR" migrate "$CHAT_DB" "$BASE/chat" --no-verify >"$LOGS/chat-migrate.log" 2>&1
+CHAT_SIZE=$(($($PSQL -At "$BASE/chat" -c "SELECT pg_database_size(current_database())") / 1024 / 1024))
+echo "    database: $CHAT_SIZE MB (pg_database_size)"
+declare -A BYTES
+$PSQL "$BASE/postgres" -c CHECKPOINT
+measure chat-pg_dump-Fc "$PG_BIN/pg_dump" -Fc -f "$SCRATCH/chat.dump" "$BASE/chat"
+BYTES[chat-pg_dump-Fc]=$(stat -c %s "$SCRATCH/chat.dump")
+for level in default ${LEVELS:-1 3 5 7}; do
+	name="chat-pgharbor-$level"
+	args=()
+	[ "$level" = default ] || args=(--compress-level "$level")
+	$PSQL "$BASE/postgres" -c CHECKPOINT
+	measure "$name" "$PGHARBOR" backup "$BASE/chat" --to "$SCRATCH/$name" --json "${args[@]}"
+	BYTES[$name]=$(python3 -c "import json; print(json.load(open('$LOGS/$name.out'))['manifest']['files'][0]['size'])" 2>/dev/null || echo 0)
+	rm -rf "${SCRATCH:?}/$name"
+done
+say "chat-app data ($CHAT_SIZE MB database; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+printf '    %-24s %10s %12s %14s %14s\n' step "wall (s)" "archive (MB)" "time vs pg_dump" "size vs pg_dump"
+for name in chat-pg_dump-Fc chat-pgharbor-default $(for l in ${LEVELS:-1 3 5 7}; do echo "chat-pgharbor-$l"; done); do
+	printf '    %-24s %10s %12s %14s %14s\n' "$name" "${WALL[$name]}" "$(mb "${BYTES[$name]}")" \
+		"$(ratio "${WALL[chat-pg_dump-Fc]}" "${WALL[$name]}")" "$(ratio "${BYTES[chat-pg_dump-Fc]}" "${BYTES[$name]}")"
+done

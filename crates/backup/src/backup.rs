@@ -19,7 +19,9 @@ use crate::manifest::{
     MANIFEST_NAME,
 };
 use crate::pg;
-use crate::stream::{self, ErrorSlot, Producer, UPLOAD_STOPPED, ZSTD_LEVEL};
+use crate::stream::{
+    self, Encoding, ErrorSlot, Producer, COMPRESS_LEVELS, DEFAULT_COMPRESS_LEVEL, UPLOAD_STOPPED,
+};
 
 /// Which databases of a server to back up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,18 +43,38 @@ pub struct BackupOptions {
     pub with_role_passwords: bool,
     /// Encrypt every file with age.
     pub encrypt: Option<Encryption>,
+    /// The zstd level, 1 (fastest) to 19 (smallest); `None` is
+    /// [`DEFAULT_COMPRESS_LEVEL`](crate::DEFAULT_COMPRESS_LEVEL).
+    pub compress_level: Option<i32>,
     /// The start time to use (and so the id); `None` is now. For schedules
     /// and tests.
     pub started_at: Option<DateTime<Utc>>,
 }
 
 impl BackupOptions {
-    /// Checks the encryption settings; the start time and a clock started now.
+    /// Checks the encryption settings and the compression level; the start
+    /// time and a clock started now.
     pub(crate) fn start(&self) -> Result<(DateTime<Utc>, Instant)> {
         if let Some(enc) = &self.encrypt {
             enc.validate()?;
         }
+        if let Some(level) = self.compress_level.filter(|l| !COMPRESS_LEVELS.contains(l)) {
+            return Err(pg::invalid(format!(
+                "compression level {level} is out of range: zstd levels go from {} (fastest) to {} \
+                 (smallest)",
+                COMPRESS_LEVELS.start(),
+                COMPRESS_LEVELS.end()
+            )));
+        }
         Ok((self.started_at.unwrap_or_else(Utc::now), Instant::now()))
+    }
+
+    /// How every file of the backup is compressed and encrypted.
+    pub(crate) fn encoding(&self) -> Encoding {
+        Encoding {
+            level: self.compress_level.unwrap_or(DEFAULT_COMPRESS_LEVEL),
+            encryption: self.encrypt.clone(),
+        }
     }
 }
 
@@ -74,7 +96,7 @@ struct Job<'a> {
     id: String,
     server_num: u32,
     pg_dump: Program,
-    encrypt: Option<Encryption>,
+    encoding: Encoding,
     suffix: &'static str,
 }
 
@@ -111,7 +133,7 @@ pub async fn backup_postgres(
         id: id.clone(),
         server_num,
         pg_dump,
-        encrypt: options.encrypt.clone(),
+        encoding: options.encoding(),
         suffix: file_suffix(options.encrypt.as_ref()),
     };
     let roles = matches!(databases, Selection::All) || options.roles;
@@ -130,7 +152,7 @@ pub async fn backup_postgres(
                 &id,
                 (started, clock),
                 files,
-                job.encrypt.as_ref(),
+                &job.encoding,
             );
             manifest.postgres = Some(postgres);
             write_manifest(dest, manifest).await
@@ -329,7 +351,7 @@ async fn dump_roles(job: &Job<'_>, with_passwords: bool) -> Result<FileEntry> {
 /// Streams `producer`'s output through zstd (and age) into `file`.
 async fn store(job: &Job<'_>, file: &str, producer: Producer) -> Result<FileEntry> {
     let slot: ErrorSlot = Arc::new(Mutex::new(None));
-    let encoded = stream::encode(producer, job.encrypt.clone(), slot.clone());
+    let encoded = stream::encode(producer, job.encoding.clone(), slot.clone());
     upload(job.dest, &job.id, file, encoded, slot).await
 }
 
@@ -372,7 +394,7 @@ pub(crate) fn new_manifest(
     id: &str,
     (started, clock): (DateTime<Utc>, Instant),
     files: Vec<FileEntry>,
-    encryption: Option<&Encryption>,
+    encoding: &Encoding,
 ) -> Manifest {
     let finished = started + chrono::Duration::from_std(clock.elapsed()).unwrap_or_default();
     Manifest {
@@ -386,9 +408,9 @@ pub(crate) fn new_manifest(
         files,
         compression: Compression {
             algorithm: "zstd".to_owned(),
-            level: ZSTD_LEVEL,
+            level: encoding.level,
         },
-        encryption: encryption.map(Encryption::kind),
+        encryption: encoding.encryption.as_ref().map(Encryption::kind),
         postgres: None,
         redis: None,
     }
@@ -408,4 +430,37 @@ pub(crate) async fn write_manifest(dest: &Destination, manifest: Manifest) -> Re
         manifest,
         size,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compression_level_out_of_range_is_refused_naming_the_range() {
+        for level in [0, 20, -5] {
+            let options = BackupOptions {
+                compress_level: Some(level),
+                ..BackupOptions::default()
+            };
+            let e = options.start().unwrap_err();
+            assert_eq!(e.kind(), BackupErrorKind::InvalidInput);
+            assert!(
+                e.to_string().contains(&format!(
+                    "compression level {level} is out of range: zstd levels go from 1 (fastest) to 19"
+                )),
+                "{e}"
+            );
+        }
+        let chosen = BackupOptions {
+            compress_level: Some(19),
+            ..BackupOptions::default()
+        };
+        assert!(chosen.start().is_ok());
+        assert_eq!(chosen.encoding().level, 19);
+        assert_eq!(
+            BackupOptions::default().encoding().level,
+            DEFAULT_COMPRESS_LEVEL
+        );
+    }
 }

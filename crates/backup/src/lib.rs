@@ -1,7 +1,7 @@
 //! Logical PostgreSQL backups and Redis snapshots that are proven:
-//! [`backup_postgres`], [`backup_redis`],
-//! [`list`], [`verify`] (checksums, and a real restore into a scratch
-//! database), [`restore`] and [`prune`], on any
+//! [`backup_postgres`], [`backup_redis`], [`list`], [`verify`] (checksums,
+//! and a real restore into a scratch database) and [`verify_all`] (every
+//! backup at a destination), [`restore`] and [`prune`], on any
 //! [`Destination`](pgharbor_objstore::Destination) (a directory, S3, Azure Blob).
 //!
 //! # Layout
@@ -10,8 +10,9 @@
 //! start time `YYYYMMDDTHHMMSSZ` (`-1`, `-2`, … appended when taken):
 //!
 //! * `<db>.dump.zst` per database: the real `pg_dump --format=custom
-//!   --compress=0 --snapshot=…` output, compressed in-process by zstd level
-//!   3 on every core, hashed (SHA-256) and uploaded in the same pass — no
+//!   --compress=0 --snapshot=…` output, compressed in-process by zstd
+//!   ([`DEFAULT_COMPRESS_LEVEL`], or [`BackupOptions::compress_level`]) on
+//!   every core, hashed (SHA-256) and uploaded in the same pass — no
 //!   temporary file;
 //! * `roles.sql.zst`: `pg_dumpall --roles-only` (without passwords unless
 //!   asked) for [`Selection::All`] or [`BackupOptions::roles`];
@@ -110,4 +111,5 @@ pub use prune::{plan as plan_prune, prune, Kept, PruneReport, Retention};
 pub use redis::{backup_redis, restore_redis, RedisRestoreOptions, RedisRestoreReport};
 pub use restore::{restore, RestoreOptions, RestoreReport, RestoredDatabase};
 pub use roles::RolesReport;
-pub use verify::{verify, VerifyOptions, VerifyReport};
+pub use stream::{COMPRESS_LEVELS, DEFAULT_COMPRESS_LEVEL};
+pub use verify::{verify, verify_all, VerifyOptions, VerifyReport};

@@ -27,11 +27,11 @@ use crate::backup::{
     allocate_id, file_suffix, new_manifest, removed_on_failure, upload, write_manifest,
     BackupOptions, BackupReport,
 };
-use crate::encrypt::{Decryption, Encryption};
+use crate::encrypt::Decryption;
 use crate::error::{BackupError, BackupErrorKind, Result};
 use crate::manifest::{BackupKind, FileEntry, Manifest, RedisContent, RedisDatabase};
 use crate::restore::load_good;
-use crate::stream::{self, bridge, decode_into, ErrorSlot, CHUNK};
+use crate::stream::{self, bridge, decode_into, Encoding, ErrorSlot, CHUNK};
 
 /// Connecting to the Redis server, and waiting for its answers.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -93,12 +93,11 @@ pub async fn backup_redis(
     let (started, clock) = options.start()?;
     let id = allocate_id(dest, started).await?;
     let file = format!("dump.rdb{}", file_suffix(options.encrypt.as_ref()));
-    let result = match snapshot(url, dest, &id, &file, options.encrypt.clone()).await {
+    let encoding = options.encoding();
+    let result = match snapshot(url, dest, &id, &file, encoding.clone()).await {
         Ok((redis, stored)) => {
-            let encryption = options.encrypt.as_ref();
             let times = (started, clock);
-            let mut manifest =
-                new_manifest(BackupKind::Redis, &id, times, vec![stored], encryption);
+            let mut manifest = new_manifest(BackupKind::Redis, &id, times, vec![stored], &encoding);
             manifest.redis = Some(redis);
             write_manifest(dest, manifest).await
         }
@@ -114,13 +113,13 @@ async fn snapshot(
     dest: &Destination,
     id: &str,
     file: &str,
-    encryption: Option<Encryption>,
+    encoding: Encoding,
 ) -> Result<(RedisContent, FileEntry)> {
     let (to_store, from_fetch) = tokio::io::duplex(CHUNK);
     let (to_check, check_input) = tokio::io::duplex(CHUNK);
     let slot: ErrorSlot = Arc::default();
     let what = format!("the snapshot of {url}");
-    let encoded = stream::encode_reader(bridge(from_fetch), what, encryption, slot.clone());
+    let encoded = stream::encode_reader(bridge(from_fetch), what, encoding, slot.clone());
     let fetching = async {
         let mut tee = Tee::new(to_store, to_check);
         let fetched = pgharbor_rdb::fetch(url, &mut tee, &FetchOptions::default()).await;

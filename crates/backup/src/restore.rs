@@ -86,7 +86,17 @@ pub struct RestoreReport {
 }
 
 /// Restores backup `id` (`latest` for the newest good one) from `dest` into
-/// the server `target` (its database is only used to connect).
+/// the server `target`.
+///
+/// One database (the backup holds one, or [`RestoreOptions::database`]
+/// picks one) goes into the database [`RestoreOptions::as_name`] names,
+/// else into `target`'s own database, as `pg_restore -d` does: created with
+/// the backup's owner, encoding and locale when it does not exist, else it
+/// must be empty (or [`RestoreOptions::clean`]). A backup of several
+/// databases restores each under its own name; `target`'s database is then
+/// only used to connect and must be a maintenance database (`postgres`,
+/// `template1`) or one of the backup's, so a database the caller named is
+/// never left unfilled while others are written.
 pub async fn restore(
     dest: &Destination,
     id: &str,
@@ -102,18 +112,15 @@ pub async fn restore(
             "backup {id} is encrypted ({kind:?}): give the age identity or passphrase"
         )));
     }
-    let admin = pg::open(target).await?;
+    let names = target_names(&manifest, &selected, target, options)?;
+    let admin = open_admin(target, &names).await?;
     let roles = match (&content.roles_file, options.roles) {
         (Some(file), true) => Some(restore_roles(dest, &manifest, file, &admin, options).await?),
         _ => None,
     };
     let mut databases = Vec::new();
-    for entry in selected {
-        let name = options
-            .as_name
-            .clone()
-            .unwrap_or_else(|| entry.name.clone());
-        let restored = restore_database(dest, &manifest, entry, &name, target, &admin, options)
+    for (entry, name) in selected.into_iter().zip(&names) {
+        let restored = restore_database(dest, &manifest, entry, name, target, &admin, options)
             .await
             .map_err(|e| {
                 e.context(format!(
@@ -128,6 +135,52 @@ pub async fn restore(
         roles,
         databases,
     })
+}
+
+/// The databases a maintenance connection may go to.
+const MAINTENANCE_DATABASES: [&str; 2] = ["postgres", "template1"];
+
+/// The database each of `selected` is restored into (see [`restore`]).
+fn target_names(
+    manifest: &Manifest,
+    selected: &[&DatabaseEntry],
+    target: &ConnConfig,
+    options: &RestoreOptions,
+) -> Result<Vec<String>> {
+    if let [_] = selected {
+        let name = options.as_name.as_deref().unwrap_or(target.dbname());
+        return Ok(vec![name.to_owned()]);
+    }
+    let names: Vec<String> = selected.iter().map(|d| d.name.clone()).collect();
+    let named = target.dbname();
+    if MAINTENANCE_DATABASES.contains(&named) || names.iter().any(|n| n == named) {
+        return Ok(names);
+    }
+    Err(pg::invalid(format!(
+        "backup {} holds {} databases ({}), each restored under its own name, but the target \
+         names database \"{named}\", which this restore would not fill: connect through a \
+         maintenance database (…/postgres) to restore them all, or pick one with the database \
+         option to restore it into \"{named}\"",
+        manifest.id,
+        names.len(),
+        names.join(", ")
+    )))
+}
+
+/// The connection creating, checking and dropping the databases: to
+/// `target`'s database unless it is one of `names` (it may not exist yet,
+/// and a database in use cannot be dropped), then to a maintenance
+/// database that is not.
+async fn open_admin(target: &ConnConfig, names: &[String]) -> Result<Client> {
+    let restored = |db: &str| names.iter().any(|n| n == db);
+    if !restored(target.dbname()) {
+        return pg::open(target).await;
+    }
+    let maintenance = MAINTENANCE_DATABASES
+        .into_iter()
+        .find(|db| !restored(db))
+        .unwrap_or(MAINTENANCE_DATABASES[0]);
+    pg::open(&target.with_dbname(maintenance)).await
 }
 
 /// The manifest of a complete or verified backup `id` (or `latest`).
@@ -175,7 +228,8 @@ fn select<'m>(manifest: &'m Manifest, options: &RestoreOptions) -> Result<Vec<&'
     }
     if options.as_name.is_some() && selected.len() > 1 {
         return Err(pg::invalid(format!(
-            "backup {} holds {} databases; pick one with the database option to restore it under another name",
+            "backup {} holds {} databases, each restored under its own name; pick one with the \
+             database option to restore it under another name",
             manifest.id,
             selected.len()
         )));
@@ -655,10 +709,17 @@ async fn run(what: &str, mut command: Command) -> Result<Vec<u8>> {
     Ok(output.stdout)
 }
 
-/// A temporary file in `dir`, or in the system's temporary directory.
+/// A temporary file in `dir`, or in the system's temporary directory,
+/// created readable by its owner alone (it holds the backup's data).
 pub(crate) fn temp_file(dir: Option<&Path>, prefix: &str, suffix: &str) -> Result<NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt as _;
     let mut builder = tempfile::Builder::new();
-    builder.prefix(prefix).suffix(suffix);
+    builder
+        .prefix(prefix)
+        .suffix(suffix)
+        .permissions(std::fs::Permissions::from_mode(
+            pgharbor_objstore::FILE_MODE,
+        ));
     let dir = dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
     builder.tempfile_in(&dir).map_err(|e| {
         io_error(
@@ -712,4 +773,24 @@ pub(crate) async fn compare_counts(client: &Client, entry: &DatabaseEntry) -> Re
 async fn count(client: &Client, table: &TableCount) -> Result<u64> {
     let counts = pg::count_rows(client, &[(table.schema.clone(), table.name.clone())]).await?;
     Ok(counts[0].rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    /// The table of contents and decompressed dumps of a restore (from a
+    /// local directory, S3 or Azure alike), and the pre-data script, are
+    /// private from creation under the usual umask 022.
+    #[test]
+    fn temporary_files_are_readable_by_their_owner_alone() {
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+        let dir = tempfile::tempdir().unwrap();
+        let file = temp_file(Some(dir.path()), "pgharbor-toc-", ".dump").unwrap();
+        let mode = file.as_file().metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+        let e = temp_file(Some(&dir.path().join("missing")), "x", ".dump").unwrap_err();
+        assert!(e.to_string().contains("missing"), "{e}");
+    }
 }

@@ -18,8 +18,22 @@ use crate::list::hex;
 use crate::manifest::FileEntry;
 use sha2::{Digest, Sha256};
 
-/// The zstd level of every file.
-pub(crate) const ZSTD_LEVEL: i32 = 3;
+/// The zstd level of every file unless the backup asks for another
+/// ([`BackupOptions::compress_level`](crate::BackupOptions::compress_level)).
+pub const DEFAULT_COMPRESS_LEVEL: i32 = 3;
+
+/// The zstd levels a backup may ask for: 1 (fastest) to 19 (smallest).
+pub const COMPRESS_LEVELS: std::ops::RangeInclusive<i32> = 1..=19;
+
+/// How the stored bytes are made from the plain ones: zstd at `level`,
+/// then age when `encryption` is given.
+#[derive(Clone)]
+pub(crate) struct Encoding {
+    /// The zstd level.
+    pub level: i32,
+    /// Encrypt with age.
+    pub encryption: Option<Encryption>,
+}
 
 /// Bytes handed to the uploader per message.
 pub(crate) const CHUNK: usize = 1 << 20;
@@ -85,13 +99,13 @@ pub(crate) type ErrorSlot = Arc<Mutex<Option<BackupError>>>;
 /// (before its end) when the producer fails, so nothing incomplete is stored.
 pub(crate) fn encode(
     producer: Producer,
-    encryption: Option<Encryption>,
+    encoding: Encoding,
     slot: ErrorSlot,
 ) -> (
     impl AsyncRead + Send + Unpin + 'static,
     tokio::task::JoinHandle<()>,
 ) {
-    encode_with(slot, move |out| pump(producer, encryption.as_ref(), out))
+    encode_with(slot, move |out| pump(producer, &encoding, out))
 }
 
 /// [`encode`] of any byte source, e.g. a download bridged with [`bridge`].
@@ -100,14 +114,14 @@ pub(crate) fn encode(
 pub(crate) fn encode_reader(
     input: impl Read + Send + 'static,
     what: String,
-    encryption: Option<Encryption>,
+    encoding: Encoding,
     slot: ErrorSlot,
 ) -> (
     impl AsyncRead + Send + Unpin + 'static,
     tokio::task::JoinHandle<()>,
 ) {
     encode_with(slot, move |out| {
-        compress(input, encryption.as_ref(), out).map_err(|e| {
+        compress(input, &encoding, out).map_err(|e| {
             let message = if e.kind() == io::ErrorKind::BrokenPipe {
                 UPLOAD_STOPPED.to_owned()
             } else {
@@ -140,9 +154,9 @@ fn encode_with(
     (StreamReader::new(stream), task)
 }
 
-fn pump(mut producer: Producer, encryption: Option<&Encryption>, out: ChannelWriter) -> Result<()> {
+fn pump(mut producer: Producer, encoding: &Encoding, out: ChannelWriter) -> Result<()> {
     let stdout = producer.child.stdout.take().expect("stdout is piped");
-    let copied = compress(stdout, encryption, out);
+    let copied = compress(stdout, encoding, out);
     if copied.is_err() {
         // The upload stopped (or compression failed): stop the producer too.
         let _ = producer.child.kill();
@@ -174,17 +188,13 @@ fn pump(mut producer: Producer, encryption: Option<&Encryption>, out: ChannelWri
 /// The pump's error when the upload stopped first.
 pub(crate) const UPLOAD_STOPPED: &str = "the upload stopped";
 
-/// zstd (one worker per core), then age when asked.
-fn compress(
-    mut input: impl Read,
-    encryption: Option<&Encryption>,
-    out: ChannelWriter,
-) -> io::Result<()> {
+/// zstd at the encoding's level (one worker per core), then age when asked.
+fn compress(mut input: impl Read, encoding: &Encoding, out: ChannelWriter) -> io::Result<()> {
     let out = BufWriter::with_capacity(CHUNK, out);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
-    match encryption {
+    match &encoding.encryption {
         None => {
-            let mut z = zstd::Encoder::new(out, ZSTD_LEVEL)?;
+            let mut z = zstd::Encoder::new(out, encoding.level)?;
             z.multithread(workers)?;
             io::copy(&mut input, &mut z)?;
             z.finish()?.flush()
@@ -193,7 +203,7 @@ fn compress(
             let encryptor = enc
                 .encryptor()
                 .map_err(|e| io::Error::other(e.message().to_owned()))?;
-            let mut z = zstd::Encoder::new(encryptor.wrap_output(out)?, ZSTD_LEVEL)?;
+            let mut z = zstd::Encoder::new(encryptor.wrap_output(out)?, encoding.level)?;
             z.multithread(workers)?;
             io::copy(&mut input, &mut z)?;
             z.finish()?.finish()?.flush()

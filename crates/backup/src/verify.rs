@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::encrypt::Decryption;
 use crate::error::{BackupError, BackupErrorKind, Result};
-use crate::list::{self, hex};
+use crate::list::{self, hex, BackupState};
 use crate::manifest::{
     BackupKind, Manifest, VerificationRecord, FORMAT, MANIFEST_NAME, VERIFICATION_NAME,
 };
@@ -142,6 +142,57 @@ pub async fn verify(
     })
 }
 
+/// Verifies every backup at `dest` that has a manifest, newest first, each
+/// as [`verify`] does and with its result recorded, so [`list`](crate::list)
+/// shows a damaged one as corrupt. A test restore goes to `restore_to` for
+/// PostgreSQL backups and to [`VerifyOptions::redis_restore_to`] for Redis
+/// ones. A backup whose manifest cannot be read is a failed report naming
+/// the problem; backups without a manifest (failed, or still running) are
+/// not verified. A [`BackupErrorKind::NotFound`] error when no backup has a
+/// manifest.
+pub async fn verify_all(
+    dest: &Destination,
+    restore_to: Option<&ConnConfig>,
+    options: &VerifyOptions,
+) -> Result<Vec<VerifyReport>> {
+    let mut reports = Vec::new();
+    for entry in list::list(dest).await? {
+        if entry.state == BackupState::Failed {
+            continue;
+        }
+        let mut each = options.clone();
+        let postgres = match entry.manifest.as_ref().map(|m| m.kind) {
+            Some(BackupKind::Redis) => None,
+            _ => {
+                each.redis_restore_to = None;
+                restore_to
+            }
+        };
+        match verify(dest, Some(&entry.id), postgres, &each).await {
+            Ok(report) => reports.push(report),
+            Err(e) if e.kind() == BackupErrorKind::Integrity => reports.push(VerifyReport {
+                id: entry.id,
+                passed: false,
+                files_checked: 0,
+                databases_restored: 0,
+                problems: vec![e.message().to_owned()],
+            }),
+            Err(e) => return Err(e.context(format!("verifying backup {}", entry.id))),
+        }
+    }
+    if reports.is_empty() {
+        return Err(no_manifest(dest));
+    }
+    Ok(reports)
+}
+
+fn no_manifest(dest: &Destination) -> BackupError {
+    BackupError::new(
+        BackupErrorKind::NotFound,
+        format!("no backup with a manifest at {dest}"),
+    )
+}
+
 /// The server a test restore goes to (no password), refusing a target of
 /// the other kind.
 fn target_of(
@@ -169,12 +220,7 @@ async fn newest_with_manifest(dest: &Destination) -> Result<String> {
         .into_iter()
         .find(|e| e.manifest.is_some())
         .map(|e| e.id)
-        .ok_or_else(|| {
-            BackupError::new(
-                BackupErrorKind::NotFound,
-                format!("no backup with a manifest at {dest}"),
-            )
-        })
+        .ok_or_else(|| no_manifest(dest))
 }
 
 /// Streams `name` through SHA-256; a problem naming the file when it is

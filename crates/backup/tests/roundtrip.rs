@@ -124,7 +124,7 @@ async fn pg15_round_trip_with_roles_into_a_fresh_server_and_with_standard_tools(
         roles: true,
         ..Default::default()
     };
-    let r = restore(&dest, &report.id, &config(&other, "postgres"), &options)
+    let r = restore(&dest, &report.id, &config(&other, "app"), &options)
         .await
         .unwrap();
     let roles = r.roles.unwrap();
@@ -195,7 +195,7 @@ async fn pg15_backup_restores_into_a_newer_pg16() {
         roles: true,
         ..Default::default()
     };
-    let restored = restore(&dest, &report.id, &config(&pg16, "postgres"), &options)
+    let restored = restore(&dest, &report.id, &config(&pg16, "app"), &options)
         .await
         .unwrap();
     assert_eq!(content(&pg16, "app"), content(&pg15, "app"));
@@ -344,6 +344,71 @@ async fn rows_stream_while_downloading_and_a_wrong_checksum_drops_what_was_creat
         pg.psql(
             "postgres",
             "SELECT count(*) FROM pg_database WHERE datname = 'broken'"
+        ),
+        "0"
+    );
+}
+
+/// The database the target names is the one restored into, as with
+/// `pg_restore -d`: a missing one is created with the backup's owner,
+/// encoding and locale, an existing empty one is filled (the backup's own
+/// database, holding data, is left alone). A backup of several databases
+/// restores each under its own name, and refuses a target naming a
+/// database it would not fill.
+#[tokio::test]
+async fn restore_goes_into_the_database_the_target_names() {
+    let pg = server_with_app(Flavor::Pg16Vector, 100);
+    pg.psql("postgres", "ALTER DATABASE app OWNER TO app_owner");
+    let (_dir, dest) = local_dest();
+    let report = back_up_app(&pg, &dest).await;
+    let before = content(&pg, "app");
+    let defaults = RestoreOptions::default();
+    let r = restore(&dest, &report.id, &config(&pg, "newdb"), &defaults)
+        .await
+        .unwrap();
+    assert_eq!(r.databases[0].target, "newdb");
+    assert!(r.databases[0].created);
+    assert_eq!(content(&pg, "newdb"), before);
+    let properties = |db: &str| {
+        pg.psql(
+            "postgres",
+            &format!(
+                "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, \
+                 datctype FROM pg_database WHERE datname = '{db}'"
+            ),
+        )
+    };
+    assert_eq!(properties("newdb"), properties("app"));
+    assert!(properties("newdb").starts_with("app_owner"));
+
+    pg.create_database("empty_target");
+    let r = restore(&dest, &report.id, &config(&pg, "empty_target"), &defaults)
+        .await
+        .unwrap();
+    assert!(!r.databases[0].created);
+    assert_eq!(content(&pg, "empty_target"), before);
+
+    let whole = backup_postgres(
+        &config(&pg, "postgres"),
+        Selection::List(vec!["app".into(), "newdb".into()]),
+        &dest,
+        &BackupOptions::default(),
+    )
+    .await
+    .unwrap();
+    let e = restore(&dest, &whole.id, &config(&pg, "elsewhere"), &defaults)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), BackupErrorKind::InvalidInput, "{e}");
+    assert!(
+        e.to_string()
+            .contains("holds 2 databases (app, newdb), each restored under its own name, but the target names database \"elsewhere\""),
+        "{e}"
+    );
+    assert_eq!(
+        pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname = 'elsewhere'"
         ),
         "0"
     );

@@ -102,6 +102,10 @@ pub struct BackupArgs {
     /// PostgreSQL: include the roles' password hashes (needs a superuser).
     #[arg(long)]
     pub with_role_passwords: bool,
+    /// zstd level, 1 (fastest) to 19 (smallest); the default balances size and speed (see the
+    /// README's Backups chapter).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub compress_level: Option<i32>,
     /// Encrypt with age to this recipient (an age1… public key; repeatable).
     #[arg(long)]
     pub encrypt_recipient: Vec<String>,
@@ -187,12 +191,16 @@ pub struct KeepArgs {
 pub struct RestoreArgs {
     /// The backup: DEST/ID (e.g. s3://bucket/pg/20261126T020000Z) or DEST/latest.
     pub backup: String,
-    /// The server to restore into (PostgreSQL URL; its database is the target unless --as).
+    /// The server and database to restore into, as with pg_restore -d: a PostgreSQL URL whose
+    /// database is the target (unless --as names another), created with the backup's owner,
+    /// encoding and locale when missing, else it must be empty (or --clean). A backup of several
+    /// databases restores each under its own name: connect through postgres (…/postgres).
+    /// redis://… for a Redis backup.
     pub target: String,
-    /// Restore only this database of a multi-database backup.
+    /// Restore only this database of a multi-database backup (into the URL's database, or --as).
     #[arg(long)]
     pub database: Option<String>,
-    /// Restore under this database name.
+    /// Restore into this database instead of the URL's (which is then only used to connect).
     #[arg(long = "as")]
     pub as_name: Option<String>,
     /// Replace a target database that is not empty (dropped and re-created).
@@ -228,7 +236,9 @@ pub struct RestoreArgs {
 pub enum BackupsCommand {
     /// The backups at DEST: id, time, databases, size, state, age.
     List(BackupsListArgs),
-    /// Check every file's checksum; with --restore-to, restore into a scratch database and compare.
+    /// Check a backup's files against its manifest (default: the newest backup only; --all: every
+    /// backup, exit 1 if any is damaged); with --restore-to, also restore into a scratch database
+    /// and compare.
     Verify(BackupsVerifyArgs),
     /// Delete backups outside the retention policy (never the newest good one).
     Prune(BackupsPruneArgs),
@@ -252,8 +262,13 @@ pub struct BackupsListArgs {
 pub struct BackupsVerifyArgs {
     /// The destination.
     pub dest: String,
-    /// The backup (default: the newest).
+    /// The backup to check (default: only the newest backup with a manifest; see --all).
     pub id: Option<String>,
+    /// Check every backup at the destination: names each damaged backup and file, records the
+    /// result (list, status --backups and /metrics show a damaged one as corrupt), exit 1 if any
+    /// is damaged.
+    #[arg(long, conflicts_with = "id")]
+    pub all: bool,
     /// Restore into a scratch database on this server and compare row counts.
     #[arg(long)]
     pub restore_to: Option<String>,

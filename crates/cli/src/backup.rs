@@ -9,7 +9,7 @@ use crate::args::{
 use crate::Failure;
 use pgharbor_backup::{
     BackupOptions, BackupReport, BackupState, Decryption, Encryption, Retention, Selection,
-    VerifyOptions,
+    VerifyOptions, VerifyReport,
 };
 use pgharbor_conn::{ConnConfig, Secret, SecretSource};
 use pgharbor_objstore::{Destination, DestinationOptions};
@@ -152,6 +152,7 @@ async fn backup_once(args: &BackupArgs, dest: &Destination) -> Result<BackupRepo
         roles: args.roles,
         with_role_passwords: args.with_role_passwords,
         encrypt: encryption(args)?,
+        compress_level: args.compress_level,
         started_at: None,
     };
     let report = if is_redis(&args.url) {
@@ -487,6 +488,10 @@ async fn verify(args: BackupsVerifyArgs) -> Result<u8, Failure> {
         decryption(&args.decrypt)?,
         args.temp_dir.clone(),
     )?;
+    if args.all {
+        let reports = pgharbor_backup::verify_all(&dest, restore_to.as_ref(), &options).await?;
+        return verified_all(&dest, &reports, args.json);
+    }
     let report =
         pgharbor_backup::verify(&dest, args.id.as_deref(), restore_to.as_ref(), &options).await?;
     if args.json {
@@ -495,22 +500,69 @@ async fn verify(args: BackupsVerifyArgs) -> Result<u8, Failure> {
             serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
         );
     } else if report.passed {
-        println!(
-            "backup {}: {} file(s) intact{}",
-            report.id,
-            report.files_checked,
-            if report.databases_restored > 0 {
-                format!(
-                    ", {} database(s) restored and row counts equal to the manifest",
-                    report.databases_restored
-                )
-            } else {
-                String::new()
-            }
-        );
+        println!("{}", verified_text(&report));
     }
     report.ensure_passed()?;
     Ok(0)
+}
+
+/// `backup ID: N file(s) intact[, N database(s) restored …]`, or what is
+/// damaged.
+fn verified_text(report: &VerifyReport) -> String {
+    if !report.passed {
+        return format!(
+            "backup {}: damaged: {}",
+            report.id,
+            report.problems.join("; ")
+        );
+    }
+    let restored = if report.databases_restored > 0 {
+        format!(
+            ", {} database(s) restored and row counts equal to the manifest",
+            report.databases_restored
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "backup {}: {} file(s) intact{restored}",
+        report.id, report.files_checked
+    )
+}
+
+/// Prints `backups verify --all`'s reports; an error naming every damaged
+/// backup (exit 1) when there is one.
+fn verified_all(dest: &Destination, reports: &[VerifyReport], json: bool) -> Result<u8, Failure> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(reports).map_err(anyhow::Error::from)?
+        );
+    } else {
+        for report in reports {
+            println!("{}", verified_text(report));
+        }
+    }
+    let damaged: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| format!("{} ({})", r.id, r.problems.join("; ")))
+        .collect();
+    if damaged.is_empty() {
+        if !json {
+            println!(
+                "{} backup(s) at {dest} verified, none damaged",
+                reports.len()
+            );
+        }
+        return Ok(0);
+    }
+    Err(Failure::from(anyhow::anyhow!(
+        "{} of {} backup(s) at {dest} are damaged: {}",
+        damaged.len(),
+        reports.len(),
+        damaged.join("; ")
+    )))
 }
 
 async fn prune(args: BackupsPruneArgs) -> Result<u8, Failure> {

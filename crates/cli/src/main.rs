@@ -7,6 +7,7 @@ mod args;
 mod backup;
 mod chroma;
 mod health;
+mod memory;
 mod migrate;
 mod output;
 mod postgres;
@@ -82,6 +83,7 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 }
 
 fn main() -> ExitCode {
+    memory::give_back_large_blocks();
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),

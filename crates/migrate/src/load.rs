@@ -16,7 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::mpsc;
 
-/// Encoded bytes per chunk sent to the COPY.
+/// Encoded bytes per chunk sent to the COPY: rows are gathered up to this
+/// size, and a larger row is sent in pieces of this size, so the channel
+/// and the connection's write buffer hold at most a few of them whatever
+/// the size of a value. Memory per worker is then bounded by a small
+/// multiple of the largest value (the source's copy, the encoded row, and
+/// the previous encoded row while its last pieces are in the channel).
 const CHUNK_BYTES: usize = 1 << 20;
 /// Chunks buffered between a reader and its COPY.
 const CHANNEL_CHUNKS: usize = 4;
@@ -322,8 +327,10 @@ fn read_and_encode(
             *bytes += data.len() as u64;
             progress.rows_sent(&table.source_name, *rows, data.len() as u64);
             *rows = 0;
-            tx.blocking_send(Chunk::Data(data))
-                .map_err(|_| stopped(table))
+            pieces(data).try_for_each(|piece| {
+                tx.blocking_send(Chunk::Data(piece))
+                    .map_err(|_| stopped(table))
+            })
         };
     reader.read(table, unit.range, &mut |rowid, cells| {
         encoder
@@ -352,6 +359,13 @@ fn read_and_encode(
     Ok((bytes, encoder.lossy()))
 }
 
+/// `data` in pieces of at most [`CHUNK_BYTES`], sharing its memory.
+fn pieces(data: Bytes) -> impl Iterator<Item = Bytes> {
+    (0..data.len())
+        .step_by(CHUNK_BYTES)
+        .map(move |start| data.slice(start..data.len().min(start + CHUNK_BYTES)))
+}
+
 fn stopped(table: &TablePlan) -> MigrateError {
     MigrateError::new(
         MigrateErrorKind::Write,
@@ -373,5 +387,28 @@ pub fn row_key(table: &TablePlan, rowid: Option<i64>, cells: &[Cell<'_>]) -> Str
         _ => rowid
             .map(|r| format!("rowid={r}"))
             .unwrap_or_else(|| "(no key)".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_row_travels_in_pieces_sharing_its_memory() {
+        let data = Bytes::from(vec![7u8; 2 * CHUNK_BYTES + 5]);
+        let start = data.as_ptr();
+        let sizes: Vec<(usize, usize)> = pieces(data)
+            .map(|p| (p.len(), p.as_ptr() as usize - start as usize))
+            .collect();
+        assert_eq!(
+            sizes,
+            [
+                (CHUNK_BYTES, 0),
+                (CHUNK_BYTES, CHUNK_BYTES),
+                (5, 2 * CHUNK_BYTES)
+            ]
+        );
+        assert_eq!(pieces(Bytes::new()).count(), 0);
     }
 }

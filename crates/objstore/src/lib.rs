@@ -69,6 +69,7 @@ pub use options::{
 
 use cloud::{Cloud, Service};
 use local::Local;
+pub use local::{DIR_MODE, FILE_MODE};
 use location::{valid_name, valid_prefix, Location};
 
 /// What kind of storage a [`Destination`] is.

@@ -5,6 +5,10 @@
 //! directory fsynced: a reader sees the old object or the whole new one,
 //! never a part, even after a crash. Listings skip the temporary files of
 //! writes in progress, and show those of writers that are gone.
+//!
+//! Backups hold every row of a database: files are created `0600` and the
+//! directories pgharbor creates `0700`, whatever the umask, from the moment
+//! they exist ([`FILE_MODE`], [`DIR_MODE`]).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -21,6 +25,10 @@ use crate::ObjstoreError;
 const TMP_MARKER: &str = ".pgharbor-tmp.";
 /// Read and write buffer size.
 const CHUNK: usize = 1024 * 1024;
+/// The mode of every file written: the owner alone reads and writes it.
+pub const FILE_MODE: u32 = 0o600;
+/// The mode of every directory created: the owner alone enters it.
+pub const DIR_MODE: u32 = 0o700;
 
 /// A local directory.
 #[derive(Debug)]
@@ -51,7 +59,10 @@ impl Local {
         let dir = target.parent().unwrap_or(&self.root).to_path_buf();
         let op = Op::Write(name);
         let new_dirs = !tokio::fs::try_exists(&dir).await.unwrap_or(false);
-        tokio::fs::create_dir_all(&dir)
+        tokio::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(&dir)
             .await
             .map_err(|e| self.io_error(op, &dir, &e))?;
         let tmp = temp_path(&target);
@@ -87,7 +98,11 @@ impl Local {
     ) -> Result<Written> {
         let op = Op::Write(name);
         let dest = self.dest();
-        let mut file = tokio::fs::File::create(tmp)
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(tmp)
             .await
             .map_err(|e| self.io_error(op, tmp, &e))?;
         let mut sum = Checksum::default();

@@ -24,7 +24,8 @@ pub fn copy_statement(table: &QualifiedName, columns: &[String], freeze: bool) -
 /// A message from a row producer to the COPY.
 #[derive(Debug)]
 pub enum Chunk {
-    /// Whole encoded rows.
+    /// Encoded rows; a piece may end inside a row (COPY data need not
+    /// follow row boundaries), so that a huge row travels in small pieces.
     Data(Bytes),
     /// Every row was sent: finish the COPY.
     End,

@@ -75,8 +75,9 @@ pub async fn fetch<W: AsyncWrite + Unpin>(
         .map_err(|e| e.context(url))
 }
 
-/// [`fetch`] into the file `path` (created or truncated, synced to disk); on
-/// failure the partial file is removed.
+/// [`fetch`] into the file `path` (created `0600` whatever the umask — a
+/// snapshot holds every key — or truncated, synced to disk); on failure the
+/// partial file is removed.
 pub async fn fetch_to_file(
     url: &RedisUrl,
     path: &Path,
@@ -84,7 +85,12 @@ pub async fn fetch_to_file(
 ) -> Result<FetchReport> {
     let io =
         |what: &str, e| RdbError::io(RdbErrorKind::Io, format!("{what} {}", path.display()), e);
-    let mut file = tokio::fs::File::create(path)
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
         .await
         .map_err(|e| io("cannot create", e))?;
     let fetched = fetch(url, &mut file, options).await;

@@ -6,6 +6,7 @@
 
 use pgharbor_core::forms::parse_decimal;
 use std::borrow::Cow;
+use std::ops::Range;
 
 /// Nesting deeper than this is not rendered (as `serde_json` refuses it).
 const MAX_DEPTH: usize = 128;
@@ -94,15 +95,20 @@ impl<'a> Parser<'a> {
         Some(())
     }
 
+    /// An object, rendered straight into `out` in the order written, then
+    /// rewritten in key order only when it is not in key order already: a
+    /// document is held once more at most (while its least nested unsorted
+    /// object is rewritten), never once per level of nesting.
     fn object(&mut self, out: &mut Vec<u8>, depth: usize) -> Option<()> {
         self.at += 1;
-        // Members as (key, range of its rendered value in `values`).
-        let mut members: Vec<(Cow<'a, str>, usize, usize)> = Vec::new();
-        let mut values = Vec::new();
+        out.push(b'{');
         if self.closes(b'}') {
-            out.extend_from_slice(b"{}");
+            out.push(b'}');
             return Some(());
         }
+        let first = out.len();
+        // Members as (key, range of its rendered `"key":value` in `out`).
+        let mut members: Vec<(Cow<'a, str>, Range<usize>)> = Vec::new();
         loop {
             self.skip_whitespace();
             if self.text.get(self.at) != Some(&b'"') {
@@ -110,29 +116,21 @@ impl<'a> Parser<'a> {
             }
             let key = self.string()?;
             self.expect(b':')?;
-            let start = values.len();
-            self.value(&mut values, depth)?;
-            members.push((key, start, values.len()));
+            if !members.is_empty() {
+                out.push(b',');
+            }
+            let start = out.len();
+            write_string(&key, out);
+            out.push(b':');
+            self.value(out, depth)?;
+            members.push((key, start..out.len()));
             if self.closes(b'}') {
                 break;
             }
             self.expect(b',')?;
         }
-        // Stable: of equal keys the last one written comes last, and wins.
-        members.sort_by(|a, b| a.0.cmp(&b.0));
-        out.push(b'{');
-        let mut first = true;
-        for (i, (key, start, end)) in members.iter().enumerate() {
-            if members.get(i + 1).is_some_and(|next| next.0 == *key) {
-                continue;
-            }
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            write_string(key, out);
-            out.push(b':');
-            out.extend_from_slice(&values[*start..*end]);
+        if !members.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+            sort_members(out, first, &mut members);
         }
         out.push(b'}');
         Some(())
@@ -205,6 +203,26 @@ impl<'a> Parser<'a> {
         let start = self.at;
         self.digits();
         (self.at > start).then_some(())
+    }
+}
+
+/// Rewrites the members of an object rendered into `out` from `first` on
+/// (each at its range in `members`) in key order; of repeated keys only the
+/// last written stays, as in `jsonb`.
+fn sort_members(out: &mut Vec<u8>, first: usize, members: &mut [(Cow<'_, str>, Range<usize>)]) {
+    let rendered = out.split_off(first);
+    // Stable: of equal keys the last one written comes last, and wins.
+    members.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut written = false;
+    for (i, (key, range)) in members.iter().enumerate() {
+        if members.get(i + 1).is_some_and(|next| next.0 == *key) {
+            continue;
+        }
+        if written {
+            out.push(b',');
+        }
+        written = true;
+        out.extend_from_slice(&rendered[range.start - first..range.end - first]);
     }
 }
 

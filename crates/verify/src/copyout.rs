@@ -8,6 +8,9 @@ pub struct CopyParser {
     finished: bool,
 }
 
+/// The most capacity the buffer of a split row keeps once it is empty.
+const KEPT_CAPACITY: usize = 1 << 20;
+
 /// One field of a row: `None` is NULL.
 pub type Field<'a> = Option<&'a [u8]>;
 
@@ -18,30 +21,52 @@ impl CopyParser {
     }
 
     /// Feed `data`; calls `on_row` for every complete row now available.
+    ///
+    /// Rows are read from `data` itself; only the part of a row that
+    /// continues in the next chunk is kept. PostgreSQL sends a row per
+    /// message, so a huge value is not copied here (and what a row split
+    /// across chunks needed is given back once it is complete).
     pub fn feed(
         &mut self,
         data: &[u8],
         mut on_row: impl FnMut(&[Field<'_>]),
     ) -> Result<(), String> {
-        self.buffer.extend_from_slice(data);
+        if self.buffer.is_empty() {
+            let used = self.rows(data, &mut on_row)?;
+            self.buffer.extend_from_slice(&data[used..]);
+            return Ok(());
+        }
+        let mut buffer = std::mem::take(&mut self.buffer);
+        buffer.extend_from_slice(data);
+        let used = self.rows(&buffer, &mut on_row)?;
+        buffer.drain(..used);
+        if buffer.is_empty() && buffer.capacity() > KEPT_CAPACITY {
+            buffer = Vec::new();
+        }
+        self.buffer = buffer;
+        Ok(())
+    }
+
+    /// Calls `on_row` for every complete row at the start of `buf` (after
+    /// the header, when it has not been read yet); the bytes used.
+    fn rows(&mut self, buf: &[u8], on_row: &mut impl FnMut(&[Field<'_>])) -> Result<usize, String> {
         let mut pos = 0;
         if !self.header_done {
-            if self.buffer.len() < 19 {
-                return Ok(());
+            if buf.len() < 19 {
+                return Ok(0);
             }
-            if &self.buffer[..11] != b"PGCOPY\n\xff\r\n\0" {
+            if &buf[..11] != b"PGCOPY\n\xff\r\n\0" {
                 return Err("missing binary COPY signature".into());
             }
-            let ext = u32::from_be_bytes(self.buffer[15..19].try_into().expect("4 bytes")) as usize;
-            if self.buffer.len() < 19 + ext {
-                return Ok(());
+            let ext = u32::from_be_bytes(buf[15..19].try_into().expect("4 bytes")) as usize;
+            if buf.len() < 19 + ext {
+                return Ok(0);
             }
             pos = 19 + ext;
             self.header_done = true;
         }
         let mut fields: Vec<Field<'_>> = Vec::new();
         loop {
-            let buf = &self.buffer;
             if buf.len() < pos + 2 {
                 break;
             }
@@ -79,9 +104,7 @@ impl CopyParser {
             on_row(&fields);
             pos = p;
         }
-        drop(fields);
-        self.buffer.drain(..pos);
-        Ok(())
+        Ok(pos)
     }
 
     /// Whether the trailer was seen.
@@ -116,5 +139,16 @@ mod tests {
         assert!(parser.finished());
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].0.as_deref(), Some(&2i64.to_be_bytes()[..]));
+
+        let mut whole = CopyParser::new();
+        let mut again = Vec::new();
+        whole
+            .feed(&stream, |f| {
+                again.push((f[0].map(|b| b.to_vec()), f[1].is_none()))
+            })
+            .unwrap();
+        assert!(whole.finished());
+        assert_eq!(again, rows, "read from the chunk itself, the same rows");
+        assert!(whole.buffer.is_empty());
     }
 }

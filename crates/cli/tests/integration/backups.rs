@@ -2,7 +2,7 @@
 //! against real servers and a local destination (the library's own tests
 //! cover S3, Azure Blob, encryption and the failure paths).
 
-use crate::harness::{pgharbor_with, scalar, Run, Scratch};
+use crate::harness::{pgharbor_under_umask, pgharbor_with, scalar, Run, Scratch};
 use crate::postgres_copy::fingerprint;
 use pgharbor_testkit::{Cluster, Flavor};
 
@@ -19,11 +19,17 @@ INSERT INTO purchase (customer_id, total, at) SELECT 1 + g % 2000, g / 3.0, time
 CREATE VIEW big_spenders AS SELECT customer_id, sum(total) FROM purchase GROUP BY customer_id HAVING sum(total) > 100000;
 ";
 
-#[test]
-fn a_backup_is_listed_verified_by_restoring_restored_and_pruned() {
+/// A PostgreSQL 16 server with the database `shop` holding [`SHOP`].
+fn shop_server() -> Cluster {
     let server = Cluster::start(Flavor::Pg16Vector);
     server.create_database("shop");
     server.psql("shop", SHOP);
+    server
+}
+
+#[test]
+fn a_backup_is_listed_verified_by_restoring_restored_and_pruned() {
+    let server = shop_server();
     let scratch = Scratch::new();
     let dest = scratch.path("backups");
     let dest = dest.to_str().unwrap();
@@ -90,6 +96,23 @@ fn a_backup_is_listed_verified_by_restoring_restored_and_pruned() {
     let refused = restore_as(&format!("{dest}/{id}"), "shop_copy", &[]);
     assert_eq!(refused.code, 1, "{}", refused.all());
     assert!(refused.stderr.contains("shop_copy"), "{}", refused.stderr);
+    // Without --as, into the database the URL names (created, as with
+    // pg_restore -d), never into the backup's own "shop".
+    let by_url = pgharbor_pg(&[
+        "restore",
+        &format!("{dest}/{id}"),
+        &server.url("shop_by_url"),
+    ])
+    .success();
+    assert!(
+        by_url.stdout.contains("shop → shop_by_url"),
+        "{}",
+        by_url.stdout
+    );
+    assert_eq!(
+        fingerprint(&server, "shop", "SELECT * FROM purchase"),
+        fingerprint(&server, "shop_by_url", "SELECT * FROM purchase"),
+    );
     // Temporary files go where --temp-dir says, and are gone afterwards.
     let missing = scratch.path("no-such-dir");
     restore_as(
@@ -293,6 +316,194 @@ fn a_redis_snapshot_is_backed_up_and_restored_key_by_key() {
     assert_eq!(cli(&target, &["EXISTS", "stale"]), "0");
 }
 
+/// Backups hold every row (and role hashes with --with-role-passwords):
+/// under the usual umask 022, the dumps, the roles file, manifests,
+/// verification records and Redis snapshots are created 0600, and the
+/// directories pgharbor creates for them 0700; the test restore's
+/// temporary files in --temp-dir are gone afterwards.
+#[test]
+fn backup_files_are_readable_by_their_owner_alone_under_umask_022() {
+    use pgharbor_testkit::RedisServer;
+    use std::os::unix::fs::PermissionsExt as _;
+    let server = shop_server();
+    let redis = RedisServer::start();
+    let scratch = Scratch::new();
+    let top = scratch.path("srv");
+    let dest = top.join("backups");
+    let dest = dest.to_str().unwrap();
+    let temp = scratch.path("temp");
+    std::fs::create_dir(&temp).unwrap();
+    let bin = Flavor::Pg16Vector.bin_dir().expect("PG16 binaries");
+    let env = [("PGHARBOR_PG_BIN", bin.to_str().unwrap())];
+    let run = |args: &[&str]| pgharbor_under_umask("022", args, &env).success();
+    run(&[
+        "backup",
+        &server.url("shop"),
+        "--to",
+        dest,
+        "--roles",
+        "--verify-after",
+        "--restore-to",
+        &server.url("postgres"),
+        "--temp-dir",
+        temp.to_str().unwrap(),
+    ]);
+    run(&["backup", &redis.url(), "--to", dest]);
+    run(&["backups", "verify", dest]);
+
+    let mut files = Vec::new();
+    let mut dirs = vec![top.clone()];
+    while let Some(dir) = dirs.pop() {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{} is {mode:o}", path.display());
+            files.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    files.sort();
+    files.dedup();
+    assert_eq!(
+        files,
+        [
+            "dump.rdb.zst",
+            "manifest.json",
+            "roles.sql.zst",
+            "shop.dump.zst",
+            "verification.json"
+        ],
+        "both backups' files were checked"
+    );
+    assert_eq!(
+        std::fs::read_dir(&temp).unwrap().count(),
+        0,
+        "no temporary file is left in --temp-dir"
+    );
+}
+
+/// `backups verify DEST` checks the newest backup only (and says so in
+/// --help); `--all` checks every one, names the damaged backup and file,
+/// exits 1 and records it, so `list`, `status --backups` and /metrics show
+/// it as corrupt.
+#[test]
+fn verify_all_finds_a_byte_changed_in_an_older_backup() {
+    use crate::serving::{metric, parse_metrics, Serve};
+    let server = shop_server();
+    let scratch = Scratch::new();
+    let dir = scratch.path("backups");
+    let dest = dir.to_str().unwrap();
+    let url = server.url("shop");
+    pgharbor_pg(&["backup", &url, "--to", dest]).success();
+    pgharbor_pg(&["backup", &url, "--to", dest]).success();
+    let listed = pgharbor_pg(&["backups", "list", dest, "--json"]).success();
+    let entries: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let (newer, older) = (
+        entries[0]["id"].as_str().unwrap().to_string(),
+        entries[1]["id"].as_str().unwrap().to_string(),
+    );
+    let dump = dir.join(&older).join("shop.dump.zst");
+    let mut bytes = std::fs::read(&dump).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&dump, &bytes).unwrap();
+
+    let help = pgharbor_pg(&["backups", "verify", "--help"]).success();
+    assert!(
+        help.stdout.contains("only the newest backup") && help.stdout.contains("--all"),
+        "{}",
+        help.stdout
+    );
+    let newest_only = pgharbor_pg(&["backups", "verify", dest]).success();
+    assert!(
+        newest_only.stdout.contains(&newer),
+        "{}",
+        newest_only.stdout
+    );
+
+    let all = pgharbor_pg(&["backups", "verify", dest, "--all"]);
+    assert_eq!(all.code, 1, "{}", all.all());
+    assert!(
+        all.stdout
+            .contains(&format!("backup {newer}: 1 file(s) intact")),
+        "{}",
+        all.stdout
+    );
+    assert!(
+        all.stderr.contains(&format!(
+            "1 of 2 backup(s) at {dest} are damaged: {older} (file shop.dump.zst is damaged"
+        )),
+        "{}",
+        all.stderr
+    );
+
+    let listed = pgharbor_pg(&["backups", "list", dest, "--json"]).success();
+    let entries: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(entries[0]["state"], "verified", "{}", listed.stdout);
+    assert_eq!(entries[1]["state"], "corrupt", "{}", listed.stdout);
+    let status = pgharbor_pg(&["status", &url, "--backups", dest, "--json"]).success();
+    let view: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(view["backups"]["counts"]["corrupt"], 1, "{view}");
+    let serve = Serve::start(
+        &format!("[[backups]]\nname = \"nightly\"\ndest = \"{dest}\"\n"),
+        &[],
+        &[],
+    );
+    let m = parse_metrics(&serve.get("/metrics"));
+    let corrupt = [("backup", "nightly"), ("state", "corrupt")];
+    assert_eq!(metric(&m, "pgharbor_backups", &corrupt), Some(1.0));
+}
+
+/// `--compress-level` trades speed for size and is recorded in the
+/// manifest; a level out of range is refused naming the range; the
+/// default archive is no larger than `pg_dump -Fc`'s of the same database.
+#[test]
+fn compress_level_is_chosen_recorded_and_checked() {
+    let server = shop_server();
+    let scratch = Scratch::new();
+    let dest = scratch.path("backups");
+    let dest = dest.to_str().unwrap();
+    let url = server.url("shop");
+    let backup = |extra: &[&str]| {
+        let mut args = vec!["backup", &url, "--to", dest, "--json"];
+        args.extend_from_slice(extra);
+        let run = pgharbor_pg(&args).success();
+        let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        let manifest = &report["manifest"];
+        (
+            manifest["compression"]["level"].as_i64().unwrap(),
+            manifest["files"][0]["size"].as_u64().unwrap(),
+        )
+    };
+    let (fastest, fast_size) = backup(&["--compress-level", "1"]);
+    let (smallest, small_size) = backup(&["--compress-level", "19"]);
+    assert_eq!((fastest, smallest), (1, 19));
+    assert!(small_size < fast_size, "{small_size} < {fast_size}");
+    let (default, default_size) = backup(&[]);
+    assert!((1..=19).contains(&default), "{default}");
+
+    let bin = Flavor::Pg16Vector.bin_dir().expect("PG16 binaries");
+    let plain = scratch.path("shop.dump");
+    let dumped = std::process::Command::new(bin.join("pg_dump"))
+        .args(["-Fc", "-f", plain.to_str().unwrap(), &url])
+        .output()
+        .unwrap();
+    assert!(dumped.status.success(), "{dumped:?}");
+    let pg_dump_size = std::fs::metadata(&plain).unwrap().len();
+    assert!(
+        default_size <= pg_dump_size,
+        "level {default}: {default_size} bytes, pg_dump -Fc {pg_dump_size}"
+    );
+
+    pgharbor_pg(&["backup", &url, "--to", dest, "--compress-level", "25"])
+        .fails_with(2, &["--compress-level", "25", "1..=19"]);
+}
+
 fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -311,9 +522,7 @@ fn problems_of(view: &serde_json::Value) -> String {
 #[test]
 fn status_and_serve_show_the_last_good_and_verified_backup() {
     use crate::serving::{metric, parse_metrics, Serve};
-    let server = Cluster::start(Flavor::Pg16Vector);
-    server.create_database("shop");
-    server.psql("shop", SHOP);
+    let server = shop_server();
     let scratch = Scratch::new();
     let dir = scratch.path("backups");
     std::fs::create_dir(&dir).unwrap();
@@ -550,9 +759,7 @@ fn status_and_serve_show_the_last_good_and_verified_backup() {
 fn backup_every_runs_on_schedule_and_stops_on_sigterm() {
     use crate::serving::{http_get, metric, parse_metrics};
     use std::io::Read as _;
-    let server = Cluster::start(Flavor::Pg16Vector);
-    server.create_database("shop");
-    server.psql("shop", SHOP);
+    let server = shop_server();
     let scratch = Scratch::new();
     let dest = scratch.path("backups");
     let dest = dest.to_str().unwrap();

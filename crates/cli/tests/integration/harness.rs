@@ -179,3 +179,19 @@ pub fn pgharbor_with(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -
     drop(input);
     Run::from(child.wait_with_output().expect("wait for pgharbor"))
 }
+
+/// [`pgharbor_with`] (no standard input) started by a shell that first sets
+/// `umask`, e.g. `022`, under which new files are readable by everyone
+/// unless created with a mode that says otherwise.
+pub fn pgharbor_under_umask(umask: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let output = Command::new("sh")
+        .args(["-c", "umask \"$0\" && exec \"$@\"", umask])
+        .arg(env!("CARGO_BIN_EXE_pgharbor"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("PGPASSWORD")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run pgharbor through sh");
+    Run::from(output)
+}

@@ -9,6 +9,7 @@ mod harness;
 mod health;
 mod into_existing;
 mod leak;
+mod memory;
 mod open_webui;
 mod postgres_copy;
 mod quoting;
