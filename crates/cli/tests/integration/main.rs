@@ -19,3 +19,4 @@ mod sqlalchemy;
 mod sqlite_errors;
 mod sqlite_migrate;
 mod sqlite_verify;
+mod version;
