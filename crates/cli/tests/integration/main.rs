@@ -7,6 +7,7 @@ mod consolidation;
 mod django;
 mod harness;
 mod health;
+mod image;
 mod into_existing;
 mod leak;
 mod open_webui;
