@@ -10,7 +10,7 @@
 #
 # What the image holds (a Debian bookworm `essential` base, no apt, no
 # compiler, no secrets):
-#   /usr/local/bin/pgharbor                 the entrypoint
+#   /usr/local/bin/pgharbor                 the entrypoint (+ /usr/share/doc/pgharbor/LICENSE)
 #   ca-certificates                         for TLS to PostgreSQL, S3, Azure
 #   /usr/lib/postgresql/15/bin              PostgreSQL 15 client tools (Debian's postgresql-client-15)
 #   /usr/lib/postgresql/16/bin              PostgreSQL 16 pg_dump, pg_restore, pg_dumpall, psql,
@@ -125,6 +125,7 @@ install_binary() {
 	local dir="$1" binary="$2"
 	install -m 0755 "$binary" "$dir/usr/local/bin/pgharbor.tmp"
 	mv "$dir/usr/local/bin/pgharbor.tmp" "$dir/usr/local/bin/pgharbor"
+	install -D -m 0644 "$REPO/LICENSE" "$dir/usr/share/doc/pgharbor/LICENSE"
 	in_rootfs "$dir" --userspec="$APP_UID:$APP_UID" "$dir" /usr/local/bin/pgharbor --version >&2 ||
 		die "pgharbor does not run in $dir as the image's user"
 }

@@ -162,3 +162,67 @@ fn the_image_backs_up_and_restores_postgresql_16_with_its_own_pg_dump() {
         );
     }
 }
+
+/// The `Dockerfile` builds the same image for users with registry access:
+/// same user, home, entrypoint and licence file; its PostgreSQL majors
+/// include every one the scripted image has.
+#[test]
+fn the_dockerfile_describes_the_same_image() {
+    let rootfs = image_rootfs();
+    let dockerfile =
+        std::fs::read_to_string(workspace().join("Dockerfile")).expect("read Dockerfile");
+    for line in [
+        "USER 10001:10001",
+        "WORKDIR /home/pgharbor",
+        r#"ENTRYPOINT ["/usr/local/bin/pgharbor"]"#,
+        "COPY LICENSE /usr/share/doc/pgharbor/LICENSE",
+    ] {
+        assert!(
+            dockerfile.lines().any(|l| l == line),
+            "Dockerfile lacks {line:?}"
+        );
+    }
+    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).expect("read passwd");
+    assert!(
+        passwd
+            .lines()
+            .any(|l| l.starts_with("pgharbor:x:10001:10001:") && l.contains(":/home/pgharbor:")),
+        "{passwd}"
+    );
+    assert!(rootfs.join("usr/share/doc/pgharbor/LICENSE").is_file());
+    let majors = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("ARG PG_MAJORS="))
+        .expect("ARG PG_MAJORS in the Dockerfile")
+        .trim_matches('"')
+        .to_string();
+    for entry in std::fs::read_dir(rootfs.join("usr/lib/postgresql")).expect("PostgreSQL tools") {
+        let major = entry
+            .expect("entry")
+            .file_name()
+            .into_string()
+            .expect("a name");
+        assert!(
+            majors.split(' ').any(|m| m == major),
+            "the image has PostgreSQL {major}, the Dockerfile only {majors}"
+        );
+    }
+}
+
+/// Nothing to build software with, no package manager, no home contents.
+#[test]
+fn the_image_holds_no_build_tools() {
+    let rootfs = image_rootfs();
+    for tool in [
+        "gcc", "cc", "ld", "make", "cargo", "rustc", "apt-get", "pip3", "git",
+    ] {
+        assert!(
+            !rootfs.join("usr/bin").join(tool).exists(),
+            "{tool} is in the image"
+        );
+    }
+    let home: Vec<_> = std::fs::read_dir(rootfs.join("home/pgharbor"))
+        .expect("the user's home")
+        .collect();
+    assert!(home.is_empty(), "{home:?}");
+}

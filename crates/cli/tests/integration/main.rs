@@ -4,6 +4,7 @@
 mod backups;
 mod chroma;
 mod consolidation;
+mod deploy;
 mod django;
 mod harness;
 mod health;
