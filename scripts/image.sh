@@ -14,8 +14,8 @@
 #   ca-certificates                         for TLS to PostgreSQL, S3, Azure
 #   /usr/lib/postgresql/15/bin              PostgreSQL 15 client tools (Debian's postgresql-client-15)
 #   /usr/lib/postgresql/16/bin              PostgreSQL 16 pg_dump, pg_restore, pg_dumpall, psql,
-#                                           pg_isready, from the PyPI wheel pgserver (scripts/setup.sh)
-#   /usr/lib/pgserver.libs                  their libpq (where the wheel's RPATH looks)
+#                                           pg_isready, from the PyPI wheel pgserver (scripts/setup.sh),
+#                                           linked to Debian's libpq5 (TLS) instead of the wheel's
 #   user pgharbor (uid/gid 10001), home /home/pgharbor
 #
 # pgharbor picks the newest pg_dump/pg_restore whose major is at least the
@@ -45,8 +45,7 @@ die() {
 }
 
 # Run a command in the root filesystem DIR the way a container runtime does
-# enough of it: own mount and PID namespaces with /proc mounted (the loader
-# resolves the PostgreSQL 16 tools' $ORIGIN RPATH through /proc/self/exe).
+# enough of it: own mount and PID namespaces with /proc mounted.
 in_rootfs() {
 	local dir="$1"
 	shift
@@ -56,8 +55,7 @@ in_rootfs() {
 # What the base root filesystem is made of: a change rebuilds it.
 image_key() {
 	{
-		printf '%s\n' "$SUITE" "${PACKAGES[@]}" "${PG16_TOOLS[@]}" "$APP_UID"
-		sha256sum "$PG16_ROOT"/pgserver.libs/libpq-*.so.* | cut -d' ' -f1
+		printf '%s\n' "$SUITE" "${PACKAGES[@]}" "${PG16_TOOLS[@]}" "$APP_UID" "libpq: Debian's libpq5"
 		for tool in "${PG16_TOOLS[@]}"; do sha256sum "$PG16_ROOT/bin/$tool" | cut -d' ' -f1; done
 	} | sha256sum | cut -c1-16
 }
@@ -79,19 +77,21 @@ debian_base() {
 		"deb http://deb.debian.org/debian-security $SUITE-security main" >&2
 }
 
-# PostgreSQL 16's client tools where crates/pgtools looks for them, with the
-# libpq their RPATH ($ORIGIN/../../../pgserver.libs) names.
+# PostgreSQL 16's client tools where crates/pgtools looks for them. The
+# wheel's own libpq is built without OpenSSL (sslmode=require fails), so the
+# tools are relinked (patchelf) to Debian's libpq5, which postgresql-client-15
+# brings: it has every libpq function they call (checked here by running each
+# with LD_BIND_NOW, which resolves every symbol at start).
 pg16_tools() {
-	local dir="$1" libpq
-	install -d -m 0755 "$dir/usr/lib/postgresql/16/bin" "$dir/usr/lib/pgserver.libs"
+	local dir="$1" wheel_libpq
+	wheel_libpq="$(basename "$(echo "$PG16_ROOT"/pgserver.libs/libpq-*.so.*)")"
+	install -d -m 0755 "$dir/usr/lib/postgresql/16/bin"
 	for tool in "${PG16_TOOLS[@]}"; do
 		install -m 0755 "$PG16_ROOT/bin/$tool" "$dir/usr/lib/postgresql/16/bin/$tool"
+		patchelf --remove-rpath --replace-needed "$wheel_libpq" libpq.so.5 "$dir/usr/lib/postgresql/16/bin/$tool"
+		in_rootfs "$dir" "$dir" env LD_BIND_NOW=1 "/usr/lib/postgresql/16/bin/$tool" --version >/dev/null ||
+			die "PostgreSQL 16 $tool does not run with Debian's libpq in $dir"
 	done
-	for libpq in "$PG16_ROOT"/pgserver.libs/libpq-*.so.*; do
-		install -m 0644 "$libpq" "$dir/usr/lib/pgserver.libs/"
-	done
-	in_rootfs "$dir" "$dir" /usr/lib/postgresql/16/bin/pg_dump --version >/dev/null ||
-		die "PostgreSQL 16 pg_dump does not run in $dir"
 }
 
 # The non-root user the image runs as (no password, no login shell).
@@ -164,8 +164,8 @@ oci_image() {
 }
 
 [ "$(id -u)" -eq 0 ] || die "needs root (mmdebstrap --mode=root, chroot)"
-command -v mmdebstrap >/dev/null && command -v umoci >/dev/null ||
-	die "needs mmdebstrap and umoci: apt-get install mmdebstrap umoci"
+command -v mmdebstrap >/dev/null && command -v umoci >/dev/null && command -v patchelf >/dev/null ||
+	die "needs mmdebstrap, umoci and patchelf: apt-get install mmdebstrap umoci patchelf"
 [ -x "$PG16_ROOT/bin/pg_dump" ] || die "no PostgreSQL 16 tools in $PG16_ROOT (run scripts/setup.sh as root)"
 
 case "${1:-}" in

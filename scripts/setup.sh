@@ -3,7 +3,7 @@
 # checks files and finishes in well under a second.
 #
 #   * Debian packages: postgresql-15 (server + client, /usr/lib/postgresql/15/bin), sqlite3,
-#     mmdebstrap and umoci (the container image, scripts/image.sh)
+#     mmdebstrap, umoci and patchelf (the container image, scripts/image.sh)
 #   * <repo>/.venv with the PyPI package `pgserver` (PostgreSQL 16 + pgvector binaries)
 #   * <repo>/.cache/moto (moto's S3 server) and <repo>/.cache/azurite (Azurite), pinned
 #   * <repo>/.cache/deploy-check with kubernetes-validate (scripts/check-deploy.py), pinned
@@ -52,6 +52,7 @@ command -v age >/dev/null 2>&1 || apt_missing+=(age)   # backup tests decrypt wi
 command -v python3 >/dev/null 2>&1 || apt_missing+=(python3 python3-venv)
 command -v mmdebstrap >/dev/null 2>&1 || apt_missing+=(mmdebstrap) # the container image's root filesystem (scripts/image.sh)
 command -v umoci >/dev/null 2>&1 || apt_missing+=(umoci)           # packs it as an OCI image
+command -v patchelf >/dev/null 2>&1 || apt_missing+=(patchelf)     # links the image's PostgreSQL 16 tools to Debian's libpq
 
 if [ "${#apt_missing[@]}" -gt 0 ]; then
 	say "installing Debian packages: ${apt_missing[*]}"

@@ -13,7 +13,7 @@
 use crate::harness::Run;
 use crate::postgres_copy::fingerprint;
 use crate::version::expected_version_line;
-use pgharbor_testkit::{Cluster, Flavor};
+use pgharbor_testkit::{Cluster, ClusterOptions, Flavor};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -225,4 +225,51 @@ fn the_image_holds_no_build_tools() {
         .expect("the user's home")
         .collect();
     assert!(home.is_empty(), "{home:?}");
+}
+
+/// A PostgreSQL 15 server that accepts TLS, with a self-signed certificate.
+fn tls_server() -> Cluster {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+    let cert = params.self_signed(&key).expect("certificate");
+    Cluster::start_with(
+        Flavor::Pg15,
+        ClusterOptions {
+            data_files: vec![
+                ("server.crt".to_owned(), cert.pem().into_bytes()),
+                ("server.key".to_owned(), key.serialize_pem().into_bytes()),
+            ],
+            extra_conf: vec![
+                ("ssl".to_owned(), "on".to_owned()),
+                ("ssl_cert_file".to_owned(), "server.crt".to_owned()),
+                ("ssl_key_file".to_owned(), "server.key".to_owned()),
+            ],
+            ..Default::default()
+        },
+    )
+}
+
+/// pgharbor picks the newest pg_dump (16) for any server up to 16, so the
+/// image's PostgreSQL 16 tools must speak TLS: `sslmode=require` reaches
+/// them through PGSSLMODE.
+#[test]
+fn the_image_backs_up_over_tls() {
+    let rootfs = image_rootfs();
+    let server = tls_server();
+    server.create_database("notes");
+    server.psql(
+        "notes",
+        "CREATE TABLE note (id int PRIMARY KEY, body text);
+         INSERT INTO note SELECT g, 'note ' || g FROM generate_series(1, 100) g;",
+    );
+    let dest = ImageDir::new(&rootfs, "pgharbor-image-tls-backups");
+    let url = format!("{}?sslmode=require", server.url("notes"));
+    let taken =
+        pgharbor_in_image(&rootfs, &["backup", &url, "--to", &dest.inside, "--json"]).success();
+    let report: serde_json::Value = serde_json::from_str(&taken.stdout).expect(&taken.stdout);
+    let id = report["id"].as_str().expect(&taken.stdout);
+    let manifest =
+        std::fs::read(dest.host.join(id).join("manifest.json")).expect("read the manifest");
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).expect("manifest JSON");
+    assert_eq!(manifest["postgres"]["pg_dump_major"], 16, "{manifest}");
 }
