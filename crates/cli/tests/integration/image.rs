@@ -90,6 +90,17 @@ impl Drop for ImageDir {
     }
 }
 
+/// Back up `url` with the image's pgharbor into `dest`; the backup's manifest.
+fn backup_in_image(rootfs: &Path, url: &str, dest: &ImageDir) -> serde_json::Value {
+    let taken =
+        pgharbor_in_image(rootfs, &["backup", url, "--to", &dest.inside, "--json"]).success();
+    let report: serde_json::Value = serde_json::from_str(&taken.stdout).expect(&taken.stdout);
+    let id = report["id"].as_str().expect(&taken.stdout);
+    let manifest =
+        std::fs::read(dest.host.join(id).join("manifest.json")).expect("read the manifest");
+    serde_json::from_slice(&manifest).expect("manifest JSON")
+}
+
 #[test]
 fn the_image_prints_its_version() {
     let rootfs = image_rootfs();
@@ -121,22 +132,7 @@ fn the_image_backs_up_and_restores_postgresql_16_with_its_own_pg_dump() {
     );
     let dest = ImageDir::new(&rootfs, "pgharbor-image-backups");
 
-    let taken = pgharbor_in_image(
-        &rootfs,
-        &[
-            "backup",
-            &server.url("shop"),
-            "--to",
-            &dest.inside,
-            "--json",
-        ],
-    )
-    .success();
-    let report: serde_json::Value = serde_json::from_str(&taken.stdout).expect(&taken.stdout);
-    let id = report["id"].as_str().expect(&taken.stdout);
-    let manifest =
-        std::fs::read(dest.host.join(id).join("manifest.json")).expect("read the manifest");
-    let manifest: serde_json::Value = serde_json::from_slice(&manifest).expect("manifest JSON");
+    let manifest = backup_in_image(&rootfs, &server.url("shop"), &dest);
     assert_eq!(
         manifest["postgres"]["pg_dump_major"], 16,
         "not dumped by the image's pg_dump 16: {manifest}"
@@ -264,12 +260,6 @@ fn the_image_backs_up_over_tls() {
     );
     let dest = ImageDir::new(&rootfs, "pgharbor-image-tls-backups");
     let url = format!("{}?sslmode=require", server.url("notes"));
-    let taken =
-        pgharbor_in_image(&rootfs, &["backup", &url, "--to", &dest.inside, "--json"]).success();
-    let report: serde_json::Value = serde_json::from_str(&taken.stdout).expect(&taken.stdout);
-    let id = report["id"].as_str().expect(&taken.stdout);
-    let manifest =
-        std::fs::read(dest.host.join(id).join("manifest.json")).expect("read the manifest");
-    let manifest: serde_json::Value = serde_json::from_slice(&manifest).expect("manifest JSON");
+    let manifest = backup_in_image(&rootfs, &url, &dest);
     assert_eq!(manifest["postgres"]["pg_dump_major"], 16, "{manifest}");
 }
