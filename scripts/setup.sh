@@ -2,9 +2,11 @@
 # Install what pgharbor's tests and demo need. Idempotent: a second run only
 # checks files and finishes in well under a second.
 #
-#   * Debian packages: postgresql-15 (server + client, /usr/lib/postgresql/15/bin), sqlite3
+#   * Debian packages: postgresql-15 (server + client, /usr/lib/postgresql/15/bin), sqlite3,
+#     mmdebstrap, umoci and patchelf (the container image, scripts/image.sh)
 #   * <repo>/.venv with the PyPI package `pgserver` (PostgreSQL 16 + pgvector binaries)
 #   * <repo>/.cache/moto (moto's S3 server) and <repo>/.cache/azurite (Azurite), pinned
+#   * <repo>/.cache/deploy-check with kubernetes-validate (scripts/check-deploy.py), pinned
 #   * as root: a copy of pgserver's binaries in /opt/pgharbor/pg16 that the
 #     `postgres` user can execute (clusters run as `postgres` when we are root,
 #     and the repository may live under a directory `postgres` cannot enter).
@@ -48,6 +50,9 @@ command -v sqlite3 >/dev/null 2>&1 || apt_missing+=(sqlite3)
 command -v zstd >/dev/null 2>&1 || apt_missing+=(zstd) # backup tests restore with `zstd -dc | pg_restore`
 command -v age >/dev/null 2>&1 || apt_missing+=(age)   # backup tests decrypt with the age CLI
 command -v python3 >/dev/null 2>&1 || apt_missing+=(python3 python3-venv)
+command -v mmdebstrap >/dev/null 2>&1 || apt_missing+=(mmdebstrap) # the container image's root filesystem (scripts/image.sh)
+command -v umoci >/dev/null 2>&1 || apt_missing+=(umoci)           # packs it as an OCI image
+command -v patchelf >/dev/null 2>&1 || apt_missing+=(patchelf)     # links the image's PostgreSQL 16 tools to Debian's libpq
 
 if [ "${#apt_missing[@]}" -gt 0 ]; then
 	say "installing Debian packages: ${apt_missing[*]}"
@@ -156,6 +161,19 @@ if [ "$azurite_installed" != "$AZURITE_VERSION" ] || [ ! -x "$AZURITE_DIR/node_m
 	(cd "$AZURITE_DIR" && npm install --no-audit --no-fund --silent --save-exact "azurite@$AZURITE_VERSION") ||
 		die "npm install azurite@$AZURITE_VERSION failed"
 	[ -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ] || die "azurite installed but azurite-blob is missing"
+fi
+
+# ------------------------- deploy/ recipes' checker (scripts/check-deploy.py)
+# kubernetes-validate (pinned) ships the Kubernetes API schemas and validates
+# offline; its venv is <repo>/.cache/deploy-check.
+KUBERNETES_VALIDATE_VERSION=1.37.0
+DEPLOY_CHECK_VENV="$REPO/.cache/deploy-check"
+if [ "$(cat "$DEPLOY_CHECK_VENV/.kubernetes-validate-version" 2>/dev/null || true)" != "$KUBERNETES_VALIDATE_VERSION" ]; then
+	say "installing kubernetes-validate==$KUBERNETES_VALIDATE_VERSION into $DEPLOY_CHECK_VENV"
+	[ -x "$DEPLOY_CHECK_VENV/bin/python" ] || python3 -m venv "$DEPLOY_CHECK_VENV" || die "python3 -m venv $DEPLOY_CHECK_VENV failed"
+	"$DEPLOY_CHECK_VENV/bin/python" -m pip install --disable-pip-version-check -q "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" ||
+		die "pip install kubernetes-validate==$KUBERNETES_VALIDATE_VERSION failed"
+	printf '%s\n' "$KUBERNETES_VALIDATE_VERSION" >"$DEPLOY_CHECK_VENV/.kubernetes-validate-version"
 fi
 
 # ------------------------------- Chromium + playwright-core (dashboard browser test)

@@ -4,9 +4,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use pgharbor_conn::SslMode;
 use std::path::PathBuf;
 
+/// What `pgharbor --version` prints after the name: the package version and
+/// the git commit it was built from (`unknown` outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("PGHARBOR_GIT_REVISION"),
+    ")"
+);
+
 /// Move a self-hosted application's data onto PostgreSQL and prove nothing was lost.
 #[derive(Debug, Parser)]
-#[command(name = "pgharbor", version, about, propagate_version = true)]
+#[command(name = "pgharbor", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug); PGHARBOR_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -12,6 +12,11 @@ mod migrate;
 mod output;
 mod postgres;
 mod progress;
+#[cfg(test)]
+#[path = "../build/revision.rs"]
+mod revision;
+#[cfg(test)]
+mod revision_tests;
 mod secret;
 mod url;
 

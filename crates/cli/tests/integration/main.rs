@@ -4,9 +4,11 @@
 mod backups;
 mod chroma;
 mod consolidation;
+mod deploy;
 mod django;
 mod harness;
 mod health;
+mod image;
 mod into_existing;
 mod leak;
 mod memory;
@@ -20,3 +22,4 @@ mod sqlalchemy;
 mod sqlite_errors;
 mod sqlite_migrate;
 mod sqlite_verify;
+mod version;
