@@ -1,12 +1,14 @@
 //! The documentation kept in line with the command line: every `pgharbor …`
-//! line in a shell code block of README.md, docs/*.md and bench/README.md is
+//! line in a shell code block of README.md, CHANGELOG.md, docs/*.md,
+//! bench/README.md and deploy/README.md (and every pgharbor `command:`/`args:`
+//! list in their YAML blocks) is
 //! parsed by this build's own argument parser (the line is run with `--help`
 //! appended: clap rejects an unknown subcommand, an unknown flag or a value
 //! its parser refuses before it reaches `--help`), a few cheap ones are run
 //! for real, and every relative link between the pages points at a file that
-//! exists.
+//! exists and, with an `#anchor`, at one of its headings.
 
-use crate::harness::{pgharbor, Scratch};
+use crate::harness::{pgharbor, pgharbor_with, Scratch};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -20,7 +22,12 @@ fn workspace() -> PathBuf {
 /// The Markdown pages whose commands and links are checked.
 fn pages() -> Vec<PathBuf> {
     let root = workspace();
-    let mut pages = vec![root.join("README.md"), root.join("bench/README.md")];
+    let mut pages = vec![
+        root.join("README.md"),
+        root.join("CHANGELOG.md"),
+        root.join("bench/README.md"),
+        root.join("deploy/README.md"),
+    ];
     let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
         .expect("read docs/")
         .map(|entry| entry.expect("docs/ entry").path())
@@ -117,6 +124,52 @@ fn pgharbor_arguments(line: &str) -> Option<Vec<String>> {
         })
 }
 
+/// The `pgharbor` argument lists in the YAML code blocks of `text`: a
+/// `command:` or `args:` flow list that starts with `pgharbor`, runs it
+/// through `sh -c`, or belongs to a container whose image is pgharbor's
+/// (its entrypoint), with the line number.
+fn yaml_pgharbor_arguments(text: &str) -> Vec<(usize, Vec<String>)> {
+    let mut found = Vec::new();
+    let mut in_yaml_block = None;
+    let mut pgharbor_image = false;
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start().trim_start_matches("- ");
+        if let Some(language) = trimmed.strip_prefix("```") {
+            in_yaml_block = match in_yaml_block {
+                Some(_) => None,
+                None => Some(language.trim() == "yaml"),
+            };
+            pgharbor_image = false;
+            continue;
+        }
+        if in_yaml_block != Some(true) {
+            continue;
+        }
+        if let Some(image) = trimmed.strip_prefix("image:") {
+            pgharbor_image = without_comment(image).contains("pgharbor");
+        }
+        let Some(list) = ["command:", "args:"]
+            .iter()
+            .find_map(|key| trimmed.strip_prefix(key))
+        else {
+            continue;
+        };
+        let Ok(words) = serde_json::from_str::<Vec<String>>(without_comment(list).trim()) else {
+            continue;
+        };
+        let arguments = match words.as_slice() {
+            [program, rest @ ..] if program == "pgharbor" => Some(rest.to_vec()),
+            [shell, flag, script] if shell == "sh" && flag == "-c" => pgharbor_arguments(script),
+            _ if pgharbor_image => Some(words),
+            _ => None,
+        };
+        if let Some(arguments) = arguments {
+            found.push((index + 1, arguments));
+        }
+    }
+    found
+}
+
 fn documented_commands() -> Vec<DocumentedCommand> {
     let root = workspace();
     let mut commands = Vec::new();
@@ -132,6 +185,10 @@ fn documented_commands() -> Vec<DocumentedCommand> {
                 let place = format!("{name}:{number}: {line}");
                 commands.push(DocumentedCommand { place, args });
             }
+        }
+        for (number, args) in yaml_pgharbor_arguments(&text) {
+            let place = format!("{name}:{number}: {}", args.join(" "));
+            commands.push(DocumentedCommand { place, args });
         }
     }
     commands
@@ -172,34 +229,79 @@ fn a_misspelt_flag_in_a_documented_line_is_caught() {
     pgharbor(&args).fails_with(2, &["--dry-rn"]);
 }
 
+/// The first command line documented in `page` whose arguments start with
+/// `prefix`.
+fn documented(commands: &[DocumentedCommand], page: &str, prefix: &[&str]) -> Vec<String> {
+    commands
+        .iter()
+        .filter(|command| command.place.starts_with(&format!("{page}:")))
+        .find(|command| {
+            command
+                .args
+                .iter()
+                .map(String::as_str)
+                .take(prefix.len())
+                .eq(prefix.iter().copied())
+        })
+        .unwrap_or_else(|| panic!("no `pgharbor {}` line in {page}", prefix.join(" ")))
+        .args
+        .clone()
+}
+
 #[test]
 fn cheap_documented_commands_run() {
-    let built = pgharbor(&[
-        "url",
-        "build",
-        "--host",
-        "db.example.com",
-        "--user",
-        "pgadmin",
-        "--database",
-        "openwebui",
-    ])
-    .success();
-    assert!(
-        built
-            .stdout
-            .starts_with("postgresql://pgadmin@db.example.com"),
-        "{}",
-        built.all()
+    let commands = documented_commands();
+
+    let generate = documented(&commands, "README.md", &["secret", "generate"]);
+    let generate: Vec<&str> = generate.iter().map(String::as_str).collect();
+    let password = pgharbor(&generate).success().stdout.trim().to_string();
+    assert_eq!(
+        password.chars().count(),
+        24,
+        "docs/connecting.md promises 24 characters: {password}"
     );
-    let generated = pgharbor(&["secret", "generate"]).success();
-    assert!(generated.stdout.trim().len() >= 20, "{}", generated.all());
+    assert!(
+        password
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c)),
+        "{password}"
+    );
+
+    // docs/connecting.md shows this password's URL under the command.
+    let build = documented(&commands, "docs/connecting.md", &["url", "build"]);
+    let build: Vec<&str> = build.iter().map(String::as_str).collect();
+    let built = pgharbor_with(&build, &[], Some("Abc123XYZ!@#")).success();
+    let connecting = std::fs::read_to_string(workspace().join("docs/connecting.md"))
+        .expect("read docs/connecting.md");
+    let shown = format!("# {}", built.stdout.trim());
+    assert!(
+        connecting.contains(&shown),
+        "{shown:?} is not what docs/connecting.md shows"
+    );
+
+    let inspect = documented(&commands, "docs/connecting.md", &["url", "inspect"]);
+    let mut inspect: Vec<&str> = inspect.iter().map(String::as_str).collect();
+    inspect[2] = built.stdout.trim();
+    let inspected = pgharbor(&inspect).success();
+    assert!(
+        inspected.stdout.contains("****") && !inspected.all().contains("Abc123XYZ"),
+        "{}",
+        inspected.all()
+    );
+
     let scratch = Scratch::new();
     let app = scratch.sqlite(
         "app.db",
         "CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO note VALUES (1, 'x');",
     );
-    let plan = pgharbor(&["migrate", app.to_str().expect("utf-8 path"), "--dry-run"]).success();
+    let dry_run = documented(
+        &commands,
+        "docs/sqlite.md",
+        &["migrate", "app.db", "--dry-run"],
+    );
+    let mut dry_run: Vec<&str> = dry_run.iter().map(String::as_str).collect();
+    dry_run[1] = app.to_str().expect("utf-8 path");
+    let plan = pgharbor(&dry_run).success();
     assert!(plan.stdout.contains("note"), "{}", plan.all());
 }
 
