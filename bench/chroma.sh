@@ -260,7 +260,7 @@ indexes py | sed 's/^/        /'
 table_size() { # heap + TOAST of document_chunk, indexes apart
 	$PSQL -At "$PG_URL_BASE/$1" -c "SELECT pg_size_pretty(pg_table_size('document_chunk')) || ' table + ' || pg_size_pretty(pg_indexes_size('document_chunk')) || ' indexes'" 2>/dev/null || echo "no table"
 }
-echo "    space: python-path $(table_size py); pgharbor $(table_size h_verify) (rows written whole, see the README)"
+echo "    space: python-path $(table_size py); pgharbor $(table_size h_verify) (rows written whole, see docs/chroma.md)"
 if [ -n "$(indexes h_verify)" ] && [ "$(indexes h_verify)" != "$(indexes py)" ]; then
 	echo "    indexes built by pgharbor:"
 	indexes h_verify | sed 's/^/        /'

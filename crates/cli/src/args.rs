@@ -112,7 +112,7 @@ pub struct BackupArgs {
     #[arg(long)]
     pub with_role_passwords: bool,
     /// zstd level, 1 (fastest) to 19 (smallest); the default balances size and speed (see the
-    /// README's Backups chapter).
+    /// Backups page, docs/backups.md).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=19))]
     pub compress_level: Option<i32>,
     /// Encrypt with age to this recipient (an age1… public key; repeatable).

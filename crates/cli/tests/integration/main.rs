@@ -6,6 +6,7 @@ mod chroma;
 mod consolidation;
 mod deploy;
 mod django;
+mod docs;
 mod harness;
 mod health;
 mod image;
