@@ -5,6 +5,7 @@ mod backups;
 mod chroma;
 mod consolidation;
 mod django;
+mod faults;
 mod harness;
 mod health;
 mod into_existing;

@@ -1,0 +1,366 @@
+//! The fault matrix: commands that write, under the faults a deployment
+//! meets — the target server restarted mid-run, pgharbor's connections
+//! terminated, pgharbor killed with `kill -9`, the target's disk full, the
+//! source changing underneath. Each cell checks the exit status, that the
+//! message names what happened and what to do, that the target holds exactly
+//! what the message says, and that the suggested next command ends in a
+//! verified, exact result.
+//!
+//! Faults land deterministically, never after a guessed sleep: a row
+//! trigger makes a COPY stop at a chosen row, waiting for an advisory lock
+//! the test holds ([`Hold`]); the fault is injected once
+//! `pg_stat_activity` shows the COPY waiting there.
+
+use crate::harness::{cluster, pgharbor, pgharbor_started, scalar, Run, Scratch};
+use pgharbor_testkit::Cluster;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// The advisory lock key the hold trigger waits for.
+const HOLD_KEY: i64 = 26;
+
+/// Rows of the table split into rowid ranges (over the 200,000 that splits).
+const MESSAGES: i64 = 220_000;
+
+/// A chat app's SQLite file: `message` (split into rowid ranges with
+/// `--jobs 2`) and a small `chat`.
+fn chat_db(scratch: &Scratch) -> PathBuf {
+    scratch.sqlite(
+        "chat.db",
+        &format!(
+            "CREATE TABLE chat (id INTEGER PRIMARY KEY, title TEXT);
+             WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 50)
+             INSERT INTO chat SELECT i, 'chat ' || i FROM s;
+             CREATE TABLE message (id INTEGER PRIMARY KEY, chat_id INTEGER REFERENCES chat(id), body TEXT);
+             WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {MESSAGES})
+             INSERT INTO message SELECT i, 1 + i % 50, 'message ' || i FROM s;"
+        ),
+    )
+}
+
+/// Makes every COPY into `table` (once created, by whoever) stop at its
+/// `nth` row until the test's [`Hold`] lets go: an event trigger adds a row
+/// trigger waiting for [`HOLD_KEY`] to the table when it is created.
+fn install_hold(pg: &Cluster, db: &str, table: &str, nth: i64) {
+    pg.psql(
+        db,
+        &format!(
+            "CREATE SEQUENCE pgharbor_test_rows;
+             CREATE FUNCTION pgharbor_test_hold() RETURNS trigger LANGUAGE plpgsql AS $f$
+             BEGIN
+               IF nextval('pgharbor_test_rows') = {nth} THEN PERFORM pg_advisory_xact_lock_shared({HOLD_KEY}); END IF;
+               RETURN NEW;
+             END $f$;
+             CREATE FUNCTION pgharbor_test_add_hold() RETURNS event_trigger LANGUAGE plpgsql AS $f$
+             BEGIN
+               IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() WHERE object_identity = '{table}') THEN
+                 CREATE TRIGGER pgharbor_test_hold BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION pgharbor_test_hold();
+               END IF;
+             END $f$;
+             CREATE EVENT TRIGGER pgharbor_test_add_hold ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+               EXECUTE FUNCTION pgharbor_test_add_hold();"
+        ),
+    );
+}
+
+/// Take the hold out of the target again (the row trigger goes with its
+/// function), so the next run meets the target as a user's would be.
+fn remove_hold(pg: &Cluster, db: &str) {
+    pg.psql(
+        db,
+        "DROP EVENT TRIGGER pgharbor_test_add_hold; DROP FUNCTION pgharbor_test_add_hold();
+         DROP FUNCTION pgharbor_test_hold() CASCADE; DROP SEQUENCE pgharbor_test_rows;",
+    );
+}
+
+/// A session holding [`HOLD_KEY`]; COPYs reaching the hold row wait for it.
+struct Hold {
+    runtime: tokio::runtime::Runtime,
+    client: Option<tokio_postgres::Client>,
+}
+
+impl Hold {
+    /// Hold the key in `db` (advisory locks belong to a database).
+    fn take(pg: &Cluster, db: &str) -> Hold {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let client = runtime.block_on(async {
+            let client = pg.client(db).await;
+            client
+                .batch_execute(&format!("SELECT pg_advisory_lock({HOLD_KEY})"))
+                .await
+                .expect("take the hold");
+            client
+        });
+        Hold {
+            runtime,
+            client: Some(client),
+        }
+    }
+
+    /// Wait until a COPY of pgharbor (`child`) waits for the hold.
+    fn wait_for_copy(&self, pg: &Cluster, child: &mut Child) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let waiting = pg
+                .try_psql(
+                    "postgres",
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory' AND query LIKE 'COPY%'",
+                )
+                .unwrap_or_default();
+            if waiting.trim() != "0" && !waiting.is_empty() {
+                return;
+            }
+            if let Some(status) = child.try_wait().expect("poll pgharbor") {
+                panic!("pgharbor ended ({status}) before its COPY reached the hold");
+            }
+            assert!(Instant::now() < deadline, "no COPY reached the hold");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Let the held COPY go on.
+    fn release(mut self) {
+        if let Some(client) = self.client.take() {
+            self.runtime.block_on(async move {
+                let _ = client
+                    .batch_execute(&format!("SELECT pg_advisory_unlock({HOLD_KEY})"))
+                    .await;
+            });
+        }
+    }
+}
+
+/// `pgharbor migrate DB URL --jobs 2` with `env`, started in the background.
+fn migrate_started(db: &Path, url: &str, env: &[(&str, &str)]) -> Child {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pgharbor"));
+    command
+        .args(["migrate", db.to_str().unwrap(), url, "--jobs", "2"])
+        .env_remove("DATABASE_URL")
+        .env_remove("PGPASSWORD")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    command.spawn().expect("start pgharbor")
+}
+
+/// Relations of `db`'s public schema and whether pgharbor's record exists.
+fn target_state(pg: &Cluster, db: &str) -> (Vec<String>, bool) {
+    let tables = pg.psql(
+        db,
+        "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class \
+         WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'",
+    );
+    let record = pg.psql(
+        db,
+        "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_created'",
+    );
+    let tables = tables
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    (tables, record == "1")
+}
+
+/// The same command as the failed run, run again: it must end verified,
+/// with exactly the source's rows.
+fn run_again_verified(db: &Path, pg: &Cluster, name: &str) -> Run {
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &pg.url(name),
+        "--jobs",
+        "2",
+    ])
+    .success();
+    assert!(
+        run.stdout.contains("verified: every table matches"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(
+        scalar(
+            pg,
+            name,
+            "SELECT count(*) || ' ' || count(DISTINCT id) || ' ' || sum(id) FROM message"
+        ),
+        format!("{MESSAGES} {MESSAGES} {}", MESSAGES * (MESSAGES + 1) / 2)
+    );
+    assert_eq!(scalar(pg, name, "SELECT count(*) FROM chat"), "50");
+    assert_eq!(
+        target_state(pg, name),
+        (vec!["chat".into(), "message".into()], false)
+    );
+    run
+}
+
+/// A create-schema run stopped mid-COPY of the split table by `fault`,
+/// with the target back afterwards: what it created is removed, the message
+/// names it, and the same command then succeeds.
+fn create_schema_fault_is_cleaned_up(name: &str, fault: impl FnOnce(&Cluster), cause: &str) {
+    let scratch = Scratch::new();
+    let db = chat_db(&scratch);
+    let pg = cluster();
+    pg.create_database(name);
+    install_hold(&pg, name, "public.message", 30_000);
+    let hold = Hold::take(&pg, name);
+    let mut child = migrate_started(&db, &pg.url(name), &[]);
+    hold.wait_for_copy(&pg, &mut child);
+    fault(&pg);
+    let run = Run::finished(child).fails_with(
+        1,
+        &[
+            cause,
+            "Nothing was kept",
+            "\"public\".\"message\"",
+            "The same command can be run again",
+        ],
+    );
+    assert!(
+        !run.stderr.contains("no table of this run"),
+        "{}",
+        run.stderr
+    );
+    let (tables, record) = target_state(&pg, name);
+    assert!(tables.is_empty(), "left behind: {tables:?}\n{}", run.stderr);
+    assert!(!record, "the record of created tables was left");
+    drop(hold);
+    remove_hold(&pg, name);
+    run_again_verified(&db, &pg, name);
+}
+
+#[test]
+fn create_schema_target_restarted_mid_load_removes_what_it_created_and_runs_again() {
+    create_schema_fault_is_cleaned_up("restarted", |pg| pg.restart(), "loading table");
+}
+
+#[test]
+fn create_schema_connections_terminated_mid_load_removes_what_it_created_and_runs_again() {
+    create_schema_fault_is_cleaned_up(
+        "terminated",
+        |pg| {
+            pg.psql(
+                "postgres",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'advisory' AND query LIKE 'COPY%'",
+            );
+        },
+        "the connection to the target was closed",
+    );
+}
+
+/// The target stays down longer than the clean-up waits: the message names
+/// exactly the tables left (the target then holds those and no other), and
+/// the same command, once the server is back, removes them and succeeds.
+#[test]
+fn create_schema_target_down_names_what_is_left_and_the_next_run_removes_it() {
+    let scratch = Scratch::new();
+    let db = chat_db(&scratch);
+    let pg = cluster();
+    pg.create_database("down");
+    install_hold(&pg, "down", "public.message", 30_000);
+    let hold = Hold::take(&pg, "down");
+    let mut child = migrate_started(&db, &pg.url("down"), &[("PGHARBOR_RECONNECT_SECONDS", "2")]);
+    hold.wait_for_copy(&pg, &mut child);
+    pg.stop();
+    let run = Run::finished(child).fails_with(
+        1,
+        &[
+            "Removing what this run created failed",
+            "\"public\".\"message\"",
+            "pgharbor_created",
+            "Run the same command again once the server is back",
+        ],
+    );
+    assert!(!run.stderr.contains("Nothing was kept"), "{}", run.stderr);
+    pg.restart();
+    drop(hold);
+    let (tables, record) = target_state(&pg, "down");
+    assert!(record, "the record of created tables is gone");
+    for table in ["chat", "message"] {
+        assert_eq!(
+            tables.iter().any(|t| t == table),
+            run.stderr.contains(&format!("\"public\".\"{table}\"")),
+            "{table}: the target holds {tables:?}, the message says:\n{}",
+            run.stderr
+        );
+    }
+    remove_hold(&pg, "down");
+    let again = run_again_verified(&db, &pg, "down");
+    assert!(
+        again
+            .stderr
+            .contains("removing the tables a failed earlier run created: \"public\".\"message\""),
+        "{}",
+        again.stderr
+    );
+}
+
+/// `kill -9` leaves the split table and the record of it; the same command
+/// removes them first and succeeds.
+#[test]
+fn create_schema_killed_mid_load_is_cleaned_up_by_the_next_run() {
+    let scratch = Scratch::new();
+    let db = chat_db(&scratch);
+    let pg = cluster();
+    pg.create_database("killed");
+    install_hold(&pg, "killed", "public.message", 30_000);
+    let hold = Hold::take(&pg, "killed");
+    let mut child = migrate_started(&db, &pg.url("killed"), &[]);
+    hold.wait_for_copy(&pg, &mut child);
+    child.kill().expect("kill -9");
+    child.wait().expect("reap pgharbor");
+    hold.release();
+    let (tables, record) = target_state(&pg, "killed");
+    assert!(tables.contains(&"message".to_string()), "{tables:?}");
+    assert!(record, "the record of created tables is gone");
+    remove_hold(&pg, "killed");
+    let again = run_again_verified(&db, &pg, "killed");
+    assert!(
+        again
+            .stderr
+            .contains("removing the tables a failed earlier run created: \"public\".\"message\""),
+        "{}",
+        again.stderr
+    );
+}
+
+/// The record only ever names tables this run created: a table of the same
+/// name made by someone else after a failed run is left alone.
+#[test]
+fn a_table_recreated_by_someone_else_is_not_removed_by_the_next_run() {
+    let scratch = Scratch::new();
+    let db = chat_db(&scratch);
+    let pg = cluster();
+    pg.create_database("other");
+    install_hold(&pg, "other", "public.message", 30_000);
+    let hold = Hold::take(&pg, "other");
+    let mut child = migrate_started(&db, &pg.url("other"), &[]);
+    hold.wait_for_copy(&pg, &mut child);
+    child.kill().expect("kill -9");
+    child.wait().expect("reap pgharbor");
+    hold.release();
+    remove_hold(&pg, "other");
+    pg.psql(
+        "other",
+        "DROP TABLE message; CREATE TABLE message (id int, note text); INSERT INTO message VALUES (1, 'mine')",
+    );
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &pg.url("other"),
+        "--jobs",
+        "2",
+    ]);
+    let run = run.fails_with(1, &["the target already has 1 of the tables", "message"]);
+    let removal = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("removing the tables"))
+        .unwrap_or_default();
+    assert!(!removal.contains("message"), "{}", run.stderr);
+    assert_eq!(scalar(&pg, "other", "SELECT note FROM message"), "mine");
+}
