@@ -364,3 +364,157 @@ fn a_table_recreated_by_someone_else_is_not_removed_by_the_next_run() {
     assert!(!removal.contains("message"), "{}", run.stderr);
     assert_eq!(scalar(&pg, "other", "SELECT note FROM message"), "mine");
 }
+
+/// Processes whose parent is `parent` and whose command name is `name`.
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid …"; comm may hold spaces, so split after ')'.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map_or("", |(_, c)| c);
+        let ppid = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if comm == name && ppid == Some(parent) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Whether `pid` still runs (a zombie waiting for its reaper does not).
+fn is_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next().map(|s| s != "Z"))
+        })
+        .unwrap_or(false)
+}
+
+/// Start `args` with the PG16 client programs, wait until its `program`
+/// child waits for the lock the test holds on `table` in `db`, and return
+/// pgharbor and that child's pid.
+fn started_with_child_waiting(pg: &Cluster, args: &[&str], program: &str) -> (Child, u32) {
+    let bin = pgharbor_testkit::Flavor::Pg16Vector
+        .bin_dir()
+        .expect("PG16 binaries");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgharbor"))
+        .args(args)
+        .env("PGHARBOR_PG_BIN", bin)
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start pgharbor");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting = pg
+            .try_psql(
+                "postgres",
+                &format!("SELECT count(*) FROM pg_stat_activity WHERE application_name = '{program}' AND wait_event_type = 'Lock'"),
+            )
+            .unwrap_or_default();
+        if waiting == "1" {
+            break;
+        }
+        if let Some(status) = child.try_wait().expect("poll pgharbor") {
+            panic!("pgharbor ended ({status}) before {program} waited for the lock");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{program} never waited for the lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pids = children_named(child.id(), program);
+    assert_eq!(pids.len(), 1, "{program} children of pgharbor: {pids:?}");
+    (child, pids[0])
+}
+
+/// After a `kill -9` of pgharbor, `program` (pid `pid`) must stop too.
+fn assert_child_ends(program: &str, pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while is_running(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "{program} (pid {pid}) still runs, orphaned, after pgharbor was killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A session holding `LOCK TABLE table IN ACCESS EXCLUSIVE MODE` in `db`
+/// (pg_dump waits for it before reading anything).
+fn lock_table(
+    pg: &Cluster,
+    db: &str,
+    table: &str,
+) -> (tokio::runtime::Runtime, tokio_postgres::Client) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = runtime.block_on(async {
+        let client = pg.client(db).await;
+        client
+            .batch_execute(&format!(
+                "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+            ))
+            .await
+            .expect("lock");
+        client
+    });
+    (runtime, client)
+}
+
+#[test]
+fn a_killed_backup_takes_its_pg_dump_with_it() {
+    let pg = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    pg.create_database("shop");
+    pg.psql(
+        "shop",
+        "CREATE TABLE item (id int PRIMARY KEY); INSERT INTO item SELECT generate_series(1, 100)",
+    );
+    let scratch = Scratch::new();
+    let dest = scratch.path("backups");
+    let _lock = lock_table(&pg, "shop", "item");
+    let (mut child, pg_dump) = started_with_child_waiting(
+        &pg,
+        &["backup", &pg.url("shop"), "--to", dest.to_str().unwrap()],
+        "pg_dump",
+    );
+    child.kill().expect("kill -9");
+    child.wait().expect("reap pgharbor");
+    assert_child_ends("pg_dump", pg_dump);
+}
+
+#[test]
+fn a_killed_database_copy_takes_its_pg_dump_with_it() {
+    let source = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    let target = cluster();
+    source.create_database("app");
+    source.psql(
+        "app",
+        "CREATE TABLE item (id int PRIMARY KEY); INSERT INTO item SELECT generate_series(1, 100)",
+    );
+    let _lock = lock_table(&source, "app", "item");
+    let (mut child, pg_dump) = started_with_child_waiting(
+        &source,
+        &["migrate", &source.url("app"), &target.url("copy")],
+        "pg_dump",
+    );
+    child.kill().expect("kill -9");
+    child.wait().expect("reap pgharbor");
+    assert_child_ends("pg_dump", pg_dump);
+}
