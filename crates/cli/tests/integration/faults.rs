@@ -518,3 +518,64 @@ fn a_killed_database_copy_takes_its_pg_dump_with_it() {
     child.wait().expect("reap pgharbor");
     assert_child_ends("pg_dump", pg_dump);
 }
+
+/// pgharbor as PID 1 of a container (here a new PID namespace): a SIGTERM
+/// (`docker stop`) reaches the work, which stops, and pgharbor exits with
+/// 128 + 15 instead of ignoring the signal as PID 1 does by default.
+#[test]
+fn as_pid_1_pgharbor_passes_sigterm_on_and_exits_with_the_status() {
+    let pg = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    pg.create_database("shop");
+    pg.psql("shop", "CREATE TABLE item (id int PRIMARY KEY)");
+    let scratch = Scratch::new();
+    let dest = scratch.path("backups");
+    let _lock = lock_table(&pg, "shop", "item");
+    let bin = pgharbor_testkit::Flavor::Pg16Vector
+        .bin_dir()
+        .expect("PG16 binaries");
+    let mut unshare = std::process::Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--kill-child",
+            env!("CARGO_BIN_EXE_pgharbor"),
+        ])
+        .args(["backup", &pg.url("shop"), "--to", dest.to_str().unwrap()])
+        .env("PGHARBOR_PG_BIN", bin)
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start unshare (util-linux)");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pg
+        .try_psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'",
+        )
+        .unwrap_or_default()
+        != "1"
+    {
+        assert!(Instant::now() < deadline, "pg_dump never waited for the lock");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let init = children_named(unshare.id(), "pgharbor");
+    assert_eq!(init.len(), 1, "pgharbor as PID 1: {init:?}");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &init[0].to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = unshare.try_wait().expect("poll unshare") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = unshare.kill();
+            panic!("pgharbor as PID 1 ignored SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(128 + 15));
+}
