@@ -579,3 +579,101 @@ fn as_pid_1_pgharbor_passes_sigterm_on_and_exits_with_the_status() {
     };
     assert_eq!(status.code(), Some(128 + 15));
 }
+
+/// A small tmpfs for a test cluster's tablespace: a real full disk
+/// (`ENOSPC` from the kernel, SQLSTATE 53100 from PostgreSQL) that costs a
+/// few megabytes of memory. Mounting needs root, which the harness runs as
+/// (it then runs the servers as `postgres`).
+struct SmallDisk {
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(path: PathBuf, megabytes: u32) -> SmallDisk {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(&path).expect("mount point");
+        // The server (user postgres) must get through the test's directory.
+        let parent = path.parent().expect("a parent directory");
+        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o711))
+            .expect("open the scratch directory to the server");
+        let owner = std::process::Command::new("id")
+            .args(["-u", "postgres"])
+            .output()
+            .expect("id -u postgres");
+        let uid = String::from_utf8_lossy(&owner.stdout).trim().to_string();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={megabytes}m,uid={uid},mode=0700"))
+            .args(["tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("run mount");
+        assert!(
+            mounted.success(),
+            "mounting a {megabytes} MB tmpfs at {} failed: the disk-full cells need root",
+            path.display()
+        );
+        SmallDisk { path }
+    }
+
+    /// Grow the volume, as the message asks.
+    fn grow(&self, megabytes: u32) {
+        let grown = std::process::Command::new("mount")
+            .args(["-o"])
+            .arg(format!("remount,size={megabytes}m"))
+            .arg(&self.path)
+            .status()
+            .expect("run mount");
+        assert!(grown.success(), "remounting {}", self.path.display());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// The target's disk fills mid-load: the message says so and what to do,
+/// the tables of the run are removed (the space is free again), and after
+/// growing the volume the same command succeeds.
+#[test]
+fn create_schema_disk_full_removes_what_it_created_and_runs_again_after_growing() {
+    let scratch = Scratch::new();
+    let db = chat_db(&scratch);
+    let disk = SmallDisk::mount(scratch.path("small"), 3);
+    let pg = cluster();
+    pg.create_database("fulldisk");
+    pg.psql(
+        "postgres",
+        &format!(
+            "CREATE TABLESPACE small LOCATION '{}'; ALTER DATABASE fulldisk SET default_tablespace = small",
+            disk.path.display()
+        ),
+    );
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &pg.url("fulldisk"),
+        "--jobs",
+        "2",
+    ])
+    .fails_with(
+        1,
+        &[
+            "No space left on device",
+            "free space on the target server (or grow its volume) and run again",
+            "Nothing was kept",
+            "The same command can be run again",
+        ],
+    );
+    let (tables, record) = target_state(&pg, "fulldisk");
+    assert!(tables.is_empty(), "left behind: {tables:?}\n{}", run.stderr);
+    assert!(!record, "the record of created tables was left");
+    disk.grow(64);
+    run_again_verified(&db, &pg, "fulldisk");
+    drop(pg);
+}
