@@ -247,6 +247,7 @@ pub async fn migrate(
     } else {
         None
     };
+    let source_changed = snapshot.changed_since_taken()?;
     drop(snapshot);
     let mut report = build_report(
         source_label,
@@ -258,6 +259,7 @@ pub async fn migrate(
         started,
     );
     report.phases = phases.done;
+    report.source_changed_during_run = source_changed;
     Ok(report)
 }
 
@@ -452,6 +454,7 @@ pub(crate) fn build_report(
         total_rows: tables.iter().map(|t| t.rows).sum(),
         total_bytes: tables.iter().map(|t| t.bytes).sum(),
         verified: verifications.map(|v| v.iter().all(|t| t.matches)),
+        source_changed_during_run: false,
         tables,
         widened_columns: plan.widened_columns(),
         reported: plan.reported.clone(),

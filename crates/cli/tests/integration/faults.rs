@@ -677,3 +677,66 @@ fn create_schema_disk_full_removes_what_it_created_and_runs_again_after_growing(
     run_again_verified(&db, &pg, "fulldisk");
     drop(pg);
 }
+
+/// The application writes to the SQLite file (WAL mode) while the run
+/// copies it: the run copies and verifies the file as it was when it
+/// started, says the source changed and what to do, and running again as
+/// told copies the later writes too.
+#[test]
+fn sqlite_source_written_during_the_run_is_named_and_a_second_run_takes_the_writes() {
+    let scratch = Scratch::new();
+    let db = chat_db(&scratch);
+    let app = rusqlite::Connection::open(&db).expect("open as the application");
+    app.execute_batch("PRAGMA journal_mode = WAL")
+        .expect("WAL mode");
+    let pg = cluster();
+    pg.create_database("live");
+    install_hold(&pg, "live", "public.message", 30_000);
+    let hold = Hold::take(&pg, "live");
+    let mut child = migrate_started(&db, &pg.url("live"), &[]);
+    hold.wait_for_copy(&pg, &mut child);
+    app.execute_batch(&format!(
+        "INSERT INTO message SELECT id + {MESSAGES}, chat_id, body FROM message WHERE id <= 10"
+    ))
+    .expect("the application writes");
+    hold.release();
+    let run = Run::finished(child).success();
+    assert!(
+        run.stdout
+            .contains("the source changed while it was copied")
+            && run.stdout.contains("run again with --drop-existing"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("verified: every table matches"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        scalar(&pg, "live", "SELECT count(*) FROM message"),
+        MESSAGES.to_string()
+    );
+    remove_hold(&pg, "live");
+    let again = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &pg.url("live"),
+        "--drop-existing",
+    ])
+    .success();
+    assert!(
+        !again.stdout.contains("the source changed"),
+        "{}",
+        again.stdout
+    );
+    assert!(
+        again.stdout.contains("verified: every table matches"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(
+        scalar(&pg, "live", "SELECT count(*) FROM message"),
+        (MESSAGES + 10).to_string()
+    );
+}
