@@ -41,21 +41,24 @@ fn chat_db(scratch: &Scratch) -> PathBuf {
 
 /// Makes every COPY into `table` (once created, by whoever) stop at its
 /// `nth` row until the test's [`Hold`] lets go: an event trigger adds a row
-/// trigger waiting for [`HOLD_KEY`] to the table when it is created.
+/// trigger waiting for [`HOLD_KEY`] to the table when it is created. The
+/// rows are counted per transaction in a setting, so the hold adds no
+/// relation to the target.
 fn install_hold(pg: &Cluster, db: &str, table: &str, nth: i64) {
     pg.psql(
         db,
         &format!(
-            "CREATE SEQUENCE pgharbor_test_rows;
-             CREATE FUNCTION pgharbor_test_hold() RETURNS trigger LANGUAGE plpgsql AS $f$
+            "CREATE FUNCTION pgharbor_test_hold() RETURNS trigger LANGUAGE plpgsql AS $f$
+             DECLARE n int := coalesce(nullif(current_setting('pgharbor_test.rows', true), ''), '0')::int + 1;
              BEGIN
-               IF nextval('pgharbor_test_rows') = {nth} THEN PERFORM pg_advisory_xact_lock_shared({HOLD_KEY}); END IF;
+               PERFORM set_config('pgharbor_test.rows', n::text, true);
+               IF n = {nth} THEN PERFORM pg_advisory_xact_lock_shared({HOLD_KEY}); END IF;
                RETURN NEW;
              END $f$;
              CREATE FUNCTION pgharbor_test_add_hold() RETURNS event_trigger LANGUAGE plpgsql AS $f$
              BEGIN
                IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() WHERE object_identity = '{table}') THEN
-                 CREATE TRIGGER pgharbor_test_hold BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION pgharbor_test_hold();
+                 CREATE TRIGGER pgharbor_test_hold BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION public.pgharbor_test_hold();
                END IF;
              END $f$;
              CREATE EVENT TRIGGER pgharbor_test_add_hold ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
@@ -70,7 +73,7 @@ fn remove_hold(pg: &Cluster, db: &str) {
     pg.psql(
         db,
         "DROP EVENT TRIGGER pgharbor_test_add_hold; DROP FUNCTION pgharbor_test_add_hold();
-         DROP FUNCTION pgharbor_test_hold() CASCADE; DROP SEQUENCE pgharbor_test_rows;",
+         DROP FUNCTION pgharbor_test_hold() CASCADE;",
     );
 }
 
@@ -115,7 +118,11 @@ impl Hold {
                 return;
             }
             if let Some(status) = child.try_wait().expect("poll pgharbor") {
-                panic!("pgharbor ended ({status}) before its COPY reached the hold");
+                let mut stderr = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+                }
+                panic!("pgharbor ended ({status}) before its COPY reached the hold:\n{stderr}");
             }
             assert!(Instant::now() < deadline, "no COPY reached the hold");
             std::thread::sleep(Duration::from_millis(50));
@@ -739,4 +746,162 @@ fn sqlite_source_written_during_the_run_is_named_and_a_second_run_takes_the_writ
         scalar(&pg, "live", "SELECT count(*) FROM message"),
         (MESSAGES + 10).to_string()
     );
+}
+
+/// The faults every resumable command meets, injected while its COPY waits
+/// at the hold: the server restarted, pgharbor's connections terminated,
+/// pgharbor killed with `kill -9`.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Restart,
+    Terminate,
+    Kill,
+}
+
+const FAULTS: [Fault; 3] = [Fault::Restart, Fault::Terminate, Fault::Kill];
+
+impl Fault {
+    /// Inject the fault into `pg` (or pgharbor, `child`); the run's output
+    /// when pgharbor was left to report it.
+    fn inject(self, pg: &Cluster, mut child: Child) -> Option<Run> {
+        match self {
+            Fault::Restart => pg.restart(),
+            Fault::Terminate => {
+                pg.psql(
+                    "postgres",
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'advisory' AND query LIKE 'COPY%'",
+                );
+            }
+            Fault::Kill => {
+                child.kill().expect("kill -9");
+                child.wait().expect("reap pgharbor");
+                return None;
+            }
+        }
+        Some(Run::finished(child))
+    }
+}
+
+/// An application's own schema for [`chat_db`], created after the hold so
+/// the hold's trigger is on `message`.
+const APP_SCHEMA: &str = "CREATE TABLE chat (id bigint PRIMARY KEY, title text);
+     CREATE TABLE message (id bigint PRIMARY KEY, chat_id bigint REFERENCES chat(id), body text);";
+
+/// `--into-existing` under each fault: the message says to run again with
+/// `--resume` (the journal that makes it possible is in the target), and
+/// `--resume` ends verified with exactly the source's rows.
+#[test]
+fn into_existing_faults_are_finished_by_resume() {
+    let scratch = Scratch::new();
+    let db = chat_db(&scratch);
+    let pg = cluster();
+    for (i, fault) in FAULTS.into_iter().enumerate() {
+        let name = format!("app{i}");
+        pg.create_database(&name);
+        install_hold(&pg, &name, "public.message", 30_000);
+        pg.psql(&name, APP_SCHEMA);
+        let url = pg.url(&name);
+        let hold = Hold::take(&pg, &name);
+        let mut child = pgharbor_started(&[
+            "migrate",
+            db.to_str().unwrap(),
+            &url,
+            "--into-existing",
+            "--jobs",
+            "2",
+        ]);
+        hold.wait_for_copy(&pg, &mut child);
+        if let Some(run) = fault.inject(&pg, child) {
+            run.fails_with(1, &["kept and recorded in the target", "--resume"]);
+        }
+        drop(hold);
+        assert_eq!(
+            scalar(
+                &pg,
+                &name,
+                "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_resume'"
+            ),
+            "1",
+            "{fault:?}: the journal --resume needs is missing"
+        );
+        remove_hold(&pg, &name);
+        let run = pgharbor(&[
+            "migrate",
+            db.to_str().unwrap(),
+            &url,
+            "--into-existing",
+            "--resume",
+        ])
+        .success();
+        assert!(
+            run.stdout.contains("verified: every table matches"),
+            "{fault:?}: {}",
+            run.all()
+        );
+        assert_eq!(
+            scalar(&pg, &name, "SELECT count(*) || ' ' || sum(id) FROM message"),
+            format!("{MESSAGES} {}", MESSAGES * (MESSAGES + 1) / 2),
+            "{fault:?}"
+        );
+    }
+}
+
+/// PostgreSQL → PostgreSQL under each fault: the message says to run again
+/// with `--resume`, and `--resume` ends with the tables equal to the source's.
+#[test]
+fn database_copy_faults_are_finished_by_resume() {
+    let source = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    source.create_database("app");
+    source.psql(
+        "app",
+        "CREATE TABLE item (id int PRIMARY KEY, v text);
+         INSERT INTO item SELECT g, md5(g::text) FROM generate_series(1, 60000) g;
+         CREATE TABLE note (id int PRIMARY KEY, item_id int REFERENCES item(id));
+         INSERT INTO note SELECT g, g FROM generate_series(1, 100) g;",
+    );
+    let target = cluster();
+    let bin = pgharbor_testkit::Flavor::Pg16Vector
+        .bin_dir()
+        .expect("PG16 binaries");
+    for (i, fault) in FAULTS.into_iter().enumerate() {
+        let name = format!("copy{i}");
+        target.create_database(&name);
+        install_hold(&target, &name, "public.item", 30_000);
+        let hold = Hold::take(&target, &name);
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgharbor"))
+            .args([
+                "migrate",
+                &source.url("app"),
+                &target.url(&name),
+                "--jobs",
+                "1",
+            ])
+            .env("PGHARBOR_PG_BIN", &bin)
+            .env_remove("DATABASE_URL")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start pgharbor");
+        hold.wait_for_copy(&target, &mut child);
+        if let Some(run) = fault.inject(&target, child) {
+            run.fails_with(1, &["--resume"]);
+        }
+        drop(hold);
+        remove_hold(&target, &name);
+        let run = crate::postgres_copy::pgharbor_pg(&[
+            "migrate",
+            &source.url("app"),
+            &target.url(&name),
+            "--resume",
+        ])
+        .success();
+        assert!(run.stdout.contains("resumed"), "{fault:?}: {}", run.stdout);
+        for q in ["SELECT * FROM item", "SELECT * FROM note"] {
+            assert_eq!(
+                crate::postgres_copy::fingerprint(&source, "app", q),
+                crate::postgres_copy::fingerprint(&target, &name, q),
+                "{fault:?}: {q}"
+            );
+        }
+    }
 }
