@@ -409,8 +409,8 @@ fn is_running(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// Start `args` with the PG16 client programs, wait until its `program`
-/// child waits for the lock the test holds on `table` in `db`, and return
+/// Start `args` with the PG16 client programs (output collected), wait
+/// until its `program` child waits for the lock the test holds, and return
 /// pgharbor and that child's pid.
 fn started_with_child_waiting(pg: &Cluster, args: &[&str], program: &str) -> (Child, u32) {
     let bin = pgharbor_testkit::Flavor::Pg16Vector
@@ -420,8 +420,8 @@ fn started_with_child_waiting(pg: &Cluster, args: &[&str], program: &str) -> (Ch
         .args(args)
         .env("PGHARBOR_PG_BIN", bin)
         .env_remove("DATABASE_URL")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start pgharbor");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -760,16 +760,27 @@ enum Fault {
 
 const FAULTS: [Fault; 3] = [Fault::Restart, Fault::Terminate, Fault::Kill];
 
+/// The COPY waiting at the hold, in `pg_stat_activity`.
+const HELD_COPY: &str = "wait_event = 'advisory' AND query LIKE 'COPY%'";
+
 impl Fault {
-    /// Inject the fault into `pg` (or pgharbor, `child`); the run's output
-    /// when pgharbor was left to report it.
-    fn inject(self, pg: &Cluster, mut child: Child) -> Option<Run> {
+    /// Inject the fault into `pg` (or pgharbor, `child`) while its COPY
+    /// waits at the hold; the run's output when pgharbor was left to report it.
+    fn inject(self, pg: &Cluster, child: Child) -> Option<Run> {
+        self.inject_into(pg, child, HELD_COPY)
+    }
+
+    /// [`Fault::inject`], terminating the backends `whose` selects in
+    /// `pg_stat_activity`.
+    fn inject_into(self, pg: &Cluster, mut child: Child, whose: &str) -> Option<Run> {
         match self {
             Fault::Restart => pg.restart(),
             Fault::Terminate => {
                 pg.psql(
                     "postgres",
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'advisory' AND query LIKE 'COPY%'",
+                    &format!(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {whose}"
+                    ),
                 );
             }
             Fault::Kill => {
@@ -903,5 +914,81 @@ fn database_copy_faults_are_finished_by_resume() {
                 "{fault:?}: {q}"
             );
         }
+    }
+}
+
+/// `backup` under each fault while its `pg_dump` waits for a lock: a
+/// reported failure removed the backup's parts (nothing is listed); a
+/// `kill -9` leaves a backup listed as failed, which `prune` removes; the
+/// next backup is complete and restores with equal row counts.
+#[test]
+fn backup_faults_leave_what_the_message_says_and_the_next_backup_verifies() {
+    let pg = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    pg.create_database("shop");
+    pg.psql(
+        "shop",
+        "CREATE TABLE item (id int PRIMARY KEY, v text); INSERT INTO item SELECT g, md5(g::text) FROM generate_series(1, 1000) g",
+    );
+    let scratch = Scratch::new();
+    for (i, fault) in FAULTS.into_iter().enumerate() {
+        let dest = scratch.path(&format!("backups{i}"));
+        let dest = dest.to_str().unwrap();
+        let lock = lock_table(&pg, "shop", "item");
+        let (child, _) =
+            started_with_child_waiting(&pg, &["backup", &pg.url("shop"), "--to", dest], "pg_dump");
+        let reported =
+            fault.inject_into(&pg, child, "datname = 'shop' AND wait_event_type = 'Lock'");
+        drop(lock);
+        let listed = crate::postgres_copy::pgharbor_pg(&["backups", "list", dest, "--json"]);
+        let entries: serde_json::Value = match listed.code {
+            0 => serde_json::from_str(&listed.stdout).expect("json list"),
+            _ => serde_json::json!([]),
+        };
+        let entries = entries.as_array().cloned().unwrap_or_default();
+        match reported {
+            Some(run) => {
+                run.fails_with(1, &["pg_dump", "failed (its parts were removed)"]);
+                assert!(entries.is_empty(), "{fault:?}: {entries:?}");
+            }
+            None => {
+                assert_eq!(entries.len(), 1, "{fault:?}: {entries:?}");
+                assert_eq!(entries[0]["state"], "failed", "{fault:?}: {entries:?}");
+            }
+        }
+        crate::postgres_copy::pgharbor_pg(&["backup", &pg.url("shop"), "--to", dest]).success();
+        crate::postgres_copy::pgharbor_pg(&["backups", "prune", dest, "--keep-last", "1"])
+            .success();
+        let listed =
+            crate::postgres_copy::pgharbor_pg(&["backups", "list", dest, "--json"]).success();
+        let entries: serde_json::Value = serde_json::from_str(&listed.stdout).expect("json list");
+        assert_eq!(
+            entries.as_array().map(Vec::len),
+            Some(1),
+            "{fault:?}: {entries}"
+        );
+        let id = entries[0]["id"].as_str().expect("an id");
+        let verified = crate::postgres_copy::pgharbor_pg(&[
+            "backups",
+            "verify",
+            dest,
+            id,
+            "--restore-to",
+            &pg.url("postgres"),
+        ])
+        .success();
+        assert!(
+            verified.stdout.contains("restored and row counts equal"),
+            "{fault:?}: {}",
+            verified.stdout
+        );
+        let listed =
+            crate::postgres_copy::pgharbor_pg(&["backups", "list", dest, "--json"]).success();
+        let entries: serde_json::Value = serde_json::from_str(&listed.stdout).expect("json list");
+        assert_eq!(
+            entries.as_array().map(Vec::len),
+            Some(1),
+            "{fault:?}: {entries}"
+        );
+        assert_eq!(entries[0]["state"], "verified", "{fault:?}: {entries}");
     }
 }
