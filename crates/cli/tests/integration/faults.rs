@@ -39,7 +39,8 @@ fn chat_db(scratch: &Scratch) -> PathBuf {
     )
 }
 
-/// Makes every COPY into `table` (once created, by whoever) stop at its
+/// Makes every COPY into `table` (a `LIKE` pattern of `schema.name`; once
+/// created, by whoever) stop at its
 /// `nth` row until the test's [`Hold`] lets go: an event trigger adds a row
 /// trigger waiting for [`HOLD_KEY`] to the table when it is created. The
 /// rows are counted per transaction in a setting, so the hold adds no
@@ -56,10 +57,12 @@ fn install_hold(pg: &Cluster, db: &str, table: &str, nth: i64) {
                RETURN NEW;
              END $f$;
              CREATE FUNCTION pgharbor_test_add_hold() RETURNS event_trigger LANGUAGE plpgsql AS $f$
+             DECLARE r record;
              BEGIN
-               IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() WHERE object_identity = '{table}') THEN
-                 CREATE TRIGGER pgharbor_test_hold BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION public.pgharbor_test_hold();
-               END IF;
+               FOR r IN SELECT objid FROM pg_event_trigger_ddl_commands()
+                        WHERE object_type = 'table' AND object_identity LIKE '{table}' LOOP
+                 EXECUTE format('CREATE TRIGGER pgharbor_test_hold BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION public.pgharbor_test_hold()', r.objid::regclass);
+               END LOOP;
              END $f$;
              CREATE EVENT TRIGGER pgharbor_test_add_hold ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
                EXECUTE FUNCTION pgharbor_test_add_hold();"
@@ -990,5 +993,60 @@ fn backup_faults_leave_what_the_message_says_and_the_next_backup_verifies() {
             "{fault:?}: {entries}"
         );
         assert_eq!(entries[0]["state"], "verified", "{fault:?}: {entries}");
+    }
+}
+
+/// A Chroma store moved into tables (Chroma's layout), stopped mid-COPY by
+/// a restarted server or by `kill -9`: the tables it created are removed
+/// (restart) or left with their record (kill), and the same command then
+/// ends verified.
+#[test]
+fn chroma_faults_leave_nothing_or_what_the_next_run_removes() {
+    let scratch = Scratch::new();
+    let dir = scratch.path("store");
+    pgharbor_testkit::copy_dir(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/chroma/1.0.20/store"),
+        &dir,
+    );
+    let source = format!("chroma:{}", dir.display());
+    let pg = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    for (i, fault) in [Fault::Restart, Fault::Kill].into_iter().enumerate() {
+        let name = format!("vectors{i}");
+        pg.create_database(&name);
+        install_hold(&pg, &name, "public.%", 10);
+        let hold = Hold::take(&pg, &name);
+        let mut child = pgharbor_started(&["migrate", &source, &pg.url(&name)]);
+        hold.wait_for_copy(&pg, &mut child);
+        let reported = fault.inject(&pg, child);
+        drop(hold);
+        let (tables, record) = target_state(&pg, &name);
+        match reported {
+            Some(run) => {
+                run.fails_with(
+                    1,
+                    &["Nothing was kept", "The same command can be run again"],
+                );
+                assert!(tables.is_empty(), "{fault:?}: left {tables:?}");
+                assert!(!record, "{fault:?}: the record was left");
+            }
+            None => {
+                assert!(
+                    !tables.is_empty() && record,
+                    "{fault:?}: {tables:?} {record}"
+                );
+            }
+        }
+        remove_hold(&pg, &name);
+        let run = pgharbor(&["migrate", &source, &pg.url(&name), "--json"]).success();
+        let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("json report");
+        assert_eq!(
+            report["migration"]["verified"], true,
+            "{fault:?}: {}",
+            run.stdout
+        );
+        assert!(
+            !target_state(&pg, &name).1,
+            "{fault:?}: the record outlived the run"
+        );
     }
 }
