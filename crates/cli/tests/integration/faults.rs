@@ -11,7 +11,7 @@
 //! the test holds ([`Hold`]); the fault is injected once
 //! `pg_stat_activity` shows the COPY waiting there.
 
-use crate::harness::{cluster, pgharbor, pgharbor_started, scalar, Run, Scratch};
+use crate::harness::{cluster, pgharbor, pgharbor_started, scalar, Run, Scratch, SmallDisk};
 use pgharbor_testkit::Cluster;
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -59,7 +59,7 @@ fn install_hold(pg: &Cluster, db: &str, table: &str, nth: i64) {
              CREATE FUNCTION pgharbor_test_add_hold() RETURNS event_trigger LANGUAGE plpgsql AS $f$
              DECLARE r record;
              BEGIN
-               FOR r IN SELECT objid FROM pg_event_trigger_ddl_commands()
+               FOR r IN SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
                         WHERE object_type = 'table' AND object_identity LIKE '{table}' LOOP
                  EXECUTE format('CREATE TRIGGER pgharbor_test_hold BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION public.pgharbor_test_hold()', r.objid::regclass);
                END LOOP;
@@ -208,6 +208,36 @@ fn run_again_verified(db: &Path, pg: &Cluster, name: &str) -> Run {
     run
 }
 
+/// `migrate DB URL --jobs 2` (with `env`) into a new database `name` of
+/// `pg`, returned once its COPY of `message` waits at the hold.
+fn held_migrate(pg: &Cluster, db: &Path, name: &str, env: &[(&str, &str)]) -> (Hold, Child) {
+    pg.create_database(name);
+    install_hold(pg, name, "public.message", 30_000);
+    let hold = Hold::take(pg, name);
+    let mut child = migrate_started(db, &pg.url(name), env);
+    hold.wait_for_copy(pg, &mut child);
+    (hold, child)
+}
+
+/// [`held_migrate`], then `kill -9` of pgharbor; the hold is gone after.
+fn killed_mid_copy(pg: &Cluster, db: &Path, name: &str) {
+    let (hold, mut child) = held_migrate(pg, db, name, &[]);
+    child.kill().expect("kill -9");
+    child.wait().expect("reap pgharbor");
+    hold.release();
+    remove_hold(pg, name);
+}
+
+/// The run said it first removed `message` as a failed earlier run's table.
+fn assert_removed_first(run: &Run) {
+    assert!(
+        run.stderr
+            .contains("removing the tables a failed earlier run created: \"public\".\"message\""),
+        "{}",
+        run.stderr
+    );
+}
+
 /// A create-schema run stopped mid-COPY of the split table by `fault`,
 /// with the target back afterwards: what it created is removed, the message
 /// names it, and the same command then succeeds.
@@ -215,11 +245,7 @@ fn create_schema_fault_is_cleaned_up(name: &str, fault: impl FnOnce(&Cluster), c
     let scratch = Scratch::new();
     let db = chat_db(&scratch);
     let pg = cluster();
-    pg.create_database(name);
-    install_hold(&pg, name, "public.message", 30_000);
-    let hold = Hold::take(&pg, name);
-    let mut child = migrate_started(&db, &pg.url(name), &[]);
-    hold.wait_for_copy(&pg, &mut child);
+    let (hold, child) = held_migrate(&pg, &db, name, &[]);
     fault(&pg);
     let run = Run::finished(child).fails_with(
         1,
@@ -255,7 +281,9 @@ fn create_schema_connections_terminated_mid_load_removes_what_it_created_and_run
         |pg| {
             pg.psql(
                 "postgres",
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'advisory' AND query LIKE 'COPY%'",
+                &format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {HELD_COPY}"
+                ),
             );
         },
         "the connection to the target was closed",
@@ -270,11 +298,7 @@ fn create_schema_target_down_names_what_is_left_and_the_next_run_removes_it() {
     let scratch = Scratch::new();
     let db = chat_db(&scratch);
     let pg = cluster();
-    pg.create_database("down");
-    install_hold(&pg, "down", "public.message", 30_000);
-    let hold = Hold::take(&pg, "down");
-    let mut child = migrate_started(&db, &pg.url("down"), &[("PGHARBOR_RECONNECT_SECONDS", "2")]);
-    hold.wait_for_copy(&pg, &mut child);
+    let (hold, child) = held_migrate(&pg, &db, "down", &[("PGHARBOR_RECONNECT_SECONDS", "2")]);
     pg.stop();
     let run = Run::finished(child).fails_with(
         1,
@@ -299,14 +323,7 @@ fn create_schema_target_down_names_what_is_left_and_the_next_run_removes_it() {
         );
     }
     remove_hold(&pg, "down");
-    let again = run_again_verified(&db, &pg, "down");
-    assert!(
-        again
-            .stderr
-            .contains("removing the tables a failed earlier run created: \"public\".\"message\""),
-        "{}",
-        again.stderr
-    );
+    assert_removed_first(&run_again_verified(&db, &pg, "down"));
 }
 
 /// `kill -9` leaves the split table and the record of it; the same command
@@ -316,26 +333,11 @@ fn create_schema_killed_mid_load_is_cleaned_up_by_the_next_run() {
     let scratch = Scratch::new();
     let db = chat_db(&scratch);
     let pg = cluster();
-    pg.create_database("killed");
-    install_hold(&pg, "killed", "public.message", 30_000);
-    let hold = Hold::take(&pg, "killed");
-    let mut child = migrate_started(&db, &pg.url("killed"), &[]);
-    hold.wait_for_copy(&pg, &mut child);
-    child.kill().expect("kill -9");
-    child.wait().expect("reap pgharbor");
-    hold.release();
+    killed_mid_copy(&pg, &db, "killed");
     let (tables, record) = target_state(&pg, "killed");
     assert!(tables.contains(&"message".to_string()), "{tables:?}");
     assert!(record, "the record of created tables is gone");
-    remove_hold(&pg, "killed");
-    let again = run_again_verified(&db, &pg, "killed");
-    assert!(
-        again
-            .stderr
-            .contains("removing the tables a failed earlier run created: \"public\".\"message\""),
-        "{}",
-        again.stderr
-    );
+    assert_removed_first(&run_again_verified(&db, &pg, "killed"));
 }
 
 /// The record only ever names tables this run created: a table of the same
@@ -345,15 +347,7 @@ fn a_table_recreated_by_someone_else_is_not_removed_by_the_next_run() {
     let scratch = Scratch::new();
     let db = chat_db(&scratch);
     let pg = cluster();
-    pg.create_database("other");
-    install_hold(&pg, "other", "public.message", 30_000);
-    let hold = Hold::take(&pg, "other");
-    let mut child = migrate_started(&db, &pg.url("other"), &[]);
-    hold.wait_for_copy(&pg, &mut child);
-    child.kill().expect("kill -9");
-    child.wait().expect("reap pgharbor");
-    hold.release();
-    remove_hold(&pg, "other");
+    killed_mid_copy(&pg, &db, "other");
     pg.psql(
         "other",
         "DROP TABLE message; CREATE TABLE message (id int, note text); INSERT INTO message VALUES (1, 'mine')",
@@ -590,63 +584,6 @@ fn as_pid_1_pgharbor_passes_sigterm_on_and_exits_with_the_status() {
     assert_eq!(status.code(), Some(128 + 15));
 }
 
-/// A small tmpfs for a test cluster's tablespace: a real full disk
-/// (`ENOSPC` from the kernel, SQLSTATE 53100 from PostgreSQL) that costs a
-/// few megabytes of memory. Mounting needs root, which the harness runs as
-/// (it then runs the servers as `postgres`).
-struct SmallDisk {
-    path: PathBuf,
-}
-
-impl SmallDisk {
-    fn mount(path: PathBuf, megabytes: u32) -> SmallDisk {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::create_dir_all(&path).expect("mount point");
-        // The server (user postgres) must get through the test's directory.
-        let parent = path.parent().expect("a parent directory");
-        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o711))
-            .expect("open the scratch directory to the server");
-        let owner = std::process::Command::new("id")
-            .args(["-u", "postgres"])
-            .output()
-            .expect("id -u postgres");
-        let uid = String::from_utf8_lossy(&owner.stdout).trim().to_string();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o"])
-            .arg(format!("size={megabytes}m,uid={uid},mode=0700"))
-            .args(["tmpfs"])
-            .arg(&path)
-            .status()
-            .expect("run mount");
-        assert!(
-            mounted.success(),
-            "mounting a {megabytes} MB tmpfs at {} failed: the disk-full cells need root",
-            path.display()
-        );
-        SmallDisk { path }
-    }
-
-    /// Grow the volume, as the message asks.
-    fn grow(&self, megabytes: u32) {
-        let grown = std::process::Command::new("mount")
-            .args(["-o"])
-            .arg(format!("remount,size={megabytes}m"))
-            .arg(&self.path)
-            .status()
-            .expect("run mount");
-        assert!(grown.success(), "remounting {}", self.path.display());
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.path)
-            .status();
-    }
-}
-
 /// The target's disk fills mid-load: the message says so and what to do,
 /// the tables of the run are removed (the space is free again), and after
 /// growing the volume the same command succeeds.
@@ -654,8 +591,11 @@ impl Drop for SmallDisk {
 fn create_schema_disk_full_removes_what_it_created_and_runs_again_after_growing() {
     let scratch = Scratch::new();
     let db = chat_db(&scratch);
-    let disk = SmallDisk::mount(scratch.path("small"), 3);
     let pg = cluster();
+    let disk = SmallDisk::mount(
+        std::env::temp_dir().join(format!("pgharbor-faults-{}", pg.port())),
+        "3M",
+    );
     pg.create_database("fulldisk");
     pg.psql(
         "postgres",
@@ -683,7 +623,7 @@ fn create_schema_disk_full_removes_what_it_created_and_runs_again_after_growing(
     let (tables, record) = target_state(&pg, "fulldisk");
     assert!(tables.is_empty(), "left behind: {tables:?}\n{}", run.stderr);
     assert!(!record, "the record of created tables was left");
-    disk.grow(64);
+    disk.grow("64M");
     run_again_verified(&db, &pg, "fulldisk");
     drop(pg);
 }
@@ -700,11 +640,7 @@ fn sqlite_source_written_during_the_run_is_named_and_a_second_run_takes_the_writ
     app.execute_batch("PRAGMA journal_mode = WAL")
         .expect("WAL mode");
     let pg = cluster();
-    pg.create_database("live");
-    install_hold(&pg, "live", "public.message", 30_000);
-    let hold = Hold::take(&pg, "live");
-    let mut child = migrate_started(&db, &pg.url("live"), &[]);
-    hold.wait_for_copy(&pg, &mut child);
+    let (hold, child) = held_migrate(&pg, &db, "live", &[]);
     app.execute_batch(&format!(
         "INSERT INTO message SELECT id + {MESSAGES}, chat_id, body FROM message WHERE id <= 10"
     ))

@@ -365,53 +365,38 @@ pub async fn migrate(
         changes: Mutex::new(MetadataChanges::default()),
         counting: AtomicBool::new(false),
     });
-    let tally = if options.verify {
-        match source_tally(&store, &feeds, &plan, options.recall.queries).await {
-            Ok(tally) => Some(Arc::new(tally)),
-            Err(err) => {
-                return Err(clean_up_after_failure(
-                    target_config,
-                    &plan,
-                    &committed,
-                    &feeds.collections,
-                    err,
-                )
-                .await)
-            }
-        }
-    } else {
-        None
-    };
-    feeds.counting.store(true, Ordering::Relaxed);
     let generic = Arc::new(plan.plan.clone());
-    progress.phase("loading");
-    for table in &generic.tables {
-        progress.table_started(&table.source_name, table.source_rows);
-    }
-    let readers = unit_readers(&store, &feeds, tally.as_ref(), jobs)?;
-    let loading = load::load_all(
-        target_config,
-        &generic,
-        work_units(&plan, &feeds.collections, jobs),
-        readers,
-        progress.clone(),
-    );
     let loading = async {
+        let tally = if options.verify {
+            let tally = source_tally(&store, &feeds, &plan, options.recall.queries).await?;
+            Some(Arc::new(tally))
+        } else {
+            None
+        };
+        feeds.counting.store(true, Ordering::Relaxed);
+        progress.phase("loading");
+        for table in &generic.tables {
+            progress.table_started(&table.source_name, table.source_rows);
+        }
+        let readers = unit_readers(&store, &feeds, tally.as_ref(), jobs)?;
+        let loading = load::load_all(
+            target_config,
+            &generic,
+            work_units(&plan, &feeds.collections, jobs),
+            readers,
+            progress.clone(),
+        );
         let loaded = interruptible(loading, "interrupted while loading").await?;
         store.check_unchanged()?;
-        Ok(loaded)
+        Ok::<_, MigrateError>((tally, loaded))
     };
-    let (loaded, readers_back) = match loading.await {
+    let (tally, (loaded, readers_back)) = match loading.await {
         Ok(done) => done,
         Err(err) => {
-            return Err(clean_up_after_failure(
-                target_config,
-                &plan,
-                &committed,
-                &feeds.collections,
-                err,
-            )
-            .await)
+            let collections = &feeds.collections;
+            return Err(
+                clean_up_after_failure(target_config, &plan, &committed, collections, err).await,
+            );
         }
     };
     if !plan.reuse_existing {
