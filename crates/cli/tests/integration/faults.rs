@@ -7,9 +7,10 @@
 //! verified, exact result.
 //!
 //! Faults land deterministically, never after a guessed sleep: a row
-//! trigger makes a COPY stop at a chosen row, waiting for an advisory lock
-//! the test holds ([`Hold`]); the fault is injected once
-//! `pg_stat_activity` shows the COPY waiting there.
+//! trigger makes a COPY stop at a chosen row for as long as a session of
+//! the test exists ([`Hold`]; dropping it lets the COPY go on); the fault
+//! is injected once `pg_stat_activity` shows the COPY waiting there. A
+//! command's `pg_dump` is held the same way by a table lock.
 
 use crate::harness::{cluster, pgharbor, pgharbor_started, scalar, Run, Scratch, SmallDisk};
 use pgharbor_testkit::Cluster;
@@ -17,8 +18,10 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-/// The advisory lock key the hold trigger waits for.
-const HOLD_KEY: i64 = 26;
+/// The application name of the test's session the hold trigger waits for
+/// (`pg_stat_activity` is the server's, so the hold works in any database,
+/// even one the command creates).
+const HOLD_NAME: &str = "pgharbor-test-hold";
 
 /// Rows of the table split into rowid ranges (over the 200,000 that splits).
 const MESSAGES: i64 = 220_000;
@@ -42,7 +45,8 @@ fn chat_db(scratch: &Scratch) -> PathBuf {
 /// Makes every COPY into `table` (a `LIKE` pattern of `schema.name`; once
 /// created, by whoever) stop at its
 /// `nth` row until the test's [`Hold`] lets go: an event trigger adds a row
-/// trigger waiting for [`HOLD_KEY`] to the table when it is created. The
+/// trigger waiting while the test's [`Hold`] session exists to the table
+/// when it is created. The
 /// rows are counted per transaction in a setting, so the hold adds no
 /// relation to the target.
 fn install_hold(pg: &Cluster, db: &str, table: &str, nth: i64) {
@@ -53,7 +57,10 @@ fn install_hold(pg: &Cluster, db: &str, table: &str, nth: i64) {
              DECLARE n int := coalesce(nullif(current_setting('pgharbor_test.rows', true), ''), '0')::int + 1;
              BEGIN
                PERFORM set_config('pgharbor_test.rows', n::text, true);
-               IF n = {nth} THEN PERFORM pg_advisory_xact_lock_shared({HOLD_KEY}); END IF;
+               WHILE n = {nth} AND EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = '{HOLD_NAME}') LOOP
+                 PERFORM pg_sleep(0.01);
+                 PERFORM pg_stat_clear_snapshot();  -- see sessions end within this transaction
+               END LOOP;
                RETURN NEW;
              END $f$;
              CREATE FUNCTION pgharbor_test_add_hold() RETURNS event_trigger LANGUAGE plpgsql AS $f$
@@ -80,30 +87,29 @@ fn remove_hold(pg: &Cluster, db: &str) {
     );
 }
 
-/// A session holding [`HOLD_KEY`]; COPYs reaching the hold row wait for it.
+/// The test's session named [`HOLD_NAME`]; COPYs reaching the hold row
+/// wait while it exists.
 struct Hold {
-    runtime: tokio::runtime::Runtime,
-    client: Option<tokio_postgres::Client>,
+    /// Kept for its drop: the runtime running the session's connection.
+    _session: (tokio_postgres::Client, tokio::runtime::Runtime),
 }
 
 impl Hold {
-    /// Hold the key in `db` (advisory locks belong to a database).
-    fn take(pg: &Cluster, db: &str) -> Hold {
+    fn take(pg: &Cluster) -> Hold {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
         let client = runtime.block_on(async {
-            let client = pg.client(db).await;
+            let client = pg.client("postgres").await;
             client
-                .batch_execute(&format!("SELECT pg_advisory_lock({HOLD_KEY})"))
+                .batch_execute(&format!("SET application_name = '{HOLD_NAME}'"))
                 .await
                 .expect("take the hold");
             client
         });
         Hold {
-            runtime,
-            client: Some(client),
+            _session: (client, runtime),
         }
     }
 
@@ -114,7 +120,7 @@ impl Hold {
             let waiting = pg
                 .try_psql(
                     "postgres",
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory' AND query LIKE 'COPY%'",
+                    &format!("SELECT count(*) FROM pg_stat_activity WHERE {HELD_COPY}"),
                 )
                 .unwrap_or_default();
             if waiting.trim() != "0" && !waiting.is_empty() {
@@ -129,17 +135,6 @@ impl Hold {
             }
             assert!(Instant::now() < deadline, "no COPY reached the hold");
             std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Let the held COPY go on.
-    fn release(mut self) {
-        if let Some(client) = self.client.take() {
-            self.runtime.block_on(async move {
-                let _ = client
-                    .batch_execute(&format!("SELECT pg_advisory_unlock({HOLD_KEY})"))
-                    .await;
-            });
         }
     }
 }
@@ -213,7 +208,7 @@ fn run_again_verified(db: &Path, pg: &Cluster, name: &str) -> Run {
 fn held_migrate(pg: &Cluster, db: &Path, name: &str, env: &[(&str, &str)]) -> (Hold, Child) {
     pg.create_database(name);
     install_hold(pg, name, "public.message", 30_000);
-    let hold = Hold::take(pg, name);
+    let hold = Hold::take(pg);
     let mut child = migrate_started(db, &pg.url(name), env);
     hold.wait_for_copy(pg, &mut child);
     (hold, child)
@@ -224,7 +219,7 @@ fn killed_mid_copy(pg: &Cluster, db: &Path, name: &str) {
     let (hold, mut child) = held_migrate(pg, db, name, &[]);
     child.kill().expect("kill -9");
     child.wait().expect("reap pgharbor");
-    hold.release();
+    drop(hold);
     remove_hold(pg, name);
 }
 
@@ -286,7 +281,7 @@ fn create_schema_connections_terminated_mid_load_removes_what_it_created_and_run
                 ),
             );
         },
-        "the connection to the target was closed",
+        "loading table \"public\".\"message\"",
     );
 }
 
@@ -645,7 +640,7 @@ fn sqlite_source_written_during_the_run_is_named_and_a_second_run_takes_the_writ
         "INSERT INTO message SELECT id + {MESSAGES}, chat_id, body FROM message WHERE id <= 10"
     ))
     .expect("the application writes");
-    hold.release();
+    drop(hold);
     let run = Run::finished(child).success();
     assert!(
         run.stdout
@@ -700,7 +695,7 @@ enum Fault {
 const FAULTS: [Fault; 3] = [Fault::Restart, Fault::Terminate, Fault::Kill];
 
 /// The COPY waiting at the hold, in `pg_stat_activity`.
-const HELD_COPY: &str = "wait_event = 'advisory' AND query LIKE 'COPY%'";
+const HELD_COPY: &str = "wait_event = 'PgSleep' AND query LIKE 'COPY%'";
 
 impl Fault {
     /// Inject the fault into `pg` (or pgharbor, `child`) while its COPY
@@ -751,7 +746,7 @@ fn into_existing_faults_are_finished_by_resume() {
         install_hold(&pg, &name, "public.message", 30_000);
         pg.psql(&name, APP_SCHEMA);
         let url = pg.url(&name);
-        let hold = Hold::take(&pg, &name);
+        let hold = Hold::take(&pg);
         let mut child = pgharbor_started(&[
             "migrate",
             db.to_str().unwrap(),
@@ -817,7 +812,7 @@ fn database_copy_faults_are_finished_by_resume() {
         let name = format!("copy{i}");
         target.create_database(&name);
         install_hold(&target, &name, "public.item", 30_000);
-        let hold = Hold::take(&target, &name);
+        let hold = Hold::take(&target);
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgharbor"))
             .args([
                 "migrate",
@@ -950,7 +945,7 @@ fn chroma_faults_leave_nothing_or_what_the_next_run_removes() {
         let name = format!("vectors{i}");
         pg.create_database(&name);
         install_hold(&pg, &name, "public.%", 10);
-        let hold = Hold::take(&pg, &name);
+        let hold = Hold::take(&pg);
         let mut child = pgharbor_started(&["migrate", &source, &pg.url(&name)]);
         hold.wait_for_copy(&pg, &mut child);
         let reported = fault.inject(&pg, child);
