@@ -277,7 +277,7 @@ fn create_schema_connections_terminated_mid_load_removes_what_it_created_and_run
             pg.psql(
                 "postgres",
                 &format!(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {HELD_COPY}"
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {PGHARBOR_SESSIONS}"
                 ),
             );
         },
@@ -697,11 +697,17 @@ const FAULTS: [Fault; 3] = [Fault::Restart, Fault::Terminate, Fault::Kill];
 /// The COPY waiting at the hold, in `pg_stat_activity`.
 const HELD_COPY: &str = "wait_event = 'PgSleep' AND query LIKE 'COPY%'";
 
+/// Every session of pgharbor (all but the test's own), in
+/// `pg_stat_activity`: terminating them all leaves no COPY of another
+/// worker to reach the hold later.
+const PGHARBOR_SESSIONS: &str = "backend_type = 'client backend' \
+     AND application_name NOT LIKE 'pgharbor-test%' AND pid <> pg_backend_pid()";
+
 impl Fault {
     /// Inject the fault into `pg` (or pgharbor, `child`) while its COPY
     /// waits at the hold; the run's output when pgharbor was left to report it.
     fn inject(self, pg: &Cluster, child: Child) -> Option<Run> {
-        self.inject_into(pg, child, HELD_COPY)
+        self.inject_into(pg, child, PGHARBOR_SESSIONS)
     }
 
     /// [`Fault::inject`], terminating the backends `whose` selects in
