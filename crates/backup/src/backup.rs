@@ -162,8 +162,9 @@ pub async fn backup_postgres(
     removed_on_failure(dest, &id, result).await
 }
 
-/// `result`, or its error after the backup's parts were deleted (best
-/// effort), so a failed backup leaves nothing behind.
+/// `result`, or its error after the backup's parts were deleted, so a
+/// failed backup leaves nothing behind; when deleting fails too, the error
+/// says so and how to remove them later.
 pub(crate) async fn removed_on_failure(
     dest: &Destination,
     id: &str,
@@ -171,14 +172,15 @@ pub(crate) async fn removed_on_failure(
 ) -> Result<BackupReport> {
     match result {
         Ok(report) => Ok(report),
-        Err(e) => {
-            if let Err(cleanup) = dest.delete_prefix(id).await {
-                tracing::warn!("backup {id} failed; removing its parts failed too: {cleanup}");
-            }
-            Err(e.context(format!(
+        Err(e) => match dest.delete_prefix(id).await {
+            Ok(_) => Err(e.context(format!(
                 "backup {id} to {dest} failed (its parts were removed)"
-            )))
-        }
+            ))),
+            Err(cleanup) => Err(e.context(format!(
+                "backup {id} to {dest} failed, and removing its parts failed too ({cleanup}): \
+                 `pgharbor backups list` shows it as failed and `pgharbor backups prune` removes it"
+            ))),
+        },
     }
 }
 

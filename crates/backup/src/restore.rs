@@ -624,7 +624,7 @@ struct PgRestore {
 impl PgRestore {
     /// `program` with the target's environment and the owner options.
     fn command(&self, program: &Path) -> Command {
-        let mut command = Command::new(program);
+        let mut command = pgharbor_pgtools::child_command(program);
         clear_libpq_env(&mut command, &self.config);
         command.arg("--no-password");
         command
@@ -696,6 +696,7 @@ impl PgRestore {
 async fn run(what: &str, mut command: Command) -> Result<Vec<u8>> {
     command.stdin(Stdio::null());
     let output = tokio::process::Command::from(command)
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(|e| BackupError::new(BackupErrorKind::Tool, format!("starting {what}: {e}")))?;

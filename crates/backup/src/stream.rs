@@ -45,8 +45,8 @@ pub(crate) struct Producer {
     pub what: String,
     /// The child, with stdout piped.
     pub child: Child,
-    /// Its stderr, read to the end.
-    pub stderr: JoinHandle<String>,
+    /// Its stderr, read to the end (taken once the child has exited).
+    pub stderr: Option<JoinHandle<String>>,
 }
 
 impl Producer {
@@ -63,8 +63,20 @@ impl Producer {
         Ok(Producer {
             what,
             child,
-            stderr,
+            stderr: Some(stderr),
         })
+    }
+}
+
+/// A producer dropped before [`pump`] waited for it (an error elsewhere
+/// ended the backup) is killed and reaped, so no `pg_dump` outlives the
+/// backup it was part of, nor stays behind as a zombie.
+impl Drop for Producer {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -167,7 +179,11 @@ fn pump(mut producer: Producer, encoding: &Encoding, out: ChannelWriter) -> Resu
             format!("waiting for {}: {e}", producer.what),
         )
     })?;
-    let stderr = producer.stderr.join().unwrap_or_default();
+    let stderr = producer
+        .stderr
+        .take()
+        .and_then(|t| t.join().ok())
+        .unwrap_or_default();
     if let Err(e) = &copied {
         if e.kind() == io::ErrorKind::BrokenPipe {
             // The upload failed: its error is the one to report.

@@ -7,6 +7,7 @@ mod args;
 mod backup;
 mod chroma;
 mod health;
+mod init;
 mod memory;
 mod migrate;
 mod output;
@@ -89,6 +90,9 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 
 fn main() -> ExitCode {
     memory::give_back_large_blocks();
+    if let Some(code) = init::as_init() {
+        return code;
+    }
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),

@@ -130,4 +130,8 @@ pub struct MigrationReport {
     pub phases: Vec<PhaseTiming>,
     /// `Some(true)` all tables verified equal, `Some(false)` a mismatch, `None` skipped.
     pub verified: Option<bool>,
+    /// The application committed to the source while the run read its
+    /// snapshot: the target (and the verification) is the source as it was
+    /// when the run started, without those later writes.
+    pub source_changed_during_run: bool,
 }

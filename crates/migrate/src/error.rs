@@ -54,6 +54,12 @@ impl MigrateError {
         self.kind = kind;
     }
 
+    /// Add a sentence on what was done after the failure (kind and cause kept).
+    pub fn also(mut self, sentence: impl fmt::Display) -> Self {
+        self.message = format!("{}. {sentence}", self.message);
+        self
+    }
+
     /// Prefix the message with what was being done.
     pub fn context(mut self, doing: impl fmt::Display) -> Self {
         self.message = format!("{doing}: {}", self.message);

@@ -24,10 +24,15 @@
 //! COPY from server to server); [`presets`] holds
 //! application knowledge (Open WebUI).
 //!
+//! A run that creates its tables records them in the target as it creates
+//! them ([`created`]), so a failed run removes exactly those, or names them
+//! when the target is out of reach and the next run removes them.
+//!
 //! [`target`] connects to the target (creating the database when it is missing
 //! and allowed) and checks what already exists there.
 
 pub mod chroma;
+pub mod created;
 pub mod error;
 pub mod existing;
 pub mod finish;

@@ -48,7 +48,8 @@ pub struct WorkUnit {
     /// Rows covered.
     pub range: UnitRange,
     /// The unit creates the table in the same transaction as its COPY
-    /// (which then writes the rows frozen).
+    /// (which then writes the rows frozen), and records it there in
+    /// [`crate::created`]'s record.
     pub creates_table: bool,
     /// The unit's number in a resume journal: its completion is recorded in
     /// the same transaction as its rows (see [`crate::resume`]).
@@ -295,8 +296,13 @@ async fn begin(
         .await
         .map_err(|e| WriteError::from_pg(e, &doing))?;
     if creates {
+        let sql = format!(
+            "{}; {}",
+            ddl::create_table(&table.spec),
+            crate::created::record_sql(&table.spec.name)
+        );
         client
-            .batch_execute(&ddl::create_table(&table.spec))
+            .batch_execute(&sql)
             .await
             .map_err(|e| WriteError::from_pg(e, &doing))?;
     }

@@ -1,5 +1,6 @@
 //! The SQLite → PostgreSQL migration, start to finish.
 
+use crate::created;
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::finish;
 use crate::load::{self, RowSink, UnitRange, UnitReader, WorkUnit};
@@ -11,6 +12,7 @@ use pgharbor_core::plan::{Plan, TablePlan};
 use pgharbor_core::report::{
     LossyCounts, MigrationReport, PhaseTiming, TableReport, TableVerification,
 };
+use pgharbor_core::schema::QualifiedName;
 use pgharbor_pgwriter::{ddl, WriteError};
 use pgharbor_sqlite::open::SourceSnapshot;
 use pgharbor_sqlite::planner::{self, PlanOptions};
@@ -188,8 +190,9 @@ pub async fn migrate(
     let started = Instant::now();
     let jobs = options.jobs.max(1);
     let plan = Arc::new(plan);
-    let (client, _created) =
+    let (client, database_created) =
         target::connect_or_create(target_config, options.create_database).await?;
+    created::remove_leftovers(&client, &*progress).await?;
     let mut names: Vec<String> = plan
         .tables
         .iter()
@@ -201,44 +204,37 @@ pub async fn migrate(
         target::refuse_existing(&existing, &plan.target_schema)?;
     }
     prepare_target(&client, &plan, &existing).await?;
+    created::open(&client).await?;
     let units = work_units(&snapshot, &plan, jobs, true)?;
-    for table in plan
-        .tables
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| units.iter().any(|u| u.table == *i && !u.creates_table))
-    {
-        let sql = ddl::create_table(&table.1.spec);
-        client
-            .batch_execute(&sql)
-            .await
-            .map_err(|e| WriteError::from_pg(e, format!("creating table {}", table.1.spec.name)))?;
-    }
-    progress.phase("loading");
-    for table in &plan.tables {
-        progress.table_started(&table.source_name, table.source_rows);
-    }
-    let mut phases = Phases::default();
-    let readers_for_load = readers(&snapshot, jobs)?;
-    let load = load::load_all(
-        target_config,
-        &plan,
-        units,
-        readers_for_load,
+    let committed = Arc::new(created::Committed::default());
+    let tracked: Arc<dyn Progress> = created::CommitTracking::new(
         progress.clone(),
+        committed.clone(),
+        created_by_load(&plan, &units),
     );
-    let (loaded, readers_back) = match interruptible(load, "interrupted while loading").await {
-        Ok(done) => done,
-        Err(err) => return Err(clean_up_after_failure(&client, &plan, err).await),
+    let mut phases = Phases::default();
+    let building = Building {
+        client: &client,
+        config: target_config,
+        snapshot: &snapshot,
+        plan: &plan,
+        jobs,
+        committed: &committed,
+        progress: tracked,
     };
-    phases.lap("load");
-    let finishing = finish::finish(target_config, &plan, jobs, &*progress);
-    let finished = interruptible(
-        finishing,
-        "interrupted after the load: every table holds all its rows, but keys, indexes, foreign keys or sequences may be missing; run again with --drop-existing",
-    )
-    .await?;
-    phases.lap("finish");
+    let (loaded, readers_back, finished) = match building.run(units, &mut phases).await {
+        Ok(built) => built,
+        Err(err) => {
+            return Err(created::clean_up_after_failure(
+                target_config,
+                &committed,
+                database_created,
+                err,
+            )
+            .await)
+        }
+    };
+    created::close(&client).await?;
     let verifications = if options.verify {
         let verifying = verify::verify_all(target_config, &plan, readers_back, progress.clone());
         let result = interruptible(
@@ -251,6 +247,7 @@ pub async fn migrate(
     } else {
         None
     };
+    let source_changed = snapshot.changed_since_taken()?;
     drop(snapshot);
     let mut report = build_report(
         source_label,
@@ -262,7 +259,87 @@ pub async fn migrate(
         started,
     );
     report.phases = phases.done;
+    report.source_changed_during_run = source_changed;
     Ok(report)
+}
+
+/// The tables each created by its one load unit: (source name, target table).
+fn created_by_load(plan: &Plan, units: &[WorkUnit]) -> Vec<(String, QualifiedName)> {
+    units
+        .iter()
+        .filter(|u| u.creates_table)
+        .map(|u| {
+            let table = &plan.tables[u.table];
+            (table.source_name.clone(), table.spec.name.clone())
+        })
+        .collect()
+}
+
+/// What [`Building::run`] works with.
+struct Building<'a> {
+    client: &'a tokio_postgres::Client,
+    config: &'a ConnConfig,
+    snapshot: &'a SourceSnapshot,
+    plan: &'a Arc<Plan>,
+    jobs: usize,
+    committed: &'a created::Committed,
+    progress: Arc<dyn Progress>,
+}
+
+/// The tables, rows and keys a run builds.
+type Built = (
+    Vec<load::UnitResult>,
+    Vec<Box<dyn UnitReader>>,
+    finish::FinishOutcome,
+);
+
+impl Building<'_> {
+    /// Create the tables split into ranges, load every unit and finish
+    /// (keys, indexes, foreign keys, sequences, views): everything the
+    /// record of created tables covers.
+    async fn run(self, units: Vec<WorkUnit>, phases: &mut Phases) -> Result<Built, MigrateError> {
+        let plan = self.plan;
+        for (_, table) in plan
+            .tables
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| units.iter().any(|u| u.table == *i && !u.creates_table))
+        {
+            create_recorded(self.client, &table.spec).await?;
+            self.committed.add(&table.spec.name);
+        }
+        let progress = self.progress;
+        progress.phase("loading");
+        for table in &plan.tables {
+            progress.table_started(&table.source_name, table.source_rows);
+        }
+        let readers_for_load = readers(self.snapshot, self.jobs)?;
+        let load = load::load_all(self.config, plan, units, readers_for_load, progress.clone());
+        let (loaded, readers_back) = interruptible(load, "interrupted while loading").await?;
+        phases.lap("load");
+        let finishing = finish::finish(self.config, plan, self.jobs, &*progress);
+        let finished =
+            interruptible(finishing, "interrupted while building keys and indexes").await?;
+        phases.lap("finish");
+        Ok((loaded, readers_back, finished))
+    }
+}
+
+/// Create `spec`'s table and record it, in one transaction.
+async fn create_recorded(
+    client: &tokio_postgres::Client,
+    spec: &pgharbor_core::schema::TableSpec,
+) -> Result<(), MigrateError> {
+    let sql = format!(
+        "BEGIN; {}; {}; COMMIT",
+        ddl::create_table(spec),
+        created::record_sql(&spec.name)
+    );
+    if let Err(e) = client.batch_execute(&sql).await {
+        let _ = client.batch_execute("ROLLBACK").await;
+        return Err(WriteError::from_pg(e, format!("creating table {}", spec.name)).into());
+    }
+    Ok(())
 }
 
 async fn prepare_target(
@@ -292,29 +369,6 @@ async fn prepare_target(
         })?;
     }
     Ok(())
-}
-
-/// Remove every table this run created, so a failed run leaves nothing half-done.
-async fn clean_up_after_failure(
-    client: &tokio_postgres::Client,
-    plan: &Plan,
-    err: MigrateError,
-) -> MigrateError {
-    let mut removed = 0;
-    for table in &plan.tables {
-        if client
-            .batch_execute(&ddl::drop_table(&table.spec.name))
-            .await
-            .is_ok()
-        {
-            removed += 1;
-        }
-    }
-    let kind = err.kind();
-    MigrateError::new(
-        kind,
-        format!("{err}. Nothing was kept: the {removed} table(s) this run created were removed"),
-    )
 }
 
 /// Verify a SQLite file against tables already in the target, with the target's column types.
@@ -400,6 +454,7 @@ pub(crate) fn build_report(
         total_rows: tables.iter().map(|t| t.rows).sum(),
         total_bytes: tables.iter().map(|t| t.bytes).sum(),
         verified: verifications.map(|v| v.iter().all(|t| t.matches)),
+        source_changed_during_run: false,
         tables,
         widened_columns: plan.widened_columns(),
         reported: plan.reported.clone(),

@@ -16,9 +16,13 @@
 //! * [`compat`] filters what a `pg_dump` wrote that the target server does
 //!   not accept (column attribute options of other builds), exactly and
 //!   counted.
+//! * [`child`] starts them so that none outlives pgharbor, even a
+//!   `kill -9`ed one.
 
+pub mod child;
 pub mod compat;
 
+pub use child::child_command;
 pub use compat::AttributeOptionFilter;
 
 use pgharbor_conn::{ConnConfig, Host};
@@ -40,9 +44,10 @@ pub struct Program {
 }
 
 impl Program {
-    /// A command running this program, with no arguments yet.
+    /// A command running this program, with no arguments yet, as a child
+    /// that does not outlive pgharbor ([`child_command`]).
     pub fn command(&self) -> Command {
-        Command::new(&self.path)
+        child_command(&self.path)
     }
 }
 

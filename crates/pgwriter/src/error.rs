@@ -75,9 +75,7 @@ impl WriteError {
             WriteErrorKind::PermissionDenied => {
                 " — grant the target user the needed privilege, or connect as the owner"
             }
-            WriteErrorKind::ConnectionLost => {
-                " — check the target server is running; the run can be repeated"
-            }
+            WriteErrorKind::ConnectionLost => " — check the target server is running",
             _ => "",
         };
         WriteError {

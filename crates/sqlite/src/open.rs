@@ -25,6 +25,9 @@ pub struct SourceSnapshot {
     path: PathBuf,
     leader: Connection,
     spare: Mutex<Vec<Connection>>,
+    /// A connection outside the snapshot and its data version when the
+    /// snapshot was taken, to tell whether the application committed since.
+    watcher: Mutex<(Connection, i64)>,
 }
 
 impl SourceSnapshot {
@@ -47,6 +50,7 @@ impl SourceSnapshot {
                     path: path.to_path_buf(),
                     leader,
                     spare: Mutex::new(connections),
+                    watcher: Mutex::new((watcher, before)),
                 });
             }
             for conn in &connections {
@@ -60,6 +64,13 @@ impl SourceSnapshot {
             format!("the database changed during each of {SNAPSHOT_ATTEMPTS} attempts to take a consistent snapshot; pause the application's writes briefly, or copy the file first"),
         )
         .with_path(path))
+    }
+
+    /// Whether the application committed to the file since the snapshot
+    /// was taken (the snapshot itself never changes).
+    pub fn changed_since_taken(&self) -> Result<bool> {
+        let watcher = self.watcher.lock().expect("watcher lock");
+        Ok(data_version(&watcher.0, &self.path)? != watcher.1)
     }
 
     /// The leader connection (inside the snapshot).

@@ -195,3 +195,59 @@ pub fn pgharbor_under_umask(umask: &str, args: &[&str], env: &[(&str, &str)]) ->
         .expect("run pgharbor through sh");
     Run::from(output)
 }
+
+/// A small tmpfs for a test cluster's tablespace, unmounted on drop: a real
+/// full disk (`ENOSPC` from the kernel, SQLSTATE 53100 from PostgreSQL) for
+/// a few megabytes of memory. Mounting needs root, which the harness runs as.
+pub struct SmallDisk {
+    pub path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    pub fn mount(path: std::path::PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0777"),
+                "tmpfs",
+            ])
+            .arg(&path)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a small tmpfs needs root (the test harness runs as root)"
+        );
+        // The server runs as `postgres` and must own its tablespace directory.
+        let owned = std::process::Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(&path)
+            .status()
+            .expect("run chown");
+        assert!(owned.success(), "chown of the tmpfs to postgres failed");
+        SmallDisk { path }
+    }
+
+    /// Grow the volume to `size` (`64M`), as a full disk's message asks.
+    pub fn grow(&self, size: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.path)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "remounting {}", self.path.display());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}

@@ -7,6 +7,7 @@ mod consolidation;
 mod deploy;
 mod django;
 mod docs;
+mod faults;
 mod harness;
 mod health;
 mod image;

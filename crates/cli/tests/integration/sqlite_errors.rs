@@ -1,6 +1,6 @@
 //! Every way a run can fail says what went wrong and what to do.
 
-use crate::harness::{cluster, pgharbor, scalar, Scratch};
+use crate::harness::{cluster, pgharbor, scalar, Scratch, SmallDisk};
 use pgharbor_testkit::{Cluster, ClusterOptions, Flavor};
 
 #[test]
@@ -173,50 +173,6 @@ fn no_target_and_no_database_url_is_a_usage_error() {
     let run = pgharbor(&["migrate", db.to_str().unwrap()]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("DATABASE_URL"), "{}", run.stderr);
-}
-
-/// A tmpfs mount that is unmounted on drop.
-struct SmallDisk {
-    path: std::path::PathBuf,
-}
-
-impl SmallDisk {
-    fn mount(path: std::path::PathBuf, size: &str) -> SmallDisk {
-        std::fs::create_dir_all(&path).unwrap();
-        let status = std::process::Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0777"),
-                "tmpfs",
-            ])
-            .arg(&path)
-            .status()
-            .expect("run mount");
-        assert!(
-            status.success(),
-            "mounting a small tmpfs needs root (the test harness runs as root)"
-        );
-        // The server runs as `postgres` and must own its tablespace directory.
-        let owned = std::process::Command::new("chown")
-            .arg("postgres:postgres")
-            .arg(&path)
-            .status()
-            .expect("run chown");
-        assert!(owned.success(), "chown of the tmpfs to postgres failed");
-        SmallDisk { path }
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.path)
-            .status();
-        let _ = std::fs::remove_dir(&self.path);
-    }
 }
 
 #[test]

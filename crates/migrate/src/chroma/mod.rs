@@ -278,6 +278,9 @@ pub async fn prepare(
     } else {
         pgvector::ensure_extension(&client).await?
     };
+    if !dry_run {
+        crate::created::remove_leftovers(&client, &crate::progress::SilentProgress).await?;
+    }
     let facts = target_facts(&client, options, version).await?;
     let plan = layout::plan(store.collections(), options, &facts)?;
     Ok((client, plan, facts))
@@ -359,41 +362,53 @@ pub async fn migrate(
     let mut phases = Phases::default();
     let jobs = options.jobs.max(1);
     let (client, plan, facts) = prepare(&store, target_config, options, false).await?;
-    let text_sql = make_room(&client, &plan, options).await?;
+    let committed = crate::created::Committed::default();
+    let text_sql = match make_room(&client, &plan, options, &committed).await {
+        Ok(sql) => sql,
+        Err(err) => {
+            return Err(clean_up_after_failure(target_config, &plan, &committed, &[], err).await)
+        }
+    };
     let plan = Arc::new(plan);
     let feeds = Arc::new(Feeds::new(store.collections(), &plan));
-    let tally = if options.verify {
-        match source_tally(&store, &feeds, &plan, options.recall.queries).await {
-            Ok(tally) => Some(Arc::new(tally)),
-            Err(err) => {
-                return Err(clean_up_after_failure(&client, &plan, &feeds.collections, err).await)
-            }
-        }
-    } else {
-        None
-    };
-    feeds.counting.store(true, Ordering::Relaxed);
     let generic = Arc::new(plan.plan.clone());
-    progress.phase("loading");
-    for table in &generic.tables {
-        progress.table_started(&table.source_name, table.source_rows);
-    }
-    let readers = unit_readers(&store, &feeds, tally.as_ref(), jobs)?;
-    let loading = load::load_all(
-        target_config,
-        &generic,
-        work_units(&plan, &feeds.collections, jobs),
-        readers,
-        progress.clone(),
-    );
-    let (loaded, readers_back) = match interruptible(loading, "interrupted while loading").await {
+    let loading = async {
+        let tally = if options.verify {
+            let tally = source_tally(&store, &feeds, &plan, options.recall.queries).await?;
+            Some(Arc::new(tally))
+        } else {
+            None
+        };
+        feeds.counting.store(true, Ordering::Relaxed);
+        progress.phase("loading");
+        for table in &generic.tables {
+            progress.table_started(&table.source_name, table.source_rows);
+        }
+        let readers = unit_readers(&store, &feeds, tally.as_ref(), jobs)?;
+        let loading = load::load_all(
+            target_config,
+            &generic,
+            work_units(&plan, &feeds.collections, jobs),
+            readers,
+            progress.clone(),
+        );
+        let loaded = interruptible(loading, "interrupted while loading").await?;
+        store.check_unchanged()?;
+        Ok::<_, MigrateError>((tally, loaded))
+    };
+    let (tally, (loaded, readers_back)) = match loading.await {
         Ok(done) => done,
         Err(err) => {
-            return Err(clean_up_after_failure(&client, &plan, &feeds.collections, err).await)
+            let collections = &feeds.collections;
+            return Err(
+                clean_up_after_failure(target_config, &plan, &committed, collections, err).await,
+            );
         }
     };
+    if !plan.reuse_existing {
+        crate::created::close(&client).await?;
+    }
     feeds.counting.store(false, Ordering::Relaxed);
-    store.check_unchanged()?;
     phases.lap("load");
     progress.phase("building keys and indexes");
     if !plan.reuse_existing {
@@ -534,11 +549,12 @@ async fn make_room(
     client: &Client,
     plan: &ChromaPlan,
     options: &ChromaOptions,
+    committed: &crate::created::Committed,
 ) -> Result<Vec<String>, MigrateError> {
     if plan.reuse_existing {
         clear_collections_in_shared_table(client, plan, options.replace).await?;
     } else {
-        create_tables(client, plan, options).await?;
+        create_tables(client, plan, options, committed).await?;
     }
     create_text_indexes(client, plan).await
 }
@@ -551,6 +567,7 @@ async fn create_tables(
     client: &Client,
     plan: &ChromaPlan,
     options: &ChromaOptions,
+    committed: &crate::created::Committed,
 ) -> Result<(), MigrateError> {
     let schema = &plan.plan.target_schema;
     let names: Vec<String> = plan
@@ -576,11 +593,18 @@ async fn create_tables(
             .await
             .map_err(pg_error(format!("dropping {table} (--drop-existing)")))?;
     }
+    crate::created::open(client).await?;
     for table in &plan.plan.tables {
-        client
-            .batch_execute(&ddl::create_table(&table.spec))
-            .await
-            .map_err(pg_error(format!("creating table {}", table.spec.name)))?;
+        let sql = format!(
+            "BEGIN; {}; {}; COMMIT",
+            ddl::create_table(&table.spec),
+            crate::created::record_sql(&table.spec.name)
+        );
+        if let Err(e) = client.batch_execute(&sql).await {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(pg_error(format!("creating table {}", table.spec.name))(e));
+        }
+        committed.add(&table.spec.name);
         set_storage(client, ddl::set_rows_inline, &table.spec.name).await?;
     }
     Ok(())
@@ -700,44 +724,45 @@ fn unit(table: usize, range: UnitRange) -> WorkUnit {
 }
 
 /// Drop the tables this run created (or the rows it added to a reused table).
+/// After `err`: the tables this run created are removed (see
+/// [`crate::created`]); in a shared table, the rows this run added are
+/// deleted again (they are the rows of its collections, which
+/// [`clear_collections_in_shared_table`] made sure were absent).
 async fn clean_up_after_failure(
-    client: &Client,
+    target_config: &ConnConfig,
     plan: &ChromaPlan,
+    committed: &crate::created::Committed,
     collections: &[Collection],
     err: MigrateError,
 ) -> MigrateError {
-    let kind = err.kind();
-    if plan.reuse_existing {
-        let table = &plan.plan.tables[0].spec.name;
-        let names: Vec<String> = collections.iter().map(|c| c.name.clone()).collect();
-        let removed = client
+    if !plan.reuse_existing {
+        return crate::created::clean_up_after_failure(target_config, committed, false, err).await;
+    }
+    let table = &plan.plan.tables[0].spec.name;
+    let names: Vec<String> = collections.iter().map(|c| c.name.clone()).collect();
+    let wait = crate::created::reconnect_wait();
+    let deleted = match crate::created::reconnect(target_config, wait).await {
+        Ok(client) => client
             .execute(
                 &format!("DELETE FROM {table} WHERE collection_name = ANY($1)"),
                 &[&names],
             )
             .await
-            .is_ok();
-        let what = if removed {
-            "the rows this run added were deleted"
-        } else {
-            "deleting the rows this run added failed too"
-        };
-        return MigrateError::new(kind, format!("{err}. {what} from {table}"));
+            .map_err(pg_error(format!(
+                "deleting the rows this run added to {table}"
+            ))),
+        Err(e) => Err(e),
+    };
+    match deleted {
+        Ok(_) => err.also(format!(
+            "The rows this run added were deleted from {table}; the same command can be run again"
+        )),
+        Err(cause) => err.also(format!(
+            "Deleting the rows this run added to {table} failed ({cause}): rows of the collections {} may remain there; \
+             run the same command again with --truncate once the server is back (it deletes them first)",
+            names.join(", ")
+        )),
     }
-    let mut removed = 0;
-    for table in &plan.plan.tables {
-        if client
-            .batch_execute(&ddl::drop_table(&table.spec.name))
-            .await
-            .is_ok()
-        {
-            removed += 1;
-        }
-    }
-    MigrateError::new(
-        kind,
-        format!("{err}. Nothing was kept: the {removed} table(s) this run created were removed"),
-    )
 }
 
 /// Build the vector indexes, several at a time, each with enough

@@ -91,7 +91,8 @@ pub async fn dump_section(
         .args(["--format=plain", "--no-sync", section.flag()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     if let Some(id) = snapshot {
         command.arg(format!("--snapshot={id}"));
     }

@@ -260,9 +260,13 @@ async fn open_sides(
 
 /// Copy the database of `source` into the database of `target`.
 ///
-/// When the run created the target database and stops before the schema was
-/// committed (a missing extension, an object the target cannot represent),
-/// the database is dropped again: a refused copy leaves nothing behind.
+/// When the run fails, a new connection (retried while the server comes
+/// back, see [`crate::created::reconnect_wait`]) looks at what the target
+/// holds, and the error says it: the journal of a copy to finish with
+/// `--resume`, or nothing. When the run created the target database and
+/// stops before the schema was committed (a missing extension, an object the
+/// target cannot represent, a lost server), the database is dropped again: a
+/// refused copy leaves nothing behind.
 pub async fn copy_database(
     source: &ConnConfig,
     target: &ConnConfig,
@@ -272,23 +276,57 @@ pub async fn copy_database(
     let sides = open_sides(source, target, options).await?;
     let created = sides.database_created;
     let result = copy_into(sides, source, target, options, progress).await;
-    if let Err(err) = &result {
-        if created && !schema_committed(target).await {
-            drop_database(target).await.map_err(|e| {
-                e.context(format!(
-                    "after {err}: dropping the database the run created"
-                ))
-            })?;
-        }
+    match result {
+        Ok(report) => Ok(report),
+        Err(err) => Err(after_failure(target, created, err).await),
     }
-    result
 }
 
-/// Whether the target database holds a copy journal (the schema is in).
-async fn schema_committed(target: &ConnConfig) -> bool {
-    match crate::target::connect(target).await {
-        Ok(client) => !matches!(journal::read(&client).await, Ok(None)),
-        Err(_) => true,
+/// Errors raised before the copy changed anything, which already say what
+/// to do (a refused target, a usage error, an incompatible schema).
+fn said_what_to_do(err: &MigrateError) -> bool {
+    matches!(
+        err.kind(),
+        MigrateErrorKind::Usage | MigrateErrorKind::TargetNotEmpty | MigrateErrorKind::Incompatible
+    )
+}
+
+/// Say what a failed copy left in the target and how to go on.
+async fn after_failure(target: &ConnConfig, created: bool, err: MigrateError) -> MigrateError {
+    if said_what_to_do(&err) && !created {
+        return err;
+    }
+    let wait = crate::created::reconnect_wait();
+    let journal = match crate::created::reconnect(target, wait).await {
+        Ok(client) => journal::read(&client).await.map(|state| state.is_some()),
+        Err(e) => Err(e),
+    };
+    match journal {
+        Ok(true) if said_what_to_do(&err) => err,
+        Ok(true) => err.also(format!(
+            "The schema and the tables copied so far are kept and recorded in the target (schema {}): \
+             run the same command with --resume to finish, or drop the database to start over",
+            journal::SCHEMA
+        )),
+        Ok(false) if created => match drop_database(target).await {
+            Ok(()) if said_what_to_do(&err) => err,
+            Ok(()) => err.also(
+                "Nothing was kept: the database this run created was dropped again; the same command can be run again",
+            ),
+            Err(e) => err.also(format!(
+                "Dropping the empty database {:?} this run created failed ({e}): drop it, then run the same command again",
+                target.dbname()
+            )),
+        },
+        Ok(false) if said_what_to_do(&err) => err,
+        Ok(false) => err.also("Nothing was copied; the same command can be run again"),
+        Err(_) if said_what_to_do(&err) => err,
+        Err(cause) => err.also(format!(
+            "The target could not be reached again within {}s to see what is left ({cause}): once it is back, \
+             run the same command with --resume if the database has a schema {}, otherwise run it as it is",
+            wait.as_secs(),
+            journal::SCHEMA
+        )),
     }
 }
 
