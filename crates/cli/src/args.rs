@@ -157,8 +157,9 @@ pub struct BackupArgs {
     /// Print a Kubernetes CronJob running this backup on the --every schedule, instead of running it.
     #[arg(long, requires = "every")]
     pub print_cronjob: bool,
-    /// With --print-cronjob: the container image holding pgharbor.
-    #[arg(long, default_value = "ghcr.io/pgharbor/pgharbor:latest")]
+    /// With --print-cronjob: the container image holding pgharbor (default: the tag
+    /// scripts/image.sh gives; push it to a registry the cluster pulls from and name that).
+    #[arg(long, default_value = concat!("pgharbor:", env!("CARGO_PKG_VERSION")))]
     pub image: String,
     /// With --print-cronjob: the CronJob's name.
     #[arg(long, default_value = "pgharbor-backup")]

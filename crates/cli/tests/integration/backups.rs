@@ -262,6 +262,27 @@ fn print_cronjob_writes_a_kubernetes_cronjob_without_secrets() {
     );
     assert_eq!(bad.code, 2, "{}", bad.all());
     assert!(bad.stderr.contains("hour"), "{}", bad.stderr);
+    // Without --image: the tag scripts/image.sh gives, not a registry that does not exist.
+    let default_image = pgharbor_with(
+        &[
+            "backup",
+            "postgresql://db/app",
+            "--to",
+            "/tmp/x",
+            "--every",
+            "0 2 * * *",
+            "--print-cronjob",
+        ],
+        &[],
+        None,
+    )
+    .success();
+    let tag = format!("image: \"pgharbor:{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(
+        default_image.stdout.contains(&tag),
+        "{}",
+        default_image.stdout
+    );
 }
 
 #[test]
