@@ -76,6 +76,13 @@ impl BackupError {
         self
     }
 
+    /// The same error with the sentence `then` after its message (what the
+    /// failure left and what to do).
+    pub(crate) fn followed_by(mut self, then: impl fmt::Display) -> Self {
+        self.message = format!("{}. {then}", self.message);
+        self
+    }
+
     /// A PostgreSQL query error, with the server's message and SQLSTATE.
     pub(crate) fn postgres(what: impl fmt::Display, e: &tokio_postgres::Error) -> Self {
         let message = match e.as_db_error() {

@@ -390,6 +390,22 @@ fn children_named(parent: u32, name: &str) -> Vec<u32> {
     found
 }
 
+/// `pgharbor ARGS` with the PG16 client programs, started in the
+/// background with its output collected.
+fn pg16_started(args: &[&str]) -> Child {
+    let bin = pgharbor_testkit::Flavor::Pg16Vector
+        .bin_dir()
+        .expect("PG16 binaries");
+    std::process::Command::new(env!("CARGO_BIN_EXE_pgharbor"))
+        .args(args)
+        .env("PGHARBOR_PG_BIN", bin)
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start pgharbor")
+}
+
 /// Whether `pid` still runs (a zombie waiting for its reaper does not).
 fn is_running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -405,17 +421,7 @@ fn is_running(pid: u32) -> bool {
 /// until its `program` child waits for the lock the test holds, and return
 /// pgharbor and that child's pid.
 fn started_with_child_waiting(pg: &Cluster, args: &[&str], program: &str) -> (Child, u32) {
-    let bin = pgharbor_testkit::Flavor::Pg16Vector
-        .bin_dir()
-        .expect("PG16 binaries");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgharbor"))
-        .args(args)
-        .env("PGHARBOR_PG_BIN", bin)
-        .env_remove("DATABASE_URL")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start pgharbor");
+    let mut child = pg16_started(args);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let waiting = pg
@@ -984,6 +990,101 @@ fn chroma_faults_leave_nothing_or_what_the_next_run_removes() {
         assert!(
             !target_state(&pg, &name).1,
             "{fault:?}: the record outlived the run"
+        );
+    }
+}
+
+/// Puts the hold into `template0` of `pg` (a cluster of the test alone), so
+/// a database a command creates from it (as `restore` does) holds its
+/// COPY into `table` at row `nth`.
+fn install_hold_in_template0(pg: &Cluster, table: &str, nth: i64) {
+    pg.psql(
+        "postgres",
+        "UPDATE pg_database SET datallowconn = true WHERE datname = 'template0'",
+    );
+    install_hold(pg, "template0", table, nth);
+    pg.psql(
+        "postgres",
+        "UPDATE pg_database SET datallowconn = false WHERE datname = 'template0'",
+    );
+}
+
+/// A backup of database `shop` of `pg` (60,000 rows of `item`) in `dest`.
+fn shop_backup(pg: &Cluster, dest: &str) {
+    pg.create_database("shop");
+    pg.psql(
+        "shop",
+        "CREATE TABLE item (id int PRIMARY KEY, v text);
+         INSERT INTO item SELECT g, md5(g::text) FROM generate_series(1, 60000) g;",
+    );
+    crate::postgres_copy::pgharbor_pg(&["backup", &pg.url("shop"), "--to", dest]).success();
+}
+
+/// `restore` into a new database, stopped while its COPY waits at the hold.
+/// A restarted server or terminated sessions: the message names the cause
+/// and that the database it created was dropped (it is gone), and the same
+/// command ends with the backup's rows. `kill -9` (its `pg_restore` ends
+/// too): the database is left with part of the rows, the same command says
+/// it is not empty and to ask for --clean, and `--clean` ends with the
+/// backup's rows.
+#[test]
+fn restore_faults_leave_what_the_message_says_and_restore_again_ends_equal() {
+    let pg = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    let scratch = Scratch::new();
+    let dest = scratch.path("backups");
+    let dest = dest.to_str().unwrap();
+    shop_backup(&pg, dest);
+    install_hold_in_template0(&pg, "public.item", 30_000);
+    let latest = format!("{dest}/latest");
+    for (i, fault) in FAULTS.into_iter().enumerate() {
+        let name = format!("restored{i}");
+        let url = pg.url(&name);
+        let hold = Hold::take(&pg);
+        let mut child = pg16_started(&["restore", &latest, &url]);
+        hold.wait_for_copy(&pg, &mut child);
+        let pg_restores = children_named(child.id(), "pg_restore");
+        let reported = fault.inject(&pg, child);
+        for pid in pg_restores {
+            assert_child_ends("pg_restore", pid);
+        }
+        drop(hold);
+        let left = scalar(
+            &pg,
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'"),
+        );
+        let again = match reported {
+            Some(run) => {
+                run.fails_with(
+                    1,
+                    &[
+                        "loading rows",
+                        "terminating connection",
+                        &format!("the database \"{name}\" it created was dropped"),
+                    ],
+                );
+                assert_eq!(left, "0", "{fault:?}: the database was left");
+                crate::postgres_copy::pgharbor_pg(&["restore", &latest, &url])
+            }
+            None => {
+                assert_eq!(left, "1", "{fault:?}: the database is gone");
+                crate::postgres_copy::pgharbor_pg(&["restore", &latest, &url]).fails_with(
+                    1,
+                    &[&format!("\"{name}\" exists and is not empty"), "clean"],
+                );
+                crate::postgres_copy::pgharbor_pg(&["restore", &latest, &url, "--clean"])
+            }
+        }
+        .success();
+        assert!(
+            again.stdout.contains("row counts equal"),
+            "{fault:?}: {}",
+            again.stdout
+        );
+        assert_eq!(
+            crate::postgres_copy::fingerprint(&pg, "shop", "SELECT * FROM item"),
+            crate::postgres_copy::fingerprint(&pg, &name, "SELECT * FROM item"),
+            "{fault:?}"
         );
     }
 }
