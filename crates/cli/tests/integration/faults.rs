@@ -1088,3 +1088,74 @@ fn restore_faults_leave_what_the_message_says_and_restore_again_ends_equal() {
         );
     }
 }
+
+/// The scratch databases of `backups verify --restore-to` left on `pg`.
+fn verify_scratch_databases(pg: &Cluster) -> String {
+    scalar(
+        pg,
+        "postgres",
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgharbor\\_verify\\_%'",
+    )
+}
+
+/// The state `backups list` gives the one backup at `dest`.
+fn listed_state(dest: &str) -> String {
+    let listed = crate::postgres_copy::pgharbor_pg(&["backups", "list", dest, "--json"]).success();
+    let entries: serde_json::Value = serde_json::from_str(&listed.stdout).expect("json list");
+    entries[0]["state"].as_str().unwrap_or_default().to_string()
+}
+
+/// `backups verify --restore-to`, stopped while the COPY into its scratch
+/// database waits at the hold. A restarted server or terminated sessions:
+/// the message names the cause, that the scratch database was dropped (it
+/// is) and that the backup was not judged (it is not listed as corrupt).
+/// `kill -9`: the scratch database is left. Either way the next verify of
+/// the same backup replaces it, passes, and leaves none.
+#[test]
+fn verify_restore_to_faults_are_finished_by_verifying_again() {
+    let pg = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    let scratch = Scratch::new();
+    let dest = scratch.path("backups");
+    let dest = dest.to_str().unwrap();
+    shop_backup(&pg, dest);
+    install_hold_in_template0(&pg, "public.item", 30_000);
+    let verify = [
+        "backups",
+        "verify",
+        dest,
+        "--restore-to",
+        &pg.url("postgres"),
+    ];
+    for fault in FAULTS {
+        let state_before = listed_state(dest);
+        let hold = Hold::take(&pg);
+        let mut child = pg16_started(&verify);
+        hold.wait_for_copy(&pg, &mut child);
+        let reported = fault.inject(&pg, child);
+        drop(hold);
+        let left = verify_scratch_databases(&pg);
+        match reported {
+            Some(run) => {
+                run.fails_with(
+                    1,
+                    &[
+                        "terminating connection",
+                        "it created was dropped",
+                        "The backup was not judged: verify it again once the server is back",
+                    ],
+                );
+                assert_eq!(left, "0", "{fault:?}: a scratch database was left");
+            }
+            None => assert_eq!(left, "1", "{fault:?}: no scratch database left"),
+        }
+        assert_eq!(listed_state(dest), state_before, "{fault:?}");
+        let run = crate::postgres_copy::pgharbor_pg(&verify).success();
+        assert!(
+            run.stdout.contains("restored and row counts equal"),
+            "{fault:?}: {}",
+            run.stdout
+        );
+        assert_eq!(verify_scratch_databases(&pg), "0", "{fault:?}");
+        assert_eq!(listed_state(dest), "verified", "{fault:?}");
+    }
+}
