@@ -1159,3 +1159,76 @@ fn verify_restore_to_faults_are_finished_by_verifying_again() {
         assert_eq!(listed_state(dest), "verified", "{fault:?}");
     }
 }
+
+/// `apply` of a plan copying database `app` of `source` into `copy` on
+/// `target`, stopped while its copy waits at the hold by a restarted
+/// target or `kill -9`: the copy's journal is left, the message says to
+/// run the same command again (`apply` has no `--resume`: it continues an
+/// interrupted copy by itself), and the same `apply` continues the copy
+/// and ends verified, the tables equal to the source's.
+#[test]
+fn apply_faults_are_finished_by_applying_again() {
+    let source = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    source.create_database("app");
+    source.psql(
+        "app",
+        "CREATE TABLE item (id int PRIMARY KEY, v text);
+         INSERT INTO item SELECT g, md5(g::text) FROM generate_series(1, 60000) g;",
+    );
+    let target = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    let scratch = Scratch::new();
+    for (i, fault) in [Fault::Restart, Fault::Kill].into_iter().enumerate() {
+        let name = format!("copy{i}");
+        let plan = scratch.path(&format!("plan{i}.toml"));
+        std::fs::write(
+            &plan,
+            format!(
+                "[target]\nurl = \"{}\"\n\n[[database]]\nname = \"{name}\"\ncopy_from = \"{}\"\n",
+                target.url("postgres"),
+                source.url("app")
+            ),
+        )
+        .expect("write the plan");
+        target.create_database(&name);
+        install_hold(&target, &name, "public.item", 30_000);
+        let plan = plan.to_str().unwrap();
+        let hold = Hold::take(&target);
+        let mut child = pg16_started(&["apply", plan, "--jobs", "1"]);
+        hold.wait_for_copy(&target, &mut child);
+        let reported = fault.inject(&target, child);
+        drop(hold);
+        if let Some(run) = reported {
+            let run = run.fails_with(
+                1,
+                &[
+                    "copying into database",
+                    "terminating connection",
+                    "kept and recorded in the target",
+                    "run the same command again to finish",
+                ],
+            );
+            assert!(!run.stderr.contains("--resume"), "{}", run.stderr);
+        }
+        assert_eq!(
+            scalar(
+                &target,
+                &name,
+                "SELECT count(*) FROM pg_namespace WHERE nspname = '_pgharbor'"
+            ),
+            "1",
+            "{fault:?}: the journal of the copy is missing"
+        );
+        remove_hold(&target, &name);
+        let run = crate::postgres_copy::pgharbor_pg(&["apply", plan]).success();
+        assert!(
+            run.stdout.contains("resumed") && run.stdout.contains("verified"),
+            "{fault:?}: {}",
+            run.stdout
+        );
+        assert_eq!(
+            crate::postgres_copy::fingerprint(&source, "app", "SELECT * FROM item"),
+            crate::postgres_copy::fingerprint(&target, &name, "SELECT * FROM item"),
+            "{fault:?}"
+        );
+    }
+}
