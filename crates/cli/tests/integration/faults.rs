@@ -1232,3 +1232,66 @@ fn apply_faults_are_finished_by_applying_again() {
         );
     }
 }
+
+/// `backup` to a local destination on a volume too small for the dump: the
+/// message names the full disk and what to do, no backup is listed (the
+/// parts were removed, the space is free again), and after growing the
+/// volume the same backup completes and verifies.
+#[test]
+fn backup_to_a_full_disk_says_so_and_the_next_backup_after_growing_verifies() {
+    let pg = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    let disk = SmallDisk::mount(
+        std::env::temp_dir().join(format!("pgharbor-faults-backup-{}", pg.port())),
+        "256K",
+    );
+    let dest = disk.path.join("backups");
+    let dest = dest.to_str().unwrap();
+    pg.create_database("shop");
+    pg.psql(
+        "shop",
+        "CREATE TABLE item (id int PRIMARY KEY, v text);
+         INSERT INTO item SELECT g, md5(g::text) FROM generate_series(1, 60000) g;",
+    );
+    crate::postgres_copy::pgharbor_pg(&["backup", &pg.url("shop"), "--to", dest]).fails_with(
+        1,
+        &[
+            "failed (its parts were removed)",
+            "no space left on device (ENOSPC)",
+            "free space on that file system or choose another destination",
+        ],
+    );
+    let listed = crate::postgres_copy::pgharbor_pg(&["backups", "list", dest, "--json"]).success();
+    let entries: serde_json::Value = serde_json::from_str(&listed.stdout).expect("json list");
+    assert_eq!(entries, serde_json::json!([]), "a backup is listed");
+    let mut files = Vec::new();
+    walk_files(Path::new(dest), &mut files);
+    assert!(files.is_empty(), "left on the full disk: {files:?}");
+    disk.grow("64M");
+    crate::postgres_copy::pgharbor_pg(&["backup", &pg.url("shop"), "--to", dest]).success();
+    let run = crate::postgres_copy::pgharbor_pg(&[
+        "backups",
+        "verify",
+        dest,
+        "--restore-to",
+        &pg.url("postgres"),
+    ])
+    .success();
+    assert!(
+        run.stdout.contains("restored and row counts equal"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(listed_state(dest), "verified");
+}
+
+/// Every file under `dir`, recursively (none when it does not exist).
+fn walk_files(dir: &Path, files: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            walk_files(&path, files);
+        } else {
+            files.push(path);
+        }
+    }
+}
