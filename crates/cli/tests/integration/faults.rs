@@ -1295,3 +1295,87 @@ fn walk_files(dir: &Path, files: &mut Vec<PathBuf>) {
         }
     }
 }
+
+/// `--into-existing` into an application's tables on a volume that fills
+/// mid-load: the message names the full disk and says to run again with
+/// `--resume`; after growing the volume, `--resume` ends verified with
+/// exactly the source's rows.
+#[test]
+fn into_existing_disk_full_is_finished_by_resume_after_growing() {
+    let scratch = Scratch::new();
+    let db = chat_db(&scratch);
+    let pg = cluster();
+    let disk = SmallDisk::mount(
+        std::env::temp_dir().join(format!("pgharbor-faults-existing-{}", pg.port())),
+        "3M",
+    );
+    pg.create_database("fullapp");
+    pg.psql(
+        "postgres",
+        &format!(
+            "CREATE TABLESPACE small_app LOCATION '{}'; ALTER DATABASE fullapp SET default_tablespace = small_app",
+            disk.path.display()
+        ),
+    );
+    pg.psql("fullapp", APP_SCHEMA);
+    let url = pg.url("fullapp");
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &url,
+        "--into-existing",
+        "--jobs",
+        "2",
+    ])
+    .fails_with(
+        1,
+        &[
+            "No space left on device",
+            "free space on the target server (or grow its volume) and run again",
+            "The parts loaded so far are kept and recorded in the target: run the same command with --resume",
+        ],
+    );
+    assert!(
+        run.stderr.contains("loading table \"public\".\"message\""),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(scalar(&pg, "fullapp", "SELECT count(*) FROM chat"), "50");
+    assert_eq!(
+        scalar(
+            &pg,
+            "fullapp",
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_resume'"
+        ),
+        "1",
+        "the journal --resume needs is missing"
+    );
+    disk.grow("64M");
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &url,
+        "--into-existing",
+        "--resume",
+    ])
+    .success();
+    assert!(
+        run.stdout.contains("verified: every table matches"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "fullapp",
+            "SELECT count(*) || ' ' || sum(id) FROM message"
+        ),
+        format!("{MESSAGES} {}", MESSAGES * (MESSAGES + 1) / 2)
+    );
+    pg.psql("fullapp", "DROP TABLE message, chat");
+    pg.psql(
+        "postgres",
+        "ALTER DATABASE fullapp SET default_tablespace = ''",
+    );
+    drop(pg);
+}
