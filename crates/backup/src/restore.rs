@@ -559,9 +559,10 @@ async fn open_dump(
     Ok(dump)
 }
 
-/// Whether database `name` exists and holds anything.
+/// Whether database `name` exists and holds anything (an invalid one, left
+/// by a cut-short `DROP DATABASE`, holds nothing usable: it is only dropped).
 async fn holds_data(admin: &Client, target: &ConnConfig, name: &str) -> Result<bool> {
-    if !pg::database_exists(admin, name).await? {
+    if !pg::database_exists(admin, name).await? || pg::database_is_invalid(admin, name).await? {
         return Ok(false);
     }
     Ok(!is_empty_database(target, name).await?)

@@ -393,12 +393,18 @@ fn children_named(parent: u32, name: &str) -> Vec<u32> {
 /// `pgharbor ARGS` with the PG16 client programs, started in the
 /// background with its output collected.
 fn pg16_started(args: &[&str]) -> Child {
+    pg16_started_with(args, &[])
+}
+
+/// [`pg16_started`] with the environment variables `env` too.
+fn pg16_started_with(args: &[&str], env: &[(&str, &str)]) -> Child {
     let bin = pgharbor_testkit::Flavor::Pg16Vector
         .bin_dir()
         .expect("PG16 binaries");
     std::process::Command::new(env!("CARGO_BIN_EXE_pgharbor"))
         .args(args)
         .env("PGHARBOR_PG_BIN", bin)
+        .envs(env.iter().copied())
         .env_remove("DATABASE_URL")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -1378,4 +1384,77 @@ fn into_existing_disk_full_is_finished_by_resume_after_growing() {
         "ALTER DATABASE fullapp SET default_tablespace = ''",
     );
     drop(pg);
+}
+
+/// The target stays down longer than a failed `restore` waits to drop the
+/// database it created: the message says the database is left and to
+/// restore again with --clean; once the server is back the database is
+/// there, and `restore --clean` ends with the backup's rows.
+#[test]
+fn restore_with_the_target_down_names_the_database_left_and_restore_clean_ends_equal() {
+    let pg = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    let scratch = Scratch::new();
+    let dest = scratch.path("backups");
+    let dest = dest.to_str().unwrap();
+    shop_backup(&pg, dest);
+    install_hold_in_template0(&pg, "public.item", 30_000);
+    let latest = format!("{dest}/latest");
+    let url = pg.url("restored");
+    let hold = Hold::take(&pg);
+    let mut child = pg16_started_with(
+        &["restore", &latest, &url],
+        &[("PGHARBOR_RECONNECT_SECONDS", "2")],
+    );
+    hold.wait_for_copy(&pg, &mut child);
+    pg.stop();
+    Run::finished(child).fails_with(
+        1,
+        &[
+            "loading rows",
+            "The database \"restored\" it created is left, holding part of the backup",
+            "restore again with --clean to replace it",
+        ],
+    );
+    pg.restart();
+    drop(hold);
+    assert_eq!(
+        scalar(
+            &pg,
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname = 'restored'"
+        ),
+        "1"
+    );
+    let run = crate::postgres_copy::pgharbor_pg(&["restore", &latest, &url, "--clean"]).success();
+    assert!(run.stdout.contains("row counts equal"), "{}", run.stdout);
+    assert_eq!(
+        crate::postgres_copy::fingerprint(&pg, "shop", "SELECT * FROM item"),
+        crate::postgres_copy::fingerprint(&pg, "restored", "SELECT * FROM item"),
+    );
+}
+
+/// A `DROP DATABASE` cut short by the server stopping (as after a failed
+/// restore's clean-up when the target goes down) leaves the database
+/// invalid, marked as PostgreSQL marks it: `restore --clean` replaces it.
+#[test]
+fn restore_clean_replaces_a_database_left_invalid_by_a_cut_short_drop() {
+    let pg = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    let scratch = Scratch::new();
+    let dest = scratch.path("backups");
+    let dest = dest.to_str().unwrap();
+    shop_backup(&pg, dest);
+    pg.create_database("restored");
+    pg.psql(
+        "postgres",
+        "UPDATE pg_database SET datconnlimit = -2 WHERE datname = 'restored'",
+    );
+    let latest = format!("{dest}/latest");
+    let run =
+        crate::postgres_copy::pgharbor_pg(&["restore", &latest, &pg.url("restored"), "--clean"])
+            .success();
+    assert!(run.stdout.contains("row counts equal"), "{}", run.stdout);
+    assert_eq!(
+        crate::postgres_copy::fingerprint(&pg, "shop", "SELECT * FROM item"),
+        crate::postgres_copy::fingerprint(&pg, "restored", "SELECT * FROM item"),
+    );
 }
