@@ -1458,3 +1458,65 @@ fn restore_clean_replaces_a_database_left_invalid_by_a_cut_short_drop() {
         crate::postgres_copy::fingerprint(&pg, "restored", "SELECT * FROM item"),
     );
 }
+
+/// `backups prune` stopped between its steps: the destination refuses to
+/// remove a directory of the pruned backup (a mount point inside it,
+/// `EBUSY`) after its manifest and files were deleted, the state a `kill
+/// -9` mid-prune leaves. The message names the backup, the cause and to
+/// prune again; `backups list` shows the kept backup unchanged and never
+/// the half-removed one as complete; the next prune removes the rest.
+#[test]
+fn prune_stopped_midway_leaves_no_complete_looking_backup_and_says_to_prune_again() {
+    let pg = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    let scratch = Scratch::new();
+    let dest = scratch.path("backups");
+    let dest = dest.to_str().unwrap();
+    shop_backup(&pg, dest);
+    crate::postgres_copy::pgharbor_pg(&["backup", &pg.url("shop"), "--to", dest]).success();
+    let listed = |dest: &str| -> Vec<(String, String)> {
+        let run = crate::postgres_copy::pgharbor_pg(&["backups", "list", dest, "--json"]).success();
+        let entries: serde_json::Value = serde_json::from_str(&run.stdout).expect("json list");
+        entries
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|e| {
+                (
+                    e["id"].as_str().unwrap().to_string(),
+                    e["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let before = listed(dest);
+    assert_eq!(before.len(), 2, "{before:?}");
+    let (newest, oldest) = (before[0].0.clone(), before[1].0.clone());
+    let busy = SmallDisk::mount(Path::new(dest).join(&oldest).join("busy"), "1M");
+    std::fs::write(busy.path.join("part"), b"x").expect("a file on the mount");
+    let prune = ["backups", "prune", dest, "--keep-last", "1"];
+    crate::postgres_copy::pgharbor_pg(&prune).fails_with(
+        1,
+        &[
+            &format!("pruning backup {oldest}"),
+            "Device or resource busy",
+            "no complete backup; run the same prune again to remove the rest",
+        ],
+    );
+    let kept = vec![(newest.clone(), "complete".to_string())];
+    assert_eq!(listed(dest), kept, "the half-removed backup is listed");
+    assert!(Path::new(dest).join(&oldest).exists());
+    drop(busy);
+    let run = crate::postgres_copy::pgharbor_pg(&prune).success();
+    assert!(
+        run.stdout.contains(&format!("keep   {newest}")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(listed(dest), kept);
+    let mut left = Vec::new();
+    walk_files(&Path::new(dest).join(&oldest), &mut left);
+    assert!(
+        left.is_empty(),
+        "files of the pruned backup are left: {left:?}"
+    );
+}
