@@ -1026,6 +1026,22 @@ fn shop_backup(pg: &Cluster, dest: &str) {
     crate::postgres_copy::pgharbor_pg(&["backup", &pg.url("shop"), "--to", dest]).success();
 }
 
+/// `pgharbor restore DEST/latest` into database `name` of `pg` with
+/// `extra` options: it must end with the row counts equal and the rows of
+/// `item` those of `shop`.
+fn restore_ends_equal(pg: &Cluster, dest: &str, name: &str, extra: &[&str]) {
+    let latest = format!("{dest}/latest");
+    let url = pg.url(name);
+    let mut args = vec!["restore", &latest, &url];
+    args.extend_from_slice(extra);
+    let run = crate::postgres_copy::pgharbor_pg(&args).success();
+    assert!(run.stdout.contains("row counts equal"), "{}", run.stdout);
+    assert_eq!(
+        crate::postgres_copy::fingerprint(pg, "shop", "SELECT * FROM item"),
+        crate::postgres_copy::fingerprint(pg, name, "SELECT * FROM item"),
+    );
+}
+
 /// `restore` into a new database, stopped while its COPY waits at the hold.
 /// A restarted server or terminated sessions: the message names the cause
 /// and that the database it created was dropped (it is gone), and the same
@@ -1059,7 +1075,7 @@ fn restore_faults_leave_what_the_message_says_and_restore_again_ends_equal() {
             "postgres",
             &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'"),
         );
-        let again = match reported {
+        match reported {
             Some(run) => {
                 run.fails_with(
                     1,
@@ -1070,7 +1086,7 @@ fn restore_faults_leave_what_the_message_says_and_restore_again_ends_equal() {
                     ],
                 );
                 assert_eq!(left, "0", "{fault:?}: the database was left");
-                crate::postgres_copy::pgharbor_pg(&["restore", &latest, &url])
+                restore_ends_equal(&pg, dest, &name, &[]);
             }
             None => {
                 assert_eq!(left, "1", "{fault:?}: the database is gone");
@@ -1078,20 +1094,9 @@ fn restore_faults_leave_what_the_message_says_and_restore_again_ends_equal() {
                     1,
                     &[&format!("\"{name}\" exists and is not empty"), "clean"],
                 );
-                crate::postgres_copy::pgharbor_pg(&["restore", &latest, &url, "--clean"])
+                restore_ends_equal(&pg, dest, &name, &["--clean"]);
             }
         }
-        .success();
-        assert!(
-            again.stdout.contains("row counts equal"),
-            "{fault:?}: {}",
-            again.stdout
-        );
-        assert_eq!(
-            crate::postgres_copy::fingerprint(&pg, "shop", "SELECT * FROM item"),
-            crate::postgres_copy::fingerprint(&pg, &name, "SELECT * FROM item"),
-            "{fault:?}"
-        );
     }
 }
 
@@ -1425,12 +1430,7 @@ fn restore_with_the_target_down_names_the_database_left_and_restore_clean_ends_e
         ),
         "1"
     );
-    let run = crate::postgres_copy::pgharbor_pg(&["restore", &latest, &url, "--clean"]).success();
-    assert!(run.stdout.contains("row counts equal"), "{}", run.stdout);
-    assert_eq!(
-        crate::postgres_copy::fingerprint(&pg, "shop", "SELECT * FROM item"),
-        crate::postgres_copy::fingerprint(&pg, "restored", "SELECT * FROM item"),
-    );
+    restore_ends_equal(&pg, dest, "restored", &["--clean"]);
 }
 
 /// A `DROP DATABASE` cut short by the server stopping (as after a failed
@@ -1448,15 +1448,7 @@ fn restore_clean_replaces_a_database_left_invalid_by_a_cut_short_drop() {
         "postgres",
         "UPDATE pg_database SET datconnlimit = -2 WHERE datname = 'restored'",
     );
-    let latest = format!("{dest}/latest");
-    let run =
-        crate::postgres_copy::pgharbor_pg(&["restore", &latest, &pg.url("restored"), "--clean"])
-            .success();
-    assert!(run.stdout.contains("row counts equal"), "{}", run.stdout);
-    assert_eq!(
-        crate::postgres_copy::fingerprint(&pg, "shop", "SELECT * FROM item"),
-        crate::postgres_copy::fingerprint(&pg, "restored", "SELECT * FROM item"),
-    );
+    restore_ends_equal(&pg, dest, "restored", &["--clean"]);
 }
 
 /// `backups prune` stopped between its steps: the destination refuses to
