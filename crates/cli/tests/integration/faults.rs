@@ -1508,3 +1508,31 @@ fn prune_stopped_midway_leaves_no_complete_looking_backup_and_says_to_prune_agai
         "files of the pruned backup are left: {left:?}"
     );
 }
+
+/// `restore --clean` over a database holding data runs `pg_restore` from a
+/// file, so the COPY waiting at the hold is `pg_restore`'s: `kill -9` of
+/// pgharbor takes `pg_restore` with it, and `restore --clean` then ends
+/// with the backup's rows.
+#[test]
+fn a_killed_restore_takes_its_pg_restore_with_it_and_restore_clean_ends_equal() {
+    let pg = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    let scratch = Scratch::new();
+    let dest = scratch.path("backups");
+    let dest = dest.to_str().unwrap();
+    shop_backup(&pg, dest);
+    install_hold_in_template0(&pg, "public.item", 30_000);
+    restore_ends_equal(&pg, dest, "restored", &[]);
+    let latest = format!("{dest}/latest");
+    let hold = Hold::take(&pg);
+    let mut child = pg16_started(&["restore", &latest, &pg.url("restored"), "--clean"]);
+    hold.wait_for_copy(&pg, &mut child);
+    let pg_restores = children_named(child.id(), "pg_restore");
+    assert!(!pg_restores.is_empty(), "no pg_restore runs the held COPY");
+    child.kill().expect("kill -9");
+    child.wait().expect("reap pgharbor");
+    for pid in pg_restores {
+        assert_child_ends("pg_restore", pid);
+    }
+    drop(hold);
+    restore_ends_equal(&pg, dest, "restored", &["--clean"]);
+}
