@@ -1169,7 +1169,7 @@ fn verify_restore_to_faults_are_finished_by_verifying_again() {
 
 /// `apply` of a plan copying database `app` of `source` into `copy` on
 /// `target`, stopped while its copy waits at the hold by a restarted
-/// target or `kill -9`: the copy's journal is left, the message says to
+/// target, terminated sessions or `kill -9`: the copy's journal is left, the message says to
 /// run the same command again (`apply` has no `--resume`: it continues an
 /// interrupted copy by itself), and the same `apply` continues the copy
 /// and ends verified, the tables equal to the source's.
@@ -1184,7 +1184,7 @@ fn apply_faults_are_finished_by_applying_again() {
     );
     let target = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
     let scratch = Scratch::new();
-    for (i, fault) in [Fault::Restart, Fault::Kill].into_iter().enumerate() {
+    for (i, fault) in FAULTS.into_iter().enumerate() {
         let name = format!("copy{i}");
         let plan = scratch.path(&format!("plan{i}.toml"));
         std::fs::write(
