@@ -750,6 +750,38 @@ impl Fault {
 const APP_SCHEMA: &str = "CREATE TABLE chat (id bigint PRIMARY KEY, title text);
      CREATE TABLE message (id bigint PRIMARY KEY, chat_id bigint REFERENCES chat(id), body text);";
 
+/// The journal of an interrupted `--into-existing` run is in database
+/// `name`, and `--into-existing --resume` ends verified with exactly the
+/// source's rows.
+fn resume_ends_verified(pg: &Cluster, db: &Path, name: &str) {
+    assert_eq!(
+        scalar(
+            pg,
+            name,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_resume'"
+        ),
+        "1",
+        "the journal --resume needs is missing"
+    );
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &pg.url(name),
+        "--into-existing",
+        "--resume",
+    ])
+    .success();
+    assert!(
+        run.stdout.contains("verified: every table matches"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(
+        scalar(pg, name, "SELECT count(*) || ' ' || sum(id) FROM message"),
+        format!("{MESSAGES} {}", MESSAGES * (MESSAGES + 1) / 2)
+    );
+}
+
 /// `--into-existing` under each fault: the message says to run again with
 /// `--resume` (the journal that makes it possible is in the target), and
 /// `--resume` ends verified with exactly the source's rows.
@@ -778,34 +810,8 @@ fn into_existing_faults_are_finished_by_resume() {
             run.fails_with(1, &["kept and recorded in the target", "--resume"]);
         }
         drop(hold);
-        assert_eq!(
-            scalar(
-                &pg,
-                &name,
-                "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_resume'"
-            ),
-            "1",
-            "{fault:?}: the journal --resume needs is missing"
-        );
         remove_hold(&pg, &name);
-        let run = pgharbor(&[
-            "migrate",
-            db.to_str().unwrap(),
-            &url,
-            "--into-existing",
-            "--resume",
-        ])
-        .success();
-        assert!(
-            run.stdout.contains("verified: every table matches"),
-            "{fault:?}: {}",
-            run.all()
-        );
-        assert_eq!(
-            scalar(&pg, &name, "SELECT count(*) || ' ' || sum(id) FROM message"),
-            format!("{MESSAGES} {}", MESSAGES * (MESSAGES + 1) / 2),
-            "{fault:?}"
-        );
+        resume_ends_verified(&pg, &db, &name);
     }
 }
 
@@ -1348,42 +1354,8 @@ fn into_existing_disk_full_is_finished_by_resume_after_growing() {
         run.stderr
     );
     assert_eq!(scalar(&pg, "fullapp", "SELECT count(*) FROM chat"), "50");
-    assert_eq!(
-        scalar(
-            &pg,
-            "fullapp",
-            "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_resume'"
-        ),
-        "1",
-        "the journal --resume needs is missing"
-    );
     disk.grow("64M");
-    let run = pgharbor(&[
-        "migrate",
-        db.to_str().unwrap(),
-        &url,
-        "--into-existing",
-        "--resume",
-    ])
-    .success();
-    assert!(
-        run.stdout.contains("verified: every table matches"),
-        "{}",
-        run.all()
-    );
-    assert_eq!(
-        scalar(
-            &pg,
-            "fullapp",
-            "SELECT count(*) || ' ' || sum(id) FROM message"
-        ),
-        format!("{MESSAGES} {}", MESSAGES * (MESSAGES + 1) / 2)
-    );
-    pg.psql("fullapp", "DROP TABLE message, chat");
-    pg.psql(
-        "postgres",
-        "ALTER DATABASE fullapp SET default_tablespace = ''",
-    );
+    resume_ends_verified(&pg, &db, "fullapp");
     drop(pg);
 }
 
