@@ -12,7 +12,9 @@ pub enum BackupErrorKind {
     /// An argument is malformed: an unknown backup id, a bad recipient key,
     /// a database that the backup does not hold.
     InvalidInput,
-    /// The PostgreSQL server could not be reached or refused the connection.
+    /// The PostgreSQL server could not be reached or refused the connection,
+    /// or the connection was lost (the server restarted, the session was
+    /// terminated).
     Connection,
     /// A query failed on a reachable server (including the server going
     /// away in the middle of a backup).
@@ -76,6 +78,13 @@ impl BackupError {
         self
     }
 
+    /// The same error with the sentence `then` after its message (what the
+    /// failure left and what to do).
+    pub(crate) fn followed_by(mut self, then: impl fmt::Display) -> Self {
+        self.message = format!("{}. {then}", self.message);
+        self
+    }
+
     /// A PostgreSQL query error, with the server's message and SQLSTATE.
     pub(crate) fn postgres(what: impl fmt::Display, e: &tokio_postgres::Error) -> Self {
         let message = match e.as_db_error() {
@@ -85,7 +94,24 @@ impl BackupError {
             }
             None => format!("{what}: {e}"),
         };
-        BackupError::new(BackupErrorKind::Query, message)
+        let kind = if connection_lost(e) {
+            BackupErrorKind::Connection
+        } else {
+            BackupErrorKind::Query
+        };
+        BackupError::new(kind, message)
+    }
+}
+
+/// Whether `e` is the connection going away (the server restarted or shut
+/// down, the session was terminated) rather than a query the server refused.
+fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    match e.as_db_error() {
+        Some(db) => {
+            let code = db.code().code();
+            code.starts_with("57P") || code.starts_with("08")
+        }
+        None => e.is_closed(),
     }
 }
 

@@ -54,6 +54,20 @@ pub(crate) async fn database_exists(client: &Client, name: &str) -> Result<bool>
     Ok(row.is_some())
 }
 
+/// Whether the existing database `name` is invalid: a `DROP DATABASE` cut
+/// short (the server stopped mid-drop) leaves it so (`datconnlimit` -2,
+/// PostgreSQL 15.4 and later); no one can connect to it, only drop it.
+pub(crate) async fn database_is_invalid(client: &Client, name: &str) -> Result<bool> {
+    let row = client
+        .query_opt(
+            "SELECT 1 FROM pg_database WHERE datname = $1 AND datconnlimit = -2",
+            &[&name],
+        )
+        .await
+        .map_err(|e| BackupError::postgres("looking up a database", &e))?;
+    Ok(row.is_some())
+}
+
 /// Which of `roles` do not exist.
 pub(crate) async fn missing_roles(client: &Client, roles: &[String]) -> Result<Vec<String>> {
     let rows = client

@@ -61,8 +61,17 @@ pub async fn prune(dest: &Destination, policy: &Retention, dry_run: bool) -> Res
         for id in &removed {
             // The manifest first: an interrupted prune leaves a failed
             // backup, never a complete-looking one with missing files.
-            dest.delete(&format!("{id}/{MANIFEST_NAME}")).await?;
-            dest.delete_prefix(id).await?;
+            dest.delete(&format!("{id}/{MANIFEST_NAME}"))
+                .await
+                .map_err(|e| BackupError::from(e).context(format!("pruning backup {id}")))?;
+            dest.delete_prefix(id).await.map_err(|e| {
+                BackupError::from(e)
+                    .context(format!("pruning backup {id}"))
+                    .followed_by(
+                        "Its manifest was deleted first, so what is left of it is no complete \
+                         backup; run the same prune again to remove the rest",
+                    )
+            })?;
         }
     }
     Ok(PruneReport {

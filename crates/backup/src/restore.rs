@@ -271,9 +271,13 @@ pub(crate) async fn restore_database(
     let (attribute_options_skipped, tables, rows) = match filled {
         Ok(filled) => filled,
         Err(e) if created => {
-            return Err(match drop_database(admin, name).await {
+            return Err(match drop_after_failure(admin, target, name).await {
                 Ok(()) => e.context(format!("the database \"{name}\" it created was dropped")),
-                Err(_) => e,
+                Err(dropping) => e.followed_by(format!(
+                    "The database \"{name}\" it created is left, holding part of the backup \
+                     (dropping it failed: {}): restore again with --clean to replace it",
+                    dropping.message()
+                )),
             })
         }
         Err(e) => return Err(e),
@@ -350,6 +354,29 @@ async fn prepare_database(
     }
     create_database(admin, entry, name).await?;
     Ok(true)
+}
+
+/// Drops the database `name` a failed restore created: over `admin`, else
+/// (its connection was lost: the server restarted, the session was
+/// terminated) over a new connection, tried until
+/// [`pgharbor_conn::reconnect_wait`] has passed.
+async fn drop_after_failure(admin: &Client, target: &ConnConfig, name: &str) -> Result<()> {
+    if drop_database(admin, name).await.is_ok() {
+        return Ok(());
+    }
+    let deadline = std::time::Instant::now() + pgharbor_conn::reconnect_wait();
+    loop {
+        let dropped = match open_admin(target, &[name.to_owned()]).await {
+            Ok(admin) => drop_database(&admin, name).await,
+            Err(e) => Err(e),
+        };
+        match dropped {
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(pgharbor_conn::RECONNECT_PAUSE).await;
+            }
+            dropped => return dropped,
+        }
+    }
 }
 
 /// `DROP DATABASE … WITH (FORCE)`.
@@ -532,9 +559,10 @@ async fn open_dump(
     Ok(dump)
 }
 
-/// Whether database `name` exists and holds anything.
+/// Whether database `name` exists and holds anything (an invalid one, left
+/// by a cut-short `DROP DATABASE`, holds nothing usable: it is only dropped).
 async fn holds_data(admin: &Client, target: &ConnConfig, name: &str) -> Result<bool> {
-    if !pg::database_exists(admin, name).await? {
+    if !pg::database_exists(admin, name).await? || pg::database_is_invalid(admin, name).await? {
         return Ok(false);
     }
     Ok(!is_empty_database(target, name).await?)

@@ -258,7 +258,8 @@ async fn check_file(
     })
 }
 
-/// Restores every database into a scratch database, compares, drops it.
+/// Restores every database into a scratch database, compares, drops it
+/// (a failed restore drops it itself).
 async fn test_restore(
     dest: &Destination,
     manifest: &Manifest,
@@ -288,10 +289,20 @@ async fn test_restore(
         )
         .await;
         match result {
-            Ok(_) => restored += 1,
+            Ok(_) => {
+                restored += 1;
+                drop_database(&admin, &scratch).await?;
+            }
+            // The scratch server went away: no verdict on the backup.
+            Err(e) if e.kind() == BackupErrorKind::Connection => {
+                return Err(e.followed_by(
+                    "The backup was not judged: verify it again once the server is back",
+                ))
+            }
+            // A failed restore dropped the scratch database it created, or
+            // says it is left.
             Err(e) => problems.push(format!("database {}: {}", entry.name, e.message())),
         }
-        drop_database(&admin, &scratch).await?;
     }
     Ok(restored)
 }

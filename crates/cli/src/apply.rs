@@ -108,6 +108,7 @@ async fn run_copy(args: &ApplyArgs, copy: &Copy, already: bool) -> Result<CopyOu
         resume: resumable(copy).await?,
         no_verify: args.no_verify,
         create_database: false,
+        rerun_resumes: true,
     };
     let reporter = progress::Reporter::new(args.json);
     let report = copy_database(&copy.source, &copy.target, &options, reporter.clone())

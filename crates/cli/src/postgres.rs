@@ -57,6 +57,7 @@ pub async fn migrate(args: &MigrateArgs, target: Option<ConnConfig>) -> Result<u
         resume: args.resume,
         no_verify: args.no_verify,
         create_database: !args.no_create_database,
+        rerun_resumes: false,
     };
     let reporter = progress::Reporter::new(common.json);
     let report = postgres::copy_database(&source, &target, &options, reporter.clone())

@@ -126,6 +126,7 @@ mod inspect;
 mod keyvalue;
 mod params;
 mod pgpass;
+mod reconnect;
 mod secret;
 mod secret_source;
 mod sslmode;
@@ -148,6 +149,7 @@ pub use inspect::{
     UrlProblem, UrlWarning,
 };
 pub use params::SUPPORTED_PARAMS;
+pub use reconnect::{reconnect_wait, RECONNECT_ENV, RECONNECT_PAUSE};
 pub use secret::Secret;
 pub use secret_source::{SecretSource, SecretSourceError, MAX_SECRET_FILE_BYTES};
 pub use sslmode::{ChannelBinding, InvalidSslMode, SslMode, SslNegotiation};

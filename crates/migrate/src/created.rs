@@ -29,16 +29,8 @@ use tokio_postgres::Client;
 /// The schema holding the record.
 pub const SCHEMA: &str = "pgharbor_created";
 
-/// The environment variable giving how long, in seconds, a failed run waits
-/// for the target to come back to remove what it created.
-pub const RECONNECT_ENV: &str = "PGHARBOR_RECONNECT_SECONDS";
-
-/// The wait when [`RECONNECT_ENV`] is not set: long enough for a server
-/// restart or a managed service's failover.
-const RECONNECT_DEFAULT: Duration = Duration::from_secs(30);
-
-/// Pause between two connection attempts.
-const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
+use pgharbor_conn::RECONNECT_PAUSE;
+pub use pgharbor_conn::{reconnect_wait, RECONNECT_ENV};
 
 /// How long the clean-up waits for a lock on a table it drops.
 const DROP_LOCK_TIMEOUT: &str = "10s";
@@ -199,15 +191,6 @@ impl Progress for CommitTracking {
         }
         self.inner.table_finished(table);
     }
-}
-
-/// How long a failed run waits for the target to come back:
-/// `$PGHARBOR_RECONNECT_SECONDS`, else 30 s.
-pub fn reconnect_wait() -> Duration {
-    std::env::var(RECONNECT_ENV)
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map_or(RECONNECT_DEFAULT, Duration::from_secs)
 }
 
 /// A new connection to the target, retried until `wait` has passed.

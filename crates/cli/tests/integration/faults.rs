@@ -390,6 +390,28 @@ fn children_named(parent: u32, name: &str) -> Vec<u32> {
     found
 }
 
+/// `pgharbor ARGS` with the PG16 client programs, started in the
+/// background with its output collected.
+fn pg16_started(args: &[&str]) -> Child {
+    pg16_started_with(args, &[])
+}
+
+/// [`pg16_started`] with the environment variables `env` too.
+fn pg16_started_with(args: &[&str], env: &[(&str, &str)]) -> Child {
+    let bin = pgharbor_testkit::Flavor::Pg16Vector
+        .bin_dir()
+        .expect("PG16 binaries");
+    std::process::Command::new(env!("CARGO_BIN_EXE_pgharbor"))
+        .args(args)
+        .env("PGHARBOR_PG_BIN", bin)
+        .envs(env.iter().copied())
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start pgharbor")
+}
+
 /// Whether `pid` still runs (a zombie waiting for its reaper does not).
 fn is_running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -405,17 +427,7 @@ fn is_running(pid: u32) -> bool {
 /// until its `program` child waits for the lock the test holds, and return
 /// pgharbor and that child's pid.
 fn started_with_child_waiting(pg: &Cluster, args: &[&str], program: &str) -> (Child, u32) {
-    let bin = pgharbor_testkit::Flavor::Pg16Vector
-        .bin_dir()
-        .expect("PG16 binaries");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgharbor"))
-        .args(args)
-        .env("PGHARBOR_PG_BIN", bin)
-        .env_remove("DATABASE_URL")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start pgharbor");
+    let mut child = pg16_started(args);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let waiting = pg
@@ -738,6 +750,38 @@ impl Fault {
 const APP_SCHEMA: &str = "CREATE TABLE chat (id bigint PRIMARY KEY, title text);
      CREATE TABLE message (id bigint PRIMARY KEY, chat_id bigint REFERENCES chat(id), body text);";
 
+/// The journal of an interrupted `--into-existing` run is in database
+/// `name`, and `--into-existing --resume` ends verified with exactly the
+/// source's rows.
+fn resume_ends_verified(pg: &Cluster, db: &Path, name: &str) {
+    assert_eq!(
+        scalar(
+            pg,
+            name,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_resume'"
+        ),
+        "1",
+        "the journal --resume needs is missing"
+    );
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &pg.url(name),
+        "--into-existing",
+        "--resume",
+    ])
+    .success();
+    assert!(
+        run.stdout.contains("verified: every table matches"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(
+        scalar(pg, name, "SELECT count(*) || ' ' || sum(id) FROM message"),
+        format!("{MESSAGES} {}", MESSAGES * (MESSAGES + 1) / 2)
+    );
+}
+
 /// `--into-existing` under each fault: the message says to run again with
 /// `--resume` (the journal that makes it possible is in the target), and
 /// `--resume` ends verified with exactly the source's rows.
@@ -766,34 +810,8 @@ fn into_existing_faults_are_finished_by_resume() {
             run.fails_with(1, &["kept and recorded in the target", "--resume"]);
         }
         drop(hold);
-        assert_eq!(
-            scalar(
-                &pg,
-                &name,
-                "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_resume'"
-            ),
-            "1",
-            "{fault:?}: the journal --resume needs is missing"
-        );
         remove_hold(&pg, &name);
-        let run = pgharbor(&[
-            "migrate",
-            db.to_str().unwrap(),
-            &url,
-            "--into-existing",
-            "--resume",
-        ])
-        .success();
-        assert!(
-            run.stdout.contains("verified: every table matches"),
-            "{fault:?}: {}",
-            run.all()
-        );
-        assert_eq!(
-            scalar(&pg, &name, "SELECT count(*) || ' ' || sum(id) FROM message"),
-            format!("{MESSAGES} {}", MESSAGES * (MESSAGES + 1) / 2),
-            "{fault:?}"
-        );
+        resume_ends_verified(&pg, &db, &name);
     }
 }
 
@@ -986,4 +1004,507 @@ fn chroma_faults_leave_nothing_or_what_the_next_run_removes() {
             "{fault:?}: the record outlived the run"
         );
     }
+}
+
+/// Puts the hold into `template0` of `pg` (a cluster of the test alone), so
+/// a database a command creates from it (as `restore` does) holds its
+/// COPY into `table` at row `nth`.
+fn install_hold_in_template0(pg: &Cluster, table: &str, nth: i64) {
+    pg.psql(
+        "postgres",
+        "UPDATE pg_database SET datallowconn = true WHERE datname = 'template0'",
+    );
+    install_hold(pg, "template0", table, nth);
+    pg.psql(
+        "postgres",
+        "UPDATE pg_database SET datallowconn = false WHERE datname = 'template0'",
+    );
+}
+
+/// A backup of database `shop` of `pg` (60,000 rows of `item`) in `dest`.
+fn shop_backup(pg: &Cluster, dest: &str) {
+    pg.create_database("shop");
+    pg.psql(
+        "shop",
+        "CREATE TABLE item (id int PRIMARY KEY, v text);
+         INSERT INTO item SELECT g, md5(g::text) FROM generate_series(1, 60000) g;",
+    );
+    crate::postgres_copy::pgharbor_pg(&["backup", &pg.url("shop"), "--to", dest]).success();
+}
+
+/// `pgharbor restore DEST/latest` into database `name` of `pg` with
+/// `extra` options: it must end with the row counts equal and the rows of
+/// `item` those of `shop`.
+fn restore_ends_equal(pg: &Cluster, dest: &str, name: &str, extra: &[&str]) {
+    let latest = format!("{dest}/latest");
+    let url = pg.url(name);
+    let mut args = vec!["restore", &latest, &url];
+    args.extend_from_slice(extra);
+    let run = crate::postgres_copy::pgharbor_pg(&args).success();
+    assert!(run.stdout.contains("row counts equal"), "{}", run.stdout);
+    assert_eq!(
+        crate::postgres_copy::fingerprint(pg, "shop", "SELECT * FROM item"),
+        crate::postgres_copy::fingerprint(pg, name, "SELECT * FROM item"),
+    );
+}
+
+/// `restore` into a new database, stopped while its COPY waits at the hold.
+/// A restarted server or terminated sessions: the message names the cause
+/// and that the database it created was dropped (it is gone), and the same
+/// command ends with the backup's rows. `kill -9`: the database is left
+/// with part of the rows, the same command says
+/// it is not empty and to ask for --clean, and `--clean` ends with the
+/// backup's rows.
+#[test]
+fn restore_faults_leave_what_the_message_says_and_restore_again_ends_equal() {
+    let pg = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    let scratch = Scratch::new();
+    let dest = scratch.path("backups");
+    let dest = dest.to_str().unwrap();
+    shop_backup(&pg, dest);
+    install_hold_in_template0(&pg, "public.item", 30_000);
+    let latest = format!("{dest}/latest");
+    for (i, fault) in FAULTS.into_iter().enumerate() {
+        let name = format!("restored{i}");
+        let url = pg.url(&name);
+        let hold = Hold::take(&pg);
+        let mut child = pg16_started(&["restore", &latest, &url]);
+        hold.wait_for_copy(&pg, &mut child);
+        let reported = fault.inject(&pg, child);
+        drop(hold);
+        let left = scalar(
+            &pg,
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'"),
+        );
+        match reported {
+            Some(run) => {
+                run.fails_with(
+                    1,
+                    &[
+                        "loading rows",
+                        "terminating connection",
+                        &format!("the database \"{name}\" it created was dropped"),
+                    ],
+                );
+                assert_eq!(left, "0", "{fault:?}: the database was left");
+                restore_ends_equal(&pg, dest, &name, &[]);
+            }
+            None => {
+                assert_eq!(left, "1", "{fault:?}: the database is gone");
+                crate::postgres_copy::pgharbor_pg(&["restore", &latest, &url]).fails_with(
+                    1,
+                    &[&format!("\"{name}\" exists and is not empty"), "clean"],
+                );
+                restore_ends_equal(&pg, dest, &name, &["--clean"]);
+            }
+        }
+    }
+}
+
+/// The scratch databases of `backups verify --restore-to` left on `pg`.
+fn verify_scratch_databases(pg: &Cluster) -> String {
+    scalar(
+        pg,
+        "postgres",
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgharbor\\_verify\\_%'",
+    )
+}
+
+/// The state `backups list` gives the one backup at `dest`.
+fn listed_state(dest: &str) -> String {
+    let listed = crate::postgres_copy::pgharbor_pg(&["backups", "list", dest, "--json"]).success();
+    let entries: serde_json::Value = serde_json::from_str(&listed.stdout).expect("json list");
+    entries[0]["state"].as_str().unwrap_or_default().to_string()
+}
+
+/// `backups verify --restore-to`, stopped while the COPY into its scratch
+/// database waits at the hold. A restarted server or terminated sessions:
+/// the message names the cause, that the scratch database was dropped (it
+/// is) and that the backup was not judged (it is not listed as corrupt).
+/// `kill -9`: the scratch database is left. Either way the next verify of
+/// the same backup replaces it, passes, and leaves none.
+#[test]
+fn verify_restore_to_faults_are_finished_by_verifying_again() {
+    let pg = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    let scratch = Scratch::new();
+    let dest = scratch.path("backups");
+    let dest = dest.to_str().unwrap();
+    shop_backup(&pg, dest);
+    install_hold_in_template0(&pg, "public.item", 30_000);
+    let verify = [
+        "backups",
+        "verify",
+        dest,
+        "--restore-to",
+        &pg.url("postgres"),
+    ];
+    for fault in FAULTS {
+        let state_before = listed_state(dest);
+        let hold = Hold::take(&pg);
+        let mut child = pg16_started(&verify);
+        hold.wait_for_copy(&pg, &mut child);
+        let reported = fault.inject(&pg, child);
+        drop(hold);
+        let left = verify_scratch_databases(&pg);
+        match reported {
+            Some(run) => {
+                run.fails_with(
+                    1,
+                    &[
+                        "terminating connection",
+                        "it created was dropped",
+                        "The backup was not judged: verify it again once the server is back",
+                    ],
+                );
+                assert_eq!(left, "0", "{fault:?}: a scratch database was left");
+            }
+            None => assert_eq!(left, "1", "{fault:?}: no scratch database left"),
+        }
+        assert_eq!(listed_state(dest), state_before, "{fault:?}");
+        let run = crate::postgres_copy::pgharbor_pg(&verify).success();
+        assert!(
+            run.stdout.contains("restored and row counts equal"),
+            "{fault:?}: {}",
+            run.stdout
+        );
+        assert_eq!(verify_scratch_databases(&pg), "0", "{fault:?}");
+        assert_eq!(listed_state(dest), "verified", "{fault:?}");
+    }
+}
+
+/// `apply` of a plan copying database `app` of `source` into `copy` on
+/// `target`, stopped while its copy waits at the hold by a restarted
+/// target, terminated sessions or `kill -9`: the copy's journal is left, the message says to
+/// run the same command again (`apply` has no `--resume`: it continues an
+/// interrupted copy by itself), and the same `apply` continues the copy
+/// and ends verified, the tables equal to the source's.
+#[test]
+fn apply_faults_are_finished_by_applying_again() {
+    let source = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    source.create_database("app");
+    source.psql(
+        "app",
+        "CREATE TABLE item (id int PRIMARY KEY, v text);
+         INSERT INTO item SELECT g, md5(g::text) FROM generate_series(1, 60000) g;",
+    );
+    let target = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    let scratch = Scratch::new();
+    for (i, fault) in FAULTS.into_iter().enumerate() {
+        let name = format!("copy{i}");
+        let plan = scratch.path(&format!("plan{i}.toml"));
+        std::fs::write(
+            &plan,
+            format!(
+                "[target]\nurl = \"{}\"\n\n[[database]]\nname = \"{name}\"\ncopy_from = \"{}\"\n",
+                target.url("postgres"),
+                source.url("app")
+            ),
+        )
+        .expect("write the plan");
+        target.create_database(&name);
+        install_hold(&target, &name, "public.item", 30_000);
+        let plan = plan.to_str().unwrap();
+        let hold = Hold::take(&target);
+        let mut child = pg16_started(&["apply", plan, "--jobs", "1"]);
+        hold.wait_for_copy(&target, &mut child);
+        let reported = fault.inject(&target, child);
+        drop(hold);
+        if let Some(run) = reported {
+            let run = run.fails_with(
+                1,
+                &[
+                    "copying into database",
+                    "terminating connection",
+                    "kept and recorded in the target",
+                    "run the same command again to finish",
+                ],
+            );
+            assert!(!run.stderr.contains("--resume"), "{}", run.stderr);
+        }
+        assert_eq!(
+            scalar(
+                &target,
+                &name,
+                "SELECT count(*) FROM pg_namespace WHERE nspname = '_pgharbor'"
+            ),
+            "1",
+            "{fault:?}: the journal of the copy is missing"
+        );
+        remove_hold(&target, &name);
+        let run = crate::postgres_copy::pgharbor_pg(&["apply", plan]).success();
+        assert!(
+            run.stdout.contains("resumed") && run.stdout.contains("verified"),
+            "{fault:?}: {}",
+            run.stdout
+        );
+        assert_eq!(
+            crate::postgres_copy::fingerprint(&source, "app", "SELECT * FROM item"),
+            crate::postgres_copy::fingerprint(&target, &name, "SELECT * FROM item"),
+            "{fault:?}"
+        );
+    }
+}
+
+/// `backup` to a local destination on a volume too small for the dump: the
+/// message names the full disk and what to do, no backup is listed (the
+/// parts were removed, the space is free again), and after growing the
+/// volume the same backup completes and verifies.
+#[test]
+fn backup_to_a_full_disk_says_so_and_the_next_backup_after_growing_verifies() {
+    let pg = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    let disk = SmallDisk::mount(
+        std::env::temp_dir().join(format!("pgharbor-faults-backup-{}", pg.port())),
+        "256K",
+    );
+    let dest = disk.path.join("backups");
+    let dest = dest.to_str().unwrap();
+    pg.create_database("shop");
+    pg.psql(
+        "shop",
+        "CREATE TABLE item (id int PRIMARY KEY, v text);
+         INSERT INTO item SELECT g, md5(g::text) FROM generate_series(1, 60000) g;",
+    );
+    crate::postgres_copy::pgharbor_pg(&["backup", &pg.url("shop"), "--to", dest]).fails_with(
+        1,
+        &[
+            "failed (its parts were removed)",
+            "no space left on device (ENOSPC)",
+            "free space on that file system or choose another destination",
+        ],
+    );
+    let listed = crate::postgres_copy::pgharbor_pg(&["backups", "list", dest, "--json"]).success();
+    let entries: serde_json::Value = serde_json::from_str(&listed.stdout).expect("json list");
+    assert_eq!(entries, serde_json::json!([]), "a backup is listed");
+    let mut files = Vec::new();
+    walk_files(Path::new(dest), &mut files);
+    assert!(files.is_empty(), "left on the full disk: {files:?}");
+    disk.grow("64M");
+    crate::postgres_copy::pgharbor_pg(&["backup", &pg.url("shop"), "--to", dest]).success();
+    let run = crate::postgres_copy::pgharbor_pg(&[
+        "backups",
+        "verify",
+        dest,
+        "--restore-to",
+        &pg.url("postgres"),
+    ])
+    .success();
+    assert!(
+        run.stdout.contains("restored and row counts equal"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(listed_state(dest), "verified");
+}
+
+/// Every file under `dir`, recursively (none when it does not exist).
+fn walk_files(dir: &Path, files: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            walk_files(&path, files);
+        } else {
+            files.push(path);
+        }
+    }
+}
+
+/// `--into-existing` into an application's tables on a volume that fills
+/// mid-load: the message names the full disk and says to run again with
+/// `--resume`; after growing the volume, `--resume` ends verified with
+/// exactly the source's rows.
+#[test]
+fn into_existing_disk_full_is_finished_by_resume_after_growing() {
+    let scratch = Scratch::new();
+    let db = chat_db(&scratch);
+    let pg = cluster();
+    let disk = SmallDisk::mount(
+        std::env::temp_dir().join(format!("pgharbor-faults-existing-{}", pg.port())),
+        "3M",
+    );
+    pg.create_database("fullapp");
+    pg.psql(
+        "postgres",
+        &format!(
+            "CREATE TABLESPACE small_app LOCATION '{}'; ALTER DATABASE fullapp SET default_tablespace = small_app",
+            disk.path.display()
+        ),
+    );
+    pg.psql("fullapp", APP_SCHEMA);
+    let url = pg.url("fullapp");
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &url,
+        "--into-existing",
+        "--jobs",
+        "2",
+    ])
+    .fails_with(
+        1,
+        &[
+            "No space left on device",
+            "free space on the target server (or grow its volume) and run again",
+            "The parts loaded so far are kept and recorded in the target: run the same command with --resume",
+        ],
+    );
+    assert!(
+        run.stderr.contains("loading table \"public\".\"message\""),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(scalar(&pg, "fullapp", "SELECT count(*) FROM chat"), "50");
+    disk.grow("64M");
+    resume_ends_verified(&pg, &db, "fullapp");
+    drop(pg);
+}
+
+/// The target stays down longer than a failed `restore` waits to drop the
+/// database it created: the message says the database is left and to
+/// restore again with --clean; once the server is back the database is
+/// there, and `restore --clean` ends with the backup's rows.
+#[test]
+fn restore_with_the_target_down_names_the_database_left_and_restore_clean_ends_equal() {
+    let pg = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    let scratch = Scratch::new();
+    let dest = scratch.path("backups");
+    let dest = dest.to_str().unwrap();
+    shop_backup(&pg, dest);
+    install_hold_in_template0(&pg, "public.item", 30_000);
+    let latest = format!("{dest}/latest");
+    let url = pg.url("restored");
+    let hold = Hold::take(&pg);
+    let mut child = pg16_started_with(
+        &["restore", &latest, &url],
+        &[("PGHARBOR_RECONNECT_SECONDS", "2")],
+    );
+    hold.wait_for_copy(&pg, &mut child);
+    pg.stop();
+    Run::finished(child).fails_with(
+        1,
+        &[
+            "loading rows",
+            "The database \"restored\" it created is left, holding part of the backup",
+            "restore again with --clean to replace it",
+        ],
+    );
+    pg.restart();
+    drop(hold);
+    assert_eq!(
+        scalar(
+            &pg,
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname = 'restored'"
+        ),
+        "1"
+    );
+    restore_ends_equal(&pg, dest, "restored", &["--clean"]);
+}
+
+/// A `DROP DATABASE` cut short by the server stopping (as after a failed
+/// restore's clean-up when the target goes down) leaves the database
+/// invalid, marked as PostgreSQL marks it: `restore --clean` replaces it.
+#[test]
+fn restore_clean_replaces_a_database_left_invalid_by_a_cut_short_drop() {
+    let pg = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    let scratch = Scratch::new();
+    let dest = scratch.path("backups");
+    let dest = dest.to_str().unwrap();
+    shop_backup(&pg, dest);
+    pg.create_database("restored");
+    pg.psql(
+        "postgres",
+        "UPDATE pg_database SET datconnlimit = -2 WHERE datname = 'restored'",
+    );
+    restore_ends_equal(&pg, dest, "restored", &["--clean"]);
+}
+
+/// `backups prune` stopped between its steps: the destination refuses to
+/// remove a directory of the pruned backup (a mount point inside it,
+/// `EBUSY`) after its manifest and files were deleted, the state a `kill
+/// -9` mid-prune leaves. The message names the backup, the cause and to
+/// prune again; `backups list` shows the kept backup unchanged and never
+/// the half-removed one as complete; the next prune removes the rest.
+#[test]
+fn prune_stopped_midway_leaves_no_complete_looking_backup_and_says_to_prune_again() {
+    let pg = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    let scratch = Scratch::new();
+    let dest = scratch.path("backups");
+    let dest = dest.to_str().unwrap();
+    shop_backup(&pg, dest);
+    crate::postgres_copy::pgharbor_pg(&["backup", &pg.url("shop"), "--to", dest]).success();
+    let listed = |dest: &str| -> Vec<(String, String)> {
+        let run = crate::postgres_copy::pgharbor_pg(&["backups", "list", dest, "--json"]).success();
+        let entries: serde_json::Value = serde_json::from_str(&run.stdout).expect("json list");
+        entries
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|e| {
+                (
+                    e["id"].as_str().unwrap().to_string(),
+                    e["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let before = listed(dest);
+    assert_eq!(before.len(), 2, "{before:?}");
+    let (newest, oldest) = (before[0].0.clone(), before[1].0.clone());
+    let busy = SmallDisk::mount(Path::new(dest).join(&oldest).join("busy"), "1M");
+    std::fs::write(busy.path.join("part"), b"x").expect("a file on the mount");
+    let prune = ["backups", "prune", dest, "--keep-last", "1"];
+    crate::postgres_copy::pgharbor_pg(&prune).fails_with(
+        1,
+        &[
+            &format!("pruning backup {oldest}"),
+            "Device or resource busy",
+            "no complete backup; run the same prune again to remove the rest",
+        ],
+    );
+    let kept = vec![(newest.clone(), "complete".to_string())];
+    assert_eq!(listed(dest), kept, "the half-removed backup is listed");
+    assert!(Path::new(dest).join(&oldest).exists());
+    drop(busy);
+    let run = crate::postgres_copy::pgharbor_pg(&prune).success();
+    assert!(
+        run.stdout.contains(&format!("keep   {newest}")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(listed(dest), kept);
+    let mut left = Vec::new();
+    walk_files(&Path::new(dest).join(&oldest), &mut left);
+    assert!(
+        left.is_empty(),
+        "files of the pruned backup are left: {left:?}"
+    );
+}
+
+/// `restore --clean` over a database holding data runs `pg_restore` from a
+/// file, so the COPY waiting at the hold is `pg_restore`'s: `kill -9` of
+/// pgharbor takes `pg_restore` with it, and `restore --clean` then ends
+/// with the backup's rows.
+#[test]
+fn a_killed_restore_takes_its_pg_restore_with_it_and_restore_clean_ends_equal() {
+    let pg = pgharbor_testkit::Cluster::start(pgharbor_testkit::Flavor::Pg16Vector);
+    let scratch = Scratch::new();
+    let dest = scratch.path("backups");
+    let dest = dest.to_str().unwrap();
+    shop_backup(&pg, dest);
+    install_hold_in_template0(&pg, "public.item", 30_000);
+    restore_ends_equal(&pg, dest, "restored", &[]);
+    let latest = format!("{dest}/latest");
+    let hold = Hold::take(&pg);
+    let mut child = pg16_started(&["restore", &latest, &pg.url("restored"), "--clean"]);
+    hold.wait_for_copy(&pg, &mut child);
+    let pg_restores = children_named(child.id(), "pg_restore");
+    assert!(!pg_restores.is_empty(), "no pg_restore runs the held COPY");
+    child.kill().expect("kill -9");
+    child.wait().expect("reap pgharbor");
+    for pid in pg_restores {
+        assert_child_ends("pg_restore", pid);
+    }
+    drop(hold);
+    restore_ends_equal(&pg, dest, "restored", &["--clean"]);
 }

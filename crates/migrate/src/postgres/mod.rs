@@ -63,6 +63,10 @@ pub struct CopyOptions {
     pub no_verify: bool,
     /// Create the target database when it does not exist.
     pub create_database: bool,
+    /// The same command run again continues an interrupted copy by itself
+    /// (`apply`): a failure says to run it again rather than to add
+    /// `--resume`.
+    pub rerun_resumes: bool,
 }
 
 /// What a copy did.
@@ -278,7 +282,7 @@ pub async fn copy_database(
     let result = copy_into(sides, source, target, options, progress).await;
     match result {
         Ok(report) => Ok(report),
-        Err(err) => Err(after_failure(target, created, err).await),
+        Err(err) => Err(after_failure(target, created, options, err).await),
     }
 }
 
@@ -292,10 +296,20 @@ fn said_what_to_do(err: &MigrateError) -> bool {
 }
 
 /// Say what a failed copy left in the target and how to go on.
-async fn after_failure(target: &ConnConfig, created: bool, err: MigrateError) -> MigrateError {
+async fn after_failure(
+    target: &ConnConfig,
+    created: bool,
+    options: &CopyOptions,
+    err: MigrateError,
+) -> MigrateError {
     if said_what_to_do(&err) && !created {
         return err;
     }
+    let resume = if options.rerun_resumes {
+        "run the same command again"
+    } else {
+        "run the same command with --resume"
+    };
     let wait = crate::created::reconnect_wait();
     let journal = match crate::created::reconnect(target, wait).await {
         Ok(client) => journal::read(&client).await.map(|state| state.is_some()),
@@ -305,7 +319,7 @@ async fn after_failure(target: &ConnConfig, created: bool, err: MigrateError) ->
         Ok(true) if said_what_to_do(&err) => err,
         Ok(true) => err.also(format!(
             "The schema and the tables copied so far are kept and recorded in the target (schema {}): \
-             run the same command with --resume to finish, or drop the database to start over",
+             {resume} to finish, or drop the database to start over",
             journal::SCHEMA
         )),
         Ok(false) if created => match drop_database(target).await {
@@ -323,7 +337,7 @@ async fn after_failure(target: &ConnConfig, created: bool, err: MigrateError) ->
         Err(_) if said_what_to_do(&err) => err,
         Err(cause) => err.also(format!(
             "The target could not be reached again within {}s to see what is left ({cause}): once it is back, \
-             run the same command with --resume if the database has a schema {}, otherwise run it as it is",
+             {resume} if the database has a schema {}, otherwise run it as it is",
             wait.as_secs(),
             journal::SCHEMA
         )),
