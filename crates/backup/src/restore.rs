@@ -90,7 +90,9 @@ pub struct RestoreReport {
 ///
 /// One database (the backup holds one, or [`RestoreOptions::database`]
 /// picks one) goes into the database [`RestoreOptions::as_name`] names,
-/// else into `target`'s own database, as `pg_restore -d` does: created with
+/// else into `target`'s own database, as `pg_restore -d` does (unless that
+/// is a maintenance database, `postgres` or `template1`: then only connected
+/// through, and the database keeps the backup's name): created with
 /// the backup's owner, encoding and locale when it does not exist, else it
 /// must be empty (or [`RestoreOptions::clean`]). A backup of several
 /// databases restores each under its own name; `target`'s database is then
@@ -147,8 +149,14 @@ fn target_names(
     target: &ConnConfig,
     options: &RestoreOptions,
 ) -> Result<Vec<String>> {
-    if let [_] = selected {
-        let name = options.as_name.as_deref().unwrap_or(target.dbname());
+    if let [only] = selected {
+        let name = match options.as_name.as_deref() {
+            Some(name) => name,
+            // A maintenance database is only connected through: never
+            // filled, never dropped by --clean.
+            None if MAINTENANCE_DATABASES.contains(&target.dbname()) => &only.name,
+            None => target.dbname(),
+        };
         return Ok(vec![name.to_owned()]);
     }
     let names: Vec<String> = selected.iter().map(|d| d.name.clone()).collect();

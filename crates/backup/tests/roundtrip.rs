@@ -381,6 +381,27 @@ async fn restore_goes_into_the_database_the_target_names() {
     assert_eq!(properties("newdb"), properties("app"));
     assert!(properties("newdb").starts_with("app_owner"));
 
+    // A URL naming postgres is only connected through: the database keeps
+    // the backup's name, and postgres is neither filled nor dropped.
+    pg.psql("postgres", "CREATE TABLE keep_me (id int)");
+    let clean = RestoreOptions {
+        clean: true,
+        ..RestoreOptions::default()
+    };
+    let r = restore(&dest, &report.id, &config(&pg, "postgres"), &clean)
+        .await
+        .unwrap();
+    assert_eq!(r.databases[0].target, "app");
+    assert_eq!(content(&pg, "app"), before);
+    assert_eq!(
+        pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_class WHERE relname = 'keep_me'"
+        ),
+        "1",
+        "the maintenance database was dropped or replaced"
+    );
+
     pg.create_database("empty_target");
     let r = restore(&dest, &report.id, &config(&pg, "empty_target"), &defaults)
         .await

@@ -203,8 +203,9 @@ pub struct RestoreArgs {
     pub backup: String,
     /// The server and database to restore into, as with pg_restore -d: a PostgreSQL URL whose
     /// database is the target (unless --as names another), created with the backup's owner,
-    /// encoding and locale when missing, else it must be empty (or --clean). A backup of several
-    /// databases restores each under its own name: connect through postgres (…/postgres).
+    /// encoding and locale when missing, else it must be empty (or --clean). A URL naming postgres
+    /// or template1 is only connected through: the database keeps the backup's name. A backup of
+    /// several databases restores each under its own name: connect through postgres (…/postgres).
     /// redis://… for a Redis backup.
     pub target: String,
     /// Restore only this database of a multi-database backup (into the URL's database, or --as).

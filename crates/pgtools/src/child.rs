@@ -32,15 +32,15 @@ fn configure(command: &mut Command) {
     let parent = rustix::process::getpid();
     command.process_group(0);
     // SAFETY: the closure runs in the forked child before exec and only
-    // makes two system calls through rustix (no allocation, no lock), which
-    // is async-signal-safe.
+    // makes system calls through rustix; its error is a raw OS error code
+    // (no allocation, no lock), so it is async-signal-safe.
     unsafe {
         command.pre_exec(move || {
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
             // pgharbor died between the fork and the prctl: the signal
             // would never come, so do not start at all.
             if rustix::process::getppid() != Some(parent) {
-                return Err(std::io::Error::other("pgharbor exited"));
+                return Err(rustix::io::Errno::SRCH.into());
             }
             Ok(())
         });

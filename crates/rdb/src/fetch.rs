@@ -9,6 +9,7 @@
 use crate::client::{self, read_line, RedisConn, RedisUrl, Stream};
 use crate::error::{RdbError, RdbErrorKind, Result};
 use sha2::{Digest, Sha256};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -93,6 +94,11 @@ pub async fn fetch_to_file(
         .open(path)
         .await
         .map_err(|e| io("cannot create", e))?;
+    // `mode` applies to a new file only: an existing one is made private
+    // before a key is written into it.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .await
+        .map_err(|e| io("cannot make private", e))?;
     let fetched = fetch(url, &mut file, options).await;
     let synced = match &fetched {
         Ok(_) => file.sync_all().await.map_err(|e| io("cannot sync", e)),

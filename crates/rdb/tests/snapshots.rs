@@ -456,6 +456,26 @@ async fn diskless_fetch() {
     assert_same_data(&source.url(), &target.url()).await;
 }
 
+/// A snapshot holds every key: a file already there (readable by everyone)
+/// is made private before the first key is written into it.
+#[tokio::test]
+async fn a_snapshot_over_an_existing_file_is_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let source = RedisServer::start();
+    populate(&source.url()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("old.rdb");
+    std::fs::write(&path, b"old").expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (path, _) = fetch_into(&source.url(), dir.path(), "old.rdb").await;
+    let mode = std::fs::metadata(&path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+}
+
 #[tokio::test]
 async fn acl_users_and_passwords() {
     let server = RedisServer::start_with(RedisOptions {
