@@ -97,8 +97,8 @@ impl<'a> Iterator for Fields<'a> {
         }
         self.left -= 1;
         // The scanner checked every length against the row's bytes.
-        let (length, rest) = self.rest.split_at(4);
-        let length = i32::from_be_bytes([length[0], length[1], length[2], length[3]]);
+        let (length, rest) = self.rest.split_first_chunk::<4>()?;
+        let length = i32::from_be_bytes(*length);
         if length == NULL_LENGTH {
             self.rest = rest;
             return Some(None);
@@ -114,6 +114,30 @@ impl<'a> Iterator for Fields<'a> {
 }
 
 impl ExactSizeIterator for Fields<'_> {}
+
+/// The complete, well-formed row at the start of `buf`, with `expected`
+/// fields if given: the common case, checked in one tight pass. `None` for
+/// anything else (part of a row, the trailer, a malformed row), which
+/// [`RowCursor::scan`] then reads and names.
+#[inline]
+pub(crate) fn whole_row(buf: &[u8], expected: Option<usize>) -> Option<Row<'_>> {
+    let fields = u16::try_from(i16::from_be_bytes(*buf.first_chunk::<2>()?)).ok()?;
+    if expected.is_some_and(|expected| expected != usize::from(fields)) {
+        return None;
+    }
+    let mut end = 2;
+    for _ in 0..fields {
+        let length = i32::from_be_bytes(*buf.get(end..)?.first_chunk::<4>()?);
+        end += 4;
+        match usize::try_from(length) {
+            Ok(value) => end += value,
+            Err(_) if length == NULL_LENGTH => {}
+            Err(_) => return None,
+        }
+    }
+    let bytes = buf.get(..end)?;
+    Some(Row { bytes, fields })
+}
 
 /// What a scan of the bytes at the start of a buffer found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,11 +209,13 @@ impl RowCursor {
                 fields
             }
         };
-        while self.done < fields {
-            let field = self.done + 1;
-            let Some(word) = buf.get(self.scanned..self.scanned + 4) else {
+        let (mut scanned, mut done) = (self.scanned, self.done);
+        while done < fields {
+            let field = done + 1;
+            let Some(word) = buf.get(scanned..scanned + 4) else {
+                (self.scanned, self.done) = (scanned, done);
                 return Ok(Scan::Partial {
-                    total: self.scanned + 4,
+                    total: scanned + 4,
                     cut: Cut::FieldLength { row, field },
                 });
             };
@@ -199,28 +225,29 @@ impl RowCursor {
                 Err(_) if length == NULL_LENGTH => 0,
                 Err(_) => {
                     return Err(CopyError::new(
-                        offset + self.scanned as u64,
+                        offset + scanned as u64,
                         CopyErrorKind::FieldLength { row, field, length },
                     ))
                 }
             };
-            let end = self.scanned + 4 + value;
+            let end = scanned + 4 + value;
             if buf.len() < end {
+                (self.scanned, self.done) = (scanned, done);
                 return Ok(Scan::Partial {
                     total: end,
                     cut: Cut::FieldValue {
                         row,
                         field,
                         length: value,
-                        available: buf.len() - self.scanned - 4,
+                        available: buf.len() - scanned - 4,
                     },
                 });
             }
-            self.scanned = end;
-            self.done = field;
+            scanned = end;
+            done = field;
         }
         let row = Row {
-            bytes: &buf[..self.scanned],
+            bytes: &buf[..scanned],
             fields,
         };
         *self = RowCursor::default();

@@ -9,7 +9,7 @@
 
 use crate::error::{CopyError, CopyErrorKind, Cut};
 use crate::header;
-use crate::row::{Row, RowCursor, Scan};
+use crate::row::{whole_row, Row, RowCursor, Scan};
 
 /// The most capacity the buffer of a cut row keeps once it is empty.
 const KEPT_CAPACITY: usize = 1 << 20;
@@ -164,6 +164,14 @@ impl RowSplitter {
 
     /// Read the item at the start of `buf` and move past it if complete.
     fn next<'a>(&mut self, buf: &'a [u8]) -> Result<Next<'a>, CopyError> {
+        if self.part == Part::Rows {
+            if let Some(row) = whole_row(buf, self.fields) {
+                self.cursor = RowCursor::default();
+                self.rows += 1;
+                self.position += row.bytes().len() as u64;
+                return Ok(Next::Row(row));
+            }
+        }
         let next = match self.part {
             Part::Header => match header::scan(buf, self.position)? {
                 Scan::Complete(length) => {
