@@ -114,13 +114,16 @@ mod tests {
         const DISPLAY: bool = true;
     }
 
+    /// Checked when the tests compile: they do not, if `Secret` gains `Display`.
     #[test]
     fn there_is_no_display_to_misuse() {
-        assert!(Probe::<String>::DISPLAY, "the probe sees Display");
-        assert!(
-            !Probe::<Secret>::DISPLAY,
-            "Secret must not implement Display"
-        );
+        const { assert!(Probe::<String>::DISPLAY, "the probe sees Display") };
+        const {
+            assert!(
+                !Probe::<Secret>::DISPLAY,
+                "Secret must not implement Display"
+            )
+        };
     }
 
     #[test]
