@@ -46,21 +46,25 @@ impl<'a> Row<'a> {
 
     /// The row as it was sent: field count, then each field's length and
     /// bytes. Equal rows have equal bytes.
+    #[inline]
     pub fn bytes(&self) -> &'a [u8] {
         self.bytes
     }
 
     /// Its number of fields.
+    #[inline]
     pub fn len(&self) -> usize {
         usize::from(self.fields)
     }
 
     /// Whether it has no fields (a table without columns).
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.fields == 0
     }
 
     /// Its fields in order.
+    #[inline]
     pub fn fields(&self) -> Fields<'a> {
         Fields {
             rest: &self.bytes[2..],
@@ -91,6 +95,7 @@ pub struct Fields<'a> {
 impl<'a> Iterator for Fields<'a> {
     type Item = Field<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Field<'a>> {
         if self.left == 0 {
             return None;
@@ -108,6 +113,7 @@ impl<'a> Iterator for Fields<'a> {
         Some(Some(value))
     }
 
+    #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
         (usize::from(self.left), Some(usize::from(self.left)))
     }

@@ -163,6 +163,7 @@ impl RowSplitter {
     }
 
     /// Read the item at the start of `buf` and move past it if complete.
+    #[inline]
     fn next<'a>(&mut self, buf: &'a [u8]) -> Result<Next<'a>, CopyError> {
         if self.part == Part::Rows {
             if let Some(row) = whole_row(buf, self.fields) {

@@ -15,6 +15,7 @@ use std::ops::Range;
 ///
 /// If `count` is above 32767, the most a binary COPY row can announce
 /// (PostgreSQL rows have at most 1600 columns).
+#[inline]
 pub fn write_field_count(out: &mut Vec<u8>, count: usize) {
     let Ok(count) = i16::try_from(count) else {
         panic!(
@@ -26,18 +27,26 @@ pub fn write_field_count(out: &mut Vec<u8>, count: usize) {
 }
 
 /// Append a NULL field.
+#[inline]
 pub fn write_null(out: &mut Vec<u8>) {
     out.extend_from_slice(&NULL_LENGTH.to_be_bytes());
 }
 
 /// Append a field holding `value`.
+#[inline]
 pub fn write_field(out: &mut Vec<u8>, value: &[u8]) -> Result<(), FieldTooLong> {
-    let length = i32::try_from(value.len()).map_err(|_| FieldTooLong {
-        length: value.len(),
-    })?;
+    let Ok(length) = i32::try_from(value.len()) else {
+        return Err(too_long(value.len()));
+    };
     out.extend_from_slice(&length.to_be_bytes());
     out.extend_from_slice(value);
     Ok(())
+}
+
+/// The error for a value of `length` bytes, off the hot path.
+#[cold]
+fn too_long(length: usize) -> FieldTooLong {
+    FieldTooLong { length }
 }
 
 /// Append a whole row of `fields`.
@@ -72,6 +81,7 @@ pub struct OpenField {
 
 impl OpenField {
     /// Start a field at the end of `out`.
+    #[inline]
     pub fn begin(out: &mut Vec<u8>) -> OpenField {
         let length_at = out.len();
         out.extend_from_slice(&[0; 4]);
@@ -80,11 +90,12 @@ impl OpenField {
 
     /// Close the field over everything appended to `out` since
     /// [`OpenField::begin`]; returns where its value lies in `out`.
+    #[inline]
     pub fn end(self, out: &mut [u8]) -> Result<Range<usize>, FieldTooLong> {
         let value = self.length_at + 4..out.len();
-        let length = i32::try_from(value.len()).map_err(|_| FieldTooLong {
-            length: value.len(),
-        })?;
+        let Ok(length) = i32::try_from(value.len()) else {
+            return Err(too_long(value.len()));
+        };
         out[self.length_at..value.start].copy_from_slice(&length.to_be_bytes());
         Ok(value)
     }

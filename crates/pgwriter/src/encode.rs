@@ -95,16 +95,11 @@ impl RowEncoder {
         }
         let field = OpenField::begin(out);
         let pg_type = self.types[column];
-        let refused = |why: String| CellError {
-            column,
-            reason: format!(
-                "{} {} cannot be stored as {pg_type}: {why}",
-                cell.class_name(),
-                cell.preview()
-            ),
-        };
-        self.encode_value(cell, pg_type, out).map_err(refused)?;
-        let value = field.end(out).map_err(|e| refused(e.to_string()))?;
+        self.encode_value(cell, pg_type, out)
+            .map_err(|why| refused(column, cell, pg_type, why))?;
+        let value = field
+            .end(out)
+            .map_err(|e| refused(column, cell, pg_type, e.to_string()))?;
         Ok(Some(value))
     }
 
@@ -319,6 +314,20 @@ impl RowEncoder {
             }
         }
         Ok(text)
+    }
+}
+
+/// Why `cell` cannot be stored in `column` of type `pg_type`, with a
+/// preview of the value.
+#[cold]
+fn refused(column: usize, cell: Cell<'_>, pg_type: PgType, why: String) -> CellError {
+    CellError {
+        column,
+        reason: format!(
+            "{} {} cannot be stored as {pg_type}: {why}",
+            cell.class_name(),
+            cell.preview()
+        ),
     }
 }
 
