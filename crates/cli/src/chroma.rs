@@ -10,19 +10,7 @@ use pgharbor_migrate::chroma::recall::{self, RecallReport};
 use pgharbor_migrate::chroma::{self, ChromaOptions, ChromaReport, IndexChoice, RecallOptions};
 use pgharbor_migrate::Progress;
 use pgharbor_pgwriter::pgvector::IndexMethod;
-use std::path::{Path, PathBuf};
-
-/// A Chroma directory given as `chroma:DIR`, a directory holding
-/// `chroma.sqlite3`, or that file itself.
-pub fn chroma_dir(source: &str) -> Option<PathBuf> {
-    if let Some(dir) = source.strip_prefix("chroma:") {
-        return Some(PathBuf::from(dir));
-    }
-    let path = Path::new(source);
-    let is_store = (path.is_dir() && path.join("chroma.sqlite3").is_file())
-        || path.file_name().is_some_and(|n| n == "chroma.sqlite3");
-    is_store.then(|| path.to_path_buf())
-}
+use std::path::Path;
 
 /// Options from the command line.
 pub fn options(

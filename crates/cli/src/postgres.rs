@@ -6,41 +6,13 @@ use crate::{progress, Failure};
 use pgharbor_conn::ConnConfig;
 use pgharbor_migrate::postgres::{self, CopyOptions, CopyReport};
 
-/// Whether SOURCE names a PostgreSQL database (a URL).
-pub fn is_postgres_source(source: &str) -> bool {
-    source.starts_with("postgres://") || source.starts_with("postgresql://")
-}
-
-/// Options that make no sense for a PostgreSQL source.
-fn refuse_other_options(args: &MigrateArgs) -> Result<(), Failure> {
-    let common = &args.common;
-    let misplaced = [
-        (args.into_existing, "--into-existing"),
-        (args.truncate, "--truncate"),
-        (args.drop_existing, "--drop-existing"),
-        (!args.ignore_columns.is_empty(), "--ignore-columns"),
-        (args.allow_version_mismatch, "--allow-version-mismatch"),
-        (
-            !args.corresponding_revisions.is_empty(),
-            "--corresponding-revision",
-        ),
-        (common.preset.is_some(), "--preset"),
-        (common.schema.is_some(), "--schema"),
-        (common.nul.is_some(), "--nul"),
-    ];
-    match misplaced.iter().find(|(given, _)| *given) {
-        Some((_, flag)) => Err(Failure::usage(format!(
-            "{flag} does not apply to a PostgreSQL source (the copy keeps the source's schema as pg_dump describes it)"
-        ))),
-        None => Ok(()),
-    }
-}
-
 /// Copy one database; prints the report.
-pub async fn migrate(args: &MigrateArgs, target: Option<ConnConfig>) -> Result<u8, Failure> {
-    refuse_other_options(args)?;
+pub async fn migrate(
+    args: &MigrateArgs,
+    source: ConnConfig,
+    target: Option<ConnConfig>,
+) -> Result<u8, Failure> {
     let common = &args.common;
-    let source = ConnConfig::parse(&common.source).map_err(|e| Failure::usage(e.to_string()))?;
     let jobs = crate::migrate::jobs(common);
     if args.dry_run {
         let plan = postgres::plan_copy(&source, jobs)
@@ -70,11 +42,14 @@ pub async fn migrate(args: &MigrateArgs, target: Option<ConnConfig>) -> Result<u
 
 /// `pgharbor verify postgres://… postgres://…`: compare every table of the
 /// source database (in one snapshot) with the target, without copying.
-pub async fn verify(common: &SourceArgs, target: &ConnConfig) -> Result<u8, Failure> {
-    let source = ConnConfig::parse(&common.source).map_err(|e| Failure::usage(e.to_string()))?;
+pub async fn verify(
+    common: &SourceArgs,
+    source: &ConnConfig,
+    target: &ConnConfig,
+) -> Result<u8, Failure> {
     let reporter = progress::Reporter::new(common.json);
     let checks = postgres::verify::compare_databases(
-        &source,
+        source,
         target,
         crate::migrate::jobs(common),
         reporter.clone(),

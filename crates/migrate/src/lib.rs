@@ -22,7 +22,8 @@
 //! neighbours, the vector index's recall reported) and [`postgres`]
 //! (another PostgreSQL database: schema by the real `pg_dump`, rows by binary
 //! COPY from server to server); [`presets`] holds
-//! application knowledge (Open WebUI).
+//! application knowledge (Open WebUI); [`source_spec`] parses the SOURCE
+//! argument once and checks the options that go with its kind.
 //!
 //! A run that creates its tables records them in the target as it creates
 //! them ([`created`]), so a failed run removes exactly those, or names them
@@ -42,6 +43,7 @@ pub mod postgres;
 pub mod presets;
 pub mod progress;
 pub mod resume;
+pub mod source_spec;
 pub mod sqlite;
 pub mod target;
 pub mod verify;

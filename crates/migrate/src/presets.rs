@@ -4,6 +4,14 @@ use crate::error::{MigrateError, MigrateErrorKind};
 use pgharbor_conn::ConnConfig;
 use std::path::{Path, PathBuf};
 
+/// Applications pgharbor knows (`--preset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Preset {
+    /// Open WebUI: `webui.db`, `vector_db/`, `uploads/`.
+    OpenWebUi,
+}
+
 /// What happened to Open WebUI's vector store.
 #[derive(Debug, Clone)]
 pub enum VectorOutcome {
