@@ -127,18 +127,6 @@ pub enum ApplyError {
         /// The value in the plan.
         wanted: String,
     },
-    /// Whether a copy the plan names already finished, or was interrupted,
-    /// could not be read from its target database.
-    #[error(transparent)]
-    CopyState(pgharbor_migrate::MigrateError),
-    /// `--recopy`: the database of a finished copy could not be dropped.
-    #[error("--recopy: dropping database {database}")]
-    DropDatabase {
-        /// The database.
-        database: String,
-        /// The server's error.
-        source: tokio_postgres::Error,
-    },
     /// The operating system's random number generator failed (needed for
     /// the salt of a password verifier).
     #[error("cannot generate a password salt: {0}")]

@@ -32,7 +32,9 @@ pub async fn apply(args: ApplyArgs) -> Result<u8, Failure> {
         );
     }
     let copies = plan.copies().map_err(|e| Failure::usage(e.to_string()))?;
-    let skip = pgharbor_apply::skip_finished_copies(&copies, args.recopy, args.dry_run).await?;
+    let skip = pgharbor_apply::skip_finished_copies(&copies, args.recopy, args.dry_run)
+        .await
+        .map_err(Failure::from_migrate)?;
     let report = pgharbor_apply::apply(
         &plan,
         &ApplyOptions {
@@ -91,7 +93,9 @@ async fn run_copy(args: &ApplyArgs, copy: &Copy, already: bool) -> Result<CopyOu
         }),
         no_owner: args.no_owner,
         no_privileges: args.no_privileges,
-        resume: pgharbor_apply::resumes_interrupted_copy(copy).await?,
+        resume: pgharbor_apply::resumes_interrupted_copy(copy)
+            .await
+            .map_err(Failure::from_migrate)?,
         no_verify: args.no_verify,
         create_database: false,
         rerun_resumes: true,

@@ -758,8 +758,9 @@ async fn clean_up_after_failure(
             "The rows this run added were deleted from {table}; the same command can be run again"
         )),
         Err(cause) => err.also(format!(
-            "Deleting the rows this run added to {table} failed ({cause}): rows of the collections {} may remain there; \
+            "Deleting the rows this run added to {table} failed ({}): rows of the collections {} may remain there; \
              run the same command again with --truncate once the server is back (it deletes them first)",
+            crate::error::explain(&cause),
             names.join(", ")
         )),
     }
