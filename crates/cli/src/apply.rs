@@ -3,7 +3,7 @@
 //! PostgreSQL copy), skipping those already finished and verified.
 
 use crate::args::ApplyArgs;
-use crate::{postgres, progress, Failure};
+use crate::{progress, render, Failure};
 use pgharbor_apply::{ApplyOptions, Copy, Plan};
 use pgharbor_migrate::postgres::{copy_database, CopyOptions, CopyReport};
 
@@ -108,7 +108,7 @@ async fn run_copy(args: &ApplyArgs, copy: &Copy, already: bool) -> Result<CopyOu
         })?;
     reporter.done();
     if !args.json {
-        postgres::print_report(&report, false)?;
+        render::postgres::print_report(&report, false)?;
     }
     Ok(outcome("copied", Some(report)))
 }

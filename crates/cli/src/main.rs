@@ -10,9 +10,9 @@ mod health;
 mod init;
 mod memory;
 mod migrate;
-mod output;
 mod postgres;
 mod progress;
+mod render;
 #[cfg(test)]
 #[path = "../build/revision.rs"]
 mod revision;

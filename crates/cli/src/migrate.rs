@@ -1,7 +1,7 @@
 //! `pgharbor migrate` and `pgharbor verify` for SQLite sources.
 
 use crate::args::{MigrateArgs, NulChoice, Preset, SourceArgs, Utf8Choice, VerifyArgs};
-use crate::{output, progress, Failure};
+use crate::{progress, render, Failure};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{InvalidUtf8Policy, NulPolicy, ValuePolicy};
 use pgharbor_migrate::chroma::layout::Layout;
@@ -181,7 +181,7 @@ async fn migrate_into_existing(
                 serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?
             );
         } else {
-            print!("{}", pgharbor_migrate::plan_text::render_existing(&plan));
+            print!("{}", render::plan::render_existing(&plan));
         }
         return Ok(0);
     }
@@ -197,11 +197,11 @@ async fn migrate_into_existing(
     .map_err(Failure::from_migrate)?;
     reporter.done();
     let Some(open_webui) = open_webui else {
-        output::print_report(&report, common.json)?;
+        render::migration::print_report(&report, common.json)?;
         return Ok(exit_code(&report));
     };
     if !common.json {
-        output::print_report(&report, false)?;
+        render::migration::print_report(&report, false)?;
     }
     let vectors = match open_webui
         .chroma_store()
@@ -230,7 +230,7 @@ async fn migrate_into_existing(
             })?
             .expect("not a dry run");
             if !common.json {
-                crate::chroma::print_report(&moved, false)?;
+                render::chroma::print_report(&moved, false)?;
             }
             Some(moved)
         }
@@ -284,7 +284,7 @@ async fn migrate_chroma(args: &MigrateArgs, dir: &std::path::Path) -> Result<u8,
     let Some(report) = report else {
         return Ok(0);
     };
-    crate::chroma::print_report(&report, common.json)?;
+    render::chroma::print_report(&report, common.json)?;
     Ok(crate::chroma::exit_code(&report))
 }
 
@@ -330,7 +330,7 @@ async fn migrate_sqlite(args: &MigrateArgs, path: PathBuf) -> Result<u8, Failure
                 serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?
             );
         } else {
-            print!("{}", pgharbor_migrate::plan_text::render(&plan));
+            print!("{}", render::plan::render(&plan));
         }
         return Ok(0);
     }
@@ -352,7 +352,7 @@ async fn migrate_sqlite(args: &MigrateArgs, path: PathBuf) -> Result<u8, Failure
     .await
     .map_err(Failure::from_migrate)?;
     reporter.done();
-    output::print_report(&report, common.json)?;
+    render::migration::print_report(&report, common.json)?;
     Ok(exit_code(&report))
 }
 
@@ -394,7 +394,7 @@ pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     .await
     .map_err(Failure::from_migrate)?;
     reporter.done();
-    output::print_report(&report, common.json)?;
+    render::migration::print_report(&report, common.json)?;
     Ok(exit_code(&report))
 }
 
@@ -412,7 +412,7 @@ async fn verify_chroma(
         jobs(common),
     )?;
     let report = crate::chroma::verify(&common.source, dir, target, &options, common.json).await?;
-    crate::chroma::print_report(&report, common.json)?;
+    render::chroma::print_report(&report, common.json)?;
     Ok(crate::chroma::exit_code(&report))
 }
 
@@ -451,7 +451,7 @@ async fn verify_into_existing(
     .await
     .map_err(Failure::from_migrate)?;
     reporter.done();
-    output::print_report(&report, common.json)?;
+    render::migration::print_report(&report, common.json)?;
     Ok(exit_code(&report))
 }
 

@@ -3,8 +3,8 @@
 //! The migration pipeline, shared by every source:
 //!
 //! 1. **inspect** and **plan**: the source crate reads its schema and values and
-//!    produces a [`Plan`](pgharbor_core::plan::Plan) ([`sqlite::plan_file`]);
-//!    [`plan_text::render`] prints it for `--dry-run`.
+//!    produces a [`Plan`](pgharbor_core::plan::Plan) ([`sqlite::plan_file`]),
+//!    which the CLI prints for `--dry-run`.
 //! 2. **load** ([`load`]): work units (a table, or a rowid range of a large
 //!    table) are spread over `--jobs` workers; each worker reads on its own
 //!    thread inside one shared source snapshot, encodes binary COPY and streams it
@@ -38,7 +38,6 @@ pub mod error;
 pub mod existing;
 pub mod finish;
 pub mod load;
-pub mod plan_text;
 pub mod postgres;
 pub mod presets;
 pub mod progress;
