@@ -52,9 +52,14 @@ async fn a_finished_copy_is_skipped_and_recopy_drops_its_database_except_in_a_dr
         create_database: true,
         rerun_resumes: false,
     };
-    copy_database(&copy.source, &copy.target, &options, Arc::new(SilentProgress))
-        .await
-        .unwrap();
+    copy_database(
+        &copy.source,
+        &copy.target,
+        &options,
+        Arc::new(SilentProgress),
+    )
+    .await
+    .unwrap();
     assert!(!resumes_interrupted_copy(&copy).await.unwrap(), "finished");
     assert_eq!(
         skip_finished_copies(&copies, false, false).await.unwrap(),

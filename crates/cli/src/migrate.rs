@@ -6,7 +6,7 @@ use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{InvalidUtf8Policy, NulPolicy, ValuePolicy};
 use pgharbor_migrate::chroma::layout::Layout;
 use pgharbor_migrate::existing::{self, ExistingOptions};
-use pgharbor_migrate::presets::{self, OpenWebUi, VectorOutcome};
+use pgharbor_migrate::presets::{self, OpenWebUi, OpenWebUiRun};
 use pgharbor_migrate::source_spec::{Command, GivenFlags, SourceSpec};
 use pgharbor_migrate::sqlite::{self, MigrateOptions};
 use pgharbor_migrate::Progress;
@@ -15,7 +15,9 @@ use std::path::PathBuf;
 
 /// SOURCE, parsed once by the library, or the usage error naming what is wrong.
 fn detect(common: &SourceArgs) -> Result<SourceSpec, Failure> {
-    let preset = common.preset.map(|Preset::OpenWebui| presets::Preset::OpenWebUi);
+    let preset = common
+        .preset
+        .map(|Preset::OpenWebui| presets::Preset::OpenWebUi);
     SourceSpec::detect(&common.source, preset).map_err(Failure::from_migrate)
 }
 
@@ -185,79 +187,56 @@ async fn migrate_into_existing(
         }
         return Ok(0);
     }
-    let report = existing::migrate_into_existing(
-        &common.source,
-        snapshot,
-        schema,
-        &target,
-        &options,
-        reporter.clone(),
-    )
-    .await
-    .map_err(Failure::from_migrate)?;
-    reporter.done();
-    let Some(open_webui) = open_webui else {
+    let Some(app) = open_webui else {
+        let report = existing::migrate_into_existing(
+            &common.source,
+            snapshot,
+            schema,
+            &target,
+            &options,
+            reporter.clone(),
+        )
+        .await
+        .map_err(Failure::from_migrate)?;
+        reporter.done();
         render::migration::print_report(&report, common.json)?;
         return Ok(exit_code(&report));
     };
-    if !common.json {
-        render::migration::print_report(&report, false)?;
-    }
-    let vectors = match open_webui
-        .chroma_store()
-        .filter(|_| report.verified != Some(false))
-    {
-        Some(dir) if !args.vectors.skip_vectors => {
-            let chroma = crate::chroma::options(
-                args,
-                &args.vectors,
-                options.schema.clone(),
-                options.policy,
-                options.jobs,
-                Layout::OpenWebUi,
-            )?;
-            let moved = crate::chroma::run(
-                &dir.display().to_string(),
-                dir,
-                &target,
-                &chroma,
-                false,
-                common.json,
-            )
-            .await
-            .map_err(|f| {
-                f.context("the database was moved and verified; moving vector_db/ failed")
-            })?
-            .expect("not a dry run");
+    let vectors = match args.vectors.skip_vectors {
+        true => None,
+        false => Some(crate::chroma::options(
+            args,
+            &args.vectors,
+            options.schema.clone(),
+            options.policy,
+            options.jobs,
+            Layout::OpenWebUi,
+        )?),
+    };
+    let run = OpenWebUiRun {
+        app: &app,
+        source_label: &common.source,
+        target: &target,
+        database: &options,
+        vectors: vectors.as_ref(),
+    };
+    let mut printed = Ok(());
+    let report = run
+        .run(snapshot, schema, reporter.clone(), |database| {
+            reporter.done();
             if !common.json {
-                render::chroma::print_report(&moved, false)?;
+                printed = render::migration::print_report(database, false);
             }
-            Some(moved)
-        }
-        _ => None,
-    };
-    if common.json {
-        let both = serde_json::json!({ "database": &report, "vectors": &vectors });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&both).map_err(anyhow::Error::from)?
-        );
-    }
-    let code = exit_code(&report).max(vectors.as_ref().map_or(0, crate::chroma::exit_code));
-    let outcome = match (&vectors, open_webui.chroma_store()) {
-        (Some(moved), _) => VectorOutcome::Moved(moved.open_webui_env.clone()),
-        (None, Some(_)) => VectorOutcome::Skipped,
-        (None, None) => VectorOutcome::NoStore,
-    };
-    if code == 0 {
-        let steps = open_webui.next_steps(&target, &outcome);
-        if common.json {
-            eprint!("{steps}");
-        } else {
-            print!("\n{steps}");
-        }
-    }
-    Ok(code)
+        })
+        .await
+        .map_err(Failure::from_migrate)?;
+    printed?;
+    reporter.done();
+    render::open_webui::print_report(&report, common.json)?;
+    Ok(
+        exit_code(&report.database)
+            .max(report.vectors.as_ref().map_or(0, crate::chroma::exit_code)),
+    )
 }
 
 /// `pgharbor migrate chroma:DIR TARGET`.
@@ -300,7 +279,7 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
         SourceSpec::Chroma(dir) => migrate_chroma(&args, &dir).await,
         SourceSpec::Postgres(source) => {
             let target = target_config(args.common.target.as_deref(), !args.dry_run)?;
-            crate::postgres::migrate(&args, source, target).await
+            crate::postgres::migrate(&args, *source, target).await
         }
         SourceSpec::OpenWebUi { app, inferred } => {
             if inferred {

@@ -43,7 +43,7 @@ pub enum SourceSpec {
     /// A Chroma persistent directory (or its `chroma.sqlite3`).
     Chroma(PathBuf),
     /// A PostgreSQL database: the whole database is copied.
-    Postgres(ConnConfig),
+    Postgres(Box<ConnConfig>),
     /// A Redis server (the URL as given).
     Redis(String),
 }
@@ -89,7 +89,7 @@ impl SourceSpec {
     pub fn detect(text: &str, preset: Option<Preset>) -> Result<SourceSpec, MigrateError> {
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
             let config = ConnConfig::parse(text).map_err(usage)?;
-            return Ok(SourceSpec::Postgres(config));
+            return Ok(SourceSpec::Postgres(Box::new(config)));
         }
         if text.starts_with("redis://") || text.starts_with("rediss://") {
             return Ok(SourceSpec::Redis(text.to_string()));
@@ -388,15 +388,18 @@ mod tests {
         let db = dir.path().join("webui.db");
         sqlite_file(&db);
         let spec = SourceSpec::detect(db.to_str().unwrap(), Some(Preset::OpenWebUi)).unwrap();
-        assert!(matches!(spec, SourceSpec::OpenWebUi { inferred: false, .. }));
+        assert!(matches!(
+            spec,
+            SourceSpec::OpenWebUi {
+                inferred: false,
+                ..
+            }
+        ));
         let empty = tempfile::tempdir().unwrap();
         let e = SourceSpec::detect(empty.path().to_str().unwrap(), Some(Preset::OpenWebUi))
             .expect_err("no webui.db");
         assert_eq!(e.kind(), MigrateErrorKind::Usage);
-        assert!(
-            e.to_string().contains("no Open WebUI database here"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("no Open WebUI database here"), "{e}");
     }
 
     #[test]
@@ -461,11 +464,12 @@ mod tests {
         let e = SourceSpec::detect("mysql://root@db/shop", None).expect_err("mysql");
         assert_eq!(e.kind(), MigrateErrorKind::Usage);
         assert!(
-            e.to_string().starts_with("mysql:// is not a source pgharbor reads"),
+            e.to_string()
+                .starts_with("mysql:// is not a source pgharbor reads"),
             "{e}"
         );
-        let bad = SourceSpec::detect("postgresql://db.example:notaport/x", None)
-            .expect_err("bad port");
+        let bad =
+            SourceSpec::detect("postgresql://db.example:notaport/x", None).expect_err("bad port");
         assert_eq!(bad.kind(), MigrateErrorKind::Usage);
     }
 
@@ -487,13 +491,17 @@ mod tests {
             into_existing: true,
             ..truncate
         };
-        sqlite.check_flags(Command::Migrate, &into_existing).unwrap();
+        sqlite
+            .check_flags(Command::Migrate, &into_existing)
+            .unwrap();
         let pg = SourceSpec::detect("postgresql://app@db.example/shop", None).unwrap();
         let schema = GivenFlags {
             schema: true,
             ..GivenFlags::default()
         };
-        let e = pg.check_flags(Command::Migrate, &schema).expect_err("--schema");
+        let e = pg
+            .check_flags(Command::Migrate, &schema)
+            .expect_err("--schema");
         assert!(
             e.to_string()
                 .starts_with("--schema does not apply to a PostgreSQL source"),

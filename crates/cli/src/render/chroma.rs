@@ -278,4 +278,3 @@ fn lines(title: &str, lines: &[String]) {
         println!("  - {line}");
     }
 }
-

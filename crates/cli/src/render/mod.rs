@@ -4,5 +4,6 @@
 
 pub mod chroma;
 pub mod migration;
+pub mod open_webui;
 pub mod plan;
 pub mod postgres;
