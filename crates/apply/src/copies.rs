@@ -12,21 +12,24 @@ use pgharbor_pgwriter::WriteError;
 
 /// Before the plan is applied: for each copy, whether it is skipped
 /// because it already finished and verified. With `recopy` none is skipped,
-/// and (unless `dry_run`) the database of each finished copy is dropped.
+/// and (unless `dry_run`) the database of each finished copy is dropped —
+/// only once every copy has been checked, so a check that fails drops
+/// nothing.
 pub async fn skip_finished_copies(
     copies: &[Copy],
     recopy: bool,
     dry_run: bool,
 ) -> Result<Vec<bool>, MigrateError> {
-    let mut skip = Vec::with_capacity(copies.len());
+    let mut finished = Vec::with_capacity(copies.len());
     for copy in copies {
-        let finished = finished_copy_of(&copy.target, &copy.source).await?;
-        if finished && recopy && !dry_run {
+        finished.push(finished_copy_of(&copy.target, &copy.source).await?);
+    }
+    if recopy && !dry_run {
+        for (copy, _) in copies.iter().zip(&finished).filter(|(_, f)| **f) {
             drop_database(copy).await?;
         }
-        skip.push(finished && !recopy);
     }
-    Ok(skip)
+    Ok(finished.into_iter().map(|f| f && !recopy).collect())
 }
 
 /// Right before a copy runs: whether it continues an interrupted copy of
@@ -35,17 +38,25 @@ pub async fn resumes_interrupted_copy(copy: &Copy) -> Result<bool, MigrateError>
     interrupted_copy_of(&copy.target, &copy.source).await
 }
 
-/// Drops the target database of `copy`, connected through `postgres`.
+/// Drops the database whose journal was checked (`copy.target`'s),
+/// connected through `postgres` (`template1` when the copy's target is
+/// `postgres` itself, which cannot be dropped from within).
 async fn drop_database(copy: &Copy) -> Result<(), MigrateError> {
-    let doing = format!("--recopy: dropping database {}", copy.database);
-    let admin = copy.target.with_dbname("postgres");
+    let database = copy.target.dbname();
+    let doing = format!("--recopy: dropping database {database}");
+    let maintenance = if database == "postgres" {
+        "template1"
+    } else {
+        "postgres"
+    };
+    let admin = copy.target.with_dbname(maintenance);
     let (client, _task) = pgharbor_conn::connect(&admin)
         .await
         .map_err(|e| MigrateError::from(e).context(&doing))?;
     client
         .batch_execute(&format!(
             "DROP DATABASE {} WITH (FORCE)",
-            crate::sql::ident(&copy.database)
+            crate::sql::ident(database)
         ))
         .await
         .map_err(|e| WriteError::from_pg(e, doing).into())

@@ -96,11 +96,26 @@ pub(crate) fn program_failed(what: &str, status: ExitStatus, stderr: &str) -> Ba
     let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     let start = tail.len().saturating_sub(6);
     let message = format!("{what} failed ({status}): {}", tail[start..].join(" | "));
-    if stderr.contains("No space left on device") {
+    if reports_disk_full(stderr) {
         let advice = crate::error::DISK_FULL_ADVICE;
         return BackupError::new(BackupErrorKind::NoSpace, format!("{message} — {advice}"));
     }
     BackupError::new(BackupErrorKind::Tool, message)
+}
+
+/// Whether a PostgreSQL tool's own error line (not a `CONTEXT:` or
+/// `DETAIL:` line echoing row data) says a disk is full.
+fn reports_disk_full(stderr: &str) -> bool {
+    stderr.lines().any(|line| {
+        let line = line.trim_start();
+        let is_error = line.starts_with("ERROR:")
+            || line.starts_with("FATAL:")
+            || line
+                .split_once(": error: ")
+                .is_some_and(|(tool, _)| !tool.contains(' ') && tool.starts_with("pg_"))
+            || line.starts_with("psql:");
+        is_error && line.contains("No space left on device")
+    })
 }
 
 /// Where the pump thread leaves its precise error, so the caller can report
@@ -356,4 +371,20 @@ pub(crate) fn bridge(
 
 fn io_error(what: &str, e: &io::Error) -> BackupError {
     BackupError::new(BackupErrorKind::Io, format!("{what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_full_is_read_from_error_lines_and_not_from_echoed_rows() {
+        let full = "pg_restore: error: could not execute query: ERROR:  could not extend file \"base/1/2\": No space left on device\nHINT:  Check free disk space.";
+        assert!(reports_disk_full(full));
+        assert!(reports_disk_full(
+            "ERROR:  could not write to file \"x\": No space left on device"
+        ));
+        let echoed = "pg_restore: error: COPY failed for table \"notes\": ERROR:  invalid input\nCONTEXT:  COPY notes, line 3: \"No space left on device\"";
+        assert!(!reports_disk_full(echoed));
+    }
 }

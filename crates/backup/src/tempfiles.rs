@@ -1,10 +1,17 @@
 //! The private temporary files of a restore (`pgharbor-toc-…`,
 //! `pgharbor-restore-…`, `pgharbor-pre-data-…`): created 0600 whatever the
-//! umask, named with the pid of the process that owns them, and swept when
-//! the next one is created: a file whose process is gone (a `kill -9`, the
-//! OOM killer) is a leftover holding a copy of a backup's rows, removed then.
+//! umask, named with the pid of the process that owns them, locked
+//! (`flock`) by it for as long as it holds them, and swept when the next one
+//! is created: a file whose process is gone (a `kill -9`, the OOM killer) is
+//! a leftover holding a copy of a backup's rows, removed then.
+//!
+//! A file is removed only when both say its owner is gone: no process of its
+//! pid here, and its lock is free. The pid alone would not do where two
+//! containers share a temporary directory (each sees the other's pids as
+//! ended); the lock alone would not keep a file of an older pgharbor that
+//! did not lock it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tempfile::NamedTempFile;
 
@@ -21,31 +28,35 @@ pub(crate) fn temp_file(dir: Option<&Path>, prefix: &str, suffix: &str) -> Resul
     let dir = dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
     remove_stale(&dir);
     let prefix = format!("{prefix}{}-", std::process::id());
-    tempfile::Builder::new()
+    let failed = |e: std::io::Error| {
+        BackupError::new(
+            BackupErrorKind::Io,
+            format!("creating a temporary file in {}: {e}", dir.display()),
+        )
+    };
+    let file = tempfile::Builder::new()
         .prefix(&prefix)
         .suffix(suffix)
         .permissions(std::fs::Permissions::from_mode(
             pgharbor_objstore::FILE_MODE,
         ))
         .tempfile_in(&dir)
-        .map_err(|e| {
-            BackupError::new(
-                BackupErrorKind::Io,
-                format!("creating a temporary file in {}: {e}", dir.display()),
-            )
-        })
+        .map_err(failed)?;
+    rustix::fs::flock(file.as_file(), rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| failed(e.into()))?;
+    Ok(file)
 }
 
 /// Removes this user's temporary files of `PREFIXES` in `dir` whose owning
-/// process is gone; every other file (another user's, one without a pid in
-/// its name, one of a running process) is left alone. Best effort: a file
-/// that cannot be removed stays for a later sweep.
-pub(crate) fn remove_stale(dir: &Path) -> Vec<PathBuf> {
+/// process is gone and whose lock is free; every other file (another
+/// user's, one without a pid in its name, one of a running process, one
+/// still locked) is left alone. Best effort: a file that cannot be removed
+/// stays for a later sweep.
+fn remove_stale(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
+        return;
     };
     let me = rustix::process::geteuid().as_raw();
-    let mut removed = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(owner_pid) else {
@@ -55,11 +66,24 @@ pub(crate) fn remove_stale(dir: &Path) -> Vec<PathBuf> {
             continue;
         }
         let path = entry.path();
-        if std::fs::remove_file(&path).is_ok() {
-            removed.push(path);
+        if lock_is_free(&path) {
+            let _ = std::fs::remove_file(&path);
         }
     }
-    removed
+}
+
+/// Whether nobody holds `path`'s lock: taken without waiting (and let go
+/// when the file closes), not following a link.
+fn lock_is_free(path: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+    else {
+        return false;
+    };
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
 }
 
 /// The pid in a temporary file's name `PREFIX<pid>-…`, for the names of
@@ -138,5 +162,38 @@ mod tests {
         let _file = temp_file(Some(dir.path()), "pgharbor-pre-data-", ".sql").unwrap();
         assert!(!stale.exists() && !stale_toc.exists());
         assert!(live.exists() && unnamed.exists() && other.exists());
+    }
+
+    /// A file whose pid is not a process here but whose lock is held (its
+    /// owner runs in another PID namespace sharing the directory) is kept,
+    /// and removed once the lock is let go.
+    #[test]
+    fn a_locked_file_of_an_unknown_pid_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ended = std::process::Command::new("true").spawn().unwrap();
+        let ended_pid = ended.id();
+        ended.wait().unwrap();
+        let foreign = dir
+            .path()
+            .join(format!("pgharbor-restore-{ended_pid}-abc.dump"));
+        std::fs::write(&foreign, b"rows").unwrap();
+        let holder = std::fs::File::open(&foreign).unwrap();
+        rustix::fs::flock(&holder, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        let _first = temp_file(Some(dir.path()), "pgharbor-toc-", ".dump").unwrap();
+        assert!(foreign.exists(), "a locked file was removed");
+        drop(holder);
+        let _second = temp_file(Some(dir.path()), "pgharbor-toc-", ".dump").unwrap();
+        assert!(!foreign.exists(), "a file nobody holds was kept");
+    }
+
+    /// The file a restore holds is locked: another sweep cannot take it.
+    #[test]
+    fn a_held_temporary_file_is_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = temp_file(Some(dir.path()), "pgharbor-restore-", ".dump").unwrap();
+        assert!(!lock_is_free(file.path()));
+        let path = file.path().to_path_buf();
+        drop(file);
+        assert!(!path.exists());
     }
 }

@@ -291,7 +291,7 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
             migrate_into_existing(&args, path, None).await
         }
         SourceSpec::Sqlite(path) => migrate_sqlite(&args, path).await,
-        SourceSpec::Redis(_) => unreachable!("check_flags refuses a Redis source"),
+        SourceSpec::Redis => unreachable!("check_flags refuses a Redis source"),
     }
 }
 
@@ -357,7 +357,7 @@ pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
             return verify_into_existing(&args, path, false, &target).await
         }
         SourceSpec::Sqlite(path) => path,
-        SourceSpec::Redis(_) => unreachable!("check_flags refuses a Redis source"),
+        SourceSpec::Redis => unreachable!("check_flags refuses a Redis source"),
     };
     let reporter = progress::Reporter::new(common.json);
     reporter.phase("planning");

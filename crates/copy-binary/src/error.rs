@@ -47,6 +47,12 @@ pub enum CopyErrorKind {
         /// The header's flags word.
         flags: u32,
     },
+    /// A header extension longer than any reader needs to keep
+    /// (PostgreSQL sends none).
+    ExtensionTooLong {
+        /// The length the header declares.
+        length: u32,
+    },
     /// A field count below -1 (-1 marks the trailer).
     FieldCount {
         /// The row.
@@ -107,6 +113,10 @@ impl fmt::Display for CopyErrorKind {
             CopyErrorKind::CriticalFlags { flags } => write!(
                 f,
                 "the header sets flags {flags:#010x}, critical ones this reader does not know"
+            ),
+            CopyErrorKind::ExtensionTooLong { length } => write!(
+                f,
+                "the header declares an extension of {length} bytes; PostgreSQL sends none"
             ),
             CopyErrorKind::FieldCount { row, count } => write!(
                 f,

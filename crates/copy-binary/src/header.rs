@@ -20,6 +20,10 @@ pub const TRAILER: &[u8] = &[0xff, 0xff];
 /// Signature, flags and extension length.
 const FIXED_LENGTH: usize = 19;
 
+/// The longest header extension kept to be skipped: PostgreSQL defines
+/// none, so a longer one is refused rather than buffered.
+const MAX_EXTENSION: u32 = 1 << 16;
+
 /// The flags a reader must understand or refuse.
 const CRITICAL_FLAGS: u32 = 0xffff_0000;
 
@@ -40,6 +44,12 @@ pub(crate) fn scan(buf: &[u8], offset: u64) -> Result<Scan<usize>, CopyError> {
         ));
     }
     let extension = u32::from_be_bytes([fixed[15], fixed[16], fixed[17], fixed[18]]);
+    if extension > MAX_EXTENSION {
+        return Err(CopyError::new(
+            offset + 15,
+            CopyErrorKind::ExtensionTooLong { length: extension },
+        ));
+    }
     let length = FIXED_LENGTH + extension as usize;
     if buf.len() < length {
         return Ok(partial(length, buf.len()));
@@ -75,6 +85,17 @@ mod tests {
                     available: 7
                 }
             }
+        );
+    }
+
+    #[test]
+    fn an_extension_longer_than_any_reader_keeps_is_refused() {
+        let mut buf = HEADER.to_vec();
+        buf[15..19].copy_from_slice(&u32::MAX.to_be_bytes());
+        let e = scan(&buf, 0).unwrap_err();
+        assert!(
+            e.to_string().contains("extension of 4294967295 bytes"),
+            "{e}"
         );
     }
 

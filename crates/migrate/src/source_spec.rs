@@ -44,8 +44,8 @@ pub enum SourceSpec {
     Chroma(PathBuf),
     /// A PostgreSQL database: the whole database is copied.
     Postgres(Box<ConnConfig>),
-    /// A Redis server (the URL as given).
-    Redis(String),
+    /// A Redis server (its URL, which may hold a password, is not kept).
+    Redis,
 }
 
 /// The command SOURCE is given to.
@@ -87,14 +87,15 @@ impl SourceSpec {
     /// Parse SOURCE; `preset` is `--preset`, which makes any path Open
     /// WebUI's data directory (or its `webui.db`).
     pub fn detect(text: &str, preset: Option<Preset>) -> Result<SourceSpec, MigrateError> {
-        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            let config = ConnConfig::parse(text).map_err(usage)?;
-            return Ok(SourceSpec::Postgres(Box::new(config)));
+        match url_scheme(text).map(str::to_ascii_lowercase).as_deref() {
+            Some("postgres" | "postgresql") => {
+                let config = ConnConfig::parse(text).map_err(usage)?;
+                return Ok(SourceSpec::Postgres(Box::new(config)));
+            }
+            Some("redis" | "rediss") => return Ok(SourceSpec::Redis),
+            _ => {}
         }
-        if text.starts_with("redis://") || text.starts_with("rediss://") {
-            return Ok(SourceSpec::Redis(text.to_string()));
-        }
-        if let Some(scheme) = unknown_scheme(text) {
+        if let Some(scheme) = url_scheme(text) {
             return Err(MigrateError::new(
                 MigrateErrorKind::Usage,
                 format!("{scheme}:// is not a source pgharbor reads: give an SQLite file (PATH or sqlite:PATH), a Chroma directory (chroma:DIR), Open WebUI's data directory, or a PostgreSQL URL (postgresql://…)"),
@@ -124,12 +125,6 @@ impl SourceSpec {
         sqlite(path)
     }
 
-    /// Whether the run is Open WebUI's (given `--preset open-webui`, or
-    /// recognised from its data directory).
-    pub fn is_open_webui(&self) -> bool {
-        matches!(self, SourceSpec::OpenWebUi { .. })
-    }
-
     /// Refuse options that do not go with this kind of source under
     /// `command`, naming them and what they are for.
     pub fn check_flags(&self, command: Command, given: &GivenFlags) -> Result<(), MigrateError> {
@@ -153,7 +148,7 @@ impl SourceSpec {
                 || given.corresponding_revisions
                 || given.ignore_columns)
                 .then(|| "--truncate, --resume, --allow-version-mismatch, --corresponding-revision and --ignore-columns go with --into-existing (or --preset)".to_string()),
-            (SourceSpec::Redis(_), _) => Some(
+            (SourceSpec::Redis, _) => Some(
                 "a Redis server is not a source migrate and verify read: back it up with `pgharbor backup redis://… --to DEST` (restore with `pgharbor restore`)".to_string(),
             ),
             _ => None,
@@ -184,8 +179,8 @@ fn postgres_misplaced(given: &GivenFlags) -> Option<&'static str> {
         .map(|(_, flag)| *flag)
 }
 
-/// A URL scheme (`mysql` of `mysql://…`) other than the ones handled.
-fn unknown_scheme(text: &str) -> Option<&str> {
+/// The scheme of a URL (`mysql` of `mysql://…`), as written.
+fn url_scheme(text: &str) -> Option<&str> {
     let (scheme, _) = text.split_once("://")?;
     let is_scheme = !scheme.is_empty()
         && scheme
@@ -245,10 +240,13 @@ fn directory(dir: &Path) -> Result<SourceSpec, MigrateError> {
             ),
         )),
         (true, false) => Ok(SourceSpec::Chroma(dir.to_path_buf())),
-        (false, true) => Ok(SourceSpec::OpenWebUi {
-            app: OpenWebUi::locate(dir)?,
-            inferred: true,
-        }),
+        (false, true) => {
+            refuse_unless_open_webui(&dir.join(OPEN_WEBUI_DB))?;
+            Ok(SourceSpec::OpenWebUi {
+                app: OpenWebUi::locate(dir)?,
+                inferred: true,
+            })
+        }
         (false, false) => Err(MigrateError::new(
             MigrateErrorKind::Source,
             format!(
@@ -258,6 +256,55 @@ fn directory(dir: &Path) -> Result<SourceSpec, MigrateError> {
             ),
         )),
     }
+}
+
+/// Tables every Open WebUI database has had, since its first schema.
+const OPEN_WEBUI_TABLES: [&str; 3] = ["auth", "chat", "user"];
+
+/// A directory's `webui.db` is taken for Open WebUI's only when it has
+/// Open WebUI's tables: another application's file of that name is refused
+/// rather than moved with Open WebUI's rules (NUL bytes stripped, its
+/// schema expected in the target).
+fn refuse_unless_open_webui(database: &Path) -> Result<(), MigrateError> {
+    pgharbor_sqlite::open::check_file(database)?;
+    let missing = missing_tables(database, &OPEN_WEBUI_TABLES).map_err(|e| {
+        MigrateError::new(
+            MigrateErrorKind::Source,
+            format!("{}: reading its tables: {e}", database.display()),
+        )
+    })?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(MigrateError::new(
+        MigrateErrorKind::Source,
+        format!(
+            "{}: is not Open WebUI's database (it has no {} table): give the file itself as SOURCE to move it as an SQLite database, or --preset open-webui if it is Open WebUI's",
+            database.display(),
+            missing.join(", ")
+        ),
+    ))
+}
+
+/// The tables of `names` that the SQLite database at `path` lacks (opened
+/// read-only, nothing written).
+fn missing_tables(path: &Path, names: &[&str]) -> rusqlite::Result<Vec<String>> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let mut missing = Vec::new();
+    for name in names {
+        let found: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)",
+            [name],
+            |row| row.get(0),
+        )?;
+        if !found {
+            missing.push((*name).to_string());
+        }
+    }
+    Ok(missing)
 }
 
 /// `; SQLite databases in it: a.db, b.sqlite (give one as SOURCE)`, or
@@ -299,6 +346,16 @@ mod tests {
         let mut bytes = HEADER.to_vec();
         bytes.resize(4096, 0);
         std::fs::write(path, bytes).unwrap();
+    }
+
+    fn sqlite_with_tables(path: &Path, tables: &[&str]) {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        for table in tables {
+            conn.execute_batch(&format!(
+                "CREATE TABLE \"{table}\" (id INTEGER PRIMARY KEY)"
+            ))
+            .unwrap();
+        }
     }
 
     fn detect(path: &Path) -> Result<SourceSpec, MigrateError> {
@@ -370,7 +427,10 @@ mod tests {
     #[test]
     fn a_directory_holding_webui_db_is_open_webui_inferred() {
         let dir = tempfile::tempdir().unwrap();
-        sqlite_file(&dir.path().join("webui.db"));
+        sqlite_with_tables(
+            &dir.path().join("webui.db"),
+            &["auth", "chat", "user", "file"],
+        );
         std::fs::create_dir(dir.path().join("vector_db")).unwrap();
         match detect(dir.path()).unwrap() {
             SourceSpec::OpenWebUi { app, inferred } => {
@@ -380,6 +440,26 @@ mod tests {
             }
             other => panic!("not Open WebUI: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_webui_db_without_open_webuis_tables_is_refused_naming_what_it_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        sqlite_with_tables(&dir.path().join("webui.db"), &["chat", "notes"]);
+        let e = refused(dir.path());
+        assert_eq!(e.kind(), MigrateErrorKind::Source);
+        let text = e.to_string();
+        assert!(text.contains("is not Open WebUI's database"), "{text}");
+        assert!(text.contains("no auth, user table"), "{text}");
+        assert!(text.contains("give the file itself as SOURCE"), "{text}");
+    }
+
+    #[test]
+    fn a_url_scheme_is_read_whatever_its_case() {
+        let spec = SourceSpec::detect("PostgreSQL://u@localhost/app", None).unwrap();
+        assert!(matches!(spec, SourceSpec::Postgres(_)));
+        let spec = SourceSpec::detect("Redis://:secret@cache", None).unwrap();
+        assert!(!format!("{spec:?}").contains("secret"));
     }
 
     #[test]
@@ -460,7 +540,7 @@ mod tests {
         let pg = SourceSpec::detect("postgresql://app@db.example/shop", None).unwrap();
         assert!(matches!(pg, SourceSpec::Postgres(_)));
         let redis = SourceSpec::detect("rediss://cache.example:6380", None).unwrap();
-        assert!(matches!(redis, SourceSpec::Redis(_)));
+        assert!(matches!(redis, SourceSpec::Redis));
         let e = SourceSpec::detect("mysql://root@db/shop", None).expect_err("mysql");
         assert_eq!(e.kind(), MigrateErrorKind::Usage);
         assert!(
@@ -515,7 +595,7 @@ mod tests {
         };
         assert!(chroma.check_flags(Command::Migrate, &resume).is_err());
         chroma.check_flags(Command::Verify, &resume).unwrap();
-        let redis = SourceSpec::Redis("redis://cache".into());
+        let redis = SourceSpec::Redis;
         let e = redis
             .check_flags(Command::Migrate, &GivenFlags::default())
             .expect_err("redis");
