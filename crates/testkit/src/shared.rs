@@ -196,17 +196,47 @@ impl TestDatabases {
 
     /// The names of this test's databases on the server, created by the
     /// test or by the code under test.
-    fn existing(&self) -> Vec<String> {
+    fn existing(&self) -> Result<Vec<String>, String> {
         let sql = format!(
             "SELECT datname FROM pg_database WHERE left(datname, {}) = '{}' ORDER BY 1",
             self.prefix.len(),
             self.prefix
         );
-        self.admin(&sql)
+        let names = self.psql_in("postgres", &sql)?;
+        Ok(names
             .lines()
-            .map(str::to_string)
             .filter(|l| !l.is_empty())
-            .collect()
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// After a failed test: say which databases stay for a look. Never
+    /// panics (a second panic would abort the test process).
+    fn keep_for_a_look(&self) {
+        match self.existing() {
+            Ok(names) if names.is_empty() => {}
+            Ok(names) => eprintln!(
+                "pgharbor-testkit: the test failed; its databases stay on the shared {:?} server until the run ends: {}",
+                self.flavor,
+                names.join(", ")
+            ),
+            Err(e) => eprintln!(
+                "pgharbor-testkit: the test failed; listing its databases (prefix {}) failed too: {e}",
+                self.prefix
+            ),
+        }
+    }
+
+    /// After a passed test: drop its databases; a failure to do so fails
+    /// the test.
+    fn drop_all(&self) {
+        let names = self
+            .existing()
+            .unwrap_or_else(|e| panic!("pgharbor-testkit: listing this test's databases: {e}"));
+        for name in names {
+            let quoted = crate::quote_ident(&name);
+            self.admin(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"));
+        }
     }
 }
 
@@ -214,22 +244,10 @@ impl Drop for TestDatabases {
     fn drop(&mut self) {
         if !self.is_shared() {
             // The test's own cluster goes away with it.
-            return;
-        }
-        let databases = self.existing();
-        if std::thread::panicking() {
-            if !databases.is_empty() {
-                eprintln!(
-                    "pgharbor-testkit: the test failed; its databases stay on the shared {:?} server until the run ends: {}",
-                    self.flavor,
-                    databases.join(", ")
-                );
-            }
-            return;
-        }
-        for name in databases {
-            let quoted = crate::quote_ident(&name);
-            self.admin(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"));
+        } else if std::thread::panicking() {
+            self.keep_for_a_look();
+        } else {
+            self.drop_all();
         }
     }
 }
