@@ -129,19 +129,26 @@ pub fn databases(flavor: Flavor) -> TestDatabases {
 /// Where [`query`] and [`scalar`] connect: a cluster of the test's own, or
 /// the test's databases on a shared server.
 pub trait Target {
-    /// The superuser's URL for database `db` as the test names it.
-    fn url_of(&self, db: &str) -> String;
+    /// How to reach database `db` (as the test names it) as the superuser,
+    /// as the session `pgharbor-testkit`.
+    fn config_of(&self, db: &str) -> tokio_postgres::Config;
 }
 
 impl Target for Cluster {
-    fn url_of(&self, db: &str) -> String {
-        self.url(db)
+    fn config_of(&self, db: &str) -> tokio_postgres::Config {
+        self.tokio_config(db)
     }
 }
 
 impl Target for TestDatabases {
-    fn url_of(&self, db: &str) -> String {
-        self.url(db)
+    fn config_of(&self, db: &str) -> tokio_postgres::Config {
+        let url = self.url(db);
+        let mut config: tokio_postgres::Config =
+            url.parse().unwrap_or_else(|e| panic!("URL {url}: {e}"));
+        config
+            .application_name("pgharbor-testkit")
+            .connect_timeout(std::time::Duration::from_secs(10));
+        config
     }
 }
 
@@ -151,11 +158,12 @@ pub fn query(target: &impl Target, db: &str, sql: &str) -> Vec<String> {
         .enable_all()
         .build()
         .expect("runtime");
-    let url = target.url_of(db);
+    let config = target.config_of(db);
     rt.block_on(async {
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
             .await
-            .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+            .unwrap_or_else(|e| panic!("connect to database {db}: {e}"));
         tokio::spawn(connection);
         let rows = client
             .simple_query(sql)
