@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # The one command that sets up and runs the whole test suite:
 #   setup (idempotent) -> rustfmt check -> clippy (warnings are errors) -> tests.
-# Tests start their own PostgreSQL clusters (crates/testkit), so parallelism
-# is kept low for 2-core machines; override with PGHARBOR_TEST_THREADS.
+# Before the tests, one PostgreSQL cluster per flavour (15, 16 + pgvector) is
+# started for the whole run (crates/testkit's pgharbor-test-servers) and its
+# URL exported in PGHARBOR_TEST_PG15_URL / PGHARBOR_TEST_PG16_URL; tests that
+# need no server of their own get fresh databases on it. Both are stopped on
+# every way out of this script. Tests that need their own server still start
+# one (crates/testkit), so parallelism is kept low for 2-core machines;
+# override with PGHARBOR_TEST_THREADS.
 # Extra arguments go to the test runner (e.g. a test name filter).
 set -euo pipefail
 
@@ -28,6 +33,47 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+
+if cargo nextest --version >/dev/null 2>&1; then
+	step "cargo nextest run --workspace --no-run"
+	cargo nextest run --workspace --no-run
+else
+	step "cargo test --workspace --no-run (cargo-nextest not installed)"
+	cargo test --workspace --no-run
+fi
+
+# The shared servers live as long as this script: their starter stops them
+# when its standard input (the coprocess pipe) closes, on any exit; if it is
+# killed instead, the clusters' own watchdogs stop them.
+step "shared PostgreSQL servers"
+SERVERS_DIR="$(mktemp -d)"
+stop_shared_servers() {
+	if [ -n "${SERVERS_PID:-}" ]; then
+		eval "exec ${SERVERS_IN}>&-" 2>/dev/null || true
+		wait "$SERVERS_PID" 2>/dev/null || true
+	fi
+	rm -rf "$SERVERS_DIR"
+}
+trap stop_shared_servers EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+coproc SHARED_SERVERS {
+	exec "${CARGO_TARGET_DIR:-$REPO/target}/debug/pgharbor-test-servers" \
+		--env-file "$SERVERS_DIR/servers.env" >&2
+}
+SERVERS_PID=$SHARED_SERVERS_PID
+SERVERS_IN=${SHARED_SERVERS[1]}
+until [ -s "$SERVERS_DIR/servers.env" ]; do
+	if ! kill -0 "$SERVERS_PID" 2>/dev/null; then
+		echo "pgharbor-test-servers did not start the shared servers" >&2
+		exit 1
+	fi
+	sleep 0.2
+done
+set -a
+# shellcheck disable=SC1091
+. "$SERVERS_DIR/servers.env"
+set +a
 
 if cargo nextest --version >/dev/null 2>&1; then
 	step "cargo nextest run --workspace (test threads: $THREADS)"

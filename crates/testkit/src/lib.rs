@@ -63,6 +63,13 @@
 //! removes its directory once the test process is gone, so clusters kept in
 //! a `static` (never dropped) or left behind by a killed test process do not
 //! outlive the test run.
+//!
+//! # Shared servers
+//!
+//! [`TestDatabases`] gives a test fresh, uniquely named databases on one
+//! server per flavour shared by the whole run (started by the
+//! `pgharbor-test-servers` binary, which `scripts/test.sh` runs), or on a
+//! cluster of its own when no shared server was announced.
 
 use std::collections::hash_map::RandomState;
 use std::fmt::Write as _;
@@ -83,10 +90,12 @@ mod files;
 mod redis;
 mod s3;
 mod service;
+mod shared;
 pub use azurite::{AzuriteServer, AZURITE_ACCOUNT, AZURITE_KEY};
 pub use files::copy_dir;
 pub use redis::{RedisOptions, RedisServer};
 pub use s3::S3Server;
+pub use shared::TestDatabases;
 
 /// Name of the bootstrap superuser in every cluster.
 pub const SUPERUSER: &str = "postgres";

@@ -2,7 +2,7 @@
 //! in the wild (`fixtures/chroma/`), compared with what chromadb's own
 //! `collection.get()` returned for them; Open WebUI's layout; what stops a run.
 
-use crate::harness::{pgharbor, query, scalar, Scratch};
+use crate::harness::{databases, pgharbor, query, scalar, Scratch, Target};
 use pgharbor_testkit::{copy_dir, Cluster, Flavor};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -64,7 +64,7 @@ fn parse_vector(text: &str) -> Vec<f32> {
 }
 
 /// Compare one migrated table with chromadb's own `get()` of the collection.
-fn assert_table_equals_get(pg: &Cluster, db: &str, collection: &Value) {
+fn assert_table_equals_get(pg: &impl Target, db: &str, collection: &Value) {
     let table = table_name(collection).replace('"', "\"\"");
     let rows = query(
         pg,
@@ -102,7 +102,7 @@ fn assert_table_equals_get(pg: &Cluster, db: &str, collection: &Value) {
 
 #[test]
 fn every_chroma_version_lands_in_tables_equal_to_chromas_own_get() {
-    let pg = Cluster::start(Flavor::Pg16Vector);
+    let pg = databases(Flavor::Pg16Vector);
     for version in VERSIONS {
         let dir = store(version);
         let before = snapshot_of(&dir);
@@ -166,7 +166,7 @@ fn every_chroma_version_lands_in_tables_equal_to_chromas_own_get() {
 
 #[test]
 fn open_webui_layout_pads_vectors_and_replaces_only_the_collections_moved() {
-    let pg = Cluster::start(Flavor::Pg16Vector);
+    let pg = databases(Flavor::Pg16Vector);
     let url = pg.url("owui");
     let dir = fixtures().join("openwebui/vector_db");
     let args = |extra: &[&str]| {
@@ -280,7 +280,7 @@ fn open_webui_layout_pads_vectors_and_replaces_only_the_collections_moved() {
 
 #[test]
 fn vectors_longer_than_the_existing_column_stop_the_run_naming_the_collection() {
-    let pg = Cluster::start(Flavor::Pg16Vector);
+    let pg = databases(Flavor::Pg16Vector);
     pg.create_database("small");
     pg.psql(
         "small",
@@ -308,7 +308,7 @@ fn vectors_longer_than_the_existing_column_stop_the_run_naming_the_collection() 
 
 #[test]
 fn collections_of_other_tenants_need_the_tables_layout() {
-    let pg = Cluster::start(Flavor::Pg16Vector);
+    let pg = databases(Flavor::Pg16Vector);
     let run = pgharbor(&[
         "migrate",
         &source(&store("1.5.9")),
@@ -352,7 +352,7 @@ fn a_server_without_pgvector_or_without_the_right_to_create_it_says_how_to_fix_i
 
 #[test]
 fn dimensions_beyond_vector_indexes_need_halfvec_which_this_pgvector_lacks() {
-    let pg = Cluster::start(Flavor::Pg16Vector);
+    let pg = databases(Flavor::Pg16Vector);
     let dir = fixtures().join("openwebui/vector_db");
     let run = pgharbor(&[
         "migrate",
@@ -373,7 +373,7 @@ fn dimensions_beyond_vector_indexes_need_halfvec_which_this_pgvector_lacks() {
 
 #[test]
 fn recall_below_an_explicit_min_recall_fails_the_run_and_names_the_collection() {
-    let pg = Cluster::start(Flavor::Pg16Vector);
+    let pg = databases(Flavor::Pg16Vector);
     let run = pgharbor(&[
         "migrate",
         &source(&store("1.5.9")),
@@ -430,7 +430,7 @@ fn collections(report: &Value) -> &Vec<Value> {
 
 #[test]
 fn open_webui_moves_with_different_index_builds_never_fail_on_exact_data() {
-    let pg = Cluster::start(Flavor::Pg16Vector);
+    let pg = databases(Flavor::Pg16Vector);
     let dir = fixtures().join("openwebui/vector_db");
     let builds: [&[&str]; 4] = [
         &["--index", "ivfflat", "--probes", "1"],
@@ -502,7 +502,7 @@ fn open_webui_moves_with_different_index_builds_never_fail_on_exact_data() {
 
 #[test]
 fn a_vector_altered_after_the_load_is_named_by_the_exact_neighbour_check() {
-    let pg = Cluster::start(Flavor::Pg16Vector);
+    let pg = databases(Flavor::Pg16Vector);
     let dir = fixtures().join("openwebui/vector_db");
     let (url, store) = (pg.url("altered"), source(&dir));
     let moved = ["--layout", "open-webui", "--dimension", "384"];
@@ -564,7 +564,7 @@ fn a_vector_altered_after_the_load_is_named_by_the_exact_neighbour_check() {
 
 #[test]
 fn verify_of_a_chroma_store_names_what_does_not_fit() {
-    let pg = Cluster::start(Flavor::Pg16Vector);
+    let pg = databases(Flavor::Pg16Vector);
     let dir = fixtures().join("openwebui/vector_db");
     let url = pg.url("fit");
     pgharbor(&["migrate", &source(&dir), &url, "--layout", "open-webui"]).success();
@@ -607,7 +607,7 @@ fn a_damaged_segment_file_is_named_with_its_collection() {
         .unwrap()
         .set_len(len / 3)
         .unwrap();
-    let pg = Cluster::start(Flavor::Pg16Vector);
+    let pg = databases(Flavor::Pg16Vector);
     let run = pgharbor(&["migrate", &source(&copy), &pg.url("bad")]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
@@ -629,7 +629,7 @@ fn a_nul_in_a_document_stops_the_tables_layout_naming_collection_id_and_column()
     )
     .unwrap();
     drop(conn);
-    let pg = Cluster::start(Flavor::Pg16Vector);
+    let pg = databases(Flavor::Pg16Vector);
     let run = pgharbor(&["migrate", &source(&copy), &pg.url("nul")]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
@@ -660,7 +660,7 @@ fn a_nul_in_a_document_stops_the_tables_layout_naming_collection_id_and_column()
 
 #[test]
 fn dry_run_prints_the_plan_and_changes_nothing() {
-    let pg = Cluster::start(Flavor::Pg16Vector);
+    let pg = databases(Flavor::Pg16Vector);
     pg.create_database("dry");
     let run = pgharbor(&[
         "migrate",
@@ -740,7 +740,7 @@ sys.stdin.readline()
         .read_line(&mut line)
         .unwrap();
     let count: u64 = line.trim().parse().expect("chromadb printed the count");
-    let pg = Cluster::start(Flavor::Pg16Vector);
+    let pg = databases(Flavor::Pg16Vector);
     let run = pgharbor(&["migrate", &source(&copy), &pg.url("live"), "--json"]);
     chroma.stdin.as_mut().unwrap().write_all(b"\n").unwrap();
     chroma.wait().unwrap();
@@ -790,7 +790,7 @@ fn a_store_upgraded_in_place_by_a_newer_chromadb_is_still_read_exactly() {
         migrations(&copy) > migrations(&store("0.6.3")),
         "chromadb 1.5.9 upgraded the schema"
     );
-    let pg = Cluster::start(Flavor::Pg16Vector);
+    let pg = databases(Flavor::Pg16Vector);
     let run = pgharbor(&["migrate", &source(&copy), &pg.url("upgraded"), "--json"]).success();
     let report: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(report["migration"]["verified"], true, "{}", run.stdout);

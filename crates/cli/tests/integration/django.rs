@@ -4,7 +4,8 @@
 //! same data from PostgreSQL as from SQLite (`expected.json`), and insert new
 //! rows without key collisions (sequences moved above the data).
 
-use crate::harness::{cluster, pgharbor};
+use crate::harness::{databases, pgharbor};
+use pgharbor_testkit::Flavor;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -23,13 +24,10 @@ fn a_django_database_lands_in_djangos_own_schema_and_the_orm_reads_it_back() {
         "{} is missing: run fixtures/django/build.sh --venv (scripts/test.sh does)",
         python.display()
     );
-    let pg = cluster();
+    let pg = databases(Flavor::Pg15);
     pg.create_database("django");
     // A server time zone far from UTC: Django's naive UTC text must not be read in it.
-    pg.psql(
-        "postgres",
-        "ALTER DATABASE django SET timezone = 'America/New_York'",
-    );
+    pg.alter_database("django", "SET timezone = 'America/New_York'");
     pg.psql(
         "django",
         &std::fs::read_to_string(django_fixture("pg-schema.sql")).unwrap(),

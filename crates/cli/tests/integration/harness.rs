@@ -1,6 +1,20 @@
 //! Shared helpers: running the binary, building SQLite files, querying targets.
+//!
+//! # Servers
+//!
+//! A test that needs nothing server-wide (no roles, restarts, settings,
+//! killed sessions, full disks or lists of databases) takes
+//! [`databases`]`(flavor)`: fresh, uniquely named databases on the one server
+//! of that flavour `scripts/test.sh` starts for the whole run
+//! (`$PGHARBOR_TEST_PG15_URL`, `$PGHARBOR_TEST_PG16_URL`), dropped when the
+//! test passes and kept for a look when it fails. `pg.url("app")` and
+//! `pg.psql("app", …)` name the test's own `app` (`t<pid>…_app` on the
+//! server), so concurrent tests never meet; assertions on a message that
+//! names the database use `pg.name("app")`. Without the variables (a plain
+//! `cargo nextest run`), each such test starts a cluster of its own, as
+//! [`cluster`] always does for the tests that need one.
 
-use pgharbor_testkit::{Cluster, Flavor};
+use pgharbor_testkit::{Cluster, Flavor, TestDatabases};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -100,19 +114,57 @@ impl Scratch {
     }
 }
 
-/// One PostgreSQL 15 cluster for a test, with a fresh database `name`.
+/// A PostgreSQL 15 cluster of the test's own, for tests that change the
+/// server (see the overview; the others take [`databases`]).
 pub fn cluster() -> Cluster {
     Cluster::start(Flavor::Pg15)
 }
 
+/// This test's fresh databases on the run's shared server of `flavor`, or on
+/// a cluster of its own when no shared server runs (see the overview).
+pub fn databases(flavor: Flavor) -> TestDatabases {
+    TestDatabases::on(flavor)
+}
+
+/// Where [`query`] and [`scalar`] connect: a cluster of the test's own, or
+/// the test's databases on a shared server.
+pub trait Target {
+    /// How to reach database `db` (as the test names it) as the superuser,
+    /// as the session `pgharbor-testkit`.
+    fn config_of(&self, db: &str) -> tokio_postgres::Config;
+}
+
+impl Target for Cluster {
+    fn config_of(&self, db: &str) -> tokio_postgres::Config {
+        self.tokio_config(db)
+    }
+}
+
+impl Target for TestDatabases {
+    fn config_of(&self, db: &str) -> tokio_postgres::Config {
+        let url = self.url(db);
+        let mut config: tokio_postgres::Config =
+            url.parse().unwrap_or_else(|e| panic!("URL {url}: {e}"));
+        config
+            .application_name("pgharbor-testkit")
+            .connect_timeout(std::time::Duration::from_secs(10));
+        config
+    }
+}
+
 /// Run a query in `db` and return every row as a `|`-joined string of text values.
-pub fn query(cluster: &Cluster, db: &str, sql: &str) -> Vec<String> {
+pub fn query(target: &impl Target, db: &str, sql: &str) -> Vec<String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
+    let config = target.config_of(db);
     rt.block_on(async {
-        let client = cluster.client(db).await;
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connect to database {db}: {e}"));
+        tokio::spawn(connection);
         let rows = client
             .simple_query(sql)
             .await
@@ -132,8 +184,8 @@ pub fn query(cluster: &Cluster, db: &str, sql: &str) -> Vec<String> {
 }
 
 /// The single value of a one-row, one-column query.
-pub fn scalar(cluster: &Cluster, db: &str, sql: &str) -> String {
-    let rows = query(cluster, db, sql);
+pub fn scalar(target: &impl Target, db: &str, sql: &str) -> String {
+    let rows = query(target, db, sql);
     assert_eq!(rows.len(), 1, "{sql} returned {rows:?}");
     rows.into_iter().next().expect("one row")
 }

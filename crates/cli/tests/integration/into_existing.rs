@@ -1,7 +1,7 @@
 //! `--into-existing`: loading into the schema an application created itself.
 
-use crate::harness::{cluster, pgharbor, query, scalar, Scratch};
-use pgharbor_testkit::Cluster;
+use crate::harness::{databases, pgharbor, query, scalar, Scratch};
+use pgharbor_testkit::{Flavor, TestDatabases};
 
 /// The schema "the application" creates in PostgreSQL on its first start.
 const APP_SCHEMA: &str = r#"
@@ -38,16 +38,17 @@ fn into_existing(db: &std::path::Path, url: &str, extra: &[&str]) -> crate::harn
     pgharbor(&args)
 }
 
-/// A cluster with a fresh database `db` holding `schema`, and its URL.
-fn target_with(schema: &str, db: &str) -> (Cluster, String) {
-    let pg = cluster();
+/// This test's fresh database `db` on a PostgreSQL 15 server, holding
+/// `schema`, and its URL.
+fn target_with(schema: &str, db: &str) -> (TestDatabases, String) {
+    let pg = databases(Flavor::Pg15);
     pg.create_database(db);
     pg.psql(db, schema);
     let url = pg.url(db);
     (pg, url)
 }
 
-fn app_target(db: &str) -> (Cluster, String) {
+fn app_target(db: &str) -> (TestDatabases, String) {
     target_with(APP_SCHEMA, db)
 }
 
@@ -279,7 +280,7 @@ fn a_value_that_does_not_fit_names_table_key_and_column_and_leaves_tables_empty(
 fn an_app_that_never_created_its_schema_is_explained() {
     let scratch = Scratch::new();
     let db = scratch.sqlite("app.db", APP_SQLITE);
-    let pg = cluster();
+    let pg = databases(Flavor::Pg15);
     pg.create_database("empty");
     let run = pgharbor(&[
         "migrate",
@@ -412,7 +413,7 @@ fn a_lost_connection_is_finished_by_resume() {
     let (pg, url) = app_target("lost");
     let child = spawn_and_wait_for_loading(&db, &url);
     std::thread::sleep(std::time::Duration::from_millis(500));
-    pg.psql("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'lost' AND query LIKE 'COPY%'");
+    pg.psql("lost", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY%'");
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let run = into_existing(&db, &url, &["--resume", "--json"]).success();
@@ -492,7 +493,7 @@ fn enums_epochs_and_arrays_follow_the_target_types() {
          INSERT INTO event VALUES (1, 'happy', 1700000000, 1700000000123, '[\"a\", \"b c\", null]', '[1, 2]');
          INSERT INTO event VALUES (2, 'sad', 0, -1000, '[]', '[-7]');",
     );
-    let pg = cluster();
+    let pg = databases(Flavor::Pg15);
     pg.create_database("events");
     pg.psql(
         "events",

@@ -6,8 +6,8 @@
 //! Open WebUI's own models and its own pgvector client, and compared with what
 //! the same code reads from the SQLite file and the Chroma store.
 
-use crate::harness::{pgharbor, query, scalar};
-use pgharbor_testkit::{Cluster, Flavor};
+use crate::harness::{databases, pgharbor, query, scalar};
+use pgharbor_testkit::Flavor;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -19,7 +19,7 @@ fn fixture(name: &str) -> PathBuf {
 
 #[test]
 fn a_real_open_webui_data_directory_lands_in_postgres_and_open_webui_reads_it_all_back() {
-    let pg = Cluster::start(Flavor::Pg16Vector);
+    let pg = databases(Flavor::Pg16Vector);
     pg.create_database("openwebui");
     pg.psql(
         "openwebui",

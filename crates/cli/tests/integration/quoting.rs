@@ -1,7 +1,8 @@
 //! Identifier quoting against a real server: hostile table, column and index
 //! names arrive byte for byte, run nothing, and touch no other table.
 
-use crate::harness::{cluster, pgharbor, query, scalar, Scratch};
+use crate::harness::{cluster, databases, pgharbor, query, scalar, Scratch};
+use pgharbor_testkit::Flavor;
 
 /// Quotes an identifier for SQLite's and PostgreSQL's SQL (the same rule),
 /// written independently of `pgharbor_core::schema::quote_ident`.
@@ -80,7 +81,7 @@ fn hostile_sqlite(scratch: &Scratch) -> std::path::PathBuf {
 fn hostile_names_arrive_exactly_and_touch_nothing_else() {
     let scratch = Scratch::new();
     let db = hostile_sqlite(&scratch);
-    let pg = cluster();
+    let pg = databases(Flavor::Pg15);
     pg.create_database("quoting");
     pg.psql(
         "quoting",
@@ -244,7 +245,7 @@ fn translated_index_expressions_cannot_smuggle_statements() {
             ident(smuggled),
         ),
     );
-    let pg = cluster();
+    let pg = databases(Flavor::Pg15);
     pg.create_database("evil");
     pg.psql(
         "evil",

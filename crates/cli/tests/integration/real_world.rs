@@ -2,7 +2,8 @@
 //! (fetched by `scripts/fetch-real-dbs.sh`, which `scripts/test.sh` runs),
 //! and the generated application-shaped fixtures of `pgharbor-fixtures`.
 
-use crate::harness::{cluster, pgharbor, scalar, Scratch};
+use crate::harness::{databases, pgharbor, scalar, Scratch};
+use pgharbor_testkit::Flavor;
 use std::path::PathBuf;
 
 fn real_db(name: &str) -> PathBuf {
@@ -18,7 +19,7 @@ fn real_db(name: &str) -> PathBuf {
 }
 
 fn migrate_and_verify(path: &std::path::Path, db: &str) -> serde_json::Value {
-    let pg = cluster();
+    let pg = databases(Flavor::Pg15);
     let run = pgharbor(&["migrate", path.to_str().unwrap(), &pg.url(db), "--json"]).success();
     let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("json report");
     assert_eq!(report["verified"], true, "{}", run.stdout);
@@ -96,7 +97,7 @@ fn nul_fixture_names_the_first_bad_value_and_strips_only_real_nuls() {
     let scratch = Scratch::new();
     let path = scratch.path("nul.db");
     pgharbor_fixtures::with_nul(&path).unwrap();
-    let pg = cluster();
+    let pg = databases(Flavor::Pg15);
     let url = pg.url("nul");
     let run = pgharbor(&["migrate", path.to_str().unwrap(), &url]);
     assert_eq!(run.code, 1);

@@ -4,7 +4,8 @@
 //! from PostgreSQL, `Interval`s (stored on SQLite as date-times counted from
 //! 1970-01-01) included.
 
-use crate::harness::{cluster, pgharbor, Scratch};
+use crate::harness::{databases, pgharbor, Scratch};
+use pgharbor_testkit::Flavor;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -44,13 +45,10 @@ fn sqlalchemy_reads_back_from_postgresql_what_it_wrote_to_sqlite_intervals_inclu
     let scratch = Scratch::new();
     let db = scratch.path("app.db");
     app(&["populate", &sqlite_url(&db)]);
-    let pg = cluster();
+    let pg = databases(Flavor::Pg15);
     pg.create_database("sqla");
     // A server time zone far from UTC: SQLAlchemy's naive UTC text must not be read in it.
-    pg.psql(
-        "postgres",
-        "ALTER DATABASE sqla SET timezone = 'America/New_York'",
-    );
+    pg.alter_database("sqla", "SET timezone = 'America/New_York'");
     let url = pg.url("sqla");
     app(&["create", &url]);
     let run = pgharbor(&[

@@ -1,6 +1,7 @@
 //! SQLite → PostgreSQL in create-schema mode: types, names, keys, sequences, values.
 
-use crate::harness::{cluster, pgharbor, pgharbor_started, query, scalar, Run, Scratch};
+use crate::harness::{cluster, databases, pgharbor, pgharbor_started, query, scalar, Run, Scratch};
+use pgharbor_testkit::Flavor;
 
 const TRICKY: &str = r#"
 PRAGMA foreign_keys = OFF;
@@ -46,7 +47,7 @@ INSERT INTO notes_fts VALUES ('hello world');
 fn tricky_database_lands_exactly_and_verifies() {
     let scratch = Scratch::new();
     let db = scratch.sqlite("tricky.db", TRICKY);
-    let pg = cluster();
+    let pg = databases(Flavor::Pg15);
     let url = pg.url("tricky");
     let run = pgharbor(&["migrate", db.to_str().unwrap(), &url, "--json"]).success();
     let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("json report");
@@ -275,7 +276,7 @@ fn existing_tables_are_refused_unless_dropped() {
         "a.db",
         "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a');",
     );
-    let pg = cluster();
+    let pg = databases(Flavor::Pg15);
     let url = pg.url("refuse");
     pgharbor(&["migrate", db.to_str().unwrap(), &url]).success();
     let again = pgharbor(&["migrate", db.to_str().unwrap(), &url]);
@@ -314,7 +315,7 @@ fn nul_characters_stop_the_run_or_are_stripped_when_asked() {
         "CREATE TABLE memo (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO memo VALUES (1, 'ok'), (7, CAST(x'610062' AS TEXT));\
          CREATE TABLE other (id INTEGER PRIMARY KEY); INSERT INTO other VALUES (1);",
     );
-    let pg = cluster();
+    let pg = databases(Flavor::Pg15);
     let url = pg.url("nul");
     let run = pgharbor(&["migrate", db.to_str().unwrap(), &url]);
     assert_eq!(run.code, 1, "{}", run.all());
@@ -357,7 +358,7 @@ fn nul_characters_stop_the_run_or_are_stripped_when_asked() {
 fn invalid_utf8_stops_the_run_or_is_replaced_when_asked() {
     let scratch = Scratch::new();
     let db = scratch.sqlite("bad.db", "CREATE TABLE t (id TEXT PRIMARY KEY, v TEXT); INSERT INTO t VALUES ('k', CAST(x'61ff62' AS TEXT));");
-    let pg = cluster();
+    let pg = databases(Flavor::Pg15);
     let url = pg.url("utf");
     let run = pgharbor(&["migrate", db.to_str().unwrap(), &url]);
     assert_eq!(run.code, 1);
@@ -396,7 +397,7 @@ fn big_database(scratch: &Scratch) -> std::path::PathBuf {
 fn large_tables_are_split_and_loaded_in_parallel() {
     let scratch = Scratch::new();
     let db = big_database(&scratch);
-    let pg = cluster();
+    let pg = databases(Flavor::Pg15);
     let url = pg.url("big");
     let run = pgharbor(&[
         "migrate",
@@ -492,7 +493,7 @@ fn wal_rows_are_read_and_the_source_is_never_written() {
         before.iter().any(|(s, len, _)| s == "-wal" && *len > 0),
         "the fixture keeps rows in the WAL"
     );
-    let pg = cluster();
+    let pg = databases(Flavor::Pg15);
     let url = pg.url("wal");
     // The owning application keeps writing while pgharbor reads.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -539,7 +540,7 @@ fn source_file_is_unchanged_by_a_migration() {
         .execute_batch("PRAGMA wal_autocheckpoint=0; INSERT INTO t VALUES (2, 'only in the WAL');")
         .unwrap();
     let before = crate::harness::fingerprint(&path);
-    let pg = cluster();
+    let pg = databases(Flavor::Pg15);
     pgharbor(&["migrate", path.to_str().unwrap(), &pg.url("ro")]).success();
     assert_eq!(
         crate::harness::fingerprint(&path),
@@ -563,7 +564,7 @@ fn ctrl_c_during_the_load_removes_what_the_run_created() {
          INSERT INTO big SELECT i, printf('%0200d', i) FROM s;\
          CREATE TABLE small (id INTEGER PRIMARY KEY); INSERT INTO small VALUES (1);",
     );
-    let pg = cluster();
+    let pg = databases(Flavor::Pg15);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgharbor"))
         .args([
             "migrate",

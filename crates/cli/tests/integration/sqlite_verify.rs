@@ -1,6 +1,7 @@
 //! `pgharbor verify`: counts and content checksums without copying.
 
-use crate::harness::{cluster, pgharbor, Scratch};
+use crate::harness::{databases, pgharbor, Scratch};
+use pgharbor_testkit::Flavor;
 
 #[test]
 fn verify_passes_after_a_migration_and_names_changed_rows() {
@@ -11,7 +12,7 @@ fn verify_passes_after_a_migration_and_names_changed_rows() {
          INSERT INTO item VALUES (1, 'one', '{\"b\": 1, \"a\": [1.50, 2]}'), (2, 'two', '[]'), (3, 'three', 'null');\
          CREATE TABLE nokey (v TEXT); INSERT INTO nokey VALUES ('x'), ('x'), ('y');",
     );
-    let pg = cluster();
+    let pg = databases(Flavor::Pg15);
     let url = pg.url("verify");
     pgharbor(&["migrate", db.to_str().unwrap(), &url, "--no-verify"]).success();
     let ok = pgharbor(&["verify", db.to_str().unwrap(), &url]).success();
@@ -44,7 +45,7 @@ fn a_lost_row_fails_verification() {
         "l.db",
         "CREATE TABLE t (id TEXT PRIMARY KEY, v INTEGER); INSERT INTO t VALUES ('a', 1), ('b', 2);",
     );
-    let pg = cluster();
+    let pg = databases(Flavor::Pg15);
     let url = pg.url("lost");
     pgharbor(&["migrate", db.to_str().unwrap(), &url]).success();
     pg.psql("lost", "DELETE FROM t WHERE id = 'b'");
