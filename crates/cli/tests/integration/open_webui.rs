@@ -128,7 +128,7 @@ fn data_directory() -> PathBuf {
 
 #[test]
 fn open_webuis_data_directory_without_the_preset_is_recognised_and_moved_as_the_preset_moves_it() {
-    let pg = Cluster::start(Flavor::Pg16Vector);
+    let pg = databases(Flavor::Pg16Vector);
     pg.create_database("openwebui");
     pg.psql(
         "openwebui",
