@@ -146,6 +146,7 @@ async fn migrate_into_existing(args: &MigrateArgs) -> Result<u8, Failure> {
         }
         return Ok(0);
     }
+    let cancel = crate::interrupt::on_ctrl_c();
     let report = existing::migrate_into_existing(
         &common.source,
         snapshot,
@@ -153,6 +154,7 @@ async fn migrate_into_existing(args: &MigrateArgs) -> Result<u8, Failure> {
         &target,
         &options,
         reporter.clone(),
+        &cancel,
     )
     .await
     .map_err(Failure::from_migrate)?;
@@ -307,6 +309,7 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
         verify: !args.no_verify,
         create_database: !args.no_create_database,
     };
+    let cancel = crate::interrupt::on_ctrl_c();
     let report = sqlite::migrate(
         &common.source,
         snapshot,
@@ -314,6 +317,7 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
         &target,
         &options,
         reporter.clone(),
+        &cancel,
     )
     .await
     .map_err(Failure::from_migrate)?;
@@ -339,6 +343,7 @@ pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     let reporter = progress::Reporter::new(common.json);
     reporter.phase("planning");
     let (snapshot, plan) = plan(common, Some(&target)).await?;
+    let cancel = crate::interrupt::on_ctrl_c();
     let report = sqlite::verify_only(
         &common.source,
         snapshot,
@@ -346,6 +351,7 @@ pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         &target,
         jobs(common),
         reporter.clone(),
+        &cancel,
     )
     .await
     .map_err(Failure::from_migrate)?;
@@ -403,6 +409,7 @@ async fn verify_into_existing(args: &VerifyArgs, target: &ConnConfig) -> Result<
         .await
         .map_err(anyhow::Error::from)?
         .map_err(Failure::from_migrate)?;
+    let cancel = crate::interrupt::on_ctrl_c();
     let report = existing::verify_existing(
         &common.source,
         snapshot,
@@ -410,6 +417,7 @@ async fn verify_into_existing(args: &VerifyArgs, target: &ConnConfig) -> Result<
         target,
         &options,
         reporter.clone(),
+        &cancel,
     )
     .await
     .map_err(Failure::from_migrate)?;

@@ -17,9 +17,13 @@
 //! before) and dropped foreign keys are restored.
 
 use crate::error::{pg_error, MigrateError, MigrateErrorKind};
-use crate::load::{self, UnitResult};
+use crate::finish::FinishOutcome;
+use crate::load::{UnitResult, WorkUnit};
 use crate::progress::Progress;
 use crate::resume::{self, DroppedForeignKey, Journal};
+use crate::run::{build_report, interruptible, run, CancellationToken, Landing, RunOptions};
+use crate::schedule::{Schedule, Stage, StepId};
+use crate::sqlite::SqliteSource;
 use crate::{target, verify};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{ColumnDecision, Plan, ReportedObject, RowKey, TablePlan, ValuePolicy};
@@ -29,7 +33,7 @@ use pgharbor_pgwriter::ddl;
 use pgharbor_sqlite::inspect::{SourceSchema, SourceTable};
 use pgharbor_sqlite::open::SourceSnapshot;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio_postgres::Client;
 
 /// Tables that record which schema migrations ran, with the columns naming a
@@ -678,17 +682,17 @@ pub async fn verify_existing(
     target_config: &ConnConfig,
     options: &ExistingOptions,
     progress: Arc<dyn Progress>,
+    cancel: &CancellationToken,
 ) -> Result<MigrationReport, MigrateError> {
     let started = std::time::Instant::now();
     let client = target::connect(target_config).await?;
     let plan = Arc::new(plan_into_existing(&client, &snapshot, &schema, options).await?);
     let readers = crate::sqlite::readers(&snapshot, options.jobs.max(1))?;
     let verifying = verify::verify_all(target_config, &plan, readers, progress);
-    let verifications =
-        crate::sqlite::interruptible(verifying, "interrupted during verification").await?;
+    let verifications = interruptible(verifying, cancel, "interrupted during verification").await?;
     let loaded = vec![UnitResult::default(); plan.tables.len()];
     let outcome = crate::finish::FinishOutcome::default();
-    Ok(crate::sqlite::build_report(
+    Ok(build_report(
         source_label,
         target_config,
         &plan,
@@ -703,10 +707,9 @@ pub async fn verify_existing(
 /// written) or read the journal of an interrupted one (`--resume`).
 async fn start_or_resume(
     client: &Client,
-    snapshot: &SourceSnapshot,
     plan: &Plan,
     options: &ExistingOptions,
-    jobs: usize,
+    units: &[WorkUnit],
 ) -> Result<Journal, MigrateError> {
     let source_rows: Vec<(String, i64)> = plan
         .tables
@@ -742,14 +745,11 @@ async fn start_or_resume(
     prepare_tables(client, &plan.tables, options.truncate).await?;
     let fks = foreign_keys(client, &options.schema).await?;
     let (levels, deferred) = load_levels(&plan.tables, &fks);
-    let mut units = Vec::new();
+    let mut journaled = Vec::new();
     for (level, tables) in levels.iter().enumerate() {
-        for unit in crate::sqlite::work_units(snapshot, plan, jobs, false)?
-            .into_iter()
-            .filter(|u| tables.contains(&u.table))
-        {
-            units.push(resume::JournaledUnit {
-                id: units.len() as i32,
+        for unit in units.iter().filter(|u| tables.contains(&u.table)) {
+            journaled.push(resume::JournaledUnit {
+                id: journaled.len() as i32,
                 level: level as i32,
                 table: plan.tables[unit.table].spec.name.name.clone(),
                 range: unit.range,
@@ -766,7 +766,7 @@ async fn start_or_resume(
         })
         .collect();
     let journal = Journal {
-        units,
+        units: journaled,
         source_rows,
         dropped,
     };
@@ -796,72 +796,142 @@ pub async fn migrate_into_existing(
     target_config: &ConnConfig,
     options: &ExistingOptions,
     progress: Arc<dyn Progress>,
+    cancel: &CancellationToken,
 ) -> Result<MigrationReport, MigrateError> {
-    let started = std::time::Instant::now();
-    let jobs = options.jobs.max(1);
     let client = target::connect(target_config).await?;
-    let planned = plan_into_existing(&client, &snapshot, &schema, options).await?;
-    let reported = planned.reported;
-    let plan = Arc::new(Plan {
-        target_schema: options.schema.clone(),
-        tables: planned.tables,
-        views: Vec::new(),
-        reported: reported.clone(),
-        policy: options.policy,
-    });
-    let journal = start_or_resume(&client, &snapshot, &plan, options, jobs).await?;
-    progress.phase("loading into the existing tables");
-    for t in &plan.tables {
-        progress.table_started(&t.source_name, t.source_rows);
-    }
-    let mut loaded = vec![UnitResult::default(); plan.tables.len()];
-    let mut pool = crate::sqlite::readers(&snapshot, jobs)?;
-    let levels: BTreeSet<i32> = journal.units.iter().map(|u| u.level).collect();
-    for level in levels {
-        let units: Vec<load::WorkUnit> = journal
-            .units
-            .iter()
-            .filter(|u| u.level == level && !u.done)
-            .filter_map(|u| {
-                let table = plan
-                    .tables
-                    .iter()
-                    .position(|t| t.spec.name.name == u.table)?;
-                Some(load::WorkUnit {
-                    table,
-                    range: u.range,
-                    creates_table: false,
-                    journal_id: Some(u.id),
-                })
-            })
-            .collect();
-        let loading = load::load_all(target_config, &plan, units, pool, progress.clone());
-        match crate::sqlite::interruptible(loading, "interrupted while loading").await {
-            Ok((results, back)) => {
-                pool = back;
-                for (slot, result) in loaded.iter_mut().zip(results) {
-                    slot.rows += result.rows;
-                    slot.bytes += result.bytes;
-                    slot.lossy.add(result.lossy);
-                    slot.seconds += result.seconds;
-                }
-            }
-            Err(err) if err.kind() == MigrateErrorKind::Conversion => {
-                let restored = restore_after_failure(&client, &plan, &journal.dropped).await;
-                return Err(MigrateError::new(err.kind(), format!("{err}. {restored}")));
-            }
-            Err(err) => {
-                return Err(MigrateError::new(
-                    err.kind(),
-                    format!("{err}. The parts loaded so far are kept and recorded in the target: run the same command with --resume to finish (or with --truncate to start over)"),
-                ))
-            }
+    let plan = Arc::new(plan_into_existing(&client, &snapshot, &schema, options).await?);
+    drop(client);
+    let mut source = SqliteSource::new(snapshot, plan.clone());
+    let mut landing = ExistingTables::new(plan, options);
+    let run_options = RunOptions {
+        jobs: options.jobs,
+        verify: options.verify,
+        create_database: false,
+    };
+    run(
+        source_label,
+        &mut source,
+        &mut landing,
+        target_config,
+        &run_options,
+        progress,
+        cancel,
+    )
+    .await
+}
+
+/// The landing of `--into-existing`: the application's tables, emptied
+/// (or checked empty), loaded in foreign-key order under a resume journal.
+pub struct ExistingTables {
+    plan: Arc<Plan>,
+    options: ExistingOptions,
+    dropped: Vec<DroppedForeignKey>,
+    issues: Arc<Mutex<Vec<FinishIssue>>>,
+}
+
+impl ExistingTables {
+    /// Land `plan` (from [`plan_into_existing`]) with `options`.
+    pub fn new(plan: Arc<Plan>, options: &ExistingOptions) -> Self {
+        ExistingTables {
+            plan,
+            options: options.clone(),
+            dropped: Vec::new(),
+            issues: Arc::default(),
         }
     }
-    let deferred = journal.dropped.clone();
-    progress.phase("restoring foreign keys and sequences");
-    let mut issues = Vec::new();
-    readd_foreign_keys(&client, &options.schema, &deferred, &mut issues).await;
+}
+
+impl Landing for ExistingTables {
+    fn loading_phase(&self) -> &'static str {
+        "loading into the existing tables"
+    }
+
+    fn later_phases(&self) -> [&'static str; 2] {
+        ["restoring foreign keys and sequences", "verifying"]
+    }
+
+    async fn prepare(
+        &mut self,
+        client: &Client,
+        _database_created: bool,
+        units: Vec<WorkUnit>,
+        schedule: &mut Schedule,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Arc<dyn Progress>, MigrateError> {
+        let plan = &self.plan;
+        let journal = start_or_resume(client, plan, &self.options, &units).await?;
+        let levels: BTreeSet<i32> = journal.units.iter().map(|u| u.level).collect();
+        let mut previous_level: Vec<StepId> = Vec::new();
+        for level in levels {
+            let mut this_level = Vec::new();
+            for journaled in journal.units.iter().filter(|u| u.level == level && !u.done) {
+                let Some(table) = plan
+                    .tables
+                    .iter()
+                    .position(|t| t.spec.name.name == journaled.table)
+                else {
+                    continue;
+                };
+                let unit = WorkUnit {
+                    table,
+                    range: journaled.range,
+                    creates_table: false,
+                    journal_id: Some(journaled.id),
+                };
+                this_level.push(schedule.load(unit, previous_level.clone()));
+            }
+            if !this_level.is_empty() {
+                previous_level = this_level;
+            }
+        }
+        self.dropped = journal.dropped;
+        let (plan, dropped, issues) = (plan.clone(), self.dropped.clone(), self.issues.clone());
+        let schema = self.options.schema.clone();
+        schedule.target_step(Stage::Finish, schedule.all_loads(), None, move |client| {
+            Box::pin(async move {
+                let mut found = Vec::new();
+                readd_foreign_keys(&client, &schema, &dropped, &mut found).await;
+                issues.lock().expect("issues lock").extend(found);
+                move_sequences_and_analyze(&client, &plan).await
+            })
+        });
+        Ok(progress)
+    }
+
+    async fn close(&mut self, client: &Client) -> Result<FinishOutcome, MigrateError> {
+        resume::remove(client).await?;
+        Ok(FinishOutcome {
+            issues: std::mem::take(&mut *self.issues.lock().expect("issues lock")),
+            orphans: Vec::new(),
+        })
+    }
+
+    async fn fail(&mut self, client: &Client, err: MigrateError, stage: Stage) -> MigrateError {
+        match (err.kind(), stage) {
+            (MigrateErrorKind::Conversion, _) => {
+                let restored = restore_after_failure(client, &self.plan, &self.dropped).await;
+                MigrateError::new(err.kind(), format!("{err}. {restored}"))
+            }
+            (_, Stage::Load) => MigrateError::new(
+                err.kind(),
+                format!("{err}. The parts loaded so far are kept and recorded in the target: run the same command with --resume to finish (or with --truncate to start over)"),
+            ),
+            _ => err,
+        }
+    }
+
+    fn interrupted(&self, stage: Stage) -> &'static str {
+        match stage {
+            Stage::Load => "interrupted while loading",
+            Stage::Finish => "interrupted while restoring foreign keys and sequences: every row is in; run the same command with --resume to finish",
+            Stage::Verify => "interrupted during verification: the load is complete; run `pgharbor verify SOURCE TARGET --into-existing` to check it",
+        }
+    }
+}
+
+/// Move every serial or identity sequence of the loaded tables above the
+/// data, and gather the tables' statistics.
+async fn move_sequences_and_analyze(client: &Client, plan: &Plan) -> Result<(), MigrateError> {
     for t in plan.tables.iter() {
         for c in &t.spec.columns {
             let seq: Option<String> = client
@@ -888,26 +958,7 @@ pub async fn migrate_into_existing(
             .await
             .map_err(pg_error("ANALYZE"))?;
     }
-    let verifications = if options.verify {
-        let verifying = verify::verify_all(target_config, &plan, pool, progress.clone());
-        Some(crate::sqlite::interruptible(verifying, "interrupted during verification: the load is complete; run `pgharbor verify SOURCE TARGET --into-existing` to check it").await?)
-    } else {
-        None
-    };
-    resume::remove(&client).await?;
-    let outcome = crate::finish::FinishOutcome {
-        issues,
-        orphans: Vec::new(),
-    };
-    Ok(crate::sqlite::build_report(
-        source_label,
-        target_config,
-        &plan,
-        &loaded,
-        verifications,
-        outcome,
-        started,
-    ))
+    Ok(())
 }
 
 async fn prepare_tables(

@@ -37,14 +37,18 @@ pub mod error;
 pub mod existing;
 pub mod finish;
 pub mod load;
+pub mod new_tables;
 pub mod plan_text;
 pub mod postgres;
 pub mod presets;
 pub mod progress;
 pub mod resume;
+pub mod run;
+pub mod schedule;
 pub mod sqlite;
 pub mod target;
 pub mod verify;
 
 pub use error::{MigrateError, MigrateErrorKind};
 pub use progress::{Progress, SilentProgress};
+pub use run::{run, CancellationToken, Landing, RowSource, RunOptions};

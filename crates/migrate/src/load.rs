@@ -1,8 +1,10 @@
-//! The parallel load: work units over `--jobs` workers, each a reader thread
-//! feeding a binary COPY on its own connection through a bounded channel.
+//! Loading one work unit: a reader thread feeding a binary COPY on the
+//! worker's connection through a bounded channel (the workers and their
+//! order are [`crate::schedule`]'s).
 
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::progress::Progress;
+use crate::schedule::{execute, Progressed, Schedule};
 use bytes::Bytes;
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::cell::Cell;
@@ -11,8 +13,8 @@ use pgharbor_core::report::LossyCounts;
 use pgharbor_pgwriter::encode::RowEncoder;
 use pgharbor_pgwriter::load::{copy_chunks, Chunk};
 use pgharbor_pgwriter::{ddl, WriteError};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
@@ -83,89 +85,30 @@ pub struct UnitResult {
     pub seconds: f64,
 }
 
-/// Load every unit with one worker per reader; results are per plan table,
-/// and the readers come back for the next phase.
+/// Load every unit with one worker per reader, on the run's one pool of
+/// workers; results are per plan table, and the readers come back for the
+/// next phase.
 pub async fn load_all(
     target: &ConnConfig,
     plan: &Arc<Plan>,
     units: Vec<WorkUnit>,
     readers: Vec<Box<dyn UnitReader>>,
     progress: Arc<dyn Progress>,
-) -> Result<(Vec<UnitResult>, Vec<Box<dyn UnitReader>>), MigrateError> {
-    let guard = AutovacuumGuard::take(target, plan, &units).await;
-    let queue = Arc::new(Mutex::new(VecDeque::from(units)));
-    let results = Arc::new(Mutex::new(vec![UnitResult::default(); plan.tables.len()]));
-    let remaining = Arc::new(Mutex::new(count_units(&queue, plan.tables.len())));
-    let mut workers = tokio::task::JoinSet::new();
-    for reader in readers {
-        let client = crate::target::connect(target).await?;
-        let (queue, plan, results, remaining, progress) = (
-            queue.clone(),
-            plan.clone(),
-            results.clone(),
-            remaining.clone(),
-            progress.clone(),
-        );
-        workers.spawn(async move {
-            let mut reader = reader;
-            loop {
-                let Some(unit) = queue.lock().expect("queue lock").pop_front() else {
-                    return Ok(reader);
-                };
-                let table = &plan.tables[unit.table];
-                let (back, result) =
-                    load_unit(&client, &plan, unit, reader, progress.clone()).await;
-                reader = back;
-                let result = match result {
-                    Ok(r) => r,
-                    Err(e) => {
-                        queue.lock().expect("queue lock").clear();
-                        return Err(e);
-                    }
-                };
-                let mut all = results.lock().expect("results lock");
-                let slot = &mut all[unit.table];
-                slot.rows += result.rows;
-                slot.bytes += result.bytes;
-                slot.lossy.add(result.lossy);
-                slot.seconds += result.seconds;
-                let mut left = remaining.lock().expect("remaining lock");
-                left[unit.table] -= 1;
-                if left[unit.table] == 0 {
-                    progress.table_finished(&table.source_name);
-                }
-            }
-        });
+) -> Result<Vec<UnitResult>, MigrateError> {
+    let mut schedule = Schedule::default();
+    for unit in units {
+        schedule.load(unit, Vec::new());
     }
-    let mut first_error = None;
-    let mut readers_back = Vec::new();
-    while let Some(joined) = workers.join_next().await {
-        let outcome = joined.unwrap_or_else(|e| {
-            Err(MigrateError::new(
-                MigrateErrorKind::Write,
-                format!("a load worker crashed: {e}"),
-            ))
-        });
-        match outcome {
-            Ok(reader) => readers_back.push(reader),
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    if let Some(guard) = guard {
-        guard.release().await;
-    }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
-    let results = results.lock().expect("results lock").clone();
-    Ok((results, readers_back))
+    let progressed = Progressed::new(schedule, plan);
+    let workers = readers.len();
+    let executed = execute(progressed, target, plan, readers, workers, progress).await?;
+    Ok(executed.loaded)
 }
 
 /// Keeps autovacuum away from the tables being loaded, without changing them:
-/// a connection of its own holds `SHARE UPDATE EXCLUSIVE` on them, the lock
-/// autovacuum needs and skips a table for when it cannot have it. It blocks
+/// from a table's first unit to its last, a connection of its own holds
+/// `SHARE UPDATE EXCLUSIVE` on it, the lock autovacuum needs and skips a
+/// table for when it cannot have it. It blocks
 /// neither `COPY` nor reads. Without it autovacuum analyses half-loaded
 /// tables (for an expression index such as Open WebUI's full-text one, that
 /// evaluates the expression over a 30,000-row sample), and when it is still
@@ -174,54 +117,59 @@ pub async fn load_all(
 /// Best effort: when the lock cannot be had within a second (a wraparound
 /// vacuum, an application's lock) the load goes on unguarded. The lock ends
 /// with the connection, so nothing outlives an interrupted run.
-struct AutovacuumGuard {
-    client: tokio_postgres::Client,
+#[derive(Default)]
+pub(crate) struct TableGuards {
+    held: tokio::sync::Mutex<HashMap<usize, Option<tokio_postgres::Client>>>,
 }
 
-impl AutovacuumGuard {
-    /// Lock the tables of `units` that exist before their COPY (a unit that
-    /// creates its table holds it alone until it commits).
-    async fn take(target: &ConnConfig, plan: &Plan, units: &[WorkUnit]) -> Option<Self> {
-        let mut tables: Vec<usize> = units
-            .iter()
-            .filter(|u| !u.creates_table)
-            .map(|u| u.table)
-            .collect();
-        tables.sort_unstable();
-        tables.dedup();
-        if tables.is_empty() {
-            return None;
+impl TableGuards {
+    /// Lock the plan's table `table` against autovacuum, unless it is
+    /// locked (or could not be) already. A table its unit creates is not
+    /// guarded: its transaction holds it alone until it commits.
+    pub(crate) async fn take(&self, target: &ConnConfig, plan: &Plan, table: usize) {
+        let mut held = self.held.lock().await;
+        if held.contains_key(&table) {
+            return;
         }
-        let names: Vec<String> = tables
-            .iter()
-            .map(|t| plan.tables[*t].spec.name.to_string())
-            .collect();
+        let guard = Self::lock(target, &plan.tables[table].spec.name.to_string()).await;
+        held.insert(table, guard);
+    }
+
+    async fn lock(target: &ConnConfig, name: &str) -> Option<tokio_postgres::Client> {
         let client = crate::target::connect(target).await.ok()?;
         let lock = format!(
-            "BEGIN; SET LOCAL lock_timeout = '1s'; LOCK TABLE {} IN SHARE UPDATE EXCLUSIVE MODE",
-            names.join(", ")
+            "BEGIN; SET LOCAL lock_timeout = '1s'; LOCK TABLE {name} IN SHARE UPDATE EXCLUSIVE MODE"
         );
         client.batch_execute(&lock).await.ok()?;
-        Some(AutovacuumGuard { client })
+        Some(client)
     }
 
-    /// Let autovacuum (and the finish's index builds) at the tables again.
-    async fn release(self) {
-        // A failed COMMIT leaves the lock to the connection's end, on drop.
-        let _ = self.client.batch_execute("COMMIT").await;
+    /// Let autovacuum (and the index builds) at the table again, once its
+    /// last unit is loaded.
+    pub(crate) async fn release(&self, table: usize) {
+        let guard = self
+            .held
+            .lock()
+            .await
+            .get_mut(&table)
+            .and_then(Option::take);
+        if let Some(client) = guard {
+            // A failed COMMIT leaves the lock to the connection's end, on drop.
+            let _ = client.batch_execute("COMMIT").await;
+        }
     }
-}
 
-fn count_units(queue: &Mutex<VecDeque<WorkUnit>>, tables: usize) -> Vec<usize> {
-    let mut counts = vec![0; tables];
-    for unit in queue.lock().expect("queue lock").iter() {
-        counts[unit.table] += 1;
+    /// Release every guard still held (after a failed run).
+    pub(crate) async fn release_all(&self) {
+        let tables: Vec<usize> = self.held.lock().await.keys().copied().collect();
+        for table in tables {
+            self.release(table).await;
+        }
     }
-    counts
 }
 
 /// Load one unit in one transaction. Gives the reader back in every case.
-async fn load_unit(
+pub(crate) async fn load_unit(
     client: &tokio_postgres::Client,
     plan: &Arc<Plan>,
     unit: WorkUnit,
