@@ -4,8 +4,8 @@
 //! unless `--drop-existing`), the tables an earlier failed run left are
 //! removed, and every table is created and recorded ([`crate::created`]) in
 //! the transaction of its first rows: a whole table by its one load unit
-//! (whose COPY then writes the rows frozen), a table split into ranges by a
-//! step of its own before its range loads. Keys, indexes, foreign keys,
+//! (whose COPY then writes the rows frozen), a table split into ranges
+//! before the loads begin. Keys, indexes, foreign keys,
 //! sequences, views and statistics follow table by table ([`crate::finish`]).
 //! A run that fails before every table is built drops exactly the recorded
 //! tables; once they are built the record is removed and they are the user's.
@@ -91,7 +91,7 @@ impl Landing for NewTables {
     ) -> Result<Arc<dyn Progress>, MigrateError> {
         self.database_created = database_created;
         self.make_room(client, &*progress).await?;
-        let plan = &self.plan;
+        let plan = self.plan.clone();
         let mut created_by_load = Vec::new();
         for (i, table) in plan.tables.iter().enumerate() {
             let parts: Vec<WorkUnit> = units.iter().filter(|u| u.table == i).copied().collect();
@@ -108,22 +108,15 @@ impl Landing for NewTables {
                 schedule.load(unit, Vec::new());
                 continue;
             }
-            let creation = {
-                let (plan, committed) = (plan.clone(), self.committed.clone());
-                schedule.target_step(Stage::Load, Vec::new(), None, move |client| {
-                    Box::pin(async move {
-                        let spec = &plan.tables[i].spec;
-                        create_recorded(&client, spec).await?;
-                        committed.add(&spec.name);
-                        Ok(())
-                    })
-                })
-            };
+            if let Err(err) = create_recorded(client, &table.spec).await {
+                return Err(self.fail(client, err, Stage::Load).await);
+            }
+            self.committed.add(&table.spec.name);
             for unit in parts {
-                schedule.load(unit, vec![creation]);
+                schedule.load(unit, Vec::new());
             }
         }
-        finish::schedule_finish(schedule, plan, &self.finishing);
+        finish::schedule_finish(schedule, &plan, &self.finishing);
         Ok(CommitTracking::new(
             progress,
             self.committed.clone(),
