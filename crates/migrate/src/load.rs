@@ -13,6 +13,7 @@ use pgharbor_core::report::LossyCounts;
 use pgharbor_pgwriter::encode::RowEncoder;
 use pgharbor_pgwriter::load::{copy_chunks, Chunk};
 use pgharbor_pgwriter::{ddl, WriteError};
+use pgharbor_verify::{RowHasher, TableDigest};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -83,6 +84,9 @@ pub struct UnitResult {
     pub lossy: LossyCounts,
     /// Seconds spent.
     pub seconds: f64,
+    /// Count and checksum of the rows read, hashed as verification hashes
+    /// them, when asked for and every row could be hashed.
+    pub source_digest: Option<TableDigest>,
 }
 
 /// Load every unit with one worker per reader, on the run's one pool of
@@ -101,7 +105,7 @@ pub async fn load_all(
     }
     let progressed = Progressed::new(schedule, plan);
     let workers = readers.len();
-    let executed = execute(progressed, target, plan, readers, workers, progress).await?;
+    let executed = execute(progressed, target, plan, readers, workers, progress, false).await?;
     Ok(executed.loaded)
 }
 
@@ -175,6 +179,7 @@ pub(crate) async fn load_unit(
     unit: WorkUnit,
     reader: Box<dyn UnitReader>,
     progress: Arc<dyn Progress>,
+    digesting: bool,
 ) -> (Box<dyn UnitReader>, Result<UnitResult, MigrateError>) {
     let started = Instant::now();
     let table = &plan.tables[unit.table];
@@ -185,9 +190,17 @@ pub(crate) async fn load_unit(
     }
     let (tx, rx) = mpsc::channel::<Chunk>(CHANNEL_CHUNKS);
     let plan_for_reader = plan.clone();
+    let hasher = digesting.then(|| crate::verify::row_hasher(plan, unit.table));
     let reading = tokio::task::spawn_blocking(move || {
         let mut reader = reader;
-        let outcome = read_and_encode(&mut *reader, &plan_for_reader, unit, &tx, &*progress);
+        let outcome = read_and_encode(
+            &mut *reader,
+            &plan_for_reader,
+            unit,
+            &tx,
+            &*progress,
+            hasher,
+        );
         (reader, outcome)
     });
     let columns: Vec<String> = table
@@ -206,11 +219,12 @@ pub(crate) async fn load_unit(
         (Err(e), Err(copy_err)) if e.kind() == MigrateErrorKind::Write => Err(copy_err.into()),
         (Err(e), _) => Err(e),
         (Ok(_), Err(e)) => Err(e.into()),
-        (Ok((bytes, lossy)), Ok(rows)) => Ok(UnitResult {
+        (Ok((bytes, lossy, source_digest)), Ok(rows)) => Ok(UnitResult {
             rows,
             bytes,
             lossy,
             seconds: started.elapsed().as_secs_f64(),
+            source_digest,
         }),
     };
     let outcome = match (outcome, unit.journal_id) {
@@ -257,14 +271,18 @@ async fn begin(
     Ok(())
 }
 
-/// The reader side: rows → encoded chunks → channel. Returns bytes and lossy counts.
+/// The reader side: rows → encoded chunks → channel. Returns bytes, lossy
+/// counts, and with a `hasher` the digest of the rows read (the source side
+/// of verification, from the very cells encoded; `None` when a row could
+/// not be hashed, for verification to read the source again).
 fn read_and_encode(
     reader: &mut dyn UnitReader,
     plan: &Plan,
     unit: WorkUnit,
     tx: &mpsc::Sender<Chunk>,
     progress: &dyn Progress,
-) -> Result<(u64, LossyCounts), MigrateError> {
+    mut hasher: Option<RowHasher>,
+) -> Result<(u64, LossyCounts, Option<TableDigest>), MigrateError> {
     let table = &plan.tables[unit.table];
     let types = table.spec.columns.iter().map(|c| c.pg_type).collect();
     let mut encoder = RowEncoder::new(types, plan.policy);
@@ -272,6 +290,7 @@ fn read_and_encode(
     let mut buffer: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
     let mut bytes = 0u64;
     let mut rows_in_buffer = 0u64;
+    let mut digest = TableDigest::default();
     let send =
         |buffer: &mut Vec<u8>, rows: &mut u64, bytes: &mut u64| -> Result<(), MigrateError> {
             let data = Bytes::from(std::mem::replace(
@@ -300,6 +319,12 @@ fn read_and_encode(
                     ),
                 )
             })?;
+        if let Some(h) = hasher.as_mut() {
+            match h.hash_cells(cells) {
+                Ok(hash) => digest.add(hash),
+                Err(_) => hasher = None,
+            }
+        }
         rows_in_buffer += 1;
         if buffer.len() >= CHUNK_BYTES {
             send(&mut buffer, &mut rows_in_buffer, &mut bytes)?;
@@ -310,7 +335,7 @@ fn read_and_encode(
         send(&mut buffer, &mut rows_in_buffer, &mut bytes)?;
     }
     tx.blocking_send(Chunk::End).map_err(|_| stopped(table))?;
-    Ok((bytes, encoder.lossy()))
+    Ok((bytes, encoder.lossy(), hasher.map(|_| digest)))
 }
 
 /// `data` in pieces of at most [`CHUNK_BYTES`], sharing its memory.

@@ -133,6 +133,7 @@ pub async fn run(
             readers,
             jobs,
             progress.clone(),
+            options.verify,
         )
         .await
     };

@@ -21,6 +21,7 @@ use futures_util::future::BoxFuture;
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::Plan;
 use pgharbor_core::report::TableVerification;
+use pgharbor_verify::TableDigest;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -174,6 +175,9 @@ struct State {
     stage_had_steps: [bool; 3],
     stage_done_at: [Option<Instant>; 3],
     executed: Executed,
+    /// Per table, the source side of verification as the loads read it
+    /// (`None` once a unit could not digest its rows).
+    read_by_load: Vec<Option<TableDigest>>,
 }
 
 impl Progressed {
@@ -206,6 +210,7 @@ impl Progressed {
                     loaded: vec![UnitResult::default(); tables],
                     verified: vec![None; tables],
                 },
+                read_by_load: vec![Some(TableDigest::default()); tables],
             }),
             wake: Notify::new(),
             later_phases: None,
@@ -324,6 +329,11 @@ impl Progressed {
         slot.bytes += result.bytes;
         slot.lossy.add(result.lossy);
         slot.seconds += result.seconds;
+        let read = &mut state.read_by_load[table];
+        *read = read.zip(result.source_digest).map(|(mut all, part)| {
+            all.merge(part);
+            all
+        });
         state.units_left[table] -= 1;
         state.units_left[table] == 0
     }
@@ -343,8 +353,10 @@ impl State {
 }
 
 /// Run `progressed`'s steps on one worker per reader (at least one, for
-/// schedules of target steps only). Returns what was loaded and verified,
-/// or the first error (workers finish the step they are at first).
+/// schedules of target steps only). With `digesting`, loads also digest the
+/// rows they read, for verification steps to compare the target with
+/// instead of reading the source again. Returns what was loaded and
+/// verified, or the first error (workers finish the step they are at first).
 pub async fn execute(
     progressed: Arc<Progressed>,
     target: &ConnConfig,
@@ -352,6 +364,7 @@ pub async fn execute(
     readers: Vec<Box<dyn UnitReader>>,
     workers: usize,
     progress: Arc<dyn Progress>,
+    digesting: bool,
 ) -> Result<Executed, MigrateError> {
     let guards = Arc::new(TableGuards::default());
     let mut readers: Vec<Option<Box<dyn UnitReader>>> = readers.into_iter().map(Some).collect();
@@ -367,6 +380,7 @@ pub async fn execute(
             progress: progress.clone(),
             guards: guards.clone(),
             target: target.clone(),
+            digesting,
         };
         set.spawn(worker.run());
     }
@@ -395,6 +409,7 @@ struct Worker {
     progress: Arc<dyn Progress>,
     guards: Arc<TableGuards>,
     target: ConnConfig,
+    digesting: bool,
 }
 
 impl Worker {
@@ -425,8 +440,13 @@ impl Worker {
             Work::Load(unit) => self.load(unit).await,
             Work::Verify(table) => {
                 let reader = self.reader.take().expect("verification has a reader");
+                let read_by_load = self
+                    .digesting
+                    .then(|| self.progressed.lock().read_by_load[table])
+                    .flatten();
                 let (back, result) =
-                    verify::verify_table(&self.client, &self.plan, table, reader).await;
+                    verify::verify_table(&self.client, &self.plan, table, reader, read_by_load)
+                        .await;
                 self.reader = Some(back);
                 self.progressed.lock().executed.verified[table] = Some(result?);
                 Ok(())
@@ -446,6 +466,7 @@ impl Worker {
             unit,
             reader,
             self.progress.clone(),
+            self.digesting,
         )
         .await;
         self.reader = Some(back);

@@ -245,6 +245,50 @@ async fn into_existing(cluster: &Cluster, dir: &Path) {
     );
 }
 
+/// A row the target changes as it lands (a trigger of the application's)
+/// fails verification, and the report names it: the source side digested
+/// during the load is compared with what PostgreSQL returns.
+async fn changed_on_arrival(cluster: &Cluster, dir: &Path) {
+    cluster.create_database("changed");
+    cluster.psql(
+        "changed",
+        "CREATE TABLE authors (id bigint PRIMARY KEY, name text NOT NULL);
+         CREATE TABLE posts (id bigint PRIMARY KEY, author_id bigint REFERENCES authors, body text);
+         CREATE TABLE tags (id int PRIMARY KEY, label text);
+         CREATE FUNCTION shout() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.id = 2 THEN NEW.label := upper(NEW.label); END IF; RETURN NEW; END $$;
+         CREATE TRIGGER shout BEFORE INSERT ON tags FOR EACH ROW EXECUTE FUNCTION shout();",
+    );
+    let path = source_file(dir, "quiet");
+    let options = ExistingOptions {
+        schema: "public".into(),
+        jobs: 2,
+        verify: true,
+        ..ExistingOptions::default()
+    };
+    let (snapshot, schema) = sqlite::inspect_file(&path, 2).unwrap();
+    let report = existing::migrate_into_existing(
+        "source.db",
+        snapshot,
+        schema,
+        &config(cluster, "changed"),
+        &options,
+        Arc::new(Recorder::default()),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.verified, Some(false), "{report:#?}");
+    let tags = report.tables.iter().find(|t| t.source == "tags").unwrap();
+    let verification = tags.verification.as_ref().unwrap();
+    assert!(!verification.matches);
+    assert_eq!((verification.source_rows, verification.target_rows), (2, 2));
+    let named = format!("{:?}", verification.sample_differences);
+    assert!(named.contains("id=2"), "{named}");
+    let posts = report.tables.iter().find(|t| t.source == "posts").unwrap();
+    assert!(posts.verification.as_ref().unwrap().matches);
+}
+
 /// A cancelled run stops, says where, and removes what it created.
 async fn cancelled(cluster: &Cluster, dir: &Path) {
     cluster.create_database("cancelled");
@@ -297,6 +341,7 @@ fn every_case(flavor: Flavor) {
         create_schema(&cluster, dir().path()).await;
         scheduled_per_table(&cluster, dir().path()).await;
         into_existing(&cluster, dir().path()).await;
+        changed_on_arrival(&cluster, dir().path()).await;
         cancelled(&cluster, dir().path()).await;
         failure_cleaned_up(&cluster, dir().path()).await;
     });
