@@ -13,6 +13,7 @@ use pgharbor_core::report::LossyCounts;
 use pgharbor_pgwriter::encode::RowEncoder;
 use pgharbor_pgwriter::load::{copy_chunks, Chunk};
 use pgharbor_pgwriter::{ddl, WriteError};
+use pgharbor_verify::copyout::Field;
 use pgharbor_verify::{RowHasher, TableDigest};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -273,7 +274,8 @@ async fn begin(
 
 /// The reader side: rows → encoded chunks → channel. Returns bytes, lossy
 /// counts, and with a `hasher` the digest of the rows read (the source side
-/// of verification, from the very cells encoded; `None` when a row could
+/// of verification: the very fields sent, or, for a table the target
+/// computes columns of, the cells encoded again; `None` when a row could
 /// not be hashed, for verification to read the source again).
 fn read_and_encode(
     reader: &mut dyn UnitReader,
@@ -305,7 +307,10 @@ fn read_and_encode(
                     .map_err(|_| stopped(table))
             })
         };
+    let sent_whole = table.computed_by_target.is_empty()
+        && loaded.iter().copied().eq(0..table.spec.columns.len());
     reader.read(table, unit.range, &mut |rowid, cells| {
+        let row_start = buffer.len();
         encoder
             .encode_row(cells, &loaded, &mut buffer)
             .map_err(|e| {
@@ -320,7 +325,12 @@ fn read_and_encode(
                 )
             })?;
         if let Some(h) = hasher.as_mut() {
-            match h.hash_cells(cells) {
+            let hashed = if sent_whole {
+                Ok(h.hash_fields(&fields_of(&buffer[row_start..])))
+            } else {
+                h.hash_cells(cells)
+            };
+            match hashed {
                 Ok(hash) => digest.add(hash),
                 Err(_) => hasher = None,
             }
@@ -336,6 +346,25 @@ fn read_and_encode(
     }
     tx.blocking_send(Chunk::End).map_err(|_| stopped(table))?;
     Ok((bytes, encoder.lossy(), hasher.map(|_| digest)))
+}
+
+/// The fields of one binary COPY row as the encoder just wrote it (field
+/// count, then each field's length, -1 for NULL, and bytes).
+fn fields_of(row: &[u8]) -> Vec<Field<'_>> {
+    let mut rest = &row[2..];
+    let mut fields = Vec::new();
+    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+        let len = i32::from_be_bytes(*len);
+        if len < 0 {
+            fields.push(None);
+            rest = tail;
+        } else {
+            let (bytes, tail) = tail.split_at(len as usize);
+            fields.push(Some(bytes));
+            rest = tail;
+        }
+    }
+    fields
 }
 
 /// `data` in pieces of at most [`CHUNK_BYTES`], sharing its memory.
@@ -389,5 +418,27 @@ mod tests {
             ]
         );
         assert_eq!(pieces(Bytes::new()).count(), 0);
+    }
+
+    #[test]
+    fn a_row_is_read_back_field_by_field_as_it_was_encoded() {
+        use pgharbor_core::schema::PgType;
+        let mut encoder = RowEncoder::new(
+            vec![PgType::Integer, PgType::Text, PgType::Text],
+            Default::default(),
+        );
+        let mut row = Vec::new();
+        encoder
+            .encode_row(
+                &[Cell::Int(7), Cell::Null, Cell::Text("hé".as_bytes())],
+                &[0, 1, 2],
+                &mut row,
+            )
+            .unwrap();
+        let fields = fields_of(&row);
+        assert_eq!(
+            fields,
+            [Some(&7i32.to_be_bytes()[..]), None, Some("hé".as_bytes())]
+        );
     }
 }
