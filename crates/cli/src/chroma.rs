@@ -109,9 +109,17 @@ pub async fn run(
         print!("{}", crate::render::chroma::plan(&plan, &store));
         return Ok(None);
     }
-    let report = chroma::migrate(source_label, store, target, options, reporter.clone())
-        .await
-        .map_err(Failure::from_migrate)?;
+    let cancel = crate::interrupt::on_ctrl_c();
+    let report = chroma::migrate(
+        source_label,
+        store,
+        target,
+        options,
+        reporter.clone(),
+        &cancel,
+    )
+    .await
+    .map_err(Failure::from_migrate)?;
     reporter.done();
     Ok(Some(report))
 }
@@ -127,9 +135,17 @@ pub async fn verify(
 ) -> Result<ChromaReport, Failure> {
     let reporter = progress::Reporter::new(json);
     let store = open_store(&reporter, dir, options.jobs).await?;
-    let report = chroma::verify_only(source_label, store, target, options, reporter.clone())
-        .await
-        .map_err(Failure::from_migrate)?;
+    let cancel = crate::interrupt::on_ctrl_c();
+    let report = chroma::verify_only(
+        source_label,
+        store,
+        target,
+        options,
+        reporter.clone(),
+        &cancel,
+    )
+    .await
+    .map_err(Failure::from_migrate)?;
     reporter.done();
     Ok(report)
 }

@@ -8,6 +8,7 @@ mod backup;
 mod chroma;
 mod health;
 mod init;
+mod interrupt;
 mod memory;
 mod migrate;
 mod postgres;

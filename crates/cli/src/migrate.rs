@@ -187,6 +187,7 @@ async fn migrate_into_existing(
         }
         return Ok(0);
     }
+    let cancel = crate::interrupt::on_ctrl_c();
     let Some(app) = open_webui else {
         let report = existing::migrate_into_existing(
             &common.source,
@@ -195,6 +196,7 @@ async fn migrate_into_existing(
             &target,
             &options,
             reporter.clone(),
+            &cancel,
         )
         .await
         .map_err(Failure::from_migrate)?;
@@ -219,6 +221,7 @@ async fn migrate_into_existing(
         target: &target,
         database: &options,
         vectors: vectors.as_ref(),
+        cancel: &cancel,
     };
     let mut printed = Ok(());
     let report = run
@@ -320,6 +323,7 @@ async fn migrate_sqlite(args: &MigrateArgs, path: PathBuf) -> Result<u8, Failure
         verify: !args.no_verify,
         create_database: !args.no_create_database,
     };
+    let cancel = crate::interrupt::on_ctrl_c();
     let report = sqlite::migrate(
         &common.source,
         snapshot,
@@ -327,6 +331,7 @@ async fn migrate_sqlite(args: &MigrateArgs, path: PathBuf) -> Result<u8, Failure
         &target,
         &options,
         reporter.clone(),
+        &cancel,
     )
     .await
     .map_err(Failure::from_migrate)?;
@@ -362,6 +367,7 @@ pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     let reporter = progress::Reporter::new(common.json);
     reporter.phase("planning");
     let (snapshot, plan) = plan(common, path, Some(&target)).await?;
+    let cancel = crate::interrupt::on_ctrl_c();
     let report = sqlite::verify_only(
         &common.source,
         snapshot,
@@ -369,6 +375,7 @@ pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         &target,
         jobs(common),
         reporter.clone(),
+        &cancel,
     )
     .await
     .map_err(Failure::from_migrate)?;
@@ -419,6 +426,7 @@ async fn verify_into_existing(
         .await
         .map_err(anyhow::Error::from)?
         .map_err(Failure::from_migrate)?;
+    let cancel = crate::interrupt::on_ctrl_c();
     let report = existing::verify_existing(
         &common.source,
         snapshot,
@@ -426,6 +434,7 @@ async fn verify_into_existing(
         target,
         &options,
         reporter.clone(),
+        &cancel,
     )
     .await
     .map_err(Failure::from_migrate)?;

@@ -191,6 +191,9 @@ impl Progress for CommitTracking {
         }
         self.inner.table_finished(table);
     }
+    fn step_finished(&self, table: &str, step: &str) {
+        self.inner.step_finished(table, step);
+    }
 }
 
 /// A new connection to the target, retried until `wait` has passed.

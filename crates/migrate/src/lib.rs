@@ -5,25 +5,27 @@
 //! 1. **inspect** and **plan**: the source crate reads its schema and values and
 //!    produces a [`Plan`](pgharbor_core::plan::Plan) ([`sqlite::plan_file`]),
 //!    which the CLI prints for `--dry-run`.
-//! 2. **load** ([`load`]): work units (a table, or a rowid range of a large
-//!    table) are spread over `--jobs` workers; each worker reads on its own
-//!    thread inside one shared source snapshot, encodes binary COPY and streams it
-//!    over its own PostgreSQL connection, with bounded buffers.
-//! 3. **finish** ([`finish`]): primary keys, unique constraints and indexes are
-//!    built in parallel, then foreign keys (added `NOT VALID` and validated,
-//!    orphans reported), identity sequences moved above the data, views, ANALYZE.
-//! 4. **verify** ([`verify`]): per table row count and content checksum on both
-//!    sides, with sample keys of differing rows.
+//! 2. **run** ([`run::run`]): a [`RowSource`] (plan, work units, readers) and
+//!    a [`Landing`] (what is done to the target around the rows) make one
+//!    [`schedule`] of per-table steps — load each work unit ([`load`]), build
+//!    a table's keys and indexes once it is loaded and its foreign keys once
+//!    both tables have their keys ([`finish`]), verify a table once it is
+//!    loaded ([`verify`]: count and content checksum on both sides, the source
+//!    side digested by the load itself) — run by `--jobs` workers, each with a
+//!    connection and a source reader. Cancellation is a token the caller
+//!    cancels.
 //!
 //! Sources plug into these steps: [`sqlite`] (a new schema planned from the
-//! values), [`existing`] (the application's own schema, `--into-existing`,
-//! with [`resume`]) and [`chroma`] (Chroma collections into pgvector tables
-//! or Open WebUI's `document_chunk`, proved by counts, checksums and exact
-//! neighbours, the vector index's recall reported) and [`postgres`]
-//! (another PostgreSQL database: schema by the real `pg_dump`, rows by binary
-//! COPY from server to server); [`presets`] holds
-//! application knowledge (Open WebUI); [`source_spec`] parses the SOURCE
-//! argument once and checks the options that go with its kind.
+//! values, landed by [`new_tables`]), [`existing`] (the application's own
+//! schema, `--into-existing`, with [`resume`]) run through [`run::run`];
+//! [`chroma`] (Chroma collections into pgvector tables or Open WebUI's
+//! `document_chunk`, proved by counts, checksums and exact neighbours, the
+//! vector index's recall reported) loads on the same workers with a sequence
+//! of its own, as does [`postgres`] (another PostgreSQL database: schema by
+//! the real `pg_dump`, rows by binary COPY from server to server);
+//! [`presets`] holds application knowledge (Open WebUI); [`source_spec`]
+//! parses the SOURCE argument once and checks the options that go with its
+//! kind.
 //!
 //! A run that creates its tables records them in the target as it creates
 //! them ([`created`]), so a failed run removes exactly those, or names them
@@ -38,10 +40,13 @@ pub mod error;
 pub mod existing;
 pub mod finish;
 pub mod load;
+pub mod new_tables;
 pub mod postgres;
 pub mod presets;
 pub mod progress;
 pub mod resume;
+pub mod run;
+pub mod schedule;
 pub mod source_spec;
 pub mod sqlite;
 pub mod target;
@@ -49,3 +54,4 @@ pub mod verify;
 
 pub use error::{MigrateError, MigrateErrorKind};
 pub use progress::{Progress, SilentProgress};
+pub use run::{run, CancellationToken, Landing, RowSource, RunOptions};

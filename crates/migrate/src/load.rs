@@ -1,18 +1,22 @@
-//! The parallel load: work units over `--jobs` workers, each a reader thread
-//! feeding a binary COPY on its own connection through a bounded channel.
+//! Loading one work unit: a reader thread feeding a binary COPY on the
+//! worker's connection through a bounded channel (the workers and their
+//! order are [`crate::schedule`]'s).
 
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::progress::Progress;
+use crate::schedule::{execute, Progressed, Schedule};
 use bytes::Bytes;
 use pgharbor_conn::ConnConfig;
+use pgharbor_copy_binary::Row;
 use pgharbor_core::cell::Cell;
 use pgharbor_core::plan::{Plan, RowKey, TablePlan};
 use pgharbor_core::report::LossyCounts;
 use pgharbor_pgwriter::encode::RowEncoder;
 use pgharbor_pgwriter::load::{copy_chunks, Chunk};
 use pgharbor_pgwriter::{ddl, WriteError};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use pgharbor_verify::{RowHasher, TableDigest};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
@@ -81,91 +85,35 @@ pub struct UnitResult {
     pub lossy: LossyCounts,
     /// Seconds spent.
     pub seconds: f64,
+    /// Count and checksum of the rows read, hashed as verification hashes
+    /// them, when asked for and every row could be hashed.
+    pub source_digest: Option<TableDigest>,
 }
 
-/// Load every unit with one worker per reader; results are per plan table,
-/// and the readers come back for the next phase.
+/// Load every unit with one worker per reader, on the run's one pool of
+/// workers; results are per plan table, and the readers come back for the
+/// next phase.
 pub async fn load_all(
     target: &ConnConfig,
     plan: &Arc<Plan>,
     units: Vec<WorkUnit>,
     readers: Vec<Box<dyn UnitReader>>,
     progress: Arc<dyn Progress>,
-) -> Result<(Vec<UnitResult>, Vec<Box<dyn UnitReader>>), MigrateError> {
-    let guard = AutovacuumGuard::take(target, plan, &units).await;
-    let queue = Arc::new(Mutex::new(VecDeque::from(units)));
-    let results = Arc::new(Mutex::new(vec![UnitResult::default(); plan.tables.len()]));
-    let remaining = Arc::new(Mutex::new(count_units(&queue, plan.tables.len())));
-    let mut workers = tokio::task::JoinSet::new();
-    for reader in readers {
-        let client = crate::target::connect(target).await?;
-        let (queue, plan, results, remaining, progress) = (
-            queue.clone(),
-            plan.clone(),
-            results.clone(),
-            remaining.clone(),
-            progress.clone(),
-        );
-        workers.spawn(async move {
-            let mut reader = reader;
-            loop {
-                let Some(unit) = queue.lock().expect("queue lock").pop_front() else {
-                    return Ok(reader);
-                };
-                let table = &plan.tables[unit.table];
-                let (back, result) =
-                    load_unit(&client, &plan, unit, reader, progress.clone()).await;
-                reader = back;
-                let result = match result {
-                    Ok(r) => r,
-                    Err(e) => {
-                        queue.lock().expect("queue lock").clear();
-                        return Err(e);
-                    }
-                };
-                let mut all = results.lock().expect("results lock");
-                let slot = &mut all[unit.table];
-                slot.rows += result.rows;
-                slot.bytes += result.bytes;
-                slot.lossy.add(result.lossy);
-                slot.seconds += result.seconds;
-                let mut left = remaining.lock().expect("remaining lock");
-                left[unit.table] -= 1;
-                if left[unit.table] == 0 {
-                    progress.table_finished(&table.source_name);
-                }
-            }
-        });
+) -> Result<Vec<UnitResult>, MigrateError> {
+    let mut schedule = Schedule::default();
+    for unit in units {
+        schedule.load(unit, Vec::new());
     }
-    let mut first_error = None;
-    let mut readers_back = Vec::new();
-    while let Some(joined) = workers.join_next().await {
-        let outcome = joined.unwrap_or_else(|e| {
-            Err(MigrateError::new(
-                MigrateErrorKind::Write,
-                format!("a load worker crashed: {e}"),
-            ))
-        });
-        match outcome {
-            Ok(reader) => readers_back.push(reader),
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    if let Some(guard) = guard {
-        guard.release().await;
-    }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
-    let results = results.lock().expect("results lock").clone();
-    Ok((results, readers_back))
+    let progressed = Progressed::new(schedule, plan);
+    let workers = readers.len();
+    let executed = execute(progressed, target, plan, readers, workers, progress, false).await?;
+    Ok(executed.loaded)
 }
 
 /// Keeps autovacuum away from the tables being loaded, without changing them:
-/// a connection of its own holds `SHARE UPDATE EXCLUSIVE` on them, the lock
-/// autovacuum needs and skips a table for when it cannot have it. It blocks
+/// from a table's first unit to its last, a connection of its own holds
+/// `SHARE UPDATE EXCLUSIVE` on it, the lock autovacuum needs and skips a
+/// table for when it cannot have it. It blocks
 /// neither `COPY` nor reads. Without it autovacuum analyses half-loaded
 /// tables (for an expression index such as Open WebUI's full-text one, that
 /// evaluates the expression over a 30,000-row sample), and when it is still
@@ -174,59 +122,65 @@ pub async fn load_all(
 /// Best effort: when the lock cannot be had within a second (a wraparound
 /// vacuum, an application's lock) the load goes on unguarded. The lock ends
 /// with the connection, so nothing outlives an interrupted run.
-struct AutovacuumGuard {
-    client: tokio_postgres::Client,
+#[derive(Default)]
+pub(crate) struct TableGuards {
+    held: tokio::sync::Mutex<HashMap<usize, Option<tokio_postgres::Client>>>,
 }
 
-impl AutovacuumGuard {
-    /// Lock the tables of `units` that exist before their COPY (a unit that
-    /// creates its table holds it alone until it commits).
-    async fn take(target: &ConnConfig, plan: &Plan, units: &[WorkUnit]) -> Option<Self> {
-        let mut tables: Vec<usize> = units
-            .iter()
-            .filter(|u| !u.creates_table)
-            .map(|u| u.table)
-            .collect();
-        tables.sort_unstable();
-        tables.dedup();
-        if tables.is_empty() {
-            return None;
+impl TableGuards {
+    /// Lock the plan's table `table` against autovacuum, unless it is
+    /// locked (or could not be) already. A table its unit creates is not
+    /// guarded: its transaction holds it alone until it commits.
+    pub(crate) async fn take(&self, target: &ConnConfig, plan: &Plan, table: usize) {
+        let mut held = self.held.lock().await;
+        if held.contains_key(&table) {
+            return;
         }
-        let names: Vec<String> = tables
-            .iter()
-            .map(|t| plan.tables[*t].spec.name.to_string())
-            .collect();
+        let guard = Self::lock(target, &plan.tables[table].spec.name.to_string()).await;
+        held.insert(table, guard);
+    }
+
+    async fn lock(target: &ConnConfig, name: &str) -> Option<tokio_postgres::Client> {
         let client = crate::target::connect(target).await.ok()?;
         let lock = format!(
-            "BEGIN; SET LOCAL lock_timeout = '1s'; LOCK TABLE {} IN SHARE UPDATE EXCLUSIVE MODE",
-            names.join(", ")
+            "BEGIN; SET LOCAL lock_timeout = '1s'; LOCK TABLE {name} IN SHARE UPDATE EXCLUSIVE MODE"
         );
         client.batch_execute(&lock).await.ok()?;
-        Some(AutovacuumGuard { client })
+        Some(client)
     }
 
-    /// Let autovacuum (and the finish's index builds) at the tables again.
-    async fn release(self) {
-        // A failed COMMIT leaves the lock to the connection's end, on drop.
-        let _ = self.client.batch_execute("COMMIT").await;
+    /// Let autovacuum (and the index builds) at the table again, once its
+    /// last unit is loaded.
+    pub(crate) async fn release(&self, table: usize) {
+        let guard = self
+            .held
+            .lock()
+            .await
+            .get_mut(&table)
+            .and_then(Option::take);
+        if let Some(client) = guard {
+            // A failed COMMIT leaves the lock to the connection's end, on drop.
+            let _ = client.batch_execute("COMMIT").await;
+        }
     }
-}
 
-fn count_units(queue: &Mutex<VecDeque<WorkUnit>>, tables: usize) -> Vec<usize> {
-    let mut counts = vec![0; tables];
-    for unit in queue.lock().expect("queue lock").iter() {
-        counts[unit.table] += 1;
+    /// Release every guard still held (after a failed run).
+    pub(crate) async fn release_all(&self) {
+        let tables: Vec<usize> = self.held.lock().await.keys().copied().collect();
+        for table in tables {
+            self.release(table).await;
+        }
     }
-    counts
 }
 
 /// Load one unit in one transaction. Gives the reader back in every case.
-async fn load_unit(
+pub(crate) async fn load_unit(
     client: &tokio_postgres::Client,
     plan: &Arc<Plan>,
     unit: WorkUnit,
     reader: Box<dyn UnitReader>,
     progress: Arc<dyn Progress>,
+    digesting: bool,
 ) -> (Box<dyn UnitReader>, Result<UnitResult, MigrateError>) {
     let started = Instant::now();
     let table = &plan.tables[unit.table];
@@ -237,9 +191,17 @@ async fn load_unit(
     }
     let (tx, rx) = mpsc::channel::<Chunk>(CHANNEL_CHUNKS);
     let plan_for_reader = plan.clone();
+    let hasher = digesting.then(|| crate::verify::row_hasher(plan, unit.table));
     let reading = tokio::task::spawn_blocking(move || {
         let mut reader = reader;
-        let outcome = read_and_encode(&mut *reader, &plan_for_reader, unit, &tx, &*progress);
+        let outcome = read_and_encode(
+            &mut *reader,
+            &plan_for_reader,
+            unit,
+            &tx,
+            &*progress,
+            hasher,
+        );
         (reader, outcome)
     });
     let columns: Vec<String> = table
@@ -258,11 +220,12 @@ async fn load_unit(
         (Err(e), Err(copy_err)) if e.kind() == MigrateErrorKind::Write => Err(copy_err.into()),
         (Err(e), _) => Err(e),
         (Ok(_), Err(e)) => Err(e.into()),
-        (Ok((bytes, lossy)), Ok(rows)) => Ok(UnitResult {
+        (Ok((bytes, lossy, source_digest)), Ok(rows)) => Ok(UnitResult {
             rows,
             bytes,
             lossy,
             seconds: started.elapsed().as_secs_f64(),
+            source_digest,
         }),
     };
     let outcome = match (outcome, unit.journal_id) {
@@ -309,14 +272,19 @@ async fn begin(
     Ok(())
 }
 
-/// The reader side: rows → encoded chunks → channel. Returns bytes and lossy counts.
+/// The reader side: rows → encoded chunks → channel. Returns bytes, lossy
+/// counts, and with a `hasher` the digest of the rows read (the source side
+/// of verification: the very fields sent, or, for a table the target
+/// computes columns of, the cells encoded again; `None` when a row could
+/// not be hashed, for verification to read the source again).
 fn read_and_encode(
     reader: &mut dyn UnitReader,
     plan: &Plan,
     unit: WorkUnit,
     tx: &mpsc::Sender<Chunk>,
     progress: &dyn Progress,
-) -> Result<(u64, LossyCounts), MigrateError> {
+    mut hasher: Option<RowHasher>,
+) -> Result<(u64, LossyCounts, Option<TableDigest>), MigrateError> {
     let table = &plan.tables[unit.table];
     let types = table.spec.columns.iter().map(|c| c.pg_type).collect();
     let mut encoder = RowEncoder::new(types, plan.policy);
@@ -324,6 +292,7 @@ fn read_and_encode(
     let mut buffer: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4);
     let mut bytes = 0u64;
     let mut rows_in_buffer = 0u64;
+    let mut digest = TableDigest::default();
     let send =
         |buffer: &mut Vec<u8>, rows: &mut u64, bytes: &mut u64| -> Result<(), MigrateError> {
             let data = Bytes::from(std::mem::replace(
@@ -338,7 +307,10 @@ fn read_and_encode(
                     .map_err(|_| stopped(table))
             })
         };
+    let sent_whole = table.computed_by_target.is_empty()
+        && loaded.iter().copied().eq(0..table.spec.columns.len());
     reader.read(table, unit.range, &mut |rowid, cells| {
+        let row_start = buffer.len();
         encoder
             .encode_row(cells, &loaded, &mut buffer)
             .map_err(|e| {
@@ -352,6 +324,19 @@ fn read_and_encode(
                     ),
                 )
             })?;
+        if let Some(h) = hasher.as_mut() {
+            let hashed = if sent_whole {
+                Row::parse(&buffer[row_start..])
+                    .ok()
+                    .map(|row| h.hash_fields(row.fields()))
+            } else {
+                h.hash_cells(cells).ok()
+            };
+            match hashed {
+                Some(hash) => digest.add(hash),
+                None => hasher = None,
+            }
+        }
         rows_in_buffer += 1;
         if buffer.len() >= CHUNK_BYTES {
             send(&mut buffer, &mut rows_in_buffer, &mut bytes)?;
@@ -362,7 +347,7 @@ fn read_and_encode(
         send(&mut buffer, &mut rows_in_buffer, &mut bytes)?;
     }
     tx.blocking_send(Chunk::End).map_err(|_| stopped(table))?;
-    Ok((bytes, encoder.lossy()))
+    Ok((bytes, encoder.lossy(), hasher.map(|_| digest)))
 }
 
 /// `data` in pieces of at most [`CHUNK_BYTES`], sharing its memory.

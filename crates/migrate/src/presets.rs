@@ -5,6 +5,7 @@ use crate::chroma::{self, ChromaOptions, ChromaReport};
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::existing::{self, ExistingOptions};
 use crate::progress::Progress;
+use crate::run::CancellationToken;
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::report::MigrationReport;
 use pgharbor_sqlite::inspect::SourceSchema;
@@ -133,6 +134,8 @@ pub struct OpenWebUiRun<'a> {
     pub database: &'a ExistingOptions,
     /// How `vector_db/` is moved; `None` leaves it alone (`--skip-vectors`).
     pub vectors: Option<&'a ChromaOptions>,
+    /// Cancelled by the caller to stop the run (Ctrl-C).
+    pub cancel: &'a CancellationToken,
 }
 
 /// What an Open WebUI run did.
@@ -166,6 +169,7 @@ impl OpenWebUiRun<'_> {
             self.target,
             self.database,
             progress.clone(),
+            self.cancel,
         )
         .await?;
         database_moved(&database);
@@ -223,6 +227,7 @@ impl OpenWebUiRun<'_> {
             self.target,
             options,
             progress,
+            self.cancel,
         )
         .await
     }

@@ -10,6 +10,10 @@ pub trait Progress: Send + Sync {
     fn rows_sent(&self, table: &str, rows: u64, bytes: u64);
     /// A table (all its parts) finished loading.
     fn table_finished(&self, table: &str);
+    /// A later step of a table is done: `"verified"`, `"index"` (one index
+    /// or key), `"foreign keys"`, `"statistics"`. Steps of different tables
+    /// overlap; nothing is drawn for them by default.
+    fn step_finished(&self, _table: &str, _step: &str) {}
 }
 
 /// Progress that goes nowhere.

@@ -1,19 +1,18 @@
-//! The SQLite → PostgreSQL migration, start to finish.
+//! The SQLite file as a source of runs: planning it, its work units (rowid
+//! ranges of large tables) and readers ([`SqliteSource`]), and the
+//! schema-creating migration and the standalone verification of it.
 
-use crate::created;
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::finish;
 use crate::load::{self, RowSink, UnitRange, UnitReader, WorkUnit};
+use crate::new_tables::NewTables;
 use crate::progress::Progress;
+use crate::run::{build_report, interruptible, run, CancellationToken, RowSource, RunOptions};
 use crate::target;
 use crate::verify;
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{Plan, TablePlan};
-use pgharbor_core::report::{
-    LossyCounts, MigrationReport, PhaseTiming, TableReport, TableVerification,
-};
-use pgharbor_core::schema::QualifiedName;
-use pgharbor_pgwriter::{ddl, WriteError};
+use pgharbor_core::report::MigrationReport;
 use pgharbor_sqlite::open::SourceSnapshot;
 use pgharbor_sqlite::planner::{self, PlanOptions};
 use pgharbor_sqlite::read::{self, RowRange};
@@ -108,7 +107,6 @@ pub(crate) fn work_units(
     snapshot: &SourceSnapshot,
     plan: &Plan,
     jobs: usize,
-    create_tables: bool,
 ) -> Result<Vec<WorkUnit>, MigrateError> {
     let mut units = Vec::new();
     for (i, table) in plan.tables.iter().enumerate() {
@@ -134,7 +132,7 @@ pub(crate) fn work_units(
             None => units.push(WorkUnit {
                 table: i,
                 range: UnitRange::WholeTable,
-                creates_table: create_tables,
+                creates_table: false,
                 journal_id: None,
             }),
         }
@@ -142,43 +140,38 @@ pub(crate) fn work_units(
     Ok(units)
 }
 
-/// Run `work`, or stop with `message` when the user presses Ctrl-C.
-pub(crate) async fn interruptible<T>(
-    work: impl std::future::Future<Output = Result<T, MigrateError>>,
-    message: &str,
-) -> Result<T, MigrateError> {
-    tokio::select! {
-        result = work => result,
-        _ = tokio::signal::ctrl_c() => Err(MigrateError::new(MigrateErrorKind::Interrupted, message)),
+/// The SQLite file as a run's [`RowSource`]: one snapshot, a plan.
+pub struct SqliteSource {
+    snapshot: SourceSnapshot,
+    plan: Arc<Plan>,
+}
+
+impl SqliteSource {
+    /// `plan` (of the file `snapshot` holds open) as a source.
+    pub fn new(snapshot: SourceSnapshot, plan: Arc<Plan>) -> Self {
+        SqliteSource { snapshot, plan }
     }
 }
 
-/// Wall-clock time of consecutive phases.
-pub(crate) struct Phases {
-    since: Instant,
-    pub(crate) done: Vec<PhaseTiming>,
-}
+impl RowSource for SqliteSource {
+    fn plan(&self) -> &Arc<Plan> {
+        &self.plan
+    }
 
-impl Default for Phases {
-    fn default() -> Self {
-        Phases {
-            since: Instant::now(),
-            done: Vec::new(),
-        }
+    fn work_units(&self, jobs: usize) -> Result<Vec<WorkUnit>, MigrateError> {
+        work_units(&self.snapshot, &self.plan, jobs)
+    }
+
+    fn readers(&self, count: usize) -> Result<Vec<Box<dyn UnitReader>>, MigrateError> {
+        readers(&self.snapshot, count)
+    }
+
+    fn changed_since_taken(&self) -> Result<bool, MigrateError> {
+        Ok(self.snapshot.changed_since_taken()?)
     }
 }
 
-impl Phases {
-    pub(crate) fn lap(&mut self, phase: &str) {
-        self.done.push(PhaseTiming {
-            phase: phase.into(),
-            seconds: self.since.elapsed().as_secs_f64(),
-        });
-        self.since = Instant::now();
-    }
-}
-
-/// Run a planned migration into `target_config`.
+/// Run a planned migration into `target_config`, in tables it creates.
 pub async fn migrate(
     source_label: &str,
     snapshot: SourceSnapshot,
@@ -186,189 +179,25 @@ pub async fn migrate(
     target_config: &ConnConfig,
     options: &MigrateOptions,
     progress: Arc<dyn Progress>,
+    cancel: &CancellationToken,
 ) -> Result<MigrationReport, MigrateError> {
-    let started = Instant::now();
-    let jobs = options.jobs.max(1);
-    let plan = Arc::new(plan);
-    let (client, database_created) =
-        target::connect_or_create(target_config, options.create_database).await?;
-    created::remove_leftovers(&client, &*progress).await?;
-    let mut names: Vec<String> = plan
-        .tables
-        .iter()
-        .map(|t| t.spec.name.name.clone())
-        .collect();
-    names.extend(plan.views.iter().map(|v| v.name.name.clone()));
-    let existing = target::existing_relations(&client, &plan.target_schema, &names).await?;
-    if !options.drop_existing {
-        target::refuse_existing(&existing, &plan.target_schema)?;
-    }
-    prepare_target(&client, &plan, &existing).await?;
-    created::open(&client).await?;
-    let units = work_units(&snapshot, &plan, jobs, true)?;
-    let committed = Arc::new(created::Committed::default());
-    let tracked: Arc<dyn Progress> = created::CommitTracking::new(
-        progress.clone(),
-        committed.clone(),
-        created_by_load(&plan, &units),
-    );
-    let mut phases = Phases::default();
-    let building = Building {
-        client: &client,
-        config: target_config,
-        snapshot: &snapshot,
-        plan: &plan,
-        jobs,
-        committed: &committed,
-        progress: tracked,
+    let mut source = SqliteSource::new(snapshot, Arc::new(plan));
+    let mut landing = NewTables::new(source.plan().clone(), target_config, options.drop_existing);
+    let run_options = RunOptions {
+        jobs: options.jobs,
+        verify: options.verify,
+        create_database: options.create_database,
     };
-    let (loaded, readers_back, finished) = match building.run(units, &mut phases).await {
-        Ok(built) => built,
-        Err(err) => {
-            return Err(created::clean_up_after_failure(
-                target_config,
-                &committed,
-                database_created,
-                err,
-            )
-            .await)
-        }
-    };
-    created::close(&client).await?;
-    let verifications = if options.verify {
-        let verifying = verify::verify_all(target_config, &plan, readers_back, progress.clone());
-        let result = interruptible(
-            verifying,
-            "interrupted during verification: the migration itself is complete; run `pgharbor verify` to check it",
-        )
-        .await?;
-        phases.lap("verify");
-        Some(result)
-    } else {
-        None
-    };
-    let source_changed = snapshot.changed_since_taken()?;
-    drop(snapshot);
-    let mut report = build_report(
+    run(
         source_label,
+        &mut source,
+        &mut landing,
         target_config,
-        &plan,
-        &loaded,
-        verifications,
-        finished,
-        started,
-    );
-    report.phases = phases.done;
-    report.source_changed_during_run = source_changed;
-    Ok(report)
-}
-
-/// The tables each created by its one load unit: (source name, target table).
-fn created_by_load(plan: &Plan, units: &[WorkUnit]) -> Vec<(String, QualifiedName)> {
-    units
-        .iter()
-        .filter(|u| u.creates_table)
-        .map(|u| {
-            let table = &plan.tables[u.table];
-            (table.source_name.clone(), table.spec.name.clone())
-        })
-        .collect()
-}
-
-/// What [`Building::run`] works with.
-struct Building<'a> {
-    client: &'a tokio_postgres::Client,
-    config: &'a ConnConfig,
-    snapshot: &'a SourceSnapshot,
-    plan: &'a Arc<Plan>,
-    jobs: usize,
-    committed: &'a created::Committed,
-    progress: Arc<dyn Progress>,
-}
-
-/// The tables, rows and keys a run builds.
-type Built = (
-    Vec<load::UnitResult>,
-    Vec<Box<dyn UnitReader>>,
-    finish::FinishOutcome,
-);
-
-impl Building<'_> {
-    /// Create the tables split into ranges, load every unit and finish
-    /// (keys, indexes, foreign keys, sequences, views): everything the
-    /// record of created tables covers.
-    async fn run(self, units: Vec<WorkUnit>, phases: &mut Phases) -> Result<Built, MigrateError> {
-        let plan = self.plan;
-        for (_, table) in plan
-            .tables
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| units.iter().any(|u| u.table == *i && !u.creates_table))
-        {
-            create_recorded(self.client, &table.spec).await?;
-            self.committed.add(&table.spec.name);
-        }
-        let progress = self.progress;
-        progress.phase("loading");
-        for table in &plan.tables {
-            progress.table_started(&table.source_name, table.source_rows);
-        }
-        let readers_for_load = readers(self.snapshot, self.jobs)?;
-        let load = load::load_all(self.config, plan, units, readers_for_load, progress.clone());
-        let (loaded, readers_back) = interruptible(load, "interrupted while loading").await?;
-        phases.lap("load");
-        let finishing = finish::finish(self.config, plan, self.jobs, &*progress);
-        let finished =
-            interruptible(finishing, "interrupted while building keys and indexes").await?;
-        phases.lap("finish");
-        Ok((loaded, readers_back, finished))
-    }
-}
-
-/// Create `spec`'s table and record it, in one transaction.
-async fn create_recorded(
-    client: &tokio_postgres::Client,
-    spec: &pgharbor_core::schema::TableSpec,
-) -> Result<(), MigrateError> {
-    let sql = format!(
-        "BEGIN; {}; {}; COMMIT",
-        ddl::create_table(spec),
-        created::record_sql(&spec.name)
-    );
-    if let Err(e) = client.batch_execute(&sql).await {
-        let _ = client.batch_execute("ROLLBACK").await;
-        return Err(WriteError::from_pg(e, format!("creating table {}", spec.name)).into());
-    }
-    Ok(())
-}
-
-async fn prepare_target(
-    client: &tokio_postgres::Client,
-    plan: &Plan,
-    existing: &[String],
-) -> Result<(), MigrateError> {
-    if plan.target_schema != "public" {
-        client
-            .batch_execute(&ddl::create_schema(&plan.target_schema))
-            .await
-            .map_err(|e| WriteError::from_pg(e, "creating the target schema"))?;
-    }
-    for name in existing {
-        let qualified = pgharbor_core::schema::QualifiedName::new(&plan.target_schema, name);
-        let is_view = plan.views.iter().any(|v| &v.name.name == name);
-        let sql = if is_view {
-            format!("DROP VIEW IF EXISTS {qualified} CASCADE")
-        } else {
-            ddl::drop_table(&qualified)
-        };
-        client.batch_execute(&sql).await.map_err(|e| {
-            WriteError::from_pg(
-                e,
-                format!("dropping existing {qualified} (--drop-existing)"),
-            )
-        })?;
-    }
-    Ok(())
+        &run_options,
+        progress,
+        cancel,
+    )
+    .await
 }
 
 /// Verify a SQLite file against tables already in the target, with the target's column types.
@@ -379,6 +208,7 @@ pub async fn verify_only(
     target_config: &ConnConfig,
     jobs: usize,
     progress: Arc<dyn Progress>,
+    cancel: &CancellationToken,
 ) -> Result<MigrationReport, MigrateError> {
     let started = Instant::now();
     let client = target::connect(target_config).await?;
@@ -407,7 +237,7 @@ pub async fn verify_only(
         readers(&snapshot, jobs.max(1))?,
         progress,
     );
-    let verifications = interruptible(verifying, "interrupted during verification").await?;
+    let verifications = interruptible(verifying, cancel, "interrupted during verification").await?;
     let loaded = vec![load::UnitResult::default(); plan.tables.len()];
     Ok(build_report(
         source_label,
@@ -418,50 +248,4 @@ pub async fn verify_only(
         finish::FinishOutcome::default(),
         started,
     ))
-}
-
-pub(crate) fn build_report(
-    source_label: &str,
-    target_config: &ConnConfig,
-    plan: &Plan,
-    loaded: &[load::UnitResult],
-    verifications: Option<Vec<TableVerification>>,
-    finished: finish::FinishOutcome,
-    started: Instant,
-) -> MigrationReport {
-    let mut lossy = LossyCounts::default();
-    let tables: Vec<TableReport> = plan
-        .tables
-        .iter()
-        .zip(loaded)
-        .enumerate()
-        .map(|(i, (t, l))| {
-            lossy.add(l.lossy);
-            TableReport {
-                source: t.source_name.clone(),
-                target: t.spec.name.to_string(),
-                rows: l.rows,
-                bytes: l.bytes,
-                load_seconds: l.seconds,
-                lossy: l.lossy,
-                verification: verifications.as_ref().map(|v| v[i].clone()),
-            }
-        })
-        .collect();
-    MigrationReport {
-        source: source_label.to_string(),
-        target: target_config.to_string(),
-        total_rows: tables.iter().map(|t| t.rows).sum(),
-        total_bytes: tables.iter().map(|t| t.bytes).sum(),
-        verified: verifications.map(|v| v.iter().all(|t| t.matches)),
-        source_changed_during_run: false,
-        tables,
-        widened_columns: plan.widened_columns(),
-        reported: plan.reported.clone(),
-        orphans: finished.orphans,
-        finish_issues: finished.issues,
-        lossy,
-        seconds: started.elapsed().as_secs_f64(),
-        phases: Vec::new(),
-    }
 }

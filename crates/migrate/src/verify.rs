@@ -3,20 +3,21 @@
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::load::{row_key, UnitRange, UnitReader};
 use crate::progress::Progress;
+use crate::schedule::{execute, Progressed, Schedule};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{Plan, RowKey, TablePlan};
 use pgharbor_core::report::TableVerification;
 use pgharbor_core::schema::{ArrayElement, PgType};
 use pgharbor_verify::digest::{target_digest, RowFilter};
 use pgharbor_verify::{RowHasher, RowMultiset, TableDigest};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio_postgres::Client;
 
 /// How many differing rows a report names per table.
 const SAMPLE_LIMIT: usize = 10;
 
-/// Verify every table of `plan`, one worker per reader. Results are in plan order.
+/// Verify every table of `plan`, one worker per reader, on the run's one
+/// pool of workers. Results are in plan order.
 pub async fn verify_all(
     target: &ConnConfig,
     plan: &Arc<Plan>,
@@ -24,47 +25,51 @@ pub async fn verify_all(
     progress: Arc<dyn Progress>,
 ) -> Result<Vec<TableVerification>, MigrateError> {
     progress.phase("verifying");
-    let queue = Arc::new(Mutex::new((0..plan.tables.len()).collect::<VecDeque<_>>()));
-    let results: Arc<Mutex<Vec<Option<TableVerification>>>> =
-        Arc::new(Mutex::new(vec![None; plan.tables.len()]));
-    let mut set = tokio::task::JoinSet::new();
-    for reader in readers {
-        let client = crate::target::connect(target).await?;
-        let (queue, plan, results) = (queue.clone(), plan.clone(), results.clone());
-        set.spawn(async move {
-            let mut reader = reader;
-            loop {
-                let Some(i) = queue.lock().expect("queue lock").pop_front() else {
-                    return Ok::<(), MigrateError>(());
-                };
-                let (back, outcome) = verify_table(&client, &plan, i, reader).await;
-                reader = back;
-                results.lock().expect("results lock")[i] = Some(outcome?);
-            }
-        });
+    let mut schedule = Schedule::default();
+    for table in 0..plan.tables.len() {
+        schedule.verify(table, Vec::new());
     }
-    crate::error::join_workers(set, MigrateErrorKind::Verify, "verify").await?;
-    let results = std::mem::take(&mut *results.lock().expect("results lock"));
-    Ok(results
+    let progressed = Progressed::new(schedule, plan);
+    let workers = readers.len();
+    let executed = execute(progressed, target, plan, readers, workers, progress, false).await?;
+    Ok(executed
+        .verified
         .into_iter()
         .map(|r| r.expect("every table verified"))
         .collect())
 }
 
-async fn verify_table(
+/// The hasher of the plan's table `index`, for both sides and for the load.
+pub(crate) fn row_hasher(plan: &Plan, index: usize) -> RowHasher {
+    let table = &plan.tables[index];
+    RowHasher::new(
+        table.spec.columns.iter().map(|c| c.pg_type).collect(),
+        plan.policy,
+    )
+    .tolerating(table.computed_by_target.clone())
+}
+
+/// Compare one table: digests of both sides, and when they differ, sample
+/// keys of differing rows. Gives the reader back in every case.
+///
+/// `read_by_load` is the source side as the load read it (every row it
+/// encoded, hashed from the same cells): used when it holds as many rows as
+/// the source table has, instead of reading the source again. Differences
+/// are always looked for in a new read of the source.
+pub(crate) async fn verify_table(
     client: &Client,
     plan: &Arc<Plan>,
     index: usize,
     reader: Box<dyn UnitReader>,
+    read_by_load: Option<TableDigest>,
 ) -> (Box<dyn UnitReader>, Result<TableVerification, MigrateError>) {
     let table = &plan.tables[index];
-    let hasher = RowHasher::new(
-        table.spec.columns.iter().map(|c| c.pg_type).collect(),
-        plan.policy,
-    )
-    .tolerating(table.computed_by_target.clone());
+    let hasher = row_hasher(plan, index);
     let columns: Vec<String> = table.spec.columns.iter().map(|c| c.name.clone()).collect();
-    let (reader, source) = source_pass(reader, plan.clone(), index, hasher.clone(), false).await;
+    let (reader, source) = match read_by_load.filter(|d| d.rows == table.source_rows) {
+        Some(digest) => (reader, Ok((digest, None))),
+        None => source_pass(reader, plan.clone(), index, hasher.clone(), false).await,
+    };
     let target = target_digest(
         client,
         &table.spec.name,

@@ -20,7 +20,7 @@ use crate::error::{pg_error, MigrateError, MigrateErrorKind};
 use crate::finish;
 use crate::load::{self, UnitRange, UnitReader, WorkUnit};
 use crate::progress::Progress;
-use crate::sqlite::{interruptible, Phases};
+use crate::run::{interruptible, CancellationToken, Phases};
 use crate::target;
 use check::{CollectionCheck, SourceTally};
 use layout::{
@@ -291,6 +291,7 @@ pub async fn migrate(
     target_config: &ConnConfig,
     options: &ChromaOptions,
     progress: Arc<dyn Progress>,
+    cancel: &CancellationToken,
 ) -> Result<ChromaReport, MigrateError> {
     let started = Instant::now();
     let mut phases = Phases::default();
@@ -326,11 +327,11 @@ pub async fn migrate(
             readers,
             progress.clone(),
         );
-        let loaded = interruptible(loading, "interrupted while loading").await?;
+        let loaded = interruptible(loading, cancel, "interrupted while loading").await?;
         store.check_unchanged()?;
         Ok::<_, MigrateError>((tally, loaded))
     };
-    let (tally, (loaded, readers_back)) = match loading.await {
+    let (tally, loaded) = match loading.await {
         Ok(done) => done,
         Err(err) => {
             let collections = &feeds.collections;
@@ -360,19 +361,19 @@ pub async fn migrate(
         )
     };
     let key_sql = interruptible(
-        build_keys(target_config, &generic),
+        build_keys(target_config, &generic), cancel,
         "interrupted after the load: every row is in, but keys or indexes may be missing; run again with --drop-existing (or --truncate)",
     )
     .await?;
     phases.lap("keys");
     let checked = if let Some(tally) = tally {
         progress.phase("verifying (while the vector index builds)");
-        drop(readers_back);
         let readers = (0..jobs)
             .map(|_| Ok(ChromaUnitReader::new(store.reader()?, feeds.clone())))
             .collect::<Result<Vec<_>, MigrateError>>()?;
         let checked = interruptible(
             digest_all(target_config, &plan, &feeds, readers, tally),
+            cancel,
             "interrupted during verification: the migration itself is complete",
         )
         .await?;
@@ -387,7 +388,7 @@ pub async fn migrate(
             vector_indexes.await.map_err(|e| {
                 MigrateError::new(MigrateErrorKind::Write, format!("an index worker crashed: {e}"))
             })?
-        },
+        }, cancel,
         "interrupted while building the vector index: the data is complete; build the index by hand or let Open WebUI build it on its next start",
     )
     .await?;
@@ -406,7 +407,7 @@ pub async fn migrate(
     let mut index_sql = text_sql;
     index_sql.extend(key_sql);
     index_sql.extend(vector_sql);
-    let mut migration = crate::sqlite::build_report(
+    let mut migration = crate::run::build_report(
         source_label,
         target_config,
         &generic,

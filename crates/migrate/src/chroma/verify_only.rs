@@ -13,7 +13,7 @@ use super::{
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::load::{self, UnitReader, WorkUnit};
 use crate::progress::Progress;
-use crate::sqlite::{interruptible, Phases};
+use crate::run::{interruptible, CancellationToken, Phases};
 use pgharbor_chroma::Store;
 use pgharbor_conn::ConnConfig;
 use std::collections::VecDeque;
@@ -29,6 +29,7 @@ pub async fn verify_only(
     target_config: &ConnConfig,
     options: &ChromaOptions,
     progress: Arc<dyn Progress>,
+    cancel: &CancellationToken,
 ) -> Result<ChromaReport, MigrateError> {
     let started = Instant::now();
     let mut phases = Phases::default();
@@ -58,7 +59,7 @@ pub async fn verify_only(
     progress.phase("reading the Chroma store");
     let tally = Arc::new(source_tally(&store, &feeds, &plan, options.recall.queries).await?);
     let reading = tally_store(&store, &feeds, &plan, &tally, jobs);
-    interruptible(reading, "interrupted while reading the store").await?;
+    interruptible(reading, cancel, "interrupted while reading the store").await?;
     feeds.counting.store(false, Ordering::Relaxed);
     store.check_unchanged()?;
     phases.lap("read");
@@ -67,7 +68,7 @@ pub async fn verify_only(
         .map(|_| Ok(ChromaUnitReader::new(store.reader()?, feeds.clone())))
         .collect::<Result<Vec<_>, MigrateError>>()?;
     let verifying = digest_all(target_config, &plan, &feeds, readers, tally);
-    let checked = interruptible(verifying, "interrupted during verification").await?;
+    let checked = interruptible(verifying, cancel, "interrupted during verification").await?;
     phases.lap("verify");
     progress.phase("measuring the vector index's recall");
     let (checks, recalls) =
@@ -82,7 +83,7 @@ pub async fn verify_only(
             ..load::UnitResult::default()
         })
         .collect();
-    let mut migration = crate::sqlite::build_report(
+    let mut migration = crate::run::build_report(
         source_label,
         target_config,
         &plan.plan,

@@ -1,0 +1,443 @@
+//! The landing of `--into-existing`: tables checked empty (or emptied), the
+//! resume journal, loads in foreign-key order, foreign keys and sequences
+//! restored, and the tables emptied again when a value cannot be loaded.
+
+use super::{usage, ExistingOptions};
+use crate::error::{pg_error, MigrateError, MigrateErrorKind};
+use crate::finish::FinishOutcome;
+use crate::load::WorkUnit;
+use crate::progress::Progress;
+use crate::resume::{self, DroppedForeignKey, Journal};
+use crate::run::Landing;
+use crate::schedule::{Schedule, Stage, StepId};
+use pgharbor_core::plan::{Plan, TablePlan};
+use pgharbor_core::report::FinishIssue;
+use pgharbor_core::schema::{quote_ident, QualifiedName};
+use pgharbor_pgwriter::ddl;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use tokio_postgres::Client;
+
+/// A foreign key in the target.
+#[derive(Debug, Clone)]
+pub(super) struct TargetForeignKey {
+    table: String,
+    referenced: String,
+    name: String,
+    definition: String,
+}
+
+pub(super) async fn foreign_keys(
+    client: &Client,
+    schema: &str,
+) -> Result<Vec<TargetForeignKey>, MigrateError> {
+    let rows = client
+        .query(
+            "SELECT c.conrelid::regclass::text, r.relname, p.relname, c.conname, pg_get_constraintdef(c.oid) \
+             FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid JOIN pg_class p ON p.oid = c.confrelid \
+             JOIN pg_namespace n ON n.oid = r.relnamespace WHERE c.contype = 'f' AND n.nspname = $1",
+            &[&schema],
+        )
+        .await
+        .map_err(pg_error("reading foreign keys"))?;
+    Ok(rows
+        .iter()
+        .map(|r| TargetForeignKey {
+            table: r.get(1),
+            referenced: r.get(2),
+            name: r.get(3),
+            definition: r.get(4),
+        })
+        .collect())
+}
+
+/// Levels of tables such that every foreign key points to an earlier level;
+/// foreign keys that prevent such an order are returned to be dropped.
+pub(super) fn load_levels(
+    tables: &[TablePlan],
+    fks: &[TargetForeignKey],
+) -> (Vec<Vec<usize>>, Vec<TargetForeignKey>) {
+    let loaded: BTreeSet<&str> = tables.iter().map(|t| t.spec.name.name.as_str()).collect();
+    let mut deferred: Vec<TargetForeignKey> = fks
+        .iter()
+        .filter(|f| f.table == f.referenced && loaded.contains(f.table.as_str()))
+        .cloned()
+        .collect();
+    let mut remaining: Vec<usize> = (0..tables.len()).collect();
+    let mut placed: BTreeSet<String> = BTreeSet::new();
+    let mut levels = Vec::new();
+    while !remaining.is_empty() {
+        let ready: Vec<usize> = remaining
+            .iter()
+            .copied()
+            .filter(|i| {
+                let name = &tables[*i].spec.name.name;
+                fks.iter()
+                    .filter(|f| {
+                        &f.table == name
+                            && f.table != f.referenced
+                            && loaded.contains(f.referenced.as_str())
+                    })
+                    .all(|f| {
+                        placed.contains(&f.referenced)
+                            || deferred
+                                .iter()
+                                .any(|d| d.name == f.name && d.table == f.table)
+                    })
+            })
+            .collect();
+        if ready.is_empty() {
+            // A cycle: defer the foreign keys of the first remaining table and try again.
+            let name = tables[remaining[0]].spec.name.name.clone();
+            deferred.extend(
+                fks.iter()
+                    .filter(|f| f.table == name && loaded.contains(f.referenced.as_str()))
+                    .cloned(),
+            );
+            continue;
+        }
+        for i in &ready {
+            placed.insert(tables[*i].spec.name.name.clone());
+        }
+        remaining.retain(|i| !ready.contains(i));
+        levels.push(ready);
+    }
+    (levels, deferred)
+}
+
+/// Begin a new journaled run (emptiness checked, foreign keys dropped, units
+/// written) or read the journal of an interrupted one (`--resume`).
+pub(super) async fn start_or_resume(
+    client: &Client,
+    plan: &Plan,
+    options: &ExistingOptions,
+    units: &[WorkUnit],
+) -> Result<Journal, MigrateError> {
+    let source_rows: Vec<(String, i64)> = plan
+        .tables
+        .iter()
+        .map(|t| (t.source_name.clone(), t.source_rows as i64))
+        .collect();
+    if resume::exists(client).await? {
+        if options.resume {
+            let journal = resume::read(client).await?;
+            let mut recorded = journal.source_rows.clone();
+            let mut now = source_rows.clone();
+            recorded.sort();
+            now.sort();
+            if recorded != now {
+                return Err(usage(
+                    "the source changed since the interrupted run (its row counts differ): it cannot be resumed; run with --truncate to start over".into(),
+                ));
+            }
+            return Ok(journal);
+        }
+        if !options.truncate {
+            return Err(resume::journal_in_the_way());
+        }
+        let old = resume::read(client).await?;
+        let mut issues = Vec::new();
+        readd_foreign_keys(client, &options.schema, &old.dropped, &mut issues).await;
+        resume::remove(client).await?;
+    } else if options.resume {
+        return Err(usage(
+            "--resume: there is no interrupted run to resume in this target".into(),
+        ));
+    }
+    prepare_tables(client, &plan.tables, options.truncate).await?;
+    let fks = foreign_keys(client, &options.schema).await?;
+    let (levels, deferred) = load_levels(&plan.tables, &fks);
+    let mut journaled = Vec::new();
+    for (level, tables) in levels.iter().enumerate() {
+        for unit in units.iter().filter(|u| tables.contains(&u.table)) {
+            journaled.push(resume::JournaledUnit {
+                id: journaled.len() as i32,
+                level: level as i32,
+                table: plan.tables[unit.table].spec.name.name.clone(),
+                range: unit.range,
+                done: false,
+            });
+        }
+    }
+    let dropped: Vec<DroppedForeignKey> = deferred
+        .iter()
+        .map(|f| DroppedForeignKey {
+            table: f.table.clone(),
+            name: f.name.clone(),
+            definition: f.definition.clone(),
+        })
+        .collect();
+    let journal = Journal {
+        units: journaled,
+        source_rows,
+        dropped,
+    };
+    resume::create(client, &journal).await?;
+    for fk in &journal.dropped {
+        let sql = format!(
+            "ALTER TABLE {} DROP CONSTRAINT {}",
+            QualifiedName::new(&options.schema, &fk.table),
+            quote_ident(&fk.name)
+        );
+        client
+            .execute(sql.as_str(), &[])
+            .await
+            .map_err(pg_error(format!(
+                "dropping foreign key {} for the load",
+                fk.name
+            )))?;
+    }
+    Ok(journal)
+}
+
+/// The landing of `--into-existing`: the application's tables, emptied
+/// (or checked empty), loaded in foreign-key order under a resume journal.
+pub struct ExistingTables {
+    plan: Arc<Plan>,
+    options: ExistingOptions,
+    dropped: Vec<DroppedForeignKey>,
+    issues: Arc<Mutex<Vec<FinishIssue>>>,
+}
+
+impl ExistingTables {
+    /// Land `plan` (from [`plan_into_existing`]) with `options`.
+    pub fn new(plan: Arc<Plan>, options: &ExistingOptions) -> Self {
+        ExistingTables {
+            plan,
+            options: options.clone(),
+            dropped: Vec::new(),
+            issues: Arc::default(),
+        }
+    }
+}
+
+impl Landing for ExistingTables {
+    fn loading_phase(&self) -> &'static str {
+        "loading into the existing tables"
+    }
+
+    fn later_phases(&self) -> [&'static str; 2] {
+        ["restoring foreign keys and sequences", "verifying"]
+    }
+
+    async fn prepare(
+        &mut self,
+        client: &Client,
+        _database_created: bool,
+        units: Vec<WorkUnit>,
+        schedule: &mut Schedule,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Arc<dyn Progress>, MigrateError> {
+        let plan = &self.plan;
+        let journal = start_or_resume(client, plan, &self.options, &units).await?;
+        let levels: BTreeSet<i32> = journal.units.iter().map(|u| u.level).collect();
+        let mut previous_level: Vec<StepId> = Vec::new();
+        for level in levels {
+            let mut this_level = Vec::new();
+            for journaled in journal.units.iter().filter(|u| u.level == level && !u.done) {
+                let Some(table) = plan
+                    .tables
+                    .iter()
+                    .position(|t| t.spec.name.name == journaled.table)
+                else {
+                    continue;
+                };
+                let unit = WorkUnit {
+                    table,
+                    range: journaled.range,
+                    creates_table: false,
+                    journal_id: Some(journaled.id),
+                };
+                this_level.push(schedule.load(unit, previous_level.clone()));
+            }
+            if !this_level.is_empty() {
+                previous_level = this_level;
+            }
+        }
+        self.dropped = journal.dropped;
+        let (plan, dropped, issues) = (plan.clone(), self.dropped.clone(), self.issues.clone());
+        let schema = self.options.schema.clone();
+        schedule.target_step(Stage::Finish, schedule.all_loads(), None, move |client| {
+            Box::pin(async move {
+                let mut found = Vec::new();
+                readd_foreign_keys(&client, &schema, &dropped, &mut found).await;
+                issues.lock().expect("issues lock").extend(found);
+                move_sequences_and_analyze(&client, &plan).await
+            })
+        });
+        Ok(progress)
+    }
+
+    async fn close(&mut self, client: &Client) -> Result<FinishOutcome, MigrateError> {
+        resume::remove(client).await?;
+        Ok(FinishOutcome {
+            issues: std::mem::take(&mut *self.issues.lock().expect("issues lock")),
+            orphans: Vec::new(),
+        })
+    }
+
+    async fn fail(&mut self, client: &Client, err: MigrateError, stage: Stage) -> MigrateError {
+        match (err.kind(), stage) {
+            (MigrateErrorKind::Conversion, _) => {
+                let restored = restore_after_failure(client, &self.plan, &self.dropped).await;
+                err.also(restored)
+            }
+            (_, Stage::Load) => err.also("The parts loaded so far are kept and recorded in the target: run the same command with --resume to finish (or with --truncate to start over)"),
+            _ => err,
+        }
+    }
+
+    fn interrupted(&self, stage: Stage) -> &'static str {
+        match stage {
+            Stage::Load => "interrupted while loading",
+            Stage::Finish => "interrupted while restoring foreign keys and sequences: every row is in; run the same command with --resume to finish",
+            Stage::Verify => "interrupted during verification: the load is complete; run `pgharbor verify SOURCE TARGET --into-existing` to check it",
+        }
+    }
+}
+
+/// Move every serial or identity sequence of the loaded tables above the
+/// data, and gather the tables' statistics.
+pub(super) async fn move_sequences_and_analyze(
+    client: &Client,
+    plan: &Plan,
+) -> Result<(), MigrateError> {
+    for t in plan.tables.iter() {
+        for c in &t.spec.columns {
+            let seq: Option<String> = client
+                .query_one(
+                    "SELECT pg_get_serial_sequence($1, $2)",
+                    &[&t.spec.name.to_string(), &c.name],
+                )
+                .await
+                .map_err(pg_error("looking up sequences"))?
+                .get(0);
+            if seq.is_some() {
+                let sql = ddl::set_identity(&t.spec.name, &c.name, t.sequence_floor);
+                client
+                    .execute(sql.as_str(), &[])
+                    .await
+                    .map_err(pg_error(format!(
+                        "moving the sequence of {}.{}",
+                        t.spec.name, c.name
+                    )))?;
+            }
+        }
+        client
+            .execute(format!("ANALYZE {}", t.spec.name).as_str(), &[])
+            .await
+            .map_err(pg_error("ANALYZE"))?;
+    }
+    Ok(())
+}
+
+pub(super) async fn prepare_tables(
+    client: &Client,
+    tables: &[TablePlan],
+    truncate: bool,
+) -> Result<(), MigrateError> {
+    let mut non_empty = Vec::new();
+    for t in tables {
+        let sql = format!("SELECT EXISTS (SELECT 1 FROM {})", t.spec.name);
+        let row = client
+            .query_one(sql.as_str(), &[])
+            .await
+            .map_err(pg_error(format!("checking {}", t.spec.name)))?;
+        if row.get::<_, bool>(0) {
+            non_empty.push(t.spec.name.to_string());
+        }
+    }
+    if non_empty.is_empty() {
+        return Ok(());
+    }
+    if !truncate {
+        return Err(MigrateError::new(
+            MigrateErrorKind::TargetNotEmpty,
+            format!(
+                "these target tables already hold rows: {} (often rows the application seeded on its first start); nothing was changed. --truncate empties the tables being loaded first (never cascading into other tables)",
+                non_empty.join(", ")
+            ),
+        ));
+    }
+    let names: Vec<String> = tables.iter().map(|t| t.spec.name.to_string()).collect();
+    let sql = format!("TRUNCATE {}", names.join(", "));
+    client
+        .execute(sql.as_str(), &[])
+        .await
+        .map_err(pg_error("emptying the tables to load (--truncate)"))?;
+    Ok(())
+}
+
+pub(super) async fn readd_foreign_keys(
+    client: &Client,
+    schema: &str,
+    fks: &[DroppedForeignKey],
+    issues: &mut Vec<FinishIssue>,
+) {
+    for fk in fks {
+        let table = QualifiedName::new(schema, &fk.table);
+        let add = format!(
+            "ALTER TABLE {table} ADD CONSTRAINT {} {} NOT VALID",
+            quote_ident(&fk.name),
+            fk.definition
+        );
+        if let Err(e) = client.execute(add.as_str(), &[]).await {
+            issues.push(FinishIssue {
+                kind: "foreign key".into(),
+                name: fk.name.clone(),
+                error: e.to_string(),
+                sql: add,
+            });
+            continue;
+        }
+        let validate = ddl::validate_constraint(&table, &fk.name);
+        if let Err(e) = client.execute(validate.as_str(), &[]).await {
+            let error = e
+                .as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_else(|| e.to_string());
+            issues.push(FinishIssue {
+                kind: "foreign key left NOT VALID (rows without a parent, kept as in the source)"
+                    .into(),
+                name: fk.name.clone(),
+                error,
+                sql: validate,
+            });
+        }
+    }
+}
+
+/// Empty the loaded tables again and put back dropped foreign keys.
+pub(super) async fn restore_after_failure(
+    client: &Client,
+    plan: &Plan,
+    deferred: &[DroppedForeignKey],
+) -> String {
+    let names: Vec<String> = plan
+        .tables
+        .iter()
+        .map(|t| t.spec.name.to_string())
+        .collect();
+    let emptied = client
+        .execute(format!("TRUNCATE {}", names.join(", ")).as_str(), &[])
+        .await
+        .is_ok();
+    let journal_removed = resume::remove(client).await.is_ok();
+    let mut issues = Vec::new();
+    readd_foreign_keys(client, &plan.target_schema, deferred, &mut issues).await;
+    match (emptied && journal_removed, issues.is_empty()) {
+        (true, true) => format!(
+            "The {} table(s) being loaded were emptied again, as they were before the run",
+            names.len()
+        ),
+        _ => format!(
+            "Restoring the target failed: check the tables {} and the foreign keys {}",
+            names.join(", "),
+            deferred
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
