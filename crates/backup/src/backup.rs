@@ -415,6 +415,7 @@ pub(crate) fn new_manifest(
         encryption: encoding.encryption.as_ref().map(Encryption::kind),
         postgres: None,
         redis: None,
+        base: None,
     }
 }
 

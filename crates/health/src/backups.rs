@@ -229,6 +229,7 @@ fn summary(e: &BackupEntry, now: f64) -> BackupSummary {
         kind: match e.manifest.as_ref().map(|m| m.kind) {
             Some(BackupKind::Postgres) => "postgres",
             Some(BackupKind::Redis) => "redis",
+            Some(BackupKind::Base) => "base",
             None => "unknown",
         },
         state: e.state,

@@ -1,0 +1,272 @@
+//! `pgharbor base-backup`, `pgharbor archive`, `pgharbor restore DEST
+//! --pgdata DIR --time …` and `pgharbor restore-wal`: the command line over
+//! pgharbor-pitr (point-in-time recovery).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pgharbor_backup::{Decryption, Encoding};
+use pgharbor_pitr::{
+    shell_quote, ArchiveOptions, ArchiveProgress, BaseOptions, Fetched, PitrRestoreOptions,
+    RecoveryTarget, SharedProgress,
+};
+
+use crate::args::{
+    ArchiveArgs, BaseBackupArgs, DecryptArgs, DestArgs, RestoreArgs, RestoreWalArgs,
+};
+use crate::backup::{decryption, destination, encryption_from, human_bytes, postgres_url};
+use crate::Failure;
+
+/// `pgharbor base-backup`.
+pub async fn base_backup(args: BaseBackupArgs) -> Result<u8, Failure> {
+    let server = postgres_url(&args.url)?;
+    let dest = destination(&args.to, &args.dest)?;
+    let encoding = Encoding::new(args.compress_level, encryption_from(&args.encrypt)?)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let options = BaseOptions {
+        encoding,
+        started_at: None,
+    };
+    let report = pgharbor_pitr::base_backup(&server, &dest, &options).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+        );
+        return Ok(0);
+    }
+    let manifest = &report.manifest;
+    let base = manifest.base()?;
+    println!(
+        "base backup {} complete: {}, {:.1}s, PostgreSQL {}, timeline {}, WAL {} to {}",
+        report.id,
+        human_bytes(report.size),
+        manifest.duration_seconds,
+        base.server_version,
+        base.timeline,
+        base.start_lsn,
+        base.end_lsn
+    );
+    for file in &manifest.files {
+        println!(
+            "  {}  {}  sha256 {}",
+            file.name,
+            human_bytes(file.size),
+            file.sha256
+        );
+    }
+    Ok(0)
+}
+
+/// `pgharbor archive`: runs until SIGTERM or Ctrl-C.
+pub async fn archive(args: ArchiveArgs) -> Result<u8, Failure> {
+    let server = postgres_url(&args.url)?;
+    let dest = destination(&args.to, &args.dest)?;
+    let encoding = Encoding::new(args.compress_level, encryption_from(&args.encrypt)?)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let options = ArchiveOptions {
+        spool: args.spool.clone(),
+        slot: args.slot.clone(),
+        encoding,
+        poll: Duration::from_millis(500),
+        restart_delay: Duration::from_secs(5),
+    };
+    let progress: SharedProgress = Arc::new(Mutex::new(ArchiveProgress::default()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(addr) = &args.listen {
+        let listener = pgharbor_schedule::bind_metrics(addr).await?;
+        let shown = progress.clone();
+        let mut stopped = stop_rx.clone();
+        tokio::spawn(pgharbor_health::server::serve_metrics(
+            listener,
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+            move || render_metrics(&shown),
+        ));
+    }
+    let shutdown = async move {
+        pgharbor_schedule::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    eprintln!(
+        "pgharbor: archiving the WAL of {} to {} (slot {}, spool {})",
+        server.endpoint(),
+        dest,
+        args.slot,
+        args.spool.display()
+    );
+    let done = pgharbor_pitr::run_archiver(&server, &dest, &options, progress, shutdown).await?;
+    eprintln!(
+        "pgharbor: stopped after archiving {} WAL file(s){}; {} failure(s)",
+        done.files_archived,
+        done.last_archived
+            .map(|name| format!(", the last {name}"))
+            .unwrap_or_default(),
+        done.failures
+    );
+    Ok(0)
+}
+
+/// The archiver's `/metrics`.
+fn render_metrics(progress: &SharedProgress) -> String {
+    let p = progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let last = p
+        .last_archived_at
+        .map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0);
+    format!(
+        "# HELP pgharbor_wal_archive_files_total WAL files archived since the archiver started.\n\
+         # TYPE pgharbor_wal_archive_files_total counter\n\
+         pgharbor_wal_archive_files_total {}\n\
+         # HELP pgharbor_wal_archive_last_success_timestamp_seconds When the last WAL file was archived (0: none yet).\n\
+         # TYPE pgharbor_wal_archive_last_success_timestamp_seconds gauge\n\
+         pgharbor_wal_archive_last_success_timestamp_seconds {last}\n\
+         # HELP pgharbor_wal_archive_failures_total Failed uploads and pg_receivewal stops since the archiver started.\n\
+         # TYPE pgharbor_wal_archive_failures_total counter\n\
+         pgharbor_wal_archive_failures_total {}\n",
+        p.files_archived, p.failures
+    )
+}
+
+/// `pgharbor restore DEST --pgdata DIR …`.
+pub async fn restore(args: RestoreArgs) -> Result<u8, Failure> {
+    let data_dir = args.pgdata.clone().expect("--pgdata is given");
+    let target = recovery_target(&args)?;
+    let dest = destination(&args.backup, &args.dest)?;
+    let mut settings = Vec::new();
+    if let Some(port) = args.port {
+        settings.push(("port".to_owned(), port.to_string()));
+    }
+    for item in &args.settings {
+        let (name, value) = item.split_once('=').ok_or_else(|| {
+            Failure::usage(format!("--set {item}: expected NAME=VALUE, e.g. port=5433"))
+        })?;
+        settings.push((name.trim().to_owned(), value.to_owned()));
+    }
+    let options = PitrRestoreOptions {
+        target,
+        data_dir: absolute(&data_dir)?,
+        decryption: decryption(&args.decrypt)?,
+        restore_command: restore_command(&args.backup, &args.decrypt, &args.dest)?,
+        settings,
+        start: args.start,
+    };
+    let report = pgharbor_pitr::restore_to_point(&dest, &options).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+        );
+        return Ok(0);
+    }
+    println!(
+        "restored base backup {} into {}, replaying WAL to {}",
+        report.base_backup,
+        report.data_dir.display(),
+        report.target
+    );
+    if report.started {
+        println!(
+            "  the server is running: recovery has ended and it accepts writes (log: {})",
+            report.log_file.display()
+        );
+    } else {
+        println!(
+            "  start it as the directory's owner, with the same environment (the object store's \
+             credentials, a passphrase variable) as this restore:\n  {}",
+            report.start_command
+        );
+    }
+    Ok(0)
+}
+
+fn recovery_target(args: &RestoreArgs) -> Result<RecoveryTarget, Failure> {
+    let usage = |e: pgharbor_backup::BackupError| Failure::usage(e.to_string());
+    Ok(if let Some(time) = &args.time {
+        RecoveryTarget::parse_time(time).map_err(usage)?
+    } else if let Some(lsn) = &args.lsn {
+        RecoveryTarget::parse_lsn(lsn).map_err(usage)?
+    } else if let Some(xid) = args.xid {
+        RecoveryTarget::Xid(xid)
+    } else if let Some(name) = &args.name {
+        RecoveryTarget::Name(name.clone())
+    } else if args.latest {
+        RecoveryTarget::Latest
+    } else {
+        return Err(Failure::usage(
+            "--pgdata needs a recovery target: --time, --lsn, --xid, --name or --latest",
+        ));
+    })
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, Failure> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    Ok(std::env::current_dir()?.join(path))
+}
+
+/// The `restore_command`: this pgharbor's `restore-wal` for `dest` with
+/// the same decryption and object-store options — file names and variable
+/// names only, never a secret. `%` in them is doubled (PostgreSQL expands
+/// `%f`, `%p` and `%%`).
+fn restore_command(dest: &str, decrypt: &DecryptArgs, store: &DestArgs) -> Result<String, Failure> {
+    let exe = std::env::current_exe()?;
+    let dest = if dest.contains("://") && !dest.starts_with("file://") {
+        dest.to_owned()
+    } else {
+        absolute(Path::new(dest.trim_start_matches("file://")))?
+            .display()
+            .to_string()
+    };
+    let mut words = vec![exe.display().to_string(), "restore-wal".to_owned(), dest];
+    let mut option = |name: &str, value: Option<String>| {
+        if let Some(value) = value {
+            words.push(name.to_owned());
+            words.push(value);
+        }
+    };
+    let path = |p: &Option<PathBuf>| -> Result<Option<String>, Failure> {
+        p.as_deref()
+            .map(|p| absolute(p).map(|p| p.display().to_string()))
+            .transpose()
+    };
+    option("--decrypt-key-file", path(&decrypt.decrypt_key_file)?);
+    option(
+        "--decrypt-passphrase-env",
+        decrypt.decrypt_passphrase_env.clone(),
+    );
+    option(
+        "--decrypt-passphrase-file",
+        path(&decrypt.decrypt_passphrase_file)?,
+    );
+    option("--s3-endpoint", store.s3_endpoint.clone());
+    option("--s3-region", store.s3_region.clone());
+    option("--azure-endpoint", store.azure_endpoint.clone());
+    if store.s3_path_style {
+        words.push("--s3-path-style".to_owned());
+    }
+    let mut command: Vec<String> = words
+        .iter()
+        .map(|w| shell_quote(w).replace('%', "%%"))
+        .collect();
+    command.insert(3, "%f".to_owned());
+    command.insert(4, "%p".to_owned());
+    Ok(command.join(" "))
+}
+
+/// `pgharbor restore-wal DEST NAME PATH`: exit 0 with the file written,
+/// 1 when the archive does not hold it (PostgreSQL then goes on) or it
+/// cannot be fetched intact.
+pub async fn restore_wal(args: RestoreWalArgs) -> Result<u8, Failure> {
+    let dest = destination(&args.dest, &args.dest_options)?;
+    let decryption: Option<Decryption> = decryption(&args.decrypt)?;
+    match pgharbor_pitr::fetch(&dest, &args.name, &args.path, decryption.as_ref()).await? {
+        Fetched::Written(_) => Ok(0),
+        Fetched::NotArchived => {
+            eprintln!("pgharbor: {} is not in the archive at {dest}", args.name);
+            Ok(1)
+        }
+    }
+}
