@@ -212,6 +212,13 @@ pub struct BaseContent {
     pub start_wal: String,
     /// The tar file (`base.tar.zst`): the data directory as `pg_basebackup -Ft` writes it.
     pub file: String,
+    /// The server's WAL segment size in bytes (`wal_segment_size`).
+    #[serde(default = "default_wal_segment_size")]
+    pub wal_segment_size: u64,
+}
+
+fn default_wal_segment_size() -> u64 {
+    16 << 20
 }
 
 /// The Redis part of a manifest: what the snapshot's structural check

@@ -411,7 +411,18 @@ pub struct BackupsVerifyArgs {
     /// With --restore-to: directory for the test restore's temporary files (default $TMPDIR).
     #[arg(long, value_name = "DIR")]
     pub temp_dir: Option<std::path::PathBuf>,
-    /// Decryption (for --restore-to).
+    /// Point-in-time archive: re-hash the newest base backup and its WAL, name any missing
+    /// segment, restore it with all the WAL into a scratch data directory, start it, replay to
+    /// the end, run pg_amcheck when available; recorded like any verification.
+    #[arg(long, conflicts_with_all = ["id", "all", "restore_to"])]
+    pub pitr: bool,
+    /// With --pitr: where the scratch data directory goes (default $TMPDIR).
+    #[arg(long, value_name = "DIR", requires = "pitr")]
+    pub scratch_dir: Option<std::path::PathBuf>,
+    /// With --pitr: the restored cluster's superuser.
+    #[arg(long, default_value = "postgres", requires = "pitr")]
+    pub user: String,
+    /// Decryption (for --restore-to and --pitr).
     #[command(flatten)]
     pub decrypt: DecryptArgs,
     /// Object store options.

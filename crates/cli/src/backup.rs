@@ -499,6 +499,9 @@ fn state_text(state: BackupState, problem: Option<&str>) -> String {
 }
 
 async fn verify(args: BackupsVerifyArgs) -> Result<u8, Failure> {
+    if args.pitr {
+        return crate::pitr::verify(args).await;
+    }
     let dest = destination(&args.dest, &args.store)?;
     let (options, restore_to) = verify_options(
         args.restore_to.as_deref(),

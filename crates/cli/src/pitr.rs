@@ -9,11 +9,12 @@ use std::time::Duration;
 use pgharbor_backup::{Decryption, Encoding};
 use pgharbor_pitr::{
     shell_quote, ArchiveOptions, ArchiveProgress, BaseOptions, Fetched, PitrRestoreOptions,
-    RecoveryTarget, SharedProgress,
+    PitrVerifyOptions, RecoveryTarget, SharedProgress,
 };
 
 use crate::args::{
-    ArchiveArgs, BaseBackupArgs, DecryptArgs, DestArgs, RestoreArgs, RestoreWalArgs,
+    ArchiveArgs, BackupsVerifyArgs, BaseBackupArgs, DecryptArgs, DestArgs, RestoreArgs,
+    RestoreWalArgs,
 };
 use crate::backup::{decryption, destination, encryption_from, human_bytes, postgres_url};
 use crate::Failure;
@@ -269,4 +270,50 @@ pub async fn restore_wal(args: RestoreWalArgs) -> Result<u8, Failure> {
             Ok(1)
         }
     }
+}
+
+/// `pgharbor backups verify DEST --pitr`: exit 1 when a check failed.
+pub async fn verify(args: BackupsVerifyArgs) -> Result<u8, Failure> {
+    let dest = destination(&args.dest, &args.store)?;
+    let scratch = match &args.scratch_dir {
+        Some(dir) => absolute(dir)?,
+        None => std::env::temp_dir().join(format!("pgharbor-verify-{}", std::process::id())),
+    };
+    let options = PitrVerifyOptions {
+        scratch: scratch.clone(),
+        restore_command: restore_command(&args.dest, &args.decrypt, &args.store)?,
+        decryption: decryption(&args.decrypt)?,
+        user: args.user.clone(),
+        now: None,
+    };
+    let verified = pgharbor_pitr::verify_pitr(&dest, &options).await;
+    if args.scratch_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    let report = verified?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+        );
+    } else if report.passed {
+        println!(
+            "base backup {}: verified — {} WAL file(s) checked, no gap, replayed to the end in a \
+             scratch copy, pg_amcheck {}, {} rows",
+            report.base_backup,
+            report.wal_files_checked,
+            match report.amcheck_passed {
+                Some(true) => "passed",
+                Some(false) => "failed",
+                None => "not available",
+            },
+            report.rows
+        );
+    } else {
+        println!("base backup {}: FAILED verification", report.base_backup);
+        for problem in &report.problems {
+            println!("  {problem}");
+        }
+    }
+    Ok(u8::from(!report.passed))
 }

@@ -126,6 +126,7 @@ pub async fn base_backup(
                     end_lsn: end.to_string(),
                     start_wal: start.segment_name(timeline, facts.segment_size),
                     file,
+                    wal_segment_size: facts.segment_size,
                 });
                 write_manifest(dest, manifest).await
             }

@@ -31,13 +31,15 @@ mod base;
 mod lsn;
 mod restore;
 mod target;
+mod verify;
 mod walstore;
 
 pub use archive::{run_archiver, ArchiveOptions, ArchiveProgress, SharedProgress};
 pub use base::{base_backup, BaseOptions, BASE_FILE_STEM};
-pub use lsn::{is_archived_name, Lsn};
+pub use lsn::{is_archived_name, missing_segments, Lsn, Segment};
 pub use restore::{
     choose_base, restore_to_point, shell_quote, PitrRestoreOptions, PitrRestoreReport, LOG_NAME,
 };
 pub use target::RecoveryTarget;
+pub use verify::{verify_pitr, PitrVerifyOptions, PitrVerifyReport};
 pub use walstore::{archived_names, entry, fetch, Fetched, WalEntry, WAL_FOLDER};

@@ -35,6 +35,65 @@ impl fmt::Display for Lsn {
     }
 }
 
+/// A WAL segment: its timeline and its number (the position it starts at
+/// divided by the segment size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Segment {
+    /// The timeline.
+    pub timeline: u32,
+    /// The segment's number.
+    pub number: u64,
+}
+
+impl Segment {
+    /// Reads a segment name (`000000010000000000000003`); `None` for other names.
+    pub fn parse(name: &str, segment_size: u64) -> Option<Segment> {
+        if name.len() != 24 || !is_archived_name(name) {
+            return None;
+        }
+        let field = |range: std::ops::Range<usize>| u64::from_str_radix(&name[range], 16).ok();
+        let per_id = 0x1_0000_0000 / segment_size;
+        Some(Segment {
+            timeline: u32::try_from(field(0..8)?).ok()?,
+            number: field(8..16)? * per_id + field(16..24)?,
+        })
+    }
+
+    /// Its file name.
+    pub fn name(self, segment_size: u64) -> String {
+        Lsn(self.number * segment_size).segment_name(self.timeline, segment_size)
+    }
+}
+
+/// The segments from `first` on that `names` lacks, up to the newest it
+/// holds: a restore replays no further than the first of them. A number
+/// held on any timeline counts (a timeline switch starts the new timeline
+/// inside the old one's last segment); a missing one is named on the
+/// newest timeline seen before it.
+pub fn missing_segments(names: &[String], first: &str, segment_size: u64) -> Vec<String> {
+    let Some(first) = Segment::parse(first, segment_size) else {
+        return Vec::new();
+    };
+    let held: Vec<Segment> = names
+        .iter()
+        .filter_map(|n| Segment::parse(n, segment_size))
+        .filter(|s| s.number >= first.number && s.timeline >= first.timeline)
+        .collect();
+    let Some(newest) = held.iter().map(|s| s.number).max() else {
+        return vec![first.name(segment_size)];
+    };
+    let mut missing = Vec::new();
+    let mut timeline = first.timeline;
+    for number in first.number..=newest {
+        let here: Vec<&Segment> = held.iter().filter(|s| s.number == number).collect();
+        match here.iter().map(|s| s.timeline).max() {
+            Some(t) => timeline = timeline.max(t),
+            None => missing.push(Segment { timeline, number }.name(segment_size)),
+        }
+    }
+    missing
+}
+
 /// Whether `name` is a WAL file the archive keeps: a complete segment
 /// (24 hexadecimal digits) or a timeline history file (`XXXXXXXX.history`).
 pub fn is_archived_name(name: &str) -> bool {
@@ -64,6 +123,40 @@ mod tests {
         assert!(Lsn::parse("12").is_none());
         assert!(Lsn::parse("0/xyz").is_none());
         assert!(Lsn::parse("0/1") < Lsn::parse("1/0"));
+    }
+
+    #[test]
+    fn gaps_in_the_archive_are_named() {
+        let size = 16 << 20;
+        let names: Vec<String> = [
+            "000000010000000000000002",
+            "000000010000000000000003",
+            "000000010000000000000005",
+            "00000002.history",
+            "000000020000000000000005",
+            "000000020000000000000007",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            missing_segments(&names, "000000010000000000000002", size),
+            vec!["000000010000000000000004", "000000020000000000000006"]
+        );
+        assert!(missing_segments(&names[..2], "000000010000000000000002", size).is_empty());
+        assert_eq!(
+            missing_segments(&[], "000000010000000000000002", size),
+            vec!["000000010000000000000002"]
+        );
+        let wrap = Segment::parse("0000000100000001000000FF", size).unwrap();
+        assert_eq!(
+            Segment {
+                number: wrap.number + 1,
+                ..wrap
+            }
+            .name(size),
+            "000000010000000200000000"
+        );
     }
 
     #[test]

@@ -96,7 +96,8 @@ pub async fn restore_to_point(
         shell_quote(&log_file.display().to_string())
     );
     if options.start {
-        start_and_wait(&pg_ctl.path, dir, &log_file).await?;
+        let controldata = pgharbor_pgtools::find_exact("pg_controldata", base.major)?;
+        start_and_wait(&pg_ctl.path, &controldata.path, dir, &log_file).await?;
     }
     Ok(PitrRestoreReport {
         base_backup: manifest.id.clone(),
@@ -112,13 +113,20 @@ fn invalid(message: impl Into<String>) -> BackupError {
     BackupError::new(BackupErrorKind::InvalidInput, message)
 }
 
-/// The newest good base backup that ends before the target (for a time or
-/// a WAL position; for the others, the newest).
+/// The newest base backup that ends before the target (for a time or a WAL
+/// position; for the others, the newest), among the complete ones — also
+/// those whose last `verify --pitr` failed, which is most often for a gap
+/// in the WAL after them: what they hold is checked again as it downloads.
 pub async fn choose_base(dest: &Destination, target: &RecoveryTarget) -> Result<Manifest> {
     let bases: Vec<Manifest> = list(dest)
         .await?
         .into_iter()
-        .filter(|e| e.state.is_good())
+        .filter(|e| {
+            e.state.is_good()
+                || e.problem
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with("verification failed"))
+        })
         .filter_map(|e| e.manifest)
         .filter(|m| m.kind == BackupKind::Base && m.base.is_some())
         .collect();
@@ -241,10 +249,14 @@ fn write_recovery_settings(options: &PitrRestoreOptions, id: &str) -> Result<()>
         .map_err(|e| io("writing postgresql.auto.conf", e))
 }
 
-/// `pg_ctl start`, then waits until recovery has ended (`recovery.signal`
-/// is removed at promotion); an error quoting the server's log when it
+/// `pg_ctl start`, then waits until recovery has ended; an error quoting the server's log when it
 /// stops instead (a target past the archive's end, a missing WAL file).
-async fn start_and_wait(pg_ctl: &Path, dir: &Path, log_file: &Path) -> Result<()> {
+async fn start_and_wait(
+    pg_ctl: &Path,
+    pg_controldata: &Path,
+    dir: &Path,
+    log_file: &Path,
+) -> Result<()> {
     let status = tokio::process::Command::new(pg_ctl)
         .arg("-D")
         .arg(dir)
@@ -257,7 +269,7 @@ async fn start_and_wait(pg_ctl: &Path, dir: &Path, log_file: &Path) -> Result<()
         .await;
     let started = status.is_ok_and(|s| s.success());
     loop {
-        if started && !dir.join("recovery.signal").exists() {
+        if started && in_production(pg_controldata, dir).await {
             return Ok(());
         }
         if !dir.join("postmaster.pid").exists() {
@@ -271,6 +283,24 @@ async fn start_and_wait(pg_ctl: &Path, dir: &Path, log_file: &Path) -> Result<()
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Whether recovery has ended: `pg_controldata` (in the C locale, whose
+/// words are stable) says the cluster is `in production`.
+async fn in_production(pg_controldata: &Path, dir: &Path) -> bool {
+    let output = tokio::process::Command::new(pg_controldata)
+        .arg("-D")
+        .arg(dir)
+        .env("LC_ALL", "C")
+        .env("LANG", "C")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await;
+    output.is_ok_and(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .any(|l| l.starts_with("Database cluster state:") && l.ends_with("in production"))
+    })
 }
 
 /// The server log's last lines, joined.
