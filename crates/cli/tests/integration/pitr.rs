@@ -3,7 +3,8 @@
 //! `pgharbor base-backup` (the real `pg_basebackup`), rows committed on
 //! both sides of a known moment, then `pgharbor restore DEST --pgdata …
 //! --time` / `--latest --start`, whose `restore_command` runs
-//! `pgharbor restore-wal`. PostgreSQL refuses to run as root, so as root
+//! `pgharbor restore-wal`; the archiver killed with SIGKILL and restarted;
+//! `backups verify --pitr`, and a deleted segment named. PostgreSQL refuses to run as root, so as root
 //! (how the suite runs) every pgharbor run here is made as `postgres`.
 
 use std::os::unix::fs::PermissionsExt as _;
@@ -101,6 +102,13 @@ impl Archiver {
             .spawn()
             .expect("start pgharbor archive");
         Archiver { child: Some(child) }
+    }
+
+    /// SIGKILL: no clean-up of its own.
+    fn kill(mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("kill -9 the archiver");
+        child.wait().expect("reap the archiver");
     }
 
     /// SIGTERM, then the run's output.
@@ -389,6 +397,78 @@ fn restores_exactly_the_state_at_a_time(flavor: Flavor, encrypted: bool) {
         "restored to the end"
     );
 
+    // Killed with SIGKILL (pg_receivewal dies with it), WAL written while
+    // it is down, restarted: the slot kept that WAL, the archive has no gap.
+    archiver.kill();
+    server.psql(
+        "shop",
+        "INSERT INTO item SELECT g, 'while down', g FROM generate_series(91, 95) g;",
+    );
+    let while_down = scalar(
+        &server,
+        "postgres",
+        "SELECT pg_walfile_name(pg_switch_wal())",
+    );
+    let mut archiver = Archiver::start(&server, &work, encrypt, &env);
+    server.psql(
+        "shop",
+        "INSERT INTO item VALUES (96, 'after the restart', 1);",
+    );
+    let after = scalar(
+        &server,
+        "postgres",
+        "SELECT pg_walfile_name(pg_switch_wal())",
+    );
+    wait_archived(&dest, &after, &mut archiver);
+
+    // The proof: everything replayed in a scratch copy, rows as on the server.
+    let scratch = work.path("scratch");
+    let mut verify = vec![
+        "backups",
+        "verify",
+        &dest,
+        "--pitr",
+        "--scratch-dir",
+        &scratch,
+        "--json",
+    ];
+    verify.extend_from_slice(decrypt);
+    let verified = run_as_server_user(&server, &verify, &env).success();
+    let report: serde_json::Value = serde_json::from_str(&verified.stdout).unwrap();
+    assert_eq!(report["passed"], true, "{}", verified.stdout);
+    assert_eq!(report["replayed"], true, "{}", verified.stdout);
+    let rows = scalar(&server, "shop", "SELECT count(*) FROM item");
+    assert_eq!(report["rows"].to_string(), rows, "{}", verified.stdout);
+    if flavor == Flavor::Pg15 {
+        assert_eq!(report["amcheck_passed"], true, "{}", verified.stdout);
+    }
+    let listed = pgharbor(&["backups", "list", &dest]).success();
+    assert!(listed.stdout.contains("verified"), "{}", listed.stdout);
+
+    // A deleted WAL segment is a gap, and verify names it.
+    let wal = Path::new(&dest).join("wal");
+    for entry in std::fs::read_dir(&wal).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with(&while_down)
+        {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    verify.retain(|arg| *arg != "--json");
+    let gap = run_as_server_user(&server, &verify, &env);
+    assert_eq!(gap.code, 1, "{}", gap.all());
+    assert!(
+        gap.stdout
+            .contains(&format!("WAL segment {while_down} is missing")),
+        "{}",
+        gap.stdout
+    );
+
     let stopped = archiver.stop();
     assert_eq!(stopped.code, 0, "{}", stopped.all());
     assert!(
@@ -399,12 +479,12 @@ fn restores_exactly_the_state_at_a_time(flavor: Flavor, encrypted: bool) {
 }
 
 #[test]
-fn pg16_restore_to_a_time_gives_the_state_then_and_latest_gives_everything() {
+fn pg16_restore_to_a_time_and_to_the_end_kill_9_leaves_no_gap_verify_names_a_deleted_segment() {
     restores_exactly_the_state_at_a_time(Flavor::Pg16Vector, false);
 }
 
 #[test]
-fn pg15_encrypted_archive_restores_to_a_time_and_to_the_end() {
+fn pg15_encrypted_archive_restores_to_a_time_and_to_the_end_and_verifies_with_amcheck() {
     restores_exactly_the_state_at_a_time(Flavor::Pg15, true);
 }
 
