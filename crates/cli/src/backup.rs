@@ -588,10 +588,13 @@ fn verified_all(dest: &Destination, reports: &[VerifyReport], json: bool) -> Res
 async fn prune(args: BackupsPruneArgs) -> Result<u8, Failure> {
     let dest = destination(&args.dest, &args.store)?;
     let report = pgharbor_backup::prune(&dest, &retention(&args.keep), args.dry_run).await?;
+    let wal = pgharbor_pitr::prune_wal(&dest, &report.removed, args.dry_run).await?;
     if args.json {
+        let mut shown = serde_json::to_value(&report).map_err(anyhow::Error::from)?;
+        shown["wal"] = serde_json::to_value(&wal).map_err(anyhow::Error::from)?;
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+            serde_json::to_string_pretty(&shown).map_err(anyhow::Error::from)?
         );
         return Ok(0);
     }
@@ -605,6 +608,12 @@ async fn prune(args: BackupsPruneArgs) -> Result<u8, Failure> {
     }
     for id in &report.removed {
         println!("{verb} {id}");
+    }
+    if let (Some(first), false) = (&wal.kept_from, wal.removed.is_empty()) {
+        println!(
+            "{verb} {} WAL file(s) older than {first}, the first the oldest base backup kept needs",
+            wal.removed.len()
+        );
     }
     Ok(0)
 }

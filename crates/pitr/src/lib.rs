@@ -29,6 +29,7 @@
 mod archive;
 mod base;
 mod lsn;
+mod prune;
 mod restore;
 mod target;
 mod verify;
@@ -37,6 +38,7 @@ mod walstore;
 pub use archive::{run_archiver, ArchiveOptions, ArchiveProgress, SharedProgress};
 pub use base::{base_backup, BaseOptions, BASE_FILE_STEM};
 pub use lsn::{is_archived_name, missing_segments, Lsn, Segment};
+pub use prune::{prune_wal, WalPruneReport};
 pub use restore::{
     choose_base, restore_to_point, shell_quote, PitrRestoreOptions, PitrRestoreReport, LOG_NAME,
 };

@@ -4,8 +4,9 @@
 //! both sides of a known moment, then `pgharbor restore DEST --pgdata …
 //! --time` / `--latest --start`, whose `restore_command` runs
 //! `pgharbor restore-wal`; the archiver killed with SIGKILL and restarted;
-//! `backups verify --pitr`, and a deleted segment named. PostgreSQL refuses to run as root, so as root
-//! (how the suite runs) every pgharbor run here is made as `postgres`.
+//! `backups verify --pitr`, and a deleted segment named. PostgreSQL
+//! refuses to run as root, so as root (how the suite runs) every pgharbor
+//! run here is made as `postgres`.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -468,6 +469,49 @@ fn restores_exactly_the_state_at_a_time(flavor: Flavor, encrypted: bool) {
         "{}",
         gap.stdout
     );
+
+    // Retention: a new base backup, the old one pruned with the WAL only it
+    // needed (the gap with it); what is kept restores, verified again.
+    let mut second = base_args.clone();
+    second.push("--json");
+    let second = run_as_server_user(&server, &second, &env).success();
+    let second: serde_json::Value = serde_json::from_str(&second.stdout).unwrap();
+    let start_wal = second["manifest"]["base"]["start_wal"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first_id = report["base_backup"].as_str().unwrap().to_owned();
+    server.psql(
+        "shop",
+        "INSERT INTO item VALUES (97, 'after the second base', 1);",
+    );
+    let newest = scalar(
+        &server,
+        "postgres",
+        "SELECT pg_walfile_name(pg_switch_wal())",
+    );
+    wait_archived(&dest, &newest, &mut archiver);
+    let pruned = pgharbor(&["backups", "prune", &dest, "--keep-last", "1", "--json"]).success();
+    let pruned: serde_json::Value = serde_json::from_str(&pruned.stdout).unwrap();
+    assert_eq!(pruned["removed"], serde_json::json!([first_id]), "{pruned}");
+    assert_eq!(pruned["wal"]["kept_from"], start_wal.as_str(), "{pruned}");
+    assert!(
+        !pruned["wal"]["removed"].as_array().unwrap().is_empty(),
+        "{pruned}"
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter_map(|n| n.strip_suffix(".json").map(str::to_owned))
+        .collect();
+    left.sort();
+    assert!(
+        left.iter().all(|n| *n >= start_wal),
+        "{left:?} before {start_wal}"
+    );
+    assert!(left.contains(&newest), "{left:?}");
+    let verified = run_as_server_user(&server, &verify, &env).success();
+    assert!(verified.stdout.contains("verified"), "{}", verified.stdout);
 
     let stopped = archiver.stop();
     assert_eq!(stopped.code, 0, "{}", stopped.all());
