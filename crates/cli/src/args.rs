@@ -127,6 +127,22 @@ pub struct BaseBackupArgs {
     /// zstd level, 1 (fastest) to 19 (smallest).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=19))]
     pub compress_level: Option<i32>,
+    /// Run as a long-lived process taking a base backup on this cron schedule, e.g. "0 3 * * *".
+    #[arg(long)]
+    pub every: Option<String>,
+    /// Time zone of --every (an IANA name; default: $TZ, else UTC).
+    #[arg(long, requires = "every")]
+    pub time_zone: Option<String>,
+    /// After each base backup, prune with the --keep-* policy: base backups by the backups'
+    /// rules, then the WAL no kept base backup needs.
+    #[arg(long)]
+    pub prune: bool,
+    /// Retention (with --prune).
+    #[command(flatten)]
+    pub keep: KeepArgs,
+    /// With --every: serve /metrics and /healthz here (e.g. 0.0.0.0:9187).
+    #[arg(long, requires = "every")]
+    pub listen: Option<String>,
     /// Encryption.
     #[command(flatten)]
     pub encrypt: EncryptArgs,

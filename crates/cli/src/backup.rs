@@ -121,7 +121,7 @@ pub(crate) fn decryption(args: &DecryptArgs) -> Result<Option<Decryption>, Failu
     )?)))
 }
 
-fn retention(keep: &KeepArgs) -> Retention {
+pub(crate) fn retention(keep: &KeepArgs) -> Retention {
     Retention {
         keep_last: keep.keep_last as usize,
         keep_daily: keep.keep_daily as usize,

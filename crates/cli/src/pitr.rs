@@ -19,7 +19,7 @@ use crate::args::{
 use crate::backup::{decryption, destination, encryption_from, human_bytes, postgres_url};
 use crate::Failure;
 
-/// `pgharbor base-backup`.
+/// `pgharbor base-backup`: once, or on the `--every` schedule.
 pub async fn base_backup(args: BaseBackupArgs) -> Result<u8, Failure> {
     let server = postgres_url(&args.url)?;
     let dest = destination(&args.to, &args.dest)?;
@@ -29,13 +29,89 @@ pub async fn base_backup(args: BaseBackupArgs) -> Result<u8, Failure> {
         encoding,
         started_at: None,
     };
-    let report = pgharbor_pitr::base_backup(&server, &dest, &options).await?;
-    if args.json {
+    let Some(every) = &args.every else {
+        let report = base_backup_once(&args, &server, &dest, &options).await?;
+        print_base_backup(&report, args.json)?;
+        return Ok(0);
+    };
+    let schedule = pgharbor_schedule::Schedule::parse(every, args.time_zone.as_deref())
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let mut runner =
+        pgharbor_schedule::RunnerOptions::new(format!("{} base backup", server.endpoint()));
+    if let Some(addr) = &args.listen {
+        runner.metrics = Some(pgharbor_schedule::bind_metrics(addr).await?);
+    }
+    eprintln!("pgharbor: taking base backups on schedule {schedule}");
+    let totals = pgharbor_schedule::run_forever(
+        &schedule,
+        || scheduled_base_backup(&args, &server, &dest, &options),
+        runner,
+        pgharbor_schedule::shutdown_signal(),
+    )
+    .await?;
+    eprintln!(
+        "pgharbor: stopped after {} run(s), {} failed, {} skipped",
+        totals.runs, totals.failures, totals.skipped
+    );
+    Ok(0)
+}
+
+/// One base backup, then the retention policy when asked.
+async fn base_backup_once(
+    args: &BaseBackupArgs,
+    server: &pgharbor_conn::ConnConfig,
+    dest: &pgharbor_objstore::Destination,
+    options: &BaseOptions,
+) -> Result<pgharbor_backup::BackupReport, Failure> {
+    let report = pgharbor_pitr::base_backup(server, dest, options).await?;
+    if args.prune {
+        let pruned =
+            pgharbor_backup::prune(dest, &crate::backup::retention(&args.keep), false).await?;
+        pgharbor_pitr::prune_wal(dest, &pruned.removed, false).await?;
+    }
+    Ok(report)
+}
+
+async fn scheduled_base_backup(
+    args: &BaseBackupArgs,
+    server: &pgharbor_conn::ConnConfig,
+    dest: &pgharbor_objstore::Destination,
+    options: &BaseOptions,
+) -> pgharbor_schedule::JobOutcome {
+    let started = std::time::Instant::now();
+    let (success, summary, size) = match base_backup_once(args, server, dest, options).await {
+        Ok(report) => (
+            true,
+            format!(
+                "base backup {} complete ({})",
+                report.id,
+                human_bytes(report.size)
+            ),
+            Some(report.size),
+        ),
+        Err(failure) => (
+            false,
+            format!("base backup failed: {}", failure.message()),
+            None,
+        ),
+    };
+    eprintln!("pgharbor: {summary}");
+    pgharbor_schedule::JobOutcome {
+        success,
+        duration: started.elapsed(),
+        size_bytes: size,
+        summary,
+        details: serde_json::json!({ "destination": dest.to_string() }),
+    }
+}
+
+fn print_base_backup(report: &pgharbor_backup::BackupReport, json: bool) -> Result<(), Failure> {
+    if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+            serde_json::to_string_pretty(report).map_err(anyhow::Error::from)?
         );
-        return Ok(0);
+        return Ok(());
     }
     let manifest = &report.manifest;
     let base = manifest.base()?;
@@ -57,7 +133,7 @@ pub async fn base_backup(args: BaseBackupArgs) -> Result<u8, Failure> {
             file.sha256
         );
     }
-    Ok(0)
+    Ok(())
 }
 
 /// `pgharbor archive`: runs until SIGTERM or Ctrl-C.
