@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::harness::{pgharbor, query, scalar, Run};
-use pgharbor_testkit::{Cluster, Flavor};
+use pgharbor_testkit::{AzuriteServer, Cluster, Flavor, S3Server};
 
 /// A directory the server's user owns (`postgres` when the tests run as root).
 struct Workdir {
@@ -93,9 +93,18 @@ struct Archiver {
 
 impl Archiver {
     fn start(cluster: &Cluster, work: &Workdir, extra: &[&str], env: &[(&str, &str)]) -> Archiver {
+        Archiver::start_to(cluster, &work.path("dest"), &work.path("spool"), extra, env)
+    }
+
+    fn start_to(
+        cluster: &Cluster,
+        dest: &str,
+        spool: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Archiver {
         let url = cluster.url("postgres");
-        let (dest, spool) = (work.path("dest"), work.path("spool"));
-        let mut args = vec!["archive", &url, "--to", &dest, "--spool", &spool];
+        let mut args = vec!["archive", &url, "--to", dest, "--spool", spool];
         args.extend_from_slice(extra);
         let child = pgharbor_command(cluster, &args, env)
             .stdout(Stdio::piped())
@@ -555,4 +564,121 @@ fn restore_targets_and_directories_that_cannot_work_are_refused_naming_why() {
     run.fails_with(1, &["no complete base backup at", "pgharbor base-backup"]);
     let run = pgharbor(&["restore-wal", &dest, "000000010000000000000001", &data]);
     run.fails_with(1, &["000000010000000000000001 is not in the archive"]);
+}
+
+/// Waits until `pgharbor restore-wal` fetches WAL file `name` from `dest`
+/// (an object store, where no file can be looked at directly).
+fn wait_fetchable(
+    cluster: &Cluster,
+    work: &Workdir,
+    (dest, options): (&str, &[&str]),
+    name: &str,
+    env: &[(&str, &str)],
+    archiver: &mut Archiver,
+) {
+    let target = work.path("fetched");
+    let mut args = vec!["restore-wal", dest, name, &target];
+    args.extend_from_slice(options);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let run = run_as_server_user(cluster, &args, env);
+        if run.code == 0 {
+            assert_eq!(
+                std::fs::metadata(&target).unwrap().len(),
+                16 << 20,
+                "{name}"
+            );
+            return;
+        }
+        assert!(
+            run.stderr.contains("is not in the archive"),
+            "{}",
+            run.all()
+        );
+        let child = archiver.child.as_mut().expect("running");
+        if let Some(status) = child.try_wait().expect("archiver status") {
+            let run = Run::finished(archiver.child.take().unwrap());
+            panic!("the archiver stopped ({status}):\n{}", run.all());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} was never archived at {dest}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn s3_and_azure_archives_restore_to_the_end() {
+    let s3 = S3Server::start();
+    s3.create_bucket("pitr");
+    let az = AzuriteServer::start();
+    az.create_container("pitr");
+    let server = Cluster::start(Flavor::Pg16Vector);
+    server.create_database("shop");
+    server.psql(
+        "shop",
+        "CREATE TABLE item (id int PRIMARY KEY, label text, qty int);",
+    );
+    let work = Workdir::new();
+    let env = [
+        ("AWS_ACCESS_KEY_ID", s3.access_key_id()),
+        ("AWS_SECRET_ACCESS_KEY", s3.secret_access_key()),
+        ("AWS_REGION", s3.region()),
+        ("AZURE_STORAGE_ACCOUNT", az.account()),
+        ("AZURE_STORAGE_KEY", az.key()),
+    ];
+    let (s3_endpoint, az_endpoint) = (s3.endpoint(), az.endpoint());
+    let stores: [(&str, &[&str], &str); 2] = [
+        ("s3://pitr/db", &["--s3-endpoint", &s3_endpoint], "s3"),
+        ("az://pitr/db", &["--azure-endpoint", &az_endpoint], "az"),
+    ];
+    let url = server.url("postgres");
+    let mut archivers = Vec::new();
+    for (dest, options, name) in stores {
+        let spool = work.path(&format!("spool-{name}"));
+        let mut extra = vec!["--slot", name];
+        extra.extend_from_slice(options);
+        archivers.push(Archiver::start_to(&server, dest, &spool, &extra, &env));
+        let mut base = vec!["base-backup", &url, "--to", dest];
+        base.extend_from_slice(options);
+        run_as_server_user(&server, &base, &env).success();
+    }
+    server.psql(
+        "shop",
+        "INSERT INTO item SELECT g, 'row ' || g, g FROM generate_series(1, 300) g;",
+    );
+    let expected = query(&server, "shop", ITEMS);
+    let last = scalar(
+        &server,
+        "postgres",
+        "SELECT pg_walfile_name(pg_switch_wal())",
+    );
+    for ((dest, options, name), archiver) in stores.into_iter().zip(archivers.iter_mut()) {
+        wait_fetchable(&server, &work, (dest, options), &last, &env, archiver);
+        let port = free_port().to_string();
+        let data_dir = work.path(&format!("restored-{name}"));
+        let mut args = vec![
+            "restore", dest, "--pgdata", &data_dir, "--latest", "--port", &port, "--start",
+        ];
+        args.extend_from_slice(options);
+        let _restored = Restored {
+            data_dir: data_dir.clone(),
+            pg_ctl: server.bin("pg_ctl"),
+        };
+        run_as_server_user(&server, &args, &env).success();
+        assert_eq!(
+            rows_at(&server, port.parse().unwrap(), ITEMS),
+            expected,
+            "restored from {dest}"
+        );
+        let auto_conf =
+            std::fs::read_to_string(Path::new(&data_dir).join("postgresql.auto.conf")).unwrap();
+        assert!(!auto_conf.contains(s3.secret_access_key()), "{auto_conf}");
+        assert!(!auto_conf.contains(az.key()), "{auto_conf}");
+    }
+    for archiver in archivers {
+        let stopped = archiver.stop();
+        assert_eq!(stopped.code, 0, "{}", stopped.all());
+    }
 }
