@@ -176,6 +176,14 @@ pub struct ArchiveArgs {
     /// Serve /metrics and /healthz here (e.g. 0.0.0.0:9188).
     #[arg(long)]
     pub listen: Option<String>,
+    /// The guard: log an error (and count an alert in /metrics) when the slot makes the server
+    /// keep more WAL than this, e.g. 8GB.
+    #[arg(long, value_name = "SIZE", value_parser = crate::pitr::parse_size)]
+    pub alert_slot_wal: Option<u64>,
+    /// The guard, explicitly: drop (and re-create) the slot when it makes the server keep more
+    /// WAL than this, e.g. 20GB — the server keeps running, the archive gets a gap.
+    #[arg(long, value_name = "SIZE", value_parser = crate::pitr::parse_size)]
+    pub drop_slot_over: Option<u64>,
     /// Encryption.
     #[command(flatten)]
     pub encrypt: EncryptArgs,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use pgharbor_backup::{Decryption, Encoding};
 use pgharbor_pitr::{
     shell_quote, ArchiveOptions, ArchiveProgress, BaseOptions, Fetched, PitrRestoreOptions,
-    PitrVerifyOptions, RecoveryTarget, SharedProgress,
+    PitrVerifyOptions, RecoveryTarget, SharedProgress, SlotGuard,
 };
 
 use crate::args::{
@@ -148,6 +148,11 @@ pub async fn archive(args: ArchiveArgs) -> Result<u8, Failure> {
         encoding,
         poll: Duration::from_millis(500),
         restart_delay: Duration::from_secs(5),
+        guard_every: Duration::from_secs(10),
+        guard: SlotGuard {
+            alert_bytes: args.alert_slot_wal,
+            drop_bytes: args.drop_slot_over,
+        },
     };
     let progress: SharedProgress = Arc::new(Mutex::new(ArchiveProgress::default()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -191,19 +196,101 @@ fn render_metrics(progress: &SharedProgress) -> String {
     let p = progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let last = p
         .last_archived_at
-        .map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0);
-    format!(
-        "# HELP pgharbor_wal_archive_files_total WAL files archived since the archiver started.\n\
-         # TYPE pgharbor_wal_archive_files_total counter\n\
-         pgharbor_wal_archive_files_total {}\n\
-         # HELP pgharbor_wal_archive_last_success_timestamp_seconds When the last WAL file was archived (0: none yet).\n\
-         # TYPE pgharbor_wal_archive_last_success_timestamp_seconds gauge\n\
-         pgharbor_wal_archive_last_success_timestamp_seconds {last}\n\
-         # HELP pgharbor_wal_archive_failures_total Failed uploads and pg_receivewal stops since the archiver started.\n\
-         # TYPE pgharbor_wal_archive_failures_total counter\n\
-         pgharbor_wal_archive_failures_total {}\n",
-        p.files_archived, p.failures
-    )
+        .map(|t| t.timestamp_millis() as f64 / 1000.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let age = last.map(|t| (now - t).max(0.0));
+    let slot = p.slot.unwrap_or_default();
+    let mut text = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: Option<f64>| {
+        if let Some(value) = value {
+            text.push_str(&format!(
+                "# HELP pgharbor_wal_archive_{name} {help}\n# TYPE pgharbor_wal_archive_{name} {kind}\n\
+                 pgharbor_wal_archive_{name} {value}\n"
+            ));
+        }
+    };
+    let known = |v: u64| p.slot.map(|_| v as f64);
+    metric(
+        "files_total",
+        "counter",
+        "WAL files archived since the archiver started.",
+        Some(p.files_archived as f64),
+    );
+    metric(
+        "failures_total",
+        "counter",
+        "Failed uploads, pg_receivewal stops and slot drops since the archiver started.",
+        Some(p.failures as f64),
+    );
+    metric(
+        "last_success_timestamp_seconds",
+        "gauge",
+        "When the last WAL file was archived.",
+        last,
+    );
+    metric(
+        "last_archived_age_seconds",
+        "gauge",
+        "Seconds since the last WAL file was archived.",
+        age,
+    );
+    metric(
+        "lag_bytes",
+        "gauge",
+        "WAL the server wrote that is not in the archive yet.",
+        known(slot.lag_bytes),
+    );
+    metric(
+        "slot_retained_bytes",
+        "gauge",
+        "WAL the replication slot makes the server keep in pg_wal.",
+        known(slot.retained_bytes),
+    );
+    metric(
+        "spool_bytes",
+        "gauge",
+        "Bytes waiting in the spool directory.",
+        known(slot.spool_bytes),
+    );
+    metric(
+        "guard_alerts_total",
+        "counter",
+        "Looks that found the slot over --alert-slot-wal.",
+        Some(p.guard_alerts as f64),
+    );
+    metric(
+        "slot_drops_total",
+        "counter",
+        "Times the slot was dropped over --drop-slot-over (each a gap).",
+        Some(p.slot_drops as f64),
+    );
+    text
+}
+
+/// A size as PostgreSQL writes one: `8GB`, `512MB`, `64kB`, `1TB` (powers
+/// of 1024) or a number of bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| {
+        format!("'{text}' is not a size: write it as 8GB, 512MB or a number of bytes")
+    })?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1 << 10,
+        "mb" => 1 << 20,
+        "gb" => 1 << 30,
+        "tb" => 1 << 40,
+        other => return Err(format!("'{text}': unknown unit '{other}' (kB, MB, GB, TB)")),
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("'{text}' is too large"))
 }
 
 /// `pgharbor restore DEST --pgdata DIR …`.
@@ -392,4 +479,21 @@ pub async fn verify(args: BackupsVerifyArgs) -> Result<u8, Failure> {
         }
     }
     Ok(u8::from(!report.passed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_postgresql_settings() {
+        assert_eq!(parse_size("8GB"), Ok(8 << 30));
+        assert_eq!(parse_size("512MB"), Ok(512 << 20));
+        assert_eq!(parse_size("64kB"), Ok(64 << 10));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("lots").unwrap_err().contains("not a size"));
+        assert!(parse_size("5 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
+    }
 }

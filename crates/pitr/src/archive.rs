@@ -28,6 +28,7 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::base::server_facts;
+use crate::guard::{self, GuardAction, SlotGuard, SlotState};
 use crate::lsn::is_archived_name;
 use crate::walstore::archive_file;
 
@@ -46,6 +47,10 @@ pub struct ArchiveOptions {
     /// How long to wait before restarting a `pg_receivewal` that stopped
     /// (the server restarted, the network failed).
     pub restart_delay: Duration,
+    /// How often the slot is looked at ([`crate::guard`]).
+    pub guard_every: Duration,
+    /// What to do when the slot holds back too much WAL.
+    pub guard: SlotGuard,
 }
 
 /// What the archiver has done so far, for logs and metrics.
@@ -61,6 +66,12 @@ pub struct ArchiveProgress {
     pub failures: u64,
     /// The last failure's message.
     pub last_failure: Option<String>,
+    /// The slot, the archive's lag and the spool at the last look.
+    pub slot: Option<SlotState>,
+    /// Looks that found the slot over the alert threshold.
+    pub guard_alerts: u64,
+    /// Times the slot was dropped over the drop threshold.
+    pub slot_drops: u64,
 }
 
 /// Shared view of the archiver's progress.
@@ -86,8 +97,24 @@ pub async fn run_archiver(
     tokio::pin!(shutdown);
     loop {
         archive_spool(dest, options, &progress).await;
+        // A look before pg_receivewal starts: a slot that held back WAL
+        // while no archiver ran is judged before it is caught up.
+        if look(server, options, facts.segment_size, &progress).await == GuardAction::DropSlot {
+            drop_and_recreate(&receivewal, server, options, &progress).await?;
+        }
         let mut child = start_receiver(&receivewal, server, options)?;
+        let mut next_look = tokio::time::Instant::now() + options.guard_every;
         let stopped = loop {
+            if tokio::time::Instant::now() >= next_look {
+                next_look = tokio::time::Instant::now() + options.guard_every;
+                if look(server, options, facts.segment_size, &progress).await
+                    == GuardAction::DropSlot
+                {
+                    stop_receiver(&mut child).await;
+                    drop_and_recreate(&receivewal, server, options, &progress).await?;
+                    break true;
+                }
+            }
             tokio::select! {
                 () = &mut shutdown => break false,
                 status = child.wait() => {
@@ -117,6 +144,55 @@ pub async fn run_archiver(
             () = tokio::time::sleep(options.restart_delay) => {}
         }
     }
+}
+
+/// The guard's look at the slot; a failed look is counted, never fatal.
+async fn look(
+    server: &ConnConfig,
+    options: &ArchiveOptions,
+    segment_size: u64,
+    progress: &SharedProgress,
+) -> GuardAction {
+    let looked = guard::look(
+        server,
+        &options.slot,
+        &options.spool,
+        segment_size,
+        options.guard,
+        progress,
+    )
+    .await;
+    looked.unwrap_or_else(|e| {
+        failed(progress, format!("looking at the replication slot: {e}"));
+        GuardAction::Continue
+    })
+}
+
+/// Over the drop threshold: the slot goes (the server may delete the WAL
+/// it held), and a new one starts from the server's current position —
+/// the archive has a gap, said loudly and counted.
+async fn drop_and_recreate(
+    receivewal: &Program,
+    server: &ConnConfig,
+    options: &ArchiveOptions,
+    progress: &SharedProgress,
+) -> Result<()> {
+    guard::drop_slot(server, &options.slot).await?;
+    guard::clear_partial(&options.spool);
+    create_slot(receivewal, server, &options.slot).await?;
+    progress
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .slot_drops += 1;
+    failed(
+        progress,
+        format!(
+            "replication slot \"{}\" held back more WAL than the drop threshold and was dropped: \
+             the archive has a gap from here on; take a new base backup",
+            options.slot
+        ),
+    );
+    Ok(())
 }
 
 fn failed(progress: &SharedProgress, message: String) {

@@ -28,6 +28,7 @@
 
 mod archive;
 mod base;
+mod guard;
 mod lsn;
 mod prune;
 mod restore;
@@ -37,6 +38,7 @@ mod walstore;
 
 pub use archive::{run_archiver, ArchiveOptions, ArchiveProgress, SharedProgress};
 pub use base::{base_backup, BaseOptions, BASE_FILE_STEM};
+pub use guard::{SlotGuard, SlotState};
 pub use lsn::{is_archived_name, missing_segments, Lsn, Segment};
 pub use prune::{prune_wal, WalPruneReport};
 pub use restore::{

@@ -682,3 +682,152 @@ fn s3_and_azure_archives_restore_to_the_end() {
         assert_eq!(stopped.code, 0, "{}", stopped.all());
     }
 }
+
+/// `GET /metrics` from the archiver at `port`, once it has looked at the slot.
+fn scrape_metrics(port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = scrape_once(port);
+        if text.contains("pgharbor_wal_archive_slot_retained_bytes ") {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "no look at the slot in:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `GET /metrics` from the archiver at `port`, once it listens.
+fn scrape_once(port: u16) -> String {
+    use std::io::{Read as _, Write as _};
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            stream
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut text = String::new();
+            stream.read_to_string(&mut text).unwrap();
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the archiver never listened on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until `archiver`'s `pg_receivewal` streams over the slot `pgharbor`.
+fn wait_streaming(server: &Cluster, archiver: &mut Archiver) {
+    let active =
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgharbor' AND active";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scalar(server, "postgres", active) != "1" {
+        if Instant::now() > deadline {
+            let child = archiver.child.take().expect("running");
+            terminate(&child);
+            panic!(
+                "pg_receivewal never streamed:\n{}",
+                Run::finished(child).all()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// WAL the slot makes the server keep, in segments written while no archiver ran.
+fn hold_back_segments(server: &Cluster, segments: usize) {
+    for n in 0..segments {
+        server.psql(
+            "shop",
+            &format!("INSERT INTO item VALUES ({n}, 'held back', {n});"),
+        );
+        server.psql("postgres", "SELECT pg_switch_wal();");
+    }
+}
+
+#[test]
+fn pg15_the_guard_alerts_over_its_threshold_and_drops_the_slot_only_when_told() {
+    let server = Cluster::start(Flavor::Pg15);
+    server.create_database("shop");
+    server.psql("shop", "CREATE TABLE item (id int, label text, qty int);");
+    let work = Workdir::new();
+    let retained = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn) > 32 * 1024 * 1024 \
+                    FROM pg_replication_slots WHERE slot_name = 'pgharbor'";
+    // Started once (the slot is made), stopped: the server keeps the WAL for it.
+    let mut first = Archiver::start(&server, &work, &[], &[]);
+    wait_streaming(&server, &mut first);
+    first.stop().success();
+    hold_back_segments(&server, 3);
+    assert_eq!(scalar(&server, "postgres", retained), "t");
+
+    // Only an alert: logged and counted, the slot kept (and caught up).
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut alerting = Archiver::start(
+        &server,
+        &work,
+        &["--alert-slot-wal", "16MB", "--listen", &listen],
+        &[],
+    );
+    let metrics = scrape_metrics(port);
+    wait_streaming(&server, &mut alerting);
+    let stopped = alerting.stop();
+    assert!(
+        stopped.stderr.contains("over the alert threshold"),
+        "{}",
+        stopped.stderr
+    );
+    assert!(
+        metrics.contains("pgharbor_wal_archive_guard_alerts_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pgharbor_wal_archive_slot_retained_bytes "),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pgharbor_wal_archive_slot_drops_total 0"),
+        "{metrics}"
+    );
+    assert_eq!(
+        scalar(
+            &server,
+            "postgres",
+            "SELECT count(*) FROM pg_replication_slots"
+        ),
+        "1"
+    );
+
+    // Told to drop over 32MB: the slot is dropped and made anew, the server
+    // no longer keeps that WAL, and archiving goes on.
+    hold_back_segments(&server, 3);
+    assert_eq!(scalar(&server, "postgres", retained), "t");
+    let mut dropping = Archiver::start(&server, &work, &["--drop-slot-over", "32MB"], &[]);
+    wait_streaming(&server, &mut dropping);
+    let next = scalar(
+        &server,
+        "postgres",
+        "SELECT pg_walfile_name(pg_switch_wal())",
+    );
+    let _ = next;
+    server.psql(
+        "shop",
+        "INSERT INTO item VALUES (100, 'after the drop', 1);",
+    );
+    let after = scalar(
+        &server,
+        "postgres",
+        "SELECT pg_walfile_name(pg_switch_wal())",
+    );
+    wait_archived(&work.path("dest"), &after, &mut dropping);
+    let stopped = dropping.stop();
+    assert!(
+        stopped
+            .stderr
+            .contains("was dropped: the archive has a gap"),
+        "{}",
+        stopped.stderr
+    );
+    assert_eq!(scalar(&server, "postgres", retained), "f");
+}
