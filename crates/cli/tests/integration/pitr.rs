@@ -454,6 +454,12 @@ fn restores_exactly_the_state_at_a_time(flavor: Flavor, encrypted: bool) {
     }
     let listed = pgharbor(&["backups", "list", &dest]).success();
     assert!(listed.stdout.contains("verified"), "{}", listed.stdout);
+    let status = pgharbor(&["status", &server.url("postgres"), "--backups", &dest]);
+    assert!(
+        status.stdout.contains("WAL archive:") && status.stdout.contains(&after),
+        "{}",
+        status.all()
+    );
 
     // A deleted WAL segment is a gap, and verify names it.
     let wal = Path::new(&dest).join("wal");
