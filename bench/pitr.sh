@@ -7,8 +7,9 @@
 #   ROWS=200000 bash bench/pitr.sh             # quick run (~150 MB)
 #   PGBENCH_SECONDS=30 bash bench/pitr.sh      # the write load's length (default 60)
 #   PGHARBOR_BIN=path bash bench/pitr.sh       # measure that binary instead of building one
+#   PG_BIN=/opt/pgharbor/pg16/bin bash bench/pitr.sh   # PostgreSQL 16 (its build has no -Z zstd)
 #
-# One throwaway PostgreSQL 16 server (/opt/pgharbor/pg16, from scripts/setup.sh) holding the
+# One throwaway PostgreSQL 15 server (Debian's, from scripts/setup.sh; see PG_BIN) holding the
 # database `shop` of bench/postgres/generate.sql (as bench/backup.sh builds it). Measured:
 #   pgharbor base-backup   `pgharbor base-backup URL --to DIR`: pg_basebackup -Ft -X fetch to
 #                          stdout through in-process multithreaded zstd -3, SHA-256, one pass
@@ -31,7 +32,7 @@ ROWS="${ROWS:-700000}"
 PGBENCH_SECONDS="${PGBENCH_SECONDS:-60}"
 case "${1:-}" in
 -h | --help)
-	sed -n '2,25p' "$0"
+	sed -n '2,26p' "$0"
 	exit 0
 	;;
 "") ;;
@@ -42,7 +43,9 @@ case "${1:-}" in
 esac
 WORK="$REPO/.cache/bench"
 LOGS="$WORK/pitr-logs"
-PG_BIN="${PGHARBOR_PG16_BIN:-/opt/pgharbor/pg16/bin}"
+# Debian's PostgreSQL 15: its pg_basebackup has zstd (-Z zstd); the PostgreSQL 16 build of
+# scripts/setup.sh (pgserver) has not. PG_BIN=/opt/pgharbor/pg16/bin measures 16 without -Z zstd.
+PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 PSQL="$PG_BIN/psql -X -q -v ON_ERROR_STOP=1"
 PG_SETTINGS=(shared_buffers=512MB max_wal_size=4GB checkpoint_timeout=30min maintenance_work_mem=256MB)
 mkdir -p "$WORK" "$LOGS"
@@ -90,7 +93,7 @@ cleanup() {
 	[ -z "$PG_THROWAWAY_DIR" ] || rm -rf "$PG_THROWAWAY_DIR"
 }
 trap cleanup EXIT
-say "starting a PostgreSQL 16 server (${PG_SETTINGS[*]}; fsync on)"
+say "starting a PostgreSQL $("$PG_BIN/postgres" --version | grep -o '[0-9][0-9]*' | head -1) server (${PG_SETTINGS[*]}; fsync on)"
 pg_throwaway_start "$WORK/pg-pitr" "$PG_BIN" "${PG_SETTINGS[@]}"
 BASE="$PG_URL_BASE"
 SRC="$BASE/shop"
@@ -118,30 +121,37 @@ H_BYTES=$(python3 -c "import json; print(json.load(open('$LOGS/pgharbor-base.out
 say "pg_basebackup -Ft -X fetch -z (gzip)"
 $PSQL "$BASE/postgres" -c CHECKPOINT
 measure pg_basebackup-z "${AS_SERVER_USER[@]}" "$PG_BIN/pg_basebackup" -d "$BASE/postgres" -D "$SCRATCH/gzip" -Ft -X fetch -z -c fast
-G_BYTES=$(du -cb "$SCRATCH"/gzip/*.tar.gz | tail -1 | cut -f1)
+G_BYTES=$(du -cb "$SCRATCH"/gzip/*.tar.gz 2>/dev/null | tail -1 | cut -f1 || echo 0)
 rm -rf "$SCRATCH/gzip"
 
 say "pg_basebackup -Ft -X fetch -Z zstd"
 $PSQL "$BASE/postgres" -c CHECKPOINT
 measure pg_basebackup-zstd "${AS_SERVER_USER[@]}" "$PG_BIN/pg_basebackup" -d "$BASE/postgres" -D "$SCRATCH/zstd" -Ft -X fetch -Z zstd -c fast
-Z_BYTES=$(du -cb "$SCRATCH"/zstd/*.tar.zst | tail -1 | cut -f1)
+Z_BYTES=$(du -cb "$SCRATCH"/zstd/*.tar.zst 2>/dev/null | tail -1 | cut -f1 || echo 0)
 rm -rf "$SCRATCH/zstd"
 
 say "WAL archiving under pgbench -c 4 -j 2 -T $PGBENCH_SECONDS"
 $PSQL "$BASE/postgres" -c "CREATE DATABASE bench"
 "$PG_BIN/pgbench" -i -q -s 20 "$BASE/bench" >"$LOGS/pgbench-init.log" 2>&1
+# What the archive holds before the load: everything up to a switched segment.
+wait_archived() { until [ -f "$DEST/wal/$1.json" ]; do sleep 0.2; done; }
+stored_bytes() { du -cb "$DEST"/wal/*.zst 2>/dev/null | tail -1 | cut -f1; }
+wait_archived "$($PSQL -At "$BASE/postgres" -c "SELECT pg_walfile_name(pg_switch_wal())")"
+FILES_BEFORE=$(find "$DEST/wal" -name '*.json' | wc -l)
+STORED_BEFORE=$(stored_bytes)
 START_LSN=$($PSQL -At "$BASE/postgres" -c "SELECT pg_current_wal_lsn()")
 "$PG_BIN/pgbench" -c 4 -j 2 -T "$PGBENCH_SECONDS" "$BASE/bench" >"$LOGS/pgbench.log" 2>&1
 END_LSN=$($PSQL -At "$BASE/postgres" -c "SELECT pg_current_wal_lsn()")
 LAST=$($PSQL -At "$BASE/postgres" -c "SELECT pg_walfile_name(pg_switch_wal())")
 load_end=$(date +%s.%N)
-until [ -f "$DEST/wal/$LAST.json" ]; do sleep 0.2; done
+wait_archived "$LAST"
 CATCH_UP=$(python3 -c "print(f'{$(date +%s.%N) - $load_end:.1f}')")
 WAL_BYTES=$($PSQL -At "$BASE/postgres" -c "SELECT pg_wal_lsn_diff('$END_LSN', '$START_LSN')")
-ARCHIVED_BYTES=$(du -cb "$DEST"/wal/*.zst | tail -1 | cut -f1)
-SEGMENTS=$(find "$DEST/wal" -name '*.json' | wc -l)
+SEGMENTS=$(($(find "$DEST/wal" -name '*.json' | wc -l) - FILES_BEFORE))
+SEGMENT_BYTES=$((SEGMENTS * 16 * 1048576))
+ARCHIVED_BYTES=$(($(stored_bytes) - STORED_BEFORE))
 TPS=$(grep -o 'tps = [0-9.]*' "$LOGS/pgbench.log" | head -1 | cut -d' ' -f3)
-echo "    pgbench: $TPS tps; WAL: $((WAL_BYTES / 1048576)) MB in ${PGBENCH_SECONDS}s; archived $SEGMENTS files, $((ARCHIVED_BYTES / 1048576)) MB stored; the last $CATCH_UP s after the load"
+echo "    pgbench: $TPS tps; WAL written: $((WAL_BYTES / 1048576)) MB in ${PGBENCH_SECONDS}s; archived: $SEGMENTS segments ($((SEGMENT_BYTES / 1048576)) MB) stored in $((ARCHIVED_BYTES / 1048576)) MB; the last archived $CATCH_UP s after the load"
 
 say "pgharbor restore --latest --start (base backup + every archived WAL file, replayed)"
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -157,7 +167,7 @@ ARCHIVER_PID=""
 
 # ---------------------------------------------------------------- results
 mb() { python3 -c "print(f'{$1 / 1048576:.1f}')"; }
-say "results ($SRC_MB MB database; PostgreSQL 16; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%Y-%m-%d))"
+say "results ($SRC_MB MB database; $("$PG_BIN/postgres" --version); $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%Y-%m-%d))"
 printf '    %-20s %10s %10s %12s\n' step "wall (s)" "RSS (MB)" "stored (MB)"
 printf '    %-20s %10s %10s %12s\n' pgharbor-base "${WALL[pgharbor-base]}" "${RSS[pgharbor-base]}" "$(mb "$H_BYTES")"
 printf '    %-20s %10s %10s %12s\n' pg_basebackup-z "${WALL[pg_basebackup-z]}" "${RSS[pg_basebackup-z]}" "$(mb "$G_BYTES")"
@@ -168,4 +178,4 @@ echo "    base backup time: pg_basebackup -z / pgharbor       = $(ratio "${WALL[
 echo "    base backup time: pg_basebackup -Z zstd / pgharbor  = $(ratio "${WALL[pg_basebackup-zstd]}" "${WALL[pgharbor-base]}")"
 echo "    size: pg_basebackup -z / pgharbor                   = $(ratio "$G_BYTES" "$H_BYTES")"
 echo "    size: pg_basebackup -Z zstd / pgharbor              = $(ratio "$Z_BYTES" "$H_BYTES")"
-echo "    WAL: $(python3 -c "print(f'{$WAL_BYTES / 1048576 / $PGBENCH_SECONDS:.1f}')") MB/s generated under pgbench, archived within $CATCH_UP s of the load's end, stored at $(ratio "$WAL_BYTES" "$ARCHIVED_BYTES") smaller"
+echo "    WAL: $(python3 -c "print(f'{$WAL_BYTES / 1048576 / $PGBENCH_SECONDS:.1f}')") MB/s written under pgbench, archived within $CATCH_UP s of the load's end; segments / stored = $(ratio "$SEGMENT_BYTES" "$ARCHIVED_BYTES")"
