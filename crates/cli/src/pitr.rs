@@ -336,6 +336,13 @@ pub async fn restore(args: RestoreArgs) -> Result<u8, Failure> {
             report.log_file.display()
         );
     } else {
+        if rustix::process::geteuid().is_root() {
+            println!(
+                "  PostgreSQL refuses to run as root: hand the directory to its user first, e.g. \
+                 chown -R postgres: {}",
+                shell_quote(&report.data_dir.display().to_string())
+            );
+        }
         println!(
             "  start it as the directory's owner, with the same environment (the object store's \
              credentials, a passphrase variable) as this restore:\n  {}",

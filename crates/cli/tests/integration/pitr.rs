@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{pgharbor, query, scalar, Run};
+use crate::harness::{pgharbor, pgharbor_with, query, scalar, Run};
 use pgharbor_testkit::{AzuriteServer, Cluster, Flavor, S3Server};
 
 /// A directory the server's user owns (`postgres` when the tests run as root).
@@ -398,6 +398,28 @@ fn restores_exactly_the_state_at_a_time(flavor: Flavor, encrypted: bool) {
         &env,
     );
     over.fails_with(1, &["is not empty", "never over an existing one"]);
+    // Without --start: the directory is left ready, with the exact start command.
+    let ready_dir = tempfile::tempdir().unwrap();
+    let ready = ready_dir.path().join("data").display().to_string();
+    let mut ready_args = vec!["restore", &dest, "--pgdata", &ready, "--latest"];
+    ready_args.extend_from_slice(decrypt);
+    let bin = server.bin_dir().display().to_string();
+    let left = pgharbor_with(&ready_args, &[("PGHARBOR_PG_BIN", &bin)], None).success();
+    assert!(
+        left.stdout
+            .contains(&format!("-D {ready} -l {ready}/pgharbor-restore.log start")),
+        "{}",
+        left.stdout
+    );
+    if running_as_root() {
+        assert!(
+            left.stdout.contains("chown -R postgres:"),
+            "{}",
+            left.stdout
+        );
+    }
+    assert!(Path::new(&ready).join("recovery.signal").exists());
+    assert!(Path::new(&ready).join("PG_VERSION").exists());
     drop(at_moment);
 
     let (_latest, port, _) = restore(&server, &work, "latest", &["--latest"], decrypt, &env);
