@@ -337,6 +337,10 @@ fn restores_exactly_the_state_at_a_time(flavor: Flavor, encrypted: bool) {
     let first_state = query(&server, "shop", ITEMS);
     std::thread::sleep(Duration::from_millis(1100));
     let moment = scalar(&server, "shop", "SELECT clock_timestamp()::text");
+    server.psql(
+        "postgres",
+        "SELECT pg_create_restore_point('before-second');",
+    );
     std::thread::sleep(Duration::from_millis(1100));
     server.psql(
         "shop",
@@ -428,6 +432,11 @@ fn restores_exactly_the_state_at_a_time(flavor: Flavor, encrypted: bool) {
         final_state,
         "restored to the end"
     );
+    if flavor == Flavor::Pg16Vector {
+        let target = ["--name", "before-second"];
+        let (_named, port, _) = restore(&server, &work, "named", &target, decrypt, &env);
+        assert_eq!(rows_at(&server, port, ITEMS), first_state, "restore point");
+    }
 
     // Killed with SIGKILL (pg_receivewal dies with it), WAL written while
     // it is down, restarted: the slot kept that WAL, the archive has no gap.
