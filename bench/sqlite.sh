@@ -4,13 +4,23 @@
 #
 #   bash bench/sqlite.sh            # ~400 MB chat-app database (≥ 1M rows)
 #   BENCH_MB=100 bash bench/sqlite.sh
+#   PGHARBOR_BIN=path bash bench/sqlite.sh      # measure that binary instead of building one
+#   PGHARBOR_BEFORE=path bash bench/sqlite.sh   # also measure an earlier build, same run
+#   PGHARBOR_FIXTURES_BIN=path                  # the data generator to use instead of building it
 #
 # Measured, each into a fresh database of one throwaway PostgreSQL 15 cluster:
 #   pgharbor            migrate (with verification, the default) and --no-verify
 #   pgharbor (small)    the same on a quarter-size file: peak RSS must not grow with size
+#   pgharbor-before     PGHARBOR_BEFORE's binary, verified, when set
 #   pgloader            Debian's pgloader: as users run it (it creates the schema), then
 #                       data only into the schema pgharbor made, with its default heap and
 #                       with an 8 GB heap (it exhausts the default 1 GB heap on this file)
+#   pgloader-8g         the complete run pgloader can do: schema, data, keys, indexes and
+#                       foreign keys, 8 GB heap, on a copy of the file whose one expression
+#                       index (lower(email)) is a plain index (pgloader 3.6.7 crashes on it,
+#                       "The value NIL is not of type COLUMN") and whose datetime('now')
+#                       default is CURRENT_TIMESTAMP (it cannot create that default), FTS5
+#                       tables excluded as pgharbor excludes them
 #   pg_dump | psql      restoring the same data from the database pgharbor made
 #   server COPY         COPY FROM server-side binary files + building the same keys/indexes
 # Wall time and peak RSS (GNU time) for each, and ratios against pgharbor.
@@ -32,7 +42,10 @@ if ! command -v pgloader >/dev/null 2>&1 || [ ! -x /usr/bin/time ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get install -y -q pgloader time >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q pgloader time >/dev/null; }
 fi
-cargo build --release -q -p pgharbor -p pgharbor-fixtures
+PGHARBOR="${PGHARBOR_BIN:-$REPO/target/release/pgharbor}"
+FIXTURES="${PGHARBOR_FIXTURES_BIN:-$REPO/target/release/pgharbor-fixtures}"
+[ -n "${PGHARBOR_FIXTURES_BIN:-}" ] || cargo build --release -q -p pgharbor-fixtures
+[ -n "${PGHARBOR_BIN:-}" ] || cargo build --release -q -p pgharbor
 
 DB="$WORK/chat-${MB}mb.db"
 SMALL="$WORK/chat-$((MB / 4))mb.db"
@@ -40,7 +53,7 @@ for spec in "$DB:$MB:1000" "$SMALL:$((MB / 4)):200"; do
 	IFS=: read -r file size users <<<"$spec"
 	if [ ! -f "$file" ]; then
 		say "generating $file (~$size MB)"
-		target/release/pgharbor-fixtures chat-app --users "$users" --target-mb "$size" --out "$file"
+		"$FIXTURES" chat-app --users "$users" --target-mb "$size" --out "$file"
 	fi
 done
 ROWS=$(sqlite3 "$DB" "SELECT sum(n) FROM (SELECT count(*) n FROM message UNION ALL SELECT count(*) FROM chat UNION ALL SELECT count(*) FROM user UNION ALL SELECT count(*) FROM file UNION ALL SELECT count(*) FROM memory UNION ALL SELECT count(*) FROM tag UNION ALL SELECT count(*) FROM chat_tag UNION ALL SELECT count(*) FROM config)")
@@ -51,7 +64,7 @@ source "$REPO/scripts/lib/throwaway-pg.sh"
 trap pg_throwaway_stop EXIT
 say "starting PostgreSQL 15 (same settings for every tool)"
 pg_throwaway_start "$WORK/pg" "$PG_BIN" shared_buffers=512MB max_wal_size=8GB checkpoint_timeout=30min maintenance_work_mem=256MB
-for db in h_verify h_noverify h_small loader loader_data loader_data_8g restore servercopy; do
+for db in h_verify h_noverify h_small h_before loader loader_data loader_data_8g loader_full_8g restore servercopy; do
 	$PSQL "$PG_URL_BASE/postgres" -c "CREATE DATABASE $db"
 done
 
@@ -75,9 +88,12 @@ measure() {
 }
 
 say "pgharbor"
-measure pgharbor target/release/pgharbor migrate "$DB" "$PG_URL_BASE/h_verify"
-measure pgharbor-no-verify target/release/pgharbor migrate "$DB" "$PG_URL_BASE/h_noverify" --no-verify
-measure pgharbor-quarter-size target/release/pgharbor migrate "$SMALL" "$PG_URL_BASE/h_small"
+measure pgharbor "$PGHARBOR" migrate "$DB" "$PG_URL_BASE/h_verify"
+measure pgharbor-no-verify "$PGHARBOR" migrate "$DB" "$PG_URL_BASE/h_noverify" --no-verify
+measure pgharbor-quarter-size "$PGHARBOR" migrate "$SMALL" "$PG_URL_BASE/h_small"
+if [ -n "${PGHARBOR_BEFORE:-}" ]; then
+	measure pgharbor-before "$PGHARBOR_BEFORE" migrate "$DB" "$PG_URL_BASE/h_before"
+fi
 
 say "pgloader"
 measure pgloader pgloader "sqlite://$DB" "$PG_URL_BASE/loader"
@@ -95,6 +111,18 @@ fi
 DATA_ONLY=(--with "create no tables" --with "include no drop" --with "truncate")
 measure pgloader-data-only pgloader "${DATA_ONLY[@]}" "sqlite://$DB" "$PG_URL_BASE/loader_data"
 measure pgloader-data-only-8g pgloader --dynamic-space-size 8192 "${DATA_ONLY[@]}" "sqlite://$DB" "$PG_URL_BASE/loader_data_8g"
+PGLOADER_DB="$WORK/chat-${MB}mb-pgloader.db"
+if [ ! -f "$PGLOADER_DB" ]; then
+	cp "$DB" "$PGLOADER_DB.tmp"
+	sqlite3 "$PGLOADER_DB.tmp" "PRAGMA writable_schema = ON;
+		UPDATE sqlite_schema SET sql = replace(sql, 'DEFAULT (datetime(''now''))', 'DEFAULT CURRENT_TIMESTAMP') WHERE type = 'table';
+		PRAGMA writable_schema = OFF;
+		DROP INDEX user_email_lower_idx; CREATE INDEX user_email_idx ON \"user\" (email);"
+	[ "$(sqlite3 "$PGLOADER_DB.tmp" 'PRAGMA integrity_check')" = ok ]
+	mv "$PGLOADER_DB.tmp" "$PGLOADER_DB"
+fi
+printf "LOAD DATABASE FROM sqlite://%s INTO %s/loader_full_8g\n EXCLUDING TABLE NAMES LIKE 'message_fts%%';\n" "$PGLOADER_DB" "$PG_URL_BASE" >"$WORK/pgloader-full.load"
+measure pgloader-8g pgloader --dynamic-space-size 8192 "$WORK/pgloader-full.load"
 
 say "pg_dump | psql (restoring the data pgharbor loaded)"
 measure pg_dump-psql bash -c "$PG_BIN/pg_dump '$PG_URL_BASE/h_noverify' | $PSQL '$PG_URL_BASE/restore'"
@@ -122,13 +150,18 @@ ratio() { # other / pgharbor
 	if [ "$other" = failed ] || [ "$base" = failed ]; then echo "-"; else python3 -c "print(f'{$other / $base:.2f}x')"; fi
 }
 printf '    %-22s %10s %10s %22s\n' tool "wall (s)" "RSS (MB)" "time vs pgharbor"
-for name in pgharbor pgharbor-no-verify pgharbor-quarter-size pgloader pgloader-data-only pgloader-data-only-8g pg_dump-psql server-copy; do
+NAMES=(pgharbor pgharbor-no-verify pgharbor-quarter-size)
+[ -z "${PGHARBOR_BEFORE:-}" ] || NAMES+=(pgharbor-before)
+NAMES+=(pgloader pgloader-data-only pgloader-data-only-8g pgloader-8g pg_dump-psql server-copy)
+for name in "${NAMES[@]}"; do
 	printf '    %-22s %10s %10s %22s\n' "$name" "${WALL[$name]}" "${RSS[$name]}" "$(ratio "$name")"
 done
 echo
 LOAD_S=$(grep -o 'phases: load [0-9.]* s' "$WORK/pgharbor.log" | head -1 | tr -dc '0-9.')
-echo "    pgloader / pgharbor        = $(ratio pgloader)   (goal: >= 4x; pgloader cannot create this schema)"
+echo "    pgloader / pgharbor        = $(ratio pgloader)   (pgloader cannot create this schema)"
+echo "    pgloader complete run (8 GB heap, schema it can create) / pgharbor with verification = $(ratio pgloader-8g)   (goal: >= 3x)"
 echo "    pgloader data-only (8 GB heap, no keys, no indexes) / pgharbor complete run = $(ratio pgloader-data-only-8g)"
 echo "    pgloader data-only (8 GB heap) / pgharbor load phase ($LOAD_S s) = $(python3 -c "print(f'{${WALL[pgloader-data-only-8g]} / $LOAD_S:.2f}x')" 2>/dev/null || echo -)"
-echo "    pgharbor / (pg_dump|psql)  = $(python3 -c "print(f'{${WALL[pgharbor]} / ${WALL[pg_dump-psql]}:.2f}x')" 2>/dev/null || echo -)   (goal: <= 1.5x)"
+echo "    pgharbor / (pg_dump|psql)  = $(python3 -c "print(f'{${WALL[pgharbor]} / ${WALL[pg_dump-psql]}:.2f}x')" 2>/dev/null || echo -)   (goal: <= 1.3x)"
+[ -z "${PGHARBOR_BEFORE:-}" ] || echo "    pgharbor before / now      = $(ratio pgharbor-before)"
 echo "    peak RSS: ${RSS[pgharbor]} MB at ${MB} MB, ${RSS[pgharbor-quarter-size]} MB at $((MB / 4)) MB   (goal: <= 150 MB, flat)"

@@ -77,6 +77,12 @@
 //! grants = [{ role = "app_readers", privileges = ["USAGE"] }]
 //! ```
 //!
+//! The copies (`copy_from`) are run by the caller with pgharbor-migrate's
+//! PostgreSQL copy; [`skip_finished_copies`] (before the plan is applied) and
+//! [`resumes_interrupted_copy`] (before each copy) decide, from the copy's
+//! journal in its target database, which are skipped, copied again
+//! (`--recopy` drops the database first) or continued.
+//!
 //! Unknown keys are errors that name the key; parse errors give the file,
 //! line and column and never quote the line, which may hold a password.
 //!
@@ -94,6 +100,7 @@
 //! # }
 //! ```
 
+mod copies;
 mod diff;
 mod error;
 pub mod password;
@@ -103,6 +110,7 @@ mod run;
 mod sql;
 mod state;
 
+pub use copies::{resumes_interrupted_copy, skip_finished_copies};
 pub use error::{ApplyError, Result};
 pub use plan::{
     Copy, DatabaseSpec, ExtensionSpec, GrantSpec, LocaleProvider, Plan, RoleSpec, SchemaSpec,

@@ -176,10 +176,13 @@ pub(crate) async fn removed_on_failure(
             Ok(_) => Err(e.context(format!(
                 "backup {id} to {dest} failed (its parts were removed)"
             ))),
-            Err(cleanup) => Err(e.context(format!(
-                "backup {id} to {dest} failed, and removing its parts failed too ({cleanup}): \
-                 `pgharbor backups list` shows it as failed and `pgharbor backups prune` removes it"
-            ))),
+            Err(cleanup) => Err(e
+                .context(format!("backup {id} to {dest} failed"))
+                .followed_by(format!(
+                    "Removing its parts failed too ({cleanup}). What is left of it is no backup: \
+                     `pgharbor backups list {dest}` shows it as failed and `pgharbor backups \
+                     prune {dest}` removes it; back up again once the destination answers"
+                ))),
         },
     }
 }

@@ -26,7 +26,8 @@ pub enum BackupErrorKind {
     Refused,
     /// The destination failed (unreachable, credentials, permissions).
     Storage,
-    /// The destination's file system is full.
+    /// The destination's file system is full, or the disk of the server
+    /// restored into (SQLSTATE 53100, or `pg_restore` meeting `ENOSPC`).
     NoSpace,
     /// A file does not match its manifest (checksum, size), is missing, or a
     /// restored database does not have the manifest's row counts.
@@ -88,6 +89,10 @@ impl BackupError {
     /// A PostgreSQL query error, with the server's message and SQLSTATE.
     pub fn postgres(what: impl fmt::Display, e: &tokio_postgres::Error) -> Self {
         let message = match e.as_db_error() {
+            Some(db) if db.code().code() == DISK_FULL => format!(
+                "{what}: {} (SQLSTATE {DISK_FULL}) — {DISK_FULL_ADVICE}",
+                db.message()
+            ),
             Some(db) => format!("{what}: {} (SQLSTATE {})", db.message(), db.code().code()),
             None if e.is_closed() => {
                 format!("{what}: the server closed the connection (did it stop or crash?)")
@@ -96,12 +101,22 @@ impl BackupError {
         };
         let kind = if connection_lost(e) {
             BackupErrorKind::Connection
+        } else if e.code().is_some_and(|c| c.code() == DISK_FULL) {
+            BackupErrorKind::NoSpace
         } else {
             BackupErrorKind::Query
         };
         BackupError::new(kind, message)
     }
 }
+
+/// SQLSTATE `disk_full`: the server could not extend a file.
+const DISK_FULL: &str = "53100";
+
+/// What to do when the server's disk is full (after its SQLSTATE, or after
+/// a client program's "No space left on device").
+pub(crate) const DISK_FULL_ADVICE: &str =
+    "free space on the server's disk (or grow its volume) and run again";
 
 /// Whether `e` is the connection going away (the server restarted or shut
 /// down, the session was terminated) rather than a query the server refused.

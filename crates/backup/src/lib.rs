@@ -100,6 +100,7 @@ mod restore;
 mod roles;
 mod stream;
 mod streamed;
+mod tempfiles;
 mod verify;
 
 pub use backup::{backup_postgres, BackupOptions, BackupReport, Selection};

@@ -705,7 +705,8 @@ impl PgRestore {
     /// Runs `sql` with the `psql` next to `pg_restore`, stopping at the
     /// first error, in one transaction.
     async fn apply_script(&self, sql: &str) -> Result<()> {
-        let mut file = temp_file(self.temp_dir.as_deref(), "pgharbor-pre-data-", ".sql")?;
+        let mut file =
+            crate::tempfiles::temp_file(self.temp_dir.as_deref(), "pgharbor-pre-data-", ".sql")?;
         file.write_all(sql.as_bytes())
             .map_err(|e| io_error("writing the pre-data script", &e))?;
         let mut command = self.command(&self.program.path.with_file_name("psql"));
@@ -748,24 +749,6 @@ async fn run(what: &str, mut command: Command) -> Result<Vec<u8>> {
 
 /// A temporary file in `dir`, or in the system's temporary directory,
 /// created readable by its owner alone (it holds the backup's data).
-pub(crate) fn temp_file(dir: Option<&Path>, prefix: &str, suffix: &str) -> Result<NamedTempFile> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mut builder = tempfile::Builder::new();
-    builder
-        .prefix(prefix)
-        .suffix(suffix)
-        .permissions(std::fs::Permissions::from_mode(
-            pgharbor_objstore::FILE_MODE,
-        ));
-    let dir = dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
-    builder.tempfile_in(&dir).map_err(|e| {
-        io_error(
-            &format!("creating a temporary file in {}", dir.display()),
-            &e,
-        )
-    })
-}
-
 fn io_error(what: &str, e: &std::io::Error) -> BackupError {
     BackupError::new(BackupErrorKind::Io, format!("{what}: {e}"))
 }
@@ -810,24 +793,4 @@ pub(crate) async fn compare_counts(client: &Client, entry: &DatabaseEntry) -> Re
 async fn count(client: &Client, table: &TableCount) -> Result<u64> {
     let counts = pg::count_rows(client, &[(table.schema.clone(), table.name.clone())]).await?;
     Ok(counts[0].rows)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt as _;
-
-    /// The table of contents and decompressed dumps of a restore (from a
-    /// local directory, S3 or Azure alike), and the pre-data script, are
-    /// private from creation under the usual umask 022.
-    #[test]
-    fn temporary_files_are_readable_by_their_owner_alone() {
-        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
-        let dir = tempfile::tempdir().unwrap();
-        let file = temp_file(Some(dir.path()), "pgharbor-toc-", ".dump").unwrap();
-        let mode = file.as_file().metadata().unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600, "{mode:o}");
-        let e = temp_file(Some(&dir.path().join("missing")), "x", ".dump").unwrap_err();
-        assert!(e.to_string().contains("missing"), "{e}");
-    }
 }

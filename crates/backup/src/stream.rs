@@ -99,10 +99,12 @@ pub(crate) fn collect_stderr(stderr: Option<std::process::ChildStderr>) -> JoinH
 pub(crate) fn program_failed(what: &str, status: ExitStatus, stderr: &str) -> BackupError {
     let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     let start = tail.len().saturating_sub(6);
-    BackupError::new(
-        BackupErrorKind::Tool,
-        format!("{what} failed ({status}): {}", tail[start..].join(" | ")),
-    )
+    let message = format!("{what} failed ({status}): {}", tail[start..].join(" | "));
+    if stderr.contains("No space left on device") {
+        let advice = crate::error::DISK_FULL_ADVICE;
+        return BackupError::new(BackupErrorKind::NoSpace, format!("{message} — {advice}"));
+    }
+    BackupError::new(BackupErrorKind::Tool, message)
 }
 
 /// Where the pump thread leaves its precise error, so the caller can report

@@ -187,7 +187,7 @@ fn decode(
         let _ = first.send(Decoded::Whole(file));
         return Ok(None);
     };
-    let mut toc_file = crate::restore::temp_file(temp_dir, "pgharbor-toc-", ".dump")?;
+    let mut toc_file = crate::tempfiles::temp_file(temp_dir, "pgharbor-toc-", ".dump")?;
     std::io::Write::write_all(toc_file.as_file_mut(), &head)
         .map_err(|e| io_error("writing the table of contents", &e))?;
     let (decide, decision) = std_mpsc::channel();
@@ -218,7 +218,7 @@ fn whole_file(
     temp_dir: Option<&Path>,
 ) -> Result<NamedTempFile> {
     use std::io::Write as _;
-    let mut file = crate::restore::temp_file(temp_dir, "pgharbor-restore-", ".dump")?;
+    let mut file = crate::tempfiles::temp_file(temp_dir, "pgharbor-restore-", ".dump")?;
     let mut out = std::io::BufWriter::with_capacity(CHUNK, file.as_file_mut());
     out.write_all(head)
         .and_then(|()| std::io::copy(&mut rest, &mut out).map(|_| ()))

@@ -313,6 +313,12 @@ async fn test_restore(
                     "The backup was not judged: verify it again once the server is back",
                 ))
             }
+            // The scratch server's disk is full: no verdict on the backup either.
+            Err(e) if e.kind() == BackupErrorKind::NoSpace => {
+                return Err(e.followed_by(
+                    "The backup was not judged: verify it again once the server has room",
+                ))
+            }
             // A failed restore dropped the scratch database it created, or
             // says it is left.
             Err(e) => problems.push(format!("database {}: {}", entry.name, e.message())),

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// What kind of problem occurred.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The path does not exist.
     NotFound,

@@ -3,9 +3,9 @@
 //! PostgreSQL copy), skipping those already finished and verified.
 
 use crate::args::ApplyArgs;
-use crate::{postgres, progress, Failure};
+use crate::{progress, render, Failure};
 use pgharbor_apply::{ApplyOptions, Copy, Plan};
-use pgharbor_migrate::postgres::{copy_database, finished_copy_of, CopyOptions, CopyReport};
+use pgharbor_migrate::postgres::{copy_database, CopyOptions, CopyReport};
 
 /// What happened to one copy of the plan.
 #[derive(Debug, serde::Serialize)]
@@ -32,21 +32,9 @@ pub async fn apply(args: ApplyArgs) -> Result<u8, Failure> {
         );
     }
     let copies = plan.copies().map_err(|e| Failure::usage(e.to_string()))?;
-    let mut done = Vec::new();
-    for copy in &copies {
-        done.push(
-            finished_copy_of(&copy.target, &copy.source)
-                .await
-                .map_err(Failure::from_migrate)?,
-        );
-    }
-    if args.recopy && !args.dry_run {
-        for (copy, finished) in copies.iter().zip(&done) {
-            if *finished {
-                drop_database(copy).await?;
-            }
-        }
-    }
+    let skip = pgharbor_apply::skip_finished_copies(&copies, args.recopy, args.dry_run)
+        .await
+        .map_err(Failure::from_migrate)?;
     let report = pgharbor_apply::apply(
         &plan,
         &ApplyOptions {
@@ -58,8 +46,8 @@ pub async fn apply(args: ApplyArgs) -> Result<u8, Failure> {
         print!("{report}");
     }
     let mut outcomes = Vec::new();
-    for (copy, finished) in copies.iter().zip(done) {
-        outcomes.push(run_copy(&args, copy, finished && !args.recopy).await?);
+    for (copy, already) in copies.iter().zip(skip) {
+        outcomes.push(run_copy(&args, copy, already).await?);
     }
     if args.json {
         let doc = serde_json::json!({ "apply": report, "copies": outcomes });
@@ -105,7 +93,9 @@ async fn run_copy(args: &ApplyArgs, copy: &Copy, already: bool) -> Result<CopyOu
         }),
         no_owner: args.no_owner,
         no_privileges: args.no_privileges,
-        resume: resumable(copy).await?,
+        resume: pgharbor_apply::resumes_interrupted_copy(copy)
+            .await
+            .map_err(Failure::from_migrate)?,
         no_verify: args.no_verify,
         create_database: false,
         rerun_resumes: true,
@@ -118,28 +108,7 @@ async fn run_copy(args: &ApplyArgs, copy: &Copy, already: bool) -> Result<CopyOu
         })?;
     reporter.done();
     if !args.json {
-        postgres::print_report(&report, false)?;
+        render::postgres::print_report(&report, false)?;
     }
     Ok(outcome("copied", Some(report)))
-}
-
-/// An interrupted copy of the same source is continued, not refused: apply
-/// is meant to be run again until it converges.
-async fn resumable(copy: &Copy) -> Result<bool, Failure> {
-    pgharbor_migrate::postgres::interrupted_copy_of(&copy.target, &copy.source)
-        .await
-        .map_err(Failure::from_migrate)
-}
-
-async fn drop_database(copy: &Copy) -> Result<(), Failure> {
-    let admin = copy.target.with_dbname("postgres");
-    let (client, _task) = pgharbor_conn::connect(&admin).await?;
-    client
-        .batch_execute(&format!(
-            "DROP DATABASE {} WITH (FORCE)",
-            pgharbor_core::schema::quote_ident(&copy.database)
-        ))
-        .await
-        .map_err(|e| anyhow::anyhow!("--recopy: dropping database {}: {e}", copy.database))?;
-    Ok(())
 }

@@ -625,7 +625,8 @@ pub enum Utf8Choice {
 pub struct SourceArgs {
     /// A SQLite file (path, or sqlite:PATH), a Chroma directory (chroma:DIR, or a
     /// directory holding chroma.sqlite3), a PostgreSQL URL (postgresql://…, the whole database is
-    /// copied), or with --preset open-webui Open WebUI's data directory.
+    /// copied), or Open WebUI's data directory (a directory holding webui.db: moved as with
+    /// --preset open-webui).
     pub source: String,
     /// A PostgreSQL URL or key=value string; defaults to $DATABASE_URL.
     pub target: Option<String>,

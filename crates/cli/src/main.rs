@@ -10,10 +10,10 @@ mod health;
 mod init;
 mod memory;
 mod migrate;
-mod output;
 mod pitr;
 mod postgres;
 mod progress;
+mod render;
 #[cfg(test)]
 #[path = "../build/revision.rs"]
 mod revision;
@@ -34,6 +34,8 @@ const EXIT_USAGE: u8 = 2;
 #[derive(Debug)]
 pub struct Failure {
     code: u8,
+    /// What was being done, innermost first.
+    context: Vec<&'static str>,
     error: anyhow::Error,
 }
 
@@ -42,23 +44,26 @@ impl Failure {
     pub fn usage(message: impl Into<String>) -> Self {
         Failure {
             code: EXIT_USAGE,
+            context: Vec::new(),
             error: anyhow::anyhow!(message.into()),
         }
     }
 }
 
 impl Failure {
-    /// The explanation, as it is printed.
+    /// The explanation, as it is printed: the context, then the error and
+    /// its causes, each once (see [`pgharbor_migrate::error::explain`]).
     pub fn message(&self) -> String {
-        self.error.to_string()
+        let explained = pgharbor_migrate::error::explain(self.error.as_ref());
+        self.context
+            .iter()
+            .fold(explained, |text, context| format!("{context}: {text}"))
     }
 
     /// The same failure, explained with `context` first.
-    pub fn context(self, context: &'static str) -> Self {
-        Failure {
-            code: self.code,
-            error: anyhow::anyhow!("{context}: {}", self.error),
-        }
+    pub fn context(mut self, context: &'static str) -> Self {
+        self.context.push(context);
+        self
     }
 }
 
@@ -75,6 +80,7 @@ impl Failure {
         };
         Failure {
             code,
+            context: Vec::new(),
             error: error.into(),
         }
     }
@@ -84,6 +90,7 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(error: E) -> Self {
         Failure {
             code: EXIT_FAILURE,
+            context: Vec::new(),
             error: error.into(),
         }
     }
@@ -113,8 +120,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            // Library errors carry their whole explanation; their sources would repeat it.
-            eprintln!("pgharbor: error: {}", failure.error);
+            eprintln!("pgharbor: error: {}", failure.message());
             ExitCode::from(failure.code)
         }
     }

@@ -1,27 +1,71 @@
 //! `pgharbor migrate` and `pgharbor verify` for SQLite sources.
 
 use crate::args::{MigrateArgs, NulChoice, Preset, SourceArgs, Utf8Choice, VerifyArgs};
-use crate::{output, progress, Failure};
+use crate::{progress, render, Failure};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{InvalidUtf8Policy, NulPolicy, ValuePolicy};
 use pgharbor_migrate::chroma::layout::Layout;
 use pgharbor_migrate::existing::{self, ExistingOptions};
-use pgharbor_migrate::presets::{OpenWebUi, VectorOutcome};
+use pgharbor_migrate::presets::{self, OpenWebUi, OpenWebUiRun};
+use pgharbor_migrate::source_spec::{Command, GivenFlags, SourceSpec};
 use pgharbor_migrate::sqlite::{self, MigrateOptions};
 use pgharbor_migrate::Progress;
 use pgharbor_sqlite::planner::PlanOptions;
 use std::path::PathBuf;
 
-/// The kinds of source the command line accepts.
-enum Source {
-    Sqlite(PathBuf),
+/// SOURCE, parsed once by the library, or the usage error naming what is wrong.
+fn detect(common: &SourceArgs) -> Result<SourceSpec, Failure> {
+    let preset = common
+        .preset
+        .map(|Preset::OpenWebui| presets::Preset::OpenWebUi);
+    SourceSpec::detect(&common.source, preset).map_err(Failure::from_migrate)
 }
 
-fn parse_source(text: &str) -> Result<Source, Failure> {
-    if let Some(path) = text.strip_prefix("sqlite:") {
-        return Ok(Source::Sqlite(PathBuf::from(path)));
+/// The options of `migrate` whose meaning depends on the kind of source.
+fn migrate_flags(args: &MigrateArgs) -> GivenFlags {
+    let common = &args.common;
+    GivenFlags {
+        into_existing: args.into_existing,
+        truncate: args.truncate,
+        resume: args.resume,
+        drop_existing: args.drop_existing,
+        ignore_columns: !args.ignore_columns.is_empty(),
+        allow_version_mismatch: args.allow_version_mismatch,
+        corresponding_revisions: !args.corresponding_revisions.is_empty(),
+        preset: common.preset.is_some(),
+        schema: common.schema.is_some(),
+        nul: common.nul.is_some(),
     }
-    Ok(Source::Sqlite(PathBuf::from(text)))
+}
+
+/// The options of `verify` whose meaning depends on the kind of source.
+fn verify_flags(args: &VerifyArgs) -> GivenFlags {
+    let common = &args.common;
+    GivenFlags {
+        into_existing: args.into_existing,
+        ignore_columns: !args.ignore_columns.is_empty(),
+        allow_version_mismatch: args.allow_version_mismatch,
+        corresponding_revisions: !args.corresponding_revisions.is_empty(),
+        preset: common.preset.is_some(),
+        schema: common.schema.is_some(),
+        nul: common.nul.is_some(),
+        ..GivenFlags::default()
+    }
+}
+
+/// Says on stderr that SOURCE was recognised as Open WebUI's data directory.
+fn announce_open_webui(source: &str, app: &OpenWebUi) {
+    let mut parts = vec!["webui.db"];
+    if app.chroma_store().is_some() {
+        parts.push("vector_db/");
+    }
+    if app.uploads.is_some() {
+        parts.push("uploads/");
+    }
+    eprintln!(
+        "pgharbor: {source} is Open WebUI's data directory ({}): moving it as --preset open-webui does",
+        parts.join(", ")
+    );
 }
 
 fn target_config(target: Option<&str>, required: bool) -> Result<Option<ConnConfig>, Failure> {
@@ -37,11 +81,12 @@ fn target_config(target: Option<&str>, required: bool) -> Result<Option<ConnConf
     Ok(Some(config))
 }
 
-fn policy(common: &SourceArgs) -> ValuePolicy {
+/// The value rules; Open WebUI's run strips NULs unless `--nul` says otherwise.
+fn policy(common: &SourceArgs, open_webui: bool) -> ValuePolicy {
     ValuePolicy {
-        nul: match (common.nul, common.preset) {
-            (Some(NulChoice::Error), _) | (None, None) => NulPolicy::Error,
-            (Some(NulChoice::Strip), _) | (None, Some(Preset::OpenWebui)) => NulPolicy::Strip,
+        nul: match (common.nul, open_webui) {
+            (Some(NulChoice::Error), _) | (None, false) => NulPolicy::Error,
+            (Some(NulChoice::Strip), _) | (None, true) => NulPolicy::Strip,
         },
         invalid_utf8: match common.invalid_utf8 {
             Utf8Choice::Error => InvalidUtf8Policy::Error,
@@ -80,6 +125,7 @@ pub(crate) fn jobs(common: &SourceArgs) -> usize {
 
 async fn plan(
     common: &SourceArgs,
+    path: PathBuf,
     target: Option<&ConnConfig>,
 ) -> Result<
     (
@@ -88,10 +134,9 @@ async fn plan(
     ),
     Failure,
 > {
-    let Source::Sqlite(path) = parse_source(&common.source)?;
     let options = PlanOptions {
         schema: target_schema(common, target),
-        policy: policy(common),
+        policy: policy(common, false),
     };
     let jobs = jobs(common);
     let planned = tokio::task::spawn_blocking(move || sqlite::plan_file(&path, &options, jobs))
@@ -100,22 +145,18 @@ async fn plan(
     Ok(planned?)
 }
 
-/// `pgharbor migrate --into-existing`.
-async fn migrate_into_existing(args: &MigrateArgs) -> Result<u8, Failure> {
+/// `pgharbor migrate --into-existing` (and Open WebUI's data directory,
+/// whose `webui.db` is `path`).
+async fn migrate_into_existing(
+    args: &MigrateArgs,
+    path: PathBuf,
+    open_webui: Option<OpenWebUi>,
+) -> Result<u8, Failure> {
     let common = &args.common;
     let target = target_config(common.target.as_deref(), true)?.expect("required");
-    let Source::Sqlite(path) = parse_source(&common.source)?;
-    let open_webui = match common.preset {
-        Some(Preset::OpenWebui) => Some(OpenWebUi::locate(&path).map_err(Failure::from_migrate)?),
-        None => None,
-    };
-    let path = open_webui
-        .as_ref()
-        .map(|o| o.database.clone())
-        .unwrap_or(path);
     let options = ExistingOptions {
         schema: target_schema(common, Some(&target)),
-        policy: policy(common),
+        policy: policy(common, open_webui.is_some()),
         jobs: jobs(common),
         verify: !args.no_verify,
         truncate: args.truncate,
@@ -142,102 +183,71 @@ async fn migrate_into_existing(args: &MigrateArgs) -> Result<u8, Failure> {
                 serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?
             );
         } else {
-            print!("{}", pgharbor_migrate::plan_text::render_existing(&plan));
+            print!("{}", render::plan::render_existing(&plan));
         }
         return Ok(0);
     }
-    let report = existing::migrate_into_existing(
-        &common.source,
-        snapshot,
-        schema,
-        &target,
-        &options,
-        reporter.clone(),
-    )
-    .await
-    .map_err(Failure::from_migrate)?;
-    reporter.done();
-    let Some(open_webui) = open_webui else {
-        output::print_report(&report, common.json)?;
+    let Some(app) = open_webui else {
+        let report = existing::migrate_into_existing(
+            &common.source,
+            snapshot,
+            schema,
+            &target,
+            &options,
+            reporter.clone(),
+        )
+        .await
+        .map_err(Failure::from_migrate)?;
+        reporter.done();
+        render::migration::print_report(&report, common.json)?;
         return Ok(exit_code(&report));
     };
-    if !common.json {
-        output::print_report(&report, false)?;
-    }
-    let vectors = match open_webui
-        .chroma_store()
-        .filter(|_| report.verified != Some(false))
-    {
-        Some(dir) if !args.vectors.skip_vectors => {
-            let chroma = crate::chroma::options(
-                args,
-                &args.vectors,
-                options.schema.clone(),
-                options.policy,
-                options.jobs,
-                Layout::OpenWebUi,
-            )?;
-            let moved = crate::chroma::run(
-                &dir.display().to_string(),
-                dir,
-                &target,
-                &chroma,
-                false,
-                common.json,
-            )
-            .await
-            .map_err(|f| {
-                f.context("the database was moved and verified; moving vector_db/ failed")
-            })?
-            .expect("not a dry run");
+    let vectors = match args.vectors.skip_vectors {
+        true => None,
+        false => Some(crate::chroma::options(
+            args,
+            &args.vectors,
+            options.schema.clone(),
+            options.policy,
+            options.jobs,
+            Layout::OpenWebUi,
+        )?),
+    };
+    let run = OpenWebUiRun {
+        app: &app,
+        source_label: &common.source,
+        target: &target,
+        database: &options,
+        vectors: vectors.as_ref(),
+    };
+    let mut printed = Ok(());
+    let report = run
+        .run(snapshot, schema, reporter.clone(), |database| {
+            reporter.done();
             if !common.json {
-                crate::chroma::print_report(&moved, false)?;
+                printed = render::migration::print_report(database, false);
             }
-            Some(moved)
-        }
-        _ => None,
-    };
-    if common.json {
-        let both = serde_json::json!({ "database": &report, "vectors": &vectors });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&both).map_err(anyhow::Error::from)?
-        );
-    }
-    let code = exit_code(&report).max(vectors.as_ref().map_or(0, crate::chroma::exit_code));
-    let outcome = match (&vectors, open_webui.chroma_store()) {
-        (Some(moved), _) => VectorOutcome::Moved(moved.open_webui_env.clone()),
-        (None, Some(_)) => VectorOutcome::Skipped,
-        (None, None) => VectorOutcome::NoStore,
-    };
-    if code == 0 {
-        let steps = open_webui.next_steps(&target, &outcome);
-        if common.json {
-            eprint!("{steps}");
-        } else {
-            print!("\n{steps}");
-        }
-    }
-    Ok(code)
+        })
+        .await
+        .map_err(Failure::from_migrate)?;
+    printed?;
+    reporter.done();
+    render::open_webui::print_report(&report, common.json)?;
+    Ok(
+        exit_code(&report.database)
+            .max(report.vectors.as_ref().map_or(0, crate::chroma::exit_code)),
+    )
 }
 
 /// `pgharbor migrate chroma:DIR TARGET`.
 async fn migrate_chroma(args: &MigrateArgs, dir: &std::path::Path) -> Result<u8, Failure> {
     let common = &args.common;
-    if args.into_existing
-        || args.resume
-        || args.allow_version_mismatch
-        || !args.corresponding_revisions.is_empty()
-        || !args.ignore_columns.is_empty()
-    {
-        return Err(Failure::usage("--into-existing, --resume, --allow-version-mismatch, --corresponding-revision and --ignore-columns are for SQLite sources; a Chroma source takes --layout"));
-    }
     let target = target_config(common.target.as_deref(), true)?.expect("required");
     let options = crate::chroma::options(
         args,
         &args.vectors,
         target_schema(common, Some(&target)),
-        policy(common),
+        policy(common, false),
         jobs(common),
         Layout::Tables,
     )?;
@@ -253,7 +263,7 @@ async fn migrate_chroma(args: &MigrateArgs, dir: &std::path::Path) -> Result<u8,
     let Some(report) = report else {
         return Ok(0);
     };
-    crate::chroma::print_report(&report, common.json)?;
+    render::chroma::print_report(&report, common.json)?;
     Ok(crate::chroma::exit_code(&report))
 }
 
@@ -262,33 +272,36 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
     if let Some(addr) = &args.listen {
         progress::serve_metrics(addr, &args.common.source).await?;
     }
-    if let Some(dir) =
-        crate::chroma::chroma_dir(&args.common.source).filter(|_| args.common.preset.is_none())
-    {
-        return migrate_chroma(&args, &dir).await;
+    let spec = detect(&args.common)?;
+    spec.check_flags(Command::Migrate, &migrate_flags(&args))
+        .map_err(Failure::from_migrate)?;
+    match spec {
+        SourceSpec::Chroma(dir) => migrate_chroma(&args, &dir).await,
+        SourceSpec::Postgres(source) => {
+            let target = target_config(args.common.target.as_deref(), !args.dry_run)?;
+            crate::postgres::migrate(&args, *source, target).await
+        }
+        SourceSpec::OpenWebUi { app, inferred } => {
+            if inferred {
+                announce_open_webui(&args.common.source, &app);
+            }
+            migrate_into_existing(&args, app.database.clone(), Some(app)).await
+        }
+        SourceSpec::Sqlite(path) if args.into_existing => {
+            migrate_into_existing(&args, path, None).await
+        }
+        SourceSpec::Sqlite(path) => migrate_sqlite(&args, path).await,
+        SourceSpec::Redis(_) => unreachable!("check_flags refuses a Redis source"),
     }
-    if crate::postgres::is_postgres_source(&args.common.source) {
-        let target = target_config(args.common.target.as_deref(), !args.dry_run)?;
-        return crate::postgres::migrate(&args, target).await;
-    }
-    if args.into_existing || args.common.preset.is_some() {
-        return migrate_into_existing(&args).await;
-    }
-    if args.truncate
-        || args.resume
-        || args.allow_version_mismatch
-        || !args.corresponding_revisions.is_empty()
-        || !args.ignore_columns.is_empty()
-    {
-        return Err(Failure::usage(
-            "--truncate, --resume, --allow-version-mismatch, --corresponding-revision and --ignore-columns go with --into-existing (or --preset)",
-        ));
-    }
+}
+
+/// `pgharbor migrate FILE TARGET`: a new schema planned from the SQLite file.
+async fn migrate_sqlite(args: &MigrateArgs, path: PathBuf) -> Result<u8, Failure> {
     let common = &args.common;
     let target = target_config(common.target.as_deref(), !args.dry_run)?;
     let reporter = progress::Reporter::new(common.json);
     reporter.phase("planning");
-    let (snapshot, plan) = plan(common, target.as_ref()).await?;
+    let (snapshot, plan) = plan(common, path, target.as_ref()).await?;
     if args.dry_run {
         if common.json {
             println!(
@@ -296,7 +309,7 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
                 serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?
             );
         } else {
-            print!("{}", pgharbor_migrate::plan_text::render(&plan));
+            print!("{}", render::plan::render(&plan));
         }
         return Ok(0);
     }
@@ -318,7 +331,7 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
     .await
     .map_err(Failure::from_migrate)?;
     reporter.done();
-    output::print_report(&report, common.json)?;
+    render::migration::print_report(&report, common.json)?;
     Ok(exit_code(&report))
 }
 
@@ -326,19 +339,29 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
 pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     let common = &args.common;
     let target = target_config(common.target.as_deref(), true)?.expect("required");
-    if crate::postgres::is_postgres_source(&common.source) {
-        return crate::postgres::verify(common, &target).await;
-    }
-    if let Some(dir) = crate::chroma::chroma_dir(&common.source).filter(|_| common.preset.is_none())
-    {
-        return verify_chroma(&args, &dir, &target).await;
-    }
-    if args.into_existing || common.preset.is_some() {
-        return verify_into_existing(&args, &target).await;
-    }
+    let spec = detect(common)?;
+    spec.check_flags(Command::Verify, &verify_flags(&args))
+        .map_err(Failure::from_migrate)?;
+    let path = match spec {
+        SourceSpec::Postgres(source) => {
+            return crate::postgres::verify(common, &source, &target).await
+        }
+        SourceSpec::Chroma(dir) => return verify_chroma(&args, &dir, &target).await,
+        SourceSpec::OpenWebUi { app, inferred } => {
+            if inferred {
+                announce_open_webui(&common.source, &app);
+            }
+            return verify_into_existing(&args, app.database, true, &target).await;
+        }
+        SourceSpec::Sqlite(path) if args.into_existing => {
+            return verify_into_existing(&args, path, false, &target).await
+        }
+        SourceSpec::Sqlite(path) => path,
+        SourceSpec::Redis(_) => unreachable!("check_flags refuses a Redis source"),
+    };
     let reporter = progress::Reporter::new(common.json);
     reporter.phase("planning");
-    let (snapshot, plan) = plan(common, Some(&target)).await?;
+    let (snapshot, plan) = plan(common, path, Some(&target)).await?;
     let report = sqlite::verify_only(
         &common.source,
         snapshot,
@@ -350,7 +373,7 @@ pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     .await
     .map_err(Failure::from_migrate)?;
     reporter.done();
-    output::print_report(&report, common.json)?;
+    render::migration::print_report(&report, common.json)?;
     Ok(exit_code(&report))
 }
 
@@ -361,35 +384,28 @@ async fn verify_chroma(
     target: &ConnConfig,
 ) -> Result<u8, Failure> {
     let common = &args.common;
-    if args.into_existing || args.allow_version_mismatch || !args.ignore_columns.is_empty() {
-        return Err(Failure::usage("--into-existing, --allow-version-mismatch and --ignore-columns are for SQLite sources; a Chroma source takes --layout"));
-    }
     let options = crate::chroma::verify_options(
         args,
         target_schema(common, Some(target)),
-        policy(common),
+        policy(common, false),
         jobs(common),
     )?;
     let report = crate::chroma::verify(&common.source, dir, target, &options, common.json).await?;
-    crate::chroma::print_report(&report, common.json)?;
+    render::chroma::print_report(&report, common.json)?;
     Ok(crate::chroma::exit_code(&report))
 }
 
-/// `pgharbor verify --into-existing`.
-async fn verify_into_existing(args: &VerifyArgs, target: &ConnConfig) -> Result<u8, Failure> {
+/// `pgharbor verify --into-existing` (and Open WebUI's `webui.db`, `path`).
+async fn verify_into_existing(
+    args: &VerifyArgs,
+    path: PathBuf,
+    open_webui: bool,
+    target: &ConnConfig,
+) -> Result<u8, Failure> {
     let common = &args.common;
-    let Source::Sqlite(path) = parse_source(&common.source)?;
-    let path = match common.preset {
-        Some(Preset::OpenWebui) => {
-            OpenWebUi::locate(&path)
-                .map_err(Failure::from_migrate)?
-                .database
-        }
-        None => path,
-    };
     let options = ExistingOptions {
         schema: target_schema(common, Some(target)),
-        policy: policy(common),
+        policy: policy(common, open_webui),
         jobs: jobs(common),
         verify: true,
         ignore_columns: args.ignore_columns.clone(),
@@ -414,7 +430,7 @@ async fn verify_into_existing(args: &VerifyArgs, target: &ConnConfig) -> Result<
     .await
     .map_err(Failure::from_migrate)?;
     reporter.done();
-    output::print_report(&report, common.json)?;
+    render::migration::print_report(&report, common.json)?;
     Ok(exit_code(&report))
 }
 

@@ -583,7 +583,7 @@ mod tests {
             url.expose(),
             "postgresql://app:p%40ss%23w%2Fo%3Fr%3Ad%25%20%C3%A9@db.example.com:6432/shop?sslmode=require&application_name=etl%20%26%20co"
         );
-        assert_eq!(format!("{url}"), "[REDACTED]");
+        assert_eq!(format!("{url:?}"), "[REDACTED]");
         let cfg = roundtrip(&parts("p@ss#w/o?r:d% é"));
         assert_eq!(cfg.password().unwrap().expose(), "p@ss#w/o?r:d% é");
         assert_eq!(cfg.application_name(), Some("etl & co"));

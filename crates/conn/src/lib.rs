@@ -12,8 +12,9 @@
 //!   silently mis-read: the error ([`ConnErrorKind::UnencodedCharacterInPassword`])
 //!   names the characters to encode and shows the corrected URL with the
 //!   password masked.
-//! * Passwords are [`Secret`]s: `Debug`, `Display` and every error print
-//!   `[REDACTED]` or `****`, never the password.
+//! * Passwords are [`Secret`]s: they have no `Display` (printing one does not
+//!   compile), and `Debug` and every error print `[REDACTED]` or `****`,
+//!   never the password.
 //! * [`connect`] opens a `tokio_postgres` connection, with TLS through rustls
 //!   according to [`SslMode`], honouring `connect_timeout`, and turns failures
 //!   into a [`ConnError`] whose [`kind`](ConnError::kind) says what happened

@@ -4,11 +4,12 @@ use std::fmt;
 
 /// A secret string, such as a password.
 ///
-/// Its [`Debug`](fmt::Debug) and [`Display`](fmt::Display) output is always
-/// `[REDACTED]`, so a `Secret` can sit inside structs that are logged or
-/// printed without leaking. Call [`Secret::expose`] to get at the value, and
-/// only where it is really needed (handing it to the server or to another
-/// program).
+/// It does not implement [`Display`](fmt::Display): printing one with `{}`
+/// does not compile, so a secret cannot slip into a message or a log line
+/// by accident. Its [`Debug`](fmt::Debug) output is always `[REDACTED]`, so
+/// a `Secret` can sit inside structs that are logged or debug-printed.
+/// Call [`Secret::expose`] to get at the value, and only where it is really
+/// needed (handing it to the server or to another program).
 ///
 /// The buffer is overwritten with zeros when the value is dropped (a
 /// best-effort measure: copies made before the value was wrapped are not
@@ -18,8 +19,25 @@ use std::fmt;
 /// use pgharbor_conn::Secret;
 ///
 /// let password = Secret::new("hunter2");
-/// assert_eq!(format!("{password} {password:?}"), "[REDACTED] [REDACTED]");
+/// assert_eq!(format!("{password:?}"), "[REDACTED]");
 /// assert_eq!(password.expose(), "hunter2");
+/// ```
+///
+/// A secret given to `{}` is a compile error:
+///
+/// ```compile_fail,E0277
+/// use pgharbor_conn::Secret;
+///
+/// let password = Secret::new("hunter2");
+/// let message = format!("connecting with {password}");
+/// ```
+///
+/// and so is one given to a `to_string()`:
+///
+/// ```compile_fail,E0599
+/// use pgharbor_conn::Secret;
+///
+/// let leaked: String = Secret::new("hunter2").to_string();
 /// ```
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);
@@ -59,12 +77,6 @@ impl fmt::Debug for Secret {
     }
 }
 
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[REDACTED]")
-    }
-}
-
 impl Drop for Secret {
     fn drop(&mut self) {
         let mut bytes = std::mem::take(&mut self.0).into_bytes();
@@ -78,14 +90,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn debug_and_display_are_redacted() {
+    fn debug_is_redacted() {
         let s = Secret::new("s3cr3t-value");
-        assert_eq!(format!("{s}"), "[REDACTED]");
         assert_eq!(format!("{s:?}"), "[REDACTED]");
+        assert_eq!(format!("{s:#?}"), "[REDACTED]");
         assert_eq!(format!("{:?}", Some(&s)), "Some([REDACTED])");
         assert_eq!(s.expose(), "s3cr3t-value");
         assert!(!s.is_empty());
         assert!(Secret::default().is_empty());
+    }
+
+    /// `Probe::<T>::DISPLAY` is the inherent constant (true) when `T`
+    /// implements `Display`, else the trait's default (false).
+    struct Probe<T>(std::marker::PhantomData<T>);
+
+    trait NoDisplay {
+        const DISPLAY: bool = false;
+    }
+
+    impl<T> NoDisplay for Probe<T> {}
+
+    impl<T: fmt::Display> Probe<T> {
+        const DISPLAY: bool = true;
+    }
+
+    /// Checked when the tests compile: they do not, if `Secret` gains `Display`.
+    #[test]
+    fn there_is_no_display_to_misuse() {
+        const { assert!(Probe::<String>::DISPLAY, "the probe sees Display") };
+        const {
+            assert!(
+                !Probe::<Secret>::DISPLAY,
+                "Secret must not implement Display"
+            )
+        };
     }
 
     #[test]

@@ -251,9 +251,10 @@ fn left_behind(committed: &[String], wait: Duration, cause: &MigrateError) -> St
         )
     };
     format!(
-        "Removing what this run created failed ({}s of retrying; last error: {cause}): the target keeps {tables}, \
+        "Removing what this run created failed ({}s of retrying; last error: {}): the target keeps {tables}, \
          and the record of them in schema {SCHEMA}. Run the same command again once the server is back: \
          it removes exactly the recorded tables first, then loads everything again",
-        wait.as_secs()
+        wait.as_secs(),
+        crate::error::explain(cause)
     )
 }

@@ -4,6 +4,7 @@ use std::fmt;
 
 /// Kinds of failure, used by the CLI for exit codes and by tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MigrateErrorKind {
     /// The source could not be read.
     Source,
@@ -26,12 +27,27 @@ pub enum MigrateErrorKind {
     Incompatible,
 }
 
-/// An error of the pipeline, carrying a complete one-line explanation.
+/// The error of a lower layer (SQLite, Chroma, connection, writer,
+/// verification) that a pipeline error wraps.
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// An error of the pipeline.
+///
+/// Its message is what was being done (and, for an error of the pipeline's
+/// own, what went wrong); the lower layer's error that caused it is its
+/// [`source`](std::error::Error::source), never copied into the message.
+/// A wrapped error with no context of its own is transparent: it displays
+/// as its cause, whose source is its source. Sentences on what was done
+/// after the failure ([`MigrateError::also`]) come after the whole chain:
+/// [`explain`] puts it together, once.
 #[derive(Debug)]
 pub struct MigrateError {
     kind: MigrateErrorKind,
+    /// What was being done, outermost first, then the error's own text.
     message: String,
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    cause: Option<Cause>,
+    /// What was done after the failure, in order.
+    afterwards: Vec<String>,
 }
 
 impl MigrateError {
@@ -40,7 +56,8 @@ impl MigrateError {
         MigrateError {
             kind,
             message: message.into(),
-            source: None,
+            cause: None,
+            afterwards: Vec::new(),
         }
     }
 
@@ -54,31 +71,88 @@ impl MigrateError {
         self.kind = kind;
     }
 
+    /// The finer kind of a write to the target that failed (disk full,
+    /// permission denied, connection lost, …), when that is the cause.
+    pub fn write_kind(&self) -> Option<pgharbor_pgwriter::WriteErrorKind> {
+        self.cause
+            .as_deref()
+            .and_then(|c| c.downcast_ref::<pgharbor_pgwriter::WriteError>())
+            .map(pgharbor_pgwriter::WriteError::kind)
+    }
+
     /// Add a sentence on what was done after the failure (kind and cause kept).
     pub fn also(mut self, sentence: impl fmt::Display) -> Self {
-        self.message = format!("{}. {sentence}", self.message);
+        self.afterwards.push(sentence.to_string());
         self
     }
 
     /// Prefix the message with what was being done.
     pub fn context(mut self, doing: impl fmt::Display) -> Self {
-        self.message = format!("{doing}: {}", self.message);
+        self.message = if self.message.is_empty() {
+            doing.to_string()
+        } else {
+            format!("{doing}: {}", self.message)
+        };
         self
+    }
+
+    /// The sentences [`MigrateError::also`] added, in order.
+    pub fn afterwards(&self) -> &[String] {
+        &self.afterwards
+    }
+
+    /// Wrapping a cause with no context of its own: shown as the cause.
+    fn is_transparent(&self) -> bool {
+        self.message.is_empty() && self.cause.is_some()
     }
 }
 
 impl fmt::Display for MigrateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        match &self.cause {
+            Some(cause) if self.message.is_empty() => fmt::Display::fmt(cause, f),
+            _ => f.write_str(&self.message),
+        }
     }
 }
 
 impl std::error::Error for MigrateError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        let cause = self.cause.as_deref()?;
+        if self.is_transparent() {
+            return cause.source();
+        }
+        Some(cause as &(dyn std::error::Error + 'static))
     }
+}
+
+/// `error` and its causes, each said once, then what was done after the
+/// failure: the text the CLI prints. The chain is followed through pipeline
+/// errors that carry only context; any other error explains itself whole
+/// (the lower layers render their own causes, e.g. the server's message with
+/// advice), so a cause whose text is already there is not repeated.
+pub fn explain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut afterwards = Vec::new();
+    let mut current = error;
+    while let Some(layer) = current.downcast_ref::<MigrateError>() {
+        afterwards.extend(layer.afterwards.iter().map(String::as_str));
+        if layer.is_transparent() {
+            break;
+        }
+        let Some(next) = current.source() else {
+            break;
+        };
+        let said = next.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        current = next;
+    }
+    for sentence in afterwards {
+        text = format!("{text}. {sentence}");
+    }
+    text
 }
 
 macro_rules! from_error {
@@ -87,8 +161,9 @@ macro_rules! from_error {
             fn from(err: $ty) -> Self {
                 MigrateError {
                     kind: $kind,
-                    message: err.to_string(),
-                    source: Some(Box::new(err)),
+                    message: String::new(),
+                    cause: Some(Box::new(err)),
+                    afterwards: Vec::new(),
                 }
             }
         }
@@ -120,4 +195,72 @@ pub(crate) async fn join_workers(
             .map_err(|e| MigrateError::new(kind, format!("a {workers} worker crashed: {e}")))??;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgharbor_pgwriter::{WriteError, WriteErrorKind};
+    use std::error::Error as _;
+
+    fn disk_full() -> WriteError {
+        WriteError::new(
+            WriteErrorKind::DiskFull,
+            "loading table \"payload\": could not extend file — free space on the target server (or grow its volume) and run again",
+        )
+    }
+
+    #[test]
+    fn a_wrapped_cause_is_its_source_and_said_once_after_the_context() {
+        let err = MigrateError::from(disk_full()).context("copying into database app");
+        assert_eq!(err.to_string(), "copying into database app");
+        let source = err.source().expect("the cause is the source");
+        assert!(source.downcast_ref::<WriteError>().is_some());
+        let text = explain(&err);
+        assert_eq!(
+            text,
+            format!("copying into database app: {}", disk_full()),
+            "context, then the cause, once"
+        );
+        assert_eq!(text.matches("free space on the target").count(), 1);
+    }
+
+    #[test]
+    fn without_context_the_error_shows_as_its_cause() {
+        let err = MigrateError::from(disk_full());
+        assert_eq!(err.to_string(), disk_full().to_string());
+        assert_eq!(explain(&err), disk_full().to_string());
+        assert_eq!(err.kind(), MigrateErrorKind::Write);
+    }
+
+    #[test]
+    fn the_disk_full_kind_of_the_cause_stays_visible() {
+        let err = MigrateError::from(disk_full()).context("loading");
+        assert_eq!(err.write_kind(), Some(WriteErrorKind::DiskFull));
+        assert_eq!(
+            MigrateError::new(MigrateErrorKind::Usage, "bad").write_kind(),
+            None
+        );
+    }
+
+    #[test]
+    fn what_was_done_afterwards_comes_after_the_whole_chain() {
+        let err = MigrateError::from(disk_full())
+            .also("Nothing was kept")
+            .context("copying into database app")
+            .also("The same command can be run again");
+        assert_eq!(
+            explain(&err),
+            format!(
+                "copying into database app: {}. Nothing was kept. The same command can be run again",
+                disk_full()
+            )
+        );
+        let own = MigrateError::new(MigrateErrorKind::Conversion, "table \"t\": value too long")
+            .also("The tables were restored");
+        assert_eq!(
+            explain(&own),
+            "table \"t\": value too long. The tables were restored"
+        );
+    }
 }

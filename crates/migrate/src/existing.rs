@@ -848,13 +848,10 @@ pub async fn migrate_into_existing(
             }
             Err(err) if err.kind() == MigrateErrorKind::Conversion => {
                 let restored = restore_after_failure(&client, &plan, &journal.dropped).await;
-                return Err(MigrateError::new(err.kind(), format!("{err}. {restored}")));
+                return Err(err.also(restored));
             }
             Err(err) => {
-                return Err(MigrateError::new(
-                    err.kind(),
-                    format!("{err}. The parts loaded so far are kept and recorded in the target: run the same command with --resume to finish (or with --truncate to start over)"),
-                ))
+                return Err(err.also("The parts loaded so far are kept and recorded in the target: run the same command with --resume to finish (or with --truncate to start over)"))
             }
         }
     }

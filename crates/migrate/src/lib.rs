@@ -3,8 +3,8 @@
 //! The migration pipeline, shared by every source:
 //!
 //! 1. **inspect** and **plan**: the source crate reads its schema and values and
-//!    produces a [`Plan`](pgharbor_core::plan::Plan) ([`sqlite::plan_file`]);
-//!    [`plan_text::render`] prints it for `--dry-run`.
+//!    produces a [`Plan`](pgharbor_core::plan::Plan) ([`sqlite::plan_file`]),
+//!    which the CLI prints for `--dry-run`.
 //! 2. **load** ([`load`]): work units (a table, or a rowid range of a large
 //!    table) are spread over `--jobs` workers; each worker reads on its own
 //!    thread inside one shared source snapshot, encodes binary COPY and streams it
@@ -22,7 +22,8 @@
 //! neighbours, the vector index's recall reported) and [`postgres`]
 //! (another PostgreSQL database: schema by the real `pg_dump`, rows by binary
 //! COPY from server to server); [`presets`] holds
-//! application knowledge (Open WebUI).
+//! application knowledge (Open WebUI); [`source_spec`] parses the SOURCE
+//! argument once and checks the options that go with its kind.
 //!
 //! A run that creates its tables records them in the target as it creates
 //! them ([`created`]), so a failed run removes exactly those, or names them
@@ -37,11 +38,11 @@ pub mod error;
 pub mod existing;
 pub mod finish;
 pub mod load;
-pub mod plan_text;
 pub mod postgres;
 pub mod presets;
 pub mod progress;
 pub mod resume;
+pub mod source_spec;
 pub mod sqlite;
 pub mod target;
 pub mod verify;

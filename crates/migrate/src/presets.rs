@@ -1,8 +1,25 @@
-//! Application knowledge: what `--preset NAME` means.
+//! Application knowledge: what `--preset NAME` means, and Open WebUI's run
+//! (its database into the schema Open WebUI created, then its vectors).
 
+use crate::chroma::{self, ChromaOptions, ChromaReport};
 use crate::error::{MigrateError, MigrateErrorKind};
+use crate::existing::{self, ExistingOptions};
+use crate::progress::Progress;
 use pgharbor_conn::ConnConfig;
+use pgharbor_core::report::MigrationReport;
+use pgharbor_sqlite::inspect::SourceSchema;
+use pgharbor_sqlite::open::SourceSnapshot;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Applications pgharbor knows (`--preset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Preset {
+    /// Open WebUI: `webui.db`, `vector_db/`, `uploads/`.
+    OpenWebUi,
+}
 
 /// What happened to Open WebUI's vector store.
 #[derive(Debug, Clone)]
@@ -100,5 +117,113 @@ impl OpenWebUi {
             None => out.push_str("No uploads/ directory was found next to the database.\n"),
         }
         out
+    }
+}
+
+/// One Open WebUI run: where from, where to, and how.
+#[derive(Debug)]
+pub struct OpenWebUiRun<'a> {
+    /// The data directory's parts.
+    pub app: &'a OpenWebUi,
+    /// SOURCE as given, for the report.
+    pub source_label: &'a str,
+    /// The PostgreSQL database Open WebUI created its schema in.
+    pub target: &'a ConnConfig,
+    /// How `webui.db` is loaded (`--into-existing`).
+    pub database: &'a ExistingOptions,
+    /// How `vector_db/` is moved; `None` leaves it alone (`--skip-vectors`).
+    pub vectors: Option<&'a ChromaOptions>,
+}
+
+/// What an Open WebUI run did.
+#[derive(Debug, Serialize)]
+pub struct OpenWebUiReport {
+    /// `webui.db`, loaded into Open WebUI's schema.
+    pub database: MigrationReport,
+    /// `vector_db/`, moved into `document_chunk` (when it was).
+    pub vectors: Option<ChromaReport>,
+    /// What to set next (passwords masked), when everything verified.
+    #[serde(skip)]
+    pub next_steps: Option<String>,
+}
+
+impl OpenWebUiRun<'_> {
+    /// Load `webui.db` (already inspected: `snapshot`, `schema`); once it
+    /// is in, `database_moved` sees its report. Then, unless verification
+    /// failed or `vectors` is `None`, move `vector_db/` when it holds a
+    /// Chroma store. Everything verified: the report says what to set next.
+    pub async fn run(
+        &self,
+        snapshot: SourceSnapshot,
+        schema: SourceSchema,
+        progress: Arc<dyn Progress>,
+        database_moved: impl FnOnce(&MigrationReport),
+    ) -> Result<OpenWebUiReport, MigrateError> {
+        let database = existing::migrate_into_existing(
+            self.source_label,
+            snapshot,
+            schema,
+            self.target,
+            self.database,
+            progress.clone(),
+        )
+        .await?;
+        database_moved(&database);
+        let store = self
+            .app
+            .chroma_store()
+            .filter(|_| database.verified != Some(false));
+        let vectors = match (store, self.vectors) {
+            (Some(dir), Some(options)) => Some(
+                self.move_vectors(dir, options, progress)
+                    .await
+                    .map_err(|e| {
+                        e.context("the database was moved and verified; moving vector_db/ failed")
+                    })?,
+            ),
+            _ => None,
+        };
+        let passed = database.verified != Some(false)
+            && vectors.as_ref().is_none_or(|v| {
+                v.migration.verified != Some(false) && v.recall_passed != Some(false)
+            });
+        let outcome = match (&vectors, self.app.chroma_store()) {
+            (Some(moved), _) => VectorOutcome::Moved(moved.open_webui_env.clone()),
+            (None, Some(_)) => VectorOutcome::Skipped,
+            (None, None) => VectorOutcome::NoStore,
+        };
+        let next_steps = passed.then(|| self.app.next_steps(self.target, &outcome));
+        Ok(OpenWebUiReport {
+            database,
+            vectors,
+            next_steps,
+        })
+    }
+
+    async fn move_vectors(
+        &self,
+        dir: &Path,
+        options: &ChromaOptions,
+        progress: Arc<dyn Progress>,
+    ) -> Result<ChromaReport, MigrateError> {
+        progress.phase("reading the Chroma store");
+        let path = dir.to_path_buf();
+        let jobs = options.jobs;
+        let store = tokio::task::spawn_blocking(move || chroma::open_store(&path, jobs))
+            .await
+            .map_err(|e| {
+                MigrateError::new(
+                    MigrateErrorKind::Source,
+                    format!("reading the Chroma store crashed: {e}"),
+                )
+            })??;
+        chroma::migrate(
+            &dir.display().to_string(),
+            store,
+            self.target,
+            options,
+            progress,
+        )
+        .await
     }
 }

@@ -23,17 +23,14 @@
 //! replaced by U+FFFD only under [`InvalidUtf8Policy::Replace`]; each change is counted.
 
 use crate::numeric::{self, Special};
+use pgharbor_copy_binary::write::{write_field_count, write_null, OpenField};
 use pgharbor_core::cell::Cell;
 use pgharbor_core::forms;
 use pgharbor_core::plan::{InvalidUtf8Policy, NulPolicy, ValuePolicy};
 use pgharbor_core::report::LossyCounts;
 use pgharbor_core::schema::{ArrayElement, PgType};
 use std::borrow::Cow;
-
-/// The 19-byte header of a binary COPY stream.
-pub const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
-/// The trailer of a binary COPY stream.
-pub const COPY_TRAILER: &[u8] = &[0xff, 0xff];
+use std::ops::Range;
 
 /// A value that cannot be carried into its column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,8 +64,8 @@ impl RowEncoder {
         self.lossy
     }
 
-    /// Append one row made of the fields `columns` (positions in `cells`, in
-    /// COPY order) to `out`: field count, then each field.
+    /// Append one binary COPY row made of the fields `columns` (positions in
+    /// `cells`, in COPY order) to `out`: field count, then each field.
     ///
     /// On error `out` may hold a partial row; the caller abandons the stream.
     pub fn encode_row(
@@ -77,39 +74,33 @@ impl RowEncoder {
         columns: &[usize],
         out: &mut Vec<u8>,
     ) -> Result<(), CellError> {
-        out.extend_from_slice(&(columns.len() as i16).to_be_bytes());
+        write_field_count(out, columns.len());
         for &column in columns {
             self.encode_field(column, cells[column], out)?;
         }
         Ok(())
     }
 
-    /// Append one field (length and bytes, or -1 for NULL) to `out`.
+    /// Append one binary COPY field (length and bytes, or NULL) to `out`;
+    /// returns where its value lies in `out` (`None` for NULL).
     pub fn encode_field(
         &mut self,
         column: usize,
         cell: Cell<'_>,
         out: &mut Vec<u8>,
-    ) -> Result<(), CellError> {
+    ) -> Result<Option<Range<usize>>, CellError> {
         if cell == Cell::Null {
-            out.extend_from_slice(&(-1i32).to_be_bytes());
-            return Ok(());
+            write_null(out);
+            return Ok(None);
         }
-        let len_at = out.len();
-        out.extend_from_slice(&[0; 4]);
+        let field = OpenField::begin(out);
         let pg_type = self.types[column];
         self.encode_value(cell, pg_type, out)
-            .map_err(|why| CellError {
-                column,
-                reason: format!(
-                    "{} {} cannot be stored as {pg_type}: {why}",
-                    cell.class_name(),
-                    cell.preview()
-                ),
-            })?;
-        let len = (out.len() - len_at - 4) as i32;
-        out[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
-        Ok(())
+            .map_err(|why| refused(column, cell, pg_type, why))?;
+        let value = field
+            .end(out)
+            .map_err(|e| refused(column, cell, pg_type, e.to_string()))?;
+        Ok(Some(value))
     }
 
     fn encode_value(
@@ -323,6 +314,20 @@ impl RowEncoder {
             }
         }
         Ok(text)
+    }
+}
+
+/// Why `cell` cannot be stored in `column` of type `pg_type`, with a
+/// preview of the value.
+#[cold]
+fn refused(column: usize, cell: Cell<'_>, pg_type: PgType, why: String) -> CellError {
+    CellError {
+        column,
+        reason: format!(
+            "{} {} cannot be stored as {pg_type}: {why}",
+            cell.class_name(),
+            cell.preview()
+        ),
     }
 }
 

@@ -4,6 +4,7 @@ use std::fmt;
 
 /// What went wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WriteErrorKind {
     /// A value cannot be carried exactly into its target column.
     Conversion,

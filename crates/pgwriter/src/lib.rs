@@ -4,7 +4,8 @@
 //!
 //! * [`encode`]: the binary COPY encoder that turns source [`Cell`](pgharbor_core::cell::Cell)s
 //!   into values of the planned [`PgType`](pgharbor_core::schema::PgType), applying the
-//!   documented conversion rules and counting every lossy change.
+//!   documented conversion rules and counting every lossy change; the rows
+//!   and fields are framed by `pgharbor-copy-binary`.
 //! * [`ddl`]: `CREATE TABLE`, keys, indexes, foreign keys and views, every name
 //!   quoted through [`quote_ident`](pgharbor_core::schema::quote_ident).
 //! * [`load`]: streaming encoded chunks into `COPY … FROM STDIN (FORMAT binary)`.

@@ -1,9 +1,9 @@
 //! Streaming encoded rows into `COPY … FROM STDIN (FORMAT binary)`.
 
-use crate::encode::{COPY_HEADER, COPY_TRAILER};
 use crate::error::{WriteError, WriteErrorKind};
 use bytes::Bytes;
 use futures_util::SinkExt;
+use pgharbor_copy_binary::{HEADER, TRAILER};
 use pgharbor_core::schema::{quote_ident, QualifiedName};
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
@@ -50,7 +50,7 @@ pub async fn copy_chunks(
         .await
         .map_err(|e| WriteError::from_pg(e, &doing))?;
     futures_util::pin_mut!(sink);
-    sink.send(Bytes::from_static(COPY_HEADER))
+    sink.send(Bytes::from_static(HEADER))
         .await
         .map_err(|e| WriteError::from_pg(e, &doing))?;
     loop {
@@ -68,7 +68,7 @@ pub async fn copy_chunks(
             }
         }
     }
-    sink.send(Bytes::from_static(COPY_TRAILER))
+    sink.send(Bytes::from_static(TRAILER))
         .await
         .map_err(|e| WriteError::from_pg(e, &doing))?;
     sink.finish()

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 /// What kind of problem occurred.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SqliteErrorKind {
     /// The file does not exist.
     NotFound,

@@ -110,7 +110,9 @@ fn data_version(conn: &Connection, path: &Path) -> Result<i64> {
         .map_err(|e| SqliteError::from_sqlite(e, "reading the data version").with_path(path))
 }
 
-fn check_file(path: &Path) -> Result<()> {
+/// Check that `path` is a readable file starting with SQLite's header,
+/// naming the problem otherwise (missing, a directory, empty, not SQLite).
+pub fn check_file(path: &Path) -> Result<()> {
     let mut file = std::fs::File::open(path).map_err(|e| {
         let (kind, message) = if e.kind() == std::io::ErrorKind::NotFound {
             (

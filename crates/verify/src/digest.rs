@@ -1,14 +1,15 @@
 //! Row hashes, table digests and the multiset diff used to name differing rows.
 
 use crate::canonical::canonical_json;
-use crate::copyout::{CopyParser, Field};
 use crate::VerifyError;
 use futures_util::StreamExt;
+use pgharbor_copy_binary::{Field, Row, RowSplitter};
 use pgharbor_core::cell::Cell;
 use pgharbor_core::plan::ValuePolicy;
 use pgharbor_core::schema::{quote_ident, quote_literal, PgType, QualifiedName};
 use pgharbor_pgwriter::encode::{CellError, RowEncoder};
 use std::collections::HashMap;
+use std::ops::Range;
 use tokio_postgres::Client;
 use xxhash_rust::xxh3::Xxh3;
 
@@ -57,7 +58,7 @@ pub struct RowHasher {
 /// Where one encoded source field lies in the scratch buffer.
 enum Encoded {
     Null,
-    At(usize),
+    At(Range<usize>),
     Refused,
 }
 
@@ -81,10 +82,10 @@ impl RowHasher {
     }
 
     /// Hash a row given as PostgreSQL binary fields.
-    pub fn hash_fields(&self, fields: &[Field<'_>]) -> u128 {
+    pub fn hash_fields<'a>(&self, fields: impl IntoIterator<Item = Field<'a>>) -> u128 {
         let mut h = Xxh3::new();
-        for (field, pg_type) in fields.iter().zip(&self.types) {
-            hash_field(&mut h, *field, *pg_type);
+        for (field, pg_type) in fields.into_iter().zip(&self.types) {
+            hash_field(&mut h, field, *pg_type);
         }
         h.digest128()
     }
@@ -97,8 +98,8 @@ impl RowHasher {
             let start = self.scratch.len();
             encoded.push(
                 match self.encoder.encode_field(i, *cell, &mut self.scratch) {
-                    Ok(()) if *cell == Cell::Null => Encoded::Null,
-                    Ok(()) => Encoded::At(start),
+                    Ok(None) => Encoded::Null,
+                    Ok(Some(value)) => Encoded::At(value),
                     Err(_) if self.tolerated.contains(&i) => {
                         self.scratch.truncate(start);
                         Encoded::Refused
@@ -111,12 +112,8 @@ impl RowHasher {
         for (field, pg_type) in encoded.iter().zip(&self.types) {
             match field {
                 Encoded::Null => hash_field(&mut h, None, *pg_type),
-                Encoded::At(start) => {
-                    let len = i32::from_be_bytes(
-                        self.scratch[*start..start + 4].try_into().expect("4 bytes"),
-                    ) as usize;
-                    let bytes = &self.scratch[start + 4..start + 4 + len];
-                    hash_field(&mut h, Some(bytes), *pg_type);
+                Encoded::At(value) => {
+                    hash_field(&mut h, Some(&self.scratch[value.clone()]), *pg_type)
                 }
                 Encoded::Refused => h.update(&REFUSED_FIELD),
             }
@@ -240,41 +237,34 @@ pub async fn target_digest(
     };
     let stream = client.copy_out(&sql).await.map_err(pg_err)?;
     futures_util::pin_mut!(stream);
-    let mut parser = CopyParser::new();
+    let malformed = |reason| VerifyError::Malformed {
+        table: table.to_string(),
+        reason,
+    };
+    let mut splitter = RowSplitter::new().expecting_fields(columns.len());
     let mut digest = TableDigest::default();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(pg_err)?;
-        parser
-            .feed(&chunk, |fields| {
-                let hash = hasher.hash_fields(fields);
+        splitter
+            .feed(&chunk, |row| {
+                let hash = hasher.hash_fields(row.fields());
                 digest.add(hash);
                 if let Some((set, keys)) = multiset.as_mut() {
-                    set.add_target(hash, || {
-                        keys.iter()
-                            .map(|k| {
-                                format!(
-                                    "{}={}",
-                                    columns[*k],
-                                    render_field(fields[*k], hasher.types[*k])
-                                )
-                            })
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    });
+                    set.add_target(hash, || render_key(row, keys, columns, &hasher.types));
                 }
             })
-            .map_err(|reason| VerifyError::Malformed {
-                table: table.to_string(),
-                reason,
-            })?;
+            .map_err(malformed)?;
     }
-    if !parser.finished() {
-        return Err(VerifyError::Malformed {
-            table: table.to_string(),
-            reason: "the stream ended without its trailer".into(),
-        });
-    }
+    splitter.finish().map_err(malformed)?;
     Ok(digest)
+}
+
+/// `column=value, …` of the `keys` (indexes into `columns`) of a target row.
+fn render_key(row: Row<'_>, keys: &[usize], columns: &[String], types: &[PgType]) -> String {
+    keys.iter()
+        .map(|k| format!("{}={}", columns[*k], render_field(row.field(*k), types[*k])))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -289,9 +279,9 @@ mod tests {
             .hash_cells(&[Cell::Int(7), Cell::Null, Cell::Text(br#"{"b":1,"a":2}"#)])
             .unwrap();
         let jsonb = b"\x01{\"a\": 2, \"b\": 1}";
-        let from_fields = hasher.hash_fields(&[Some(&7i64.to_be_bytes()), None, Some(jsonb)]);
+        let from_fields = hasher.hash_fields([Some(&7i64.to_be_bytes()[..]), None, Some(jsonb)]);
         assert_eq!(from_cells, from_fields);
-        let changed = hasher.hash_fields(&[Some(&8i64.to_be_bytes()), None, Some(jsonb)]);
+        let changed = hasher.hash_fields([Some(&8i64.to_be_bytes()[..]), None, Some(jsonb)]);
         assert_ne!(from_cells, changed);
     }
 
@@ -328,8 +318,8 @@ mod tests {
     fn null_differs_from_empty_text() {
         let hasher = RowHasher::new(vec![PgType::Text], ValuePolicy::default());
         assert_ne!(
-            hasher.hash_fields(&[None]),
-            hasher.hash_fields(&[Some(b"")])
+            hasher.hash_fields([None]),
+            hasher.hash_fields([Some(&b""[..])])
         );
     }
 

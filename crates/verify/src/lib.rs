@@ -3,7 +3,8 @@
 //! Proof that a table arrived intact. Both sides are reduced to the same thing:
 //! each row's fields in PostgreSQL's binary form (the source side through the
 //! very encoder that loaded it, the target side straight from
-//! `COPY … TO STDOUT (FORMAT binary)`), hashed with 128-bit XXH3. A table's
+//! `COPY … TO STDOUT (FORMAT binary)`, split into rows by
+//! `pgharbor-copy-binary`), hashed with 128-bit XXH3. A table's
 //! digest is its row count plus the wrapping sum of its row hashes, which does
 //! not depend on row order and can be computed while streaming.
 //!
@@ -15,7 +16,6 @@
 //! only, named by their key.
 
 pub mod canonical;
-pub mod copyout;
 pub mod digest;
 
 pub use canonical::canonical_json;
@@ -38,7 +38,7 @@ pub enum VerifyError {
     Malformed {
         /// Table.
         table: String,
-        /// Why.
-        reason: String,
+        /// What is wrong, and where in the stream.
+        reason: pgharbor_copy_binary::CopyError,
     },
 }

@@ -12,6 +12,11 @@
 //! is injected once `pg_stat_activity` shows the COPY waiting there. A
 //! command's `pg_dump` is held the same way by a table lock.
 
+mod disk_full;
+mod leftovers;
+mod sources;
+mod store;
+
 use crate::harness::{cluster, pgharbor, pgharbor_started, scalar, Run, Scratch, SmallDisk};
 use pgharbor_testkit::Cluster;
 use std::path::{Path, PathBuf};
@@ -1010,11 +1015,24 @@ fn chroma_faults_leave_nothing_or_what_the_next_run_removes() {
 /// a database a command creates from it (as `restore` does) holds its
 /// COPY into `table` at row `nth`.
 fn install_hold_in_template0(pg: &Cluster, table: &str, nth: i64) {
+    in_template0(pg, || install_hold(pg, "template0", table, nth));
+}
+
+/// Runs `sql` in `template0` of `pg` (a cluster of the test alone), so
+/// every database a command creates from it starts with what `sql` made.
+fn run_in_template0(pg: &Cluster, sql: &str) {
+    in_template0(pg, || {
+        pg.psql("template0", sql);
+    });
+}
+
+/// Runs `change` with connections to `template0` allowed.
+fn in_template0(pg: &Cluster, change: impl FnOnce()) {
     pg.psql(
         "postgres",
         "UPDATE pg_database SET datallowconn = true WHERE datname = 'template0'",
     );
-    install_hold(pg, "template0", table, nth);
+    change();
     pg.psql(
         "postgres",
         "UPDATE pg_database SET datallowconn = false WHERE datname = 'template0'",

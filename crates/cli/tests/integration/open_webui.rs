@@ -120,3 +120,81 @@ fn a_real_open_webui_data_directory_lands_in_postgres_and_open_webui_reads_it_al
         String::from_utf8_lossy(&round_trip.stderr)
     );
 }
+
+/// `fixtures/openwebui` itself: Open WebUI's data directory.
+fn data_directory() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/openwebui")
+}
+
+#[test]
+fn open_webuis_data_directory_without_the_preset_is_recognised_and_moved_as_the_preset_moves_it() {
+    let pg = Cluster::start(Flavor::Pg16Vector);
+    pg.create_database("openwebui");
+    pg.psql(
+        "openwebui",
+        &std::fs::read_to_string(fixture("pg-first-start.sql")).unwrap(),
+    );
+    let data = data_directory();
+    let url = pg.url("openwebui");
+    let run = pgharbor(&["migrate", data.to_str().unwrap(), &url, "--truncate"]).success();
+    assert!(
+        run.stderr.contains(&format!(
+            "pgharbor: {} is Open WebUI's data directory (webui.db, vector_db/): moving it as --preset open-webui does",
+            data.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("every table matches")
+            && run.stdout.contains("value(s) NUL-stripped")
+            && run.stdout.contains("PGVECTOR_DB_URL=")
+            && run.stdout.contains("VECTOR_DB=pgvector"),
+        "the database (NULs stripped as the preset does) and then vector_db/: {}",
+        run.stdout
+    );
+    assert_ne!(
+        scalar(&pg, "openwebui", "SELECT count(*) FROM document_chunk"),
+        "0"
+    );
+    let verify = pgharbor(&["verify", data.to_str().unwrap(), &url]).success();
+    assert!(
+        verify.stdout.contains("every table matches"),
+        "{}",
+        verify.all()
+    );
+}
+
+#[test]
+fn a_directory_that_is_no_known_source_names_what_it_lacks_and_the_databases_it_holds() {
+    let scratch = crate::harness::Scratch::new();
+    let dir = scratch.path("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = pgharbor(&["migrate", dir.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(empty.code, 1, "{}", empty.all());
+    assert!(
+        empty.stderr.contains("is a directory, not an SQLite database file")
+            && empty.stderr.contains("neither webui.db (Open WebUI's data directory) nor chroma.sqlite3 (a Chroma store)"),
+        "{}",
+        empty.stderr
+    );
+    std::fs::copy(fixture("webui.db"), dir.join("app.db")).unwrap();
+    let named = pgharbor(&["migrate", dir.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(named.code, 1, "{}", named.all());
+    assert!(
+        named
+            .stderr
+            .contains("SQLite databases in it: app.db (give one of them as SOURCE)"),
+        "{}",
+        named.stderr
+    );
+    std::fs::copy(fixture("webui.db"), dir.join("webui.db")).unwrap();
+    std::fs::copy(fixture("webui.db"), dir.join("chroma.sqlite3")).unwrap();
+    let both = pgharbor(&["migrate", dir.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(both.code, 2, "{}", both.all());
+    assert!(
+        both.stderr.contains("--preset open-webui") && both.stderr.contains("chroma:"),
+        "{}",
+        both.stderr
+    );
+}

@@ -250,3 +250,42 @@ fn scram_authentication_with_the_right_password_works_and_the_password_stays_hid
         run.all()
     );
 }
+
+#[test]
+fn a_source_pgharbor_does_not_read_is_refused_with_what_works() {
+    let redis = pgharbor(&[
+        "migrate",
+        "redis://cache.example:6379",
+        "postgresql://u@127.0.0.1:1/db",
+    ]);
+    assert_eq!(redis.code, 2, "{}", redis.all());
+    assert!(
+        redis.stderr.contains("a Redis server is not a source")
+            && redis.stderr.contains("pgharbor backup redis://"),
+        "{}",
+        redis.stderr
+    );
+    let mysql = pgharbor(&["migrate", "mysql://root@db/shop", "--dry-run"]);
+    assert_eq!(mysql.code, 2, "{}", mysql.all());
+    assert!(
+        mysql
+            .stderr
+            .contains("mysql:// is not a source pgharbor reads: give an SQLite file"),
+        "{}",
+        mysql.stderr
+    );
+    let scratch = Scratch::new();
+    let empty = scratch.path("vectors");
+    std::fs::create_dir_all(&empty).unwrap();
+    let chroma = pgharbor(&[
+        "migrate",
+        &format!("chroma:{}", empty.display()),
+        "postgresql://u@127.0.0.1:1/db",
+    ]);
+    assert_eq!(chroma.code, 1, "{}", chroma.all());
+    assert!(
+        chroma.stderr.contains("no chroma.sqlite3 in it"),
+        "{}",
+        chroma.stderr
+    );
+}

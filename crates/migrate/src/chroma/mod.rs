@@ -170,72 +170,6 @@ pub struct ChromaReport {
     pub open_webui_env: Vec<String>,
 }
 
-/// The plan for people (`--dry-run`): tables, columns, where each collection
-/// goes and from which files, indexes and notes.
-pub fn render_plan(plan: &ChromaPlan, collections: &[Collection]) -> String {
-    let mut out = String::new();
-    let layout = match plan.layout {
-        Layout::OpenWebUi => "open-webui (Open WebUI's document_chunk)",
-        Layout::Tables => "tables (one table per collection, catalog chroma_collections)",
-    };
-    out.push_str(&format!(
-        "layout: {layout}
-"
-    ));
-    for table in &plan.plan.tables {
-        let columns: Vec<String> = table
-            .spec
-            .columns
-            .iter()
-            .map(|c| format!("{} {}", quote_ident(&c.name), c.pg_type))
-            .collect();
-        let how = if plan.reuse_existing {
-            "existing"
-        } else {
-            "create"
-        };
-        out.push_str(&format!(
-            "  {how} {} ({})
-",
-            table.spec.name,
-            columns.join(", ")
-        ));
-    }
-    if !plan.reuse_existing {
-        out.push_str("  rows that fit in a page are written whole, uncompressed (toast_tuple_target = 8160 during the load, reset after it)\n");
-    }
-    out.push_str(
-        "collections:
-",
-    );
-    for (c, target) in collections.iter().zip(&plan.targets) {
-        out.push_str(&format!(
-            "  {} [{}, {} dims, {} items: {} vectors from the HNSW files, {} from the log] -> {}
-",
-            layout::display_name(c),
-            layout::space_name(c.space),
-            c.dimension.map_or("no".into(), |d| d.to_string()),
-            c.count,
-            c.sources.from_hnsw,
-            c.sources.from_log,
-            plan.plan.tables[target.table].spec.name
-        ));
-    }
-    for ix in plan.vector_indexes.iter().filter(|ix| !ix.existing) {
-        out.push_str(&format!(
-            "after the load: {}\n",
-            plan.vector_index_sql(ix).0
-        ));
-    }
-    for note in &plan.notes {
-        out.push_str(&format!(
-            "note: {note}
-"
-        ));
-    }
-    out
-}
-
 /// Open WebUI's environment for what the plan writes.
 fn open_webui_env(plan: &ChromaPlan) -> Vec<String> {
     if plan.layout != Layout::OpenWebUi {
@@ -758,8 +692,9 @@ async fn clean_up_after_failure(
             "The rows this run added were deleted from {table}; the same command can be run again"
         )),
         Err(cause) => err.also(format!(
-            "Deleting the rows this run added to {table} failed ({cause}): rows of the collections {} may remain there; \
+            "Deleting the rows this run added to {table} failed ({}): rows of the collections {} may remain there; \
              run the same command again with --truncate once the server is back (it deletes them first)",
+            crate::error::explain(&cause),
             names.join(", ")
         )),
     }

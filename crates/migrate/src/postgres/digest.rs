@@ -3,133 +3,100 @@
 //! canonical encoding) hashed in one call, text COPY rows hashed line by line
 //! (both sessions use the same output settings, see [`super::Session`]).
 //! Rows are hashed straight from the received chunks; only a row split
-//! across two chunks is copied.
+//! across two chunks is copied. Binary streams are split into rows by
+//! `pgharbor-copy-binary`.
 
+use pgharbor_copy_binary::RowSplitter;
 use pgharbor_verify::TableDigest;
 use xxhash_rust::xxh3::xxh3_128;
-
-/// The binary COPY header: signature, flags, header extension length.
-const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 
 /// Digest of a COPY stream fed in chunks.
 #[derive(Debug)]
 pub struct StreamDigest {
-    binary: bool,
-    /// Bytes of an incomplete row (or header) carried to the next chunk.
-    carry: Vec<u8>,
-    header_done: bool,
-    trailer_seen: bool,
+    rows: Rows,
     digest: TableDigest,
+}
+
+/// How the stream is cut into rows.
+#[derive(Debug)]
+enum Rows {
+    Binary(RowSplitter),
+    /// Text lines; the bytes of an incomplete line carried to the next chunk.
+    Text(Vec<u8>),
 }
 
 impl StreamDigest {
     /// A digest for a stream in binary (`true`) or text format.
     pub fn new(binary: bool) -> StreamDigest {
         StreamDigest {
-            binary,
-            carry: Vec::new(),
-            header_done: !binary,
-            trailer_seen: false,
+            rows: if binary {
+                Rows::Binary(RowSplitter::new())
+            } else {
+                Rows::Text(Vec::new())
+            },
             digest: TableDigest::default(),
         }
     }
 
     /// Feed the next chunk.
     pub fn feed(&mut self, chunk: &[u8]) -> Result<(), String> {
-        if self.carry.is_empty() {
-            let used = self.consume(chunk)?;
-            self.carry.extend_from_slice(&chunk[used..]);
-        } else {
-            let mut joined = std::mem::take(&mut self.carry);
-            joined.extend_from_slice(chunk);
-            let used = self.consume(&joined)?;
-            joined.drain(..used);
-            self.carry = joined;
-        }
-        Ok(())
-    }
-
-    /// Hash every complete row at the start of `data`; returns the bytes used.
-    fn consume(&mut self, data: &[u8]) -> Result<usize, String> {
-        let mut pos = 0;
-        if !self.header_done {
-            match header_length(data)? {
-                Some(len) => {
-                    pos = len;
-                    self.header_done = true;
-                }
-                None => return Ok(0),
+        let digest = &mut self.digest;
+        match &mut self.rows {
+            Rows::Binary(splitter) => splitter
+                .feed(chunk, |row| digest.add(xxh3_128(row.bytes())))
+                .map_err(|e| e.to_string()),
+            Rows::Text(carry) => {
+                feed_lines(carry, chunk, digest);
+                Ok(())
             }
         }
-        while let Some(end) = self.row_end(&data[pos..])? {
-            let row = &data[pos..pos + end];
-            pos += end;
-            if self.binary && row == [0xff, 0xff] {
-                self.trailer_seen = true;
-                continue;
-            }
-            self.digest.add(xxh3_128(row));
-        }
-        Ok(pos)
-    }
-
-    /// The length of the complete row at the start of `data` (including a
-    /// text row's newline), if it is complete.
-    fn row_end(&self, data: &[u8]) -> Result<Option<usize>, String> {
-        if !self.binary {
-            return Ok(data.iter().position(|b| *b == b'\n').map(|p| p + 1));
-        }
-        if data.len() < 2 {
-            return Ok(None);
-        }
-        let count = i16::from_be_bytes([data[0], data[1]]);
-        if count == -1 {
-            return Ok(Some(2));
-        }
-        if count < 0 {
-            return Err(format!("malformed binary COPY row (field count {count})"));
-        }
-        let mut p = 2;
-        for _ in 0..count {
-            let Some(len) = data.get(p..p + 4) else {
-                return Ok(None);
-            };
-            let len = i32::from_be_bytes(len.try_into().expect("4 bytes"));
-            p += 4 + len.max(0) as usize;
-            if p > data.len() {
-                return Ok(None);
-            }
-        }
-        Ok(Some(p))
     }
 
     /// The digest of everything fed; an incomplete stream is an error.
     pub fn finish(self) -> Result<TableDigest, String> {
-        if !self.carry.is_empty() {
-            return Err("the COPY stream ended inside a row".into());
-        }
-        if self.binary && !self.trailer_seen {
-            return Err("the COPY stream ended without its trailer".into());
+        match self.rows {
+            Rows::Binary(splitter) => {
+                splitter.finish().map_err(|e| e.to_string())?;
+            }
+            Rows::Text(carry) if !carry.is_empty() => {
+                return Err("the COPY stream ended inside a row".into())
+            }
+            Rows::Text(_) => {}
         }
         Ok(self.digest)
     }
 }
 
-/// The header's length once `data` holds all of it.
-fn header_length(data: &[u8]) -> Result<Option<usize>, String> {
-    if data.len() < 19 {
-        return Ok(None);
+/// Hash every line `chunk` completes, keeping an unfinished one in `carry`.
+fn feed_lines(carry: &mut Vec<u8>, chunk: &[u8], digest: &mut TableDigest) {
+    let mut rest = chunk;
+    if !carry.is_empty() {
+        let Some(end) = line_end(rest) else {
+            carry.extend_from_slice(rest);
+            return;
+        };
+        carry.extend_from_slice(&rest[..end]);
+        digest.add(xxh3_128(carry));
+        carry.clear();
+        rest = &rest[end..];
     }
-    if &data[..11] != SIGNATURE {
-        return Err("missing binary COPY signature".into());
+    while let Some(end) = line_end(rest) {
+        digest.add(xxh3_128(&rest[..end]));
+        rest = &rest[end..];
     }
-    let extension = u32::from_be_bytes(data[15..19].try_into().expect("4 bytes")) as usize;
-    Ok((data.len() >= 19 + extension).then_some(19 + extension))
+    carry.extend_from_slice(rest);
+}
+
+/// The length of the line at the start of `data`, newline included, if it
+/// is complete.
+fn line_end(data: &[u8]) -> Option<usize> {
+    data.iter().position(|b| *b == b'\n').map(|p| p + 1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pgharbor_copy_binary::{write, Field, HEADER, TRAILER};
 
     #[test]
     fn text_rows_split_across_chunks_hash_like_whole_ones() {
@@ -153,23 +120,30 @@ mod tests {
         d.feed(b"1\ta").unwrap();
         assert!(d.finish().is_err());
         let mut b = StreamDigest::new(true);
-        b.feed(b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0").unwrap();
-        assert!(b.finish().is_err());
+        b.feed(HEADER).unwrap();
+        let err = b.finish().unwrap_err();
+        assert!(err.contains("without the trailer"), "{err}");
     }
 
-    fn binary_stream(values: &[Option<&[u8]>]) -> Vec<u8> {
-        let mut out = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0".to_vec();
+    #[test]
+    fn a_malformed_binary_stream_is_an_error_naming_the_row() {
+        let mut stream = binary_stream(&[Some(b"alpha"), Some(b"omega")]);
+        let second_length = HEADER.len() + 11 + 2;
+        stream[second_length..second_length + 4].copy_from_slice(&(-4i32).to_be_bytes());
+        let mut d = StreamDigest::new(true);
+        let err = d.feed(&stream).unwrap_err();
+        assert!(
+            err.contains("field 1 of row 2 has length -4") && err.contains("at byte 32"),
+            "{err}"
+        );
+    }
+
+    fn binary_stream(values: &[Field<'_>]) -> Vec<u8> {
+        let mut out = HEADER.to_vec();
         for value in values {
-            out.extend_from_slice(&1i16.to_be_bytes());
-            match value {
-                None => out.extend_from_slice(&(-1i32).to_be_bytes()),
-                Some(v) => {
-                    out.extend_from_slice(&(v.len() as i32).to_be_bytes());
-                    out.extend_from_slice(v);
-                }
-            }
+            write::write_row(&mut out, &[*value]).unwrap();
         }
-        out.extend_from_slice(&(-1i16).to_be_bytes());
+        out.extend_from_slice(TRAILER);
         out
     }
 
@@ -196,5 +170,16 @@ mod tests {
             ]))
             .unwrap();
         assert_ne!(other.finish().unwrap(), whole, "NULL differs from empty");
+    }
+
+    #[test]
+    fn a_binary_row_hashes_as_its_bytes_on_the_wire() {
+        let mut d = StreamDigest::new(true);
+        d.feed(&binary_stream(&[Some(b"alpha")])).unwrap();
+        let mut row = Vec::new();
+        write::write_row(&mut row, &[Some(b"alpha")]).unwrap();
+        let mut expected = TableDigest::default();
+        expected.add(xxh3_128(&row));
+        assert_eq!(d.finish().unwrap(), expected);
     }
 }

@@ -328,17 +328,19 @@ async fn after_failure(
                 "Nothing was kept: the database this run created was dropped again; the same command can be run again",
             ),
             Err(e) => err.also(format!(
-                "Dropping the empty database {:?} this run created failed ({e}): drop it, then run the same command again",
-                target.dbname()
+                "Dropping the empty database {:?} this run created failed ({}): drop it, then run the same command again",
+                target.dbname(),
+                crate::error::explain(&e)
             )),
         },
         Ok(false) if said_what_to_do(&err) => err,
         Ok(false) => err.also("Nothing was copied; the same command can be run again"),
         Err(_) if said_what_to_do(&err) => err,
         Err(cause) => err.also(format!(
-            "The target could not be reached again within {}s to see what is left ({cause}): once it is back, \
+            "The target could not be reached again within {}s to see what is left ({}): once it is back, \
              {resume} if the database has a schema {}, otherwise run it as it is",
             wait.as_secs(),
+            crate::error::explain(&cause),
             journal::SCHEMA
         )),
     }

@@ -84,7 +84,7 @@ pub fn print_report(report: &MigrationReport, json: bool) -> anyhow::Result<()> 
         }
     }
     if report.source_changed_during_run {
-        println!("the source changed while it was copied: the target holds {} as it was when the run started (the verification compares that moment); stop the application and run again with --drop-existing to include the later writes", report.source);
+        println!("the source changed while it was copied: the target holds {} as it was when the run started (the verification compares that moment); stop the application and run again with --drop-existing (into an application's own tables: --into-existing --truncate) to include the later writes", report.source);
     }
     match report.verified {
         Some(true) => println!("verified: every table matches (row counts and content checksums)"),

@@ -1,4 +1,5 @@
-//! The human-readable plan printed by `--dry-run`.
+//! The human-readable plan of an SQLite move printed by `--dry-run` (a new
+//! schema, or `--into-existing`'s mapping).
 
 use pgharbor_core::plan::Plan;
 use pgharbor_pgwriter::ddl;
