@@ -418,6 +418,7 @@ pub(crate) fn new_manifest(
         encryption: encoding.encryption.as_ref().map(Encryption::kind),
         postgres: None,
         redis: None,
+        base: None,
     }
 }
 

@@ -56,7 +56,7 @@ pub struct BackupError {
 
 impl BackupError {
     /// A new error of `kind`.
-    pub(crate) fn new(kind: BackupErrorKind, message: impl Into<String>) -> Self {
+    pub fn new(kind: BackupErrorKind, message: impl Into<String>) -> Self {
         BackupError {
             kind,
             message: message.into(),
@@ -74,20 +74,20 @@ impl BackupError {
     }
 
     /// The same error with `context` put in front (`context: message`).
-    pub(crate) fn context(mut self, context: impl fmt::Display) -> Self {
+    pub fn context(mut self, context: impl fmt::Display) -> Self {
         self.message = format!("{context}: {}", self.message);
         self
     }
 
     /// The same error with the sentence `then` after its message (what the
     /// failure left and what to do).
-    pub(crate) fn followed_by(mut self, then: impl fmt::Display) -> Self {
+    pub fn followed_by(mut self, then: impl fmt::Display) -> Self {
         self.message = format!("{}. {then}", self.message);
         self
     }
 
     /// A PostgreSQL query error, with the server's message and SQLSTATE.
-    pub(crate) fn postgres(what: impl fmt::Display, e: &tokio_postgres::Error) -> Self {
+    pub fn postgres(what: impl fmt::Display, e: &tokio_postgres::Error) -> Self {
         let message = match e.as_db_error() {
             Some(db) if db.code().code() == DISK_FULL => format!(
                 "{what}: {} (SQLSTATE {DISK_FULL}) — {DISK_FULL_ADVICE}",

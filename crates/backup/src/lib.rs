@@ -34,6 +34,10 @@
 //! With [`BackupOptions::encrypt`] the files are age files (`.zst.age`), to
 //! x25519 recipients or with a passphrase.
 //!
+//! A `kind: "base"` backup ([`BaseContent`]) is a physical base backup for
+//! point-in-time recovery, written by `pgharbor-pitr` through [`pipeline`];
+//! it lists, verifies (checksums) and prunes like the others.
+//!
 //! # Restoring
 //!
 //! [`restore`] loads the rows while the dump downloads: the custom archive
@@ -89,6 +93,7 @@ mod id;
 mod list;
 mod manifest;
 mod pg;
+pub mod pipeline;
 mod prune;
 mod redis;
 mod restore;
@@ -104,13 +109,13 @@ pub use error::{BackupError, BackupErrorKind, Result};
 pub use id::parse_id;
 pub use list::{list, list_at, BackupEntry, BackupState};
 pub use manifest::{
-    BackupKind, Compression, DatabaseEntry, DatabaseSetting, EncryptionKind, FileEntry, Manifest,
-    PostgresContent, RedisContent, RedisDatabase, TableCount, VerificationRecord, FORMAT,
-    MANIFEST_NAME, VERIFICATION_NAME,
+    BackupKind, BaseContent, Compression, DatabaseEntry, DatabaseSetting, EncryptionKind,
+    FileEntry, Manifest, PostgresContent, RedisContent, RedisDatabase, TableCount,
+    VerificationRecord, FORMAT, MANIFEST_NAME, VERIFICATION_NAME,
 };
 pub use prune::{plan as plan_prune, prune, Kept, PruneReport, Retention};
 pub use redis::{backup_redis, restore_redis, RedisRestoreOptions, RedisRestoreReport};
 pub use restore::{restore, RestoreOptions, RestoreReport, RestoredDatabase};
 pub use roles::RolesReport;
-pub use stream::{COMPRESS_LEVELS, DEFAULT_COMPRESS_LEVEL};
+pub use stream::{Encoding, COMPRESS_LEVELS, DEFAULT_COMPRESS_LEVEL};
 pub use verify::{verify, verify_all, VerifyOptions, VerifyReport};

@@ -50,6 +50,9 @@ pub struct Manifest {
     /// The details of a `kind: "redis"` backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisContent>,
+    /// The details of a `kind: "base"` backup (point-in-time recovery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseContent>,
 }
 
 impl Manifest {
@@ -93,6 +96,11 @@ impl Manifest {
         self.section(self.redis.as_ref(), "Redis")
     }
 
+    /// The base backup section, or an error when this is another kind.
+    pub fn base(&self) -> Result<&BaseContent> {
+        self.section(self.base.as_ref(), "base (point-in-time recovery)")
+    }
+
     fn section<'a, T>(&self, section: Option<&'a T>, what: &str) -> Result<&'a T> {
         section.ok_or_else(|| {
             BackupError::new(
@@ -113,7 +121,8 @@ impl Manifest {
             .redis
             .iter()
             .flat_map(|r| r.databases.iter().map(|d| format!("db{}", d.db)));
-        postgres.chain(redis).collect()
+        let base = self.base.iter().map(|_| "(whole cluster)".to_owned());
+        postgres.chain(redis).chain(base).collect()
     }
 }
 
@@ -125,6 +134,10 @@ pub enum BackupKind {
     Postgres,
     /// An RDB snapshot of a Redis server (section `redis`).
     Redis,
+    /// A physical base backup of a whole PostgreSQL cluster
+    /// (`pg_basebackup`, section `base`), restored with the WAL archive
+    /// to a point in time.
+    Base,
 }
 
 /// One stored file.
@@ -172,6 +185,40 @@ pub struct PostgresContent {
     pub roles_file: Option<String>,
     /// Whether the roles file holds password hashes.
     pub role_passwords: bool,
+}
+
+/// The base backup part of a manifest: where in the WAL the backup starts
+/// and ends, so a restore knows which base backup reaches a target and
+/// which WAL it needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseContent {
+    /// The server's version (`16.2`).
+    pub server_version: String,
+    /// The server's major version: a restore runs this major's `postgres`.
+    pub major: u32,
+    /// The `pg_basebackup` version that took it.
+    pub pg_basebackup_version: String,
+    /// The cluster's system identifier (`pg_control_system()`): WAL of
+    /// another cluster does not replay onto it.
+    pub system_identifier: String,
+    /// The timeline the backup was taken on.
+    pub timeline: u32,
+    /// The WAL position the backup starts at (`0/2000028`).
+    pub start_lsn: String,
+    /// The WAL position at which a restore of it is consistent.
+    pub end_lsn: String,
+    /// The first WAL segment a restore needs (`000000010000000000000002`);
+    /// the backup holds the WAL up to `end_lsn` itself (`pg_basebackup -X fetch`).
+    pub start_wal: String,
+    /// The tar file (`base.tar.zst`): the data directory as `pg_basebackup -Ft` writes it.
+    pub file: String,
+    /// The server's WAL segment size in bytes (`wal_segment_size`).
+    #[serde(default = "default_wal_segment_size")]
+    pub wal_segment_size: u64,
+}
+
+fn default_wal_segment_size() -> u64 {
+    16 << 20
 }
 
 /// The Redis part of a manifest: what the snapshot's structural check

@@ -27,8 +27,8 @@ pub const COMPRESS_LEVELS: std::ops::RangeInclusive<i32> = 1..=19;
 
 /// How the stored bytes are made from the plain ones: zstd at `level`,
 /// then age when `encryption` is given.
-#[derive(Clone)]
-pub(crate) struct Encoding {
+#[derive(Debug, Clone)]
+pub struct Encoding {
     /// The zstd level.
     pub level: i32,
     /// Encrypt with age.
@@ -47,6 +47,9 @@ pub(crate) struct Producer {
     pub child: Child,
     /// Its stderr, read to the end (taken once the child has exited).
     pub stderr: Option<JoinHandle<String>>,
+    /// Where its stderr is left once it has exited successfully, for
+    /// callers that read what it reported (`pg_basebackup`'s WAL positions).
+    pub transcript: Option<Arc<Mutex<String>>>,
 }
 
 impl Producer {
@@ -64,6 +67,7 @@ impl Producer {
             what,
             child,
             stderr: Some(stderr),
+            transcript: None,
         })
     }
 }
@@ -209,6 +213,9 @@ fn pump(mut producer: Producer, encoding: &Encoding, out: ChannelWriter) -> Resu
     }
     if !status.success() {
         return Err(program_failed(&producer.what, status, &stderr));
+    }
+    if let Some(transcript) = &producer.transcript {
+        *transcript.lock().unwrap_or_else(|p| p.into_inner()) = stderr;
     }
     copied.map_err(|e| {
         BackupError::new(

@@ -113,7 +113,7 @@ pub async fn verify(
             (BackupKind::Postgres, Some(target)) => {
                 test_restore(dest, &manifest, target, options, &mut problems).await?
             }
-            (BackupKind::Postgres, None) => 0,
+            (BackupKind::Postgres, None) | (BackupKind::Base, _) => 0,
             (BackupKind::Redis, _) => {
                 let decryption = options.decryption.as_ref();
                 let target = options.redis_restore_to.as_ref();
@@ -163,6 +163,10 @@ pub async fn verify_all(
         let mut each = options.clone();
         let postgres = match entry.manifest.as_ref().map(|m| m.kind) {
             Some(BackupKind::Redis) => None,
+            Some(BackupKind::Base) => {
+                each.redis_restore_to = None;
+                None
+            }
             _ => {
                 each.redis_restore_to = None;
                 restore_to
@@ -204,6 +208,16 @@ fn target_of(
     match (manifest.kind, restore_to, redis) {
         (BackupKind::Postgres, postgres, None) => Ok(postgres.map(ConnConfig::endpoint)),
         (BackupKind::Redis, None, redis) => Ok(redis.map(RedisUrl::endpoint)),
+        (BackupKind::Base, None, None) => Ok(None),
+        (BackupKind::Base, _, _) => Err(BackupError::new(
+            BackupErrorKind::InvalidInput,
+            format!(
+                "backup {} is a base backup for point-in-time recovery: it is test-restored into \
+                 a scratch data directory with `pgharbor backups verify DEST --pitr`, not into a \
+                 database",
+                manifest.id
+            ),
+        )),
         (kind, _, _) => Err(BackupError::new(
             BackupErrorKind::InvalidInput,
             format!(

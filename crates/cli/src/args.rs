@@ -52,8 +52,19 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Back up a PostgreSQL server's databases (or a Redis server) to DEST, once or on a schedule.
     Backup(BackupArgs),
-    /// Restore a backup (DEST/ID, or DEST/latest) into a server.
+    /// Restore a backup (DEST/ID, or DEST/latest) into a server; or, with --pgdata, the
+    /// point-in-time archive at DEST into a new data directory (--time, --lsn, --xid, --name,
+    /// --latest).
     Restore(RestoreArgs),
+    /// Take a physical base backup (pg_basebackup) of the whole cluster to DEST, for
+    /// point-in-time recovery.
+    BaseBackup(BaseBackupArgs),
+    /// Archive the server's WAL continuously to DEST (pg_receivewal over a replication slot),
+    /// until SIGTERM.
+    Archive(ArchiveArgs),
+    /// Fetch one archived WAL file from DEST into PATH, checked (the restore_command a
+    /// point-in-time restore writes).
+    RestoreWal(RestoreWalArgs),
     /// List, verify or prune the backups at a destination.
     #[command(subcommand)]
     Backups(BackupsCommand),
@@ -88,6 +99,114 @@ pub struct DecryptArgs {
     /// A file holding the backup's passphrase.
     #[arg(long)]
     pub decrypt_passphrase_file: Option<std::path::PathBuf>,
+}
+
+/// How to encrypt what is stored (age).
+#[derive(Debug, Args, Clone)]
+pub struct EncryptArgs {
+    /// Encrypt with age to this recipient (an age1… public key; repeatable).
+    #[arg(long)]
+    pub encrypt_recipient: Vec<String>,
+    /// Encrypt with age and the passphrase in this environment variable.
+    #[arg(long)]
+    pub encrypt_passphrase_env: Option<String>,
+    /// Encrypt with age and the passphrase in this file.
+    #[arg(long)]
+    pub encrypt_passphrase_file: Option<std::path::PathBuf>,
+}
+
+/// `pgharbor base-backup`.
+#[derive(Debug, Args)]
+pub struct BaseBackupArgs {
+    /// The server: a PostgreSQL URL of a user with the REPLICATION attribute.
+    pub url: String,
+    /// Where: a directory, file://…, s3://bucket/prefix, az://container/prefix (the same as the
+    /// WAL archive's).
+    #[arg(long)]
+    pub to: String,
+    /// zstd level, 1 (fastest) to 19 (smallest).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub compress_level: Option<i32>,
+    /// Run as a long-lived process taking a base backup on this cron schedule, e.g. "0 3 * * *".
+    #[arg(long)]
+    pub every: Option<String>,
+    /// Time zone of --every (an IANA name; default: $TZ, else UTC).
+    #[arg(long, requires = "every")]
+    pub time_zone: Option<String>,
+    /// After each base backup, prune with the --keep-* policy: base backups by the backups'
+    /// rules, then the WAL no kept base backup needs.
+    #[arg(long)]
+    pub prune: bool,
+    /// Retention (with --prune).
+    #[command(flatten)]
+    pub keep: KeepArgs,
+    /// With --every: serve /metrics and /healthz here (e.g. 0.0.0.0:9187).
+    #[arg(long, requires = "every")]
+    pub listen: Option<String>,
+    /// Encryption.
+    #[command(flatten)]
+    pub encrypt: EncryptArgs,
+    /// Object store options.
+    #[command(flatten)]
+    pub dest: DestArgs,
+    /// Machine-readable report on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pgharbor archive`.
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// The server: a PostgreSQL URL of a user with the REPLICATION attribute.
+    pub url: String,
+    /// Where: a directory, file://…, s3://bucket/prefix, az://container/prefix.
+    #[arg(long)]
+    pub to: String,
+    /// A local directory pg_receivewal writes into (the segment being received); keep it across
+    /// restarts (a volume in a container).
+    #[arg(long, value_name = "DIR")]
+    pub spool: std::path::PathBuf,
+    /// The physical replication slot (created when missing): the server keeps the WAL the
+    /// archiver has not received.
+    #[arg(long, default_value = "pgharbor")]
+    pub slot: String,
+    /// zstd level, 1 (fastest) to 19 (smallest).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub compress_level: Option<i32>,
+    /// Serve /metrics and /healthz here (e.g. 0.0.0.0:9188).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// The guard: log an error (and count an alert in /metrics) when the slot makes the server
+    /// keep more WAL than this, e.g. 8GB.
+    #[arg(long, value_name = "SIZE", value_parser = crate::pitr::parse_size)]
+    pub alert_slot_wal: Option<u64>,
+    /// The guard, explicitly: drop (and re-create) the slot when it makes the server keep more
+    /// WAL than this, e.g. 20GB — the server keeps running, the archive gets a gap.
+    #[arg(long, value_name = "SIZE", value_parser = crate::pitr::parse_size)]
+    pub drop_slot_over: Option<u64>,
+    /// Encryption.
+    #[command(flatten)]
+    pub encrypt: EncryptArgs,
+    /// Object store options.
+    #[command(flatten)]
+    pub dest: DestArgs,
+}
+
+/// `pgharbor restore-wal`.
+#[derive(Debug, Args)]
+pub struct RestoreWalArgs {
+    /// The archive's destination.
+    pub dest: String,
+    /// The WAL file's name (restore_command's %f).
+    pub name: String,
+    /// Where to write it (restore_command's %p).
+    pub path: std::path::PathBuf,
+    /// Decryption.
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
+    /// Object store options.
+    #[command(flatten)]
+    pub dest_options: DestArgs,
 }
 
 /// `pgharbor backup`.
@@ -206,8 +325,38 @@ pub struct RestoreArgs {
     /// encoding and locale when missing, else it must be empty (or --clean). A URL naming postgres
     /// or template1 is only connected through: the database keeps the backup's name. A backup of
     /// several databases restores each under its own name: connect through postgres (…/postgres).
-    /// redis://… for a Redis backup.
-    pub target: String,
+    /// redis://… for a Redis backup. Not given with --pgdata.
+    #[arg(required_unless_present = "pgdata", conflicts_with = "pgdata")]
+    pub target: Option<String>,
+    /// Point-in-time recovery: restore the archive at DEST (the first argument, a destination)
+    /// into this new data directory, from the newest base backup that ends before the target.
+    #[arg(long, value_name = "DIR")]
+    pub pgdata: Option<std::path::PathBuf>,
+    /// With --pgdata: the state as committed at this time, e.g. '2026-12-06 10:42:17+01'.
+    #[arg(long, requires = "pgdata", group = "recovery_target")]
+    pub time: Option<String>,
+    /// With --pgdata: replay up to this WAL position (e.g. 0/3000028).
+    #[arg(long, requires = "pgdata", group = "recovery_target")]
+    pub lsn: Option<String>,
+    /// With --pgdata: replay up to this transaction's commit.
+    #[arg(long, requires = "pgdata", group = "recovery_target")]
+    pub xid: Option<u64>,
+    /// With --pgdata: replay up to this restore point (pg_create_restore_point).
+    #[arg(long, requires = "pgdata", group = "recovery_target")]
+    pub name: Option<String>,
+    /// With --pgdata: replay everything the archive holds.
+    #[arg(long, requires = "pgdata", group = "recovery_target")]
+    pub latest: bool,
+    /// With --pgdata: the restored server's port.
+    #[arg(long, requires = "pgdata")]
+    pub port: Option<u16>,
+    /// With --pgdata: a setting for the restored server, NAME=VALUE (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE", requires = "pgdata")]
+    pub settings: Vec<String>,
+    /// With --pgdata: start the restored server (pg_ctl) and wait until recovery has ended;
+    /// without it, the start command is printed.
+    #[arg(long, requires = "pgdata")]
+    pub start: bool,
     /// Restore only this database of a multi-database backup (into the URL's database, or --as).
     #[arg(long)]
     pub database: Option<String>,
@@ -286,7 +435,18 @@ pub struct BackupsVerifyArgs {
     /// With --restore-to: directory for the test restore's temporary files (default $TMPDIR).
     #[arg(long, value_name = "DIR")]
     pub temp_dir: Option<std::path::PathBuf>,
-    /// Decryption (for --restore-to).
+    /// Point-in-time archive: re-hash the newest base backup and its WAL, name any missing
+    /// segment, restore it with all the WAL into a scratch data directory, start it, replay to
+    /// the end, run pg_amcheck when available; recorded like any verification.
+    #[arg(long, conflicts_with_all = ["id", "all", "restore_to"])]
+    pub pitr: bool,
+    /// With --pitr: where the scratch data directory goes (default $TMPDIR).
+    #[arg(long, value_name = "DIR", requires = "pitr")]
+    pub scratch_dir: Option<std::path::PathBuf>,
+    /// With --pitr: the restored cluster's superuser.
+    #[arg(long, default_value = "postgres", requires = "pitr")]
+    pub user: String,
+    /// Decryption (for --restore-to and --pitr).
     #[command(flatten)]
     pub decrypt: DecryptArgs,
     /// Object store options.

@@ -4,7 +4,7 @@
 
 use crate::args::{
     BackupArgs, BackupsCommand, BackupsListArgs, BackupsPruneArgs, BackupsVerifyArgs, DecryptArgs,
-    DestArgs, KeepArgs, RestoreArgs,
+    DestArgs, EncryptArgs, KeepArgs, RestoreArgs,
 };
 use crate::Failure;
 use pgharbor_backup::{
@@ -67,7 +67,7 @@ fn verify_options(
     Ok((options, postgres))
 }
 
-fn postgres_url(url: &str) -> Result<ConnConfig, Failure> {
+pub(crate) fn postgres_url(url: &str) -> Result<ConnConfig, Failure> {
     ConnConfig::parse(url).map_err(|e| Failure::usage(e.to_string()))
 }
 
@@ -78,6 +78,15 @@ fn secret_from(source: SecretSource, what: &str) -> Result<Secret, Failure> {
 }
 
 fn encryption(args: &BackupArgs) -> Result<Option<Encryption>, Failure> {
+    encryption_from(&EncryptArgs {
+        encrypt_recipient: args.encrypt_recipient.clone(),
+        encrypt_passphrase_env: args.encrypt_passphrase_env.clone(),
+        encrypt_passphrase_file: args.encrypt_passphrase_file.clone(),
+    })
+}
+
+/// The age encryption the options ask for, `None` for none.
+pub(crate) fn encryption_from(args: &EncryptArgs) -> Result<Option<Encryption>, Failure> {
     let passphrase = match (&args.encrypt_passphrase_env, &args.encrypt_passphrase_file) {
         (Some(name), _) => Some(SecretSource::Env(name.clone())),
         (None, Some(path)) => Some(SecretSource::File(path.clone())),
@@ -96,7 +105,7 @@ fn encryption(args: &BackupArgs) -> Result<Option<Encryption>, Failure> {
     }
 }
 
-fn decryption(args: &DecryptArgs) -> Result<Option<Decryption>, Failure> {
+pub(crate) fn decryption(args: &DecryptArgs) -> Result<Option<Decryption>, Failure> {
     if let Some(path) = &args.decrypt_key_file {
         let key = secret_from(SecretSource::File(path.clone()), "the age identity file")?;
         return Ok(Some(Decryption::Identities(key)));
@@ -112,7 +121,7 @@ fn decryption(args: &DecryptArgs) -> Result<Option<Decryption>, Failure> {
     )?)))
 }
 
-fn retention(keep: &KeepArgs) -> Retention {
+pub(crate) fn retention(keep: &KeepArgs) -> Retention {
     Retention {
         keep_last: keep.keep_last as usize,
         keep_daily: keep.keep_daily as usize,
@@ -365,12 +374,16 @@ fn split_backup(backup: &str) -> Result<(&str, &str), Failure> {
 
 /// `pgharbor restore`.
 pub async fn restore(args: RestoreArgs) -> Result<u8, Failure> {
+    if args.pgdata.is_some() {
+        return crate::pitr::restore(args).await;
+    }
+    let target_url = args.target.clone().unwrap_or_default();
     let (dest, id) = split_backup(&args.backup)?;
     let dest = destination(dest, &args.dest)?;
-    if is_redis(&args.target) {
-        return restore_redis(&args, &dest, id).await;
+    if is_redis(&target_url) {
+        return restore_redis(&args, &dest, id, &target_url).await;
     }
-    let target = postgres_url(&args.target)?;
+    let target = postgres_url(&target_url)?;
     let options = pgharbor_backup::RestoreOptions {
         database: args.database.clone(),
         as_name: args.as_name.clone(),
@@ -410,13 +423,17 @@ pub async fn restore(args: RestoreArgs) -> Result<u8, Failure> {
 }
 
 /// `pgharbor restore DEST/ID redis://…`.
-async fn restore_redis(args: &RestoreArgs, dest: &Destination, id: &str) -> Result<u8, Failure> {
+async fn restore_redis(
+    args: &RestoreArgs,
+    dest: &Destination,
+    id: &str,
+    target: &str,
+) -> Result<u8, Failure> {
     let options = pgharbor_backup::RedisRestoreOptions {
         flush: args.flush,
         decryption: decryption(&args.decrypt)?,
     };
-    let report =
-        pgharbor_backup::restore_redis(dest, id, &redis_url(&args.target)?, &options).await?;
+    let report = pgharbor_backup::restore_redis(dest, id, &redis_url(target)?, &options).await?;
     if args.json {
         println!(
             "{}",
@@ -482,6 +499,9 @@ fn state_text(state: BackupState, problem: Option<&str>) -> String {
 }
 
 async fn verify(args: BackupsVerifyArgs) -> Result<u8, Failure> {
+    if args.pitr {
+        return crate::pitr::verify(args).await;
+    }
     let dest = destination(&args.dest, &args.store)?;
     let (options, restore_to) = verify_options(
         args.restore_to.as_deref(),
@@ -568,10 +588,13 @@ fn verified_all(dest: &Destination, reports: &[VerifyReport], json: bool) -> Res
 async fn prune(args: BackupsPruneArgs) -> Result<u8, Failure> {
     let dest = destination(&args.dest, &args.store)?;
     let report = pgharbor_backup::prune(&dest, &retention(&args.keep), args.dry_run).await?;
+    let wal = pgharbor_pitr::prune_wal(&dest, &report.removed, args.dry_run).await?;
     if args.json {
+        let mut shown = serde_json::to_value(&report).map_err(anyhow::Error::from)?;
+        shown["wal"] = serde_json::to_value(&wal).map_err(anyhow::Error::from)?;
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+            serde_json::to_string_pretty(&shown).map_err(anyhow::Error::from)?
         );
         return Ok(0);
     }
@@ -586,9 +609,15 @@ async fn prune(args: BackupsPruneArgs) -> Result<u8, Failure> {
     for id in &report.removed {
         println!("{verb} {id}");
     }
+    if let (Some(first), false) = (&wal.kept_from, wal.removed.is_empty()) {
+        println!(
+            "{verb} {} WAL file(s) older than {first}, the first the oldest base backup kept needs",
+            wal.removed.len()
+        );
+    }
     Ok(0)
 }
 
-fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     pgharbor_health::human_bytes(bytes as f64)
 }

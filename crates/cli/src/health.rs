@@ -386,6 +386,15 @@ fn backups_text(out: &mut String, b: &BackupView) {
         "  last verified: {}",
         or_none(b.last_verified.as_ref())
     );
+    if let Some(wal) = &b.wal {
+        let _ = writeln!(
+            out,
+            "  WAL archive:   {} files, the newest {} archived {} ago",
+            wal.files,
+            wal.last_archived,
+            format_secs(wal.age_seconds)
+        );
+    }
     let c = b.counts;
     let _ = writeln!(
         out,

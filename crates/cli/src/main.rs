@@ -11,6 +11,7 @@ mod init;
 mod interrupt;
 mod memory;
 mod migrate;
+mod pitr;
 mod postgres;
 mod progress;
 mod render;
@@ -140,6 +141,9 @@ async fn run(cli: args::Cli) -> Result<u8, Failure> {
         args::Command::Apply(a) => apply::apply(a).await,
         args::Command::Backup(a) => backup::backup(a).await,
         args::Command::Restore(a) => backup::restore(a).await,
+        args::Command::BaseBackup(a) => pitr::base_backup(a).await,
+        args::Command::Archive(a) => pitr::archive(a).await,
+        args::Command::RestoreWal(a) => pitr::restore_wal(a).await,
         args::Command::Backups(c) => backup::backups(c).await,
     }
 }

@@ -117,8 +117,44 @@ pub struct BackupView {
     pub last_good: Option<BackupSummary>,
     /// The newest verified backup.
     pub last_verified: Option<BackupSummary>,
+    /// The point-in-time WAL archive (`wal/`), when the destination has one.
+    pub wal: Option<WalArchiveView>,
     /// What is wrong, most severe first.
     pub problems: Vec<Problem>,
+}
+
+/// The WAL archive `pgharbor archive` keeps at a destination (`wal/`).
+#[derive(Debug, Clone, Serialize)]
+pub struct WalArchiveView {
+    /// WAL files archived (with an index entry).
+    pub files: usize,
+    /// The newest one's name.
+    pub last_archived: String,
+    /// When it was archived (Unix time).
+    pub last_archived_unix: f64,
+    /// Seconds since then.
+    pub age_seconds: f64,
+}
+
+/// The WAL archive under `wal/` at `dest`, `None` when there is none.
+async fn wal_archive(dest: &Destination, now: f64) -> Option<WalArchiveView> {
+    let objects = dest.list("wal").await.ok()?;
+    let entries: Vec<_> = objects
+        .iter()
+        .filter(|o| o.name.ends_with(".json"))
+        .collect();
+    let newest = entries.iter().max_by(|a, b| a.name.cmp(&b.name))?;
+    let archived = newest
+        .last_modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let name = newest.name.rsplit('/').next().unwrap_or_default();
+    Some(WalArchiveView {
+        files: entries.len(),
+        last_archived: name.trim_end_matches(".json").to_owned(),
+        last_archived_unix: archived,
+        age_seconds: (now - archived).max(0.0),
+    })
 }
 
 impl BackupView {
@@ -143,15 +179,44 @@ pub async fn inspect(watch: &BackupWatch, timeout: Duration) -> BackupView {
             format_secs(timeout.as_secs_f64())
         )),
     };
+    let now = crate::status::now_unix();
     match listed {
-        Ok(entries) => summarize(
-            &watch.name,
-            &dest,
-            watch.max_age,
-            &entries,
-            crate::status::now_unix(),
-        ),
+        Ok(entries) => {
+            let mut view = summarize(&watch.name, &dest, watch.max_age, &entries, now);
+            let wal = tokio::time::timeout(timeout, wal_archive(&watch.dest, now)).await;
+            view.wal = wal.ok().flatten();
+            let has_base = entries.iter().any(|e| {
+                e.manifest
+                    .as_ref()
+                    .is_some_and(|m| m.kind == BackupKind::Base)
+            });
+            view.problems.extend(wal_problems(&view, has_base));
+            view.problems.sort_by_key(|p| p.severity);
+            view
+        }
         Err(error) => unreadable(watch, error),
+    }
+}
+
+/// A destination with base backups needs a WAL archive that keeps up.
+fn wal_problems(view: &BackupView, has_base: bool) -> Vec<Problem> {
+    let problem = |message: String| Problem {
+        severity: Severity::Warning,
+        section: "backups",
+        message,
+    };
+    match &view.wal {
+        None if has_base => vec![problem(format!(
+            "{} has base backups but no archived WAL: is `pgharbor archive` running?",
+            view.dest
+        ))],
+        Some(wal) if wal.age_seconds > view.max_age_seconds => vec![problem(format!(
+            "the newest archived WAL file at {}, {}, is {} old: is `pgharbor archive` running?",
+            view.dest,
+            wal.last_archived,
+            format_secs(wal.age_seconds)
+        ))],
+        _ => Vec::new(),
     }
 }
 
@@ -173,6 +238,7 @@ pub(crate) fn unreadable(watch: &BackupWatch, error: String) -> BackupView {
         newest: None,
         last_good: None,
         last_verified: None,
+        wal: None,
     }
 }
 
@@ -208,6 +274,7 @@ pub fn summarize(
             .iter()
             .find(|e| e.state == BackupState::Verified)
             .map(summary),
+        wal: None,
         problems: Vec::new(),
     };
     view.problems = problems(&view, entries);
@@ -229,6 +296,7 @@ fn summary(e: &BackupEntry, now: f64) -> BackupSummary {
         kind: match e.manifest.as_ref().map(|m| m.kind) {
             Some(BackupKind::Postgres) => "postgres",
             Some(BackupKind::Redis) => "redis",
+            Some(BackupKind::Base) => "base",
             None => "unknown",
         },
         state: e.state,
@@ -300,11 +368,16 @@ fn problems(view: &BackupView, entries: &[BackupEntry]) -> Vec<Problem> {
             format!("corrupt backups at {dest}: {}", corrupt.join("; ")),
         );
     }
-    if view.last_good.is_some() && view.last_verified.is_none() {
+    if let (Some(good), None) = (&view.last_good, &view.last_verified) {
+        let how = if good.kind == "base" {
+            "--pitr"
+        } else {
+            "--restore-to URL"
+        };
         add(
             Severity::Warning,
             format!(
-                "no backup at {dest} has been verified: run pgharbor backups verify {dest} --restore-to URL"
+                "no backup at {dest} has been verified: run pgharbor backups verify {dest} {how}"
             ),
         );
     }

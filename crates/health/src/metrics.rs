@@ -548,6 +548,22 @@ fn backup_metrics(m: &mut Families, backups: &[BackupView]) {
                 n as f64,
             );
         }
+        if let Some(wal) = &bk.wal {
+            m.add(
+                "pgharbor_backup_wal_files",
+                g,
+                "WAL files in the destination's point-in-time archive.",
+                l(),
+                wal.files as f64,
+            );
+            m.add(
+                "pgharbor_backup_wal_last_archived_timestamp_seconds",
+                g,
+                "When the newest WAL file was archived (Unix time).",
+                l(),
+                wal.last_archived_unix,
+            );
+        }
         m.add(
             "pgharbor_backup_problems",
             g,

@@ -141,6 +141,36 @@ pub fn find_in(name: &str, min_major: u32, dirs: &[PathBuf]) -> Result<Program, 
     }
 }
 
+/// Find `name` of exactly major version `major` (`pg_ctl` and `postgres`
+/// run a data directory only of their own major version), in
+/// `$PGHARBOR_PG_BIN` first, then the directories [`find`] searches.
+pub fn find_exact(name: &str, major: u32) -> Result<Program, ToolError> {
+    let dirs = candidate_dirs();
+    let found = programs_in(name, &dirs);
+    match found.iter().find(|p| p.version.major == major) {
+        Some(program) => Ok(program.clone()),
+        None => {
+            let seen: Vec<String> = found
+                .iter()
+                .map(|p| format!("{} {}", p.path.display(), p.version))
+                .collect();
+            Err(ToolError {
+                message: format!(
+                    "{name} of PostgreSQL {major} is needed (a PostgreSQL {major} data directory \
+                     runs only under PostgreSQL {major}), but found {}. Install PostgreSQL \
+                     {major}'s server programs (Debian/Ubuntu: `apt install postgresql-{major}`) \
+                     or point {PG_BIN_ENV} at their directory",
+                    if seen.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        seen.join(", ")
+                    }
+                ),
+            })
+        }
+    }
+}
+
 /// The directories searched, in order.
 pub fn candidate_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();

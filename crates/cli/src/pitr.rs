@@ -1,0 +1,506 @@
+//! `pgharbor base-backup`, `pgharbor archive`, `pgharbor restore DEST
+//! --pgdata DIR --time …` and `pgharbor restore-wal`: the command line over
+//! pgharbor-pitr (point-in-time recovery).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pgharbor_backup::{Decryption, Encoding};
+use pgharbor_pitr::{
+    shell_quote, ArchiveOptions, ArchiveProgress, BaseOptions, Fetched, PitrRestoreOptions,
+    PitrVerifyOptions, RecoveryTarget, SharedProgress, SlotGuard,
+};
+
+use crate::args::{
+    ArchiveArgs, BackupsVerifyArgs, BaseBackupArgs, DecryptArgs, DestArgs, RestoreArgs,
+    RestoreWalArgs,
+};
+use crate::backup::{decryption, destination, encryption_from, human_bytes, postgres_url};
+use crate::Failure;
+
+/// `pgharbor base-backup`: once, or on the `--every` schedule.
+pub async fn base_backup(args: BaseBackupArgs) -> Result<u8, Failure> {
+    let server = postgres_url(&args.url)?;
+    let dest = destination(&args.to, &args.dest)?;
+    let encoding = Encoding::new(args.compress_level, encryption_from(&args.encrypt)?)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let options = BaseOptions {
+        encoding,
+        started_at: None,
+    };
+    let Some(every) = &args.every else {
+        let report = base_backup_once(&args, &server, &dest, &options).await?;
+        print_base_backup(&report, args.json)?;
+        return Ok(0);
+    };
+    let schedule = pgharbor_schedule::Schedule::parse(every, args.time_zone.as_deref())
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let mut runner =
+        pgharbor_schedule::RunnerOptions::new(format!("{} base backup", server.endpoint()));
+    if let Some(addr) = &args.listen {
+        runner.metrics = Some(pgharbor_schedule::bind_metrics(addr).await?);
+    }
+    eprintln!("pgharbor: taking base backups on schedule {schedule}");
+    let totals = pgharbor_schedule::run_forever(
+        &schedule,
+        || scheduled_base_backup(&args, &server, &dest, &options),
+        runner,
+        pgharbor_schedule::shutdown_signal(),
+    )
+    .await?;
+    eprintln!(
+        "pgharbor: stopped after {} run(s), {} failed, {} skipped",
+        totals.runs, totals.failures, totals.skipped
+    );
+    Ok(0)
+}
+
+/// One base backup, then the retention policy when asked.
+async fn base_backup_once(
+    args: &BaseBackupArgs,
+    server: &pgharbor_conn::ConnConfig,
+    dest: &pgharbor_objstore::Destination,
+    options: &BaseOptions,
+) -> Result<pgharbor_backup::BackupReport, Failure> {
+    let report = pgharbor_pitr::base_backup(server, dest, options).await?;
+    if args.prune {
+        let pruned =
+            pgharbor_backup::prune(dest, &crate::backup::retention(&args.keep), false).await?;
+        pgharbor_pitr::prune_wal(dest, &pruned.removed, false).await?;
+    }
+    Ok(report)
+}
+
+async fn scheduled_base_backup(
+    args: &BaseBackupArgs,
+    server: &pgharbor_conn::ConnConfig,
+    dest: &pgharbor_objstore::Destination,
+    options: &BaseOptions,
+) -> pgharbor_schedule::JobOutcome {
+    let started = std::time::Instant::now();
+    let (success, summary, size) = match base_backup_once(args, server, dest, options).await {
+        Ok(report) => (
+            true,
+            format!(
+                "base backup {} complete ({})",
+                report.id,
+                human_bytes(report.size)
+            ),
+            Some(report.size),
+        ),
+        Err(failure) => (
+            false,
+            format!("base backup failed: {}", failure.message()),
+            None,
+        ),
+    };
+    eprintln!("pgharbor: {summary}");
+    pgharbor_schedule::JobOutcome {
+        success,
+        duration: started.elapsed(),
+        size_bytes: size,
+        summary,
+        details: serde_json::json!({ "destination": dest.to_string() }),
+    }
+}
+
+fn print_base_backup(report: &pgharbor_backup::BackupReport, json: bool) -> Result<(), Failure> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).map_err(anyhow::Error::from)?
+        );
+        return Ok(());
+    }
+    let manifest = &report.manifest;
+    let base = manifest.base()?;
+    println!(
+        "base backup {} complete: {}, {:.1}s, PostgreSQL {}, timeline {}, WAL {} to {}",
+        report.id,
+        human_bytes(report.size),
+        manifest.duration_seconds,
+        base.server_version,
+        base.timeline,
+        base.start_lsn,
+        base.end_lsn
+    );
+    for file in &manifest.files {
+        println!(
+            "  {}  {}  sha256 {}",
+            file.name,
+            human_bytes(file.size),
+            file.sha256
+        );
+    }
+    Ok(())
+}
+
+/// `pgharbor archive`: runs until SIGTERM or Ctrl-C.
+pub async fn archive(args: ArchiveArgs) -> Result<u8, Failure> {
+    let server = postgres_url(&args.url)?;
+    let dest = destination(&args.to, &args.dest)?;
+    let encoding = Encoding::new(args.compress_level, encryption_from(&args.encrypt)?)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let options = ArchiveOptions {
+        spool: args.spool.clone(),
+        slot: args.slot.clone(),
+        encoding,
+        poll: Duration::from_millis(500),
+        restart_delay: Duration::from_secs(5),
+        guard_every: Duration::from_secs(10),
+        guard: SlotGuard {
+            alert_bytes: args.alert_slot_wal,
+            drop_bytes: args.drop_slot_over,
+        },
+    };
+    let progress: SharedProgress = Arc::new(Mutex::new(ArchiveProgress::default()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(addr) = &args.listen {
+        let listener = pgharbor_schedule::bind_metrics(addr).await?;
+        let shown = progress.clone();
+        let mut stopped = stop_rx.clone();
+        tokio::spawn(pgharbor_health::server::serve_metrics(
+            listener,
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+            move || render_metrics(&shown),
+        ));
+    }
+    let shutdown = async move {
+        pgharbor_schedule::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    eprintln!(
+        "pgharbor: archiving the WAL of {} to {} (slot {}, spool {})",
+        server.endpoint(),
+        dest,
+        args.slot,
+        args.spool.display()
+    );
+    let done = pgharbor_pitr::run_archiver(&server, &dest, &options, progress, shutdown).await?;
+    eprintln!(
+        "pgharbor: stopped after archiving {} WAL file(s){}; {} failure(s)",
+        done.files_archived,
+        done.last_archived
+            .map(|name| format!(", the last {name}"))
+            .unwrap_or_default(),
+        done.failures
+    );
+    Ok(0)
+}
+
+/// The archiver's `/metrics`.
+fn render_metrics(progress: &SharedProgress) -> String {
+    let p = progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let last = p
+        .last_archived_at
+        .map(|t| t.timestamp_millis() as f64 / 1000.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let age = last.map(|t| (now - t).max(0.0));
+    let slot = p.slot.unwrap_or_default();
+    let mut text = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: Option<f64>| {
+        if let Some(value) = value {
+            text.push_str(&format!(
+                "# HELP pgharbor_wal_archive_{name} {help}\n# TYPE pgharbor_wal_archive_{name} {kind}\n\
+                 pgharbor_wal_archive_{name} {value}\n"
+            ));
+        }
+    };
+    let known = |v: u64| p.slot.map(|_| v as f64);
+    metric(
+        "files_total",
+        "counter",
+        "WAL files archived since the archiver started.",
+        Some(p.files_archived as f64),
+    );
+    metric(
+        "failures_total",
+        "counter",
+        "Failed uploads, pg_receivewal stops and slot drops since the archiver started.",
+        Some(p.failures as f64),
+    );
+    metric(
+        "last_success_timestamp_seconds",
+        "gauge",
+        "When the last WAL file was archived.",
+        last,
+    );
+    metric(
+        "last_archived_age_seconds",
+        "gauge",
+        "Seconds since the last WAL file was archived.",
+        age,
+    );
+    metric(
+        "lag_bytes",
+        "gauge",
+        "WAL the server wrote that is not in the archive yet.",
+        known(slot.lag_bytes),
+    );
+    metric(
+        "slot_retained_bytes",
+        "gauge",
+        "WAL the replication slot makes the server keep in pg_wal.",
+        known(slot.retained_bytes),
+    );
+    metric(
+        "spool_bytes",
+        "gauge",
+        "Bytes waiting in the spool directory.",
+        known(slot.spool_bytes),
+    );
+    metric(
+        "guard_alerts_total",
+        "counter",
+        "Looks that found the slot over --alert-slot-wal.",
+        Some(p.guard_alerts as f64),
+    );
+    metric(
+        "slot_drops_total",
+        "counter",
+        "Times the slot was dropped over --drop-slot-over (each a gap).",
+        Some(p.slot_drops as f64),
+    );
+    text
+}
+
+/// A size as PostgreSQL writes one: `8GB`, `512MB`, `64kB`, `1TB` (powers
+/// of 1024) or a number of bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| {
+        format!("'{text}' is not a size: write it as 8GB, 512MB or a number of bytes")
+    })?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1 << 10,
+        "mb" => 1 << 20,
+        "gb" => 1 << 30,
+        "tb" => 1 << 40,
+        other => return Err(format!("'{text}': unknown unit '{other}' (kB, MB, GB, TB)")),
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("'{text}' is too large"))
+}
+
+/// `pgharbor restore DEST --pgdata DIR …`.
+pub async fn restore(args: RestoreArgs) -> Result<u8, Failure> {
+    let data_dir = args.pgdata.clone().expect("--pgdata is given");
+    let target = recovery_target(&args)?;
+    let dest = destination(&args.backup, &args.dest)?;
+    let mut settings = Vec::new();
+    if let Some(port) = args.port {
+        settings.push(("port".to_owned(), port.to_string()));
+    }
+    for item in &args.settings {
+        let (name, value) = item.split_once('=').ok_or_else(|| {
+            Failure::usage(format!("--set {item}: expected NAME=VALUE, e.g. port=5433"))
+        })?;
+        settings.push((name.trim().to_owned(), value.to_owned()));
+    }
+    let options = PitrRestoreOptions {
+        target,
+        data_dir: absolute(&data_dir)?,
+        decryption: decryption(&args.decrypt)?,
+        restore_command: restore_command(&args.backup, &args.decrypt, &args.dest)?,
+        settings,
+        start: args.start,
+    };
+    let report = pgharbor_pitr::restore_to_point(&dest, &options).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+        );
+        return Ok(0);
+    }
+    println!(
+        "restored base backup {} into {}, replaying WAL to {}",
+        report.base_backup,
+        report.data_dir.display(),
+        report.target
+    );
+    if report.started {
+        println!(
+            "  the server is running: recovery has ended and it accepts writes (log: {})",
+            report.log_file.display()
+        );
+    } else {
+        if rustix::process::geteuid().is_root() {
+            println!(
+                "  PostgreSQL refuses to run as root: hand the directory to its user first, e.g. \
+                 chown -R postgres: {}",
+                shell_quote(&report.data_dir.display().to_string())
+            );
+        }
+        println!(
+            "  start it as the directory's owner, with the same environment (the object store's \
+             credentials, a passphrase variable) as this restore:\n  {}",
+            report.start_command
+        );
+    }
+    Ok(0)
+}
+
+fn recovery_target(args: &RestoreArgs) -> Result<RecoveryTarget, Failure> {
+    let usage = |e: pgharbor_backup::BackupError| Failure::usage(e.to_string());
+    Ok(if let Some(time) = &args.time {
+        RecoveryTarget::parse_time(time).map_err(usage)?
+    } else if let Some(lsn) = &args.lsn {
+        RecoveryTarget::parse_lsn(lsn).map_err(usage)?
+    } else if let Some(xid) = args.xid {
+        RecoveryTarget::Xid(xid)
+    } else if let Some(name) = &args.name {
+        RecoveryTarget::Name(name.clone())
+    } else if args.latest {
+        RecoveryTarget::Latest
+    } else {
+        return Err(Failure::usage(
+            "--pgdata needs a recovery target: --time, --lsn, --xid, --name or --latest",
+        ));
+    })
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, Failure> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    Ok(std::env::current_dir()?.join(path))
+}
+
+/// The `restore_command`: this pgharbor's `restore-wal` for `dest` with
+/// the same decryption and object-store options — file names and variable
+/// names only, never a secret. `%` in them is doubled (PostgreSQL expands
+/// `%f`, `%p` and `%%`).
+fn restore_command(dest: &str, decrypt: &DecryptArgs, store: &DestArgs) -> Result<String, Failure> {
+    let exe = std::env::current_exe()?;
+    let dest = if dest.contains("://") && !dest.starts_with("file://") {
+        dest.to_owned()
+    } else {
+        absolute(Path::new(dest.trim_start_matches("file://")))?
+            .display()
+            .to_string()
+    };
+    let mut words = vec![exe.display().to_string(), "restore-wal".to_owned(), dest];
+    let mut option = |name: &str, value: Option<String>| {
+        if let Some(value) = value {
+            words.push(name.to_owned());
+            words.push(value);
+        }
+    };
+    let path = |p: &Option<PathBuf>| -> Result<Option<String>, Failure> {
+        p.as_deref()
+            .map(|p| absolute(p).map(|p| p.display().to_string()))
+            .transpose()
+    };
+    option("--decrypt-key-file", path(&decrypt.decrypt_key_file)?);
+    option(
+        "--decrypt-passphrase-env",
+        decrypt.decrypt_passphrase_env.clone(),
+    );
+    option(
+        "--decrypt-passphrase-file",
+        path(&decrypt.decrypt_passphrase_file)?,
+    );
+    option("--s3-endpoint", store.s3_endpoint.clone());
+    option("--s3-region", store.s3_region.clone());
+    option("--azure-endpoint", store.azure_endpoint.clone());
+    if store.s3_path_style {
+        words.push("--s3-path-style".to_owned());
+    }
+    let mut command: Vec<String> = words
+        .iter()
+        .map(|w| shell_quote(w).replace('%', "%%"))
+        .collect();
+    command.insert(3, "%f".to_owned());
+    command.insert(4, "%p".to_owned());
+    Ok(command.join(" "))
+}
+
+/// `pgharbor restore-wal DEST NAME PATH`: exit 0 with the file written,
+/// 1 when the archive does not hold it (PostgreSQL then goes on) or it
+/// cannot be fetched intact.
+pub async fn restore_wal(args: RestoreWalArgs) -> Result<u8, Failure> {
+    let dest = destination(&args.dest, &args.dest_options)?;
+    let decryption: Option<Decryption> = decryption(&args.decrypt)?;
+    match pgharbor_pitr::fetch(&dest, &args.name, &args.path, decryption.as_ref()).await? {
+        Fetched::Written(_) => Ok(0),
+        Fetched::NotArchived => {
+            eprintln!("pgharbor: {} is not in the archive at {dest}", args.name);
+            Ok(1)
+        }
+    }
+}
+
+/// `pgharbor backups verify DEST --pitr`: exit 1 when a check failed.
+pub async fn verify(args: BackupsVerifyArgs) -> Result<u8, Failure> {
+    let dest = destination(&args.dest, &args.store)?;
+    let scratch = match &args.scratch_dir {
+        Some(dir) => absolute(dir)?,
+        None => std::env::temp_dir().join(format!("pgharbor-verify-{}", std::process::id())),
+    };
+    let options = PitrVerifyOptions {
+        scratch: scratch.clone(),
+        restore_command: restore_command(&args.dest, &args.decrypt, &args.store)?,
+        decryption: decryption(&args.decrypt)?,
+        user: args.user.clone(),
+        now: None,
+    };
+    let verified = pgharbor_pitr::verify_pitr(&dest, &options).await;
+    if args.scratch_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    let report = verified?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+        );
+    } else if report.passed {
+        println!(
+            "base backup {}: verified — {} WAL file(s) checked, no gap, replayed to the end in a \
+             scratch copy, pg_amcheck {}, {} rows",
+            report.base_backup,
+            report.wal_files_checked,
+            match report.amcheck_passed {
+                Some(true) => "passed",
+                Some(false) => "failed",
+                None => "not available",
+            },
+            report.rows
+        );
+    } else {
+        println!("base backup {}: FAILED verification", report.base_backup);
+        for problem in &report.problems {
+            println!("  {problem}");
+        }
+    }
+    Ok(u8::from(!report.passed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_postgresql_settings() {
+        assert_eq!(parse_size("8GB"), Ok(8 << 30));
+        assert_eq!(parse_size("512MB"), Ok(512 << 20));
+        assert_eq!(parse_size("64kB"), Ok(64 << 10));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("lots").unwrap_err().contains("not a size"));
+        assert!(parse_size("5 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
+    }
+}

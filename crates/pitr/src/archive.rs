@@ -1,0 +1,339 @@
+//! [`run_archiver`]: continuous WAL archiving with the real
+//! `pg_receivewal`, over a physical replication slot, into a local spool
+//! directory; every complete WAL file there is stored in the archive
+//! ([`crate::walstore`]) and then removed from the spool.
+//!
+//! The slot makes the server keep every WAL file the archiver has not
+//! received, so a stopped or killed archiver loses nothing: restarted, it
+//! resumes from the slot and from the partial segment left in the spool
+//! (`pg_receivewal` continues a `.partial` file). The cost is that WAL
+//! piles up in the server's `pg_wal` while the archiver is down; the
+//! documentation (docs/pitr.md) says how to watch it.
+//!
+//! Stops cleanly when `shutdown` completes (SIGTERM, Ctrl-C): ends
+//! `pg_receivewal` with SIGTERM, stores what is complete, returns.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use pgharbor_backup::{BackupError, BackupErrorKind, Encoding, Result};
+use pgharbor_conn::ConnConfig;
+use pgharbor_objstore::Destination;
+use pgharbor_pgtools::{clear_libpq_env, Program, Version};
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::base::server_facts;
+use crate::guard::{self, GuardAction, SlotGuard, SlotState};
+use crate::lsn::is_archived_name;
+use crate::walstore::archive_file;
+
+/// How to archive.
+#[derive(Debug, Clone)]
+pub struct ArchiveOptions {
+    /// Where `pg_receivewal` writes (created `0700`; keep it across
+    /// restarts: it holds the segment being received).
+    pub spool: PathBuf,
+    /// The replication slot (created when missing).
+    pub slot: String,
+    /// zstd level and age encryption.
+    pub encoding: Encoding,
+    /// How often the spool is looked at for complete files.
+    pub poll: Duration,
+    /// How long to wait before restarting a `pg_receivewal` that stopped
+    /// (the server restarted, the network failed).
+    pub restart_delay: Duration,
+    /// How often the slot is looked at ([`crate::guard`]).
+    pub guard_every: Duration,
+    /// What to do when the slot holds back too much WAL.
+    pub guard: SlotGuard,
+}
+
+/// What the archiver has done so far, for logs and metrics.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ArchiveProgress {
+    /// WAL files stored since the start.
+    pub files_archived: u64,
+    /// The last one stored.
+    pub last_archived: Option<String>,
+    /// When it was stored.
+    pub last_archived_at: Option<DateTime<Utc>>,
+    /// Times storing a file or `pg_receivewal` failed.
+    pub failures: u64,
+    /// The last failure's message.
+    pub last_failure: Option<String>,
+    /// The slot, the archive's lag and the spool at the last look.
+    pub slot: Option<SlotState>,
+    /// Looks that found the slot over the alert threshold.
+    pub guard_alerts: u64,
+    /// Times the slot was dropped over the drop threshold.
+    pub slot_drops: u64,
+}
+
+/// Shared view of the archiver's progress.
+pub type SharedProgress = Arc<Mutex<ArchiveProgress>>;
+
+/// Archives `server`'s WAL to `dest` until `shutdown` completes; returns
+/// the progress at the end. Fails at the start when the server cannot
+/// stream WAL, the slot cannot be created or `pg_receivewal` is missing;
+/// later failures (a lost connection, a failed upload) are retried and
+/// counted in `progress`.
+pub async fn run_archiver(
+    server: &ConnConfig,
+    dest: &Destination,
+    options: &ArchiveOptions,
+    progress: SharedProgress,
+    shutdown: impl Future<Output = ()>,
+) -> Result<ArchiveProgress> {
+    let facts = server_facts(server).await?;
+    let major = Version::from_server_version_num(facts.version_num).major;
+    let receivewal = pgharbor_pgtools::find("pg_receivewal", major)?;
+    create_private_dir(&options.spool)?;
+    create_slot(&receivewal, server, &options.slot).await?;
+    tokio::pin!(shutdown);
+    loop {
+        archive_spool(dest, options, &progress).await;
+        // A look before pg_receivewal starts: a slot that held back WAL
+        // while no archiver ran is judged before it is caught up.
+        if look(server, options, facts.segment_size, &progress).await == GuardAction::DropSlot {
+            drop_and_recreate(&receivewal, server, options, &progress).await?;
+        }
+        let mut child = start_receiver(&receivewal, server, options)?;
+        let mut next_look = tokio::time::Instant::now() + options.guard_every;
+        let stopped = loop {
+            if tokio::time::Instant::now() >= next_look {
+                next_look = tokio::time::Instant::now() + options.guard_every;
+                if look(server, options, facts.segment_size, &progress).await
+                    == GuardAction::DropSlot
+                {
+                    stop_receiver(&mut child).await;
+                    drop_and_recreate(&receivewal, server, options, &progress).await?;
+                    break true;
+                }
+            }
+            tokio::select! {
+                () = &mut shutdown => break false,
+                status = child.wait() => {
+                    let message = format!(
+                        "pg_receivewal stopped ({}); restarting it in {} s",
+                        status.map_or_else(|e| e.to_string(), |s| s.to_string()),
+                        options.restart_delay.as_secs()
+                    );
+                    failed(&progress, message);
+                    break true;
+                }
+                () = tokio::time::sleep(options.poll) => {
+                    archive_spool(dest, options, &progress).await;
+                }
+            }
+        };
+        if !stopped {
+            stop_receiver(&mut child).await;
+            archive_spool(dest, options, &progress).await;
+            return Ok(progress.lock().unwrap_or_else(|p| p.into_inner()).clone());
+        }
+        tokio::select! {
+            () = &mut shutdown => {
+                archive_spool(dest, options, &progress).await;
+                return Ok(progress.lock().unwrap_or_else(|p| p.into_inner()).clone());
+            }
+            () = tokio::time::sleep(options.restart_delay) => {}
+        }
+    }
+}
+
+/// The guard's look at the slot; a failed look is counted, never fatal.
+async fn look(
+    server: &ConnConfig,
+    options: &ArchiveOptions,
+    segment_size: u64,
+    progress: &SharedProgress,
+) -> GuardAction {
+    let looked = guard::look(
+        server,
+        &options.slot,
+        &options.spool,
+        segment_size,
+        options.guard,
+        progress,
+    )
+    .await;
+    looked.unwrap_or_else(|e| {
+        failed(progress, format!("looking at the replication slot: {e}"));
+        GuardAction::Continue
+    })
+}
+
+/// Over the drop threshold: the slot goes (the server may delete the WAL
+/// it held), and a new one starts from the server's current position —
+/// the archive has a gap, said loudly and counted.
+async fn drop_and_recreate(
+    receivewal: &Program,
+    server: &ConnConfig,
+    options: &ArchiveOptions,
+    progress: &SharedProgress,
+) -> Result<()> {
+    guard::drop_slot(server, &options.slot).await?;
+    guard::clear_partial(&options.spool);
+    create_slot(receivewal, server, &options.slot).await?;
+    progress
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .slot_drops += 1;
+    failed(
+        progress,
+        format!(
+            "replication slot \"{}\" held back more WAL than the drop threshold and was dropped: \
+             the archive has a gap from here on; take a new base backup",
+            options.slot
+        ),
+    );
+    Ok(())
+}
+
+fn failed(progress: &SharedProgress, message: String) {
+    tracing::warn!("{message}");
+    let mut p = progress.lock().unwrap_or_else(|p| p.into_inner());
+    p.failures += 1;
+    p.last_failure = Some(message);
+}
+
+/// Creates `dir` (and its parents) readable by its owner only.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|e| {
+            BackupError::new(
+                BackupErrorKind::Io,
+                format!("creating directory {}: {e}", dir.display()),
+            )
+        })
+}
+
+/// `pg_receivewal --create-slot --if-not-exists`.
+async fn create_slot(receivewal: &Program, server: &ConnConfig, slot: &str) -> Result<()> {
+    let mut command = receivewal.command();
+    clear_libpq_env(&mut command, server);
+    command.args(["--create-slot", "--if-not-exists", "--no-password"]);
+    command.arg(format!("--slot={slot}"));
+    let output = tokio::process::Command::from(command)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| tool_error(format!("starting pg_receivewal: {e}")))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    Err(tool_error(format!(
+        "creating replication slot \"{slot}\" failed ({}): {}. The user needs the REPLICATION \
+         attribute, pg_hba.conf a `replication` line for it, and the server free \
+         max_wal_senders and max_replication_slots",
+        output.status,
+        stderr.trim()
+    )))
+}
+
+fn tool_error(message: String) -> BackupError {
+    BackupError::new(BackupErrorKind::Tool, message)
+}
+
+/// Starts `pg_receivewal` into the spool; its messages go to the log.
+fn start_receiver(
+    receivewal: &Program,
+    server: &ConnConfig,
+    options: &ArchiveOptions,
+) -> Result<tokio::process::Child> {
+    let mut command = receivewal.command();
+    clear_libpq_env(&mut command, server);
+    command.arg("--directory").arg(&options.spool);
+    command.args(["--no-loop", "--no-password", "--verbose"]);
+    command.arg(format!("--slot={}", options.slot));
+    let mut child = tokio::process::Command::from(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| tool_error(format!("starting pg_receivewal: {e}")))?;
+    if let Some(stderr) = child.stderr.take() {
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::info!("{line}");
+            }
+        });
+    }
+    Ok(child)
+}
+
+/// Ends `pg_receivewal` with SIGTERM (it closes its files) and waits.
+async fn stop_receiver(child: &mut tokio::process::Child) {
+    if let Some(pid) = child
+        .id()
+        .and_then(|id| rustix::process::Pid::from_raw(id as i32))
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+    let _ = child.wait().await;
+}
+
+/// Stores every complete WAL file in the spool, oldest first, removing
+/// each once stored; a failure is counted and the file left for the next
+/// round.
+async fn archive_spool(dest: &Destination, options: &ArchiveOptions, progress: &SharedProgress) {
+    let names = match complete_files(&options.spool) {
+        Ok(names) => names,
+        Err(e) => return failed(progress, e),
+    };
+    for name in names {
+        let path = options.spool.join(&name);
+        match archive_file(dest, &name, &path, &options.encoding).await {
+            Ok(entry) => {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    failed(
+                        progress,
+                        format!("removing {} from the spool: {e}", path.display()),
+                    );
+                }
+                tracing::info!("archived WAL file {name}");
+                let mut p = progress.lock().unwrap_or_else(|p| p.into_inner());
+                p.files_archived += 1;
+                p.last_archived = Some(name);
+                p.last_archived_at = Some(entry.archived_at);
+            }
+            Err(e) => {
+                failed(progress, format!("archiving WAL file {name}: {e}"));
+                return;
+            }
+        }
+    }
+}
+
+/// The complete WAL files in `spool`, sorted (history files before the
+/// segments of their timeline).
+fn complete_files(spool: &Path) -> std::result::Result<Vec<String>, String> {
+    let entries = std::fs::read_dir(spool)
+        .map_err(|e| format!("reading the spool {}: {e}", spool.display()))?;
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| is_archived_name(name))
+        .collect();
+    names.sort_by_key(|name| {
+        (
+            name.get(..8).map(str::to_owned),
+            !name.ends_with(".history"),
+            name.clone(),
+        )
+    });
+    Ok(names)
+}

@@ -1,0 +1,189 @@
+//! [`base_backup`]: `pg_basebackup -Ft -X fetch` of the whole cluster,
+//! streamed from its standard output through zstd (and age) into
+//! `<id>/base.tar.zst` at the destination, then a manifest of kind `base`
+//! recording where in the WAL it starts and ends.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use pgharbor_backup::pipeline::{
+    allocate_id, new_manifest, removed_on_failure, store_program_output, write_manifest,
+};
+use pgharbor_backup::{
+    BackupError, BackupErrorKind, BackupKind, BackupReport, BaseContent, Encoding, Result,
+};
+use pgharbor_conn::{connect, ConnConfig};
+use pgharbor_objstore::Destination;
+use pgharbor_pgtools::{clear_libpq_env, Version};
+
+use crate::lsn::Lsn;
+
+/// The base backup's tar file, before the encoding's suffix.
+pub const BASE_FILE_STEM: &str = "base.tar";
+
+/// How to take a base backup.
+#[derive(Debug, Clone)]
+pub struct BaseOptions {
+    /// zstd level and age encryption, as for logical backups.
+    pub encoding: Encoding,
+    /// The start time (and so the id); `None` is now.
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+/// What the server says about itself before a base backup.
+pub(crate) struct ServerFacts {
+    pub version_num: u32,
+    pub version: String,
+    pub system_identifier: String,
+    pub segment_size: u64,
+}
+
+/// Reads the facts a base backup and the archiver need; an error naming
+/// the setting when the server cannot stream WAL (`wal_level = minimal`).
+pub(crate) async fn server_facts(server: &ConnConfig) -> Result<ServerFacts> {
+    let (client, _task) = connect(server).await?;
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version_num')::int, \
+                    split_part(current_setting('server_version'), ' ', 1), \
+                    (SELECT system_identifier::text FROM pg_control_system()), \
+                    (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'), \
+                    current_setting('wal_level')",
+            &[],
+        )
+        .await
+        .map_err(|e| BackupError::postgres("reading the server's settings", &e))?;
+    let wal_level: String = row.get(4);
+    if wal_level == "minimal" {
+        return Err(BackupError::new(
+            BackupErrorKind::InvalidInput,
+            "the server has wal_level = minimal: base backups and WAL archiving need \
+             wal_level = replica (the default; set it in postgresql.conf and restart)",
+        ));
+    }
+    let num: i32 = row.get(0);
+    let segment_size: i64 = row.get(3);
+    Ok(ServerFacts {
+        version_num: u32::try_from(num).unwrap_or(0),
+        version: row.get(1),
+        system_identifier: row.get(2),
+        segment_size: u64::try_from(segment_size).unwrap_or(16 << 20),
+    })
+}
+
+/// Takes a base backup of `server` (a user with the REPLICATION
+/// attribute) into a new backup folder at `dest`. On failure its parts are
+/// removed and no manifest is written.
+pub async fn base_backup(
+    server: &ConnConfig,
+    dest: &Destination,
+    options: &BaseOptions,
+) -> Result<BackupReport> {
+    let started = options.started_at.unwrap_or_else(Utc::now);
+    let clock = Instant::now();
+    let facts = server_facts(server).await?;
+    let major = Version::from_server_version_num(facts.version_num).major;
+    let pg_basebackup = pgharbor_pgtools::find("pg_basebackup", major)?;
+    let id = allocate_id(dest, started).await?;
+    let file = format!("{BASE_FILE_STEM}{}", options.encoding.suffix());
+    let mut command = pg_basebackup.command();
+    clear_libpq_env(&mut command, server);
+    command.args([
+        "--pgdata=-",
+        "--format=tar",
+        "--wal-method=fetch",
+        "--checkpoint=fast",
+        "--verbose",
+        "--no-password",
+    ]);
+    command.arg(format!("--label=pgharbor {id}"));
+    let stored = store_program_output(
+        dest,
+        &id,
+        &file,
+        "pg_basebackup".to_owned(),
+        command,
+        &options.encoding,
+    )
+    .await;
+    let result = match stored {
+        Ok((stored, stderr)) => match wal_range(&stderr) {
+            Ok((start, end, timeline)) => {
+                let mut manifest = new_manifest(
+                    BackupKind::Base,
+                    &id,
+                    (started, clock),
+                    vec![stored],
+                    &options.encoding,
+                );
+                manifest.base = Some(BaseContent {
+                    server_version: facts.version.clone(),
+                    major,
+                    pg_basebackup_version: pg_basebackup.version.to_string(),
+                    system_identifier: facts.system_identifier.clone(),
+                    timeline,
+                    start_lsn: start.to_string(),
+                    end_lsn: end.to_string(),
+                    start_wal: start.segment_name(timeline, facts.segment_size),
+                    file,
+                    wal_segment_size: facts.segment_size,
+                });
+                write_manifest(dest, manifest).await
+            }
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    removed_on_failure(dest, &id, result).await
+}
+
+/// The start and end positions and the timeline `pg_basebackup --verbose`
+/// reports (`write-ahead log start point: 0/2000028 on timeline 1`,
+/// `write-ahead log end point: 0/2000100`).
+pub(crate) fn wal_range(stderr: &str) -> Result<(Lsn, Lsn, u32)> {
+    let after = |marker: &str| {
+        stderr.lines().find_map(|line| {
+            line.split_once(marker)
+                .map(|(_, rest)| rest.trim().to_owned())
+        })
+    };
+    let start_line = after("write-ahead log start point:");
+    let end_line = after("write-ahead log end point:");
+    let parsed = start_line.zip(end_line).and_then(|(start, end)| {
+        let (start, timeline) = start.split_once(" on timeline ")?;
+        Some((
+            Lsn::parse(start)?,
+            Lsn::parse(&end)?,
+            timeline.trim().parse().ok()?,
+        ))
+    });
+    parsed.ok_or_else(|| {
+        BackupError::new(
+            BackupErrorKind::Tool,
+            format!(
+                "pg_basebackup did not report its WAL start and end points (its output: {})",
+                stderr.lines().collect::<Vec<_>>().join(" | ")
+            ),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wal_range_is_read_from_pg_basebackup_verbose_output() {
+        let out = "pg_basebackup: initiating base backup, waiting for checkpoint to complete\n\
+                   pg_basebackup: checkpoint completed\n\
+                   pg_basebackup: write-ahead log start point: 0/2000028 on timeline 1\n\
+                   pg_basebackup: write-ahead log end point: 0/2000100\n\
+                   pg_basebackup: base backup completed\n";
+        let (start, end, timeline) = wal_range(out).unwrap();
+        assert_eq!(start.to_string(), "0/2000028");
+        assert_eq!(end.to_string(), "0/2000100");
+        assert_eq!(timeline, 1);
+        let e = wal_range("pg_basebackup: checkpoint completed").unwrap_err();
+        assert!(e.message().contains("did not report its WAL start"), "{e}");
+    }
+}

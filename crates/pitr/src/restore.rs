@@ -1,0 +1,338 @@
+//! [`restore_to_point`]: a new data directory from the base backup that
+//! reaches the target, set up to replay the archived WAL up to it.
+//!
+//! The base backup's tar is downloaded, checked (SHA-256), decrypted and
+//! decompressed and unpacked in one pass into a new directory (`0700`);
+//! then `recovery.signal`, and in `postgresql.auto.conf` a
+//! `restore_command` that runs `pgharbor restore-wal` (which fetches and
+//! checks each WAL file from the archive: no credential is written into
+//! the directory — the server inherits them from the environment it is
+//! started in), the `recovery_target_*` setting, `recovery_target_action =
+//! 'promote'` and the caller's settings (a port, say). With `start`, the
+//! server is started with `pg_ctl` and the restore waits until recovery
+//! has ended; otherwise the exact start command is returned.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pgharbor_backup::pipeline::read_stored;
+use pgharbor_backup::{
+    list, BackupError, BackupErrorKind, BackupKind, Decryption, Manifest, Result,
+};
+use pgharbor_objstore::Destination;
+use serde::Serialize;
+
+use crate::archive::create_private_dir;
+use crate::lsn::Lsn;
+use crate::target::RecoveryTarget;
+use crate::walstore::private_file;
+
+/// How to restore.
+#[derive(Debug, Clone)]
+pub struct PitrRestoreOptions {
+    /// Where recovery stops.
+    pub target: RecoveryTarget,
+    /// The new data directory: must not exist, or be empty.
+    pub data_dir: PathBuf,
+    /// The identities or passphrase of an encrypted archive.
+    pub decryption: Option<Decryption>,
+    /// The `restore_command` to write (the caller knows how to run
+    /// `pgharbor restore-wal` for this destination).
+    pub restore_command: String,
+    /// Further settings for `postgresql.auto.conf` (`port`, …), later ones winning.
+    pub settings: Vec<(String, String)>,
+    /// Start the server and wait for recovery to end.
+    pub start: bool,
+}
+
+/// What [`restore_to_point`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PitrRestoreReport {
+    /// The base backup restored.
+    pub base_backup: String,
+    /// The target, described.
+    pub target: String,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The server's log file (`pg_ctl -l`).
+    pub log_file: PathBuf,
+    /// The command that starts the server (run as the directory's owner).
+    pub start_command: String,
+    /// Whether the server was started and recovery has ended.
+    pub started: bool,
+}
+
+/// The file name of the restored server's log, inside the data directory.
+pub const LOG_NAME: &str = "pgharbor-restore.log";
+
+/// Restores the archive at `dest` to `options.target` in `options.data_dir`.
+/// A failure before the server starts removes what was written there.
+pub async fn restore_to_point(
+    dest: &Destination,
+    options: &PitrRestoreOptions,
+) -> Result<PitrRestoreReport> {
+    let manifest = choose_base(dest, &options.target).await?;
+    let base = manifest.base()?.clone();
+    let pg_ctl = pgharbor_pgtools::find_exact("pg_ctl", base.major)?;
+    if options.start && rustix::process::geteuid().is_root() {
+        return Err(invalid(
+            "PostgreSQL refuses to run as root: run the restore as the user that will own the \
+             server (e.g. `runuser -u postgres -- pgharbor restore …`), or leave out --start",
+        ));
+    }
+    let dir = &options.data_dir;
+    prepare_empty_dir(dir)?;
+    let filled = fill(dest, &manifest, options).await;
+    if let Err(e) = filled {
+        let _ = std::fs::remove_dir_all(dir);
+        return Err(e);
+    }
+    let log_file = dir.join(LOG_NAME);
+    let start_command = format!(
+        "{} -D {} -l {} start",
+        shell_quote(&pg_ctl.path.display().to_string()),
+        shell_quote(&dir.display().to_string()),
+        shell_quote(&log_file.display().to_string())
+    );
+    if options.start {
+        let controldata = pgharbor_pgtools::find_exact("pg_controldata", base.major)?;
+        start_and_wait(&pg_ctl.path, &controldata.path, dir, &log_file).await?;
+    }
+    Ok(PitrRestoreReport {
+        base_backup: manifest.id.clone(),
+        target: options.target.describe(),
+        data_dir: dir.clone(),
+        log_file,
+        start_command,
+        started: options.start,
+    })
+}
+
+fn invalid(message: impl Into<String>) -> BackupError {
+    BackupError::new(BackupErrorKind::InvalidInput, message)
+}
+
+/// The newest base backup that ends before the target (for a time or a WAL
+/// position; for the others, the newest), among the complete ones — also
+/// those whose last `verify --pitr` failed, which is most often for a gap
+/// in the WAL after them: what they hold is checked again as it downloads.
+pub async fn choose_base(dest: &Destination, target: &RecoveryTarget) -> Result<Manifest> {
+    let bases: Vec<Manifest> = list(dest)
+        .await?
+        .into_iter()
+        .filter(|e| {
+            e.state.is_good()
+                || e.problem
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with("verification failed"))
+        })
+        .filter_map(|e| e.manifest)
+        .filter(|m| m.kind == BackupKind::Base && m.base.is_some())
+        .collect();
+    if bases.is_empty() {
+        return Err(BackupError::new(
+            BackupErrorKind::NotFound,
+            format!(
+                "no complete base backup at {dest}: take one with `pgharbor base-backup URL --to \
+                 {dest}` (with the WAL archiver running) first"
+            ),
+        ));
+    }
+    let reaches = |m: &Manifest| match target {
+        RecoveryTarget::Time(_) => target.time().is_some_and(|t| m.finished <= t),
+        RecoveryTarget::Lsn(lsn) => m
+            .base
+            .as_ref()
+            .and_then(|b| Lsn::parse(&b.end_lsn))
+            .is_some_and(|end| end <= *lsn),
+        _ => true,
+    };
+    let chosen = bases.iter().find(|m| reaches(m)).cloned();
+    chosen.ok_or_else(|| {
+        let oldest = bases.last().expect("not empty");
+        BackupError::new(
+            BackupErrorKind::NotFound,
+            format!(
+                "no base backup at {dest} ends before {}: the oldest, {}, ended at {} (WAL \
+                 position {}); a restore can only go forward from a base backup",
+                target.describe(),
+                oldest.id,
+                oldest.finished.format("%Y-%m-%d %H:%M:%S%.3f+00"),
+                oldest.base.as_ref().map_or("?", |b| b.end_lsn.as_str())
+            ),
+        )
+    })
+}
+
+/// Creates `dir` `0700`, refusing one that holds anything.
+fn prepare_empty_dir(dir: &Path) -> Result<()> {
+    if let Ok(mut entries) = std::fs::read_dir(dir) {
+        if entries.next().is_some() {
+            return Err(invalid(format!(
+                "{} is not empty: a restore goes into a new or empty directory, never over an \
+                 existing one",
+                dir.display()
+            )));
+        }
+    }
+    create_private_dir(dir)
+}
+
+/// Unpacks the base backup and writes the recovery settings.
+async fn fill(dest: &Destination, manifest: &Manifest, options: &PitrRestoreOptions) -> Result<()> {
+    let base = manifest.base()?;
+    let stored = manifest.file(&base.file).cloned().ok_or_else(|| {
+        BackupError::new(
+            BackupErrorKind::Integrity,
+            format!(
+                "the manifest of base backup {} lists no file {}",
+                manifest.id, base.file
+            ),
+        )
+    })?;
+    let dir = options.data_dir.clone();
+    read_stored(
+        dest,
+        &manifest.id,
+        &stored,
+        options.decryption.as_ref(),
+        move |plain| {
+            let mut archive = tar::Archive::new(plain);
+            archive.set_preserve_permissions(true);
+            archive.set_overwrite(false);
+            archive.unpack(&dir)
+        },
+    )
+    .await
+    .map_err(|e| e.context(format!("restoring base backup {}", manifest.id)))?;
+    write_recovery_settings(options, &manifest.id)
+}
+
+/// `recovery.signal` and the settings appended to `postgresql.auto.conf`.
+fn write_recovery_settings(options: &PitrRestoreOptions, id: &str) -> Result<()> {
+    let dir = &options.data_dir;
+    let io = |what: &str, e: std::io::Error| {
+        BackupError::new(
+            BackupErrorKind::Io,
+            format!("{what} in {}: {e}", dir.display()),
+        )
+    };
+    private_file(&dir.join("recovery.signal")).map_err(|e| io("writing recovery.signal", e))?;
+    let mut settings: Vec<(String, String)> = vec![
+        (
+            "restore_command".to_owned(),
+            options.restore_command.clone(),
+        ),
+        ("recovery_target_action".to_owned(), "promote".to_owned()),
+        ("recovery_target_timeline".to_owned(), "latest".to_owned()),
+    ];
+    if let Some((name, value)) = options.target.setting() {
+        settings.push((name.to_owned(), value));
+    }
+    settings.extend(options.settings.iter().cloned());
+    let mut text = format!(
+        "\n# pgharbor restore: base backup {id}, replaying WAL to {}\n",
+        options.target.describe()
+    );
+    for (name, value) in settings {
+        text.push_str(&format!("{name} = '{}'\n", value.replace('\'', "''")));
+    }
+    let auto = dir.join("postgresql.auto.conf");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&auto)
+        .map_err(|e| io("opening postgresql.auto.conf", e))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io("writing postgresql.auto.conf", e))
+}
+
+/// `pg_ctl start`, then waits until recovery has ended; an error quoting the server's log when it
+/// stops instead (a target past the archive's end, a missing WAL file).
+async fn start_and_wait(
+    pg_ctl: &Path,
+    pg_controldata: &Path,
+    dir: &Path,
+    log_file: &Path,
+) -> Result<()> {
+    let status = tokio::process::Command::new(pg_ctl)
+        .arg("-D")
+        .arg(dir)
+        .arg("-l")
+        .arg(log_file)
+        .args(["-w", "-t", "86400", "start"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .await;
+    let started = status.is_ok_and(|s| s.success());
+    loop {
+        if started && in_production(pg_controldata, dir).await {
+            return Ok(());
+        }
+        if !dir.join("postmaster.pid").exists() {
+            return Err(BackupError::new(
+                BackupErrorKind::Tool,
+                format!(
+                    "the restored server stopped before recovery ended: {}",
+                    log_tail(log_file)
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether recovery has ended: `pg_controldata` (in the C locale, whose
+/// words are stable) says the cluster is `in production`.
+async fn in_production(pg_controldata: &Path, dir: &Path) -> bool {
+    let output = tokio::process::Command::new(pg_controldata)
+        .arg("-D")
+        .arg(dir)
+        .env("LC_ALL", "C")
+        .env("LANG", "C")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await;
+    output.is_ok_and(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .any(|l| l.starts_with("Database cluster state:") && l.ends_with("in production"))
+    })
+}
+
+/// The server log's last lines, joined.
+pub(crate) fn log_tail(log_file: &Path) -> String {
+    let text = std::fs::read_to_string(log_file).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(6)..].join(" | ")
+}
+
+/// `text` quoted for a POSIX shell when it needs it.
+pub fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-:=@%+,".contains(&b));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting_keeps_plain_words_and_quotes_the_rest() {
+        assert_eq!(shell_quote("/usr/bin/pg_ctl"), "/usr/bin/pg_ctl");
+        assert_eq!(shell_quote("s3://b/p"), "s3://b/p");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}
