@@ -16,6 +16,13 @@
 //!   oid and name) and the record, so that repeating a failed run works.
 //! * Once every table is loaded and finished, [`close`] removes the record:
 //!   from then on the tables are the user's, and nothing drops them.
+//!
+//! Runs into the same database at the same time keep apart: each records its
+//! tables under its own run number and holds a session advisory lock on it
+//! (and a shared one marking "a run is recording") from [`open`] to
+//! [`close`]. A run removes leftovers only of runs whose lock is free (they
+//! ended without cleaning up), and the record's schema is dropped only
+//! when no run holds the shared lock and no table is recorded.
 
 use crate::error::{pg_error, MigrateError};
 use crate::progress::Progress;
@@ -35,15 +42,47 @@ pub use pgharbor_conn::{reconnect_wait, RECONNECT_ENV};
 /// How long the clean-up waits for a lock on a table it drops.
 const DROP_LOCK_TIMEOUT: &str = "10s";
 
+/// The first key of pgharbor's advisory locks on the record (`pghc`); the
+/// second is a run's number, or 0 for "a run is recording" (held shared).
+const LOCK_CLASS: i32 = 0x7067_6863;
+
+/// Adds the run column to a record an earlier pgharbor made without it —
+/// only then, as `ALTER TABLE` would wait for every other run's open
+/// transaction on the record (a table created and loaded in one).
+const ADD_RUN_COLUMN: &str = "DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                   WHERE attrelid = 'pgharbor_created.relation'::regclass AND attname = 'run') THEN
+      ALTER TABLE pgharbor_created.relation ADD COLUMN run integer;
+    END IF;
+  END $$";
+
+/// This process's run number: the runs of one process come one after the
+/// other (an Open WebUI move: the database, then the vectors), so they
+/// share it.
+fn run_number() -> i32 {
+    static RUN: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    *RUN.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let mixed = std::process::id().rotate_left(16) ^ nanos;
+        (mixed & 0x7fff_ffff).max(1) as i32
+    })
+}
+
 /// Create the (empty) record, once the target was checked and before the
-/// first table is created.
+/// first table is created, and take this run's locks (held by `client`'s
+/// session until [`close`], or until the session ends).
 pub async fn open(client: &Client) -> Result<(), MigrateError> {
     client
-        .batch_execute(
-            "CREATE SCHEMA IF NOT EXISTS pgharbor_created;
+        .batch_execute(&format!(
+            "SELECT pg_advisory_lock_shared({LOCK_CLASS}, 0), pg_advisory_lock({LOCK_CLASS}, {run});
+             CREATE SCHEMA IF NOT EXISTS pgharbor_created;
              COMMENT ON SCHEMA pgharbor_created IS 'pgharbor: tables a migrate run created and has not finished (removed by the run, or by the next one)';
-             CREATE TABLE IF NOT EXISTS pgharbor_created.relation (oid oid PRIMARY KEY, name text NOT NULL);",
-        )
+             CREATE TABLE IF NOT EXISTS pgharbor_created.relation (oid oid PRIMARY KEY, name text NOT NULL, run integer);
+             {ADD_RUN_COLUMN}",
+            run = run_number()
+        ))
         .await
         .map_err(pg_error("recording the tables this run creates"))
 }
@@ -51,17 +90,66 @@ pub async fn open(client: &Client) -> Result<(), MigrateError> {
 /// The statement recording `table`, to run in the transaction creating it.
 pub fn record_sql(table: &QualifiedName) -> String {
     let name = quote_literal(&table.to_string());
-    format!("INSERT INTO pgharbor_created.relation (oid, name) VALUES ({name}::regclass, {name})")
+    format!(
+        "INSERT INTO pgharbor_created.relation (oid, name, run) VALUES ({name}::regclass, {name}, {})",
+        run_number()
+    )
 }
 
-/// The tables are the user's now: remove the record.
+/// The tables are the user's now: remove this run's record (and the schema
+/// when no other run records) and let go of the run's locks.
 pub async fn close(client: &Client) -> Result<(), MigrateError> {
+    let doing = "removing the record of the tables this run created";
     client
-        .batch_execute("DROP SCHEMA IF EXISTS pgharbor_created CASCADE")
-        .await
-        .map_err(pg_error(
-            "removing the record of the tables this run created",
+        .batch_execute(&format!(
+            "DELETE FROM pgharbor_created.relation WHERE run = {run};
+             SELECT pg_advisory_unlock({LOCK_CLASS}, {run}), pg_advisory_unlock_shared({LOCK_CLASS}, 0);",
+            run = run_number()
         ))
+        .await
+        .map_err(pg_error(doing))?;
+    drop_schema_if_unused(client).await.map_err(pg_error(doing))
+}
+
+/// Let go of this run's locks on `client`'s session after a failure, so
+/// that the clean-up (on a new connection) may drop the record's schema;
+/// nothing to do when that session is gone.
+pub async fn release(client: &Client) {
+    let _ = client
+        .batch_execute(&format!(
+            "SELECT pg_advisory_unlock({LOCK_CLASS}, {run}), pg_advisory_unlock_shared({LOCK_CLASS}, 0)",
+            run = run_number()
+        ))
+        .await;
+}
+
+/// Drop the record's schema when no run is recording and it records no
+/// table; otherwise leave it to the run that ends last.
+async fn drop_schema_if_unused(client: &Client) -> Result<(), tokio_postgres::Error> {
+    let locked: bool = client
+        .query_one(
+            &format!("SELECT pg_try_advisory_lock({LOCK_CLASS}, 0)"),
+            &[],
+        )
+        .await?
+        .get(0);
+    if !locked {
+        return Ok(());
+    }
+    let dropped = client
+        .batch_execute(
+            "DO $$ BEGIN
+               IF to_regclass('pgharbor_created.relation') IS NULL
+                  OR NOT EXISTS (SELECT 1 FROM pgharbor_created.relation) THEN
+                 DROP SCHEMA IF EXISTS pgharbor_created CASCADE;
+               END IF;
+             END $$",
+        )
+        .await;
+    let unlocked = client
+        .batch_execute(&format!("SELECT pg_advisory_unlock({LOCK_CLASS}, 0)"))
+        .await;
+    dropped.and(unlocked)
 }
 
 /// Drop the tables an earlier failed run recorded and the record; returns
@@ -81,7 +169,7 @@ pub async fn remove_leftovers(
     if !recorded {
         return Ok(Vec::new());
     }
-    let removed = drop_recorded(client).await?;
+    let removed = drop_recorded(client, Runs::Ended).await?;
     if !removed.is_empty() {
         progress.phase(&format!(
             "removing the tables a failed earlier run created: {}",
@@ -91,36 +179,81 @@ pub async fn remove_leftovers(
     Ok(removed)
 }
 
-/// Drop every recorded table that still has its recorded oid and name,
-/// then the record, in one transaction; returns the tables dropped.
-async fn drop_recorded(client: &Client) -> Result<Vec<String>, MigrateError> {
+/// Whose recorded tables to drop.
+#[derive(Clone, Copy)]
+enum Runs {
+    /// Those of runs that ended without cleaning up: another run's, whose
+    /// lock is free (or recorded by a pgharbor without run numbers).
+    Ended,
+    /// This run's.
+    This,
+}
+
+impl Runs {
+    /// The condition on `r` (a row of the record) selecting these runs'
+    /// rows. A free lock of an ended run is taken to test it, and kept
+    /// until the transaction ends (`pg_try_advisory_xact_lock`), so that
+    /// run cannot seem to come back meanwhile.
+    fn condition(self) -> String {
+        let run = run_number();
+        match self {
+            Runs::Ended => format!(
+                "(r.run IS NULL OR (r.run <> {run} AND pg_try_advisory_xact_lock({LOCK_CLASS}, r.run)))"
+            ),
+            Runs::This => format!("r.run = {run}"),
+        }
+    }
+}
+
+/// Drop the recorded tables of `runs` that still have their recorded oid
+/// and name, and their rows of the record, in one transaction, then the
+/// record's schema when no run uses it; returns the tables dropped.
+async fn drop_recorded(client: &Client, runs: Runs) -> Result<Vec<String>, MigrateError> {
     let doing = "removing the tables a failed run created";
     client
         .batch_execute(&format!(
-            "BEGIN; SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'"
+            "BEGIN; SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'; {ADD_RUN_COLUMN}"
         ))
         .await
         .map_err(pg_error(doing))?;
-    let names: Vec<String> = client
+    let rows = match client
         .query(
-            "SELECT r.name FROM pgharbor_created.relation r \
-             WHERE to_regclass(r.name) = r.oid ORDER BY 1",
+            &format!(
+                "SELECT r.oid, r.name, to_regclass(r.name) = r.oid \
+                 FROM pgharbor_created.relation r WHERE {} ORDER BY 2",
+                runs.condition()
+            ),
             &[],
         )
         .await
-        .map_err(pg_error(doing))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let mut sql: String = names
-        .iter()
-        .map(|n| format!("DROP TABLE IF EXISTS {n} CASCADE; "))
-        .collect();
-    sql.push_str("DROP SCHEMA pgharbor_created CASCADE; COMMIT");
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(pg_error(doing)(e));
+        }
+    };
+    let mut names = Vec::new();
+    let mut sql = String::new();
+    for row in &rows {
+        let oid: u32 = row.get(0);
+        let name: String = row.get(1);
+        if row.get::<_, Option<bool>>(2) == Some(true) {
+            sql.push_str(&format!("DROP TABLE IF EXISTS {name} CASCADE; "));
+            names.push(name);
+        }
+        sql.push_str(&format!(
+            "DELETE FROM pgharbor_created.relation WHERE oid = {oid}; "
+        ));
+    }
+    sql.push_str("COMMIT");
     if let Err(e) = client.batch_execute(&sql).await {
         let _ = client.batch_execute("ROLLBACK").await;
         return Err(pg_error(doing)(e));
     }
+    drop_schema_if_unused(client)
+        .await
+        .map_err(pg_error(doing))?;
     Ok(names)
 }
 
@@ -218,7 +351,7 @@ pub async fn clean_up_after_failure(
 ) -> MigrateError {
     let wait = reconnect_wait();
     let outcome = match reconnect(config, wait).await {
-        Ok(client) => drop_recorded(&client).await,
+        Ok(client) => drop_recorded(&client, Runs::This).await,
         Err(e) => Err(e),
     };
     let database = if database_created {

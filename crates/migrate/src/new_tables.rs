@@ -129,7 +129,8 @@ impl Landing for NewTables {
         Ok(self.finishing.outcome())
     }
 
-    async fn fail(&mut self, _client: &Client, err: MigrateError, _stage: Stage) -> MigrateError {
+    async fn fail(&mut self, client: &Client, err: MigrateError, _stage: Stage) -> MigrateError {
+        created::release(client).await;
         created::clean_up_after_failure(&self.config, &self.committed, self.database_created, err)
             .await
     }

@@ -301,7 +301,9 @@ pub async fn migrate(
     let text_sql = match make_room(&client, &plan, options, &committed).await {
         Ok(sql) => sql,
         Err(err) => {
-            return Err(clean_up_after_failure(target_config, &plan, &committed, &[], err).await)
+            return Err(
+                clean_up_after_failure(&client, target_config, &plan, &committed, &[], err).await,
+            )
         }
     };
     let plan = Arc::new(plan);
@@ -335,9 +337,15 @@ pub async fn migrate(
         Ok(done) => done,
         Err(err) => {
             let collections = &feeds.collections;
-            return Err(
-                clean_up_after_failure(target_config, &plan, &committed, collections, err).await,
-            );
+            return Err(clean_up_after_failure(
+                &client,
+                target_config,
+                &plan,
+                &committed,
+                collections,
+                err,
+            )
+            .await);
         }
     };
     if !plan.reuse_existing {
@@ -664,6 +672,7 @@ fn unit(table: usize, range: UnitRange) -> WorkUnit {
 /// deleted again (they are the rows of its collections, which
 /// [`clear_collections_in_shared_table`] made sure were absent).
 async fn clean_up_after_failure(
+    client: &Client,
     target_config: &ConnConfig,
     plan: &ChromaPlan,
     committed: &crate::created::Committed,
@@ -671,6 +680,7 @@ async fn clean_up_after_failure(
     err: MigrateError,
 ) -> MigrateError {
     if !plan.reuse_existing {
+        crate::created::release(client).await;
         return crate::created::clean_up_after_failure(target_config, committed, false, err).await;
     }
     let table = &plan.plan.tables[0].spec.name;
