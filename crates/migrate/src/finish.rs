@@ -137,8 +137,9 @@ pub fn schedule_finish(schedule: &mut Schedule, plan: &Arc<Plan>, shared: &Share
     }
 }
 
-/// Schedule table `i`'s index builds, primary key and sequences after its
-/// load; returns the steps after which it has all its keys.
+/// Schedule table `i`'s index builds, primary key and sequences; returns
+/// the steps after which the table is loaded and keyed (its loads too, so
+/// that a table without keys is never finished before it is loaded).
 fn schedule_keys(
     schedule: &mut Schedule,
     plan: &Arc<Plan>,
@@ -165,12 +166,13 @@ fn schedule_keys(
         keyed.push(attach);
     }
     let (plan, shared) = (plan.clone(), shared.clone());
-    schedule.target_step(Stage::Finish, loads, None, move |client| {
+    schedule.target_step(Stage::Finish, loads.clone(), None, move |client| {
         Box::pin(async move {
             set_sequences(&client, &plan.tables[i], &shared).await;
             Ok(())
         })
     });
+    keyed.extend(loads);
     keyed
 }
 

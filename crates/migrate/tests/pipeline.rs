@@ -332,6 +332,54 @@ async fn failure_cleaned_up(cluster: &Cluster, dir: &Path) {
     assert_eq!(tables(cluster, "failed"), "", "nothing is left behind");
 }
 
+/// A table without keys is finished after its load: its foreign key (to a
+/// larger table, loaded and keyed first), its statistics, the views.
+async fn keyless_table_finished_after_its_load(cluster: &Cluster, dir: &Path) {
+    cluster.create_database("keyless");
+    let path = dir.join("keyless.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+             INSERT INTO parent SELECT i, 'parent ' || i FROM n;
+             CREATE TABLE child (parent_id INTEGER REFERENCES parent(id), n INTEGER);
+             INSERT INTO child VALUES (1, 1), (2, 2), (3, 3);
+             CREATE VIEW child_names AS SELECT c.n, p.name FROM child c JOIN parent p ON p.id = c.parent_id;",
+        )
+        .unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let report = migrate(
+        &path,
+        &config(cluster, "keyless"),
+        1,
+        recorder.clone(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.verified, Some(true), "{report:#?}");
+    assert!(report.finish_issues.is_empty(), "{report:#?}");
+    let events = recorder.events();
+    for step in ["foreign keys", "statistics"] {
+        assert!(
+            recorder.position("child loaded") < recorder.position(&format!("child {step}")),
+            "child's {step} after its load: {events:#?}"
+        );
+    }
+    assert_eq!(
+        cluster.psql(
+            "keyless",
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'child'::regclass AND contype = 'f' AND convalidated"
+        ),
+        "1"
+    );
+    assert_eq!(
+        cluster.psql("keyless", "SELECT count(*) FROM child_names"),
+        "3"
+    );
+}
+
 /// Every case on one cluster of `flavor`, each in a database of its own.
 fn every_case(flavor: Flavor) {
     let cluster = Cluster::start(flavor);
@@ -344,6 +392,7 @@ fn every_case(flavor: Flavor) {
         changed_on_arrival(&cluster, dir().path()).await;
         cancelled(&cluster, dir().path()).await;
         failure_cleaned_up(&cluster, dir().path()).await;
+        keyless_table_finished_after_its_load(&cluster, dir().path()).await;
     });
 }
 

@@ -1241,7 +1241,9 @@ fn apply_faults_are_finished_by_applying_again() {
             // is read: which one arrives first depends on the machine.
             assert!(
                 run.stderr.contains("terminating connection")
-                    || run.stderr.contains("the connection to the target was closed"),
+                    || run
+                        .stderr
+                        .contains("the connection to the target was closed"),
                 "{}",
                 run.stderr
             );
