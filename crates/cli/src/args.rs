@@ -440,7 +440,8 @@ pub struct BackupsVerifyArgs {
     /// the end, run pg_amcheck when available; recorded like any verification.
     #[arg(long, conflicts_with_all = ["id", "all", "restore_to"])]
     pub pitr: bool,
-    /// With --pitr: where the scratch data directory goes (default $TMPDIR).
+    /// With --pitr: where the scratch data directory goes, in a private directory of its own
+    /// removed afterwards (default $TMPDIR).
     #[arg(long, value_name = "DIR", requires = "pitr")]
     pub scratch_dir: Option<std::path::PathBuf>,
     /// With --pitr: the restored cluster's superuser.

@@ -427,10 +427,30 @@ fn restore_command(dest: &str, decrypt: &DecryptArgs, store: &DestArgs) -> Resul
     Ok(command.join(" "))
 }
 
-/// `pgharbor restore-wal DEST NAME PATH`: exit 0 with the file written,
-/// 1 when the archive does not hold it (PostgreSQL then goes on) or it
-/// cannot be fetched intact.
+/// The exit status of `restore-wal` when a file cannot be fetched intact:
+/// above 125, which PostgreSQL takes for a failed command rather than a
+/// file missing from the archive, so recovery stops there instead of
+/// ending early at an earlier point and promoting.
+const RECOVERY_MUST_STOP: u8 = 255;
+
+/// `pgharbor restore-wal DEST NAME PATH`: exit 0 with the file written, 1
+/// when the archive does not hold it (PostgreSQL then goes on: the end of
+/// the archive), [`RECOVERY_MUST_STOP`] when it cannot be fetched intact
+/// (unreachable store, credentials, a checksum or key that does not match).
 pub async fn restore_wal(args: RestoreWalArgs) -> Result<u8, Failure> {
+    match fetch_wal(&args).await {
+        Ok(code) => Ok(code),
+        Err(failure) => {
+            eprintln!(
+                "pgharbor: error: {} (recovery stops here rather than end early)",
+                failure.message()
+            );
+            Ok(RECOVERY_MUST_STOP)
+        }
+    }
+}
+
+async fn fetch_wal(args: &RestoreWalArgs) -> Result<u8, Failure> {
     let dest = destination(&args.dest, &args.dest_options)?;
     let decryption: Option<Decryption> = decryption(&args.decrypt)?;
     match pgharbor_pitr::fetch(&dest, &args.name, &args.path, decryption.as_ref()).await? {
@@ -445,10 +465,13 @@ pub async fn restore_wal(args: RestoreWalArgs) -> Result<u8, Failure> {
 /// `pgharbor backups verify DEST --pitr`: exit 1 when a check failed.
 pub async fn verify(args: BackupsVerifyArgs) -> Result<u8, Failure> {
     let dest = destination(&args.dest, &args.store)?;
+    // A private directory of this run's own inside the one given (or
+    // $TMPDIR): the given directory's permissions are left as they are.
     let scratch = match &args.scratch_dir {
         Some(dir) => absolute(dir)?,
-        None => std::env::temp_dir().join(format!("pgharbor-verify-{}", std::process::id())),
-    };
+        None => std::env::temp_dir(),
+    }
+    .join(format!("pgharbor-verify-{}", std::process::id()));
     let options = PitrVerifyOptions {
         scratch: scratch.clone(),
         restore_command: restore_command(&args.dest, &args.decrypt, &args.store)?,
@@ -457,9 +480,7 @@ pub async fn verify(args: BackupsVerifyArgs) -> Result<u8, Failure> {
         now: None,
     };
     let verified = pgharbor_pitr::verify_pitr(&dest, &options).await;
-    if args.scratch_dir.is_none() {
-        let _ = std::fs::remove_dir_all(&scratch);
-    }
+    let _ = std::fs::remove_dir_all(&scratch);
     let report = verified?;
     if args.json {
         println!(

@@ -202,20 +202,30 @@ fn failed(progress: &SharedProgress, message: String) {
     p.last_failure = Some(message);
 }
 
-/// Creates `dir` (and its parents) readable by its owner only.
+/// Creates `dir` (and its parents) readable by its owner only. A `dir`
+/// that exists must be a directory (not a link) of this user, which is then
+/// made private too.
 pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
+    let failed = |e: String| {
+        BackupError::new(
+            BackupErrorKind::Io,
+            format!("creating directory {}: {e}", dir.display()),
+        )
+    };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
-        .map_err(|e| {
-            BackupError::new(
-                BackupErrorKind::Io,
-                format!("creating directory {}: {e}", dir.display()),
-            )
-        })
+        .map_err(|e| failed(e.to_string()))?;
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| failed(e.to_string()))?;
+    if !meta.is_dir() || meta.uid() != rustix::process::geteuid().as_raw() {
+        return Err(failed(
+            "it exists and is not a directory of this user".to_owned(),
+        ));
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| failed(e.to_string()))
 }
 
 /// `pg_receivewal --create-slot --if-not-exists`.

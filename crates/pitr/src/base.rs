@@ -88,6 +88,9 @@ pub async fn base_backup(
     let file = format!("{BASE_FILE_STEM}{}", options.encoding.suffix());
     let mut command = pg_basebackup.command();
     clear_libpq_env(&mut command, server);
+    // Its --verbose lines are read for the WAL range: in English whatever
+    // the user's language.
+    command.env("LC_ALL", "C").env("LC_MESSAGES", "C");
     command.args([
         "--pgdata=-",
         "--format=tar",

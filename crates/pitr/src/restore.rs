@@ -81,6 +81,7 @@ pub async fn restore_to_point(
              server (e.g. `runuser -u postgres -- pgharbor restore …`), or leave out --start",
         ));
     }
+    refuse_a_gap(dest, &base, &options.target).await?;
     let dir = &options.data_dir;
     prepare_empty_dir(dir)?;
     let filled = fill(dest, &manifest, options).await;
@@ -107,6 +108,29 @@ pub async fn restore_to_point(
         start_command,
         started: options.start,
     })
+}
+
+/// `--latest` through a gap in the archive would end at the gap and
+/// promote there, as if it were the end: refused, naming the missing
+/// segments. (A target past a gap makes PostgreSQL stop with "recovery
+/// ended before configured recovery target was reached".)
+async fn refuse_a_gap(
+    dest: &Destination,
+    base: &pgharbor_backup::BaseContent,
+    target: &RecoveryTarget,
+) -> Result<()> {
+    if !matches!(target, RecoveryTarget::Latest) {
+        return Ok(());
+    }
+    let names = crate::walstore::archived_names(dest).await?;
+    let missing = crate::lsn::missing_segments(&names, &base.start_wal, base.wal_segment_size);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "the WAL archive at {dest} has a gap after the base backup: {} missing, so a restore to          the latest state would stop before it and pass for complete; restore to a --time or          --lsn before the gap, or find the missing files",
+        missing.join(", ")
+    )))
 }
 
 fn invalid(message: impl Into<String>) -> BackupError {
@@ -226,6 +250,9 @@ fn write_recovery_settings(options: &PitrRestoreOptions, id: &str) -> Result<()>
         ),
         ("recovery_target_action".to_owned(), "promote".to_owned()),
         ("recovery_target_timeline".to_owned(), "latest".to_owned()),
+        // The copy must not push its new timeline into the archive the
+        // source writes to (a `--set archive_mode=on` later wins).
+        ("archive_mode".to_owned(), "off".to_owned()),
     ];
     if let Some((name, value)) = options.target.setting() {
         settings.push((name.to_owned(), value));

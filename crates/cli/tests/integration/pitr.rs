@@ -380,6 +380,7 @@ fn restores_exactly_the_state_at_a_time(flavor: Flavor, encrypted: bool) {
         std::fs::read_to_string(Path::new(&at_moment.data_dir).join("postgresql.auto.conf"))
             .unwrap();
     assert!(auto_conf.contains("restore-wal"), "{auto_conf}");
+    assert!(auto_conf.contains("archive_mode = 'off'"), "{auto_conf}");
     if encrypted {
         assert!(
             !auto_conf.contains("AGE-SECRET-KEY"),
@@ -515,6 +516,48 @@ fn restores_exactly_the_state_at_a_time(flavor: Flavor, encrypted: bool) {
         "{}",
         gap.stdout
     );
+    // A restore to the latest state through the gap would stop before it
+    // and pass for complete: refused, naming it.
+    let through_gap = work.path("through-gap");
+    let mut latest = vec!["restore", &dest, "--pgdata", &through_gap, "--latest"];
+    latest.extend_from_slice(decrypt);
+    let through = run_as_server_user(&server, &latest, &env);
+    assert_ne!(through.code, 0, "{}", through.all());
+    assert!(
+        through.stderr.contains("has a gap") && through.stderr.contains(&while_down),
+        "{}",
+        through.stderr
+    );
+    // A WAL file that cannot be fetched intact stops recovery (an exit
+    // status above 125) instead of ending it as the archive's end would.
+    let stored = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            name.starts_with(&after) && !name.ends_with(".json")
+        })
+        .expect("the stored WAL file");
+    let intact = std::fs::read(&stored).unwrap();
+    let mut damaged = intact.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0xff;
+    std::fs::write(&stored, &damaged).unwrap();
+    let fetched_to = work.path("fetched-wal");
+    let mut fetch = vec!["restore-wal", &dest, &after, &fetched_to];
+    fetch.extend_from_slice(decrypt);
+    let fetched = run_as_server_user(&server, &fetch, &env);
+    assert_eq!(fetched.code, 255, "{}", fetched.all());
+    assert!(
+        fetched.stderr.contains("recovery stops here"),
+        "{}",
+        fetched.stderr
+    );
+    assert!(
+        !Path::new(&fetched_to).exists(),
+        "a damaged file was put in place"
+    );
+    std::fs::write(&stored, &intact).unwrap();
 
     // Retention: a new base backup, the old one pruned with the WAL only it
     // needed (the gap with it); what is kept restores, verified again.
