@@ -136,13 +136,28 @@ pub struct WalArchiveView {
     pub age_seconds: f64,
 }
 
+/// Whether `object` is an archived WAL file's index entry
+/// (`wal/<24 hex digits>.json`, `wal/<8 hex digits>.history.json`), not
+/// another file of the archive (`wal/cluster.json`).
+fn is_wal_entry(object: &str) -> bool {
+    let Some(name) = object
+        .rsplit('/')
+        .next()
+        .and_then(|n| n.strip_suffix(".json"))
+    else {
+        return false;
+    };
+    let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+    match name.strip_suffix(".history") {
+        Some(timeline) => timeline.len() == 8 && hex(timeline),
+        None => name.len() == 24 && hex(name),
+    }
+}
+
 /// The WAL archive under `wal/` at `dest`, `None` when there is none.
 async fn wal_archive(dest: &Destination, now: f64) -> Option<WalArchiveView> {
     let objects = dest.list("wal").await.ok()?;
-    let entries: Vec<_> = objects
-        .iter()
-        .filter(|o| o.name.ends_with(".json"))
-        .collect();
+    let entries: Vec<_> = objects.iter().filter(|o| is_wal_entry(&o.name)).collect();
     let newest = entries.iter().max_by(|a, b| a.name.cmp(&b.name))?;
     let archived = newest
         .last_modified
@@ -388,6 +403,14 @@ fn problems(view: &BackupView, entries: &[BackupEntry]) -> Vec<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_wal_index_entries_count_as_archived_files() {
+        assert!(is_wal_entry("wal/000000010000000000000003.json"));
+        assert!(is_wal_entry("prefix/wal/00000002.history.json"));
+        assert!(!is_wal_entry("wal/cluster.json"));
+        assert!(!is_wal_entry("wal/000000010000000000000003.zst"));
+    }
 
     const HOUR: f64 = 3600.0;
 

@@ -90,6 +90,7 @@ pub async fn run_archiver(
     shutdown: impl Future<Output = ()>,
 ) -> Result<ArchiveProgress> {
     let facts = server_facts(server).await?;
+    crate::walstore::claim(dest, &facts.system_identifier).await?;
     let major = Version::from_server_version_num(facts.version_num).major;
     let receivewal = pgharbor_pgtools::find("pg_receivewal", major)?;
     create_private_dir(&options.spool)?;

@@ -82,6 +82,7 @@ pub async fn base_backup(
     let started = options.started_at.unwrap_or_else(Utc::now);
     let clock = Instant::now();
     let facts = server_facts(server).await?;
+    crate::walstore::claim(dest, &facts.system_identifier).await?;
     let major = Version::from_server_version_num(facts.version_num).major;
     let pg_basebackup = pgharbor_pgtools::find("pg_basebackup", major)?;
     let id = allocate_id(dest, started).await?;

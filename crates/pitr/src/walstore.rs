@@ -3,7 +3,8 @@
 //! written after it, its index entry `<name>.json` ([`WalEntry`]: the
 //! stored file's size and SHA-256, when it was archived). A file without
 //! its entry is not archived (an upload cut short); a restore fetches only
-//! files with an entry and checks them against it.
+//! files with an entry and checks them against it. `wal/cluster.json`
+//! names the cluster the archive belongs to ([`claim`]).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,52 @@ pub struct WalEntry {
     pub file: FileEntry,
     /// When it was archived.
     pub archived_at: DateTime<Utc>,
+}
+
+/// The object naming the cluster an archive belongs to.
+const CLUSTER_FILE: &str = "wal/cluster.json";
+
+/// Which cluster's WAL and base backups a destination holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ClusterClaim {
+    /// `pg_control_system()`'s system identifier.
+    system_identifier: String,
+}
+
+/// Claims `dest` for the cluster `system_identifier`, or refuses when it
+/// holds another cluster's archive: WAL file names repeat from cluster to
+/// cluster, so a second one archiving there would overwrite the first's
+/// segments and break its base backups' chains.
+pub async fn claim(dest: &Destination, system_identifier: &str) -> Result<()> {
+    let ours = ClusterClaim {
+        system_identifier: system_identifier.to_owned(),
+    };
+    match dest.get_bytes(CLUSTER_FILE).await {
+        Ok(bytes) => {
+            let theirs: ClusterClaim = serde_json::from_slice(&bytes).map_err(|e| {
+                BackupError::new(
+                    BackupErrorKind::Integrity,
+                    format!("{CLUSTER_FILE} at {dest} is not readable: {e}"),
+                )
+            })?;
+            if theirs == ours {
+                return Ok(());
+            }
+            Err(BackupError::new(
+                BackupErrorKind::InvalidInput,
+                format!(
+                    "{dest} holds the archive of another PostgreSQL cluster (system identifier {};                      this server's is {system_identifier}): WAL file names repeat between clusters,                      so archiving here would overwrite its WAL; give this server a destination of                      its own",
+                    theirs.system_identifier
+                ),
+            ))
+        }
+        Err(e) if e.is_not_found() || e.kind() == ObjstoreErrorKind::ContainerMissing => {
+            let json = serde_json::to_vec_pretty(&ours).expect("a claim always serializes");
+            dest.put_bytes(CLUSTER_FILE, json).await?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn entry_name(name: &str) -> String {

@@ -326,6 +326,32 @@ fn restores_exactly_the_state_at_a_time(flavor: Flavor, encrypted: bool) {
         "base.tar.zst"
     };
     assert!(base.stdout.contains(suffix), "{}", base.stdout);
+    // The destination is claimed for this cluster; another cluster's
+    // archive is never written over.
+    let identifier = scalar(
+        &server,
+        "postgres",
+        "SELECT system_identifier FROM pg_control_system()",
+    );
+    let claim = std::fs::read_to_string(Path::new(&dest).join("wal/cluster.json")).unwrap();
+    assert!(claim.contains(&identifier), "{claim}");
+    let foreign = work.path("foreign");
+    std::fs::create_dir_all(Path::new(&foreign).join("wal")).unwrap();
+    std::fs::write(
+        Path::new(&foreign).join("wal/cluster.json"),
+        r#"{"system_identifier": "7000000000000000001"}"#,
+    )
+    .unwrap();
+    let mut to_foreign = vec!["base-backup", &url, "--to", &foreign];
+    to_foreign.extend_from_slice(encrypt);
+    run_as_server_user(&server, &to_foreign, &env).fails_with(
+        1,
+        &[
+            "holds the archive of another PostgreSQL cluster",
+            "7000000000000000001",
+            &identifier,
+        ],
+    );
 
     // The first state, committed before the moment; the second after it.
     server.psql(
