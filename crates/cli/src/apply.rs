@@ -51,10 +51,7 @@ pub async fn apply(args: ApplyArgs) -> Result<u8, Failure> {
     }
     if args.json {
         let doc = serde_json::json!({ "apply": report, "copies": outcomes });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).map_err(anyhow::Error::from)?
-        );
+        crate::render::print_json(&doc)?;
     }
     Ok(0)
 }

@@ -200,7 +200,7 @@ async fn backup_databases(
 
 fn print_backup(report: &BackupReport, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        crate::render::print_json(report)?;
         return Ok(());
     }
     let manifest = &report.manifest;
@@ -395,10 +395,7 @@ pub async fn restore(args: RestoreArgs) -> Result<u8, Failure> {
     };
     let report = pgharbor_backup::restore(&dest, id, &target, &options).await?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
-        );
+        crate::render::print_json(&report)?;
         return Ok(0);
     }
     println!("restored backup {}", report.id);
@@ -435,10 +432,7 @@ async fn restore_redis(
     };
     let report = pgharbor_backup::restore_redis(dest, id, &redis_url(target)?, &options).await?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
-        );
+        crate::render::print_json(&report)?;
         return Ok(0);
     }
     println!(
@@ -468,10 +462,7 @@ async fn list(args: BackupsListArgs) -> Result<u8, Failure> {
     let dest = destination(&args.dest, &args.store)?;
     let entries = pgharbor_backup::list(&dest).await?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&entries).map_err(anyhow::Error::from)?
-        );
+        crate::render::print_json(&entries)?;
         return Ok(0);
     }
     let mut table = comfy_table::Table::new();
@@ -515,10 +506,7 @@ async fn verify(args: BackupsVerifyArgs) -> Result<u8, Failure> {
     let report =
         pgharbor_backup::verify(&dest, args.id.as_deref(), restore_to.as_ref(), &options).await?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
-        );
+        crate::render::print_json(&report)?;
     } else if report.passed {
         println!("{}", verified_text(&report));
     }
@@ -554,10 +542,7 @@ fn verified_text(report: &VerifyReport) -> String {
 /// backup (exit 1) when there is one.
 fn verified_all(dest: &Destination, reports: &[VerifyReport], json: bool) -> Result<u8, Failure> {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(reports).map_err(anyhow::Error::from)?
-        );
+        crate::render::print_json(reports)?;
     } else {
         for report in reports {
             println!("{}", verified_text(report));
@@ -592,10 +577,7 @@ async fn prune(args: BackupsPruneArgs) -> Result<u8, Failure> {
     if args.json {
         let mut shown = serde_json::to_value(&report).map_err(anyhow::Error::from)?;
         shown["wal"] = serde_json::to_value(&wal).map_err(anyhow::Error::from)?;
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&shown).map_err(anyhow::Error::from)?
-        );
+        crate::render::print_json(&shown)?;
         return Ok(0);
     }
     let verb = if args.dry_run {

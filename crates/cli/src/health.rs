@@ -645,12 +645,7 @@ pub async fn kill(args: KillArgs) -> Result<u8, Failure> {
     }
     if args.dry_run {
         if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({"dry_run": true, "sessions": found})
-                )?
-            );
+            crate::render::print_json(&serde_json::json!({"dry_run": true, "sessions": found}))?;
         } else {
             println!("dry run: nothing was done");
         }
@@ -667,12 +662,7 @@ pub async fn kill(args: KillArgs) -> Result<u8, Failure> {
         })
         .count();
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"dry_run": false, "sessions": found})
-            )?
-        );
+        crate::render::print_json(&serde_json::json!({"dry_run": false, "sessions": found}))?;
     } else {
         for c in &found {
             match (c.done, &c.note) {

@@ -178,10 +178,7 @@ async fn migrate_into_existing(
             .await
             .map_err(Failure::from_migrate)?;
         if common.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?
-            );
+            crate::render::print_json(&plan)?;
         } else {
             print!("{}", render::plan::render_existing(&plan));
         }
@@ -307,10 +304,7 @@ async fn migrate_sqlite(args: &MigrateArgs, path: PathBuf) -> Result<u8, Failure
     let (snapshot, plan) = plan(common, path, target.as_ref()).await?;
     if args.dry_run {
         if common.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?
-            );
+            crate::render::print_json(&plan)?;
         } else {
             print!("{}", render::plan::render(&plan));
         }

@@ -107,10 +107,7 @@ async fn scheduled_base_backup(
 
 fn print_base_backup(report: &pgharbor_backup::BackupReport, json: bool) -> Result<(), Failure> {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(report).map_err(anyhow::Error::from)?
-        );
+        crate::render::print_json(report)?;
         return Ok(());
     }
     let manifest = &report.manifest;
@@ -318,10 +315,7 @@ pub async fn restore(args: RestoreArgs) -> Result<u8, Failure> {
     };
     let report = pgharbor_pitr::restore_to_point(&dest, &options).await?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
-        );
+        crate::render::print_json(&report)?;
         return Ok(0);
     }
     println!(
@@ -483,10 +477,7 @@ pub async fn verify(args: BackupsVerifyArgs) -> Result<u8, Failure> {
     let _ = std::fs::remove_dir_all(&scratch);
     let report = verified?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
-        );
+        crate::render::print_json(&report)?;
     } else if report.passed {
         println!(
             "base backup {}: verified — {} WAL file(s) checked, no gap, replayed to the end in a \

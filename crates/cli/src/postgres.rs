@@ -58,10 +58,7 @@ pub async fn verify(
     .map_err(Failure::from_migrate)?;
     reporter.done();
     if common.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&checks).map_err(anyhow::Error::from)?
-        );
+        crate::render::print_json(&checks)?;
         return Ok(0);
     }
     for check in &checks {

@@ -80,10 +80,7 @@ pub fn inspect(args: UrlInspectArgs) -> Result<u8, Failure> {
         Ok(report) => {
             if args.json {
                 let value = serde_json::json!({ "valid": true, "connection": report });
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&value).map_err(anyhow::Error::from)?
-                );
+                crate::render::print_json(&value)?;
             } else {
                 print_text(&report);
             }
@@ -92,10 +89,7 @@ pub fn inspect(args: UrlInspectArgs) -> Result<u8, Failure> {
         Err(problem) => {
             if args.json {
                 let value = serde_json::json!({ "valid": false, "error": problem });
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&value).map_err(anyhow::Error::from)?
-                );
+                crate::render::print_json(&value)?;
                 return Ok(EXIT_UNPARSABLE);
             }
             let mut message = problem.message;

@@ -77,7 +77,7 @@ pub fn plan(plan: &ChromaPlan, store: &Store) -> String {
 /// Print the report on stdout (JSON, or a table per collection).
 pub fn print_report(report: &ChromaReport, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        crate::render::print_json(report)?;
         return Ok(());
     }
     let mut table = Table::new();

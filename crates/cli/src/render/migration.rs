@@ -6,7 +6,7 @@ use pgharbor_core::report::MigrationReport;
 /// Print the report on stdout.
 pub fn print_report(report: &MigrationReport, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        crate::render::print_json(report)?;
         return Ok(());
     }
     let mut table = Table::new();

@@ -1,9 +1,16 @@
 //! Everything `migrate`, `verify` and `apply` print about a run, in one
 //! place: the libraries return reports (`Serialize`) and plans; these
-//! modules turn them into text tables and plan text, or JSON for scripts.
+//! modules turn them into text tables and plan text, or JSON for scripts
+//! ([`print_json`], which every command's `--json` goes through).
 
 pub mod chroma;
 pub mod migration;
 pub mod open_webui;
 pub mod plan;
 pub mod postgres;
+
+/// Print `value` as pretty JSON on stdout: every command's `--json` output.
+pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

@@ -10,7 +10,7 @@ pub fn print_report(report: &OpenWebUiReport, json: bool) -> anyhow::Result<()> 
     if json {
         // Through a JSON value, as it always was: keys sorted at every level.
         let value = serde_json::to_value(report)?;
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        crate::render::print_json(&value)?;
     } else if let Some(vectors) = &report.vectors {
         crate::render::chroma::print_report(vectors, false)?;
     }

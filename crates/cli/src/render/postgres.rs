@@ -5,7 +5,7 @@ use pgharbor_migrate::postgres::{CopyPlan, CopyReport};
 
 pub fn print_plan(plan: &CopyPlan, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(plan)?);
+        crate::render::print_json(plan)?;
         return Ok(());
     }
     println!("source: PostgreSQL {}", plan.source_version);
@@ -29,7 +29,7 @@ pub fn print_plan(plan: &CopyPlan, json: bool) -> anyhow::Result<()> {
 /// Print what a copy did: per table rows and verification, then totals.
 pub fn print_report(report: &CopyReport, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        crate::render::print_json(report)?;
         return Ok(());
     }
     println!(
