@@ -223,3 +223,6 @@ pub fn show(text: &str) -> Result<String, MigrateError> {
         .caused_by(e)
     })
 }
+
+#[cfg(test)]
+mod tests;
