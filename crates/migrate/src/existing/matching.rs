@@ -159,14 +159,6 @@ pub(super) fn plan_tables(
             ));
             continue;
         };
-        if options.replaced_tables.contains(target_name) {
-            reported.push(ReportedObject {
-                kind: "table".into(),
-                name: target_name.clone(),
-                note: "rows the application seeded in the target are replaced: emptied before the load".into(),
-                sql: None,
-            });
-        }
         let target_columns = &targets[target_name];
         let mapped = map_columns(
             table,

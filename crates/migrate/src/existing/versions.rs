@@ -453,8 +453,7 @@ fn app_version_mismatch(rule: &AppVersion, source: &VersionRead, target: &Versio
     };
     let way = match older_side(rule, source, target) {
         Some(Older::Sqlite) => format!(
-            " The SQLite side is older: upgrade the SQLite side to {}'s version first ({}), then run pgharbor again; or create the PostgreSQL schema with the {app} version of the SQLite file.",
-            target.version,
+            " The SQLite side is older: upgrade it to PostgreSQL's version first ({}), then run pgharbor again; or create the PostgreSQL schema with the {app} version of the SQLite file.",
             command(&rule.upgrade_sqlite)
         ),
         Some(Older::Postgres) => format!(
