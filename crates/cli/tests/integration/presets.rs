@@ -148,7 +148,7 @@ fn presets_show_prints_the_built_in_file_and_checks_a_users_file() {
     pgharbor(&["presets", "show", "wordpress"]).fails_with(
         2,
         &[
-            "--preset wordpress",
+            "preset \"wordpress\"",
             "open-webui, home-assistant, n8n, langflow",
         ],
     );

@@ -49,6 +49,8 @@ pub struct AppVersion {
     pub latest_by: Option<String>,
     /// How to tell which side is older.
     pub order: VersionOrder,
+    /// The schema versions the preset was tested with.
+    pub tested: Vec<String>,
     /// The application's own command to upgrade the SQLite side.
     pub upgrade_sqlite: Option<String>,
     /// The application's own command to upgrade the PostgreSQL side.
@@ -373,10 +375,18 @@ fn compare_app_version(
             options.create_schema_hint()
         )));
     };
+    let untested = if rule.tested.is_empty() || rule.tested.contains(&target.version) {
+        String::new()
+    } else {
+        format!(
+            " (not a version the preset was tested with: {})",
+            rule.tested.join(", ")
+        )
+    };
     let reported = |state: &str| ReportedObject {
         kind: "migration bookkeeping".into(),
         name: rule.table.clone(),
-        note: format!("not copied; versions {state}: {}", target.version),
+        note: format!("not copied; versions {state}: {}{untested}", target.version),
         sql: None,
     };
     let Some(source) = source_app_version(snapshot, schema, rule)? else {

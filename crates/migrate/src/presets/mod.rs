@@ -71,7 +71,7 @@ pub fn resolve(text: &str) -> Result<Preset, MigrateError> {
         return Err(MigrateError::new(
             MigrateErrorKind::Usage,
             format!(
-                "--preset {text}: no built-in preset has that name ({}) and there is no such file",
+                "preset {text:?}: no built-in preset has that name ({}) and there is no such file",
                 built_in_names().join(", ")
             ),
         ));
@@ -79,7 +79,7 @@ pub fn resolve(text: &str) -> Result<Preset, MigrateError> {
     let content = std::fs::read_to_string(path).map_err(|e| {
         MigrateError::new(
             MigrateErrorKind::Usage,
-            format!("--preset {}: cannot read the preset file", path.display()),
+            format!("preset file {}: cannot be read", path.display()),
         )
         .caused_by(e)
     })?;
@@ -150,6 +150,7 @@ impl Preset {
                     VersionOrder::Listed(self.tested.iter().map(|t| t.schema.clone()).collect())
                 }
             },
+            tested: self.tested.iter().map(|t| t.schema.clone()).collect(),
             upgrade_sqlite: command(&self.commands.upgrade_sqlite),
             upgrade_postgres: command(&self.commands.upgrade_postgres),
         });
@@ -218,7 +219,7 @@ pub fn show(text: &str) -> Result<String, MigrateError> {
     std::fs::read_to_string(text).map_err(|e| {
         MigrateError::new(
             MigrateErrorKind::Usage,
-            format!("--preset {text}: cannot read the preset file"),
+            format!("preset file {text}: cannot be read"),
         )
         .caused_by(e)
     })

@@ -144,7 +144,7 @@ fn resolve_takes_a_built_in_name_or_a_file_and_names_both_when_neither() {
     assert_eq!(e.kind(), MigrateErrorKind::Usage);
     let text = e.to_string();
     assert!(
-        text.contains("--preset wordpress")
+        text.contains("preset \"wordpress\"")
             && text.contains("open-webui, home-assistant, n8n, langflow"),
         "{text}"
     );
