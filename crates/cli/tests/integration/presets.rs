@@ -207,7 +207,7 @@ fn each_apps_data_directory_is_recognised_and_an_empty_target_gets_the_apps_sche
             .lines()
             .find_map(|l| l.strip_prefix("create_schema = \""))
             .unwrap()
-            .split("{url}")
+            .split('{')
             .next()
             .unwrap()
             .to_string();

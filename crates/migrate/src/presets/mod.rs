@@ -90,9 +90,23 @@ fn usage(error: PresetError) -> MigrateError {
     MigrateError::new(MigrateErrorKind::Usage, error.to_string())
 }
 
-/// `template` with `{url}` (the target, password masked) and `{path}` filled in.
+/// The placeholders a preset's texts may use.
+pub const PLACEHOLDERS: [&str; 6] = ["url", "host", "port", "database", "user", "path"];
+
+/// `template` with the target filled in — `{url}` (password shown as
+/// `****`), `{host}`, `{port}`, `{database}`, `{user}` — and `{path}` (a
+/// store's path). The password itself is never a placeholder.
 pub fn fill(template: &str, target: &ConnConfig, path: Option<&Path>) -> String {
-    let filled = template.replace("{url}", &target.to_string());
+    let host = match target.host() {
+        pgharbor_conn::Host::Tcp(name) => name.clone(),
+        pgharbor_conn::Host::Unix(dir) => dir.display().to_string(),
+    };
+    let filled = template
+        .replace("{url}", &target.to_string())
+        .replace("{host}", &host)
+        .replace("{port}", &target.port().to_string())
+        .replace("{database}", target.dbname())
+        .replace("{user}", target.user());
     match path {
         Some(p) => filled.replace("{path}", &p.display().to_string()),
         None => filled,
