@@ -366,8 +366,8 @@ upgrade_postgres = "notes db upgrade --url {url}"
 const NOTES_SQLITE: &str = "
 CREATE TABLE history (id INTEGER PRIMARY KEY, version TEXT);
 INSERT INTO history VALUES (1, '1'), (2, '3');
-CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT, legacy TEXT);
-INSERT INTO note VALUES (1, 'first', 'x'), (2, 'with' || char(0) || 'nul', 'y');
+CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT, legacy TEXT, role_id INTEGER);
+INSERT INTO note VALUES (1, 'first', 'x', 1), (2, 'with' || char(0) || 'nul', 'y', 2);
 CREATE TABLE roles (id INTEGER PRIMARY KEY, name TEXT);
 INSERT INTO roles VALUES (1, 'admin'), (2, 'writer');
 CREATE TABLE cache (k TEXT PRIMARY KEY, v TEXT);
@@ -381,8 +381,8 @@ fn notes_schema(version: &str) -> String {
     format!(
         "CREATE TABLE history (id serial PRIMARY KEY, version text);
          INSERT INTO history (version) VALUES ('1'), ('{version}');
-         CREATE TABLE note (id serial PRIMARY KEY, body text);
          CREATE TABLE roles (id integer PRIMARY KEY, name text);
+         CREATE TABLE note (id serial PRIMARY KEY, body text, role_id integer REFERENCES roles (id));
          INSERT INTO roles VALUES (1, 'seeded-admin');
          CREATE TABLE cache (k text PRIMARY KEY, v text);
          CREATE TABLE settings (k text PRIMARY KEY, v text);
