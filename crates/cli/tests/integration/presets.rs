@@ -463,6 +463,24 @@ fn a_users_preset_file_moves_an_app_pgharbor_does_not_know_by_its_rules() {
         ["1", "3"],
         "history never copied"
     );
+    let json = pgharbor(&[
+        "migrate",
+        dir.to_str().unwrap(),
+        &url,
+        "--preset",
+        preset.to_str().unwrap(),
+        "--truncate",
+        "--json",
+    ])
+    .success();
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["preset"], "notes", "{}", json.stdout);
+    assert_eq!(report["database"]["verified"], true, "{}", json.stdout);
+    assert!(
+        json.stderr.contains("NOTES_DB=postgresql://"),
+        "the end on stderr: {}",
+        json.stderr
+    );
     let verify = pgharbor(&[
         "verify",
         dir.to_str().unwrap(),
