@@ -250,6 +250,26 @@ fn a_directory_two_presets_recognise_is_refused_naming_both() {
 }
 
 #[test]
+fn skip_vectors_is_refused_for_a_preset_without_vectors() {
+    let scratch = Scratch::new();
+    let dir = app_dir(
+        &scratch,
+        "langflow",
+        "langflow.db",
+        &["flow", "user", "alembic_version"],
+        &[],
+        &[],
+    );
+    pgharbor(&[
+        "migrate",
+        dir.to_str().unwrap(),
+        "postgresql://nobody@127.0.0.1:1/x",
+        "--skip-vectors",
+    ])
+    .fails_with(2, &["--skip-vectors: the langflow preset moves no vectors"]);
+}
+
+#[test]
 fn a_directory_nothing_recognises_lists_what_pgharbor_looked_for() {
     let scratch = Scratch::new();
     let dir = scratch.path("empty");
