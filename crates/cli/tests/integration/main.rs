@@ -17,6 +17,7 @@ mod memory;
 mod open_webui;
 mod pitr;
 mod postgres_copy;
+mod presets;
 mod quoting;
 mod real_world;
 mod secrets;
