@@ -13,7 +13,7 @@
 //! checked here with a Fernet decryption of the test's own (HMAC-SHA256 over the token,
 //! AES-128-CBC), so a flipped byte or a wrong key fails it.
 
-use crate::harness::{databases, pgharbor, query, scalar};
+use crate::harness::{databases, pgharbor, query, scalar, Scratch};
 use aes::cipher::{generic_array::GenericArray, BlockDecrypt, KeyInit as _};
 use base64::Engine as _;
 use hmac::{KeyInit as _, Mac as _};
@@ -55,7 +55,12 @@ fn fernet_decrypt(key: &str, token: &str) -> Option<String> {
         previous = chunk.to_vec();
     }
     let pad = *plain.last()? as usize;
-    if pad == 0 || pad > 16 || plain[plain.len() - pad..].iter().any(|b| *b as usize != pad) {
+    if pad == 0
+        || pad > 16
+        || plain[plain.len() - pad..]
+            .iter()
+            .any(|b| *b as usize != pad)
+    {
         return None;
     }
     plain.truncate(plain.len() - pad);
@@ -106,18 +111,48 @@ fn a_langflow_instance_replaces_the_rows_langflow_seeded_on_postgresql_and_its_c
     );
     let url = pg.url("langflow");
     let db = fixture("langflow.db");
-    let seeded_admin = scalar(&pg, "langflow", r#"SELECT id FROM "user" WHERE username = 'admin'"#);
+    let seeded_admin = scalar(
+        &pg,
+        "langflow",
+        r#"SELECT id FROM "user" WHERE username = 'admin'"#,
+    );
     let seeded_flows = query(&pg, "langflow", "SELECT id FROM flow");
-    assert_eq!(seeded_flows.len(), 25, "Langflow's first start seeds its starter projects");
+    assert_eq!(
+        seeded_flows.len(),
+        25,
+        "Langflow's first start seeds its starter projects"
+    );
 
     let refused = pgharbor(&["migrate", db.to_str().unwrap(), &url, "--into-existing"]);
     assert_eq!(refused.code, 1, "{}", refused.all());
-    assert!(refused.stderr.contains(r#""public"."user""#), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(r#""public"."user""#),
+        "{}",
+        refused.stderr
+    );
 
-    let run = pgharbor(&["migrate", db.to_str().unwrap(), &url, "--preset", "langflow"]).success();
-    assert!(run.stdout.contains("verified: every table matches"), "{}", run.all());
-    assert!(run.all().contains("LANGFLOW_SECRET_KEY"), "the end says the same key is needed:\n{}", run.all());
-    assert!(!run.all().contains(TEST_SECRET_KEY), "the key itself is never printed");
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &url,
+        "--preset",
+        "langflow",
+    ])
+    .success();
+    assert!(
+        run.stdout.contains("verified: every table matches"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.all().contains("LANGFLOW_SECRET_KEY"),
+        "the end says the same key is needed:\n{}",
+        run.all()
+    );
+    assert!(
+        !run.all().contains(TEST_SECRET_KEY),
+        "the key itself is never printed"
+    );
 
     // Every table holds exactly the instance's rows; the migration history is Langflow's.
     let tables = sqlite_rows(
@@ -127,7 +162,11 @@ fn a_langflow_instance_replaces_the_rows_langflow_seeded_on_postgresql_and_its_c
     assert!(tables.len() > 50, "{tables:?}");
     for table in &tables {
         let in_sqlite = sqlite_rows(&format!(r#"SELECT count(*) FROM "{table}""#));
-        let in_pg = scalar(&pg, "langflow", &format!(r#"SELECT count(*) FROM "{table}""#));
+        let in_pg = scalar(
+            &pg,
+            "langflow",
+            &format!(r#"SELECT count(*) FROM "{table}""#),
+        );
         assert_eq!(in_sqlite, [in_pg.clone()], "rows of {table}");
     }
     assert_eq!(
@@ -137,23 +176,34 @@ fn a_langflow_instance_replaces_the_rows_langflow_seeded_on_postgresql_and_its_c
 
     // The seeded rows were replaced, not merged: one admin, the instance's; three roles,
     // the instance's ids; none of the seeded starter flows left beside the instance's.
-    let admins = query(&pg, "langflow", r#"SELECT id, is_superuser FROM "user" WHERE username = 'admin'"#);
+    let admins = query(
+        &pg,
+        "langflow",
+        r#"SELECT id, is_superuser FROM "user" WHERE username = 'admin'"#,
+    );
     let sqlite_admin = sqlite_rows("SELECT id FROM user WHERE username = 'admin'");
     assert_eq!(admins.len(), 1, "{admins:?}");
     let (admin_id, superuser) = admins[0].split_once('|').unwrap();
     assert_eq!(uuid_key(admin_id), uuid_key(&sqlite_admin[0]));
     assert_ne!(admin_id, seeded_admin, "the seeded superuser is gone");
     assert_eq!(superuser, "t");
-    let mut roles: Vec<String> = query(&pg, "langflow", "SELECT name, id FROM authz_role ORDER BY name")
-        .iter()
-        .map(|r| uuid_key(r))
-        .collect();
+    let mut roles: Vec<String> = query(
+        &pg,
+        "langflow",
+        "SELECT name, id FROM authz_role ORDER BY name",
+    )
+    .iter()
+    .map(|r| uuid_key(r))
+    .collect();
     let mut sqlite_roles = sqlite_rows("SELECT name, id FROM authz_role ORDER BY name");
     roles.sort();
     sqlite_roles.sort();
     assert_eq!(roles, sqlite_roles);
     let flows = query(&pg, "langflow", "SELECT id FROM flow");
-    assert!(seeded_flows.iter().all(|f| !flows.contains(f)), "seeded starter flows remain");
+    assert!(
+        seeded_flows.iter().all(|f| !flows.contains(f)),
+        "seeded starter flows remain"
+    );
 
     // The one sequence with moved rows behind it is above them.
     assert_eq!(
@@ -176,25 +226,88 @@ fn a_langflow_instance_replaces_the_rows_langflow_seeded_on_postgresql_and_its_c
                 (uuid_key(id), value.to_string())
             })
             .collect();
-    let pg_credentials: BTreeMap<String, String> =
-        query(&pg, "langflow", "SELECT id, value FROM variable WHERE type = 'Credential'")
-            .into_iter()
-            .map(|r| {
-                let (id, value) = r.split_once('|').unwrap();
-                (uuid_key(id), value.to_string())
-            })
-            .collect();
-    assert_eq!(pg_credentials.keys().collect::<Vec<_>>(), sqlite_credentials.keys().collect::<Vec<_>>());
+    let pg_credentials: BTreeMap<String, String> = query(
+        &pg,
+        "langflow",
+        "SELECT id, value FROM variable WHERE type = 'Credential'",
+    )
+    .into_iter()
+    .map(|r| {
+        let (id, value) = r.split_once('|').unwrap();
+        (uuid_key(id), value.to_string())
+    })
+    .collect();
+    assert_eq!(
+        pg_credentials.keys().collect::<Vec<_>>(),
+        sqlite_credentials.keys().collect::<Vec<_>>()
+    );
     let other_key = base64::engine::general_purpose::URL_SAFE.encode([7u8; 32]);
     let mut user_secrets = 0;
     for (id, token) in &pg_credentials {
         let plain = fernet_decrypt(TEST_SECRET_KEY, token)
             .unwrap_or_else(|| panic!("credential {id} does not decrypt with the instance's key"));
-        assert_eq!(Some(&plain), fernet_decrypt(TEST_SECRET_KEY, &sqlite_credentials[id]).as_ref());
+        assert_eq!(
+            Some(&plain),
+            fernet_decrypt(TEST_SECRET_KEY, &sqlite_credentials[id]).as_ref()
+        );
         assert_eq!(fernet_decrypt(&other_key, token), None);
         if plain.starts_with("sk-fixture-") || plain.starts_with("serper/") {
             user_secrets += 1;
         }
     }
-    assert_eq!(user_secrets, 10, "two credentials of each of the five users");
+    assert_eq!(
+        user_secrets, 10,
+        "two credentials of each of the five users"
+    );
+}
+
+/// A preset replacing the rows seeded in a table that another table references by
+/// foreign key (Langflow's `authz_role`, referenced by `authz_role_assignment`): the
+/// tables being loaded are emptied together, as PostgreSQL requires.
+#[test]
+fn replacing_seeded_rows_of_a_table_other_tables_reference_empties_them_together() {
+    let scratch = Scratch::new();
+    let db = scratch.sqlite(
+        "teams.db",
+        "CREATE TABLE roles (id INTEGER PRIMARY KEY, name TEXT);
+         INSERT INTO roles VALUES (1, 'admin'), (2, 'writer');
+         CREATE TABLE grants (id INTEGER PRIMARY KEY, role_id INTEGER REFERENCES roles (id));
+         INSERT INTO grants VALUES (1, 1), (2, 2), (3, 2);",
+    );
+    let preset = scratch.path("teams.toml");
+    std::fs::write(
+        &preset,
+        "name = \"teams\"\ntitle = \"Teams\"\nhomepage = \"https://example.org\"\n\
+         [data]\ndatabase = [\"teams.db\"]\n[tables.roles]\nseeded = \"replace\"\n",
+    )
+    .unwrap();
+    let pg = databases(Flavor::Pg16Vector);
+    pg.create_database("teams");
+    pg.psql(
+        "teams",
+        "CREATE TABLE roles (id integer PRIMARY KEY, name text);
+         INSERT INTO roles VALUES (7, 'seeded-admin');
+         CREATE TABLE grants (id integer PRIMARY KEY, role_id integer REFERENCES roles (id));",
+    );
+    let run = pgharbor(&[
+        "migrate",
+        db.to_str().unwrap(),
+        &pg.url("teams"),
+        "--preset",
+        preset.to_str().unwrap(),
+    ])
+    .success();
+    assert!(run.stdout.contains("every table matches"), "{}", run.all());
+    assert_eq!(
+        query(
+            &pg,
+            "teams",
+            "SELECT id || ':' || name FROM roles ORDER BY id"
+        ),
+        ["1:admin", "2:writer"]
+    );
+    assert_eq!(
+        query(&pg, "teams", "SELECT role_id FROM grants ORDER BY id"),
+        ["1", "2", "2"]
+    );
 }
