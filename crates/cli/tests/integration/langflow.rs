@@ -167,7 +167,7 @@ fn a_langflow_instance_replaces_the_rows_langflow_seeded_on_postgresql_and_its_c
             "langflow",
             &format!(r#"SELECT count(*) FROM "{table}""#),
         );
-        assert_eq!(in_sqlite, [in_pg.clone()], "rows of {table}");
+        assert_eq!(in_sqlite, [in_pg], "rows of {table}");
     }
     assert_eq!(
         query(&pg, "langflow", "SELECT version_num FROM alembic_version"),
