@@ -279,7 +279,7 @@ impl Landing for ExistingTables {
     async fn fail(&mut self, client: &Client, err: MigrateError, stage: Stage) -> MigrateError {
         match (err.kind(), stage) {
             (MigrateErrorKind::Conversion, _) => {
-                let restored = restore_after_failure(client, &self.plan, &self.dropped).await;
+                let restored = restore_after_failure(client, &self.plan, &self.dropped, &self.options).await;
                 err.also(restored)
             }
             (_, Stage::Load) => err.also("The parts loaded so far are kept and recorded in the target: run the same command with --resume to finish (or with --truncate to start over)"),
@@ -427,6 +427,7 @@ pub(super) async fn restore_after_failure(
     client: &Client,
     plan: &Plan,
     deferred: &[DroppedForeignKey],
+    options: &ExistingOptions,
 ) -> String {
     let names: Vec<String> = plan
         .tables
@@ -440,9 +441,23 @@ pub(super) async fn restore_after_failure(
     let journal_removed = resume::remove(client).await.is_ok();
     let mut issues = Vec::new();
     readd_foreign_keys(client, &plan.target_schema, deferred, &mut issues).await;
+    let replaced: Vec<String> = plan
+        .tables
+        .iter()
+        .filter(|t| options.replaced_tables.contains(&t.spec.name.name))
+        .map(|t| t.spec.name.to_string())
+        .collect();
+    let seeded = if replaced.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (the rows the application seeded in {} were replaced as its preset says, and are not put back: the next run replaces them again)",
+            replaced.join(", ")
+        )
+    };
     match (emptied && journal_removed, issues.is_empty()) {
         (true, true) => format!(
-            "The {} table(s) being loaded were emptied again, as they were before the run",
+            "The {} table(s) being loaded were emptied again, as they were before the run{seeded}",
             names.len()
         ),
         _ => format!(
