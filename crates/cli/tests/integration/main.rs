@@ -12,6 +12,7 @@ mod harness;
 mod health;
 mod image;
 mod into_existing;
+mod langflow;
 mod leak;
 mod memory;
 mod open_webui;
