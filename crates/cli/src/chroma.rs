@@ -5,6 +5,7 @@ use crate::{progress, Failure};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::ValuePolicy;
 use pgharbor_migrate::chroma::layout::{self, Layout};
+use pgharbor_migrate::chroma::pgcrypto::PgcryptoKey;
 use pgharbor_migrate::chroma::{self, ChromaOptions, ChromaReport, IndexChoice, RecallOptions};
 use pgharbor_migrate::Progress;
 use pgharbor_pgwriter::pgvector::IndexMethod;
@@ -42,6 +43,7 @@ pub fn options(
         replace: args.drop_existing || args.truncate,
         create_database: !args.no_create_database,
         policy: layout::policy_for(layout, policy, args.common.nul.is_some()),
+        pgcrypto_key: pgcrypto_key(vectors.pgcrypto_key_file.as_deref())?,
     })
 }
 
@@ -65,7 +67,38 @@ pub fn verify_options(
         replace: false,
         create_database: false,
         policy: layout::policy_for(layout, policy, args.common.nul.is_some()),
+        pgcrypto_key: pgcrypto_key(args.pgcrypto_key_file.as_deref())?,
     })
+}
+
+/// The environment variable Open WebUI reads its pgcrypto key from.
+const PGCRYPTO_KEY_ENV: &str = "PGVECTOR_PGCRYPTO_KEY";
+
+/// Open WebUI's pgcrypto key: the first line of `file` (a key file given
+/// is always used), else `PGVECTOR_PGCRYPTO_KEY` when set. The key never
+/// appears in a message: errors name the file only.
+fn pgcrypto_key(file: Option<&Path>) -> Result<Option<PgcryptoKey>, Failure> {
+    let (secret, origin, explicit) = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Failure::usage(format!(
+                    "--pgcrypto-key-file {}: cannot read it ({})",
+                    path.display(),
+                    e.kind()
+                ))
+            })?;
+            let key = text.strip_suffix('\n').unwrap_or(&text);
+            let key = key.strip_suffix('\r').unwrap_or(key).to_string();
+            (key, format!("--pgcrypto-key-file {}", path.display()), true)
+        }
+        None => match std::env::var(PGCRYPTO_KEY_ENV) {
+            Ok(key) if !key.is_empty() => (key, format!("the environment's {PGCRYPTO_KEY_ENV}"), false),
+            _ => return Ok(None),
+        },
+    };
+    PgcryptoKey::new(secret, origin, explicit)
+        .map(Some)
+        .map_err(Failure::from_migrate)
 }
 
 fn layout_of(choice: Option<LayoutChoice>, default: Layout) -> Layout {
