@@ -15,6 +15,7 @@ mod into_existing;
 mod leak;
 mod memory;
 mod open_webui;
+mod open_webui_pgcrypto;
 mod pitr;
 mod postgres_copy;
 mod quoting;

@@ -355,11 +355,17 @@ pub async fn migrate(
         );
         let loaded = interruptible(loading, cancel, "interrupted while loading").await?;
         store.check_unchanged()?;
+        Ok::<_, MigrateError>((tally, loaded))
+    };
+    let loading = async {
+        let (tally, loaded) = loading.await?;
+        phases.lap("load");
         if let Some(encryption) = &plan.encryption {
             progress.phase("encrypting into document_chunk (pgp_sym_encrypt)");
             let names = feeds.collections.iter().map(|c| c.name.clone()).collect();
             let encrypting = encryption.encrypt_into_table(&client, target_config, names, jobs);
             interruptible(encrypting, cancel, "interrupted while encrypting").await?;
+            phases.lap("encrypt");
         }
         Ok::<_, MigrateError>((tally, loaded))
     };
@@ -382,7 +388,6 @@ pub async fn migrate(
         crate::created::close(&client).await?;
     }
     feeds.counting.store(false, Ordering::Relaxed);
-    phases.lap("load");
     progress.phase("building keys and indexes");
     if !plan.reuse_existing {
         restore_default_storage(&client, &plan).await?;
