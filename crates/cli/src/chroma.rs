@@ -92,7 +92,9 @@ fn pgcrypto_key(file: Option<&Path>) -> Result<Option<PgcryptoKey>, Failure> {
             (key, format!("--pgcrypto-key-file {}", path.display()), true)
         }
         None => match std::env::var(PGCRYPTO_KEY_ENV) {
-            Ok(key) if !key.is_empty() => (key, format!("the environment's {PGCRYPTO_KEY_ENV}"), false),
+            Ok(key) if !key.is_empty() => {
+                (key, format!("the environment's {PGCRYPTO_KEY_ENV}"), false)
+            }
             _ => return Ok(None),
         },
     };

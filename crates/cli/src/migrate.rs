@@ -9,6 +9,7 @@ use pgharbor_migrate::existing::{self, ExistingOptions};
 use pgharbor_migrate::presets::{self, OpenWebUi, OpenWebUiRun};
 use pgharbor_migrate::source_spec::{Command, GivenFlags, SourceSpec};
 use pgharbor_migrate::sqlite::{self, MigrateOptions};
+use pgharbor_migrate::uploads;
 use pgharbor_migrate::Progress;
 use pgharbor_sqlite::planner::PlanOptions;
 use std::path::PathBuf;
@@ -201,6 +202,13 @@ async fn migrate_into_existing(
         render::migration::print_report(&report, common.json)?;
         return Ok(exit_code(&report));
     };
+    if let (Some(to), None) = (&args.uploads_to, &app.uploads) {
+        return Err(Failure::usage(format!(
+            "--uploads-to {}: there is no uploads/ directory beside {} to copy",
+            to.display(),
+            app.database.display()
+        )));
+    }
     let vectors = match args.vectors.skip_vectors {
         true => None,
         false => Some(crate::chroma::options(
@@ -232,11 +240,43 @@ async fn migrate_into_existing(
         .map_err(Failure::from_migrate)?;
     printed?;
     reporter.done();
-    render::open_webui::print_report(&report, common.json)?;
+    let uploads = open_webui_uploads(args, &app, report.next_steps.is_some()).await?;
+    render::open_webui::print_report(&report, &uploads, common.json)?;
     Ok(
         exit_code(&report.database)
             .max(report.vectors.as_ref().map_or(0, crate::chroma::exit_code)),
     )
+}
+
+/// Open WebUI's uploads: copied with `--uploads-to` once everything else
+/// verified (`passed`), and what Open WebUI needs to find them.
+async fn open_webui_uploads(
+    args: &MigrateArgs,
+    app: &OpenWebUi,
+    passed: bool,
+) -> Result<render::open_webui::Uploads, Failure> {
+    let copying = match (&args.uploads_to, &app.uploads) {
+        (Some(to), Some(from)) if passed => Some((from.clone(), to.clone())),
+        _ => None,
+    };
+    let overwrite = args.overwrite_uploads;
+    let copied = match copying {
+        Some((from, to)) => Some(
+            tokio::task::spawn_blocking(move || uploads::copy_uploads(&from, &to, overwrite))
+                .await
+                .map_err(anyhow::Error::from)?
+                .map_err(|e| {
+                    Failure::from_migrate(e.context(
+                        "the database and vectors were moved and verified; copying uploads/ failed",
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let referenced = uploads::referenced_uploads(&app.database, app.uploads.as_deref())
+        .map_err(Failure::from_migrate)?;
+    let steps = uploads::next_steps(app.uploads.as_deref(), copied.as_ref(), &referenced);
+    Ok(render::open_webui::Uploads { copied, steps })
 }
 
 /// `pgharbor migrate chroma:DIR TARGET`.
@@ -275,6 +315,11 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
     let spec = detect(&args.common)?;
     spec.check_flags(Command::Migrate, &migrate_flags(&args))
         .map_err(Failure::from_migrate)?;
+    if args.uploads_to.is_some() && !matches!(spec, SourceSpec::OpenWebUi { .. }) {
+        return Err(Failure::usage(
+            "--uploads-to copies Open WebUI's uploads/: give Open WebUI's data directory (or --preset open-webui) as SOURCE",
+        ));
+    }
     match spec {
         SourceSpec::Chroma(dir) => migrate_chroma(&args, &dir).await,
         SourceSpec::Postgres(source) => {

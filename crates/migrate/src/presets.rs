@@ -82,7 +82,7 @@ impl OpenWebUi {
     }
 
     /// What to do after the relational data moved: Open WebUI's environment
-    /// (passwords masked) and the parts pgharbor did not move.
+    /// (passwords masked) and its vectors (its uploads: [`crate::uploads`]).
     pub fn next_steps(&self, target: &ConnConfig, vectors: &VectorOutcome) -> String {
         let url = target.to_string();
         let mut out = String::from(
@@ -110,13 +110,7 @@ impl OpenWebUi {
                 "No vector_db/ was found. To keep vectors in PostgreSQL too: VECTOR_DB=pgvector, PGVECTOR_DB_URL={url}, PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH=<your embedding dimension>.\n"
             )),
         }
-        match &self.uploads {
-            Some(dir) => out.push_str(&format!(
-                "Uploaded files are not in the database: copy {} to the storage every Open WebUI replica mounts at DATA_DIR/uploads (e.g. a ReadWriteMany volume).\n",
-                dir.display()
-            )),
-            None => out.push_str("No uploads/ directory was found next to the database.\n"),
-        }
+        // uploads/: see crate::uploads::next_steps.
         out
     }
 }

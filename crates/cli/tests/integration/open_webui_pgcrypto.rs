@@ -93,7 +93,10 @@ impl Settings {
             String::from_utf8_lossy(&run.stdout),
             String::from_utf8_lossy(&run.stderr)
         );
-        eprintln!("vector round trip: {:.1} s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "vector round trip: {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
     }
 }
 
@@ -127,7 +130,9 @@ fn an_encrypted_halfvec_table_open_webui_created_gets_every_chunk_and_open_webui
     assert_eq!(made["columns"]["vmetadata"], "bytea", "{made}");
     assert_eq!(made["columns"]["vector"], "halfvec(3072)", "{made}");
     assert!(
-        made["indexes"].to_string().contains("USING hnsw (vector halfvec_cosine_ops) WITH (m='24', ef_construction='100')"),
+        made["indexes"].to_string().contains(
+            "USING hnsw (vector halfvec_cosine_ops) WITH (m='24', ef_construction='100')"
+        ),
         "{made}"
     );
 
@@ -139,7 +144,10 @@ fn an_encrypted_halfvec_table_open_webui_created_gets_every_chunk_and_open_webui
         "{}",
         without_key.stderr
     );
-    assert_eq!(scalar(&pg, "encrypted", "SELECT count(*) FROM document_chunk"), "0");
+    assert_eq!(
+        scalar(&pg, "encrypted", "SELECT count(*) FROM document_chunk"),
+        "0"
+    );
 
     let scratch = Scratch::new();
     let key_file = scratch.path("pgcrypto.key");
@@ -160,7 +168,10 @@ fn an_encrypted_halfvec_table_open_webui_created_gets_every_chunk_and_open_webui
         assert!(env.contains(setting), "{setting} not in {env}");
     }
     let rows = report["migration"]["total_rows"].to_string();
-    assert_eq!(scalar(&pg, "encrypted", "SELECT count(*) FROM document_chunk"), rows);
+    assert_eq!(
+        scalar(&pg, "encrypted", "SELECT count(*) FROM document_chunk"),
+        rows
+    );
     assert_eq!(
         query(
             &pg,
@@ -175,22 +186,38 @@ fn an_encrypted_halfvec_table_open_webui_created_gets_every_chunk_and_open_webui
 
     let wrong = scratch.path("wrong.key");
     std::fs::write(&wrong, "not the key").unwrap();
-    migrate(&url, &["--pgcrypto-key-file", wrong.to_str().unwrap(), "--truncate"], &[])
-        .fails_with(2, &["does not decrypt the rows already in", "wrong.key"]);
-    assert_eq!(scalar(&pg, "encrypted", "SELECT count(*) FROM document_chunk"), rows);
+    migrate(
+        &url,
+        &["--pgcrypto-key-file", wrong.to_str().unwrap(), "--truncate"],
+        &[],
+    )
+    .fails_with(2, &["does not decrypt the rows already in", "wrong.key"]);
+    assert_eq!(
+        scalar(&pg, "encrypted", "SELECT count(*) FROM document_chunk"),
+        rows
+    );
 
     settings.round_trip(&url, &[("SCORE_TOL", "2e-4"), ("TIE_TOL", "2e-4")]);
 
     let store = store();
-    let verify = ["verify", store.as_str(), url.as_str(), "--layout", "open-webui"];
+    let verify = [
+        "verify",
+        store.as_str(),
+        url.as_str(),
+        "--layout",
+        "open-webui",
+    ];
     pgharbor_with(&verify, &[("PGVECTOR_PGCRYPTO_KEY", KEY)], None).success();
     // A decrypted text or metadata that differs is caught and named.
     let text_of = "(SELECT min(id) FROM document_chunk WHERE collection_name LIKE 'file-%')";
-    let metadata_of = "(SELECT min(id) FROM document_chunk WHERE collection_name LIKE 'user-memory-%')";
+    let metadata_of =
+        "(SELECT min(id) FROM document_chunk WHERE collection_name LIKE 'user-memory-%')";
     let mut altered = query(
         &pg,
         "encrypted",
-        &format!("SELECT collection_name FROM document_chunk WHERE id IN ({text_of}, {metadata_of})"),
+        &format!(
+            "SELECT collection_name FROM document_chunk WHERE id IN ({text_of}, {metadata_of})"
+        ),
     );
     altered.sort();
     let k = KEY.replace('\'', "''");
@@ -234,7 +261,9 @@ fn an_encrypted_table_with_the_ivfflat_index_open_webui_expects_is_read_back_by_
     let made = settings.open_webui_creates_its_table(&url);
     assert_eq!(made["columns"]["vector"], "vector(384)", "{made}");
     assert!(
-        !made["indexes"].to_string().contains("idx_document_chunk_vector"),
+        !made["indexes"]
+            .to_string()
+            .contains("idx_document_chunk_vector"),
         "Open WebUI defers IVFFlat until 50 rows per list exist: {made}"
     );
     let run = migrate(

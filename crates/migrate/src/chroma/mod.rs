@@ -532,7 +532,9 @@ async fn make_room(
     if plan.reuse_existing {
         clear_collections_in_shared_table(client, plan, options.replace).await?;
         if let Some(encryption) = &plan.encryption {
-            encryption.create_staging(client, &plan.plan, committed).await?;
+            encryption
+                .create_staging(client, &plan.plan, committed)
+                .await?;
         }
     } else {
         create_tables(client, plan, options, committed).await?;

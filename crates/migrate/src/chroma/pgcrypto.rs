@@ -134,7 +134,10 @@ impl Encryption {
         );
         if let Err(e) = client.batch_execute(&sql).await {
             let _ = client.batch_execute("ROLLBACK").await;
-            return Err(pg_error(format!("creating the staging table {}", self.staging))(e));
+            return Err(pg_error(format!(
+                "creating the staging table {}",
+                self.staging
+            ))(e));
         }
         committed.add(&self.staging);
         Ok(())
@@ -201,7 +204,10 @@ impl Encryption {
     /// [`Encryption::decrypted_view`].
     pub async fn decrypting_session(&self, client: &Client) -> Result<(), MigrateError> {
         client
-            .execute("SELECT set_config($1, $2, false)", &[&KEY_SETTING, &self.key.secret])
+            .execute(
+                "SELECT set_config($1, $2, false)",
+                &[&KEY_SETTING, &self.key.secret],
+            )
             .await
             .map_err(pg_error("giving the verifying session the pgcrypto key"))?;
         let key = format!("current_setting('{KEY_SETTING}')");
@@ -210,10 +216,10 @@ impl Encryption {
              pgp_sym_decrypt(text, {key}) AS text, pgp_sym_decrypt(vmetadata, {key})::jsonb AS vmetadata FROM {}",
             self.table
         );
-        client
-            .batch_execute(&sql)
-            .await
-            .map_err(pg_error(format!("creating a decrypting view of {}", self.table)))
+        client.batch_execute(&sql).await.map_err(pg_error(format!(
+            "creating a decrypting view of {}",
+            self.table
+        )))
     }
 
     /// Refuse a key that does not decrypt the rows already in
@@ -244,7 +250,10 @@ impl Encryption {
 
 /// Whether `table`'s `text` and `vmetadata` are `bytea` (Open WebUI's
 /// encrypted layout); an error when only one is, or pgcrypto is missing.
-pub async fn encrypted_columns(client: &Client, table: &QualifiedName) -> Result<bool, MigrateError> {
+pub async fn encrypted_columns(
+    client: &Client,
+    table: &QualifiedName,
+) -> Result<bool, MigrateError> {
     let rows = client
         .query(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
@@ -290,11 +299,19 @@ mod tests {
 
     #[test]
     fn the_key_is_masked_wherever_it_is_shown() {
-        let key = PgcryptoKey::new("s3cr3t-k3y".into(), "the environment's PGVECTOR_PGCRYPTO_KEY".into(), false).unwrap();
+        let key = PgcryptoKey::new(
+            "s3cr3t-k3y".into(),
+            "the environment's PGVECTOR_PGCRYPTO_KEY".into(),
+            false,
+        )
+        .unwrap();
         let encryption = Encryption::new(key, QualifiedName::new("public", "document_chunk"));
         let shown = format!("{encryption:?}");
         assert!(!shown.contains("s3cr3t"), "{shown}");
-        assert!(shown.contains("****") && shown.contains("PGVECTOR_PGCRYPTO_KEY"), "{shown}");
+        assert!(
+            shown.contains("****") && shown.contains("PGVECTOR_PGCRYPTO_KEY"),
+            "{shown}"
+        );
         let empty = PgcryptoKey::new(String::new(), "key.txt".into(), true).unwrap_err();
         assert!(empty.to_string().contains("key.txt"), "{empty}");
     }

@@ -41,7 +41,12 @@ pub async fn verify_only(
         // An encrypted document_chunk's bytea text and vmetadata are read
         // decrypted, as the text and jsonb the layout plans.
         let decrypted = |name: &str| encrypted && ["text", "vmetadata"].contains(&name);
-        for column in table.spec.columns.iter_mut().filter(|c| !decrypted(&c.name)) {
+        for column in table
+            .spec
+            .columns
+            .iter_mut()
+            .filter(|c| !decrypted(&c.name))
+        {
             column.pg_type = types
                 .iter()
                 .find(|(name, _)| *name == column.name)
