@@ -379,7 +379,7 @@ pub fn referenced_uploads(
         if uploads.is_none_or(|u| !u.join(name).is_file()) {
             found.missing_count += 1;
             if found.missing.len() < NAMED_CONFLICTS {
-                found.missing.push(path.clone());
+                found.missing.push(format!("{path:?}"));
             }
         }
     }
