@@ -277,7 +277,7 @@ fn copy_proved(source: &Path, destination: &Path) -> Result<(), MigrateError> {
             Err(MigrateError::new(
                 MigrateErrorKind::Write,
                 format!(
-                    "{} reads back with SHA-256 {} but {} had {}: the disk returned other bytes; nothing was renamed",
+                    "{} reads back with SHA-256 {} but {} had {}: the copy does not hold the bytes read; nothing was renamed",
                     partial.display(),
                     hex(&stored),
                     source.display(),
