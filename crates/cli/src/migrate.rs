@@ -1,12 +1,12 @@
 //! `pgharbor migrate` and `pgharbor verify` for SQLite sources.
 
-use crate::args::{MigrateArgs, NulChoice, Preset, SourceArgs, Utf8Choice, VerifyArgs};
+use crate::args::{MigrateArgs, NulChoice, SourceArgs, Utf8Choice, VerifyArgs};
 use crate::{progress, render, Failure};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{InvalidUtf8Policy, NulPolicy, ValuePolicy};
 use pgharbor_migrate::chroma::layout::Layout;
 use pgharbor_migrate::existing::{self, ExistingOptions};
-use pgharbor_migrate::presets::{self, OpenWebUi, OpenWebUiRun};
+use pgharbor_migrate::presets::{self, AppData, AppRun, NulRule, Preset};
 use pgharbor_migrate::source_spec::{Command, GivenFlags, SourceSpec};
 use pgharbor_migrate::sqlite::{self, MigrateOptions};
 use pgharbor_migrate::uploads;
@@ -18,7 +18,10 @@ use std::path::PathBuf;
 fn detect(common: &SourceArgs) -> Result<SourceSpec, Failure> {
     let preset = common
         .preset
-        .map(|Preset::OpenWebui| presets::Preset::OpenWebUi);
+        .as_deref()
+        .map(presets::resolve)
+        .transpose()
+        .map_err(Failure::from_migrate)?;
     SourceSpec::detect(&common.source, preset).map_err(Failure::from_migrate)
 }
 
@@ -54,18 +57,13 @@ fn verify_flags(args: &VerifyArgs) -> GivenFlags {
     }
 }
 
-/// Says on stderr that SOURCE was recognised as Open WebUI's data directory.
-fn announce_open_webui(source: &str, app: &OpenWebUi) {
-    let mut parts = vec!["webui.db"];
-    if app.chroma_store().is_some() {
-        parts.push("vector_db/");
-    }
-    if app.uploads.is_some() {
-        parts.push("uploads/");
-    }
+/// Says on stderr that SOURCE was recognised as an application's data directory.
+fn announce_app(source: &str, app: &AppData) {
     eprintln!(
-        "pgharbor: {source} is Open WebUI's data directory ({}): moving it as --preset open-webui does",
-        parts.join(", ")
+        "pgharbor: {source} is {}'s data directory ({}): moving it as --preset {} does",
+        app.preset.title,
+        app.parts(),
+        app.preset.name
     );
 }
 
@@ -82,12 +80,13 @@ fn target_config(target: Option<&str>, required: bool) -> Result<Option<ConnConf
     Ok(Some(config))
 }
 
-/// The value rules; Open WebUI's run strips NULs unless `--nul` says otherwise.
-fn policy(common: &SourceArgs, open_webui: bool) -> ValuePolicy {
+/// The value rules; a preset's NUL rule holds unless `--nul` says otherwise.
+fn policy(common: &SourceArgs, preset: Option<&Preset>) -> ValuePolicy {
+    let preset_nul = preset.and_then(Preset::nul);
     ValuePolicy {
-        nul: match (common.nul, open_webui) {
-            (Some(NulChoice::Error), _) | (None, false) => NulPolicy::Error,
-            (Some(NulChoice::Strip), _) | (None, true) => NulPolicy::Strip,
+        nul: match (common.nul, preset_nul) {
+            (Some(NulChoice::Error), _) | (None, None | Some(NulRule::Error)) => NulPolicy::Error,
+            (Some(NulChoice::Strip), _) | (None, Some(NulRule::Strip)) => NulPolicy::Strip,
         },
         invalid_utf8: match common.invalid_utf8 {
             Utf8Choice::Error => InvalidUtf8Policy::Error,
@@ -137,7 +136,7 @@ async fn plan(
 > {
     let options = PlanOptions {
         schema: target_schema(common, target),
-        policy: policy(common, false),
+        policy: policy(common, None),
     };
     let jobs = jobs(common);
     let planned = tokio::task::spawn_blocking(move || sqlite::plan_file(&path, &options, jobs))
@@ -146,18 +145,19 @@ async fn plan(
     Ok(planned?)
 }
 
-/// `pgharbor migrate --into-existing` (and Open WebUI's data directory,
-/// whose `webui.db` is `path`).
+/// `pgharbor migrate --into-existing` (and an application's data directory,
+/// whose database is `path`, by its preset's rules).
 async fn migrate_into_existing(
     args: &MigrateArgs,
     path: PathBuf,
-    open_webui: Option<OpenWebUi>,
+    app: Option<AppData>,
 ) -> Result<u8, Failure> {
     let common = &args.common;
     let target = target_config(common.target.as_deref(), true)?.expect("required");
-    let options = ExistingOptions {
+    let preset = app.as_ref().map(|a| a.preset.as_ref());
+    let mut options = ExistingOptions {
         schema: target_schema(common, Some(&target)),
-        policy: policy(common, open_webui.is_some()),
+        policy: policy(common, preset),
         jobs: jobs(common),
         verify: !args.no_verify,
         truncate: args.truncate,
@@ -165,7 +165,11 @@ async fn migrate_into_existing(
         allow_version_mismatch: args.allow_version_mismatch,
         corresponding_revisions: args.corresponding_revisions.clone(),
         resume: args.resume,
+        ..ExistingOptions::default()
     };
+    if let Some(preset) = preset {
+        preset.apply(&mut options, &target);
+    }
     let reporter = progress::Reporter::new(common.json);
     reporter.phase("inspecting");
     let jobs = options.jobs;
@@ -186,7 +190,7 @@ async fn migrate_into_existing(
         return Ok(0);
     }
     let cancel = crate::interrupt::on_ctrl_c();
-    let Some(app) = open_webui else {
+    let Some(app) = app else {
         let report = existing::migrate_into_existing(
             &common.source,
             snapshot,
@@ -202,14 +206,8 @@ async fn migrate_into_existing(
         render::migration::print_report(&report, common.json)?;
         return Ok(exit_code(&report));
     };
-    if let (Some(to), None) = (&args.uploads_to, &app.uploads) {
-        return Err(Failure::usage(format!(
-            "--uploads-to {}: there is no uploads/ directory beside {} to copy",
-            to.display(),
-            app.database.display()
-        )));
-    }
-    let vectors = match args.vectors.skip_vectors {
+    check_uploads_to(args, &app)?;
+    let vectors = match args.vectors.skip_vectors || app.preset.hook().is_none() {
         true => None,
         false => Some(crate::chroma::options(
             args,
@@ -220,7 +218,7 @@ async fn migrate_into_existing(
             Layout::OpenWebUi,
         )?),
     };
-    let run = OpenWebUiRun {
+    let run = AppRun {
         app: &app,
         source_label: &common.source,
         target: &target,
@@ -241,21 +239,56 @@ async fn migrate_into_existing(
     printed?;
     reporter.done();
     let uploads = open_webui_uploads(args, &app, report.next_steps.is_some()).await?;
-    render::open_webui::print_report(&report, &uploads, common.json)?;
+    render::app::print_report(&report, &uploads, common.json)?;
     Ok(
         exit_code(&report.database)
             .max(report.vectors.as_ref().map_or(0, crate::chroma::exit_code)),
     )
 }
 
+/// The application's store `--uploads-to` copies: Open WebUI's `uploads/`.
+const UPLOADS_STORE: &str = "uploads";
+
+/// Open WebUI's uploads matter to this run: its preset's hook is Open
+/// WebUI's code (other applications' files are named by their presets).
+fn is_open_webui(app: &AppData) -> bool {
+    app.preset.hook() == Some(presets::Hook::OpenWebUiVectors)
+}
+
+/// Refuse `--uploads-to` for another application, or without `uploads/`.
+fn check_uploads_to(args: &MigrateArgs, app: &AppData) -> Result<(), Failure> {
+    let Some(to) = &args.uploads_to else {
+        return Ok(());
+    };
+    if !is_open_webui(app) {
+        return Err(Failure::usage(format!(
+            "--uploads-to copies Open WebUI's uploads/; {} is {}'s data",
+            app.dir.display(),
+            app.preset.title
+        )));
+    }
+    if app.store_dir(UPLOADS_STORE).is_none() {
+        return Err(Failure::usage(format!(
+            "--uploads-to {}: there is no uploads/ directory beside {} to copy",
+            to.display(),
+            app.database.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Open WebUI's uploads: copied with `--uploads-to` once everything else
 /// verified (`passed`), and what Open WebUI needs to find them.
 async fn open_webui_uploads(
     args: &MigrateArgs,
-    app: &OpenWebUi,
+    app: &AppData,
     passed: bool,
-) -> Result<render::open_webui::Uploads, Failure> {
-    let copying = match (&args.uploads_to, &app.uploads) {
+) -> Result<render::app::Uploads, Failure> {
+    if !is_open_webui(app) {
+        return Ok(render::app::Uploads::default());
+    }
+    let found = app.store_dir(UPLOADS_STORE).map(PathBuf::from);
+    let copying = match (&args.uploads_to, &found) {
         (Some(to), Some(from)) if passed => Some((from.clone(), to.clone())),
         _ => None,
     };
@@ -273,10 +306,10 @@ async fn open_webui_uploads(
         ),
         None => None,
     };
-    let referenced = uploads::referenced_uploads(&app.database, app.uploads.as_deref())
+    let referenced = uploads::referenced_uploads(&app.database, found.as_deref())
         .map_err(Failure::from_migrate)?;
-    let steps = uploads::next_steps(app.uploads.as_deref(), copied.as_ref(), &referenced);
-    Ok(render::open_webui::Uploads { copied, steps })
+    let steps = uploads::next_steps(found.as_deref(), copied.as_ref(), &referenced);
+    Ok(render::app::Uploads { copied, steps })
 }
 
 /// `pgharbor migrate chroma:DIR TARGET`.
@@ -287,7 +320,7 @@ async fn migrate_chroma(args: &MigrateArgs, dir: &std::path::Path) -> Result<u8,
         args,
         &args.vectors,
         target_schema(common, Some(&target)),
-        policy(common, false),
+        policy(common, None),
         jobs(common),
         Layout::Tables,
     )?;
@@ -315,7 +348,7 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
     let spec = detect(&args.common)?;
     spec.check_flags(Command::Migrate, &migrate_flags(&args))
         .map_err(Failure::from_migrate)?;
-    if args.uploads_to.is_some() && !matches!(spec, SourceSpec::OpenWebUi { .. }) {
+    if args.uploads_to.is_some() && !matches!(spec, SourceSpec::App { .. }) {
         return Err(Failure::usage(
             "--uploads-to copies Open WebUI's uploads/: give Open WebUI's data directory (or --preset open-webui) as SOURCE",
         ));
@@ -326,11 +359,11 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
             let target = target_config(args.common.target.as_deref(), !args.dry_run)?;
             crate::postgres::migrate(&args, *source, target).await
         }
-        SourceSpec::OpenWebUi { app, inferred } => {
+        SourceSpec::App { app, inferred } => {
             if inferred {
-                announce_open_webui(&args.common.source, &app);
+                announce_app(&args.common.source, &app);
             }
-            migrate_into_existing(&args, app.database.clone(), Some(app)).await
+            migrate_into_existing(&args, app.database.clone(), Some(*app)).await
         }
         SourceSpec::Sqlite(path) if args.into_existing => {
             migrate_into_existing(&args, path, None).await
@@ -391,14 +424,15 @@ pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
             return crate::postgres::verify(common, &source, &target).await
         }
         SourceSpec::Chroma(dir) => return verify_chroma(&args, &dir, &target).await,
-        SourceSpec::OpenWebUi { app, inferred } => {
+        SourceSpec::App { app, inferred } => {
             if inferred {
-                announce_open_webui(&common.source, &app);
+                announce_app(&common.source, &app);
             }
-            return verify_into_existing(&args, app.database, true, &target).await;
+            let path = app.database.clone();
+            return verify_into_existing(&args, path, Some(&app.preset), &target).await;
         }
         SourceSpec::Sqlite(path) if args.into_existing => {
-            return verify_into_existing(&args, path, false, &target).await
+            return verify_into_existing(&args, path, None, &target).await
         }
         SourceSpec::Sqlite(path) => path,
         SourceSpec::Redis => unreachable!("check_flags refuses a Redis source"),
@@ -433,7 +467,7 @@ async fn verify_chroma(
     let options = crate::chroma::verify_options(
         args,
         target_schema(common, Some(target)),
-        policy(common, false),
+        policy(common, None),
         jobs(common),
     )?;
     let report = crate::chroma::verify(&common.source, dir, target, &options, common.json).await?;
@@ -441,17 +475,18 @@ async fn verify_chroma(
     Ok(crate::chroma::exit_code(&report))
 }
 
-/// `pgharbor verify --into-existing` (and Open WebUI's `webui.db`, `path`).
+/// `pgharbor verify --into-existing` (and an application's database,
+/// `path`, by its preset's rules).
 async fn verify_into_existing(
     args: &VerifyArgs,
     path: PathBuf,
-    open_webui: bool,
+    preset: Option<&Preset>,
     target: &ConnConfig,
 ) -> Result<u8, Failure> {
     let common = &args.common;
-    let options = ExistingOptions {
+    let mut options = ExistingOptions {
         schema: target_schema(common, Some(target)),
-        policy: policy(common, open_webui),
+        policy: policy(common, preset),
         jobs: jobs(common),
         verify: true,
         ignore_columns: args.ignore_columns.clone(),
@@ -459,6 +494,9 @@ async fn verify_into_existing(
         corresponding_revisions: args.corresponding_revisions.clone(),
         ..ExistingOptions::default()
     };
+    if let Some(preset) = preset {
+        preset.apply(&mut options, target);
+    }
     let reporter = progress::Reporter::new(common.json);
     let jobs = options.jobs;
     let (snapshot, schema) = tokio::task::spawn_blocking(move || sqlite::inspect_file(&path, jobs))

@@ -19,6 +19,7 @@ mod open_webui_pgcrypto;
 mod open_webui_uploads;
 mod pitr;
 mod postgres_copy;
+mod presets;
 mod quoting;
 mod real_world;
 mod secrets;

@@ -1,11 +1,13 @@
-//! What Open WebUI's run prints after the database report: the vector
-//! store's report and the next steps, or the reports as one JSON document
-//! (`{"database": …, "vectors": …, "uploads": …}`, the next steps on stderr).
+//! What an application's run (a preset) prints after the database report:
+//! Open WebUI's vector store's report and the next steps, or the reports as
+//! one JSON document (`{"database": …, "vectors": …, "uploads": …}`, the
+//! next steps on stderr).
 
-use pgharbor_migrate::presets::OpenWebUiReport;
+use pgharbor_migrate::presets::AppReport;
 use pgharbor_migrate::uploads::UploadsReport;
 
-/// Open WebUI's uploads after the run.
+/// Open WebUI's uploads after the run (nothing for other applications).
+#[derive(Default)]
 pub struct Uploads {
     /// What `--uploads-to` copied.
     pub copied: Option<UploadsReport>,
@@ -15,7 +17,7 @@ pub struct Uploads {
 
 /// Print the rest of the run's report (the database's was printed as soon
 /// as it was moved, unless `json`).
-pub fn print_report(report: &OpenWebUiReport, uploads: &Uploads, json: bool) -> anyhow::Result<()> {
+pub fn print_report(report: &AppReport, uploads: &Uploads, json: bool) -> anyhow::Result<()> {
     if json {
         // Through a JSON value, as it always was: keys sorted at every level.
         let mut value = serde_json::to_value(report)?;
