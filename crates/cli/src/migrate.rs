@@ -306,9 +306,14 @@ async fn open_webui_uploads(
         ),
         None => None,
     };
-    let referenced = uploads::referenced_uploads(&app.database, found.as_deref())
-        .map_err(Failure::from_migrate)?;
-    let steps = uploads::next_steps(found.as_deref(), copied.as_ref(), &referenced);
+    // What the file table says only adds advice: a failure to read it is told, not fatal.
+    let steps = match uploads::referenced_uploads(&app.database, found.as_deref()) {
+        Ok(referenced) => uploads::next_steps(found.as_deref(), copied.as_ref(), &referenced),
+        Err(e) => format!(
+            "{}(Where Open WebUI looks for its uploads could not be read: {e}.)\n",
+            uploads::next_steps(found.as_deref(), copied.as_ref(), &Default::default())
+        ),
+    };
     Ok(render::app::Uploads { copied, steps })
 }
 

@@ -346,7 +346,8 @@ pub struct ReferencedUploads {
     pub missing_count: u64,
 }
 
-/// Read `file.path` of `database` (read-only) against the files of `uploads`.
+/// Read `file.path` of `database` (read-only; none without a `file` table)
+/// against the files of `uploads`.
 pub fn referenced_uploads(
     database: &Path,
     uploads: Option<&Path>,
@@ -355,6 +356,14 @@ pub fn referenced_uploads(
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let read = || -> rusqlite::Result<Vec<String>> {
         let conn = rusqlite::Connection::open_with_flags(database, flags)?;
+        let has_file_table: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'file'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_file_table {
+            return Ok(Vec::new());
+        }
         let mut statement = conn
             .prepare("SELECT path FROM file WHERE path IS NOT NULL AND path <> '' ORDER BY path")?;
         let rows = statement.query_map([], |r| r.get(0))?;
