@@ -331,9 +331,9 @@ pub(super) async fn move_sequences_and_analyze(
     Ok(())
 }
 
-/// Check the tables to load are empty. Tables the preset replaces are
-/// emptied; with `truncate` every table to load is; other rows stop the run
-/// before anything changed.
+/// Check the tables to load are empty. When a table the preset replaces
+/// holds rows, or with `truncate`, every table to load is emptied in one
+/// statement; other rows stop the run before anything changed.
 pub(super) async fn prepare_tables(
     client: &Client,
     tables: &[TablePlan],
@@ -365,18 +365,13 @@ pub(super) async fn prepare_tables(
             ),
         ));
     }
-    let emptied: Vec<String> = if options.truncate {
-        tables.iter().map(|t| t.spec.name.to_string()).collect()
-    } else {
-        non_empty
-            .iter()
-            .filter(|t| replaced(t))
-            .map(|t| t.spec.name.to_string())
-            .collect()
-    };
-    if emptied.is_empty() {
+    // Replaced rows are emptied together with every other table being loaded
+    // (empty, or the run stopped above): PostgreSQL truncates a table that
+    // other tables reference by foreign key only in the same statement.
+    if !options.truncate && !non_empty.iter().any(|t| replaced(t)) {
         return Ok(());
     }
+    let emptied: Vec<String> = tables.iter().map(|t| t.spec.name.to_string()).collect();
     let sql = format!("TRUNCATE {}", emptied.join(", "));
     client
         .execute(sql.as_str(), &[])

@@ -97,13 +97,9 @@ pub const PLACEHOLDERS: [&str; 6] = ["url", "host", "port", "database", "user", 
 /// `****`), `{host}`, `{port}`, `{database}`, `{user}` — and `{path}` (a
 /// store's path). The password itself is never a placeholder.
 pub fn fill(template: &str, target: &ConnConfig, path: Option<&Path>) -> String {
-    let host = match target.host() {
-        pgharbor_conn::Host::Tcp(name) => name.clone(),
-        pgharbor_conn::Host::Unix(dir) => dir.display().to_string(),
-    };
     let filled = template
         .replace("{url}", &target.to_string())
-        .replace("{host}", &host)
+        .replace("{host}", &target.host().to_string())
         .replace("{port}", &target.port().to_string())
         .replace("{database}", target.dbname())
         .replace("{user}", target.user());
