@@ -22,6 +22,7 @@ pub fn options(
 ) -> Result<ChromaOptions, Failure> {
     let layout = layout_of(vectors.layout, default_layout);
     let index = match vectors.index {
+        IndexArg::Auto if layout == Layout::OpenWebUi => open_webui_settings_index(),
         IndexArg::Auto => IndexChoice::Auto,
         IndexArg::None => IndexChoice::None,
         IndexArg::Hnsw => IndexChoice::Method(IndexMethod::Hnsw {
@@ -69,6 +70,31 @@ pub fn verify_options(
         policy: layout::policy_for(layout, policy, args.common.nul.is_some()),
         pgcrypto_key: pgcrypto_key(args.pgcrypto_key_file.as_deref())?,
     })
+}
+
+/// `--index auto` in Open WebUI's layout: the index Open WebUI's own
+/// settings in pgharbor's environment name, read as Open WebUI 0.12 reads
+/// them (`PGVECTOR_INDEX_METHOD` hnsw|ivfflat, `PGVECTOR_HNSW_M`,
+/// `PGVECTOR_HNSW_EF_CONSTRUCTION`, `PGVECTOR_IVFFLAT_LISTS`; a value that is
+/// not a number gives Open WebUI's default); without them, pgharbor's rule.
+fn open_webui_settings_index() -> IndexChoice {
+    let number = |name: &str, default: u32| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default)
+    };
+    let method = std::env::var("PGVECTOR_INDEX_METHOD").unwrap_or_default();
+    match method.trim().to_lowercase().as_str() {
+        "hnsw" => IndexChoice::OpenWebUiSettings(IndexMethod::Hnsw {
+            m: number("PGVECTOR_HNSW_M", 16),
+            ef_construction: number("PGVECTOR_HNSW_EF_CONSTRUCTION", 64),
+        }),
+        "ivfflat" => IndexChoice::OpenWebUiSettings(IndexMethod::IvfFlat {
+            lists: number("PGVECTOR_IVFFLAT_LISTS", 100),
+        }),
+        _ => IndexChoice::Auto,
+    }
 }
 
 /// The environment variable Open WebUI reads its pgcrypto key from.

@@ -4,7 +4,9 @@
 //! init-pgvector`): `PGVECTOR_PGCRYPTO=true` (text and metadata encrypted
 //! with `pgp_sym_encrypt`), `PGVECTOR_USE_HALFVEC=true` at 3,072 dimensions
 //! with the HNSW index it builds (`PGVECTOR_HNSW_M`,
-//! `PGVECTOR_HNSW_EF_CONSTRUCTION`), and IVFFlat (`PGVECTOR_IVFFLAT_LISTS`).
+//! `PGVECTOR_HNSW_EF_CONSTRUCTION`), and IVFFlat (`PGVECTOR_IVFFLAT_LISTS`,
+//! which Open WebUI leaves to a later start and pgharbor builds from the
+//! same settings in its environment).
 //! pgharbor moves Open WebUI's real Chroma store (`fixtures/openwebui/`)
 //! into it; then Open WebUI's own pgvector client, with the same settings,
 //! must return what its Chroma client returns
@@ -266,12 +268,8 @@ fn an_encrypted_table_with_the_ivfflat_index_open_webui_expects_is_read_back_by_
             .contains("idx_document_chunk_vector"),
         "Open WebUI defers IVFFlat until 50 rows per list exist: {made}"
     );
-    let run = migrate(
-        &url,
-        &["--index", "ivfflat", "--ivfflat-lists", "7", "--json"],
-        &settings.env(),
-    )
-    .success();
+    // `--index auto` builds what Open WebUI's settings in the environment name.
+    let run = migrate(&url, &["--json"], &settings.env()).success();
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(report["migration"]["verified"], true, "{}", run.stdout);
     let env = report["open_webui_env"].to_string();

@@ -464,15 +464,11 @@ fn open_webui_vector_index(
             m: 16,
             ef_construction: 64,
         }),
-        IndexChoice::Auto => {
-            let lists = 100;
-            if rows >= OPEN_WEBUI_IVFFLAT_MIN_ROWS_PER_LIST * u64::from(lists) {
-                Some(IndexMethod::IvfFlat { lists })
-            } else {
-                notes.push(format!("no vector index yet: like Open WebUI, the IVFFlat index is built once {} rows exist (searches are exact until then)", OPEN_WEBUI_IVFFLAT_MIN_ROWS_PER_LIST * u64::from(lists)));
-                None
-            }
+        IndexChoice::OpenWebUiSettings(IndexMethod::IvfFlat { lists }) => {
+            ivfflat_once_trained(lists, rows, notes)
         }
+        IndexChoice::OpenWebUiSettings(m) => Some(m),
+        IndexChoice::Auto => ivfflat_once_trained(100, rows, notes),
     };
     match method {
         Some(IndexMethod::Hnsw { .. }) => notes.push("set PGVECTOR_INDEX_METHOD=hnsw in Open WebUI: it refuses to start when the index method differs from its setting".into()),
@@ -480,6 +476,17 @@ fn open_webui_vector_index(
         None => {}
     }
     method.map(|m| (m, false))
+}
+
+/// IVFFlat with `lists` when the table holds the 50 rows per list Open WebUI
+/// waits for; none before (Open WebUI builds it on a later start).
+fn ivfflat_once_trained(lists: u32, rows: u64, notes: &mut Vec<String>) -> Option<IndexMethod> {
+    let needed = OPEN_WEBUI_IVFFLAT_MIN_ROWS_PER_LIST * u64::from(lists);
+    if rows >= needed {
+        return Some(IndexMethod::IvfFlat { lists });
+    }
+    notes.push(format!("no vector index yet: like Open WebUI, the IVFFlat index (lists = {lists}) is built once {needed} rows exist (searches are exact until then)"));
+    None
 }
 
 /// The method of an index and its options from its definition
@@ -556,7 +563,7 @@ fn plan_tables(
         let distance = distance_of(collection.space);
         let method = match options.index {
             IndexChoice::None => None,
-            IndexChoice::Method(m) => Some(m),
+            IndexChoice::Method(m) | IndexChoice::OpenWebUiSettings(m) => Some(m),
             IndexChoice::Auto => Some(IndexMethod::Hnsw {
                 m: 16,
                 ef_construction: 64,
@@ -725,6 +732,30 @@ mod tests {
             })
         );
         assert_eq!(existing_method("CREATE INDEX i ON t USING btree (x)"), None);
+    }
+
+    #[test]
+    fn ivfflat_from_open_webuis_settings_waits_for_fifty_rows_per_list() {
+        let mut notes = Vec::new();
+        let choice = IndexChoice::OpenWebUiSettings(IndexMethod::IvfFlat { lists: 7 });
+        let facts = TargetFacts::default();
+        assert_eq!(
+            open_webui_vector_index(choice, 349, false, &facts, &mut notes),
+            None
+        );
+        assert!(
+            notes[0].contains("lists = 7") && notes[0].contains("350 rows"),
+            "{notes:?}"
+        );
+        assert_eq!(
+            open_webui_vector_index(choice, 350, false, &facts, &mut notes),
+            Some((IndexMethod::IvfFlat { lists: 7 }, false))
+        );
+        let hnsw = IndexChoice::OpenWebUiSettings(IndexMethod::Hnsw {
+            m: 24,
+            ef_construction: 100,
+        });
+        assert!(open_webui_vector_index(hnsw, 1, false, &facts, &mut notes).is_some());
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub enum IndexChoice {
     None,
     /// This method.
     Method(IndexMethod),
+    /// What Open WebUI's own settings name (`PGVECTOR_INDEX_METHOD` and its
+    /// options), built when Open WebUI would build it: HNSW at once,
+    /// IVFFlat once 50 rows per list exist.
+    OpenWebUiSettings(IndexMethod),
 }
 
 /// Settings of the nearest-neighbour checks.
