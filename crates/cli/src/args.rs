@@ -727,6 +727,14 @@ pub struct MigrateArgs {
     /// Vector stores (Chroma sources, and Open WebUI's vector_db/ under --preset).
     #[command(flatten)]
     pub vectors: VectorArgs,
+    /// Open WebUI: copy its uploads/ into DIR once the database and vectors are verified
+    /// (SHA-256 of every file checked after copying; files 0600, new directories 0700; a
+    /// second run skips identical files).
+    #[arg(long, value_name = "DIR")]
+    pub uploads_to: Option<PathBuf>,
+    /// With --uploads-to: replace files in DIR that differ from uploads/ (refused otherwise).
+    #[arg(long, requires = "uploads_to")]
+    pub overwrite_uploads: bool,
     /// Serve the migration's progress as Prometheus metrics on ADDR (/metrics, /healthz) while it runs.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
@@ -782,6 +790,10 @@ pub struct VectorArgs {
     /// With --preset open-webui: move only the database, leave vector_db/ alone.
     #[arg(long)]
     pub skip_vectors: bool,
+    /// Open WebUI's PGVECTOR_PGCRYPTO_KEY, read from FILE (else from the environment's
+    /// PGVECTOR_PGCRYPTO_KEY), for a document_chunk Open WebUI created with PGVECTOR_PGCRYPTO=true.
+    #[arg(long, value_name = "FILE")]
+    pub pgcrypto_key_file: Option<PathBuf>,
 }
 
 /// The nearest-neighbour checks of a Chroma move (`migrate` and `verify`).
@@ -829,6 +841,10 @@ pub struct VerifyArgs {
     /// Chroma source: nearest-neighbour checks.
     #[command(flatten)]
     pub recall: RecallArgs,
+    /// Open WebUI's PGVECTOR_PGCRYPTO_KEY, read from FILE (else from the environment's
+    /// PGVECTOR_PGCRYPTO_KEY), to read an encrypted document_chunk.
+    #[arg(long, value_name = "FILE")]
+    pub pgcrypto_key_file: Option<PathBuf>,
 }
 
 /// `SQLITE_ID=POSTGRESQL_ID` of `--corresponding-revision`.

@@ -5,6 +5,7 @@ use crate::{progress, Failure};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::ValuePolicy;
 use pgharbor_migrate::chroma::layout::{self, Layout};
+use pgharbor_migrate::chroma::pgcrypto::PgcryptoKey;
 use pgharbor_migrate::chroma::{self, ChromaOptions, ChromaReport, IndexChoice, RecallOptions};
 use pgharbor_migrate::Progress;
 use pgharbor_pgwriter::pgvector::IndexMethod;
@@ -21,6 +22,7 @@ pub fn options(
 ) -> Result<ChromaOptions, Failure> {
     let layout = layout_of(vectors.layout, default_layout);
     let index = match vectors.index {
+        IndexArg::Auto if layout == Layout::OpenWebUi => open_webui_settings_index(),
         IndexArg::Auto => IndexChoice::Auto,
         IndexArg::None => IndexChoice::None,
         IndexArg::Hnsw => IndexChoice::Method(IndexMethod::Hnsw {
@@ -42,6 +44,7 @@ pub fn options(
         replace: args.drop_existing || args.truncate,
         create_database: !args.no_create_database,
         policy: layout::policy_for(layout, policy, args.common.nul.is_some()),
+        pgcrypto_key: pgcrypto_key(vectors.pgcrypto_key_file.as_deref())?,
     })
 }
 
@@ -65,7 +68,65 @@ pub fn verify_options(
         replace: false,
         create_database: false,
         policy: layout::policy_for(layout, policy, args.common.nul.is_some()),
+        pgcrypto_key: pgcrypto_key(args.pgcrypto_key_file.as_deref())?,
     })
+}
+
+/// `--index auto` in Open WebUI's layout: the index Open WebUI's own
+/// settings in pgharbor's environment name, read as Open WebUI 0.12 reads
+/// them (`PGVECTOR_INDEX_METHOD` hnsw|ivfflat, `PGVECTOR_HNSW_M`,
+/// `PGVECTOR_HNSW_EF_CONSTRUCTION`, `PGVECTOR_IVFFLAT_LISTS`; a value that is
+/// not a number gives Open WebUI's default); without them, pgharbor's rule.
+fn open_webui_settings_index() -> IndexChoice {
+    let number = |name: &str, default: u32| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default)
+    };
+    let method = std::env::var("PGVECTOR_INDEX_METHOD").unwrap_or_default();
+    match method.trim().to_lowercase().as_str() {
+        "hnsw" => IndexChoice::OpenWebUiSettings(IndexMethod::Hnsw {
+            m: number("PGVECTOR_HNSW_M", 16),
+            ef_construction: number("PGVECTOR_HNSW_EF_CONSTRUCTION", 64),
+        }),
+        "ivfflat" => IndexChoice::OpenWebUiSettings(IndexMethod::IvfFlat {
+            lists: number("PGVECTOR_IVFFLAT_LISTS", 100),
+        }),
+        _ => IndexChoice::Auto,
+    }
+}
+
+/// The environment variable Open WebUI reads its pgcrypto key from.
+const PGCRYPTO_KEY_ENV: &str = "PGVECTOR_PGCRYPTO_KEY";
+
+/// Open WebUI's pgcrypto key: the first line of `file` (a key file given
+/// is always used), else `PGVECTOR_PGCRYPTO_KEY` when set. The key never
+/// appears in a message: errors name the file only.
+fn pgcrypto_key(file: Option<&Path>) -> Result<Option<PgcryptoKey>, Failure> {
+    let (secret, origin, explicit) = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Failure::usage(format!(
+                    "--pgcrypto-key-file {}: cannot read it ({})",
+                    path.display(),
+                    e.kind()
+                ))
+            })?;
+            let key = text.strip_suffix('\n').unwrap_or(&text);
+            let key = key.strip_suffix('\r').unwrap_or(key).to_string();
+            (key, format!("--pgcrypto-key-file {}", path.display()), true)
+        }
+        None => match std::env::var(PGCRYPTO_KEY_ENV) {
+            Ok(key) if !key.is_empty() => {
+                (key, format!("the environment's {PGCRYPTO_KEY_ENV}"), false)
+            }
+            _ => return Ok(None),
+        },
+    };
+    PgcryptoKey::new(secret, origin, explicit)
+        .map(Some)
+        .map_err(Failure::from_migrate)
 }
 
 fn layout_of(choice: Option<LayoutChoice>, default: Layout) -> Layout {

@@ -9,6 +9,7 @@ use pgharbor_migrate::existing::{self, ExistingOptions};
 use pgharbor_migrate::presets::{self, AppData, AppRun, NulRule, Preset};
 use pgharbor_migrate::source_spec::{Command, GivenFlags, SourceSpec};
 use pgharbor_migrate::sqlite::{self, MigrateOptions};
+use pgharbor_migrate::uploads;
 use pgharbor_migrate::Progress;
 use pgharbor_sqlite::planner::PlanOptions;
 use std::path::PathBuf;
@@ -205,6 +206,7 @@ async fn migrate_into_existing(
         render::migration::print_report(&report, common.json)?;
         return Ok(exit_code(&report));
     };
+    check_uploads_to(args, &app)?;
     let vectors = match args.vectors.skip_vectors || app.preset.hook().is_none() {
         true => None,
         false => Some(crate::chroma::options(
@@ -236,11 +238,83 @@ async fn migrate_into_existing(
         .map_err(Failure::from_migrate)?;
     printed?;
     reporter.done();
-    render::app::print_report(&report, common.json)?;
+    let uploads = open_webui_uploads(args, &app, report.next_steps.is_some()).await?;
+    render::app::print_report(&report, &uploads, common.json)?;
     Ok(
         exit_code(&report.database)
             .max(report.vectors.as_ref().map_or(0, crate::chroma::exit_code)),
     )
+}
+
+/// The application's store `--uploads-to` copies: Open WebUI's `uploads/`.
+const UPLOADS_STORE: &str = "uploads";
+
+/// Open WebUI's uploads matter to this run: its preset's hook is Open
+/// WebUI's code (other applications' files are named by their presets).
+fn is_open_webui(app: &AppData) -> bool {
+    app.preset.hook() == Some(presets::Hook::OpenWebUiVectors)
+}
+
+/// Refuse `--uploads-to` for another application, or without `uploads/`.
+fn check_uploads_to(args: &MigrateArgs, app: &AppData) -> Result<(), Failure> {
+    let Some(to) = &args.uploads_to else {
+        return Ok(());
+    };
+    if !is_open_webui(app) {
+        return Err(Failure::usage(format!(
+            "--uploads-to copies Open WebUI's uploads/; {} is {}'s data",
+            app.dir.display(),
+            app.preset.title
+        )));
+    }
+    if app.store_dir(UPLOADS_STORE).is_none() {
+        return Err(Failure::usage(format!(
+            "--uploads-to {}: there is no uploads/ directory beside {} to copy",
+            to.display(),
+            app.database.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Open WebUI's uploads: copied with `--uploads-to` once everything else
+/// verified (`passed`), and what Open WebUI needs to find them.
+async fn open_webui_uploads(
+    args: &MigrateArgs,
+    app: &AppData,
+    passed: bool,
+) -> Result<render::app::Uploads, Failure> {
+    if !is_open_webui(app) {
+        return Ok(render::app::Uploads::default());
+    }
+    let found = app.store_dir(UPLOADS_STORE).map(PathBuf::from);
+    let copying = match (&args.uploads_to, &found) {
+        (Some(to), Some(from)) if passed => Some((from.clone(), to.clone())),
+        _ => None,
+    };
+    let overwrite = args.overwrite_uploads;
+    let copied = match copying {
+        Some((from, to)) => Some(
+            tokio::task::spawn_blocking(move || uploads::copy_uploads(&from, &to, overwrite))
+                .await
+                .map_err(anyhow::Error::from)?
+                .map_err(|e| {
+                    Failure::from_migrate(e.context(
+                        "the database and vectors were moved and verified; copying uploads/ failed",
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    // What the file table says only adds advice: a failure to read it is told, not fatal.
+    let steps = match uploads::referenced_uploads(&app.database, found.as_deref()) {
+        Ok(referenced) => uploads::next_steps(found.as_deref(), copied.as_ref(), &referenced),
+        Err(e) => format!(
+            "{}(Where Open WebUI looks for its uploads could not be read: {e}.)\n",
+            uploads::next_steps(found.as_deref(), copied.as_ref(), &Default::default())
+        ),
+    };
+    Ok(render::app::Uploads { copied, steps })
 }
 
 /// `pgharbor migrate chroma:DIR TARGET`.
@@ -279,6 +353,11 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
     let spec = detect(&args.common)?;
     spec.check_flags(Command::Migrate, &migrate_flags(&args))
         .map_err(Failure::from_migrate)?;
+    if args.uploads_to.is_some() && !matches!(spec, SourceSpec::App { .. }) {
+        return Err(Failure::usage(
+            "--uploads-to copies Open WebUI's uploads/: give Open WebUI's data directory (or --preset open-webui) as SOURCE",
+        ));
+    }
     match spec {
         SourceSpec::Chroma(dir) => migrate_chroma(&args, &dir).await,
         SourceSpec::Postgres(source) => {

@@ -51,6 +51,7 @@ pub mod schedule;
 pub mod source_spec;
 pub mod sqlite;
 pub mod target;
+pub mod uploads;
 pub mod verify;
 
 pub use error::{MigrateError, MigrateErrorKind};

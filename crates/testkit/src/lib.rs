@@ -206,6 +206,10 @@ pub struct ClusterOptions {
     /// `ssl = on`, `ssl_cert_file = server.crt`, `ssl_key_file = server.key`
     /// to `extra_conf` (relative paths resolve against the data directory).
     pub data_files: Vec<(String, Vec<u8>)>,
+    /// Run the binaries of this directory instead of the flavor's own (a
+    /// build of the same major version with other extensions, e.g.
+    /// `fixtures/openwebui/pg16-pgcrypto.sh`'s pgvector 0.8 + pgcrypto).
+    pub bin_dir: Option<PathBuf>,
 }
 
 /// A running throwaway PostgreSQL server. Stopped and deleted on drop.
@@ -243,9 +247,12 @@ impl Cluster {
 
     /// Start a cluster of `flavor` with `options`.
     pub fn start_with(flavor: Flavor, options: ClusterOptions) -> Cluster {
-        let bin_dir = flavor
-            .bin_dir()
-            .unwrap_or_else(|e| panic!("pgharbor-testkit: {e}"));
+        let bin_dir = match &options.bin_dir {
+            Some(dir) => dir.clone(),
+            None => flavor
+                .bin_dir()
+                .unwrap_or_else(|e| panic!("pgharbor-testkit: {e}")),
+        };
         let major_version = read_major_version(&bin_dir.join("postgres"));
 
         let base = std::env::var_os("PGHARBOR_TEST_TMPDIR")

@@ -363,3 +363,136 @@ fn the_password_appears_in_no_output_of_any_command() {
     );
     expect("clap key=value", &r, 2);
 }
+
+/// A recognisable pgcrypto key (Open WebUI's `PGVECTOR_PGCRYPTO_KEY`).
+const KEY_CANARY: &str = "Key_CANARY_3c5d!'\"";
+/// The part every spelling of it shares.
+const KEY_CANARY_CORE: &str = "canary_3c5d";
+
+fn assert_no_key(label: &str, run: &Run) {
+    assert!(
+        !run.all().to_lowercase().contains(KEY_CANARY_CORE),
+        "{label}: the pgcrypto key leaked:\n{}",
+        run.all()
+    );
+}
+
+/// [`run`] for the pgcrypto key: debug and trace logging on, the key
+/// looked for in every output.
+fn run_with_key(label: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut full = vec!["-vv"];
+    full.extend_from_slice(args);
+    let mut vars = vec![("PGHARBOR_LOG", "trace")];
+    vars.extend_from_slice(env);
+    let run = pgharbor_with(&full, &vars, None);
+    assert_no_key(label, &run);
+    run
+}
+
+#[cfg(unix)]
+#[test]
+fn the_pgcrypto_key_appears_in_no_output_of_any_command() {
+    let pg = crate::open_webui_pgcrypto::pgcrypto_cluster();
+    let scratch = Scratch::new();
+    let store = format!(
+        "chroma:{}/../../fixtures/openwebui/vector_db",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    // document_chunk as Open WebUI creates it with PGVECTOR_PGCRYPTO=true.
+    for db in ["encrypted", "plain"] {
+        pg.create_database(db);
+        let text = if db == "encrypted" { "bytea" } else { "text" };
+        pg.psql(
+            db,
+            &format!(
+                "CREATE EXTENSION vector; CREATE EXTENSION pgcrypto; CREATE TABLE document_chunk \
+                 (id text PRIMARY KEY, vector vector(384), collection_name text NOT NULL, text {text}, vmetadata {})",
+                if db == "encrypted" { "bytea" } else { "jsonb" }
+            ),
+        );
+    }
+    let url = pg.url("encrypted");
+    let env_key = [("PGVECTOR_PGCRYPTO_KEY", KEY_CANARY)];
+    let migrate = [
+        "migrate",
+        store.as_str(),
+        url.as_str(),
+        "--layout",
+        "open-webui",
+    ];
+    let r = run_with_key("no key", &migrate, &[]);
+    expect("no key", &r, 2);
+    let r = run_with_key(
+        "dry-run",
+        &[&migrate[..], &["--dry-run"]].concat(),
+        &env_key,
+    );
+    expect("dry-run", &r, 0);
+    let r = run_with_key("migrate", &migrate, &env_key);
+    expect("migrate", &r, 0);
+    let r = run_with_key(
+        "migrate --json",
+        &[&migrate[..], &["--truncate", "--json"]].concat(),
+        &env_key,
+    );
+    expect("migrate --json", &r, 0);
+    let key_file = scratch.path("key");
+    std::fs::write(&key_file, format!("{KEY_CANARY}\n")).unwrap();
+    let verify = [
+        "verify",
+        store.as_str(),
+        url.as_str(),
+        "--layout",
+        "open-webui",
+    ];
+    let with_file = ["--pgcrypto-key-file", key_file.to_str().unwrap()];
+    let r = run_with_key("verify", &[&verify[..], &with_file[..]].concat(), &[]);
+    expect("verify", &r, 0);
+    let r = run_with_key(
+        "verify --json",
+        &[&verify[..], &["--json"]].concat(),
+        &env_key,
+    );
+    expect("verify --json", &r, 0);
+    let wrong = format!("{KEY_CANARY}x");
+    let r = run_with_key(
+        "wrong key",
+        &[&migrate[..], &["--truncate"]].concat(),
+        &[("PGVECTOR_PGCRYPTO_KEY", &wrong)],
+    );
+    expect("wrong key", &r, 2);
+    assert!(r.stderr.contains("does not decrypt"), "{}", r.stderr);
+    let r = run_with_key(
+        "verify wrong key",
+        &verify,
+        &[("PGVECTOR_PGCRYPTO_KEY", &wrong)],
+    );
+    expect("verify wrong key", &r, 2);
+    let plain = pg.url("plain");
+    let r = run_with_key(
+        "key file for a plain table",
+        &[
+            "migrate",
+            &store,
+            &plain,
+            "--layout",
+            "open-webui",
+            with_file[0],
+            with_file[1],
+        ],
+        &[],
+    );
+    expect("key file for a plain table", &r, 2);
+    let missing = scratch.path("no-such-key");
+    let r = run_with_key(
+        "unreadable key file",
+        &[
+            &migrate[..],
+            &["--pgcrypto-key-file", missing.to_str().unwrap()],
+        ]
+        .concat(),
+        &[],
+    );
+    expect("unreadable key file", &r, 2);
+    assert!(r.stderr.contains("no-such-key"), "{}", r.stderr);
+}

@@ -16,6 +16,8 @@ mod langflow;
 mod leak;
 mod memory;
 mod open_webui;
+mod open_webui_pgcrypto;
+mod open_webui_uploads;
 mod pitr;
 mod postgres_copy;
 mod presets;

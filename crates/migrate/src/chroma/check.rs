@@ -310,7 +310,7 @@ pub async fn verify_collection(
     let target = &plan.targets[collection];
     let (columns, hasher, filter_value) = target_view(&plan, target);
     let filter = filter_of(target, filter_value.as_deref());
-    let table = &plan.plan.tables[target.table].spec.name;
+    let table = &plan.rows_of(target.table);
     let digest = match target_digest(client, table, &columns, &hasher, filter, None).await {
         Ok(d) => d,
         Err(e) => return (reader, Err(e.into())),

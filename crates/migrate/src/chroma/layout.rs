@@ -7,6 +7,7 @@
 //!   (`id`, `embedding`, `document`, `metadata`), plus the catalog table
 //!   `chroma_collections` describing every collection.
 
+use super::pgcrypto::Encryption;
 use super::{ChromaOptions, IndexChoice};
 use crate::error::{MigrateError, MigrateErrorKind};
 use pgharbor_chroma::{Collection, Space};
@@ -94,6 +95,9 @@ pub struct ChromaPlan {
     pub reuse_existing: bool,
     /// Things the user should know (index deferred, spaces, settings).
     pub notes: Vec<String>,
+    /// The reused `document_chunk` is Open WebUI's encrypted one
+    /// (`PGVECTOR_PGCRYPTO=true`): how its rows are written and read.
+    pub encryption: Option<Encryption>,
 }
 
 impl ChromaPlan {
@@ -116,6 +120,15 @@ impl ChromaPlan {
         );
         (sql, column_type)
     }
+
+    /// Where verification reads the rows of plan table `table`: the table,
+    /// or the session's decrypting view of an encrypted `document_chunk`.
+    pub fn rows_of(&self, table: usize) -> QualifiedName {
+        match &self.encryption {
+            Some(_) => Encryption::decrypted_view(),
+            None => self.plan.tables[table].spec.name.clone(),
+        }
+    }
 }
 
 /// What the target already holds that the plan depends on.
@@ -129,6 +142,9 @@ pub struct TargetFacts {
     pub existing_vector_index: Option<String>,
     /// Names of every index already on `document_chunk`.
     pub existing_indexes: Vec<String>,
+    /// `document_chunk.text` and `vmetadata` are `bytea`: Open WebUI created
+    /// it with `PGVECTOR_PGCRYPTO=true`.
+    pub encrypted: bool,
 }
 
 /// Decide the layout's tables for `collections`.
@@ -281,6 +297,7 @@ fn plan_open_webui(
     ];
     let name = QualifiedName::new(options.schema.clone(), OPEN_WEBUI_TABLE);
     let reuse_existing = facts.existing_vector_type.is_some();
+    let encryption = encryption(options, facts, &name, &mut notes)?;
     let spec = TableSpec {
         name,
         columns,
@@ -291,7 +308,8 @@ fn plan_open_webui(
             .collect(),
         foreign_keys: Vec::new(),
     };
-    let method = open_webui_vector_index(options.index, rows, facts, &mut notes);
+    let half = matches!(vector_type, PgType::HalfVec(_));
+    let method = open_webui_vector_index(options.index, rows, half, facts, &mut notes);
     let vector_indexes = method
         .map(|(method, existing)| VectorIndexPlan {
             table: 0,
@@ -332,14 +350,46 @@ fn plan_open_webui(
         feeds: vec![TableFeed::Collections((0..collections.len()).collect())],
         targets,
         vector_indexes,
+        // Open WebUI builds no full-text index over encrypted text.
         text_indexes: Some(open_webui_text_index())
-            .filter(|i| !facts.existing_indexes.contains(&i.name))
+            .filter(|i| !facts.existing_indexes.contains(&i.name) && encryption.is_none())
             .into_iter()
             .collect(),
         layout: Layout::OpenWebUi,
         reuse_existing,
         notes,
+        encryption,
     })
+}
+
+/// The encryption of an existing `document_chunk` Open WebUI created with
+/// `PGVECTOR_PGCRYPTO=true`, which needs its key; a key file given for a
+/// table that is not encrypted is refused (the user expects encryption).
+fn encryption(
+    options: &ChromaOptions,
+    facts: &TargetFacts,
+    table: &QualifiedName,
+    notes: &mut Vec<String>,
+) -> Result<Option<Encryption>, MigrateError> {
+    match (facts.encrypted, &options.pgcrypto_key) {
+        (true, Some(key)) => {
+            notes.push(format!("{table}'s text and vmetadata are encrypted with pgcrypto as Open WebUI encrypts them (PGVECTOR_PGCRYPTO=true), with the key from {}", key.origin()));
+            Ok(Some(Encryption::new(key.clone(), table.clone())))
+        }
+        (true, None) => Err(MigrateError::new(
+            MigrateErrorKind::Usage,
+            format!("{table}'s text and vmetadata are bytea: Open WebUI created it with PGVECTOR_PGCRYPTO=true and encrypts them with PGVECTOR_PGCRYPTO_KEY. Give pgharbor the same key: set PGVECTOR_PGCRYPTO_KEY in its environment, or --pgcrypto-key-file FILE"),
+        )),
+        (false, Some(key)) if key.explicit() => Err(MigrateError::new(
+            MigrateErrorKind::Usage,
+            format!("a pgcrypto key was given ({}) but {table} {}: start Open WebUI once with PGVECTOR_PGCRYPTO=true and PGVECTOR_PGCRYPTO_KEY so that it creates its encrypted table, or leave the key out", key.origin(), if facts.existing_vector_type.is_some() { "stores text and vmetadata unencrypted" } else { "does not exist yet" }),
+        )),
+        (false, Some(key)) => {
+            notes.push(format!("the pgcrypto key from {} is not used: {table} is not encrypted", key.origin()));
+            Ok(None)
+        }
+        (false, None) => Ok(None),
+    }
 }
 
 /// Open WebUI reads one tenant and database (its CHROMA_TENANT/CHROMA_DATABASE
@@ -396,6 +446,7 @@ fn open_webui_text_index() -> IndexSpec {
 fn open_webui_vector_index(
     choice: IndexChoice,
     rows: u64,
+    half: bool,
     facts: &TargetFacts,
     notes: &mut Vec<String>,
 ) -> Option<(IndexMethod, bool)> {
@@ -408,15 +459,16 @@ fn open_webui_vector_index(
     let method = match choice {
         IndexChoice::None => None,
         IndexChoice::Method(m) => Some(m),
-        IndexChoice::Auto => {
-            let lists = 100;
-            if rows >= OPEN_WEBUI_IVFFLAT_MIN_ROWS_PER_LIST * u64::from(lists) {
-                Some(IndexMethod::IvfFlat { lists })
-            } else {
-                notes.push(format!("no vector index yet: like Open WebUI, the IVFFlat index is built once {} rows exist (searches are exact until then)", OPEN_WEBUI_IVFFLAT_MIN_ROWS_PER_LIST * u64::from(lists)));
-                None
-            }
+        // Open WebUI indexes a halfvec column with HNSW from the start.
+        IndexChoice::Auto if half => Some(IndexMethod::Hnsw {
+            m: 16,
+            ef_construction: 64,
+        }),
+        IndexChoice::OpenWebUiSettings(IndexMethod::IvfFlat { lists }) => {
+            ivfflat_once_trained(lists, rows, notes)
         }
+        IndexChoice::OpenWebUiSettings(m) => Some(m),
+        IndexChoice::Auto => ivfflat_once_trained(100, rows, notes),
     };
     match method {
         Some(IndexMethod::Hnsw { .. }) => notes.push("set PGVECTOR_INDEX_METHOD=hnsw in Open WebUI: it refuses to start when the index method differs from its setting".into()),
@@ -426,16 +478,43 @@ fn open_webui_vector_index(
     method.map(|m| (m, false))
 }
 
-/// The method of an index from its definition (`pg_indexes.indexdef`).
-fn existing_method(definition: &str) -> Option<IndexMethod> {
+/// IVFFlat with `lists` when the table holds the 50 rows per list Open WebUI
+/// waits for; none before (Open WebUI builds it on a later start).
+fn ivfflat_once_trained(lists: u32, rows: u64, notes: &mut Vec<String>) -> Option<IndexMethod> {
+    let needed = OPEN_WEBUI_IVFFLAT_MIN_ROWS_PER_LIST * u64::from(lists);
+    if rows >= needed {
+        return Some(IndexMethod::IvfFlat { lists });
+    }
+    notes.push(format!("no vector index yet: like Open WebUI, the IVFFlat index (lists = {lists}) is built once {needed} rows exist (searches are exact until then)"));
+    None
+}
+
+/// The method of an index and its options from its definition
+/// (`pg_indexes.indexdef`, e.g. `… USING hnsw (vector halfvec_cosine_ops)
+/// WITH (m='24', ef_construction='100')`); pgvector's defaults for options
+/// the definition does not set.
+pub fn existing_method(definition: &str) -> Option<IndexMethod> {
     let lower = definition.to_ascii_lowercase();
+    let option = |name: &str, default: u32| -> u32 {
+        let Some((_, with)) = lower.rsplit_once(" with (") else {
+            return default;
+        };
+        with.trim_end_matches(')')
+            .split(',')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(key, _)| key.trim() == name)
+            .and_then(|(_, value)| value.trim().trim_matches('\'').parse().ok())
+            .unwrap_or(default)
+    };
     if lower.contains(" using hnsw ") {
         Some(IndexMethod::Hnsw {
-            m: 16,
-            ef_construction: 64,
+            m: option("m", 16),
+            ef_construction: option("ef_construction", 64),
         })
     } else if lower.contains(" using ivfflat ") {
-        Some(IndexMethod::IvfFlat { lists: 100 })
+        Some(IndexMethod::IvfFlat {
+            lists: option("lists", 100),
+        })
     } else {
         None
     }
@@ -484,7 +563,7 @@ fn plan_tables(
         let distance = distance_of(collection.space);
         let method = match options.index {
             IndexChoice::None => None,
-            IndexChoice::Method(m) => Some(m),
+            IndexChoice::Method(m) | IndexChoice::OpenWebUiSettings(m) => Some(m),
             IndexChoice::Auto => Some(IndexMethod::Hnsw {
                 m: 16,
                 ef_construction: 64,
@@ -537,6 +616,7 @@ fn plan_tables(
         layout: Layout::Tables,
         reuse_existing: false,
         notes,
+        encryption: None,
     })
 }
 
@@ -627,6 +707,56 @@ pub fn policy_for(layout: Layout, requested: ValuePolicy, nul_given: bool) -> Va
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_existing_index_keeps_its_method_and_options() {
+        let hnsw = "CREATE INDEX idx_document_chunk_vector ON public.document_chunk USING hnsw (vector halfvec_cosine_ops) WITH (m='24', ef_construction='100')";
+        assert_eq!(
+            existing_method(hnsw),
+            Some(IndexMethod::Hnsw {
+                m: 24,
+                ef_construction: 100
+            })
+        );
+        let ivfflat = "CREATE INDEX idx_document_chunk_vector ON public.document_chunk USING ivfflat (vector vector_cosine_ops) WITH (lists='7')";
+        assert_eq!(
+            existing_method(ivfflat),
+            Some(IndexMethod::IvfFlat { lists: 7 })
+        );
+        let bare = "CREATE INDEX i ON public.document_chunk USING hnsw (vector vector_cosine_ops)";
+        assert_eq!(
+            existing_method(bare),
+            Some(IndexMethod::Hnsw {
+                m: 16,
+                ef_construction: 64
+            })
+        );
+        assert_eq!(existing_method("CREATE INDEX i ON t USING btree (x)"), None);
+    }
+
+    #[test]
+    fn ivfflat_from_open_webuis_settings_waits_for_fifty_rows_per_list() {
+        let mut notes = Vec::new();
+        let choice = IndexChoice::OpenWebUiSettings(IndexMethod::IvfFlat { lists: 7 });
+        let facts = TargetFacts::default();
+        assert_eq!(
+            open_webui_vector_index(choice, 349, false, &facts, &mut notes),
+            None
+        );
+        assert!(
+            notes[0].contains("lists = 7") && notes[0].contains("350 rows"),
+            "{notes:?}"
+        );
+        assert_eq!(
+            open_webui_vector_index(choice, 350, false, &facts, &mut notes),
+            Some((IndexMethod::IvfFlat { lists: 7 }, false))
+        );
+        let hnsw = IndexChoice::OpenWebUiSettings(IndexMethod::Hnsw {
+            m: 24,
+            ef_construction: 100,
+        });
+        assert!(open_webui_vector_index(hnsw, 1, false, &facts, &mut notes).is_some());
+    }
 
     #[test]
     fn index_names_fit_and_stay_distinct() {

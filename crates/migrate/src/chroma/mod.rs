@@ -10,6 +10,7 @@ pub mod check;
 pub mod layout;
 pub mod neighbours;
 pub mod openwebui;
+pub mod pgcrypto;
 pub mod reader;
 pub mod recall;
 mod verify_only;
@@ -59,6 +60,10 @@ pub enum IndexChoice {
     None,
     /// This method.
     Method(IndexMethod),
+    /// What Open WebUI's own settings name (`PGVECTOR_INDEX_METHOD` and its
+    /// options), built when Open WebUI would build it: HNSW at once,
+    /// IVFFlat once 50 rows per list exist.
+    OpenWebUiSettings(IndexMethod),
 }
 
 /// Settings of the nearest-neighbour checks.
@@ -111,6 +116,9 @@ pub struct ChromaOptions {
     pub create_database: bool,
     /// NUL and UTF-8 rules.
     pub policy: ValuePolicy,
+    /// Open WebUI's `PGVECTOR_PGCRYPTO_KEY`, for a `document_chunk` it
+    /// created encrypted.
+    pub pgcrypto_key: Option<pgcrypto::PgcryptoKey>,
 }
 
 /// What happened to one collection.
@@ -188,6 +196,17 @@ fn open_webui_env(plan: &ChromaPlan) -> Vec<String> {
     }
     if let Some(ix) = plan.vector_indexes.first() {
         env.push(format!("PGVECTOR_INDEX_METHOD={}", ix.method.name()));
+        match ix.method {
+            IndexMethod::Hnsw { m, ef_construction } => {
+                env.push(format!("PGVECTOR_HNSW_M={m}"));
+                env.push(format!("PGVECTOR_HNSW_EF_CONSTRUCTION={ef_construction}"));
+            }
+            IndexMethod::IvfFlat { lists } => env.push(format!("PGVECTOR_IVFFLAT_LISTS={lists}")),
+        }
+    }
+    if plan.encryption.is_some() {
+        env.push("PGVECTOR_PGCRYPTO=true".into());
+        env.push("PGVECTOR_PGCRYPTO_KEY=**** (the key pgharbor was given)".into());
     }
     env
 }
@@ -217,6 +236,9 @@ pub async fn prepare(
     }
     let facts = target_facts(&client, options, version).await?;
     let plan = layout::plan(store.collections(), options, &facts)?;
+    if let Some(encryption) = &plan.encryption {
+        encryption.check_key(&client).await?;
+    }
     Ok((client, plan, facts))
 }
 
@@ -280,6 +302,8 @@ async fn target_facts(
             }
             facts.existing_indexes.push(name);
         }
+        let table = QualifiedName::new(options.schema.clone(), OPEN_WEBUI_TABLE);
+        facts.encrypted = pgcrypto::encrypted_columns(client, &table).await?;
     }
     Ok(facts)
 }
@@ -309,6 +333,10 @@ pub async fn migrate(
     let plan = Arc::new(plan);
     let feeds = Arc::new(Feeds::new(store.collections(), &plan));
     let generic = Arc::new(plan.plan.clone());
+    let load_plan = match &plan.encryption {
+        Some(encryption) => Arc::new(encryption.staging_plan(&plan.plan)),
+        None => generic.clone(),
+    };
     let loading = async {
         let tally = if options.verify {
             let tally = source_tally(&store, &feeds, &plan, options.recall.queries).await?;
@@ -324,13 +352,25 @@ pub async fn migrate(
         let readers = unit_readers(&store, &feeds, tally.as_ref(), jobs)?;
         let loading = load::load_all(
             target_config,
-            &generic,
+            &load_plan,
             work_units(&plan, &feeds.collections, jobs),
             readers,
             progress.clone(),
         );
         let loaded = interruptible(loading, cancel, "interrupted while loading").await?;
         store.check_unchanged()?;
+        Ok::<_, MigrateError>((tally, loaded))
+    };
+    let loading = async {
+        let (tally, loaded) = loading.await?;
+        phases.lap("load");
+        if let Some(encryption) = &plan.encryption {
+            progress.phase("encrypting into document_chunk (pgp_sym_encrypt)");
+            let names = feeds.collections.iter().map(|c| c.name.clone()).collect();
+            let encrypting = encryption.encrypt_into_table(&client, target_config, names, jobs);
+            interruptible(encrypting, cancel, "interrupted while encrypting").await?;
+            phases.lap("encrypt");
+        }
         Ok::<_, MigrateError>((tally, loaded))
     };
     let (tally, loaded) = match loading.await {
@@ -352,7 +392,6 @@ pub async fn migrate(
         crate::created::close(&client).await?;
     }
     feeds.counting.store(false, Ordering::Relaxed);
-    phases.lap("load");
     progress.phase("building keys and indexes");
     if !plan.reuse_existing {
         restore_default_storage(&client, &plan).await?;
@@ -496,6 +535,11 @@ async fn make_room(
 ) -> Result<Vec<String>, MigrateError> {
     if plan.reuse_existing {
         clear_collections_in_shared_table(client, plan, options.replace).await?;
+        if let Some(encryption) = &plan.encryption {
+            encryption
+                .create_staging(client, &plan.plan, committed)
+                .await?;
+        }
     } else {
         create_tables(client, plan, options, committed).await?;
     }
@@ -683,6 +727,13 @@ async fn clean_up_after_failure(
         crate::created::release(client).await;
         return crate::created::clean_up_after_failure(target_config, committed, false, err).await;
     }
+    let err = match &plan.encryption {
+        Some(_) => {
+            crate::created::release(client).await;
+            crate::created::clean_up_after_failure(target_config, committed, false, err).await
+        }
+        None => err,
+    };
     let table = &plan.plan.tables[0].spec.name;
     let names: Vec<String> = collections.iter().map(|c| c.name.clone()).collect();
     let wait = crate::created::reconnect_wait();
@@ -881,6 +932,9 @@ async fn digest_all(
     let mut set = tokio::task::JoinSet::new();
     for reader in readers {
         let client = target::connect(target_config).await?;
+        if let Some(encryption) = &plan.encryption {
+            encryption.decrypting_session(&client).await?;
+        }
         let (queue, plan, results, tally) =
             (queue.clone(), plan.clone(), results.clone(), tally.clone());
         set.spawn(async move {

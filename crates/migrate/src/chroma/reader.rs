@@ -20,6 +20,9 @@ pub struct Feeds {
     pub feeds: Vec<TableFeed>,
     /// Per plan table, its target name (for the catalog's `table_name`).
     pub table_names: Vec<String>,
+    /// Per plan table, its source name (which names a table whether it is
+    /// loaded itself or through a staging table).
+    pub source_names: Vec<String>,
     /// The layout (decides the row shape).
     pub layout: Layout,
     /// Open WebUI metadata changes, counted while `counting` is set.
@@ -39,6 +42,12 @@ impl Feeds {
                 .tables
                 .iter()
                 .map(|t| t.spec.name.name.clone())
+                .collect(),
+            source_names: plan
+                .plan
+                .tables
+                .iter()
+                .map(|t| t.source_name.clone())
                 .collect(),
             layout: plan.layout,
             changes: Mutex::new(MetadataChanges::default()),
@@ -190,9 +199,9 @@ impl UnitReader for ChromaUnitReader {
     ) -> Result<(), MigrateError> {
         let index = self
             .feeds
-            .table_names
+            .source_names
             .iter()
-            .position(|n| *n == table.spec.name.name)
+            .position(|n| *n == table.source_name)
             .expect("the table belongs to the plan");
         let collections = match &self.feeds.feeds[index] {
             TableFeed::Catalog => return self.read_catalog(on_row),

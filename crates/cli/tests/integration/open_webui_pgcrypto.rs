@@ -1,0 +1,292 @@
+//! Open WebUI's vector settings beyond the defaults, each on a
+//! `document_chunk` that **Open WebUI itself created** (its `PgvectorClient`
+//! starting on an empty database, `fixtures/openwebui/vectors.py
+//! init-pgvector`): `PGVECTOR_PGCRYPTO=true` (text and metadata encrypted
+//! with `pgp_sym_encrypt`), `PGVECTOR_USE_HALFVEC=true` at 3,072 dimensions
+//! with the HNSW index it builds (`PGVECTOR_HNSW_M`,
+//! `PGVECTOR_HNSW_EF_CONSTRUCTION`), and IVFFlat (`PGVECTOR_IVFFLAT_LISTS`,
+//! which Open WebUI leaves to a later start and pgharbor builds from the
+//! same settings in its environment).
+//! pgharbor moves Open WebUI's real Chroma store (`fixtures/openwebui/`)
+//! into it; then Open WebUI's own pgvector client, with the same settings,
+//! must return what its Chroma client returns
+//! (`fixtures/openwebui/vector-roundtrip.sh`).
+//!
+//! The server is PostgreSQL 16.8 + pgvector 0.8.0 + pgcrypto built by
+//! `fixtures/openwebui/pg16-pgcrypto.sh` (the harness's pgserver wheel has
+//! pgvector 0.6.2, without halfvec, and no pgcrypto).
+
+use crate::harness::{pgharbor_with, query, scalar, Run, Scratch};
+use pgharbor_testkit::{Cluster, ClusterOptions, Flavor};
+use std::path::PathBuf;
+use std::process::Command;
+
+const KEY: &str = "owui-pgcrypto-key: ünïcode & spaces";
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/openwebui")
+        .join(name)
+}
+
+/// A PostgreSQL 16 with pgvector 0.8 and pgcrypto (built once, then cached).
+pub fn pgcrypto_cluster() -> Cluster {
+    let built = Command::new("bash")
+        .arg(fixture("pg16-pgcrypto.sh"))
+        .output()
+        .expect("run fixtures/openwebui/pg16-pgcrypto.sh");
+    assert!(
+        built.status.success(),
+        "fixtures/openwebui/pg16-pgcrypto.sh failed:\n{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let bin = String::from_utf8(built.stdout).unwrap().trim().to_string();
+    Cluster::start_with(
+        Flavor::Pg16Vector,
+        ClusterOptions {
+            bin_dir: Some(PathBuf::from(bin)),
+            ..Default::default()
+        },
+    )
+}
+
+/// Open WebUI's settings for one scenario.
+struct Settings(Vec<(&'static str, String)>);
+
+impl Settings {
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.0.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+
+    fn python(&self, args: &[&str]) -> std::process::Output {
+        Command::new("python3")
+            .args(args)
+            .envs(self.env())
+            .output()
+            .expect("run python3")
+    }
+
+    /// Open WebUI's pgvector client starts on `url`'s empty database and
+    /// creates its table and indexes; returns what it made.
+    fn open_webui_creates_its_table(&self, url: &str) -> serde_json::Value {
+        let vectors = fixture("vectors.py");
+        let made = self.python(&[vectors.to_str().unwrap(), "init-pgvector", "--url", url]);
+        assert!(
+            made.status.success(),
+            "Open WebUI could not create document_chunk: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        serde_json::from_slice(&made.stdout).unwrap()
+    }
+
+    /// Open WebUI's pgvector client finds what its Chroma client finds.
+    fn round_trip(&self, url: &str, tolerances: &[(&str, &str)]) {
+        let started = std::time::Instant::now();
+        let run = Command::new(fixture("vector-roundtrip.sh"))
+            .arg(url)
+            .arg(fixture(""))
+            .envs(self.env())
+            .envs(tolerances.iter().copied())
+            .output()
+            .expect("run vector-roundtrip.sh");
+        assert!(
+            run.status.success(),
+            "Open WebUI's pgvector client finds other chunks than its Chroma client:\n{}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        eprintln!(
+            "vector round trip: {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+fn store() -> String {
+    format!("chroma:{}", fixture("vector_db").display())
+}
+
+fn migrate(url: &str, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    let store = store();
+    let mut args = vec!["migrate", store.as_str(), url, "--layout", "open-webui"];
+    args.extend_from_slice(extra);
+    pgharbor_with(&args, env, None)
+}
+
+#[test]
+fn an_encrypted_halfvec_table_open_webui_created_gets_every_chunk_and_open_webui_reads_them() {
+    let pg = pgcrypto_cluster();
+    pg.create_database("encrypted");
+    let url = pg.url("encrypted");
+    let settings = Settings(vec![
+        ("PGVECTOR_PGCRYPTO", "true".into()),
+        ("PGVECTOR_PGCRYPTO_KEY", KEY.into()),
+        ("PGVECTOR_USE_HALFVEC", "true".into()),
+        ("PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH", "3072".into()),
+        ("PGVECTOR_INDEX_METHOD", "hnsw".into()),
+        ("PGVECTOR_HNSW_M", "24".into()),
+        ("PGVECTOR_HNSW_EF_CONSTRUCTION", "100".into()),
+    ]);
+    let made = settings.open_webui_creates_its_table(&url);
+    assert_eq!(made["columns"]["text"], "bytea", "{made}");
+    assert_eq!(made["columns"]["vmetadata"], "bytea", "{made}");
+    assert_eq!(made["columns"]["vector"], "halfvec(3072)", "{made}");
+    assert!(
+        made["indexes"].to_string().contains(
+            "USING hnsw (vector halfvec_cosine_ops) WITH (m='24', ef_construction='100')"
+        ),
+        "{made}"
+    );
+
+    let without_key = migrate(&url, &[], &[]);
+    assert_eq!(without_key.code, 2, "{}", without_key.all());
+    assert!(
+        without_key.stderr.contains("PGVECTOR_PGCRYPTO_KEY")
+            && without_key.stderr.contains("--pgcrypto-key-file"),
+        "{}",
+        without_key.stderr
+    );
+    assert_eq!(
+        scalar(&pg, "encrypted", "SELECT count(*) FROM document_chunk"),
+        "0"
+    );
+
+    let scratch = Scratch::new();
+    let key_file = scratch.path("pgcrypto.key");
+    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+    let key_file = key_file.to_str().unwrap();
+    let run = migrate(&url, &["--pgcrypto-key-file", key_file, "--json"], &[]).success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["migration"]["verified"], true, "{}", run.stdout);
+    let env = report["open_webui_env"].to_string();
+    for setting in [
+        "PGVECTOR_PGCRYPTO=true",
+        "PGVECTOR_USE_HALFVEC=true",
+        "PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH=3072",
+        "PGVECTOR_INDEX_METHOD=hnsw",
+        "PGVECTOR_HNSW_M=24",
+        "PGVECTOR_HNSW_EF_CONSTRUCTION=100",
+    ] {
+        assert!(env.contains(setting), "{setting} not in {env}");
+    }
+    let rows = report["migration"]["total_rows"].to_string();
+    assert_eq!(
+        scalar(&pg, "encrypted", "SELECT count(*) FROM document_chunk"),
+        rows
+    );
+    assert_eq!(
+        query(
+            &pg,
+            "encrypted",
+            "SELECT count(*) FILTER (WHERE position(convert_to('revenue', 'UTF8') IN text) > 0), \
+             to_regclass('pgharbor_document_chunk_plain') IS NULL, to_regnamespace('pgharbor_created') IS NULL \
+             FROM document_chunk"
+        ),
+        ["0|t|t"],
+        "the text is stored encrypted, the plain staging table and its record are gone"
+    );
+
+    let wrong = scratch.path("wrong.key");
+    std::fs::write(&wrong, "not the key").unwrap();
+    migrate(
+        &url,
+        &["--pgcrypto-key-file", wrong.to_str().unwrap(), "--truncate"],
+        &[],
+    )
+    .fails_with(2, &["does not decrypt the rows already in", "wrong.key"]);
+    assert_eq!(
+        scalar(&pg, "encrypted", "SELECT count(*) FROM document_chunk"),
+        rows
+    );
+
+    settings.round_trip(&url, &[("SCORE_TOL", "2e-4"), ("TIE_TOL", "2e-4")]);
+
+    let store = store();
+    let verify = [
+        "verify",
+        store.as_str(),
+        url.as_str(),
+        "--layout",
+        "open-webui",
+    ];
+    pgharbor_with(&verify, &[("PGVECTOR_PGCRYPTO_KEY", KEY)], None).success();
+    // A decrypted text or metadata that differs is caught and named.
+    let text_of = "(SELECT min(id) FROM document_chunk WHERE collection_name LIKE 'file-%')";
+    let metadata_of =
+        "(SELECT min(id) FROM document_chunk WHERE collection_name LIKE 'user-memory-%')";
+    let mut altered = query(
+        &pg,
+        "encrypted",
+        &format!(
+            "SELECT collection_name FROM document_chunk WHERE id IN ({text_of}, {metadata_of})"
+        ),
+    );
+    altered.sort();
+    let k = KEY.replace('\'', "''");
+    pg.psql(
+        "encrypted",
+        &format!(
+            "UPDATE document_chunk SET text = pgp_sym_encrypt(pgp_sym_decrypt(text, '{k}') || ' ', '{k}') WHERE id = {text_of}; \
+             UPDATE document_chunk SET vmetadata = pgp_sym_encrypt('{{\"page\": 99}}', '{k}') WHERE id = {metadata_of}"
+        ),
+    );
+    let tampered = pgharbor_with(
+        &[&verify[..], &["--json"]].concat(),
+        &[("PGVECTOR_PGCRYPTO_KEY", KEY)],
+        None,
+    );
+    assert_eq!(tampered.code, 1, "{}", tampered.all());
+    let report: serde_json::Value = serde_json::from_str(&tampered.stdout).unwrap();
+    let mut differing: Vec<String> = report["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["verification"]["matches"] == false)
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    differing.sort();
+    assert_eq!(differing, altered, "{}", tampered.stdout);
+}
+
+#[test]
+fn an_encrypted_table_with_the_ivfflat_index_open_webui_expects_is_read_back_by_open_webui() {
+    let pg = pgcrypto_cluster();
+    pg.create_database("ivfflat");
+    let url = pg.url("ivfflat");
+    let settings = Settings(vec![
+        ("PGVECTOR_PGCRYPTO", "true".into()),
+        ("PGVECTOR_PGCRYPTO_KEY", KEY.into()),
+        ("PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH", "384".into()),
+        ("PGVECTOR_INDEX_METHOD", "ivfflat".into()),
+        ("PGVECTOR_IVFFLAT_LISTS", "7".into()),
+    ]);
+    let made = settings.open_webui_creates_its_table(&url);
+    assert_eq!(made["columns"]["vector"], "vector(384)", "{made}");
+    assert!(
+        !made["indexes"]
+            .to_string()
+            .contains("idx_document_chunk_vector"),
+        "Open WebUI defers IVFFlat until 50 rows per list exist: {made}"
+    );
+    // `--index auto` builds what Open WebUI's settings in the environment name.
+    let run = migrate(&url, &["--json"], &settings.env()).success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["migration"]["verified"], true, "{}", run.stdout);
+    let env = report["open_webui_env"].to_string();
+    assert!(
+        env.contains("PGVECTOR_INDEX_METHOD=ivfflat") && env.contains("PGVECTOR_IVFFLAT_LISTS=7"),
+        "{env}"
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "ivfflat",
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_document_chunk_vector'"
+        ),
+        "CREATE INDEX idx_document_chunk_vector ON public.document_chunk USING ivfflat (vector vector_cosine_ops) WITH (lists='7')"
+    );
+    // Open WebUI searches through the index; with every list probed its
+    // answers are exact, as Chroma's reference is.
+    pg.psql("postgres", "ALTER DATABASE ivfflat SET ivfflat.probes = 7");
+    settings.round_trip(&url, &[]);
+}

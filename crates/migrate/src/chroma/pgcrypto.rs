@@ -1,0 +1,318 @@
+//! Open WebUI's encrypted `document_chunk` (`PGVECTOR_PGCRYPTO=true`): its
+//! `text` and `vmetadata` columns are `bytea`, each value
+//! `pgp_sym_encrypt(…, PGVECTOR_PGCRYPTO_KEY)` (the metadata as JSON text),
+//! and Open WebUI reads them with `pgp_sym_decrypt`.
+//!
+//! * The key ([`PgcryptoKey`]) is never shown — its `Debug` masks it, no
+//!   message holds it — and reaches the server only as a bind parameter.
+//! * The load: rows are COPYed in parallel, as always, into an `UNLOGGED`
+//!   staging table (plain text, so never in the WAL, archives or replicas),
+//!   recorded by [`crate::created`] so that a failed or killed run's copy is
+//!   dropped; then the server encrypts them into `document_chunk`
+//!   (`INSERT … SELECT pgp_sym_encrypt(text, $1), …`, one collection per
+//!   connection) and the staging table is dropped.
+//! * Verification reads through a temporary view of each verifying session
+//!   that decrypts with the key (set with `set_config` from a bind
+//!   parameter): the checksums compare the decrypted text and metadata with
+//!   the source's, so a value the server cannot decrypt back, or decrypts to
+//!   something else, fails the run.
+
+use crate::error::{pg_error, MigrateError, MigrateErrorKind};
+use pgharbor_conn::ConnConfig;
+use pgharbor_core::plan::Plan;
+use pgharbor_core::schema::QualifiedName;
+use pgharbor_pgwriter::ddl;
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use tokio_postgres::Client;
+
+/// The staging table of an encrypted load (same schema as `document_chunk`).
+pub const STAGING_TABLE: &str = "pgharbor_document_chunk_plain";
+/// The decrypting view of a verifying session (in `pg_temp`).
+const DECRYPTED_VIEW: &str = "pgharbor_document_chunk_decrypted";
+/// The session setting holding the key while a session verifies.
+const KEY_SETTING: &str = "pgharbor.pgcrypto_key";
+
+/// Open WebUI's `PGVECTOR_PGCRYPTO_KEY`, and where it came from.
+#[derive(Clone)]
+pub struct PgcryptoKey {
+    secret: String,
+    origin: String,
+    explicit: bool,
+}
+
+impl PgcryptoKey {
+    /// The key `secret`, read from `origin` (e.g. `the environment's
+    /// PGVECTOR_PGCRYPTO_KEY`); `explicit` when the user asked for it to be
+    /// used (a key file) rather than it merely being set.
+    pub fn new(secret: String, origin: String, explicit: bool) -> Result<Self, MigrateError> {
+        if secret.is_empty() {
+            return Err(MigrateError::new(
+                MigrateErrorKind::Usage,
+                format!("the pgcrypto key from {origin} is empty"),
+            ));
+        }
+        Ok(PgcryptoKey {
+            secret,
+            origin,
+            explicit,
+        })
+    }
+
+    /// Where the key came from.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The user gave the key to be used (not only set in the environment).
+    pub fn explicit(&self) -> bool {
+        self.explicit
+    }
+}
+
+impl fmt::Debug for PgcryptoKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PgcryptoKey(****, from {})", self.origin)
+    }
+}
+
+/// How the rows of an encrypted `document_chunk` are written and read.
+#[derive(Debug, Clone)]
+pub struct Encryption {
+    /// The key.
+    pub key: PgcryptoKey,
+    /// `document_chunk`.
+    pub table: QualifiedName,
+    /// The staging table the load COPYs into.
+    pub staging: QualifiedName,
+}
+
+impl Encryption {
+    /// The encryption of `table` (`document_chunk`) with `key`.
+    pub fn new(key: PgcryptoKey, table: QualifiedName) -> Self {
+        let staging = QualifiedName::new(table.schema.clone(), STAGING_TABLE);
+        Encryption {
+            key,
+            table,
+            staging,
+        }
+    }
+
+    /// What a verifying session reads instead of `document_chunk` (see
+    /// [`Encryption::decrypting_session`]).
+    pub fn decrypted_view() -> QualifiedName {
+        QualifiedName::new("pg_temp", DECRYPTED_VIEW)
+    }
+
+    /// The load's plan: `plan` with the staging table in place of
+    /// `document_chunk` (no keys, no indexes: it is dropped after the load).
+    pub fn staging_plan(&self, plan: &Plan) -> Plan {
+        let mut staged = plan.clone();
+        let table = &mut staged.tables[0];
+        table.spec.name = self.staging.clone();
+        table.spec.primary_key = None;
+        table.spec.indexes.clear();
+        staged
+    }
+
+    /// Create the staging table for `plan`'s columns, recorded in
+    /// [`crate::created`] (dropped after a failure, or by the next run).
+    pub async fn create_staging(
+        &self,
+        client: &Client,
+        plan: &Plan,
+        committed: &crate::created::Committed,
+    ) -> Result<(), MigrateError> {
+        let spec = &self.staging_plan(plan).tables[0].spec;
+        let create = ddl::create_table(spec).replacen("CREATE TABLE", "CREATE UNLOGGED TABLE", 1);
+        crate::created::open(client).await?;
+        let sql = format!(
+            "BEGIN; {}; {create}; {}; COMMIT",
+            ddl::drop_table(&self.staging),
+            crate::created::record_sql(&self.staging)
+        );
+        if let Err(e) = client.batch_execute(&sql).await {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(pg_error(format!(
+                "creating the staging table {}",
+                self.staging
+            ))(e));
+        }
+        committed.add(&self.staging);
+        Ok(())
+    }
+
+    /// Encrypt the staged rows of `collections` into `document_chunk`, one
+    /// collection at a time on each of `jobs` connections; then drop the
+    /// staging table and its record. Returns the rows written.
+    pub async fn encrypt_into_table(
+        &self,
+        client: &Client,
+        target: &ConnConfig,
+        collections: Vec<String>,
+        jobs: usize,
+    ) -> Result<u64, MigrateError> {
+        let sql = format!(
+            "INSERT INTO {} (id, vector, collection_name, text, vmetadata) \
+             SELECT id, vector, collection_name, pgp_sym_encrypt(text, $1), pgp_sym_encrypt(vmetadata::text, $1) \
+             FROM {} WHERE collection_name = $2",
+            self.table, self.staging
+        );
+        let queue = Arc::new(Mutex::new(VecDeque::from(collections)));
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..jobs.max(1) {
+            let client = crate::target::connect(target).await?;
+            let (queue, sql, key) = (queue.clone(), sql.clone(), self.key.clone());
+            let table = self.table.clone();
+            set.spawn(async move {
+                let mut rows = 0;
+                loop {
+                    let Some(name) = queue.lock().expect("queue lock").pop_front() else {
+                        return Ok::<u64, MigrateError>(rows);
+                    };
+                    rows += client
+                        .execute(&sql, &[&key.secret, &name])
+                        .await
+                        .map_err(pg_error(format!(
+                            "encrypting collection {name:?} into {table} (pgp_sym_encrypt)"
+                        )))?;
+                }
+            });
+        }
+        let mut rows = 0;
+        while let Some(joined) = set.join_next().await {
+            rows += joined.map_err(|e| {
+                MigrateError::new(
+                    MigrateErrorKind::Write,
+                    format!("an encrypting worker crashed: {e}"),
+                )
+            })??;
+        }
+        client
+            .batch_execute(&ddl::drop_table(&self.staging))
+            .await
+            .map_err(pg_error(format!(
+                "dropping the staging table {}",
+                self.staging
+            )))?;
+        crate::created::close(client).await?;
+        Ok(rows)
+    }
+
+    /// Make `client`'s session read `document_chunk` decrypted through
+    /// [`Encryption::decrypted_view`].
+    pub async fn decrypting_session(&self, client: &Client) -> Result<(), MigrateError> {
+        client
+            .execute(
+                "SELECT set_config($1, $2, false)",
+                &[&KEY_SETTING, &self.key.secret],
+            )
+            .await
+            .map_err(pg_error("giving the verifying session the pgcrypto key"))?;
+        let key = format!("current_setting('{KEY_SETTING}')");
+        let sql = format!(
+            "CREATE OR REPLACE TEMP VIEW {DECRYPTED_VIEW} AS SELECT id, vector, collection_name, \
+             pgp_sym_decrypt(text, {key}) AS text, pgp_sym_decrypt(vmetadata, {key})::jsonb AS vmetadata FROM {}",
+            self.table
+        );
+        client.batch_execute(&sql).await.map_err(pg_error(format!(
+            "creating a decrypting view of {}",
+            self.table
+        )))
+    }
+
+    /// Refuse a key that does not decrypt the rows already in
+    /// `document_chunk` (another key's rows would become unreadable to
+    /// Open WebUI beside the moved ones).
+    pub async fn check_key(&self, client: &Client) -> Result<(), MigrateError> {
+        let sql = format!(
+            "SELECT pgp_sym_decrypt(text, $1) FROM {} WHERE text IS NOT NULL LIMIT 1",
+            self.table
+        );
+        match client.query_opt(&sql, &[&self.key.secret]).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::EXTERNAL_ROUTINE_INVOCATION_EXCEPTION) => {
+                Err(MigrateError::new(
+                    MigrateErrorKind::Usage,
+                    format!(
+                        "the pgcrypto key from {} does not decrypt the rows already in {} (\"{}\"): give the PGVECTOR_PGCRYPTO_KEY Open WebUI runs with",
+                        self.key.origin,
+                        self.table,
+                        e.as_db_error().map_or("", |d| d.message())
+                    ),
+                ))
+            }
+            Err(e) => Err(pg_error(format!("trying the pgcrypto key on {}", self.table))(e)),
+        }
+    }
+}
+
+/// Whether `table`'s `text` and `vmetadata` are `bytea` (Open WebUI's
+/// encrypted layout); an error when only one is, or pgcrypto is missing.
+pub async fn encrypted_columns(
+    client: &Client,
+    table: &QualifiedName,
+) -> Result<bool, MigrateError> {
+    let rows = client
+        .query(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+             JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND a.attname IN ('text', 'vmetadata') AND NOT a.attisdropped",
+            &[&table.schema, &table.name],
+        )
+        .await
+        .map_err(pg_error(format!("reading the columns of {table}")))?;
+    let bytea: Vec<String> = rows
+        .iter()
+        .filter(|r| r.get::<_, String>(1) == "bytea")
+        .map(|r| r.get(0))
+        .collect();
+    match bytea.len() {
+        0 => Ok(false),
+        2 => {
+            let installed = client
+                .query_opt("SELECT 1 FROM pg_extension WHERE extname = 'pgcrypto'", &[])
+                .await
+                .map_err(pg_error("looking for pgcrypto on the target"))?;
+            if installed.is_none() {
+                return Err(MigrateError::new(
+                    MigrateErrorKind::Usage,
+                    format!("{table}'s text and vmetadata are bytea (Open WebUI's PGVECTOR_PGCRYPTO=true) but the pgcrypto extension is not installed in this database: CREATE EXTENSION pgcrypto (Open WebUI does it on start)"),
+                ));
+            }
+            Ok(true)
+        }
+        _ => Err(MigrateError::new(
+            MigrateErrorKind::Usage,
+            format!(
+                "{table}.{} is bytea but the other of text/vmetadata is not: not a table Open WebUI created (with PGVECTOR_PGCRYPTO=true both are bytea)",
+                bytea[0]
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_masked_wherever_it_is_shown() {
+        let key = PgcryptoKey::new(
+            "s3cr3t-k3y".into(),
+            "the environment's PGVECTOR_PGCRYPTO_KEY".into(),
+            false,
+        )
+        .unwrap();
+        let encryption = Encryption::new(key, QualifiedName::new("public", "document_chunk"));
+        let shown = format!("{encryption:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(
+            shown.contains("****") && shown.contains("PGVECTOR_PGCRYPTO_KEY"),
+            "{shown}"
+        );
+        let empty = PgcryptoKey::new(String::new(), "key.txt".into(), true).unwrap_err();
+        assert!(empty.to_string().contains("key.txt"), "{empty}");
+    }
+}
