@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pgharbor_backup::{Decryption, Encoding};
 use pgharbor_pitr::{
-    shell_quote, ArchiveOptions, ArchiveProgress, BaseOptions, Fetched, PitrRestoreOptions,
+    shell_quote, ArchiveOptions, BaseBackupReport, ArchiveProgress, BaseOptions, Fetched, PitrRestoreOptions,
     PitrVerifyOptions, RecoveryTarget, SharedProgress, SlotGuard,
 };
 
@@ -28,6 +28,7 @@ pub async fn base_backup(args: BaseBackupArgs) -> Result<u8, Failure> {
     let options = BaseOptions {
         encoding,
         started_at: None,
+        row_counts: !args.no_row_counts,
     };
     let Some(every) = &args.every else {
         let report = base_backup_once(&args, &server, &dest, &options).await?;
@@ -62,11 +63,14 @@ async fn base_backup_once(
     server: &pgharbor_conn::ConnConfig,
     dest: &pgharbor_objstore::Destination,
     options: &BaseOptions,
-) -> Result<pgharbor_backup::BackupReport, Failure> {
+) -> Result<BaseBackupReport, Failure> {
     let report = pgharbor_pitr::base_backup(server, dest, options).await?;
     if args.prune {
-        let pruned =
-            pgharbor_backup::prune(dest, &crate::backup::retention(&args.keep), false).await?;
+        let bases = pgharbor_backup::KindRetention {
+            logical: None,
+            base: Some(crate::backup::retention(&args.keep)),
+        };
+        let pruned = pgharbor_backup::prune_by_kind(dest, &bases, false).await?;
         pgharbor_pitr::prune_wal(dest, &pruned.removed, false).await?;
     }
     Ok(report)
@@ -84,10 +88,10 @@ async fn scheduled_base_backup(
             true,
             format!(
                 "base backup {} complete ({})",
-                report.id,
-                human_bytes(report.size)
+                report.backup.id,
+                human_bytes(report.backup.size)
             ),
-            Some(report.size),
+            Some(report.backup.size),
         ),
         Err(failure) => (
             false,
@@ -105,11 +109,12 @@ async fn scheduled_base_backup(
     }
 }
 
-fn print_base_backup(report: &pgharbor_backup::BackupReport, json: bool) -> Result<(), Failure> {
+fn print_base_backup(full: &BaseBackupReport, json: bool) -> Result<(), Failure> {
     if json {
-        crate::render::print_json(report)?;
+        crate::render::print_json(full)?;
         return Ok(());
     }
+    let report = &full.backup;
     let manifest = &report.manifest;
     let base = manifest.base()?;
     println!(
@@ -129,6 +134,23 @@ fn print_base_backup(report: &pgharbor_backup::BackupReport, json: bool) -> Resu
             human_bytes(file.size),
             file.sha256
         );
+    }
+    if let Some(marker) = &full.marker {
+        println!(
+            "  row-count marker at WAL position {}: {} table(s) in {} database(s){}",
+            marker.lsn,
+            marker.tables,
+            marker.databases,
+            match marker.not_counted {
+                0 => String::new(),
+                n => format!(
+                    ", {n} table(s) this user may not read left out (GRANT pg_read_all_data)"
+                ),
+            }
+        );
+    }
+    if let Some(problem) = &full.marker_problem {
+        println!("  no row-count marker: {problem}");
     }
     Ok(())
 }
@@ -312,6 +334,7 @@ pub async fn restore(args: RestoreArgs) -> Result<u8, Failure> {
         restore_command: restore_command(&args.backup, &args.decrypt, &args.dest)?,
         settings,
         start: args.start,
+        base_backup: args.base_backup.clone(),
     };
     let report = pgharbor_pitr::restore_to_point(&dest, &options).await?;
     if args.json {
@@ -324,6 +347,9 @@ pub async fn restore(args: RestoreArgs) -> Result<u8, Failure> {
         report.data_dir.display(),
         report.target
     );
+    if let Some(note) = &report.note {
+        println!("  note: {note}");
+    }
     if report.started {
         println!(
             "  the server is running: recovery has ended and it accepts writes (log: {})",
@@ -491,10 +517,25 @@ pub async fn verify(args: BackupsVerifyArgs) -> Result<u8, Failure> {
             },
             report.rows
         );
+        if let Some(marker) = &report.marker {
+            println!(
+                "  row counts at the marker (WAL position {}, taken {}): {} table(s) compared, \
+                 all equal",
+                marker.lsn,
+                marker.taken_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                marker.comparison.tables_compared
+            );
+        }
+        for note in &report.notes {
+            println!("  note: {note}");
+        }
     } else {
         println!("base backup {}: FAILED verification", report.base_backup);
         for problem in &report.problems {
             println!("  {problem}");
+        }
+        for note in &report.notes {
+            println!("  note: {note}");
         }
     }
     Ok(u8::from(!report.passed))

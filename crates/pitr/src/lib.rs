@@ -15,6 +15,9 @@
 //!   `<id>/manifest.json` of kind `base` ([`BaseContent`](pgharbor_backup::BaseContent):
 //!   start and end WAL positions, timeline, system identifier). Base
 //!   backups list, verify and prune with the logical backups;
+//! * `<id>/rowcounts.json`: the row counts of every table at a WAL
+//!   position just after the base backup ([`RowCountMarker`]), which
+//!   `backups verify --pitr` replays to and compares;
 //! * `wal/<name>.zst[.age]` per complete WAL segment or timeline history
 //!   file, then its index entry `wal/<name>.json` ([`WalEntry`]).
 //!
@@ -30,6 +33,7 @@ mod archive;
 mod base;
 mod guard;
 mod lsn;
+mod marker;
 mod prune;
 mod restore;
 mod target;
@@ -37,8 +41,11 @@ mod verify;
 mod walstore;
 
 pub use archive::{run_archiver, ArchiveOptions, ArchiveProgress, SharedProgress};
-pub use base::{base_backup, BaseOptions, BASE_FILE_STEM};
+pub use base::{base_backup, BaseBackupReport, BaseOptions, MarkerSummary, BASE_FILE_STEM};
 pub use guard::{SlotGuard, SlotState};
+pub use marker::{
+    take_marker, DatabaseCounts, MarkerComparison, RowCountMarker, TableCount, MARKER_NAME,
+};
 pub use lsn::{is_archived_name, missing_segments, Lsn, Segment};
 pub use prune::{prune_wal, WalPruneReport};
 pub use restore::{
