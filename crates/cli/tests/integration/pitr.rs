@@ -326,6 +326,12 @@ fn restores_exactly_the_state_at_a_time(flavor: Flavor, encrypted: bool) {
         "base.tar.zst"
     };
     assert!(base.stdout.contains(suffix), "{}", base.stdout);
+    assert!(
+        base.stdout.contains("row-count marker at WAL position")
+            && base.stdout.contains("table(s) in"),
+        "{}",
+        base.stdout
+    );
     // The destination is claimed for this cluster; another cluster's
     // archive is never written over.
     let identifier = scalar(
@@ -510,8 +516,50 @@ fn restores_exactly_the_state_at_a_time(flavor: Flavor, encrypted: bool) {
     if flavor == Flavor::Pg15 {
         assert_eq!(report["amcheck_passed"], true, "{}", verified.stdout);
     }
+    // The row-count marker taken after the base backup (50 rows then) was
+    // replayed to and compared table by table.
+    assert_eq!(report["marker"]["differences"], serde_json::json!([]), "{report}");
+    assert_eq!(report["marker"]["inexact"], serde_json::json!([]), "{report}");
+    assert!(
+        report["marker"]["tables_compared"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+    let marker_file = Path::new(&dest)
+        .join(report["base_backup"].as_str().unwrap())
+        .join("rowcounts.json");
+    let marker_text = std::fs::read_to_string(&marker_file).unwrap();
+    let mut marker: serde_json::Value = serde_json::from_str(&marker_text).unwrap();
+    let shop = marker["databases"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|d| d["name"] == "shop")
+        .expect("shop counted");
+    assert_eq!(
+        shop["tables"],
+        serde_json::json!([{"table": "public.item", "rows": 50}]),
+        "{marker_text}"
+    );
+    shop["tables"][0]["rows"] = serde_json::json!(51);
+    std::fs::write(&marker_file, marker.to_string()).unwrap();
+    let mut differing = verify.clone();
+    differing.retain(|arg| *arg != "--json");
+    let differs = run_as_server_user(&server, &differing, &env);
+    assert_eq!(differs.code, 1, "{}", differs.all());
+    assert!(
+        differs
+            .stdout
+            .contains("rows differ at the row-count marker")
+            && differs
+                .stdout
+                .contains("shop: public.item has 50 rows, the marker 51"),
+        "{}",
+        differs.stdout
+    );
+    std::fs::write(&marker_file, &marker_text).unwrap();
+    let verified = run_as_server_user(&server, &verify, &env).success();
     let listed = pgharbor(&["backups", "list", &dest]).success();
-    assert!(listed.stdout.contains("verified"), "{}", listed.stdout);
+    assert!(listed.stdout.contains("verified"), "{}", verified.stdout);
     let status = pgharbor(&["status", &server.url("postgres"), "--backups", &dest]);
     assert!(
         status.stdout.contains("WAL archive:") && status.stdout.contains(&after),
