@@ -879,6 +879,29 @@ pub struct CheckArgs {
     /// Exit 1 when the server is a read-only standby (in recovery, or a Redis replica).
     #[arg(long)]
     pub writable: bool,
+    /// Also check this server's point-in-time WAL archive at DEST (what `pgharbor archive --to
+    /// DEST` writes): exit 1 when its slot is missing or lost, the archiver stopped or stopped
+    /// reporting, or it is behind more than the --max-archive-* limits.
+    #[arg(long, value_name = "DEST")]
+    pub archive: Option<String>,
+    /// With --archive: the archiver's replication slot.
+    #[arg(long, default_value = "pgharbor", requires = "archive")]
+    pub slot: String,
+    /// With --archive: exit 1 when the oldest WAL not archived is older than this.
+    #[arg(long, default_value = "15m", value_parser = parse_duration, requires = "archive")]
+    pub max_archive_lag_time: std::time::Duration,
+    /// With --archive: exit 1 when the archive lacks more WAL than this (e.g. 256MB).
+    #[arg(long, value_name = "SIZE", value_parser = crate::pitr::parse_size, requires = "archive")]
+    pub max_archive_lag: Option<u64>,
+    /// With --archive: exit 1 when the slot makes the server keep more WAL than this (e.g. 8GB).
+    #[arg(long, value_name = "SIZE", value_parser = crate::pitr::parse_size, requires = "archive")]
+    pub max_slot_wal: Option<u64>,
+    /// With --archive: exit 1 when the newest archived WAL file is older than this.
+    #[arg(long, value_parser = parse_duration, requires = "archive")]
+    pub max_archived_age: Option<std::time::Duration>,
+    /// With --archive: object store options.
+    #[command(flatten)]
+    pub store: DestArgs,
     /// Machine-readable result on stdout.
     #[arg(long)]
     pub json: bool,

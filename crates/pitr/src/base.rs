@@ -8,7 +8,6 @@
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use pgharbor_backup::pipeline::{
     allocate_id, new_manifest, removed_on_failure, store_program_output, write_manifest,
 };
@@ -18,6 +17,7 @@ use pgharbor_backup::{
 use pgharbor_conn::{connect, ConnConfig};
 use pgharbor_objstore::Destination;
 use pgharbor_pgtools::{clear_libpq_env, Version};
+use serde::Serialize;
 
 use crate::lsn::Lsn;
 use crate::marker::{take_marker, RowCountMarker, MARKER_NAME};
@@ -122,7 +122,10 @@ pub async fn base_backup(
         match write_marker(server, dest, &report.backup.id).await {
             Ok(marker) => report.marker = Some(summarize(&marker)),
             Err(e) => {
-                tracing::warn!("no row-count marker for base backup {}: {e}", report.backup.id);
+                tracing::warn!(
+                    "no row-count marker for base backup {}: {e}",
+                    report.backup.id
+                );
                 report.marker_problem = Some(e.to_string());
             }
         }
@@ -133,11 +136,7 @@ pub async fn base_backup(
 /// Takes the marker, stores it beside the base backup and ends the WAL
 /// segment it is in (when the user may: `pg_switch_wal()`), so that the
 /// archive holds its position soon rather than once the segment fills.
-async fn write_marker(
-    server: &ConnConfig,
-    dest: &Destination,
-    id: &str,
-) -> Result<RowCountMarker> {
+async fn write_marker(server: &ConnConfig, dest: &Destination, id: &str) -> Result<RowCountMarker> {
     let marker = take_marker(server).await?;
     let json = serde_json::to_vec_pretty(&marker).expect("a marker always serializes");
     dest.put_bytes(&format!("{id}/{MARKER_NAME}"), json).await?;

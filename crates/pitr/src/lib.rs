@@ -19,7 +19,9 @@
 //!   position just after the base backup ([`RowCountMarker`]), which
 //!   `backups verify --pitr` replays to and compares;
 //! * `wal/<name>.zst[.age]` per complete WAL segment or timeline history
-//!   file, then its index entry `wal/<name>.json` ([`WalEntry`]).
+//!   file, then its index entry `wal/<name>.json` ([`WalEntry`]);
+//! * `wal/archiver.json`: the running archiver's state ([`ArchiverStatus`]),
+//!   for `check` and `status` ([`archive_health`]).
 //!
 //! # Reading the archive without pgharbor
 //!
@@ -36,6 +38,7 @@ mod lsn;
 mod marker;
 mod prune;
 mod restore;
+mod state;
 mod target;
 mod verify;
 mod walstore;
@@ -43,13 +46,16 @@ mod walstore;
 pub use archive::{run_archiver, ArchiveOptions, ArchiveProgress, SharedProgress};
 pub use base::{base_backup, BaseBackupReport, BaseOptions, MarkerSummary, BASE_FILE_STEM};
 pub use guard::{SlotGuard, SlotState};
+pub use lsn::{is_archived_name, missing_segments, Lsn, Segment};
 pub use marker::{
     take_marker, DatabaseCounts, MarkerComparison, RowCountMarker, TableCount, MARKER_NAME,
 };
-pub use lsn::{is_archived_name, missing_segments, Lsn, Segment};
 pub use prune::{prune_wal, WalPruneReport};
 pub use restore::{
     choose_base, restore_to_point, shell_quote, PitrRestoreOptions, PitrRestoreReport, LOG_NAME,
+};
+pub use state::{
+    archive_health, read_archiver_status, ArchiveHealth, ArchiverStatus, SlotView, ARCHIVER_STATUS,
 };
 pub use target::RecoveryTarget;
 pub use verify::{verify_pitr, PitrVerifyOptions, PitrVerifyReport};

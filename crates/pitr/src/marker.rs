@@ -175,7 +175,10 @@ impl RowCountMarker {
         Lsn::parse(&self.lsn).ok_or_else(|| {
             BackupError::new(
                 BackupErrorKind::Integrity,
-                format!("the row-count marker's WAL position '{}' is not one", self.lsn),
+                format!(
+                    "the row-count marker's WAL position '{}' is not one",
+                    self.lsn
+                ),
             )
         })
     }

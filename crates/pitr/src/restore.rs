@@ -125,7 +125,10 @@ pub async fn restore_to_point(
 
 /// A recovery that ended before its target: says what to do.
 fn explain_unreached(e: BackupError, id: &str, dest: &Destination) -> BackupError {
-    if !e.message().contains("before configured recovery target was reached") {
+    if !e
+        .message()
+        .contains("before configured recovery target was reached")
+    {
         return e;
     }
     e.followed_by(format!(
@@ -397,7 +400,11 @@ fn write_recovery_settings(options: &PitrRestoreOptions, id: &str) -> Result<()>
 
 /// Appends `settings` to the data directory's `postgresql.auto.conf`
 /// under a comment (later lines win over earlier ones).
-pub(crate) fn append_settings(dir: &Path, header: &str, settings: &[(String, String)]) -> Result<()> {
+pub(crate) fn append_settings(
+    dir: &Path,
+    header: &str,
+    settings: &[(String, String)],
+) -> Result<()> {
     let io = |what: &str, e: std::io::Error| {
         BackupError::new(
             BackupErrorKind::Io,

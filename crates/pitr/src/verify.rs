@@ -148,7 +148,10 @@ async fn reachable_marker(
     names: &[String],
     report: &mut PitrVerifyReport,
 ) -> Result<Option<RowCountMarker>> {
-    let bytes = match dest.get_bytes(&format!("{}/{MARKER_NAME}", manifest.id)).await {
+    let bytes = match dest
+        .get_bytes(&format!("{}/{MARKER_NAME}", manifest.id))
+        .await
+    {
         Ok(bytes) => bytes,
         Err(e) if e.is_not_found() => {
             report.notes.push(format!(
@@ -163,16 +166,19 @@ async fn reachable_marker(
     let marker: RowCountMarker = serde_json::from_slice(&bytes).map_err(|e| {
         BackupError::new(
             BackupErrorKind::Integrity,
-            format!("the row-count marker of base backup {} is not readable: {e}", manifest.id),
+            format!(
+                "the row-count marker of base backup {} is not readable: {e}",
+                manifest.id
+            ),
         )
     })?;
     let base = manifest.base()?;
     let position = marker.position()?;
     let segment = position.segment_name(base.timeline, base.wal_segment_size);
     let number = Segment::parse(&segment, base.wal_segment_size).map(|s| s.number);
-    let archived = names.iter().any(|name| {
-        Segment::parse(name, base.wal_segment_size).map(|s| s.number) == number
-    });
+    let archived = names
+        .iter()
+        .any(|name| Segment::parse(name, base.wal_segment_size).map(|s| s.number) == number);
     if archived {
         return Ok(Some(marker));
     }
@@ -321,7 +327,9 @@ async fn compare_then_replay(
     let at = format!("at the row-count marker (WAL position {})", marker.lsn);
     if check.comparison.inexact.is_empty() {
         for difference in &check.comparison.differences {
-            report.problems.push(format!("rows differ {at}: {difference}"));
+            report
+                .problems
+                .push(format!("rows differ {at}: {difference}"));
         }
     } else {
         for difference in &check.comparison.differences {

@@ -518,8 +518,16 @@ fn restores_exactly_the_state_at_a_time(flavor: Flavor, encrypted: bool) {
     }
     // The row-count marker taken after the base backup (50 rows then) was
     // replayed to and compared table by table.
-    assert_eq!(report["marker"]["differences"], serde_json::json!([]), "{report}");
-    assert_eq!(report["marker"]["inexact"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        report["marker"]["differences"],
+        serde_json::json!([]),
+        "{report}"
+    );
+    assert_eq!(
+        report["marker"]["inexact"],
+        serde_json::json!([]),
+        "{report}"
+    );
     assert!(
         report["marker"]["tables_compared"].as_u64().unwrap() >= 1,
         "{report}"
