@@ -411,6 +411,25 @@ fn backups_text(out: &mut String, b: &BackupView) {
             wal.last_archived,
             format_secs(wal.age_seconds)
         );
+        if let Some(a) = &wal.archiver {
+            let _ = writeln!(
+                out,
+                "  WAL archiver:  {}, reported {} ago, {} failure(s){}",
+                if a.slot_lost {
+                    "stopped, its slot lost"
+                } else if a.running {
+                    "running"
+                } else {
+                    "stopped"
+                },
+                format_secs(a.age_seconds()),
+                a.failures,
+                a.last_failure
+                    .as_deref()
+                    .map(|f| format!(", the last: {f}"))
+                    .unwrap_or_default()
+            );
+        }
     }
     let c = b.counts;
     let _ = writeln!(

@@ -46,7 +46,7 @@ mod walstore;
 pub use archive::{run_archiver, ArchiveOptions, ArchiveProgress, SharedProgress};
 pub use base::{base_backup, BaseBackupReport, BaseOptions, MarkerSummary, BASE_FILE_STEM};
 pub use guard::{SlotGuard, SlotState};
-pub use lsn::{is_archived_name, missing_segments, Lsn, Segment};
+pub use lsn::{is_archived_name, missing_segments, Lsn, Segment, TimelinePath};
 pub use marker::{
     take_marker, DatabaseCounts, MarkerComparison, RowCountMarker, TableCount, MARKER_NAME,
 };
@@ -59,4 +59,6 @@ pub use state::{
 };
 pub use target::RecoveryTarget;
 pub use verify::{verify_pitr, PitrVerifyOptions, PitrVerifyReport};
-pub use walstore::{archived_names, entry, fetch, Fetched, WalEntry, WAL_FOLDER};
+pub use walstore::{
+    archived_names, entry, fetch, fetch_bytes, timeline_path, Fetched, WalEntry, WAL_FOLDER,
+};

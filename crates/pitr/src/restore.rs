@@ -91,7 +91,7 @@ pub async fn restore_to_point(
              server (e.g. `runuser -u postgres -- pgharbor restore …`), or leave out --start",
         ));
     }
-    refuse_a_gap(dest, &base, &options.target).await?;
+    refuse_a_gap(dest, &base, options).await?;
     let dir = &options.data_dir;
     let made = prepare_empty_dir(dir)?;
     let filled = fill(dest, &manifest, options).await;
@@ -159,19 +159,32 @@ async fn named_base(dest: &Destination, id: &str) -> Result<Manifest> {
 async fn refuse_a_gap(
     dest: &Destination,
     base: &pgharbor_backup::BaseContent,
-    target: &RecoveryTarget,
+    options: &PitrRestoreOptions,
 ) -> Result<()> {
-    if !matches!(target, RecoveryTarget::Latest) {
+    if !matches!(options.target, RecoveryTarget::Latest) {
         return Ok(());
     }
     let names = crate::walstore::archived_names(dest).await?;
-    let missing = crate::lsn::missing_segments(&names, &base.start_wal, base.wal_segment_size);
-    if missing.is_empty() {
+    let (path, mut problems) = crate::walstore::timeline_path(
+        dest,
+        base.timeline,
+        &names,
+        options.decryption.as_ref(),
+    )
+    .await?;
+    let missing =
+        crate::lsn::missing_segments(&names, &base.start_wal, base.wal_segment_size, &path);
+    if !missing.is_empty() {
+        problems.push(format!("{} missing", missing.join(", ")));
+    }
+    if problems.is_empty() {
         return Ok(());
     }
     Err(invalid(format!(
-        "the WAL archive at {dest} has a gap after the base backup: {} missing, so a restore to          the latest state would stop before it and pass for complete; restore to a --time or          --lsn before the gap, or find the missing files",
-        missing.join(", ")
+        "the WAL archive at {dest} has a gap after the base backup: {}; so a restore to the \
+         latest state would stop before it and pass for complete; restore to a --time or --lsn \
+         before the gap, or find the missing files",
+        problems.join("; ")
     )))
 }
 

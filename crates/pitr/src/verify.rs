@@ -32,7 +32,7 @@ use crate::restore::{
     PitrRestoreOptions, PitrRestoreReport,
 };
 use crate::target::RecoveryTarget;
-use crate::walstore::{archived_names, entry, WAL_FOLDER};
+use crate::walstore::{archived_names, entry, timeline_path, WAL_FOLDER};
 
 /// How to verify.
 #[derive(Debug, Clone)]
@@ -114,7 +114,10 @@ pub async fn verify_pitr(
             None => report.wal_files_checked += 1,
         }
     }
-    for missing in missing_segments(&names, &base.start_wal, base.wal_segment_size) {
+    let (path, timeline_problems) =
+        timeline_path(dest, base.timeline, &names, options.decryption.as_ref()).await?;
+    report.problems.extend(timeline_problems);
+    for missing in missing_segments(&names, &base.start_wal, base.wal_segment_size, &path) {
         report.problems.push(format!(
             "WAL segment {missing} is missing from the archive: a restore stops before it"
         ));
