@@ -167,7 +167,10 @@ async fn wal_archive(dest: &Destination, now: f64) -> Option<WalArchiveView> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
     let name = newest.name.rsplit('/').next().unwrap_or_default();
-    let archiver = pgharbor_pitr::read_archiver_status(dest).await.ok().flatten();
+    let archiver = pgharbor_pitr::read_archiver_status(dest)
+        .await
+        .ok()
+        .flatten();
     Some(WalArchiveView {
         files: entries.len(),
         last_archived: name.trim_end_matches(".json").to_owned(),

@@ -114,7 +114,11 @@ pub fn postgres(status: &PgStatus, options: &StatusOptions) -> Vec<Problem> {
         }
     }
     if let Some(r) = &status.replication {
-        for slot in r.slots.iter().filter(|s| s.wal_status.as_deref() == Some("lost")) {
+        for slot in r
+            .slots
+            .iter()
+            .filter(|s| s.wal_status.as_deref() == Some("lost"))
+        {
             add(
                 Severity::Critical,
                 "replication",

@@ -69,7 +69,7 @@ pub(crate) async fn look(
     let (client, _task) = connect(server).await?;
     let row = client
         .query_one(
-            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint",
+            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint",
             &[],
         )
         .await

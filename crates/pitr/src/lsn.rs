@@ -239,7 +239,9 @@ mod tests {
             missing_segments(&names, "000000010000000000000002", size, &single),
             vec!["000000010000000000000004"]
         );
-        assert!(missing_segments(&names[..2], "000000010000000000000002", size, &single).is_empty());
+        assert!(
+            missing_segments(&names[..2], "000000010000000000000002", size, &single).is_empty()
+        );
         assert_eq!(
             missing_segments(&[], "000000010000000000000002", size, &single),
             vec!["000000010000000000000002"]
@@ -264,7 +266,10 @@ mod tests {
         assert_eq!(path.steps, vec![(1, 0), (2, 0x300_0000), (3, 0x500_0100)]);
         let from_two = TimelinePath::from_history(2, 3, history).unwrap();
         assert_eq!(from_two.steps, vec![(2, 0x300_0000), (3, 0x500_0100)]);
-        assert!(TimelinePath::from_history(4, 5, history).is_none(), "not a descendant");
+        assert!(
+            TimelinePath::from_history(4, 5, history).is_none(),
+            "not a descendant"
+        );
         assert!(TimelinePath::from_history(1, 3, "1\tnonsense\n").is_none());
     }
 

@@ -165,13 +165,9 @@ async fn refuse_a_gap(
         return Ok(());
     }
     let names = crate::walstore::archived_names(dest).await?;
-    let (path, mut problems) = crate::walstore::timeline_path(
-        dest,
-        base.timeline,
-        &names,
-        options.decryption.as_ref(),
-    )
-    .await?;
+    let (path, mut problems) =
+        crate::walstore::timeline_path(dest, base.timeline, &names, options.decryption.as_ref())
+            .await?;
     let missing =
         crate::lsn::missing_segments(&names, &base.start_wal, base.wal_segment_size, &path);
     if !missing.is_empty() {

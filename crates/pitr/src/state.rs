@@ -177,8 +177,8 @@ pub async fn archive_health(
     let (client, _task) = connect(server).await?;
     let row = client
         .query_one(
-            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, \
-                    pg_current_wal_lsn()::text, \
+            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint, \
+                    pg_current_wal_insert_lsn()::text, \
                     (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')",
             &[],
         )
