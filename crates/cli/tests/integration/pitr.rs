@@ -1145,7 +1145,12 @@ fn pg16_check_reports_the_archive_a_lost_slot_stops_the_archiver_xid_picks_its_b
     // Retention per kind: logical backups at the same destination neither
     // push out the base backups nor count against them.
     for _ in 0..2 {
-        run_as_server_user(&server, &["backup", &server.url("shop"), "--to", &dest], &[]).success();
+        run_as_server_user(
+            &server,
+            &["backup", &server.url("shop"), "--to", &dest],
+            &[],
+        )
+        .success();
     }
     let pruned = pgharbor(&[
         "backups",
@@ -1283,10 +1288,14 @@ fn pg15_a_new_timeline_is_followed_through_its_history_file_and_one_missing_is_n
         &["--slot", "promoted"],
     );
     let promoted_psql = |sql: &str| rows_at(&server, port, sql);
-    let active = "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'promoted' AND active";
+    let active =
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'promoted' AND active";
     let deadline = Instant::now() + Duration::from_secs(60);
     while promoted_psql(active) != ["1"] {
-        assert!(Instant::now() < deadline, "never streamed from the promoted copy");
+        assert!(
+            Instant::now() < deadline,
+            "never streamed from the promoted copy"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     promoted_psql("INSERT INTO item SELECT g, 'second', g FROM generate_series(21, 30) g");
