@@ -141,9 +141,17 @@ impl Archiver {
         child.wait().expect("reap the archiver");
     }
 
-    /// Waits for it to end on its own, then the run's output.
+    /// Waits (a minute at most) for it to end on its own, then the run's output.
     fn stop_when_done(mut self) -> Run {
-        let child = self.child.take().expect("running");
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().expect("archiver status").is_none() {
+            if Instant::now() > deadline {
+                terminate(&child);
+                panic!("the archiver did not stop:\n{}", Run::finished(child).all());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         Run::finished(child)
     }
 
