@@ -176,3 +176,44 @@ pub(crate) fn clear_partial(spool: &Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
+    }
+
+    #[test]
+    fn the_lag_runs_from_the_first_look_past_the_archive_until_it_catches_up() {
+        let mut p = ArchiveProgress::default();
+        let segment = 16 << 20;
+        // Archived through segment 1; the server still inside it: no lag.
+        assert_eq!(
+            note_position(&mut p, Some(2 * segment), segment, at(0)),
+            Some(0.0)
+        );
+        // Past it from the look at 10 s on (nothing says when it was archived).
+        assert_eq!(
+            note_position(&mut p, Some(2 * segment), 2 * segment + 5, at(10)),
+            Some(0.0)
+        );
+        assert_eq!(
+            note_position(&mut p, Some(2 * segment), 3 * segment, at(40)),
+            Some(30.0)
+        );
+        // The segment archived at 25 s: the server was past it by then.
+        p.last_archived_at = Some(at(25));
+        assert_eq!(
+            note_position(&mut p, Some(3 * segment), 3 * segment + 9, at(50)),
+            Some(25.0)
+        );
+        // Caught up: 0, and the looks before are forgotten.
+        assert_eq!(
+            note_position(&mut p, Some(4 * segment), 4 * segment, at(60)),
+            Some(0.0)
+        );
+        assert!(p.positions_seen.is_empty() && p.lag_since.is_none());
+    }
+}
