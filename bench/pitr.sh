@@ -11,7 +11,7 @@
 #
 # One throwaway PostgreSQL 15 server (Debian's, from scripts/setup.sh; see PG_BIN) holding the
 # database `shop` of bench/postgres/generate.sql (as bench/backup.sh builds it). Measured:
-#   pgharbor base-backup   `pgharbor base-backup URL --to DIR`: pg_basebackup -Ft -X fetch to
+#   pgharbor base-backup   `pgharbor base-backup URL --to DIR --no-row-counts`: pg_basebackup -Ft -X fetch to
 #                          stdout through in-process multithreaded zstd -3, SHA-256, one pass
 #   pg_basebackup -z       -Ft -X fetch -z (gzip in pg_basebackup's one thread) to a directory
 #   pg_basebackup zstd     -Ft -X fetch -Z zstd (client-side zstd, level 1 by default)
@@ -115,8 +115,12 @@ sleep 2
 
 say "pgharbor base-backup (pg_basebackup -Ft -X fetch | zstd -3 on every core, hashed, one pass)"
 $PSQL "$BASE/postgres" -c CHECKPOINT
-measure pgharbor-base "${AS_SERVER_USER[@]}" "$PGHARBOR" base-backup "$BASE/postgres" --to "$DEST" --json
+measure pgharbor-base "${AS_SERVER_USER[@]}" "$PGHARBOR" base-backup "$BASE/postgres" --to "$DEST" --no-row-counts --json
 H_BYTES=$(python3 -c "import json; print(json.load(open('$LOGS/pgharbor-base.out'))['manifest']['files'][0]['size'])" 2>/dev/null || echo 0)
+
+say "pgharbor base-backup with its row-count marker (the default: every table counted after it)"
+$PSQL "$BASE/postgres" -c CHECKPOINT
+measure pgharbor-base-marker "${AS_SERVER_USER[@]}" "$PGHARBOR" base-backup "$BASE/postgres" --to "$DEST" --json
 
 say "pg_basebackup -Ft -X fetch -z (gzip)"
 $PSQL "$BASE/postgres" -c CHECKPOINT
@@ -170,12 +174,14 @@ mb() { python3 -c "print(f'{$1 / 1048576:.1f}')"; }
 say "results ($SRC_MB MB database; $("$PG_BIN/postgres" --version); $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%Y-%m-%d))"
 printf '    %-20s %10s %10s %12s\n' step "wall (s)" "RSS (MB)" "stored (MB)"
 printf '    %-20s %10s %10s %12s\n' pgharbor-base "${WALL[pgharbor-base]}" "${RSS[pgharbor-base]}" "$(mb "$H_BYTES")"
+printf '    %-20s %10s %10s\n' pgharbor-base-marker "${WALL[pgharbor-base-marker]}" "${RSS[pgharbor-base-marker]}"
 printf '    %-20s %10s %10s %12s\n' pg_basebackup-z "${WALL[pg_basebackup-z]}" "${RSS[pg_basebackup-z]}" "$(mb "$G_BYTES")"
 printf '    %-20s %10s %10s %12s\n' pg_basebackup-zstd "${WALL[pg_basebackup-zstd]}" "${RSS[pg_basebackup-zstd]}" "$(mb "$Z_BYTES")"
 printf '    %-20s %10s %10s\n' pgharbor-restore "${WALL[pgharbor-restore]}" "${RSS[pgharbor-restore]}"
 echo
 echo "    base backup time: pg_basebackup -z / pgharbor       = $(ratio "${WALL[pg_basebackup-z]}" "${WALL[pgharbor-base]}")"
 echo "    base backup time: pg_basebackup -Z zstd / pgharbor  = $(ratio "${WALL[pg_basebackup-zstd]}" "${WALL[pgharbor-base]}")"
+echo "    base backup time with the row-count marker / without = $(ratio "${WALL[pgharbor-base-marker]}" "${WALL[pgharbor-base]}")"
 echo "    size: pg_basebackup -z / pgharbor                   = $(ratio "$G_BYTES" "$H_BYTES")"
 echo "    size: pg_basebackup -Z zstd / pgharbor              = $(ratio "$Z_BYTES" "$H_BYTES")"
 echo "    WAL: $(python3 -c "print(f'{$WAL_BYTES / 1048576 / $PGBENCH_SECONDS:.1f}')") MB/s written under pgbench, archived within $CATCH_UP s of the load's end; segments / stored = $(ratio "$SEGMENT_BYTES" "$ARCHIVED_BYTES")"

@@ -113,7 +113,9 @@ pub use manifest::{
     FileEntry, Manifest, PostgresContent, RedisContent, RedisDatabase, TableCount,
     VerificationRecord, FORMAT, MANIFEST_NAME, VERIFICATION_NAME,
 };
-pub use prune::{plan as plan_prune, prune, Kept, PruneReport, Retention};
+pub use prune::{
+    plan as plan_prune, prune, prune_by_kind, Kept, KindRetention, PruneReport, Retention,
+};
 pub use redis::{backup_redis, restore_redis, RedisRestoreOptions, RedisRestoreReport};
 pub use restore::{restore, RestoreOptions, RestoreReport, RestoredDatabase};
 pub use roles::RolesReport;

@@ -215,6 +215,11 @@ pub struct BaseContent {
     /// The server's WAL segment size in bytes (`wal_segment_size`).
     #[serde(default = "default_wal_segment_size")]
     pub wal_segment_size: u64,
+    /// The server's next transaction id (with its epoch) read once the
+    /// backup had ended: every transaction numbered from it on began after,
+    /// so a restore of this backup reaches its commit (`--xid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_xid: Option<u64>,
 }
 
 fn default_wal_segment_size() -> u64 {

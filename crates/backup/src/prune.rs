@@ -1,5 +1,9 @@
 //! `prune`: grandfather-father-son retention that never deletes the
-//! newest verified (else newest complete) backup.
+//! newest verified (else newest complete) backup. Logical backups and
+//! physical base backups at one destination are planned apart, each kind by
+//! its own rules ([`KindRetention`]): a run of nightly logical backups never
+//! pushes out the base backups a point-in-time restore needs, nor the other
+//! way round.
 
 use std::collections::HashSet;
 
@@ -53,10 +57,60 @@ pub struct PruneReport {
     pub dry_run: bool,
 }
 
-/// Applies `policy` to the backups at `dest`; with `dry_run` only reports.
+/// Each kind of backup's rules; a kind without is left alone.
+#[derive(Debug, Clone, Default)]
+pub struct KindRetention {
+    /// Logical backups (PostgreSQL dumps, Redis snapshots) and backups
+    /// whose manifest is unreadable.
+    pub logical: Option<Retention>,
+    /// Physical base backups (point-in-time recovery).
+    pub base: Option<Retention>,
+}
+
+impl KindRetention {
+    /// The same rules for both kinds, each planned on its own.
+    pub fn both(policy: &Retention) -> KindRetention {
+        KindRetention {
+            logical: Some(policy.clone()),
+            base: Some(policy.clone()),
+        }
+    }
+}
+
+fn is_base(entry: &BackupEntry) -> bool {
+    entry
+        .manifest
+        .as_ref()
+        .is_some_and(|m| m.kind == crate::manifest::BackupKind::Base)
+}
+
+/// Applies `policy` to each kind of backup at `dest` on its own; with
+/// `dry_run` only reports.
 pub async fn prune(dest: &Destination, policy: &Retention, dry_run: bool) -> Result<PruneReport> {
+    prune_by_kind(dest, &KindRetention::both(policy), dry_run).await
+}
+
+/// Applies each kind's rules to its backups at `dest` (a kind without rules
+/// is kept whole); with `dry_run` only reports.
+pub async fn prune_by_kind(
+    dest: &Destination,
+    policies: &KindRetention,
+    dry_run: bool,
+) -> Result<PruneReport> {
     let entries = list::list(dest).await?;
-    let (kept, removed) = plan(&entries, policy)?;
+    let mut kept = Vec::new();
+    let mut removed = Vec::new();
+    for (base, policy) in [(false, &policies.logical), (true, &policies.base)] {
+        let Some(policy) = policy else { continue };
+        let of_kind: Vec<BackupEntry> = entries
+            .iter()
+            .filter(|e| is_base(e) == base)
+            .cloned()
+            .collect();
+        let (k, r) = plan(&of_kind, policy)?;
+        kept.extend(k);
+        removed.extend(r);
+    }
     if !dry_run {
         for id in &removed {
             // The manifest first: an interrupted prune leaves a failed

@@ -163,9 +163,14 @@ pub struct BaseBackupArgs {
     #[arg(long, requires = "every")]
     pub time_zone: Option<String>,
     /// After each base backup, prune with the --keep-* policy: base backups by the backups'
-    /// rules, then the WAL no kept base backup needs.
+    /// rules (logical backups at the same destination are left to their own), then the WAL no
+    /// kept base backup needs.
     #[arg(long)]
     pub prune: bool,
+    /// Take no row-count marker after the base backup (by default every table of every
+    /// database is counted in one snapshot per database, for `backups verify --pitr` to compare).
+    #[arg(long)]
+    pub no_row_counts: bool,
     /// Retention (with --prune).
     #[command(flatten)]
     pub keep: KeepArgs,
@@ -213,6 +218,11 @@ pub struct ArchiveArgs {
     /// WAL than this, e.g. 20GB — the server keeps running, the archive gets a gap.
     #[arg(long, value_name = "SIZE", value_parser = crate::pitr::parse_size)]
     pub drop_slot_over: Option<u64>,
+    /// When the server has invalidated the slot (wal_status = lost: it deleted WAL the archive
+    /// had not received), drop and re-create it and go on archiving — the archive keeps its gap
+    /// and a new base backup is needed. Without it the archiver stops, saying so.
+    #[arg(long)]
+    pub recreate_lost_slot: bool,
     /// Encryption.
     #[command(flatten)]
     pub encrypt: EncryptArgs,
@@ -344,6 +354,23 @@ pub struct KeepArgs {
     pub keep_monthly: u32,
 }
 
+/// Retention of base backups, when it differs from the logical backups'.
+#[derive(Debug, Args, Clone, Default)]
+pub struct BaseKeepArgs {
+    /// Keep the N newest base backups.
+    #[arg(long)]
+    pub base_keep_last: Option<u32>,
+    /// Keep the newest base backup of each of the last N days.
+    #[arg(long)]
+    pub base_keep_daily: Option<u32>,
+    /// Keep the newest base backup of each of the last N weeks.
+    #[arg(long)]
+    pub base_keep_weekly: Option<u32>,
+    /// Keep the newest base backup of each of the last N months.
+    #[arg(long)]
+    pub base_keep_monthly: Option<u32>,
+}
+
 /// `pgharbor restore`.
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
@@ -386,6 +413,10 @@ pub struct RestoreArgs {
     /// without it, the start command is printed.
     #[arg(long, requires = "pgdata")]
     pub start: bool,
+    /// With --pgdata: restore this base backup (its id, from `backups list`) rather than the
+    /// newest one that ends before the target.
+    #[arg(long, value_name = "ID", requires = "pgdata")]
+    pub base_backup: Option<String>,
     /// Restore only this database of a multi-database backup (into the URL's database, or --as).
     #[arg(long)]
     pub database: Option<String>,
@@ -492,9 +523,14 @@ pub struct BackupsVerifyArgs {
 pub struct BackupsPruneArgs {
     /// The destination.
     pub dest: String,
-    /// Retention.
+    /// Retention, applied to logical backups and to base backups each on their own (neither
+    /// kind's newer backups push out the other's); --base-keep-* give base backups rules of
+    /// their own.
     #[command(flatten)]
     pub keep: KeepArgs,
+    /// Base backups' own retention (default: the --keep-* rules).
+    #[command(flatten)]
+    pub base_keep: BaseKeepArgs,
     /// List what would be deleted; delete nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -884,6 +920,29 @@ pub struct CheckArgs {
     /// Exit 1 when the server is a read-only standby (in recovery, or a Redis replica).
     #[arg(long)]
     pub writable: bool,
+    /// Also check this server's point-in-time WAL archive at DEST (what `pgharbor archive --to
+    /// DEST` writes): exit 1 when its slot is missing or lost, the archiver stopped or stopped
+    /// reporting, or it is behind more than the --max-archive-* limits.
+    #[arg(long, value_name = "DEST")]
+    pub archive: Option<String>,
+    /// With --archive: the archiver's replication slot.
+    #[arg(long, default_value = "pgharbor", requires = "archive")]
+    pub slot: String,
+    /// With --archive: exit 1 when the oldest WAL not archived is older than this.
+    #[arg(long, default_value = "15m", value_parser = parse_duration, requires = "archive")]
+    pub max_archive_lag_time: std::time::Duration,
+    /// With --archive: exit 1 when the archive lacks more WAL than this (e.g. 256MB).
+    #[arg(long, value_name = "SIZE", value_parser = crate::pitr::parse_size, requires = "archive")]
+    pub max_archive_lag: Option<u64>,
+    /// With --archive: exit 1 when the slot makes the server keep more WAL than this (e.g. 8GB).
+    #[arg(long, value_name = "SIZE", value_parser = crate::pitr::parse_size, requires = "archive")]
+    pub max_slot_wal: Option<u64>,
+    /// With --archive: exit 1 when the newest archived WAL file is older than this.
+    #[arg(long, value_parser = parse_duration, requires = "archive")]
+    pub max_archived_age: Option<std::time::Duration>,
+    /// With --archive: object store options.
+    #[command(flatten)]
+    pub store: DestArgs,
     /// Machine-readable result on stdout.
     #[arg(long)]
     pub json: bool,

@@ -131,6 +131,27 @@ pub(crate) fn retention(keep: &KeepArgs) -> Retention {
     }
 }
 
+/// Base backups' rules: their own `--base-keep-*` when one is given, else `--keep-*`.
+fn base_retention(keep: &KeepArgs, base: &crate::args::BaseKeepArgs) -> Retention {
+    let own = [
+        base.base_keep_last,
+        base.base_keep_daily,
+        base.base_keep_weekly,
+        base.base_keep_monthly,
+    ];
+    if own.iter().all(Option::is_none) {
+        return retention(keep);
+    }
+    let count = |n: Option<u32>| n.unwrap_or(0) as usize;
+    Retention {
+        keep_last: count(base.base_keep_last),
+        keep_daily: count(base.base_keep_daily),
+        keep_weekly: count(base.base_keep_weekly),
+        keep_monthly: count(base.base_keep_monthly),
+        utc_offset: None,
+    }
+}
+
 fn jobs(jobs: Option<usize>) -> usize {
     jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -177,7 +198,11 @@ async fn backup_once(args: &BackupArgs, dest: &Destination) -> Result<BackupRepo
             .ensure_passed()?;
     }
     if args.prune {
-        pgharbor_backup::prune(dest, &retention(&args.keep), false).await?;
+        let logical = pgharbor_backup::KindRetention {
+            logical: Some(retention(&args.keep)),
+            base: None,
+        };
+        pgharbor_backup::prune_by_kind(dest, &logical, false).await?;
     }
     Ok(report)
 }
@@ -572,7 +597,11 @@ fn verified_all(dest: &Destination, reports: &[VerifyReport], json: bool) -> Res
 
 async fn prune(args: BackupsPruneArgs) -> Result<u8, Failure> {
     let dest = destination(&args.dest, &args.store)?;
-    let report = pgharbor_backup::prune(&dest, &retention(&args.keep), args.dry_run).await?;
+    let policies = pgharbor_backup::KindRetention {
+        logical: Some(retention(&args.keep)),
+        base: Some(base_retention(&args.keep, &args.base_keep)),
+    };
+    let report = pgharbor_backup::prune_by_kind(&dest, &policies, args.dry_run).await?;
     let wal = pgharbor_pitr::prune_wal(&dest, &report.removed, args.dry_run).await?;
     if args.json {
         let mut shown = serde_json::to_value(&report).map_err(anyhow::Error::from)?;

@@ -44,16 +44,33 @@ fn is_redis(target: &str) -> bool {
 
 /// `pgharbor check`: one line (or JSON), and pg_isready's exit status.
 pub async fn check(args: CheckArgs) -> u8 {
-    let target = target_or_env(args.url);
+    let target = target_or_env(args.url.clone());
     let options = CheckOptions {
         timeout: args.timeout,
         query: args
             .query_sql
+            .clone()
             .or_else(|| args.query.then(|| "SELECT 1".to_owned())),
         max_connections_used: args.max_connections_used,
         writable: args.writable,
     };
-    let report = pgharbor_health::check(&target, &options).await;
+    let mut report = pgharbor_health::check(&target, &options).await;
+    if let Some(dest) = &args.archive {
+        if report.readiness == pgharbor_health::Readiness::Accepting {
+            let probes = crate::pitr::archive_probes(&target, dest, &args).await;
+            if probes.iter().any(|p| !p.ok) {
+                report.readiness = pgharbor_health::Readiness::Rejecting;
+                report.exit_code = report.readiness.exit_code();
+                report.message = probes
+                    .iter()
+                    .filter(|p| !p.ok)
+                    .map(|p| format!("{}: {}", p.probe, p.detail))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+            }
+            report.probes.extend(probes);
+        }
+    }
     if args.json {
         match serde_json::to_string(&report) {
             Ok(j) => println!("{j}"),
@@ -394,6 +411,25 @@ fn backups_text(out: &mut String, b: &BackupView) {
             wal.last_archived,
             format_secs(wal.age_seconds)
         );
+        if let Some(a) = &wal.archiver {
+            let _ = writeln!(
+                out,
+                "  WAL archiver:  {}, reported {} ago, {} failure(s){}",
+                if a.slot_lost {
+                    "stopped, its slot lost"
+                } else if a.running {
+                    "running"
+                } else {
+                    "stopped"
+                },
+                format_secs(a.age_seconds()),
+                a.failures,
+                a.last_failure
+                    .as_deref()
+                    .map(|f| format!(", the last: {f}"))
+                    .unwrap_or_default()
+            );
+        }
     }
     let c = b.counts;
     let _ = writeln!(

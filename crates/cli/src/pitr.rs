@@ -8,16 +8,18 @@ use std::time::Duration;
 
 use pgharbor_backup::{Decryption, Encoding};
 use pgharbor_pitr::{
-    shell_quote, ArchiveOptions, ArchiveProgress, BaseOptions, Fetched, PitrRestoreOptions,
-    PitrVerifyOptions, RecoveryTarget, SharedProgress, SlotGuard,
+    shell_quote, ArchiveOptions, ArchiveProgress, BaseBackupReport, BaseOptions, Fetched,
+    PitrRestoreOptions, PitrVerifyOptions, RecoveryTarget, SharedProgress, SlotGuard,
 };
 
 use crate::args::{
-    ArchiveArgs, BackupsVerifyArgs, BaseBackupArgs, DecryptArgs, DestArgs, RestoreArgs,
+    ArchiveArgs, BackupsVerifyArgs, BaseBackupArgs, CheckArgs, DecryptArgs, DestArgs, RestoreArgs,
     RestoreWalArgs,
 };
 use crate::backup::{decryption, destination, encryption_from, human_bytes, postgres_url};
 use crate::Failure;
+use pgharbor_health::check::ProbeResult;
+use pgharbor_pitr::ArchiveHealth;
 
 /// `pgharbor base-backup`: once, or on the `--every` schedule.
 pub async fn base_backup(args: BaseBackupArgs) -> Result<u8, Failure> {
@@ -28,6 +30,7 @@ pub async fn base_backup(args: BaseBackupArgs) -> Result<u8, Failure> {
     let options = BaseOptions {
         encoding,
         started_at: None,
+        row_counts: !args.no_row_counts,
     };
     let Some(every) = &args.every else {
         let report = base_backup_once(&args, &server, &dest, &options).await?;
@@ -62,11 +65,14 @@ async fn base_backup_once(
     server: &pgharbor_conn::ConnConfig,
     dest: &pgharbor_objstore::Destination,
     options: &BaseOptions,
-) -> Result<pgharbor_backup::BackupReport, Failure> {
+) -> Result<BaseBackupReport, Failure> {
     let report = pgharbor_pitr::base_backup(server, dest, options).await?;
     if args.prune {
-        let pruned =
-            pgharbor_backup::prune(dest, &crate::backup::retention(&args.keep), false).await?;
+        let bases = pgharbor_backup::KindRetention {
+            logical: None,
+            base: Some(crate::backup::retention(&args.keep)),
+        };
+        let pruned = pgharbor_backup::prune_by_kind(dest, &bases, false).await?;
         pgharbor_pitr::prune_wal(dest, &pruned.removed, false).await?;
     }
     Ok(report)
@@ -84,10 +90,10 @@ async fn scheduled_base_backup(
             true,
             format!(
                 "base backup {} complete ({})",
-                report.id,
-                human_bytes(report.size)
+                report.backup.id,
+                human_bytes(report.backup.size)
             ),
-            Some(report.size),
+            Some(report.backup.size),
         ),
         Err(failure) => (
             false,
@@ -105,11 +111,12 @@ async fn scheduled_base_backup(
     }
 }
 
-fn print_base_backup(report: &pgharbor_backup::BackupReport, json: bool) -> Result<(), Failure> {
+fn print_base_backup(full: &BaseBackupReport, json: bool) -> Result<(), Failure> {
     if json {
-        crate::render::print_json(report)?;
+        crate::render::print_json(full)?;
         return Ok(());
     }
+    let report = &full.backup;
     let manifest = &report.manifest;
     let base = manifest.base()?;
     println!(
@@ -129,6 +136,23 @@ fn print_base_backup(report: &pgharbor_backup::BackupReport, json: bool) -> Resu
             human_bytes(file.size),
             file.sha256
         );
+    }
+    if let Some(marker) = &full.marker {
+        println!(
+            "  row-count marker at WAL position {}: {} table(s) in {} database(s){}",
+            marker.lsn,
+            marker.tables,
+            marker.databases,
+            match marker.not_counted {
+                0 => String::new(),
+                n => format!(
+                    ", {n} table(s) this user may not read left out (GRANT pg_read_all_data)"
+                ),
+            }
+        );
+    }
+    if let Some(problem) = &full.marker_problem {
+        println!("  no row-count marker: {problem}");
     }
     Ok(())
 }
@@ -150,6 +174,7 @@ pub async fn archive(args: ArchiveArgs) -> Result<u8, Failure> {
             alert_bytes: args.alert_slot_wal,
             drop_bytes: args.drop_slot_over,
         },
+        recreate_lost_slot: args.recreate_lost_slot,
     };
     let progress: SharedProgress = Arc::new(Mutex::new(ArchiveProgress::default()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -198,7 +223,7 @@ fn render_metrics(progress: &SharedProgress) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
     let age = last.map(|t| (now - t).max(0.0));
-    let slot = p.slot.unwrap_or_default();
+    let slot = p.slot.clone().unwrap_or_default();
     let mut text = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: Option<f64>| {
         if let Some(value) = value {
@@ -208,7 +233,7 @@ fn render_metrics(progress: &SharedProgress) -> String {
             ));
         }
     };
-    let known = |v: u64| p.slot.map(|_| v as f64);
+    let known = |v: u64| p.slot.as_ref().map(|_| v as f64);
     metric(
         "files_total",
         "counter",
@@ -240,6 +265,19 @@ fn render_metrics(progress: &SharedProgress) -> String {
         known(slot.lag_bytes),
     );
     metric(
+        "lag_seconds",
+        "gauge",
+        "Age of the oldest WAL the server wrote that is not in the archive (0: none; at most one \
+         look, 10 s, short).",
+        slot.lag_seconds,
+    );
+    metric(
+        "slot_lost",
+        "gauge",
+        "1 when the server has invalidated the slot (wal_status = lost): the archive has a gap.",
+        Some(f64::from(u8::from(p.slot_lost))),
+    );
+    metric(
         "slot_retained_bytes",
         "gauge",
         "WAL the replication slot makes the server keep in pg_wal.",
@@ -264,6 +302,152 @@ fn render_metrics(progress: &SharedProgress) -> String {
         Some(p.slot_drops as f64),
     );
     text
+}
+
+/// `check --archive DEST`: the archive's probes, each failing past its limit.
+pub async fn archive_probes(target: &str, dest: &str, args: &CheckArgs) -> Vec<ProbeResult> {
+    let probe = |probe: &'static str, ok: bool, detail: String| ProbeResult { probe, ok, detail };
+    let looked = async {
+        let server = postgres_url(target)?;
+        let dest = destination(dest, &args.store)?;
+        let health = pgharbor_pitr::archive_health(&server, &dest, &args.slot).await?;
+        Ok::<_, Failure>((dest, health))
+    };
+    let (dest, health) =
+        match tokio::time::timeout(args.timeout.max(Duration::from_secs(10)), looked).await {
+            Ok(Ok(looked)) => looked,
+            Ok(Err(e)) => return vec![probe("archive", false, e.message())],
+            Err(_) => return vec![probe("archive", false, "no answer in time".to_owned())],
+        };
+    vec![
+        slot_probe(&health, &args.slot, args.max_slot_wal),
+        lag_probe(&health, args),
+        archived_age_probe(&health, &dest, args.max_archived_age),
+        archiver_probe(&health, &dest),
+    ]
+}
+
+fn slot_probe(health: &ArchiveHealth, name: &str, limit: Option<u64>) -> ProbeResult {
+    let (ok, detail) = match &health.slot {
+        None => (
+            false,
+            format!("the server has no replication slot \"{name}\": is `pgharbor archive` set up?"),
+        ),
+        Some(slot) if slot.is_lost() => (
+            false,
+            format!(
+                "replication slot \"{name}\" is lost (wal_status = lost): the server removed WAL \
+                 the archive had not received; take a new base backup and restart the archiver \
+                 with --recreate-lost-slot"
+            ),
+        ),
+        Some(slot) => {
+            let over = limit.filter(|l| slot.retained_bytes > *l);
+            (
+                over.is_none(),
+                format!(
+                    "replication slot \"{name}\" {}, holds {} of WAL on the server{}",
+                    if slot.active { "active" } else { "inactive" },
+                    human_bytes(slot.retained_bytes),
+                    over.map(|l| format!(", over the limit of {}", human_bytes(l)))
+                        .unwrap_or_default()
+                ),
+            )
+        }
+    };
+    ProbeResult {
+        probe: "archive_slot",
+        ok,
+        detail,
+    }
+}
+
+fn lag_probe(health: &ArchiveHealth, args: &CheckArgs) -> ProbeResult {
+    let max_seconds = args.max_archive_lag_time.as_secs_f64();
+    let over_time = health.lag_seconds.is_some_and(|s| s > max_seconds);
+    let over_bytes = args.max_archive_lag.is_some_and(|l| health.lag_bytes > l);
+    let seconds = health
+        .lag_seconds
+        .map_or_else(|| "an unknown time".to_owned(), |s| format!("{s:.0} s"));
+    let mut detail = format!(
+        "the archive lacks {} of WAL, the oldest written {seconds} ago (server at {})",
+        human_bytes(health.lag_bytes),
+        health.server_lsn
+    );
+    if over_time {
+        detail.push_str(&format!(", over the limit of {max_seconds:.0} s"));
+    }
+    if let Some(limit) = args.max_archive_lag.filter(|_| over_bytes) {
+        detail.push_str(&format!(", over the limit of {}", human_bytes(limit)));
+    }
+    ProbeResult {
+        probe: "archive_lag",
+        ok: !over_time && !over_bytes,
+        detail,
+    }
+}
+
+fn archived_age_probe(
+    health: &ArchiveHealth,
+    dest: &pgharbor_objstore::Destination,
+    limit: Option<Duration>,
+) -> ProbeResult {
+    let (ok, detail) = match (&health.last_archived, health.last_archived_age_seconds) {
+        (Some(name), Some(age)) => {
+            let over = limit.filter(|l| age > l.as_secs_f64());
+            (
+                over.is_none(),
+                format!(
+                    "the newest archived WAL file, {name}, was archived {age:.0} s ago{}",
+                    over.map(|l| format!(", over the limit of {} s", l.as_secs()))
+                        .unwrap_or_default()
+                ),
+            )
+        }
+        _ => (false, format!("no WAL file is archived at {dest}")),
+    };
+    ProbeResult {
+        probe: "archived_age",
+        ok,
+        detail,
+    }
+}
+
+fn archiver_probe(health: &ArchiveHealth, dest: &pgharbor_objstore::Destination) -> ProbeResult {
+    let (ok, detail) = match &health.archiver {
+        None => (
+            false,
+            format!(
+                "no archiver has reported to {dest} ({})",
+                pgharbor_pitr::ARCHIVER_STATUS
+            ),
+        ),
+        Some(a) => {
+            let failures = match (&a.last_failure, a.failures) {
+                (_, 0) | (None, _) => "no failure".to_owned(),
+                (Some(last), n) => format!("{n} failure(s), the last: {last}"),
+            };
+            let age = a.age_seconds().round();
+            if health.archiver_stale {
+                (
+                    false,
+                    format!("the archiver last reported {age} s ago: is `pgharbor archive` running? ({failures})"),
+                )
+            } else if !a.running {
+                (
+                    false,
+                    format!("the archiver stopped {age} s ago ({failures})"),
+                )
+            } else {
+                (true, format!("the archiver reported {age} s ago, {} file(s) archived since it started, {failures}", a.files_archived))
+            }
+        }
+    };
+    ProbeResult {
+        probe: "archiver",
+        ok,
+        detail,
+    }
 }
 
 /// A size as PostgreSQL writes one: `8GB`, `512MB`, `64kB`, `1TB` (powers
@@ -312,6 +496,7 @@ pub async fn restore(args: RestoreArgs) -> Result<u8, Failure> {
         restore_command: restore_command(&args.backup, &args.decrypt, &args.dest)?,
         settings,
         start: args.start,
+        base_backup: args.base_backup.clone(),
     };
     let report = pgharbor_pitr::restore_to_point(&dest, &options).await?;
     if args.json {
@@ -324,6 +509,9 @@ pub async fn restore(args: RestoreArgs) -> Result<u8, Failure> {
         report.data_dir.display(),
         report.target
     );
+    if let Some(note) = &report.note {
+        println!("  note: {note}");
+    }
     if report.started {
         println!(
             "  the server is running: recovery has ended and it accepts writes (log: {})",
@@ -491,10 +679,25 @@ pub async fn verify(args: BackupsVerifyArgs) -> Result<u8, Failure> {
             },
             report.rows
         );
+        if let Some(marker) = &report.marker {
+            println!(
+                "  row counts at the marker (WAL position {}, taken {}): {} table(s) compared, \
+                 all equal",
+                marker.lsn,
+                marker.taken_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                marker.comparison.tables_compared
+            );
+        }
+        for note in &report.notes {
+            println!("  note: {note}");
+        }
     } else {
         println!("base backup {}: FAILED verification", report.base_backup);
         for problem in &report.problems {
             println!("  {problem}");
+        }
+        for note in &report.notes {
+            println!("  note: {note}");
         }
     }
     Ok(u8::from(!report.passed))

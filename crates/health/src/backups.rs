@@ -134,6 +134,9 @@ pub struct WalArchiveView {
     pub last_archived_unix: f64,
     /// Seconds since then.
     pub age_seconds: f64,
+    /// What the archiver last published (`wal/archiver.json`): its
+    /// failures, whether it runs, whether its slot was lost.
+    pub archiver: Option<pgharbor_pitr::ArchiverStatus>,
 }
 
 /// Whether `object` is an archived WAL file's index entry
@@ -164,11 +167,16 @@ async fn wal_archive(dest: &Destination, now: f64) -> Option<WalArchiveView> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
     let name = newest.name.rsplit('/').next().unwrap_or_default();
+    let archiver = pgharbor_pitr::read_archiver_status(dest)
+        .await
+        .ok()
+        .flatten();
     Some(WalArchiveView {
         files: entries.len(),
         last_archived: name.trim_end_matches(".json").to_owned(),
         last_archived_unix: archived,
         age_seconds: (now - archived).max(0.0),
+        archiver,
     })
 }
 
@@ -213,26 +221,72 @@ pub async fn inspect(watch: &BackupWatch, timeout: Duration) -> BackupView {
     }
 }
 
-/// A destination with base backups needs a WAL archive that keeps up.
+/// A destination with base backups needs a WAL archive that keeps up, and
+/// an archiver that runs with its slot intact.
 fn wal_problems(view: &BackupView, has_base: bool) -> Vec<Problem> {
-    let problem = |message: String| Problem {
-        severity: Severity::Warning,
+    let problem = |severity: Severity, message: String| Problem {
+        severity,
         section: "backups",
         message,
     };
+    let mut problems = Vec::new();
     match &view.wal {
-        None if has_base => vec![problem(format!(
-            "{} has base backups but no archived WAL: is `pgharbor archive` running?",
-            view.dest
-        ))],
-        Some(wal) if wal.age_seconds > view.max_age_seconds => vec![problem(format!(
-            "the newest archived WAL file at {}, {}, is {} old: is `pgharbor archive` running?",
-            view.dest,
-            wal.last_archived,
-            format_secs(wal.age_seconds)
-        ))],
-        _ => Vec::new(),
+        None if has_base => problems.push(problem(
+            Severity::Warning,
+            format!(
+                "{} has base backups but no archived WAL: is `pgharbor archive` running?",
+                view.dest
+            ),
+        )),
+        Some(wal) if wal.age_seconds > view.max_age_seconds => problems.push(problem(
+            Severity::Warning,
+            format!(
+                "the newest archived WAL file at {}, {}, is {} old: is `pgharbor archive` running?",
+                view.dest,
+                wal.last_archived,
+                format_secs(wal.age_seconds)
+            ),
+        )),
+        _ => {}
     }
+    let Some(archiver) = view.wal.as_ref().and_then(|w| w.archiver.as_ref()) else {
+        return problems;
+    };
+    let last = archiver
+        .last_failure
+        .as_deref()
+        .map(|f| format!(" (last failure: {f})"))
+        .unwrap_or_default();
+    if archiver.slot_lost {
+        problems.push(problem(
+            Severity::Critical,
+            format!(
+                "the WAL archiver of {} stopped: its replication slot \"{}\" is lost (the server \
+                 removed WAL the archive had not received); take a new base backup and restart \
+                 it with --recreate-lost-slot",
+                view.dest, archiver.slot
+            ),
+        ));
+    } else if !archiver.running {
+        problems.push(problem(
+            Severity::Warning,
+            format!(
+                "the WAL archiver of {} stopped {} ago{last}",
+                view.dest,
+                format_secs(archiver.age_seconds())
+            ),
+        ));
+    } else if archiver.is_stale(chrono::Utc::now()) {
+        problems.push(problem(
+            Severity::Warning,
+            format!(
+                "the WAL archiver of {} last reported {} ago: is `pgharbor archive` running?{last}",
+                view.dest,
+                format_secs(archiver.age_seconds())
+            ),
+        ));
+    }
+    problems
 }
 
 /// The view of a destination that could not be listed.

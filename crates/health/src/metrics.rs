@@ -277,6 +277,13 @@ pub fn render(snap: &Snapshot) -> String {
                     l.clone(),
                     b(slot.active),
                 );
+                m.add(
+                    "pg_replication_slot_lost",
+                    g,
+                    "1 when the server has invalidated the slot (wal_status = lost).",
+                    l.clone(),
+                    b(slot.wal_status.as_deref() == Some("lost")),
+                );
                 if let Some(bytes) = slot.retained_bytes {
                     m.add(
                         "pg_replication_slot_retained_bytes",
@@ -563,6 +570,22 @@ fn backup_metrics(m: &mut Families, backups: &[BackupView]) {
                 l(),
                 wal.last_archived_unix,
             );
+            if let Some(archiver) = &wal.archiver {
+                m.add(
+                    "pgharbor_backup_wal_archiver_failures",
+                    g,
+                    "Failures the WAL archiver reported since it started.",
+                    l(),
+                    archiver.failures as f64,
+                );
+                m.add(
+                    "pgharbor_backup_wal_slot_lost",
+                    g,
+                    "1 when the WAL archiver's replication slot was lost (the archive has a gap).",
+                    l(),
+                    f64::from(u8::from(archiver.slot_lost)),
+                );
+            }
         }
         m.add(
             "pgharbor_backup_problems",

@@ -114,6 +114,20 @@ pub fn postgres(status: &PgStatus, options: &StatusOptions) -> Vec<Problem> {
         }
     }
     if let Some(r) = &status.replication {
+        for slot in r
+            .slots
+            .iter()
+            .filter(|s| s.wal_status.as_deref() == Some("lost"))
+        {
+            add(
+                Severity::Critical,
+                "replication",
+                format!(
+                    "replication slot {} is lost (wal_status = lost): the server removed WAL its consumer had not received — a WAL archive streamed over it has a gap (take a new base backup), a replica must be re-cloned",
+                    slot.name
+                ),
+            );
+        }
         for slot in r.slots.iter().filter(|s| !s.active) {
             let held = slot
                 .retained_bytes

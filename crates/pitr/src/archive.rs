@@ -29,8 +29,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::base::server_facts;
 use crate::guard::{self, GuardAction, SlotGuard, SlotState};
-use crate::lsn::is_archived_name;
-use crate::walstore::archive_file;
+use crate::lsn::{is_archived_name, Lsn, Segment};
+use crate::state::{newest_segment, publish, ArchiverStatus, ARCHIVER_STATUS};
+use crate::walstore::{archive_file, archived_names, entry};
 
 /// How to archive.
 #[derive(Debug, Clone)]
@@ -51,6 +52,9 @@ pub struct ArchiveOptions {
     pub guard_every: Duration,
     /// What to do when the slot holds back too much WAL.
     pub guard: SlotGuard,
+    /// Drop and re-create a slot the server has invalidated (`wal_status =
+    /// 'lost'`) and go on; without it the archiver stops, saying so.
+    pub recreate_lost_slot: bool,
 }
 
 /// What the archiver has done so far, for logs and metrics.
@@ -70,8 +74,16 @@ pub struct ArchiveProgress {
     pub slot: Option<SlotState>,
     /// Looks that found the slot over the alert threshold.
     pub guard_alerts: u64,
-    /// Times the slot was dropped over the drop threshold.
+    /// Times the slot was dropped over the drop threshold (or re-created
+    /// once lost).
     pub slot_drops: u64,
+    /// Whether the server has invalidated the slot.
+    pub slot_lost: bool,
+    /// When the server was first seen past the archive's end ([`crate::state`]).
+    pub lag_since: Option<DateTime<Utc>>,
+    /// The server's positions seen while the archive is behind.
+    #[serde(skip)]
+    pub positions_seen: Vec<(DateTime<Utc>, u64)>,
 }
 
 /// Shared view of the archiver's progress.
@@ -95,24 +107,27 @@ pub async fn run_archiver(
     let receivewal = pgharbor_pgtools::find("pg_receivewal", major)?;
     create_private_dir(&options.spool)?;
     create_slot(&receivewal, server, &options.slot).await?;
+    resume_from_archive(dest, facts.segment_size, &progress).await?;
+    let archiver = Archiver {
+        receivewal: &receivewal,
+        server,
+        dest,
+        options,
+        segment_size: facts.segment_size,
+        progress: &progress,
+    };
     tokio::pin!(shutdown);
     loop {
         archive_spool(dest, options, &progress).await;
         // A look before pg_receivewal starts: a slot that held back WAL
         // while no archiver ran is judged before it is caught up.
-        if look(server, options, facts.segment_size, &progress).await == GuardAction::DropSlot {
-            drop_and_recreate(&receivewal, server, options, &progress).await?;
-        }
+        archiver.look_and_act(None).await?;
         let mut child = start_receiver(&receivewal, server, options)?;
         let mut next_look = tokio::time::Instant::now() + options.guard_every;
         let stopped = loop {
             if tokio::time::Instant::now() >= next_look {
                 next_look = tokio::time::Instant::now() + options.guard_every;
-                if look(server, options, facts.segment_size, &progress).await
-                    == GuardAction::DropSlot
-                {
-                    stop_receiver(&mut child).await;
-                    drop_and_recreate(&receivewal, server, options, &progress).await?;
+                if archiver.look_and_act(Some(&mut child)).await? {
                     break true;
                 }
             }
@@ -135,15 +150,145 @@ pub async fn run_archiver(
         if !stopped {
             stop_receiver(&mut child).await;
             archive_spool(dest, options, &progress).await;
-            return Ok(progress.lock().unwrap_or_else(|p| p.into_inner()).clone());
+            return Ok(archiver.stopped().await);
         }
         tokio::select! {
             () = &mut shutdown => {
                 archive_spool(dest, options, &progress).await;
-                return Ok(progress.lock().unwrap_or_else(|p| p.into_inner()).clone());
+                return Ok(archiver.stopped().await);
             }
             () = tokio::time::sleep(options.restart_delay) => {}
         }
+    }
+}
+
+/// After a restart, the newest file the archive holds is where it stands
+/// (the lag is measured from there).
+async fn resume_from_archive(
+    dest: &Destination,
+    segment_size: u64,
+    progress: &SharedProgress,
+) -> Result<()> {
+    let names = archived_names(dest).await?;
+    let Some((_, name)) = newest_segment(&names, segment_size) else {
+        return Ok(());
+    };
+    let archived_at = entry(dest, &name).await?.map(|e| e.archived_at);
+    let mut p = progress.lock().unwrap_or_else(|p| p.into_inner());
+    p.last_archived = Some(name);
+    p.last_archived_at = archived_at;
+    Ok(())
+}
+
+/// What one archiver run works with.
+struct Archiver<'a> {
+    receivewal: &'a Program,
+    server: &'a ConnConfig,
+    dest: &'a Destination,
+    options: &'a ArchiveOptions,
+    segment_size: u64,
+    progress: &'a SharedProgress,
+}
+
+impl Archiver<'_> {
+    /// Looks at the slot, publishes the state and does what the guard
+    /// says: stops `child` (when running) and re-creates the slot over the
+    /// drop threshold or once lost when told to (true: restart the
+    /// receiver), or ends the run with an error for a lost slot.
+    async fn look_and_act(&self, child: Option<&mut tokio::process::Child>) -> Result<bool> {
+        let action = look(self.server, self.options, self.segment_size, self.progress).await;
+        self.publish(true).await;
+        let slot = &self.options.slot;
+        let why = match action {
+            GuardAction::Continue => return Ok(false),
+            GuardAction::DropSlot => format!(
+                "replication slot \"{slot}\" held back more WAL than the drop threshold and was \
+                 dropped"
+            ),
+            GuardAction::SlotLost if self.options.recreate_lost_slot => format!(
+                "replication slot \"{slot}\" was lost (the server invalidated it and removed \
+                 WAL the archive had not received) and was re-created"
+            ),
+            GuardAction::SlotLost => return Err(self.lost(child).await),
+        };
+        if let Some(child) = child {
+            stop_receiver(child).await;
+        }
+        drop_and_recreate(
+            self.receivewal,
+            self.server,
+            self.options,
+            self.progress,
+            &why,
+        )
+        .await?;
+        self.publish(true).await;
+        Ok(true)
+    }
+
+    /// The slot is lost: stops, stores what is complete, publishes it and
+    /// says what to do.
+    async fn lost(&self, child: Option<&mut tokio::process::Child>) -> BackupError {
+        if let Some(child) = child {
+            stop_receiver(child).await;
+        }
+        archive_spool(self.dest, self.options, self.progress).await;
+        let slot = &self.options.slot;
+        let message = format!(
+            "replication slot \"{slot}\" is lost (pg_replication_slots.wal_status = 'lost'): \
+             the server removed WAL the archive had not received (max_slot_wal_keep_size), so \
+             the archive has a gap after {} and no restore crosses it. Take a new base backup \
+             (`pgharbor base-backup`) to start a new restorable range, and start the archiver \
+             with --recreate-lost-slot to drop and re-create the slot",
+            self.progress
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .last_archived
+                .as_deref()
+                .unwrap_or("its newest WAL file")
+        );
+        failed(self.progress, message.clone());
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .slot_lost = true;
+        self.publish(false).await;
+        BackupError::new(BackupErrorKind::InvalidInput, message)
+    }
+
+    /// Publishes the state; the run goes on when it cannot.
+    async fn publish(&self, running: bool) {
+        let status = {
+            let p = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+            ArchiverStatus {
+                updated_at: Utc::now(),
+                look_every_seconds: self.options.guard_every.as_secs_f64(),
+                running,
+                slot: self.options.slot.clone(),
+                files_archived: p.files_archived,
+                failures: p.failures,
+                last_failure: p.last_failure.clone(),
+                slot_lost: p.slot_lost,
+                archived_through: p
+                    .last_archived
+                    .as_deref()
+                    .and_then(|name| Segment::parse(name, self.segment_size))
+                    .map(|s| Lsn((s.number + 1) * self.segment_size).to_string()),
+                lag_since: p.lag_since,
+            }
+        };
+        if let Err(e) = publish(self.dest, &status).await {
+            tracing::warn!("writing {ARCHIVER_STATUS}: {e}");
+        }
+    }
+
+    /// The progress at the end, published as stopped.
+    async fn stopped(&self) -> ArchiveProgress {
+        self.publish(false).await;
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -169,14 +314,15 @@ async fn look(
     })
 }
 
-/// Over the drop threshold: the slot goes (the server may delete the WAL
-/// it held), and a new one starts from the server's current position —
-/// the archive has a gap, said loudly and counted.
+/// Over the drop threshold (or lost, when told): the slot goes (the server
+/// may delete the WAL it held), and a new one starts from the server's
+/// current position — the archive has a gap, said loudly (`why`) and counted.
 async fn drop_and_recreate(
     receivewal: &Program,
     server: &ConnConfig,
     options: &ArchiveOptions,
     progress: &SharedProgress,
+    why: &str,
 ) -> Result<()> {
     guard::drop_slot(server, &options.slot).await?;
     guard::clear_partial(&options.spool);
@@ -185,13 +331,14 @@ async fn drop_and_recreate(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .slot_drops += 1;
+    {
+        let mut p = progress.lock().unwrap_or_else(|p| p.into_inner());
+        p.slot_lost = false;
+        p.positions_seen.clear();
+    }
     failed(
         progress,
-        format!(
-            "replication slot \"{}\" held back more WAL than the drop threshold and was dropped: \
-             the archive has a gap from here on; take a new base backup",
-            options.slot
-        ),
+        format!("{why}: the archive has a gap from here on; take a new base backup"),
     );
     Ok(())
 }

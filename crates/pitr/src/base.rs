@@ -1,7 +1,9 @@
 //! [`base_backup`]: `pg_basebackup -Ft -X fetch` of the whole cluster,
 //! streamed from its standard output through zstd (and age) into
 //! `<id>/base.tar.zst` at the destination, then a manifest of kind `base`
-//! recording where in the WAL it starts and ends.
+//! recording where in the WAL it starts and ends, then (unless told not
+//! to) a row-count marker `<id>/rowcounts.json` ([`crate::marker`]) taken
+//! right after it, which `backups verify --pitr` replays to and compares.
 
 use std::time::Instant;
 
@@ -15,8 +17,10 @@ use pgharbor_backup::{
 use pgharbor_conn::{connect, ConnConfig};
 use pgharbor_objstore::Destination;
 use pgharbor_pgtools::{clear_libpq_env, Version};
+use serde::Serialize;
 
 use crate::lsn::Lsn;
+use crate::marker::{take_marker, RowCountMarker, MARKER_NAME};
 
 /// The base backup's tar file, before the encoding's suffix.
 pub const BASE_FILE_STEM: &str = "base.tar";
@@ -28,6 +32,33 @@ pub struct BaseOptions {
     pub encoding: Encoding,
     /// The start time (and so the id); `None` is now.
     pub started_at: Option<DateTime<Utc>>,
+    /// Count every table's rows after the backup (a row-count marker).
+    pub row_counts: bool,
+}
+
+/// What [`base_backup`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaseBackupReport {
+    /// The backup, as a logical backup reports it.
+    #[serde(flatten)]
+    pub backup: BackupReport,
+    /// The row-count marker written beside it.
+    pub marker: Option<MarkerSummary>,
+    /// Why no marker was written, when one was asked for.
+    pub marker_problem: Option<String>,
+}
+
+/// A marker, summed up.
+#[derive(Debug, Clone, Serialize)]
+pub struct MarkerSummary {
+    /// Its WAL position.
+    pub lsn: String,
+    /// Databases counted.
+    pub databases: usize,
+    /// Tables counted.
+    pub tables: usize,
+    /// Tables the user may not read, left uncounted.
+    pub not_counted: usize,
 }
 
 /// What the server says about itself before a base backup.
@@ -72,9 +103,72 @@ pub(crate) async fn server_facts(server: &ConnConfig) -> Result<ServerFacts> {
 }
 
 /// Takes a base backup of `server` (a user with the REPLICATION
-/// attribute) into a new backup folder at `dest`. On failure its parts are
-/// removed and no manifest is written.
+/// attribute) into a new backup folder at `dest`, then its row-count
+/// marker when asked. On failure its parts are removed and no manifest is
+/// written; a marker that cannot be taken (no right to read a database)
+/// leaves the backup good and says why.
 pub async fn base_backup(
+    server: &ConnConfig,
+    dest: &Destination,
+    options: &BaseOptions,
+) -> Result<BaseBackupReport> {
+    let backup = take_base_backup(server, dest, options).await?;
+    let mut report = BaseBackupReport {
+        backup,
+        marker: None,
+        marker_problem: None,
+    };
+    if options.row_counts {
+        match write_marker(server, dest, &report.backup.id).await {
+            Ok(marker) => report.marker = Some(summarize(&marker)),
+            Err(e) => {
+                tracing::warn!(
+                    "no row-count marker for base backup {}: {e}",
+                    report.backup.id
+                );
+                report.marker_problem = Some(e.to_string());
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Takes the marker, stores it beside the base backup and ends the WAL
+/// segment it is in (when the user may: `pg_switch_wal()`), so that the
+/// archive holds its position soon rather than once the segment fills.
+async fn write_marker(server: &ConnConfig, dest: &Destination, id: &str) -> Result<RowCountMarker> {
+    let marker = take_marker(server).await?;
+    let json = serde_json::to_vec_pretty(&marker).expect("a marker always serializes");
+    dest.put_bytes(&format!("{id}/{MARKER_NAME}"), json).await?;
+    let (client, _task) = connect(server).await?;
+    if let Err(e) = client.execute("SELECT pg_switch_wal()", &[]).await {
+        tracing::info!(
+            "the WAL segment of the row-count marker is archived once it fills or              archive_timeout ends it (pg_switch_wal() was refused: {e})"
+        );
+    }
+    Ok(marker)
+}
+
+fn summarize(marker: &RowCountMarker) -> MarkerSummary {
+    MarkerSummary {
+        lsn: marker.lsn.clone(),
+        databases: marker.databases.len(),
+        tables: marker.table_count(),
+        not_counted: marker.databases.iter().map(|d| d.not_counted.len()).sum(),
+    }
+}
+
+/// The server's next transaction id, with its epoch.
+async fn next_xid(server: &ConnConfig) -> Result<u64> {
+    let (client, _task) = connect(server).await?;
+    let row = client
+        .query_one("SELECT txid_snapshot_xmax(txid_current_snapshot())", &[])
+        .await
+        .map_err(|e| BackupError::postgres("reading the next transaction id", &e))?;
+    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+}
+
+async fn take_base_backup(
     server: &ConnConfig,
     dest: &Destination,
     options: &BaseOptions,
@@ -111,34 +205,58 @@ pub async fn base_backup(
     )
     .await;
     let result = match stored {
-        Ok((stored, stderr)) => match wal_range(&stderr) {
-            Ok((start, end, timeline)) => {
-                let mut manifest = new_manifest(
-                    BackupKind::Base,
-                    &id,
-                    (started, clock),
-                    vec![stored],
-                    &options.encoding,
-                );
-                manifest.base = Some(BaseContent {
-                    server_version: facts.version.clone(),
-                    major,
-                    pg_basebackup_version: pg_basebackup.version.to_string(),
-                    system_identifier: facts.system_identifier.clone(),
-                    timeline,
-                    start_lsn: start.to_string(),
-                    end_lsn: end.to_string(),
-                    start_wal: start.segment_name(timeline, facts.segment_size),
-                    file,
-                    wal_segment_size: facts.segment_size,
-                });
-                write_manifest(dest, manifest).await
-            }
-            Err(e) => Err(e),
-        },
+        Ok((stored, stderr)) => {
+            let facts = BackupFacts {
+                server: &facts,
+                major,
+                pg_basebackup_version: pg_basebackup.version.to_string(),
+                file,
+                encoding: &options.encoding,
+            };
+            finish(server, dest, &id, (started, clock), stored, &stderr, facts).await
+        }
         Err(e) => Err(e),
     };
     removed_on_failure(dest, &id, result).await
+}
+
+/// What the manifest of a base backup records beside its WAL range.
+struct BackupFacts<'a> {
+    server: &'a ServerFacts,
+    major: u32,
+    pg_basebackup_version: String,
+    file: String,
+    encoding: &'a Encoding,
+}
+
+/// Writes the manifest of the stored base backup.
+async fn finish(
+    server: &ConnConfig,
+    dest: &Destination,
+    id: &str,
+    started: (DateTime<Utc>, Instant),
+    stored: pgharbor_backup::FileEntry,
+    stderr: &str,
+    facts: BackupFacts<'_>,
+) -> Result<BackupReport> {
+    let (start, end, timeline) = wal_range(stderr)?;
+    let next_xid = next_xid(server).await?;
+    let segment_size = facts.server.segment_size;
+    let mut manifest = new_manifest(BackupKind::Base, id, started, vec![stored], facts.encoding);
+    manifest.base = Some(BaseContent {
+        server_version: facts.server.version.clone(),
+        major: facts.major,
+        pg_basebackup_version: facts.pg_basebackup_version,
+        system_identifier: facts.server.system_identifier.clone(),
+        timeline,
+        start_lsn: start.to_string(),
+        end_lsn: end.to_string(),
+        start_wal: start.segment_name(timeline, segment_size),
+        file: facts.file,
+        wal_segment_size: segment_size,
+        next_xid: Some(next_xid),
+    });
+    write_manifest(dest, manifest).await
 }
 
 /// The start and end positions and the timeline `pg_basebackup --verbose`

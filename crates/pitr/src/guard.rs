@@ -5,7 +5,10 @@
 //! fills the server's `pg_wal` until PostgreSQL stops; an alert threshold
 //! logs and counts it, and only with an explicit threshold of its own is
 //! the slot dropped, which keeps the server running at the price of a gap
-//! in the archive (a new base backup starts a new restorable range).
+//! in the archive (a new base backup starts a new restorable range). A
+//! slot the server has invalidated (`wal_status = 'lost'`, over
+//! `max_slot_wal_keep_size`) is reported as such: the archiver stops,
+//! unless told to re-create it.
 
 use std::path::Path;
 
@@ -13,8 +16,11 @@ use pgharbor_backup::{BackupError, Result};
 use pgharbor_conn::{connect, ConnConfig};
 use serde::Serialize;
 
-use crate::archive::SharedProgress;
+use chrono::{DateTime, Utc};
+
+use crate::archive::{ArchiveProgress, SharedProgress};
 use crate::lsn::Segment;
+use crate::state::{lag_start, seconds_since, slot_view};
 
 /// The thresholds (bytes of WAL the slot holds back).
 #[derive(Debug, Clone, Copy, Default)]
@@ -26,7 +32,7 @@ pub struct SlotGuard {
 }
 
 /// What a look at the server found.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SlotState {
     /// WAL the slot makes the server keep (`pg_current_wal_lsn() - restart_lsn`).
     pub retained_bytes: u64,
@@ -34,6 +40,10 @@ pub struct SlotState {
     pub lag_bytes: u64,
     /// Bytes waiting in the spool.
     pub spool_bytes: u64,
+    /// The age of the oldest WAL not yet archived ([`crate::state`]).
+    pub lag_seconds: Option<f64>,
+    /// The slot's `wal_status` (PostgreSQL 13+).
+    pub wal_status: Option<String>,
 }
 
 /// What the archiver must do after a look.
@@ -43,6 +53,8 @@ pub enum GuardAction {
     Continue,
     /// Drop the slot (over [`SlotGuard::drop_bytes`]).
     DropSlot,
+    /// The server has invalidated the slot: WAL the archive lacks is gone.
+    SlotLost,
 }
 
 /// Reads the slot's state, records it in `progress` and applies `guard`.
@@ -56,30 +68,35 @@ pub(crate) async fn look(
 ) -> Result<GuardAction> {
     let (client, _task) = connect(server).await?;
     let row = client
-        .query_opt(
-            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, \
-                    pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint \
-             FROM pg_replication_slots WHERE slot_name = $1",
-            &[&slot],
+        .query_one(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint",
+            &[],
         )
         .await
-        .map_err(|e| BackupError::postgres(format!("reading replication slot \"{slot}\""), &e))?;
-    let Some(row) = row else {
+        .map_err(|e| BackupError::postgres("reading the server's WAL position", &e))?;
+    let current = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+    let Some(view) = slot_view(&client, slot).await? else {
         return Ok(GuardAction::Continue);
     };
-    let retained = u64::try_from(row.get::<_, Option<i64>>(0).unwrap_or(0)).unwrap_or(0);
-    let current = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
+    let retained = view.retained_bytes;
+    let now = Utc::now();
     let mut p = progress.lock().unwrap_or_else(|p| p.into_inner());
     let archived_through = p
         .last_archived
         .as_deref()
         .and_then(|name| Segment::parse(name, segment_size))
         .map(|s| (s.number + 1) * segment_size);
+    let lag_seconds = note_position(&mut p, archived_through, current, now);
     p.slot = Some(SlotState {
         retained_bytes: retained,
         lag_bytes: archived_through.map_or(retained, |through| current.saturating_sub(through)),
         spool_bytes: spool_bytes(spool),
+        lag_seconds,
+        wal_status: view.wal_status.clone(),
     });
+    if view.is_lost() {
+        return Ok(GuardAction::SlotLost);
+    }
     if guard.drop_bytes.is_some_and(|limit| retained > limit) {
         return Ok(GuardAction::DropSlot);
     }
@@ -92,6 +109,37 @@ pub(crate) async fn look(
     }
     Ok(GuardAction::Continue)
 }
+
+/// Records the server's position `current` seen at `now` and returns the
+/// archive's lag in seconds ([`crate::state`]): from the earlier of when
+/// the newest archived segment was archived and the first look that saw
+/// the server past its end (`archived_through`); 0 when the server is not
+/// past it; `None` before anything is archived (from the first look then).
+fn note_position(
+    p: &mut ArchiveProgress,
+    archived_through: Option<u64>,
+    current: u64,
+    now: DateTime<Utc>,
+) -> Option<f64> {
+    p.positions_seen.push((now, current));
+    if let Some(through) = archived_through {
+        // Positions only grow: what is left is the looks past the end.
+        p.positions_seen.retain(|(_, lsn)| *lsn > through);
+    }
+    if p.positions_seen.len() > MAX_POSITIONS {
+        p.positions_seen.remove(1);
+    }
+    if archived_through.is_some_and(|through| current <= through) {
+        p.lag_since = None;
+        return Some(0.0);
+    }
+    let first_seen_past = p.positions_seen.first().map(|(t, _)| *t);
+    p.lag_since = lag_start(p.last_archived_at, first_seen_past);
+    p.lag_since.map(|t| seconds_since(t, now))
+}
+
+/// Looks remembered while the archive is behind (the first one is kept).
+const MAX_POSITIONS: usize = 100_000;
 
 /// Drops `slot` (the receiver must be stopped first); the archive has a
 /// gap from here on.
@@ -126,5 +174,46 @@ pub(crate) fn clear_partial(spool: &Path) {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
+    }
+
+    #[test]
+    fn the_lag_runs_from_the_first_look_past_the_archive_until_it_catches_up() {
+        let mut p = ArchiveProgress::default();
+        let segment = 16 << 20;
+        // Archived through segment 1; the server still inside it: no lag.
+        assert_eq!(
+            note_position(&mut p, Some(2 * segment), segment, at(0)),
+            Some(0.0)
+        );
+        // Past it from the look at 10 s on (nothing says when it was archived).
+        assert_eq!(
+            note_position(&mut p, Some(2 * segment), 2 * segment + 5, at(10)),
+            Some(0.0)
+        );
+        assert_eq!(
+            note_position(&mut p, Some(2 * segment), 3 * segment, at(40)),
+            Some(30.0)
+        );
+        // The segment archived at 25 s: the server was past it by then.
+        p.last_archived_at = Some(at(25));
+        assert_eq!(
+            note_position(&mut p, Some(3 * segment), 3 * segment + 9, at(50)),
+            Some(25.0)
+        );
+        // Caught up: 0, and the looks before are forgotten.
+        assert_eq!(
+            note_position(&mut p, Some(4 * segment), 4 * segment, at(60)),
+            Some(0.0)
+        );
+        assert!(p.positions_seen.is_empty() && p.lag_since.is_none());
     }
 }

@@ -15,8 +15,13 @@
 //!   `<id>/manifest.json` of kind `base` ([`BaseContent`](pgharbor_backup::BaseContent):
 //!   start and end WAL positions, timeline, system identifier). Base
 //!   backups list, verify and prune with the logical backups;
+//! * `<id>/rowcounts.json`: the row counts of every table at a WAL
+//!   position just after the base backup ([`RowCountMarker`]), which
+//!   `backups verify --pitr` replays to and compares;
 //! * `wal/<name>.zst[.age]` per complete WAL segment or timeline history
-//!   file, then its index entry `wal/<name>.json` ([`WalEntry`]).
+//!   file, then its index entry `wal/<name>.json` ([`WalEntry`]);
+//! * `wal/archiver.json`: the running archiver's state ([`ArchiverStatus`]),
+//!   for `check` and `status` ([`archive_health`]).
 //!
 //! # Reading the archive without pgharbor
 //!
@@ -30,20 +35,30 @@ mod archive;
 mod base;
 mod guard;
 mod lsn;
+mod marker;
 mod prune;
 mod restore;
+mod state;
 mod target;
 mod verify;
 mod walstore;
 
 pub use archive::{run_archiver, ArchiveOptions, ArchiveProgress, SharedProgress};
-pub use base::{base_backup, BaseOptions, BASE_FILE_STEM};
+pub use base::{base_backup, BaseBackupReport, BaseOptions, MarkerSummary, BASE_FILE_STEM};
 pub use guard::{SlotGuard, SlotState};
-pub use lsn::{is_archived_name, missing_segments, Lsn, Segment};
+pub use lsn::{is_archived_name, missing_segments, Lsn, Segment, TimelinePath};
+pub use marker::{
+    take_marker, DatabaseCounts, MarkerComparison, RowCountMarker, TableCount, MARKER_NAME,
+};
 pub use prune::{prune_wal, WalPruneReport};
 pub use restore::{
     choose_base, restore_to_point, shell_quote, PitrRestoreOptions, PitrRestoreReport, LOG_NAME,
 };
+pub use state::{
+    archive_health, read_archiver_status, ArchiveHealth, ArchiverStatus, SlotView, ARCHIVER_STATUS,
+};
 pub use target::RecoveryTarget;
 pub use verify::{verify_pitr, PitrVerifyOptions, PitrVerifyReport};
-pub use walstore::{archived_names, entry, fetch, Fetched, WalEntry, WAL_FOLDER};
+pub use walstore::{
+    archived_names, entry, fetch, fetch_bytes, timeline_path, Fetched, WalEntry, WAL_FOLDER,
+};

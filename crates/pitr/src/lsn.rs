@@ -65,33 +65,118 @@ impl Segment {
     }
 }
 
-/// The segments from `first` on that `names` lacks, up to the newest it
-/// holds: a restore replays no further than the first of them. A number
-/// held on any timeline counts (a timeline switch starts the new timeline
-/// inside the old one's last segment); a missing one is named on the
-/// newest timeline seen before it.
-pub fn missing_segments(names: &[String], first: &str, segment_size: u64) -> Vec<String> {
+/// The timelines a recovery follows from a base backup to the newest
+/// timeline descending from it: each timeline with the WAL position it
+/// begins at (its parent's switch point; 0 for the first), oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelinePath {
+    steps: Vec<(u32, u64)>,
+}
+
+impl TimelinePath {
+    /// Only the base backup's own timeline.
+    pub fn single(timeline: u32) -> TimelinePath {
+        TimelinePath {
+            steps: vec![(timeline, 0)],
+        }
+    }
+
+    /// The path to `timeline`, whose history file says `history`, from
+    /// `base` (one of its ancestors); `None` when `timeline` does not
+    /// descend from `base`, or the history is not one.
+    pub fn from_history(base: u32, timeline: u32, history: &str) -> Option<TimelinePath> {
+        let mut steps = Vec::new();
+        let mut begins = 0;
+        for line in history.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut fields = line.split_whitespace();
+            let parent: u32 = fields.next()?.parse().ok()?;
+            let switch = Lsn::parse(fields.next()?)?;
+            if parent >= base {
+                steps.push((parent, begins));
+            }
+            begins = switch.0;
+        }
+        steps.push((timeline, begins));
+        (steps.first().map(|s| s.0) == Some(base)).then_some(TimelinePath { steps })
+    }
+
+    /// The newest timeline of the path.
+    pub fn newest(&self) -> u32 {
+        self.steps.last().map_or(1, |s| s.0)
+    }
+
+    /// The timeline whose file recovery reads for segment `number`: the
+    /// newest one begun at or before that segment (a timeline's first
+    /// segment holds its parent's WAL up to the switch, then its own).
+    fn timeline_of(&self, number: u64, segment_size: u64) -> u32 {
+        self.steps
+            .iter()
+            .rev()
+            .find(|(_, begins)| begins / segment_size <= number)
+            .map_or(self.steps[0].0, |s| s.0)
+    }
+
+    /// Whether `segment` is on the path: its timeline is, and the segment
+    /// is not past the switch to the next one.
+    fn holds(&self, segment: Segment, segment_size: u64) -> bool {
+        let Some(at) = self.steps.iter().position(|s| s.0 == segment.timeline) else {
+            return false;
+        };
+        let begins = self.steps[at].1 / segment_size;
+        let ends = self.steps.get(at + 1).map(|next| next.1 / segment_size);
+        segment.number >= begins && ends.is_none_or(|end| segment.number <= end)
+    }
+}
+
+/// The segments from `first` on that `names` lacks along `path`, up to the
+/// newest it holds: a restore replays no further than the first of them.
+/// Each is named on the timeline recovery reads it from.
+pub fn missing_segments(
+    names: &[String],
+    first: &str,
+    segment_size: u64,
+    path: &TimelinePath,
+) -> Vec<String> {
     let Some(first) = Segment::parse(first, segment_size) else {
         return Vec::new();
     };
     let held: Vec<Segment> = names
         .iter()
         .filter_map(|n| Segment::parse(n, segment_size))
-        .filter(|s| s.number >= first.number && s.timeline >= first.timeline)
+        .filter(|s| s.number >= first.number && path.holds(*s, segment_size))
         .collect();
     let Some(newest) = held.iter().map(|s| s.number).max() else {
         return vec![first.name(segment_size)];
     };
-    let mut missing = Vec::new();
-    let mut timeline = first.timeline;
-    for number in first.number..=newest {
-        let here: Vec<&Segment> = held.iter().filter(|s| s.number == number).collect();
-        match here.iter().map(|s| s.timeline).max() {
-            Some(t) => timeline = timeline.max(t),
-            None => missing.push(Segment { timeline, number }.name(segment_size)),
-        }
-    }
-    missing
+    (first.number..=newest)
+        .map(|number| Segment {
+            timeline: path.timeline_of(number, segment_size),
+            number,
+        })
+        .filter(|wanted| !held.contains(wanted))
+        .map(|missing| missing.name(segment_size))
+        .collect()
+}
+
+/// The timelines newer than `base` that the archive holds segments or a
+/// history file of, newest first.
+pub fn newer_timelines(names: &[String], base: u32) -> Vec<u32> {
+    let mut timelines: Vec<u32> = names
+        .iter()
+        .filter_map(|n| u32::from_str_radix(n.get(..8)?, 16).ok())
+        .filter(|t| *t > base)
+        .collect();
+    timelines.sort_unstable_by(|a, b| b.cmp(a));
+    timelines.dedup();
+    timelines
+}
+
+/// The history file's name of `timeline`.
+pub fn history_name(timeline: u32) -> String {
+    format!("{timeline:08X}.history")
 }
 
 /// Whether `name` is a WAL file the archive keeps: a complete segment
@@ -126,12 +211,13 @@ mod tests {
     }
 
     #[test]
-    fn gaps_in_the_archive_are_named() {
+    fn gaps_in_the_archive_are_named_on_the_timeline_recovery_reads() {
         let size = 16 << 20;
         let names: Vec<String> = [
             "000000010000000000000002",
             "000000010000000000000003",
             "000000010000000000000005",
+            "000000010000000000000006",
             "00000002.history",
             "000000020000000000000005",
             "000000020000000000000007",
@@ -139,15 +225,29 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        // Timeline 2 began inside segment 5, at 0/5000100.
+        let path = TimelinePath::from_history(1, 2, "1\t0/5000100\tno recovery target specified\n")
+            .unwrap();
+        assert_eq!(path.newest(), 2);
+        // Segment 6 of timeline 1 is past the switch: it does not count.
         assert_eq!(
-            missing_segments(&names, "000000010000000000000002", size),
+            missing_segments(&names, "000000010000000000000002", size, &path),
             vec!["000000010000000000000004", "000000020000000000000006"]
         );
-        assert!(missing_segments(&names[..2], "000000010000000000000002", size).is_empty());
+        let single = TimelinePath::single(1);
         assert_eq!(
-            missing_segments(&[], "000000010000000000000002", size),
+            missing_segments(&names, "000000010000000000000002", size, &single),
+            vec!["000000010000000000000004"]
+        );
+        assert!(
+            missing_segments(&names[..2], "000000010000000000000002", size, &single).is_empty()
+        );
+        assert_eq!(
+            missing_segments(&[], "000000010000000000000002", size, &single),
             vec!["000000010000000000000002"]
         );
+        assert_eq!(newer_timelines(&names, 1), vec![2]);
+        assert_eq!(history_name(10), "0000000A.history");
         let wrap = Segment::parse("0000000100000001000000FF", size).unwrap();
         assert_eq!(
             Segment {
@@ -157,6 +257,20 @@ mod tests {
             .name(size),
             "000000010000000200000000"
         );
+    }
+
+    #[test]
+    fn a_timeline_path_is_read_from_its_history_file() {
+        let history = "1\t0/3000000\tbefore 2000-01-01\n\n2\t0/5000100\tno recovery target\n";
+        let path = TimelinePath::from_history(1, 3, history).unwrap();
+        assert_eq!(path.steps, vec![(1, 0), (2, 0x300_0000), (3, 0x500_0100)]);
+        let from_two = TimelinePath::from_history(2, 3, history).unwrap();
+        assert_eq!(from_two.steps, vec![(2, 0x300_0000), (3, 0x500_0100)]);
+        assert!(
+            TimelinePath::from_history(4, 5, history).is_none(),
+            "not a descendant"
+        );
+        assert!(TimelinePath::from_history(1, 3, "1\tnonsense\n").is_none());
     }
 
     #[test]

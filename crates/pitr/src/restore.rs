@@ -44,6 +44,8 @@ pub struct PitrRestoreOptions {
     pub settings: Vec<(String, String)>,
     /// Start the server and wait for recovery to end.
     pub start: bool,
+    /// The base backup to restore (its id); `None` chooses ([`choose_base`]).
+    pub base_backup: Option<String>,
 }
 
 /// What [`restore_to_point`] did.
@@ -61,6 +63,11 @@ pub struct PitrRestoreReport {
     pub start_command: String,
     /// Whether the server was started and recovery has ended.
     pub started: bool,
+    /// The base backup's PostgreSQL major version.
+    pub major: u32,
+    /// Why this base backup, when pgharbor could not know it reaches the
+    /// target (a restore point, a transaction older base backups do not date).
+    pub note: Option<String>,
 }
 
 /// The file name of the restored server's log, inside the data directory.
@@ -72,7 +79,10 @@ pub async fn restore_to_point(
     dest: &Destination,
     options: &PitrRestoreOptions,
 ) -> Result<PitrRestoreReport> {
-    let manifest = choose_base(dest, &options.target).await?;
+    let (manifest, note) = match &options.base_backup {
+        Some(id) => (named_base(dest, id).await?, None),
+        None => choose_base(dest, &options.target).await?,
+    };
     let base = manifest.base()?.clone();
     let pg_ctl = pgharbor_pgtools::find_exact("pg_ctl", base.major)?;
     if options.start && rustix::process::geteuid().is_root() {
@@ -81,12 +91,12 @@ pub async fn restore_to_point(
              server (e.g. `runuser -u postgres -- pgharbor restore …`), or leave out --start",
         ));
     }
-    refuse_a_gap(dest, &base, &options.target).await?;
+    refuse_a_gap(dest, &base, options).await?;
     let dir = &options.data_dir;
-    prepare_empty_dir(dir)?;
+    let made = prepare_empty_dir(dir)?;
     let filled = fill(dest, &manifest, options).await;
     if let Err(e) = filled {
-        let _ = std::fs::remove_dir_all(dir);
+        made.undo();
         return Err(e);
     }
     let log_file = dir.join(LOG_NAME);
@@ -98,7 +108,8 @@ pub async fn restore_to_point(
     );
     if options.start {
         let controldata = pgharbor_pgtools::find_exact("pg_controldata", base.major)?;
-        start_and_wait(&pg_ctl.path, &controldata.path, dir, &log_file).await?;
+        let started = start_and_wait(&pg_ctl.path, &controldata.path, dir, &log_file).await;
+        started.map_err(|e| explain_unreached(e, &manifest.id, dest))?;
     }
     Ok(PitrRestoreReport {
         base_backup: manifest.id.clone(),
@@ -107,6 +118,37 @@ pub async fn restore_to_point(
         log_file,
         start_command,
         started: options.start,
+        major: base.major,
+        note,
+    })
+}
+
+/// A recovery that ended before its target: says what to do.
+fn explain_unreached(e: BackupError, id: &str, dest: &Destination) -> BackupError {
+    if !e
+        .message()
+        .contains("before configured recovery target was reached")
+    {
+        return e;
+    }
+    e.followed_by(format!(
+        "The target is older than base backup {id}'s end, or past the end of the archive: \
+         restore from an older base backup with --base-backup ID (`pgharbor backups list \
+         {dest}`), or to a later target"
+    ))
+}
+
+/// The complete base backup `id` at `dest`.
+async fn named_base(dest: &Destination, id: &str) -> Result<Manifest> {
+    let bases = complete_bases(dest).await?;
+    bases.into_iter().find(|m| m.id == id).ok_or_else(|| {
+        BackupError::new(
+            BackupErrorKind::NotFound,
+            format!(
+                "no complete base backup {id} at {dest}: `pgharbor backups list {dest}` shows \
+                 them (as `(whole cluster)`)"
+            ),
+        )
     })
 }
 
@@ -117,19 +159,28 @@ pub async fn restore_to_point(
 async fn refuse_a_gap(
     dest: &Destination,
     base: &pgharbor_backup::BaseContent,
-    target: &RecoveryTarget,
+    options: &PitrRestoreOptions,
 ) -> Result<()> {
-    if !matches!(target, RecoveryTarget::Latest) {
+    if !matches!(options.target, RecoveryTarget::Latest) {
         return Ok(());
     }
     let names = crate::walstore::archived_names(dest).await?;
-    let missing = crate::lsn::missing_segments(&names, &base.start_wal, base.wal_segment_size);
-    if missing.is_empty() {
+    let (path, mut problems) =
+        crate::walstore::timeline_path(dest, base.timeline, &names, options.decryption.as_ref())
+            .await?;
+    let missing =
+        crate::lsn::missing_segments(&names, &base.start_wal, base.wal_segment_size, &path);
+    if !missing.is_empty() {
+        problems.push(format!("{} missing", missing.join(", ")));
+    }
+    if problems.is_empty() {
         return Ok(());
     }
     Err(invalid(format!(
-        "the WAL archive at {dest} has a gap after the base backup: {} missing, so a restore to          the latest state would stop before it and pass for complete; restore to a --time or          --lsn before the gap, or find the missing files",
-        missing.join(", ")
+        "the WAL archive at {dest} has a gap after the base backup: {}; so a restore to the \
+         latest state would stop before it and pass for complete; restore to a --time or --lsn \
+         before the gap, or find the missing files",
+        problems.join("; ")
     )))
 }
 
@@ -137,12 +188,11 @@ fn invalid(message: impl Into<String>) -> BackupError {
     BackupError::new(BackupErrorKind::InvalidInput, message)
 }
 
-/// The newest base backup that ends before the target (for a time or a WAL
-/// position; for the others, the newest), among the complete ones — also
-/// those whose last `verify --pitr` failed, which is most often for a gap
-/// in the WAL after them: what they hold is checked again as it downloads.
-pub async fn choose_base(dest: &Destination, target: &RecoveryTarget) -> Result<Manifest> {
-    let bases: Vec<Manifest> = list(dest)
+/// The complete base backups at `dest`, newest first — also those whose
+/// last `verify --pitr` failed, which is most often for a gap in the WAL
+/// after them: what they hold is checked again as it downloads.
+async fn complete_bases(dest: &Destination) -> Result<Vec<Manifest>> {
+    Ok(list(dest)
         .await?
         .into_iter()
         .filter(|e| {
@@ -153,7 +203,42 @@ pub async fn choose_base(dest: &Destination, target: &RecoveryTarget) -> Result<
         })
         .filter_map(|e| e.manifest)
         .filter(|m| m.kind == BackupKind::Base && m.base.is_some())
-        .collect();
+        .collect())
+}
+
+/// Whether base backup `m` reaches `target`: `Some(true)` when it ended
+/// before it, `Some(false)` when it ended after, `None` when that cannot
+/// be known (a restore point; a transaction and a backup that recorded no
+/// transaction id).
+fn reaches(m: &Manifest, target: &RecoveryTarget) -> Option<bool> {
+    let base = m.base.as_ref()?;
+    match target {
+        RecoveryTarget::Time(_) => target.time().map(|t| m.finished <= t),
+        RecoveryTarget::Lsn(lsn) => Lsn::parse(&base.end_lsn).map(|end| end <= *lsn),
+        RecoveryTarget::Xid(xid) => base.next_xid.map(|next| full_xid(*xid, next) >= next),
+        RecoveryTarget::Name(_) => None,
+        RecoveryTarget::Latest => Some(true),
+    }
+}
+
+/// `xid` with the epoch of `next` when it has none (below 2³²): the ids
+/// `txid_current()` and `pg_current_xact_id()` give carry theirs.
+fn full_xid(xid: u64, next: u64) -> u64 {
+    if xid >> 32 == 0 {
+        (next & !0xFFFF_FFFF) | xid
+    } else {
+        xid
+    }
+}
+
+/// The newest base backup that ends before the target, and a note when
+/// that cannot be known (then the newest whose end is not known to be past
+/// it). See [`reaches`].
+pub async fn choose_base(
+    dest: &Destination,
+    target: &RecoveryTarget,
+) -> Result<(Manifest, Option<String>)> {
+    let bases = complete_bases(dest).await?;
     if bases.is_empty() {
         return Err(BackupError::new(
             BackupErrorKind::NotFound,
@@ -163,34 +248,81 @@ pub async fn choose_base(dest: &Destination, target: &RecoveryTarget) -> Result<
             ),
         ));
     }
-    let reaches = |m: &Manifest| match target {
-        RecoveryTarget::Time(_) => target.time().is_some_and(|t| m.finished <= t),
-        RecoveryTarget::Lsn(lsn) => m
-            .base
-            .as_ref()
-            .and_then(|b| Lsn::parse(&b.end_lsn))
-            .is_some_and(|end| end <= *lsn),
-        _ => true,
-    };
-    let chosen = bases.iter().find(|m| reaches(m)).cloned();
-    chosen.ok_or_else(|| {
-        let oldest = bases.last().expect("not empty");
-        BackupError::new(
-            BackupErrorKind::NotFound,
-            format!(
-                "no base backup at {dest} ends before {}: the oldest, {}, ended at {} (WAL \
-                 position {}); a restore can only go forward from a base backup",
-                target.describe(),
-                oldest.id,
-                oldest.finished.format("%Y-%m-%d %H:%M:%S%.3f+00"),
-                oldest.base.as_ref().map_or("?", |b| b.end_lsn.as_str())
-            ),
-        )
-    })
+    for m in &bases {
+        match reaches(m, target) {
+            Some(true) => return Ok((m.clone(), None)),
+            Some(false) => continue,
+            None => {
+                let note = format!(
+                    "pgharbor cannot know whether {} comes after base backup {} ended: it is \
+                     used; if the target is older, PostgreSQL stops saying the target was not \
+                     reached — then name an older base backup with --base-backup ID",
+                    target.describe(),
+                    m.id
+                );
+                return Ok((m.clone(), Some(note)));
+            }
+        }
+    }
+    let oldest = bases.last().expect("not empty");
+    Err(BackupError::new(
+        BackupErrorKind::NotFound,
+        format!(
+            "no base backup at {dest} ends before {}: the oldest, {}, ended at {} (WAL position \
+             {}{}); a restore can only go forward from a base backup",
+            target.describe(),
+            oldest.id,
+            oldest.finished.format("%Y-%m-%d %H:%M:%S%.3f+00"),
+            oldest.base.as_ref().map_or("?", |b| b.end_lsn.as_str()),
+            oldest
+                .base
+                .as_ref()
+                .and_then(|b| b.next_xid)
+                .map(|x| format!(", next transaction {x}"))
+                .unwrap_or_default()
+        ),
+    ))
 }
 
-/// Creates `dir` `0700`, refusing one that holds anything.
-fn prepare_empty_dir(dir: &Path) -> Result<()> {
+/// What a restore made, and so what a failed one removes: never a
+/// directory that was there before it.
+#[derive(Debug)]
+enum Made {
+    /// The data directory existed (empty): only what was put in it.
+    Contents(PathBuf),
+    /// The data directory (and maybe parents) were made: the topmost one made.
+    Tree(PathBuf),
+}
+
+impl Made {
+    fn undo(&self) {
+        match self {
+            Made::Contents(dir) => {
+                if let Ok(entries) = std::fs::read_dir(dir) {
+                    for entry in entries.flatten() {
+                        let path = entry.path();
+                        let removed = if path.is_dir() && !path.is_symlink() {
+                            std::fs::remove_dir_all(&path)
+                        } else {
+                            std::fs::remove_file(&path)
+                        };
+                        if let Err(e) = removed {
+                            tracing::warn!("removing {}: {e}", path.display());
+                        }
+                    }
+                }
+            }
+            Made::Tree(top) => {
+                if let Err(e) = std::fs::remove_dir_all(top) {
+                    tracing::warn!("removing {}: {e}", top.display());
+                }
+            }
+        }
+    }
+}
+
+/// Creates `dir` `0700`, refusing one that holds anything; says what it made.
+fn prepare_empty_dir(dir: &Path) -> Result<Made> {
     if let Ok(mut entries) = std::fs::read_dir(dir) {
         if entries.next().is_some() {
             return Err(invalid(format!(
@@ -199,8 +331,18 @@ fn prepare_empty_dir(dir: &Path) -> Result<()> {
                 dir.display()
             )));
         }
+        create_private_dir(dir)?;
+        return Ok(Made::Contents(dir.to_path_buf()));
     }
-    create_private_dir(dir)
+    let mut top = dir.to_path_buf();
+    for ancestor in dir.ancestors().skip(1) {
+        if ancestor.as_os_str().is_empty() || ancestor.symlink_metadata().is_ok() {
+            break;
+        }
+        top = ancestor.to_path_buf();
+    }
+    create_private_dir(dir)?;
+    Ok(Made::Tree(top))
 }
 
 /// Unpacks the base backup and writes the recovery settings.
@@ -258,10 +400,27 @@ fn write_recovery_settings(options: &PitrRestoreOptions, id: &str) -> Result<()>
         settings.push((name.to_owned(), value));
     }
     settings.extend(options.settings.iter().cloned());
-    let mut text = format!(
-        "\n# pgharbor restore: base backup {id}, replaying WAL to {}\n",
+    let header = format!(
+        "pgharbor restore: base backup {id}, replaying WAL to {}",
         options.target.describe()
     );
+    append_settings(dir, &header, &settings)
+}
+
+/// Appends `settings` to the data directory's `postgresql.auto.conf`
+/// under a comment (later lines win over earlier ones).
+pub(crate) fn append_settings(
+    dir: &Path,
+    header: &str,
+    settings: &[(String, String)],
+) -> Result<()> {
+    let io = |what: &str, e: std::io::Error| {
+        BackupError::new(
+            BackupErrorKind::Io,
+            format!("{what} in {}: {e}", dir.display()),
+        )
+    };
+    let mut text = format!("\n# {header}\n");
     for (name, value) in settings {
         text.push_str(&format!("{name} = '{}'\n", value.replace('\'', "''")));
     }
@@ -278,12 +437,37 @@ fn write_recovery_settings(options: &PitrRestoreOptions, id: &str) -> Result<()>
 
 /// `pg_ctl start`, then waits until recovery has ended; an error quoting the server's log when it
 /// stops instead (a target past the archive's end, a missing WAL file).
-async fn start_and_wait(
+pub(crate) async fn start_and_wait(
     pg_ctl: &Path,
     pg_controldata: &Path,
     dir: &Path,
     log_file: &Path,
 ) -> Result<()> {
+    let started = pg_ctl_start(pg_ctl, dir, log_file).await;
+    loop {
+        if started && in_production(pg_controldata, dir).await {
+            return Ok(());
+        }
+        if !dir.join("postmaster.pid").exists() {
+            return Err(stopped_early(log_file));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The error for a server that stopped during recovery, quoting its log.
+pub(crate) fn stopped_early(log_file: &Path) -> BackupError {
+    BackupError::new(
+        BackupErrorKind::Tool,
+        format!(
+            "the restored server stopped before recovery ended: {}",
+            log_tail(log_file)
+        ),
+    )
+}
+
+/// `pg_ctl -w start`: whether it says the server started.
+pub(crate) async fn pg_ctl_start(pg_ctl: &Path, dir: &Path, log_file: &Path) -> bool {
     let status = tokio::process::Command::new(pg_ctl)
         .arg("-D")
         .arg(dir)
@@ -294,22 +478,7 @@ async fn start_and_wait(
         .stdout(std::process::Stdio::null())
         .status()
         .await;
-    let started = status.is_ok_and(|s| s.success());
-    loop {
-        if started && in_production(pg_controldata, dir).await {
-            return Ok(());
-        }
-        if !dir.join("postmaster.pid").exists() {
-            return Err(BackupError::new(
-                BackupErrorKind::Tool,
-                format!(
-                    "the restored server stopped before recovery ended: {}",
-                    log_tail(log_file)
-                ),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    status.is_ok_and(|s| s.success())
 }
 
 /// Whether recovery has ended: `pg_controldata` (in the C locale, whose
@@ -361,5 +530,31 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn a_failed_restore_removes_only_what_it_made() {
+        let scratch = tempfile::tempdir().unwrap();
+        let existing = scratch.path().join("mounted");
+        std::fs::create_dir(&existing).unwrap();
+        let made = prepare_empty_dir(&existing).unwrap();
+        std::fs::create_dir_all(existing.join("base/1")).unwrap();
+        std::fs::write(existing.join("PG_VERSION"), "16").unwrap();
+        made.undo();
+        assert!(existing.is_dir(), "the directory that was there is kept");
+        assert_eq!(std::fs::read_dir(&existing).unwrap().count(), 0);
+
+        let nested = scratch.path().join("new/deeper/data");
+        let made = prepare_empty_dir(&nested).unwrap();
+        std::fs::write(nested.join("PG_VERSION"), "16").unwrap();
+        made.undo();
+        assert!(!scratch.path().join("new").exists(), "what it made is gone");
+        assert!(scratch.path().is_dir());
+    }
+
+    #[test]
+    fn a_transaction_is_reached_by_a_base_backup_that_ended_before_it_began() {
+        assert_eq!(full_xid(7311, (3 << 32) | 9000), (3 << 32) | 7311);
+        assert_eq!(full_xid((2 << 32) | 5, (3 << 32) | 9000), (2 << 32) | 5);
     }
 }

@@ -3,9 +3,12 @@
 //! re-hashed against its index entry and the segments are checked for
 //! gaps (each missing one named), then the base backup and all the WAL are
 //! restored into a scratch data directory, started on a free port (a
-//! private socket, no TCP, archiving off), replayed to the end, checked
-//! with `pg_amcheck` when this PostgreSQL has it, its rows counted, and
-//! stopped and deleted. The result is recorded next to the base backup
+//! private socket, no TCP, archiving off). When the base backup has a
+//! row-count marker ([`crate::marker`]) whose WAL is archived, recovery
+//! first pauses at the marker's position and every table's rows are
+//! compared with it, each difference named; then the copy is restarted
+//! without the target, replayed to the end, checked with `pg_amcheck` when
+//! this PostgreSQL has it, its rows counted, and stopped and deleted. The result is recorded next to the base backup
 //! (`verification.json`), as a logical backup's verification is, so
 //! `backups list`, `status --backups` and `/metrics` show it.
 
@@ -23,9 +26,13 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::lsn::{missing_segments, Segment};
-use crate::restore::{choose_base, restore_to_point, PitrRestoreOptions};
+use crate::marker::{compare, MarkerComparison, RowCountMarker, MARKER_NAME};
+use crate::restore::{
+    append_settings, choose_base, pg_ctl_start, restore_to_point, start_and_wait, stopped_early,
+    PitrRestoreOptions, PitrRestoreReport,
+};
 use crate::target::RecoveryTarget;
-use crate::walstore::{archived_names, entry, WAL_FOLDER};
+use crate::walstore::{archived_names, entry, timeline_path, WAL_FOLDER};
 
 /// How to verify.
 #[derive(Debug, Clone)]
@@ -58,6 +65,10 @@ pub struct PitrVerifyReport {
     pub amcheck_passed: Option<bool>,
     /// Rows in every table of every database of the restored copy.
     pub rows: u64,
+    /// The row-count marker replayed to and compared, when there was one.
+    pub marker: Option<MarkerCheck>,
+    /// What was not checked, and why (no marker, a marker not exact).
+    pub notes: Vec<String>,
     /// Every problem, each naming the file, segment or check.
     pub problems: Vec<String>,
 }
@@ -67,7 +78,7 @@ pub async fn verify_pitr(
     dest: &Destination,
     options: &PitrVerifyOptions,
 ) -> Result<PitrVerifyReport> {
-    let manifest = choose_base(dest, &RecoveryTarget::Latest).await?;
+    let (manifest, _) = choose_base(dest, &RecoveryTarget::Latest).await?;
     let base = manifest.base()?.clone();
     let mut report = PitrVerifyReport {
         base_backup: manifest.id.clone(),
@@ -76,6 +87,8 @@ pub async fn verify_pitr(
         replayed: false,
         amcheck_passed: None,
         rows: 0,
+        marker: None,
+        notes: Vec::new(),
         problems: Vec::new(),
     };
     for file in &manifest.files {
@@ -101,17 +114,84 @@ pub async fn verify_pitr(
             None => report.wal_files_checked += 1,
         }
     }
-    for missing in missing_segments(&names, &base.start_wal, base.wal_segment_size) {
+    let (path, timeline_problems) =
+        timeline_path(dest, base.timeline, &names, options.decryption.as_ref()).await?;
+    report.problems.extend(timeline_problems);
+    for missing in missing_segments(&names, &base.start_wal, base.wal_segment_size, &path) {
         report.problems.push(format!(
             "WAL segment {missing} is missing from the archive: a restore stops before it"
         ));
     }
     if report.problems.is_empty() {
-        restore_and_check(dest, &manifest, options, &mut report).await?;
+        let marker = reachable_marker(dest, &manifest, &names, &mut report).await?;
+        restore_and_check(dest, &manifest, marker, options, &mut report).await?;
     }
     report.passed = report.problems.is_empty();
     record(dest, &manifest, &report, options.now).await?;
     Ok(report)
+}
+
+/// The row-count marker compared at its position.
+#[derive(Debug, Clone, Serialize)]
+pub struct MarkerCheck {
+    /// Its WAL position.
+    pub lsn: String,
+    /// When it was taken.
+    pub taken_at: DateTime<Utc>,
+    /// The comparison.
+    #[serde(flatten)]
+    pub comparison: MarkerComparison,
+}
+
+/// The base backup's marker when the archive holds the WAL up to its
+/// position; otherwise a note saying why none is compared.
+async fn reachable_marker(
+    dest: &Destination,
+    manifest: &Manifest,
+    names: &[String],
+    report: &mut PitrVerifyReport,
+) -> Result<Option<RowCountMarker>> {
+    let bytes = match dest
+        .get_bytes(&format!("{}/{MARKER_NAME}", manifest.id))
+        .await
+    {
+        Ok(bytes) => bytes,
+        Err(e) if e.is_not_found() => {
+            report.notes.push(format!(
+                "base backup {} has no row-count marker (taken with --no-row-counts, or by an \
+                 older pgharbor): rows were counted, not compared",
+                manifest.id
+            ));
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let marker: RowCountMarker = serde_json::from_slice(&bytes).map_err(|e| {
+        BackupError::new(
+            BackupErrorKind::Integrity,
+            format!(
+                "the row-count marker of base backup {} is not readable: {e}",
+                manifest.id
+            ),
+        )
+    })?;
+    let base = manifest.base()?;
+    let position = marker.position()?;
+    let segment = position.segment_name(base.timeline, base.wal_segment_size);
+    let number = Segment::parse(&segment, base.wal_segment_size).map(|s| s.number);
+    let archived = names
+        .iter()
+        .any(|name| Segment::parse(name, base.wal_segment_size).map(|s| s.number) == number);
+    if archived {
+        return Ok(Some(marker));
+    }
+    report.notes.push(format!(
+        "the row-count marker at WAL position {} is not archived yet (its segment {segment} is \
+         still being written; it is archived when it fills, at archive_timeout or \
+         pg_switch_wal()): rows were counted, not compared",
+        marker.lsn
+    ));
+    Ok(None)
 }
 
 /// The stored file's SHA-256 and size against `file`; a problem naming it.
@@ -149,11 +229,13 @@ async fn check_stored(
     })
 }
 
-/// Restores into the scratch directory, replays to the end, checks,
-/// counts, stops and removes it.
+/// Restores into the scratch directory, pauses at the marker and compares
+/// (when there is one), replays to the end, checks, counts, stops and
+/// removes it.
 async fn restore_and_check(
     dest: &Destination,
     manifest: &Manifest,
+    marker: Option<RowCountMarker>,
     options: &PitrVerifyOptions,
     report: &mut PitrVerifyReport,
 ) -> Result<()> {
@@ -171,29 +253,45 @@ async fn restore_and_check(
     })?;
     let port = free_port()?;
     let socket_dir = options.scratch.display().to_string();
+    let mut settings = vec![
+        ("port".to_owned(), port.to_string()),
+        ("listen_addresses".to_owned(), String::new()),
+        ("unix_socket_directories".to_owned(), socket_dir.clone()),
+        ("hba_file".to_owned(), hba.display().to_string()),
+        ("archive_mode".to_owned(), "off".to_owned()),
+    ];
+    let target = match &marker {
+        Some(marker) => {
+            settings.push(("recovery_target_action".to_owned(), "pause".to_owned()));
+            settings.push(("hot_standby".to_owned(), "on".to_owned()));
+            RecoveryTarget::Lsn(marker.position()?)
+        }
+        None => RecoveryTarget::Latest,
+    };
     let restore = PitrRestoreOptions {
-        target: RecoveryTarget::Latest,
+        target,
         data_dir: data_dir.clone(),
         decryption: options.decryption.clone(),
         restore_command: options.restore_command.clone(),
-        settings: vec![
-            ("port".to_owned(), port.to_string()),
-            ("listen_addresses".to_owned(), String::new()),
-            ("unix_socket_directories".to_owned(), socket_dir.clone()),
-            ("hba_file".to_owned(), hba.display().to_string()),
-            ("archive_mode".to_owned(), "off".to_owned()),
-        ],
-        start: true,
+        settings,
+        start: marker.is_none(),
+        base_backup: Some(manifest.id.clone()),
     };
-    let restored = restore_to_point(dest, &restore).await;
-    let result = match restored {
-        Ok(_) => {
+    let config = ConnConfig::parse(&format!(
+        "postgresql://{}@/postgres?host={socket_dir}&port={port}",
+        options.user
+    ))
+    .map_err(|e| BackupError::new(BackupErrorKind::InvalidInput, e.to_string()))?;
+    let replayed = match restore_to_point(dest, &restore).await {
+        Ok(restored) => match &marker {
+            Some(marker) => compare_then_replay(&restored, &config, marker, report).await,
+            None => Ok(()),
+        },
+        Err(e) => Err(e),
+    };
+    let result = match replayed {
+        Ok(()) => {
             report.replayed = true;
-            let config = ConnConfig::parse(&format!(
-                "postgresql://{}@/postgres?host={socket_dir}&port={port}",
-                options.user
-            ))
-            .map_err(|e| BackupError::new(BackupErrorKind::InvalidInput, e.to_string()))?;
             check_copy(&config, manifest, report).await
         }
         Err(e) => {
@@ -207,6 +305,93 @@ async fn restore_and_check(
     stop_and_remove(manifest, &data_dir).await;
     let _ = std::fs::remove_file(&hba);
     result
+}
+
+/// Starts the restored copy paused at the marker's position, compares its
+/// rows with the marker, then restarts it without the target: it replays
+/// to the end of the archive and promotes.
+async fn compare_then_replay(
+    restored: &PitrRestoreReport,
+    config: &ConnConfig,
+    marker: &RowCountMarker,
+    report: &mut PitrVerifyReport,
+) -> Result<()> {
+    let major = restored.major;
+    let pg_ctl = pgharbor_pgtools::find_exact("pg_ctl", major)?;
+    let dir = &restored.data_dir;
+    pg_ctl_start(&pg_ctl.path, dir, &restored.log_file).await;
+    wait_paused(config, dir, &restored.log_file).await?;
+    let comparison = compare(config, marker).await?;
+    let check = MarkerCheck {
+        lsn: marker.lsn.clone(),
+        taken_at: marker.taken_at,
+        comparison,
+    };
+    let at = format!("at the row-count marker (WAL position {})", marker.lsn);
+    if check.comparison.inexact.is_empty() {
+        for difference in &check.comparison.differences {
+            report
+                .problems
+                .push(format!("rows differ {at}: {difference}"));
+        }
+    } else {
+        for difference in &check.comparison.differences {
+            report.notes.push(format!(
+                "rows differ {at}, which is not exact ({}): {difference}",
+                check.comparison.inexact.join("; ")
+            ));
+        }
+    }
+    report.marker = Some(check);
+    pg_ctl_stop(&pg_ctl.path, dir, "fast").await;
+    append_settings(
+        dir,
+        "pgharbor verify: the marker compared, replaying to the end",
+        &[
+            ("recovery_target_lsn".to_owned(), String::new()),
+            ("recovery_target_action".to_owned(), "promote".to_owned()),
+        ],
+    )?;
+    let controldata = pgharbor_pgtools::find_exact("pg_controldata", major)?;
+    start_and_wait(&pg_ctl.path, &controldata.path, dir, &restored.log_file).await
+}
+
+/// Waits until recovery has paused at its target; an error quoting the
+/// log when the server stops instead (the target not reached).
+async fn wait_paused(
+    config: &ConnConfig,
+    dir: &std::path::Path,
+    log_file: &std::path::Path,
+) -> Result<()> {
+    loop {
+        if !dir.join("postmaster.pid").exists() {
+            return Err(stopped_early(log_file));
+        }
+        if let Ok((client, _task)) = connect(config).await {
+            let paused = client
+                .query_one(
+                    "SELECT pg_is_in_recovery() AND pg_is_wal_replay_paused()",
+                    &[],
+                )
+                .await;
+            if paused.is_ok_and(|row| row.get::<_, bool>(0)) {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// `pg_ctl stop` in `mode`, waiting.
+async fn pg_ctl_stop(pg_ctl: &std::path::Path, dir: &std::path::Path, mode: &str) {
+    let _ = tokio::process::Command::new(pg_ctl)
+        .arg("-D")
+        .arg(dir)
+        .args(["-m", mode, "-w", "stop"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await;
 }
 
 fn free_port() -> Result<u16> {
@@ -321,14 +506,7 @@ async fn stop_and_remove(manifest: &Manifest, data_dir: &std::path::Path) {
         .ok()
         .and_then(|b| pgharbor_pgtools::find_exact("pg_ctl", b.major).ok());
     if let Some(pg_ctl) = pg_ctl {
-        let _ = tokio::process::Command::new(&pg_ctl.path)
-            .arg("-D")
-            .arg(data_dir)
-            .args(["-m", "immediate", "-w", "stop"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .await;
+        pg_ctl_stop(&pg_ctl.path, data_dir, "immediate").await;
     }
     let _ = std::fs::remove_dir_all(data_dir);
 }
@@ -352,9 +530,14 @@ async fn record(
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect(),
-        restored_to: report
-            .replayed
-            .then(|| "a scratch data directory, replayed to the end of the WAL archive".to_owned()),
+        restored_to: report.replayed.then(|| match &report.marker {
+            Some(marker) => format!(
+                "a scratch data directory, paused at the row-count marker (WAL position {}) and \
+                 compared table by table ({} tables), then replayed to the end of the WAL archive",
+                marker.lsn, marker.comparison.tables_compared
+            ),
+            None => "a scratch data directory, replayed to the end of the WAL archive".to_owned(),
+        }),
         problems: report.problems.clone(),
     };
     let json = serde_json::to_vec_pretty(&record).expect("a record always serializes");

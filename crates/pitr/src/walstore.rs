@@ -15,7 +15,7 @@ use pgharbor_backup::{BackupError, BackupErrorKind, Decryption, Encoding, FileEn
 use pgharbor_objstore::{Destination, ObjstoreErrorKind};
 use serde::{Deserialize, Serialize};
 
-use crate::lsn::is_archived_name;
+use crate::lsn::{history_name, is_archived_name, newer_timelines, TimelinePath};
 
 /// The folder of the WAL archive at a destination.
 pub const WAL_FOLDER: &str = "wal";
@@ -197,6 +197,55 @@ pub async fn fetch(
             Err(e.context(format!("fetching WAL file {name} from {dest}")))
         }
     }
+}
+
+/// The contents of archived WAL file `name` (a history file: small),
+/// checked against its index entry; `None` when it is not archived.
+pub async fn fetch_bytes(
+    dest: &Destination,
+    name: &str,
+    decryption: Option<&Decryption>,
+) -> Result<Option<Vec<u8>>> {
+    let Some(entry) = entry(dest, name).await? else {
+        return Ok(None);
+    };
+    let bytes = read_stored(dest, WAL_FOLDER, &entry.file, decryption, |plain| {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(plain, &mut bytes)?;
+        Ok(bytes)
+    })
+    .await
+    .map_err(|e| e.context(format!("fetching WAL file {name} from {dest}")))?;
+    Ok(Some(bytes))
+}
+
+/// The timelines a recovery from a base backup on `base` follows through
+/// the archive (`names`): to the newest timeline whose history file is
+/// archived and descends from `base`. Each newer timeline whose segments
+/// are archived without its history file is a problem, named: recovery
+/// cannot follow it.
+pub async fn timeline_path(
+    dest: &Destination,
+    base: u32,
+    names: &[String],
+    decryption: Option<&Decryption>,
+) -> Result<(TimelinePath, Vec<String>)> {
+    let mut problems = Vec::new();
+    for timeline in newer_timelines(names, base) {
+        let history = history_name(timeline);
+        let Some(bytes) = fetch_bytes(dest, &history, decryption).await? else {
+            problems.push(format!(
+                "timeline history file {history} is missing from the archive: recovery cannot \
+                 follow timeline {timeline}, whose WAL segments are archived"
+            ));
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        if let Some(path) = TimelinePath::from_history(base, timeline, &text) {
+            return Ok((path, problems));
+        }
+    }
+    Ok((TimelinePath::single(base), problems))
 }
 
 fn temp_path(path: &Path, name: &str) -> PathBuf {

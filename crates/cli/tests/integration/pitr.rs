@@ -103,8 +103,28 @@ impl Archiver {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Archiver {
-        let url = cluster.url("postgres");
-        let mut args = vec!["archive", &url, "--to", dest, "--spool", spool];
+        Archiver::start_with(cluster, &cluster.url("postgres"), (dest, spool), extra, env)
+    }
+
+    /// Archives the server at `url` (with `cluster`'s programs).
+    fn start_url(
+        cluster: &Cluster,
+        url: &str,
+        dest: &str,
+        spool: &str,
+        extra: &[&str],
+    ) -> Archiver {
+        Archiver::start_with(cluster, url, (dest, spool), extra, &[])
+    }
+
+    fn start_with(
+        cluster: &Cluster,
+        url: &str,
+        (dest, spool): (&str, &str),
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Archiver {
+        let mut args = vec!["archive", url, "--to", dest, "--spool", spool];
         args.extend_from_slice(extra);
         let child = pgharbor_command(cluster, &args, env)
             .stdout(Stdio::piped())
@@ -119,6 +139,20 @@ impl Archiver {
         let mut child = self.child.take().expect("running");
         child.kill().expect("kill -9 the archiver");
         child.wait().expect("reap the archiver");
+    }
+
+    /// Waits (a minute at most) for it to end on its own, then the run's output.
+    fn stop_when_done(mut self) -> Run {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().expect("archiver status").is_none() {
+            if Instant::now() > deadline {
+                terminate(&child);
+                panic!("the archiver did not stop:\n{}", Run::finished(child).all());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Run::finished(child)
     }
 
     /// SIGTERM, then the run's output.
@@ -156,7 +190,11 @@ fn wait_archived(dest: &str, name: &str, archiver: &mut Archiver) {
                 run.all()
             );
         }
-        assert!(Instant::now() < deadline, "{name} was never archived");
+        if Instant::now() > deadline {
+            let child = archiver.child.take().expect("running");
+            terminate(&child);
+            panic!("{name} was never archived:\n{}", Run::finished(child).all());
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -326,6 +364,12 @@ fn restores_exactly_the_state_at_a_time(flavor: Flavor, encrypted: bool) {
         "base.tar.zst"
     };
     assert!(base.stdout.contains(suffix), "{}", base.stdout);
+    assert!(
+        base.stdout.contains("row-count marker at WAL position")
+            && base.stdout.contains("table(s) in"),
+        "{}",
+        base.stdout
+    );
     // The destination is claimed for this cluster; another cluster's
     // archive is never written over.
     let identifier = scalar(
@@ -510,8 +554,58 @@ fn restores_exactly_the_state_at_a_time(flavor: Flavor, encrypted: bool) {
     if flavor == Flavor::Pg15 {
         assert_eq!(report["amcheck_passed"], true, "{}", verified.stdout);
     }
+    // The row-count marker taken after the base backup (50 rows then) was
+    // replayed to and compared table by table.
+    assert_eq!(
+        report["marker"]["differences"],
+        serde_json::json!([]),
+        "{report}"
+    );
+    assert_eq!(
+        report["marker"]["inexact"],
+        serde_json::json!([]),
+        "{report}"
+    );
+    assert!(
+        report["marker"]["tables_compared"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+    let marker_file = Path::new(&dest)
+        .join(report["base_backup"].as_str().unwrap())
+        .join("rowcounts.json");
+    let marker_text = std::fs::read_to_string(&marker_file).unwrap();
+    let mut marker: serde_json::Value = serde_json::from_str(&marker_text).unwrap();
+    let shop = marker["databases"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|d| d["name"] == "shop")
+        .expect("shop counted");
+    assert_eq!(
+        shop["tables"],
+        serde_json::json!([{"table": "public.item", "rows": 50}]),
+        "{marker_text}"
+    );
+    shop["tables"][0]["rows"] = serde_json::json!(51);
+    std::fs::write(&marker_file, marker.to_string()).unwrap();
+    let mut differing = verify.clone();
+    differing.retain(|arg| *arg != "--json");
+    let differs = run_as_server_user(&server, &differing, &env);
+    assert_eq!(differs.code, 1, "{}", differs.all());
+    assert!(
+        differs
+            .stdout
+            .contains("rows differ at the row-count marker")
+            && differs
+                .stdout
+                .contains("shop: public.item has 50 rows, the marker 51"),
+        "{}",
+        differs.stdout
+    );
+    std::fs::write(&marker_file, &marker_text).unwrap();
+    let verified = run_as_server_user(&server, &verify, &env).success();
     let listed = pgharbor(&["backups", "list", &dest]).success();
-    assert!(listed.stdout.contains("verified"), "{}", listed.stdout);
+    assert!(listed.stdout.contains("verified"), "{}", verified.stdout);
     let status = pgharbor(&["status", &server.url("postgres"), "--backups", &dest]);
     assert!(
         status.stdout.contains("WAL archive:") && status.stdout.contains(&after),
@@ -936,4 +1030,334 @@ fn pg15_the_guard_alerts_over_its_threshold_and_drops_the_slot_only_when_told() 
         stopped.stderr
     );
     assert_eq!(scalar(&server, "postgres", retained), "f");
+}
+
+/// `pgharbor check URL --archive DEST ARGS --json`, parsed.
+fn check_archive(server: &Cluster, dest: &str, extra: &[&str]) -> (i32, serde_json::Value) {
+    let url = server.url("postgres");
+    let mut args = vec!["check", &url, "--archive", dest, "--json"];
+    args.extend_from_slice(extra);
+    let run = pgharbor(&args);
+    let report = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("check --json printed no JSON ({e}):\n{}", run.all()));
+    (run.code, report)
+}
+
+/// The probe named `name` of a `check --json` report.
+fn probe<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["probe"] == name)
+        .unwrap_or_else(|| panic!("no probe {name} in {report}"))
+}
+
+/// A transaction inserting `id` into item, and its id (`txid_current()`).
+fn insert_in_transaction(server: &Cluster, id: u32) -> String {
+    scalar(
+        server,
+        "shop",
+        &format!(
+            "WITH ins AS (INSERT INTO item VALUES ({id}, 'xid', {id}) RETURNING 1) \
+             SELECT txid_current() FROM ins"
+        ),
+    )
+}
+
+#[test]
+fn pg16_check_reports_the_archive_a_lost_slot_stops_the_archiver_xid_picks_its_base_backup() {
+    let server = Cluster::start(Flavor::Pg16Vector);
+    server.create_database("shop");
+    server.psql(
+        "shop",
+        "CREATE TABLE item (id int PRIMARY KEY, label text, qty int);",
+    );
+    let work = Workdir::new();
+    let dest = work.path("dest");
+    let url = server.url("postgres");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut archiver = Archiver::start(&server, &work, &["--listen", &listen], &[]);
+    wait_streaming(&server, &mut archiver);
+    run_as_server_user(&server, &["base-backup", &url, "--to", &dest], &[]).success();
+    // A transaction committed between two base backups: --xid restores it
+    // from the first (the second ended after it), which the newest cannot.
+    let xid = insert_in_transaction(&server, 1);
+    let with_xid = query(&server, "shop", ITEMS);
+    run_as_server_user(&server, &["base-backup", &url, "--to", &dest], &[]).success();
+    server.psql("shop", "INSERT INTO item VALUES (2, 'after', 2);");
+    let last = scalar(
+        &server,
+        "postgres",
+        "SELECT pg_walfile_name(pg_switch_wal())",
+    );
+    wait_archived(&dest, &last, &mut archiver);
+    let (_at_xid, xid_port, run) = restore(&server, &work, "at-xid", &["--xid", &xid], &[], &[]);
+    let listed = pgharbor(&["backups", "list", &dest, "--json"]).success();
+    let listed: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let oldest_base = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["id"].as_str())
+        .min()
+        .unwrap()
+        .to_owned();
+    assert!(
+        run.stdout
+            .contains(&format!("restored base backup {oldest_base}")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        rows_at(&server, xid_port, ITEMS),
+        with_xid,
+        "restored to {xid}"
+    );
+
+    // Healthy: every probe passes, the lag measured in bytes and seconds.
+    std::thread::sleep(Duration::from_millis(200));
+    let (code, report) = check_archive(&server, &dest, &[]);
+    assert_eq!(code, 0, "{report}");
+    for name in ["archive_slot", "archive_lag", "archived_age", "archiver"] {
+        assert_eq!(probe(&report, name)["ok"], true, "{report}");
+    }
+    assert!(
+        probe(&report, "archive_lag")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the oldest written"),
+        "{report}"
+    );
+    // Written and not archived (the segment is not complete): over a
+    // 1-byte limit, check exits 1 naming the probe.
+    server.psql("shop", "INSERT INTO item VALUES (3, 'unarchived', 3);");
+    let (code, report) = check_archive(&server, &dest, &["--max-archive-lag", "1"]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(probe(&report, "archive_lag")["ok"], false, "{report}");
+    assert!(
+        report["message"]
+            .as_str()
+            .unwrap()
+            .contains("archive_lag: the archive lacks"),
+        "{report}"
+    );
+    let metrics = scrape_metrics(port);
+    assert!(
+        metrics.contains("pgharbor_wal_archive_lag_seconds ")
+            && metrics.contains("pgharbor_wal_archive_slot_lost 0"),
+        "{metrics}"
+    );
+
+    // Retention per kind: logical backups at the same destination neither
+    // push out the base backups nor count against them.
+    for _ in 0..2 {
+        run_as_server_user(
+            &server,
+            &["backup", &server.url("shop"), "--to", &dest],
+            &[],
+        )
+        .success();
+    }
+    let pruned = pgharbor(&[
+        "backups",
+        "prune",
+        &dest,
+        "--keep-last",
+        "1",
+        "--dry-run",
+        "--json",
+    ])
+    .success();
+    let pruned: serde_json::Value = serde_json::from_str(&pruned.stdout).unwrap();
+    let kept: Vec<&str> = pruned["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k["id"].as_str())
+        .collect();
+    assert_eq!(kept.len(), 2, "the newest of each kind: {pruned}");
+    assert_eq!(pruned["removed"].as_array().unwrap().len(), 2, "{pruned}");
+    let pruned = pgharbor(&[
+        "backups",
+        "prune",
+        &dest,
+        "--keep-last",
+        "1",
+        "--base-keep-last",
+        "2",
+        "--json",
+    ])
+    .success();
+    let pruned: serde_json::Value = serde_json::from_str(&pruned.stdout).unwrap();
+    assert_eq!(pruned["removed"].as_array().unwrap().len(), 1, "{pruned}");
+    assert!(
+        !pruned["removed"].to_string().contains(&oldest_base),
+        "a base backup kept by --base-keep-last 2 was pruned: {pruned}"
+    );
+
+    // The slot lost: the archiver stopped, WAL written past
+    // max_slot_wal_keep_size, checkpoints remove it.
+    archiver.stop().success();
+    server.psql(
+        "postgres",
+        "ALTER SYSTEM SET max_slot_wal_keep_size = '16MB'; SELECT pg_reload_conf();",
+    );
+    let lost = "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'pgharbor'";
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut n = 100;
+    while scalar(&server, "postgres", lost) != "lost" {
+        assert!(Instant::now() < deadline, "the slot was never lost");
+        n += 1;
+        server.psql(
+            "shop",
+            &format!("INSERT INTO item VALUES ({n}, 'fill', {n});"),
+        );
+        server.psql("postgres", "SELECT pg_switch_wal(); CHECKPOINT;");
+    }
+    let stopped = Archiver::start(&server, &work, &[], &[]).stop_when_done();
+    assert_eq!(stopped.code, 1, "{}", stopped.all());
+    assert!(
+        stopped
+            .stderr
+            .contains("replication slot \"pgharbor\" is lost")
+            && stopped.stderr.contains("--recreate-lost-slot")
+            && stopped.stderr.contains("new base backup"),
+        "{}",
+        stopped.stderr
+    );
+    let (code, report) = check_archive(&server, &dest, &[]);
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        probe(&report, "archive_slot")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("is lost"),
+        "{report}"
+    );
+    let status = pgharbor(&["status", &url, "--backups", &dest]);
+    assert!(
+        status.stdout.contains("replication slot pgharbor is lost")
+            && status.stdout.contains("stopped, its slot lost"),
+        "{}",
+        status.all()
+    );
+    // Told to: the slot is re-created, archiving goes on (with the gap said).
+    let mut recreated = Archiver::start(&server, &work, &["--recreate-lost-slot"], &[]);
+    wait_streaming(&server, &mut recreated);
+    server.psql("shop", "INSERT INTO item VALUES (4, 'after the loss', 4);");
+    let after = scalar(
+        &server,
+        "postgres",
+        "SELECT pg_walfile_name(pg_switch_wal())",
+    );
+    wait_archived(&dest, &after, &mut recreated);
+    let stopped = recreated.stop();
+    assert!(
+        stopped.stderr.contains("was lost") && stopped.stderr.contains("re-created"),
+        "{}",
+        stopped.stderr
+    );
+    assert_eq!(scalar(&server, "postgres", lost), "reserved");
+}
+
+#[test]
+fn pg15_a_new_timeline_is_followed_through_its_history_file_and_one_missing_is_named() {
+    let server = Cluster::start(Flavor::Pg15);
+    server.create_database("shop");
+    server.psql(
+        "shop",
+        "CREATE TABLE item (id int PRIMARY KEY, label text, qty int);
+         INSERT INTO item SELECT g, 'first', g FROM generate_series(1, 20) g;",
+    );
+    let work = Workdir::new();
+    let dest = work.path("dest");
+    let url = server.url("postgres");
+    let mut archiver = Archiver::start(&server, &work, &[], &[]);
+    run_as_server_user(&server, &["base-backup", &url, "--to", &dest], &[]).success();
+    let last = scalar(
+        &server,
+        "postgres",
+        "SELECT pg_walfile_name(pg_switch_wal())",
+    );
+    wait_archived(&dest, &last, &mut archiver);
+    archiver.stop().success();
+
+    // The primary is gone; its copy restored from the archive (timeline 2)
+    // becomes the new one and is archived into the same destination.
+    let (promoted, port, _) = restore(&server, &work, "promoted", &["--latest"], &[], &[]);
+    let promoted_url = format!("postgresql://postgres@127.0.0.1:{port}/postgres");
+    let mut second = Archiver::start_url(
+        &server,
+        &promoted_url,
+        &dest,
+        &work.path("spool-2"),
+        &["--slot", "promoted"],
+    );
+    let promoted_psql = |sql: &str| rows_at(&server, port, sql);
+    let active =
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'promoted' AND active";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while promoted_psql(active) != ["1"] {
+        assert!(
+            Instant::now() < deadline,
+            "never streamed from the promoted copy"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    promoted_psql("INSERT INTO item SELECT g, 'second', g FROM generate_series(21, 30) g");
+    let expected = promoted_psql(ITEMS);
+    let newest = promoted_psql("SELECT pg_walfile_name(pg_switch_wal())").join("");
+    assert!(newest.starts_with("00000002"), "{newest}");
+    wait_archived(&dest, &newest, &mut second);
+    second.stop().success();
+    assert!(Path::new(&dest).join("wal/00000002.history.json").exists());
+    drop(promoted);
+
+    // Verify and a restore follow timeline 2 through its history file.
+    let scratch = work.path("scratch");
+    let verify = [
+        "backups",
+        "verify",
+        &dest,
+        "--pitr",
+        "--scratch-dir",
+        &scratch,
+        "--json",
+    ];
+    let verified = run_as_server_user(&server, &verify, &[]).success();
+    let report: serde_json::Value = serde_json::from_str(&verified.stdout).unwrap();
+    assert_eq!(report["passed"], true, "{report}");
+    assert_eq!(report["rows"], 30, "replayed into timeline 2: {report}");
+    let (_again, again_port, _) = restore(&server, &work, "again", &["--latest"], &[], &[]);
+    assert_eq!(rows_at(&server, again_port, ITEMS), expected);
+
+    // Without the history file, recovery would stay on timeline 1 and end
+    // early: verify and --latest name it.
+    for ending in [".json", ".zst"] {
+        std::fs::remove_file(Path::new(&dest).join(format!("wal/00000002.history{ending}")))
+            .unwrap();
+    }
+    let failed = run_as_server_user(&server, &verify[..6], &[]);
+    assert_eq!(failed.code, 1, "{}", failed.all());
+    assert!(
+        failed
+            .stdout
+            .contains("timeline history file 00000002.history is missing"),
+        "{}",
+        failed.stdout
+    );
+    let through = work.path("without-history");
+    let refused = run_as_server_user(
+        &server,
+        &["restore", &dest, "--pgdata", &through, "--latest"],
+        &[],
+    );
+    assert_ne!(refused.code, 0, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("00000002.history is missing"),
+        "{}",
+        refused.stderr
+    );
 }
