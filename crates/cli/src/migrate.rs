@@ -164,6 +164,7 @@ async fn migrate_into_existing(
         allow_version_mismatch: args.allow_version_mismatch,
         corresponding_revisions: args.corresponding_revisions.clone(),
         resume: args.resume,
+        latest_migration: None,
     };
     let reporter = progress::Reporter::new(common.json);
     reporter.phase("inspecting");

@@ -87,13 +87,20 @@ pub(super) fn load_levels(
             })
             .collect();
         if ready.is_empty() {
-            // A cycle: defer the foreign keys of the first remaining table and try again.
+            // A cycle: defer the foreign keys of the first remaining table and try again
+            // (once each: its self-references are deferred already).
             let name = tables[remaining[0]].spec.name.name.clone();
-            deferred.extend(
-                fks.iter()
-                    .filter(|f| f.table == name && loaded.contains(f.referenced.as_str()))
-                    .cloned(),
-            );
+            let more: Vec<TargetForeignKey> = fks
+                .iter()
+                .filter(|f| f.table == name && loaded.contains(f.referenced.as_str()))
+                .filter(|f| {
+                    !deferred
+                        .iter()
+                        .any(|d| d.name == f.name && d.table == f.table)
+                })
+                .cloned()
+                .collect();
+            deferred.extend(more);
             continue;
         }
         for i in &ready {
@@ -439,5 +446,58 @@ pub(super) async fn restore_after_failure(
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgharbor_core::plan::RowKey;
+    use pgharbor_core::schema::TableSpec;
+
+    fn table(name: &str) -> TablePlan {
+        TablePlan {
+            source_name: name.into(),
+            spec: TableSpec {
+                name: QualifiedName::new("public", name),
+                columns: Vec::new(),
+                primary_key: None,
+                indexes: Vec::new(),
+                foreign_keys: Vec::new(),
+            },
+            decisions: Vec::new(),
+            row_key: RowKey::Rowid,
+            source_rows: 0,
+            sequence_floor: None,
+            splittable: true,
+            source_columns: Vec::new(),
+            computed_by_target: Vec::new(),
+        }
+    }
+
+    fn fk(table: &str, referenced: &str, name: &str) -> TargetForeignKey {
+        TargetForeignKey {
+            table: table.into(),
+            referenced: referenced.into(),
+            name: name.into(),
+            definition: format!("FOREIGN KEY (x) REFERENCES {referenced}(id)"),
+        }
+    }
+
+    #[test]
+    fn a_self_reference_of_a_table_in_a_cycle_is_deferred_once() {
+        // n8n's chat_hub_messages: three self-references, and a cycle with chat_hub_sessions.
+        let tables = [table("messages"), table("sessions")];
+        let fks = [
+            fk("messages", "messages", "previous"),
+            fk("messages", "messages", "retry_of"),
+            fk("messages", "sessions", "session"),
+            fk("sessions", "messages", "last_message"),
+        ];
+        let (levels, deferred) = load_levels(&tables, &fks);
+        let mut names: Vec<&str> = deferred.iter().map(|f| f.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["previous", "retry_of", "session"]);
+        assert_eq!(levels, vec![vec![0], vec![1]]);
     }
 }

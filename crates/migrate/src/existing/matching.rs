@@ -2,7 +2,6 @@
 //! (exact, then case-insensitive), each value converted to the target
 //! column's type.
 
-use super::versions::is_bookkeeping;
 use super::{usage, ExistingOptions};
 use crate::error::{pg_error, MigrateError};
 use crate::verify;
@@ -137,7 +136,11 @@ pub(super) fn plan_tables(
 ) -> Result<Vec<TablePlan>, MigrateError> {
     let mut plans = Vec::new();
     let mut problems = Vec::new();
-    for table in schema.tables.iter().filter(|t| !is_bookkeeping(&t.name)) {
+    for table in schema
+        .tables
+        .iter()
+        .filter(|t| !options.is_history(&t.name))
+    {
         let Some(target_name) = match_name(&table.name, targets.keys()) else {
             problems.push(format!(
                 "source table {:?} has no table in the target schema {:?}",

@@ -39,8 +39,8 @@ use pgharbor_sqlite::inspect::SourceSchema;
 use pgharbor_sqlite::open::SourceSnapshot;
 use std::sync::Arc;
 use tokio_postgres::Client;
-pub use versions::BOOKKEEPING;
-use versions::{compare_versions, target_bookkeeping};
+use versions::{compare_latest_migration, compare_versions, target_bookkeeping};
+pub use versions::{LatestMigration, BOOKKEEPING};
 
 /// Options of `--into-existing`.
 #[derive(Debug, Clone, Default)]
@@ -67,6 +67,20 @@ pub struct ExistingOptions {
     pub corresponding_revisions: Vec<(String, String)>,
     /// Finish an interrupted run (see [`crate::resume`]).
     pub resume: bool,
+    /// The application's migration history, compared by its latest migration
+    /// and never copied (what a preset knows of its application).
+    pub latest_migration: Option<LatestMigration>,
+}
+
+impl ExistingOptions {
+    /// A table that records the application's migrations: compared, never copied.
+    pub(super) fn is_history(&self, table: &str) -> bool {
+        versions::is_bookkeeping(table)
+            || self
+                .latest_migration
+                .as_ref()
+                .is_some_and(|m| m.table == table)
+    }
 }
 
 pub(super) fn usage(message: String) -> MigrateError {
@@ -84,6 +98,9 @@ pub async fn plan_into_existing(
     let targets = target_tables(client, &options.schema).await?;
     let versions = target_bookkeeping(client, &options.schema, &targets).await?;
     let mut reported = compare_versions(snapshot, schema, &versions, options)?;
+    if let Some(history) = &options.latest_migration {
+        reported.push(compare_latest_migration(client, snapshot, &options.schema, history).await?);
+    }
     reported.extend(schema.virtual_tables.iter().map(|v| ReportedObject {
         kind: "virtual table".into(),
         name: v.name.clone(),

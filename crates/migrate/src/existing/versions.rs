@@ -185,3 +185,137 @@ pub(super) async fn target_bookkeeping(
     }
     Ok(out)
 }
+
+/// A migration-history table compared by its latest migration only, never
+/// copied: for applications whose history holds other migrations per database
+/// kind but ends at the same one on the same version (n8n's `migrations`: 137
+/// rows on SQLite, 143 on PostgreSQL for n8n 2.8.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatestMigration {
+    /// The table (`migrations`).
+    pub table: String,
+    /// The column naming a migration (`name`).
+    pub name_column: String,
+    /// The column ordering migrations, the latest highest (`timestamp`).
+    pub order_column: String,
+}
+
+/// One side's latest migration: its name and ordering value as text.
+type Latest = Option<(String, String)>;
+
+/// Compare the latest migration of both sides; a difference stops the run
+/// naming the side that is behind.
+pub(super) async fn compare_latest_migration(
+    client: &Client,
+    snapshot: &SourceSnapshot,
+    schema: &str,
+    history: &LatestMigration,
+) -> Result<ReportedObject, MigrateError> {
+    let source = source_latest(snapshot, history)?;
+    let sql = format!(
+        "SELECT {name}::text, {order}::text FROM {table} ORDER BY {order} DESC LIMIT 1",
+        name = quote_ident(&history.name_column),
+        order = quote_ident(&history.order_column),
+        table = QualifiedName::new(schema, &history.table)
+    );
+    let target: Latest = match client.query_opt(sql.as_str(), &[]).await {
+        Ok(row) => row.map(|r| (r.get(0), r.get(1))),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
+            return Err(usage(format!(
+                "the target has no migration table {:?}: the application has not created its schema there (start it once against the empty PostgreSQL database so its migrations run, then stop it)",
+                history.table
+            )))
+        }
+        Err(e) => return Err(pg_error(format!("reading {}", history.table))(e)),
+    };
+    let name = |side: &Latest| {
+        side.as_ref()
+            .map_or("(none)".to_string(), |(n, _)| n.clone())
+    };
+    if source.as_ref().map(|(n, _)| n) != target.as_ref().map(|(n, _)| n) {
+        return Err(usage(latest_mismatch(&history.table, &source, &target)));
+    }
+    Ok(ReportedObject {
+        kind: "migration history".into(),
+        name: history.table.clone(),
+        note: format!(
+            "not copied; latest migration the same on both sides: {}",
+            name(&target)
+        ),
+        sql: None,
+    })
+}
+
+/// Why the run stops when the latest migrations differ: which side is behind.
+fn latest_mismatch(table: &str, source: &Latest, target: &Latest) -> String {
+    let behind = match (source, target) {
+        (None, _) => "the SQLite file has no migrations: it was not written by this application",
+        (_, None) => "PostgreSQL has none: let the application create its schema there first (start it once against the empty database, then stop it)",
+        (Some((_, s)), Some((_, t))) if order_value(s) < order_value(t) => {
+            "the SQLite file is behind: start the application's newer version once on the SQLite data so it migrates it, then run again"
+        }
+        _ => "PostgreSQL is behind: create the schema with the same application version that wrote the SQLite file (start that version once against an empty database)",
+    };
+    let shown = |side: &Latest| side.as_ref().map_or("(none)".into(), |(n, _)| n.clone());
+    format!(
+        "the latest migration in {table:?} differs: the SQLite file's is {}, PostgreSQL's is {}; {behind}",
+        shown(source),
+        shown(target)
+    )
+}
+
+/// Orders numbers numerically and anything else as text.
+fn order_value(text: &str) -> (Option<i128>, &str) {
+    (text.parse().ok(), text)
+}
+
+fn source_latest(
+    snapshot: &SourceSnapshot,
+    history: &LatestMigration,
+) -> Result<Latest, MigrateError> {
+    let sql = format!(
+        "SELECT CAST({name} AS TEXT), CAST({order} AS TEXT) FROM {table} ORDER BY {order} DESC LIMIT 1",
+        name = quote_ident(&history.name_column),
+        order = quote_ident(&history.order_column),
+        table = quote_ident(&history.table)
+    );
+    let err = |e| {
+        MigrateError::from(pgharbor_sqlite::SqliteError::from_sqlite(
+            e,
+            format!("reading {}", history.table),
+        ))
+    };
+    let mut stmt = snapshot.connection().prepare(&sql).map_err(err)?;
+    let mut rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(err)?;
+    rows.next().transpose().map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(name: &str, order: &str) -> Latest {
+        Some((name.into(), order.into()))
+    }
+
+    #[test]
+    fn a_differing_latest_migration_names_the_side_that_is_behind() {
+        let older = at("AddStoredAtToExecutionEntity1768557000000", "1768557000000");
+        let newer = at("AddWorkflowUnpublishScope1769900001000", "1769900001000");
+        let sqlite_behind = latest_mismatch("migrations", &older, &newer);
+        assert!(
+            sqlite_behind.contains("the SQLite file is behind"),
+            "{sqlite_behind}"
+        );
+        assert!(sqlite_behind.contains("AddStoredAtToExecutionEntity1768557000000"));
+        let pg_behind = latest_mismatch("migrations", &newer, &older);
+        assert!(pg_behind.contains("PostgreSQL is behind"), "{pg_behind}");
+        assert!(latest_mismatch("migrations", &newer, &None).contains("PostgreSQL has none"));
+        // Numbers compare as numbers: 9 is before 10.
+        assert!(
+            latest_mismatch("m", &at("a", "9"), &at("b", "10")).contains("SQLite file is behind")
+        );
+    }
+}
