@@ -14,6 +14,7 @@ mod image;
 mod into_existing;
 mod leak;
 mod memory;
+mod n8n;
 mod open_webui;
 mod pitr;
 mod postgres_copy;
