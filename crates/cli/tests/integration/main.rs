@@ -18,6 +18,7 @@ mod n8n;
 mod open_webui;
 mod pitr;
 mod postgres_copy;
+mod presets;
 mod quoting;
 mod real_world;
 mod secrets;

@@ -2,6 +2,7 @@
 //! (exact, then case-insensitive), each value converted to the target
 //! column's type.
 
+use super::versions::is_bookkeeping;
 use super::{usage, ExistingOptions};
 use crate::error::{pg_error, MigrateError};
 use crate::verify;
@@ -66,7 +67,7 @@ impl TargetColumn {
 
 pub(super) async fn target_tables(
     client: &Client,
-    schema: &str,
+    options: &ExistingOptions,
 ) -> Result<BTreeMap<String, Vec<TargetColumn>>, MigrateError> {
     let rows = client
         .query(
@@ -79,7 +80,7 @@ pub(super) async fn target_tables(
              JOIN pg_type t ON t.oid = a.atttypid \
              LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
              WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname, a.attnum",
-            &[&schema],
+            &[&options.schema],
         )
         .await
         .map_err(pg_error("reading the target schema"))?;
@@ -106,7 +107,9 @@ pub(super) async fn target_tables(
     }
     if tables.is_empty() {
         return Err(usage(format!(
-            "the target schema {schema:?} has no tables: with --into-existing the application must create its schema first (start it once against the empty database, then stop it)"
+            "the target schema {:?} has no tables: with --into-existing the application must create its schema first{}",
+            options.schema,
+            options.create_schema_hint()
         )));
     }
     Ok(tables)
@@ -136,11 +139,19 @@ pub(super) fn plan_tables(
 ) -> Result<Vec<TablePlan>, MigrateError> {
     let mut plans = Vec::new();
     let mut problems = Vec::new();
-    for table in schema
-        .tables
-        .iter()
-        .filter(|t| !options.is_history(&t.name))
-    {
+    for table in schema.tables.iter() {
+        if is_bookkeeping(&table.name, options) {
+            continue;
+        }
+        if let Some(why) = options.skipped(&table.name) {
+            reported.push(ReportedObject {
+                kind: "table".into(),
+                name: table.name.clone(),
+                note: format!("skipped, not copied and not verified: {why}"),
+                sql: None,
+            });
+            continue;
+        }
         let Some(target_name) = match_name(&table.name, targets.keys()) else {
             problems.push(format!(
                 "source table {:?} has no table in the target schema {:?}",

@@ -39,8 +39,8 @@ use pgharbor_sqlite::inspect::SourceSchema;
 use pgharbor_sqlite::open::SourceSnapshot;
 use std::sync::Arc;
 use tokio_postgres::Client;
-use versions::{compare_latest_migration, compare_versions, target_bookkeeping};
-pub use versions::{LatestMigration, BOOKKEEPING};
+use versions::{compare_versions, target_bookkeeping};
+pub use versions::{AppVersion, VersionOrder, BOOKKEEPING};
 
 /// Options of `--into-existing`.
 #[derive(Debug, Clone, Default)]
@@ -67,19 +67,34 @@ pub struct ExistingOptions {
     pub corresponding_revisions: Vec<(String, String)>,
     /// Finish an interrupted run (see [`crate::resume`]).
     pub resume: bool,
-    /// The application's migration history, compared by its latest migration
-    /// and never copied (what a preset knows of its application).
-    pub latest_migration: Option<LatestMigration>,
+    /// Source tables never copied, with why (a preset's `copy = false` or
+    /// `seeded = "keep-target"`): reported as skipped, not verified.
+    pub skipped_tables: Vec<(String, String)>,
+    /// Target tables whose rows (seeded by the application's own
+    /// migrations) are replaced: emptied before the load without `--truncate`.
+    pub replaced_tables: Vec<String>,
+    /// The application's migration history, as a preset reads it.
+    pub app_version: Option<AppVersion>,
+    /// How the application creates its PostgreSQL schema, for the message
+    /// when the target lacks it.
+    pub create_schema: Option<String>,
 }
 
 impl ExistingOptions {
-    /// A table that records the application's migrations: compared, never copied.
-    pub(super) fn is_history(&self, table: &str) -> bool {
-        versions::is_bookkeeping(table)
-            || self
-                .latest_migration
-                .as_ref()
-                .is_some_and(|m| m.table == table)
+    /// Why `table` (a source table) is not copied, if it is not.
+    pub(crate) fn skipped(&self, table: &str) -> Option<&str> {
+        self.skipped_tables
+            .iter()
+            .find(|(t, _)| t == table)
+            .map(|(_, why)| why.as_str())
+    }
+
+    /// `the target lacks …` completed with the application's own command.
+    pub(crate) fn create_schema_hint(&self) -> String {
+        match &self.create_schema {
+            Some(command) => format!(": {command}"),
+            None => " (start the application once against the empty PostgreSQL database so its migrations run, then stop it)".into(),
+        }
     }
 }
 
@@ -95,12 +110,9 @@ pub async fn plan_into_existing(
     schema: &SourceSchema,
     options: &ExistingOptions,
 ) -> Result<Plan, MigrateError> {
-    let targets = target_tables(client, &options.schema).await?;
-    let versions = target_bookkeeping(client, &options.schema, &targets).await?;
+    let targets = target_tables(client, options).await?;
+    let versions = target_bookkeeping(client, &options.schema, &targets, options).await?;
     let mut reported = compare_versions(snapshot, schema, &versions, options)?;
-    if let Some(history) = &options.latest_migration {
-        reported.push(compare_latest_migration(client, snapshot, &options.schema, history).await?);
-    }
     reported.extend(schema.virtual_tables.iter().map(|v| ReportedObject {
         kind: "virtual table".into(),
         name: v.name.clone(),
