@@ -80,9 +80,13 @@ fn an_n8n_data_directory_lands_in_n8ns_schema_every_row_equal_sequences_past_and
         "{compared:?}"
     );
     assert_eq!(
-        query(&pg, "n8n", "SELECT id FROM \"user\" WHERE id = '{shell_owner}'")
-            .len()
-            .min(1),
+        query(
+            &pg,
+            "n8n",
+            "SELECT id FROM \"user\" WHERE id = '{shell_owner}'"
+        )
+        .len()
+        .min(1),
         usize::from(sqlite_ids(&sqlite, "user").contains(&shell_owner)),
         "the owner n8n seeded on PostgreSQL is replaced by the instance's users"
     );
@@ -146,8 +150,16 @@ fn compare_every_table(sqlite: &rusqlite::Connection, pg: &TestDatabases) -> Vec
         let expected = sqlite_rows(sqlite, table, &columns, &types);
         let actual = pg_rows(pg, table, &columns, &types);
         if expected != actual {
-            let missing: Vec<_> = expected.iter().filter(|r| !actual.contains(r)).take(2).collect();
-            let extra: Vec<_> = actual.iter().filter(|r| !expected.contains(r)).take(2).collect();
+            let missing: Vec<_> = expected
+                .iter()
+                .filter(|r| !actual.contains(r))
+                .take(2)
+                .collect();
+            let extra: Vec<_> = actual
+                .iter()
+                .filter(|r| !expected.contains(r))
+                .take(2)
+                .collect();
             differences.push(format!(
                 "{table}: {} rows in SQLite, {} in PostgreSQL; only in SQLite {missing:?}; only in PostgreSQL {extra:?}",
                 expected.len(),
@@ -345,7 +357,11 @@ fn assert_sequences_past_the_moved_ids(pg: &TestDatabases) {
 /// The credentials decrypt with the instance's key (from `config`) to what
 /// the SQLite rows decrypt to; with another key, they do not.
 fn assert_credentials_decrypt(sqlite: &rusqlite::Connection, pg: &TestDatabases) {
-    let moved = query(pg, "n8n", "SELECT id || E'\\t' || data FROM credentials_entity");
+    let moved = query(
+        pg,
+        "n8n",
+        "SELECT id || E'\\t' || data FROM credentials_entity",
+    );
     assert_eq!(moved.len(), 50);
     let source: Vec<String> = {
         let mut stmt = sqlite

@@ -372,14 +372,13 @@ pub(super) async fn prepare_tables(
             ),
         ));
     }
-    let emptied: Vec<String> = if options.truncate {
+    // A table others reference is only emptied together with them; every
+    // table to load but the replaced ones is empty here (or --truncate'd),
+    // so they are all emptied in one statement.
+    let emptied: Vec<String> = if options.truncate || non_empty.iter().any(|t| replaced(t)) {
         tables.iter().map(|t| t.spec.name.to_string()).collect()
     } else {
-        non_empty
-            .iter()
-            .filter(|t| replaced(t))
-            .map(|t| t.spec.name.to_string())
-            .collect()
+        Vec::new()
     };
     if emptied.is_empty() {
         return Ok(());

@@ -90,9 +90,17 @@ fn usage(error: PresetError) -> MigrateError {
     MigrateError::new(MigrateErrorKind::Usage, error.to_string())
 }
 
-/// `template` with `{url}` (the target, password masked) and `{path}` filled in.
+/// `template` with `{url}` (the target, password masked), the target's parts
+/// `{host}`, `{port}`, `{database}`, `{user}` (for applications configured by
+/// separate settings, e.g. n8n's `DB_POSTGRESDB_*`; the password never), and
+/// `{path}` filled in.
 pub fn fill(template: &str, target: &ConnConfig, path: Option<&Path>) -> String {
-    let filled = template.replace("{url}", &target.to_string());
+    let filled = template
+        .replace("{url}", &target.to_string())
+        .replace("{host}", &target.host().to_string())
+        .replace("{port}", &target.port().to_string())
+        .replace("{database}", target.dbname())
+        .replace("{user}", target.user());
     match path {
         Some(p) => filled.replace("{path}", &p.display().to_string()),
         None => filled,

@@ -218,3 +218,18 @@ upgrade_sqlite = "notes upgrade"
     assert_eq!(version.upgrade_sqlite.as_deref(), Some("notes upgrade"));
     assert_eq!(version.upgrade_postgres, None);
 }
+
+#[test]
+fn the_targets_parts_are_filled_in_and_its_password_never() {
+    let target = ConnConfig::parse("postgresql://n8n:s3cret@db.internal:5433/automation").unwrap();
+    let text = super::fill(
+        "host={host} port={port} db={database} user={user} url={url}",
+        &target,
+        None,
+    );
+    assert_eq!(
+        text,
+        "host=db.internal port=5433 db=automation user=n8n url=postgresql://n8n:****@db.internal:5433/automation"
+    );
+    assert!(!text.contains("s3cret"));
+}
