@@ -372,17 +372,19 @@ pub(super) async fn prepare_tables(
             ),
         ));
     }
-    // A table others reference is only emptied together with them; every
-    // table to load but the replaced ones is empty here (or --truncate'd),
-    // so they are all emptied in one statement.
-    let emptied: Vec<String> = if options.truncate || non_empty.iter().any(|t| replaced(t)) {
+    let emptied: Vec<String> = if options.truncate {
         tables.iter().map(|t| t.spec.name.to_string()).collect()
     } else {
-        Vec::new()
+        non_empty
+            .iter()
+            .filter(|t| replaced(t))
+            .map(|t| t.spec.name.to_string())
+            .collect()
     };
     if emptied.is_empty() {
         return Ok(());
     }
+    let emptied = with_referencing_tables(client, &emptied).await?;
     let sql = format!("TRUNCATE {}", emptied.join(", "));
     client
         .execute(sql.as_str(), &[])
@@ -392,6 +394,55 @@ pub(super) async fn prepare_tables(
             emptied.join(", ")
         )))?;
     Ok(())
+}
+
+/// `tables` and every table whose foreign keys lead to one of them: what one
+/// `TRUNCATE` must name (PostgreSQL refuses to empty a table another one
+/// references, even an empty one, unless both are in the statement). The
+/// tables added must be empty: the emptying never reaches rows that are
+/// not about to be replaced.
+async fn with_referencing_tables(
+    client: &Client,
+    tables: &[String],
+) -> Result<Vec<String>, MigrateError> {
+    let rows = client
+        .query(
+            "WITH RECURSIVE emptied(oid) AS ( \
+               SELECT t::regclass::oid FROM unnest($1::text[]) AS t \
+               UNION SELECT c.conrelid FROM pg_constraint c JOIN emptied e ON c.confrelid = e.oid \
+               WHERE c.contype = 'f') \
+             SELECT e.oid::regclass::text FROM emptied e \
+             WHERE e.oid <> ALL (SELECT t::regclass::oid FROM unnest($1::text[]) AS t)",
+            &[&tables],
+        )
+        .await
+        .map_err(pg_error(
+            "finding the tables that reference the tables to empty",
+        ))?;
+    let mut all: Vec<String> = tables.to_vec();
+    let mut holding_rows = Vec::new();
+    for name in rows.iter().map(|r| r.get::<_, String>(0)) {
+        let sql = format!("SELECT EXISTS (SELECT 1 FROM {name})");
+        let row = client
+            .query_one(sql.as_str(), &[])
+            .await
+            .map_err(pg_error(format!("checking {name}")))?;
+        if row.get::<_, bool>(0) {
+            holding_rows.push(name.clone());
+        }
+        all.push(name);
+    }
+    if !holding_rows.is_empty() {
+        return Err(MigrateError::new(
+            MigrateErrorKind::TargetNotEmpty,
+            format!(
+                "the tables to empty ({}) are referenced by tables that hold rows and are not loaded: {}; nothing was changed. Empty those tables first, or load them too",
+                tables.join(", "),
+                holding_rows.join(", ")
+            ),
+        ));
+    }
+    Ok(all)
 }
 
 pub(super) async fn readd_foreign_keys(
