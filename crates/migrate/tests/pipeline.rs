@@ -245,6 +245,27 @@ async fn into_existing(cluster: &Cluster, dir: &Path) {
     );
 }
 
+/// `path` loaded into database `db` of `cluster` with `options`.
+async fn load_into_existing(
+    cluster: &Cluster,
+    db: &str,
+    path: &Path,
+    options: &ExistingOptions,
+) -> pgharbor_core::report::MigrationReport {
+    let (snapshot, schema) = sqlite::inspect_file(path, 2).unwrap();
+    existing::migrate_into_existing(
+        "source.db",
+        snapshot,
+        schema,
+        &config(cluster, db),
+        options,
+        Arc::new(Recorder::default()),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+}
+
 /// Rows the application seeded in a table others reference (n8n's shell
 /// owner in `user`) are replaced: the referencing tables, empty, are
 /// emptied in the same statement, as PostgreSQL requires.
@@ -265,18 +286,7 @@ async fn seeded_parent_replaced(cluster: &Cluster, dir: &Path) {
         replaced_tables: vec!["authors".into()],
         ..ExistingOptions::default()
     };
-    let (snapshot, schema) = sqlite::inspect_file(&path, 2).unwrap();
-    let report = existing::migrate_into_existing(
-        "source.db",
-        snapshot,
-        schema,
-        &config(cluster, "seeded"),
-        &options,
-        Arc::new(Recorder::default()),
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let report = load_into_existing(cluster, "seeded", &path, &options).await;
     assert_eq!(report.verified, Some(true), "{report:#?}");
     assert_eq!(
         cluster.psql("seeded", "SELECT count(*) FROM authors WHERE id = 999"),
@@ -305,18 +315,7 @@ async fn changed_on_arrival(cluster: &Cluster, dir: &Path) {
         verify: true,
         ..ExistingOptions::default()
     };
-    let (snapshot, schema) = sqlite::inspect_file(&path, 2).unwrap();
-    let report = existing::migrate_into_existing(
-        "source.db",
-        snapshot,
-        schema,
-        &config(cluster, "changed"),
-        &options,
-        Arc::new(Recorder::default()),
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let report = load_into_existing(cluster, "changed", &path, &options).await;
     assert_eq!(report.verified, Some(false), "{report:#?}");
     let tags = report.tables.iter().find(|t| t.source == "tags").unwrap();
     let verification = tags.verification.as_ref().unwrap();
