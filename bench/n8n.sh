@@ -82,8 +82,18 @@ measure n8n_import "$N8N" import:entities --inputDir="$WORK/n8n-export" --trunca
 N8N_NOTE=""
 if [ "${WALL[n8n_import]}" = failed ]; then
 	N8N_NOTE="import:entities failed: $(grep -m1 -oE 'duplicate key value violates unique constraint "[^"]+"' "$LOGS/n8n_import.err" "$LOGS/n8n_import.out" | head -1 | cut -d: -f2-)"
-	echo "    known n8n bug (duplicate workflows_tags rows); retrying without workflowtagmapping.jsonl (tags lost)"
-	find "$WORK/n8n-export" -name 'workflowtagmapping*' -delete
+	echo "    known n8n bug (duplicate workflows_tags rows); retrying with workflowtagmapping.jsonl taken out of entities.zip (workflows_tags.jsonl holds the same rows)"
+	# The failed import left the archive's files extracted next to it: those go too.
+	find "$WORK/n8n-export" -name 'workflowtagmapping*.jsonl' -delete
+	python3 - "$WORK/n8n-export/entities.zip" <<'PY'
+import sys, zipfile
+path = sys.argv[1]
+with zipfile.ZipFile(path) as old:
+    kept = [(i, old.read(i)) for i in old.infolist() if not i.filename.startswith("workflowtagmapping")]
+with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as new:
+    for info, data in kept:
+        new.writestr(info, data)
+PY
 	measure n8n_import_retry "$N8N" import:entities --inputDir="$WORK/n8n-export" --truncateTables=true
 	WALL[n8n_import]="${WALL[n8n_import_retry]}"
 fi
