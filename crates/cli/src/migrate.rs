@@ -289,6 +289,12 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
             if inferred {
                 announce_app(&args.common.source, &app);
             }
+            if args.vectors.skip_vectors && app.preset.hook().is_none() {
+                return Err(Failure::usage(format!(
+                    "--skip-vectors: the {} preset moves no vectors (it is for open-webui's vector_db/)",
+                    app.preset.name
+                )));
+            }
             migrate_into_existing(&args, app.database.clone(), Some(*app)).await
         }
         SourceSpec::Sqlite(path) if args.into_existing => {

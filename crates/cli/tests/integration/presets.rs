@@ -148,7 +148,7 @@ fn presets_show_prints_the_built_in_file_and_checks_a_users_file() {
     pgharbor(&["presets", "show", "wordpress"]).fails_with(
         2,
         &[
-            "--preset wordpress",
+            "preset \"wordpress\"",
             "open-webui, home-assistant, n8n, langflow",
         ],
     );
@@ -207,7 +207,7 @@ fn each_apps_data_directory_is_recognised_and_an_empty_target_gets_the_apps_sche
             .lines()
             .find_map(|l| l.strip_prefix("create_schema = \""))
             .unwrap()
-            .split("{url}")
+            .split('{')
             .next()
             .unwrap()
             .to_string();
@@ -247,6 +247,26 @@ fn a_directory_two_presets_recognise_is_refused_naming_both() {
             "--preset NAME",
         ],
     );
+}
+
+#[test]
+fn skip_vectors_is_refused_for_a_preset_without_vectors() {
+    let scratch = Scratch::new();
+    let dir = app_dir(
+        &scratch,
+        "langflow",
+        "langflow.db",
+        &["flow", "user", "alembic_version"],
+        &[],
+        &[],
+    );
+    pgharbor(&[
+        "migrate",
+        dir.to_str().unwrap(),
+        "postgresql://nobody@127.0.0.1:1/x",
+        "--skip-vectors",
+    ])
+    .fails_with(2, &["--skip-vectors: the langflow preset moves no vectors"]);
 }
 
 #[test]
@@ -366,8 +386,8 @@ upgrade_postgres = "notes db upgrade --url {url}"
 const NOTES_SQLITE: &str = "
 CREATE TABLE history (id INTEGER PRIMARY KEY, version TEXT);
 INSERT INTO history VALUES (1, '1'), (2, '3');
-CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT, legacy TEXT);
-INSERT INTO note VALUES (1, 'first', 'x'), (2, 'with' || char(0) || 'nul', 'y');
+CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT, legacy TEXT, role_id INTEGER);
+INSERT INTO note VALUES (1, 'first', 'x', 1), (2, 'with' || char(0) || 'nul', 'y', 2);
 CREATE TABLE roles (id INTEGER PRIMARY KEY, name TEXT);
 INSERT INTO roles VALUES (1, 'admin'), (2, 'writer');
 CREATE TABLE cache (k TEXT PRIMARY KEY, v TEXT);
@@ -381,8 +401,8 @@ fn notes_schema(version: &str) -> String {
     format!(
         "CREATE TABLE history (id serial PRIMARY KEY, version text);
          INSERT INTO history (version) VALUES ('1'), ('{version}');
-         CREATE TABLE note (id serial PRIMARY KEY, body text);
          CREATE TABLE roles (id integer PRIMARY KEY, name text);
+         CREATE TABLE note (id serial PRIMARY KEY, body text, role_id integer REFERENCES roles (id));
          INSERT INTO roles VALUES (1, 'seeded-admin');
          CREATE TABLE cache (k text PRIMARY KEY, v text);
          CREATE TABLE settings (k text PRIMARY KEY, v text);
@@ -462,6 +482,24 @@ fn a_users_preset_file_moves_an_app_pgharbor_does_not_know_by_its_rules() {
         query(&pg, "notes", "SELECT version FROM history ORDER BY id"),
         ["1", "3"],
         "history never copied"
+    );
+    let json = pgharbor(&[
+        "migrate",
+        dir.to_str().unwrap(),
+        &url,
+        "--preset",
+        preset.to_str().unwrap(),
+        "--truncate",
+        "--json",
+    ])
+    .success();
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(report["preset"], "notes", "{}", json.stdout);
+    assert_eq!(report["database"]["verified"], true, "{}", json.stdout);
+    assert!(
+        json.stderr.contains("NOTES_DB=postgresql://"),
+        "the end on stderr: {}",
+        json.stderr
     );
     let verify = pgharbor(&[
         "verify",

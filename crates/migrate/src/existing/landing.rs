@@ -286,7 +286,7 @@ impl Landing for ExistingTables {
     async fn fail(&mut self, client: &Client, err: MigrateError, stage: Stage) -> MigrateError {
         match (err.kind(), stage) {
             (MigrateErrorKind::Conversion, _) => {
-                let restored = restore_after_failure(client, &self.plan, &self.dropped).await;
+                let restored = restore_after_failure(client, &self.plan, &self.dropped, &self.options).await;
                 err.also(restored)
             }
             (_, Stage::Load) => err.also("The parts loaded so far are kept and recorded in the target: run the same command with --resume to finish (or with --truncate to start over)"),
@@ -338,9 +338,9 @@ pub(super) async fn move_sequences_and_analyze(
     Ok(())
 }
 
-/// Check the tables to load are empty. Tables the preset replaces are
-/// emptied; with `truncate` every table to load is; other rows stop the run
-/// before anything changed.
+/// Check the tables to load are empty. When a table the preset replaces
+/// holds rows, or with `truncate`, every table to load is emptied in one
+/// statement; other rows stop the run before anything changed.
 pub(super) async fn prepare_tables(
     client: &Client,
     tables: &[TablePlan],
@@ -384,6 +384,7 @@ pub(super) async fn prepare_tables(
     if emptied.is_empty() {
         return Ok(());
     }
+    // PostgreSQL empties a table others reference only in the same statement.
     let emptied = with_referencing_tables(client, &emptied).await?;
     let sql = format!("TRUNCATE {}", emptied.join(", "));
     client
@@ -489,6 +490,7 @@ pub(super) async fn restore_after_failure(
     client: &Client,
     plan: &Plan,
     deferred: &[DroppedForeignKey],
+    options: &ExistingOptions,
 ) -> String {
     let names: Vec<String> = plan
         .tables
@@ -502,9 +504,23 @@ pub(super) async fn restore_after_failure(
     let journal_removed = resume::remove(client).await.is_ok();
     let mut issues = Vec::new();
     readd_foreign_keys(client, &plan.target_schema, deferred, &mut issues).await;
+    let replaced: Vec<String> = plan
+        .tables
+        .iter()
+        .filter(|t| options.replaced_tables.contains(&t.spec.name.name))
+        .map(|t| t.spec.name.to_string())
+        .collect();
+    let seeded = if replaced.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (the rows the application seeded in {} were replaced as its preset says, and are not put back: the next run replaces them again)",
+            replaced.join(", ")
+        )
+    };
     match (emptied && journal_removed, issues.is_empty()) {
         (true, true) => format!(
-            "The {} table(s) being loaded were emptied again, as they were before the run",
+            "The {} table(s) being loaded were emptied again, as they were before the run{seeded}",
             names.len()
         ),
         _ => format!(

@@ -7,6 +7,10 @@
 //!   every value is converted to the **target** column's type;
 //! * migration bookkeeping tables are compared, not copied;
 //! * tables must be empty (or `--truncate`d, never with `CASCADE`);
+//! * an application's preset ([`crate::presets`]) adds: tables never copied
+//!   (reported as skipped, not verified), tables whose seeded rows are
+//!   replaced, and its own migration history read as it says (the latest
+//!   version compared, the older side named with the app's command);
 //! * tables load in foreign-key order, level by level; foreign keys that a
 //!   level order cannot satisfy (self-references, cycles) are dropped for the
 //!   load and re-added afterwards, `NOT VALID` when orphan rows exist;

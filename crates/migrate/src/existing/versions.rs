@@ -49,6 +49,8 @@ pub struct AppVersion {
     pub latest_by: Option<String>,
     /// How to tell which side is older.
     pub order: VersionOrder,
+    /// The schema versions the preset was tested with.
+    pub tested: Vec<String>,
     /// The application's own command to upgrade the SQLite side.
     pub upgrade_sqlite: Option<String>,
     /// The application's own command to upgrade the PostgreSQL side.
@@ -71,6 +73,36 @@ pub enum VersionOrder {
 pub(super) struct VersionRead {
     version: String,
     latest: Option<String>,
+}
+
+impl VersionRead {
+    /// The rows a version query returned: (version, `latest_by`), latest first.
+    fn from_rows(rows: Vec<(String, Option<String>)>) -> VersionRead {
+        VersionRead {
+            version: rows
+                .iter()
+                .map(|(v, _)| v.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            latest: rows.into_iter().next().and_then(|(_, latest)| latest),
+        }
+    }
+}
+
+impl AppVersion {
+    /// The query reading the version from `table` (quoted): the latest
+    /// row's version and `latest_by` value, or every row's version; `cast`
+    /// makes both text (`::text` on PostgreSQL).
+    fn query(&self, table: &str, cast: &str) -> String {
+        let column = quote_ident(&self.column);
+        match &self.latest_by {
+            Some(latest) => format!(
+                "SELECT {column}{cast}, {0}{cast} FROM {table} ORDER BY {0} DESC NULLS LAST LIMIT 1",
+                quote_ident(latest)
+            ),
+            None => format!("SELECT {column}{cast}, NULL{cast} FROM {table} ORDER BY 1"),
+        }
+    }
 }
 
 /// What the target's migration bookkeeping holds.
@@ -278,14 +310,7 @@ async fn target_app_version(
     rule: &AppVersion,
 ) -> Result<VersionRead, MigrateError> {
     let table = QualifiedName::new(schema, &rule.table);
-    let column = quote_ident(&rule.column);
-    let sql = match &rule.latest_by {
-        Some(latest) => format!(
-            "SELECT {column}::text, {0}::text FROM {table} ORDER BY {0} DESC NULLS LAST LIMIT 1",
-            quote_ident(latest)
-        ),
-        None => format!("SELECT {column}::text, NULL::text FROM {table} ORDER BY 1"),
-    };
+    let sql = rule.query(&table.to_string(), "::text");
     let rows = client
         .query(sql.as_str(), &[])
         .await
@@ -293,14 +318,11 @@ async fn target_app_version(
             "reading {}'s version from {table}",
             rule.app
         )))?;
-    Ok(VersionRead {
-        version: rows
-            .iter()
-            .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join(", "),
-        latest: rows.first().and_then(|r| r.get(1)),
-    })
+    Ok(VersionRead::from_rows(
+        rows.iter()
+            .map(|r| (r.get::<_, Option<String>>(0).unwrap_or_default(), r.get(1)))
+            .collect(),
+    ))
 }
 
 /// The application's version in the SQLite file, `None` when it lacks the table.
@@ -312,15 +334,7 @@ fn source_app_version(
     if !schema.tables.iter().any(|t| t.name == rule.table) {
         return Ok(None);
     }
-    let table = quote_ident(&rule.table);
-    let column = quote_ident(&rule.column);
-    let sql = match &rule.latest_by {
-        Some(latest) => format!(
-            "SELECT {column}, {0} FROM {table} ORDER BY {0} DESC LIMIT 1",
-            quote_ident(latest)
-        ),
-        None => format!("SELECT {column}, NULL FROM {table} ORDER BY 1"),
-    };
+    let sql = rule.query(&quote_ident(&rule.table), "");
     let err = |e| {
         MigrateError::from(pgharbor_sqlite::SqliteError::from_sqlite(
             e,
@@ -334,14 +348,7 @@ fn source_app_version(
         })
         .and_then(|rows| rows.collect())
         .map_err(err)?;
-    Ok(Some(VersionRead {
-        version: rows
-            .iter()
-            .map(|(v, _)| v.clone())
-            .collect::<Vec<_>>()
-            .join(", "),
-        latest: rows.into_iter().next().and_then(|(_, latest)| latest),
-    }))
+    Ok(Some(VersionRead::from_rows(rows)))
 }
 
 fn value_text(value: rusqlite::types::ValueRef<'_>) -> String {
@@ -373,10 +380,18 @@ fn compare_app_version(
             options.create_schema_hint()
         )));
     };
+    let untested = if rule.tested.is_empty() || rule.tested.contains(&target.version) {
+        String::new()
+    } else {
+        format!(
+            " (not a version the preset was tested with: {})",
+            rule.tested.join(", ")
+        )
+    };
     let reported = |state: &str| ReportedObject {
         kind: "migration bookkeeping".into(),
         name: rule.table.clone(),
-        note: format!("not copied; versions {state}: {}", target.version),
+        note: format!("not copied; versions {state}: {}{untested}", target.version),
         sql: None,
     };
     let Some(source) = source_app_version(snapshot, schema, rule)? else {
@@ -470,4 +485,70 @@ fn app_version_mismatch(rule: &AppVersion, source: &VersionRead, target: &Versio
         "{head}{way} If both sides do run the same {app} version, declare it with --corresponding-revision {}={}, or proceed with --allow-version-mismatch",
         source.version, target.version
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(order: VersionOrder) -> AppVersion {
+        AppVersion {
+            app: "App".into(),
+            table: "history".into(),
+            column: "name".into(),
+            latest_by: Some("timestamp".into()),
+            order,
+            tested: Vec::new(),
+            upgrade_sqlite: Some("app upgrade --sqlite".into()),
+            upgrade_postgres: None,
+        }
+    }
+
+    fn read(version: &str, latest: &str) -> VersionRead {
+        VersionRead {
+            version: version.into(),
+            latest: Some(latest.into()),
+        }
+    }
+
+    #[test]
+    fn the_older_side_is_told_by_number_timestamp_or_the_tested_list() {
+        let number = rule(VersionOrder::Number);
+        assert_eq!(
+            older_side(&number, &read("9", ""), &read("42", "")),
+            Some(Older::Sqlite)
+        );
+        let by_time = rule(VersionOrder::LatestBy);
+        let (a, b) = (
+            read("AddB1769900001000", "1769900001000"),
+            read("AddA1690000000000", "1690000000000"),
+        );
+        assert_eq!(older_side(&by_time, &a, &b), Some(Older::Postgres));
+        let listed = rule(VersionOrder::Listed(vec!["r1".into(), "r2".into()]));
+        assert_eq!(
+            older_side(&listed, &read("r1", ""), &read("r2", "")),
+            Some(Older::Sqlite)
+        );
+        assert_eq!(older_side(&listed, &read("r1", ""), &read("r9", "")), None);
+    }
+
+    #[test]
+    fn the_mismatch_message_says_what_to_upgrade_with_which_command() {
+        let number = rule(VersionOrder::Number);
+        let text = app_version_mismatch(&number, &read("41", ""), &read("42", ""));
+        assert!(
+            text.contains("The SQLite side is older") && text.contains("(app upgrade --sqlite)"),
+            "{text}"
+        );
+        let text = app_version_mismatch(&number, &read("43", ""), &read("42", ""));
+        assert!(
+            text.contains("The PostgreSQL side is older")
+                && text.contains("run the newer App version on it once"),
+            "{text}"
+        );
+        let listed = rule(VersionOrder::Listed(Vec::new()));
+        let text = app_version_mismatch(&listed, &read("abc", ""), &read("def", ""));
+        assert!(text.contains("cannot tell which side is older"), "{text}");
+        assert!(text.contains("--corresponding-revision abc=def"), "{text}");
+    }
 }

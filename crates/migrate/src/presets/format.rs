@@ -272,6 +272,69 @@ impl fmt::Display for PresetError {
 
 impl std::error::Error for PresetError {}
 
+impl Preset {
+    /// Every text that is filled in, with its key.
+    fn templates(&self) -> Vec<(String, &str)> {
+        let mut texts: Vec<(String, &str)> = Vec::new();
+        texts.extend(
+            self.after
+                .intro
+                .iter()
+                .map(|t| ("after.intro".to_string(), t.as_str())),
+        );
+        texts.extend(
+            self.after
+                .env
+                .iter()
+                .map(|t| ("after.env".to_string(), t.as_str())),
+        );
+        texts.extend(
+            self.after
+                .notes
+                .iter()
+                .map(|t| ("after.notes".to_string(), t.as_str())),
+        );
+        for (name, store) in &self.stores {
+            texts.extend(
+                store
+                    .present
+                    .iter()
+                    .map(|t| (format!("stores.{name}.present"), t.as_str())),
+            );
+            texts.extend(
+                store
+                    .absent
+                    .iter()
+                    .map(|t| (format!("stores.{name}.absent"), t.as_str())),
+            );
+        }
+        let commands = [
+            ("commands.create_schema", &self.commands.create_schema),
+            ("commands.upgrade_sqlite", &self.commands.upgrade_sqlite),
+            ("commands.upgrade_postgres", &self.commands.upgrade_postgres),
+        ];
+        for (key, text) in commands {
+            texts.extend(text.iter().map(|t| (key.to_string(), t.as_str())));
+        }
+        texts
+    }
+
+    /// The first `{word}` in a text that is not a known placeholder, with its key.
+    fn unknown_placeholder(&self) -> Option<(String, String)> {
+        self.templates().into_iter().find_map(|(key, text)| {
+            text.split('{')
+                .skip(1)
+                .filter_map(|rest| rest.split_once('}').map(|(word, _)| word))
+                .find(|word| {
+                    !word.is_empty()
+                        && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        && !super::PLACEHOLDERS.contains(word)
+                })
+                .map(|word| (key, word.to_string()))
+        })
+    }
+}
+
 /// The 1-based line of byte `offset` in `text`.
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
@@ -357,6 +420,19 @@ impl Preset {
                     "schema_version.order = \"latest-by\" needs schema_version.latest_by".into(),
                 ));
             }
+        }
+        if let Some((key, placeholder)) = self.unknown_placeholder() {
+            return Err(fail(
+                None,
+                format!(
+                    "{key}: unknown placeholder {{{placeholder}}} (known: {})",
+                    super::PLACEHOLDERS
+                        .iter()
+                        .map(|p| format!("{{{p}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
         }
         for (table, rule) in &self.tables {
             if let Some(column) = rule.ignore_columns.iter().find(|c| c.contains('.')) {

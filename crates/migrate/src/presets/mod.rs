@@ -71,7 +71,7 @@ pub fn resolve(text: &str) -> Result<Preset, MigrateError> {
         return Err(MigrateError::new(
             MigrateErrorKind::Usage,
             format!(
-                "--preset {text}: no built-in preset has that name ({}) and there is no such file",
+                "preset {text:?}: no built-in preset has that name ({}) and there is no such file",
                 built_in_names().join(", ")
             ),
         ));
@@ -79,7 +79,7 @@ pub fn resolve(text: &str) -> Result<Preset, MigrateError> {
     let content = std::fs::read_to_string(path).map_err(|e| {
         MigrateError::new(
             MigrateErrorKind::Usage,
-            format!("--preset {}: cannot read the preset file", path.display()),
+            format!("preset file {}: cannot be read", path.display()),
         )
         .caused_by(e)
     })?;
@@ -90,10 +90,12 @@ fn usage(error: PresetError) -> MigrateError {
     MigrateError::new(MigrateErrorKind::Usage, error.to_string())
 }
 
-/// `template` with `{url}` (the target, password masked), the target's parts
-/// `{host}`, `{port}`, `{database}`, `{user}` (for applications configured by
-/// separate settings, e.g. n8n's `DB_POSTGRESDB_*`; the password never), and
-/// `{path}` filled in.
+/// The placeholders a preset's texts may use.
+pub const PLACEHOLDERS: [&str; 6] = ["url", "host", "port", "database", "user", "path"];
+
+/// `template` with the target filled in — `{url}` (password shown as
+/// `****`), `{host}`, `{port}`, `{database}`, `{user}` — and `{path}` (a
+/// store's path). The password itself is never a placeholder.
 pub fn fill(template: &str, target: &ConnConfig, path: Option<&Path>) -> String {
     let filled = template
         .replace("{url}", &target.to_string())
@@ -158,6 +160,7 @@ impl Preset {
                     VersionOrder::Listed(self.tested.iter().map(|t| t.schema.clone()).collect())
                 }
             },
+            tested: self.tested.iter().map(|t| t.schema.clone()).collect(),
             upgrade_sqlite: command(&self.commands.upgrade_sqlite),
             upgrade_postgres: command(&self.commands.upgrade_postgres),
         });
@@ -226,7 +229,7 @@ pub fn show(text: &str) -> Result<String, MigrateError> {
     std::fs::read_to_string(text).map_err(|e| {
         MigrateError::new(
             MigrateErrorKind::Usage,
-            format!("--preset {text}: cannot read the preset file"),
+            format!("preset file {text}: cannot be read"),
         )
         .caused_by(e)
     })

@@ -114,6 +114,8 @@ pub struct AppRun<'a> {
 /// What an application's run did.
 #[derive(Debug, Serialize)]
 pub struct AppReport {
+    /// The preset that moved it (`open-webui`).
+    pub preset: String,
     /// The database, loaded into the application's schema.
     pub database: MigrationReport,
     /// Open WebUI's `vector_db/`, moved into `document_chunk` (when it was).
@@ -173,6 +175,7 @@ impl AppRun<'_> {
         });
         let next_steps = passed.then(|| self.app.next_steps(self.target, outcome.as_ref()));
         Ok(AppReport {
+            preset: self.app.preset.name.clone(),
             database,
             vectors,
             next_steps,

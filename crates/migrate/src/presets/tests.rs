@@ -144,7 +144,7 @@ fn resolve_takes_a_built_in_name_or_a_file_and_names_both_when_neither() {
     assert_eq!(e.kind(), MigrateErrorKind::Usage);
     let text = e.to_string();
     assert!(
-        text.contains("--preset wordpress")
+        text.contains("preset \"wordpress\"")
             && text.contains("open-webui, home-assistant, n8n, langflow"),
         "{text}"
     );
@@ -220,16 +220,25 @@ upgrade_sqlite = "notes upgrade"
 }
 
 #[test]
-fn the_targets_parts_are_filled_in_and_its_password_never() {
-    let target = ConnConfig::parse("postgresql://n8n:s3cret@db.internal:5433/automation").unwrap();
-    let text = super::fill(
-        "host={host} port={port} db={database} user={user} url={url}",
+fn texts_are_filled_from_the_target_and_unknown_placeholders_refused() {
+    let target = ConnConfig::parse("postgresql://n8n:s3cret@db.example:5433/flows").unwrap();
+    let filled = super::fill(
+        "{host} {port} {database} {user} {url} {path}",
         &target,
-        None,
+        Some(std::path::Path::new("/data/config")),
     );
-    assert_eq!(
-        text,
-        "host=db.internal port=5433 db=automation user=n8n url=postgresql://n8n:****@db.internal:5433/automation"
+    assert!(
+        filled.starts_with("db.example 5433 flows n8n postgresql://n8n:")
+            && filled.ends_with(" /data/config")
+            && !filled.contains("s3cret"),
+        "{filled}"
     );
-    assert!(!text.contains("s3cret"));
+    let text = refused(&format!(
+        "{MINIMAL}\n[after]\nenv = [\"APP_DB_PASSWORD={{password}}\"]\n"
+    ))
+    .to_string();
+    assert!(
+        text.contains("after.env: unknown placeholder {password}") && text.contains("{url}"),
+        "{text}"
+    );
 }
