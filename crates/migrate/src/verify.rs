@@ -241,8 +241,36 @@ pub fn parse_type(name: &str) -> Option<PgType> {
             _ => return None,
         },
         n if n.starts_with("character varying(") => PgType::Varchar(*args(n).first()?),
+        // `character(n)` pads with blanks: loaded as text of at most n characters; a shorter
+        // value comes back padded, and verification reports that difference.
+        n if n.starts_with("character(") => PgType::Varchar(*args(n).first()?),
+        n if n.starts_with("timestamp(") => match n.split_once(") ")?.1 {
+            "with time zone" => PgType::Timestamptz,
+            "without time zone" => PgType::Timestamp,
+            _ => return None,
+        },
         n if n.starts_with("vector(") => PgType::Vector(*args(n).first()?),
         n if n.starts_with("halfvec(") => PgType::HalfVec(*args(n).first()?),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_with_a_precision_or_a_length_are_read() {
+        assert_eq!(
+            parse_type("timestamp(3) with time zone"),
+            Some(PgType::Timestamptz)
+        );
+        assert_eq!(
+            parse_type("timestamp(0) without time zone"),
+            Some(PgType::Timestamp)
+        );
+        assert_eq!(parse_type("character(36)"), Some(PgType::Varchar(36)));
+        assert_eq!(parse_type("timestamp(3) with local flavour"), None);
+        assert_eq!(parse_type("character(x)"), None);
+    }
 }

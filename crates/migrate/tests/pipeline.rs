@@ -245,6 +245,55 @@ async fn into_existing(cluster: &Cluster, dir: &Path) {
     );
 }
 
+/// `path` loaded into database `db` of `cluster` with `options`.
+async fn load_into_existing(
+    cluster: &Cluster,
+    db: &str,
+    path: &Path,
+    options: &ExistingOptions,
+) -> pgharbor_core::report::MigrationReport {
+    let (snapshot, schema) = sqlite::inspect_file(path, 2).unwrap();
+    existing::migrate_into_existing(
+        "source.db",
+        snapshot,
+        schema,
+        &config(cluster, db),
+        options,
+        Arc::new(Recorder::default()),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Rows the application seeded in a table others reference (n8n's shell
+/// owner in `user`) are replaced: the referencing tables, empty, are
+/// emptied in the same statement, as PostgreSQL requires.
+async fn seeded_parent_replaced(cluster: &Cluster, dir: &Path) {
+    cluster.create_database("seeded");
+    cluster.psql(
+        "seeded",
+        "CREATE TABLE authors (id bigint PRIMARY KEY, name varchar(40) NOT NULL);
+         CREATE TABLE posts (id bigserial PRIMARY KEY, author_id bigint REFERENCES authors, body text);
+         CREATE TABLE tags (id int PRIMARY KEY, label text);
+         INSERT INTO authors VALUES (999, 'seeded by the application');",
+    );
+    let path = source_file(dir, "plain");
+    let options = ExistingOptions {
+        schema: "public".into(),
+        jobs: 2,
+        verify: true,
+        replaced_tables: vec!["authors".into()],
+        ..ExistingOptions::default()
+    };
+    let report = load_into_existing(cluster, "seeded", &path, &options).await;
+    assert_eq!(report.verified, Some(true), "{report:#?}");
+    assert_eq!(
+        cluster.psql("seeded", "SELECT count(*) FROM authors WHERE id = 999"),
+        "0"
+    );
+}
+
 /// A row the target changes as it lands (a trigger of the application's)
 /// fails verification, and the report names it: the source side digested
 /// during the load is compared with what PostgreSQL returns.
@@ -266,18 +315,7 @@ async fn changed_on_arrival(cluster: &Cluster, dir: &Path) {
         verify: true,
         ..ExistingOptions::default()
     };
-    let (snapshot, schema) = sqlite::inspect_file(&path, 2).unwrap();
-    let report = existing::migrate_into_existing(
-        "source.db",
-        snapshot,
-        schema,
-        &config(cluster, "changed"),
-        &options,
-        Arc::new(Recorder::default()),
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let report = load_into_existing(cluster, "changed", &path, &options).await;
     assert_eq!(report.verified, Some(false), "{report:#?}");
     let tags = report.tables.iter().find(|t| t.source == "tags").unwrap();
     let verification = tags.verification.as_ref().unwrap();
@@ -390,6 +428,7 @@ fn every_case(flavor: Flavor) {
         scheduled_per_table(&cluster, dir().path()).await;
         into_existing(&cluster, dir().path()).await;
         changed_on_arrival(&cluster, dir().path()).await;
+        seeded_parent_replaced(&cluster, dir().path()).await;
         cancelled(&cluster, dir().path()).await;
         failure_cleaned_up(&cluster, dir().path()).await;
         keyless_table_finished_after_its_load(&cluster, dir().path()).await;

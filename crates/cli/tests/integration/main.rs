@@ -15,6 +15,7 @@ mod into_existing;
 mod langflow;
 mod leak;
 mod memory;
+mod n8n;
 mod open_webui;
 mod open_webui_pgcrypto;
 mod open_webui_uploads;

@@ -87,13 +87,20 @@ pub(super) fn load_levels(
             })
             .collect();
         if ready.is_empty() {
-            // A cycle: defer the foreign keys of the first remaining table and try again.
+            // A cycle: defer the foreign keys of the first remaining table and try again
+            // (once each: its self-references are deferred already).
             let name = tables[remaining[0]].spec.name.name.clone();
-            deferred.extend(
-                fks.iter()
-                    .filter(|f| f.table == name && loaded.contains(f.referenced.as_str()))
-                    .cloned(),
-            );
+            let more: Vec<TargetForeignKey> = fks
+                .iter()
+                .filter(|f| f.table == name && loaded.contains(f.referenced.as_str()))
+                .filter(|f| {
+                    !deferred
+                        .iter()
+                        .any(|d| d.name == f.name && d.table == f.table)
+                })
+                .cloned()
+                .collect();
+            deferred.extend(more);
             continue;
         }
         for i in &ready {
@@ -365,13 +372,20 @@ pub(super) async fn prepare_tables(
             ),
         ));
     }
-    // Replaced rows are emptied together with every other table being loaded
-    // (empty, or the run stopped above): PostgreSQL truncates a table that
-    // other tables reference by foreign key only in the same statement.
-    if !options.truncate && !non_empty.iter().any(|t| replaced(t)) {
+    let emptied: Vec<String> = if options.truncate {
+        tables.iter().map(|t| t.spec.name.to_string()).collect()
+    } else {
+        non_empty
+            .iter()
+            .filter(|t| replaced(t))
+            .map(|t| t.spec.name.to_string())
+            .collect()
+    };
+    if emptied.is_empty() {
         return Ok(());
     }
-    let emptied: Vec<String> = tables.iter().map(|t| t.spec.name.to_string()).collect();
+    // PostgreSQL empties a table others reference only in the same statement.
+    let emptied = with_referencing_tables(client, &emptied).await?;
     let sql = format!("TRUNCATE {}", emptied.join(", "));
     client
         .execute(sql.as_str(), &[])
@@ -381,6 +395,55 @@ pub(super) async fn prepare_tables(
             emptied.join(", ")
         )))?;
     Ok(())
+}
+
+/// `tables` and every table whose foreign keys lead to one of them: what one
+/// `TRUNCATE` must name (PostgreSQL refuses to empty a table another one
+/// references, even an empty one, unless both are in the statement). The
+/// tables added must be empty: the emptying never reaches rows that are
+/// not about to be replaced.
+async fn with_referencing_tables(
+    client: &Client,
+    tables: &[String],
+) -> Result<Vec<String>, MigrateError> {
+    let rows = client
+        .query(
+            "WITH RECURSIVE emptied(oid) AS ( \
+               SELECT t::regclass::oid FROM unnest($1::text[]) AS t \
+               UNION SELECT c.conrelid FROM pg_constraint c JOIN emptied e ON c.confrelid = e.oid \
+               WHERE c.contype = 'f') \
+             SELECT e.oid::regclass::text FROM emptied e \
+             WHERE e.oid <> ALL (SELECT t::regclass::oid FROM unnest($1::text[]) AS t)",
+            &[&tables],
+        )
+        .await
+        .map_err(pg_error(
+            "finding the tables that reference the tables to empty",
+        ))?;
+    let mut all: Vec<String> = tables.to_vec();
+    let mut holding_rows = Vec::new();
+    for name in rows.iter().map(|r| r.get::<_, String>(0)) {
+        let sql = format!("SELECT EXISTS (SELECT 1 FROM {name})");
+        let row = client
+            .query_one(sql.as_str(), &[])
+            .await
+            .map_err(pg_error(format!("checking {name}")))?;
+        if row.get::<_, bool>(0) {
+            holding_rows.push(name.clone());
+        }
+        all.push(name);
+    }
+    if !holding_rows.is_empty() {
+        return Err(MigrateError::new(
+            MigrateErrorKind::TargetNotEmpty,
+            format!(
+                "the tables to empty ({}) are referenced by tables that hold rows and are not loaded: {}; nothing was changed. Empty those tables first, or load them too",
+                tables.join(", "),
+                holding_rows.join(", ")
+            ),
+        ));
+    }
+    Ok(all)
 }
 
 pub(super) async fn readd_foreign_keys(
@@ -469,5 +532,58 @@ pub(super) async fn restore_after_failure(
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgharbor_core::plan::RowKey;
+    use pgharbor_core::schema::TableSpec;
+
+    fn table(name: &str) -> TablePlan {
+        TablePlan {
+            source_name: name.into(),
+            spec: TableSpec {
+                name: QualifiedName::new("public", name),
+                columns: Vec::new(),
+                primary_key: None,
+                indexes: Vec::new(),
+                foreign_keys: Vec::new(),
+            },
+            decisions: Vec::new(),
+            row_key: RowKey::Rowid,
+            source_rows: 0,
+            sequence_floor: None,
+            splittable: true,
+            source_columns: Vec::new(),
+            computed_by_target: Vec::new(),
+        }
+    }
+
+    fn fk(table: &str, referenced: &str, name: &str) -> TargetForeignKey {
+        TargetForeignKey {
+            table: table.into(),
+            referenced: referenced.into(),
+            name: name.into(),
+            definition: format!("FOREIGN KEY (x) REFERENCES {referenced}(id)"),
+        }
+    }
+
+    #[test]
+    fn a_self_reference_of_a_table_in_a_cycle_is_deferred_once() {
+        // n8n's chat_hub_messages: three self-references, and a cycle with chat_hub_sessions.
+        let tables = [table("messages"), table("sessions")];
+        let fks = [
+            fk("messages", "messages", "previous"),
+            fk("messages", "messages", "retry_of"),
+            fk("messages", "sessions", "session"),
+            fk("sessions", "messages", "last_message"),
+        ];
+        let (levels, deferred) = load_levels(&tables, &fks);
+        let mut names: Vec<&str> = deferred.iter().map(|f| f.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["previous", "retry_of", "session"]);
+        assert_eq!(levels, vec![vec![0], vec![1]]);
     }
 }
