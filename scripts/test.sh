@@ -27,6 +27,7 @@ bash scripts/fetch-real-dbs.sh >/dev/null
 bash fixtures/django/build.sh --venv >/dev/null
 bash fixtures/sqlalchemy/setup.sh >/dev/null
 bash fixtures/openwebui/setup.sh >/dev/null
+bash fixtures/homeassistant/setup.sh >/dev/null
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -241,6 +241,8 @@ pub fn parse_type(name: &str) -> Option<PgType> {
             _ => return None,
         },
         n if n.starts_with("character varying(") => PgType::Varchar(*args(n).first()?),
+        "character" => PgType::Char(1),
+        n if n.starts_with("character(") => PgType::Char(*args(n).first()?),
         n if n.starts_with("vector(") => PgType::Vector(*args(n).first()?),
         n if n.starts_with("halfvec(") => PgType::HalfVec(*args(n).first()?),
         _ => return None,
