@@ -68,6 +68,35 @@ pub enum Command {
     /// List, verify or prune the backups at a destination.
     #[command(subcommand)]
     Backups(BackupsCommand),
+    /// The applications pgharbor knows (built-in presets) with the versions they were tested
+    /// with; `presets show NAME` prints one, a starting point for your own --preset FILE.
+    Presets(PresetsArgs),
+}
+
+/// `pgharbor presets`.
+#[derive(Debug, Args)]
+pub struct PresetsArgs {
+    /// Machine-readable list on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// `show NAME`: print one preset.
+    #[command(subcommand)]
+    pub command: Option<PresetsCommand>,
+}
+
+/// `pgharbor presets …`.
+#[derive(Debug, Subcommand)]
+pub enum PresetsCommand {
+    /// Print a built-in preset's file (or check a preset FILE and print it).
+    Show(PresetsShowArgs),
+}
+
+/// `pgharbor presets show`.
+#[derive(Debug, Args)]
+pub struct PresetsShowArgs {
+    /// A built-in preset's name (see `pgharbor presets`) or a preset file.
+    #[arg(value_name = "NAME|FILE")]
+    pub preset: String,
 }
 
 /// Where backups are stored, and how to reach object stores.
@@ -605,13 +634,6 @@ pub enum NulChoice {
     Strip,
 }
 
-/// Applications pgharbor knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Preset {
-    /// Open WebUI (webui.db, vector_db/, uploads/).
-    OpenWebui,
-}
-
 /// What to do with text that is not valid UTF-8.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Utf8Choice {
@@ -626,8 +648,8 @@ pub enum Utf8Choice {
 pub struct SourceArgs {
     /// A SQLite file (path, or sqlite:PATH), a Chroma directory (chroma:DIR, or a
     /// directory holding chroma.sqlite3), a PostgreSQL URL (postgresql://…, the whole database is
-    /// copied), or Open WebUI's data directory (a directory holding webui.db: moved as with
-    /// --preset open-webui).
+    /// copied), or an application's data directory that a built-in preset recognises (Open
+    /// WebUI's, Home Assistant's, n8n's, Langflow's: moved as with --preset NAME).
     pub source: String,
     /// A PostgreSQL URL or key=value string; defaults to $DATABASE_URL.
     pub target: Option<String>,
@@ -637,13 +659,16 @@ pub struct SourceArgs {
     /// Parallel workers (default: number of CPUs).
     #[arg(long, short)]
     pub jobs: Option<usize>,
-    /// NUL characters in text: stop (error, the default) or strip them (the default with --preset open-webui, as Open WebUI itself strips them).
+    /// NUL characters in text: stop (error, the default) or strip them (the default when the
+    /// preset says so, e.g. open-webui, as Open WebUI itself strips them).
     #[arg(long, value_enum)]
     pub nul: Option<NulChoice>,
-    /// Application knowledge: `open-webui` takes Open WebUI's data directory (or webui.db),
-    /// loads into the schema Open WebUI created (--into-existing) and prints what to set next.
-    #[arg(long, value_enum)]
-    pub preset: Option<Preset>,
+    /// Application knowledge: a built-in preset's name (`pgharbor presets` lists them, e.g.
+    /// open-webui) or a preset file of your own. SOURCE is the application's data directory (or
+    /// its database file); the data is loaded into the schema the application created
+    /// (--into-existing) by the preset's rules, and the end says what to set next.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub preset: Option<String>,
     /// Invalid UTF-8 in text: stop (error) or replace with U+FFFD.
     #[arg(long = "invalid-utf8", value_enum, default_value = "error")]
     pub invalid_utf8: Utf8Choice,

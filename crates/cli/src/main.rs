@@ -13,6 +13,7 @@ mod memory;
 mod migrate;
 mod pitr;
 mod postgres;
+mod presets;
 mod progress;
 mod render;
 #[cfg(test)]
@@ -145,6 +146,7 @@ async fn run(cli: args::Cli) -> Result<u8, Failure> {
         args::Command::Archive(a) => pitr::archive(a).await,
         args::Command::RestoreWal(a) => pitr::restore_wal(a).await,
         args::Command::Backups(c) => backup::backups(c).await,
+        args::Command::Presets(a) => presets::presets(a),
     }
 }
 

@@ -1,12 +1,12 @@
 //! `pgharbor migrate` and `pgharbor verify` for SQLite sources.
 
-use crate::args::{MigrateArgs, NulChoice, Preset, SourceArgs, Utf8Choice, VerifyArgs};
+use crate::args::{MigrateArgs, NulChoice, SourceArgs, Utf8Choice, VerifyArgs};
 use crate::{progress, render, Failure};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{InvalidUtf8Policy, NulPolicy, ValuePolicy};
 use pgharbor_migrate::chroma::layout::Layout;
 use pgharbor_migrate::existing::{self, ExistingOptions};
-use pgharbor_migrate::presets::{self, OpenWebUi, OpenWebUiRun};
+use pgharbor_migrate::presets::{self, AppData, AppRun, NulRule, Preset};
 use pgharbor_migrate::source_spec::{Command, GivenFlags, SourceSpec};
 use pgharbor_migrate::sqlite::{self, MigrateOptions};
 use pgharbor_migrate::Progress;
@@ -17,7 +17,10 @@ use std::path::PathBuf;
 fn detect(common: &SourceArgs) -> Result<SourceSpec, Failure> {
     let preset = common
         .preset
-        .map(|Preset::OpenWebui| presets::Preset::OpenWebUi);
+        .as_deref()
+        .map(presets::resolve)
+        .transpose()
+        .map_err(Failure::from_migrate)?;
     SourceSpec::detect(&common.source, preset).map_err(Failure::from_migrate)
 }
 
@@ -53,18 +56,13 @@ fn verify_flags(args: &VerifyArgs) -> GivenFlags {
     }
 }
 
-/// Says on stderr that SOURCE was recognised as Open WebUI's data directory.
-fn announce_open_webui(source: &str, app: &OpenWebUi) {
-    let mut parts = vec!["webui.db"];
-    if app.chroma_store().is_some() {
-        parts.push("vector_db/");
-    }
-    if app.uploads.is_some() {
-        parts.push("uploads/");
-    }
+/// Says on stderr that SOURCE was recognised as an application's data directory.
+fn announce_app(source: &str, app: &AppData) {
     eprintln!(
-        "pgharbor: {source} is Open WebUI's data directory ({}): moving it as --preset open-webui does",
-        parts.join(", ")
+        "pgharbor: {source} is {}'s data directory ({}): moving it as --preset {} does",
+        app.preset.title,
+        app.parts(),
+        app.preset.name
     );
 }
 
@@ -81,12 +79,13 @@ fn target_config(target: Option<&str>, required: bool) -> Result<Option<ConnConf
     Ok(Some(config))
 }
 
-/// The value rules; Open WebUI's run strips NULs unless `--nul` says otherwise.
-fn policy(common: &SourceArgs, open_webui: bool) -> ValuePolicy {
+/// The value rules; a preset's NUL rule holds unless `--nul` says otherwise.
+fn policy(common: &SourceArgs, preset: Option<&Preset>) -> ValuePolicy {
+    let preset_nul = preset.and_then(Preset::nul);
     ValuePolicy {
-        nul: match (common.nul, open_webui) {
-            (Some(NulChoice::Error), _) | (None, false) => NulPolicy::Error,
-            (Some(NulChoice::Strip), _) | (None, true) => NulPolicy::Strip,
+        nul: match (common.nul, preset_nul) {
+            (Some(NulChoice::Error), _) | (None, None | Some(NulRule::Error)) => NulPolicy::Error,
+            (Some(NulChoice::Strip), _) | (None, Some(NulRule::Strip)) => NulPolicy::Strip,
         },
         invalid_utf8: match common.invalid_utf8 {
             Utf8Choice::Error => InvalidUtf8Policy::Error,
@@ -136,7 +135,7 @@ async fn plan(
 > {
     let options = PlanOptions {
         schema: target_schema(common, target),
-        policy: policy(common, false),
+        policy: policy(common, None),
     };
     let jobs = jobs(common);
     let planned = tokio::task::spawn_blocking(move || sqlite::plan_file(&path, &options, jobs))
@@ -145,18 +144,19 @@ async fn plan(
     Ok(planned?)
 }
 
-/// `pgharbor migrate --into-existing` (and Open WebUI's data directory,
-/// whose `webui.db` is `path`).
+/// `pgharbor migrate --into-existing` (and an application's data directory,
+/// whose database is `path`, by its preset's rules).
 async fn migrate_into_existing(
     args: &MigrateArgs,
     path: PathBuf,
-    open_webui: Option<OpenWebUi>,
+    app: Option<AppData>,
 ) -> Result<u8, Failure> {
     let common = &args.common;
     let target = target_config(common.target.as_deref(), true)?.expect("required");
-    let options = ExistingOptions {
+    let preset = app.as_ref().map(|a| a.preset.as_ref());
+    let mut options = ExistingOptions {
         schema: target_schema(common, Some(&target)),
-        policy: policy(common, open_webui.is_some()),
+        policy: policy(common, preset),
         jobs: jobs(common),
         verify: !args.no_verify,
         truncate: args.truncate,
@@ -164,7 +164,11 @@ async fn migrate_into_existing(
         allow_version_mismatch: args.allow_version_mismatch,
         corresponding_revisions: args.corresponding_revisions.clone(),
         resume: args.resume,
+        ..ExistingOptions::default()
     };
+    if let Some(preset) = preset {
+        preset.apply(&mut options, &target);
+    }
     let reporter = progress::Reporter::new(common.json);
     reporter.phase("inspecting");
     let jobs = options.jobs;
@@ -185,7 +189,7 @@ async fn migrate_into_existing(
         return Ok(0);
     }
     let cancel = crate::interrupt::on_ctrl_c();
-    let Some(app) = open_webui else {
+    let Some(app) = app else {
         let report = existing::migrate_into_existing(
             &common.source,
             snapshot,
@@ -201,7 +205,7 @@ async fn migrate_into_existing(
         render::migration::print_report(&report, common.json)?;
         return Ok(exit_code(&report));
     };
-    let vectors = match args.vectors.skip_vectors {
+    let vectors = match args.vectors.skip_vectors || app.preset.hook().is_none() {
         true => None,
         false => Some(crate::chroma::options(
             args,
@@ -212,7 +216,7 @@ async fn migrate_into_existing(
             Layout::OpenWebUi,
         )?),
     };
-    let run = OpenWebUiRun {
+    let run = AppRun {
         app: &app,
         source_label: &common.source,
         target: &target,
@@ -232,7 +236,7 @@ async fn migrate_into_existing(
         .map_err(Failure::from_migrate)?;
     printed?;
     reporter.done();
-    render::open_webui::print_report(&report, common.json)?;
+    render::app::print_report(&report, common.json)?;
     Ok(
         exit_code(&report.database)
             .max(report.vectors.as_ref().map_or(0, crate::chroma::exit_code)),
@@ -247,7 +251,7 @@ async fn migrate_chroma(args: &MigrateArgs, dir: &std::path::Path) -> Result<u8,
         args,
         &args.vectors,
         target_schema(common, Some(&target)),
-        policy(common, false),
+        policy(common, None),
         jobs(common),
         Layout::Tables,
     )?;
@@ -281,11 +285,11 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
             let target = target_config(args.common.target.as_deref(), !args.dry_run)?;
             crate::postgres::migrate(&args, *source, target).await
         }
-        SourceSpec::OpenWebUi { app, inferred } => {
+        SourceSpec::App { app, inferred } => {
             if inferred {
-                announce_open_webui(&args.common.source, &app);
+                announce_app(&args.common.source, &app);
             }
-            migrate_into_existing(&args, app.database.clone(), Some(app)).await
+            migrate_into_existing(&args, app.database.clone(), Some(*app)).await
         }
         SourceSpec::Sqlite(path) if args.into_existing => {
             migrate_into_existing(&args, path, None).await
@@ -346,14 +350,15 @@ pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
             return crate::postgres::verify(common, &source, &target).await
         }
         SourceSpec::Chroma(dir) => return verify_chroma(&args, &dir, &target).await,
-        SourceSpec::OpenWebUi { app, inferred } => {
+        SourceSpec::App { app, inferred } => {
             if inferred {
-                announce_open_webui(&common.source, &app);
+                announce_app(&common.source, &app);
             }
-            return verify_into_existing(&args, app.database, true, &target).await;
+            let path = app.database.clone();
+            return verify_into_existing(&args, path, Some(&app.preset), &target).await;
         }
         SourceSpec::Sqlite(path) if args.into_existing => {
-            return verify_into_existing(&args, path, false, &target).await
+            return verify_into_existing(&args, path, None, &target).await
         }
         SourceSpec::Sqlite(path) => path,
         SourceSpec::Redis => unreachable!("check_flags refuses a Redis source"),
@@ -388,7 +393,7 @@ async fn verify_chroma(
     let options = crate::chroma::verify_options(
         args,
         target_schema(common, Some(target)),
-        policy(common, false),
+        policy(common, None),
         jobs(common),
     )?;
     let report = crate::chroma::verify(&common.source, dir, target, &options, common.json).await?;
@@ -396,17 +401,18 @@ async fn verify_chroma(
     Ok(crate::chroma::exit_code(&report))
 }
 
-/// `pgharbor verify --into-existing` (and Open WebUI's `webui.db`, `path`).
+/// `pgharbor verify --into-existing` (and an application's database,
+/// `path`, by its preset's rules).
 async fn verify_into_existing(
     args: &VerifyArgs,
     path: PathBuf,
-    open_webui: bool,
+    preset: Option<&Preset>,
     target: &ConnConfig,
 ) -> Result<u8, Failure> {
     let common = &args.common;
-    let options = ExistingOptions {
+    let mut options = ExistingOptions {
         schema: target_schema(common, Some(target)),
-        policy: policy(common, open_webui),
+        policy: policy(common, preset),
         jobs: jobs(common),
         verify: true,
         ignore_columns: args.ignore_columns.clone(),
@@ -414,6 +420,9 @@ async fn verify_into_existing(
         corresponding_revisions: args.corresponding_revisions.clone(),
         ..ExistingOptions::default()
     };
+    if let Some(preset) = preset {
+        preset.apply(&mut options, target);
+    }
     let reporter = progress::Reporter::new(common.json);
     let jobs = options.jobs;
     let (snapshot, schema) = tokio::task::spawn_blocking(move || sqlite::inspect_file(&path, jobs))

@@ -61,6 +61,12 @@ impl MigrateError {
         }
     }
 
+    /// The same error with `cause` as its source.
+    pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.cause = Some(Box::new(cause));
+        self
+    }
+
     /// The kind.
     pub fn kind(&self) -> MigrateErrorKind {
         self.kind

@@ -23,7 +23,8 @@
 //! vector index's recall reported) loads on the same workers with a sequence
 //! of its own, as does [`postgres`] (another PostgreSQL database: schema by
 //! the real `pg_dump`, rows by binary COPY from server to server);
-//! [`presets`] holds application knowledge (Open WebUI); [`source_spec`]
+//! [`presets`] holds application knowledge as data (`presets/*.toml`, a
+//! hook for what a rule cannot say: Open WebUI's vectors); [`source_spec`]
 //! parses the SOURCE argument once and checks the options that go with its
 //! kind.
 //!

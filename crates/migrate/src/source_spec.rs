@@ -7,7 +7,7 @@
 //! | `postgres://…`, `postgresql://…` | [`SourceSpec::Postgres`] |
 //! | `redis://…`, `rediss://…` | [`SourceSpec::Redis`] (refused by `migrate`/`verify`) |
 //! | `chroma:DIR`, a directory holding `chroma.sqlite3`, a file named `chroma.sqlite3` | [`SourceSpec::Chroma`] |
-//! | a directory holding `webui.db` (Open WebUI's data directory), or anything with `--preset open-webui` | [`SourceSpec::OpenWebUi`] |
+//! | a directory a built-in preset recognises (Open WebUI's, Home Assistant's, n8n's, Langflow's data directory), or anything with `--preset NAME\|FILE` | [`SourceSpec::App`] |
 //! | `sqlite:PATH`, any other file | [`SourceSpec::Sqlite`] |
 //!
 //! Everything else (a missing path, a file that is not SQLite, a directory
@@ -15,14 +15,14 @@
 //! message naming the problem and what would work.
 
 use crate::error::{MigrateError, MigrateErrorKind};
-use crate::presets::{OpenWebUi, Preset};
+use crate::presets::recognise::{self, Fit};
+use crate::presets::{AppData, Preset};
 use pgharbor_conn::ConnConfig;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The file a Chroma persistent directory keeps its catalog in.
 const CHROMA_DB: &str = "chroma.sqlite3";
-/// Open WebUI's SQLite database, in its data directory.
-const OPEN_WEBUI_DB: &str = "webui.db";
 /// At most this many SQLite files are named when a directory is given.
 const CANDIDATES_NAMED: usize = 5;
 
@@ -32,11 +32,12 @@ pub enum SourceSpec {
     /// An SQLite database file: a new schema is planned from it (or, with
     /// `--into-existing`, it is loaded into the application's schema).
     Sqlite(PathBuf),
-    /// Open WebUI's data directory (or, with `--preset open-webui`, its
-    /// `webui.db`): the database into Open WebUI's schema, then `vector_db/`.
-    OpenWebUi {
-        /// The directory's parts.
-        app: OpenWebUi,
+    /// An application's data directory (or, with `--preset`, its database
+    /// file): the database into the application's schema by its preset's
+    /// rules, then the preset's hook (Open WebUI's `vector_db/`).
+    App {
+        /// The directory's parts, found by the preset.
+        app: Box<AppData>,
         /// Recognised from the directory alone: `--preset` was not given.
         inferred: bool,
     },
@@ -84,8 +85,8 @@ pub struct GivenFlags {
 }
 
 impl SourceSpec {
-    /// Parse SOURCE; `preset` is `--preset`, which makes any path Open
-    /// WebUI's data directory (or its `webui.db`).
+    /// Parse SOURCE; `preset` is `--preset`, which makes any path the
+    /// application's data directory (or its database file).
     pub fn detect(text: &str, preset: Option<Preset>) -> Result<SourceSpec, MigrateError> {
         match url_scheme(text).map(str::to_ascii_lowercase).as_deref() {
             Some("postgres" | "postgresql") => {
@@ -101,11 +102,11 @@ impl SourceSpec {
                 format!("{scheme}:// is not a source pgharbor reads: give an SQLite file (PATH or sqlite:PATH), a Chroma directory (chroma:DIR), Open WebUI's data directory, or a PostgreSQL URL (postgresql://…)"),
             ));
         }
-        if let Some(Preset::OpenWebUi) = preset {
+        if let Some(preset) = preset {
             let path = text.strip_prefix("sqlite:").unwrap_or(text);
-            let app = OpenWebUi::locate(Path::new(path))?;
-            return Ok(SourceSpec::OpenWebUi {
-                app,
+            let app = AppData::locate(Arc::new(preset), Path::new(path))?;
+            return Ok(SourceSpec::App {
+                app: Box::new(app),
                 inferred: false,
             });
         }
@@ -212,13 +213,13 @@ fn chroma(dir: &Path) -> Result<SourceSpec, MigrateError> {
     } else {
         format!("not a Chroma persistent directory: no {CHROMA_DB} in it (expected the directory given to chromadb.PersistentClient(path=...))")
     };
-    let hint = if dir.join(OPEN_WEBUI_DB).is_file() {
-        format!(
-            "; it is Open WebUI's data directory: give it without chroma: (database and vectors), or chroma:{} for the vectors alone",
+    let hint = match app_candidates(dir)?.first() {
+        Some(fit) => format!(
+            "; it is {}'s data directory: give it without chroma: (database and vectors), or chroma:{} for the vectors alone",
+            fit.preset().title,
             dir.join("vector_db").display()
-        )
-    } else {
-        String::new()
+        ),
+        None => String::new(),
     };
     Err(MigrateError::new(
         MigrateErrorKind::Source,
@@ -226,85 +227,129 @@ fn chroma(dir: &Path) -> Result<SourceSpec, MigrateError> {
     ))
 }
 
-/// A directory: a Chroma store, Open WebUI's data directory, or refused
-/// with the SQLite files it holds named.
+/// The built-in presets measured against `dir` (those whose database file is there).
+fn app_candidates(dir: &Path) -> Result<Vec<Fit>, MigrateError> {
+    let presets: Vec<Arc<Preset>> = crate::presets::built_in()
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    recognise::recognise(dir, &presets)
+}
+
+/// A directory: a Chroma store, a data directory a built-in preset
+/// recognises, or refused with what pgharbor looked for and the SQLite
+/// files it holds named.
 fn directory(dir: &Path) -> Result<SourceSpec, MigrateError> {
     let chroma = dir.join(CHROMA_DB).is_file();
-    let open_webui = dir.join(OPEN_WEBUI_DB).is_file();
-    match (chroma, open_webui) {
-        (true, true) => Err(MigrateError::new(
+    let fits = app_candidates(dir)?;
+    if let (true, Some(fit)) = (chroma, fits.first()) {
+        let preset = fit.preset();
+        return Err(MigrateError::new(
             MigrateErrorKind::Usage,
             format!(
-                "{0}: holds both {OPEN_WEBUI_DB} (Open WebUI's database) and {CHROMA_DB} (a Chroma store): say which to move, `--preset open-webui` for Open WebUI's data or chroma:{0} for the Chroma store",
-                dir.display()
+                "{0}: holds both {1} ({2}'s database) and {CHROMA_DB} (a Chroma store): say which to move, `--preset {3}` for {2}'s data or chroma:{0} for the Chroma store",
+                dir.display(),
+                preset.data.database[0],
+                preset.title,
+                preset.name
             ),
-        )),
-        (true, false) => Ok(SourceSpec::Chroma(dir.to_path_buf())),
-        (false, true) => {
-            refuse_unless_open_webui(&dir.join(OPEN_WEBUI_DB))?;
-            Ok(SourceSpec::OpenWebUi {
-                app: OpenWebUi::locate(dir)?,
+        ));
+    }
+    if chroma {
+        return Ok(SourceSpec::Chroma(dir.to_path_buf()));
+    }
+    let whole: Vec<&AppData> = fits
+        .iter()
+        .filter_map(|f| match f {
+            Fit::Whole(app) => Some(app),
+            Fit::Partial { .. } => None,
+        })
+        .collect();
+    match whole.as_slice() {
+        [app] => {
+            return Ok(SourceSpec::App {
+                app: Box::new((*app).clone()),
                 inferred: true,
             })
         }
-        (false, false) => Err(MigrateError::new(
-            MigrateErrorKind::Source,
-            format!(
-                "{}: is a directory, not an SQLite database file, and holds neither {OPEN_WEBUI_DB} (Open WebUI's data directory) nor {CHROMA_DB} (a Chroma store){}",
-                dir.display(),
-                sqlite_files_hint(dir)
-            ),
-        )),
+        [] => {}
+        several => {
+            let names: Vec<String> = several
+                .iter()
+                .map(|a| format!("{} ({})", a.preset.name, a.preset.title))
+                .collect();
+            return Err(MigrateError::new(
+                MigrateErrorKind::Usage,
+                format!(
+                    "{}: matches more than one preset: {}; say which with --preset NAME (e.g. --preset {})",
+                    dir.display(),
+                    names.join(" and "),
+                    several[0].preset.name
+                ),
+            ));
+        }
     }
-}
-
-/// Tables every Open WebUI database has had, since its first schema.
-const OPEN_WEBUI_TABLES: [&str; 3] = ["auth", "chat", "user"];
-
-/// A directory's `webui.db` is taken for Open WebUI's only when it has
-/// Open WebUI's tables: another application's file of that name is refused
-/// rather than moved with Open WebUI's rules (NUL bytes stripped, its
-/// schema expected in the target).
-fn refuse_unless_open_webui(database: &Path) -> Result<(), MigrateError> {
-    pgharbor_sqlite::open::check_file(database)?;
-    let missing = missing_tables(database, &OPEN_WEBUI_TABLES).map_err(|e| {
-        MigrateError::new(
-            MigrateErrorKind::Source,
-            format!("{}: reading its tables: {e}", database.display()),
-        )
-    })?;
-    if missing.is_empty() {
-        return Ok(());
+    if let Some(Fit::Partial {
+        preset,
+        database,
+        missing,
+        lacks_tables,
+    }) = fits.first()
+    {
+        let message = if *lacks_tables {
+            format!(
+                "{}: is not {}'s database (it has {missing}): give the file itself as SOURCE to move it as an SQLite database, or --preset {} if it is {}'s",
+                database.display(),
+                preset.title,
+                preset.name,
+                preset.title
+            )
+        } else {
+            format!(
+                "{}: holds {}'s database ({}) but {missing}, which {}'s data directory has: give --preset {} to move it as {}'s anyway, or the file itself as SOURCE to move it as an SQLite database",
+                dir.display(),
+                preset.title,
+                database.file_name().unwrap_or_default().to_string_lossy(),
+                preset.title,
+                preset.name,
+                preset.title
+            )
+        };
+        return Err(MigrateError::new(MigrateErrorKind::Source, message));
     }
     Err(MigrateError::new(
         MigrateErrorKind::Source,
         format!(
-            "{}: is not Open WebUI's database (it has no {} table): give the file itself as SOURCE to move it as an SQLite database, or --preset open-webui if it is Open WebUI's",
-            database.display(),
-            missing.join(", ")
+            "{}: is a directory, not an SQLite database file, and holds {}{}",
+            dir.display(),
+            looked_for(),
+            sqlite_files_hint(dir)
         ),
     ))
 }
 
-/// The tables of `names` that the SQLite database at `path` lacks (opened
-/// read-only, nothing written).
-fn missing_tables(path: &Path, names: &[&str]) -> rusqlite::Result<Vec<String>> {
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    let mut missing = Vec::new();
-    for name in names {
-        let found: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)",
-            [name],
-            |row| row.get(0),
-        )?;
-        if !found {
-            missing.push((*name).to_string());
-        }
+/// What a directory is looked at for: `neither webui.db (Open WebUI's data
+/// directory) nor chroma.sqlite3 (a Chroma store) nor …`, every built-in
+/// preset's database named.
+fn looked_for() -> String {
+    let apps: Vec<String> = crate::presets::built_in()
+        .iter()
+        .map(|p| {
+            format!(
+                "{} ({}'s data directory)",
+                p.data.database.join(" or "),
+                p.title
+            )
+        })
+        .collect();
+    let mut parts = apps.iter();
+    let first = parts.next().cloned().unwrap_or_default();
+    let rest: Vec<String> = parts.cloned().collect();
+    let mut text = format!("neither {first} nor {CHROMA_DB} (a Chroma store)");
+    for other in rest {
+        text.push_str(&format!(" nor {other}"));
     }
-    Ok(missing)
+    text
 }
 
 /// `; SQLite databases in it: a.db, b.sqlite (give one as SOURCE)`, or
@@ -433,10 +478,15 @@ mod tests {
         );
         std::fs::create_dir(dir.path().join("vector_db")).unwrap();
         match detect(dir.path()).unwrap() {
-            SourceSpec::OpenWebUi { app, inferred } => {
+            SourceSpec::App { app, inferred } => {
                 assert!(inferred);
+                assert_eq!(app.preset.name, "open-webui");
                 assert_eq!(app.database, dir.path().join("webui.db"));
-                assert_eq!(app.vector_db, Some(dir.path().join("vector_db")));
+                assert_eq!(
+                    app.store_dir("vector_db"),
+                    Some(dir.path().join("vector_db").as_path())
+                );
+                assert_eq!(app.store("vector_db"), None, "no chroma.sqlite3 in it");
             }
             other => panic!("not Open WebUI: {other:?}"),
         }
@@ -467,16 +517,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("webui.db");
         sqlite_file(&db);
-        let spec = SourceSpec::detect(db.to_str().unwrap(), Some(Preset::OpenWebUi)).unwrap();
+        let open_webui = || crate::presets::resolve("open-webui").unwrap();
+        let spec = SourceSpec::detect(db.to_str().unwrap(), Some(open_webui())).unwrap();
         assert!(matches!(
             spec,
-            SourceSpec::OpenWebUi {
+            SourceSpec::App {
                 inferred: false,
                 ..
             }
         ));
         let empty = tempfile::tempdir().unwrap();
-        let e = SourceSpec::detect(empty.path().to_str().unwrap(), Some(Preset::OpenWebUi))
+        let e = SourceSpec::detect(empty.path().to_str().unwrap(), Some(open_webui()))
             .expect_err("no webui.db");
         assert_eq!(e.kind(), MigrateErrorKind::Usage);
         assert!(e.to_string().contains("no Open WebUI database here"), "{e}");

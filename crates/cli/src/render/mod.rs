@@ -3,11 +3,12 @@
 //! modules turn them into text tables and plan text, or JSON for scripts
 //! ([`print_json`], which every command's `--json` goes through).
 
+pub mod app;
 pub mod chroma;
 pub mod migration;
-pub mod open_webui;
 pub mod plan;
 pub mod postgres;
+pub mod presets;
 
 /// Print `value` as pretty JSON on stdout: every command's `--json` output.
 pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {

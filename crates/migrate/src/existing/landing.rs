@@ -144,7 +144,7 @@ pub(super) async fn start_or_resume(
             "--resume: there is no interrupted run to resume in this target".into(),
         ));
     }
-    prepare_tables(client, &plan.tables, options.truncate).await?;
+    prepare_tables(client, &plan.tables, options).await?;
     let fks = foreign_keys(client, &options.schema).await?;
     let (levels, deferred) = load_levels(&plan.tables, &fks);
     let mut journaled = Vec::new();
@@ -331,10 +331,13 @@ pub(super) async fn move_sequences_and_analyze(
     Ok(())
 }
 
+/// Check the tables to load are empty. Tables the preset replaces are
+/// emptied; with `truncate` every table to load is; other rows stop the run
+/// before anything changed.
 pub(super) async fn prepare_tables(
     client: &Client,
     tables: &[TablePlan],
-    truncate: bool,
+    options: &ExistingOptions,
 ) -> Result<(), MigrateError> {
     let mut non_empty = Vec::new();
     for t in tables {
@@ -344,27 +347,44 @@ pub(super) async fn prepare_tables(
             .await
             .map_err(pg_error(format!("checking {}", t.spec.name)))?;
         if row.get::<_, bool>(0) {
-            non_empty.push(t.spec.name.to_string());
+            non_empty.push(t);
         }
     }
-    if non_empty.is_empty() {
-        return Ok(());
-    }
-    if !truncate {
+    let replaced = |t: &TablePlan| options.replaced_tables.contains(&t.spec.name.name);
+    let refused: Vec<String> = non_empty
+        .iter()
+        .filter(|t| !replaced(t))
+        .map(|t| t.spec.name.to_string())
+        .collect();
+    if !refused.is_empty() && !options.truncate {
         return Err(MigrateError::new(
             MigrateErrorKind::TargetNotEmpty,
             format!(
                 "these target tables already hold rows: {} (often rows the application seeded on its first start); nothing was changed. --truncate empties the tables being loaded first (never cascading into other tables)",
-                non_empty.join(", ")
+                refused.join(", ")
             ),
         ));
     }
-    let names: Vec<String> = tables.iter().map(|t| t.spec.name.to_string()).collect();
-    let sql = format!("TRUNCATE {}", names.join(", "));
+    let emptied: Vec<String> = if options.truncate {
+        tables.iter().map(|t| t.spec.name.to_string()).collect()
+    } else {
+        non_empty
+            .iter()
+            .filter(|t| replaced(t))
+            .map(|t| t.spec.name.to_string())
+            .collect()
+    };
+    if emptied.is_empty() {
+        return Ok(());
+    }
+    let sql = format!("TRUNCATE {}", emptied.join(", "));
     client
         .execute(sql.as_str(), &[])
         .await
-        .map_err(pg_error("emptying the tables to load (--truncate)"))?;
+        .map_err(pg_error(format!(
+            "emptying the tables to load ({})",
+            emptied.join(", ")
+        )))?;
     Ok(())
 }
 

@@ -67,7 +67,7 @@ impl TargetColumn {
 
 pub(super) async fn target_tables(
     client: &Client,
-    schema: &str,
+    options: &ExistingOptions,
 ) -> Result<BTreeMap<String, Vec<TargetColumn>>, MigrateError> {
     let rows = client
         .query(
@@ -80,7 +80,7 @@ pub(super) async fn target_tables(
              JOIN pg_type t ON t.oid = a.atttypid \
              LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
              WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname, a.attnum",
-            &[&schema],
+            &[&options.schema],
         )
         .await
         .map_err(pg_error("reading the target schema"))?;
@@ -107,7 +107,9 @@ pub(super) async fn target_tables(
     }
     if tables.is_empty() {
         return Err(usage(format!(
-            "the target schema {schema:?} has no tables: with --into-existing the application must create its schema first (start it once against the empty database, then stop it)"
+            "the target schema {:?} has no tables: with --into-existing the application must create its schema first{}",
+            options.schema,
+            options.create_schema_hint()
         )));
     }
     Ok(tables)
@@ -137,7 +139,19 @@ pub(super) fn plan_tables(
 ) -> Result<Vec<TablePlan>, MigrateError> {
     let mut plans = Vec::new();
     let mut problems = Vec::new();
-    for table in schema.tables.iter().filter(|t| !is_bookkeeping(&t.name)) {
+    for table in schema.tables.iter() {
+        if is_bookkeeping(&table.name, options) {
+            continue;
+        }
+        if let Some(why) = options.skipped(&table.name) {
+            reported.push(ReportedObject {
+                kind: "table".into(),
+                name: table.name.clone(),
+                note: format!("skipped, not copied and not verified: {why}"),
+                sql: None,
+            });
+            continue;
+        }
         let Some(target_name) = match_name(&table.name, targets.keys()) else {
             problems.push(format!(
                 "source table {:?} has no table in the target schema {:?}",
@@ -145,6 +159,14 @@ pub(super) fn plan_tables(
             ));
             continue;
         };
+        if options.replaced_tables.contains(target_name) {
+            reported.push(ReportedObject {
+                kind: "table".into(),
+                name: target_name.clone(),
+                note: "rows the application seeded in the target are replaced: emptied before the load".into(),
+                sql: None,
+            });
+        }
         let target_columns = &targets[target_name];
         let mapped = map_columns(
             table,

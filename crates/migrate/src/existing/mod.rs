@@ -39,8 +39,8 @@ use pgharbor_sqlite::inspect::SourceSchema;
 use pgharbor_sqlite::open::SourceSnapshot;
 use std::sync::Arc;
 use tokio_postgres::Client;
-pub use versions::BOOKKEEPING;
 use versions::{compare_versions, target_bookkeeping};
+pub use versions::{AppVersion, VersionOrder, BOOKKEEPING};
 
 /// Options of `--into-existing`.
 #[derive(Debug, Clone, Default)]
@@ -67,6 +67,35 @@ pub struct ExistingOptions {
     pub corresponding_revisions: Vec<(String, String)>,
     /// Finish an interrupted run (see [`crate::resume`]).
     pub resume: bool,
+    /// Source tables never copied, with why (a preset's `copy = false` or
+    /// `seeded = "keep-target"`): reported as skipped, not verified.
+    pub skipped_tables: Vec<(String, String)>,
+    /// Target tables whose rows (seeded by the application's own
+    /// migrations) are replaced: emptied before the load without `--truncate`.
+    pub replaced_tables: Vec<String>,
+    /// The application's migration history, as a preset reads it.
+    pub app_version: Option<AppVersion>,
+    /// How the application creates its PostgreSQL schema, for the message
+    /// when the target lacks it.
+    pub create_schema: Option<String>,
+}
+
+impl ExistingOptions {
+    /// Why `table` (a source table) is not copied, if it is not.
+    pub(crate) fn skipped(&self, table: &str) -> Option<&str> {
+        self.skipped_tables
+            .iter()
+            .find(|(t, _)| t == table)
+            .map(|(_, why)| why.as_str())
+    }
+
+    /// `the target lacks …` completed with the application's own command.
+    pub(crate) fn create_schema_hint(&self) -> String {
+        match &self.create_schema {
+            Some(command) => format!(": {command}"),
+            None => " (start the application once against the empty PostgreSQL database so its migrations run, then stop it)".into(),
+        }
+    }
 }
 
 pub(super) fn usage(message: String) -> MigrateError {
@@ -81,8 +110,8 @@ pub async fn plan_into_existing(
     schema: &SourceSchema,
     options: &ExistingOptions,
 ) -> Result<Plan, MigrateError> {
-    let targets = target_tables(client, &options.schema).await?;
-    let versions = target_bookkeeping(client, &options.schema, &targets).await?;
+    let targets = target_tables(client, options).await?;
+    let versions = target_bookkeeping(client, &options.schema, &targets, options).await?;
     let mut reported = compare_versions(snapshot, schema, &versions, options)?;
     reported.extend(schema.virtual_tables.iter().map(|v| ReportedObject {
         kind: "virtual table".into(),

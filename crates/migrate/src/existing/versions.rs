@@ -21,8 +21,66 @@ pub const BOOKKEEPING: &[(&str, &[&str])] = &[
     ("schema_migrations", &["version"]),
 ];
 
-pub(super) fn is_bookkeeping(table: &str) -> bool {
-    BOOKKEEPING.iter().any(|(t, _)| *t == table)
+/// A table that records the migrations run: a known bookkeeping table,
+/// or the one a preset names.
+pub(super) fn is_bookkeeping(table: &str, options: &ExistingOptions) -> bool {
+    BOOKKEEPING.iter().any(|(t, _)| *t == table) || is_app_history(table, options)
+}
+
+fn is_app_history(table: &str, options: &ExistingOptions) -> bool {
+    options
+        .app_version
+        .as_ref()
+        .is_some_and(|rule| rule.table == table)
+}
+
+/// An application's migration history as its preset reads it: the current
+/// version is one column of the latest row (or of every row).
+#[derive(Debug, Clone)]
+pub struct AppVersion {
+    /// The application, for messages (`Home Assistant`).
+    pub app: String,
+    /// The history table (never copied).
+    pub table: String,
+    /// The column naming the version.
+    pub column: String,
+    /// The latest row is the one with the highest value of this column;
+    /// without it every row is compared (Alembic's single row).
+    pub latest_by: Option<String>,
+    /// How to tell which side is older.
+    pub order: VersionOrder,
+    /// The application's own command to upgrade the SQLite side.
+    pub upgrade_sqlite: Option<String>,
+    /// The application's own command to upgrade the PostgreSQL side.
+    pub upgrade_postgres: Option<String>,
+}
+
+/// How to tell which of two versions is older.
+#[derive(Debug, Clone)]
+pub enum VersionOrder {
+    /// Versions are numbers.
+    Number,
+    /// The `latest_by` values are compared (timestamps).
+    LatestBy,
+    /// Known versions, oldest first; others cannot be placed.
+    Listed(Vec<String>),
+}
+
+/// One side's version: the version, and the latest row's `latest_by` value.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct VersionRead {
+    version: String,
+    latest: Option<String>,
+}
+
+/// What the target's migration bookkeeping holds.
+#[derive(Debug, Default)]
+pub(super) struct TargetVersions {
+    /// Every row of each known bookkeeping table, as text.
+    bookkeeping: BTreeMap<String, Vec<String>>,
+    /// The application's version (a preset's rule), `None` when the target
+    /// lacks the table.
+    app: Option<VersionRead>,
 }
 
 pub(super) fn bookkeeping_columns(table: &str) -> &'static [&'static str] {
@@ -38,16 +96,30 @@ pub(super) fn bookkeeping_columns(table: &str) -> &'static [&'static str] {
 pub(super) fn compare_versions(
     snapshot: &SourceSnapshot,
     schema: &SourceSchema,
-    target_versions: &BTreeMap<String, Vec<String>>,
+    target_versions: &TargetVersions,
     options: &ExistingOptions,
 ) -> Result<Vec<ReportedObject>, MigrateError> {
     let mut reported = Vec::new();
-    for table in schema.tables.iter().filter(|t| is_bookkeeping(&t.name)) {
+    if let Some(rule) = &options.app_version {
+        reported.push(compare_app_version(
+            snapshot,
+            schema,
+            target_versions.app.as_ref(),
+            rule,
+            options,
+        )?);
+    }
+    let known = schema
+        .tables
+        .iter()
+        .filter(|t| is_bookkeeping(&t.name, options) && !is_app_history(&t.name, options));
+    for table in known {
         let source = source_rows_as_text(snapshot, &table.name)?;
-        let Some(target) = target_versions.get(&table.name) else {
+        let Some(target) = target_versions.bookkeeping.get(&table.name) else {
             return Err(usage(format!(
-                "the source has migration table {:?} but the target does not: the target schema was not created by the same application (start the application once against the empty PostgreSQL database so its migrations run, then stop it)",
-                table.name
+                "the source has migration table {:?} but the target does not: the target schema was not created by the same application{}",
+                table.name,
+                options.create_schema_hint()
             )));
         };
         let pairs: Vec<(String, String)> = source
@@ -163,9 +235,19 @@ pub(super) async fn target_bookkeeping(
     client: &Client,
     schema: &str,
     tables: &BTreeMap<String, Vec<TargetColumn>>,
-) -> Result<BTreeMap<String, Vec<String>>, MigrateError> {
+    options: &ExistingOptions,
+) -> Result<TargetVersions, MigrateError> {
+    let app = match &options.app_version {
+        Some(rule) if tables.contains_key(&rule.table) => {
+            Some(target_app_version(client, schema, rule).await?)
+        }
+        _ => None,
+    };
     let mut out = BTreeMap::new();
-    for (name, columns) in BOOKKEEPING.iter().filter(|(n, _)| tables.contains_key(*n)) {
+    let known = BOOKKEEPING
+        .iter()
+        .filter(|(n, _)| tables.contains_key(*n) && !is_app_history(n, options));
+    for (name, columns) in known {
         let key: Vec<String> = columns
             .iter()
             .map(|c| format!("{}::text", quote_ident(c)))
@@ -183,5 +265,210 @@ pub(super) async fn target_bookkeeping(
         values.sort();
         out.insert(name.to_string(), values);
     }
-    Ok(out)
+    Ok(TargetVersions {
+        bookkeeping: out,
+        app,
+    })
+}
+
+/// The application's version in the target (its history table exists).
+async fn target_app_version(
+    client: &Client,
+    schema: &str,
+    rule: &AppVersion,
+) -> Result<VersionRead, MigrateError> {
+    let table = QualifiedName::new(schema, &rule.table);
+    let column = quote_ident(&rule.column);
+    let sql = match &rule.latest_by {
+        Some(latest) => format!(
+            "SELECT {column}::text, {0}::text FROM {table} ORDER BY {0} DESC NULLS LAST LIMIT 1",
+            quote_ident(latest)
+        ),
+        None => format!("SELECT {column}::text, NULL::text FROM {table} ORDER BY 1"),
+    };
+    let rows = client
+        .query(sql.as_str(), &[])
+        .await
+        .map_err(pg_error(format!(
+            "reading {}'s version from {table}",
+            rule.app
+        )))?;
+    Ok(VersionRead {
+        version: rows
+            .iter()
+            .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(", "),
+        latest: rows.first().and_then(|r| r.get(1)),
+    })
+}
+
+/// The application's version in the SQLite file, `None` when it lacks the table.
+fn source_app_version(
+    snapshot: &SourceSnapshot,
+    schema: &SourceSchema,
+    rule: &AppVersion,
+) -> Result<Option<VersionRead>, MigrateError> {
+    if !schema.tables.iter().any(|t| t.name == rule.table) {
+        return Ok(None);
+    }
+    let table = quote_ident(&rule.table);
+    let column = quote_ident(&rule.column);
+    let sql = match &rule.latest_by {
+        Some(latest) => format!(
+            "SELECT {column}, {0} FROM {table} ORDER BY {0} DESC LIMIT 1",
+            quote_ident(latest)
+        ),
+        None => format!("SELECT {column}, NULL FROM {table} ORDER BY 1"),
+    };
+    let err = |e| {
+        MigrateError::from(pgharbor_sqlite::SqliteError::from_sqlite(
+            e,
+            format!("reading {}'s version from {}", rule.app, rule.table),
+        ))
+    };
+    let mut stmt = snapshot.connection().prepare(&sql).map_err(err)?;
+    let rows: Vec<(String, Option<String>)> = stmt
+        .query_map([], |r| {
+            Ok((value_text(r.get_ref(0)?), nullable_text(r.get_ref(1)?)))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(err)?;
+    Ok(Some(VersionRead {
+        version: rows
+            .iter()
+            .map(|(v, _)| v.clone())
+            .collect::<Vec<_>>()
+            .join(", "),
+        latest: rows.into_iter().next().and_then(|(_, latest)| latest),
+    }))
+}
+
+fn value_text(value: rusqlite::types::ValueRef<'_>) -> String {
+    match value {
+        rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+        rusqlite::types::ValueRef::Real(x) => x.to_string(),
+        other => String::from_utf8_lossy(other.as_bytes().unwrap_or_default()).into_owned(),
+    }
+}
+
+fn nullable_text(value: rusqlite::types::ValueRef<'_>) -> Option<String> {
+    (!matches!(value, rusqlite::types::ValueRef::Null)).then(|| value_text(value))
+}
+
+/// Compare the application's version on both sides (a preset's rule).
+fn compare_app_version(
+    snapshot: &SourceSnapshot,
+    schema: &SourceSchema,
+    target: Option<&VersionRead>,
+    rule: &AppVersion,
+    options: &ExistingOptions,
+) -> Result<ReportedObject, MigrateError> {
+    let Some(target) = target else {
+        return Err(usage(format!(
+            "the target has no {:?} table ({}'s migration history): {}'s schema is not there{}",
+            rule.table,
+            rule.app,
+            rule.app,
+            options.create_schema_hint()
+        )));
+    };
+    let reported = |state: &str| ReportedObject {
+        kind: "migration bookkeeping".into(),
+        name: rule.table.clone(),
+        note: format!("not copied; versions {state}: {}", target.version),
+        sql: None,
+    };
+    let Some(source) = source_app_version(snapshot, schema, rule)? else {
+        if options.allow_version_mismatch {
+            return Ok(reported(
+                "not compared (the SQLite file has no such table; allowed)",
+            ));
+        }
+        return Err(usage(format!(
+            "the SQLite file has no {:?} table ({}'s migration history): it is not {}'s database, or its migrations never ran; --allow-version-mismatch loads it without comparing versions",
+            rule.table, rule.app, rule.app
+        )));
+    };
+    let declared = options
+        .corresponding_revisions
+        .iter()
+        .find(|(sqlite, _)| *sqlite == source.version)
+        .map(|(_, postgres)| postgres.clone());
+    let corresponding = declared.clone().unwrap_or_else(|| source.version.clone());
+    match (corresponding == target.version, declared.is_some()) {
+        (true, false) => Ok(reported("match")),
+        (true, true) => Ok(reported("correspond (declared)")),
+        (false, _) if options.allow_version_mismatch => Ok(reported("DIFFER (allowed)")),
+        (false, _) => Err(usage(app_version_mismatch(rule, &source, target))),
+    }
+}
+
+/// Which side is older, when the rule can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Older {
+    Sqlite,
+    Postgres,
+}
+
+fn older_side(rule: &AppVersion, source: &VersionRead, target: &VersionRead) -> Option<Older> {
+    let ordering = match &rule.order {
+        VersionOrder::Number => compare_numbers(&source.version, &target.version),
+        VersionOrder::LatestBy => {
+            compare_numbers(source.latest.as_deref()?, target.latest.as_deref()?)
+        }
+        VersionOrder::Listed(known) => {
+            let position = |v: &str| known.iter().position(|k| k == v);
+            Some(position(&source.version)?.cmp(&position(&target.version)?))
+        }
+    }?;
+    match ordering {
+        std::cmp::Ordering::Less => Some(Older::Sqlite),
+        std::cmp::Ordering::Greater => Some(Older::Postgres),
+        std::cmp::Ordering::Equal => None,
+    }
+}
+
+/// Two numbers (or, failing that, two texts of equal length, as timestamps are).
+fn compare_numbers(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    match (a.trim().parse::<f64>(), b.trim().parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.partial_cmp(&y),
+        _ if a.len() == b.len() => Some(a.cmp(b)),
+        _ => None,
+    }
+}
+
+/// Why the run stops when the application's versions differ: which side is
+/// older, which to upgrade, and the application's own command for it.
+fn app_version_mismatch(rule: &AppVersion, source: &VersionRead, target: &VersionRead) -> String {
+    let app = &rule.app;
+    let head = format!(
+        "{app}'s schema versions differ ({}.{}): the SQLite file is at {}, PostgreSQL at {}.",
+        rule.table, rule.column, source.version, target.version
+    );
+    let command = |c: &Option<String>| {
+        c.clone().unwrap_or_else(|| {
+            format!("run the newer {app} version on it once so its migrations run")
+        })
+    };
+    let way = match older_side(rule, source, target) {
+        Some(Older::Sqlite) => format!(
+            " The SQLite side is older: upgrade the SQLite side to {}'s version first ({}), then run pgharbor again; or create the PostgreSQL schema with the {app} version of the SQLite file.",
+            target.version,
+            command(&rule.upgrade_sqlite)
+        ),
+        Some(Older::Postgres) => format!(
+            " The PostgreSQL side is older: upgrade the PostgreSQL side ({}), then run pgharbor again.",
+            command(&rule.upgrade_postgres)
+        ),
+        None => format!(
+            " pgharbor cannot tell which side is older from these versions: run the same {app} version on both sides (SQLite side: {}; PostgreSQL side: {}).",
+            command(&rule.upgrade_sqlite),
+            command(&rule.upgrade_postgres)
+        ),
+    };
+    format!(
+        "{head}{way} If both sides do run the same {app} version, declare it with --corresponding-revision {}={}, or proceed with --allow-version-mismatch",
+        source.version, target.version
+    )
 }

@@ -1,12 +1,13 @@
-//! What Open WebUI's run prints after the database report: the vector
-//! store's report and the next steps, or both reports as one JSON document
-//! (`{"database": …, "vectors": …}`, the next steps on stderr).
+//! What an application's run (a preset) prints after the database report:
+//! Open WebUI's vector store's report and the next steps, or both reports as
+//! one JSON document (`{"database": …, "vectors": …}`, the next steps on
+//! stderr).
 
-use pgharbor_migrate::presets::OpenWebUiReport;
+use pgharbor_migrate::presets::AppReport;
 
 /// Print the rest of the run's report (the database's was printed as soon
 /// as it was moved, unless `json`).
-pub fn print_report(report: &OpenWebUiReport, json: bool) -> anyhow::Result<()> {
+pub fn print_report(report: &AppReport, json: bool) -> anyhow::Result<()> {
     if json {
         // Through a JSON value, as it always was: keys sorted at every level.
         let value = serde_json::to_value(report)?;

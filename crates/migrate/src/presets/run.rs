@@ -1,6 +1,8 @@
-//! Application knowledge: what `--preset NAME` means, and Open WebUI's run
-//! (its database into the schema Open WebUI created, then its vectors).
+//! An application's run: its database into the schema the application
+//! created (`--into-existing` with the preset's rules), then its hook (Open
+//! WebUI's vectors), then what to do next.
 
+use super::{fill, AppData, Hook};
 use crate::chroma::{self, ChromaOptions, ChromaReport};
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::existing::{self, ExistingOptions};
@@ -11,18 +13,10 @@ use pgharbor_core::report::MigrationReport;
 use pgharbor_sqlite::inspect::SourceSchema;
 use pgharbor_sqlite::open::SourceSnapshot;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-/// Applications pgharbor knows (`--preset`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Preset {
-    /// Open WebUI: `webui.db`, `vector_db/`, `uploads/`.
-    OpenWebUi,
-}
-
-/// What happened to Open WebUI's vector store.
+/// What happened to Open WebUI's vector store (the `open-webui-vectors` hook).
 #[derive(Debug, Clone)]
 pub enum VectorOutcome {
     /// Moved into `document_chunk`; Open WebUI's settings for it.
@@ -33,63 +27,48 @@ pub enum VectorOutcome {
     NoStore,
 }
 
-/// Open WebUI's data directory, as found from the SOURCE argument.
-#[derive(Debug, Clone)]
-pub struct OpenWebUi {
-    /// The SQLite database (`webui.db`).
-    pub database: PathBuf,
-    /// The Chroma directory (`vector_db/`), when present.
-    pub vector_db: Option<PathBuf>,
-    /// Uploaded files (`uploads/`), when present.
-    pub uploads: Option<PathBuf>,
-}
-
-impl OpenWebUi {
-    /// The Chroma store to move: `vector_db/` when it holds `chroma.sqlite3`.
-    pub fn chroma_store(&self) -> Option<&Path> {
-        self.vector_db
-            .as_deref()
-            .filter(|d| d.join("chroma.sqlite3").is_file())
-    }
-}
-
-impl OpenWebUi {
-    /// Accept Open WebUI's data directory (`/app/backend/data`) or its `webui.db`.
-    pub fn locate(source: &Path) -> Result<OpenWebUi, MigrateError> {
-        let (dir, database) = if source.is_dir() {
-            (source.to_path_buf(), source.join("webui.db"))
-        } else {
-            (
-                source.parent().map(Path::to_path_buf).unwrap_or_default(),
-                source.to_path_buf(),
-            )
-        };
-        if !database.is_file() {
-            return Err(MigrateError::new(
-                MigrateErrorKind::Usage,
-                format!(
-                    "{}: no Open WebUI database here; give Open WebUI's data directory (DATA_DIR, /app/backend/data in the container) or its webui.db",
-                    database.display()
-                ),
-            ));
+impl AppData {
+    /// What to do after the data moved: the application's settings
+    /// (passwords masked), the hook's part, the notes, and the stores.
+    pub fn next_steps(&self, target: &ConnConfig, vectors: Option<&VectorOutcome>) -> String {
+        let after = &self.preset.after;
+        let mut out = String::new();
+        if let Some(intro) = &after.intro {
+            out.push_str(&format!("{}\n", fill(intro, target, None)));
         }
-        let existing = |name: &str| Some(dir.join(name)).filter(|p| p.is_dir());
-        Ok(OpenWebUi {
-            database,
-            vector_db: existing("vector_db"),
-            uploads: existing("uploads"),
-        })
+        for setting in &after.env {
+            out.push_str(&format!("  {}\n", fill(setting, target, None)));
+        }
+        if let Some(outcome) = vectors {
+            out.push_str(&self.vector_steps(target, outcome));
+        }
+        for note in &after.notes {
+            out.push_str(&format!("{}\n", fill(note, target, Some(&self.dir))));
+        }
+        for (name, store) in &self.preset.stores {
+            let text = match self.store_dir(name) {
+                Some(path) => store
+                    .present
+                    .as_deref()
+                    .map(|t| fill(t, target, Some(path))),
+                None => store
+                    .absent
+                    .as_deref()
+                    .map(|t| fill(t, target, Some(&self.dir.join(&store.path)))),
+            };
+            if let Some(text) = text {
+                out.push_str(&format!("{text}\n"));
+            }
+        }
+        out
     }
 
-    /// What to do after the relational data moved: Open WebUI's environment
-    /// (passwords masked) and the parts pgharbor did not move.
-    pub fn next_steps(&self, target: &ConnConfig, vectors: &VectorOutcome) -> String {
+    /// The `open-webui-vectors` hook's part of the next steps.
+    fn vector_steps(&self, target: &ConnConfig, vectors: &VectorOutcome) -> String {
         let url = target.to_string();
-        let mut out = String::from(
-            "Next, start Open WebUI with (password shown as ****; use your secret store):\n",
-        );
-        out.push_str(&format!("  DATABASE_URL={url}\n"));
-        match (vectors, &self.vector_db) {
+        let vector_db = self.store_dir(Hook::OpenWebUiVectors.store());
+        let mut out = String::new();
+        match (vectors, vector_db) {
             (VectorOutcome::Moved(env), _) => {
                 for setting in env {
                     out.push_str(&format!("  {setting}\n"));
@@ -110,58 +89,53 @@ impl OpenWebUi {
                 "No vector_db/ was found. To keep vectors in PostgreSQL too: VECTOR_DB=pgvector, PGVECTOR_DB_URL={url}, PGVECTOR_INITIALIZE_MAX_VECTOR_LENGTH=<your embedding dimension>.\n"
             )),
         }
-        match &self.uploads {
-            Some(dir) => out.push_str(&format!(
-                "Uploaded files are not in the database: copy {} to the storage every Open WebUI replica mounts at DATA_DIR/uploads (e.g. a ReadWriteMany volume).\n",
-                dir.display()
-            )),
-            None => out.push_str("No uploads/ directory was found next to the database.\n"),
-        }
         out
     }
 }
 
-/// One Open WebUI run: where from, where to, and how.
+/// One application's run: where from, where to, and how.
 #[derive(Debug)]
-pub struct OpenWebUiRun<'a> {
-    /// The data directory's parts.
-    pub app: &'a OpenWebUi,
+pub struct AppRun<'a> {
+    /// The data directory's parts, found by the preset.
+    pub app: &'a AppData,
     /// SOURCE as given, for the report.
     pub source_label: &'a str,
-    /// The PostgreSQL database Open WebUI created its schema in.
+    /// The PostgreSQL database the application created its schema in.
     pub target: &'a ConnConfig,
-    /// How `webui.db` is loaded (`--into-existing`).
+    /// How the database is loaded (`--into-existing`, the preset's rules in).
     pub database: &'a ExistingOptions,
-    /// How `vector_db/` is moved; `None` leaves it alone (`--skip-vectors`).
+    /// How the `open-webui-vectors` hook moves `vector_db/`; `None` leaves
+    /// it alone (`--skip-vectors`).
     pub vectors: Option<&'a ChromaOptions>,
     /// Cancelled by the caller to stop the run (Ctrl-C).
     pub cancel: &'a CancellationToken,
 }
 
-/// What an Open WebUI run did.
+/// What an application's run did.
 #[derive(Debug, Serialize)]
-pub struct OpenWebUiReport {
-    /// `webui.db`, loaded into Open WebUI's schema.
+pub struct AppReport {
+    /// The database, loaded into the application's schema.
     pub database: MigrationReport,
-    /// `vector_db/`, moved into `document_chunk` (when it was).
+    /// Open WebUI's `vector_db/`, moved into `document_chunk` (when it was).
     pub vectors: Option<ChromaReport>,
     /// What to set next (passwords masked), when everything verified.
     #[serde(skip)]
     pub next_steps: Option<String>,
 }
 
-impl OpenWebUiRun<'_> {
-    /// Load `webui.db` (already inspected: `snapshot`, `schema`); once it
-    /// is in, `database_moved` sees its report. Then, unless verification
-    /// failed or `vectors` is `None`, move `vector_db/` when it holds a
-    /// Chroma store. Everything verified: the report says what to set next.
+impl AppRun<'_> {
+    /// Load the database (already inspected: `snapshot`, `schema`); once it
+    /// is in, `database_moved` sees its report. Then the preset's hook:
+    /// unless verification failed or `vectors` is `None`, Open WebUI's
+    /// `vector_db/` is moved when it holds a Chroma store. Everything
+    /// verified: the report says what to do next.
     pub async fn run(
         &self,
         snapshot: SourceSnapshot,
         schema: SourceSchema,
         progress: Arc<dyn Progress>,
         database_moved: impl FnOnce(&MigrationReport),
-    ) -> Result<OpenWebUiReport, MigrateError> {
+    ) -> Result<AppReport, MigrateError> {
         let database = existing::migrate_into_existing(
             self.source_label,
             snapshot,
@@ -173,12 +147,13 @@ impl OpenWebUiRun<'_> {
         )
         .await?;
         database_moved(&database);
-        let store = self
-            .app
-            .chroma_store()
-            .filter(|_| database.verified != Some(false));
+        let hook = self.app.preset.hook();
+        let store = match hook {
+            Some(Hook::OpenWebUiVectors) => self.app.store(Hook::OpenWebUiVectors.store()),
+            None => None,
+        };
         let vectors = match (store, self.vectors) {
-            (Some(dir), Some(options)) => Some(
+            (Some(dir), Some(options)) if database.verified != Some(false) => Some(
                 self.move_vectors(dir, options, progress)
                     .await
                     .map_err(|e| {
@@ -191,13 +166,13 @@ impl OpenWebUiRun<'_> {
             && vectors.as_ref().is_none_or(|v| {
                 v.migration.verified != Some(false) && v.recall_passed != Some(false)
             });
-        let outcome = match (&vectors, self.app.chroma_store()) {
+        let outcome = hook.map(|_| match (&vectors, store) {
             (Some(moved), _) => VectorOutcome::Moved(moved.open_webui_env.clone()),
             (None, Some(_)) => VectorOutcome::Skipped,
             (None, None) => VectorOutcome::NoStore,
-        };
-        let next_steps = passed.then(|| self.app.next_steps(self.target, &outcome));
-        Ok(OpenWebUiReport {
+        });
+        let next_steps = passed.then(|| self.app.next_steps(self.target, outcome.as_ref()));
+        Ok(AppReport {
             database,
             vectors,
             next_steps,
