@@ -79,17 +79,10 @@ fn home_assistant_target(pg: &TestDatabases, name: &str) -> String {
     url
 }
 
-/// `pgharbor migrate CONFIG_DIR URL --preset home-assistant ARGS`.
+/// `pgharbor migrate CONFIG_DIR URL ARGS`.
 fn move_recorder(url: &str, args: &[&str]) -> Run {
-    let source = config_dir().join("home-assistant_v2.db");
-    let mut all = vec![
-        "migrate",
-        source.to_str().unwrap(),
-        url,
-        "--into-existing",
-        "--nul",
-        "strip",
-    ];
+    let dir = config_dir();
+    let mut all = vec!["migrate", dir.to_str().unwrap(), url];
     all.extend_from_slice(args);
     pgharbor(&all)
 }
@@ -200,16 +193,21 @@ fn home_assistant_reads_back_from_postgresql_what_its_recorder_wrote_to_sqlite_a
         "SELECT change_id, schema_version FROM schema_changes",
     );
 
-    let run = move_recorder(&url, &["--truncate", "--json"]).success();
+    let run = move_recorder(&url, &["--preset", "home-assistant", "--json"]).success();
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(report["verified"], true, "{}", run.stdout);
+    assert_eq!(report["database"]["verified"], true, "{}", run.stdout);
     assert_eq!(
-        report["lossy"]["nul_stripped"].as_u64(),
+        report["database"]["lossy"]["nul_stripped"].as_u64(),
         Some(nul_states_in_fixture()),
         "every NUL-padded state, and nothing else, is changed: {}",
         run.stdout
     );
     assert!(nul_states_in_fixture() > 0, "the fixture holds NUL states");
+    assert!(
+        run.stderr.contains(&format!("  db_url: {url}")),
+        "what to set in configuration.yaml next: {}",
+        run.stderr
+    );
     assert_eq!(
         query(
             &pg,
@@ -321,17 +319,8 @@ fn a_kill_9_in_the_middle_of_the_load_and_resume_end_exact_and_home_assistant_re
     let url = home_assistant_target(&pg, "ha");
     hold_states_at(&pg, "ha", 3_000);
     let hold = Hold::take(&pg, "ha");
-    let source = config_dir().join("home-assistant_v2.db");
     let mut child = Command::new(env!("CARGO_BIN_EXE_pgharbor"))
-        .args([
-            "migrate",
-            source.to_str().unwrap(),
-            &url,
-            "--into-existing",
-            "--truncate",
-            "--nul",
-            "strip",
-        ])
+        .args(["migrate", config_dir().to_str().unwrap(), &url])
         .env_remove("DATABASE_URL")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -355,11 +344,43 @@ fn a_kill_9_in_the_middle_of_the_load_and_resume_end_exact_and_home_assistant_re
     assert_eq!(again.code, 2, "{}", again.all());
     assert!(again.stderr.contains("--resume"), "{}", again.stderr);
     let resumed = move_recorder(&url, &["--resume", "--json"]).success();
+    assert!(
+        resumed
+            .stderr
+            .contains("is Home Assistant's data directory"),
+        "the configuration directory alone is recognised: {}",
+        resumed.stderr
+    );
     let report: serde_json::Value = serde_json::from_str(&resumed.stdout).unwrap();
-    assert_eq!(report["verified"], true, "{}", resumed.stdout);
+    assert_eq!(report["database"]["verified"], true, "{}", resumed.stdout);
     assert_sequences_above_data(&pg, "ha");
 
     let expected = read_back_sqlite(&scratch);
     assert_home_assistant_reads_the_same(&pg, "ha", "ha_copy", &expected, &scratch);
     assert_home_assistant_keeps_recording(&url);
+}
+
+#[test]
+fn a_postgresql_schema_newer_than_the_sqlite_file_is_refused_naming_home_assistants_own_upgrade() {
+    let pg = databases(Flavor::Pg16Vector);
+    let url = home_assistant_target(&pg, "ha");
+    pg.psql(
+        "ha",
+        "INSERT INTO schema_changes (schema_version, changed) VALUES (43, now())",
+    );
+    let before = query(&pg, "ha", "SELECT count(*) FROM states");
+    move_recorder(&url, &["--preset", "home-assistant"]).fails_with(
+        2,
+        &[
+            "schema_changes",
+            "42",
+            "43",
+            "start the newer Home Assistant version once on the configuration directory",
+        ],
+    );
+    assert_eq!(
+        query(&pg, "ha", "SELECT count(*) FROM states"),
+        before,
+        "nothing was changed"
+    );
 }

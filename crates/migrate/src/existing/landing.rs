@@ -332,8 +332,11 @@ pub(super) async fn move_sequences_and_analyze(
 }
 
 /// Check the tables to load are empty. Tables the preset replaces are
-/// emptied; with `truncate` every table to load is; other rows stop the run
-/// before anything changed.
+/// emptied — all of them in one `TRUNCATE` once any holds rows, empty ones
+/// too, since PostgreSQL empties a table only together with the tables
+/// whose foreign keys reference it (a seeded parent with an empty child);
+/// with `truncate` every table to load is; other rows stop the run before
+/// anything changed.
 pub(super) async fn prepare_tables(
     client: &Client,
     tables: &[TablePlan],
@@ -365,18 +368,14 @@ pub(super) async fn prepare_tables(
             ),
         ));
     }
-    let emptied: Vec<String> = if options.truncate {
-        tables.iter().map(|t| t.spec.name.to_string()).collect()
-    } else {
-        non_empty
-            .iter()
-            .filter(|t| replaced(t))
-            .map(|t| t.spec.name.to_string())
-            .collect()
-    };
-    if emptied.is_empty() {
+    if non_empty.is_empty() {
         return Ok(());
     }
+    let emptied: Vec<String> = tables
+        .iter()
+        .filter(|t| options.truncate || replaced(t))
+        .map(|t| t.spec.name.to_string())
+        .collect();
     let sql = format!("TRUNCATE {}", emptied.join(", "));
     client
         .execute(sql.as_str(), &[])
