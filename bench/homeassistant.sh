@@ -51,7 +51,7 @@ printf '    %s: %s, %s rows\n' "$DB" "$(du -h "$DB" | cut -f1)" "$ROWS"
 source "$REPO/scripts/lib/throwaway-pg.sh"
 trap pg_throwaway_stop EXIT
 say "starting PostgreSQL 16 (same settings for every tool)"
-pg_throwaway_start "$WORK/pg16-ha" "$PG_BIN" shared_buffers=512MB max_wal_size=8GB checkpoint_timeout=30min maintenance_work_mem=256MB
+pg_throwaway_start "$WORK/pg16-ha" "$PG_BIN" shared_buffers=512MB max_wal_size=2GB checkpoint_timeout=30min maintenance_work_mem=256MB
 for db in harbor loader; do
 	$PSQL "$PG_URL_BASE/postgres" -c "CREATE DATABASE $db"
 	"$HA_PY" fixtures/homeassistant/recorder.py create-schema "$PG_URL_BASE/$db"
