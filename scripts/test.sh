@@ -28,6 +28,7 @@ bash fixtures/django/build.sh --venv >/dev/null
 bash fixtures/sqlalchemy/setup.sh >/dev/null
 bash fixtures/openwebui/setup.sh >/dev/null
 bash fixtures/openwebui/pg16-pgcrypto.sh >/dev/null
+bash fixtures/homeassistant/setup.sh >/dev/null
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

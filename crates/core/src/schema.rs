@@ -97,6 +97,9 @@ pub enum PgType {
     Text,
     /// `character varying(n)`
     Varchar(u32),
+    /// `character(n)` (`bpchar`): blank-padded to n characters, as PostgreSQL
+    /// stores it (loading into an application's existing schema only).
+    Char(u32),
     /// `bytea`
     Bytea,
     /// `date`
@@ -180,6 +183,7 @@ impl PgType {
             } => "numeric".into(),
             PgType::Text => "text".into(),
             PgType::Varchar(n) => format!("character varying({n})"),
+            PgType::Char(n) => format!("character({n})"),
             PgType::Bytea => "bytea".into(),
             PgType::Date => "date".into(),
             PgType::Timestamp => "timestamp without time zone".into(),
@@ -199,7 +203,7 @@ impl PgType {
     pub fn is_textual(&self) -> bool {
         matches!(
             self,
-            PgType::Text | PgType::Varchar(_) | PgType::Json | PgType::Jsonb
+            PgType::Text | PgType::Varchar(_) | PgType::Char(_) | PgType::Json | PgType::Jsonb
         )
     }
 }
@@ -358,6 +362,7 @@ mod tests {
             "numeric(10,2)"
         );
         assert_eq!(PgType::Varchar(20).sql(), "character varying(20)");
+        assert_eq!(PgType::Char(1).sql(), "character(1)");
     }
 }
 

@@ -241,9 +241,8 @@ pub fn parse_type(name: &str) -> Option<PgType> {
             _ => return None,
         },
         n if n.starts_with("character varying(") => PgType::Varchar(*args(n).first()?),
-        // `character(n)` pads with blanks: loaded as text of at most n characters; a shorter
-        // value comes back padded, and verification reports that difference.
-        n if n.starts_with("character(") => PgType::Varchar(*args(n).first()?),
+        "character" => PgType::Char(1),
+        n if n.starts_with("character(") => PgType::Char(*args(n).first()?),
         n if n.starts_with("timestamp(") => match n.split_once(") ")?.1 {
             "with time zone" => PgType::Timestamptz,
             "without time zone" => PgType::Timestamp,

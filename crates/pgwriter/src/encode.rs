@@ -153,6 +153,11 @@ impl RowEncoder {
                     ));
                 }
             }
+            PgType::Char(length) => {
+                let start = out.len();
+                self.encode_text(cell, out)?;
+                blank_pad(out, start, length)?;
+            }
             PgType::Json => self.encode_json(cell, false, out)?,
             PgType::Jsonb => {
                 out.push(1);
@@ -473,6 +478,26 @@ fn json_int(value: &serde_json::Value) -> Result<i64, String> {
     }
 }
 
+/// Make the text encoded at `out[start..]` what PostgreSQL stores in a
+/// `character(length)` column: padded with blanks to `length` characters;
+/// longer text loses trailing blanks beyond `length` (as PostgreSQL's own
+/// input does) and is refused when anything else is beyond it.
+fn blank_pad(out: &mut Vec<u8>, start: usize, length: u32) -> Result<(), String> {
+    let length = length as usize;
+    let text = String::from_utf8_lossy(&out[start..]).into_owned();
+    let chars = text.chars().count();
+    if chars > length {
+        let kept: String = text.chars().take(length).collect();
+        if text[kept.len()..].bytes().any(|b| b != b' ') {
+            return Err(format!("{chars} characters do not fit character({length})"));
+        }
+        out.truncate(start + kept.len());
+    } else {
+        out.resize(out.len() + (length - chars), b' ');
+    }
+    Ok(())
+}
+
 fn int(cell: Cell<'_>) -> Result<i64, String> {
     match cell {
         Cell::Int(i) => Ok(i),
@@ -637,12 +662,26 @@ mod tests {
     }
 
     #[test]
-    fn varchar_lengths_are_checked() {
+    fn varchar_and_char_lengths_are_checked() {
         let p = ValuePolicy::default();
         assert_eq!(
             field(Cell::Text("héllo".as_bytes()), PgType::Varchar(5), p).unwrap(),
             "héllo".as_bytes()
         );
+        assert_eq!(
+            field(Cell::Text("é".as_bytes()), PgType::Char(3), p).unwrap(),
+            "é  ".as_bytes(),
+            "blank-padded as PostgreSQL stores character(n)"
+        );
+        assert_eq!(
+            field(Cell::Text(b"ab   "), PgType::Char(3), p).unwrap(),
+            b"ab ",
+            "trailing blanks beyond the length are dropped"
+        );
+        assert!(field(Cell::Text(b"abcd"), PgType::Char(3), p)
+            .unwrap_err()
+            .reason
+            .contains("4 characters do not fit character(3)"));
         assert!(field(Cell::Text(b"toolong"), PgType::Varchar(5), p)
             .unwrap_err()
             .reason

@@ -104,7 +104,11 @@ fn literal_default(text: &str, pg_type: PgType, original: &str) -> Result<Option
         PgType::Varchar(n) => text.chars().count() <= n as usize,
         PgType::Text | PgType::Bytea => true,
         // The planner never gives a SQLite column these types.
-        PgType::Interval | PgType::Array(_) | PgType::Vector(_) | PgType::HalfVec(_) => false,
+        PgType::Interval
+        | PgType::Char(_)
+        | PgType::Array(_)
+        | PgType::Vector(_)
+        | PgType::HalfVec(_) => false,
     };
     if !fits {
         return Err(format!("default {original} is not a valid {pg_type} value"));

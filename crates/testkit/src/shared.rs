@@ -117,6 +117,14 @@ impl TestDatabases {
         self.admin(&format!("CREATE DATABASE {real}"));
     }
 
+    /// `CREATE DATABASE to TEMPLATE from`: a copy of this test's database
+    /// `from` (nobody may be connected to it) as its database `to`.
+    pub fn copy_database(&self, from: &str, to: &str) {
+        let source = crate::quote_ident(&self.name(from));
+        let copy = crate::quote_ident(&self.name(to));
+        self.admin(&format!("CREATE DATABASE {copy} TEMPLATE {source}"));
+    }
+
     /// `ALTER DATABASE <this test's name> <clause>`, e.g.
     /// `alter_database("app", "SET timezone = 'UTC'")`.
     pub fn alter_database(&self, name: &str, clause: &str) {

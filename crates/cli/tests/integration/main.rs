@@ -10,6 +10,7 @@ mod docs;
 mod faults;
 mod harness;
 mod health;
+mod home_assistant;
 mod image;
 mod into_existing;
 mod langflow;

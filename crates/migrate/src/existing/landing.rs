@@ -338,9 +338,10 @@ pub(super) async fn move_sequences_and_analyze(
     Ok(())
 }
 
-/// Check the tables to load are empty. When a table the preset replaces
-/// holds rows, or with `truncate`, every table to load is emptied in one
-/// statement; other rows stop the run before anything changed.
+/// Check the tables to load are empty. Tables the preset replaces that hold
+/// rows are emptied (with `truncate`, every table to load is), in one
+/// `TRUNCATE` together with every table whose foreign keys lead to them,
+/// which must be empty; other rows stop the run before anything changed.
 pub(super) async fn prepare_tables(
     client: &Client,
     tables: &[TablePlan],
@@ -372,16 +373,7 @@ pub(super) async fn prepare_tables(
             ),
         ));
     }
-    let emptied: Vec<String> = if options.truncate {
-        tables.iter().map(|t| t.spec.name.to_string()).collect()
-    } else {
-        non_empty
-            .iter()
-            .filter(|t| replaced(t))
-            .map(|t| t.spec.name.to_string())
-            .collect()
-    };
-    if emptied.is_empty() {
+    if non_empty.is_empty() {
         return Ok(());
     }
     // PostgreSQL empties a table others reference only in the same statement.
