@@ -298,11 +298,9 @@ fn directory(dir: &Path) -> Result<SourceSpec, MigrateError> {
     {
         let message = if *lacks_tables {
             format!(
-                "{}: is not {}'s database (it has {missing}): give the file itself as SOURCE to move it as an SQLite database, or --preset {} if it is {}'s",
+                "{}: is not {}'s database ({missing}): give the file itself as SOURCE to move it as an SQLite database",
                 database.display(),
                 preset.title,
-                preset.name,
-                preset.title
             )
         } else {
             format!(
