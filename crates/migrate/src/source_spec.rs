@@ -298,11 +298,9 @@ fn directory(dir: &Path) -> Result<SourceSpec, MigrateError> {
     {
         let message = if *lacks_tables {
             format!(
-                "{}: is not {}'s database (it has {missing}): give the file itself as SOURCE to move it as an SQLite database, or --preset {} if it is {}'s",
+                "{}: is not {}'s database ({missing}): give the file itself as SOURCE to move it as an SQLite database",
                 database.display(),
                 preset.title,
-                preset.name,
-                preset.title
             )
         } else {
             format!(
@@ -518,6 +516,26 @@ mod tests {
         let db = dir.path().join("webui.db");
         sqlite_file(&db);
         let open_webui = || crate::presets::resolve("open-webui").unwrap();
+        let refused = |db: &Path| {
+            let e = SourceSpec::detect(db.to_str().unwrap(), Some(open_webui()))
+                .expect_err("not Open WebUI's database");
+            assert_eq!(e.kind(), MigrateErrorKind::Usage);
+            e.to_string()
+        };
+        let text = refused(&db);
+        assert!(
+            text.contains("is not Open WebUI's database (it cannot be read: "),
+            "{text}"
+        );
+        std::fs::remove_file(&db).unwrap();
+        sqlite_with_tables(&db, &["chat"]);
+        let text = refused(dir.path());
+        assert!(
+            text.contains("is not Open WebUI's database (it has no auth, user table), which the open-webui preset requires"),
+            "{text}"
+        );
+        std::fs::remove_file(&db).unwrap();
+        sqlite_with_tables(&db, &["auth", "chat", "user"]);
         let spec = SourceSpec::detect(db.to_str().unwrap(), Some(open_webui())).unwrap();
         assert!(matches!(
             spec,

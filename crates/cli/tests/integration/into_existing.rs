@@ -433,8 +433,12 @@ fn open_webui_preset_takes_the_data_directory_strips_nuls_and_says_what_to_set_n
     std::fs::create_dir_all(data.join("uploads")).unwrap();
     let conn = rusqlite::Connection::open(data.join("webui.db")).unwrap();
     conn.execute_batch(APP_SQLITE).unwrap();
-    conn.execute_batch("UPDATE user SET name = 'Nu' || char(0) || 'l' WHERE id = 'u2';")
-        .unwrap();
+    conn.execute_batch(
+        "UPDATE user SET name = 'Nu' || char(0) || 'l' WHERE id = 'u2';
+         CREATE TABLE auth (id TEXT PRIMARY KEY, email TEXT, active INTEGER);
+         INSERT INTO auth VALUES ('u1', 'zoe@example.org', 1);",
+    )
+    .unwrap();
     drop(conn);
     let password = "Owui_Pw_7781";
     let pg = pgharbor_testkit::Cluster::start_with(
@@ -447,6 +451,10 @@ fn open_webui_preset_takes_the_data_directory_strips_nuls_and_says_what_to_set_n
     );
     pg.create_database("owui");
     pg.psql("owui", APP_SCHEMA);
+    pg.psql(
+        "owui",
+        "CREATE TABLE auth (id text PRIMARY KEY, email text, active boolean);",
+    );
     let run = pgharbor(&[
         "migrate",
         data.to_str().unwrap(),

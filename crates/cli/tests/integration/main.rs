@@ -23,6 +23,7 @@ mod open_webui_uploads;
 mod pitr;
 mod postgres_copy;
 mod presets;
+mod presets_rules;
 mod quoting;
 mod real_world;
 mod secrets;

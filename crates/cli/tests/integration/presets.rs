@@ -18,7 +18,7 @@ fn preset_file(name: &str) -> PathBuf {
 
 /// A data directory holding `database` with `tables` (one row each), plus
 /// `files` and `dirs`.
-fn app_dir(
+pub(crate) fn app_dir(
     scratch: &Scratch,
     name: &str,
     database: &str,
@@ -333,7 +333,7 @@ fn a_directory_nothing_recognises_lists_what_pgharbor_looked_for() {
 }
 
 /// A preset for an application pgharbor does not know, written by a user.
-const NOTES_PRESET: &str = r#"# Notes: a user's own preset.
+pub(crate) const NOTES_PRESET: &str = r#"# Notes: a user's own preset.
 name = "notes"
 title = "Notes"
 homepage = "https://notes.example"
@@ -410,7 +410,7 @@ fn notes_schema(version: &str) -> String {
     )
 }
 
-fn notes_dir(scratch: &Scratch) -> (PathBuf, PathBuf) {
+pub(crate) fn notes_dir(scratch: &Scratch) -> (PathBuf, PathBuf) {
     let dir = scratch.path("notes");
     std::fs::create_dir_all(dir.join("attachments")).unwrap();
     let conn = rusqlite::Connection::open(dir.join("notes-main.db")).unwrap();
@@ -420,7 +420,7 @@ fn notes_dir(scratch: &Scratch) -> (PathBuf, PathBuf) {
     (dir, preset)
 }
 
-fn notes_target(pg: &TestDatabases, db: &str, version: &str) -> String {
+pub(crate) fn notes_target(pg: &TestDatabases, db: &str, version: &str) -> String {
     pg.create_database(db);
     pg.psql(db, &notes_schema(version));
     pg.url(db)

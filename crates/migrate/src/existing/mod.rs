@@ -59,8 +59,12 @@ pub struct ExistingOptions {
     pub verify: bool,
     /// Empty the tables being loaded first.
     pub truncate: bool,
-    /// Source columns to leave behind, as `table.column`.
+    /// Source columns to leave behind, as `table.column` (`--ignore-columns`).
     pub ignore_columns: Vec<String>,
+    /// Source columns a preset leaves behind, as `table.column`: reported;
+    /// refused when the target table has the column (the preset was
+    /// written for another version) unless `--ignore-columns` names it too.
+    pub preset_ignored_columns: Vec<String>,
     /// Proceed although the migration versions differ.
     pub allow_version_mismatch: bool,
     /// Migration revisions that stand for the same application version, as

@@ -76,8 +76,13 @@ pub(super) struct VersionRead {
 }
 
 impl VersionRead {
-    /// The rows a version query returned: (version, `latest_by`), latest first.
-    fn from_rows(rows: Vec<(String, Option<String>)>) -> VersionRead {
+    /// The rows a version query returned: (version, `latest_by`), latest
+    /// first; without `latest_by` every row, sorted here (not by the
+    /// database, whose collation may differ between the two sides).
+    fn from_rows(mut rows: Vec<(String, Option<String>)>, rule: &AppVersion) -> VersionRead {
+        if rule.latest_by.is_none() {
+            rows.sort();
+        }
         VersionRead {
             version: rows
                 .iter()
@@ -92,15 +97,20 @@ impl VersionRead {
 impl AppVersion {
     /// The query reading the version from `table` (quoted): the latest
     /// row's version and `latest_by` value, or every row's version; `cast`
-    /// makes both text (`::text` on PostgreSQL).
+    /// makes both text (`::text` on PostgreSQL). The outputs are aliased
+    /// and the order names the table's column, so the latest row is found
+    /// by the column's own type, never by its text.
     fn query(&self, table: &str, cast: &str) -> String {
         let column = quote_ident(&self.column);
         match &self.latest_by {
             Some(latest) => format!(
-                "SELECT {column}{cast}, {0}{cast} FROM {table} ORDER BY {0} DESC NULLS LAST LIMIT 1",
+                "SELECT history.{column}{cast} AS version, history.{0}{cast} AS latest FROM {table} AS history \
+                 ORDER BY history.{0} DESC NULLS LAST LIMIT 1",
                 quote_ident(latest)
             ),
-            None => format!("SELECT {column}{cast}, NULL{cast} FROM {table} ORDER BY 1"),
+            None => format!(
+                "SELECT history.{column}{cast} AS version, NULL{cast} AS latest FROM {table} AS history"
+            ),
         }
     }
 }
@@ -322,6 +332,7 @@ async fn target_app_version(
         rows.iter()
             .map(|r| (r.get::<_, Option<String>>(0).unwrap_or_default(), r.get(1)))
             .collect(),
+        rule,
     ))
 }
 
@@ -348,7 +359,7 @@ fn source_app_version(
         })
         .and_then(|rows| rows.collect())
         .map_err(err)?;
-    Ok(Some(VersionRead::from_rows(rows)))
+    Ok(Some(VersionRead::from_rows(rows, rule)))
 }
 
 fn value_text(value: rusqlite::types::ValueRef<'_>) -> String {
@@ -430,7 +441,7 @@ fn older_side(rule: &AppVersion, source: &VersionRead, target: &VersionRead) -> 
     let ordering = match &rule.order {
         VersionOrder::Number => compare_numbers(&source.version, &target.version),
         VersionOrder::LatestBy => {
-            compare_numbers(source.latest.as_deref()?, target.latest.as_deref()?)
+            compare_latest(source.latest.as_deref()?, target.latest.as_deref()?)
         }
         VersionOrder::Listed(known) => {
             let position = |v: &str| known.iter().position(|k| k == v);
@@ -444,13 +455,18 @@ fn older_side(rule: &AppVersion, source: &VersionRead, target: &VersionRead) -> 
     }
 }
 
-/// Two numbers (or, failing that, two texts of equal length, as timestamps are).
+/// Two whole numbers; anything else (`1.10`, `r7`) cannot be placed (`None`).
 fn compare_numbers(a: &str, b: &str) -> Option<std::cmp::Ordering> {
-    match (a.trim().parse::<f64>(), b.trim().parse::<f64>()) {
-        (Ok(x), Ok(y)) => x.partial_cmp(&y),
-        _ if a.len() == b.len() => Some(a.cmp(b)),
+    match (a.trim().parse::<i128>(), b.trim().parse::<i128>()) {
+        (Ok(x), Ok(y)) => Some(x.cmp(&y)),
         _ => None,
     }
+}
+
+/// Two `latest_by` values: whole numbers, or timestamps written alike
+/// (texts of equal length, `2026-01-02 10:00:00`).
+fn compare_latest(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    compare_numbers(a, b).or_else(|| (a.len() == b.len()).then(|| a.cmp(b)))
 }
 
 /// Why the run stops when the application's versions differ: which side is
@@ -530,6 +546,46 @@ mod tests {
             Some(Older::Sqlite)
         );
         assert_eq!(older_side(&listed, &read("r1", ""), &read("r9", "")), None);
+    }
+
+    #[test]
+    fn numbers_are_whole_numbers_and_anything_else_cannot_be_placed() {
+        let number = rule(VersionOrder::Number);
+        assert_eq!(
+            older_side(&number, &read("10", ""), &read("9", "")),
+            Some(Older::Postgres)
+        );
+        assert_eq!(
+            older_side(&number, &read("1.10", ""), &read("1.9", "")),
+            None,
+            "a dotted version is not a number"
+        );
+        assert_eq!(
+            older_side(&number, &read("abc", ""), &read("abd", "")),
+            None
+        );
+        let by_time = rule(VersionOrder::LatestBy);
+        assert_eq!(
+            older_side(&by_time, &read("a", "2026-01-02"), &read("b", "2025-12-31")),
+            Some(Older::Postgres)
+        );
+        assert_eq!(older_side(&number, &read("1e3", ""), &read("20", "")), None);
+    }
+
+    #[test]
+    fn every_row_is_sorted_by_pgharbor_not_the_databases_collation() {
+        let mut every_row = rule(VersionOrder::Number);
+        every_row.latest_by = None;
+        let rows = vec![
+            ("b2".to_string(), None),
+            ("B1".to_string(), None),
+            ("a3".to_string(), None),
+        ];
+        assert_eq!(
+            VersionRead::from_rows(rows, &every_row).version,
+            "B1, a3, b2"
+        );
+        assert!(!every_row.query("t", "").contains("ORDER BY"));
     }
 
     #[test]

@@ -272,67 +272,134 @@ impl fmt::Display for PresetError {
 
 impl std::error::Error for PresetError {}
 
+/// A text a preset fills in: where it is, and whether `{path}` means
+/// something there.
+struct Template<'a> {
+    /// Its key, dotted (`after.env`).
+    key: Vec<String>,
+    /// Its place in the key's list, for lists.
+    index: Option<usize>,
+    text: &'a str,
+    /// `{path}` is filled in (a store's path, or the data directory).
+    path: bool,
+}
+
+/// The template `text` at `key`, if the preset has it.
+fn one<'a>(key: &[&str], text: &'a Option<String>, path: bool) -> Option<Template<'a>> {
+    text.as_deref().map(|text| Template {
+        key: key.iter().map(|k| k.to_string()).collect(),
+        index: None,
+        text,
+        path,
+    })
+}
+
+/// The templates of the list `texts` at `key`.
+fn each<'a>(key: &[&str], texts: &'a [String], path: bool) -> Vec<Template<'a>> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| Template {
+            key: key.iter().map(|k| k.to_string()).collect(),
+            index: Some(i),
+            text: text.as_str(),
+            path,
+        })
+        .collect()
+}
+
+impl Template<'_> {
+    fn shown_key(&self) -> String {
+        self.key.join(".")
+    }
+}
+
 impl Preset {
-    /// Every text that is filled in, with its key.
-    fn templates(&self) -> Vec<(String, &str)> {
-        let mut texts: Vec<(String, &str)> = Vec::new();
-        texts.extend(
-            self.after
-                .intro
-                .iter()
-                .map(|t| ("after.intro".to_string(), t.as_str())),
-        );
-        texts.extend(
-            self.after
-                .env
-                .iter()
-                .map(|t| ("after.env".to_string(), t.as_str())),
-        );
-        texts.extend(
-            self.after
-                .notes
-                .iter()
-                .map(|t| ("after.notes".to_string(), t.as_str())),
-        );
+    /// Every text that is filled in.
+    fn templates(&self) -> Vec<Template<'_>> {
+        let mut texts: Vec<Template<'_>> = Vec::new();
+        texts.extend(one(&["after", "intro"], &self.after.intro, false));
+        texts.extend(each(&["after", "env"], &self.after.env, false));
+        texts.extend(each(&["after", "notes"], &self.after.notes, true));
         for (name, store) in &self.stores {
-            texts.extend(
-                store
-                    .present
-                    .iter()
-                    .map(|t| (format!("stores.{name}.present"), t.as_str())),
-            );
-            texts.extend(
-                store
-                    .absent
-                    .iter()
-                    .map(|t| (format!("stores.{name}.absent"), t.as_str())),
-            );
+            texts.extend(one(&["stores", name, "present"], &store.present, true));
+            texts.extend(one(&["stores", name, "absent"], &store.absent, true));
         }
-        let commands = [
-            ("commands.create_schema", &self.commands.create_schema),
-            ("commands.upgrade_sqlite", &self.commands.upgrade_sqlite),
-            ("commands.upgrade_postgres", &self.commands.upgrade_postgres),
-        ];
-        for (key, text) in commands {
-            texts.extend(text.iter().map(|t| (key.to_string(), t.as_str())));
-        }
+        texts.extend(one(
+            &["commands", "create_schema"],
+            &self.commands.create_schema,
+            false,
+        ));
+        texts.extend(one(
+            &["commands", "upgrade_sqlite"],
+            &self.commands.upgrade_sqlite,
+            false,
+        ));
+        texts.extend(one(
+            &["commands", "upgrade_postgres"],
+            &self.commands.upgrade_postgres,
+            false,
+        ));
         texts
     }
 
-    /// The first `{word}` in a text that is not a known placeholder, with its key.
-    fn unknown_placeholder(&self) -> Option<(String, String)> {
-        self.templates().into_iter().find_map(|(key, text)| {
-            text.split('{')
-                .skip(1)
-                .filter_map(|rest| rest.split_once('}').map(|(word, _)| word))
-                .find(|word| {
-                    !word.is_empty()
-                        && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                        && !super::PLACEHOLDERS.contains(word)
-                })
-                .map(|word| (key, word.to_string()))
+    /// The first text using a placeholder it may not: unknown, or `{path}`
+    /// where no path is filled in; with why.
+    fn misplaced_placeholder(&self) -> Option<(Template<'_>, String)> {
+        self.templates().into_iter().find_map(|template| {
+            let word = placeholders(template.text).find(|word| {
+                !super::PLACEHOLDERS.contains(word) || (*word == "path" && !template.path)
+            })?;
+            let why = if super::PLACEHOLDERS.contains(&word) {
+                format!(
+                    "{}: {{path}} is filled in only in [stores.NAME] present/absent (the store's path) and after.notes (the data directory)",
+                    template.shown_key()
+                )
+            } else {
+                format!(
+                    "{}: unknown placeholder {{{word}}} (known: {})",
+                    template.shown_key(),
+                    super::PLACEHOLDERS
+                        .iter()
+                        .map(|p| format!("{{{p}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            Some((template, why))
         })
     }
+}
+
+/// The `{word}`s of a text.
+fn placeholders(text: &str) -> impl Iterator<Item = &str> {
+    text.split('{')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(word, _)| word))
+        .filter(|word| {
+            !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+}
+
+/// The 1-based line where the value at `key` (its `index`th item, for a
+/// list) is written in the preset's `text`.
+fn line_at(text: &str, key: &[impl AsRef<str>], index: Option<usize>) -> Option<usize> {
+    let root = toml::de::DeTable::parse(text).ok()?;
+    let mut value: Option<&Spanned<toml::de::DeValue<'_>>> = None;
+    let mut span = root.span();
+    for (depth, part) in key.iter().enumerate() {
+        let found = if depth == 0 {
+            root.get_ref().get(part.as_ref())
+        } else {
+            value?.get_ref().get(part.as_ref())
+        }?;
+        span = found.span();
+        value = Some(found);
+    }
+    if let Some(i) = index {
+        span = value?.get_ref().get(i)?.span();
+    }
+    Some(line_of(text, span.start))
 }
 
 /// The 1-based line of byte `offset` in `text`.
@@ -375,7 +442,7 @@ impl Preset {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         {
             return Err(fail(
-                None,
+                line_at(text, &["name"], None),
                 format!(
                     "name {:?}: a preset's name is lowercase letters, digits and '-'",
                     self.name
@@ -409,35 +476,30 @@ impl Preset {
         }
         if self.data.database.is_empty() {
             return Err(fail(
-                None,
+                line_at(text, &["data", "database"], None),
                 "data.database: name at least one SQLite file".into(),
             ));
         }
         if let Some(version) = &self.schema_version {
             if version.order == VersionOrder::LatestBy && version.latest_by.is_none() {
                 return Err(fail(
-                    None,
+                    line_at(text, &["schema_version", "order"], None),
                     "schema_version.order = \"latest-by\" needs schema_version.latest_by".into(),
                 ));
             }
         }
-        if let Some((key, placeholder)) = self.unknown_placeholder() {
-            return Err(fail(
-                None,
-                format!(
-                    "{key}: unknown placeholder {{{placeholder}}} (known: {})",
-                    super::PLACEHOLDERS
-                        .iter()
-                        .map(|p| format!("{{{p}}}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
+        if let Some((template, why)) = self.misplaced_placeholder() {
+            return Err(fail(line_at(text, &template.key, template.index), why));
         }
         for (table, rule) in &self.tables {
-            if let Some(column) = rule.ignore_columns.iter().find(|c| c.contains('.')) {
+            if let Some((i, column)) = rule
+                .ignore_columns
+                .iter()
+                .enumerate()
+                .find(|(_, c)| c.contains('.'))
+            {
                 return Err(fail(
-                    None,
+                    line_at(text, &["tables", table, "ignore_columns"], Some(i)),
                     format!("tables.{table}.ignore_columns: {column:?}: give the column's name alone (the table is {table})"),
                 ));
             }

@@ -120,7 +120,7 @@ impl Preset {
     /// revisions, the version rule and the schema command.
     pub fn apply(&self, options: &mut ExistingOptions, target: &ConnConfig) {
         for (table, rule) in &self.tables {
-            options.ignore_columns.extend(
+            options.preset_ignored_columns.extend(
                 rule.ignore_columns
                     .iter()
                     .map(|column| format!("{table}.{column}")),

@@ -53,6 +53,17 @@ impl AppData {
                 ),
             ));
         };
+        if let Some(problem) = database_problem(&preset, &database) {
+            return Err(MigrateError::new(
+                MigrateErrorKind::Usage,
+                format!(
+                    "{}: is not {}'s database ({problem}), which the {} preset requires: give the file itself as SOURCE, without --preset, to move it as an SQLite database",
+                    database.display(),
+                    preset.title,
+                    preset.name
+                ),
+            ));
+        }
         let stores = preset
             .stores
             .iter()
@@ -164,9 +175,11 @@ pub enum Fit {
         preset: Arc<Preset>,
         /// The database file found.
         database: PathBuf,
-        /// What is missing (`no auth, user table`, `no config file`).
+        /// What is missing (`it has no auth, user table`, `no config file`)
+        /// or `it cannot be read: …`.
         missing: String,
-        /// The database lacks tables (it is not the application's).
+        /// The database is not the application's (it lacks tables or
+        /// cannot be read).
         lacks_tables: bool,
     },
 }
@@ -194,17 +207,11 @@ pub fn recognise(dir: &Path, presets: &[Arc<Preset>]) -> Result<Vec<Fit>, Migrat
 }
 
 fn measure(preset: Arc<Preset>, dir: &Path, database: PathBuf) -> Result<Fit, MigrateError> {
-    let tables: Vec<&str> = preset.data.tables.iter().map(String::as_str).collect();
-    let missing_tables = match pgharbor_sqlite::open::check_file(&database) {
-        Ok(()) => missing_tables(&database, &tables)
-            .unwrap_or_else(|e| vec![format!("readable (reading its tables: {e})")]),
-        Err(_) => vec!["(it is not an SQLite file)".to_string()],
-    };
-    if !missing_tables.is_empty() {
+    if let Some(problem) = database_problem(&preset, &database) {
         return Ok(Fit::Partial {
             preset,
             database,
-            missing: format!("no {} table", missing_tables.join(", ")),
+            missing: problem,
             lacks_tables: true,
         });
     }
@@ -232,6 +239,20 @@ fn measure(preset: Arc<Preset>, dir: &Path, database: PathBuf) -> Result<Fit, Mi
         });
     }
     Ok(Fit::Whole(AppData::locate(preset, dir)?))
+}
+
+/// Why `database` is not the preset's application's, if it is not: it
+/// cannot be read as SQLite, or it lacks a table the preset requires.
+fn database_problem(preset: &Preset, database: &Path) -> Option<String> {
+    let tables: Vec<&str> = preset.data.tables.iter().map(String::as_str).collect();
+    if let Err(e) = pgharbor_sqlite::open::check_file(database) {
+        return Some(format!("it cannot be read: {e}"));
+    }
+    match missing_tables(database, &tables) {
+        Ok(missing) if missing.is_empty() => None,
+        Ok(missing) => Some(format!("it has no {} table", missing.join(", "))),
+        Err(e) => Some(format!("it cannot be read: {e}")),
+    }
 }
 
 /// The tables of `names` that the SQLite database at `path` lacks (opened

@@ -116,21 +116,67 @@ fn a_missing_required_key_is_named() {
 }
 
 #[test]
-fn bad_names_and_rules_are_refused() {
-    let upper = refused(&MINIMAL.replace("name = \"notes\"", "name = \"My Notes\"")).to_string();
-    assert!(upper.contains("lowercase"), "{upper}");
-    let no_db = refused(&MINIMAL.replace("database = [\"notes.db\"]", "database = []")).to_string();
-    assert!(no_db.contains("data.database"), "{no_db}");
+fn bad_names_and_rules_are_refused_naming_their_line() {
+    let upper = refused(&MINIMAL.replace("name = \"notes\"", "name = \"My Notes\""));
+    assert!(
+        upper
+            .to_string()
+            .starts_with("my.toml:1: name \"My Notes\""),
+        "{upper}"
+    );
+    assert!(upper.to_string().contains("lowercase"), "{upper}");
+    let no_db = refused(&MINIMAL.replace("database = [\"notes.db\"]", "database = []"));
+    assert!(
+        no_db.to_string().starts_with("my.toml:6: data.database"),
+        "{no_db}"
+    );
     let latest = refused(&format!(
         "{MINIMAL}\n[schema_version]\ntable = \"v\"\ncolumn = \"n\"\norder = \"latest-by\"\n"
-    ))
-    .to_string();
-    assert!(latest.contains("latest_by"), "{latest}");
+    ));
+    assert!(latest.to_string().starts_with("my.toml:12: "), "{latest}");
+    assert!(latest.to_string().contains("latest_by"), "{latest}");
     let dotted = refused(&format!(
-        "{MINIMAL}\n[tables.note]\nignore_columns = [\"note.old\"]\n"
-    ))
-    .to_string();
-    assert!(dotted.contains("tables.note.ignore_columns"), "{dotted}");
+        "{MINIMAL}\n[tables.note]\nignore_columns = [\n  \"body\",\n  \"note.old\",\n]\n"
+    ));
+    assert!(
+        dotted
+            .to_string()
+            .starts_with("my.toml:12: tables.note.ignore_columns: \"note.old\""),
+        "{dotted}"
+    );
+}
+
+#[test]
+fn a_placeholder_is_refused_where_it_means_nothing_naming_key_and_line() {
+    let unknown = refused(&format!(
+        "{MINIMAL}\n[after]\nintro = \"Next:\"\nenv = [\"A={{url}}\", \"B={{password}}\"]\n"
+    ));
+    assert!(
+        unknown
+            .to_string()
+            .starts_with("my.toml:11: after.env: unknown placeholder {password}"),
+        "{unknown}"
+    );
+    for (key, line) in [
+        ("[after]\nenv = [\"DIR={path}\"]", "after.env"),
+        ("[after]\nintro = \"In {path}:\"", "after.intro"),
+        (
+            "[commands]\ncreate_schema = \"app init {path}\"",
+            "commands.create_schema",
+        ),
+    ] {
+        let e = refused(&format!("{MINIMAL}\n{key}\n"));
+        assert_eq!(e.line, Some(10), "{e}");
+        assert!(
+            e.message
+                .starts_with(&format!("{line}: {{path}} is filled in only in")),
+            "{e}"
+        );
+    }
+    let allowed = format!(
+        "{MINIMAL}\n[stores.keys]\npath = \"keys\"\npresent = \"Copy {{path}}\"\nabsent = \"No {{path}}\"\n\n[after]\nnotes = [\"Data in {{path}}\"]\n"
+    );
+    Preset::parse(&allowed, "my.toml").expect("{path} where a path is filled in");
 }
 
 #[test]
@@ -194,7 +240,8 @@ upgrade_sqlite = "notes upgrade"
     let target = ConnConfig::parse("postgresql://app:s3cret@db.example/notes").unwrap();
     let mut options = ExistingOptions::default();
     preset.apply(&mut options, &target);
-    assert_eq!(options.ignore_columns, ["note.legacy"]);
+    assert_eq!(options.preset_ignored_columns, ["note.legacy"]);
+    assert!(options.ignore_columns.is_empty(), "only --ignore-columns");
     assert_eq!(options.replaced_tables, ["roles"]);
     assert_eq!(options.skipped("history_old"), Some("the app rebuilds it"));
     assert!(options.skipped("settings").unwrap().contains("kept"));
