@@ -680,13 +680,10 @@ pub async fn verify(args: BackupsVerifyArgs) -> Result<u8, Failure> {
             report.rows
         );
         if let Some(marker) = &report.marker {
-            println!(
-                "  row counts at the marker (WAL position {}, taken {}): {} table(s) compared, \
-                 all equal",
-                marker.lsn,
-                marker.taken_at.format("%Y-%m-%d %H:%M:%S UTC"),
-                marker.comparison.tables_compared
-            );
+            print_marker(marker);
+        }
+        for warning in &report.warnings {
+            println!("  WARNING: {warning}");
         }
         for note in &report.notes {
             println!("  note: {note}");
@@ -696,11 +693,41 @@ pub async fn verify(args: BackupsVerifyArgs) -> Result<u8, Failure> {
         for problem in &report.problems {
             println!("  {problem}");
         }
+        for warning in &report.warnings {
+            println!("  WARNING: {warning}");
+        }
         for note in &report.notes {
             println!("  note: {note}");
         }
     }
     Ok(u8::from(!report.passed))
+}
+
+/// The marker's comparison in a verification that passed: what was equal,
+/// and what was left out or demoted to notes.
+fn print_marker(marker: &pgharbor_pitr::MarkerCheck) {
+    let comparison = &marker.comparison;
+    let mut summary = format!(
+        "  row counts at the marker (WAL position {}, taken {}): {} table(s) compared",
+        marker.lsn,
+        marker.taken_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        comparison.tables_compared
+    );
+    if comparison.inexact_differences.is_empty() {
+        summary.push_str(", all equal");
+    } else {
+        summary.push_str(&format!(
+            ", {} difference(s) in database(s) where the marker is not exact (notes below)",
+            comparison.inexact_differences.len()
+        ));
+    }
+    if !comparison.not_counted.is_empty() {
+        summary.push_str(&format!(
+            ", {} table(s) not counted (notes below)",
+            comparison.not_counted.len()
+        ));
+    }
+    println!("{summary}");
 }
 
 #[cfg(test)]

@@ -87,6 +87,17 @@ pub(crate) async fn look(
         .and_then(|name| Segment::parse(name, segment_size))
         .map(|s| (s.number + 1) * segment_size);
     let lag_seconds = note_position(&mut p, archived_through, current, now);
+    let was_unreserved = p
+        .slot
+        .as_ref()
+        .is_some_and(|s| s.wal_status.as_deref() == Some("unreserved"));
+    if view.wal_status.as_deref() == Some("unreserved") && !was_unreserved {
+        tracing::warn!(
+            "replication slot \"{slot}\" holds back {retained} bytes of WAL, over \
+             max_slot_wal_keep_size (wal_status = unreserved): the server removes that WAL at its \
+             next checkpoint unless the archiver catches up first, and the archive then has a gap"
+        );
+    }
     p.slot = Some(SlotState {
         retained_bytes: retained,
         lag_bytes: archived_through.map_or(retained, |through| current.saturating_sub(through)),
