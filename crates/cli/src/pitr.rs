@@ -366,9 +366,15 @@ fn lag_probe(health: &ArchiveHealth, args: &CheckArgs) -> ProbeResult {
     let max_seconds = args.max_archive_lag_time.as_secs_f64();
     let over_time = health.lag_seconds.is_some_and(|s| s > max_seconds);
     let over_bytes = args.max_archive_lag.is_some_and(|l| health.lag_bytes > l);
-    let seconds = health
-        .lag_seconds
-        .map_or_else(|| "an unknown time".to_owned(), |s| format!("{s:.0} s"));
+    let seconds = health.lag_seconds.map_or_else(
+        || "an unknown time".to_owned(),
+        |s| match health.lag_is_bound {
+            true => format!(
+                "at most {s:.0} s (the archiver restarted: counted from its previous report)"
+            ),
+            false => format!("{s:.0} s"),
+        },
+    );
     let mut detail = format!(
         "the archive lacks {} of WAL, the oldest written {seconds} ago (server at {})",
         human_bytes(health.lag_bytes),
