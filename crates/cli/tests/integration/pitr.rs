@@ -612,6 +612,12 @@ fn restores_exactly_the_state_at_a_time(flavor: Flavor, encrypted: bool) {
         "{}",
         status.all()
     );
+    // The archive's lag, as the archiver measured it at its last look.
+    assert!(
+        status.stdout.contains("WAL lag:") && status.stdout.contains("not archived, the oldest"),
+        "{}",
+        status.all()
+    );
 
     // A deleted WAL segment is a gap, and verify names it.
     let wal = Path::new(&dest).join("wal");
