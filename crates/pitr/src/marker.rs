@@ -238,19 +238,27 @@ pub async fn compare(config: &ConnConfig, marker: &RowCountMarker) -> Result<Mar
                 .map(|table| format!("{}: {table}", counted.name)),
         );
         let differences = restored_differences(counted, restored);
-        match unseen {
-            Some(xids) => {
-                comparison.inexact.push(format!(
-                    "{}: transaction(s) {xids} committed between its snapshot and the marker's \
-                     position",
-                    counted.name
-                ));
-                comparison.inexact_differences.extend(differences);
-            }
-            None => comparison.differences.extend(differences),
-        }
+        comparison.add_database(&counted.name, unseen, differences);
     }
     Ok(comparison)
+}
+
+impl MarkerComparison {
+    /// Adds one database's `differences`: failures, or notes when the
+    /// transactions `unseen` by its snapshot had committed before the
+    /// marker's position (that database's only).
+    fn add_database(&mut self, name: &str, unseen: Option<String>, differences: Vec<String>) {
+        match unseen {
+            Some(xids) => {
+                self.inexact.push(format!(
+                    "{name}: transaction(s) {xids} committed between its snapshot and the \
+                     marker's position"
+                ));
+                self.inexact_differences.extend(differences);
+            }
+            None => self.differences.extend(differences),
+        }
+    }
 }
 
 /// The differences between `counted` and the restored copy's tables,
@@ -346,6 +354,24 @@ mod tests {
             ]
         );
         assert!(table_differences("shop", &expected, &expected).is_empty());
+    }
+
+    #[test]
+    fn only_the_inexact_databases_differences_become_notes() {
+        let mut comparison = MarkerComparison::default();
+        comparison.add_database("shop", None, vec!["shop: public.a has 2 rows".to_owned()]);
+        comparison.add_database(
+            "busy",
+            Some("812".to_owned()),
+            vec!["busy: public.b has 9 rows".to_owned()],
+        );
+        assert_eq!(comparison.differences, ["shop: public.a has 2 rows"]);
+        assert_eq!(
+            comparison.inexact_differences,
+            ["busy: public.b has 9 rows"]
+        );
+        assert_eq!(comparison.inexact.len(), 1);
+        assert!(comparison.inexact[0].starts_with("busy: transaction(s) 812"));
     }
 
     #[test]
