@@ -3,7 +3,10 @@
 //! physical base backups at one destination are planned apart, each kind by
 //! its own rules ([`KindRetention`]): a run of nightly logical backups never
 //! pushes out the base backups a point-in-time restore needs, nor the other
-//! way round.
+//! way round. A backup without a manifest yet is of the kind its files say
+//! (`base.tar…`: a base backup), and is never pruned until
+//! [`UNFINISHED_GRACE_HOURS`] hours after it started: it may still be
+//! running (a backup writes its manifest last).
 
 use std::collections::HashSet;
 
@@ -77,11 +80,29 @@ impl KindRetention {
     }
 }
 
-fn is_base(entry: &BackupEntry) -> bool {
-    entry
-        .manifest
-        .as_ref()
-        .is_some_and(|m| m.kind == crate::manifest::BackupKind::Base)
+/// Hours a backup without a manifest is kept after it started (its id),
+/// however the rules judge it: it may still be running.
+pub const UNFINISHED_GRACE_HOURS: i64 = 24;
+
+/// Whether `entry` is a base backup: by its manifest, or, without one (a
+/// base backup still running, or interrupted), by its files.
+async fn is_base(dest: &Destination, entry: &BackupEntry) -> Result<bool> {
+    if let Some(manifest) = &entry.manifest {
+        return Ok(manifest.kind == crate::manifest::BackupKind::Base);
+    }
+    let objects = dest.list(&entry.id).await?;
+    Ok(objects.iter().any(|o| {
+        o.name
+            .rsplit('/')
+            .next()
+            .is_some_and(|name| name.starts_with("base.tar"))
+    }))
+}
+
+/// Whether `entry` has no manifest and started within
+/// [`UNFINISHED_GRACE_HOURS`] of now.
+fn maybe_running(entry: &BackupEntry, now: chrono::DateTime<chrono::Utc>) -> bool {
+    entry.manifest.is_none() && (now - entry.time).num_hours() < UNFINISHED_GRACE_HOURS
 }
 
 /// Applies `policy` to each kind of backup at `dest` on its own; with
@@ -98,14 +119,19 @@ pub async fn prune_by_kind(
     dry_run: bool,
 ) -> Result<PruneReport> {
     let entries = list::list(dest).await?;
+    let mut kinds = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        kinds.push(is_base(dest, entry).await?);
+    }
     let mut kept = Vec::new();
     let mut removed = Vec::new();
     for (base, policy) in [(false, &policies.logical), (true, &policies.base)] {
         let Some(policy) = policy else { continue };
         let of_kind: Vec<BackupEntry> = entries
             .iter()
-            .filter(|e| is_base(e) == base)
-            .cloned()
+            .zip(&kinds)
+            .filter(|(_, is_base)| **is_base == base)
+            .map(|(e, _)| e.clone())
             .collect();
         let (k, r) = plan(&of_kind, policy)?;
         kept.extend(k);
@@ -184,9 +210,18 @@ pub fn plan(entries: &[BackupEntry], policy: &Retention) -> Result<(Vec<Kept>, V
     if let Some(id) = &protected {
         add(id, "newest good");
     }
+    let now = chrono::Utc::now();
     for e in entries.iter().filter(|e| !e.state.is_good()) {
         if newest_good.is_none_or(|t| e.time > t) {
             add(&e.id, "newer than the newest good");
+        }
+        if maybe_running(e, now) {
+            add(
+                &e.id,
+                &format!(
+                    "no manifest, started in the last {UNFINISHED_GRACE_HOURS} h: may be running"
+                ),
+            );
         }
     }
     let mut kept = Vec::new();

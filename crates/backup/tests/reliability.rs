@@ -170,8 +170,10 @@ async fn kill_mid_backup(name: &str) -> Option<Killed> {
     pg.psql("app", "CREATE TABLE big AS SELECT g, md5(g::text) || repeat('y', 200) AS t FROM generate_series(1, 600000) g");
     let (dir, dest) = local_dest();
     let now = Utc::now();
-    let good = back_up_at(&pg, &dest, Some(now - Duration::hours(2))).await;
-    let killed_at = now - Duration::hours(1);
+    // Both older than the 24 hours prune leaves a backup without a
+    // manifest alone (it may be running).
+    let good = back_up_at(&pg, &dest, Some(now - Duration::hours(50))).await;
+    let killed_at = now - Duration::hours(49);
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", name, "--include-ignored", "--nocapture"])
         .env(

@@ -6,8 +6,8 @@ mod common;
 use chrono::{TimeZone, Utc};
 use common::*;
 use pgharbor_backup::{
-    backup_postgres, list, prune, verify, BackupOptions, BackupState, Retention, Selection,
-    VerifyOptions,
+    backup_postgres, list, prune, prune_by_kind, verify, BackupOptions, BackupState, KindRetention,
+    Retention, Selection, VerifyOptions,
 };
 use pgharbor_testkit::Flavor;
 
@@ -205,5 +205,64 @@ async fn prune_keeps_buckets_and_never_the_last_good_backup() {
     assert!(
         prune(&dest, &Retention::default(), true).await.is_err(),
         "an empty policy is refused"
+    );
+
+    // Backups without a manifest yet: a base backup started an hour ago
+    // (still running), one interrupted long ago, and a logical one started
+    // two hours ago; then a logical backup completes now.
+    let started = |hours: i64| {
+        (Utc::now() - chrono::Duration::hours(hours))
+            .format("%Y%m%dT%H%M%SZ")
+            .to_string()
+    };
+    let (running, running_dump) = (started(1), started(2));
+    let interrupted = "20260206T020000Z".to_owned();
+    for id in [&running, &interrupted] {
+        dest.put_bytes(&format!("{id}/base.tar.zst"), &b"partial"[..])
+            .await
+            .unwrap();
+    }
+    dest.put_bytes(&format!("{running_dump}/app.dump.zst"), &b"partial"[..])
+        .await
+        .unwrap();
+    let newest = backup_postgres(
+        &config(&pg, "postgres"),
+        Selection::One("app".into()),
+        &dest,
+        &BackupOptions::default(),
+    )
+    .await
+    .unwrap()
+    .id;
+    // Logical rules leave the base backups alone (their files say what
+    // they are) and keep the logical one younger than the grace period,
+    // though a good backup is newer.
+    let logical_only = KindRetention {
+        logical: Some(policy.clone()),
+        base: None,
+    };
+    let report = prune_by_kind(&dest, &logical_only, true).await.unwrap();
+    let named: Vec<&String> = report
+        .removed
+        .iter()
+        .chain(report.kept.iter().map(|k| &k.id))
+        .collect();
+    assert!(
+        !named.contains(&&running) && !named.contains(&&interrupted),
+        "{report:?}"
+    );
+    let kept = |id: &str| report.kept.iter().find(|k| k.id == id).cloned();
+    assert!(kept(&newest).is_some(), "{report:?}");
+    assert!(
+        kept(&running_dump).is_some_and(|k| k.reasons.iter().any(|r| r.contains("may be running"))),
+        "{report:?}"
+    );
+    let report = prune_by_kind(&dest, &KindRetention::both(&policy), true)
+        .await
+        .unwrap();
+    let kept = report.kept.iter().find(|k| k.id == running);
+    assert!(
+        kept.is_some_and(|k| k.reasons.iter().any(|r| r.contains("may be running"))),
+        "{report:?}"
     );
 }

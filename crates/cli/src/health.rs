@@ -429,6 +429,23 @@ fn backups_text(out: &mut String, b: &BackupView) {
                     .map(|f| format!(", the last: {f}"))
                     .unwrap_or_default()
             );
+            if let Some(lag) = a.lag_bytes {
+                let seconds = a.lag_seconds.map_or_else(
+                    || "an unknown time".to_owned(),
+                    |s| {
+                        let bound = if a.lag_is_bound { "at most " } else { "" };
+                        format!("{bound}{}", format_secs(s))
+                    },
+                );
+                let _ = writeln!(
+                    out,
+                    "  WAL lag:       {} not archived, the oldest written {seconds} ago (at the \
+                     archiver's look {} ago)",
+                    human_bytes(lag as f64),
+                    a.look_age_seconds()
+                        .map_or_else(|| "unknown".to_owned(), format_secs)
+                );
+            }
         }
     }
     let c = b.counts;

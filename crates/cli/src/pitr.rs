@@ -366,9 +366,15 @@ fn lag_probe(health: &ArchiveHealth, args: &CheckArgs) -> ProbeResult {
     let max_seconds = args.max_archive_lag_time.as_secs_f64();
     let over_time = health.lag_seconds.is_some_and(|s| s > max_seconds);
     let over_bytes = args.max_archive_lag.is_some_and(|l| health.lag_bytes > l);
-    let seconds = health
-        .lag_seconds
-        .map_or_else(|| "an unknown time".to_owned(), |s| format!("{s:.0} s"));
+    let seconds = health.lag_seconds.map_or_else(
+        || "an unknown time".to_owned(),
+        |s| match health.lag_is_bound {
+            true => format!(
+                "at most {s:.0} s (the archiver restarted: counted from its previous report)"
+            ),
+            false => format!("{s:.0} s"),
+        },
+    );
     let mut detail = format!(
         "the archive lacks {} of WAL, the oldest written {seconds} ago (server at {})",
         human_bytes(health.lag_bytes),
@@ -680,13 +686,10 @@ pub async fn verify(args: BackupsVerifyArgs) -> Result<u8, Failure> {
             report.rows
         );
         if let Some(marker) = &report.marker {
-            println!(
-                "  row counts at the marker (WAL position {}, taken {}): {} table(s) compared, \
-                 all equal",
-                marker.lsn,
-                marker.taken_at.format("%Y-%m-%d %H:%M:%S UTC"),
-                marker.comparison.tables_compared
-            );
+            print_marker(marker);
+        }
+        for warning in &report.warnings {
+            println!("  WARNING: {warning}");
         }
         for note in &report.notes {
             println!("  note: {note}");
@@ -696,11 +699,41 @@ pub async fn verify(args: BackupsVerifyArgs) -> Result<u8, Failure> {
         for problem in &report.problems {
             println!("  {problem}");
         }
+        for warning in &report.warnings {
+            println!("  WARNING: {warning}");
+        }
         for note in &report.notes {
             println!("  note: {note}");
         }
     }
     Ok(u8::from(!report.passed))
+}
+
+/// The marker's comparison in a verification that passed: what was equal,
+/// and what was left out or demoted to notes.
+fn print_marker(marker: &pgharbor_pitr::MarkerCheck) {
+    let comparison = &marker.comparison;
+    let mut summary = format!(
+        "  row counts at the marker (WAL position {}, taken {}): {} table(s) compared",
+        marker.lsn,
+        marker.taken_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        comparison.tables_compared
+    );
+    if comparison.inexact_differences.is_empty() {
+        summary.push_str(", all equal");
+    } else {
+        summary.push_str(&format!(
+            ", {} difference(s) in database(s) where the marker is not exact (notes below)",
+            comparison.inexact_differences.len()
+        ));
+    }
+    if !comparison.not_counted.is_empty() {
+        summary.push_str(&format!(
+            ", {} table(s) not counted (notes below)",
+            comparison.not_counted.len()
+        ));
+    }
+    println!("{summary}");
 }
 
 #[cfg(test)]

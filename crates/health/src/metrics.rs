@@ -578,6 +578,31 @@ fn backup_metrics(m: &mut Families, backups: &[BackupView]) {
                     l(),
                     archiver.failures as f64,
                 );
+                if let Some(lag) = archiver.lag_bytes {
+                    m.add(
+                        "pgharbor_backup_wal_lag_bytes",
+                        g,
+                        "WAL the server had written that the archive lacked, at the archiver's last look.",
+                        l(),
+                        lag as f64,
+                    );
+                }
+                if let Some(lag) = archiver.lag_seconds {
+                    m.add(
+                        "pgharbor_backup_wal_lag_seconds",
+                        g,
+                        "Age of the oldest WAL the archive lacked, at the archiver's last look (an upper bound when pgharbor_backup_wal_lag_is_bound is 1).",
+                        l(),
+                        lag,
+                    );
+                }
+                m.add(
+                    "pgharbor_backup_wal_lag_is_bound",
+                    g,
+                    "1 when the lag in seconds counts from a restarted archiver's previous report (an upper bound).",
+                    l(),
+                    f64::from(u8::from(archiver.lag_is_bound)),
+                );
                 m.add(
                     "pgharbor_backup_wal_slot_lost",
                     g,

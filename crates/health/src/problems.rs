@@ -128,6 +128,20 @@ pub fn postgres(status: &PgStatus, options: &StatusOptions) -> Vec<Problem> {
                 ),
             );
         }
+        for slot in r
+            .slots
+            .iter()
+            .filter(|s| s.wal_status.as_deref() == Some("unreserved"))
+        {
+            add(
+                Severity::Warning,
+                "replication",
+                format!(
+                    "replication slot {} is over max_slot_wal_keep_size (wal_status = unreserved): the server removes the WAL it holds at the next checkpoint unless its consumer catches up first, and the slot is then lost",
+                    slot.name
+                ),
+            );
+        }
         for slot in r.slots.iter().filter(|s| !s.active) {
             let held = slot
                 .retained_bytes

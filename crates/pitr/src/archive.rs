@@ -30,7 +30,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::base::server_facts;
 use crate::guard::{self, GuardAction, SlotGuard, SlotState};
 use crate::lsn::{is_archived_name, Lsn, Segment};
-use crate::state::{newest_segment, publish, ArchiverStatus, ARCHIVER_STATUS};
+use crate::state::{
+    newest_segment, publish, read_archiver_status, ArchiverStatus, ARCHIVER_STATUS,
+};
 use crate::walstore::{archive_file, archived_names, entry};
 
 /// How to archive.
@@ -81,9 +83,19 @@ pub struct ArchiveProgress {
     pub slot_lost: bool,
     /// When the server was first seen past the archive's end ([`crate::state`]).
     pub lag_since: Option<DateTime<Utc>>,
+    /// Whether the lag in seconds is an upper bound: it runs from the
+    /// previous archiver's last report ([`crate::state`], after a restart).
+    pub lag_is_bound: bool,
+    /// The last look: when, and the server's WAL position then.
+    #[serde(skip)]
+    pub last_look: Option<(DateTime<Utc>, u64)>,
     /// The server's positions seen while the archive is behind.
     #[serde(skip)]
     pub positions_seen: Vec<(DateTime<Utc>, u64)>,
+    /// The position seeded from the previous archiver's last report when
+    /// it had not seen the server past the archive's end (a bound).
+    #[serde(skip)]
+    pub seeded_bound: Option<(DateTime<Utc>, u64)>,
 }
 
 /// Shared view of the archiver's progress.
@@ -163,21 +175,46 @@ pub async fn run_archiver(
 }
 
 /// After a restart, the newest file the archive holds is where it stands
-/// (the lag is measured from there).
+/// (the lag is measured from there), and the previous archiver's last
+/// report says since when the server may be past it ([`seed_positions`]).
 async fn resume_from_archive(
     dest: &Destination,
     segment_size: u64,
     progress: &SharedProgress,
 ) -> Result<()> {
     let names = archived_names(dest).await?;
-    let Some((_, name)) = newest_segment(&names, segment_size) else {
+    let Some((segment, name)) = newest_segment(&names, segment_size) else {
         return Ok(());
     };
     let archived_at = entry(dest, &name).await?.map(|e| e.archived_at);
+    let previous = read_archiver_status(dest).await.ok().flatten();
     let mut p = progress.lock().unwrap_or_else(|p| p.into_inner());
     p.last_archived = Some(name);
     p.last_archived_at = archived_at;
+    if let Some(previous) = previous {
+        seed_positions(&mut p, &previous, (segment.number + 1) * segment_size);
+    }
     Ok(())
+}
+
+/// Seeds the positions seen from the previous archiver's last report: its
+/// last look when it saw the server past the archive's end `through` (the
+/// lag runs from then at the latest); otherwise the server went past it
+/// after that report, at a moment no one saw, and the report's time is
+/// taken as the start: the lag in seconds is then an upper bound, flagged
+/// until the archive catches up or a look finds the server not past it.
+pub(crate) fn seed_positions(p: &mut ArchiveProgress, previous: &ArchiverStatus, through: u64) {
+    let seen = previous
+        .looked_at
+        .zip(previous.server_lsn.as_deref().and_then(Lsn::parse));
+    match seen {
+        Some((at, lsn)) if lsn.0 > through => p.positions_seen = vec![(at, lsn.0)],
+        _ => {
+            let bound = (previous.updated_at, through + 1);
+            p.positions_seen = vec![bound];
+            p.seeded_bound = Some(bound);
+        }
+    }
 }
 
 /// What one archiver run works with.
@@ -275,6 +312,11 @@ impl Archiver<'_> {
                     .and_then(|name| Segment::parse(name, self.segment_size))
                     .map(|s| Lsn((s.number + 1) * self.segment_size).to_string()),
                 lag_since: p.lag_since,
+                looked_at: p.last_look.map(|(t, _)| t),
+                server_lsn: p.last_look.map(|(_, lsn)| Lsn(lsn).to_string()),
+                lag_bytes: p.slot.as_ref().map(|s| s.lag_bytes),
+                lag_seconds: p.slot.as_ref().and_then(|s| s.lag_seconds),
+                lag_is_bound: p.lag_is_bound,
             }
         };
         if let Err(e) = publish(self.dest, &status).await {

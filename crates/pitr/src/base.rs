@@ -133,17 +133,38 @@ pub async fn base_backup(
     Ok(report)
 }
 
-/// Takes the marker, stores it beside the base backup and ends the WAL
-/// segment it is in (when the user may: `pg_switch_wal()`), so that the
-/// archive holds its position soon rather than once the segment fills.
+/// Takes the marker, stores it beside the base backup, writes a WAL record
+/// at its position and ends the WAL segment it is in (when the user may:
+/// `pg_switch_wal()`), so that the archive holds its position soon rather
+/// than once the segment fills.
+///
+/// The record (`pg_logical_emit_message`, no transaction id, allowed to
+/// every user) matters on an idle server: the marker's position is then
+/// where the next record will go, often a segment's first byte, and
+/// without a record there the segment is empty, `pg_switch_wal()` does
+/// nothing and recovery has no record to stop before.
 async fn write_marker(server: &ConnConfig, dest: &Destination, id: &str) -> Result<RowCountMarker> {
     let marker = take_marker(server).await?;
     let json = serde_json::to_vec_pretty(&marker).expect("a marker always serializes");
     dest.put_bytes(&format!("{id}/{MARKER_NAME}"), json).await?;
     let (client, _task) = connect(server).await?;
+    let message = format!("row-count marker of base backup {id}");
+    if let Err(e) = client
+        .execute(
+            "SELECT pg_logical_emit_message(false, 'pgharbor', $1::text)",
+            &[&message],
+        )
+        .await
+    {
+        tracing::info!(
+            "no WAL record written at the row-count marker (pg_logical_emit_message() was \
+             refused: {e}); it is compared once the server writes again"
+        );
+    }
     if let Err(e) = client.execute("SELECT pg_switch_wal()", &[]).await {
         tracing::info!(
-            "the WAL segment of the row-count marker is archived once it fills or              archive_timeout ends it (pg_switch_wal() was refused: {e})"
+            "the WAL segment of the row-count marker is archived once it fills or \
+             archive_timeout ends it (pg_switch_wal() was refused: {e})"
         );
     }
     Ok(marker)

@@ -87,6 +87,17 @@ pub(crate) async fn look(
         .and_then(|name| Segment::parse(name, segment_size))
         .map(|s| (s.number + 1) * segment_size);
     let lag_seconds = note_position(&mut p, archived_through, current, now);
+    let was_unreserved = p
+        .slot
+        .as_ref()
+        .is_some_and(|s| s.wal_status.as_deref() == Some("unreserved"));
+    if view.wal_status.as_deref() == Some("unreserved") && !was_unreserved {
+        tracing::warn!(
+            "replication slot \"{slot}\" holds back {retained} bytes of WAL, over \
+             max_slot_wal_keep_size (wal_status = unreserved): the server removes that WAL at its \
+             next checkpoint unless the archiver catches up first, and the archive then has a gap"
+        );
+    }
     p.slot = Some(SlotState {
         retained_bytes: retained,
         lag_bytes: archived_through.map_or(retained, |through| current.saturating_sub(through)),
@@ -121,6 +132,7 @@ fn note_position(
     current: u64,
     now: DateTime<Utc>,
 ) -> Option<f64> {
+    p.last_look = Some((now, current));
     p.positions_seen.push((now, current));
     if let Some(through) = archived_through {
         // Positions only grow: what is left is the looks past the end.
@@ -130,9 +142,15 @@ fn note_position(
         p.positions_seen.remove(1);
     }
     if archived_through.is_some_and(|through| current <= through) {
+        // Not past the end: a bound seeded at a restart is dropped too.
+        p.positions_seen.clear();
+        p.seeded_bound = None;
+        p.lag_is_bound = false;
         p.lag_since = None;
         return Some(0.0);
     }
+    p.lag_is_bound =
+        p.seeded_bound.is_some() && p.positions_seen.first() == p.seeded_bound.as_ref();
     let first_seen_past = p.positions_seen.first().map(|(t, _)| *t);
     p.lag_since = lag_start(p.last_archived_at, first_seen_past);
     p.lag_since.map(|t| seconds_since(t, now))
@@ -215,5 +233,65 @@ mod tests {
             Some(0.0)
         );
         assert!(p.positions_seen.is_empty() && p.lag_since.is_none());
+    }
+
+    fn report(updated: i64, looked: Option<(i64, u64)>) -> crate::state::ArchiverStatus {
+        crate::state::ArchiverStatus {
+            updated_at: at(updated),
+            look_every_seconds: 10.0,
+            running: false,
+            slot: "pgharbor".to_owned(),
+            files_archived: 0,
+            failures: 0,
+            last_failure: None,
+            slot_lost: false,
+            archived_through: None,
+            lag_since: None,
+            looked_at: looked.map(|(t, _)| at(t)),
+            server_lsn: looked.map(|(_, lsn)| crate::lsn::Lsn(lsn).to_string()),
+            lag_bytes: None,
+            lag_seconds: None,
+            lag_is_bound: false,
+        }
+    }
+
+    #[test]
+    fn after_a_restart_the_lag_runs_from_the_previous_archivers_last_report() {
+        let segment = 16u64 << 20;
+        let through = 2 * segment;
+        // The previous archiver saw the server past the archive at 10 s:
+        // the lag runs from then, not from the first look after the restart.
+        let mut p = ArchiveProgress::default();
+        crate::archive::seed_positions(&mut p, &report(12, Some((10, through + 7))), through);
+        assert_eq!(
+            note_position(&mut p, Some(through), through + 99, at(100)),
+            Some(90.0)
+        );
+        assert!(!p.lag_is_bound);
+        // It last saw the server inside the archive (at 10 s, reported at
+        // 12 s): the lag runs from its report, flagged as a bound.
+        let mut p = ArchiveProgress::default();
+        crate::archive::seed_positions(&mut p, &report(12, Some((10, through - 5))), through);
+        assert_eq!(
+            note_position(&mut p, Some(through), through + 99, at(100)),
+            Some(88.0)
+        );
+        assert!(p.lag_is_bound);
+        // A look finding the server not past the end drops the bound.
+        let mut p = ArchiveProgress::default();
+        crate::archive::seed_positions(&mut p, &report(12, None), through);
+        assert_eq!(
+            note_position(&mut p, Some(through), through, at(100)),
+            Some(0.0)
+        );
+        assert_eq!(
+            note_position(&mut p, Some(through), through + 1, at(110)),
+            Some(0.0)
+        );
+        assert_eq!(
+            note_position(&mut p, Some(through), through + 9, at(130)),
+            Some(20.0)
+        );
+        assert!(!p.lag_is_bound);
     }
 }

@@ -58,7 +58,7 @@ pub use state::{
     archive_health, read_archiver_status, ArchiveHealth, ArchiverStatus, SlotView, ARCHIVER_STATUS,
 };
 pub use target::RecoveryTarget;
-pub use verify::{verify_pitr, PitrVerifyOptions, PitrVerifyReport};
+pub use verify::{verify_pitr, MarkerCheck, PitrVerifyOptions, PitrVerifyReport};
 pub use walstore::{
     archived_names, entry, fetch, fetch_bytes, timeline_path, Fetched, WalEntry, WAL_FOLDER,
 };

@@ -10,17 +10,21 @@
 //! `L` is read, then the rows are counted under those snapshots. A
 //! transaction visible to a snapshot had written and flushed its commit
 //! record before the snapshot was taken, so before `L`: a recovery that
-//! stops at `L` (inclusive) has it. A transaction invisible to a snapshot
+//! stops just before `L` (`recovery_target_inclusive = off`: every record
+//! starting before `L` replayed, none at or after it) has it. A
+//! transaction invisible to a snapshot
 //! (running then, or begun after) may still have committed before `L` (its
 //! commit record written between the snapshot and the reading of `L`):
 //! the restored copy is asked which of those it holds as committed, and
 //! when one is, the marker is reported as not exact for that database and
-//! its differences are notes, not failures. On a server not writing while
+//! that database's differences are notes, not failures (the other
+//! databases' differences stay failures). On a server not writing while
 //! the marker is taken there is none.
 //!
 //! Unlogged tables are not counted (a base backup leaves them out and a
 //! restore starts them empty); nor are tables the user may not read (named
-//! in `not_counted`: grant it `pg_read_all_data`).
+//! in `not_counted`, and left out of the comparison: a base-backup user
+//! with only `REPLICATION` reads none; grant it `pg_read_all_data`).
 
 use chrono::{DateTime, Utc};
 use pgharbor_backup::{BackupError, BackupErrorKind, Result};
@@ -43,7 +47,8 @@ pub struct RowCountMarker {
     /// When the counts were taken.
     pub taken_at: DateTime<Utc>,
     /// The WAL insert position read after every snapshot was taken: a
-    /// recovery stopping there (inclusive) holds what the counts saw.
+    /// recovery stopping just before it (not inclusive) holds what the
+    /// counts saw.
     pub lsn: String,
     /// Every database counted.
     pub databases: Vec<DatabaseCounts>,
@@ -195,11 +200,17 @@ pub struct MarkerComparison {
     /// Tables compared.
     pub tables_compared: usize,
     /// Each table whose rows differ, missing or extra, named
-    /// (`shop: public.item has 95 rows, the marker 96`).
+    /// (`shop: public.item has 95 rows, the marker 96`), in the databases
+    /// whose marker is exact: failures.
     pub differences: Vec<String>,
     /// Databases whose marker is not exact: a transaction the snapshot did
     /// not see had committed before the marker's position (named with it).
     pub inexact: Vec<String>,
+    /// The differences in those databases: notes, not failures.
+    pub inexact_differences: Vec<String>,
+    /// Tables left out: the backup user could not read them when the
+    /// marker was taken (`database: schema.table`).
+    pub not_counted: Vec<String>,
 }
 
 /// Compares the restored copy (connected through `config`, paused at the
@@ -217,20 +228,48 @@ pub async fn compare(config: &ConnConfig, marker: &RowCountMarker) -> Result<Mar
                 continue;
             }
         };
-        if let Some(xids) = committed_unseen(&db, &counted.snapshot, &counted.name).await? {
-            comparison.inexact.push(format!(
-                "{}: transaction(s) {xids} committed between its snapshot and the marker's \
-                 position",
-                counted.name
-            ));
-        }
+        let unseen = committed_unseen(&db, &counted.snapshot, &counted.name).await?;
         let (restored, _) = count_tables(&db, &counted.name).await?;
         comparison.tables_compared += counted.tables.len();
-        comparison
-            .differences
-            .extend(table_differences(&counted.name, &counted.tables, &restored));
+        comparison.not_counted.extend(
+            counted
+                .not_counted
+                .iter()
+                .map(|table| format!("{}: {table}", counted.name)),
+        );
+        let differences = restored_differences(counted, restored);
+        comparison.add_database(&counted.name, unseen, differences);
     }
     Ok(comparison)
+}
+
+impl MarkerComparison {
+    /// Adds one database's `differences`: failures, or notes when the
+    /// transactions `unseen` by its snapshot had committed before the
+    /// marker's position (that database's only).
+    fn add_database(&mut self, name: &str, unseen: Option<String>, differences: Vec<String>) {
+        match unseen {
+            Some(xids) => {
+                self.inexact.push(format!(
+                    "{name}: transaction(s) {xids} committed between its snapshot and the \
+                     marker's position"
+                ));
+                self.inexact_differences.extend(differences);
+            }
+            None => self.differences.extend(differences),
+        }
+    }
+}
+
+/// The differences between `counted` and the restored copy's tables,
+/// leaving out those the backup user could not read when the marker was
+/// taken (the restored copy is counted as its superuser, which reads all).
+fn restored_differences(counted: &DatabaseCounts, restored: Vec<TableCount>) -> Vec<String> {
+    let restored: Vec<TableCount> = restored
+        .into_iter()
+        .filter(|t| !counted.not_counted.contains(&t.table))
+        .collect();
+    table_differences(&counted.name, &counted.tables, &restored)
 }
 
 /// The transactions the marker's `snapshot` did not see that the restored
@@ -315,5 +354,40 @@ mod tests {
             ]
         );
         assert!(table_differences("shop", &expected, &expected).is_empty());
+    }
+
+    #[test]
+    fn only_the_inexact_databases_differences_become_notes() {
+        let mut comparison = MarkerComparison::default();
+        comparison.add_database("shop", None, vec!["shop: public.a has 2 rows".to_owned()]);
+        comparison.add_database(
+            "busy",
+            Some("812".to_owned()),
+            vec!["busy: public.b has 9 rows".to_owned()],
+        );
+        assert_eq!(comparison.differences, ["shop: public.a has 2 rows"]);
+        assert_eq!(
+            comparison.inexact_differences,
+            ["busy: public.b has 9 rows"]
+        );
+        assert_eq!(comparison.inexact.len(), 1);
+        assert!(comparison.inexact[0].starts_with("busy: transaction(s) 812"));
+    }
+
+    #[test]
+    fn tables_the_backup_user_could_not_read_are_left_out() {
+        let counted = DatabaseCounts {
+            name: "shop".to_owned(),
+            snapshot: "10:10:".to_owned(),
+            tables: counts(&[("public.a", 3)]),
+            not_counted: vec!["public.secret".to_owned()],
+        };
+        let restored = counts(&[("public.a", 3), ("public.secret", 7)]);
+        assert!(restored_differences(&counted, restored.clone()).is_empty());
+        let extra = counts(&[("public.a", 3), ("public.new", 1)]);
+        assert_eq!(
+            restored_differences(&counted, extra),
+            vec!["shop: public.new (1 rows) is not in the marker"]
+        );
     }
 }

@@ -19,8 +19,13 @@
 //!   read at every look) past that end.
 //!
 //! So the figure is never more than the true lag, and falls short of it by
-//! at most the time between two looks (10 s) — or, after the archiver was
-//! down, by the time it was down before the segment's archiving. It is 0
+//! at most the time between two looks (10 s). After a restart the
+//! archiver reads the previous one's last report (`wal/archiver.json`:
+//! `looked_at`, `server_lsn`): when that look saw the server past the
+//! archive's end, the lag runs from it; otherwise the server went past it
+//! while no archiver looked, and the report's `updated_at` is taken as the
+//! start — the figure is then an upper bound, flagged `lag_is_bound`, until
+//! the archive catches up or a look finds the server not past it. It is 0
 //! when the server has written nothing the archive lacks. A server that
 //! writes a little and never fills its segment lags more and more: that is
 //! the WAL a lost server would take with it (set `archive_timeout`).
@@ -62,12 +67,33 @@ pub struct ArchiverStatus {
     pub archived_through: Option<String>,
     /// When the server was first seen past it (see the module overview).
     pub lag_since: Option<DateTime<Utc>>,
+    /// The last look: when, and the server's WAL position then (what a
+    /// restarted archiver measures the lag from).
+    #[serde(default)]
+    pub looked_at: Option<DateTime<Utc>>,
+    /// The server's WAL position at the last look.
+    #[serde(default)]
+    pub server_lsn: Option<String>,
+    /// WAL the server had written that the archive lacked, at the last look.
+    #[serde(default)]
+    pub lag_bytes: Option<u64>,
+    /// The age of the oldest of it, at the last look.
+    #[serde(default)]
+    pub lag_seconds: Option<f64>,
+    /// Whether that age is an upper bound (see the module overview).
+    #[serde(default)]
+    pub lag_is_bound: bool,
 }
 
 impl ArchiverStatus {
     /// Seconds since it was written.
     pub fn age_seconds(&self) -> f64 {
         seconds_since(self.updated_at, Utc::now())
+    }
+
+    /// Seconds since its last look, when it looked.
+    pub fn look_age_seconds(&self) -> Option<f64> {
+        self.looked_at.map(|t| seconds_since(t, Utc::now()))
     }
 
     /// Whether it is too old to come from a running archiver.
@@ -165,6 +191,9 @@ pub struct ArchiveHealth {
     pub archiver: Option<ArchiverStatus>,
     /// Whether that state is too old to come from a running archiver.
     pub archiver_stale: bool,
+    /// Whether `lag_seconds` is an upper bound (it runs from a restarted
+    /// archiver's predecessor's last report; see the module overview).
+    pub lag_is_bound: bool,
 }
 
 /// Looks at `server`, its slot `slot` and the archive at `dest`.
@@ -197,7 +226,7 @@ pub async fn archive_health(
     let archiver = read_archiver_status(dest).await?;
     let archiver_stale = archiver.as_ref().is_some_and(|a| a.is_stale(now));
     let lag_bytes = current.saturating_sub(through.unwrap_or(0));
-    let seen_past = archiver
+    let matching = archiver
         .as_ref()
         .filter(|a| !archiver_stale && a.archived_through.is_some())
         .filter(|a| {
@@ -205,8 +234,9 @@ pub async fn archive_health(
                 .as_deref()
                 .and_then(crate::lsn::Lsn::parse)
                 == through.map(crate::lsn::Lsn)
-        })
-        .and_then(|a| a.lag_since);
+        });
+    let seen_past = matching.and_then(|a| a.lag_since);
+    let lag_is_bound = lag_bytes > 0 && matching.is_some_and(|a| a.lag_is_bound);
     let lag_seconds = if lag_bytes == 0 {
         Some(0.0)
     } else {
@@ -222,6 +252,7 @@ pub async fn archive_health(
         slot,
         archiver,
         archiver_stale,
+        lag_is_bound,
     })
 }
 
@@ -297,6 +328,11 @@ mod tests {
             slot_lost: false,
             archived_through: None,
             lag_since: None,
+            looked_at: None,
+            server_lsn: None,
+            lag_bytes: None,
+            lag_seconds: None,
+            lag_is_bound: false,
         };
         assert!(!status.is_stale(at(29)));
         assert!(status.is_stale(at(31)));

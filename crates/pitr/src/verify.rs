@@ -28,8 +28,8 @@ use sha2::{Digest, Sha256};
 use crate::lsn::{missing_segments, Segment};
 use crate::marker::{compare, MarkerComparison, RowCountMarker, MARKER_NAME};
 use crate::restore::{
-    append_settings, choose_base, pg_ctl_start, restore_to_point, start_and_wait, stopped_early,
-    PitrRestoreOptions, PitrRestoreReport,
+    append_settings, choose_base, log_tail, pg_ctl_start, restore_to_point, start_and_wait,
+    stopped_early, PitrRestoreOptions, PitrRestoreReport,
 };
 use crate::target::RecoveryTarget;
 use crate::walstore::{archived_names, entry, timeline_path, WAL_FOLDER};
@@ -69,6 +69,9 @@ pub struct PitrVerifyReport {
     pub marker: Option<MarkerCheck>,
     /// What was not checked, and why (no marker, a marker not exact).
     pub notes: Vec<String>,
+    /// Checks that could not run though they should have (the marker's
+    /// WAL not archived): the verification passes, with these shown.
+    pub warnings: Vec<String>,
     /// Every problem, each naming the file, segment or check.
     pub problems: Vec<String>,
 }
@@ -89,6 +92,7 @@ pub async fn verify_pitr(
         rows: 0,
         marker: None,
         notes: Vec::new(),
+        warnings: Vec::new(),
         problems: Vec::new(),
     };
     for file in &manifest.files {
@@ -144,7 +148,8 @@ pub struct MarkerCheck {
 }
 
 /// The base backup's marker when the archive holds the WAL up to its
-/// position; otherwise a note saying why none is compared.
+/// position; otherwise a note (no marker) or a warning (its WAL not
+/// archived) saying why none is compared.
 async fn reachable_marker(
     dest: &Destination,
     manifest: &Manifest,
@@ -185,7 +190,7 @@ async fn reachable_marker(
     if archived {
         return Ok(Some(marker));
     }
-    report.notes.push(format!(
+    report.warnings.push(format!(
         "the row-count marker at WAL position {} is not archived yet (its segment {segment} is \
          still being written; it is archived when it fills, at archive_timeout or \
          pg_switch_wal()): rows were counted, not compared",
@@ -263,6 +268,9 @@ async fn restore_and_check(
     let target = match &marker {
         Some(marker) => {
             settings.push(("recovery_target_action".to_owned(), "pause".to_owned()));
+            // Stop before the record at the marker's position: it was
+            // written after the snapshots (see crate::marker).
+            settings.push(("recovery_target_inclusive".to_owned(), "off".to_owned()));
             settings.push(("hot_standby".to_owned(), "on".to_owned()));
             RecoveryTarget::Lsn(marker.position()?)
         }
@@ -328,19 +336,24 @@ async fn compare_then_replay(
         comparison,
     };
     let at = format!("at the row-count marker (WAL position {})", marker.lsn);
-    if check.comparison.inexact.is_empty() {
-        for difference in &check.comparison.differences {
-            report
-                .problems
-                .push(format!("rows differ {at}: {difference}"));
-        }
-    } else {
-        for difference in &check.comparison.differences {
-            report.notes.push(format!(
-                "rows differ {at}, which is not exact ({}): {difference}",
-                check.comparison.inexact.join("; ")
-            ));
-        }
+    let comparison = &check.comparison;
+    for difference in &comparison.differences {
+        report
+            .problems
+            .push(format!("rows differ {at}: {difference}"));
+    }
+    for difference in &comparison.inexact_differences {
+        report.notes.push(format!(
+            "rows differ {at}, in a database where it is not exact ({}): {difference}",
+            comparison.inexact.join("; ")
+        ));
+    }
+    if !comparison.not_counted.is_empty() {
+        report.notes.push(format!(
+            "not counted: the backup user cannot read them; grant pg_read_all_data for a \
+             row-count check: {}",
+            comparison.not_counted.join(", ")
+        ));
     }
     report.marker = Some(check);
     pg_ctl_stop(&pg_ctl.path, dir, "fast").await;
@@ -349,6 +362,7 @@ async fn compare_then_replay(
         "pgharbor verify: the marker compared, replaying to the end",
         &[
             ("recovery_target_lsn".to_owned(), String::new()),
+            ("recovery_target_inclusive".to_owned(), "on".to_owned()),
             ("recovery_target_action".to_owned(), "promote".to_owned()),
         ],
     )?;
@@ -356,27 +370,54 @@ async fn compare_then_replay(
     start_and_wait(&pg_ctl.path, &controldata.path, dir, &restored.log_file).await
 }
 
+/// How long recovery may go without replaying anything before
+/// [`wait_paused`] gives up.
+const PAUSE_STALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Waits until recovery has paused at its target; an error quoting the
-/// log when the server stops instead (the target not reached).
+/// log when the server stops instead (the target not reached) or replays
+/// nothing for [`PAUSE_STALL_LIMIT`].
 async fn wait_paused(
     config: &ConnConfig,
     dir: &std::path::Path,
     log_file: &std::path::Path,
 ) -> Result<()> {
+    let mut replayed: Option<String> = None;
+    let mut progress_at = std::time::Instant::now();
     loop {
         if !dir.join("postmaster.pid").exists() {
             return Err(stopped_early(log_file));
         }
         if let Ok((client, _task)) = connect(config).await {
-            let paused = client
+            let state = client
                 .query_one(
-                    "SELECT pg_is_in_recovery() AND pg_is_wal_replay_paused()",
+                    "SELECT pg_is_in_recovery() AND pg_is_wal_replay_paused(), \
+                            pg_last_wal_replay_lsn()::text",
                     &[],
                 )
                 .await;
-            if paused.is_ok_and(|row| row.get::<_, bool>(0)) {
-                return Ok(());
+            if let Ok(row) = state {
+                if row.get::<_, bool>(0) {
+                    return Ok(());
+                }
+                let now_at: Option<String> = row.get(1);
+                if now_at != replayed {
+                    replayed = now_at;
+                    progress_at = std::time::Instant::now();
+                }
             }
+        }
+        if progress_at.elapsed() > PAUSE_STALL_LIMIT {
+            return Err(BackupError::new(
+                BackupErrorKind::Tool,
+                format!(
+                    "the restored copy did not pause at the row-count marker: nothing replayed \
+                     for {} s (last replayed WAL position {}); its log ends: {}",
+                    PAUSE_STALL_LIMIT.as_secs(),
+                    replayed.as_deref().unwrap_or("none"),
+                    log_tail(log_file)
+                ),
+            ));
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }

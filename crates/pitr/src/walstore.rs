@@ -67,7 +67,10 @@ pub async fn claim(dest: &Destination, system_identifier: &str) -> Result<()> {
             Err(BackupError::new(
                 BackupErrorKind::InvalidInput,
                 format!(
-                    "{dest} holds the archive of another PostgreSQL cluster (system identifier {};                      this server's is {system_identifier}): WAL file names repeat between clusters,                      so archiving here would overwrite its WAL; give this server a destination of                      its own",
+                    "{dest} holds the archive of another PostgreSQL cluster (system identifier {}; \
+                     this server's is {system_identifier}): WAL file names repeat between clusters, \
+                     so archiving here would overwrite its WAL; give this server a destination of \
+                     its own",
                     theirs.system_identifier
                 ),
             ))
