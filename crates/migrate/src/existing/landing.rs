@@ -373,7 +373,16 @@ pub(super) async fn prepare_tables(
             ),
         ));
     }
-    if non_empty.is_empty() {
+    let emptied: Vec<String> = if options.truncate {
+        tables.iter().map(|t| t.spec.name.to_string()).collect()
+    } else {
+        non_empty
+            .iter()
+            .filter(|t| replaced(t))
+            .map(|t| t.spec.name.to_string())
+            .collect()
+    };
+    if emptied.is_empty() {
         return Ok(());
     }
     // PostgreSQL empties a table others reference only in the same statement.
