@@ -197,9 +197,12 @@ impl Encryption {
                         forget_key(&client).await?;
                         return Ok::<u64, MigrateError>(rows);
                     };
-                    rows += client.execute(&sql, &[&name]).await.map_err(pg_error(format!(
-                        "encrypting collection {name:?} into {table} (pgp_sym_encrypt)"
-                    )))?;
+                    rows += client
+                        .execute(&sql, &[&name])
+                        .await
+                        .map_err(pg_error(format!(
+                            "encrypting collection {name:?} into {table} (pgp_sym_encrypt)"
+                        )))?;
                 }
             });
         }
