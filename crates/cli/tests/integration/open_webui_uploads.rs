@@ -143,7 +143,9 @@ fn uploads_are_copied_with_their_bytes_proved_and_a_second_run_skips_them() {
     .fails_with(1, &["copying uploads/ failed", unwritable]);
     assert!(
         failed.stdout.contains("DATABASE_URL")
-            && failed.stdout.contains("Open WebUI opens each upload by the absolute path"),
+            && failed
+                .stdout
+                .contains("Open WebUI opens each upload by the absolute path"),
         "{}",
         failed.all()
     );
