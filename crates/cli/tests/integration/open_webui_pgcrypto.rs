@@ -305,3 +305,86 @@ fn an_encrypted_table_with_the_ivfflat_index_open_webui_expects_is_read_back_by_
     pg.psql("postgres", "ALTER DATABASE ivfflat SET ivfflat.probes = 7");
     settings.round_trip(&url, &[]);
 }
+
+/// Whether an encrypting INSERT of pgharbor's is running on `db`.
+fn encrypting(pg: &Cluster, db: &str) -> bool {
+    scalar(
+        pg,
+        db,
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO%pgp_sym_encrypt%' \
+         AND pid <> pg_backend_pid()",
+    ) != "0"
+}
+
+/// Poll `done` every 100 ms for up to `seconds`.
+fn eventually(seconds: u64, mut done: impl FnMut() -> bool) -> bool {
+    (0..seconds * 10).any(|_| {
+        done() || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            false
+        }
+    })
+}
+
+#[test]
+fn a_run_killed_mid_encryption_leaves_nothing_and_the_next_run_verifies() {
+    let pg = pgcrypto_cluster();
+    pg.create_database("killed");
+    let url = pg.url("killed");
+    Settings(vec![
+        ("PGVECTOR_PGCRYPTO", "true".into()),
+        ("PGVECTOR_PGCRYPTO_KEY", KEY.into()),
+    ])
+    .open_webui_creates_its_table(&url);
+    // Holds the encrypting INSERT (a statement trigger that sleeps) so that
+    // the kill lands while it runs on the server.
+    pg.psql(
+        "killed",
+        "CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS \
+         $$BEGIN PERFORM pg_sleep(600); RETURN NULL; END$$; \
+         CREATE TRIGGER hold BEFORE INSERT ON document_chunk FOR EACH STATEMENT EXECUTE FUNCTION hold()",
+    );
+    let store = store();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgharbor"))
+        .args(["migrate", &store, &url, "--layout", "open-webui"])
+        .env("PGVECTOR_PGCRYPTO_KEY", KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(120, || encrypting(&pg, "killed")),
+        "the run never reached the encrypting INSERT"
+    );
+    child.kill().expect("kill -9");
+    child.wait().expect("reap pgharbor");
+    // The server notices the closed connection and stops the INSERT
+    // (client_connection_check_interval), well before the 600 s hold ends.
+    assert!(
+        eventually(60, || !encrypting(&pg, "killed")),
+        "the killed run's INSERT still runs on the server"
+    );
+    pg.psql("killed", "DROP TRIGGER hold ON document_chunk");
+    assert_eq!(
+        scalar(
+            &pg,
+            "killed",
+            "SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relname LIKE 'pgharbor_document_chunk_plain\\_%'"
+        ),
+        "1",
+        "the killed run's staging table is left, recorded, for the next run"
+    );
+    let run = migrate(&url, &["--json"], &[("PGVECTOR_PGCRYPTO_KEY", KEY)]).success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["migration"]["verified"], true, "{}", run.stdout);
+    assert_eq!(
+        query(
+            &pg,
+            "killed",
+            "SELECT NOT EXISTS (SELECT 1 FROM pg_class WHERE relname LIKE 'pgharbor_document_chunk_plain\\_%'), \
+             to_regnamespace('pgharbor_created') IS NULL"
+        ),
+        ["t|t"],
+        "the staging table and its record are gone after the next run"
+    );
+}

@@ -19,7 +19,9 @@
 //!   dropped (by that record only); then it is indexed by collection and the
 //!   server encrypts the rows into `document_chunk` (`INSERT … SELECT
 //!   pgp_sym_encrypt(text, current_setting(…)), …`, one collection per
-//!   connection) and the staging table is dropped.
+//!   connection, each with `client_connection_check_interval`, so that a
+//!   killed or interrupted run's INSERTs stop on the server at once) and
+//!   the staging table is dropped.
 //! * Verification reads through a temporary view of each verifying session
 //!   that decrypts with the key (set with `set_config` from a bind
 //!   parameter): the checksums compare the decrypted text and metadata with
@@ -41,6 +43,9 @@ use tokio_postgres::Client;
 pub const STAGING_TABLE_PREFIX: &str = "pgharbor_document_chunk_plain_";
 /// The decrypting view of a verifying session (in `pg_temp`).
 const DECRYPTED_VIEW: &str = "pgharbor_document_chunk_decrypted";
+/// How often the server checks, during an encrypting INSERT, that pgharbor
+/// is still connected.
+const CONNECTION_CHECK_INTERVAL: &str = "1s";
 /// The session setting holding the key while a session verifies.
 const KEY_SETTING: &str = "pgharbor.pgcrypto_key";
 
@@ -187,6 +192,15 @@ impl Encryption {
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..jobs.max(1) {
             let client = crate::target::connect(target).await?;
+            // A run killed or interrupted mid-INSERT closes this connection:
+            // the server then stops the INSERT within a second (instead of
+            // finishing it, holding the staging table the clean-up drops).
+            client
+                .batch_execute(&format!(
+                    "SET client_connection_check_interval = '{CONNECTION_CHECK_INTERVAL}'"
+                ))
+                .await
+                .map_err(pg_error("setting client_connection_check_interval"))?;
             give_key(&client, &self.key, "encrypting").await?;
             let (queue, sql) = (queue.clone(), sql.clone());
             let table = self.table.clone();
