@@ -531,6 +531,10 @@ fn the_pgcrypto_key_appears_in_no_output_of_any_command() {
         "the server log does not show the encrypted load (log_statement=mod): {log}"
     );
     assert!(
+        !log.contains("permission denied to set parameter"),
+        "the non-superuser's refused setting reached the server's log: {log}"
+    );
+    assert!(
         !log.to_lowercase().contains(KEY_CANARY_CORE),
         "the pgcrypto key is in the server's log:\n{log}"
     );

@@ -295,12 +295,19 @@ async fn give_key(client: &Client, key: &PgcryptoKey, doing: &str) -> Result<(),
         .map_err(pg_error(format!(
             "keeping parameters out of the server's error log before {doing}"
         )))?;
-    // Superuser only; other roles' parameters stay out of the log as long as
-    // the server does not log SELECTs (log_statement below `all`, no
+    // Superuser only (refused quietly, without an error in the server's
+    // log); other roles' parameters stay out of the log as long as the
+    // server does not log SELECTs (log_statement below `all`, no
     // log_min_duration_statement / auto_explain reaching this one).
-    let _ = client
-        .batch_execute("SET log_parameter_max_length = 0")
-        .await;
+    client
+        .batch_execute(
+            "DO $$ BEGIN SET log_parameter_max_length = 0; \
+             EXCEPTION WHEN insufficient_privilege THEN NULL; END $$",
+        )
+        .await
+        .map_err(pg_error(format!(
+            "keeping parameters out of the server's statement log before {doing}"
+        )))?;
     client
         .execute(
             &format!("SELECT set_config('{KEY_SETTING}', $1, false)"),
