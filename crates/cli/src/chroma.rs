@@ -97,24 +97,56 @@ fn open_webui_settings_index() -> IndexChoice {
     }
 }
 
+/// The key held by the key file `path`: its one non-empty line (without
+/// the line ending). Refused, naming the file, when it is readable by
+/// group or others (like a password file) or holds more than one line.
+fn read_key_file(path: &Path) -> Result<String, Failure> {
+    let refuse =
+        |why: String| Failure::usage(format!("--pgcrypto-key-file {}: {why}", path.display()));
+    let mut file =
+        std::fs::File::open(path).map_err(|e| refuse(format!("cannot read it ({})", e.kind())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = file
+            .metadata()
+            .map_err(|e| refuse(format!("cannot read it ({})", e.kind())))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(refuse(format!(
+                "has group or world access (mode {:04o}); a key file must be u=rw (0600) or less: chmod 600 {}",
+                mode & 0o7777,
+                path.display()
+            )));
+        }
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text)
+        .map_err(|e| refuse(format!("cannot read it ({})", e.kind())))?;
+    let mut lines = text
+        .split('\n')
+        .map(|line| line.strip_suffix('\r').unwrap_or(line))
+        .filter(|line| !line.is_empty());
+    let key = lines.next().unwrap_or_default().to_string();
+    if lines.next().is_some() {
+        return Err(refuse(
+            "holds more than one non-empty line; it must hold the key alone (Open WebUI's PGVECTOR_PGCRYPTO_KEY) on one line".into(),
+        ));
+    }
+    Ok(key)
+}
+
 /// The environment variable Open WebUI reads its pgcrypto key from.
 const PGCRYPTO_KEY_ENV: &str = "PGVECTOR_PGCRYPTO_KEY";
 
-/// Open WebUI's pgcrypto key: the first line of `file` (a key file given
+/// Open WebUI's pgcrypto key: the one line of `file` (a key file given
 /// is always used), else `PGVECTOR_PGCRYPTO_KEY` when set. The key never
 /// appears in a message: errors name the file only.
 fn pgcrypto_key(file: Option<&Path>) -> Result<Option<PgcryptoKey>, Failure> {
     let (secret, origin, explicit) = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                Failure::usage(format!(
-                    "--pgcrypto-key-file {}: cannot read it ({})",
-                    path.display(),
-                    e.kind()
-                ))
-            })?;
-            let key = text.strip_suffix('\n').unwrap_or(&text);
-            let key = key.strip_suffix('\r').unwrap_or(key).to_string();
+            let key = read_key_file(path)?;
             (key, format!("--pgcrypto-key-file {}", path.display()), true)
         }
         None => match std::env::var(PGCRYPTO_KEY_ENV) {
@@ -228,4 +260,39 @@ async fn open_store(
 /// failed, or recall fell below an explicit `--min-recall`.
 pub fn exit_code(report: &ChromaReport) -> u8 {
     u8::from(report.migration.verified == Some(false) || report.recall_passed == Some(false))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn key_file(dir: &Path, name: &str, contents: &str, mode: u32) -> std::path::PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_key_file_holds_one_line_and_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let crlf = key_file(dir.path(), "crlf.key", "s3cret key\r\n", 0o600);
+        assert_eq!(read_key_file(&crlf).unwrap(), "s3cret key");
+        let two = key_file(dir.path(), "two.key", "s3cret\nsomething else\n", 0o600);
+        let refused = read_key_file(&two).unwrap_err().message();
+        assert!(
+            refused.contains("two.key") && refused.contains("more than one non-empty line"),
+            "{refused}"
+        );
+        assert!(!refused.contains("s3cret"), "{refused}");
+        let open = key_file(dir.path(), "open.key", "s3cret\n", 0o644);
+        let refused = read_key_file(&open).unwrap_err().message();
+        assert!(
+            refused.contains("open.key")
+                && refused.contains("mode 0644")
+                && refused.contains("chmod 600"),
+            "{refused}"
+        );
+    }
 }

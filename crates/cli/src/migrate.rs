@@ -238,8 +238,12 @@ async fn migrate_into_existing(
         .map_err(Failure::from_migrate)?;
     printed?;
     reporter.done();
-    let uploads = open_webui_uploads(args, &app, report.next_steps.is_some()).await?;
+    let (uploads, uploads_failed) =
+        open_webui_uploads(args, &app, report.next_steps.is_some()).await?;
     render::app::print_report(&report, &uploads, common.json)?;
+    if let Some(failure) = uploads_failed {
+        return Err(failure);
+    }
     Ok(
         exit_code(&report.database)
             .max(report.vectors.as_ref().map_or(0, crate::chroma::exit_code)),
@@ -267,44 +271,64 @@ fn check_uploads_to(args: &MigrateArgs, app: &AppData) -> Result<(), Failure> {
             app.preset.title
         )));
     }
-    if app.store_dir(UPLOADS_STORE).is_none() {
+    let Some(from) = app.store_dir(UPLOADS_STORE) else {
         return Err(Failure::usage(format!(
             "--uploads-to {}: there is no uploads/ directory beside {} to copy",
             to.display(),
             app.database.display()
         )));
-    }
-    Ok(())
+    };
+    uploads::plan_uploads(from, to, args.overwrite_uploads)
+        .map(|_| ())
+        .map_err(|e| {
+            Failure::usage(format!(
+                "--uploads-to {}: {}; nothing was moved",
+                to.display(),
+                pgharbor_migrate::error::explain(&e)
+            ))
+        })
 }
 
 /// Open WebUI's uploads: copied with `--uploads-to` once everything else
-/// verified (`passed`), and what Open WebUI needs to find them.
+/// verified (`passed`), and what Open WebUI needs to find them; with the
+/// failure to return once the report is printed when the copy failed.
 async fn open_webui_uploads(
     args: &MigrateArgs,
     app: &AppData,
     passed: bool,
-) -> Result<render::app::Uploads, Failure> {
+) -> Result<(render::app::Uploads, Option<Failure>), Failure> {
     if !is_open_webui(app) {
-        return Ok(render::app::Uploads::default());
+        return Ok((render::app::Uploads::default(), None));
     }
     let found = app.store_dir(UPLOADS_STORE).map(PathBuf::from);
-    let copying = match (&args.uploads_to, &found) {
-        (Some(to), Some(from)) if passed => Some((from.clone(), to.clone())),
+    let mut not_copied = None;
+    let mut failed = None;
+    let copied = match (&args.uploads_to, &found) {
+        (Some(to), Some(_)) if !passed => {
+            not_copied = Some(format!(
+                "uploads not copied to {}: verification failed",
+                to.display()
+            ));
+            None
+        }
+        (Some(to), Some(from)) => {
+            let (from, to, overwrite) = (from.clone(), to.clone(), args.overwrite_uploads);
+            let copying =
+                tokio::task::spawn_blocking(move || uploads::copy_uploads(&from, &to, overwrite))
+                    .await
+                    .map_err(anyhow::Error::from)?;
+            match copying {
+                Ok(report) => Some(report),
+                Err(e) => {
+                    failed = Some(Failure::from(anyhow::anyhow!(
+                        "the database and vectors were moved and verified (see the steps above); copying uploads/ failed: {}",
+                        pgharbor_migrate::error::explain(&e)
+                    )));
+                    None
+                }
+            }
+        }
         _ => None,
-    };
-    let overwrite = args.overwrite_uploads;
-    let copied = match copying {
-        Some((from, to)) => Some(
-            tokio::task::spawn_blocking(move || uploads::copy_uploads(&from, &to, overwrite))
-                .await
-                .map_err(anyhow::Error::from)?
-                .map_err(|e| {
-                    Failure::from_migrate(e.context(
-                        "the database and vectors were moved and verified; copying uploads/ failed",
-                    ))
-                })?,
-        ),
-        None => None,
     };
     // What the file table says only adds advice: a failure to read it is told, not fatal.
     let steps = match uploads::referenced_uploads(&app.database, found.as_deref()) {
@@ -314,7 +338,12 @@ async fn open_webui_uploads(
             uploads::next_steps(found.as_deref(), copied.as_ref(), &Default::default())
         ),
     };
-    Ok(render::app::Uploads { copied, steps })
+    let uploads = render::app::Uploads {
+        copied,
+        steps,
+        not_copied,
+    };
+    Ok((uploads, failed))
 }
 
 /// `pgharbor migrate chroma:DIR TARGET`.

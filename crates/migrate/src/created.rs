@@ -59,7 +59,7 @@ const ADD_RUN_COLUMN: &str = "DO $$ BEGIN
 /// This process's run number: the runs of one process come one after the
 /// other (an Open WebUI move: the database, then the vectors), so they
 /// share it.
-fn run_number() -> i32 {
+pub fn run_number() -> i32 {
     static RUN: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
     *RUN.get_or_init(|| {
         let nanos = std::time::SystemTime::now()

@@ -1,11 +1,18 @@
 //! Open WebUI's uploaded files (`DATA_DIR/uploads/`), which are not in any
 //! database: copied into another directory with their bytes proved.
 //!
-//! * Every file is streamed through SHA-256 into a hidden partial file
-//!   beside its destination, flushed to disk, read back and hashed again;
-//!   only when both digests agree is it renamed into place (and the
-//!   directory flushed). A crash leaves at most a partial file, replaced by
-//!   the next run.
+//! * Every file is streamed through SHA-256 into a new hidden partial file
+//!   beside its destination (a short name unique to the process,
+//!   `.pgharbor-PID-N.partial`, created exclusively: never an existing
+//!   file), flushed to disk, read back and hashed again; only when both
+//!   digests agree is it renamed into place (and the directory flushed). A
+//!   crash leaves at most that partial file, never a half-written upload.
+//! * Source files are opened with `O_NOFOLLOW`, and a directory under the
+//!   destination that is a symbolic link is refused: nothing is read or
+//!   written through a link.
+//! * [`plan_uploads`] does every check (nesting, links, files with other
+//!   bytes) without writing, so a run can refuse a bad destination before
+//!   it moves anything.
 //! * Files are created `0600` and the directories created `0700`, whatever
 //!   the umask (uploads are users' private documents; Open WebUI, one user,
 //!   only needs to own them). Modification times are kept.
@@ -33,8 +40,8 @@ use std::path::{Path, PathBuf};
 const FILE_MODE: u32 = 0o600;
 /// The mode of every directory created.
 const DIR_MODE: u32 = 0o700;
-/// Marks a file being written (`.NAME.pgharbor-partial`).
-const PARTIAL_SUFFIX: &str = ".pgharbor-partial";
+/// Starts the name of a file being written (`.pgharbor-PID-N.partial`).
+const PARTIAL_PREFIX: &str = ".pgharbor-";
 /// Read buffer.
 const CHUNK: usize = 1 << 20;
 /// Differing files named in a refusal.
@@ -62,13 +69,14 @@ pub struct UploadsReport {
 }
 
 /// One file of `uploads/` and what to do with it.
+#[derive(Debug)]
 struct Entry {
     relative: PathBuf,
     size: u64,
     action: Action,
 }
 
-#[derive(PartialEq)]
+#[derive(Debug, PartialEq)]
 enum Action {
     Copy,
     Skip,
@@ -82,13 +90,20 @@ fn io_error(doing: impl std::fmt::Display, path: &Path, e: std::io::Error) -> Mi
     )
 }
 
-/// Copy every file under `source` into `destination` (see the module
-/// overview); `overwrite` replaces files there that differ.
-pub fn copy_uploads(
+/// What a copy will do, checked without writing anything.
+#[derive(Debug)]
+pub struct UploadsPlan {
+    entries: Vec<Entry>,
+    report: UploadsReport,
+}
+
+/// Check that every file under `source` can go into `destination`: not
+/// nested, no links, no file there with other bytes unless `overwrite`.
+pub fn plan_uploads(
     source: &Path,
     destination: &Path,
     overwrite: bool,
-) -> Result<UploadsReport, MigrateError> {
+) -> Result<UploadsPlan, MigrateError> {
     refuse_nested(source, destination)?;
     let mut entries = Vec::new();
     list_files(source, Path::new(""), &mut entries)?;
@@ -101,6 +116,7 @@ pub fn copy_uploads(
     for entry in &mut entries {
         report.files += 1;
         report.bytes += entry.size;
+        refuse_linked_dirs(destination, &entry.relative)?;
         entry.action = compare(
             &source.join(&entry.relative),
             &destination.join(&entry.relative),
@@ -121,11 +137,26 @@ pub fn copy_uploads(
             ),
         ));
     }
+    Ok(UploadsPlan { entries, report })
+}
+
+/// Copy every file under `source` into `destination` (see the module
+/// overview); `overwrite` replaces files there that differ.
+pub fn copy_uploads(
+    source: &Path,
+    destination: &Path,
+    overwrite: bool,
+) -> Result<UploadsReport, MigrateError> {
+    let UploadsPlan {
+        entries,
+        mut report,
+    } = plan_uploads(source, destination, overwrite)?;
     create_private_dirs(destination)?;
     for entry in &entries {
         match entry.action {
             Action::Skip => report.identical += 1,
             Action::Copy | Action::Replace => {
+                refuse_linked_dirs(destination, &entry.relative)?;
                 copy_proved(
                     &source.join(&entry.relative),
                     &destination.join(&entry.relative),
@@ -137,6 +168,31 @@ pub fn copy_uploads(
         }
     }
     Ok(report)
+}
+
+/// Refuse a directory between `destination` and the file `relative` that
+/// is a symbolic link (or not a directory).
+fn refuse_linked_dirs(destination: &Path, relative: &Path) -> Result<(), MigrateError> {
+    let mut dir = destination.to_path_buf();
+    for component in relative.parent().into_iter().flat_map(Path::components) {
+        dir.push(component);
+        match fs::symlink_metadata(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_error("reading", &dir, e)),
+            Ok(meta) if meta.is_dir() => {}
+            Ok(meta) => {
+                return Err(MigrateError::new(
+                    MigrateErrorKind::TargetNotEmpty,
+                    format!(
+                        "{} is a {}, not a directory: pgharbor writes no upload through it; move it away",
+                        dir.display(),
+                        if meta.file_type().is_symlink() { "symbolic link" } else { "file" }
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuse a destination inside `uploads/` (the copy would copy itself) or
@@ -263,14 +319,8 @@ fn create_private_dirs(dir: &Path) -> Result<(), MigrateError> {
 fn copy_proved(source: &Path, destination: &Path) -> Result<(), MigrateError> {
     let dir = destination.parent().expect("a file inside the destination");
     create_private_dirs(dir)?;
-    let name = destination
-        .file_name()
-        .expect("a file name")
-        .to_string_lossy();
-    let partial = dir.join(format!(".{name}{PARTIAL_SUFFIX}"));
-    let written = write_partial(source, &partial);
-    let proved = written.and_then(|sent| {
-        let stored = sha256_of(&partial)?;
+    let (partial, sent) = write_partial(source, dir)?;
+    let proved = sha256_of(&partial).and_then(|stored| {
         if stored == sent {
             Ok(())
         } else {
@@ -297,26 +347,59 @@ fn copy_proved(source: &Path, destination: &Path) -> Result<(), MigrateError> {
         .map_err(|e| io_error("flushing the directory", dir, e))
 }
 
-/// Stream `source` into a new `partial` (0600, flushed, the source's
-/// modification time); returns the SHA-256 of the bytes read.
-fn write_partial(source: &Path, partial: &Path) -> Result<[u8; 32], MigrateError> {
-    match fs::remove_file(partial) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(io_error("removing the leftover", partial, e))
-        }
-        _ => {}
+/// Stream `source` into a new partial file in `dir` (0600, flushed, the
+/// source's modification time); returns its path and the SHA-256 of the
+/// bytes read. The partial file is removed again when the copy fails.
+fn write_partial(source: &Path, dir: &Path) -> Result<(PathBuf, [u8; 32]), MigrateError> {
+    let mut input = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(source)
+        .map_err(|e| io_error("reading", source, e))?;
+    let (partial, mut output) = create_partial(dir)?;
+    let written = stream_into(source, &mut input, &partial, &mut output);
+    if written.is_err() {
+        let _ = fs::remove_file(&partial);
     }
-    let mut input = File::open(source).map_err(|e| io_error("reading", source, e))?;
-    let mut output = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(FILE_MODE)
-        .open(partial)
-        .map_err(|e| io_error("creating", partial, e))?;
-    output
-        .set_permissions(fs::Permissions::from_mode(FILE_MODE))
-        .map_err(|e| io_error("setting the mode of", partial, e))?;
-    let sent = hash_stream(&mut input, Some(&mut output))
+    written.map(|sent| (partial, sent))
+}
+
+/// A new file in `dir` with a name no other file has
+/// (`.pgharbor-PID-N.partial`), mode 0600.
+fn create_partial(dir: &Path) -> Result<(PathBuf, File), MigrateError> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let partial = dir.join(format!(
+            "{PARTIAL_PREFIX}{}-{n}.partial",
+            std::process::id()
+        ));
+        let created = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&partial);
+        match created {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_error("creating", &partial, e)),
+            Ok(file) => {
+                file.set_permissions(fs::Permissions::from_mode(FILE_MODE))
+                    .map_err(|e| io_error("setting the mode of", &partial, e))?;
+                return Ok((partial, file));
+            }
+        }
+    }
+}
+
+/// Copy `input` (`source`) into `output` (`partial`) with the source's
+/// modification time, flushed; the SHA-256 of the bytes read.
+fn stream_into(
+    source: &Path,
+    input: &mut File,
+    partial: &Path,
+    output: &mut File,
+) -> Result<[u8; 32], MigrateError> {
+    let sent = hash_stream(input, Some(output))
         .map_err(|e| io_error(format!("copying {} to", source.display()), partial, e))?;
     let modified = input
         .metadata()
@@ -503,6 +586,54 @@ mod tests {
         assert!(
             link.to_string().contains("symbolic link") && link.to_string().contains("link"),
             "{link}"
+        );
+    }
+
+    #[test]
+    fn longest_names_and_names_like_partial_files_are_copied() {
+        let scratch = tempfile::tempdir().unwrap();
+        let (source, destination) = (scratch.path().join("uploads"), scratch.path().join("copy"));
+        let longest = "n".repeat(255);
+        let files: [(&str, &[u8]); 3] = [
+            (&longest, b"longest"),
+            ("a.pdf", b"the file"),
+            (".a.pdf.pgharbor-partial", b"a file so named"),
+        ];
+        tree(&source, &files);
+        let report = copy_uploads(&source, &destination, false).unwrap();
+        assert_eq!(report.copied, 3);
+        for (name, bytes) in files {
+            assert_eq!(fs::read(destination.join(name)).unwrap(), bytes, "{name}");
+        }
+        let left: Vec<_> = fs::read_dir(&destination)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(PARTIAL_PREFIX))
+            .collect();
+        assert!(left.is_empty(), "partial files left: {left:?}");
+    }
+
+    #[test]
+    fn a_linked_directory_in_the_destination_is_refused_before_writing() {
+        let scratch = tempfile::tempdir().unwrap();
+        let (source, destination) = (scratch.path().join("uploads"), scratch.path().join("copy"));
+        let elsewhere = scratch.path().join("elsewhere");
+        tree(&source, &[("sub/a.pdf", b"1"), ("b.pdf", b"2")]);
+        fs::create_dir_all(&destination).unwrap();
+        fs::create_dir_all(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, destination.join("sub")).unwrap();
+        let refused = plan_uploads(&source, &destination, true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("symbolic link") && refused.contains("sub"),
+            "{refused}"
+        );
+        copy_uploads(&source, &destination, true).unwrap_err();
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+        assert!(
+            !destination.join("b.pdf").exists(),
+            "written before refusing"
         );
     }
 }

@@ -13,6 +13,9 @@ pub struct Uploads {
     pub copied: Option<UploadsReport>,
     /// What Open WebUI needs to find them.
     pub steps: String,
+    /// Why `--uploads-to` was not attempted (verification failed), printed
+    /// whatever else is.
+    pub not_copied: Option<String>,
 }
 
 /// Print the rest of the run's report (the database's was printed as soon
@@ -33,6 +36,9 @@ pub fn print_report(report: &AppReport, uploads: &Uploads, json: bool) -> anyhow
         } else {
             print!("\n{steps}");
         }
+    }
+    if let Some(why) = &uploads.not_copied {
+        eprintln!("pgharbor: {why}");
     }
     Ok(())
 }

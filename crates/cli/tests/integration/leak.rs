@@ -49,8 +49,9 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Write `contents` to `path` with `mode`.
 #[cfg(unix)]
-fn write_private(path: &std::path::Path, contents: &str, mode: u32) {
+pub(crate) fn write_private(path: &std::path::Path, contents: &str, mode: u32) {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::write(path, contents).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -392,7 +393,13 @@ fn run_with_key(label: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
 #[cfg(unix)]
 #[test]
 fn the_pgcrypto_key_appears_in_no_output_of_any_command() {
-    let pg = crate::open_webui_pgcrypto::pgcrypto_cluster();
+    // The server logs every change with its parameters (`mod`) and every
+    // statement's duration (with its parameters unless pgharbor's superuser
+    // session turns them off): the key must be in none of it.
+    let pg = crate::open_webui_pgcrypto::pgcrypto_cluster_with(vec![
+        ("log_statement".into(), "mod".into()),
+        ("log_min_duration_statement".into(), "0".into()),
+    ]);
     let scratch = Scratch::new();
     let store = format!(
         "chroma:{}/../../fixtures/openwebui/vector_db",
@@ -437,7 +444,7 @@ fn the_pgcrypto_key_appears_in_no_output_of_any_command() {
     );
     expect("migrate --json", &r, 0);
     let key_file = scratch.path("key");
-    std::fs::write(&key_file, format!("{KEY_CANARY}\n")).unwrap();
+    write_private(&key_file, &format!("{KEY_CANARY}\n"), 0o600);
     let verify = [
         "verify",
         store.as_str(),
@@ -495,4 +502,40 @@ fn the_pgcrypto_key_appears_in_no_output_of_any_command() {
     );
     expect("unreadable key file", &r, 2);
     assert!(r.stderr.contains("no-such-key"), "{}", r.stderr);
+    // A role that is not a superuser cannot turn parameter logging off: with
+    // `log_statement=mod` alone (no duration logging) its runs keep the key
+    // out of the log too.
+    pg.psql(
+        "encrypted",
+        "CREATE ROLE webui LOGIN; ALTER ROLE webui SET log_min_duration_statement = -1; \
+         ALTER DATABASE encrypted OWNER TO webui; ALTER TABLE document_chunk OWNER TO webui",
+    );
+    let as_webui = url.replacen("postgresql://postgres", "postgresql://webui", 1);
+    assert_ne!(as_webui, url, "the cluster's URL changed form: {url}");
+    let r = run_with_key(
+        "migrate as a non-superuser",
+        &[
+            "migrate",
+            &store,
+            &as_webui,
+            "--layout",
+            "open-webui",
+            "--truncate",
+        ],
+        &env_key,
+    );
+    expect("migrate as a non-superuser", &r, 0);
+    let log = pg.server_log();
+    assert!(
+        log.contains("pgharbor_document_chunk_plain_") && log.contains("pgp_sym_encrypt"),
+        "the server log does not show the encrypted load (log_statement=mod): {log}"
+    );
+    assert!(
+        !log.contains("permission denied to set parameter"),
+        "the non-superuser's refused setting reached the server's log: {log}"
+    );
+    assert!(
+        !log.to_lowercase().contains(KEY_CANARY_CORE),
+        "the pgcrypto key is in the server's log:\n{log}"
+    );
 }

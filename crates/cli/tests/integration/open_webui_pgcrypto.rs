@@ -31,6 +31,11 @@ fn fixture(name: &str) -> PathBuf {
 
 /// A PostgreSQL 16 with pgvector 0.8 and pgcrypto (built once, then cached).
 pub fn pgcrypto_cluster() -> Cluster {
+    pgcrypto_cluster_with(Vec::new())
+}
+
+/// [`pgcrypto_cluster`] with `extra_conf` in its `postgresql.conf`.
+pub fn pgcrypto_cluster_with(extra_conf: Vec<(String, String)>) -> Cluster {
     let built = Command::new("bash")
         .arg(fixture("pg16-pgcrypto.sh"))
         .output()
@@ -45,6 +50,7 @@ pub fn pgcrypto_cluster() -> Cluster {
         Flavor::Pg16Vector,
         ClusterOptions {
             bin_dir: Some(PathBuf::from(bin)),
+            extra_conf,
             ..Default::default()
         },
     )
@@ -151,9 +157,16 @@ fn an_encrypted_halfvec_table_open_webui_created_gets_every_chunk_and_open_webui
         "0"
     );
 
+    // A staging table pgharbor did not record (another run's, or the
+    // user's) is left alone: staging tables are dropped through the record.
+    pg.psql(
+        "encrypted",
+        "CREATE TABLE pgharbor_document_chunk_plain (note text); \
+         INSERT INTO pgharbor_document_chunk_plain VALUES ('not this run''s')",
+    );
     let scratch = Scratch::new();
     let key_file = scratch.path("pgcrypto.key");
-    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+    crate::leak::write_private(&key_file, &format!("{KEY}\n"), 0o600);
     let key_file = key_file.to_str().unwrap();
     let run = migrate(&url, &["--pgcrypto-key-file", key_file, "--json"], &[]).success();
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -179,15 +192,17 @@ fn an_encrypted_halfvec_table_open_webui_created_gets_every_chunk_and_open_webui
             &pg,
             "encrypted",
             "SELECT count(*) FILTER (WHERE position(convert_to('revenue', 'UTF8') IN text) > 0), \
-             to_regclass('pgharbor_document_chunk_plain') IS NULL, to_regnamespace('pgharbor_created') IS NULL \
+             NOT EXISTS (SELECT 1 FROM pg_class WHERE relname LIKE 'pgharbor_document_chunk_plain\\_%'), \
+             to_regnamespace('pgharbor_created') IS NULL, \
+             (SELECT note FROM pgharbor_document_chunk_plain) \
              FROM document_chunk"
         ),
-        ["0|t|t"],
+        ["0|t|t|not this run's"],
         "the text is stored encrypted, the plain staging table and its record are gone"
     );
 
     let wrong = scratch.path("wrong.key");
-    std::fs::write(&wrong, "not the key").unwrap();
+    crate::leak::write_private(&wrong, "not the key", 0o600);
     migrate(
         &url,
         &["--pgcrypto-key-file", wrong.to_str().unwrap(), "--truncate"],
@@ -289,4 +304,87 @@ fn an_encrypted_table_with_the_ivfflat_index_open_webui_expects_is_read_back_by_
     // answers are exact, as Chroma's reference is.
     pg.psql("postgres", "ALTER DATABASE ivfflat SET ivfflat.probes = 7");
     settings.round_trip(&url, &[]);
+}
+
+/// Whether an encrypting INSERT of pgharbor's is running on `db`.
+fn encrypting(pg: &Cluster, db: &str) -> bool {
+    scalar(
+        pg,
+        db,
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO%pgp_sym_encrypt%' \
+         AND pid <> pg_backend_pid()",
+    ) != "0"
+}
+
+/// Poll `done` every 100 ms for up to `seconds`.
+fn eventually(seconds: u64, mut done: impl FnMut() -> bool) -> bool {
+    (0..seconds * 10).any(|_| {
+        done() || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            false
+        }
+    })
+}
+
+#[test]
+fn a_run_killed_mid_encryption_leaves_nothing_and_the_next_run_verifies() {
+    let pg = pgcrypto_cluster();
+    pg.create_database("killed");
+    let url = pg.url("killed");
+    Settings(vec![
+        ("PGVECTOR_PGCRYPTO", "true".into()),
+        ("PGVECTOR_PGCRYPTO_KEY", KEY.into()),
+    ])
+    .open_webui_creates_its_table(&url);
+    // Holds the encrypting INSERT (a statement trigger that sleeps) so that
+    // the kill lands while it runs on the server.
+    pg.psql(
+        "killed",
+        "CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS \
+         $$BEGIN PERFORM pg_sleep(600); RETURN NULL; END$$; \
+         CREATE TRIGGER hold BEFORE INSERT ON document_chunk FOR EACH STATEMENT EXECUTE FUNCTION hold()",
+    );
+    let store = store();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgharbor"))
+        .args(["migrate", &store, &url, "--layout", "open-webui"])
+        .env("PGVECTOR_PGCRYPTO_KEY", KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(120, || encrypting(&pg, "killed")),
+        "the run never reached the encrypting INSERT"
+    );
+    child.kill().expect("kill -9");
+    child.wait().expect("reap pgharbor");
+    // The server notices the closed connection and stops the INSERT
+    // (client_connection_check_interval), well before the 600 s hold ends.
+    assert!(
+        eventually(60, || !encrypting(&pg, "killed")),
+        "the killed run's INSERT still runs on the server"
+    );
+    pg.psql("killed", "DROP TRIGGER hold ON document_chunk");
+    assert_eq!(
+        scalar(
+            &pg,
+            "killed",
+            "SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relname LIKE 'pgharbor_document_chunk_plain\\_%'"
+        ),
+        "1",
+        "the killed run's staging table is left, recorded, for the next run"
+    );
+    let run = migrate(&url, &["--json"], &[("PGVECTOR_PGCRYPTO_KEY", KEY)]).success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["migration"]["verified"], true, "{}", run.stdout);
+    assert_eq!(
+        query(
+            &pg,
+            "killed",
+            "SELECT NOT EXISTS (SELECT 1 FROM pg_class WHERE relname LIKE 'pgharbor_document_chunk_plain\\_%'), \
+             to_regnamespace('pgharbor_created') IS NULL"
+        ),
+        ["t|t"],
+        "the staging table and its record are gone after the next run"
+    );
 }

@@ -113,7 +113,14 @@ fn uploads_are_copied_with_their_bytes_proved_and_a_second_run_skips_them() {
 
     let altered = copy.join(&names[1]);
     std::fs::write(&altered, "changed at the destination").unwrap();
-    pgharbor(&args).fails_with(1, &[&names[1], "--overwrite-uploads", "nothing was copied"]);
+    // Checked before anything moves: a usage error, no report.
+    let refused =
+        pgharbor(&args).fails_with(2, &[&names[1], "--overwrite-uploads", "nothing was moved"]);
+    assert!(
+        !refused.stdout.contains("DATABASE_URL"),
+        "{}",
+        refused.stdout
+    );
     assert_eq!(
         std::fs::read(&altered).unwrap(),
         b"changed at the destination"
@@ -121,6 +128,27 @@ fn uploads_are_copied_with_their_bytes_proved_and_a_second_run_skips_them() {
     let replaced = pgharbor(&[&args[..], &["--overwrite-uploads"]].concat()).success();
     assert!(replaced.stdout.contains("1 copied"), "{}", replaced.stdout);
     assert_eq!(sha256(&altered), sha256(&uploads.join(&names[1])));
+
+    // A copy that fails after the move (a directory nobody may create):
+    // the run's report and next steps first, then exit 1 naming the copy.
+    let unwritable = "/proc/self/pgharbor-uploads";
+    let failed = pgharbor(&[
+        "migrate",
+        data_arg,
+        &url,
+        "--truncate",
+        "--uploads-to",
+        unwritable,
+    ])
+    .fails_with(1, &["copying uploads/ failed", unwritable]);
+    assert!(
+        failed.stdout.contains("DATABASE_URL")
+            && failed
+                .stdout
+                .contains("Open WebUI opens each upload by the absolute path"),
+        "{}",
+        failed.all()
+    );
 
     pgharbor(&[
         "migrate",

@@ -4,13 +4,24 @@
 //! and Open WebUI reads them with `pgp_sym_decrypt`.
 //!
 //! * The key ([`PgcryptoKey`]) is never shown — its `Debug` masks it, no
-//!   message holds it — and reaches the server only as a bind parameter.
+//!   message holds it. It reaches the server once per session, as the bind
+//!   parameter of `SELECT set_config('pgharbor.pgcrypto_key', $1, false)`
+//!   ([`give_key`]): a `SELECT`, so not logged under `log_statement=mod`,
+//!   after `SET log_parameter_max_length_on_error = 0` (no parameters in
+//!   error reports) and, where the role may (superuser),
+//!   `SET log_parameter_max_length = 0` (no parameters in any statement
+//!   log). Statements read it with `current_setting(…)`, so no logged SQL
+//!   text or parameter of theirs holds it; [`forget_key`] resets it.
 //! * The load: rows are COPYed in parallel, as always, into an `UNLOGGED`
 //!   staging table (plain text, so never in the WAL, archives or replicas),
+//!   named after the run's number (runs at the same time keep apart) and
 //!   recorded by [`crate::created`] so that a failed or killed run's copy is
-//!   dropped; then the server encrypts them into `document_chunk`
-//!   (`INSERT … SELECT pgp_sym_encrypt(text, $1), …`, one collection per
-//!   connection) and the staging table is dropped.
+//!   dropped (by that record only); then it is indexed by collection and the
+//!   server encrypts the rows into `document_chunk` (`INSERT … SELECT
+//!   pgp_sym_encrypt(text, current_setting(…)), …`, one collection per
+//!   connection, each with `client_connection_check_interval`, so that a
+//!   killed or interrupted run's INSERTs stop on the server at once) and
+//!   the staging table is dropped.
 //! * Verification reads through a temporary view of each verifying session
 //!   that decrypts with the key (set with `set_config` from a bind
 //!   parameter): the checksums compare the decrypted text and metadata with
@@ -27,10 +38,14 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use tokio_postgres::Client;
 
-/// The staging table of an encrypted load (same schema as `document_chunk`).
-pub const STAGING_TABLE: &str = "pgharbor_document_chunk_plain";
+/// The start of the name of an encrypted load's staging table (same
+/// schema as `document_chunk`), followed by the run's number.
+pub const STAGING_TABLE_PREFIX: &str = "pgharbor_document_chunk_plain_";
 /// The decrypting view of a verifying session (in `pg_temp`).
 const DECRYPTED_VIEW: &str = "pgharbor_document_chunk_decrypted";
+/// How often the server checks, during an encrypting INSERT, that pgharbor
+/// is still connected.
+const CONNECTION_CHECK_INTERVAL: &str = "1s";
 /// The session setting holding the key while a session verifies.
 const KEY_SETTING: &str = "pgharbor.pgcrypto_key";
 
@@ -91,7 +106,10 @@ pub struct Encryption {
 impl Encryption {
     /// The encryption of `table` (`document_chunk`) with `key`.
     pub fn new(key: PgcryptoKey, table: QualifiedName) -> Self {
-        let staging = QualifiedName::new(table.schema.clone(), STAGING_TABLE);
+        let staging = QualifiedName::new(
+            table.schema.clone(),
+            format!("{STAGING_TABLE_PREFIX}{}", crate::created::run_number()),
+        );
         Encryption {
             key,
             table,
@@ -128,8 +146,7 @@ impl Encryption {
         let create = ddl::create_table(spec).replacen("CREATE TABLE", "CREATE UNLOGGED TABLE", 1);
         crate::created::open(client).await?;
         let sql = format!(
-            "BEGIN; {}; {create}; {}; COMMIT",
-            ddl::drop_table(&self.staging),
+            "BEGIN; {create}; {}; COMMIT",
             crate::created::record_sql(&self.staging)
         );
         if let Err(e) = client.batch_execute(&sql).await {
@@ -144,8 +161,9 @@ impl Encryption {
     }
 
     /// Encrypt the staged rows of `collections` into `document_chunk`, one
-    /// collection at a time on each of `jobs` connections; then drop the
-    /// staging table and its record. Returns the rows written.
+    /// collection at a time on each of `jobs` connections (the staging table
+    /// indexed by collection first, so each reads only its rows); then drop
+    /// the staging table and its record. Returns the rows written.
     pub async fn encrypt_into_table(
         &self,
         client: &Client,
@@ -153,26 +171,48 @@ impl Encryption {
         collections: Vec<String>,
         jobs: usize,
     ) -> Result<u64, MigrateError> {
+        client
+            .batch_execute(&format!(
+                "CREATE INDEX ON {} (collection_name)",
+                self.staging
+            ))
+            .await
+            .map_err(pg_error(format!(
+                "indexing the staging table {} by collection",
+                self.staging
+            )))?;
+        let key = format!("current_setting('{KEY_SETTING}')");
         let sql = format!(
             "INSERT INTO {} (id, vector, collection_name, text, vmetadata) \
-             SELECT id, vector, collection_name, pgp_sym_encrypt(text, $1), pgp_sym_encrypt(vmetadata::text, $1) \
-             FROM {} WHERE collection_name = $2",
+             SELECT id, vector, collection_name, pgp_sym_encrypt(text, {key}), pgp_sym_encrypt(vmetadata::text, {key}) \
+             FROM {} WHERE collection_name = $1",
             self.table, self.staging
         );
         let queue = Arc::new(Mutex::new(VecDeque::from(collections)));
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..jobs.max(1) {
             let client = crate::target::connect(target).await?;
-            let (queue, sql, key) = (queue.clone(), sql.clone(), self.key.clone());
+            // A run killed or interrupted mid-INSERT closes this connection:
+            // the server then stops the INSERT within a second (instead of
+            // finishing it, holding the staging table the clean-up drops).
+            client
+                .batch_execute(&format!(
+                    "SET client_connection_check_interval = '{CONNECTION_CHECK_INTERVAL}'"
+                ))
+                .await
+                .map_err(pg_error("setting client_connection_check_interval"))?;
+            give_key(&client, &self.key, "encrypting").await?;
+            let (queue, sql) = (queue.clone(), sql.clone());
             let table = self.table.clone();
             set.spawn(async move {
                 let mut rows = 0;
                 loop {
                     let Some(name) = queue.lock().expect("queue lock").pop_front() else {
+                        forget_key(&client).await?;
                         return Ok::<u64, MigrateError>(rows);
                     };
                     rows += client
-                        .execute(&sql, &[&key.secret, &name])
+                        .execute(&sql, &[&name])
                         .await
                         .map_err(pg_error(format!(
                             "encrypting collection {name:?} into {table} (pgp_sym_encrypt)"
@@ -203,13 +243,7 @@ impl Encryption {
     /// Make `client`'s session read `document_chunk` decrypted through
     /// [`Encryption::decrypted_view`].
     pub async fn decrypting_session(&self, client: &Client) -> Result<(), MigrateError> {
-        client
-            .execute(
-                "SELECT set_config($1, $2, false)",
-                &[&KEY_SETTING, &self.key.secret],
-            )
-            .await
-            .map_err(pg_error("giving the verifying session the pgcrypto key"))?;
+        give_key(client, &self.key, "verifying").await?;
         let key = format!("current_setting('{KEY_SETTING}')");
         let sql = format!(
             "CREATE OR REPLACE TEMP VIEW {DECRYPTED_VIEW} AS SELECT id, vector, collection_name, \
@@ -226,11 +260,14 @@ impl Encryption {
     /// `document_chunk` (another key's rows would become unreadable to
     /// Open WebUI beside the moved ones).
     pub async fn check_key(&self, client: &Client) -> Result<(), MigrateError> {
+        give_key(client, &self.key, "checking").await?;
         let sql = format!(
-            "SELECT pgp_sym_decrypt(text, $1) FROM {} WHERE text IS NOT NULL LIMIT 1",
+            "SELECT pgp_sym_decrypt(text, current_setting('{KEY_SETTING}')) FROM {} WHERE text IS NOT NULL LIMIT 1",
             self.table
         );
-        match client.query_opt(&sql, &[&self.key.secret]).await {
+        let tried = client.query_opt(&sql, &[]).await;
+        forget_key(client).await?;
+        match tried {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::EXTERNAL_ROUTINE_INVOCATION_EXCEPTION) => {
                 Err(MigrateError::new(
@@ -246,6 +283,50 @@ impl Encryption {
             Err(e) => Err(pg_error(format!("trying the pgcrypto key on {}", self.table))(e)),
         }
     }
+}
+
+/// Give `client`'s session the key in [`KEY_SETTING`] for `doing`
+/// (encrypting, verifying…), keeping it out of the server's statement and
+/// error logs as far as the role may (see the module's overview).
+async fn give_key(client: &Client, key: &PgcryptoKey, doing: &str) -> Result<(), MigrateError> {
+    client
+        .batch_execute("SET log_parameter_max_length_on_error = 0")
+        .await
+        .map_err(pg_error(format!(
+            "keeping parameters out of the server's error log before {doing}"
+        )))?;
+    // Superuser only (refused quietly, without an error in the server's
+    // log); other roles' parameters stay out of the log as long as the
+    // server does not log SELECTs (log_statement below `all`, no
+    // log_min_duration_statement / auto_explain reaching this one).
+    client
+        .batch_execute(
+            "DO $$ BEGIN SET log_parameter_max_length = 0; \
+             EXCEPTION WHEN insufficient_privilege THEN NULL; END $$",
+        )
+        .await
+        .map_err(pg_error(format!(
+            "keeping parameters out of the server's statement log before {doing}"
+        )))?;
+    client
+        .execute(
+            &format!("SELECT set_config('{KEY_SETTING}', $1, false)"),
+            &[&key.secret],
+        )
+        .await
+        .map(|_| ())
+        .map_err(pg_error(format!(
+            "giving the session the pgcrypto key for {doing}"
+        )))
+}
+
+/// Remove the key from `client`'s session (a pooled connection must not
+/// keep it).
+async fn forget_key(client: &Client) -> Result<(), MigrateError> {
+    client
+        .batch_execute(&format!("RESET {KEY_SETTING}"))
+        .await
+        .map_err(pg_error("removing the pgcrypto key from the session"))
 }
 
 /// Whether `table`'s `text` and `vmetadata` are `bytea` (Open WebUI's
