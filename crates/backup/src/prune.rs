@@ -4,9 +4,10 @@
 //! its own rules ([`KindRetention`]): a run of nightly logical backups never
 //! pushes out the base backups a point-in-time restore needs, nor the other
 //! way round. A backup without a manifest yet is of the kind its files say
-//! (`base.tar…`: a base backup), and is never pruned until
-//! [`UNFINISHED_GRACE_HOURS`] hours after it started: it may still be
-//! running (a backup writes its manifest last).
+//! (`base.tar…`: a base backup), and is kept while it is newer than the
+//! newest good backup of its kind: it may still be running (a backup writes
+//! its manifest last); once a later backup of its kind has finished, it is
+//! a failed one.
 
 use std::collections::HashSet;
 
@@ -80,10 +81,6 @@ impl KindRetention {
     }
 }
 
-/// Hours a backup without a manifest is kept after it started (its id),
-/// however the rules judge it: it may still be running.
-pub const UNFINISHED_GRACE_HOURS: i64 = 24;
-
 /// Whether `entry` is a base backup: by its manifest, or, without one (a
 /// base backup still running, or interrupted), by its files.
 async fn is_base(dest: &Destination, entry: &BackupEntry) -> Result<bool> {
@@ -97,12 +94,6 @@ async fn is_base(dest: &Destination, entry: &BackupEntry) -> Result<bool> {
             .next()
             .is_some_and(|name| name.starts_with("base.tar"))
     }))
-}
-
-/// Whether `entry` has no manifest and started within
-/// [`UNFINISHED_GRACE_HOURS`] of now.
-fn maybe_running(entry: &BackupEntry, now: chrono::DateTime<chrono::Utc>) -> bool {
-    entry.manifest.is_none() && (now - entry.time).num_hours() < UNFINISHED_GRACE_HOURS
 }
 
 /// Applies `policy` to each kind of backup at `dest` on its own; with
@@ -210,18 +201,9 @@ pub fn plan(entries: &[BackupEntry], policy: &Retention) -> Result<(Vec<Kept>, V
     if let Some(id) = &protected {
         add(id, "newest good");
     }
-    let now = chrono::Utc::now();
     for e in entries.iter().filter(|e| !e.state.is_good()) {
         if newest_good.is_none_or(|t| e.time > t) {
             add(&e.id, "newer than the newest good");
-        }
-        if maybe_running(e, now) {
-            add(
-                &e.id,
-                &format!(
-                    "no manifest, started in the last {UNFINISHED_GRACE_HOURS} h: may be running"
-                ),
-            );
         }
     }
     let mut kept = Vec::new();
