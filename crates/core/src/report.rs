@@ -118,6 +118,9 @@ pub struct MigrationReport {
     pub orphans: Vec<OrphanReport>,
     /// Things after the load that failed (reported, not fatal).
     pub finish_issues: Vec<FinishIssue>,
+    /// Secondary indexes of the application's tables dropped for the load
+    /// and built again after it (`--into-existing`).
+    pub indexes_rebuilt: u64,
     /// Total rows written.
     pub total_rows: u64,
     /// Total COPY bytes.

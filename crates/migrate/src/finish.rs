@@ -26,6 +26,8 @@ pub struct FinishOutcome {
     pub issues: Vec<FinishIssue>,
     /// Foreign keys left `NOT VALID` because of orphan rows.
     pub orphans: Vec<OrphanReport>,
+    /// Indexes of existing tables dropped for the load and built again.
+    pub indexes_rebuilt: u64,
 }
 
 /// One statement of the finishing work.

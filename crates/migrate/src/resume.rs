@@ -3,7 +3,7 @@
 //! finished with `--resume`.
 //!
 //! Before loading, the run writes its work units, the source's row counts and
-//! the foreign keys it drops into the schema [`SCHEMA`]. Each unit marks itself
+//! the foreign keys and secondary indexes it drops into the schema [`SCHEMA`]. Each unit marks itself
 //! done in the same transaction that commits its rows, so after a crash every
 //! unit is either fully loaded and marked, or absent: `--resume` loads exactly
 //! the unmarked units again, then finishes and verifies everything. The
@@ -45,6 +45,20 @@ pub struct DroppedForeignKey {
     pub definition: String,
 }
 
+/// A secondary index dropped for the load (one backing no constraint), to
+/// build again once its table is loaded.
+#[derive(Debug, Clone)]
+pub struct DroppedIndex {
+    /// Its table.
+    pub table: String,
+    /// Index name.
+    pub name: String,
+    /// `pg_get_indexdef` text.
+    pub definition: String,
+    /// Its tablespace, `None` for the database's default.
+    pub tablespace: Option<String>,
+}
+
 /// Everything an interrupted run left behind.
 #[derive(Debug, Clone, Default)]
 pub struct Journal {
@@ -54,6 +68,8 @@ pub struct Journal {
     pub source_rows: Vec<(String, i64)>,
     /// Foreign keys dropped for the load.
     pub dropped: Vec<DroppedForeignKey>,
+    /// Secondary indexes dropped for the load.
+    pub dropped_indexes: Vec<DroppedIndex>,
 }
 
 /// Whether a journal exists in the target.
@@ -77,7 +93,8 @@ pub async fn create(client: &Client, journal: &Journal) -> Result<(), MigrateErr
              CREATE SCHEMA pgharbor_resume;
              CREATE TABLE pgharbor_resume.unit (id integer PRIMARY KEY, level integer NOT NULL, table_name text NOT NULL, first_rowid bigint, last_rowid bigint, done boolean NOT NULL DEFAULT false);
              CREATE TABLE pgharbor_resume.source_rows (table_name text PRIMARY KEY, n bigint NOT NULL);
-             CREATE TABLE pgharbor_resume.dropped_fk (table_name text NOT NULL, name text NOT NULL, definition text NOT NULL);",
+             CREATE TABLE pgharbor_resume.dropped_fk (table_name text NOT NULL, name text NOT NULL, definition text NOT NULL);
+             CREATE TABLE pgharbor_resume.dropped_index (table_name text NOT NULL, name text NOT NULL, definition text NOT NULL, tablespace text);",
         )
         .await
         .map_err(pg_error(doing))?;
@@ -108,6 +125,20 @@ pub async fn create(client: &Client, journal: &Journal) -> Result<(), MigrateErr
             .execute(
                 "INSERT INTO pgharbor_resume.dropped_fk VALUES ($1, $2, $3)",
                 &[&fk.table, &fk.name, &fk.definition],
+            )
+            .await
+            .map_err(pg_error(doing))?;
+    }
+    for index in &journal.dropped_indexes {
+        client
+            .execute(
+                "INSERT INTO pgharbor_resume.dropped_index VALUES ($1, $2, $3, $4)",
+                &[
+                    &index.table,
+                    &index.name,
+                    &index.definition,
+                    &index.tablespace,
+                ],
             )
             .await
             .map_err(pg_error(doing))?;
@@ -161,11 +192,45 @@ pub async fn read(client: &Client) -> Result<Journal, MigrateError> {
             definition: r.get(2),
         })
         .collect();
+    let dropped_indexes = read_dropped_indexes(client).await?;
     Ok(Journal {
         units,
         source_rows,
         dropped,
+        dropped_indexes,
     })
+}
+
+/// The journal's dropped indexes (none in a journal written before indexes
+/// were dropped for the load).
+async fn read_dropped_indexes(client: &Client) -> Result<Vec<DroppedIndex>, MigrateError> {
+    let doing = "reading the resume journal's dropped indexes";
+    let journaled: bool = client
+        .query_one(
+            "SELECT to_regclass('pgharbor_resume.dropped_index') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(pg_error(doing))?
+        .get(0);
+    if !journaled {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query(
+            "SELECT table_name, name, definition, tablespace FROM pgharbor_resume.dropped_index",
+            &[],
+        )
+        .await
+        .map_err(pg_error(doing))?
+        .iter()
+        .map(|r| DroppedIndex {
+            table: r.get(0),
+            name: r.get(1),
+            definition: r.get(2),
+            tablespace: r.get(3),
+        })
+        .collect())
 }
 
 /// Remove the journal.

@@ -265,6 +265,7 @@ pub(crate) fn build_report(
         reported: plan.reported.clone(),
         orphans: finished.orphans,
         finish_issues: finished.issues,
+        indexes_rebuilt: finished.indexes_rebuilt,
         lossy,
         seconds: started.elapsed().as_secs_f64(),
         phases: Vec::new(),

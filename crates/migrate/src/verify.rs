@@ -268,7 +268,7 @@ mod tests {
             parse_type("timestamp(0) without time zone"),
             Some(PgType::Timestamp)
         );
-        assert_eq!(parse_type("character(36)"), Some(PgType::Varchar(36)));
+        assert_eq!(parse_type("character(36)"), Some(PgType::Char(36)));
         assert_eq!(parse_type("timestamp(3) with local flavour"), None);
         assert_eq!(parse_type("character(x)"), None);
     }

@@ -39,6 +39,12 @@ pub fn print_report(report: &MigrationReport, json: bool) -> anyhow::Result<()> 
         report.target
     );
     print_phases(report);
+    if report.indexes_rebuilt > 0 {
+        println!(
+            "{} index(es) of the application's tables dropped for the load and rebuilt after it",
+            report.indexes_rebuilt
+        );
+    }
     if !report.lossy.is_zero() {
         println!("changed by the rules you chose: {} value(s) NUL-stripped, {} value(s) with invalid UTF-8 replaced", report.lossy.nul_stripped, report.lossy.utf8_replaced);
     }

@@ -17,7 +17,9 @@ mod leftovers;
 mod sources;
 mod store;
 
-use crate::harness::{cluster, pgharbor, pgharbor_started, scalar, Run, Scratch, SmallDisk};
+use crate::harness::{
+    cluster, index_definitions, pgharbor, pgharbor_started, scalar, Run, Scratch, SmallDisk,
+};
 use pgharbor_testkit::Cluster;
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -753,12 +755,13 @@ impl Fault {
 /// An application's own schema for [`chat_db`], created after the hold so
 /// the hold's trigger is on `message`.
 const APP_SCHEMA: &str = "CREATE TABLE chat (id bigint PRIMARY KEY, title text);
-     CREATE TABLE message (id bigint PRIMARY KEY, chat_id bigint REFERENCES chat(id), body text);";
+     CREATE TABLE message (id bigint PRIMARY KEY, chat_id bigint REFERENCES chat(id), body text);
+     CREATE INDEX message_chat_body_idx ON message (chat_id, lower(body));";
 
 /// The journal of an interrupted `--into-existing` run is in database
 /// `name`, and `--into-existing --resume` ends verified with exactly the
-/// source's rows.
-fn resume_ends_verified(pg: &Cluster, db: &Path, name: &str) {
+/// source's rows and the `indexes` the target had before the load.
+fn resume_ends_verified(pg: &Cluster, db: &Path, name: &str, indexes: &[String]) {
     assert_eq!(
         scalar(
             pg,
@@ -785,6 +788,7 @@ fn resume_ends_verified(pg: &Cluster, db: &Path, name: &str) {
         scalar(pg, name, "SELECT count(*) || ' ' || sum(id) FROM message"),
         format!("{MESSAGES} {}", MESSAGES * (MESSAGES + 1) / 2)
     );
+    assert_eq!(index_definitions(pg, name), indexes);
 }
 
 /// `--into-existing` under each fault: the message says to run again with
@@ -800,6 +804,7 @@ fn into_existing_faults_are_finished_by_resume() {
         pg.create_database(&name);
         install_hold(&pg, &name, "public.message", 30_000);
         pg.psql(&name, APP_SCHEMA);
+        let indexes = index_definitions(&pg, &name);
         let url = pg.url(&name);
         let hold = Hold::take(&pg);
         let mut child = pgharbor_started(&[
@@ -816,7 +821,7 @@ fn into_existing_faults_are_finished_by_resume() {
         }
         drop(hold);
         remove_hold(&pg, &name);
-        resume_ends_verified(&pg, &db, &name);
+        resume_ends_verified(&pg, &db, &name, &indexes);
     }
 }
 
@@ -1358,6 +1363,13 @@ fn into_existing_disk_full_is_finished_by_resume_after_growing() {
         ),
     );
     pg.psql("fullapp", APP_SCHEMA);
+    let indexes = index_definitions(&pg, "fullapp");
+    assert!(
+        indexes
+            .iter()
+            .any(|i| i.contains("message_chat_body_idx small_app")),
+        "{indexes:?}"
+    );
     let url = pg.url("fullapp");
     let run = pgharbor(&[
         "migrate",
@@ -1382,7 +1394,7 @@ fn into_existing_disk_full_is_finished_by_resume_after_growing() {
     );
     assert_eq!(scalar(&pg, "fullapp", "SELECT count(*) FROM chat"), "50");
     disk.grow("64M");
-    resume_ends_verified(&pg, &db, "fullapp");
+    resume_ends_verified(&pg, &db, "fullapp", &indexes);
     drop(pg);
 }
 

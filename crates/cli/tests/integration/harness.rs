@@ -190,6 +190,17 @@ pub fn scalar(target: &impl Target, db: &str, sql: &str) -> String {
     rows.into_iter().next().expect("one row")
 }
 
+/// Every index of database `db`'s public schema, one line each: table,
+/// name, tablespace (`-` for the default) and definition.
+pub fn index_definitions(target: &impl Target, db: &str) -> Vec<String> {
+    query(
+        target,
+        db,
+        "SELECT tablename || ' ' || indexname || ' ' || coalesce(tablespace, '-') || ' ' || indexdef \
+         FROM pg_indexes WHERE schemaname = 'public' ORDER BY tablename, indexname",
+    )
+}
+
 /// Contents of a database file and its `-wal` (the `-shm` index is shared memory readers may touch).
 pub fn fingerprint(path: &Path) -> Vec<(String, usize, Vec<usize>)> {
     ["", "-wal"]

@@ -14,7 +14,7 @@
 //! Home Assistant runs from `.cache/homeassistant-venv`
 //! (`fixtures/homeassistant/setup.sh`, called by `scripts/test.sh`).
 
-use crate::harness::{databases, pgharbor, query, scalar, Run, Scratch, Target};
+use crate::harness::{databases, index_definitions, pgharbor, query, scalar, Run, Scratch, Target};
 use pgharbor_testkit::{Flavor, TestDatabases};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -187,6 +187,7 @@ fn home_assistant_reads_back_from_postgresql_what_its_recorder_wrote_to_sqlite_a
     let scratch = Scratch::new();
     let pg = databases(Flavor::Pg16Vector);
     let url = home_assistant_target(&pg, "ha");
+    let indexes = index_definitions(&pg, "ha");
     let seeded_schema = query(
         &pg,
         "ha",
@@ -218,6 +219,12 @@ fn home_assistant_reads_back_from_postgresql_what_its_recorder_wrote_to_sqlite_a
         "the recorder's own schema_changes row stays as it wrote it"
     );
     assert_sequences_above_data(&pg, "ha");
+    assert_eq!(index_definitions(&pg, "ha"), indexes);
+    assert!(
+        report["database"]["indexes_rebuilt"].as_u64() > Some(0),
+        "{}",
+        run.stdout
+    );
 
     let expected = read_back_sqlite(&scratch);
     assert_home_assistant_reads_the_same(&pg, "ha", "ha_copy", &expected, &scratch);
@@ -317,6 +324,7 @@ fn a_kill_9_in_the_middle_of_the_load_and_resume_end_exact_and_home_assistant_re
     let scratch = Scratch::new();
     let pg = databases(Flavor::Pg16Vector);
     let url = home_assistant_target(&pg, "ha");
+    let indexes = index_definitions(&pg, "ha");
     hold_states_at(&pg, "ha", 3_000);
     let hold = Hold::take(&pg, "ha");
     let mut child = Command::new(env!("CARGO_BIN_EXE_pgharbor"))
@@ -354,6 +362,11 @@ fn a_kill_9_in_the_middle_of_the_load_and_resume_end_exact_and_home_assistant_re
     let report: serde_json::Value = serde_json::from_str(&resumed.stdout).unwrap();
     assert_eq!(report["database"]["verified"], true, "{}", resumed.stdout);
     assert_sequences_above_data(&pg, "ha");
+    assert_eq!(
+        index_definitions(&pg, "ha"),
+        indexes,
+        "--resume builds the indexes the killed run dropped"
+    );
 
     let expected = read_back_sqlite(&scratch);
     assert_home_assistant_reads_the_same(&pg, "ha", "ha_copy", &expected, &scratch);

@@ -1,6 +1,6 @@
 //! `--into-existing`: loading into the schema an application created itself.
 
-use crate::harness::{databases, pgharbor, query, scalar, Scratch};
+use crate::harness::{databases, index_definitions, pgharbor, query, scalar, Scratch};
 use pgharbor_testkit::{Flavor, TestDatabases};
 
 /// The schema "the application" creates in PostgreSQL on its first start.
@@ -12,6 +12,10 @@ CREATE TABLE chat (id text PRIMARY KEY, user_id text REFERENCES "user"(id), chat
 CREATE TABLE message (id serial PRIMARY KEY, chat_id text REFERENCES chat(id), parent_id integer REFERENCES message(id), content text, title varchar(10));
 CREATE TABLE config (id serial PRIMARY KEY, data json NOT NULL, version integer NOT NULL DEFAULT 0);
 INSERT INTO config (data) VALUES ('{"seeded": true}');
+CREATE INDEX message_chat_id_idx ON message (chat_id);
+CREATE INDEX message_titled_content_idx ON message (lower(content)) INCLUDE (title) WHERE title IS NOT NULL;
+CREATE INDEX chat_meta_idx ON chat USING gin (meta) WITH (fastupdate = off);
+CREATE INDEX user_created_at_idx ON "user" (created_at DESC NULLS LAST);
 "#;
 
 /// The same application's SQLite database, with its own column order and SQLite habits.
@@ -57,6 +61,7 @@ fn loads_into_the_apps_schema_converting_to_its_types() {
     let scratch = Scratch::new();
     let db = scratch.sqlite("app.db", APP_SQLITE);
     let (pg, url) = app_target("app");
+    let indexes = index_definitions(&pg, "app");
     let refused = into_existing(&db, &url, &[]);
     assert_eq!(refused.code, 1, "{}", refused.all());
     assert!(
@@ -133,6 +138,11 @@ fn loads_into_the_apps_schema_converting_to_its_types() {
             "message_chat_id_fkey:true",
             "message_parent_id_fkey:true"
         ]
+    );
+    assert_eq!(
+        index_definitions(&pg, "app"),
+        indexes,
+        "the indexes dropped for the load are built again as they were"
     );
 }
 
@@ -253,6 +263,7 @@ fn a_value_that_does_not_fit_names_table_key_and_column_and_leaves_tables_empty(
         &format!("{APP_SQLITE}\nUPDATE message SET title = 'far too long a title' WHERE id = 20;"),
     );
     let (pg, url) = app_target("toolong");
+    let indexes = index_definitions(&pg, "toolong");
     let run = into_existing(&db, &url, &["--truncate"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
@@ -274,6 +285,11 @@ fn a_value_that_does_not_fit_names_table_key_and_column_and_leaves_tables_empty(
         "SELECT count(*) FROM pg_constraint WHERE contype = 'f'",
     );
     assert_eq!(fks, ["3"], "foreign keys dropped for the load are restored");
+    assert_eq!(
+        index_definitions(&pg, "toolong"),
+        indexes,
+        "indexes dropped for the load are restored"
+    );
 }
 
 #[test]
@@ -357,10 +373,16 @@ fn a_run_killed_mid_table_is_finished_by_resume_without_duplicates() {
     let scratch = Scratch::new();
     let db = big_app_db(&scratch);
     let (pg, url) = app_target("killed");
+    let indexes = index_definitions(&pg, "killed");
     let mut child = spawn_and_wait_for_loading(&db, &url);
     std::thread::sleep(std::time::Duration::from_millis(700));
     child.kill().unwrap(); // SIGKILL: no cleanup of any kind
     child.wait().unwrap();
+    let during = index_definitions(&pg, "killed");
+    assert!(
+        !during.iter().any(|i| i.contains("message_chat_id_idx")),
+        "message's secondary indexes are dropped while it loads: {during:?}"
+    );
     let partial: i64 = scalar(&pg, "killed", "SELECT count(*) FROM message")
         .parse()
         .unwrap();
@@ -404,6 +426,11 @@ fn a_run_killed_mid_table_is_finished_by_resume_without_duplicates() {
             "message_parent_id_fkey"
         ]
     );
+    assert_eq!(
+        index_definitions(&pg, "killed"),
+        indexes,
+        "--resume builds the indexes the killed run dropped"
+    );
 }
 
 #[test]
@@ -411,6 +438,7 @@ fn a_lost_connection_is_finished_by_resume() {
     let scratch = Scratch::new();
     let db = big_app_db(&scratch);
     let (pg, url) = app_target("lost");
+    let indexes = index_definitions(&pg, "lost");
     let child = spawn_and_wait_for_loading(&db, &url);
     std::thread::sleep(std::time::Duration::from_millis(500));
     pg.psql("lost", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY%'");
@@ -423,6 +451,7 @@ fn a_lost_connection_is_finished_by_resume() {
         scalar(&pg, "lost", "SELECT count(*) FROM message"),
         "1200002"
     );
+    assert_eq!(index_definitions(&pg, "lost"), indexes);
 }
 
 #[test]

@@ -1,13 +1,14 @@
 //! The landing of `--into-existing`: tables checked empty (or emptied), the
-//! resume journal, loads in foreign-key order, foreign keys and sequences
-//! restored, and the tables emptied again when a value cannot be loaded.
+//! resume journal, loads in foreign-key order, secondary indexes rebuilt
+//! after each table's load, foreign keys and sequences restored, and the tables emptied again when a value cannot be loaded.
 
+use super::indexes::{drop_indexes, droppable_indexes, rebuild_missing, schedule_rebuilds};
 use super::{usage, ExistingOptions};
 use crate::error::{pg_error, MigrateError, MigrateErrorKind};
 use crate::finish::FinishOutcome;
 use crate::load::WorkUnit;
 use crate::progress::Progress;
-use crate::resume::{self, DroppedForeignKey, Journal};
+use crate::resume::{self, DroppedForeignKey, DroppedIndex, Journal};
 use crate::run::Landing;
 use crate::schedule::{Schedule, Stage, StepId};
 use pgharbor_core::plan::{Plan, TablePlan};
@@ -15,6 +16,7 @@ use pgharbor_core::report::FinishIssue;
 use pgharbor_core::schema::{quote_ident, QualifiedName};
 use pgharbor_pgwriter::ddl;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio_postgres::Client;
 
@@ -143,6 +145,17 @@ pub(super) async fn start_or_resume(
             return Err(resume::journal_in_the_way());
         }
         let old = resume::read(client).await?;
+        let unbuilt = rebuild_missing(client, &options.schema, &old.dropped_indexes).await;
+        if !unbuilt.is_empty() {
+            return Err(MigrateError::new(
+                MigrateErrorKind::Write,
+                format!(
+                    "--truncate: the indexes {} that the interrupted run dropped could not be built again; nothing else was changed (its journal, schema {}, keeps their definitions)",
+                    unbuilt.join(", "),
+                    resume::SCHEMA
+                ),
+            ));
+        }
         let mut issues = Vec::new();
         readd_foreign_keys(client, &options.schema, &old.dropped, &mut issues).await;
         resume::remove(client).await?;
@@ -152,6 +165,12 @@ pub(super) async fn start_or_resume(
         ));
     }
     prepare_tables(client, &plan.tables, options).await?;
+    let names: Vec<String> = plan
+        .tables
+        .iter()
+        .map(|t| t.spec.name.name.clone())
+        .collect();
+    let dropped_indexes = droppable_indexes(client, &options.schema, &names).await?;
     let fks = foreign_keys(client, &options.schema).await?;
     let (levels, deferred) = load_levels(&plan.tables, &fks);
     let mut journaled = Vec::new();
@@ -178,6 +197,7 @@ pub(super) async fn start_or_resume(
         units: journaled,
         source_rows,
         dropped,
+        dropped_indexes,
     };
     resume::create(client, &journal).await?;
     for fk in &journal.dropped {
@@ -194,6 +214,7 @@ pub(super) async fn start_or_resume(
                 fk.name
             )))?;
     }
+    drop_indexes(client, &options.schema, &journal.dropped_indexes).await?;
     Ok(journal)
 }
 
@@ -203,6 +224,8 @@ pub struct ExistingTables {
     plan: Arc<Plan>,
     options: ExistingOptions,
     dropped: Vec<DroppedForeignKey>,
+    dropped_indexes: Vec<DroppedIndex>,
+    indexes_rebuilt: Arc<AtomicU64>,
     issues: Arc<Mutex<Vec<FinishIssue>>>,
 }
 
@@ -213,6 +236,8 @@ impl ExistingTables {
             plan,
             options: options.clone(),
             dropped: Vec::new(),
+            dropped_indexes: Vec::new(),
+            indexes_rebuilt: Arc::default(),
             issues: Arc::default(),
         }
     }
@@ -262,9 +287,18 @@ impl Landing for ExistingTables {
             }
         }
         self.dropped = journal.dropped;
-        let (plan, dropped, issues) = (plan.clone(), self.dropped.clone(), self.issues.clone());
+        self.dropped_indexes = journal.dropped_indexes;
         let schema = self.options.schema.clone();
-        schedule.target_step(Stage::Finish, schedule.all_loads(), None, move |client| {
+        let mut needs = schedule_rebuilds(
+            schedule,
+            plan,
+            &schema,
+            &self.dropped_indexes,
+            &self.indexes_rebuilt,
+        );
+        needs.extend(schedule.all_loads());
+        let (plan, dropped, issues) = (plan.clone(), self.dropped.clone(), self.issues.clone());
+        schedule.target_step(Stage::Finish, needs, None, move |client| {
             Box::pin(async move {
                 let mut found = Vec::new();
                 readd_foreign_keys(&client, &schema, &dropped, &mut found).await;
@@ -280,13 +314,14 @@ impl Landing for ExistingTables {
         Ok(FinishOutcome {
             issues: std::mem::take(&mut *self.issues.lock().expect("issues lock")),
             orphans: Vec::new(),
+            indexes_rebuilt: self.indexes_rebuilt.load(Ordering::Relaxed),
         })
     }
 
     async fn fail(&mut self, client: &Client, err: MigrateError, stage: Stage) -> MigrateError {
         match (err.kind(), stage) {
             (MigrateErrorKind::Conversion, _) => {
-                let restored = restore_after_failure(client, &self.plan, &self.dropped, &self.options).await;
+                let restored = restore_after_failure(client, &self.plan, &self.dropped, &self.dropped_indexes, &self.options).await;
                 err.also(restored)
             }
             (_, Stage::Load) => err.also("The parts loaded so far are kept and recorded in the target: run the same command with --resume to finish (or with --truncate to start over)"),
@@ -486,11 +521,12 @@ pub(super) async fn readd_foreign_keys(
     }
 }
 
-/// Empty the loaded tables again and put back dropped foreign keys.
+/// Empty the loaded tables again and put back dropped indexes and foreign keys.
 pub(super) async fn restore_after_failure(
     client: &Client,
     plan: &Plan,
     deferred: &[DroppedForeignKey],
+    indexes: &[DroppedIndex],
     options: &ExistingOptions,
 ) -> String {
     let names: Vec<String> = plan
@@ -502,6 +538,14 @@ pub(super) async fn restore_after_failure(
         .execute(format!("TRUNCATE {}", names.join(", ")).as_str(), &[])
         .await
         .is_ok();
+    let unbuilt = rebuild_missing(client, &plan.target_schema, indexes).await;
+    if !unbuilt.is_empty() {
+        return format!(
+            "Restoring the target failed: the indexes {} could not be built again (their definitions stay in the schema {}); run the same command with --resume to build them",
+            unbuilt.join(", "),
+            resume::SCHEMA
+        );
+    }
     let journal_removed = resume::remove(client).await.is_ok();
     let mut issues = Vec::new();
     readd_foreign_keys(client, &plan.target_schema, deferred, &mut issues).await;

@@ -14,16 +14,19 @@
 //! * tables load in foreign-key order, level by level; foreign keys that a
 //!   level order cannot satisfy (self-references, cycles) are dropped for the
 //!   load and re-added afterwards, `NOT VALID` when orphan rows exist;
+//! * secondary indexes that back no constraint are dropped before the load
+//!   and built again once their table is loaded (`indexes`);
 //! * every serial/identity sequence of a loaded table moves above the data;
 //! * the result is verified with the target's own column types.
 //!
 //! When the load fails, the loaded tables are emptied again (they were empty
-//! before) and dropped foreign keys are restored.
+//! before) and dropped foreign keys and indexes are restored.
 //!
 //! `matching` pairs source tables and columns with the target's,
 //! `versions` compares the migration bookkeeping, and `landing` is the
 //! run's landing: the journal, the foreign-key order, the restoring.
 
+mod indexes;
 mod landing;
 mod matching;
 mod versions;
