@@ -301,9 +301,14 @@ fn an_encrypted_table_with_the_ivfflat_index_open_webui_expects_is_read_back_by_
         "CREATE INDEX idx_document_chunk_vector ON public.document_chunk USING ivfflat (vector vector_cosine_ops) WITH (lists='7')"
     );
     // Open WebUI searches through the index; with every list probed its
-    // answers are exact, as Chroma's reference is.
+    // answers are exact, as Chroma's reference is. Scores are float32
+    // arithmetic done another way by pgvector 0.8 (this server) than by
+    // Chroma's hnswlib: they differ in the fifth decimal (1.6e-5 seen in
+    // CI), so scores and ties are compared within 1e-4; ids, documents and
+    // metadata stay exact (the vectors themselves are compared bit for bit
+    // by pgharbor's verification).
     pg.psql("postgres", "ALTER DATABASE ivfflat SET ivfflat.probes = 7");
-    settings.round_trip(&url, &[]);
+    settings.round_trip(&url, &[("SCORE_TOL", "1e-4"), ("TIE_TOL", "1e-4")]);
 }
 
 /// Whether an encrypting INSERT of pgharbor's is running on `db`.
