@@ -9,7 +9,7 @@ use pgharbor_conn::ConnConfig;
 use pgharbor_migrate::existing::{self, ExistingOptions};
 use pgharbor_migrate::postgres::{copy_database, CopyOptions};
 use pgharbor_migrate::sqlite::{self, MigrateOptions};
-use pgharbor_migrate::{CancellationToken, MigrateErrorKind, Progress};
+use pgharbor_migrate::{CancellationToken, MigrateError, MigrateErrorKind, Progress};
 use pgharbor_sqlite::planner::PlanOptions;
 use pgharbor_testkit::{Cluster, Flavor};
 use std::path::Path;
@@ -158,6 +158,40 @@ async fn once_running(target: &ConnConfig, pattern: &str) {
     }
 }
 
+/// Run `work`, cancelling `cancel` once the slow index builds in
+/// `target`'s database; the error it ends with.
+async fn cancelled_while_indexing<T: std::fmt::Debug>(
+    work: impl std::future::Future<Output = Result<T, MigrateError>>,
+    target: &ConnConfig,
+    cancel: &CancellationToken,
+) -> MigrateError {
+    let (outcome, ()) = tokio::join!(work, async {
+        once_running(target, "%CREATE INDEX%tags_slow%").await;
+        cancel.cancel();
+    });
+    outcome.unwrap_err()
+}
+
+/// `err` ended a run cancelled while the slow index built in `db`: no
+/// statement of it runs on, the build was cancelled in its first row, and
+/// the message says `--resume` finishes the work.
+fn assert_stopped_for_resume(cluster: &Cluster, db: &str, err: &MigrateError) {
+    assert_eq!(err.kind(), MigrateErrorKind::Interrupted, "{err}");
+    let message = pgharbor_migrate::error::explain(err);
+    assert!(message.contains("--resume"), "{message}");
+    assert_eq!(active_statements(cluster, db), "0");
+    assert_eq!(slow_rows(cluster, db), "0");
+}
+
+/// The slow index function of `db`, fast again.
+fn make_index_fast(cluster: &Cluster, db: &str) {
+    cluster.psql(
+        db,
+        "CREATE OR REPLACE FUNCTION instr(t text, s text) RETURNS integer LANGUAGE sql IMMUTABLE AS
+           $$ SELECT strpos(t, s) $$",
+    );
+}
+
 fn config(cluster: &Cluster, db: &str) -> ConnConfig {
     ConnConfig::parse(&cluster.url(db)).unwrap()
 }
@@ -292,18 +326,9 @@ async fn into_existing(cluster: &Cluster, dir: &Path) {
         verify: true,
         ..ExistingOptions::default()
     };
-    let (snapshot, schema) = sqlite::inspect_file(&path, 2).unwrap();
-    let report = existing::migrate_into_existing(
-        "source.db",
-        snapshot,
-        schema,
-        &target,
-        &options,
-        Arc::new(Recorder::default()),
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let report = load_existing(&path, &target, &options, &CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(report.verified, Some(true), "{report:#?}");
     assert_eq!(
         cluster.psql("existing", "SELECT count(*) FROM posts"),
@@ -324,6 +349,27 @@ async fn into_existing(cluster: &Cluster, dir: &Path) {
     );
 }
 
+/// `path` loaded into the existing tables of `target` with `options`,
+/// until `cancel`.
+async fn load_existing(
+    path: &Path,
+    target: &ConnConfig,
+    options: &ExistingOptions,
+    cancel: &CancellationToken,
+) -> Result<pgharbor_core::report::MigrationReport, MigrateError> {
+    let (snapshot, schema) = sqlite::inspect_file(path, 2).unwrap();
+    existing::migrate_into_existing(
+        "source.db",
+        snapshot,
+        schema,
+        target,
+        options,
+        Arc::new(Recorder::default()),
+        cancel,
+    )
+    .await
+}
+
 /// `path` loaded into database `db` of `cluster` with `options`.
 async fn load_into_existing(
     cluster: &Cluster,
@@ -331,14 +377,10 @@ async fn load_into_existing(
     path: &Path,
     options: &ExistingOptions,
 ) -> pgharbor_core::report::MigrationReport {
-    let (snapshot, schema) = sqlite::inspect_file(path, 2).unwrap();
-    existing::migrate_into_existing(
-        "source.db",
-        snapshot,
-        schema,
+    load_existing(
+        path,
         &config(cluster, db),
         options,
-        Arc::new(Recorder::default()),
         &CancellationToken::new(),
     )
     .await
@@ -435,14 +477,8 @@ async fn cancelled_during_an_index_build(cluster: &Cluster, dir: &Path) {
     let path = slow_index_source(dir, false);
     let target = config(cluster, "cancel_index");
     let cancel = CancellationToken::new();
-    let (outcome, ()) = tokio::join!(
-        migrate(&path, &target, 2, Arc::new(Recorder::default()), &cancel),
-        async {
-            once_running(&target, "CREATE INDEX%tags_slow%").await;
-            cancel.cancel();
-        }
-    );
-    let err = outcome.unwrap_err();
+    let migrating = migrate(&path, &target, 2, Arc::new(Recorder::default()), &cancel);
+    let err = cancelled_while_indexing(migrating, &target, &cancel).await;
     assert_eq!(err.kind(), MigrateErrorKind::Interrupted, "{err}");
     assert!(err.to_string().starts_with("interrupted while"), "{err}");
     assert_eq!(
@@ -478,7 +514,7 @@ async fn failure_stops_the_other_workers(cluster: &Cluster, dir: &Path) {
     let (outcome, ()) = tokio::join!(migrate(&path, &target, 2, recorder, &never), async {
         // The load of posts, on one worker, fails only once the other
         // worker builds the slow index.
-        once_running(&target, "CREATE INDEX%tags_slow%").await;
+        once_running(&target, "%CREATE INDEX%tags_slow%").await;
         open_gate.send(()).unwrap();
     });
     let err = outcome.unwrap_err();
@@ -520,33 +556,10 @@ async fn into_existing_cancelled_during_a_rebuild(cluster: &Cluster, dir: &Path)
         ..ExistingOptions::default()
     };
     let cancel = CancellationToken::new();
-    let (snapshot, schema) = sqlite::inspect_file(&path, 2).unwrap();
-    let (outcome, ()) = tokio::join!(
-        existing::migrate_into_existing(
-            "source.db",
-            snapshot,
-            schema,
-            &target,
-            &options,
-            Arc::new(Recorder::default()),
-            &cancel,
-        ),
-        async {
-            once_running(&target, "CREATE INDEX%tags_slow%").await;
-            cancel.cancel();
-        }
-    );
-    let err = outcome.unwrap_err();
-    assert_eq!(err.kind(), MigrateErrorKind::Interrupted, "{err}");
-    let message = pgharbor_migrate::error::explain(&err);
-    assert!(message.contains("--resume"), "{message}");
-    assert_eq!(active_statements(cluster, db), "0");
-    assert_eq!(slow_rows(cluster, db), "0");
-    cluster.psql(
-        db,
-        "CREATE OR REPLACE FUNCTION instr(t text, s text) RETURNS integer LANGUAGE sql IMMUTABLE AS
-           $$ SELECT strpos(t, s) $$",
-    );
+    let loading = load_existing(&path, &target, &options, &cancel);
+    let err = cancelled_while_indexing(loading, &target, &cancel).await;
+    assert_stopped_for_resume(cluster, db, &err);
+    make_index_fast(cluster, db);
     options.resume = true;
     let report = load_into_existing(cluster, db, &path, &options).await;
     assert_eq!(report.verified, Some(true), "{report:#?}");
@@ -586,30 +599,16 @@ async fn postgres_copy_cancelled_during_an_index_build(cluster: &Cluster) {
         ..CopyOptions::default()
     };
     let cancel = CancellationToken::new();
-    let (outcome, ()) = tokio::join!(
-        copy_database(
-            &source,
-            &target,
-            &options,
-            Arc::new(Recorder::default()),
-            &cancel
-        ),
-        async {
-            once_running(&target, "%CREATE INDEX%tags_slow%").await;
-            cancel.cancel();
-        }
+    let copying = copy_database(
+        &source,
+        &target,
+        &options,
+        Arc::new(Recorder::default()),
+        &cancel,
     );
-    let err = outcome.unwrap_err();
-    assert_eq!(err.kind(), MigrateErrorKind::Interrupted, "{err}");
-    let message = pgharbor_migrate::error::explain(&err);
-    assert!(message.contains("--resume"), "{message}");
-    assert_eq!(active_statements(cluster, "copy_target"), "0");
-    assert_eq!(slow_rows(cluster, "copy_target"), "0");
-    cluster.psql(
-        "copy_target",
-        "CREATE OR REPLACE FUNCTION instr(t text, s text) RETURNS integer LANGUAGE sql IMMUTABLE AS
-           $$ SELECT strpos(t, s) $$",
-    );
+    let err = cancelled_while_indexing(copying, &target, &cancel).await;
+    assert_stopped_for_resume(cluster, "copy_target", &err);
+    make_index_fast(cluster, "copy_target");
     options.resume = true;
     let report = copy_database(
         &source,

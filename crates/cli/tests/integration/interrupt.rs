@@ -74,16 +74,29 @@ fn user_tables(pg: &TestDatabases, db: &str) -> String {
     )
 }
 
-const INDEX_BUILDING: &str = "state = 'active' AND query LIKE 'CREATE INDEX%tags_slow%'";
+/// `migrate` of [`source`] into [`slow_target`] `db`, started and building
+/// the slow index; the source and the target's URL.
+fn started_building_the_index(
+    pg: &TestDatabases,
+    scratch: &Scratch,
+    db: &str,
+) -> (std::process::Child, std::path::PathBuf, String) {
+    let source = source(scratch);
+    let url = slow_target(pg, db);
+    let child = pgharbor_started(&["migrate", source.to_str().unwrap(), &url, "--jobs", "2"]);
+    wait_for_statement(
+        pg,
+        db,
+        "state = 'active' AND query LIKE 'CREATE INDEX%tags_slow%'",
+    );
+    (child, source, url)
+}
 
 #[test]
 fn ctrl_c_during_an_index_build_cancels_it_and_removes_the_tables() {
     let scratch = Scratch::new();
-    let db = source(&scratch);
     let pg = databases(Flavor::Pg15);
-    let url = slow_target(&pg, "sigint");
-    let child = pgharbor_started(&["migrate", db.to_str().unwrap(), &url, "--jobs", "2"]);
-    wait_for_statement(&pg, "sigint", INDEX_BUILDING);
+    let (child, _, _) = started_building_the_index(&pg, &scratch, "sigint");
     sigint(&child);
     let run = Run::finished(child).fails_with(
         130,
@@ -119,11 +132,8 @@ fn ctrl_c_during_an_index_build_cancels_it_and_removes_the_tables() {
 #[test]
 fn a_second_ctrl_c_during_the_clean_up_exits_at_once_and_the_next_run_removes_what_is_left() {
     let scratch = Scratch::new();
-    let db = source(&scratch);
     let pg = databases(Flavor::Pg15);
-    let url = slow_target(&pg, "sigint2");
-    let child = pgharbor_started(&["migrate", db.to_str().unwrap(), &url, "--jobs", "2"]);
-    wait_for_statement(&pg, "sigint2", INDEX_BUILDING);
+    let (child, source, url) = started_building_the_index(&pg, &scratch, "sigint2");
     // A reader of `tags` that keeps the clean-up's DROP waiting.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let config = pgharbor_conn::ConnConfig::parse(&url).unwrap();
@@ -167,7 +177,7 @@ fn a_second_ctrl_c_during_the_clean_up_exits_at_once_and_the_next_run_removes_wh
         "CREATE OR REPLACE FUNCTION instr(t text, s text) RETURNS integer LANGUAGE sql IMMUTABLE AS
            $$ SELECT strpos(t, s) $$",
     );
-    pgharbor(&["migrate", db.to_str().unwrap(), &url, "--jobs", "2"]).success();
+    pgharbor(&["migrate", source.to_str().unwrap(), &url, "--jobs", "2"]).success();
     assert_eq!(
         user_tables(&pg, "sigint2"),
         "authors,tags",
