@@ -5,7 +5,7 @@
 use pgharbor_apply::{resumes_interrupted_copy, skip_finished_copies, Copy};
 use pgharbor_conn::ConnConfig;
 use pgharbor_migrate::postgres::{copy_database, CopyOptions};
-use pgharbor_migrate::SilentProgress;
+use pgharbor_migrate::{CancellationToken, SilentProgress};
 use pgharbor_testkit::{Cluster, Flavor};
 use std::sync::Arc;
 
@@ -57,6 +57,7 @@ async fn a_finished_copy_is_skipped_and_recopy_drops_its_database_except_in_a_dr
         &copy.target,
         &options,
         Arc::new(SilentProgress),
+        &CancellationToken::new(),
     )
     .await
     .unwrap();

@@ -3,9 +3,11 @@
 //! PostgreSQL copy), skipping those already finished and verified.
 
 use crate::args::ApplyArgs;
+use crate::interrupt::Leftovers;
 use crate::{progress, render, Failure};
 use pgharbor_apply::{ApplyOptions, Copy, Plan};
 use pgharbor_migrate::postgres::{copy_database, CopyOptions, CopyReport};
+use pgharbor_migrate::CancellationToken;
 
 /// What happened to one copy of the plan.
 #[derive(Debug, serde::Serialize)]
@@ -46,8 +48,9 @@ pub async fn apply(args: ApplyArgs) -> Result<u8, Failure> {
         print!("{report}");
     }
     let mut outcomes = Vec::new();
+    let cancel = crate::interrupt::on_ctrl_c(Leftovers::CopyJournal { rerun: true });
     for (copy, already) in copies.iter().zip(skip) {
-        outcomes.push(run_copy(&args, copy, already).await?);
+        outcomes.push(run_copy(&args, copy, already, &cancel).await?);
     }
     if args.json {
         let doc = serde_json::json!({ "apply": report, "copies": outcomes });
@@ -56,7 +59,12 @@ pub async fn apply(args: ApplyArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
-async fn run_copy(args: &ApplyArgs, copy: &Copy, already: bool) -> Result<CopyOutcome, Failure> {
+async fn run_copy(
+    args: &ApplyArgs,
+    copy: &Copy,
+    already: bool,
+    cancel: &CancellationToken,
+) -> Result<CopyOutcome, Failure> {
     let source = pgharbor_migrate::postgres::source_label(&copy.source);
     let outcome = |state, report| CopyOutcome {
         database: copy.database.clone(),
@@ -98,11 +106,17 @@ async fn run_copy(args: &ApplyArgs, copy: &Copy, already: bool) -> Result<CopyOu
         rerun_resumes: true,
     };
     let reporter = progress::Reporter::new(args.json);
-    let report = copy_database(&copy.source, &copy.target, &options, reporter.clone())
-        .await
-        .map_err(|e| {
-            Failure::from_migrate(e.context(format!("copying into database {}", copy.database)))
-        })?;
+    let report = copy_database(
+        &copy.source,
+        &copy.target,
+        &options,
+        reporter.clone(),
+        cancel,
+    )
+    .await
+    .map_err(|e| {
+        Failure::from_migrate(e.context(format!("copying into database {}", copy.database)))
+    })?;
     reporter.done();
     if !args.json {
         render::postgres::print_report(&report, false)?;

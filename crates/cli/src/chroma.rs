@@ -1,6 +1,7 @@
 //! `pgharbor migrate` for Chroma sources (and Open WebUI's vector_db/).
 
 use crate::args::{IndexArg, LayoutChoice, MigrateArgs, RecallArgs, VectorArgs, VerifyArgs};
+use crate::interrupt::Leftovers;
 use crate::{progress, Failure};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::ValuePolicy;
@@ -202,7 +203,7 @@ pub async fn run(
         print!("{}", crate::render::chroma::plan(&plan, &store));
         return Ok(None);
     }
-    let cancel = crate::interrupt::on_ctrl_c();
+    let cancel = crate::interrupt::on_ctrl_c(Leftovers::ChromaStore);
     let report = chroma::migrate(
         source_label,
         store,
@@ -228,7 +229,7 @@ pub async fn verify(
 ) -> Result<ChromaReport, Failure> {
     let reporter = progress::Reporter::new(json);
     let store = open_store(&reporter, dir, options.jobs).await?;
-    let cancel = crate::interrupt::on_ctrl_c();
+    let cancel = crate::interrupt::on_ctrl_c(Leftovers::Nothing);
     let report = chroma::verify_only(
         source_label,
         store,

@@ -69,14 +69,11 @@ impl Failure {
     }
 }
 
-/// Exit status after Ctrl-C, as shells report it.
-const EXIT_INTERRUPTED: u8 = 130;
-
 impl Failure {
     /// A pipeline error, with the exit status its kind calls for.
     pub fn from_migrate(error: pgharbor_migrate::MigrateError) -> Self {
         let code = match error.kind() {
-            pgharbor_migrate::MigrateErrorKind::Interrupted => EXIT_INTERRUPTED,
+            pgharbor_migrate::MigrateErrorKind::Interrupted => interrupt::EXIT_INTERRUPTED,
             pgharbor_migrate::MigrateErrorKind::Usage => EXIT_USAGE,
             _ => EXIT_FAILURE,
         };

@@ -1,6 +1,7 @@
 //! `pgharbor migrate` and `pgharbor verify` for SQLite sources.
 
 use crate::args::{MigrateArgs, NulChoice, SourceArgs, Utf8Choice, VerifyArgs};
+use crate::interrupt::Leftovers;
 use crate::{progress, render, Failure};
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{InvalidUtf8Policy, NulPolicy, ValuePolicy};
@@ -189,7 +190,10 @@ async fn migrate_into_existing(
         }
         return Ok(0);
     }
-    let cancel = crate::interrupt::on_ctrl_c();
+    let cancel = crate::interrupt::on_ctrl_c(match &app {
+        Some(app) if app.preset.hook().is_some() => Leftovers::AppWithVectors,
+        _ => Leftovers::LoadJournal,
+    });
     let Some(app) = app else {
         let report = existing::migrate_into_existing(
             &common.source,
@@ -435,7 +439,7 @@ async fn migrate_sqlite(args: &MigrateArgs, path: PathBuf) -> Result<u8, Failure
         verify: !args.no_verify,
         create_database: !args.no_create_database,
     };
-    let cancel = crate::interrupt::on_ctrl_c();
+    let cancel = crate::interrupt::on_ctrl_c(Leftovers::CreatedTables);
     let report = sqlite::migrate(
         &common.source,
         snapshot,
@@ -480,7 +484,7 @@ pub async fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     let reporter = progress::Reporter::new(common.json);
     reporter.phase("planning");
     let (snapshot, plan) = plan(common, path, Some(&target)).await?;
-    let cancel = crate::interrupt::on_ctrl_c();
+    let cancel = crate::interrupt::on_ctrl_c(Leftovers::Nothing);
     let report = sqlite::verify_only(
         &common.source,
         snapshot,
@@ -543,7 +547,7 @@ async fn verify_into_existing(
         .await
         .map_err(anyhow::Error::from)?
         .map_err(Failure::from_migrate)?;
-    let cancel = crate::interrupt::on_ctrl_c();
+    let cancel = crate::interrupt::on_ctrl_c(Leftovers::Nothing);
     let report = existing::verify_existing(
         &common.source,
         snapshot,

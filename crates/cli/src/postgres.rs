@@ -2,6 +2,7 @@
 //! database to another server.
 
 use crate::args::{MigrateArgs, SourceArgs};
+use crate::interrupt::Leftovers;
 use crate::{progress, Failure};
 use pgharbor_conn::ConnConfig;
 use pgharbor_migrate::postgres::{self, CopyOptions};
@@ -32,7 +33,8 @@ pub async fn migrate(
         rerun_resumes: false,
     };
     let reporter = progress::Reporter::new(common.json);
-    let report = postgres::copy_database(&source, &target, &options, reporter.clone())
+    let cancel = crate::interrupt::on_ctrl_c(Leftovers::CopyJournal { rerun: false });
+    let report = postgres::copy_database(&source, &target, &options, reporter.clone(), &cancel)
         .await
         .map_err(Failure::from_migrate)?;
     reporter.done();
@@ -48,11 +50,13 @@ pub async fn verify(
     target: &ConnConfig,
 ) -> Result<u8, Failure> {
     let reporter = progress::Reporter::new(common.json);
+    let cancel = crate::interrupt::on_ctrl_c(Leftovers::Nothing);
     let checks = postgres::verify::compare_databases(
         source,
         target,
         crate::migrate::jobs(common),
         reporter.clone(),
+        &cancel,
     )
     .await
     .map_err(Failure::from_migrate)?;

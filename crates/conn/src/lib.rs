@@ -117,6 +117,7 @@
 //! `sslcertmode`, `sslsni` and `ssl_min_protocol_version`/`ssl_max_protocol_version`
 //! (rustls speaks TLS 1.2 and 1.3 only).
 
+mod cancel;
 mod config;
 mod connect;
 mod encoding;
@@ -137,6 +138,7 @@ mod url;
 #[cfg(test)]
 mod tests;
 
+pub use cancel::cancel_query;
 pub use config::{ConnConfig, Host, PasswordSource, SslRootCert, DEFAULT_PORT};
 pub use connect::{connect, ConnectionTask};
 pub use env::{Environment, DEFAULT_SOCKET_DIRS, PG_ENV_VARS};

@@ -50,6 +50,7 @@ pub mod run;
 pub mod schedule;
 pub mod source_spec;
 pub mod sqlite;
+mod stop;
 pub mod target;
 pub mod uploads;
 pub mod verify;

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Encoded bytes per chunk sent to the COPY: rows are gathered up to this
 /// size, and a larger row is sent in pieces of this size, so the channel
@@ -91,14 +92,15 @@ pub struct UnitResult {
 }
 
 /// Load every unit with one worker per reader, on the run's one pool of
-/// workers; results are per plan table, and the readers come back for the
-/// next phase.
+/// workers; `cancel` stops them (their `COPY`s too). Results are per plan
+/// table.
 pub async fn load_all(
     target: &ConnConfig,
     plan: &Arc<Plan>,
     units: Vec<WorkUnit>,
     readers: Vec<Box<dyn UnitReader>>,
     progress: Arc<dyn Progress>,
+    cancel: &CancellationToken,
 ) -> Result<Vec<UnitResult>, MigrateError> {
     let mut schedule = Schedule::default();
     for unit in units {
@@ -106,7 +108,10 @@ pub async fn load_all(
     }
     let progressed = Progressed::new(schedule, plan);
     let workers = readers.len();
-    let executed = execute(progressed, target, plan, readers, workers, progress, false).await?;
+    let executed = execute(
+        progressed, target, plan, readers, workers, progress, false, cancel,
+    )
+    .await?;
     Ok(executed.loaded)
 }
 

@@ -12,9 +12,10 @@
 //!
 //! [`run`] puts the landing's steps and the verification of each table into
 //! one [`Schedule`] and runs it (see [`crate::schedule`]). Cancellation comes
-//! from the caller (the binary cancels the token on Ctrl-C); a run stopped
-//! before every table was built is undone by its landing, one stopped
-//! during the last verifications keeps its tables.
+//! from the caller (the binary cancels the token on Ctrl-C): the workers'
+//! statements are cancelled on the server at once ([`crate::stop`]), then a
+//! run stopped before every table was built is undone by its landing, one
+//! stopped during the last verifications keeps its tables.
 
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::finish::FinishOutcome;
@@ -134,16 +135,14 @@ pub async fn run(
             jobs,
             progress.clone(),
             options.verify,
+            cancel,
         )
         .await
     };
-    let outcome = tokio::select! {
-        outcome = executing => outcome,
-        _ = cancel.cancelled() => {
-            let stage = progressed.unfinished_stage().unwrap_or(Stage::Verify);
-            Err(MigrateError::new(MigrateErrorKind::Interrupted, landing.interrupted(stage)))
-        }
-    };
+    let outcome = executing.await.map_err(|err| {
+        let stage = progressed.unfinished_stage().unwrap_or(Stage::Verify);
+        saying(landing.interrupted(stage))(err)
+    });
     let executed = match outcome {
         Ok(executed) => executed,
         Err(err) => {
@@ -187,7 +186,17 @@ pub async fn run(
     Ok(report)
 }
 
-/// Run `work`, or stop with `message` when `cancel` is cancelled.
+/// What a cancelled step says: `message` for an interruption, any other
+/// error as it is.
+pub(crate) fn saying(message: &str) -> impl FnOnce(MigrateError) -> MigrateError + '_ {
+    move |err| match err.kind() {
+        MigrateErrorKind::Interrupted => MigrateError::new(MigrateErrorKind::Interrupted, message),
+        _ => err,
+    }
+}
+
+/// Run `work`, or stop with `message` when `cancel` is cancelled (work
+/// that is not on the schedule, whose statements run on to their end).
 pub(crate) async fn interruptible<T>(
     work: impl Future<Output = Result<T, MigrateError>>,
     cancel: &CancellationToken,

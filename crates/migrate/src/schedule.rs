@@ -12,10 +12,19 @@
 //!
 //! The schedule records how far each [`Stage`] got, so a run that fails or
 //! is cancelled knows whether its tables were all built.
+//!
+//! Workers stop together: when one fails, or the caller cancels, every
+//! other worker drops its step at once and cancels the statement its
+//! connection runs on the server ([`crate::stop`]) — a `COPY`, an index
+//! build, a foreign key's validation, a verification query — until the
+//! server has answered. A step that ends after the stop is not counted as
+//! done (its statement may have been the one cancelled). The first error is
+//! the one reported, not the cancellations it caused.
 
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::load::{self, TableGuards, UnitReader, UnitResult, WorkUnit};
 use crate::progress::Progress;
+use crate::stop::{interrupted, Canceller};
 use crate::verify;
 use futures_util::future::BoxFuture;
 use pgharbor_conn::ConnConfig;
@@ -26,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
 
 /// What a step belongs to; a run's stages end in this order of importance
 /// (a run whose `Load` and `Finish` steps are done has built every table).
@@ -288,8 +298,12 @@ impl Progressed {
 
     fn finished(&self, id: StepId, progress: &dyn Progress, plan: &Plan) {
         let mut state = self.lock();
-        state.done[id] = true;
         state.running -= 1;
+        if state.failed.is_some() {
+            // Stopped while it ran: its statement may have been cancelled.
+            return;
+        }
+        state.done[id] = true;
         let stage = state.steps[id].stage as usize;
         state.stage_left[stage] -= 1;
         if state.stage_left[stage] == 0 {
@@ -313,11 +327,15 @@ impl Progressed {
         }
     }
 
+    /// A running step ended with `err` (or was stopped: [`interrupted`]).
     fn fail(&self, err: MigrateError) {
-        let mut state = self.lock();
-        state.running -= 1;
-        state.failed.get_or_insert(err);
-        drop(state);
+        self.lock().running -= 1;
+        self.stop_with(err);
+    }
+
+    /// Stop the schedule with `err`, unless it stopped with an earlier one.
+    fn stop_with(&self, err: MigrateError) {
+        self.lock().failed.get_or_insert(err);
         self.wake.notify_waiters();
     }
 
@@ -356,7 +374,10 @@ impl State {
 /// schedules of target steps only). With `digesting`, loads also digest the
 /// rows they read, for verification steps to compare the target with
 /// instead of reading the source again. Returns what was loaded and
-/// verified, or the first error (workers finish the step they are at first).
+/// verified, or the first error: a worker that fails, or `cancel`
+/// ([`MigrateErrorKind::Interrupted`]), stops the others' statements at
+/// once, and they have stopped when this returns.
+#[allow(clippy::too_many_arguments)]
 pub async fn execute(
     progressed: Arc<Progressed>,
     target: &ConnConfig,
@@ -365,16 +386,20 @@ pub async fn execute(
     workers: usize,
     progress: Arc<dyn Progress>,
     digesting: bool,
+    cancel: &CancellationToken,
 ) -> Result<Executed, MigrateError> {
     let guards = Arc::new(TableGuards::default());
     let mut readers: Vec<Option<Box<dyn UnitReader>>> = readers.into_iter().map(Some).collect();
     readers.resize_with(workers.max(readers.len()).max(1), || None);
+    let stop = cancel.child_token();
     let mut set = tokio::task::JoinSet::new();
     for reader in readers {
-        let client = Arc::new(crate::target::connect(target).await?);
+        let client = crate::target::connect(target).await?;
         let worker = Worker {
             progressed: progressed.clone(),
-            client,
+            canceller: Canceller::new(&client, target),
+            client: Arc::new(client),
+            stop: stop.clone(),
             reader,
             plan: plan.clone(),
             progress: progress.clone(),
@@ -390,6 +415,7 @@ pub async fn execute(
                 MigrateErrorKind::Write,
                 format!("a worker crashed: {e}"),
             ));
+            stop.cancel();
         }
     }
     guards.release_all().await;
@@ -404,6 +430,9 @@ pub async fn execute(
 struct Worker {
     progressed: Arc<Progressed>,
     client: Arc<Client>,
+    canceller: Canceller,
+    /// Cancelled when the caller cancels or a worker fails.
+    stop: CancellationToken,
     reader: Option<Box<dyn UnitReader>>,
     plan: Arc<Plan>,
     progress: Arc<dyn Progress>,
@@ -415,20 +444,34 @@ struct Worker {
 impl Worker {
     async fn run(mut self) {
         let progressed = self.progressed.clone();
+        let stop = self.stop.clone();
         loop {
             let wake = progressed.wake.notified();
             let (id, work) = match progressed.next(self.reader.is_some()) {
                 Err(()) => return,
                 Ok(None) => {
-                    wake.await;
+                    tokio::select! {
+                        () = wake => {}
+                        () = stop.cancelled() => progressed.stop_with(interrupted()),
+                    }
                     continue;
                 }
                 Ok(Some(next)) => next,
             };
-            match self.work(work).await {
-                Ok(()) => self.progressed.finished(id, &*self.progress, &self.plan),
+            let outcome = tokio::select! {
+                outcome = self.work(work) => Some(outcome),
+                () = stop.cancelled() => None,
+            };
+            let Some(outcome) = outcome else {
+                progressed.fail(interrupted());
+                settle(self.client.clone(), self.canceller.clone()).await;
+                return;
+            };
+            match outcome {
+                Ok(()) => progressed.finished(id, &*self.progress, &self.plan),
                 Err(e) => {
-                    self.progressed.fail(e);
+                    progressed.fail(e);
+                    stop.cancel();
                     return;
                 }
             }
@@ -444,9 +487,15 @@ impl Worker {
                     .digesting
                     .then(|| self.progressed.lock().read_by_load[table])
                     .flatten();
-                let (back, result) =
-                    verify::verify_table(&self.client, &self.plan, table, reader, read_by_load)
-                        .await;
+                let (back, result) = verify::verify_table(
+                    &self.client,
+                    &self.plan,
+                    table,
+                    reader,
+                    read_by_load,
+                    &self.stop,
+                )
+                .await;
                 self.reader = Some(back);
                 self.progressed.lock().executed.verified[table] = Some(result?);
                 Ok(())
@@ -477,4 +526,14 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// After a worker's step was dropped: cancel what its connection still runs
+/// on the server until the server has answered everything sent.
+async fn settle(client: Arc<Client>, canceller: Canceller) {
+    canceller
+        .cancel_until(async move {
+            let _ = client.batch_execute("").await;
+        })
+        .await;
 }

@@ -7,7 +7,7 @@ use crate::finish;
 use crate::load::{self, RowSink, UnitRange, UnitReader, WorkUnit};
 use crate::new_tables::NewTables;
 use crate::progress::Progress;
-use crate::run::{build_report, interruptible, run, CancellationToken, RowSource, RunOptions};
+use crate::run::{build_report, run, saying, CancellationToken, RowSource, RunOptions};
 use crate::target;
 use crate::verify;
 use pgharbor_conn::ConnConfig;
@@ -231,13 +231,15 @@ pub async fn verify_only(
         }
     }
     let plan = Arc::new(plan);
-    let verifying = verify::verify_all(
+    let verifications = verify::verify_all(
         target_config,
         &plan,
         readers(&snapshot, jobs.max(1))?,
         progress,
-    );
-    let verifications = interruptible(verifying, cancel, "interrupted during verification").await?;
+        cancel,
+    )
+    .await
+    .map_err(saying("interrupted during verification"))?;
     let loaded = vec![load::UnitResult::default(); plan.tables.len()];
     Ok(build_report(
         source_label,

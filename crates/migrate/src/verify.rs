@@ -4,6 +4,7 @@ use crate::error::{MigrateError, MigrateErrorKind};
 use crate::load::{row_key, UnitRange, UnitReader};
 use crate::progress::Progress;
 use crate::schedule::{execute, Progressed, Schedule};
+use crate::stop::interrupted;
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::{Plan, RowKey, TablePlan};
 use pgharbor_core::report::TableVerification;
@@ -12,17 +13,20 @@ use pgharbor_verify::digest::{target_digest, RowFilter};
 use pgharbor_verify::{RowHasher, RowMultiset, TableDigest};
 use std::sync::Arc;
 use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
 
 /// How many differing rows a report names per table.
 const SAMPLE_LIMIT: usize = 10;
 
 /// Verify every table of `plan`, one worker per reader, on the run's one
-/// pool of workers. Results are in plan order.
+/// pool of workers; `cancel` stops them (their queries too). Results are in
+/// plan order.
 pub async fn verify_all(
     target: &ConnConfig,
     plan: &Arc<Plan>,
     readers: Vec<Box<dyn UnitReader>>,
     progress: Arc<dyn Progress>,
+    cancel: &CancellationToken,
 ) -> Result<Vec<TableVerification>, MigrateError> {
     progress.phase("verifying");
     let mut schedule = Schedule::default();
@@ -31,7 +35,10 @@ pub async fn verify_all(
     }
     let progressed = Progressed::new(schedule, plan);
     let workers = readers.len();
-    let executed = execute(progressed, target, plan, readers, workers, progress, false).await?;
+    let executed = execute(
+        progressed, target, plan, readers, workers, progress, false, cancel,
+    )
+    .await?;
     Ok(executed
         .verified
         .into_iter()
@@ -55,20 +62,22 @@ pub(crate) fn row_hasher(plan: &Plan, index: usize) -> RowHasher {
 /// `read_by_load` is the source side as the load read it (every row it
 /// encoded, hashed from the same cells): used when it holds as many rows as
 /// the source table has, instead of reading the source again. Differences
-/// are always looked for in a new read of the source.
+/// are always looked for in a new read of the source. A read of the source
+/// ends early once `stop` is cancelled.
 pub(crate) async fn verify_table(
     client: &Client,
     plan: &Arc<Plan>,
     index: usize,
     reader: Box<dyn UnitReader>,
     read_by_load: Option<TableDigest>,
+    stop: &CancellationToken,
 ) -> (Box<dyn UnitReader>, Result<TableVerification, MigrateError>) {
     let table = &plan.tables[index];
     let hasher = row_hasher(plan, index);
     let columns: Vec<String> = table.spec.columns.iter().map(|c| c.name.clone()).collect();
     let (reader, source) = match read_by_load.filter(|d| d.rows == table.source_rows) {
         Some(digest) => (reader, Ok((digest, None))),
-        None => source_pass(reader, plan.clone(), index, hasher.clone(), false).await,
+        None => source_pass(reader, plan.clone(), index, hasher.clone(), false, stop).await,
     };
     let target = target_digest(
         client,
@@ -95,7 +104,8 @@ pub(crate) async fn verify_table(
     if result.matches {
         return (reader, Ok(result));
     }
-    let (reader, detailed) = source_pass(reader, plan.clone(), index, hasher.clone(), true).await;
+    let (reader, detailed) =
+        source_pass(reader, plan.clone(), index, hasher.clone(), true, stop).await;
     let mut multiset = match detailed {
         Ok((_, Some(m))) => m,
         Ok((_, None)) => RowMultiset::default(),
@@ -125,23 +135,29 @@ fn key_columns(table: &TablePlan) -> Vec<usize> {
     }
 }
 
-/// Digest the source side on a blocking thread; with `detailed`, also count rows by hash.
+/// Digest the source side on a blocking thread; with `detailed`, also count
+/// rows by hash. Ends at the next row once `stop` is cancelled.
 async fn source_pass(
     reader: Box<dyn UnitReader>,
     plan: Arc<Plan>,
     index: usize,
     mut hasher: RowHasher,
     detailed: bool,
+    stop: &CancellationToken,
 ) -> (
     Box<dyn UnitReader>,
     Result<(TableDigest, Option<RowMultiset>), MigrateError>,
 ) {
+    let stop = stop.clone();
     let joined = tokio::task::spawn_blocking(move || {
         let mut reader = reader;
         let table = &plan.tables[index];
         let mut digest = TableDigest::default();
         let mut multiset = detailed.then(RowMultiset::default);
         let outcome = reader.read(table, UnitRange::WholeTable, &mut |rowid, cells| {
+            if stop.is_cancelled() {
+                return Err(interrupted());
+            }
             let hash = hasher.hash_cells(cells).map_err(|e| {
                 MigrateError::new(
                     MigrateErrorKind::Conversion,

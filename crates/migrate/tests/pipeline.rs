@@ -1,16 +1,20 @@
 //! The pipeline as a library, against one real cluster per PostgreSQL
 //! flavour with a fresh database per case: a schema-creating run, a run
 //! into existing tables, the per-table schedule (seen through the events a
-//! recording [`Progress`] gets), cancellation, and a failure cleaned up.
+//! recording [`Progress`] gets), cancellation, and a failure cleaned up —
+//! with the statements of a cancelled or failed run stopped on the server
+//! (an index build made slow on purpose is cancelled, not waited for).
 
 use pgharbor_conn::ConnConfig;
 use pgharbor_migrate::existing::{self, ExistingOptions};
+use pgharbor_migrate::postgres::{copy_database, CopyOptions};
 use pgharbor_migrate::sqlite::{self, MigrateOptions};
-use pgharbor_migrate::{CancellationToken, MigrateErrorKind, Progress};
+use pgharbor_migrate::{CancellationToken, MigrateError, MigrateErrorKind, Progress};
 use pgharbor_sqlite::planner::PlanOptions;
 use pgharbor_testkit::{Cluster, Flavor};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
 /// Rows of the large table: enough to take a while to load and verify.
 const LARGE_ROWS: i64 = 30_000;
@@ -21,6 +25,8 @@ struct Recorder {
     events: Mutex<Vec<String>>,
     /// Cancelled at the first rows sent, when set.
     cancel_on_rows: Option<CancellationToken>,
+    /// The first rows sent of `posts` wait for a word here, when set.
+    posts_gate: Mutex<Option<mpsc::Receiver<()>>>,
 }
 
 impl Recorder {
@@ -42,9 +48,15 @@ impl Progress for Recorder {
         self.events.lock().unwrap().push(format!("phase {name}"));
     }
     fn table_started(&self, _: &str, _: u64) {}
-    fn rows_sent(&self, _: &str, _: u64, _: u64) {
+    fn rows_sent(&self, table: &str, _: u64, _: u64) {
         if let Some(cancel) = &self.cancel_on_rows {
             cancel.cancel();
+        }
+        if table == "posts" {
+            let gate = self.posts_gate.lock().unwrap().take();
+            if let Some(gate) = gate {
+                gate.recv().unwrap();
+            }
         }
     }
     fn table_finished(&self, table: &str) {
@@ -77,6 +89,107 @@ fn source_file(dir: &Path, tag_text: &str) -> std::path::PathBuf {
     db.execute("INSERT INTO tags VALUES (2, ?1)", [tag_text])
         .unwrap();
     path
+}
+
+/// The source of [`source_file`] with an expression index on `tags` that
+/// the target makes slow ([`slow_index_function`]); with `bad_last_post`,
+/// the last row of `posts` holds a NUL the target cannot take.
+fn slow_index_source(dir: &Path, bad_last_post: bool) -> std::path::PathBuf {
+    let path = source_file(dir, "plain");
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute_batch("CREATE INDEX tags_slow ON tags (instr(label, 'x'))")
+        .unwrap();
+    if bad_last_post {
+        db.execute(
+            "UPDATE posts SET body = 'nul ' || char(0) || ' inside' WHERE id = ?1",
+            [LARGE_ROWS],
+        )
+        .unwrap();
+    }
+    path
+}
+
+/// In database `db`: `instr(text, text)` (which a translated SQLite index
+/// calls) sleeping 30 s per row, and counting in the sequence `slow_rows`
+/// the rows it got through.
+fn slow_index_function(cluster: &Cluster, db: &str) {
+    cluster.psql(
+        db,
+        "CREATE SEQUENCE slow_rows;
+         CREATE FUNCTION instr(t text, s text) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS
+           $$ BEGIN PERFORM pg_sleep(30); PERFORM nextval('public.slow_rows'); RETURN strpos(t, s); END $$;",
+    );
+}
+
+/// Rows the slow index function got through.
+fn slow_rows(cluster: &Cluster, db: &str) -> String {
+    cluster.psql(
+        db,
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM slow_rows",
+    )
+}
+
+/// Statements running in database `db`, other than the one asking.
+fn active_statements(cluster: &Cluster, db: &str) -> String {
+    cluster.psql(
+        db,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND backend_type = 'client backend' AND state = 'active' AND pid <> pg_backend_pid()",
+    )
+}
+
+/// Return once a statement like `pattern` runs in `target`'s database.
+async fn once_running(target: &ConnConfig, pattern: &str) {
+    let (client, _connection) = pgharbor_conn::connect(target).await.unwrap();
+    loop {
+        let running: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND state = 'active' AND pid <> pg_backend_pid() AND query LIKE $1",
+                &[&pattern],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if running > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Run `work`, cancelling `cancel` once the slow index builds in
+/// `target`'s database; the error it ends with.
+async fn cancelled_while_indexing<T: std::fmt::Debug>(
+    work: impl std::future::Future<Output = Result<T, MigrateError>>,
+    target: &ConnConfig,
+    cancel: &CancellationToken,
+) -> MigrateError {
+    let (outcome, ()) = tokio::join!(work, async {
+        once_running(target, "%CREATE INDEX%tags_slow%").await;
+        cancel.cancel();
+    });
+    outcome.unwrap_err()
+}
+
+/// `err` ended a run cancelled while the slow index built in `db`: no
+/// statement of it runs on, the build was cancelled in its first row, and
+/// the message says `--resume` finishes the work.
+fn assert_stopped_for_resume(cluster: &Cluster, db: &str, err: &MigrateError) {
+    assert_eq!(err.kind(), MigrateErrorKind::Interrupted, "{err}");
+    let message = pgharbor_migrate::error::explain(err);
+    assert!(message.contains("--resume"), "{message}");
+    assert_eq!(active_statements(cluster, db), "0");
+    assert_eq!(slow_rows(cluster, db), "0");
+}
+
+/// The slow index function of `db`, fast again.
+fn make_index_fast(cluster: &Cluster, db: &str) {
+    cluster.psql(
+        db,
+        "CREATE OR REPLACE FUNCTION instr(t text, s text) RETURNS integer LANGUAGE sql IMMUTABLE AS
+           $$ SELECT strpos(t, s) $$",
+    );
 }
 
 fn config(cluster: &Cluster, db: &str) -> ConnConfig {
@@ -213,18 +326,9 @@ async fn into_existing(cluster: &Cluster, dir: &Path) {
         verify: true,
         ..ExistingOptions::default()
     };
-    let (snapshot, schema) = sqlite::inspect_file(&path, 2).unwrap();
-    let report = existing::migrate_into_existing(
-        "source.db",
-        snapshot,
-        schema,
-        &target,
-        &options,
-        Arc::new(Recorder::default()),
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let report = load_existing(&path, &target, &options, &CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(report.verified, Some(true), "{report:#?}");
     assert_eq!(
         cluster.psql("existing", "SELECT count(*) FROM posts"),
@@ -245,6 +349,27 @@ async fn into_existing(cluster: &Cluster, dir: &Path) {
     );
 }
 
+/// `path` loaded into the existing tables of `target` with `options`,
+/// until `cancel`.
+async fn load_existing(
+    path: &Path,
+    target: &ConnConfig,
+    options: &ExistingOptions,
+    cancel: &CancellationToken,
+) -> Result<pgharbor_core::report::MigrationReport, MigrateError> {
+    let (snapshot, schema) = sqlite::inspect_file(path, 2).unwrap();
+    existing::migrate_into_existing(
+        "source.db",
+        snapshot,
+        schema,
+        target,
+        options,
+        Arc::new(Recorder::default()),
+        cancel,
+    )
+    .await
+}
+
 /// `path` loaded into database `db` of `cluster` with `options`.
 async fn load_into_existing(
     cluster: &Cluster,
@@ -252,14 +377,10 @@ async fn load_into_existing(
     path: &Path,
     options: &ExistingOptions,
 ) -> pgharbor_core::report::MigrationReport {
-    let (snapshot, schema) = sqlite::inspect_file(path, 2).unwrap();
-    existing::migrate_into_existing(
-        "source.db",
-        snapshot,
-        schema,
+    load_existing(
+        path,
         &config(cluster, db),
         options,
-        Arc::new(Recorder::default()),
         &CancellationToken::new(),
     )
     .await
@@ -347,6 +468,167 @@ async fn cancelled(cluster: &Cluster, dir: &Path) {
     assert_eq!(tables(cluster, "cancelled"), "", "nothing is left behind");
 }
 
+/// Cancelled while an index builds (slowly, on purpose): the build is
+/// cancelled on the server, the run stops as soon as the server answered,
+/// and the tables it created are removed.
+async fn cancelled_during_an_index_build(cluster: &Cluster, dir: &Path) {
+    cluster.create_database("cancel_index");
+    slow_index_function(cluster, "cancel_index");
+    let path = slow_index_source(dir, false);
+    let target = config(cluster, "cancel_index");
+    let cancel = CancellationToken::new();
+    let migrating = migrate(&path, &target, 2, Arc::new(Recorder::default()), &cancel);
+    let err = cancelled_while_indexing(migrating, &target, &cancel).await;
+    assert_eq!(err.kind(), MigrateErrorKind::Interrupted, "{err}");
+    assert!(err.to_string().starts_with("interrupted while"), "{err}");
+    assert_eq!(
+        active_statements(cluster, "cancel_index"),
+        "0",
+        "no statement of the run runs on"
+    );
+    assert_eq!(
+        slow_rows(cluster, "cancel_index"),
+        "0",
+        "the index build was cancelled in its first row"
+    );
+    assert_eq!(
+        tables(cluster, "cancel_index"),
+        "",
+        "nothing is left behind"
+    );
+}
+
+/// A failing load stops an index build running on another worker at once;
+/// the error is the failing table's.
+async fn failure_stops_the_other_workers(cluster: &Cluster, dir: &Path) {
+    cluster.create_database("fail_index");
+    slow_index_function(cluster, "fail_index");
+    let path = slow_index_source(dir, true);
+    let target = config(cluster, "fail_index");
+    let (open_gate, gate) = mpsc::channel();
+    let recorder = Arc::new(Recorder {
+        posts_gate: Mutex::new(Some(gate)),
+        ..Recorder::default()
+    });
+    let never = CancellationToken::new();
+    let (outcome, ()) = tokio::join!(migrate(&path, &target, 2, recorder, &never), async {
+        // The load of posts, on one worker, fails only once the other
+        // worker builds the slow index.
+        once_running(&target, "%CREATE INDEX%tags_slow%").await;
+        open_gate.send(()).unwrap();
+    });
+    let err = outcome.unwrap_err();
+    assert_eq!(err.kind(), MigrateErrorKind::Conversion, "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("\"posts\"") && message.contains(&format!("id={LARGE_ROWS}")),
+        "the failing table's error: {message}"
+    );
+    assert_eq!(active_statements(cluster, "fail_index"), "0");
+    assert_eq!(
+        slow_rows(cluster, "fail_index"),
+        "0",
+        "the index build was cancelled, not waited for"
+    );
+    assert_eq!(tables(cluster, "fail_index"), "", "nothing is left behind");
+}
+
+/// Into existing tables: cancelled while an index the run dropped is
+/// rebuilt, the build stops on the server, the journal keeps what to do,
+/// and `--resume` builds the index.
+async fn into_existing_cancelled_during_a_rebuild(cluster: &Cluster, dir: &Path) {
+    let db = "cancel_rebuild";
+    cluster.create_database(db);
+    slow_index_function(cluster, db);
+    cluster.psql(
+        db,
+        "CREATE TABLE authors (id bigint PRIMARY KEY, name varchar(40) NOT NULL);
+         CREATE TABLE posts (id bigserial PRIMARY KEY, author_id bigint REFERENCES authors, body text);
+         CREATE TABLE tags (id int PRIMARY KEY, label text);
+         CREATE INDEX tags_slow ON tags (instr(label, 'x'));",
+    );
+    let path = source_file(dir, "plain");
+    let target = config(cluster, db);
+    let mut options = ExistingOptions {
+        schema: "public".into(),
+        jobs: 2,
+        verify: true,
+        ..ExistingOptions::default()
+    };
+    let cancel = CancellationToken::new();
+    let loading = load_existing(&path, &target, &options, &cancel);
+    let err = cancelled_while_indexing(loading, &target, &cancel).await;
+    assert_stopped_for_resume(cluster, db, &err);
+    make_index_fast(cluster, db);
+    options.resume = true;
+    let report = load_into_existing(cluster, db, &path, &options).await;
+    assert_eq!(report.verified, Some(true), "{report:#?}");
+    assert_eq!(
+        cluster.psql(
+            db,
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'tags_slow'"
+        ),
+        "1",
+        "--resume built the index the cancelled run dropped"
+    );
+}
+
+/// A PostgreSQL copy cancelled while the target builds an index (made slow
+/// on purpose): the build is cancelled on the server, the journal keeps
+/// what to do, and `--resume` finishes the copy.
+async fn postgres_copy_cancelled_during_an_index_build(cluster: &Cluster) {
+    cluster.create_database("copy_source");
+    cluster.create_database("copy_target");
+    cluster.psql(
+        "copy_source",
+        "CREATE SEQUENCE slow_rows;
+         CREATE FUNCTION instr(t text, s text) RETURNS integer LANGUAGE sql IMMUTABLE AS
+           $$ SELECT strpos(t, s) $$;
+         CREATE TABLE tags (id int PRIMARY KEY, label text);
+         INSERT INTO tags VALUES (1, 'first'), (2, 'second');
+         CREATE INDEX tags_slow ON tags (instr(label, 'x'));
+         CREATE OR REPLACE FUNCTION instr(t text, s text) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS
+           $$ BEGIN PERFORM pg_sleep(30); PERFORM nextval('public.slow_rows'); RETURN strpos(t, s); END $$;",
+    );
+    let (source, target) = (
+        config(cluster, "copy_source"),
+        config(cluster, "copy_target"),
+    );
+    let mut options = CopyOptions {
+        jobs: 2,
+        ..CopyOptions::default()
+    };
+    let cancel = CancellationToken::new();
+    let copying = copy_database(
+        &source,
+        &target,
+        &options,
+        Arc::new(Recorder::default()),
+        &cancel,
+    );
+    let err = cancelled_while_indexing(copying, &target, &cancel).await;
+    assert_stopped_for_resume(cluster, "copy_target", &err);
+    make_index_fast(cluster, "copy_target");
+    options.resume = true;
+    let report = copy_database(
+        &source,
+        &target,
+        &options,
+        Arc::new(Recorder::default()),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(report.tables.iter().all(|t| t.matches()), "{report:#?}");
+    assert_eq!(
+        cluster.psql(
+            "copy_target",
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'tags_slow'"
+        ),
+        "1"
+    );
+}
+
 /// A value the target cannot take stops the run with the table, row and
 /// column named, and every table the run created is removed.
 async fn failure_cleaned_up(cluster: &Cluster, dir: &Path) {
@@ -431,6 +713,13 @@ fn every_case(flavor: Flavor) {
         seeded_parent_replaced(&cluster, dir().path()).await;
         cancelled(&cluster, dir().path()).await;
         failure_cleaned_up(&cluster, dir().path()).await;
+        cancelled_during_an_index_build(&cluster, dir().path()).await;
+        failure_stops_the_other_workers(&cluster, dir().path()).await;
+        into_existing_cancelled_during_a_rebuild(&cluster, dir().path()).await;
+        // Debian's pg_dump 15 is at hand for a PostgreSQL 15 source.
+        if flavor == Flavor::Pg15 {
+            postgres_copy_cancelled_during_an_index_build(&cluster).await;
+        }
         keyless_table_finished_after_its_load(&cluster, dir().path()).await;
     });
 }

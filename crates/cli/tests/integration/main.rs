@@ -12,6 +12,7 @@ mod harness;
 mod health;
 mod home_assistant;
 mod image;
+mod interrupt;
 mod into_existing;
 mod langflow;
 mod leak;

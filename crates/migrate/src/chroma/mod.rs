@@ -21,7 +21,7 @@ use crate::error::{pg_error, MigrateError, MigrateErrorKind};
 use crate::finish;
 use crate::load::{self, UnitRange, UnitReader, WorkUnit};
 use crate::progress::Progress;
-use crate::run::{interruptible, CancellationToken, Phases};
+use crate::run::{interruptible, saying, CancellationToken, Phases};
 use crate::target;
 use check::{CollectionCheck, SourceTally};
 use layout::{
@@ -350,14 +350,16 @@ pub async fn migrate(
             progress.table_started(&table.source_name, table.source_rows);
         }
         let readers = unit_readers(&store, &feeds, tally.as_ref(), jobs)?;
-        let loading = load::load_all(
+        let loaded = load::load_all(
             target_config,
             &load_plan,
             work_units(&plan, &feeds.collections, jobs),
             readers,
             progress.clone(),
-        );
-        let loaded = interruptible(loading, cancel, "interrupted while loading").await?;
+            cancel,
+        )
+        .await
+        .map_err(saying("interrupted while loading"))?;
         store.check_unchanged()?;
         Ok::<_, MigrateError>((tally, loaded))
     };

@@ -34,7 +34,7 @@ mod versions;
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::load::UnitResult;
 use crate::progress::Progress;
-use crate::run::{build_report, interruptible, run, CancellationToken, RunOptions};
+use crate::run::{build_report, run, saying, CancellationToken, RunOptions};
 use crate::sqlite::SqliteSource;
 use crate::{target, verify};
 pub use landing::ExistingTables;
@@ -154,8 +154,9 @@ pub async fn verify_existing(
     let client = target::connect(target_config).await?;
     let plan = Arc::new(plan_into_existing(&client, &snapshot, &schema, options).await?);
     let readers = crate::sqlite::readers(&snapshot, options.jobs.max(1))?;
-    let verifying = verify::verify_all(target_config, &plan, readers, progress);
-    let verifications = interruptible(verifying, cancel, "interrupted during verification").await?;
+    let verifications = verify::verify_all(target_config, &plan, readers, progress, cancel)
+        .await
+        .map_err(saying("interrupted during verification"))?;
     let loaded = vec![UnitResult::default(); plan.tables.len()];
     let outcome = crate::finish::FinishOutcome::default();
     Ok(build_report(

@@ -8,6 +8,7 @@ use crate::postgres::catalog::{SequenceState, SourceTable};
 use crate::postgres::digest::StreamDigest;
 use crate::postgres::{journal, source_error, target_error, Session};
 use crate::progress::Progress;
+use crate::stop::Crew;
 use futures_util::{SinkExt, StreamExt};
 use pgharbor_conn::ConnConfig;
 use pgharbor_verify::TableDigest;
@@ -15,6 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
 
 /// Tables above this size are split into page ranges.
 const SPLIT_BYTES: i64 = 64 << 20;
@@ -111,12 +113,13 @@ fn page_condition(pages: Option<(i64, Option<i64>)>) -> Option<String> {
 /// Per table: rows and the digest of what was read from the source.
 pub type SourceDigests = BTreeMap<usize, TableDigest>;
 
-/// Run every unit over `jobs` workers; returns the source digests per table.
+/// Run every unit over `jobs` workers of `crew`; returns the source digests
+/// per table.
 ///
 /// Each table's index is sent on `loaded` once all its units are done (so
 /// it can be finished while others still copy).
 #[allow(clippy::too_many_arguments)]
-pub async fn copy_units(
+pub(crate) async fn copy_units(
     source: &ConnConfig,
     target: &ConnConfig,
     session: &Session,
@@ -125,6 +128,7 @@ pub async fn copy_units(
     jobs: usize,
     progress: Arc<dyn Progress>,
     loaded: mpsc::UnboundedSender<usize>,
+    mut crew: Crew,
 ) -> Result<SourceDigests, MigrateError> {
     let mut remaining: HashMap<usize, usize> = HashMap::new();
     for unit in &units {
@@ -133,11 +137,12 @@ pub async fn copy_units(
     let remaining = Arc::new(Mutex::new(remaining));
     let queue = Arc::new(Mutex::new(units.into_iter()));
     let digests = Arc::new(Mutex::new(SourceDigests::new()));
-    let mut set = tokio::task::JoinSet::new();
     for _ in 0..jobs.max(1) {
+        let (source_client, on_source) = session.connect_source(source).await?;
+        let (target_client, on_target) = session.connect_target(target).await?;
         let worker = Worker {
-            source: session.connect_source(source).await?,
-            target: session.connect_target(target).await?,
+            source: source_client,
+            target: target_client,
             tables: Arc::clone(&tables),
             digests: Arc::clone(&digests),
             progress: Arc::clone(&progress),
@@ -145,9 +150,10 @@ pub async fn copy_units(
             loaded: loaded.clone(),
         };
         let queue = Arc::clone(&queue);
-        set.spawn(worker.run(queue));
+        crew.spawn(vec![on_source, on_target], worker.run(queue));
     }
-    crate::error::join_workers(set, MigrateErrorKind::Write, "copy").await?;
+    drop(loaded);
+    crew.join(MigrateErrorKind::Write, "copy").await?;
     let digests = std::mem::take(&mut *digests.lock().expect("digests"));
     Ok(digests)
 }
@@ -298,24 +304,25 @@ impl Worker {
 }
 
 /// Digest every table on the source (inside the session's snapshot) over
-/// `jobs` connections, without copying.
+/// `jobs` connections, without copying; `cancel` stops them.
 pub async fn source_digests(
     source: &ConnConfig,
     session: &Session,
     tables: Arc<Vec<SourceTable>>,
     jobs: usize,
+    cancel: &CancellationToken,
 ) -> Result<SourceDigests, MigrateError> {
     let queue = Arc::new(Mutex::new(0..tables.len()));
     let digests = Arc::new(Mutex::new(SourceDigests::new()));
-    let mut set = tokio::task::JoinSet::new();
+    let mut crew = Crew::new(cancel);
     for _ in 0..jobs.max(1).min(tables.len().max(1)) {
-        let client = session.connect_source(source).await?;
+        let (client, stoppable) = session.connect_source(source).await?;
         let (queue, digests, tables) = (
             Arc::clone(&queue),
             Arc::clone(&digests),
             Arc::clone(&tables),
         );
-        set.spawn(async move {
+        crew.spawn(vec![stoppable], async move {
             loop {
                 let next = queue.lock().expect("table queue").next();
                 let Some(index) = next else {
@@ -336,7 +343,7 @@ pub async fn source_digests(
             }
         });
     }
-    crate::error::join_workers(set, MigrateErrorKind::Verify, "verify").await?;
+    crew.join(MigrateErrorKind::Verify, "verify").await?;
     let digests = std::mem::take(&mut *digests.lock().expect("digests"));
     Ok(digests)
 }

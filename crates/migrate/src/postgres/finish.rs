@@ -9,6 +9,7 @@ use crate::postgres::dump::Entry;
 use crate::postgres::schema::{apply_entry, index_or_key_table, MAINTENANCE_SETTINGS};
 use crate::postgres::verify::target_digest;
 use crate::postgres::{target_error, Session};
+use crate::stop::Crew;
 use pgharbor_conn::ConnConfig;
 use pgharbor_verify::TableDigest;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -60,34 +61,36 @@ pub struct Finished {
     pub entries_done: HashSet<i32>,
 }
 
-/// Start `jobs` finishers; each table index received on `loaded` gets its
-/// entries applied, its digest read back (unless `skip_verify`) and is
-/// analyzed. The returned task ends when `loaded` is closed and drained.
-pub fn spawn(
+/// Start `jobs` finishers in `crew`; each table index received on `loaded`
+/// gets its entries applied, its digest read back (unless `skip_verify`)
+/// and is analyzed. The returned task ends when `loaded` is closed and
+/// drained, or the crew stops.
+pub(crate) fn spawn(
     target: &ConnConfig,
     tables: Arc<Vec<SourceTable>>,
     entries: EntriesByTable,
     loaded: mpsc::UnboundedReceiver<usize>,
     jobs: usize,
     skip_verify: bool,
+    mut crew: Crew,
 ) -> tokio::task::JoinHandle<Result<Finished, MigrateError>> {
     let target = target.clone();
     tokio::spawn(async move {
         let loaded = Arc::new(tokio::sync::Mutex::new(loaded));
         let entries = Arc::new(Mutex::new(entries));
         let finished = Arc::new(Mutex::new(Finished::default()));
-        let mut set = tokio::task::JoinSet::new();
         for _ in 0..jobs.max(1) {
+            let (client, stoppable) = Session::target_only().connect_target(&target).await?;
             let worker = Finisher {
-                client: Session::target_only().connect_target(&target).await?,
+                client,
                 tables: Arc::clone(&tables),
                 entries: Arc::clone(&entries),
                 finished: Arc::clone(&finished),
                 skip_verify,
             };
-            set.spawn(worker.run(Arc::clone(&loaded)));
+            crew.spawn(vec![stoppable], worker.run(Arc::clone(&loaded)));
         }
-        crate::error::join_workers(set, MigrateErrorKind::Write, "finishing").await?;
+        crew.join(MigrateErrorKind::Write, "finishing").await?;
         let finished = std::mem::take(&mut *finished.lock().expect("finished"));
         Ok(finished)
     })

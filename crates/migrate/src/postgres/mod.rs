@@ -38,6 +38,7 @@ pub mod verify;
 
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::progress::Progress;
+use crate::stop::{Crew, Stoppable};
 use catalog::SourceTable;
 use dump::{DumpOptions, Section};
 use journal::Stage;
@@ -47,6 +48,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
 
 /// Options of a PostgreSQL copy.
 #[derive(Debug, Clone, Default)]
@@ -176,9 +178,13 @@ impl Session {
         }
     }
 
-    /// A source connection inside the snapshot (read only).
-    pub async fn connect_source(&self, config: &ConnConfig) -> Result<Client, MigrateError> {
-        let client = crate::target::connect(config)
+    /// A source connection inside the snapshot (read only), and what stops
+    /// its work on the server.
+    pub(crate) async fn connect_source(
+        &self,
+        config: &ConnConfig,
+    ) -> Result<(Client, Stoppable), MigrateError> {
+        let (client, stoppable) = crate::stop::connect(config)
             .await
             .map_err(|e| MigrateError::from(e).context("connecting to the source"))?;
         let mut sql =
@@ -190,19 +196,22 @@ impl Session {
             .batch_execute(&sql)
             .await
             .map_err(source_error("joining the copy's snapshot on the source"))?;
-        Ok(client)
+        Ok((client, stoppable))
     }
 
     /// A target connection with the same settings, committing asynchronously
     /// (the copy is journaled and verified; nothing depends on each commit's
-    /// fsync).
-    pub async fn connect_target(&self, config: &ConnConfig) -> Result<Client, MigrateError> {
-        let client = crate::target::connect(config).await?;
+    /// fsync), and what stops its work on the server.
+    pub(crate) async fn connect_target(
+        &self,
+        config: &ConnConfig,
+    ) -> Result<(Client, Stoppable), MigrateError> {
+        let (client, stoppable) = crate::stop::connect(config).await?;
         client
             .batch_execute(&format!("{SESSION_SETTINGS}; SET synchronous_commit = off"))
             .await
             .map_err(target_error("preparing a target connection"))?;
-        Ok(client)
+        Ok((client, stoppable))
     }
 }
 
@@ -262,7 +271,8 @@ async fn open_sides(
     })
 }
 
-/// Copy the database of `source` into the database of `target`.
+/// Copy the database of `source` into the database of `target`; `cancel`
+/// stops it, the statements running on both servers included.
 ///
 /// When the run fails, a new connection (retried while the server comes
 /// back, see [`crate::created::reconnect_wait`]) looks at what the target
@@ -276,13 +286,28 @@ pub async fn copy_database(
     target: &ConnConfig,
     options: &CopyOptions,
     progress: Arc<dyn Progress>,
+    cancel: &CancellationToken,
 ) -> Result<CopyReport, MigrateError> {
     let sides = open_sides(source, target, options).await?;
     let created = sides.database_created;
-    let result = copy_into(sides, source, target, options, progress).await;
+    let result = copy_into(sides, source, target, options, progress, cancel).await;
     match result {
         Ok(report) => Ok(report),
+        // Whatever failed after Ctrl-C (a pg_dump given the same signal, a
+        // cancelled statement) failed because of it.
+        Err(_) if cancel.is_cancelled() => {
+            let err = MigrateError::new(MigrateErrorKind::Interrupted, "interrupted while copying");
+            Err(after_failure(target, created, options, err).await)
+        }
         Err(err) => Err(after_failure(target, created, options, err).await),
+    }
+}
+
+/// Stop with an interruption when `cancel` is cancelled (between phases).
+fn check_cancelled(cancel: &CancellationToken) -> Result<(), MigrateError> {
+    match cancel.is_cancelled() {
+        true => Err(crate::stop::interrupted()),
+        false => Ok(()),
     }
 }
 
@@ -363,6 +388,7 @@ async fn copy_into(
     target: &ConnConfig,
     options: &CopyOptions,
     progress: Arc<dyn Progress>,
+    cancel: &CancellationToken,
 ) -> Result<CopyReport, MigrateError> {
     let started = Instant::now();
     let label = source_label(source);
@@ -420,6 +446,7 @@ async fn copy_into(
     )
     .await?;
     schema::drop_unknown_settings(&sides.target, &mut post_data, &mut report.adaptations).await?;
+    check_cancelled(cancel)?;
     if resuming.is_none() {
         schema::apply_pre_data(&mut sides.target, &pre_data, &post_data, &label)
             .await
@@ -442,7 +469,10 @@ async fn copy_into(
         .as_ref()
         .map(|s| s.post_data_done.iter().copied().collect())
         .unwrap_or_default();
+    check_cancelled(cancel)?;
     let (loaded_tx, loaded_rx) = tokio::sync::mpsc::unbounded_channel();
+    // Copiers and finishers stop together: the first error stops both.
+    let copiers = Crew::new(cancel);
     let finishers = finish::spawn(
         target,
         Arc::clone(&tables),
@@ -450,6 +480,7 @@ async fn copy_into(
         loaded_rx,
         jobs,
         options.no_verify,
+        copiers.sibling(),
     );
     let units = data::plan_units(&tables, &done, jobs, sides.source_version.major);
     let copied = data::copy_units(
@@ -461,6 +492,7 @@ async fn copy_into(
         jobs,
         Arc::clone(&progress),
         loaded_tx,
+        copiers,
     )
     .await;
     let finished = finishers.await.map_err(|e| {
@@ -469,8 +501,12 @@ async fn copy_into(
             format!("a finishing worker crashed: {e}"),
         )
     });
-    let digests = copied?;
-    let finished = finished??;
+    let (digests, finished) = match (copied, finished.and_then(|f| f)) {
+        (Ok(digests), Ok(finished)) => (digests, finished),
+        (Err(copying), Err(finishing)) => return Err(first_real(copying, finishing)),
+        (Err(err), _) | (_, Err(err)) => return Err(err),
+    };
+    check_cancelled(cancel)?;
     let sequences = catalog::sequences(session.holder()).await?;
     data::set_sequences(&sides.target, &sequences).await?;
     report.sequences = sequences.iter().filter(|s| s.last_value.is_some()).count();
@@ -479,6 +515,7 @@ async fn copy_into(
     report.large_objects = oids.len();
     journal::set_stage(&sides.target, Stage::Data).await?;
     report.seconds.data = data_started.elapsed().as_secs_f64();
+    check_cancelled(cancel)?;
 
     let post_started = Instant::now();
     progress.phase("finishing");
@@ -489,9 +526,11 @@ async fn copy_into(
         &post_data,
         &post_done,
         jobs,
+        cancel,
     )
     .await?;
     report.seconds.post_data = post_started.elapsed().as_secs_f64();
+    check_cancelled(cancel)?;
 
     let verify_started = Instant::now();
     let target_digests = (!options.no_verify).then_some(&finished.digests);
@@ -514,6 +553,15 @@ async fn copy_into(
     journal::finish(&sides.target).await?;
     report.seconds.total = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Of the errors of two crews that stop together, the one that stopped
+/// them: the other's is the interruption it caused.
+fn first_real(one: MigrateError, other: MigrateError) -> MigrateError {
+    match one.kind() {
+        MigrateErrorKind::Interrupted => other,
+        _ => one,
+    }
 }
 
 /// On `--resume`: the tables the interrupted run did not finish lose the

@@ -6,12 +6,14 @@ use crate::error::{MigrateError, MigrateErrorKind};
 use crate::postgres::catalog::Extension;
 use crate::postgres::dump::{setting_name, Entry};
 use crate::postgres::{journal, target_error, Session};
+use crate::stop::Crew;
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::schema::quote_literal;
 use pgharbor_pgtools::AttributeOptionFilter;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
 
 /// What was adapted for the target.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -317,15 +319,19 @@ fn wave(entry: &Entry) -> Wave {
 
 /// Apply the post-data entries not yet `done` (positions into `entries`),
 /// each in its own transaction with its journal record, over `jobs`
-/// connections.
+/// connections; `cancel` stops them (their statements too).
 pub async fn apply_post_data(
     target: &ConnConfig,
     session: &Session,
     entries: &[Entry],
     done: &HashSet<i32>,
     jobs: usize,
+    cancel: &CancellationToken,
 ) -> Result<(), MigrateError> {
     for current in [Wave::IndexesAndKeys, Wave::ForeignKeys, Wave::Rest] {
+        if cancel.is_cancelled() {
+            return Err(crate::stop::interrupted());
+        }
         let todo: Vec<(i32, Entry)> = entries
             .iter()
             .enumerate()
@@ -338,7 +344,7 @@ pub async fn apply_post_data(
         } else {
             jobs.max(1)
         };
-        run_wave(target, session, todo, workers).await?;
+        run_wave(target, session, todo, workers, cancel).await?;
     }
     Ok(())
 }
@@ -348,15 +354,14 @@ async fn run_wave(
     session: &Session,
     todo: Vec<(i32, Entry)>,
     workers: usize,
+    cancel: &CancellationToken,
 ) -> Result<(), MigrateError> {
     let queue = Arc::new(Mutex::new(todo.into_iter()));
-    let mut set = tokio::task::JoinSet::new();
+    let mut crew = Crew::new(cancel);
     for _ in 0..workers {
         let queue = Arc::clone(&queue);
-        let target = target.clone();
-        let session = session.clone();
-        set.spawn(async move {
-            let mut client = session.connect_target(&target).await?;
+        let (mut client, stoppable) = session.connect_target(target).await?;
+        crew.spawn(vec![stoppable], async move {
             client
                 .batch_execute(MAINTENANCE_SETTINGS)
                 .await
@@ -370,7 +375,7 @@ async fn run_wave(
             }
         });
     }
-    crate::error::join_workers(set, MigrateErrorKind::Write, "post-data").await
+    crew.join(MigrateErrorKind::Write, "post-data").await
 }
 
 /// Apply one post-data entry in its own transaction, with its journal record.

@@ -7,12 +7,15 @@ use crate::postgres::catalog::SourceTable;
 use crate::postgres::data::{large_objects_digest, stream_digest, SourceDigests};
 use crate::postgres::Session;
 use crate::progress::Progress;
+use crate::run::saying;
+use crate::stop::Crew;
 use futures_util::StreamExt;
 use pgharbor_conn::ConnConfig;
 use pgharbor_verify::{RowMultiset, TableDigest};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
 
 /// Differing rows are named only for tables up to this many rows (the
 /// diagnosis holds one hash per row in memory).
@@ -70,7 +73,7 @@ pub fn checks(
 }
 
 /// Read every table back from the target over `jobs` connections and pair
-/// it with its source digest.
+/// it with its source digest; `cancel` stops them.
 pub async fn check_tables(
     target: &ConnConfig,
     session: &Session,
@@ -78,17 +81,18 @@ pub async fn check_tables(
     source: &SourceDigests,
     jobs: usize,
     progress: Arc<dyn Progress>,
+    cancel: &CancellationToken,
 ) -> Result<Vec<TableCheck>, MigrateError> {
     let checks = checks(tables, source, None);
     progress.phase("verifying");
     let results = Arc::new(Mutex::new(checks));
     let queue = Arc::new(Mutex::new(0..tables.len()));
-    let mut set = tokio::task::JoinSet::new();
+    let mut crew = Crew::new(cancel);
     for _ in 0..jobs.max(1).min(tables.len().max(1)) {
-        let client = session.connect_target(target).await?;
+        let (client, stoppable) = session.connect_target(target).await?;
         let (queue, results, tables) =
             (Arc::clone(&queue), Arc::clone(&results), Arc::clone(tables));
-        set.spawn(async move {
+        crew.spawn(vec![stoppable], async move {
             loop {
                 let next = queue.lock().expect("verify queue").next();
                 let Some(index) = next else {
@@ -101,7 +105,7 @@ pub async fn check_tables(
             }
         });
     }
-    crate::error::join_workers(set, MigrateErrorKind::Verify, "verify").await?;
+    crew.join(MigrateErrorKind::Verify, "verify").await?;
     let checks = std::mem::take(&mut *results.lock().expect("verify results"));
     Ok(checks)
 }
@@ -252,19 +256,25 @@ async fn key_expression(source: &Client, table: &SourceTable) -> Result<String, 
 
 /// Compare a source database with a target without copying: every table of
 /// the source (inside one snapshot) against the same table on the target,
-/// by row count and checksum; differing rows are named.
+/// by row count and checksum; differing rows are named. `cancel` stops the
+/// reading on both sides.
 pub async fn compare_databases(
     source: &ConnConfig,
     target: &ConnConfig,
     jobs: usize,
     progress: Arc<dyn Progress>,
+    cancel: &CancellationToken,
 ) -> Result<Vec<TableCheck>, MigrateError> {
     let session = Session::exported(source).await?;
     let tables = Arc::new(crate::postgres::catalog::tables(session.holder()).await?);
     let digests =
-        crate::postgres::data::source_digests(source, &session, Arc::clone(&tables), jobs).await?;
-    let checks = check_tables(target, &session, &tables, &digests, jobs, progress).await?;
-    let target_client = session.connect_target(target).await?;
+        crate::postgres::data::source_digests(source, &session, Arc::clone(&tables), jobs, cancel)
+            .await
+            .map_err(saying("interrupted during verification"))?;
+    let checks = check_tables(target, &session, &tables, &digests, jobs, progress, cancel)
+        .await
+        .map_err(saying("interrupted during verification"))?;
+    let (target_client, _) = session.connect_target(target).await?;
     fail_on_mismatch(&checks, &tables, Some((session.holder(), &target_client))).await?;
     Ok(checks)
 }
