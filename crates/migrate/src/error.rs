@@ -133,17 +133,31 @@ impl std::error::Error for MigrateError {
 }
 
 /// `error` and its causes, each said once, then what was done after the
-/// failure: the text the CLI prints. The chain is followed through pipeline
-/// errors that carry only context; any other error explains itself whole
-/// (the lower layers render their own causes, e.g. the server's message with
-/// advice), so a cause whose text is already there is not repeated.
+/// failure: the text the CLI prints. The chain is followed through the
+/// errors that keep their cause apart, as their source (the pipeline's and
+/// its lower layers': see [`keeps_cause_apart`]); the first other error
+/// explains itself whole (a driver's error, an I/O error, the server's
+/// message with advice), so the walk ends with it. A cause whose text is
+/// already there is not repeated.
 pub fn explain(error: &(dyn std::error::Error + 'static)) -> String {
+    explain_following(error, &|_| false)
+}
+
+/// [`explain`], also following the chain through the errors `also_apart`
+/// accepts (other crates' errors that keep their cause as their source).
+pub fn explain_following(
+    error: &(dyn std::error::Error + 'static),
+    also_apart: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool,
+) -> String {
     let mut text = error.to_string();
     let mut afterwards = Vec::new();
     let mut current = error;
-    while let Some(layer) = current.downcast_ref::<MigrateError>() {
-        afterwards.extend(layer.afterwards.iter().map(String::as_str));
-        if layer.is_transparent() {
+    loop {
+        if let Some(layer) = current.downcast_ref::<MigrateError>() {
+            afterwards.extend(layer.afterwards.iter().map(String::as_str));
+        }
+        let shown = shown_as(current);
+        if !(keeps_cause_apart(shown) || also_apart(shown)) {
             break;
         }
         let Some(next) = current.source() else {
@@ -161,22 +175,84 @@ pub fn explain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The error whose text `error` shows: the cause of a wrapper with no
+/// context of its own (whose source is then its cause's source).
+fn shown_as<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> &'a (dyn std::error::Error + 'static) {
+    if let Some(own) = error.downcast_ref::<MigrateError>() {
+        if let (true, Some(cause)) = (own.is_transparent(), own.cause.as_deref()) {
+            return shown_as(cause);
+        }
+    }
+    if let Some(source) = error.downcast_ref::<pgharbor_source::SourceError>() {
+        if let (true, Some(cause)) = (source.message().is_empty(), source.cause()) {
+            return shown_as(cause);
+        }
+    }
+    error
+}
+
+/// Whether `error` is one of the pipeline's errors (or its lower layers')
+/// that say only their own context and keep their cause as their source.
+pub fn keeps_cause_apart(error: &(dyn std::error::Error + 'static)) -> bool {
+    error.is::<MigrateError>()
+        || error.is::<pgharbor_source::SourceError>()
+        || error.is::<pgharbor_pgwriter::WriteError>()
+        || error.is::<pgharbor_sqlite::SqliteError>()
+        || error.is::<pgharbor_chroma::ChromaError>()
+}
+
+impl MigrateError {
+    /// `cause` with no context of its own (shown as the cause).
+    fn wrapping(kind: MigrateErrorKind, cause: Cause) -> Self {
+        MigrateError {
+            kind,
+            message: String::new(),
+            cause: Some(cause),
+            afterwards: Vec::new(),
+        }
+    }
+}
+
 macro_rules! from_error {
     ($ty:ty, $kind:expr) => {
         impl From<$ty> for MigrateError {
             fn from(err: $ty) -> Self {
-                MigrateError {
-                    kind: $kind,
-                    message: String::new(),
-                    cause: Some(Box::new(err)),
-                    afterwards: Vec::new(),
-                }
+                MigrateError::wrapping($kind, Box::new(err))
             }
         }
     };
 }
 
 from_error!(pgharbor_sqlite::SqliteError, MigrateErrorKind::Source);
+
+impl From<pgharbor_source::SourceError> for MigrateError {
+    /// A source's error, kind `Source`; the sink's own error that a reader
+    /// passed back ([`pgharbor_source::SourceErrorKind::Sink`]) is that
+    /// error again, its kind kept.
+    fn from(err: pgharbor_source::SourceError) -> Self {
+        if err.kind() == pgharbor_source::SourceErrorKind::Sink {
+            match err
+                .into_cause()
+                .map(|cause| cause.downcast::<MigrateError>())
+            {
+                Some(Ok(own)) => return *own,
+                Some(Err(other)) => return MigrateError::wrapping(MigrateErrorKind::Source, other),
+                None => return MigrateError::new(MigrateErrorKind::Source, "the read stopped"),
+            }
+        }
+        MigrateError::wrapping(MigrateErrorKind::Source, Box::new(err))
+    }
+}
+
+impl From<MigrateError> for pgharbor_source::SourceError {
+    /// The pipeline's error raised inside a [`crate::load::RowSink`] (or a
+    /// reader of this crate's), passed back through the source unchanged.
+    fn from(err: MigrateError) -> Self {
+        pgharbor_source::SourceError::from_sink(err)
+    }
+}
 from_error!(pgharbor_chroma::ChromaError, MigrateErrorKind::Source);
 from_error!(pgharbor_conn::ConnError, MigrateErrorKind::Connect);
 from_error!(pgharbor_pgwriter::WriteError, MigrateErrorKind::Write);

@@ -99,7 +99,7 @@ async fn migrate(
     progress: Arc<dyn Progress>,
     cancel: &CancellationToken,
 ) -> Result<pgharbor_core::report::MigrationReport, pgharbor_migrate::MigrateError> {
-    let (snapshot, plan) = sqlite::plan_file(path, &PlanOptions::default(), jobs)?;
+    let (snapshot, plan) = pgharbor_sqlite::source::plan_file(path, &PlanOptions::default(), jobs)?;
     sqlite::migrate(
         "source.db",
         snapshot,
@@ -213,7 +213,7 @@ async fn into_existing(cluster: &Cluster, dir: &Path) {
         verify: true,
         ..ExistingOptions::default()
     };
-    let (snapshot, schema) = sqlite::inspect_file(&path, 2).unwrap();
+    let (snapshot, schema) = pgharbor_sqlite::source::inspect_file(&path, 2).unwrap();
     let report = existing::migrate_into_existing(
         "source.db",
         snapshot,
@@ -252,7 +252,7 @@ async fn load_into_existing(
     path: &Path,
     options: &ExistingOptions,
 ) -> pgharbor_core::report::MigrationReport {
-    let (snapshot, schema) = sqlite::inspect_file(path, 2).unwrap();
+    let (snapshot, schema) = pgharbor_sqlite::source::inspect_file(path, 2).unwrap();
     existing::migrate_into_existing(
         "source.db",
         snapshot,
