@@ -122,7 +122,9 @@ fn secrets_copies_and_the_target_resolve_from_files() {
     assert_eq!(e.to_string(), "the target url", "the context alone");
     let cause = std::error::Error::source(&e).expect("the secret's error is the source");
     assert!(
-        cause.to_string().contains("PGHARBOR_APPLY_TEST_SURELY_UNSET"),
+        cause
+            .to_string()
+            .contains("PGHARBOR_APPLY_TEST_SURELY_UNSET"),
         "{cause}"
     );
 }

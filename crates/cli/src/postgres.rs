@@ -48,7 +48,7 @@ pub async fn verify(
     target: &ConnConfig,
 ) -> Result<u8, Failure> {
     let reporter = progress::Reporter::new(common.json);
-    let checks = postgres::verify::compare_databases(
+    let checks = postgres::readback::compare_databases(
         source,
         target,
         crate::migrate::jobs(common),
