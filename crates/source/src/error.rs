@@ -66,16 +66,6 @@ impl SourceError {
         self
     }
 
-    /// Prefix the message with what was being done.
-    pub fn context(mut self, doing: impl fmt::Display) -> Self {
-        self.message = if self.message.is_empty() {
-            doing.to_string()
-        } else {
-            format!("{doing}: {}", self.message)
-        };
-        self
-    }
-
     /// The kind.
     pub fn kind(&self) -> SourceErrorKind {
         self.kind
@@ -130,7 +120,7 @@ mod tests {
 
     #[test]
     fn context_is_the_message_and_the_cause_is_the_source() {
-        let err = SourceError::read(io()).context("reading table \"t\"");
+        let err = SourceError::new(SourceErrorKind::Read, "reading table \"t\"").caused_by(io());
         assert_eq!(err.to_string(), "reading table \"t\"");
         assert_eq!(err.source().unwrap().to_string(), "permission denied");
         assert_eq!(err.kind(), SourceErrorKind::Read);
