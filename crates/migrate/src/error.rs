@@ -308,6 +308,29 @@ mod tests {
     }
 
     #[test]
+    fn a_sinks_error_comes_back_through_a_source_with_its_kind() {
+        let text = "table \"t\", row id=1, column \"c\": too long";
+        let own = MigrateError::new(MigrateErrorKind::Conversion, text);
+        let back = MigrateError::from(pgharbor_source::SourceError::from(own));
+        assert_eq!(back.kind(), MigrateErrorKind::Conversion);
+        assert_eq!(back.to_string(), text);
+    }
+
+    #[test]
+    fn a_source_error_has_the_source_kind_and_each_cause_is_said_once() {
+        let io = std::io::Error::other("disk I/O error");
+        let err = MigrateError::from(pgharbor_source::SourceError::read(io))
+            .context("reading table \"t\"");
+        assert_eq!(err.kind(), MigrateErrorKind::Source);
+        assert_eq!(err.to_string(), "reading table \"t\"");
+        assert_eq!(explain(&err), "reading table \"t\": disk I/O error");
+        let bare = MigrateError::from(pgharbor_source::SourceError::read(std::io::Error::other(
+            "disk I/O error",
+        )));
+        assert_eq!(explain(&bare), "disk I/O error");
+    }
+
+    #[test]
     fn without_context_the_error_shows_as_its_cause() {
         let err = MigrateError::from(disk_full());
         assert_eq!(err.to_string(), disk_full().to_string());
