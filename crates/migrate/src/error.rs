@@ -201,6 +201,7 @@ pub fn keeps_cause_apart(error: &(dyn std::error::Error + 'static)) -> bool {
         || error.is::<pgharbor_pgwriter::WriteError>()
         || error.is::<pgharbor_sqlite::SqliteError>()
         || error.is::<pgharbor_chroma::ChromaError>()
+        || error.is::<pgharbor_verify::VerifyError>()
 }
 
 impl MigrateError {
@@ -328,6 +329,23 @@ mod tests {
             "disk I/O error",
         )));
         assert_eq!(explain(&bare), "disk I/O error");
+    }
+
+    #[test]
+    fn a_verification_error_says_its_table_then_what_was_wrong_once() {
+        let reason = pgharbor_copy_binary::Row::parse(&[0, 5]).unwrap_err();
+        let err = MigrateError::from(pgharbor_verify::VerifyError::Malformed {
+            table: "\"t\"".into(),
+            reason: reason.clone(),
+        });
+        assert_eq!(
+            err.to_string(),
+            "verifying table \"t\": malformed COPY data from the target"
+        );
+        assert_eq!(
+            explain(&err),
+            format!("verifying table \"t\": malformed COPY data from the target: {reason}")
+        );
     }
 
     #[test]
