@@ -16,7 +16,7 @@ pub type Result<T, E = ApplyError> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum ApplyError {
     /// The plan file could not be read.
-    #[error("cannot read the plan {}: {source}", path.display())]
+    #[error("cannot read the plan {}", path.display())]
     ReadPlan {
         /// The plan file.
         path: PathBuf,
@@ -46,7 +46,7 @@ pub enum ApplyError {
         message: String,
     },
     /// A password or URL named in the plan could not be read.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Secret {
         /// What the secret is for, e.g. `the password of role mealie`.
         what: String,
@@ -55,7 +55,7 @@ pub enum ApplyError {
     },
     /// A URL in the plan is not a valid connection string, or a server could
     /// not be reached or refused the connection.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Connection {
         /// Which connection, e.g. `the target` or `database mealie`.
         what: String,

@@ -119,8 +119,12 @@ fn secrets_copies_and_the_target_resolve_from_files() {
         .unwrap()
         .target_config()
         .unwrap_err();
+    assert_eq!(e.to_string(), "the target url", "the context alone");
+    let cause = std::error::Error::source(&e).expect("the secret's error is the source");
     assert!(
-        e.to_string().contains("PGHARBOR_APPLY_TEST_SURELY_UNSET"),
-        "{e}"
+        cause
+            .to_string()
+            .contains("PGHARBOR_APPLY_TEST_SURELY_UNSET"),
+        "{cause}"
     );
 }

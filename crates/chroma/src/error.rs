@@ -1,4 +1,5 @@
-//! The error type of the Chroma source.
+//! The error type of the Chroma source: the collection, the file and what
+//! was being done, the lower layer's error (SQLite, I/O) as its source.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -57,7 +58,7 @@ impl ChromaError {
             Some(rusqlite::ErrorCode::NotADatabase) => ErrorKind::NotChroma,
             _ => ErrorKind::Sqlite,
         };
-        let mut e = ChromaError::new(kind, format!("{context}: {err}"));
+        let mut e = ChromaError::new(kind, context);
         e.0.source = Some(Box::new(err));
         e
     }
@@ -69,9 +70,15 @@ impl ChromaError {
             std::io::ErrorKind::UnexpectedEof => ErrorKind::Corrupt,
             _ => ErrorKind::Io,
         };
-        let mut e = ChromaError::new(kind, format!("{context}: {err}")).with_file(file);
+        let mut e = ChromaError::new(kind, context).with_file(file);
         e.0.source = Some(Box::new(err));
         e
+    }
+
+    /// The same error with `cause` as its source.
+    pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.0.source = Some(Box::new(cause));
+        self
     }
 
     /// Attach the file concerned (kept if one is already attached).

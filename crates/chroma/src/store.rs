@@ -275,7 +275,7 @@ fn from_sqlite(e: SqliteError) -> ChromaError {
         SqliteErrorKind::Io => ErrorKind::Io,
         _ => ErrorKind::Sqlite,
     };
-    ChromaError::new(kind, e.to_string())
+    ChromaError::new(kind, e.to_string()).caused_by(e)
 }
 
 fn fresh_connection(db: &Path) -> Result<Connection> {

@@ -21,7 +21,7 @@ struct CopyOutcome {
 
 /// Run `pgharbor apply`.
 pub async fn apply(args: ApplyArgs) -> Result<u8, Failure> {
-    let plan = Plan::from_file(&args.plan).map_err(|e| Failure::usage(e.to_string()))?;
+    let plan = Plan::from_file(&args.plan).map_err(Failure::usage_error)?;
     for role in plan
         .roles
         .iter()
@@ -33,7 +33,7 @@ pub async fn apply(args: ApplyArgs) -> Result<u8, Failure> {
             args.plan.display()
         );
     }
-    let copies = plan.copies().map_err(|e| Failure::usage(e.to_string()))?;
+    let copies = plan.copies().map_err(Failure::usage_error)?;
     let skip = pgharbor_apply::skip_finished_copies(&copies, args.recopy, args.dry_run)
         .await
         .map_err(Failure::from_migrate)?;

@@ -44,19 +44,24 @@ pub struct Failure {
 impl Failure {
     /// A usage error (exit 2).
     pub fn usage(message: impl Into<String>) -> Self {
+        Failure::usage_error(anyhow::anyhow!(message.into()))
+    }
+
+    /// A usage error (exit 2) explained by `error` and its causes.
+    pub fn usage_error(error: impl Into<anyhow::Error>) -> Self {
         Failure {
             code: EXIT_USAGE,
             context: Vec::new(),
-            error: anyhow::anyhow!(message.into()),
+            error: error.into(),
         }
     }
 }
 
 impl Failure {
     /// The explanation, as it is printed: the context, then the error and
-    /// its causes, each once (see [`pgharbor_migrate::error::explain`]).
+    /// its causes, each once (see [`render::error::explain`]).
     pub fn message(&self) -> String {
-        let explained = pgharbor_migrate::error::explain(self.error.as_ref());
+        let explained = render::error::explain(self.error.as_ref());
         self.context
             .iter()
             .fold(explained, |text, context| format!("{context}: {text}"))

@@ -140,9 +140,11 @@ async fn plan(
         policy: policy(common, None),
     };
     let jobs = jobs(common);
-    let planned = tokio::task::spawn_blocking(move || sqlite::plan_file(&path, &options, jobs))
-        .await
-        .map_err(anyhow::Error::from)?;
+    let planned = tokio::task::spawn_blocking(move || {
+        pgharbor_sqlite::source::plan_file(&path, &options, jobs)
+    })
+    .await
+    .map_err(anyhow::Error::from)?;
     Ok(planned?)
 }
 
@@ -174,10 +176,11 @@ async fn migrate_into_existing(
     let reporter = progress::Reporter::new(common.json);
     reporter.phase("inspecting");
     let jobs = options.jobs;
-    let (snapshot, schema) = tokio::task::spawn_blocking(move || sqlite::inspect_file(&path, jobs))
-        .await
-        .map_err(anyhow::Error::from)?
-        .map_err(Failure::from_migrate)?;
+    let (snapshot, schema) =
+        tokio::task::spawn_blocking(move || pgharbor_sqlite::source::inspect_file(&path, jobs))
+            .await
+            .map_err(anyhow::Error::from)?
+            .map_err(|e| Failure::from_migrate(e.into()))?;
     if args.dry_run {
         let client = pgharbor_migrate::target::connect(&target).await?;
         let plan = existing::plan_into_existing(&client, &snapshot, &schema, &options)
@@ -288,7 +291,7 @@ fn check_uploads_to(args: &MigrateArgs, app: &AppData) -> Result<(), Failure> {
             Failure::usage(format!(
                 "--uploads-to {}: {}; nothing was moved",
                 to.display(),
-                pgharbor_migrate::error::explain(&e)
+                crate::render::error::explain(&e)
             ))
         })
 }
@@ -326,7 +329,7 @@ async fn open_webui_uploads(
                 Err(e) => {
                     failed = Some(Failure::from(anyhow::anyhow!(
                         "the database and vectors were moved and verified (see the steps above); copying uploads/ failed: {}",
-                        pgharbor_migrate::error::explain(&e)
+                        crate::render::error::explain(&e)
                     )));
                     None
                 }
@@ -338,8 +341,9 @@ async fn open_webui_uploads(
     let steps = match uploads::referenced_uploads(&app.database, found.as_deref()) {
         Ok(referenced) => uploads::next_steps(found.as_deref(), copied.as_ref(), &referenced),
         Err(e) => format!(
-            "{}(Where Open WebUI looks for its uploads could not be read: {e}.)\n",
-            uploads::next_steps(found.as_deref(), copied.as_ref(), &Default::default())
+            "{}(Where Open WebUI looks for its uploads could not be read: {}.)\n",
+            uploads::next_steps(found.as_deref(), copied.as_ref(), &Default::default()),
+            crate::render::error::explain(&e)
         ),
     };
     let uploads = render::app::Uploads {
@@ -543,10 +547,11 @@ async fn verify_into_existing(
     }
     let reporter = progress::Reporter::new(common.json);
     let jobs = options.jobs;
-    let (snapshot, schema) = tokio::task::spawn_blocking(move || sqlite::inspect_file(&path, jobs))
-        .await
-        .map_err(anyhow::Error::from)?
-        .map_err(Failure::from_migrate)?;
+    let (snapshot, schema) =
+        tokio::task::spawn_blocking(move || pgharbor_sqlite::source::inspect_file(&path, jobs))
+            .await
+            .map_err(anyhow::Error::from)?
+            .map_err(|e| Failure::from_migrate(e.into()))?;
     let cancel = crate::interrupt::on_ctrl_c(Leftovers::Nothing);
     let report = existing::verify_existing(
         &common.source,

@@ -51,7 +51,7 @@ pub async fn verify(
 ) -> Result<u8, Failure> {
     let reporter = progress::Reporter::new(common.json);
     let cancel = crate::interrupt::on_ctrl_c(Leftovers::Nothing);
-    let checks = postgres::verify::compare_databases(
+    let checks = postgres::readback::compare_databases(
         source,
         target,
         crate::migrate::jobs(common),

@@ -133,17 +133,31 @@ impl std::error::Error for MigrateError {
 }
 
 /// `error` and its causes, each said once, then what was done after the
-/// failure: the text the CLI prints. The chain is followed through pipeline
-/// errors that carry only context; any other error explains itself whole
-/// (the lower layers render their own causes, e.g. the server's message with
-/// advice), so a cause whose text is already there is not repeated.
+/// failure: the text the CLI prints. The chain is followed through the
+/// errors that keep their cause apart, as their source (the pipeline's and
+/// its lower layers': see [`keeps_cause_apart`]); the first other error
+/// explains itself whole (a driver's error, an I/O error, the server's
+/// message with advice), so the walk ends with it. A cause whose text is
+/// already there is not repeated.
 pub fn explain(error: &(dyn std::error::Error + 'static)) -> String {
+    explain_following(error, &|_| false)
+}
+
+/// [`explain`], also following the chain through the errors `also_apart`
+/// accepts (other crates' errors that keep their cause as their source).
+pub fn explain_following(
+    error: &(dyn std::error::Error + 'static),
+    also_apart: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool,
+) -> String {
     let mut text = error.to_string();
     let mut afterwards = Vec::new();
     let mut current = error;
-    while let Some(layer) = current.downcast_ref::<MigrateError>() {
-        afterwards.extend(layer.afterwards.iter().map(String::as_str));
-        if layer.is_transparent() {
+    loop {
+        if let Some(layer) = current.downcast_ref::<MigrateError>() {
+            afterwards.extend(layer.afterwards.iter().map(String::as_str));
+        }
+        let shown = shown_as(current);
+        if !(keeps_cause_apart(shown) || also_apart(shown)) {
             break;
         }
         let Some(next) = current.source() else {
@@ -161,22 +175,85 @@ pub fn explain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The error whose text `error` shows: the cause of a wrapper with no
+/// context of its own (whose source is then its cause's source).
+fn shown_as<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> &'a (dyn std::error::Error + 'static) {
+    if let Some(own) = error.downcast_ref::<MigrateError>() {
+        if let (true, Some(cause)) = (own.is_transparent(), own.cause.as_deref()) {
+            return shown_as(cause);
+        }
+    }
+    if let Some(source) = error.downcast_ref::<pgharbor_source::SourceError>() {
+        if let (true, Some(cause)) = (source.message().is_empty(), source.cause()) {
+            return shown_as(cause);
+        }
+    }
+    error
+}
+
+/// Whether `error` is one of the pipeline's errors (or its lower layers')
+/// that say only their own context and keep their cause as their source.
+pub fn keeps_cause_apart(error: &(dyn std::error::Error + 'static)) -> bool {
+    error.is::<MigrateError>()
+        || error.is::<pgharbor_source::SourceError>()
+        || error.is::<pgharbor_pgwriter::WriteError>()
+        || error.is::<pgharbor_sqlite::SqliteError>()
+        || error.is::<pgharbor_chroma::ChromaError>()
+        || error.is::<pgharbor_verify::VerifyError>()
+}
+
+impl MigrateError {
+    /// `cause` with no context of its own (shown as the cause).
+    fn wrapping(kind: MigrateErrorKind, cause: Cause) -> Self {
+        MigrateError {
+            kind,
+            message: String::new(),
+            cause: Some(cause),
+            afterwards: Vec::new(),
+        }
+    }
+}
+
 macro_rules! from_error {
     ($ty:ty, $kind:expr) => {
         impl From<$ty> for MigrateError {
             fn from(err: $ty) -> Self {
-                MigrateError {
-                    kind: $kind,
-                    message: String::new(),
-                    cause: Some(Box::new(err)),
-                    afterwards: Vec::new(),
-                }
+                MigrateError::wrapping($kind, Box::new(err))
             }
         }
     };
 }
 
 from_error!(pgharbor_sqlite::SqliteError, MigrateErrorKind::Source);
+
+impl From<pgharbor_source::SourceError> for MigrateError {
+    /// A source's error, kind `Source`; the sink's own error that a reader
+    /// passed back ([`pgharbor_source::SourceErrorKind::Sink`]) is that
+    /// error again, its kind kept.
+    fn from(err: pgharbor_source::SourceError) -> Self {
+        if err.kind() == pgharbor_source::SourceErrorKind::Sink {
+            match err
+                .into_cause()
+                .map(|cause| cause.downcast::<MigrateError>())
+            {
+                Some(Ok(own)) => return *own,
+                Some(Err(other)) => return MigrateError::wrapping(MigrateErrorKind::Source, other),
+                None => return MigrateError::new(MigrateErrorKind::Source, "the read stopped"),
+            }
+        }
+        MigrateError::wrapping(MigrateErrorKind::Source, Box::new(err))
+    }
+}
+
+impl From<MigrateError> for pgharbor_source::SourceError {
+    /// The pipeline's error raised inside a [`crate::load::RowSink`] (or a
+    /// reader of this crate's), passed back through the source unchanged.
+    fn from(err: MigrateError) -> Self {
+        pgharbor_source::SourceError::from_sink(err)
+    }
+}
 from_error!(pgharbor_chroma::ChromaError, MigrateErrorKind::Source);
 from_error!(pgharbor_conn::ConnError, MigrateErrorKind::Connect);
 from_error!(pgharbor_pgwriter::WriteError, MigrateErrorKind::Write);
@@ -229,6 +306,46 @@ mod tests {
             "context, then the cause, once"
         );
         assert_eq!(text.matches("free space on the target").count(), 1);
+    }
+
+    #[test]
+    fn a_sinks_error_comes_back_through_a_source_with_its_kind() {
+        let text = "table \"t\", row id=1, column \"c\": too long";
+        let own = MigrateError::new(MigrateErrorKind::Conversion, text);
+        let back = MigrateError::from(pgharbor_source::SourceError::from(own));
+        assert_eq!(back.kind(), MigrateErrorKind::Conversion);
+        assert_eq!(back.to_string(), text);
+    }
+
+    #[test]
+    fn a_source_error_has_the_source_kind_and_each_cause_is_said_once() {
+        let io = std::io::Error::other("disk I/O error");
+        let err = MigrateError::from(pgharbor_source::SourceError::read(io))
+            .context("reading table \"t\"");
+        assert_eq!(err.kind(), MigrateErrorKind::Source);
+        assert_eq!(err.to_string(), "reading table \"t\"");
+        assert_eq!(explain(&err), "reading table \"t\": disk I/O error");
+        let bare = MigrateError::from(pgharbor_source::SourceError::read(std::io::Error::other(
+            "disk I/O error",
+        )));
+        assert_eq!(explain(&bare), "disk I/O error");
+    }
+
+    #[test]
+    fn a_verification_error_says_its_table_then_what_was_wrong_once() {
+        let reason = pgharbor_copy_binary::Row::parse(&[0, 5]).unwrap_err();
+        let err = MigrateError::from(pgharbor_verify::VerifyError::Malformed {
+            table: "\"t\"".into(),
+            reason: reason.clone(),
+        });
+        assert_eq!(
+            err.to_string(),
+            "verifying table \"t\": malformed COPY data from the target"
+        );
+        assert_eq!(
+            explain(&err),
+            format!("verifying table \"t\": malformed COPY data from the target: {reason}")
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! The migration pipeline, shared by every source:
 //!
 //! 1. **inspect** and **plan**: the source crate reads its schema and values and
-//!    produces a [`Plan`](pgharbor_core::plan::Plan) ([`sqlite::plan_file`]),
+//!    produces a [`Plan`](pgharbor_core::plan::Plan) (`pgharbor_sqlite::source::plan_file`),
 //!    which the CLI prints for `--dry-run`.
 //! 2. **run** ([`run::run`]): a [`RowSource`] (plan, work units, readers) and
 //!    a [`Landing`] (what is done to the target around the rows) make one
@@ -15,9 +15,11 @@
 //!    connection and a source reader. Cancellation is a token the caller
 //!    cancels.
 //!
-//! Sources plug into these steps: [`sqlite`] (a new schema planned from the
-//! values, landed by [`new_tables`]), [`existing`] (the application's own
-//! schema, `--into-existing`, with [`resume`]) run through [`run::run`];
+//! Sources plug into these steps through `pgharbor-source`'s contract
+//! ([`RowSource`], implemented by the source crates: the SQLite file is
+//! `pgharbor_sqlite::SqliteSource`): [`sqlite`] (a new schema planned from
+//! the values, landed by [`new_tables`]), [`existing`] (the application's
+//! own schema, `--into-existing`, with [`resume`]) run through [`run::run`];
 //! [`chroma`] (Chroma collections into pgvector tables or Open WebUI's
 //! `document_chunk`, proved by counts, checksums and exact neighbours, the
 //! vector index's recall reported) loads on the same workers with a sequence

@@ -1,6 +1,7 @@
 //! Loading one work unit: a reader thread feeding a binary COPY on the
 //! worker's connection through a bounded channel (the workers and their
-//! order are [`crate::schedule`]'s).
+//! order are [`crate::schedule`]'s). A work unit is a source's unit
+//! ([`SourceUnit`]) with what the landing does around its rows.
 
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::progress::Progress;
@@ -14,6 +15,7 @@ use pgharbor_core::report::LossyCounts;
 use pgharbor_pgwriter::encode::RowEncoder;
 use pgharbor_pgwriter::load::{copy_chunks, Chunk};
 use pgharbor_pgwriter::{ddl, WriteError};
+pub use pgharbor_source::{RowSink, SourceUnit, UnitRange, UnitReader};
 use pgharbor_verify::{RowHasher, TableDigest};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,21 +33,8 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// Chunks buffered between a reader and its COPY.
 const CHANNEL_CHUNKS: usize = 4;
 
-/// Which rows of a table a unit covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnitRange {
-    /// The whole table.
-    WholeTable,
-    /// Rows with `first <= rowid <= last` of a table created beforehand.
-    Rowids {
-        /// First rowid.
-        first: i64,
-        /// Last rowid.
-        last: i64,
-    },
-}
-
-/// One piece of work: rows of one table.
+/// One piece of work: rows of one table, and what the landing does with
+/// them besides loading.
 #[derive(Debug, Clone, Copy)]
 pub struct WorkUnit {
     /// Index into the plan's tables.
@@ -61,18 +50,26 @@ pub struct WorkUnit {
     pub journal_id: Option<i32>,
 }
 
-/// Receives each row: the source row id (if any) and its cells.
-pub type RowSink<'a> = dyn FnMut(Option<i64>, &[Cell<'_>]) -> Result<(), MigrateError> + 'a;
+impl WorkUnit {
+    /// The rows the unit covers, as its source reads them.
+    pub fn source_unit(&self) -> SourceUnit {
+        SourceUnit {
+            table: self.table,
+            range: self.range,
+        }
+    }
+}
 
-/// Reads source rows for units; one per worker, used on a blocking thread.
-pub trait UnitReader: Send + 'static {
-    /// Call `on_row` with the row id (if any) and cells of every row of `range`.
-    fn read(
-        &mut self,
-        table: &TablePlan,
-        range: UnitRange,
-        on_row: &mut RowSink<'_>,
-    ) -> Result<(), MigrateError>;
+impl From<SourceUnit> for WorkUnit {
+    /// A plain load of the source's unit (the landing marks what else it does).
+    fn from(unit: SourceUnit) -> Self {
+        WorkUnit {
+            table: unit.table,
+            range: unit.range,
+            creates_table: false,
+            journal_id: None,
+        }
+    }
 }
 
 /// What loading one unit produced.
@@ -314,7 +311,7 @@ fn read_and_encode(
         };
     let sent_whole = table.computed_by_target.is_empty()
         && loaded.iter().copied().eq(0..table.spec.columns.len());
-    reader.read(table, unit.range, &mut |rowid, cells| {
+    reader.read(table, unit.source_unit(), &mut |rowid, cells| {
         let row_start = buffer.len();
         encoder
             .encode_row(cells, &loaded, &mut buffer)

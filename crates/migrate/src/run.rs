@@ -3,8 +3,9 @@
 //!
 //! A run joins two halves:
 //!
-//! * a [`RowSource`]: the plan, its work units and a reader per worker (the
-//!   SQLite file: [`crate::sqlite::SqliteSource`]);
+//! * a [`RowSource`] (`pgharbor-source`'s contract): the plan, its units
+//!   and a reader per worker (the SQLite file:
+//!   [`pgharbor_sqlite::SqliteSource`]);
 //! * a [`Landing`]: what the run does to the target around the rows — a new
 //!   schema whose tables it creates, records and builds keys on
 //!   ([`crate::new_tables::NewTables`]), or the application's own tables,
@@ -19,7 +20,7 @@
 
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::finish::FinishOutcome;
-use crate::load::{UnitReader, UnitResult, WorkUnit};
+use crate::load::{UnitResult, WorkUnit};
 use crate::progress::Progress;
 use crate::schedule::{execute, Progressed, Schedule, Stage};
 use crate::target;
@@ -28,6 +29,7 @@ use pgharbor_core::plan::Plan;
 use pgharbor_core::report::{
     LossyCounts, MigrationReport, PhaseTiming, TableReport, TableVerification,
 };
+pub use pgharbor_source::RowSource;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,19 +45,6 @@ pub struct RunOptions {
     pub verify: bool,
     /// Create the target database when it does not exist.
     pub create_database: bool,
-}
-
-/// Where a run's rows come from.
-pub trait RowSource: Send {
-    /// The plan: tables (largest first), their target specs and row keys.
-    fn plan(&self) -> &Arc<Plan>;
-    /// The plan's rows as work units: whole tables, or rowid ranges of
-    /// large ones (units of one table in order), for `jobs` workers.
-    fn work_units(&self, jobs: usize) -> Result<Vec<WorkUnit>, MigrateError>;
-    /// `count` readers, one per worker, all reading the same snapshot.
-    fn readers(&self, count: usize) -> Result<Vec<Box<dyn UnitReader>>, MigrateError>;
-    /// Whether the source changed while the run read it.
-    fn changed_since_taken(&self) -> Result<bool, MigrateError>;
 }
 
 /// What a run does to the target around the rows.
@@ -109,7 +98,11 @@ pub async fn run(
     let plan = source.plan().clone();
     let (client, database_created) =
         target::connect_or_create(target, options.create_database).await?;
-    let units = source.work_units(jobs)?;
+    let units = source
+        .work_units(jobs)?
+        .into_iter()
+        .map(WorkUnit::from)
+        .collect();
     let mut schedule = Schedule::default();
     let progress = landing
         .prepare(&client, database_created, units, &mut schedule, progress)

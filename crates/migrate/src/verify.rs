@@ -1,7 +1,7 @@
 //! Comparing source and target table by table: counts, checksums, sample rows.
 
 use crate::error::{MigrateError, MigrateErrorKind};
-use crate::load::{row_key, UnitRange, UnitReader};
+use crate::load::{row_key, SourceUnit, UnitRange, UnitReader};
 use crate::progress::Progress;
 use crate::schedule::{execute, Progressed, Schedule};
 use crate::stop::interrupted;
@@ -154,9 +154,13 @@ async fn source_pass(
         let table = &plan.tables[index];
         let mut digest = TableDigest::default();
         let mut multiset = detailed.then(RowMultiset::default);
-        let outcome = reader.read(table, UnitRange::WholeTable, &mut |rowid, cells| {
+        let whole = SourceUnit {
+            table: index,
+            range: UnitRange::WholeTable,
+        };
+        let outcome = reader.read(table, whole, &mut |rowid, cells| {
             if stop.is_cancelled() {
-                return Err(interrupted());
+                return Err(interrupted().into());
             }
             let hash = hasher.hash_cells(cells).map_err(|e| {
                 MigrateError::new(
@@ -176,6 +180,7 @@ async fn source_pass(
             }
             Ok(())
         });
+        let outcome = outcome.map_err(MigrateError::from);
         (reader, outcome.map(|_| (digest, multiset)))
     })
     .await;

@@ -212,7 +212,7 @@ async fn migrate(
     progress: Arc<dyn Progress>,
     cancel: &CancellationToken,
 ) -> Result<pgharbor_core::report::MigrationReport, pgharbor_migrate::MigrateError> {
-    let (snapshot, plan) = sqlite::plan_file(path, &PlanOptions::default(), jobs)?;
+    let (snapshot, plan) = pgharbor_sqlite::source::plan_file(path, &PlanOptions::default(), jobs)?;
     sqlite::migrate(
         "source.db",
         snapshot,
@@ -357,7 +357,7 @@ async fn load_existing(
     options: &ExistingOptions,
     cancel: &CancellationToken,
 ) -> Result<pgharbor_core::report::MigrationReport, MigrateError> {
-    let (snapshot, schema) = sqlite::inspect_file(path, 2).unwrap();
+    let (snapshot, schema) = pgharbor_sqlite::source::inspect_file(path, 2).unwrap();
     existing::migrate_into_existing(
         "source.db",
         snapshot,

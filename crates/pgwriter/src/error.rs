@@ -1,4 +1,5 @@
-//! The writer's error type.
+//! The writer's error type: what was being done, and what the server said
+//! (its message, detail and hint, and what to do) as its source.
 
 use std::fmt;
 
@@ -22,12 +23,23 @@ pub enum WriteErrorKind {
     Source,
 }
 
-/// An error while writing, with the table and what was being done.
+/// An error while writing: its message says what was being done (or, for
+/// an error of the writer's own, what went wrong); the server's error is
+/// its [`source`](std::error::Error::source), a [`ServerError`].
 #[derive(Debug)]
 pub struct WriteError {
     kind: WriteErrorKind,
     message: String,
-    source: Option<tokio_postgres::Error>,
+    cause: Option<ServerError>,
+}
+
+/// What PostgreSQL (or the connection to it) said, as a person reads it:
+/// the server's message with its detail and hint, then what to do. The
+/// driver's error is its source.
+#[derive(Debug)]
+pub struct ServerError {
+    text: String,
+    error: tokio_postgres::Error,
 }
 
 impl WriteError {
@@ -36,7 +48,7 @@ impl WriteError {
         WriteError {
             kind,
             message: message.into(),
-            source: None,
+            cause: None,
         }
     }
 
@@ -81,14 +93,33 @@ impl WriteError {
         };
         WriteError {
             kind,
-            message: format!("{doing}: {detail}{advice}"),
-            source: Some(err),
+            message: doing.to_string(),
+            cause: Some(ServerError {
+                text: format!("{detail}{advice}"),
+                error: err,
+            }),
         }
     }
 
     /// The kind.
     pub fn kind(&self) -> WriteErrorKind {
         self.kind
+    }
+
+    /// What the server said (with what to do), when the server's error is the cause.
+    pub fn server_message(&self) -> Option<&str> {
+        self.cause.as_ref().map(|c| c.text.as_str())
+    }
+
+    /// The same error as `kind`, with `sentence` on what to do after what
+    /// the server said (or after the message, without a server error).
+    pub fn advise(mut self, kind: WriteErrorKind, sentence: impl fmt::Display) -> Self {
+        self.kind = kind;
+        match &mut self.cause {
+            Some(cause) => cause.text = format!("{}. {sentence}", cause.text),
+            None => self.message = format!("{}. {sentence}", self.message),
+        }
+        self
     }
 }
 
@@ -100,8 +131,20 @@ impl fmt::Display for WriteError {
 
 impl std::error::Error for WriteError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.cause
             .as_ref()
             .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for ServerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
     }
 }

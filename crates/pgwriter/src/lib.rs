@@ -21,4 +21,4 @@ pub mod load;
 mod numeric;
 pub mod pgvector;
 
-pub use error::{WriteError, WriteErrorKind};
+pub use error::{ServerError, WriteError, WriteErrorKind};

@@ -193,16 +193,13 @@ pub async fn ensure_extension(client: &Client) -> Result<Version, WriteError> {
         .await
     {
         let denied = e.code().map(|c| c.code()) == Some("42501");
-        let mut err = WriteError::from_pg(e, "creating the vector extension");
+        let err = WriteError::from_pg(e, "creating the vector extension");
+        let said = err.server_message().unwrap_or_default();
         if denied {
-            err = WriteError::new(
-                WriteErrorKind::PermissionDenied,
-                format!("{err}. pgvector is available on the server but this user may not create it: run `CREATE EXTENSION vector;` in this database as a superuser or the database owner (managed services: as the admin role, e.g. azure_pg_admin, rds_superuser or cloudsqlsuperuser), then run again"),
-            );
-        } else if err.to_string().contains("azure.extensions")
-            || err.to_string().contains("allow-listed")
-        {
-            err = WriteError::new(WriteErrorKind::PermissionDenied, format!("{err}. {AZURE}"));
+            return Err(err.advise(WriteErrorKind::PermissionDenied, "pgvector is available on the server but this user may not create it: run `CREATE EXTENSION vector;` in this database as a superuser or the database owner (managed services: as the admin role, e.g. azure_pg_admin, rds_superuser or cloudsqlsuperuser), then run again"));
+        }
+        if said.contains("azure.extensions") || said.contains("allow-listed") {
+            return Err(err.advise(WriteErrorKind::PermissionDenied, AZURE));
         }
         return Err(err);
     }

@@ -1,4 +1,6 @@
-//! The error type of the SQLite source.
+//! The error type of the SQLite source: the file, the table and what was
+//! being done, with SQLite's own error (and what to do about it) as its
+//! source.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -33,7 +35,15 @@ struct Inner {
     path: Option<PathBuf>,
     table: Option<String>,
     message: String,
-    source: Option<rusqlite::Error>,
+    source: Option<SqliteFailure>,
+}
+
+/// What SQLite said, and what to do about it (a damaged file can be
+/// recovered, a locked one read again shortly); rusqlite's error is its source.
+#[derive(Debug)]
+pub struct SqliteFailure {
+    error: rusqlite::Error,
+    hint: &'static str,
 }
 
 impl SqliteError {
@@ -92,8 +102,8 @@ impl SqliteError {
             kind,
             path: None,
             table: None,
-            message: format!("{}: {err}{hint}", context.into()),
-            source: Some(err),
+            message: context.into(),
+            source: Some(SqliteFailure { error: err, hint }),
         }))
     }
 }
@@ -116,6 +126,18 @@ impl std::error::Error for SqliteError {
             .source
             .as_ref()
             .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl fmt::Display for SqliteFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.error, self.hint)
+    }
+}
+
+impl std::error::Error for SqliteFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
     }
 }
 

@@ -11,6 +11,10 @@
 //! 3. [`profile`] and [`planner`]: look at the values actually stored and give
 //!    each column the narrowest PostgreSQL type that holds every value exactly.
 //! 4. [`read`]: stream rows (optionally a rowid range) as [`pgharbor_core::cell::Cell`]s.
+//! 5. [`source`]: the file as the pipeline's row source
+//!    ([`pgharbor_source::RowSource`]): planning it in one call, its work
+//!    units (rowid ranges of large tables), a reader per worker inside the
+//!    snapshot, and whether the application wrote to it meanwhile.
 //!
 //! ```no_run
 //! use pgharbor_sqlite::{open::SourceSnapshot, inspect, planner};
@@ -28,6 +32,8 @@ pub mod open;
 pub mod planner;
 pub mod profile;
 pub mod read;
+pub mod source;
 pub mod sqltext;
 
 pub use error::{SqliteError, SqliteErrorKind};
+pub use source::SqliteSource;

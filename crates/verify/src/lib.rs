@@ -21,11 +21,13 @@ pub mod digest;
 pub use canonical::canonical_json;
 pub use digest::{RowHasher, RowMultiset, TableDigest};
 
-/// Errors of verification.
+/// Errors of verification: the table being verified, the error that stopped
+/// it as the source.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum VerifyError {
     /// Reading the target failed.
-    #[error("verifying table {table}: {source}")]
+    #[error("verifying table {table}")]
     Target {
         /// Table.
         table: String,
@@ -34,11 +36,12 @@ pub enum VerifyError {
         source: tokio_postgres::Error,
     },
     /// The target's COPY stream was not what was expected.
-    #[error("verifying table {table}: malformed COPY data from the target: {reason}")]
+    #[error("verifying table {table}: malformed COPY data from the target")]
     Malformed {
         /// Table.
         table: String,
         /// What is wrong, and where in the stream.
+        #[source]
         reason: pgharbor_copy_binary::CopyError,
     },
 }

@@ -1,10 +1,12 @@
 //! Everything `migrate`, `verify` and `apply` print about a run, in one
 //! place: the libraries return reports (`Serialize`) and plans; these
 //! modules turn them into text tables and plan text, or JSON for scripts
-//! ([`print_json`], which every command's `--json` goes through).
+//! ([`print_json`], which every command's `--json` goes through); an error
+//! and its causes are said once ([`error::explain`]).
 
 pub mod app;
 pub mod chroma;
+pub mod error;
 pub mod migration;
 pub mod plan;
 pub mod postgres;

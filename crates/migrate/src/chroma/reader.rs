@@ -4,10 +4,11 @@ use super::check::SourceTally;
 use super::layout::{self, ChromaPlan, Layout, TableFeed};
 use super::openwebui::{self, MetadataChanges};
 use crate::error::MigrateError;
-use crate::load::{RowSink, UnitRange, UnitReader};
+use crate::load::{RowSink, SourceUnit, UnitRange, UnitReader};
 use pgharbor_chroma::{Collection, Record, StoreReader};
 use pgharbor_core::cell::Cell;
 use pgharbor_core::plan::TablePlan;
+use pgharbor_source::SourceError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -194,9 +195,9 @@ impl UnitReader for ChromaUnitReader {
     fn read(
         &mut self,
         table: &TablePlan,
-        range: UnitRange,
+        unit: SourceUnit,
         on_row: &mut RowSink<'_>,
-    ) -> Result<(), MigrateError> {
+    ) -> Result<(), SourceError> {
         let index = self
             .feeds
             .source_names
@@ -204,14 +205,14 @@ impl UnitReader for ChromaUnitReader {
             .position(|n| *n == table.source_name)
             .expect("the table belongs to the plan");
         let collections = match &self.feeds.feeds[index] {
-            TableFeed::Catalog => return self.read_catalog(on_row),
+            TableFeed::Catalog => return Ok(self.read_catalog(on_row)?),
             TableFeed::Collections(c) => c.clone(),
         };
         for c in collections {
             let Some((lo, hi)) = self.feeds.collections[c].rowid_bounds else {
                 continue;
             };
-            let (first, last) = match range {
+            let (first, last) = match unit.range {
                 UnitRange::WholeTable => (lo, hi),
                 UnitRange::Rowids { first, last } => (first.max(lo), last.min(hi)),
             };

@@ -134,7 +134,7 @@ async fn tally_store(
                 return Ok::<(), MigrateError>(());
             };
             let table = &plan.plan.tables[unit.table];
-            reader.read(table, unit.range, &mut |_, _| Ok(()))?;
+            reader.read(table, unit.source_unit(), &mut |_, _| Ok(()))?;
         });
     }
     crate::error::join_workers(set, MigrateErrorKind::Verify, "store reader").await

@@ -35,7 +35,6 @@ use crate::error::{MigrateError, MigrateErrorKind};
 use crate::load::UnitResult;
 use crate::progress::Progress;
 use crate::run::{build_report, run, saying, CancellationToken, RunOptions};
-use crate::sqlite::SqliteSource;
 use crate::{target, verify};
 pub use landing::ExistingTables;
 use matching::{plan_tables, target_tables};
@@ -44,6 +43,7 @@ use pgharbor_core::plan::{Plan, ReportedObject, ValuePolicy};
 use pgharbor_core::report::MigrationReport;
 use pgharbor_sqlite::inspect::SourceSchema;
 use pgharbor_sqlite::open::SourceSnapshot;
+use pgharbor_sqlite::SqliteSource;
 use std::sync::Arc;
 use tokio_postgres::Client;
 use versions::{compare_versions, target_bookkeeping};
@@ -153,7 +153,7 @@ pub async fn verify_existing(
     let started = std::time::Instant::now();
     let client = target::connect(target_config).await?;
     let plan = Arc::new(plan_into_existing(&client, &snapshot, &schema, options).await?);
-    let readers = crate::sqlite::readers(&snapshot, options.jobs.max(1))?;
+    let readers = pgharbor_sqlite::source::readers(&snapshot, options.jobs.max(1))?;
     let verifications = verify::verify_all(target_config, &plan, readers, progress, cancel)
         .await
         .map_err(saying("interrupted during verification"))?;

@@ -22,7 +22,7 @@
 //! 4. **finish**: indexes and keys in parallel, then foreign keys, then the
 //!    rest (triggers, rules, policies, materialized views) ([`schema`]).
 //! 5. **verify**: each table's row count and checksum on the target against
-//!    the source's ([`verify`]).
+//!    the source's ([`readback`]).
 //!
 //! Progress is journaled in the target ([`journal`]): `--resume` continues an
 //! interrupted copy table by table and re-verifies what the earlier run loaded.
@@ -31,10 +31,10 @@ pub mod catalog;
 pub mod data;
 pub mod digest;
 pub mod dump;
-pub mod finish;
 pub mod journal;
+pub mod post_data;
+pub mod readback;
 pub mod schema;
-pub mod verify;
 
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::progress::Progress;
@@ -89,7 +89,7 @@ pub struct CopyReport {
     /// Schema objects applied (pre-data + post-data entries).
     pub schema_objects: usize,
     /// Per table results.
-    pub tables: Vec<verify::TableCheck>,
+    pub tables: Vec<readback::TableCheck>,
     /// Sequences set.
     pub sequences: usize,
     /// Large objects copied.
@@ -473,10 +473,10 @@ async fn copy_into(
     let (loaded_tx, loaded_rx) = tokio::sync::mpsc::unbounded_channel();
     // Copiers and finishers stop together: the first error stops both.
     let copiers = Crew::new(cancel);
-    let finishers = finish::spawn(
+    let finishers = post_data::spawn(
         target,
         Arc::clone(&tables),
-        finish::entries_by_table(&tables, &post_data, &post_done),
+        post_data::entries_by_table(&tables, &post_data, &post_done),
         loaded_rx,
         jobs,
         options.no_verify,
@@ -534,10 +534,10 @@ async fn copy_into(
 
     let verify_started = Instant::now();
     let target_digests = (!options.no_verify).then_some(&finished.digests);
-    report.tables = verify::checks(&tables, &digests, target_digests);
+    report.tables = readback::checks(&tables, &digests, target_digests);
     if !options.no_verify {
-        verify::check_large_objects(&sides.target, &oids, lo_digest).await?;
-        verify::fail_on_mismatch(
+        readback::check_large_objects(&sides.target, &oids, lo_digest).await?;
+        readback::fail_on_mismatch(
             &report.tables,
             &tables,
             Some((session.holder(), &sides.target)),

@@ -9,18 +9,18 @@
 //!
 //! The rules become [`ExistingOptions`] (the `--into-existing` machinery
 //! does the work); what no rule can express is code behind a named
-//! [`Hook`] ([`run`]: Open WebUI's vectors).
+//! [`Hook`] ([`app_run`]: Open WebUI's vectors).
 
+pub mod app_run;
 pub mod format;
 pub mod recognise;
-pub mod run;
 
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::existing::{AppVersion, ExistingOptions, VersionOrder};
+pub use app_run::{AppReport, AppRun, VectorOutcome};
 pub use format::{Hook, NulRule, Preset, PresetError, Seeded};
 use pgharbor_conn::ConnConfig;
 pub use recognise::AppData;
-pub use run::{AppReport, AppRun, VectorOutcome};
 use std::path::Path;
 
 /// The presets built into pgharbor: name and file text (`presets/NAME.toml`).

@@ -1,13 +1,14 @@
-//! Finishing each table as soon as its rows are in, while other tables are
-//! still copying: its indexes and keys, the read-back for verification, and
-//! `ANALYZE` — on `--jobs` connections of their own, as pgcopydb does. Foreign
+//! The dump's post-data, table by table: finishing each table as soon as its
+//! rows are in, while other tables are still copying: its indexes and keys
+//! (`pg_dump`'s post-data entries of the table), the read-back for
+//! verification, and `ANALYZE` — on `--jobs` connections of their own, as pgcopydb does. Foreign
 //! keys and the rest of the post-data wait for every table.
 
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::postgres::catalog::SourceTable;
 use crate::postgres::dump::Entry;
+use crate::postgres::readback::target_digest;
 use crate::postgres::schema::{apply_entry, index_or_key_table, MAINTENANCE_SETTINGS};
-use crate::postgres::verify::target_digest;
 use crate::postgres::{target_error, Session};
 use crate::stop::Crew;
 use pgharbor_conn::ConnConfig;

@@ -1,6 +1,7 @@
-//! Verification of a PostgreSQL copy: every table read back from the target
-//! in the same COPY format and hashed the same way as the source rows were
-//! on their way ([`super::digest`]); counts and checksums must match.
+//! Verification of a PostgreSQL copy by reading it back: every table read
+//! back from the target in the same COPY format and hashed the same way as
+//! the source rows were on their way ([`super::digest`]); counts and
+//! checksums must match.
 
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::postgres::catalog::SourceTable;
