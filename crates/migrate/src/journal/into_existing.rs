@@ -1,23 +1,27 @@
-//! The journal of an `--into-existing` run, kept in the target database so a
-//! run killed at any moment (`kill -9`, a lost connection, a full disk) can be
-//! finished with `--resume`.
+//! The journal of an `--into-existing` run (copy path `into_existing` of
+//! [`super`]), kept in the target database so a run killed at any moment
+//! (`kill -9`, a lost connection, a full disk) can be finished with
+//! `--resume`.
 //!
-//! Before loading, the run writes its work units, the source's row counts and
-//! the foreign keys and secondary indexes it drops into the schema [`SCHEMA`]. Each unit marks itself
-//! done in the same transaction that commits its rows, so after a crash every
-//! unit is either fully loaded and marked, or absent: `--resume` loads exactly
-//! the unmarked units again, then finishes and verifies everything. The
-//! journal is removed when the run succeeds.
+//! Before loading, the run writes its `run` row, its work units, the
+//! source's row counts (what `--resume` checks the source against) and the
+//! foreign keys and secondary indexes it drops, in one transaction, before
+//! dropping them. Each unit marks itself done in the same transaction that
+//! commits its rows, so after a crash every unit is either fully loaded and
+//! marked, or absent: `--resume` loads exactly the unmarked units again,
+//! then finishes and verifies everything. The run's rows are removed when it
+//! succeeds (and the schema with them when no other run uses it).
 
+use super::{CopyPath, SCHEMA};
 use crate::error::{pg_error, MigrateError, MigrateErrorKind};
 use crate::load::UnitRange;
 use tokio_postgres::Client;
 
-/// The schema holding the journal.
-pub const SCHEMA: &str = "pgharbor_resume";
+/// The stage an `--into-existing` run is in while its journal exists.
+const STAGE: &str = "loading";
 
 /// Marks unit `$1` done (run inside the unit's transaction).
-pub const MARK_DONE: &str = "UPDATE pgharbor_resume.unit SET done = true WHERE id = $1";
+pub const MARK_DONE: &str = "UPDATE pgharbor_journal.existing_unit SET done = true WHERE id = $1";
 
 /// A unit as journaled.
 #[derive(Debug, Clone)]
@@ -59,6 +63,18 @@ pub struct DroppedIndex {
     pub tablespace: Option<String>,
 }
 
+impl DroppedIndex {
+    /// From a row of table name, index name, definition and tablespace.
+    pub(crate) fn from_row(row: &tokio_postgres::Row) -> DroppedIndex {
+        DroppedIndex {
+            table: row.get(0),
+            name: row.get(1),
+            definition: row.get(2),
+            tablespace: row.get(3),
+        }
+    }
+}
+
 /// Everything an interrupted run left behind.
 #[derive(Debug, Clone, Default)]
 pub struct Journal {
@@ -72,76 +88,24 @@ pub struct Journal {
     pub dropped_indexes: Vec<DroppedIndex>,
 }
 
-/// Whether a journal exists in the target.
+/// Whether the target holds the journal of an interrupted run (after
+/// [`super::legacy::upgrade`], one an older pgharbor left too).
 pub async fn exists(client: &Client) -> Result<bool, MigrateError> {
-    let row = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
-            &[&SCHEMA],
-        )
+    super::has_run(client, CopyPath::IntoExisting)
         .await
-        .map_err(pg_error("looking for an interrupted run"))?;
-    Ok(row.get(0))
+        .map_err(pg_error("looking for an interrupted run"))
 }
 
 /// Write a new journal (one transaction).
 pub async fn create(client: &Client, journal: &Journal) -> Result<(), MigrateError> {
     let doing = "writing the resume journal";
     client
-        .batch_execute(
-            "BEGIN;
-             CREATE SCHEMA pgharbor_resume;
-             CREATE TABLE pgharbor_resume.unit (id integer PRIMARY KEY, level integer NOT NULL, table_name text NOT NULL, first_rowid bigint, last_rowid bigint, done boolean NOT NULL DEFAULT false);
-             CREATE TABLE pgharbor_resume.source_rows (table_name text PRIMARY KEY, n bigint NOT NULL);
-             CREATE TABLE pgharbor_resume.dropped_fk (table_name text NOT NULL, name text NOT NULL, definition text NOT NULL);
-             CREATE TABLE pgharbor_resume.dropped_index (table_name text NOT NULL, name text NOT NULL, definition text NOT NULL, tablespace text);",
-        )
+        .batch_execute("BEGIN")
         .await
         .map_err(pg_error(doing))?;
-    for u in &journal.units {
-        let (first, last) = match u.range {
-            UnitRange::WholeTable => (None, None),
-            UnitRange::Rowids { first, last } => (Some(first), Some(last)),
-        };
-        client
-            .execute(
-                "INSERT INTO pgharbor_resume.unit VALUES ($1, $2, $3, $4, $5, false)",
-                &[&u.id, &u.level, &u.table, &first, &last],
-            )
-            .await
-            .map_err(pg_error(doing))?;
-    }
-    for (table, n) in &journal.source_rows {
-        client
-            .execute(
-                "INSERT INTO pgharbor_resume.source_rows VALUES ($1, $2)",
-                &[table, n],
-            )
-            .await
-            .map_err(pg_error(doing))?;
-    }
-    for fk in &journal.dropped {
-        client
-            .execute(
-                "INSERT INTO pgharbor_resume.dropped_fk VALUES ($1, $2, $3)",
-                &[&fk.table, &fk.name, &fk.definition],
-            )
-            .await
-            .map_err(pg_error(doing))?;
-    }
-    for index in &journal.dropped_indexes {
-        client
-            .execute(
-                "INSERT INTO pgharbor_resume.dropped_index VALUES ($1, $2, $3, $4)",
-                &[
-                    &index.table,
-                    &index.name,
-                    &index.definition,
-                    &index.tablespace,
-                ],
-            )
-            .await
-            .map_err(pg_error(doing))?;
+    if let Err(e) = write(client, journal).await {
+        let _ = client.batch_execute("ROLLBACK").await;
+        return Err(pg_error(doing)(e));
     }
     client
         .batch_execute("COMMIT")
@@ -149,11 +113,58 @@ pub async fn create(client: &Client, journal: &Journal) -> Result<(), MigrateErr
         .map_err(pg_error(doing))
 }
 
+/// The statements of [`create`], inside its transaction.
+async fn write(client: &Client, journal: &Journal) -> Result<(), tokio_postgres::Error> {
+    super::begin_run(client, CopyPath::IntoExisting, None, STAGE).await?;
+    for u in &journal.units {
+        let (first, last) = match u.range {
+            UnitRange::WholeTable => (None, None),
+            UnitRange::Rowids { first, last } => (Some(first), Some(last)),
+        };
+        client
+            .execute(
+                "INSERT INTO pgharbor_journal.existing_unit VALUES ($1, $2, $3, $4, $5, false)",
+                &[&u.id, &u.level, &u.table, &first, &last],
+            )
+            .await?;
+    }
+    for (table, n) in &journal.source_rows {
+        client
+            .execute(
+                "INSERT INTO pgharbor_journal.existing_source_rows VALUES ($1, $2)",
+                &[table, n],
+            )
+            .await?;
+    }
+    for fk in &journal.dropped {
+        client
+            .execute(
+                "INSERT INTO pgharbor_journal.existing_dropped_fk VALUES ($1, $2, $3)",
+                &[&fk.table, &fk.name, &fk.definition],
+            )
+            .await?;
+    }
+    for index in &journal.dropped_indexes {
+        client
+            .execute(
+                "INSERT INTO pgharbor_journal.existing_dropped_index VALUES ($1, $2, $3, $4)",
+                &[
+                    &index.table,
+                    &index.name,
+                    &index.definition,
+                    &index.tablespace,
+                ],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 /// Read the journal of an interrupted run.
 pub async fn read(client: &Client) -> Result<Journal, MigrateError> {
     let doing = "reading the resume journal";
     let units = client
-        .query("SELECT id, level, table_name, first_rowid, last_rowid, done FROM pgharbor_resume.unit ORDER BY id", &[])
+        .query("SELECT id, level, table_name, first_rowid, last_rowid, done FROM pgharbor_journal.existing_unit ORDER BY id", &[])
         .await
         .map_err(pg_error(doing))?
         .iter()
@@ -170,7 +181,7 @@ pub async fn read(client: &Client) -> Result<Journal, MigrateError> {
         .collect();
     let source_rows = client
         .query(
-            "SELECT table_name, n FROM pgharbor_resume.source_rows ORDER BY 1",
+            "SELECT table_name, n FROM pgharbor_journal.existing_source_rows ORDER BY 1",
             &[],
         )
         .await
@@ -180,7 +191,7 @@ pub async fn read(client: &Client) -> Result<Journal, MigrateError> {
         .collect();
     let dropped = client
         .query(
-            "SELECT table_name, name, definition FROM pgharbor_resume.dropped_fk",
+            "SELECT table_name, name, definition FROM pgharbor_journal.existing_dropped_fk",
             &[],
         )
         .await
@@ -192,7 +203,16 @@ pub async fn read(client: &Client) -> Result<Journal, MigrateError> {
             definition: r.get(2),
         })
         .collect();
-    let dropped_indexes = read_dropped_indexes(client).await?;
+    let dropped_indexes = client
+        .query(
+            "SELECT table_name, name, definition, tablespace FROM pgharbor_journal.existing_dropped_index",
+            &[],
+        )
+        .await
+        .map_err(pg_error(doing))?
+        .iter()
+        .map(DroppedIndex::from_row)
+        .collect();
     Ok(Journal {
         units,
         source_rows,
@@ -201,44 +221,24 @@ pub async fn read(client: &Client) -> Result<Journal, MigrateError> {
     })
 }
 
-/// The journal's dropped indexes (none in a journal written before indexes
-/// were dropped for the load).
-async fn read_dropped_indexes(client: &Client) -> Result<Vec<DroppedIndex>, MigrateError> {
-    let doing = "reading the resume journal's dropped indexes";
-    let journaled: bool = client
-        .query_one(
-            "SELECT to_regclass('pgharbor_resume.dropped_index') IS NOT NULL",
-            &[],
-        )
-        .await
-        .map_err(pg_error(doing))?
-        .get(0);
-    if !journaled {
-        return Ok(Vec::new());
-    }
-    Ok(client
-        .query(
-            "SELECT table_name, name, definition, tablespace FROM pgharbor_resume.dropped_index",
-            &[],
-        )
-        .await
-        .map_err(pg_error(doing))?
-        .iter()
-        .map(|r| DroppedIndex {
-            table: r.get(0),
-            name: r.get(1),
-            definition: r.get(2),
-            tablespace: r.get(3),
-        })
-        .collect())
-}
-
-/// Remove the journal.
+/// Remove the run's journal (and the schema when no other run uses it).
 pub async fn remove(client: &Client) -> Result<(), MigrateError> {
+    let doing = "removing the resume journal";
     client
-        .batch_execute("DROP SCHEMA IF EXISTS pgharbor_resume CASCADE")
+        .batch_execute(
+            "DO $$ BEGIN
+               IF to_regclass('pgharbor_journal.run') IS NOT NULL THEN
+                 DELETE FROM pgharbor_journal.existing_unit;
+                 DELETE FROM pgharbor_journal.existing_source_rows;
+                 DELETE FROM pgharbor_journal.existing_dropped_fk;
+                 DELETE FROM pgharbor_journal.existing_dropped_index;
+                 DELETE FROM pgharbor_journal.run WHERE path = 'into_existing';
+               END IF;
+             END $$",
+        )
         .await
-        .map_err(pg_error("removing the resume journal"))
+        .map_err(pg_error(doing))?;
+    super::drop_if_unused(client).await.map_err(pg_error(doing))
 }
 
 /// The error for a run that would start over a journal without being told to.
