@@ -948,9 +948,9 @@ fn resume_after_a_failure_while_finishing_puts_back_only_what_is_missing() {
             "SELECT conname || ' ' || convalidated FROM pg_constraint WHERE contype = 'f' ORDER BY 1"
         ),
         [
-            "chat_user_id_fkey t",
-            "message_chat_id_fkey t",
-            "message_parent_id_fkey t"
+            "chat_user_id_fkey true",
+            "message_chat_id_fkey true",
+            "message_parent_id_fkey true"
         ]
     );
     assert_eq!(index_definitions(&pg, "finishing"), indexes);
