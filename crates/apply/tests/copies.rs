@@ -104,6 +104,16 @@ fn scalar(cluster: &Cluster, db: &str, sql: &str) -> String {
     cluster.psql(db, sql).trim().to_string()
 }
 
+/// The tables of the journal's schema in `db`.
+fn journal_tables(cluster: &Cluster, db: &str) -> String {
+    scalar(
+        cluster,
+        db,
+        "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class \
+         WHERE relnamespace = 'pgharbor_journal'::regnamespace AND relkind = 'r'",
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_copy_an_older_pgharbor_journaled_is_known_finished_and_resumed() {
     let cluster = Cluster::start(Flavor::Pg15);
@@ -168,6 +178,7 @@ async fn a_copy_an_older_pgharbor_journaled_is_known_finished_and_resumed() {
         "finished",
         "the run that looked upgraded the older journal"
     );
+    assert_eq!(journal_tables(&cluster, "copied"), "run");
 
     // As an older pgharbor left a copy interrupted after loading note.
     cluster.psql(
@@ -214,6 +225,11 @@ async fn a_copy_an_older_pgharbor_journaled_is_known_finished_and_resumed() {
              || ' ' || (to_regnamespace('_pgharbor') IS NULL)"
         ),
         "finished true"
+    );
+    assert_eq!(
+        journal_tables(&cluster, "copied"),
+        "run",
+        "a finished copy keeps its run row only"
     );
     assert_eq!(
         skip_finished_copies(&copies, false, false).await.unwrap(),

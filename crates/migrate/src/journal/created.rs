@@ -40,6 +40,11 @@ pub use pgharbor_conn::{reconnect_wait, RECONNECT_ENV};
 /// How long the clean-up waits for a lock on a table it drops.
 const DROP_LOCK_TIMEOUT: &str = "10s";
 
+/// The path's table (see [`super::ensure_sql`]), shared by the runs
+/// creating tables in the database; it goes with the journal's schema.
+pub(super) const TABLES: &str = "
+    CREATE TABLE IF NOT EXISTS pgharbor_journal.created_table (oid oid PRIMARY KEY, name text NOT NULL, run integer);";
+
 /// The stage of a schema-creating run while its record exists.
 const STAGE: &str = "creating";
 

@@ -17,6 +17,16 @@ use crate::error::{pg_error, MigrateError, MigrateErrorKind};
 use crate::load::UnitRange;
 use tokio_postgres::Client;
 
+/// The path's tables (see [`super::ensure_sql`]).
+pub(super) const TABLES: &str = "
+    CREATE TABLE IF NOT EXISTS pgharbor_journal.existing_unit (id integer PRIMARY KEY, level integer NOT NULL,
+        table_name text NOT NULL, first_rowid bigint, last_rowid bigint, done boolean NOT NULL DEFAULT false);
+    CREATE TABLE IF NOT EXISTS pgharbor_journal.existing_source_rows (table_name text PRIMARY KEY, n bigint NOT NULL);
+    CREATE TABLE IF NOT EXISTS pgharbor_journal.existing_dropped_fk (table_name text NOT NULL, name text NOT NULL,
+        definition text NOT NULL);
+    CREATE TABLE IF NOT EXISTS pgharbor_journal.existing_dropped_index (table_name text NOT NULL, name text NOT NULL,
+        definition text NOT NULL, tablespace text);";
+
 /// The stage an `--into-existing` run is in while its journal exists.
 const STAGE: &str = "loading";
 
@@ -221,20 +231,19 @@ pub async fn read(client: &Client) -> Result<Journal, MigrateError> {
     })
 }
 
-/// Remove the run's journal (and the schema when no other run uses it).
+/// Remove the run's journal: its `run` row and the path's tables, in one
+/// transaction (and the schema when no other run uses it).
 pub async fn remove(client: &Client) -> Result<(), MigrateError> {
     let doing = "removing the resume journal";
     client
         .batch_execute(
             "DO $$ BEGIN
                IF to_regclass('pgharbor_journal.run') IS NOT NULL THEN
-                 DELETE FROM pgharbor_journal.existing_unit;
-                 DELETE FROM pgharbor_journal.existing_source_rows;
-                 DELETE FROM pgharbor_journal.existing_dropped_fk;
-                 DELETE FROM pgharbor_journal.existing_dropped_index;
                  DELETE FROM pgharbor_journal.run WHERE path = 'into_existing';
                END IF;
-             END $$",
+             END $$;
+             DROP TABLE IF EXISTS pgharbor_journal.existing_unit, pgharbor_journal.existing_source_rows,
+               pgharbor_journal.existing_dropped_fk, pgharbor_journal.existing_dropped_index",
         )
         .await
         .map_err(pg_error(doing))?;

@@ -14,7 +14,7 @@
 //! its tables removed) by this version exactly as by the one that wrote it,
 //! and a copy an older version finished stays finished.
 
-use super::{created::run_number, ensure_sql};
+use super::{created::run_number, ensure_sql, CopyPath};
 use crate::error::{pg_error, MigrateError};
 use tokio_postgres::Client;
 
@@ -35,6 +35,9 @@ const MOVE_ROWS: &str = "DO $$ BEGIN
       END IF;
       IF to_regclass('_pgharbor.copy_post_data') IS NOT NULL THEN
         INSERT INTO pgharbor_journal.copy_post_data SELECT entry FROM _pgharbor.copy_post_data;
+      END IF;
+      IF EXISTS (SELECT 1 FROM _pgharbor.copy_run WHERE stage = 'finished') THEN
+        DROP TABLE pgharbor_journal.copy_table, pgharbor_journal.copy_post_data;
       END IF;
       DROP SCHEMA _pgharbor CASCADE;
     END IF;
@@ -63,30 +66,41 @@ const MOVE_ROWS: &str = "DO $$ BEGIN
     END IF;
   END $$";
 
-/// Whether the target holds a journal of an older pgharbor.
-async fn has_legacy(client: &Client) -> Result<bool, tokio_postgres::Error> {
-    Ok(client
+/// The copy paths whose journal an older pgharbor left in the target.
+async fn legacy_paths(client: &Client) -> Result<Vec<CopyPath>, tokio_postgres::Error> {
+    let row = client
         .query_one(
-            "SELECT to_regclass('_pgharbor.copy_run') IS NOT NULL \
-                 OR to_regclass('pgharbor_resume.unit') IS NOT NULL \
-                 OR to_regclass('pgharbor_created.relation') IS NOT NULL",
+            "SELECT to_regclass('_pgharbor.copy_run') IS NOT NULL, \
+                    to_regclass('pgharbor_resume.unit') IS NOT NULL, \
+                    to_regclass('pgharbor_created.relation') IS NOT NULL",
             &[],
         )
-        .await?
-        .get(0))
+        .await?;
+    let paths = [
+        CopyPath::PostgresCopy,
+        CopyPath::IntoExisting,
+        CopyPath::CreateSchema,
+    ];
+    Ok(paths
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| row.get::<_, bool>(*i))
+        .map(|(_, path)| path)
+        .collect())
 }
 
 /// Upgrade the journals an older pgharbor left in the target (none: nothing
 /// is written), in one transaction.
 pub async fn upgrade(client: &Client) -> Result<(), MigrateError> {
     let doing = "upgrading the journal an older pgharbor left in the target";
-    if !has_legacy(client).await.map_err(pg_error(doing))? {
+    let paths = legacy_paths(client).await.map_err(pg_error(doing))?;
+    if paths.is_empty() {
         return Ok(());
     }
     let moved = client
         .batch_execute(&format!(
             "BEGIN; {ensure}; SET LOCAL pgharbor.run = '{run}'; {MOVE_ROWS}; COMMIT",
-            ensure = ensure_sql(),
+            ensure = ensure_sql(&paths),
             run = run_number()
         ))
         .await;

@@ -13,16 +13,19 @@
 //!   - `--into-existing` ([`into_existing`]): `existing_unit` (marked done
 //!     with the unit's rows), `existing_source_rows`, `existing_dropped_fk`,
 //!     `existing_dropped_index`;
-//!   - the PostgreSQL → PostgreSQL copy ([`postgres_copy`]): `copy_table` (a table's
-//!     parts, each with its rows), `copy_post_data` (with each entry);
+//!   - the PostgreSQL → PostgreSQL copy ([`postgres_copy`]): `copy_table`
+//!     (a table's parts, each with its rows), `copy_post_data` (with each
+//!     entry);
 //!   - a schema-creating run ([`created`]): `created_table` (each table, in
 //!     the transaction creating it).
 //!
-//! A path removes its rows when its run ends (the PostgreSQL copy keeps its
-//! `run` row, stage `finished`, so `apply` does not copy again), and the
-//! schema goes with the last row ([`drop_if_unused`]). Creating and dropping
-//! the schema take one advisory lock, so runs into the same database at the
-//! same time never drop each other's journal.
+//! A path's tables are created with its first run. When a run ends, its
+//! `run` row and its path's tables go (the PostgreSQL copy keeps its `run`
+//! row, stage `finished`, so `apply` does not copy again; the record of
+//! created tables, shared by the runs creating tables, goes when it is
+//! empty), and the schema with the last row ([`drop_if_unused`]). Creating
+//! and dropping the schema take one advisory lock, so runs into the same
+//! database at the same time never drop each other's journal.
 //!
 //! A database holding an older pgharbor's journals (`_pgharbor`,
 //! `pgharbor_resume`, `pgharbor_created`) is upgraded in one transaction by
@@ -69,30 +72,34 @@ impl CopyPath {
     }
 }
 
-/// The journal's tables, created when missing (under the layout lock).
-const LAYOUT: &str = "
+impl CopyPath {
+    /// The statements creating the path's own tables when missing.
+    fn tables(self) -> &'static str {
+        match self {
+            CopyPath::IntoExisting => into_existing::TABLES,
+            CopyPath::PostgresCopy => postgres_copy::TABLES,
+            CopyPath::CreateSchema => created::TABLES,
+        }
+    }
+}
+
+/// The schema and the `run` table, created when missing.
+const RUN_TABLE: &str = "
     CREATE SCHEMA IF NOT EXISTS pgharbor_journal;
     COMMENT ON SCHEMA pgharbor_journal IS 'pgharbor: the journal of the copies into this database (removed with its last run; see pgharbor migrate --resume)';
     CREATE TABLE IF NOT EXISTS pgharbor_journal.run (id integer NOT NULL, path text NOT NULL, source text,
         stage text NOT NULL, started timestamptz NOT NULL DEFAULT now(), finished timestamptz,
-        PRIMARY KEY (id, path));
-    CREATE TABLE IF NOT EXISTS pgharbor_journal.existing_unit (id integer PRIMARY KEY, level integer NOT NULL,
-        table_name text NOT NULL, first_rowid bigint, last_rowid bigint, done boolean NOT NULL DEFAULT false);
-    CREATE TABLE IF NOT EXISTS pgharbor_journal.existing_source_rows (table_name text PRIMARY KEY, n bigint NOT NULL);
-    CREATE TABLE IF NOT EXISTS pgharbor_journal.existing_dropped_fk (table_name text NOT NULL, name text NOT NULL,
-        definition text NOT NULL);
-    CREATE TABLE IF NOT EXISTS pgharbor_journal.existing_dropped_index (table_name text NOT NULL, name text NOT NULL,
-        definition text NOT NULL, tablespace text);
-    CREATE TABLE IF NOT EXISTS pgharbor_journal.copy_table (name text NOT NULL, part int NOT NULL, parts int NOT NULL,
-        rows bigint NOT NULL, PRIMARY KEY (name, part));
-    CREATE TABLE IF NOT EXISTS pgharbor_journal.copy_post_data (entry int PRIMARY KEY);
-    CREATE TABLE IF NOT EXISTS pgharbor_journal.created_table (oid oid PRIMARY KEY, name text NOT NULL, run integer);";
+        PRIMARY KEY (id, path));";
 
-/// The statements that take the layout lock and create the journal's
-/// tables when missing; to run inside a transaction, which holds the lock
-/// until it ends.
-pub(crate) fn ensure_sql() -> String {
-    format!("SELECT pg_advisory_xact_lock({LOCK_CLASS}, {LAYOUT_LOCK}); {LAYOUT}")
+/// The statements that take the layout lock and create the schema, the
+/// `run` table and the tables of `paths` when missing; to run inside a
+/// transaction, which holds the lock until it ends.
+pub(crate) fn ensure_sql(paths: &[CopyPath]) -> String {
+    let mut sql = format!("SELECT pg_advisory_xact_lock({LOCK_CLASS}, {LAYOUT_LOCK}); {RUN_TABLE}");
+    for path in paths {
+        sql.push_str(path.tables());
+    }
+    sql
 }
 
 /// Create the journal's tables when missing and add this run's `run` row,
@@ -103,7 +110,7 @@ pub(crate) async fn begin_run(
     source: Option<&str>,
     stage: &str,
 ) -> Result<(), tokio_postgres::Error> {
-    client.batch_execute(&ensure_sql()).await?;
+    client.batch_execute(&ensure_sql(&[path])).await?;
     client
         .execute(
             "INSERT INTO pgharbor_journal.run (id, path, source, stage) VALUES ($1, $2, $3, $4) \

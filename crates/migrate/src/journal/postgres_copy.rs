@@ -10,8 +10,8 @@
 //! * `copy_post_data`: post-data entries applied, written in the same
 //!   transaction as the entry.
 //!
-//! When a copy finishes and verifies, its `copy_table` and `copy_post_data`
-//! rows are deleted and the `run` row stays, stage `finished`; `--recopy` in
+//! When a copy finishes and verifies, `copy_table` and `copy_post_data` are
+//! dropped and the `run` row stays, stage `finished`; `--recopy` in
 //! `apply` or dropping the database starts over. A copy an older pgharbor
 //! journaled in schema `_pgharbor` is read as it is (so `apply` knows it
 //! finished) until a run upgrades it ([`super::legacy`]).
@@ -21,6 +21,12 @@ use super::{CopyPath, SCHEMA};
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::postgres::target_error;
 use tokio_postgres::{Client, Transaction};
+
+/// The path's tables (see [`super::ensure_sql`]).
+pub(super) const TABLES: &str = "
+    CREATE TABLE IF NOT EXISTS pgharbor_journal.copy_table (name text NOT NULL, part int NOT NULL, parts int NOT NULL,
+        rows bigint NOT NULL, PRIMARY KEY (name, part));
+    CREATE TABLE IF NOT EXISTS pgharbor_journal.copy_post_data (entry int PRIMARY KEY);";
 
 /// How far a copy got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -216,13 +222,12 @@ pub async fn set_stage(client: &Client, stage: Stage) -> Result<(), MigrateError
     Ok(())
 }
 
-/// The copy finished and verified: delete its tables' and entries' rows,
-/// keep its `run` row (in one transaction).
+/// The copy finished and verified: drop the path's tables, keep its `run`
+/// row (in one transaction).
 pub async fn finish(client: &Client) -> Result<(), MigrateError> {
     client
         .batch_execute(
-            "DELETE FROM pgharbor_journal.copy_table;
-             DELETE FROM pgharbor_journal.copy_post_data;
+            "DROP TABLE pgharbor_journal.copy_table, pgharbor_journal.copy_post_data;
              UPDATE pgharbor_journal.run SET stage = 'finished', finished = now() WHERE path = 'postgres_copy';",
         )
         .await
