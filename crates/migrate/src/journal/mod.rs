@@ -154,12 +154,17 @@ pub(crate) async fn drop_if_unused(
         .batch_execute(&format!(
             "BEGIN;
              SELECT pg_advisory_xact_lock({LOCK_CLASS}, {LAYOUT_LOCK});
-             DO $$ BEGIN
-               IF to_regnamespace('pgharbor_journal') IS NOT NULL
-                  AND (to_regclass('pgharbor_journal.run') IS NULL
-                       OR NOT EXISTS (SELECT 1 FROM pgharbor_journal.run))
-                  AND (to_regclass('pgharbor_journal.created_table') IS NULL
-                       OR NOT EXISTS (SELECT 1 FROM pgharbor_journal.created_table)) THEN
+             DO $$ DECLARE used boolean := false; BEGIN
+               IF to_regnamespace('pgharbor_journal') IS NULL THEN
+                 RETURN;
+               END IF;
+               IF to_regclass('pgharbor_journal.run') IS NOT NULL THEN
+                 used := EXISTS (SELECT 1 FROM pgharbor_journal.run);
+               END IF;
+               IF NOT used AND to_regclass('pgharbor_journal.created_table') IS NOT NULL THEN
+                 used := EXISTS (SELECT 1 FROM pgharbor_journal.created_table);
+               END IF;
+               IF NOT used THEN
                  DROP SCHEMA pgharbor_journal CASCADE;
                END IF;
              END $$;
