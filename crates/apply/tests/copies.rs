@@ -4,7 +4,8 @@
 
 use pgharbor_apply::{resumes_interrupted_copy, skip_finished_copies, Copy};
 use pgharbor_conn::ConnConfig;
-use pgharbor_migrate::postgres::{copy_database, CopyOptions};
+use pgharbor_migrate::postgres::{copy_database, CopyOptions, CopyReport};
+use pgharbor_migrate::MigrateError;
 use pgharbor_migrate::SilentProgress;
 use pgharbor_testkit::{Cluster, Flavor};
 use std::sync::Arc;
@@ -21,6 +22,17 @@ fn database_exists(cluster: &Cluster, db: &str) -> bool {
         )
         .trim()
         == "1"
+}
+
+/// `copy` run with `options`.
+async fn copy_into(copy: &Copy, options: &CopyOptions) -> Result<CopyReport, MigrateError> {
+    copy_database(
+        &copy.source,
+        &copy.target,
+        options,
+        Arc::new(SilentProgress),
+    )
+    .await
 }
 
 /// A one-worker copy creating its database, verified.
@@ -57,14 +69,7 @@ async fn a_finished_copy_is_skipped_and_recopy_drops_its_database_except_in_a_dr
         "nothing copied yet"
     );
     let options = copy_options();
-    copy_database(
-        &copy.source,
-        &copy.target,
-        &options,
-        Arc::new(SilentProgress),
-    )
-    .await
-    .unwrap();
+    copy_into(&copy, &options).await.unwrap();
     assert!(!resumes_interrupted_copy(&copy).await.unwrap(), "finished");
     assert_eq!(
         skip_finished_copies(&copies, false, false).await.unwrap(),
@@ -132,14 +137,7 @@ async fn a_copy_an_older_pgharbor_journaled_is_known_finished_and_resumed() {
     };
     let copies = [copy.clone()];
     let mut options = copy_options();
-    copy_database(
-        &copy.source,
-        &copy.target,
-        &options,
-        Arc::new(SilentProgress),
-    )
-    .await
-    .unwrap();
+    copy_into(&copy, &options).await.unwrap();
     let label = pgharbor_migrate::postgres::source_label(&copy.source);
 
     // As an older pgharbor left a copy that finished.
@@ -157,14 +155,7 @@ async fn a_copy_an_older_pgharbor_journaled_is_known_finished_and_resumed() {
         "a copy an older pgharbor finished is skipped"
     );
     assert!(!resumes_interrupted_copy(&copy).await.unwrap());
-    let again = copy_database(
-        &copy.source,
-        &copy.target,
-        &options,
-        Arc::new(SilentProgress),
-    )
-    .await
-    .unwrap_err();
+    let again = copy_into(&copy, &options).await.unwrap_err();
     assert!(
         again.to_string().contains("finished, verified copy"),
         "{again}"
@@ -199,14 +190,7 @@ async fn a_copy_an_older_pgharbor_journaled_is_known_finished_and_resumed() {
         "an older pgharbor's interrupted copy is resumed"
     );
     options.resume = true;
-    let report = copy_database(
-        &copy.source,
-        &copy.target,
-        &options,
-        Arc::new(SilentProgress),
-    )
-    .await
-    .unwrap();
+    let report = copy_into(&copy, &options).await.unwrap();
     assert!(report.resumed);
     assert_eq!(
         scalar(

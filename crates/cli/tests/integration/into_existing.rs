@@ -832,6 +832,19 @@ INSERT INTO pgharbor_resume.dropped_index VALUES ('message', 'message_chat_id_id
 COMMIT;
 "#;
 
+/// `--resume` ends verified, with no finish issue.
+fn resume_verified_without_issues(db: &std::path::Path, url: &str) {
+    let run = into_existing(db, url, &["--resume", "--json"]).success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["verified"], true, "{}", run.stdout);
+    assert_eq!(
+        report["finish_issues"],
+        serde_json::json!([]),
+        "{}",
+        run.stdout
+    );
+}
+
 #[test]
 fn an_older_pgharbors_interrupted_run_is_upgraded_and_finished_by_resume() {
     let scratch = Scratch::new();
@@ -846,15 +859,7 @@ fn an_older_pgharbors_interrupted_run_is_upgraded_and_finished_by_resume() {
         "{}",
         refused.stderr
     );
-    let run = into_existing(&db, &url, &["--resume", "--json"]).success();
-    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(report["verified"], true, "{}", run.stdout);
-    assert_eq!(
-        report["finish_issues"],
-        serde_json::json!([]),
-        "{}",
-        run.stdout
-    );
+    resume_verified_without_issues(&db, &url);
     assert_eq!(
         query(
             &pg,
@@ -932,15 +937,7 @@ fn resume_after_a_failure_while_finishing_puts_back_only_what_is_missing() {
         "every unit is in"
     );
     pg.psql("finishing", "DROP EVENT TRIGGER end_validating_session");
-    let run = into_existing(&db, &url, &["--resume", "--json"]).success();
-    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(report["verified"], true, "{}", run.stdout);
-    assert_eq!(
-        report["finish_issues"],
-        serde_json::json!([]),
-        "{}",
-        run.stdout
-    );
+    resume_verified_without_issues(&db, &url);
     assert_eq!(
         query(
             &pg,
