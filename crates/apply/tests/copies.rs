@@ -24,6 +24,16 @@ fn database_exists(cluster: &Cluster, db: &str) -> bool {
         == "1"
 }
 
+/// The copy of `cluster`'s database app into its database copied.
+fn app_to_copied(cluster: &Cluster) -> Copy {
+    Copy {
+        database: "copied".into(),
+        source: config(cluster, "app"),
+        target: config(cluster, "copied"),
+        owner: None,
+    }
+}
+
 /// `copy` run with `options`.
 async fn copy_into(copy: &Copy, options: &CopyOptions) -> Result<CopyReport, MigrateError> {
     copy_database(
@@ -56,12 +66,7 @@ async fn a_finished_copy_is_skipped_and_recopy_drops_its_database_except_in_a_dr
         "app",
         "CREATE TABLE note (id int PRIMARY KEY, body text); INSERT INTO note VALUES (1, 'kept');",
     );
-    let copy = Copy {
-        database: "copied".into(),
-        source: config(&cluster, "app"),
-        target: config(&cluster, "copied"),
-        owner: None,
-    };
+    let copy = app_to_copied(&cluster);
     let copies = [copy.clone()];
     assert_eq!(
         skip_finished_copies(&copies, false, false).await.unwrap(),
@@ -129,12 +134,7 @@ async fn a_copy_an_older_pgharbor_journaled_is_known_finished_and_resumed() {
         "CREATE TABLE note (id int, body text); INSERT INTO note SELECT g, 'note ' || g FROM generate_series(1, 500) g;
          CREATE TABLE tag (name text); INSERT INTO tag SELECT 'tag ' || g FROM generate_series(1, 300) g;",
     );
-    let copy = Copy {
-        database: "copied".into(),
-        source: config(&cluster, "app"),
-        target: config(&cluster, "copied"),
-        owner: None,
-    };
+    let copy = app_to_copied(&cluster);
     let copies = [copy.clone()];
     let mut options = copy_options();
     copy_into(&copy, &options).await.unwrap();
