@@ -8,8 +8,8 @@
 //! exits at once with status 130, saying what may be left in the target and
 //! what the next run does about it ([`Leftovers`]).
 
-use pgharbor_migrate::postgres::journal;
-use pgharbor_migrate::{created, resume, CancellationToken};
+use pgharbor_migrate::journal::SCHEMA as JOURNAL;
+use pgharbor_migrate::CancellationToken;
 
 /// Exit status after Ctrl-C, as shells report it.
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -47,12 +47,12 @@ impl Leftovers {
             Leftovers::CreatedTables => format!(
                 "tables this run created may be left in the target, recorded in schema {}: \
                  running the same command again removes exactly those first",
-                created::SCHEMA
+                JOURNAL
             ),
             Leftovers::LoadJournal => format!(
                 "the rows loaded so far may be left in the target, with the run's journal in schema {}: \
                  run the same command with --resume to finish, or with --truncate to start over",
-                resume::SCHEMA
+                JOURNAL
             ),
             Leftovers::ChromaStore => format!(
                 "{}; rows this run added to an existing table may be left there: \
@@ -67,7 +67,7 @@ impl Leftovers {
             Leftovers::CopyJournal { rerun } => format!(
                 "the schema and the tables copied so far may be left in the target, recorded in schema {}: \
                  {} to finish, or drop the database to start over",
-                journal::SCHEMA,
+                JOURNAL,
                 if rerun {
                     "run the same command again"
                 } else {

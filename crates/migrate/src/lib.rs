@@ -19,7 +19,7 @@
 //! ([`RowSource`], implemented by the source crates: the SQLite file is
 //! `pgharbor_sqlite::SqliteSource`): [`sqlite`] (a new schema planned from
 //! the values, landed by [`new_tables`]), [`existing`] (the application's
-//! own schema, `--into-existing`, with [`resume`]) run through [`run::run`];
+//! own schema, `--into-existing`, with [`journal`]) run through [`run::run`];
 //! [`chroma`] (Chroma collections into pgvector tables or Open WebUI's
 //! `document_chunk`, proved by counts, checksums and exact neighbours, the
 //! vector index's recall reported) loads on the same workers with a sequence
@@ -30,24 +30,27 @@
 //! parses the SOURCE argument once and checks the options that go with its
 //! kind.
 //!
-//! A run that creates its tables records them in the target as it creates
-//! them ([`created`]), so a failed run removes exactly those, or names them
-//! when the target is out of reach and the next run removes them.
+//! Every copy path keeps one journal in the target ([`journal`], schema
+//! `pgharbor_journal`): `--into-existing` its units and what it dropped, so
+//! `--resume` finishes a killed run; the PostgreSQL copy its tables and
+//! stage, so a copy resumes and a finished one is known; a run that creates
+//! its tables records them as it creates them ([`created`]), so a failed
+//! run removes exactly those, or names them when the target is out of
+//! reach and the next run removes them.
 //!
 //! [`target`] connects to the target (creating the database when it is missing
 //! and allowed) and checks what already exists there.
 
 pub mod chroma;
-pub mod created;
 pub mod error;
 pub mod existing;
 pub mod finish;
+pub mod journal;
 pub mod load;
 pub mod new_tables;
 pub mod postgres;
 pub mod presets;
 pub mod progress;
-pub mod resume;
 pub mod run;
 pub mod schedule;
 pub mod source_spec;
@@ -58,5 +61,6 @@ pub mod uploads;
 pub mod verify;
 
 pub use error::{MigrateError, MigrateErrorKind};
+pub use journal::created;
 pub use progress::{Progress, SilentProgress};
 pub use run::{run, CancellationToken, Landing, RowSource, RunOptions};

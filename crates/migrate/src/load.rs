@@ -46,7 +46,7 @@ pub struct WorkUnit {
     /// [`crate::created`]'s record.
     pub creates_table: bool,
     /// The unit's number in a resume journal: its completion is recorded in
-    /// the same transaction as its rows (see [`crate::resume`]).
+    /// the same transaction as its rows (see [`crate::journal::into_existing`]).
     pub journal_id: Option<i32>,
 }
 
@@ -231,7 +231,10 @@ pub(crate) async fn load_unit(
         }),
     };
     let outcome = match (outcome, unit.journal_id) {
-        (Ok(result), Some(id)) => match client.execute(crate::resume::MARK_DONE, &[&id]).await {
+        (Ok(result), Some(id)) => match client
+            .execute(crate::journal::into_existing::MARK_DONE, &[&id])
+            .await
+        {
             Ok(_) => Ok(result),
             Err(e) => Err(WriteError::from_pg(e, "recording progress").into()),
         },

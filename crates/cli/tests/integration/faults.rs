@@ -168,7 +168,7 @@ fn target_state(pg: &Cluster, db: &str) -> (Vec<String>, bool) {
     );
     let record = pg.psql(
         db,
-        "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_created'",
+        "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_journal'",
     );
     let tables = tables
         .split(',')
@@ -307,7 +307,7 @@ fn create_schema_target_down_names_what_is_left_and_the_next_run_removes_it() {
         &[
             "Removing what this run created failed",
             "\"public\".\"message\"",
-            "pgharbor_created",
+            "pgharbor_journal",
             "Run the same command again once the server is back",
         ],
     );
@@ -340,6 +340,41 @@ fn create_schema_killed_mid_load_is_cleaned_up_by_the_next_run() {
     assert!(tables.contains(&"message".to_string()), "{tables:?}");
     assert!(record, "the record of created tables is gone");
     assert_removed_first(&run_again_verified(&db, &pg, "killed"));
+}
+
+/// The record of a killed run as an older pgharbor kept it (schema
+/// `pgharbor_created`, its exact DDL) is upgraded by the next run, which
+/// removes the recorded table first and leaves no older schema behind.
+#[test]
+fn create_schema_killed_under_an_older_pgharbor_is_cleaned_up_by_the_next_run() {
+    let scratch = Scratch::new();
+    let db = chat_db(&scratch);
+    let pg = cluster();
+    killed_mid_copy(&pg, &db, "older");
+    pg.psql(
+        "older",
+        "BEGIN;
+         CREATE SCHEMA pgharbor_created;
+         CREATE TABLE pgharbor_created.relation (oid oid PRIMARY KEY, name text NOT NULL, run integer);
+         INSERT INTO pgharbor_created.relation SELECT oid, name, run FROM pgharbor_journal.created_table;
+         DROP SCHEMA pgharbor_journal CASCADE;
+         COMMIT;",
+    );
+    let recorded = scalar(
+        &pg,
+        "older",
+        "SELECT string_agg(name, ',') FROM pgharbor_created.relation",
+    );
+    assert!(recorded.contains("\"public\".\"message\""), "{recorded}");
+    assert_removed_first(&run_again_verified(&db, &pg, "older"));
+    assert_eq!(
+        scalar(
+            &pg,
+            "older",
+            "SELECT to_regnamespace('pgharbor_created') IS NULL"
+        ),
+        "t"
+    );
 }
 
 /// The record only ever names tables this run created: a table of the same
@@ -766,7 +801,7 @@ fn resume_ends_verified(pg: &Cluster, db: &Path, name: &str, indexes: &[String])
         scalar(
             pg,
             name,
-            "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_resume'"
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_journal'"
         ),
         "1",
         "the journal --resume needs is missing"
@@ -1258,7 +1293,7 @@ fn apply_faults_are_finished_by_applying_again() {
             scalar(
                 &target,
                 &name,
-                "SELECT count(*) FROM pg_namespace WHERE nspname = '_pgharbor'"
+                "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_journal'"
             ),
             "1",
             "{fault:?}: the journal of the copy is missing"

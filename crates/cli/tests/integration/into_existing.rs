@@ -408,7 +408,7 @@ fn a_run_killed_mid_table_is_finished_by_resume_without_duplicates() {
         scalar(
             &pg,
             "killed",
-            "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_resume'"
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_journal'"
         ),
         "0",
         "the journal is removed on success"
@@ -695,7 +695,7 @@ fn a_stored_value_the_computed_target_type_cannot_hold_is_a_differing_row() {
         scalar(
             &pg,
             "inexact",
-            "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_resume'"
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_journal'"
         ),
         "0",
         "the run finished: no journal is left"
@@ -807,4 +807,156 @@ fn a_preset_replaces_a_seeded_table_whose_empty_referencing_table_it_empties_wit
         "the seeded row is replaced by the source's"
     );
     assert_eq!(scalar(&pg, "seeded", "SELECT count(*) FROM stat"), "1");
+}
+
+/// The journal an older pgharbor kept for an `--into-existing` run, in its
+/// exact DDL (schema `pgharbor_resume`), as a run of [`APP_SQLITE`] left it
+/// when interrupted after loading `config`: message's self-reference and
+/// one of its indexes dropped, the other tables not loaded yet.
+const OLDER_INTO_EXISTING_JOURNAL: &str = r#"
+TRUNCATE config;
+INSERT INTO config VALUES (1, '{"ui": {"default_locale": "en"}}', 3);
+ALTER TABLE message DROP CONSTRAINT message_parent_id_fkey;
+DROP INDEX message_chat_id_idx;
+BEGIN;
+CREATE SCHEMA pgharbor_resume;
+CREATE TABLE pgharbor_resume.unit (id integer PRIMARY KEY, level integer NOT NULL, table_name text NOT NULL, first_rowid bigint, last_rowid bigint, done boolean NOT NULL DEFAULT false);
+CREATE TABLE pgharbor_resume.source_rows (table_name text PRIMARY KEY, n bigint NOT NULL);
+CREATE TABLE pgharbor_resume.dropped_fk (table_name text NOT NULL, name text NOT NULL, definition text NOT NULL);
+CREATE TABLE pgharbor_resume.dropped_index (table_name text NOT NULL, name text NOT NULL, definition text NOT NULL, tablespace text);
+INSERT INTO pgharbor_resume.unit VALUES (0, 0, 'user', NULL, NULL, false), (1, 0, 'config', NULL, NULL, true),
+  (2, 1, 'chat', NULL, NULL, false), (3, 2, 'message', NULL, NULL, false);
+INSERT INTO pgharbor_resume.source_rows VALUES ('user', 2), ('chat', 2), ('message', 2), ('config', 1);
+INSERT INTO pgharbor_resume.dropped_fk VALUES ('message', 'message_parent_id_fkey', 'FOREIGN KEY (parent_id) REFERENCES message(id)');
+INSERT INTO pgharbor_resume.dropped_index VALUES ('message', 'message_chat_id_idx', 'CREATE INDEX message_chat_id_idx ON public.message USING btree (chat_id)', NULL);
+COMMIT;
+"#;
+
+/// `--resume` ends verified, with no finish issue.
+fn resume_verified_without_issues(db: &std::path::Path, url: &str) {
+    let run = into_existing(db, url, &["--resume", "--json"]).success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["verified"], true, "{}", run.stdout);
+    assert_eq!(
+        report["finish_issues"],
+        serde_json::json!([]),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn an_older_pgharbors_interrupted_run_is_upgraded_and_finished_by_resume() {
+    let scratch = Scratch::new();
+    let db = scratch.sqlite("app.db", APP_SQLITE);
+    let (pg, url) = app_target("older");
+    let indexes = index_definitions(&pg, "older");
+    pg.psql("older", OLDER_INTO_EXISTING_JOURNAL);
+    let refused = into_existing(&db, &url, &[]);
+    assert_eq!(refused.code, 2, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("--resume") && refused.stderr.contains("pgharbor_journal"),
+        "{}",
+        refused.stderr
+    );
+    resume_verified_without_issues(&db, &url);
+    assert_eq!(
+        query(
+            &pg,
+            "older",
+            "SELECT id || ':' || chat_id FROM message ORDER BY id"
+        ),
+        ["10:c1", "20:c1"]
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "older",
+            "SELECT count(*) || ' ' || max(version) FROM config"
+        ),
+        "1 3",
+        "the unit the older run loaded is not loaded again"
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "older",
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'message_parent_id_fkey'"
+        ),
+        "t"
+    );
+    assert_eq!(index_definitions(&pg, "older"), indexes);
+    assert_eq!(
+        scalar(
+            &pg,
+            "older",
+            "SELECT count(*) FROM pg_namespace WHERE nspname IN ('pgharbor_resume', 'pgharbor_journal')"
+        ),
+        "0",
+        "the older journal was upgraded, and the new one removed on success"
+    );
+}
+
+/// A run that fails while finishing — here the session validating
+/// message's self-reference, put back already, is ended — is finished by
+/// `--resume`, which validates that key rather than adding it again.
+#[test]
+fn resume_after_a_failure_while_finishing_puts_back_only_what_is_missing() {
+    let scratch = Scratch::new();
+    let db = scratch.sqlite("app.db", APP_SQLITE);
+    let (pg, url) = app_target("finishing");
+    let indexes = index_definitions(&pg, "finishing");
+    pg.psql(
+        "finishing",
+        "CREATE FUNCTION end_validating_session() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN
+           IF current_query() LIKE '%VALIDATE CONSTRAINT%message_parent_id_fkey%' THEN
+             PERFORM pg_terminate_backend(pg_backend_pid());
+           END IF;
+         END $$;
+         CREATE EVENT TRIGGER end_validating_session ON ddl_command_end
+           WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION end_validating_session();",
+    );
+    let failed = into_existing(&db, &url, &["--truncate"]);
+    assert_eq!(failed.code, 1, "{}", failed.all());
+    assert_eq!(
+        scalar(
+            &pg,
+            "finishing",
+            "SELECT convalidated FROM pg_constraint WHERE conname = 'message_parent_id_fkey'"
+        ),
+        "f",
+        "the failed run put the foreign key back before its session ended"
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            "finishing",
+            "SELECT count(*) FROM pgharbor_journal.existing_unit WHERE NOT done"
+        ),
+        "0",
+        "every unit is in"
+    );
+    pg.psql("finishing", "DROP EVENT TRIGGER end_validating_session");
+    resume_verified_without_issues(&db, &url);
+    assert_eq!(
+        query(
+            &pg,
+            "finishing",
+            "SELECT conname || ' ' || convalidated FROM pg_constraint WHERE contype = 'f' ORDER BY 1"
+        ),
+        [
+            "chat_user_id_fkey true",
+            "message_chat_id_fkey true",
+            "message_parent_id_fkey true"
+        ]
+    );
+    assert_eq!(index_definitions(&pg, "finishing"), indexes);
+    assert_eq!(
+        scalar(
+            &pg,
+            "finishing",
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_journal'"
+        ),
+        "0"
+    );
 }

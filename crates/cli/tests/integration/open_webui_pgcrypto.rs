@@ -193,7 +193,7 @@ fn an_encrypted_halfvec_table_open_webui_created_gets_every_chunk_and_open_webui
             "encrypted",
             "SELECT count(*) FILTER (WHERE position(convert_to('revenue', 'UTF8') IN text) > 0), \
              NOT EXISTS (SELECT 1 FROM pg_class WHERE relname LIKE 'pgharbor_document_chunk_plain\\_%'), \
-             to_regnamespace('pgharbor_created') IS NULL, \
+             to_regnamespace('pgharbor_journal') IS NULL, \
              (SELECT note FROM pgharbor_document_chunk_plain) \
              FROM document_chunk"
         ),
@@ -387,7 +387,7 @@ fn a_run_killed_mid_encryption_leaves_nothing_and_the_next_run_verifies() {
             &pg,
             "killed",
             "SELECT NOT EXISTS (SELECT 1 FROM pg_class WHERE relname LIKE 'pgharbor_document_chunk_plain\\_%'), \
-             to_regnamespace('pgharbor_created') IS NULL"
+             to_regnamespace('pgharbor_journal') IS NULL"
         ),
         ["t|t"],
         "the staging table and its record are gone after the next run"

@@ -373,7 +373,7 @@ fn a_copy_killed_mid_way_resumes_table_by_table() {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let done = target
-            .try_psql("copy", "SELECT count(*) FROM _pgharbor.copy_table")
+            .try_psql("copy", "SELECT count(*) FROM pgharbor_journal.copy_table")
             .map(|out| out.trim().parse::<i32>().unwrap_or(0))
             .unwrap_or(0);
         if done >= 2 {
@@ -389,7 +389,7 @@ fn a_copy_killed_mid_way_resumes_table_by_table() {
     child.kill().expect("kill -9");
     child.wait().unwrap();
     let loaded: i32 = target
-        .psql("copy", "SELECT count(*) FROM _pgharbor.copy_table")
+        .psql("copy", "SELECT count(*) FROM pgharbor_journal.copy_table")
         .trim()
         .parse()
         .unwrap();
@@ -415,7 +415,11 @@ fn a_copy_killed_mid_way_resumes_table_by_table() {
         );
     }
     assert_eq!(
-        scalar(&target, "copy", "SELECT stage FROM _pgharbor.copy_run"),
+        scalar(
+            &target,
+            "copy",
+            "SELECT stage FROM pgharbor_journal.run WHERE path = 'postgres_copy'"
+        ),
         "finished"
     );
 }

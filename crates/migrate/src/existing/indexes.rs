@@ -9,12 +9,12 @@
 //! duplicates out while loading), and indexes carrying something a
 //! definition does not (a comment, a statistics target, `CLUSTER`, replica
 //! identity, partitions, an invalid state). The dropped definitions are
-//! journaled with the run ([`crate::resume`]): every rebuild first checks
+//! journaled with the run ([`crate::journal::into_existing`]): every rebuild first checks
 //! the index is missing, so a resumed, failed or restarted run rebuilds
 //! exactly what is not there.
 
 use crate::error::{pg_error, MigrateError};
-use crate::resume::DroppedIndex;
+use crate::journal::into_existing::DroppedIndex;
 use crate::schedule::{Schedule, Stage, StepId};
 use pgharbor_core::plan::Plan;
 use pgharbor_core::schema::{quote_ident, QualifiedName};
@@ -46,15 +46,7 @@ pub(super) async fn droppable_indexes(
         )
         .await
         .map_err(pg_error("reading the indexes of the tables to load"))?;
-    Ok(rows
-        .iter()
-        .map(|r| DroppedIndex {
-            table: r.get(0),
-            name: r.get(1),
-            definition: r.get(2),
-            tablespace: r.get(3),
-        })
-        .collect())
+    Ok(rows.iter().map(DroppedIndex::from_row).collect())
 }
 
 /// Drop `indexes` (journaled already) for the load.

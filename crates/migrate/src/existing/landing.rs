@@ -6,9 +6,9 @@ use super::indexes::{drop_indexes, droppable_indexes, rebuild_missing, schedule_
 use super::{usage, ExistingOptions};
 use crate::error::{pg_error, MigrateError, MigrateErrorKind};
 use crate::finish::FinishOutcome;
+use crate::journal::into_existing::{self, DroppedForeignKey, DroppedIndex, Journal};
 use crate::load::WorkUnit;
 use crate::progress::Progress;
-use crate::resume::{self, DroppedForeignKey, DroppedIndex, Journal};
 use crate::run::Landing;
 use crate::schedule::{Schedule, Stage, StepId};
 use pgharbor_core::plan::{Plan, TablePlan};
@@ -127,9 +127,10 @@ pub(super) async fn start_or_resume(
         .iter()
         .map(|t| (t.source_name.clone(), t.source_rows as i64))
         .collect();
-    if resume::exists(client).await? {
+    crate::journal::legacy::upgrade(client).await?;
+    if into_existing::exists(client).await? {
         if options.resume {
-            let journal = resume::read(client).await?;
+            let journal = into_existing::read(client).await?;
             let mut recorded = journal.source_rows.clone();
             let mut now = source_rows.clone();
             recorded.sort();
@@ -142,9 +143,9 @@ pub(super) async fn start_or_resume(
             return Ok(journal);
         }
         if !options.truncate {
-            return Err(resume::journal_in_the_way());
+            return Err(into_existing::journal_in_the_way());
         }
-        let old = resume::read(client).await?;
+        let old = into_existing::read(client).await?;
         let unbuilt = rebuild_missing(client, &options.schema, &old.dropped_indexes).await;
         if !unbuilt.is_empty() {
             return Err(MigrateError::new(
@@ -152,13 +153,13 @@ pub(super) async fn start_or_resume(
                 format!(
                     "--truncate: the indexes {} that the interrupted run dropped could not be built again; nothing else was changed (its journal, schema {}, keeps their definitions)",
                     unbuilt.join(", "),
-                    resume::SCHEMA
+                    crate::journal::SCHEMA
                 ),
             ));
         }
         let mut issues = Vec::new();
         readd_foreign_keys(client, &options.schema, &old.dropped, &mut issues).await;
-        resume::remove(client).await?;
+        into_existing::remove(client).await?;
     } else if options.resume {
         return Err(usage(
             "--resume: there is no interrupted run to resume in this target".into(),
@@ -176,7 +177,7 @@ pub(super) async fn start_or_resume(
     let mut journaled = Vec::new();
     for (level, tables) in levels.iter().enumerate() {
         for unit in units.iter().filter(|u| tables.contains(&u.table)) {
-            journaled.push(resume::JournaledUnit {
+            journaled.push(into_existing::JournaledUnit {
                 id: journaled.len() as i32,
                 level: level as i32,
                 table: plan.tables[unit.table].spec.name.name.clone(),
@@ -199,7 +200,7 @@ pub(super) async fn start_or_resume(
         dropped,
         dropped_indexes,
     };
-    resume::create(client, &journal).await?;
+    into_existing::create(client, &journal).await?;
     for fk in &journal.dropped {
         let sql = format!(
             "ALTER TABLE {} DROP CONSTRAINT {}",
@@ -310,7 +311,7 @@ impl Landing for ExistingTables {
     }
 
     async fn close(&mut self, client: &Client) -> Result<FinishOutcome, MigrateError> {
-        resume::remove(client).await?;
+        into_existing::remove(client).await?;
         Ok(FinishOutcome {
             issues: std::mem::take(&mut *self.issues.lock().expect("issues lock")),
             orphans: Vec::new(),
@@ -482,6 +483,10 @@ async fn with_referencing_tables(
     Ok(all)
 }
 
+/// Put back the foreign keys `fks` the load dropped, each added `NOT VALID`
+/// then validated; a foreign key already there (put back by a run that
+/// failed later, then resumed) is only validated when it is not yet, and
+/// what cannot be put back or validated becomes a finish issue.
 pub(super) async fn readd_foreign_keys(
     client: &Client,
     schema: &str,
@@ -490,18 +495,32 @@ pub(super) async fn readd_foreign_keys(
 ) {
     for fk in fks {
         let table = QualifiedName::new(schema, &fk.table);
-        let add = format!(
-            "ALTER TABLE {table} ADD CONSTRAINT {} {} NOT VALID",
-            quote_ident(&fk.name),
-            fk.definition
-        );
-        if let Err(e) = client.execute(add.as_str(), &[]).await {
-            issues.push(FinishIssue {
-                kind: "foreign key".into(),
-                name: fk.name.clone(),
-                error: e.to_string(),
-                sql: add,
-            });
+        // A failed look-up adds the key, whose error then says what is wrong.
+        let validated = match restored_state(client, &table, &fk.name)
+            .await
+            .ok()
+            .flatten()
+        {
+            Some(validated) => validated,
+            None => {
+                let add = format!(
+                    "ALTER TABLE {table} ADD CONSTRAINT {} {} NOT VALID",
+                    quote_ident(&fk.name),
+                    fk.definition
+                );
+                if let Err(e) = client.execute(add.as_str(), &[]).await {
+                    issues.push(FinishIssue {
+                        kind: "foreign key".into(),
+                        name: fk.name.clone(),
+                        error: e.to_string(),
+                        sql: add,
+                    });
+                    continue;
+                }
+                false
+            }
+        };
+        if validated {
             continue;
         }
         let validate = ddl::validate_constraint(&table, &fk.name);
@@ -519,6 +538,23 @@ pub(super) async fn readd_foreign_keys(
             });
         }
     }
+}
+
+/// Whether foreign key `name` of `table` is in the target: `None` when it
+/// is missing, else whether it is validated.
+async fn restored_state(
+    client: &Client,
+    table: &QualifiedName,
+    name: &str,
+) -> Result<Option<bool>, tokio_postgres::Error> {
+    Ok(client
+        .query_opt(
+            "SELECT convalidated FROM pg_constraint \
+             WHERE conrelid = $1::text::regclass AND conname = $2 AND contype = 'f'",
+            &[&table.to_string(), &name],
+        )
+        .await?
+        .map(|row| row.get(0)))
 }
 
 /// Empty the loaded tables again and put back dropped indexes and foreign keys.
@@ -543,10 +579,10 @@ pub(super) async fn restore_after_failure(
         return format!(
             "Restoring the target failed: the indexes {} could not be built again (their definitions stay in the schema {}); run the same command with --resume to build them",
             unbuilt.join(", "),
-            resume::SCHEMA
+            crate::journal::SCHEMA
         );
     }
-    let journal_removed = resume::remove(client).await.is_ok();
+    let journal_removed = into_existing::remove(client).await.is_ok();
     let mut issues = Vec::new();
     readd_foreign_keys(client, &plan.target_schema, deferred, &mut issues).await;
     let replaced: Vec<String> = plan

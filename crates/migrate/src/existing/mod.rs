@@ -76,7 +76,7 @@ pub struct ExistingOptions {
     /// what a preset knows of its application). A bookkeeping row is its
     /// columns joined by `/` (`version_num`; `app/name` for Django).
     pub corresponding_revisions: Vec<(String, String)>,
-    /// Finish an interrupted run (see [`crate::resume`]).
+    /// Finish an interrupted run (see [`crate::journal::into_existing`]).
     pub resume: bool,
     /// Source tables never copied, with why (a preset's `copy = false` or
     /// `seeded = "keep-target"`): reported as skipped, not verified.

@@ -31,7 +31,7 @@ pub mod catalog;
 pub mod data;
 pub mod digest;
 pub mod dump;
-pub mod journal;
+pub use crate::journal::postgres_copy as journal;
 pub mod post_data;
 pub mod readback;
 pub mod schema;
@@ -345,7 +345,7 @@ async fn after_failure(
         Ok(true) => err.also(format!(
             "The schema and the tables copied so far are kept and recorded in the target (schema {}): \
              {resume} to finish, or drop the database to start over",
-            journal::SCHEMA
+            crate::journal::SCHEMA
         )),
         Ok(false) if created => match drop_database(target).await {
             Ok(()) if said_what_to_do(&err) => err,
@@ -366,7 +366,7 @@ async fn after_failure(
              {resume} if the database has a schema {}, otherwise run it as it is",
             wait.as_secs(),
             crate::error::explain(&cause),
-            journal::SCHEMA
+            crate::journal::SCHEMA
         )),
     }
 }
@@ -392,6 +392,7 @@ async fn copy_into(
 ) -> Result<CopyReport, MigrateError> {
     let started = Instant::now();
     let label = source_label(source);
+    crate::journal::legacy::upgrade(&sides.target).await?;
     let state = journal::read(&sides.target).await?;
     let resuming = resume_decision(&sides.target, state.as_ref(), &label, options).await?;
     let pg_dump = pgharbor_pgtools::find("pg_dump", sides.source_version.major)

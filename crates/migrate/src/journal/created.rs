@@ -1,11 +1,12 @@
 //! The record of the tables a schema-creating run made (SQLite and Chroma
-//! `migrate` without `--into-existing`), kept in the target so that what a
-//! failed run leaves behind is known exactly, whatever stopped it: a
-//! restarted server, a terminated connection, `kill -9`, a full disk.
+//! `migrate` without `--into-existing`; copy path `create_schema` of
+//! [`super`]), kept in the target so that what a failed run leaves behind
+//! is known exactly, whatever stopped it: a restarted server, a terminated
+//! connection, `kill -9`, a full disk.
 //!
-//! * Each table is recorded (by oid and name, in [`SCHEMA`]) in the same
-//!   transaction that creates it: a table of the run exists only if it is
-//!   recorded.
+//! * The run writes its `run` row in [`open`], and each table (by oid and
+//!   name, in `created_table` of [`SCHEMA`]) in the same transaction that
+//!   creates it: a table of the run exists only if it is recorded.
 //! * When the run fails, [`clean_up_after_failure`] opens a new connection,
 //!   retrying for up to [`reconnect_wait`] while the server comes back, and
 //!   drops exactly the recorded tables and the record. The message names
@@ -19,11 +20,11 @@
 //!
 //! Runs into the same database at the same time keep apart: each records its
 //! tables under its own run number and holds a session advisory lock on it
-//! (and a shared one marking "a run is recording") from [`open`] to
-//! [`close`]. A run removes leftovers only of runs whose lock is free (they
-//! ended without cleaning up), and the record's schema is dropped only
-//! when no run holds the shared lock and no table is recorded.
+//! from [`open`] to [`close`]. A run removes leftovers only of runs whose
+//! lock is free (they ended without cleaning up), and the journal's schema
+//! is dropped only when it holds no run and no recorded table.
 
+use super::{CopyPath, LOCK_CLASS, SCHEMA};
 use crate::error::{pg_error, MigrateError};
 use crate::progress::Progress;
 use pgharbor_conn::ConnConfig;
@@ -33,28 +34,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 
-/// The schema holding the record.
-pub const SCHEMA: &str = "pgharbor_created";
-
 use pgharbor_conn::RECONNECT_PAUSE;
 pub use pgharbor_conn::{reconnect_wait, RECONNECT_ENV};
 
 /// How long the clean-up waits for a lock on a table it drops.
 const DROP_LOCK_TIMEOUT: &str = "10s";
 
-/// The first key of pgharbor's advisory locks on the record (`pghc`); the
-/// second is a run's number, or 0 for "a run is recording" (held shared).
-const LOCK_CLASS: i32 = 0x7067_6863;
+/// The path's table (see [`super::ensure_sql`]), shared by the runs
+/// creating tables in the database; it goes with the journal's schema.
+pub(super) const TABLES: &str = "
+    CREATE TABLE IF NOT EXISTS pgharbor_journal.created_table (oid oid PRIMARY KEY, name text NOT NULL, run integer);";
 
-/// Adds the run column to a record an earlier pgharbor made without it —
-/// only then, as `ALTER TABLE` would wait for every other run's open
-/// transaction on the record (a table created and loaded in one).
-const ADD_RUN_COLUMN: &str = "DO $$ BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_attribute
-                   WHERE attrelid = 'pgharbor_created.relation'::regclass AND attname = 'run') THEN
-      ALTER TABLE pgharbor_created.relation ADD COLUMN run integer;
-    END IF;
-  END $$";
+/// The stage of a schema-creating run while its record exists.
+const STAGE: &str = "creating";
 
 /// This process's run number: the runs of one process come one after the
 /// other (an Open WebUI move: the database, then the vectors), so they
@@ -70,97 +62,79 @@ pub fn run_number() -> i32 {
     })
 }
 
-/// Create the (empty) record, once the target was checked and before the
-/// first table is created, and take this run's locks (held by `client`'s
-/// session until [`close`], or until the session ends).
+/// Write this run's `run` row (the record of its tables, empty), once the
+/// target was checked and before the first table is created, and take this
+/// run's lock (held by `client`'s session until [`close`], or until the
+/// session ends).
 pub async fn open(client: &Client) -> Result<(), MigrateError> {
+    let doing = "recording the tables this run creates";
     client
         .batch_execute(&format!(
-            "SELECT pg_advisory_lock_shared({LOCK_CLASS}, 0), pg_advisory_lock({LOCK_CLASS}, {run});
-             CREATE SCHEMA IF NOT EXISTS pgharbor_created;
-             COMMENT ON SCHEMA pgharbor_created IS 'pgharbor: tables a migrate run created and has not finished (removed by the run, or by the next one)';
-             CREATE TABLE IF NOT EXISTS pgharbor_created.relation (oid oid PRIMARY KEY, name text NOT NULL, run integer);
-             {ADD_RUN_COLUMN}",
+            "SELECT pg_advisory_lock({LOCK_CLASS}, {run}); BEGIN",
             run = run_number()
         ))
         .await
-        .map_err(pg_error("recording the tables this run creates"))
+        .map_err(pg_error(doing))?;
+    let begun = super::begin_run(client, CopyPath::CreateSchema, None, STAGE).await;
+    let committed = match begun {
+        Ok(()) => client.batch_execute("COMMIT").await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = committed {
+        let _ = client.batch_execute("ROLLBACK").await;
+        return Err(pg_error(doing)(e));
+    }
+    Ok(())
 }
 
 /// The statement recording `table`, to run in the transaction creating it.
 pub fn record_sql(table: &QualifiedName) -> String {
     let name = quote_literal(&table.to_string());
     format!(
-        "INSERT INTO pgharbor_created.relation (oid, name, run) VALUES ({name}::regclass, {name}, {})",
+        "INSERT INTO pgharbor_journal.created_table (oid, name, run) VALUES ({name}::regclass, {name}, {})",
         run_number()
     )
 }
 
-/// The tables are the user's now: remove this run's record (and the schema
-/// when no other run records) and let go of the run's locks.
+/// The tables are the user's now: remove this run's record and `run` row
+/// (and the schema when no other run uses it) and let go of the run's lock.
 pub async fn close(client: &Client) -> Result<(), MigrateError> {
     let doing = "removing the record of the tables this run created";
     client
         .batch_execute(&format!(
-            "DELETE FROM pgharbor_created.relation WHERE run = {run};
-             SELECT pg_advisory_unlock({LOCK_CLASS}, {run}), pg_advisory_unlock_shared({LOCK_CLASS}, 0);",
+            "DELETE FROM pgharbor_journal.created_table WHERE run = {run};
+             DELETE FROM pgharbor_journal.run WHERE id = {run} AND path = 'create_schema';
+             SELECT pg_advisory_unlock({LOCK_CLASS}, {run});",
             run = run_number()
         ))
         .await
         .map_err(pg_error(doing))?;
-    drop_schema_if_unused(client).await.map_err(pg_error(doing))
+    super::drop_if_unused(client).await.map_err(pg_error(doing))
 }
 
-/// Let go of this run's locks on `client`'s session after a failure, so
-/// that the clean-up (on a new connection) may drop the record's schema;
-/// nothing to do when that session is gone.
+/// Let go of this run's lock on `client`'s session after a failure, so
+/// that the clean-up (on a new connection) may remove its record; nothing
+/// to do when that session is gone.
 pub async fn release(client: &Client) {
     let _ = client
         .batch_execute(&format!(
-            "SELECT pg_advisory_unlock({LOCK_CLASS}, {run}), pg_advisory_unlock_shared({LOCK_CLASS}, 0)",
+            "SELECT pg_advisory_unlock({LOCK_CLASS}, {run})",
             run = run_number()
         ))
         .await;
 }
 
-/// Drop the record's schema when no run is recording and it records no
-/// table; otherwise leave it to the run that ends last.
-async fn drop_schema_if_unused(client: &Client) -> Result<(), tokio_postgres::Error> {
-    let locked: bool = client
-        .query_one(
-            &format!("SELECT pg_try_advisory_lock({LOCK_CLASS}, 0)"),
-            &[],
-        )
-        .await?
-        .get(0);
-    if !locked {
-        return Ok(());
-    }
-    let dropped = client
-        .batch_execute(
-            "DO $$ BEGIN
-               IF to_regclass('pgharbor_created.relation') IS NULL
-                  OR NOT EXISTS (SELECT 1 FROM pgharbor_created.relation) THEN
-                 DROP SCHEMA IF EXISTS pgharbor_created CASCADE;
-               END IF;
-             END $$",
-        )
-        .await;
-    let unlocked = client
-        .batch_execute(&format!("SELECT pg_advisory_unlock({LOCK_CLASS}, 0)"))
-        .await;
-    dropped.and(unlocked)
-}
-
-/// Drop the tables an earlier failed run recorded and the record; returns
-/// the tables dropped (none when there is no record).
+/// Drop the tables an earlier failed run recorded and the record (after
+/// upgrading the journal an older pgharbor left); returns the tables
+/// dropped (none when there is no record).
 pub async fn remove_leftovers(
     client: &Client,
     progress: &dyn Progress,
 ) -> Result<Vec<String>, MigrateError> {
+    super::legacy::upgrade(client).await?;
     let recorded: bool = client
         .query_one(
-            "SELECT to_regclass('pgharbor_created.relation') IS NOT NULL",
+            "SELECT to_regclass('pgharbor_journal.created_table') IS NOT NULL",
             &[],
         )
         .await
@@ -190,29 +164,30 @@ enum Runs {
 }
 
 impl Runs {
-    /// The condition on `r` (a row of the record) selecting these runs'
-    /// rows. A free lock of an ended run is taken to test it, and kept
-    /// until the transaction ends (`pg_try_advisory_xact_lock`), so that
-    /// run cannot seem to come back meanwhile.
-    fn condition(self) -> String {
+    /// The condition on `column` (a run number) selecting these runs. A
+    /// free lock of an ended run is taken to test it, and kept until the
+    /// transaction ends (`pg_try_advisory_xact_lock`), so that run cannot
+    /// seem to come back meanwhile.
+    fn condition(self, column: &str) -> String {
         let run = run_number();
         match self {
             Runs::Ended => format!(
-                "(r.run IS NULL OR (r.run <> {run} AND pg_try_advisory_xact_lock({LOCK_CLASS}, r.run)))"
+                "({column} IS NULL OR ({column} <> {run} AND pg_try_advisory_xact_lock({LOCK_CLASS}, {column})))"
             ),
-            Runs::This => format!("r.run = {run}"),
+            Runs::This => format!("{column} = {run}"),
         }
     }
 }
 
 /// Drop the recorded tables of `runs` that still have their recorded oid
-/// and name, and their rows of the record, in one transaction, then the
-/// record's schema when no run uses it; returns the tables dropped.
+/// and name, their rows of the record and their `run` rows, in one
+/// transaction, then the journal's schema when no run uses it; returns the
+/// tables dropped.
 async fn drop_recorded(client: &Client, runs: Runs) -> Result<Vec<String>, MigrateError> {
     let doing = "removing the tables a failed run created";
     client
         .batch_execute(&format!(
-            "BEGIN; SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'; {ADD_RUN_COLUMN}"
+            "BEGIN; SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'"
         ))
         .await
         .map_err(pg_error(doing))?;
@@ -220,8 +195,8 @@ async fn drop_recorded(client: &Client, runs: Runs) -> Result<Vec<String>, Migra
         .query(
             &format!(
                 "SELECT r.oid, r.name, to_regclass(r.name) = r.oid \
-                 FROM pgharbor_created.relation r WHERE {} ORDER BY 2",
-                runs.condition()
+                 FROM pgharbor_journal.created_table r WHERE {} ORDER BY 2",
+                runs.condition("r.run")
             ),
             &[],
         )
@@ -243,15 +218,18 @@ async fn drop_recorded(client: &Client, runs: Runs) -> Result<Vec<String>, Migra
             names.push(name);
         }
         sql.push_str(&format!(
-            "DELETE FROM pgharbor_created.relation WHERE oid = {oid}; "
+            "DELETE FROM pgharbor_journal.created_table WHERE oid = {oid}; "
         ));
     }
-    sql.push_str("COMMIT");
+    sql.push_str(&format!(
+        "DELETE FROM pgharbor_journal.run r WHERE r.path = 'create_schema' AND {}; COMMIT",
+        runs.condition("r.id")
+    ));
     if let Err(e) = client.batch_execute(&sql).await {
         let _ = client.batch_execute("ROLLBACK").await;
         return Err(pg_error(doing)(e));
     }
-    drop_schema_if_unused(client)
+    super::drop_if_unused(client)
         .await
         .map_err(pg_error(doing))?;
     Ok(names)

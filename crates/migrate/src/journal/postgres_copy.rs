@@ -1,24 +1,32 @@
-//! The copy's journal in the target database, so an interrupted copy can be
-//! resumed (`--resume`) and a finished one is known (`apply` does not redo it).
-//!
-//! Everything lives in the schema `_pgharbor`:
-//! * `copy_run`: one row, the source it copies from and how far it got
-//!   (`schema` applied, `data` loaded, `finished`);
+//! The PostgreSQL → PostgreSQL copy's journal (copy path `postgres_copy`
+//! of [`super`]) in the target database, so an interrupted copy can be
+//! resumed (`--resume`) and a finished one is known (`apply` does not redo
+//! it):
+//! * its `run` row: the source it copies from (endpoint and database) and
+//!   how far it got (`schema` applied, `data` loaded, `finished`), written
+//!   in the transaction applying the schema;
 //! * `copy_table`: tables whose rows are in, written in the same transaction
 //!   as the rows (a table's parts are all loaded before it is recorded);
 //! * `copy_post_data`: post-data entries applied, written in the same
 //!   transaction as the entry.
 //!
-//! When a copy finishes and verifies, the work tables are dropped and
-//! `copy_run` keeps one row saying so; `--recopy` in `apply` or dropping the
-//! database starts over.
+//! When a copy finishes and verifies, `copy_table` and `copy_post_data` are
+//! dropped and the `run` row stays, stage `finished`; `--recopy` in
+//! `apply` or dropping the database starts over. A copy an older pgharbor
+//! journaled in schema `_pgharbor` is read as it is (so `apply` knows it
+//! finished) until a run upgrades it ([`super::legacy`]).
 
+use super::legacy::COPY_SCHEMA;
+use super::{CopyPath, SCHEMA};
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::postgres::target_error;
 use tokio_postgres::{Client, Transaction};
 
-/// The journal's schema.
-pub const SCHEMA: &str = "_pgharbor";
+/// The path's tables (see [`super::ensure_sql`]).
+pub(super) const TABLES: &str = "
+    CREATE TABLE IF NOT EXISTS pgharbor_journal.copy_table (name text NOT NULL, part int NOT NULL, parts int NOT NULL,
+        rows bigint NOT NULL, PRIMARY KEY (name, part));
+    CREATE TABLE IF NOT EXISTS pgharbor_journal.copy_post_data (entry int PRIMARY KEY);";
 
 /// How far a copy got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -63,28 +71,33 @@ pub struct JournalState {
     pub post_data_done: Vec<i32>,
 }
 
-/// Read the journal, if the database has one.
+/// Read the journal, if the database has one (in the layout of an older
+/// pgharbor when that is all it has).
 pub async fn read(client: &Client) -> Result<Option<JournalState>, MigrateError> {
-    let exists: bool = client
-        .query_one("SELECT to_regclass('_pgharbor.copy_run') IS NOT NULL", &[])
+    let doing = "reading the copy journal";
+    let run = if super::has_run(client, CopyPath::PostgresCopy)
         .await
-        .map_err(target_error("reading the copy journal"))?
-        .get(0);
-    if !exists {
-        return Ok(None);
+        .map_err(target_error(doing))?
+    {
+        client
+            .query_opt(
+                "SELECT source, stage FROM pgharbor_journal.run WHERE path = 'postgres_copy'",
+                &[],
+            )
+            .await
+            .map(|row| row.map(|row| (SCHEMA, row)))
+    } else {
+        read_legacy_run(client).await
     }
-    let run = client
-        .query_opt("SELECT source, stage FROM _pgharbor.copy_run", &[])
-        .await
-        .map_err(target_error("reading the copy journal"))?;
-    let Some(run) = run else {
+    .map_err(target_error(doing))?;
+    let Some((schema, run)) = run else {
         return Ok(None);
     };
     let stage_text: String = run.get(1);
     let stage = Stage::parse(&stage_text).ok_or_else(|| {
         MigrateError::new(
             MigrateErrorKind::Usage,
-            format!("the copy journal in {SCHEMA} has an unknown stage {stage_text:?}"),
+            format!("the copy journal in {schema} has an unknown stage {stage_text:?}"),
         )
     })?;
     let mut state = JournalState {
@@ -96,18 +109,23 @@ pub async fn read(client: &Client) -> Result<Option<JournalState>, MigrateError>
     if stage < Stage::Finished {
         state.tables_done = client
             .query(
-                "SELECT name FROM _pgharbor.copy_table GROUP BY name HAVING count(*) = max(parts) ORDER BY 1",
+                &format!(
+                    "SELECT name FROM {schema}.copy_table GROUP BY name HAVING count(*) = max(parts) ORDER BY 1"
+                ),
                 &[],
             )
             .await
-            .map_err(target_error("reading the copy journal"))?
+            .map_err(target_error(doing))?
             .iter()
             .map(|r| r.get(0))
             .collect();
         state.post_data_done = client
-            .query("SELECT entry FROM _pgharbor.copy_post_data ORDER BY 1", &[])
+            .query(
+                &format!("SELECT entry FROM {schema}.copy_post_data ORDER BY 1"),
+                &[],
+            )
             .await
-            .map_err(target_error("reading the copy journal"))?
+            .map_err(target_error(doing))?
             .iter()
             .map(|r| r.get(0))
             .collect();
@@ -115,27 +133,35 @@ pub async fn read(client: &Client) -> Result<Option<JournalState>, MigrateError>
     Ok(Some(state))
 }
 
+/// The run row of a copy an older pgharbor journaled in [`COPY_SCHEMA`],
+/// with that schema.
+async fn read_legacy_run(
+    client: &Client,
+) -> Result<Option<(&'static str, tokio_postgres::Row)>, tokio_postgres::Error> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('_pgharbor.copy_run') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    Ok(client
+        .query_opt("SELECT source, stage FROM _pgharbor.copy_run", &[])
+        .await?
+        .map(|row| (COPY_SCHEMA, row)))
+}
+
 /// Create the journal for a new copy from `source`, in the transaction that
 /// applies the schema.
 pub async fn create(tx: &Transaction<'_>, source: &str) -> Result<(), MigrateError> {
-    tx.batch_execute(
-        "CREATE SCHEMA _pgharbor;
-         COMMENT ON SCHEMA _pgharbor IS 'pgharbor: state of a database copy (see pgharbor migrate --resume)';
-         CREATE TABLE _pgharbor.copy_run (source text NOT NULL, stage text NOT NULL,
-             started timestamptz NOT NULL DEFAULT now(), finished timestamptz);
-         CREATE TABLE _pgharbor.copy_table (name text NOT NULL, part int NOT NULL, parts int NOT NULL,
-             rows bigint NOT NULL, PRIMARY KEY (name, part));
-         CREATE TABLE _pgharbor.copy_post_data (entry int PRIMARY KEY);",
+    super::begin_run(
+        tx,
+        CopyPath::PostgresCopy,
+        Some(source),
+        Stage::Schema.as_str(),
     )
     .await
-    .map_err(target_error("creating the copy journal"))?;
-    tx.execute(
-        "INSERT INTO _pgharbor.copy_run (source, stage) VALUES ($1, $2)",
-        &[&source, &Stage::Schema.as_str()],
-    )
-    .await
-    .map_err(target_error("creating the copy journal"))?;
-    Ok(())
+    .map_err(target_error("creating the copy journal"))
 }
 
 /// Record part `part` of `parts` of a table as loaded (in the transaction
@@ -148,7 +174,7 @@ pub async fn part_done(
     rows: i64,
 ) -> Result<(), MigrateError> {
     tx.execute(
-        "INSERT INTO _pgharbor.copy_table (name, part, parts, rows) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO pgharbor_journal.copy_table (name, part, parts, rows) VALUES ($1, $2, $3, $4)",
         &[&name, &part, &parts, &rows],
     )
     .await
@@ -162,7 +188,10 @@ pub async fn part_done(
 /// to be replaced).
 pub async fn forget_table(client: &Client, name: &str) -> Result<(), MigrateError> {
     client
-        .execute("DELETE FROM _pgharbor.copy_table WHERE name = $1", &[&name])
+        .execute(
+            "DELETE FROM pgharbor_journal.copy_table WHERE name = $1",
+            &[&name],
+        )
         .await
         .map_err(target_error("updating the copy journal"))?;
     Ok(())
@@ -171,7 +200,7 @@ pub async fn forget_table(client: &Client, name: &str) -> Result<(), MigrateErro
 /// Record a post-data entry as applied (in its transaction).
 pub async fn post_data_done(tx: &Transaction<'_>, entry: i32) -> Result<(), MigrateError> {
     tx.execute(
-        "INSERT INTO _pgharbor.copy_post_data (entry) VALUES ($1)",
+        "INSERT INTO pgharbor_journal.copy_post_data (entry) VALUES ($1)",
         &[&entry],
     )
     .await
@@ -185,7 +214,7 @@ pub async fn post_data_done(tx: &Transaction<'_>, entry: i32) -> Result<(), Migr
 pub async fn set_stage(client: &Client, stage: Stage) -> Result<(), MigrateError> {
     client
         .execute(
-            "UPDATE _pgharbor.copy_run SET stage = $1",
+            "UPDATE pgharbor_journal.run SET stage = $1 WHERE path = 'postgres_copy'",
             &[&stage.as_str()],
         )
         .await
@@ -193,12 +222,13 @@ pub async fn set_stage(client: &Client, stage: Stage) -> Result<(), MigrateError
     Ok(())
 }
 
-/// The copy finished and verified: drop the work tables, keep the record.
+/// The copy finished and verified: drop the path's tables, keep its `run`
+/// row (in one transaction).
 pub async fn finish(client: &Client) -> Result<(), MigrateError> {
     client
         .batch_execute(
-            "DROP TABLE _pgharbor.copy_table, _pgharbor.copy_post_data;
-             UPDATE _pgharbor.copy_run SET stage = 'finished', finished = now();",
+            "DROP TABLE pgharbor_journal.copy_table, pgharbor_journal.copy_post_data;
+             UPDATE pgharbor_journal.run SET stage = 'finished', finished = now() WHERE path = 'postgres_copy';",
         )
         .await
         .map_err(target_error("closing the copy journal"))?;
