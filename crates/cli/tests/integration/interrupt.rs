@@ -151,7 +151,7 @@ fn a_second_ctrl_c_during_the_clean_up_exits_at_once_and_the_next_run_removes_wh
         130,
         &[
             "pgharbor: interrupted again: exiting at once",
-            "tables this run created may be left in the target, recorded in schema pgharbor_created",
+            "tables this run created may be left in the target, recorded in schema pgharbor_journal",
             "running the same command again removes exactly those first",
         ],
     );
