@@ -270,7 +270,7 @@ fn one_damaged_credential_is_refused_naming_exactly_that_credential() {
     let run = migrate_n8n(&data, &pg.url("n8n"), None, &[]).fails_with(
         2,
         &[
-            &format!("1 of n8n's 50 credentials do not decrypt with the encryptionKey in {}: {damaged} \"", data.join("config").display()),
+            &format!("1 of n8n's 50 credentials does not decrypt with the encryptionKey in {}: {damaged} \"", data.join("config").display()),
             "The other 49 decrypt",
             "nothing was written",
         ],

@@ -281,7 +281,11 @@ fn refused_text(failed: &[Failed], count: u64, rows: u64, key: &InstanceKey) -> 
         _ => String::new(),
     };
     let what_to_do = if count < rows {
-        format!("The other {} decrypt, so the key is likely right and these values were damaged: repair or delete these credentials in n8n (on SQLite), or, if the instance runs with another key, set {KEY_ENV} to it, and run again", rows - count)
+        let others = match rows - count {
+            1 => "The other one decrypts".to_string(),
+            n => format!("The other {n} decrypt"),
+        };
+        format!("{others}, so the key is likely right and these values were damaged: repair or delete these credentials in n8n (on SQLite), or, if the instance runs with another key, set {KEY_ENV} to it, and run again")
     } else {
         format!("Set {KEY_ENV} to the encryption key this n8n instance runs with (the {KEY_ENV} of its container or service, else the encryptionKey in the config file of its data directory) and run again")
     };
@@ -292,8 +296,9 @@ fn refused_text(failed: &[Failed], count: u64, rows: u64, key: &InstanceKey) -> 
         ),
         None => String::new(),
     };
+    let verb = if count == 1 { "does" } else { "do" };
     format!(
-        "{count} of n8n's {rows} credentials do not decrypt with {}: {}{reason}. n8n on PostgreSQL could not use them. {what_to_do}; nothing was written.{other_key}",
+        "{count} of n8n's {rows} credentials {verb} not decrypt with {}: {}{reason}. n8n on PostgreSQL could not use them. {what_to_do}; nothing was written.{other_key}",
         key.origin,
         named.join(", ")
     )
@@ -419,7 +424,7 @@ mod tests {
         assert_eq!(error.kind(), MigrateErrorKind::Usage);
         let text = explain(&error);
         assert!(
-            text.starts_with("1 of n8n's 3 credentials do not decrypt with N8N_ENCRYPTION_KEY: b2 \"Mail \\\"work\\\"\" ("),
+            text.starts_with("1 of n8n's 3 credentials does not decrypt with N8N_ENCRYPTION_KEY: b2 \"Mail \\\"work\\\"\" ("),
             "{text}"
         );
         assert!(!text.contains("a1") && !text.contains("c3"), "{text}");
