@@ -53,8 +53,9 @@ echo "    instance: $(du -h "$INSTANCE/database.sqlite" | cut -f1), $(rows workf
 
 # shellcheck source=../scripts/lib/throwaway-pg.sh
 source "$REPO/scripts/lib/throwaway-pg.sh"
-n8n_on_exit pg_throwaway_stop
+# Last registered runs first: the server stops before its directory goes.
 n8n_on_exit "rm -rf '$WORK/pg-n8n' '$WORK/n8n-export'"
+n8n_on_exit pg_throwaway_stop
 say "starting a PostgreSQL 16 server; n8n creates its schema (first start)"
 pg_throwaway_start "$WORK/pg-n8n" "$PG_BIN"
 BASE="$PG_URL_BASE"

@@ -214,7 +214,7 @@ async fn migrate_into_existing(
         return Ok(exit_code(&report));
     };
     check_uploads_to(args, &app)?;
-    let vectors = match args.vectors.skip_vectors || app.preset.hook().is_none() {
+    let vectors = match args.vectors.skip_vectors || !is_open_webui(&app) {
         true => None,
         false => Some(crate::chroma::options(
             args,
@@ -405,7 +405,7 @@ pub async fn migrate(args: MigrateArgs) -> Result<u8, Failure> {
             if inferred {
                 announce_app(&args.common.source, &app);
             }
-            if args.vectors.skip_vectors && app.preset.hook().is_none() {
+            if args.vectors.skip_vectors && !is_open_webui(&app) {
                 return Err(Failure::usage(format!(
                     "--skip-vectors: the {} preset moves no vectors (it is for open-webui's vector_db/)",
                     app.preset.name

@@ -8,8 +8,13 @@
 //! and every credential decrypted with the instance's key in the format n8n
 //! uses (AES-256-CBC, OpenSSL `Salted__` header, EVP_BytesToKey with MD5) by
 //! `fixtures/n8n/decrypt-credentials.cjs` on Node's built-in crypto.
+//!
+//! The preset's `n8n-credentials` hook, before anything is written: the key
+//! from `config`, `N8N_ENCRYPTION_KEY` winning over a wrong `config`, a
+//! wrong key, one damaged row and no key at all — refusals leave the target
+//! as it was, and no run prints the key.
 
-use crate::harness::{databases, pgharbor, query, scalar};
+use crate::harness::{databases, pgharbor, query, scalar, Run};
 use pgharbor_testkit::{Flavor, TestDatabases};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -49,27 +54,30 @@ fn an_n8n_data_directory_lands_in_n8ns_schema_every_row_equal_sequences_past_and
     let url = pg.url("n8n");
     let shell_owner = scalar(&pg, "n8n", "SELECT id FROM \"user\"");
     let data = fixture("data");
-    let run = pgharbor(&[
-        "migrate",
-        data.to_str().unwrap(),
-        &url,
-        "--preset",
-        "n8n",
-        "--json",
-    ])
-    .success();
+    let run = migrate_n8n(&data, &url, None, &["--json"]).success();
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let database = report.get("database").unwrap_or(&report);
     assert_eq!(database["verified"], true, "{}", run.stdout);
+    let config = data.join("config").display().to_string();
+    assert_eq!(
+        report["credentials"],
+        serde_json::json!({"decrypted": 50, "key_from": config}),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "50 credentials decrypt with this instance's key (the encryptionKey in {config})."
+        )),
+        "the end of the run says the credentials decrypt, and with which key: {}",
+        run.stderr
+    );
     assert!(
         run.stderr.contains("N8N_ENCRYPTION_KEY") && run.stderr.contains("config"),
         "the end of the run names the key n8n needs and where it is: {}",
         run.stderr
     );
-    assert!(
-        !run.all().contains(TEST_KEY),
-        "the run printed the encryption key"
-    );
+    assert_key_never_printed(&run, TEST_KEY);
     pgharbor(&["verify", data.to_str().unwrap(), &url, "--preset", "n8n"]).success();
 
     let dir = tempfile::tempdir().unwrap();
@@ -91,6 +99,218 @@ fn an_n8n_data_directory_lands_in_n8ns_schema_every_row_equal_sequences_past_and
     assert_migrations_kept(&sqlite, &pg);
     assert_sequences_past_the_moved_ids(&pg);
     assert_credentials_decrypt(&sqlite, &pg);
+}
+
+/// `pgharbor migrate DIR URL --preset n8n EXTRA…` with `N8N_ENCRYPTION_KEY`
+/// set to `key`, or unset.
+fn migrate_n8n(dir: &Path, url: &str, key: Option<&str>, extra: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pgharbor"));
+    command
+        .args(["migrate", dir.to_str().unwrap(), url, "--preset", "n8n"])
+        .args(extra)
+        .env_remove("DATABASE_URL")
+        .env_remove("PGPASSWORD")
+        .env_remove("N8N_ENCRYPTION_KEY");
+    if let Some(key) = key {
+        command.env("N8N_ENCRYPTION_KEY", key);
+    }
+    Run::from(command.output().expect("run pgharbor"))
+}
+
+fn assert_key_never_printed(run: &Run, key: &str) {
+    assert!(
+        !run.stdout.contains(key) && !run.stderr.contains(key),
+        "the run printed the encryption key:\n{}",
+        run.all()
+    );
+}
+
+/// A copy of the fixture's data directory: `database.sqlite` (changed by
+/// `sql`, if any) and a `config` holding `config_key`, or no `config`.
+fn data_copy(dir: &Path, config_key: Option<&str>, sql: Option<&str>) -> PathBuf {
+    let data = dir.join("n8n-data");
+    std::fs::create_dir(&data).unwrap();
+    let sqlite = sqlite_copy(&data);
+    if let Some(sql) = sql {
+        sqlite.execute_batch(sql).unwrap();
+    }
+    drop(sqlite);
+    if let Some(key) = config_key {
+        std::fs::write(
+            data.join("config"),
+            format!("{{\n\t\"encryptionKey\": \"{key}\"\n}}"),
+        )
+        .unwrap();
+    }
+    data
+}
+
+/// Every schema's name and every table of `public` with its rows' digest:
+/// what a refused run must leave as it was.
+fn target_state(pg: &TestDatabases) -> Vec<String> {
+    let mut state = query(
+        pg,
+        "n8n",
+        "SELECT 'schema ' || nspname FROM pg_namespace ORDER BY 1",
+    );
+    for table in query(
+        pg,
+        "n8n",
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+    ) {
+        state.push(scalar(
+            pg,
+            "n8n",
+            &format!(
+                "SELECT '{table} ' || count(*) || ' ' || md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM public.\"{table}\" t"
+            ),
+        ));
+    }
+    state
+}
+
+/// The fixture's credential ids, in the order pgharbor names them.
+fn credential_ids() -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = sqlite_copy(dir.path());
+    let mut stmt = sqlite
+        .prepare("SELECT id FROM credentials_entity ORDER BY id")
+        .unwrap();
+    let ids = stmt.query_map([], |r| r.get(0)).unwrap();
+    ids.collect::<Result<_, _>>().unwrap()
+}
+
+#[test]
+fn n8n_encryption_key_in_the_environment_wins_over_a_wrong_config() {
+    let pg = moved_n8n();
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_copy(dir.path(), Some("a-stale-WRONG-key"), None);
+    let run = migrate_n8n(&data, &pg.url("n8n"), Some(TEST_KEY), &[]).success();
+    assert!(
+        run.stdout
+            .contains("50 credentials decrypt with this instance's key (N8N_ENCRYPTION_KEY)."),
+        "{}",
+        run.all()
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "The encryptionKey in {} is not N8N_ENCRYPTION_KEY's, and n8n refuses to start with two different keys",
+            data.join("config").display()
+        )),
+        "the end of the run warns of n8n's own refusal of two keys: {}",
+        run.stdout
+    );
+    assert_eq!(
+        scalar(&pg, "n8n", "SELECT count(*) FROM credentials_entity"),
+        "50"
+    );
+    assert_key_never_printed(&run, TEST_KEY);
+    assert_key_never_printed(&run, "a-stale-WRONG-key");
+}
+
+#[test]
+fn a_wrong_n8n_encryption_key_is_refused_naming_the_credentials_and_nothing_is_written() {
+    let pg = moved_n8n();
+    let before = target_state(&pg);
+    let wrong = "not-this-instance-WRONG-key";
+    let run = migrate_n8n(&fixture("data"), &pg.url("n8n"), Some(wrong), &[]);
+    let ids = credential_ids();
+    let named: Vec<&str> = ids[..10].iter().map(String::as_str).collect();
+    let run = run.fails_with(
+        2,
+        &[
+            "50 of n8n's 50 credentials do not decrypt with N8N_ENCRYPTION_KEY: ",
+            ", and 40 more",
+            "Set N8N_ENCRYPTION_KEY to the encryption key this n8n instance runs with",
+            "nothing was written",
+        ],
+    );
+    for id in &named {
+        assert!(run.stderr.contains(id), "{id} not named:\n{}", run.stderr);
+    }
+    assert!(
+        !ids[10..].iter().any(|id| run.stderr.contains(id.as_str())),
+        "more than ten named:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "{} holds another encryptionKey: if n8n runs without N8N_ENCRYPTION_KEY, that is its key",
+            fixture("data/config").display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        target_state(&pg),
+        before,
+        "the refused run changed the target"
+    );
+    assert_key_never_printed(&run, wrong);
+    assert_key_never_printed(&run, TEST_KEY);
+}
+
+#[test]
+fn one_damaged_credential_is_refused_naming_exactly_that_credential() {
+    let pg = moved_n8n();
+    let before = target_state(&pg);
+    let ids = credential_ids();
+    let damaged = &ids[17];
+    let dir = tempfile::tempdir().unwrap();
+    // One base64 character of the ciphertext changed: that value no longer decrypts to JSON.
+    let data = data_copy(
+        dir.path(),
+        Some(TEST_KEY),
+        Some(&format!(
+            "UPDATE credentials_entity SET data = substr(data, 1, 40) || \
+             CASE substr(data, 41, 1) WHEN 'A' THEN 'B' ELSE 'A' END || substr(data, 42) \
+             WHERE id = '{damaged}'"
+        )),
+    );
+    let run = migrate_n8n(&data, &pg.url("n8n"), None, &[]).fails_with(
+        2,
+        &[
+            &format!("1 of n8n's 50 credentials does not decrypt with the encryptionKey in {}: {damaged} \"", data.join("config").display()),
+            "The other 49 decrypt",
+            "nothing was written",
+        ],
+    );
+    let others: Vec<&String> = ids
+        .iter()
+        .filter(|id| *id != damaged && run.stderr.contains(id.as_str()))
+        .collect();
+    assert!(others.is_empty(), "{others:?} named too:\n{}", run.stderr);
+    assert_eq!(
+        target_state(&pg),
+        before,
+        "the refused run changed the target"
+    );
+    assert_key_never_printed(&run, TEST_KEY);
+}
+
+#[test]
+fn no_encryption_key_anywhere_is_refused_naming_where_pgharbor_looked() {
+    let pg = moved_n8n();
+    let before = target_state(&pg);
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_copy(dir.path(), None, None);
+    let run = migrate_n8n(&data, &pg.url("n8n"), None, &[]).fails_with(
+        2,
+        &[
+            "n8n's 50 credentials are encrypted with the instance's encryption key, and pgharbor found none",
+            &format!(
+                "N8N_ENCRYPTION_KEY is not set and {} does not exist",
+                data.join("config").display()
+            ),
+            "nothing was written",
+        ],
+    );
+    assert_eq!(
+        target_state(&pg),
+        before,
+        "the refused run changed the target"
+    );
+    assert_key_never_printed(&run, TEST_KEY);
 }
 
 /// n8n's own migration history on PostgreSQL stays as n8n wrote it (its

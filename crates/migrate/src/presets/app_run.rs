@@ -1,7 +1,10 @@
-//! An application's run: its database into the schema the application
-//! created (`--into-existing` with the preset's rules), then its hook (Open
-//! WebUI's vectors), then what to do next.
+//! An application's run: the preset's hook if it runs before the load (n8n's
+//! credentials checked to decrypt), its database into the schema the
+//! application created (`--into-existing` with the preset's rules), the
+//! preset's hook if it runs after the load (Open WebUI's vectors), then what
+//! to do next.
 
+use super::n8n_credentials::{self, CredentialsCheck};
 use super::{fill, AppData, Hook};
 use crate::chroma::{self, ChromaOptions, ChromaReport};
 use crate::error::{MigrateError, MigrateErrorKind};
@@ -27,10 +30,19 @@ pub enum VectorOutcome {
     NoStore,
 }
 
+/// What a preset's hook did, for the end of the run.
+#[derive(Debug, Clone)]
+pub enum HookOutcome {
+    /// `n8n-credentials`: every credential decrypts.
+    Credentials(CredentialsCheck),
+    /// `open-webui-vectors`.
+    Vectors(VectorOutcome),
+}
+
 impl AppData {
     /// What to do after the data moved: the application's settings
     /// (passwords masked), the hook's part, the notes, and the stores.
-    pub fn next_steps(&self, target: &ConnConfig, vectors: Option<&VectorOutcome>) -> String {
+    pub fn next_steps(&self, target: &ConnConfig, hook: Option<&HookOutcome>) -> String {
         let after = &self.preset.after;
         let mut out = String::new();
         if let Some(intro) = &after.intro {
@@ -39,8 +51,14 @@ impl AppData {
         for setting in &after.env {
             out.push_str(&format!("  {}\n", fill(setting, target, None)));
         }
-        if let Some(outcome) = vectors {
-            out.push_str(&self.vector_steps(target, outcome));
+        match hook {
+            Some(HookOutcome::Vectors(outcome)) => {
+                out.push_str(&self.vector_steps(target, outcome))
+            }
+            Some(HookOutcome::Credentials(check)) => {
+                out.push_str(&format!("{}\n", check.sentence()))
+            }
+            None => {}
         }
         for note in &after.notes {
             out.push_str(&format!("{}\n", fill(note, target, Some(&self.dir))));
@@ -118,6 +136,10 @@ pub struct AppReport {
     pub preset: String,
     /// The database, loaded into the application's schema.
     pub database: MigrationReport,
+    /// n8n's credentials, checked to decrypt before the load (the
+    /// `n8n-credentials` hook).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialsCheck>,
     /// Open WebUI's `vector_db/`, moved into `document_chunk` (when it was).
     pub vectors: Option<ChromaReport>,
     /// What to set next (passwords masked), when everything verified.
@@ -126,9 +148,11 @@ pub struct AppReport {
 }
 
 impl AppRun<'_> {
-    /// Load the database (already inspected: `snapshot`, `schema`); once it
-    /// is in, `database_moved` sees its report. Then the preset's hook:
-    /// unless verification failed or `vectors` is `None`, Open WebUI's
+    /// The preset's hook that runs before the load (n8n's credentials
+    /// checked, inside the snapshot; a refusal writes nothing); the database
+    /// loaded (already inspected: `snapshot`, `schema`); once it is in,
+    /// `database_moved` sees its report. Then the hook that runs after the
+    /// load: unless verification failed or `vectors` is `None`, Open WebUI's
     /// `vector_db/` is moved when it holds a Chroma store. Everything
     /// verified: the report says what to do next.
     pub async fn run(
@@ -138,6 +162,15 @@ impl AppRun<'_> {
         progress: Arc<dyn Progress>,
         database_moved: impl FnOnce(&MigrationReport),
     ) -> Result<AppReport, MigrateError> {
+        let hook = self.app.preset.hook();
+        let (snapshot, credentials) = match hook {
+            Some(Hook::N8nCredentials) => {
+                progress.phase("checking that n8n's credentials decrypt");
+                let (snapshot, checked) = self.check_credentials(snapshot).await?;
+                (snapshot, Some(checked))
+            }
+            _ => (snapshot, None),
+        };
         let database = existing::migrate_into_existing(
             self.source_label,
             snapshot,
@@ -149,10 +182,9 @@ impl AppRun<'_> {
         )
         .await?;
         database_moved(&database);
-        let hook = self.app.preset.hook();
         let store = match hook {
             Some(Hook::OpenWebUiVectors) => self.app.store(Hook::OpenWebUiVectors.store()),
-            None => None,
+            _ => None,
         };
         let vectors = match (store, self.vectors) {
             (Some(dir), Some(options)) if database.verified != Some(false) => Some(
@@ -168,18 +200,51 @@ impl AppRun<'_> {
             && vectors.as_ref().is_none_or(|v| {
                 v.migration.verified != Some(false) && v.recall_passed != Some(false)
             });
-        let outcome = hook.map(|_| match (&vectors, store) {
-            (Some(moved), _) => VectorOutcome::Moved(moved.open_webui_env.clone()),
-            (None, Some(_)) => VectorOutcome::Skipped,
-            (None, None) => VectorOutcome::NoStore,
-        });
+        let outcome = match hook {
+            Some(Hook::OpenWebUiVectors) => Some(HookOutcome::Vectors(match (&vectors, store) {
+                (Some(moved), _) => VectorOutcome::Moved(moved.open_webui_env.clone()),
+                (None, Some(_)) => VectorOutcome::Skipped,
+                (None, None) => VectorOutcome::NoStore,
+            })),
+            Some(Hook::N8nCredentials) => credentials.clone().map(HookOutcome::Credentials),
+            None => None,
+        };
         let next_steps = passed.then(|| self.app.next_steps(self.target, outcome.as_ref()));
         Ok(AppReport {
             preset: self.app.preset.name.clone(),
             database,
+            credentials,
             vectors,
             next_steps,
         })
+    }
+
+    /// The `n8n-credentials` hook: every credential of the snapshot checked
+    /// to decrypt with the instance's key; the snapshot handed back.
+    async fn check_credentials(
+        &self,
+        snapshot: SourceSnapshot,
+    ) -> Result<(SourceSnapshot, CredentialsCheck), MigrateError> {
+        let config = self
+            .app
+            .preset
+            .stores
+            .get(Hook::N8nCredentials.store())
+            .map(|store| self.app.dir.join(&store.path))
+            .expect("a preset naming the hook declares its store (checked when it is read)");
+        let env = std::env::var_os(n8n_credentials::KEY_ENV);
+        let (snapshot, checked) = tokio::task::spawn_blocking(move || {
+            let checked = n8n_credentials::check(snapshot.connection(), env, &config);
+            (snapshot, checked)
+        })
+        .await
+        .map_err(|e| {
+            MigrateError::new(
+                MigrateErrorKind::Source,
+                format!("checking n8n's credentials crashed: {e}"),
+            )
+        })?;
+        Ok((snapshot, checked?))
     }
 
     async fn move_vectors(

@@ -231,21 +231,57 @@ pub struct Commands {
     pub upgrade_postgres: Option<String>,
 }
 
-/// Code for what a rule cannot express, named by a preset's `hook`.
+/// Code for what a rule cannot express, named by a preset's `hook`. Each
+/// hook runs at its own [`HookPoint`] of the application's run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hook {
     /// Open WebUI's Chroma store (the `vector_db` store) into `document_chunk`.
     OpenWebUiVectors,
+    /// n8n's credentials (`credentials_entity`) checked to decrypt with the
+    /// instance's key (`N8N_ENCRYPTION_KEY`, else the `config` store's).
+    N8nCredentials,
+}
+
+/// When a hook runs in an application's run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HookPoint {
+    /// After the source's snapshot is taken, before anything is written:
+    /// a refusal leaves the target untouched.
+    BeforeLoad,
+    /// Once the database is loaded and verified.
+    AfterLoad,
 }
 
 impl Hook {
     /// Every hook, by the name a preset gives it.
-    pub const ALL: [(&'static str, Hook); 1] = [("open-webui-vectors", Hook::OpenWebUiVectors)];
+    pub const ALL: [(&'static str, Hook); 2] = [
+        ("open-webui-vectors", Hook::OpenWebUiVectors),
+        ("n8n-credentials", Hook::N8nCredentials),
+    ];
+
+    /// When it runs.
+    pub fn point(self) -> HookPoint {
+        match self {
+            Hook::OpenWebUiVectors => HookPoint::AfterLoad,
+            Hook::N8nCredentials => HookPoint::BeforeLoad,
+        }
+    }
 
     /// The store the hook reads, which the preset must declare.
     pub fn store(self) -> &'static str {
         match self {
             Hook::OpenWebUiVectors => "vector_db",
+            Hook::N8nCredentials => "config",
+        }
+    }
+
+    /// The table of the database the hook reads, which the preset's
+    /// `data.tables` must require.
+    pub fn table(self) -> Option<&'static str> {
+        match self {
+            Hook::OpenWebUiVectors => None,
+            Hook::N8nCredentials => Some(super::n8n_credentials::TABLE),
         }
     }
 }
@@ -470,6 +506,18 @@ impl Preset {
                         hook.get_ref(),
                         known.store(),
                         known.store()
+                    ),
+                ));
+            }
+            if let Some(table) = known
+                .table()
+                .filter(|t| !self.data.tables.iter().any(|have| have == t))
+            {
+                return Err(fail(
+                    line,
+                    format!(
+                        "hook {:?} reads the table {table:?}: list it in data.tables",
+                        hook.get_ref()
                     ),
                 ));
             }

@@ -9,16 +9,19 @@
 //!
 //! The rules become [`ExistingOptions`] (the `--into-existing` machinery
 //! does the work); what no rule can express is code behind a named
-//! [`Hook`] ([`app_run`]: Open WebUI's vectors).
+//! [`Hook`], run before the load or after it ([`app_run`]: n8n's credentials
+//! checked to decrypt, [`n8n_credentials`]; Open WebUI's vectors moved).
 
 pub mod app_run;
 pub mod format;
+mod n8n_cipher;
+pub mod n8n_credentials;
 pub mod recognise;
 
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::existing::{AppVersion, ExistingOptions, VersionOrder};
-pub use app_run::{AppReport, AppRun, VectorOutcome};
-pub use format::{Hook, NulRule, Preset, PresetError, Seeded};
+pub use app_run::{AppReport, AppRun, HookOutcome, VectorOutcome};
+pub use format::{Hook, HookPoint, NulRule, Preset, PresetError, Seeded};
 use pgharbor_conn::ConnConfig;
 pub use recognise::AppData;
 use std::path::Path;
@@ -190,6 +193,8 @@ pub struct Summary {
     pub tested: Vec<format::Tested>,
     /// The hook it names.
     pub hook: Option<String>,
+    /// When that hook runs (`before-load`, `after-load`).
+    pub hook_runs: Option<HookPoint>,
 }
 
 impl Preset {
@@ -215,6 +220,7 @@ impl Preset {
                 .map(|v| format!("{}.{}", v.table, v.column)),
             tested: self.tested.clone(),
             hook: self.hook.as_ref().map(|h| h.get_ref().clone()),
+            hook_runs: self.hook().map(Hook::point),
         }
     }
 }

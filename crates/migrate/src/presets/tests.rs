@@ -1,7 +1,7 @@
 //! The preset loader: the built-in presets parse, and a bad file is refused
 //! naming the file, the line and the key.
 
-use super::format::{Preset, PresetError};
+use super::format::{Hook, HookPoint, Preset, PresetError};
 use super::{built_in, built_in_names, resolve};
 use crate::existing::{ExistingOptions, VersionOrder};
 use crate::MigrateErrorKind;
@@ -106,6 +106,44 @@ fn a_hook_without_its_store_is_refused() {
     );
     let text = refused(&text).to_string();
     assert!(text.contains("[stores.vector_db]"), "{text}");
+}
+
+#[test]
+fn a_hook_without_the_table_it_reads_is_refused_naming_its_line() {
+    let text = MINIMAL.replace(
+        "homepage = \"https://notes.example\"\n",
+        "homepage = \"https://notes.example\"\nhook = \"n8n-credentials\"\n",
+    ) + "[stores.config]\npath = \"config\"\n";
+    let e = refused(&text);
+    assert_eq!(e.line, Some(4), "{e}");
+    assert!(
+        e.to_string()
+            .contains("hook \"n8n-credentials\" reads the table \"credentials_entity\": list it in data.tables"),
+        "{e}"
+    );
+    let fixed = text.replace(
+        "tables = [\"note\"]",
+        "tables = [\"note\", \"credentials_entity\"]",
+    );
+    let preset = Preset::parse(&fixed, "my.toml").unwrap();
+    assert_eq!(preset.hook(), Some(Hook::N8nCredentials));
+}
+
+#[test]
+fn each_hook_says_when_it_runs() {
+    let hooks: Vec<(String, Option<HookPoint>)> = built_in()
+        .iter()
+        .map(|p| (p.name.clone(), p.summary().hook_runs))
+        .collect();
+    assert_eq!(
+        hooks,
+        [
+            ("open-webui".to_string(), Some(HookPoint::AfterLoad)),
+            ("home-assistant".to_string(), None),
+            ("n8n".to_string(), Some(HookPoint::BeforeLoad)),
+            ("langflow".to_string(), None),
+        ]
+    );
 }
 
 #[test]
