@@ -169,7 +169,7 @@ fn a_second_ctrl_c_during_the_clean_up_exits_at_once_and_the_next_run_removes_wh
     wait_until_alone(&pg, "sigint2");
     assert_eq!(
         user_tables(&pg, "sigint2"),
-        "authors,relation,tags",
+        "authors,created_table,run,tags",
         "the tables and their record are left"
     );
     pg.psql(
