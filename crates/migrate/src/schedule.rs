@@ -371,7 +371,9 @@ pub async fn execute(
     readers.resize_with(workers.max(readers.len()).max(1), || None);
     let mut set = tokio::task::JoinSet::new();
     for reader in readers {
-        let client = Arc::new(crate::target::connect(target).await?);
+        let client = crate::target::connect(target).await?;
+        crate::target::apply_session_settings(&client, crate::target::LOADER_SETTINGS).await;
+        let client = Arc::new(client);
         let worker = Worker {
             progressed: progressed.clone(),
             client,
