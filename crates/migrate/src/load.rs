@@ -253,6 +253,18 @@ pub(crate) async fn load_unit(
     (reader, outcome)
 }
 
+/// Open the unit's transaction, creating its table in it when the unit
+/// creates the table.
+///
+/// Its commit does not wait for the WAL to reach the disk
+/// (`synchronous_commit = off`, for this transaction only): the worker goes
+/// on while the server's WAL writer flushes it, instead of waiting for the
+/// flush after every unit. Nothing is reported done on that commit alone:
+/// every run commits a transaction of its own with the server's
+/// `synchronous_commit` after its loads (an index build, `ANALYZE`, the
+/// removal of the run's record or resume journal), and that commit flushes
+/// the WAL of every unit before it. A server crash in between loses the
+/// unit's rows and its journal entry together, so `--resume` loads it again.
 async fn begin(
     client: &tokio_postgres::Client,
     table: &TablePlan,
@@ -260,7 +272,7 @@ async fn begin(
 ) -> Result<(), WriteError> {
     let doing = format!("creating table {}", table.spec.name);
     client
-        .batch_execute("BEGIN")
+        .batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
         .await
         .map_err(|e| WriteError::from_pg(e, &doing))?;
     if creates {

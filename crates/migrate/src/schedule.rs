@@ -395,6 +395,7 @@ pub async fn execute(
     let mut set = tokio::task::JoinSet::new();
     for reader in readers {
         let client = crate::target::connect(target).await?;
+        crate::target::apply_session_settings(&client, crate::target::LOADER_SETTINGS).await;
         let worker = Worker {
             progressed: progressed.clone(),
             canceller: Canceller::new(&client, target),

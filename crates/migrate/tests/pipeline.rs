@@ -9,6 +9,7 @@ use pgharbor_conn::ConnConfig;
 use pgharbor_migrate::existing::{self, ExistingOptions};
 use pgharbor_migrate::postgres::{copy_database, CopyOptions};
 use pgharbor_migrate::sqlite::{self, MigrateOptions};
+use pgharbor_migrate::target;
 use pgharbor_migrate::{CancellationToken, MigrateError, MigrateErrorKind, Progress};
 use pgharbor_sqlite::planner::PlanOptions;
 use pgharbor_testkit::{Cluster, Flavor};
@@ -700,6 +701,88 @@ async fn keyless_table_finished_after_its_load(cluster: &Cluster, dir: &Path) {
     );
 }
 
+/// The loaders' session settings, for a role that is not a superuser: set
+/// where the role may set them (large values then stored compressed with
+/// LZ4 when the server has it), skipped where it may not (a superuser-only
+/// setting, an unknown one, a value the server refuses), the session still
+/// usable and the server's configuration unchanged.
+async fn loader_session_settings(cluster: &Cluster, dir: &Path) {
+    cluster.create_database("settings");
+    cluster.psql(
+        "settings",
+        "CREATE ROLE loader LOGIN; ALTER DATABASE settings OWNER TO loader; \
+         ALTER SCHEMA public OWNER TO loader",
+    );
+    let url = cluster
+        .url("settings")
+        .replacen(&format!("{}@", cluster.superuser()), "loader@", 1);
+    let as_loader = ConnConfig::parse(&url).unwrap();
+    let has_lz4 = cluster.psql(
+        "settings",
+        "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'",
+    ) == "t";
+    let client = target::connect(&as_loader).await.unwrap();
+    let applied = target::apply_session_settings(
+        &client,
+        &[
+            ("wal_compression", "on"),
+            ("no_such_setting", "1"),
+            ("default_toast_compression", "no-such-method"),
+            ("default_toast_compression", "lz4"),
+        ],
+    )
+    .await;
+    let expected: &[&str] = if has_lz4 {
+        &["default_toast_compression"]
+    } else {
+        &[]
+    };
+    assert_eq!(applied, expected);
+    let session = client
+        .query_one(
+            "SELECT current_setting('default_toast_compression'), current_setting('wal_compression')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let toast: String = session.get(0);
+    assert_eq!(toast, if has_lz4 { "lz4" } else { "pglz" });
+    assert_eq!(session.get::<_, String>(1), "off");
+    assert_eq!(
+        cluster.psql("settings", "SHOW default_toast_compression"),
+        "pglz",
+        "other sessions keep the server's setting"
+    );
+
+    let path = dir.join("large.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE chat (id INTEGER PRIMARY KEY, doc TEXT NOT NULL);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50)
+             INSERT INTO chat SELECT i, printf('{\"n\": %d, \"text\": \"%s\"}', i, replace(hex(zeroblob(4000)), '00', 'chat ')) FROM n;",
+        )
+        .unwrap();
+    let report = migrate(
+        &path,
+        &as_loader,
+        2,
+        Arc::new(Recorder::default()),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.verified, Some(true), "{report:#?}");
+    assert_eq!(
+        cluster.psql(
+            "settings",
+            "SELECT string_agg(DISTINCT coalesce(pg_column_compression(doc), 'none'), ',') FROM chat"
+        ),
+        if has_lz4 { "lz4" } else { "pglz" },
+        "every 20 kB document stored compressed, with LZ4 when the server has it"
+    );
+}
+
 /// Every case on one cluster of `flavor`, each in a database of its own.
 fn every_case(flavor: Flavor) {
     let cluster = Cluster::start(flavor);
@@ -721,6 +804,7 @@ fn every_case(flavor: Flavor) {
             postgres_copy_cancelled_during_an_index_build(&cluster).await;
         }
         keyless_table_finished_after_its_load(&cluster, dir().path()).await;
+        loader_session_settings(&cluster, dir().path()).await;
     });
 }
 
