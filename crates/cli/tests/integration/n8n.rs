@@ -10,8 +10,8 @@
 //! `fixtures/n8n/decrypt-credentials.cjs` on Node's built-in crypto.
 //!
 //! The preset's `n8n-credentials` hook, before anything is written: the key
-//! from `config`, `N8N_ENCRYPTION_KEY` winning over a wrong `config`, a
-//! wrong key, one damaged row and no key at all — refusals leave the target
+//! from `config`, `N8N_ENCRYPTION_KEY` winning over a wrong `config`, the
+//! key only in the file `N8N_ENCRYPTION_KEY_FILE` names, a wrong key, one damaged row and no key at all — refusals leave the target
 //! as it was, and no run prints the key.
 
 use crate::harness::{databases, pgharbor, query, scalar, Run};
@@ -104,17 +104,25 @@ fn an_n8n_data_directory_lands_in_n8ns_schema_every_row_equal_sequences_past_and
 /// `pgharbor migrate DIR URL --preset n8n EXTRA…` with `N8N_ENCRYPTION_KEY`
 /// set to `key`, or unset.
 fn migrate_n8n(dir: &Path, url: &str, key: Option<&str>, extra: &[&str]) -> Run {
+    let mut command = migrate_n8n_command(dir, url, extra);
+    if let Some(key) = key {
+        command.env("N8N_ENCRYPTION_KEY", key);
+    }
+    Run::from(command.output().expect("run pgharbor"))
+}
+
+/// The command of [`migrate_n8n`], with neither `N8N_ENCRYPTION_KEY` nor
+/// `N8N_ENCRYPTION_KEY_FILE` in its environment.
+fn migrate_n8n_command(dir: &Path, url: &str, extra: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pgharbor"));
     command
         .args(["migrate", dir.to_str().unwrap(), url, "--preset", "n8n"])
         .args(extra)
         .env_remove("DATABASE_URL")
         .env_remove("PGPASSWORD")
-        .env_remove("N8N_ENCRYPTION_KEY");
-    if let Some(key) = key {
-        command.env("N8N_ENCRYPTION_KEY", key);
-    }
-    Run::from(command.output().expect("run pgharbor"))
+        .env_remove("N8N_ENCRYPTION_KEY")
+        .env_remove("N8N_ENCRYPTION_KEY_FILE");
+    command
 }
 
 fn assert_key_never_printed(run: &Run, key: &str) {
@@ -199,6 +207,43 @@ fn n8n_encryption_key_in_the_environment_wins_over_a_wrong_config() {
         )),
         "the end of the run warns of n8n's own refusal of two keys: {}",
         run.stdout
+    );
+    assert_eq!(
+        scalar(&pg, "n8n", "SELECT count(*) FROM credentials_entity"),
+        "50"
+    );
+    assert_key_never_printed(&run, TEST_KEY);
+    assert_key_never_printed(&run, "a-stale-WRONG-key");
+}
+
+#[test]
+fn n8n_encryption_key_file_alone_gives_the_key_like_a_kubernetes_secret() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let pg = moved_n8n();
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_copy(dir.path(), Some("a-stale-WRONG-key"), None);
+    let secret = dir.path().join("secrets").join("n8n-encryption-key");
+    std::fs::create_dir(secret.parent().unwrap()).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&secret)
+        .and_then(|mut file| file.write_all(format!("{TEST_KEY}\n").as_bytes()))
+        .unwrap();
+    let run = Run::from(
+        migrate_n8n_command(&data, &pg.url("n8n"), &["--json"])
+            .env("N8N_ENCRYPTION_KEY_FILE", &secret)
+            .output()
+            .expect("run pgharbor"),
+    )
+    .success();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("--json report");
+    assert_eq!(
+        report.pointer("/credentials"),
+        Some(&serde_json::json!({"decrypted": 50, "key_from": secret.display().to_string()})),
+        "{}",
+        run.all()
     );
     assert_eq!(
         scalar(&pg, "n8n", "SELECT count(*) FROM credentials_entity"),
@@ -593,6 +638,7 @@ fn decrypt(rows: &[String], key: Option<&str>) -> Result<Vec<String>, String> {
         .arg(fixture("decrypt-credentials.cjs"))
         .arg(fixture("data/config"))
         .env_remove("N8N_ENCRYPTION_KEY")
+        .env_remove("N8N_ENCRYPTION_KEY_FILE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -4,7 +4,7 @@
 //! preset's hook if it runs after the load (Open WebUI's vectors), then what
 //! to do next.
 
-use super::n8n_credentials::{self, CredentialsCheck};
+use super::n8n_credentials::{self, CredentialsCheck, KeySources};
 use super::{fill, AppData, Hook};
 use crate::chroma::{self, ChromaOptions, ChromaReport};
 use crate::error::{MigrateError, MigrateErrorKind};
@@ -232,9 +232,9 @@ impl AppRun<'_> {
             .get(Hook::N8nCredentials.store())
             .map(|store| self.app.dir.join(&store.path))
             .expect("a preset naming the hook declares its store (checked when it is read)");
-        let env = std::env::var_os(n8n_credentials::KEY_ENV);
+        let sources = KeySources::from_environment(config);
         let (snapshot, checked) = tokio::task::spawn_blocking(move || {
-            let checked = n8n_credentials::check(snapshot.connection(), env, &config);
+            let checked = n8n_credentials::check(snapshot.connection(), &sources);
             (snapshot, checked)
         })
         .await

@@ -1,8 +1,10 @@
 //! The `n8n-credentials` hook, run before anything is written: every row of
 //! n8n's `credentials_entity` must decrypt ([`n8n_cipher`](super::n8n_cipher))
-//! to JSON with the instance's encryption key — `N8N_ENCRYPTION_KEY` from
-//! the environment, else the `encryptionKey` of the `config` file in the
-//! data directory — or n8n on PostgreSQL could not use them. The check reads
+//! to JSON with the instance's encryption key — found where n8n looks, in
+//! its order: `N8N_ENCRYPTION_KEY` from the environment, else the file named
+//! by `N8N_ENCRYPTION_KEY_FILE` (a Docker or Kubernetes secret), else the
+//! `encryptionKey` of the `config` file in the data directory — or n8n on
+//! PostgreSQL could not use them. The check reads
 //! the source inside the run's snapshot; the key is held as a [`Secret`] and
 //! never shown, only where it was found.
 
@@ -14,22 +16,30 @@ use rusqlite::Connection;
 use serde::{Serialize, Serializer};
 use std::ffi::OsString;
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The environment variable n8n reads its encryption key from.
 pub const KEY_ENV: &str = "N8N_ENCRYPTION_KEY";
+/// The environment variable naming a file that holds the key, read when
+/// [`KEY_ENV`] is not in the environment.
+pub const KEY_FILE_ENV: &str = "N8N_ENCRYPTION_KEY_FILE";
 /// The table holding n8n's encrypted credentials.
 pub const TABLE: &str = "credentials_entity";
 /// Failed credentials named in a refusal; the rest are counted.
 const NAMED_FAILURES: usize = 10;
 /// A `config` file larger than this is not n8n's.
 const CONFIG_LIMIT: u64 = 1 << 20;
+/// A key file larger than this does not hold a key.
+const KEY_FILE_LIMIT: u64 = 64 << 10;
 
 /// Where the encryption key was found (never the key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyOrigin {
     /// `N8N_ENCRYPTION_KEY` in pgharbor's environment.
     Environment,
+    /// The file at this path, named by `N8N_ENCRYPTION_KEY_FILE`.
+    KeyFile(PathBuf),
     /// The `encryptionKey` of n8n's `config` file at this path.
     ConfigFile(PathBuf),
 }
@@ -38,17 +48,54 @@ impl fmt::Display for KeyOrigin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeyOrigin::Environment => f.write_str(KEY_ENV),
+            KeyOrigin::KeyFile(path) => write!(f, "{KEY_FILE_ENV}'s {}", path.display()),
             KeyOrigin::ConfigFile(path) => write!(f, "the encryptionKey in {}", path.display()),
         }
     }
 }
 
-/// In JSON: `"N8N_ENCRYPTION_KEY"` or the config file's path.
+impl KeyOrigin {
+    /// The variable giving the key (the config file's is [`KEY_ENV`]'s place).
+    fn variable(&self) -> &'static str {
+        match self {
+            KeyOrigin::KeyFile(_) => KEY_FILE_ENV,
+            KeyOrigin::Environment | KeyOrigin::ConfigFile(_) => KEY_ENV,
+        }
+    }
+}
+
+/// In JSON: `"N8N_ENCRYPTION_KEY"`, or the key file's or config file's path.
 impl Serialize for KeyOrigin {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
             KeyOrigin::Environment => serializer.serialize_str(KEY_ENV),
-            KeyOrigin::ConfigFile(path) => serializer.collect_str(&path.display()),
+            KeyOrigin::KeyFile(path) | KeyOrigin::ConfigFile(path) => {
+                serializer.collect_str(&path.display())
+            }
+        }
+    }
+}
+
+/// Where n8n looks for its key: the values of [`KEY_ENV`] and
+/// [`KEY_FILE_ENV`] (`None` when not in the environment) and the path of
+/// its `config` file.
+#[derive(Debug, Clone)]
+pub struct KeySources {
+    /// The value of `N8N_ENCRYPTION_KEY`, if it is in the environment.
+    pub env: Option<OsString>,
+    /// The value of `N8N_ENCRYPTION_KEY_FILE`, if it is in the environment.
+    pub key_file: Option<OsString>,
+    /// n8n's settings file in the data directory.
+    pub config: PathBuf,
+}
+
+impl KeySources {
+    /// The two variables from pgharbor's environment, and `config`.
+    pub fn from_environment(config: PathBuf) -> Self {
+        KeySources {
+            env: std::env::var_os(KEY_ENV),
+            key_file: std::env::var_os(KEY_FILE_ENV),
+            config,
         }
     }
 }
@@ -59,8 +106,9 @@ pub struct InstanceKey {
     key: Secret,
     /// Where it was found.
     pub origin: KeyOrigin,
-    /// The `config` file holding another key than `N8N_ENCRYPTION_KEY`'s,
-    /// which n8n refuses to start with ("Mismatching encryption keys").
+    /// The `config` file holding another key than `N8N_ENCRYPTION_KEY`'s
+    /// (or the key file's), which n8n refuses to start with ("Mismatching
+    /// encryption keys").
     pub other_key_in: Option<PathBuf>,
 }
 
@@ -79,9 +127,9 @@ pub struct CredentialsCheck {
 impl CredentialsCheck {
     /// The sentence for the end of the run.
     pub fn sentence(&self) -> String {
-        let mismatch = match &self.other_key_in {
-            Some(config) => format!(" {}", mismatch(config)),
-            None => String::new(),
+        let mismatch = match (&self.other_key_in, &self.key_from) {
+            (Some(config), Some(origin)) => format!(" {}", mismatch(config, origin)),
+            _ => String::new(),
         };
         let checked = match (&self.key_from, self.decrypted) {
             (Some(origin), 1) => {
@@ -96,26 +144,34 @@ impl CredentialsCheck {
     }
 }
 
-/// What to do when `config` holds another key than `N8N_ENCRYPTION_KEY`'s,
-/// which decrypts every credential.
-fn mismatch(config: &Path) -> String {
+/// What to do when `config` holds another key than the one from `origin`
+/// (a variable), which decrypts every credential.
+fn mismatch(config: &Path, origin: &KeyOrigin) -> String {
+    let variable = origin.variable();
     format!(
-        "The encryptionKey in {} is not {KEY_ENV}'s, and n8n refuses to start with two different keys (\"Mismatching encryption keys\"): make them the same, or delete that file (n8n writes it again from {KEY_ENV}).",
+        "The encryptionKey in {} is not {variable}'s, and n8n refuses to start with two different keys (\"Mismatching encryption keys\"): make them the same, or delete that file (n8n writes it again from {variable}).",
         config.display()
     )
 }
 
-/// The key n8n would use: `env` (the value of `N8N_ENCRYPTION_KEY`, when
-/// set and not empty) wins over the `encryptionKey` in `config`. `Ok(None)`
-/// when neither has one; a `config` that exists but cannot be read as n8n's
-/// settings is an error naming the file (never its content).
-pub fn find_key(env: Option<OsString>, config: &Path) -> Result<Option<InstanceKey>, MigrateError> {
-    if let Some(value) = env.filter(|v| !v.is_empty()) {
-        let key = value.into_string().map_err(|_| {
-            refusal(format!(
-                "{KEY_ENV} is not valid UTF-8; set it to the key this n8n instance runs with"
-            ))
-        })?;
+/// The key n8n would use, in its order. `N8N_ENCRYPTION_KEY` when it is
+/// in the environment (even empty, as in n8n: then the file it names is not
+/// read); else the file `N8N_ENCRYPTION_KEY_FILE` names, when set. Either
+/// value as n8n takes it ([`as_n8n_takes`]); one that is empty then leaves
+/// the key to the `encryptionKey` in `config`. `Ok(None)` when none has one.
+/// A key file that cannot be read, or a `config` that exists but cannot be
+/// read as n8n's settings, is an error naming the file (never its content).
+pub fn find_key(sources: &KeySources) -> Result<Option<InstanceKey>, MigrateError> {
+    let given = match (&sources.env, &sources.key_file) {
+        (Some(value), _) => Some((env_key(value)?, KeyOrigin::Environment)),
+        (None, Some(path)) if !path.is_empty() => {
+            let path = PathBuf::from(path);
+            Some((key_file(&path)?, KeyOrigin::KeyFile(path)))
+        }
+        _ => None,
+    };
+    let config = &sources.config;
+    if let Some((key, origin)) = given.filter(|(key, _)| !key.is_empty()) {
         // n8n compares the two; a config it cannot read is its own error, not this check's.
         let other_key_in = match config_key(config) {
             Ok(Some(in_file)) if in_file.expose() != key => Some(config.to_path_buf()),
@@ -123,7 +179,7 @@ pub fn find_key(env: Option<OsString>, config: &Path) -> Result<Option<InstanceK
         };
         return Ok(Some(InstanceKey {
             key: Secret::new(key),
-            origin: KeyOrigin::Environment,
+            origin,
             other_key_in,
         }));
     }
@@ -135,6 +191,55 @@ pub fn find_key(env: Option<OsString>, config: &Path) -> Result<Option<InstanceK
         origin: KeyOrigin::ConfigFile(config.to_path_buf()),
         other_key_in: None,
     }))
+}
+
+/// `N8N_ENCRYPTION_KEY`'s value as n8n takes it.
+fn env_key(value: &OsString) -> Result<String, MigrateError> {
+    let value = value.to_str().ok_or_else(|| {
+        refusal(format!(
+            "{KEY_ENV} is not valid UTF-8; set it to the key this n8n instance runs with"
+        ))
+    })?;
+    Ok(as_n8n_takes(value).to_string())
+}
+
+/// The content of the key file at `path`, as n8n takes it.
+fn key_file(path: &Path) -> Result<String, MigrateError> {
+    let unusable = |why: String| {
+        refusal(format!(
+            "{KEY_FILE_ENV} names {}, which {why}; make it the file holding the key this n8n instance runs with (or set {KEY_ENV}); nothing was written",
+            path.display()
+        ))
+    };
+    let mut content = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(KEY_FILE_LIMIT + 1).read_to_end(&mut content))
+        .map_err(|e| unusable(format!("cannot be read ({e})")))?;
+    if content.len() as u64 > KEY_FILE_LIMIT {
+        return Err(unusable(format!(
+            "is larger than {KEY_FILE_LIMIT} bytes, too large for a key"
+        )));
+    }
+    let text =
+        String::from_utf8(content).map_err(|_| unusable("is not valid UTF-8 text".to_string()))?;
+    Ok(as_n8n_takes(&text).to_string())
+}
+
+/// A key as n8n takes it from `N8N_ENCRYPTION_KEY` or the key file (read
+/// verbatim; n8n warns of leading or trailing whitespace in the file): like
+/// every string setting (`@n8n/config`), without surrounding whitespace,
+/// then without one pair of matching quotes around a single line.
+fn as_n8n_takes(value: &str) -> &str {
+    let trimmed = value.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    let quoted =
+        |quote: char| trimmed.len() >= 2 && trimmed.starts_with(quote) && trimmed.ends_with(quote);
+    let inner = || &trimmed[1..trimmed.len() - 1];
+    let line_break = |c: char| matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}');
+    if (quoted('"') || quoted('\'')) && !inner().contains(line_break) {
+        inner()
+    } else {
+        trimmed
+    }
 }
 
 /// The `encryptionKey` of n8n's `config` file, if the file exists and has one.
@@ -178,14 +283,10 @@ struct Failed {
 }
 
 /// Check, in `source` (a connection inside the run's snapshot), that every
-/// credential decrypts to JSON with the key from `env` or `config`. Refused
+/// credential decrypts to JSON with the key from `sources`. Refused
 /// (usage error, exit 2, nothing written) when one does not, naming them, or
 /// when there are credentials and no key, naming where it looked.
-pub fn check(
-    source: &Connection,
-    env: Option<OsString>,
-    config: &Path,
-) -> Result<CredentialsCheck, MigrateError> {
+pub fn check(source: &Connection, sources: &KeySources) -> Result<CredentialsCheck, MigrateError> {
     let rows: u64 = source
         .query_row(&format!("SELECT count(*) FROM \"{TABLE}\""), [], |r| {
             r.get(0)
@@ -198,7 +299,8 @@ pub fn check(
             other_key_in: None,
         });
     }
-    let Some(key) = find_key(env, config)? else {
+    let Some(key) = find_key(sources)? else {
+        let config = &sources.config;
         return Err(refusal(format!(
             "n8n's {rows} credentials are encrypted with the instance's encryption key, and pgharbor found none to check them with: {KEY_ENV} is not set and {} {}. Set {KEY_ENV} to the key this n8n instance runs with (its container's {KEY_ENV}, or the encryptionKey in its data directory's config file) and run again; nothing was written",
             config.display(),
@@ -291,8 +393,9 @@ fn refused_text(failed: &[Failed], count: u64, rows: u64, key: &InstanceKey) -> 
     };
     let other_key = match &key.other_key_in {
         Some(config) => format!(
-            " {} holds another encryptionKey: if n8n runs without {KEY_ENV}, that is its key (unset {KEY_ENV} for pgharbor).",
-            config.display()
+            " {} holds another encryptionKey: if n8n runs without {variable}, that is its key (unset {variable} for pgharbor).",
+            config.display(),
+            variable = key.origin.variable()
         ),
         None => String::new(),
     };
@@ -328,6 +431,29 @@ mod tests {
         path
     }
 
+    /// The key's places with `env` as `N8N_ENCRYPTION_KEY` and no key file.
+    fn sources(env: Option<&str>, config: &Path) -> KeySources {
+        KeySources {
+            env: env.map(OsString::from),
+            key_file: None,
+            config: config.to_path_buf(),
+        }
+    }
+
+    /// A 0600 key file holding `content` in `dir`.
+    fn key_file_with(dir: &Path, content: &str) -> PathBuf {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = dir.join("n8n-key");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut file, content.as_bytes()).unwrap();
+        path
+    }
+
     /// An in-memory `credentials_entity` with `rows` (id, name, data).
     fn credentials(rows: &[(&str, &str, &str)]) -> Connection {
         let db = Connection::open_in_memory().unwrap();
@@ -349,7 +475,7 @@ mod tests {
     fn the_environment_wins_over_the_config_file() {
         let dir = tempfile::tempdir().unwrap();
         let config = config_with(dir.path(), r#"{"encryptionKey": "from-the-file"}"#);
-        let key = find_key(Some("from-the-env".into()), &config)
+        let key = find_key(&sources(Some("from-the-env"), &config))
             .unwrap()
             .unwrap();
         assert_eq!(key.origin, KeyOrigin::Environment);
@@ -359,11 +485,11 @@ mod tests {
             Some(config.clone()),
             "n8n would refuse the two keys"
         );
-        let same = find_key(Some("from-the-file".into()), &config)
+        let same = find_key(&sources(Some("from-the-file"), &config))
             .unwrap()
             .unwrap();
         assert_eq!(same.other_key_in, None);
-        let key = find_key(Some("".into()), &config).unwrap().unwrap();
+        let key = find_key(&sources(Some(""), &config)).unwrap().unwrap();
         assert_eq!(key.origin, KeyOrigin::ConfigFile(config.clone()));
         assert_eq!(key.key.expose(), "from-the-file");
         assert!(
@@ -375,13 +501,13 @@ mod tests {
     #[test]
     fn a_config_without_a_key_is_no_key_and_a_broken_one_is_named_without_its_content() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(find_key(None, &dir.path().join("config"))
+        assert!(find_key(&sources(None, &dir.path().join("config")))
             .unwrap()
             .is_none());
         let config = config_with(dir.path(), r#"{"tunnelSubdomain": "x"}"#);
-        assert!(find_key(None, &config).unwrap().is_none());
+        assert!(find_key(&sources(None, &config)).unwrap().is_none());
         let config = config_with(dir.path(), "{\"encryptionKey\": \"half-a-secret");
-        let error = explain(&find_key(None, &config).unwrap_err());
+        let error = explain(&find_key(&sources(None, &config)).unwrap_err());
         assert!(
             error.contains(&config.display().to_string()) && error.contains("is not JSON"),
             "{error}"
@@ -397,7 +523,7 @@ mod tests {
             &format!(r#"{{"encryptionKey": "{FIXTURE_KEY}"}}"#),
         );
         let db = credentials(&[("a1", "Slack", FIXTURE_ROW), ("b2", "Mail", FIXTURE_ROW)]);
-        let checked = check(&db, None, &config).unwrap();
+        let checked = check(&db, &sources(None, &config)).unwrap();
         assert_eq!(checked.decrypted, 2);
         assert_eq!(
             checked.sentence(),
@@ -420,7 +546,11 @@ mod tests {
             ("b2", "Mail \"work\"", damaged.as_str()),
             ("c3", "Jira", FIXTURE_ROW),
         ]);
-        let error = check(&db, Some(FIXTURE_KEY.into()), Path::new("/nowhere/config")).unwrap_err();
+        let error = check(
+            &db,
+            &sources(Some(FIXTURE_KEY), Path::new("/nowhere/config")),
+        )
+        .unwrap_err();
         assert_eq!(error.kind(), MigrateErrorKind::Usage);
         let text = explain(&error);
         assert!(
@@ -446,8 +576,9 @@ mod tests {
                 .map(|(id, name)| (id.as_str(), name.as_str(), FIXTURE_ROW))
                 .collect::<Vec<_>>(),
         );
-        let text =
-            explain(&check(&db, Some("the-wrong-key".into()), Path::new("/x/config")).unwrap_err());
+        let text = explain(
+            &check(&db, &sources(Some("the-wrong-key"), Path::new("/x/config"))).unwrap_err(),
+        );
         assert!(text.starts_with("12 of n8n's 12 credentials do not decrypt with N8N_ENCRYPTION_KEY: id00 \"cred 0\", id01 \"cred 1\", "), "{text}");
         assert!(
             text.contains("id09 \"cred 9\"") && !text.contains("id10"),
@@ -468,10 +599,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config");
         let empty = credentials(&[]);
-        let checked = check(&empty, None, &config).unwrap();
+        let checked = check(&empty, &sources(None, &config)).unwrap();
         assert_eq!((checked.decrypted, checked.key_from), (0, None));
         let db = credentials(&[("a1", "Slack", FIXTURE_ROW)]);
-        let error = check(&db, None, &config).unwrap_err();
+        let error = check(&db, &sources(None, &config)).unwrap_err();
         assert_eq!(error.kind(), MigrateErrorKind::Usage);
         let text = explain(&error);
         assert!(
@@ -479,6 +610,143 @@ mod tests {
                 "N8N_ENCRYPTION_KEY is not set and {} does not exist",
                 config.display()
             )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_key_file_comes_after_the_environment_and_before_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_with(dir.path(), r#"{"encryptionKey": "from-the-config"}"#);
+        let file = key_file_with(dir.path(), "from-the-key-file\n");
+        let with_file = |env: Option<&str>| KeySources {
+            key_file: Some(file.clone().into()),
+            ..sources(env, &config)
+        };
+        let key = find_key(&with_file(Some("from-the-env"))).unwrap().unwrap();
+        assert_eq!(key.origin, KeyOrigin::Environment);
+        assert_eq!(key.key.expose(), "from-the-env");
+        let key = find_key(&with_file(None)).unwrap().unwrap();
+        assert_eq!(key.origin, KeyOrigin::KeyFile(file.clone()));
+        assert_eq!(
+            key.key.expose(),
+            "from-the-key-file",
+            "n8n trims the file's newline"
+        );
+        assert_eq!(
+            key.other_key_in,
+            Some(config.clone()),
+            "n8n would refuse the two keys"
+        );
+        let key = find_key(&with_file(Some(""))).unwrap().unwrap();
+        assert_eq!(
+            key.origin,
+            KeyOrigin::ConfigFile(config.clone()),
+            "an empty N8N_ENCRYPTION_KEY is in the environment: n8n does not read the file"
+        );
+        let unnamed = KeySources {
+            key_file: Some("".into()),
+            ..sources(None, &config)
+        };
+        assert_eq!(
+            find_key(&unnamed).unwrap().unwrap().origin,
+            KeyOrigin::ConfigFile(config.clone())
+        );
+        assert_eq!(
+            serde_json::to_value(KeyOrigin::KeyFile(file.clone())).unwrap(),
+            serde_json::json!(file.display().to_string())
+        );
+    }
+
+    #[test]
+    fn keys_are_taken_as_n8n_takes_them_trimmed_and_unquoted_and_empty_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_with(dir.path(), r#"{"encryptionKey": "from-the-config"}"#);
+        for (given, taken) in [
+            ("  spaced\t\n", "spaced"),
+            ("\"quoted\"\n", "quoted"),
+            ("'single'", "single"),
+            ("\"two\nlines\"", "\"two\nlines\""),
+            ("\"unmatched'", "\"unmatched'"),
+            ("\"", "\""),
+        ] {
+            assert_eq!(as_n8n_takes(given), taken, "{given:?}");
+            let key = find_key(&sources(Some(given), &config)).unwrap().unwrap();
+            assert_eq!(key.key.expose(), taken, "{given:?}");
+        }
+        let blank = KeySources {
+            key_file: Some(key_file_with(dir.path(), " \n").into()),
+            ..sources(None, &config)
+        };
+        let key = find_key(&blank).unwrap().unwrap();
+        assert_eq!(key.origin, KeyOrigin::ConfigFile(config));
+    }
+
+    #[test]
+    fn a_key_file_that_cannot_be_read_is_refused_naming_it_and_the_os_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such-secret");
+        let error = find_key(&KeySources {
+            key_file: Some(missing.clone().into()),
+            ..sources(None, &dir.path().join("config"))
+        })
+        .unwrap_err();
+        assert_eq!(error.kind(), MigrateErrorKind::Usage);
+        let text = explain(&error);
+        assert!(
+            text.starts_with(&format!(
+                "N8N_ENCRYPTION_KEY_FILE names {}, which cannot be read (No such file or directory (os error 2))",
+                missing.display()
+            )),
+            "{text}"
+        );
+        let error = find_key(&KeySources {
+            key_file: Some(dir.path().into()),
+            ..sources(None, &dir.path().join("config"))
+        })
+        .unwrap_err();
+        assert!(
+            explain(&error).contains("Is a directory (os error 21)"),
+            "{}",
+            explain(&error)
+        );
+    }
+
+    #[test]
+    fn a_wrong_key_file_is_named_in_the_refusal_without_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = key_file_with(dir.path(), "a-wrong-key-in-a-file\n");
+        let config = config_with(
+            dir.path(),
+            &format!(r#"{{"encryptionKey": "{FIXTURE_KEY}"}}"#),
+        );
+        let db = credentials(&[("a1", "Slack", FIXTURE_ROW)]);
+        let text = explain(
+            &check(
+                &db,
+                &KeySources {
+                    key_file: Some(file.clone().into()),
+                    ..sources(None, &config)
+                },
+            )
+            .unwrap_err(),
+        );
+        assert!(
+            text.starts_with(&format!(
+                "1 of n8n's 1 credentials does not decrypt with N8N_ENCRYPTION_KEY_FILE's {}: a1 \"Slack\"",
+                file.display()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(&format!(
+                "{} holds another encryptionKey: if n8n runs without N8N_ENCRYPTION_KEY_FILE, that is its key (unset N8N_ENCRYPTION_KEY_FILE for pgharbor).",
+                config.display()
+            )),
+            "{text}"
+        );
+        assert!(
+            !text.contains("a-wrong-key-in-a-file") && !text.contains(FIXTURE_KEY),
             "{text}"
         );
     }
