@@ -57,8 +57,14 @@ pub trait RowSource: Send {
     fn changed_since_taken(&self) -> Result<bool, MigrateError>;
 }
 
-/// What a run does to the target around the rows.
+/// What a run does to the target around the rows, and what it adds to the
+/// run: steps of its own in the one schedule (index builds, checks: see
+/// [`Landing::prepare`]) and a section of the report.
 pub trait Landing {
+    /// What a run through this landing returns: the run's
+    /// [`MigrationReport`], or a report with a section of the landing's own
+    /// around it.
+    type Report;
     /// The phase shown while loading.
     fn loading_phase(&self) -> &'static str;
     /// The phases shown once the loads, then the finishing steps, are done.
@@ -90,19 +96,22 @@ pub trait Landing {
     ) -> impl Future<Output = MigrateError> + Send;
     /// What a cancellation during `stage` says.
     fn interrupted(&self, stage: Stage) -> &'static str;
+    /// The report of a successful run: `migration`, with what the
+    /// landing's own steps found.
+    fn report(&mut self, migration: MigrationReport) -> Self::Report;
 }
 
 /// Load `source` through `landing` into `target`, verifying each table as
 /// it is loaded; stop when `cancel` is cancelled.
-pub async fn run(
+pub async fn run<L: Landing>(
     label: &str,
     source: &mut dyn RowSource,
-    landing: &mut impl Landing,
+    landing: &mut L,
     target: &ConnConfig,
     options: &RunOptions,
     progress: Arc<dyn Progress>,
     cancel: &CancellationToken,
-) -> Result<MigrationReport, MigrateError> {
+) -> Result<L::Report, MigrateError> {
     let started = Instant::now();
     let jobs = options.jobs.max(1);
     let plan = source.plan().clone();
@@ -184,7 +193,7 @@ pub async fn run(
         })
         .collect();
     report.source_changed_during_run = source.changed_since_taken()?;
-    Ok(report)
+    Ok(landing.report(report))
 }
 
 /// Run `work`, or stop with `message` when `cancel` is cancelled.
@@ -196,31 +205,6 @@ pub(crate) async fn interruptible<T>(
     tokio::select! {
         result = work => result,
         _ = cancel.cancelled() => Err(MigrateError::new(MigrateErrorKind::Interrupted, message)),
-    }
-}
-
-/// Wall-clock time of consecutive phases (of the runs not yet scheduled per table).
-pub(crate) struct Phases {
-    since: Instant,
-    pub(crate) done: Vec<PhaseTiming>,
-}
-
-impl Default for Phases {
-    fn default() -> Self {
-        Phases {
-            since: Instant::now(),
-            done: Vec::new(),
-        }
-    }
-}
-
-impl Phases {
-    pub(crate) fn lap(&mut self, phase: &str) {
-        self.done.push(PhaseTiming {
-            phase: phase.into(),
-            seconds: self.since.elapsed().as_secs_f64(),
-        });
-        self.since = Instant::now();
     }
 }
 
