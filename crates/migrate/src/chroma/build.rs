@@ -112,8 +112,9 @@ impl Build {
             let mut ready = schedule.loads_of(t);
             ready.extend(&rows_final);
             let settled = self.settle(schedule, t, ready);
+            // The vector index, the slowest build, first: a worker starts it
+            // as soon as the table is settled, the keys go beside it.
             let mut needs = settled.clone();
-            needs.extend(self.keys(schedule, t, &settled, &mut built.sql));
             needs.extend(self.vector_indexes(
                 schedule,
                 t,
@@ -121,6 +122,7 @@ impl Build {
                 parallel_workers,
                 &mut vector_sql,
             ));
+            needs.extend(self.keys(schedule, t, &settled, &mut built.sql));
             built
                 .indexed
                 .push(vec![self.attach_and_analyze(schedule, t, needs)]);
