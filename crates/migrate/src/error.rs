@@ -266,20 +266,6 @@ pub(crate) fn pg_error(
     move |e| pgharbor_pgwriter::WriteError::from_pg(e, doing).into()
 }
 
-/// Wait for every worker of `set`; the first error (or crash, reported as
-/// `kind` naming the `workers`) wins.
-pub(crate) async fn join_workers(
-    mut set: tokio::task::JoinSet<Result<(), MigrateError>>,
-    kind: MigrateErrorKind,
-    workers: &str,
-) -> Result<(), MigrateError> {
-    while let Some(joined) = set.join_next().await {
-        joined
-            .map_err(|e| MigrateError::new(kind, format!("a {workers} worker crashed: {e}")))??;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,14 +17,16 @@
 //!
 //! Sources plug into these steps through `pgharbor-source`'s contract
 //! ([`RowSource`], implemented by the source crates: the SQLite file is
-//! `pgharbor_sqlite::SqliteSource`): [`sqlite`] (a new schema planned from
-//! the values, landed by [`new_tables`]), [`existing`] (the application's
-//! own schema, `--into-existing`, with [`journal`]) run through [`run::run`];
-//! [`chroma`] (Chroma collections into pgvector tables or Open WebUI's
-//! `document_chunk`, proved by counts, checksums and exact neighbours, the
-//! vector index's recall reported) loads on the same workers with a sequence
-//! of its own, as does [`postgres`] (another PostgreSQL database: schema by
-//! the real `pg_dump`, rows by binary COPY from server to server);
+//! `pgharbor_sqlite::SqliteSource`), all through [`run::run`]: [`sqlite`] (a
+//! new schema planned from the values, landed by [`new_tables`]),
+//! [`existing`] (the application's own schema, `--into-existing`, with
+//! [`journal`]), [`chroma`] (Chroma collections into pgvector tables or Open
+//! WebUI's `document_chunk`; its landing adds the vector index builds and
+//! the per-collection proof — counts, checksums, exact neighbours, the
+//! vector index's recall — as steps of the same schedule, and a section of
+//! the report). [`postgres`] (another PostgreSQL database: schema by the
+//! real `pg_dump`, rows by binary COPY from server to server) keeps a
+//! sequence of its own;
 //! [`presets`] holds application knowledge as data (`presets/*.toml`, a
 //! hook for what a rule cannot say: Open WebUI's vectors); [`source_spec`]
 //! parses the SOURCE argument once and checks the options that go with its

@@ -20,6 +20,7 @@ use crate::schedule::{Schedule, Stage};
 use crate::target;
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::Plan;
+use pgharbor_core::report::MigrationReport;
 use pgharbor_core::schema::{QualifiedName, TableSpec};
 use pgharbor_pgwriter::{ddl, WriteError};
 use std::sync::Arc;
@@ -73,6 +74,8 @@ impl NewTables {
 }
 
 impl Landing for NewTables {
+    type Report = MigrationReport;
+
     fn loading_phase(&self) -> &'static str {
         "loading"
     }
@@ -141,6 +144,10 @@ impl Landing for NewTables {
             Stage::Finish => "interrupted while building keys and indexes",
             Stage::Verify => "interrupted during verification: the migration itself is complete; run `pgharbor verify` to check it",
         }
+    }
+
+    fn report(&mut self, migration: MigrationReport) -> MigrationReport {
+        migration
     }
 }
 

@@ -47,8 +47,14 @@ pub struct RunOptions {
     pub create_database: bool,
 }
 
-/// What a run does to the target around the rows.
+/// What a run does to the target around the rows, and what it adds to the
+/// run: steps of its own in the one schedule (index builds, checks: see
+/// [`Landing::prepare`]) and a section of the report.
 pub trait Landing {
+    /// What a run through this landing returns: the run's
+    /// [`MigrationReport`], or a report with a section of the landing's own
+    /// around it.
+    type Report;
     /// The phase shown while loading.
     fn loading_phase(&self) -> &'static str;
     /// The phases shown once the loads, then the finishing steps, are done.
@@ -80,19 +86,22 @@ pub trait Landing {
     ) -> impl Future<Output = MigrateError> + Send;
     /// What a cancellation during `stage` says.
     fn interrupted(&self, stage: Stage) -> &'static str;
+    /// The report of a successful run: `migration`, with what the
+    /// landing's own steps found.
+    fn report(&mut self, migration: MigrationReport) -> Self::Report;
 }
 
 /// Load `source` through `landing` into `target`, verifying each table as
 /// it is loaded; stop when `cancel` is cancelled.
-pub async fn run(
+pub async fn run<L: Landing>(
     label: &str,
     source: &mut dyn RowSource,
-    landing: &mut impl Landing,
+    landing: &mut L,
     target: &ConnConfig,
     options: &RunOptions,
     progress: Arc<dyn Progress>,
     cancel: &CancellationToken,
-) -> Result<MigrationReport, MigrateError> {
+) -> Result<L::Report, MigrateError> {
     let started = Instant::now();
     let jobs = options.jobs.max(1);
     let plan = source.plan().clone();
@@ -176,7 +185,7 @@ pub async fn run(
         })
         .collect();
     report.source_changed_during_run = source.changed_since_taken()?;
-    Ok(report)
+    Ok(landing.report(report))
 }
 
 /// What a cancelled step says: `message` for an interruption, any other
@@ -185,44 +194,6 @@ pub(crate) fn saying(message: &str) -> impl FnOnce(MigrateError) -> MigrateError
     move |err| match err.kind() {
         MigrateErrorKind::Interrupted => MigrateError::new(MigrateErrorKind::Interrupted, message),
         _ => err,
-    }
-}
-
-/// Run `work`, or stop with `message` when `cancel` is cancelled (work
-/// that is not on the schedule, whose statements run on to their end).
-pub(crate) async fn interruptible<T>(
-    work: impl Future<Output = Result<T, MigrateError>>,
-    cancel: &CancellationToken,
-    message: &str,
-) -> Result<T, MigrateError> {
-    tokio::select! {
-        result = work => result,
-        _ = cancel.cancelled() => Err(MigrateError::new(MigrateErrorKind::Interrupted, message)),
-    }
-}
-
-/// Wall-clock time of consecutive phases (of the runs not yet scheduled per table).
-pub(crate) struct Phases {
-    since: Instant,
-    pub(crate) done: Vec<PhaseTiming>,
-}
-
-impl Default for Phases {
-    fn default() -> Self {
-        Phases {
-            since: Instant::now(),
-            done: Vec::new(),
-        }
-    }
-}
-
-impl Phases {
-    pub(crate) fn lap(&mut self, phase: &str) {
-        self.done.push(PhaseTiming {
-            phase: phase.into(),
-            seconds: self.since.elapsed().as_secs_f64(),
-        });
-        self.since = Instant::now();
     }
 }
 

@@ -3,16 +3,19 @@
 //! into existing tables, the per-table schedule (seen through the events a
 //! recording [`Progress`] gets), cancellation, and a failure cleaned up —
 //! with the statements of a cancelled or failed run stopped on the server
-//! (an index build made slow on purpose is cancelled, not waited for).
+//! (an index build made slow on purpose is cancelled, not waited for); a
+//! Chroma move through the same schedule.
 
 use pgharbor_conn::ConnConfig;
+use pgharbor_migrate::chroma::layout::{self, Layout};
+use pgharbor_migrate::chroma::{self, ChromaOptions, IndexChoice, RecallOptions};
 use pgharbor_migrate::existing::{self, ExistingOptions};
 use pgharbor_migrate::postgres::{copy_database, CopyOptions};
 use pgharbor_migrate::sqlite::{self, MigrateOptions};
 use pgharbor_migrate::target;
 use pgharbor_migrate::{CancellationToken, MigrateError, MigrateErrorKind, Progress};
 use pgharbor_sqlite::planner::PlanOptions;
-use pgharbor_testkit::{Cluster, Flavor};
+use pgharbor_testkit::{copy_dir, Cluster, Flavor};
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -783,6 +786,68 @@ async fn loader_session_settings(cluster: &Cluster, dir: &Path) {
     );
 }
 
+/// A Chroma move runs on the same schedule: with one worker, the largest
+/// collection's table (loaded first) gets its vector index, and its checks
+/// and recall are done, before the other collections' tables load.
+async fn chroma_scheduled_per_collection(cluster: &Cluster, dir: &Path) {
+    cluster.create_database("chroma");
+    let store_dir = dir.join("store");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/chroma/1.5.9/store");
+    copy_dir(&fixture, &store_dir);
+    let store = chroma::open_store(&store_dir, 1).unwrap();
+    let options = ChromaOptions {
+        layout: Layout::Tables,
+        schema: "public".into(),
+        dimension: None,
+        index: IndexChoice::Auto,
+        jobs: 1,
+        verify: true,
+        recall: RecallOptions::default(),
+        replace: false,
+        create_database: false,
+        policy: layout::policy_for(Layout::Tables, Default::default(), false),
+        pgcrypto_key: None,
+    };
+    let recorder = Arc::new(Recorder::default());
+    let report = chroma::migrate(
+        "chroma:store",
+        store,
+        &config(cluster, "chroma"),
+        &options,
+        recorder.clone(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.migration.verified, Some(true), "{report:#?}");
+    assert_eq!(report.collections.len(), 7);
+    let largest = report.collections.iter().max_by_key(|c| c.items).unwrap();
+    assert_eq!(largest.items, 2647);
+    assert!(largest.recall.is_some(), "{largest:#?}");
+    let table = layout::display_name_parts(&largest.tenant, &largest.database, &largest.name);
+    let events = recorder.events();
+    let last_load = events.iter().rposition(|e| e.ends_with(" loaded")).unwrap();
+    assert!(
+        recorder.position(&format!("{table} loaded"))
+            < recorder.position(&format!("{table} vector index")),
+        "{events:#?}"
+    );
+    for step in ["verified", "recall"] {
+        assert!(
+            recorder.position(&format!("{table} {step}")) < last_load,
+            "the largest collection's {step} step ends before the last table's load: {events:#?}"
+        );
+    }
+    assert_eq!(
+        cluster.psql(
+            "chroma",
+            "SELECT to_regnamespace('pgharbor_journal') IS NULL"
+        ),
+        "t",
+        "the record of the created tables is closed"
+    );
+}
+
 /// Every case on one cluster of `flavor`, each in a database of its own.
 fn every_case(flavor: Flavor) {
     let cluster = Cluster::start(flavor);
@@ -805,6 +870,9 @@ fn every_case(flavor: Flavor) {
         }
         keyless_table_finished_after_its_load(&cluster, dir().path()).await;
         loader_session_settings(&cluster, dir().path()).await;
+        if flavor == Flavor::Pg16Vector {
+            chroma_scheduled_per_collection(&cluster, dir().path()).await;
+        }
     });
 }
 

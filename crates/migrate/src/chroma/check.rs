@@ -9,7 +9,7 @@
 
 use super::layout::{ChromaPlan, CollectionTarget};
 use super::neighbours::{self, dot, round_to_half, ExactCheck, Query, TopK, SAMPLE_LIMIT};
-use super::reader::ChromaUnitReader;
+use super::source::{ChromaReader, PartObserver, RecordObserver};
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::load::row_key;
 use pgharbor_chroma::Record;
@@ -65,7 +65,7 @@ impl SourceSide {
 }
 
 /// The source sides of every collection, filled in by the load's readers as
-/// they read each part of a collection (see [`ChromaUnitReader::tallying`]).
+/// they read each part of a collection (the run's [`RecordObserver`]).
 pub struct SourceTally {
     queries: Vec<Arc<Vec<Query>>>,
     distances: Vec<Distance>,
@@ -91,9 +91,16 @@ impl SourceTally {
         }
     }
 
-    /// A tally of one part of `collection`, read into `table`'s rows.
-    pub fn part(&self, table: &TablePlan, collection: usize) -> PartTally<'_> {
-        PartTally {
+    /// Collection `c`'s source side and its queries, once the load is done.
+    pub fn take(&self, c: usize) -> (SourceSide, Arc<Vec<Query>>) {
+        let side = std::mem::take(&mut *self.sides[c].lock().expect("tally lock"));
+        (side, self.queries[c].clone())
+    }
+}
+
+impl RecordObserver for SourceTally {
+    fn part<'a>(&'a self, table: &TablePlan, collection: usize) -> Box<dyn PartObserver + 'a> {
+        Box::new(PartTally {
             tally: self,
             collection,
             hasher: RowHasher::new(
@@ -102,19 +109,13 @@ impl SourceTally {
             ),
             side: SourceSide::new(self.queries[collection].len()),
             rounded: Vec::new(),
-        }
-    }
-
-    /// Collection `c`'s source side and its queries, once the load is done.
-    pub fn take(&self, c: usize) -> (SourceSide, Arc<Vec<Query>>) {
-        let side = std::mem::take(&mut *self.sides[c].lock().expect("tally lock"));
-        (side, self.queries[c].clone())
+        })
     }
 }
 
 /// One part of a collection being tallied on a reader thread; added to the
-/// collection's side by [`PartTally::finish`].
-pub struct PartTally<'a> {
+/// collection's side when it is read.
+struct PartTally<'a> {
     tally: &'a SourceTally,
     collection: usize,
     hasher: RowHasher,
@@ -122,9 +123,8 @@ pub struct PartTally<'a> {
     rounded: Vec<f32>,
 }
 
-impl PartTally<'_> {
-    /// Count one record and the cells its row received.
-    pub fn add(
+impl PartObserver for PartTally<'_> {
+    fn row(
         &mut self,
         table: &TablePlan,
         record: &Record<'_>,
@@ -150,8 +150,7 @@ impl PartTally<'_> {
         Ok(())
     }
 
-    /// Add this part to its collection's side.
-    pub fn finish(self) {
+    fn finish(self: Box<Self>) {
         self.tally.sides[self.collection]
             .lock()
             .expect("tally lock")
@@ -196,7 +195,7 @@ const PICK_WINDOW: i64 = 16;
 /// rowid range (interleaved with others) for a window to hold an item.
 /// `half`: the target holds the vectors as `halfvec`.
 pub fn pick_queries(
-    reader: &mut ChromaUnitReader,
+    reader: &mut ChromaReader,
     collection: usize,
     bounds: (i64, i64),
     items: u64,
@@ -229,7 +228,7 @@ pub fn pick_queries(
 
 /// The first item at or after each of `wanted` evenly spaced rowids.
 fn probe_queries(
-    reader: &mut ChromaUnitReader,
+    reader: &mut ChromaReader,
     collection: usize,
     (first, last): (i64, i64),
     wanted: usize,
@@ -257,7 +256,7 @@ fn probe_queries(
 /// Count one collection's source rows by hash, keyed for naming them: read
 /// again only when the collection's checksums differ.
 fn source_multiset(
-    reader: &mut ChromaUnitReader,
+    reader: &mut ChromaReader,
     plan: &ChromaPlan,
     collection: usize,
 ) -> Result<RowMultiset, MigrateError> {
@@ -296,31 +295,54 @@ impl CollectionCheck {
     }
 }
 
+/// The reader that reads a collection again when its checksums differ (to
+/// name the differing rows): one for the whole run, lent to one check at a
+/// time, so the run's other readers stay with its workers.
+pub struct SpareReader(tokio::sync::Mutex<Option<ChromaReader>>);
+
+impl SpareReader {
+    /// Lend `reader`.
+    pub fn new(reader: ChromaReader) -> Self {
+        SpareReader(tokio::sync::Mutex::new(Some(reader)))
+    }
+
+    /// Count `collection`'s source rows by hash on the spare reader's thread.
+    async fn multiset(
+        &self,
+        plan: Arc<ChromaPlan>,
+        collection: usize,
+    ) -> Result<RowMultiset, MigrateError> {
+        let mut lent = self.0.lock().await;
+        let mut reader = lent.take().expect("the spare reader is back");
+        let (back, outcome) = tokio::task::spawn_blocking(move || {
+            let outcome = source_multiset(&mut reader, &plan, collection);
+            (reader, outcome)
+        })
+        .await
+        .expect("verify reader thread");
+        *lent = Some(back);
+        outcome
+    }
+}
+
 /// Verify one collection: its source side (tallied during the load) against
 /// the target's digest through `client`, and the exact neighbours of its
-/// `queries`; when the digests differ, the source is read again on `reader`
+/// `queries`; when the digests differ, the source is read again on `spare`
 /// to name the differing rows.
 pub async fn verify_collection(
     client: &Client,
-    reader: ChromaUnitReader,
+    spare: &SpareReader,
     plan: Arc<ChromaPlan>,
     collection: usize,
     (source, queries): (SourceSide, &[Query]),
-) -> (ChromaUnitReader, Result<CollectionCheck, MigrateError>) {
+) -> Result<CollectionCheck, MigrateError> {
     let target = &plan.targets[collection];
     let (columns, hasher, filter_value) = target_view(&plan, target);
     let filter = filter_of(target, filter_value.as_deref());
     let table = &plan.rows_of(target.table);
-    let digest = match target_digest(client, table, &columns, &hasher, filter, None).await {
-        Ok(d) => d,
-        Err(e) => return (reader, Err(e.into())),
-    };
+    let digest = target_digest(client, table, &columns, &hasher, filter, None).await?;
     let exact_neighbours =
-        match neighbours::exact_neighbours(client, &plan, collection, queries, &source.exact).await
-        {
-            Ok(e) => e,
-            Err(e) => return (reader, Err(e)),
-        };
+        neighbours::exact_neighbours(client, &plan, collection, queries, &source.exact).await?;
     let mut verification = TableVerification {
         source_rows: source.digest.rows,
         target_rows: digest.rows,
@@ -329,34 +351,25 @@ pub async fn verify_collection(
         matches: source.digest == digest,
         sample_differences: Vec::new(),
     };
-    let check = |verification| CollectionCheck {
+    if !verification.matches {
+        let mut multiset = spare.multiset(plan.clone(), collection).await?;
+        let keys = key_columns(&plan, target);
+        target_digest(
+            client,
+            table,
+            &columns,
+            &hasher,
+            filter,
+            Some((&mut multiset, &keys)),
+        )
+        .await?;
+        verification.sample_differences = multiset.differences(SAMPLE_LIMIT);
+    }
+    Ok(CollectionCheck {
         verification,
         exact_neighbours,
         exact: source.exact,
-    };
-    if verification.matches {
-        return (reader, Ok(check(verification)));
-    }
-    let (reader, multiset) = run_source_multiset(reader, plan.clone(), collection).await;
-    let mut multiset = match multiset {
-        Ok(m) => m,
-        Err(e) => return (reader, Err(e)),
-    };
-    let keys = key_columns(&plan, target);
-    if let Err(e) = target_digest(
-        client,
-        table,
-        &columns,
-        &hasher,
-        filter,
-        Some((&mut multiset, &keys)),
-    )
-    .await
-    {
-        return (reader, Err(e.into()));
-    }
-    verification.sample_differences = multiset.differences(SAMPLE_LIMIT);
-    (reader, Ok(check(verification)))
+    })
 }
 
 fn key_columns(plan: &ChromaPlan, target: &CollectionTarget) -> Vec<usize> {
@@ -386,23 +399,6 @@ fn filter_of<'a>(target: &CollectionTarget, value: Option<&'a str>) -> RowFilter
             value,
         },
         _ => RowFilter::All,
-    }
-}
-
-async fn run_source_multiset(
-    reader: ChromaUnitReader,
-    plan: Arc<ChromaPlan>,
-    collection: usize,
-) -> (ChromaUnitReader, Result<RowMultiset, MigrateError>) {
-    let joined = tokio::task::spawn_blocking(move || {
-        let mut reader = reader;
-        let outcome = source_multiset(&mut reader, &plan, collection);
-        (reader, outcome)
-    })
-    .await;
-    match joined {
-        Ok(pair) => pair,
-        Err(e) => panic!("verify reader thread panicked: {e}"),
     }
 }
 

@@ -7,8 +7,9 @@
 //!   (`id`, `embedding`, `document`, `metadata`), plus the catalog table
 //!   `chroma_collections` describing every collection.
 
+use super::options::{ChromaOptions, IndexChoice};
 use super::pgcrypto::Encryption;
-use super::{ChromaOptions, IndexChoice};
+pub use super::source::{space_name, Layout, TableFeed};
 use crate::error::{MigrateError, MigrateErrorKind};
 use pgharbor_chroma::{Collection, Space};
 use pgharbor_core::plan::{ColumnDecision, Plan, RowKey, TablePlan, ValuePolicy};
@@ -27,24 +28,6 @@ const OPEN_WEBUI_IVFFLAT_MIN_ROWS_PER_LIST: u64 = 50;
 pub const CATALOG_TABLE: &str = "chroma_collections";
 /// PostgreSQL's identifier limit in bytes.
 const MAX_IDENTIFIER_BYTES: usize = 63;
-
-/// Where collections go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
-    /// Open WebUI's `document_chunk`.
-    OpenWebUi,
-    /// One table per collection plus a catalog.
-    Tables,
-}
-
-/// Which rows feed a target table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TableFeed {
-    /// Items of these collections (indexes into the store's collections).
-    Collections(Vec<usize>),
-    /// One row per collection: the catalog.
-    Catalog,
-}
 
 /// A vector index to build after the load.
 #[derive(Debug, Clone)]
@@ -164,15 +147,6 @@ fn distance_of(space: Space) -> Distance {
         Space::L2 => Distance::L2,
         Space::Cosine => Distance::Cosine,
         Space::Ip => Distance::InnerProduct,
-    }
-}
-
-/// The space's name as Chroma spells it.
-pub fn space_name(space: Space) -> &'static str {
-    match space {
-        Space::L2 => "l2",
-        Space::Cosine => "cosine",
-        Space::Ip => "ip",
     }
 }
 

@@ -19,9 +19,10 @@
 //!   dropped (by that record only); then it is indexed by collection and the
 //!   server encrypts the rows into `document_chunk` (`INSERT … SELECT
 //!   pgp_sym_encrypt(text, current_setting(…)), …`, one collection per
-//!   connection, each with `client_connection_check_interval`, so that a
-//!   killed or interrupted run's INSERTs stop on the server at once) and
-//!   the staging table is dropped.
+//!   step of the run's schedule, on the worker's connection, each with
+//!   `client_connection_check_interval`, so that a killed or interrupted
+//!   run's INSERTs stop on the server at once) and the staging table is
+//!   dropped.
 //! * Verification reads through a temporary view of each verifying session
 //!   that decrypts with the key (set with `set_config` from a bind
 //!   parameter): the checksums compare the decrypted text and metadata with
@@ -29,13 +30,10 @@
 //!   something else, fails the run.
 
 use crate::error::{pg_error, MigrateError, MigrateErrorKind};
-use pgharbor_conn::ConnConfig;
 use pgharbor_core::plan::Plan;
 use pgharbor_core::schema::QualifiedName;
 use pgharbor_pgwriter::ddl;
-use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex};
 use tokio_postgres::Client;
 
 /// The start of the name of an encrypted load's staging table (same
@@ -160,17 +158,9 @@ impl Encryption {
         Ok(())
     }
 
-    /// Encrypt the staged rows of `collections` into `document_chunk`, one
-    /// collection at a time on each of `jobs` connections (the staging table
-    /// indexed by collection first, so each reads only its rows); then drop
-    /// the staging table and its record. Returns the rows written.
-    pub async fn encrypt_into_table(
-        &self,
-        client: &Client,
-        target: &ConnConfig,
-        collections: Vec<String>,
-        jobs: usize,
-    ) -> Result<u64, MigrateError> {
+    /// Index the staging table by collection, so that each collection's
+    /// encryption ([`Encryption::encrypt_collection`]) reads only its rows.
+    pub async fn index_staging(&self, client: &Client) -> Result<(), MigrateError> {
         client
             .batch_execute(&format!(
                 "CREATE INDEX ON {} (collection_name)",
@@ -180,7 +170,27 @@ impl Encryption {
             .map_err(pg_error(format!(
                 "indexing the staging table {} by collection",
                 self.staging
-            )))?;
+            )))
+    }
+
+    /// Encrypt the staged rows of collection `name` into `document_chunk`
+    /// on `client`'s session (given the key for the statement only).
+    /// Returns the rows written.
+    pub async fn encrypt_collection(
+        &self,
+        client: &Client,
+        name: &str,
+    ) -> Result<u64, MigrateError> {
+        // A run killed or interrupted mid-INSERT closes this connection:
+        // the server then stops the INSERT within a second (instead of
+        // finishing it, holding the staging table the clean-up drops).
+        client
+            .batch_execute(&format!(
+                "SET client_connection_check_interval = '{CONNECTION_CHECK_INTERVAL}'"
+            ))
+            .await
+            .map_err(pg_error("setting client_connection_check_interval"))?;
+        give_key(client, &self.key, "encrypting").await?;
         let key = format!("current_setting('{KEY_SETTING}')");
         let sql = format!(
             "INSERT INTO {} (id, vector, collection_name, text, vmetadata) \
@@ -188,56 +198,26 @@ impl Encryption {
              FROM {} WHERE collection_name = $1",
             self.table, self.staging
         );
-        let queue = Arc::new(Mutex::new(VecDeque::from(collections)));
-        let mut set = tokio::task::JoinSet::new();
-        for _ in 0..jobs.max(1) {
-            let client = crate::target::connect(target).await?;
-            // A run killed or interrupted mid-INSERT closes this connection:
-            // the server then stops the INSERT within a second (instead of
-            // finishing it, holding the staging table the clean-up drops).
-            client
-                .batch_execute(&format!(
-                    "SET client_connection_check_interval = '{CONNECTION_CHECK_INTERVAL}'"
-                ))
-                .await
-                .map_err(pg_error("setting client_connection_check_interval"))?;
-            give_key(&client, &self.key, "encrypting").await?;
-            let (queue, sql) = (queue.clone(), sql.clone());
-            let table = self.table.clone();
-            set.spawn(async move {
-                let mut rows = 0;
-                loop {
-                    let Some(name) = queue.lock().expect("queue lock").pop_front() else {
-                        forget_key(&client).await?;
-                        return Ok::<u64, MigrateError>(rows);
-                    };
-                    rows += client
-                        .execute(&sql, &[&name])
-                        .await
-                        .map_err(pg_error(format!(
-                            "encrypting collection {name:?} into {table} (pgp_sym_encrypt)"
-                        )))?;
-                }
-            });
-        }
-        let mut rows = 0;
-        while let Some(joined) = set.join_next().await {
-            rows += joined.map_err(|e| {
-                MigrateError::new(
-                    MigrateErrorKind::Write,
-                    format!("an encrypting worker crashed: {e}"),
-                )
-            })??;
-        }
+        let rows = client
+            .execute(&sql, &[&name])
+            .await
+            .map_err(pg_error(format!(
+                "encrypting collection {name:?} into {} (pgp_sym_encrypt)",
+                self.table
+            )))?;
+        forget_key(client).await?;
+        Ok(rows)
+    }
+
+    /// Drop the staging table, once every collection is encrypted.
+    pub async fn drop_staging(&self, client: &Client) -> Result<(), MigrateError> {
         client
             .batch_execute(&ddl::drop_table(&self.staging))
             .await
             .map_err(pg_error(format!(
                 "dropping the staging table {}",
                 self.staging
-            )))?;
-        crate::created::close(client).await?;
-        Ok(rows)
+            )))
     }
 
     /// Make `client`'s session read `document_chunk` decrypted through

@@ -189,7 +189,7 @@ impl Searches<'_> {
 /// of the collection, see [`VectorIndex::search_cost`]); `database` names
 /// the database in the suggestion.
 pub async fn collection_recall(
-    client: &mut Client,
+    client: &Client,
     plan: &ChromaPlan,
     collection: usize,
     asked: &[(&Query, &TopK)],
@@ -361,40 +361,22 @@ impl<'a> Search<'a> {
     /// (`None`); returns the value searched with.
     async fn measure(
         &self,
-        client: &mut Client,
+        client: &Client,
         value: Option<u32>,
     ) -> Result<(u32, f64), MigrateError> {
-        let tx = client
-            .transaction()
+        client
+            .batch_execute("BEGIN")
             .await
             .map_err(pg_error("starting the recall check"))?;
-        // Plan each search for its own values, as the application's literal
-        // queries are: a generic plan would pick a plan for an average collection.
-        let mut settings = vec!["SET LOCAL plan_cache_mode = force_custom_plan".to_string()];
-        settings.extend(value.map(|v| format!("SET LOCAL {} = {v}", self.parameter)));
-        settings.extend(self.iterative_scan.clone());
-        tx.batch_execute(&settings.join("; "))
-            .await
-            .map_err(pg_error("setting up the recall check's searches"))?;
-        let statement = tx
-            .prepare(&self.sql)
-            .await
-            .map_err(pg_error("preparing the recall query"))?;
-        let searches = self.asked.iter().map(|(_, vector)| async {
-            match self.shared_name {
-                Some(name) => tx.query(&statement, &[vector, &name]).await,
-                None => tx.query(&statement, &[vector]).await,
-            }
-        });
-        let answers = futures_util::future::try_join_all(searches)
-            .await
-            .map_err(pg_error("searching through the vector index"))?;
-        let used: String = tx
-            .query_one("SELECT current_setting($1)", &[&self.parameter])
-            .await
-            .map_err(pg_error(format!("reading {}", self.parameter)))?
-            .get(0);
-        tx.commit()
+        let searched = self.search_all(client, value).await;
+        if searched.is_err() {
+            // The search's error is the one to report; the session must not
+            // stay inside the failed transaction.
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        let (used, answers) = searched?;
+        client
+            .batch_execute("COMMIT")
             .await
             .map_err(pg_error("ending the recall check"))?;
         let used = used.parse().map_err(|_| {
@@ -419,6 +401,43 @@ impl<'a> Search<'a> {
             total / self.asked.len() as f64
         };
         Ok((used, recall))
+    }
+
+    /// Search every query at `value` (or the session's own) inside the
+    /// caller's transaction; returns the parameter's value and the answers.
+    async fn search_all(
+        &self,
+        client: &Client,
+        value: Option<u32>,
+    ) -> Result<(String, Vec<Vec<tokio_postgres::Row>>), MigrateError> {
+        // Plan each search for its own values, as the application's literal
+        // queries are: a generic plan would pick a plan for an average collection.
+        let mut settings = vec!["SET LOCAL plan_cache_mode = force_custom_plan".to_string()];
+        settings.extend(value.map(|v| format!("SET LOCAL {} = {v}", self.parameter)));
+        settings.extend(self.iterative_scan.clone());
+        client
+            .batch_execute(&settings.join("; "))
+            .await
+            .map_err(pg_error("setting up the recall check's searches"))?;
+        let statement = client
+            .prepare(&self.sql)
+            .await
+            .map_err(pg_error("preparing the recall query"))?;
+        let searches = self.asked.iter().map(|(_, vector)| async {
+            match self.shared_name {
+                Some(name) => client.query(&statement, &[vector, &name]).await,
+                None => client.query(&statement, &[vector]).await,
+            }
+        });
+        let answers = futures_util::future::try_join_all(searches)
+            .await
+            .map_err(pg_error("searching through the vector index"))?;
+        let used: String = client
+            .query_one("SELECT current_setting($1)", &[&self.parameter])
+            .await
+            .map_err(pg_error(format!("reading {}", self.parameter)))?
+            .get(0);
+        Ok((used, answers))
     }
 }
 

@@ -1,25 +1,29 @@
 //! `pgharbor verify chroma:DIR TARGET`: prove a move made earlier (or
-//! check again after the target changed) without writing anything — the
-//! store is read once in parallel to tally the source side, then each
-//! collection's counts, checksums and exact neighbours are compared and its
-//! vector index's recall measured, exactly as after a migration.
+//! check again after the target changed) without writing anything — one
+//! schedule on the run's pool of workers ([`crate::schedule`]): the store
+//! read once, a step per work unit, to tally the source side; then each
+//! collection's counts, checksums and exact neighbours compared and its
+//! vector index's recall measured by the same steps as after a migration
+//! ([`super::proof`]).
 
-use super::check::SourceTally;
+use super::build::add_step;
+use super::check::SpareReader;
 use super::layout::ChromaPlan;
-use super::reader::{ChromaUnitReader, Feeds};
-use super::{
-    digest_all, prepare, recall_all, report, source_tally, work_units, ChromaOptions, ChromaReport,
-};
+use super::options::ChromaOptions;
+use super::preparation::prepare;
+use super::proof::{source_tally, Proof};
+use super::report::{report, ChromaReport};
+use super::source::{work_units, ChromaReader, Feeds, RecordObserver, SharedStore};
 use crate::error::{MigrateError, MigrateErrorKind};
-use crate::load::{self, UnitReader, WorkUnit};
+use crate::load::{self, SourceUnit, UnitReader};
 use crate::progress::Progress;
-use crate::run::{interruptible, CancellationToken, Phases};
+use crate::run::{saying, CancellationToken};
+use crate::schedule::{execute, Progressed, Schedule, Stage, StepId};
 use pgharbor_chroma::Store;
 use pgharbor_conn::ConnConfig;
-use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use tokio_postgres::Client;
 
 /// Verify the collections of `store` against what `target_config` holds,
 /// in the layout of `options` (the move's); changes nothing.
@@ -32,14 +36,107 @@ pub async fn verify_only(
     cancel: &CancellationToken,
 ) -> Result<ChromaReport, MigrateError> {
     let started = Instant::now();
-    let mut phases = Phases::default();
     let jobs = options.jobs.max(1);
     let (client, mut plan, facts) = prepare(&store, target_config, options, true).await?;
+    with_target_types(&client, &mut plan).await?;
+    let plan = Arc::new(plan);
+    let feeds = Arc::new(Feeds::new(
+        store.collections(),
+        &plan.plan,
+        &plan.feeds,
+        plan.layout,
+    ));
+    progress.phase("reading the Chroma store");
+    let tally = Arc::new(source_tally(&store, &feeds, &plan, options.recall.queries).await?);
+    let proof = Proof {
+        plan: plan.clone(),
+        tally: tally.clone(),
+        spare: Arc::new(SpareReader::new(ChromaReader::new(
+            store.reader()?,
+            feeds.clone(),
+        ))),
+        recall: options.recall.clone(),
+        pgvector: facts.pgvector,
+        database: target_config.dbname().to_string(),
+        found: Arc::default(),
+    };
+    let observer: Arc<dyn RecordObserver> = tally.clone();
+    let readers = (0..jobs)
+        .map(|_| {
+            Ok(ChromaReader::new(store.reader()?, feeds.clone()).loading(Some(observer.clone())))
+        })
+        .collect::<Result<Vec<_>, MigrateError>>()?;
+    let store = Arc::new(Mutex::new(store));
+    let mut schedule = Schedule::default();
+    let read = schedule_reads(&mut schedule, &plan, &feeds, &store, readers, jobs);
+    proof.schedule(&mut schedule, &read, &read);
+    let progressed = Progressed::new(schedule, &plan.plan).announcing(["verifying", "verifying"]);
+    let generic = Arc::new(plan.plan.clone());
+    let executed = execute(
+        progressed.clone(),
+        target_config,
+        &generic,
+        Vec::new(),
+        jobs,
+        progress,
+        false,
+        cancel,
+    )
+    .await;
+    let stage = progressed.unfinished_stage();
+    executed.map_err(|err| {
+        let message = match stage {
+            Some(Stage::Load) => "interrupted while reading the store",
+            _ => "interrupted during verification",
+        };
+        saying(message)(err)
+    })?;
+    let items: Vec<load::UnitResult> = plan
+        .plan
+        .tables
+        .iter()
+        .map(|t| load::UnitResult {
+            rows: t.source_rows,
+            ..load::UnitResult::default()
+        })
+        .collect();
+    let mut migration = crate::run::build_report(
+        source_label,
+        target_config,
+        &plan.plan,
+        &items,
+        None,
+        crate::finish::FinishOutcome::default(),
+        started,
+    );
+    migration.phases = progressed
+        .stage_laps(started)
+        .into_iter()
+        .map(|(stage, seconds)| pgharbor_core::report::PhaseTiming {
+            phase: match stage {
+                Stage::Load => "read".into(),
+                other => other.name().into(),
+            },
+            seconds: seconds.as_secs_f64(),
+        })
+        .collect();
+    Ok(report(
+        migration,
+        &plan,
+        &feeds,
+        Vec::new(),
+        proof.findings(),
+        true,
+    ))
+}
+
+/// Give `plan`'s columns the types the target has (an encrypted
+/// `document_chunk`'s bytea text and vmetadata are read decrypted, as the
+/// text and jsonb the layout plans).
+async fn with_target_types(client: &Client, plan: &mut ChromaPlan) -> Result<(), MigrateError> {
     let encrypted = plan.encryption.is_some();
     for table in &mut plan.plan.tables {
-        let types = crate::verify::target_column_types(&client, &table.spec.name).await?;
-        // An encrypted document_chunk's bytea text and vmetadata are read
-        // decrypted, as the text and jsonb the layout plans.
+        let types = crate::verify::target_column_types(client, &table.spec.name).await?;
         let decrypted = |name: &str| encrypted && ["text", "vmetadata"].contains(&name);
         for column in table
             .spec
@@ -62,80 +159,61 @@ pub async fn verify_only(
                 })?;
         }
     }
-    let plan = Arc::new(plan);
-    let feeds = Arc::new(Feeds::new(store.collections(), &plan));
-    feeds.counting.store(true, Ordering::Relaxed);
-    progress.phase("reading the Chroma store");
-    let tally = Arc::new(source_tally(&store, &feeds, &plan, options.recall.queries).await?);
-    let reading = tally_store(&store, &feeds, &plan, &tally, jobs);
-    interruptible(reading, cancel, "interrupted while reading the store").await?;
-    feeds.counting.store(false, Ordering::Relaxed);
-    store.check_unchanged()?;
-    phases.lap("read");
-    progress.phase("verifying");
-    let readers = (0..jobs)
-        .map(|_| Ok(ChromaUnitReader::new(store.reader()?, feeds.clone())))
-        .collect::<Result<Vec<_>, MigrateError>>()?;
-    let verifying = digest_all(target_config, &plan, &feeds, readers, tally);
-    let checked = interruptible(verifying, cancel, "interrupted during verification").await?;
-    phases.lap("verify");
-    progress.phase("measuring the vector index's recall");
-    let (checks, recalls) =
-        recall_all(target_config, &plan, checked, options, facts.pgvector).await?;
-    phases.lap("recall check");
-    let items: Vec<load::UnitResult> = plan
-        .plan
-        .tables
-        .iter()
-        .map(|t| load::UnitResult {
-            rows: t.source_rows,
-            ..load::UnitResult::default()
-        })
-        .collect();
-    let mut migration = crate::run::build_report(
-        source_label,
-        target_config,
-        &plan.plan,
-        &items,
-        None,
-        crate::finish::FinishOutcome::default(),
-        started,
-    );
-    migration.phases = phases.done;
-    Ok(report(
-        migration,
-        &plan,
-        &feeds,
-        Vec::new(),
-        checks,
-        recalls,
-        true,
-    ))
+    Ok(())
 }
 
-/// Read every collection once, on `jobs` threads, into `tally` (the rows go
-/// nowhere else).
-async fn tally_store(
-    store: &Store,
-    feeds: &Arc<Feeds>,
+/// Add a step reading each work unit of the store into the tally (the rows
+/// go nowhere else) on one of `readers`, and one checking, once all are
+/// read, that the store did not change; returns, per plan table, the steps
+/// after which it is read.
+fn schedule_reads(
+    schedule: &mut Schedule,
     plan: &Arc<ChromaPlan>,
-    tally: &Arc<SourceTally>,
+    feeds: &Feeds,
+    store: &SharedStore,
+    readers: Vec<ChromaReader>,
     jobs: usize,
-) -> Result<(), MigrateError> {
-    let units: VecDeque<WorkUnit> = work_units(plan, &feeds.collections, jobs).into();
-    let queue = Arc::new(Mutex::new(units));
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..jobs {
-        let mut reader =
-            ChromaUnitReader::new(store.reader()?, feeds.clone()).tallying(tally.clone());
-        let (queue, plan) = (queue.clone(), plan.clone());
-        set.spawn_blocking(move || loop {
-            let Some(unit) = queue.lock().expect("queue lock").pop_front() else {
-                return Ok::<(), MigrateError>(());
-            };
-            let table = &plan.plan.tables[unit.table];
-            reader.read(table, unit.source_unit(), &mut |_, _| Ok(()))?;
-        });
+) -> Vec<Vec<StepId>> {
+    let readers = Arc::new(Mutex::new(readers));
+    let mut read = vec![Vec::new(); plan.plan.tables.len()];
+    for unit in work_units(&plan.plan, feeds, jobs) {
+        let (readers, plan) = (readers.clone(), plan.clone());
+        read[unit.table].push(add_step(
+            schedule,
+            Stage::Load,
+            Vec::new(),
+            None,
+            move |_| async move { read_unit(&readers, plan, unit).await },
+        ));
     }
-    crate::error::join_workers(set, MigrateErrorKind::Verify, "store reader").await
+    let store = store.clone();
+    add_step(schedule, Stage::Load, read.concat(), None, |_| async move {
+        tokio::task::spawn_blocking(move || store.lock().expect("store lock").check_unchanged())
+            .await
+            .expect("store check thread")?;
+        Ok(())
+    });
+    read
+}
+
+/// Read `unit` on a reader of `readers` (there is one for each worker).
+async fn read_unit(
+    readers: &Mutex<Vec<ChromaReader>>,
+    plan: Arc<ChromaPlan>,
+    unit: SourceUnit,
+) -> Result<(), MigrateError> {
+    let mut reader = readers
+        .lock()
+        .expect("readers lock")
+        .pop()
+        .expect("a reader per worker");
+    let (reader, outcome) = tokio::task::spawn_blocking(move || {
+        let table = &plan.plan.tables[unit.table];
+        let outcome = reader.read(table, unit, &mut |_, _| Ok(()));
+        (reader, outcome)
+    })
+    .await
+    .expect("store reader thread");
+    readers.lock().expect("readers lock").push(reader);
+    Ok(outcome?)
 }

@@ -12,7 +12,7 @@ use crate::progress::Progress;
 use crate::run::Landing;
 use crate::schedule::{Schedule, Stage, StepId};
 use pgharbor_core::plan::{Plan, TablePlan};
-use pgharbor_core::report::FinishIssue;
+use pgharbor_core::report::{FinishIssue, MigrationReport};
 use pgharbor_core::schema::{quote_ident, QualifiedName};
 use pgharbor_pgwriter::ddl;
 use std::collections::BTreeSet;
@@ -245,6 +245,8 @@ impl ExistingTables {
 }
 
 impl Landing for ExistingTables {
+    type Report = MigrationReport;
+
     fn loading_phase(&self) -> &'static str {
         "loading into the existing tables"
     }
@@ -336,6 +338,10 @@ impl Landing for ExistingTables {
             Stage::Finish => "interrupted while restoring foreign keys and sequences: every row is in; run the same command with --resume to finish",
             Stage::Verify => "interrupted during verification: the load is complete; run `pgharbor verify SOURCE TARGET --into-existing` to check it",
         }
+    }
+
+    fn report(&mut self, migration: MigrationReport) -> MigrationReport {
+        migration
     }
 }
 
