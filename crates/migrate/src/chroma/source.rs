@@ -11,10 +11,10 @@
 
 use super::openwebui::{self, MetadataChanges};
 use crate::error::MigrateError;
-use pgharbor_source::{RowSink, RowSource, SourceError, SourceUnit, UnitRange, UnitReader};
 use pgharbor_chroma::{Collection, Record, Store, StoreReader};
 use pgharbor_core::cell::Cell;
 use pgharbor_core::plan::{Plan, TablePlan};
+use pgharbor_source::{RowSink, RowSource, SourceError, SourceUnit, UnitRange, UnitReader};
 use std::sync::{Arc, Mutex};
 
 /// Collections with at least this many items are split over several workers.
