@@ -233,6 +233,7 @@ pub(crate) fn build_report(
         total_bytes: tables.iter().map(|t| t.bytes).sum(),
         verified: verifications.map(|v| v.iter().all(|t| t.matches)),
         source_changed_during_run: false,
+        earlier_run_restored: None,
         tables,
         widened_columns: plan.widened_columns(),
         reported: plan.reported.clone(),
