@@ -137,4 +137,8 @@ pub struct MigrationReport {
     /// snapshot: the target (and the verification) is the source as it was
     /// when the run started, without those later writes.
     pub source_changed_during_run: bool,
+    /// What the run found and finished before it began (`--into-existing`):
+    /// an earlier run into the same tables that failed on a value and was
+    /// stopped while it undid its load, whose restore this run completed.
+    pub earlier_run_restored: Option<String>,
 }

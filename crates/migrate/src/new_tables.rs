@@ -76,14 +76,6 @@ impl NewTables {
 impl Landing for NewTables {
     type Report = MigrationReport;
 
-    fn loading_phase(&self) -> &'static str {
-        "loading"
-    }
-
-    fn later_phases(&self) -> [&'static str; 2] {
-        ["building keys and indexes", "verifying"]
-    }
-
     async fn prepare(
         &mut self,
         client: &Client,

@@ -56,9 +56,13 @@ pub trait Landing {
     /// around it.
     type Report;
     /// The phase shown while loading.
-    fn loading_phase(&self) -> &'static str;
+    fn loading_phase(&self) -> &'static str {
+        "loading"
+    }
     /// The phases shown once the loads, then the finishing steps, are done.
-    fn later_phases(&self) -> [&'static str; 2];
+    fn later_phases(&self) -> [&'static str; 2] {
+        ["building keys and indexes", "verifying"]
+    }
     /// Check and prepare the target, then add a load step for each of
     /// `units` and the target's own steps to `schedule`. Returns the
     /// progress to report through (the landing may watch it).
@@ -233,6 +237,7 @@ pub(crate) fn build_report(
         total_bytes: tables.iter().map(|t| t.bytes).sum(),
         verified: verifications.map(|v| v.iter().all(|t| t.matches)),
         source_changed_during_run: false,
+        earlier_run_restored: None,
         tables,
         widened_columns: plan.widened_columns(),
         reported: plan.reported.clone(),

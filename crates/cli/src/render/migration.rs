@@ -29,6 +29,9 @@ pub fn print_report(report: &MigrationReport, json: bool) -> anyhow::Result<()> 
             verified,
         ]);
     }
+    if let Some(statement) = &report.earlier_run_restored {
+        println!("{statement}");
+    }
     println!("{table}");
     println!(
         "{} rows, {:.1} MB in {:.2} s from {} to {}",

@@ -34,12 +34,12 @@ impl Run {
         }
     }
 
-    /// Everything the run printed.
     /// Wait for a run started with [`pgharbor_started`].
     pub fn finished(child: std::process::Child) -> Run {
         Run::from(child.wait_with_output().expect("wait for pgharbor"))
     }
 
+    /// Everything the run printed.
     pub fn all(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
@@ -65,31 +65,47 @@ impl Run {
     }
 }
 
-/// Run `pgharbor` with `args` and no DATABASE_URL.
-pub fn pgharbor(args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_pgharbor"))
+/// The `pgharbor` binary with `args`, and no DATABASE_URL or PGPASSWORD
+/// from the test's environment.
+pub fn pgharbor_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pgharbor"));
+    command
         .args(args)
         .env_remove("DATABASE_URL")
-        .env_remove("PGPASSWORD")
-        .output()
-        .expect("run pgharbor");
-    Run::from(output)
+        .env_remove("PGPASSWORD");
+    command
 }
 
-/// A throwaway directory that lives as long as the value.
+/// Run `pgharbor` with `args` and no DATABASE_URL.
+pub fn pgharbor(args: &[&str]) -> Run {
+    Run::from(pgharbor_command(args).output().expect("run pgharbor"))
+}
+
+/// A target URL nothing listens on, for runs refused before they connect.
+pub const UNREACHABLE: &str = "postgresql://nobody@127.0.0.1:1/x";
+
+/// `pgharbor migrate SOURCE TARGET EXTRA…`.
+pub fn migrate(source: &Path, target: &str, extra: &[&str]) -> Run {
+    let args = [&["migrate", source.to_str().unwrap(), target][..], extra].concat();
+    pgharbor(&args)
+}
+
+/// `pgharbor migrate SOURCE TARGET --preset PRESET EXTRA…`.
+pub fn migrate_with_preset(source: &Path, target: &str, preset: &str, extra: &[&str]) -> Run {
+    migrate(source, target, &[&["--preset", preset][..], extra].concat())
+}
+
 /// Start pgharbor in the background (stdout and stderr captured), for tests
 /// that watch the target while it runs; [`Run::finished`] collects it.
 pub fn pgharbor_started(args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_pgharbor"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("PGPASSWORD")
+    pgharbor_command(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start pgharbor")
 }
 
+/// A throwaway directory that lives as long as the value.
 pub struct Scratch {
     dir: tempfile::TempDir,
 }
@@ -183,6 +199,70 @@ pub fn query(target: &impl Target, db: &str, sql: &str) -> Vec<String> {
     })
 }
 
+/// A session of the test's own, open (with its transaction and locks)
+/// until dropped: to make a run wait at a lock for as long as the test says.
+pub struct Session {
+    client: tokio_postgres::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Session {
+    /// Connect to database `db` of `target`.
+    pub fn open(target: &impl Target, db: &str) -> Session {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let config = target.config_of(db);
+        let client = runtime.block_on(async {
+            let (client, connection) = config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("connect to database {db}: {e}"));
+            tokio::spawn(connection);
+            client
+        });
+        Session { client, runtime }
+    }
+
+    /// Run `sql` (one or more statements).
+    pub fn run(&self, sql: &str) {
+        self.runtime
+            .block_on(self.client.batch_execute(sql))
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    }
+}
+
+/// Wait until `query` (one row, one column) returns something other than
+/// `nothing`, and return it; panics when `child` (the run the test waits
+/// for, if any) ends first, or after a minute.
+pub fn wait_for_value(
+    target: &impl Target,
+    db: &str,
+    query: &str,
+    nothing: &str,
+    mut child: Option<&mut std::process::Child>,
+) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let value = scalar(target, db, query);
+        if value != nothing {
+            return value;
+        }
+        if let Some(status) = child
+            .as_mut()
+            .and_then(|c| c.try_wait().expect("poll pgharbor"))
+        {
+            panic!("pgharbor ended ({status}) before {query} returned anything but {nothing}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{query} still returns {nothing}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// The single value of a one-row, one-column query.
 pub fn scalar(target: &impl Target, db: &str, sql: &str) -> String {
     let rows = query(target, db, sql);
@@ -226,11 +306,8 @@ pub fn fingerprint(path: &Path) -> Vec<(String, usize, Vec<usize>)> {
 /// sets them, the variables in `env`, and `stdin` as standard input.
 pub fn pgharbor_with(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
     use std::io::Write as _;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgharbor"));
-    cmd.args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("PGPASSWORD")
-        .envs(env.iter().copied())
+    let mut cmd = pgharbor_command(args);
+    cmd.envs(env.iter().copied())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());

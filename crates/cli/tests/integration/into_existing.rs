@@ -1,6 +1,9 @@
 //! `--into-existing`: loading into the schema an application created itself.
 
-use crate::harness::{databases, index_definitions, pgharbor, query, scalar, Scratch};
+use crate::harness::{
+    databases, index_definitions, migrate, pgharbor, pgharbor_command, pgharbor_started, query,
+    scalar, wait_for_value, Run, Scratch, Session,
+};
 use pgharbor_testkit::{Flavor, TestDatabases};
 
 /// The schema "the application" creates in PostgreSQL on its first start.
@@ -35,11 +38,13 @@ CREATE TABLE config (id INTEGER PRIMARY KEY, data JSON NOT NULL, version INTEGER
 INSERT INTO config VALUES (1, '{"ui": {"default_locale": "en"}}', 3);
 "#;
 
+/// Makes [`APP_SQLITE`]'s message 20 a value its target column
+/// (`varchar(10)`) cannot hold.
+const TITLE_TOO_LONG: &str = "UPDATE message SET title = 'far too long a title' WHERE id = 20;";
+
 /// `pgharbor migrate DB URL --into-existing EXTRA…`.
 fn into_existing(db: &std::path::Path, url: &str, extra: &[&str]) -> crate::harness::Run {
-    let mut args = vec!["migrate", db.to_str().unwrap(), url, "--into-existing"];
-    args.extend_from_slice(extra);
-    pgharbor(&args)
+    migrate(db, url, &[&["--into-existing"][..], extra].concat())
 }
 
 /// This test's fresh database `db` on a PostgreSQL 15 server, holding
@@ -258,10 +263,7 @@ fn a_required_target_column_missing_in_the_source_is_named() {
 #[test]
 fn a_value_that_does_not_fit_names_table_key_and_column_and_leaves_tables_empty() {
     let scratch = Scratch::new();
-    let db = scratch.sqlite(
-        "app.db",
-        &format!("{APP_SQLITE}\nUPDATE message SET title = 'far too long a title' WHERE id = 20;"),
-    );
+    let db = scratch.sqlite("app.db", &format!("{APP_SQLITE}\n{TITLE_TOO_LONG}"));
     let (pg, url) = app_target("toolong");
     let indexes = index_definitions(&pg, "toolong");
     let run = into_existing(&db, &url, &["--truncate"]);
@@ -290,6 +292,152 @@ fn a_value_that_does_not_fit_names_table_key_and_column_and_leaves_tables_empty(
         indexes,
         "indexes dropped for the load are restored"
     );
+}
+
+/// A run into database `name` (holding [`APP_SCHEMA`] without its seeded
+/// row) that fails on [`TITLE_TOO_LONG`], killed (SIGKILL, and its server
+/// session ended, as when the machine goes down) while it undoes its load:
+/// after the transaction emptying the tables it loaded, before its journal
+/// is removed — where sessions of the test hold it. Returns the source
+/// with the value, the target and its URL, and the target's indexes before.
+fn killed_while_restoring(
+    scratch: &Scratch,
+    name: &str,
+) -> (std::path::PathBuf, TestDatabases, String, Vec<String>) {
+    let db = scratch.sqlite("app.db", &format!("{APP_SQLITE}\n{TITLE_TOO_LONG}"));
+    let (pg, url) = app_target(name);
+    let indexes = index_definitions(&pg, name);
+    pg.psql(name, "DELETE FROM config");
+    // The run journals its units, then waits here to drop message's self-reference.
+    let message = Session::open(&pg, name);
+    message.run("BEGIN; LOCK TABLE message IN ACCESS SHARE MODE");
+    let mut child = pgharbor_started(&["migrate", db.to_str().unwrap(), &url, "--into-existing"]);
+    let waiting_on = |relation: &str| {
+        format!("SELECT coalesce(min(pid), 0) FROM pg_locks WHERE NOT granted AND relation = '{relation}'::regclass")
+    };
+    wait_for_value(&pg, name, &waiting_on("message"), "0", Some(&mut child));
+    // Marking units done and emptying the tables go by; dropping the journal waits.
+    let journal = Session::open(&pg, name);
+    journal.run("BEGIN; LOCK TABLE pgharbor_journal.existing_unit IN ACCESS SHARE MODE");
+    message.run("COMMIT");
+    let removing = wait_for_value(
+        &pg,
+        name,
+        &waiting_on("pgharbor_journal.existing_unit"),
+        "0",
+        Some(&mut child),
+    );
+    child.kill().expect("kill -9");
+    let killed = Run::finished(child);
+    assert!(
+        !killed.all().contains("emptied again"),
+        "the kill lands before the run ends: {}",
+        killed.all()
+    );
+    pg.psql(name, &format!("SELECT pg_terminate_backend({removing})"));
+    wait_for_value(
+        &pg,
+        name,
+        &format!("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = {removing}"),
+        "f",
+        None,
+    );
+    drop(journal);
+    assert_eq!(
+        scalar(
+            &pg,
+            name,
+            r#"SELECT (SELECT count(*) FROM "user") || ' ' || (SELECT count(*) FROM chat)"#
+        ),
+        "0 0",
+        "the kill lands after the tables were emptied again"
+    );
+    assert_eq!(
+        scalar(
+            &pg,
+            name,
+            "SELECT stage || ' ' || (SELECT count(*) FROM pgharbor_journal.existing_unit WHERE done) \
+             FROM pgharbor_journal.run"
+        ),
+        "restoring 0",
+        "the journal left behind promises no rows"
+    );
+    (db, pg, url, indexes)
+}
+
+/// The target of [`killed_while_restoring`] once the next run is over:
+/// `rows` in `user` and `message`, its foreign keys and `indexes` back,
+/// no journal.
+fn assert_restored(pg: &TestDatabases, name: &str, rows: &str, indexes: &[String]) {
+    assert_eq!(
+        scalar(
+            pg,
+            name,
+            r#"SELECT (SELECT count(*) FROM "user") || ' ' || (SELECT count(*) FROM message)"#
+        ),
+        rows
+    );
+    assert_eq!(
+        query(
+            pg,
+            name,
+            "SELECT conname || ' ' || convalidated FROM pg_constraint WHERE contype = 'f' ORDER BY 1"
+        ),
+        [
+            "chat_user_id_fkey true",
+            "message_chat_id_fkey true",
+            "message_parent_id_fkey true"
+        ]
+    );
+    assert_eq!(index_definitions(pg, name), indexes);
+    assert_eq!(
+        scalar(
+            pg,
+            name,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgharbor_journal'"
+        ),
+        "0"
+    );
+}
+
+/// The statement of a run that found and finished a restore.
+const FOUND_RESTORE: &str = "Found an earlier run that failed and was stopped while undoing its load: it had emptied the 4 table(s) it loaded (chat, config, message, user) again; this run put back the 4 index(es) and 1 foreign key(s) it had dropped, removed its journal (schema pgharbor_journal) and started over";
+
+#[test]
+fn resume_after_a_run_killed_while_emptying_its_tables_again_loads_everything() {
+    let scratch = Scratch::new();
+    let (_, pg, url, indexes) = killed_while_restoring(&scratch, "restoring");
+    let fixed = scratch.sqlite("fixed.db", APP_SQLITE);
+    let run = into_existing(&fixed, &url, &["--resume"]).success();
+    assert!(
+        run.stdout.contains(&format!(
+            "{FOUND_RESTORE} (--resume: nothing of that run was kept to finish)"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("verified: every table matches (row counts and content checksums)"),
+        "{}",
+        run.stdout
+    );
+    assert_restored(&pg, "restoring", "2 2", &indexes);
+}
+
+#[test]
+fn the_next_run_after_a_run_killed_while_emptying_its_tables_again_finishes_that_first() {
+    let scratch = Scratch::new();
+    let (db, pg, url, indexes) = killed_while_restoring(&scratch, "restoring_again");
+    into_existing(&db, &url, &[]).fails_with(
+        1,
+        &[
+            "varying(10)",
+            FOUND_RESTORE,
+            "The 4 table(s) being loaded were emptied again, as they were before the run",
+        ],
+    );
+    assert_restored(&pg, "restoring_again", "0 0", &indexes);
 }
 
 #[test]
@@ -343,20 +491,19 @@ fn big_app_db(scratch: &Scratch) -> std::path::PathBuf {
 
 /// Start `migrate DB URL --into-existing --truncate --jobs 2` and return once it is loading.
 fn spawn_and_wait_for_loading(db: &std::path::Path, url: &str) -> std::process::Child {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgharbor"))
-        .args([
-            "migrate",
-            db.to_str().unwrap(),
-            url,
-            "--into-existing",
-            "--truncate",
-            "--jobs",
-            "2",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = pgharbor_command(&[
+        "migrate",
+        db.to_str().unwrap(),
+        url,
+        "--into-existing",
+        "--truncate",
+        "--jobs",
+        "2",
+    ])
+    .stderr(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
     for line in lines.by_ref() {

@@ -14,7 +14,7 @@
 //! key only in the file `N8N_ENCRYPTION_KEY_FILE` names, a wrong key, one damaged row and no key at all — refusals leave the target
 //! as it was, and no run prints the key.
 
-use crate::harness::{databases, pgharbor, query, scalar, Run};
+use crate::harness::{databases, pgharbor, pgharbor_command, query, scalar, Run};
 use pgharbor_testkit::{Flavor, TestDatabases};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -114,12 +114,9 @@ fn migrate_n8n(dir: &Path, url: &str, key: Option<&str>, extra: &[&str]) -> Run 
 /// The command of [`migrate_n8n`], with neither `N8N_ENCRYPTION_KEY` nor
 /// `N8N_ENCRYPTION_KEY_FILE` in its environment.
 fn migrate_n8n_command(dir: &Path, url: &str, extra: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pgharbor"));
+    let mut command = pgharbor_command(&["migrate", dir.to_str().unwrap(), url, "--preset", "n8n"]);
     command
-        .args(["migrate", dir.to_str().unwrap(), url, "--preset", "n8n"])
         .args(extra)
-        .env_remove("DATABASE_URL")
-        .env_remove("PGPASSWORD")
         .env_remove("N8N_ENCRYPTION_KEY")
         .env_remove("N8N_ENCRYPTION_KEY_FILE");
     command
@@ -131,6 +128,17 @@ fn assert_key_never_printed(run: &Run, key: &str) {
         "the run printed the encryption key:\n{}",
         run.all()
     );
+}
+
+/// The 50 credentials are in the target, and the run printed neither the
+/// right key nor the stale one of `config`.
+fn assert_credentials_moved_with_neither_key_printed(pg: &TestDatabases, run: &Run) {
+    assert_eq!(
+        scalar(pg, "n8n", "SELECT count(*) FROM credentials_entity"),
+        "50"
+    );
+    assert_key_never_printed(run, TEST_KEY);
+    assert_key_never_printed(run, "a-stale-WRONG-key");
 }
 
 /// A copy of the fixture's data directory: `database.sqlite` (changed by
@@ -177,6 +185,15 @@ fn target_state(pg: &TestDatabases) -> Vec<String> {
     state
 }
 
+/// A refused run left the target as [`target_state`] saw it `before`.
+fn assert_target_as_it_was(pg: &TestDatabases, before: &[String]) {
+    assert_eq!(
+        target_state(pg),
+        before,
+        "the refused run changed the target"
+    );
+}
+
 /// The fixture's credential ids, in the order pgharbor names them.
 fn credential_ids() -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
@@ -208,12 +225,7 @@ fn n8n_encryption_key_in_the_environment_wins_over_a_wrong_config() {
         "the end of the run warns of n8n's own refusal of two keys: {}",
         run.stdout
     );
-    assert_eq!(
-        scalar(&pg, "n8n", "SELECT count(*) FROM credentials_entity"),
-        "50"
-    );
-    assert_key_never_printed(&run, TEST_KEY);
-    assert_key_never_printed(&run, "a-stale-WRONG-key");
+    assert_credentials_moved_with_neither_key_printed(&pg, &run);
 }
 
 #[test]
@@ -245,12 +257,7 @@ fn n8n_encryption_key_file_alone_gives_the_key_like_a_kubernetes_secret() {
         "{}",
         run.all()
     );
-    assert_eq!(
-        scalar(&pg, "n8n", "SELECT count(*) FROM credentials_entity"),
-        "50"
-    );
-    assert_key_never_printed(&run, TEST_KEY);
-    assert_key_never_printed(&run, "a-stale-WRONG-key");
+    assert_credentials_moved_with_neither_key_printed(&pg, &run);
 }
 
 #[test]
@@ -286,11 +293,7 @@ fn a_wrong_n8n_encryption_key_is_refused_naming_the_credentials_and_nothing_is_w
         "{}",
         run.stderr
     );
-    assert_eq!(
-        target_state(&pg),
-        before,
-        "the refused run changed the target"
-    );
+    assert_target_as_it_was(&pg, &before);
     assert_key_never_printed(&run, wrong);
     assert_key_never_printed(&run, TEST_KEY);
 }
@@ -325,11 +328,7 @@ fn one_damaged_credential_is_refused_naming_exactly_that_credential() {
         .filter(|id| *id != damaged && run.stderr.contains(id.as_str()))
         .collect();
     assert!(others.is_empty(), "{others:?} named too:\n{}", run.stderr);
-    assert_eq!(
-        target_state(&pg),
-        before,
-        "the refused run changed the target"
-    );
+    assert_target_as_it_was(&pg, &before);
     assert_key_never_printed(&run, TEST_KEY);
 }
 
@@ -350,11 +349,7 @@ fn no_encryption_key_anywhere_is_refused_naming_where_pgharbor_looked() {
             "nothing was written",
         ],
     );
-    assert_eq!(
-        target_state(&pg),
-        before,
-        "the refused run changed the target"
-    );
+    assert_target_as_it_was(&pg, &before);
     assert_key_never_printed(&run, TEST_KEY);
 }
 

@@ -4,9 +4,11 @@
 //! `--preset FILE` moving an application pgharbor does not know, and the
 //! version-mismatch message naming the older side and the app's command.
 
-use crate::harness::{databases, pgharbor, query, scalar, Scratch};
+use crate::harness::{
+    databases, migrate, migrate_with_preset, pgharbor, query, scalar, Run, Scratch, UNREACHABLE,
+};
 use pgharbor_testkit::{Flavor, TestDatabases};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const BUILT_IN: [&str; 4] = ["open-webui", "home-assistant", "n8n", "langflow"];
 
@@ -190,7 +192,7 @@ fn each_apps_data_directory_is_recognised_and_an_empty_target_gets_the_apps_sche
     for (name, title, dir) in every_app(&scratch) {
         let db = name.replace('-', "_");
         pg.create_database(&db);
-        let run = pgharbor(&["migrate", dir.to_str().unwrap(), &pg.url(&db), "--dry-run"]);
+        let run = migrate(&dir, &pg.url(&db), &["--dry-run"]);
         assert!(
             run.stderr.contains(&format!(
                 "pgharbor: {} is {title}'s data directory (",
@@ -234,12 +236,7 @@ fn a_directory_two_presets_recognise_is_refused_naming_both() {
     conn.execute_batch("CREATE TABLE flow (id TEXT); CREATE TABLE user (id TEXT); CREATE TABLE alembic_version (version_num TEXT);")
         .unwrap();
     drop(conn);
-    pgharbor(&[
-        "migrate",
-        dir.to_str().unwrap(),
-        "postgresql://nobody@127.0.0.1:1/x",
-    ])
-    .fails_with(
+    migrate(&dir, UNREACHABLE, &[]).fails_with(
         2,
         &[
             "matches more than one preset",
@@ -260,13 +257,8 @@ fn skip_vectors_is_refused_for_a_preset_without_vectors() {
         &[],
         &[],
     );
-    pgharbor(&[
-        "migrate",
-        dir.to_str().unwrap(),
-        "postgresql://nobody@127.0.0.1:1/x",
-        "--skip-vectors",
-    ])
-    .fails_with(2, &["--skip-vectors: the langflow preset moves no vectors"]);
+    migrate(&dir, UNREACHABLE, &["--skip-vectors"])
+        .fails_with(2, &["--skip-vectors: the langflow preset moves no vectors"]);
 }
 
 #[test]
@@ -274,11 +266,7 @@ fn a_directory_nothing_recognises_lists_what_pgharbor_looked_for() {
     let scratch = Scratch::new();
     let dir = scratch.path("empty");
     std::fs::create_dir_all(&dir).unwrap();
-    let run = pgharbor(&[
-        "migrate",
-        dir.to_str().unwrap(),
-        "postgresql://nobody@127.0.0.1:1/x",
-    ]);
+    let run = migrate(&dir, UNREACHABLE, &[]);
     assert_eq!(run.code, 1, "{}", run.all());
     for looked_for in [
         "webui.db (Open WebUI's data directory)",
@@ -301,12 +289,7 @@ fn a_directory_nothing_recognises_lists_what_pgharbor_looked_for() {
         &[],
         &[],
     );
-    pgharbor(&[
-        "migrate",
-        n8n.to_str().unwrap(),
-        "postgresql://nobody@127.0.0.1:1/x",
-    ])
-    .fails_with(
+    migrate(&n8n, UNREACHABLE, &[]).fails_with(
         1,
         &[
             "holds n8n's database (database.sqlite) but no config file",
@@ -321,12 +304,7 @@ fn a_directory_nothing_recognises_lists_what_pgharbor_looked_for() {
         &[],
         &[".storage"],
     );
-    pgharbor(&[
-        "migrate",
-        other.to_str().unwrap(),
-        "postgresql://nobody@127.0.0.1:1/x",
-    ])
-    .fails_with(
+    migrate(&other, UNREACHABLE, &[]).fails_with(
         1,
         &["is not Home Assistant's database (it has no events, schema_changes table)"],
     );
@@ -410,36 +388,60 @@ fn notes_schema(version: &str) -> String {
     )
 }
 
-pub(crate) fn notes_dir(scratch: &Scratch) -> (PathBuf, PathBuf) {
-    let dir = scratch.path("notes");
-    std::fs::create_dir_all(dir.join("attachments")).unwrap();
-    let conn = rusqlite::Connection::open(dir.join("notes-main.db")).unwrap();
-    conn.execute_batch(NOTES_SQLITE).unwrap();
-    let preset = scratch.path("notes.toml");
-    std::fs::write(&preset, NOTES_PRESET).unwrap();
-    (dir, preset)
+/// Notes in a test: its data directory and the user's preset file in a
+/// scratch directory, and the test's databases for its targets.
+pub(crate) struct Notes {
+    /// Where `dir` and `preset` are, kept for as long as they are used.
+    _scratch: Scratch,
+    /// The data directory: `notes-main.db` and `attachments/`.
+    pub dir: PathBuf,
+    /// [`NOTES_PRESET`], written to a file.
+    pub preset: PathBuf,
+    /// The test's databases (PostgreSQL 15).
+    pub pg: TestDatabases,
 }
 
-pub(crate) fn notes_target(pg: &TestDatabases, db: &str, version: &str) -> String {
-    pg.create_database(db);
-    pg.psql(db, &notes_schema(version));
-    pg.url(db)
+impl Notes {
+    pub(crate) fn new() -> Notes {
+        let scratch = Scratch::new();
+        let dir = scratch.path("notes");
+        std::fs::create_dir_all(dir.join("attachments")).unwrap();
+        let conn = rusqlite::Connection::open(dir.join("notes-main.db")).unwrap();
+        conn.execute_batch(NOTES_SQLITE).unwrap();
+        let preset = scratch.path("notes.toml");
+        std::fs::write(&preset, NOTES_PRESET).unwrap();
+        Notes {
+            _scratch: scratch,
+            dir,
+            preset,
+            pg: databases(Flavor::Pg15),
+        }
+    }
+
+    /// The SQLite database of [`Notes::dir`], open.
+    pub(crate) fn sqlite(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.join("notes-main.db")).unwrap()
+    }
+
+    /// Database `db`, holding the schema Notes creates at `version`; its URL.
+    pub(crate) fn target(&self, db: &str, version: &str) -> String {
+        self.pg.create_database(db);
+        self.pg.psql(db, &notes_schema(version));
+        self.pg.url(db)
+    }
+
+    /// `pgharbor migrate DIR URL --preset FILE EXTRA…`.
+    pub(crate) fn migrate(&self, url: &str, extra: &[&str]) -> Run {
+        migrate_with_preset(&self.dir, url, self.preset.to_str().unwrap(), extra)
+    }
 }
 
 #[test]
 fn a_users_preset_file_moves_an_app_pgharbor_does_not_know_by_its_rules() {
-    let scratch = Scratch::new();
-    let (dir, preset) = notes_dir(&scratch);
-    let pg = databases(Flavor::Pg15);
-    let url = notes_target(&pg, "notes", "3");
-    let run = pgharbor(&[
-        "migrate",
-        dir.to_str().unwrap(),
-        &url,
-        "--preset",
-        preset.to_str().unwrap(),
-    ])
-    .success();
+    let notes = Notes::new();
+    let (dir, pg) = (&notes.dir, &notes.pg);
+    let url = notes.target("notes", "3");
+    let run = notes.migrate(&url, &[]).success();
     assert!(run.stdout.contains("every table matches"), "{}", run.stdout);
     assert!(
         run.stdout.contains("1 value(s) NUL-stripped"),
@@ -464,35 +466,26 @@ fn a_users_preset_file_moves_an_app_pgharbor_does_not_know_by_its_rules() {
         run.stdout
     );
     assert_eq!(
-        query(&pg, "notes", "SELECT name FROM roles ORDER BY id"),
+        query(pg, "notes", "SELECT name FROM roles ORDER BY id"),
         ["admin", "writer"],
         "seeded rows replaced"
     );
     assert_eq!(
-        query(&pg, "notes", "SELECT v FROM settings"),
+        query(pg, "notes", "SELECT v FROM settings"),
         ["light"],
         "the target's seeded rows kept"
     );
-    assert_eq!(scalar(&pg, "notes", "SELECT count(*) FROM cache"), "0");
+    assert_eq!(scalar(pg, "notes", "SELECT count(*) FROM cache"), "0");
     assert_eq!(
-        scalar(&pg, "notes", "SELECT body FROM note WHERE id = 2"),
+        scalar(pg, "notes", "SELECT body FROM note WHERE id = 2"),
         "withnul"
     );
     assert_eq!(
-        query(&pg, "notes", "SELECT version FROM history ORDER BY id"),
+        query(pg, "notes", "SELECT version FROM history ORDER BY id"),
         ["1", "3"],
         "history never copied"
     );
-    let json = pgharbor(&[
-        "migrate",
-        dir.to_str().unwrap(),
-        &url,
-        "--preset",
-        preset.to_str().unwrap(),
-        "--truncate",
-        "--json",
-    ])
-    .success();
+    let json = notes.migrate(&url, &["--truncate", "--json"]).success();
     let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(report["preset"], "notes", "{}", json.stdout);
     assert_eq!(report["database"]["verified"], true, "{}", json.stdout);
@@ -506,7 +499,7 @@ fn a_users_preset_file_moves_an_app_pgharbor_does_not_know_by_its_rules() {
         dir.to_str().unwrap(),
         &url,
         "--preset",
-        preset.to_str().unwrap(),
+        notes.preset.to_str().unwrap(),
     ])
     .success();
     assert!(
@@ -518,11 +511,9 @@ fn a_users_preset_file_moves_an_app_pgharbor_does_not_know_by_its_rules() {
 
 #[test]
 fn a_version_mismatch_names_the_older_side_and_the_apps_own_command() {
-    let scratch = Scratch::new();
-    let (dir, preset) = notes_dir(&scratch);
-    let pg = databases(Flavor::Pg15);
-    let newer = notes_target(&pg, "newer", "4");
-    pgharbor(&["migrate", dir.to_str().unwrap(), &newer, "--preset", preset.to_str().unwrap()]).fails_with(
+    let notes = Notes::new();
+    let newer = notes.target("newer", "4");
+    notes.migrate(&newer, &[]).fails_with(
         2,
         &[
             "Notes's schema versions differ (history.version): the SQLite file is at 3, PostgreSQL at 4.",
@@ -530,51 +521,36 @@ fn a_version_mismatch_names_the_older_side_and_the_apps_own_command() {
             "--allow-version-mismatch",
         ],
     );
-    let older = notes_target(&pg, "older", "2");
-    let run = pgharbor(&["migrate", dir.to_str().unwrap(), &older, "--preset", preset.to_str().unwrap()]).fails_with(
+    let older = notes.target("older", "2");
+    let run = notes.migrate(&older, &[]).fails_with(
         2,
         &["The PostgreSQL side is older: upgrade the PostgreSQL side (notes db upgrade --url postgresql://"],
     );
     assert_eq!(
-        scalar(&pg, "older", "SELECT count(*) FROM note"),
+        scalar(&notes.pg, "older", "SELECT count(*) FROM note"),
         "0",
         "nothing loaded: {}",
         run.all()
     );
-    pgharbor(&[
-        "migrate",
-        dir.to_str().unwrap(),
-        &older,
-        "--preset",
-        preset.to_str().unwrap(),
-        "--allow-version-mismatch",
-    ])
-    .success();
+    notes
+        .migrate(&older, &["--allow-version-mismatch"])
+        .success();
 }
 
 #[test]
 fn a_target_without_the_apps_history_table_gets_the_apps_schema_command() {
-    let scratch = Scratch::new();
-    let (dir, preset) = notes_dir(&scratch);
-    let pg = databases(Flavor::Pg15);
-    pg.create_database("partial");
-    pg.psql(
+    let notes = Notes::new();
+    notes.pg.create_database("partial");
+    notes.pg.psql(
         "partial",
         "CREATE TABLE note (id serial PRIMARY KEY, body text);",
     );
-    pgharbor(&[
-        "migrate",
-        dir.to_str().unwrap(),
-        &pg.url("partial"),
-        "--preset",
-        preset.to_str().unwrap(),
-    ])
-    .fails_with(
+    notes.migrate(&notes.pg.url("partial"), &[]).fails_with(
         2,
         &[
             "the target has no \"history\" table (Notes's migration history)",
             "notes db create --url postgresql://",
         ],
     );
-    assert!(Path::new(&dir).join("notes-main.db").is_file());
+    assert!(notes.dir.join("notes-main.db").is_file());
 }

@@ -5,9 +5,8 @@
 //! when the target has them), and `--preset` refusing a database that lacks
 //! the tables the preset requires or cannot be read.
 
-use crate::harness::{databases, pgharbor, query, Scratch};
-use crate::presets::{app_dir, notes_dir, notes_target, NOTES_PRESET};
-use pgharbor_testkit::Flavor;
+use crate::harness::{migrate, migrate_with_preset, query, Scratch, UNREACHABLE};
+use crate::presets::{app_dir, Notes, NOTES_PRESET};
 
 /// History rows `(id, version)` for ids 1..=13, versions 30..=42: the
 /// latest by id is 42, by the id's text ("9" > "13") it would be 38.
@@ -20,29 +19,15 @@ fn thirteen_history_rows() -> String {
 
 #[test]
 fn the_latest_version_is_the_row_with_the_highest_id_as_a_number_on_both_sides() {
-    let scratch = Scratch::new();
-    let (dir, preset) = notes_dir(&scratch);
-    let rows = thirteen_history_rows();
-    rusqlite::Connection::open(dir.join("notes-main.db"))
-        .unwrap()
-        .execute_batch(&format!(
-            "DELETE FROM history; INSERT INTO history VALUES {rows};"
-        ))
-        .unwrap();
-    let pg = databases(Flavor::Pg15);
-    let url = notes_target(&pg, "thirteen", "3");
-    pg.psql(
-        "thirteen",
-        &format!("DELETE FROM history; INSERT INTO history VALUES {rows};"),
+    let notes = Notes::new();
+    let history = format!(
+        "DELETE FROM history; INSERT INTO history VALUES {};",
+        thirteen_history_rows()
     );
-    let run = pgharbor(&[
-        "migrate",
-        dir.to_str().unwrap(),
-        &url,
-        "--preset",
-        preset.to_str().unwrap(),
-    ])
-    .success();
+    notes.sqlite().execute_batch(&history).unwrap();
+    let url = notes.target("thirteen", "3");
+    notes.pg.psql("thirteen", &history);
+    let run = notes.migrate(&url, &[]).success();
     assert!(
         run.stdout
             .contains("migration bookkeeping history: not copied; versions match: 42"),
@@ -53,39 +38,30 @@ fn the_latest_version_is_the_row_with_the_highest_id_as_a_number_on_both_sides()
 
 #[test]
 fn every_row_versions_compare_alike_whatever_the_targets_collation() {
-    let scratch = Scratch::new();
-    let (dir, preset) = notes_dir(&scratch);
+    let notes = Notes::new();
     let every_row = NOTES_PRESET.replace("latest_by = \"id\"\norder = \"number\"\n", "");
     assert_ne!(every_row, NOTES_PRESET);
     std::fs::write(
-        &preset,
+        &notes.preset,
         every_row.replace("schema = \"3\"", "schema = \"B, a\""),
     )
     .unwrap();
-    rusqlite::Connection::open(dir.join("notes-main.db"))
-        .unwrap()
+    notes
+        .sqlite()
         .execute_batch("DELETE FROM history; INSERT INTO history VALUES (1, 'a'), (2, 'B');")
         .unwrap();
-    let pg = databases(Flavor::Pg15);
-    let url = notes_target(&pg, "heads", "3");
-    pg.psql(
+    let url = notes.target("heads", "3");
+    notes.pg.psql(
         "heads",
         "ALTER TABLE history ALTER COLUMN version TYPE text COLLATE \"und-x-icu\";
          DELETE FROM history; INSERT INTO history (version) VALUES ('a'), ('B');",
     );
     assert_eq!(
-        query(&pg, "heads", "SELECT version FROM history ORDER BY 1"),
+        query(&notes.pg, "heads", "SELECT version FROM history ORDER BY 1"),
         ["a", "B"],
         "the target's collation sorts otherwise than SQLite's"
     );
-    let run = pgharbor(&[
-        "migrate",
-        dir.to_str().unwrap(),
-        &url,
-        "--preset",
-        preset.to_str().unwrap(),
-    ])
-    .success();
+    let run = notes.migrate(&url, &[]).success();
     assert!(
         run.stdout
             .contains("migration bookkeeping history: not copied; versions match: B, a"),
@@ -96,22 +72,13 @@ fn every_row_versions_compare_alike_whatever_the_targets_collation() {
 
 #[test]
 fn a_column_the_preset_leaves_behind_is_reported_and_refused_when_the_target_has_it() {
-    let scratch = Scratch::new();
-    let (dir, preset) = notes_dir(&scratch);
-    let pg = databases(Flavor::Pg15);
-    let url = notes_target(&pg, "left", "3");
+    let notes = Notes::new();
+    let url = notes.target("left", "3");
     let entry =
         "column note.legacy: left behind, not copied, not verified: the preset's ignore_columns";
-    let args = [
-        "migrate",
-        dir.to_str().unwrap(),
-        &url,
-        "--preset",
-        preset.to_str().unwrap(),
-    ];
-    let run = pgharbor(&args).success();
+    let run = notes.migrate(&url, &[]).success();
     assert!(run.stdout.contains(entry), "{}", run.all());
-    let json = pgharbor(&[&args[..], &["--truncate", "--json"]].concat()).success();
+    let json = notes.migrate(&url, &["--truncate", "--json"]).success();
     let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let reported = report["database"]["reported"].as_array().unwrap();
     assert!(
@@ -122,16 +89,11 @@ fn a_column_the_preset_leaves_behind_is_reported_and_refused_when_the_target_has
         json.stdout
     );
 
-    let newer = notes_target(&pg, "newer_app", "3");
-    pg.psql("newer_app", "ALTER TABLE note ADD COLUMN legacy text;");
-    let newer_args = [
-        "migrate",
-        dir.to_str().unwrap(),
-        &newer,
-        "--preset",
-        preset.to_str().unwrap(),
-    ];
-    pgharbor(&newer_args).fails_with(
+    let newer = notes.target("newer_app", "3");
+    notes
+        .pg
+        .psql("newer_app", "ALTER TABLE note ADD COLUMN legacy text;");
+    notes.migrate(&newer, &[]).fails_with(
         2,
         &[
             "column note.legacy: the preset leaves it behind (its ignore_columns) but the target table \"note\" has it",
@@ -140,11 +102,13 @@ fn a_column_the_preset_leaves_behind_is_reported_and_refused_when_the_target_has
         ],
     );
     assert_eq!(
-        query(&pg, "newer_app", "SELECT count(*) FROM note"),
+        query(&notes.pg, "newer_app", "SELECT count(*) FROM note"),
         ["0"],
         "nothing loaded"
     );
-    let run = pgharbor(&[&newer_args[..], &["--ignore-columns", "note.legacy"]].concat()).success();
+    let run = notes
+        .migrate(&newer, &["--ignore-columns", "note.legacy"])
+        .success();
     assert!(
         run.stdout.contains(
             "column note.legacy: left behind, not copied, not verified: --ignore-columns"
@@ -154,7 +118,7 @@ fn a_column_the_preset_leaves_behind_is_reported_and_refused_when_the_target_has
     );
     assert_eq!(
         query(
-            &pg,
+            &notes.pg,
             "newer_app",
             "SELECT count(*) FROM note WHERE legacy IS NULL"
         ),
@@ -165,7 +129,6 @@ fn a_column_the_preset_leaves_behind_is_reported_and_refused_when_the_target_has
 #[test]
 fn an_explicit_preset_refuses_a_database_without_its_tables_or_unreadable() {
     let scratch = Scratch::new();
-    let unreachable = "postgresql://nobody@127.0.0.1:1/x";
     let dir = app_dir(
         &scratch,
         "owui",
@@ -176,23 +139,9 @@ fn an_explicit_preset_refuses_a_database_without_its_tables_or_unreadable() {
     );
     let lacking =
         "is not Open WebUI's database (it has no chat table), which the open-webui preset requires";
-    pgharbor(&[
-        "migrate",
-        dir.to_str().unwrap(),
-        unreachable,
-        "--preset",
-        "open-webui",
-    ])
-    .fails_with(2, &[lacking]);
+    migrate_with_preset(&dir, UNREACHABLE, "open-webui", &[]).fails_with(2, &[lacking]);
     let file = dir.join("webui.db");
-    pgharbor(&[
-        "migrate",
-        file.to_str().unwrap(),
-        unreachable,
-        "--preset",
-        "open-webui",
-    ])
-    .fails_with(2, &[lacking]);
+    migrate_with_preset(&file, UNREACHABLE, "open-webui", &[]).fails_with(2, &[lacking]);
 
     let garbled = scratch.path("garbled");
     std::fs::create_dir_all(garbled.join(".storage")).unwrap();
@@ -201,21 +150,14 @@ fn an_explicit_preset_refuses_a_database_without_its_tables_or_unreadable() {
         "not a database\n".repeat(4),
     )
     .unwrap();
-    pgharbor(&["migrate", garbled.to_str().unwrap(), unreachable]).fails_with(
+    migrate(&garbled, UNREACHABLE, &[]).fails_with(
         1,
         &[
             "is not Home Assistant's database (it cannot be read: ",
             "not an SQLite database",
         ],
     );
-    pgharbor(&[
-        "migrate",
-        garbled.to_str().unwrap(),
-        unreachable,
-        "--preset",
-        "home-assistant",
-    ])
-    .fails_with(
+    migrate_with_preset(&garbled, UNREACHABLE, "home-assistant", &[]).fails_with(
         2,
         &["is not Home Assistant's database (it cannot be read: "],
     );

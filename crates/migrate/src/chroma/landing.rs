@@ -73,14 +73,6 @@ impl ChromaLanding {
 impl Landing for ChromaLanding {
     type Report = ChromaReport;
 
-    fn loading_phase(&self) -> &'static str {
-        "loading"
-    }
-
-    fn later_phases(&self) -> [&'static str; 2] {
-        ["building keys and indexes", "verifying"]
-    }
-
     async fn prepare(
         &mut self,
         _client: &Client,

@@ -114,57 +114,154 @@ pub(super) fn load_levels(
     (levels, deferred)
 }
 
+/// How a run began: its journal, and the restore of an earlier run it
+/// finished first.
+pub(super) struct Begun {
+    /// The journal the run loads under.
+    pub journal: Journal,
+    /// What [`finish_restore`] found and did, when it ran.
+    pub earlier_run_restored: Option<String>,
+}
+
 /// Begin a new journaled run (emptiness checked, foreign keys dropped, units
-/// written) or read the journal of an interrupted one (`--resume`).
+/// written) or read the journal of an interrupted one (`--resume`). A
+/// journal left by a run stopped while it undid its load is finished first
+/// ([`finish_restore`]), whatever the options: nothing of that run is kept,
+/// so this run starts over; what cannot be put back joins `issues`.
 pub(super) async fn start_or_resume(
     client: &Client,
     plan: &Plan,
     options: &ExistingOptions,
     units: &[WorkUnit],
-) -> Result<Journal, MigrateError> {
-    let source_rows: Vec<(String, i64)> = plan
-        .tables
-        .iter()
-        .map(|t| (t.source_name.clone(), t.source_rows as i64))
-        .collect();
+    issues: &mut Vec<FinishIssue>,
+) -> Result<Begun, MigrateError> {
     crate::journal::legacy::upgrade(client).await?;
-    if into_existing::exists(client).await? {
-        if options.resume {
-            let journal = into_existing::read(client).await?;
-            let mut recorded = journal.source_rows.clone();
-            let mut now = source_rows.clone();
-            recorded.sort();
-            now.sort();
-            if recorded != now {
-                return Err(usage(
-                    "the source changed since the interrupted run (its row counts differ): it cannot be resumed; run with --truncate to start over".into(),
-                ));
-            }
-            return Ok(journal);
+    let left = match into_existing::exists(client).await? {
+        true => Some(into_existing::read(client).await?),
+        false => None,
+    };
+    let mut earlier_run_restored = None;
+    match left {
+        Some(old) if old.restoring => {
+            earlier_run_restored = Some(finish_restore(client, options, &old, issues).await?);
         }
-        if !options.truncate {
-            return Err(into_existing::journal_in_the_way());
+        Some(journal) if options.resume => {
+            check_source_unchanged(plan, &journal)?;
+            return Ok(Begun {
+                journal,
+                earlier_run_restored,
+            });
         }
-        let old = into_existing::read(client).await?;
-        let unbuilt = rebuild_missing(client, &options.schema, &old.dropped_indexes).await;
-        if !unbuilt.is_empty() {
-            return Err(MigrateError::new(
-                MigrateErrorKind::Write,
-                format!(
-                    "--truncate: the indexes {} that the interrupted run dropped could not be built again; nothing else was changed (its journal, schema {}, keeps their definitions)",
-                    unbuilt.join(", "),
-                    crate::journal::SCHEMA
-                ),
-            ));
+        Some(_) if !options.truncate => return Err(into_existing::journal_in_the_way()),
+        Some(old) => put_back("--truncate", client, &options.schema, &old, &mut Vec::new()).await?,
+        None if options.resume => {
+            return Err(usage(
+                "--resume: there is no interrupted run to resume in this target".into(),
+            ))
         }
-        let mut issues = Vec::new();
-        readd_foreign_keys(client, &options.schema, &old.dropped, &mut issues).await;
-        into_existing::remove(client).await?;
-    } else if options.resume {
+        None => {}
+    }
+    let journal = start(client, plan, options, units).await?;
+    Ok(Begun {
+        journal,
+        earlier_run_restored,
+    })
+}
+
+/// Refuse to resume `journal` when the source's row counts differ from
+/// those it recorded.
+fn check_source_unchanged(plan: &Plan, journal: &Journal) -> Result<(), MigrateError> {
+    let mut now = source_rows(plan);
+    let mut recorded = journal.source_rows.clone();
+    recorded.sort();
+    now.sort();
+    if recorded != now {
         return Err(usage(
-            "--resume: there is no interrupted run to resume in this target".into(),
+            "the source changed since the interrupted run (its row counts differ): it cannot be resumed; run with --truncate to start over".into(),
         ));
     }
+    Ok(())
+}
+
+/// The source's rows per table, as the journal records them.
+fn source_rows(plan: &Plan) -> Vec<(String, i64)> {
+    plan.tables
+        .iter()
+        .map(|t| (t.source_name.clone(), t.source_rows as i64))
+        .collect()
+}
+
+/// Put back the indexes and foreign keys the interrupted run of `old`
+/// dropped (what cannot be put back joins `issues`), then remove its
+/// journal. An index that cannot be built again stops it there, with an
+/// error that begins with `doing`: the journal keeps its definition.
+async fn put_back(
+    doing: &str,
+    client: &Client,
+    schema: &str,
+    old: &Journal,
+    issues: &mut Vec<FinishIssue>,
+) -> Result<(), MigrateError> {
+    let unbuilt = rebuild_missing(client, schema, &old.dropped_indexes).await;
+    if !unbuilt.is_empty() {
+        return Err(MigrateError::new(
+            MigrateErrorKind::Write,
+            format!(
+                "{doing}: the indexes {} that the interrupted run dropped could not be built again; nothing else was changed (its journal, schema {}, keeps their definitions)",
+                unbuilt.join(", "),
+                crate::journal::SCHEMA
+            ),
+        ));
+    }
+    readd_foreign_keys(client, schema, &old.dropped, issues).await;
+    into_existing::remove(client).await
+}
+
+/// Finish the restore of a run that failed on a value and was stopped
+/// after emptying its tables again (`old` is its journal, no unit done):
+/// put back what it dropped (what cannot be put back joins `issues`) and
+/// remove its journal. Returns the statement of what was found and done.
+async fn finish_restore(
+    client: &Client,
+    options: &ExistingOptions,
+    old: &Journal,
+    issues: &mut Vec<FinishIssue>,
+) -> Result<String, MigrateError> {
+    let issues_before = issues.len();
+    let doing = "finishing the restore of an earlier run that failed and was stopped while undoing its load";
+    put_back(doing, client, &options.schema, old, issues).await?;
+    let tables: BTreeSet<&str> = old.units.iter().map(|u| u.table.as_str()).collect();
+    let not_put_back = if issues.len() == issues_before {
+        String::new()
+    } else {
+        let names: Vec<&str> = issues[issues_before..]
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        format!(" (except the foreign keys {}: see below)", names.join(", "))
+    };
+    let mut said = format!(
+        "Found an earlier run that failed and was stopped while undoing its load: it had emptied the {} table(s) it loaded ({}) again; this run put back the {} index(es) and {} foreign key(s) it had dropped{not_put_back}, removed its journal (schema {}) and started over",
+        tables.len(),
+        tables.into_iter().collect::<Vec<_>>().join(", "),
+        old.dropped_indexes.len(),
+        old.dropped.len(),
+        crate::journal::SCHEMA
+    );
+    if options.resume {
+        said.push_str(" (--resume: nothing of that run was kept to finish)");
+    }
+    Ok(said)
+}
+
+/// Begin a new journaled run: tables checked empty (or emptied), the
+/// journal written, then the foreign keys and indexes it lists dropped.
+async fn start(
+    client: &Client,
+    plan: &Plan,
+    options: &ExistingOptions,
+    units: &[WorkUnit],
+) -> Result<Journal, MigrateError> {
     prepare_tables(client, &plan.tables, options).await?;
     let names: Vec<String> = plan
         .tables
@@ -196,9 +293,10 @@ pub(super) async fn start_or_resume(
         .collect();
     let journal = Journal {
         units: journaled,
-        source_rows,
+        source_rows: source_rows(plan),
         dropped,
         dropped_indexes,
+        restoring: false,
     };
     into_existing::create(client, &journal).await?;
     for fk in &journal.dropped {
@@ -228,6 +326,7 @@ pub struct ExistingTables {
     dropped_indexes: Vec<DroppedIndex>,
     indexes_rebuilt: Arc<AtomicU64>,
     issues: Arc<Mutex<Vec<FinishIssue>>>,
+    earlier_run_restored: Option<String>,
 }
 
 impl ExistingTables {
@@ -240,6 +339,7 @@ impl ExistingTables {
             dropped_indexes: Vec::new(),
             indexes_rebuilt: Arc::default(),
             issues: Arc::default(),
+            earlier_run_restored: None,
         }
     }
 }
@@ -264,7 +364,11 @@ impl Landing for ExistingTables {
         progress: Arc<dyn Progress>,
     ) -> Result<Arc<dyn Progress>, MigrateError> {
         let plan = &self.plan;
-        let journal = start_or_resume(client, plan, &self.options, &units).await?;
+        let mut issues = Vec::new();
+        let begun = start_or_resume(client, plan, &self.options, &units, &mut issues).await?;
+        self.issues.lock().expect("issues lock").extend(issues);
+        self.earlier_run_restored = begun.earlier_run_restored;
+        let journal = begun.journal;
         let levels: BTreeSet<i32> = journal.units.iter().map(|u| u.level).collect();
         let mut previous_level: Vec<StepId> = Vec::new();
         for level in levels {
@@ -322,6 +426,10 @@ impl Landing for ExistingTables {
     }
 
     async fn fail(&mut self, client: &Client, err: MigrateError, stage: Stage) -> MigrateError {
+        let err = match &self.earlier_run_restored {
+            Some(statement) => err.also(statement),
+            None => err,
+        };
         match (err.kind(), stage) {
             (MigrateErrorKind::Conversion, _) => {
                 let restored = restore_after_failure(client, &self.plan, &self.dropped, &self.dropped_indexes, &self.options).await;
@@ -340,7 +448,8 @@ impl Landing for ExistingTables {
         }
     }
 
-    fn report(&mut self, migration: MigrationReport) -> MigrationReport {
+    fn report(&mut self, mut migration: MigrationReport) -> MigrationReport {
+        migration.earlier_run_restored = self.earlier_run_restored.take();
         migration
     }
 }
@@ -563,7 +672,11 @@ async fn restored_state(
         .map(|row| row.get(0)))
 }
 
-/// Empty the loaded tables again and put back dropped indexes and foreign keys.
+/// Empty the loaded tables again (in one transaction with the journal's
+/// turn to `restoring`: see [`into_existing::empty_for_restore`]), put back
+/// dropped indexes and foreign keys, then remove the journal — so a run
+/// stopped at any point leaves either its rows under a journal that lists
+/// them, or empty tables under one whose restore the next run finishes.
 pub(super) async fn restore_after_failure(
     client: &Client,
     plan: &Plan,
@@ -576,8 +689,7 @@ pub(super) async fn restore_after_failure(
         .iter()
         .map(|t| t.spec.name.to_string())
         .collect();
-    let emptied = client
-        .execute(format!("TRUNCATE {}", names.join(", ")).as_str(), &[])
+    let emptied = into_existing::empty_for_restore(client, &names)
         .await
         .is_ok();
     let unbuilt = rebuild_missing(client, &plan.target_schema, indexes).await;
@@ -588,9 +700,9 @@ pub(super) async fn restore_after_failure(
             crate::journal::SCHEMA
         );
     }
-    let journal_removed = into_existing::remove(client).await.is_ok();
     let mut issues = Vec::new();
     readd_foreign_keys(client, &plan.target_schema, deferred, &mut issues).await;
+    let journal_removed = emptied && into_existing::remove(client).await.is_ok();
     let replaced: Vec<String> = plan
         .tables
         .iter()
@@ -605,7 +717,7 @@ pub(super) async fn restore_after_failure(
             replaced.join(", ")
         )
     };
-    match (emptied && journal_removed, issues.is_empty()) {
+    match (journal_removed, issues.is_empty()) {
         (true, true) => format!(
             "The {} table(s) being loaded were emptied again, as they were before the run{seeded}",
             names.len()

@@ -11,6 +11,12 @@
 //! marked, or absent: `--resume` loads exactly the unmarked units again,
 //! then finishes and verifies everything. The run's rows are removed when it
 //! succeeds (and the schema with them when no other run uses it).
+//!
+//! A run that fails on a value empties the tables it loaded again in the
+//! transaction that turns its stage to `restoring` and every unit back to
+//! not done ([`empty_for_restore`]); it puts back what it dropped, then
+//! removes the journal. Stopped in between, it leaves a journal that
+//! promises no rows, and whose restore the next run finishes first.
 
 use super::{CopyPath, SCHEMA};
 use crate::error::{pg_error, MigrateError, MigrateErrorKind};
@@ -27,8 +33,12 @@ pub(super) const TABLES: &str = "
     CREATE TABLE IF NOT EXISTS pgharbor_journal.existing_dropped_index (table_name text NOT NULL, name text NOT NULL,
         definition text NOT NULL, tablespace text);";
 
-/// The stage an `--into-existing` run is in while its journal exists.
-const STAGE: &str = "loading";
+/// The stage of a run from its start until it fails on a value.
+const LOADING: &str = "loading";
+
+/// The stage of a run that failed on a value, from the transaction that
+/// emptied its tables again until its journal is removed.
+const RESTORING: &str = "restoring";
 
 /// Marks unit `$1` done (run inside the unit's transaction).
 pub const MARK_DONE: &str = "UPDATE pgharbor_journal.existing_unit SET done = true WHERE id = $1";
@@ -96,6 +106,9 @@ pub struct Journal {
     pub dropped: Vec<DroppedForeignKey>,
     /// Secondary indexes dropped for the load.
     pub dropped_indexes: Vec<DroppedIndex>,
+    /// The run failed and emptied its tables again, but was stopped before
+    /// it put back what it dropped and removed its journal: no unit is done.
+    pub restoring: bool,
 }
 
 /// Whether the target holds the journal of an interrupted run (after
@@ -125,7 +138,7 @@ pub async fn create(client: &Client, journal: &Journal) -> Result<(), MigrateErr
 
 /// The statements of [`create`], inside its transaction.
 async fn write(client: &Client, journal: &Journal) -> Result<(), tokio_postgres::Error> {
-    super::begin_run(client, CopyPath::IntoExisting, None, STAGE).await?;
+    super::begin_run(client, CopyPath::IntoExisting, None, LOADING).await?;
     for u in &journal.units {
         let (first, last) = match u.range {
             UnitRange::WholeTable => (None, None),
@@ -173,6 +186,14 @@ async fn write(client: &Client, journal: &Journal) -> Result<(), tokio_postgres:
 /// Read the journal of an interrupted run.
 pub async fn read(client: &Client) -> Result<Journal, MigrateError> {
     let doing = "reading the resume journal";
+    let stage: String = client
+        .query_one(
+            "SELECT stage FROM pgharbor_journal.run WHERE path = 'into_existing'",
+            &[],
+        )
+        .await
+        .map_err(pg_error(doing))?
+        .get(0);
     let units = client
         .query("SELECT id, level, table_name, first_rowid, last_rowid, done FROM pgharbor_journal.existing_unit ORDER BY id", &[])
         .await
@@ -228,7 +249,26 @@ pub async fn read(client: &Client) -> Result<Journal, MigrateError> {
         source_rows,
         dropped,
         dropped_indexes,
+        restoring: stage == RESTORING,
     })
+}
+
+/// Empty `tables` (qualified, quoted names) again after the run failed,
+/// in one transaction with turning its stage to `restoring` and every unit
+/// back to not done: whenever the run is stopped, the journal never marks
+/// done a unit whose rows are gone.
+pub async fn empty_for_restore(
+    client: &Client,
+    tables: &[String],
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .batch_execute(&format!(
+            "UPDATE pgharbor_journal.run SET stage = '{RESTORING}' WHERE path = 'into_existing';
+             UPDATE pgharbor_journal.existing_unit SET done = false;
+             TRUNCATE {}",
+            tables.join(", ")
+        ))
+        .await
 }
 
 /// Remove the run's journal: its `run` row and the path's tables, in one

@@ -107,28 +107,18 @@ pub async fn read(client: &Client) -> Result<Option<JournalState>, MigrateError>
         post_data_done: Vec::new(),
     };
     if stage < Stage::Finished {
-        state.tables_done = client
-            .query(
+        let done = client
+            .query_one(
                 &format!(
-                    "SELECT name FROM {schema}.copy_table GROUP BY name HAVING count(*) = max(parts) ORDER BY 1"
+                    "SELECT ARRAY(SELECT name FROM {schema}.copy_table GROUP BY name HAVING count(*) = max(parts) ORDER BY 1), \
+                     ARRAY(SELECT entry FROM {schema}.copy_post_data ORDER BY 1)"
                 ),
                 &[],
             )
             .await
-            .map_err(target_error(doing))?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        state.post_data_done = client
-            .query(
-                &format!("SELECT entry FROM {schema}.copy_post_data ORDER BY 1"),
-                &[],
-            )
-            .await
-            .map_err(target_error(doing))?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+            .map_err(target_error(doing))?;
+        state.tables_done = done.get(0);
+        state.post_data_done = done.get(1);
     }
     Ok(Some(state))
 }
