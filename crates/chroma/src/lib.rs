@@ -36,6 +36,20 @@
 //! ([`VectorSources::without_item`]). Every error names the file and the
 //! collection concerned ([`ChromaError`]).
 //!
+//! ## As the pipeline's row source
+//!
+//! * [`row_source::ChromaSource`] implements `pgharbor-source`'s
+//!   `RowSource`: work units (collections whole, or `embeddings.id` ranges
+//!   of large ones) and a [`row_source::ChromaReader`] per worker, turning
+//!   items into the rows of a [`row_source::Layout`] (Open WebUI's
+//!   `document_chunk`, or a table per collection and a catalog), its errors
+//!   `SourceError`s; a [`row_source::RecordObserver`] the pipeline attaches
+//!   sees every item read with its row.
+//! * [`open_webui_metadata`]: Open WebUI's rule for chunk metadata, applied
+//!   under its layout.
+//! * [`query_items`]: the items a proof queries a collection with, spread
+//!   over it.
+//!
 //! ```no_run
 //! use pgharbor_chroma::{Store, ChromaError};
 //! let store = Store::open("vector_db".as_ref(), 2)?;
@@ -54,11 +68,14 @@ mod catalog;
 mod error;
 mod hnsw;
 mod metadata;
+pub mod open_webui_metadata;
 mod pickle;
+pub mod query_items;
 mod reader;
+pub mod row_source;
 mod schema;
-mod source;
 mod store;
+mod vectors;
 mod wal;
 
 pub use error::{ChromaError, ErrorKind, Result};

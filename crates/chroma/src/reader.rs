@@ -6,7 +6,7 @@
 use crate::error::{ChromaError, ErrorKind, Result};
 use crate::metadata::{decode, DOCUMENT_KEY};
 use crate::schema::Schema;
-use crate::source::Source;
+use crate::vectors::CollectionVectors;
 use crate::Record;
 use rusqlite::{params, Connection, Rows};
 use serde_json::{Map, Value};
@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 /// What every reader of a store shares.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// One source per collection, in [`crate::Store::collections`] order.
-    pub sources: Vec<Source>,
+    /// The vectors of each collection, in [`crate::Store::collections`] order.
+    pub vectors: Vec<CollectionVectors>,
     items_sql: String,
     arrays_sql: Option<String>,
     sparse_items_sql: String,
@@ -24,13 +24,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Queries for `schema`, around `sources`. For a collection holding most
+    /// Queries for `schema`, around `vectors`. For a collection holding most
     /// rows of its `embeddings.id` range, the unary `+` keeps SQLite off the
     /// `(segment_id, embedding_id)` index, so it walks the rowid range in
     /// order instead of sorting the whole segment in a temp b-tree; a
-    /// collection interleaved with others ([`Source::sparse`]) is read
+    /// collection interleaved with others ([`CollectionVectors::sparse`]) is read
     /// through that index instead of walking everyone's rows.
-    pub fn new(sources: Vec<Source>, schema: &Schema) -> Shared {
+    pub fn new(vectors: Vec<CollectionVectors>, schema: &Schema) -> Shared {
         let bool_column = if schema.embedding_bool {
             "m.bool_value"
         } else {
@@ -48,7 +48,7 @@ impl Shared {
                 .to_string()
         });
         Shared {
-            sources,
+            vectors,
             sparse_items_sql: items_sql.replace("+e.segment_id", "e.segment_id"),
             sparse_arrays_sql: arrays_sql
                 .as_ref()
@@ -93,23 +93,23 @@ impl StoreReader {
         last: i64,
         on_record: &mut dyn FnMut(&Record<'_>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
-        let Some(source) = self.shared.sources.get(collection) else {
+        let Some(vectors) = self.shared.vectors.get(collection) else {
             return Err(ChromaError::new(
                 ErrorKind::Usage,
                 format!(
                     "no collection number {collection} (the store has {})",
-                    self.shared.sources.len()
+                    self.shared.vectors.len()
                 ),
             )
             .into());
         };
         let conn = self.conn.as_ref().expect("connection held until drop");
-        let in_source = |e: rusqlite::Error| {
+        let reading_items = |e: rusqlite::Error| {
             E::from(
-                ChromaError::sqlite(e, "reading items").with_collection(&source.name, &source.id),
+                ChromaError::sqlite(e, "reading items").with_collection(&vectors.name, &vectors.id),
             )
         };
-        let (items_sql, arrays_sql) = if source.sparse {
+        let (items_sql, arrays_sql) = if vectors.sparse {
             (
                 &self.shared.sparse_items_sql,
                 &self.shared.sparse_arrays_sql,
@@ -117,39 +117,39 @@ impl StoreReader {
         } else {
             (&self.shared.items_sql, &self.shared.arrays_sql)
         };
-        let mut items = conn.prepare_cached(items_sql).map_err(in_source)?;
+        let mut items = conn.prepare_cached(items_sql).map_err(reading_items)?;
         let mut rows = items
-            .query(params![source.metadata_segment, first, last])
-            .map_err(in_source)?;
+            .query(params![vectors.metadata_segment, first, last])
+            .map_err(reading_items)?;
         let mut array_stmt = match arrays_sql {
-            Some(sql) => Some(conn.prepare_cached(sql).map_err(in_source)?),
+            Some(sql) => Some(conn.prepare_cached(sql).map_err(reading_items)?),
             None => None,
         };
         let mut arrays = match array_stmt.as_mut() {
             Some(stmt) => Some(ArrayCursor::new(
-                stmt.query(params![source.metadata_segment, first, last])
-                    .map_err(in_source)?,
+                stmt.query(params![vectors.metadata_segment, first, last])
+                    .map_err(reading_items)?,
             )),
             None => None,
         };
         let mut emit = |mut item: Item| -> std::result::Result<(), E> {
             if let Some(arrays) = arrays.as_mut() {
-                arrays.fill(&mut item).map_err(in_source)?;
+                arrays.fill(&mut item).map_err(reading_items)?;
             }
-            source.vector(conn, &item.id, &mut self.embedding)?;
+            vectors.vector(conn, &item.id, &mut self.embedding)?;
             on_record(&item.record(collection, &self.embedding))
         };
         let mut current: Option<Item> = None;
-        while let Some(row) = rows.next().map_err(in_source)? {
-            let rowid: i64 = row.get(0).map_err(in_source)?;
+        while let Some(row) = rows.next().map_err(reading_items)? {
+            let rowid: i64 = row.get(0).map_err(reading_items)?;
             if current.as_ref().is_some_and(|item| item.rowid != rowid) {
                 emit(current.take().expect("checked"))?;
             }
             let item = match current.as_mut() {
                 Some(item) => item,
-                None => current.insert(Item::new(rowid, row.get(1).map_err(in_source)?)),
+                None => current.insert(Item::new(rowid, row.get(1).map_err(reading_items)?)),
             };
-            item.add(row).map_err(in_source)?;
+            item.add(row).map_err(reading_items)?;
         }
         match current {
             Some(item) => emit(item),

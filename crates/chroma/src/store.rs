@@ -5,7 +5,7 @@ use crate::catalog::{self, Entry};
 use crate::error::{ChromaError, ErrorKind, Result, ResultExt};
 use crate::reader::{self, Shared, StoreReader};
 use crate::schema::Schema;
-use crate::source::{self, Source};
+use crate::vectors::{self, CollectionVectors};
 use crate::wal::{LogTail, TailStart};
 use crate::Collection;
 use pgharbor_sqlite::open::SourceSnapshot;
@@ -64,19 +64,19 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         let tails = replay_log(conn, &opened)?;
         let mut collections = Vec::new();
-        let mut sources = Vec::new();
+        let mut vectors = Vec::new();
         let mut watches = Vec::new();
         for (opened, tail) in opened.into_iter().zip(tails) {
-            let (collection, source, watch) = finish_collection(conn, opened, tail)?;
+            let (collection, collection_vectors, watch) = finish_collection(conn, opened, tail)?;
             collections.push(collection);
-            sources.push(source);
+            vectors.push(collection_vectors);
             watches.push(watch);
         }
         let pool = snapshot.take_readers(readers).map_err(from_sqlite)?;
         Ok(Store {
             dir,
             snapshot,
-            shared: Arc::new(Shared::new(sources, &schema)),
+            shared: Arc::new(Shared::new(vectors, &schema)),
             schema,
             collections,
             watches,
@@ -121,7 +121,7 @@ impl Store {
 /// A collection between opening its HNSW files and replaying its log tail.
 struct OpenedCollection {
     entry: Entry,
-    opened: source::Opened,
+    opened: vectors::Opened,
     files: Vec<(PathBuf, Stamp)>,
 }
 
@@ -140,7 +140,7 @@ fn open_collection(
         })
         .collect::<Result<Vec<_>>>()
         .in_collection(&entry.name, &entry.id)?;
-    let opened = Source::open(conn, schema.max_seq_id, &segment_dir, &entry)
+    let opened = CollectionVectors::open(conn, schema.max_seq_id, &segment_dir, &entry)
         .in_collection(&entry.name, &entry.id)?;
     Ok(OpenedCollection {
         entry,
@@ -172,13 +172,14 @@ fn finish_collection(
     conn: &Connection,
     opened: OpenedCollection,
     tail: LogTail,
-) -> Result<(Collection, Source, Watch)> {
+) -> Result<(Collection, CollectionVectors, Watch)> {
     let OpenedCollection {
         entry,
         opened,
         files,
     } = opened;
-    let built = Source::finish(opened, tail, conn).in_collection(&entry.name, &entry.id)?;
+    let built =
+        CollectionVectors::finish(opened, tail, conn).in_collection(&entry.name, &entry.id)?;
     let watch = Watch {
         vector_segment: entry.vector_segment.clone(),
         table_position: built.table_position,
@@ -196,16 +197,16 @@ fn finish_collection(
         rowid_bounds: entry.rowid_bounds,
         sources: built.sources,
     };
-    let mut source = built.source;
-    source.sparse = collection.rowid_bounds.is_some_and(|(first, last)| {
+    let mut vectors = built.vectors;
+    vectors.sparse = collection.rowid_bounds.is_some_and(|(first, last)| {
         (last - first + 1) as u64 > collection.count.saturating_mul(4)
     });
-    Ok((collection, source, watch))
+    Ok((collection, vectors, watch))
 }
 
 fn check_watch(conn: &Connection, has_table: bool, watch: &Watch) -> Result<()> {
     if has_table {
-        let now = source::table_position(conn, &watch.vector_segment)?;
+        let now = vectors::table_position(conn, &watch.vector_segment)?;
         if now != watch.table_position {
             return Err(ChromaError::new(
                 ErrorKind::Changed,

@@ -14,11 +14,11 @@
 use super::layout::ChromaPlan;
 use super::pgcrypto::Encryption;
 use super::preparation::restore_default_storage;
-use super::source::SharedStore;
 use crate::created;
 use crate::error::{pg_error, MigrateError};
 use crate::progress::Progress;
 use crate::schedule::{Schedule, Stage, StepId};
+use pgharbor_chroma::row_source::SharedStore;
 use pgharbor_core::schema::{PgType, QualifiedName};
 use pgharbor_pgwriter::ddl;
 use std::future::Future;

@@ -4,20 +4,24 @@
 //! ([`super::neighbours`]) and the index's recall ([`super::recall`]).
 //!
 //! The source side is gathered while the load reads the store
-//! ([`SourceTally`]), so verification reads only the target; the source is
-//! read again only to name the rows of a collection that differs.
+//! ([`SourceTally`], watching the store's row source as its
+//! [`RecordObserver`]; the query items are picked from the store by
+//! `pgharbor_chroma::query_items`), so verification reads only the target;
+//! the source is read again only to name the rows of a collection that
+//! differs.
 
 use super::layout::{ChromaPlan, CollectionTarget};
 use super::neighbours::{self, dot, round_to_half, ExactCheck, Query, TopK, SAMPLE_LIMIT};
-use super::source::{ChromaReader, PartObserver, RecordObserver};
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::load::row_key;
+use pgharbor_chroma::row_source::{ChromaReader, PartObserver, RecordObserver};
 use pgharbor_chroma::Record;
 use pgharbor_core::cell::Cell;
 use pgharbor_core::plan::{TablePlan, ValuePolicy};
 use pgharbor_core::report::TableVerification;
 use pgharbor_core::schema::PgType;
 use pgharbor_pgwriter::pgvector::Distance;
+use pgharbor_source::SourceError;
 use pgharbor_verify::digest::{target_digest, RowFilter};
 use pgharbor_verify::{RowHasher, RowMultiset, TableDigest};
 use std::sync::{Arc, Mutex};
@@ -129,7 +133,7 @@ impl PartObserver for PartTally<'_> {
         table: &TablePlan,
         record: &Record<'_>,
         cells: &[Cell<'_>],
-    ) -> Result<(), MigrateError> {
+    ) -> Result<(), SourceError> {
         let hash = hash_row(&mut self.hasher, table, record, cells)?;
         let c = self.collection;
         let embedding = if self.tally.half[c] {
@@ -183,74 +187,6 @@ fn hash_row(
             ),
         )
     })
-}
-
-/// Rowids read around each probe point when picking queries.
-const PICK_WINDOW: i64 = 16;
-
-/// Pick up to `count` query vectors spread evenly over the collection: the
-/// first item at or after each of `count` evenly spaced rowids (short reads),
-/// or every n-th item in one pass when that reads less: the probe windows
-/// would cover the whole range anyway, or the collection is too sparse in its
-/// rowid range (interleaved with others) for a window to hold an item.
-/// `half`: the target holds the vectors as `halfvec`.
-pub fn pick_queries(
-    reader: &mut ChromaReader,
-    collection: usize,
-    bounds: (i64, i64),
-    items: u64,
-    count: usize,
-    half: bool,
-) -> Result<Vec<Query>, MigrateError> {
-    let wanted = (count as u64).min(items).max(1) as usize;
-    let (first, last) = bounds;
-    let span = last - first + 1;
-    let windows_cover_all = span <= wanted as i64 * PICK_WINDOW;
-    let windows_mostly_empty = (items as i64).saturating_mul(PICK_WINDOW) < span;
-    if !windows_cover_all && !windows_mostly_empty {
-        let probed = probe_queries(reader, collection, bounds, wanted, half)?;
-        if probed.len() * 2 >= wanted {
-            return Ok(probed);
-        }
-    }
-    let mut queries = Vec::new();
-    let stride = (items / wanted as u64).max(1);
-    let mut seen = 0u64;
-    reader.read_collection(collection, first, last, &mut |record, _| {
-        if seen % stride == 0 && queries.len() < wanted {
-            queries.push(Query::new(record.id, record.embedding, half));
-        }
-        seen += 1;
-        Ok(())
-    })?;
-    Ok(queries)
-}
-
-/// The first item at or after each of `wanted` evenly spaced rowids.
-fn probe_queries(
-    reader: &mut ChromaReader,
-    collection: usize,
-    (first, last): (i64, i64),
-    wanted: usize,
-    half: bool,
-) -> Result<Vec<Query>, MigrateError> {
-    let span = last - first + 1;
-    let mut queries = Vec::new();
-    for q in 0..wanted as i64 {
-        let at = first + span * q / wanted as i64;
-        let mut found = None;
-        reader.read_collection(
-            collection,
-            at,
-            (at + PICK_WINDOW - 1).min(last),
-            &mut |record, _| {
-                found.get_or_insert_with(|| Query::new(record.id, record.embedding, half));
-                Ok(())
-            },
-        )?;
-        queries.extend(found);
-    }
-    Ok(queries)
 }
 
 /// Count one collection's source rows by hash, keyed for naming them: read

@@ -9,8 +9,8 @@
 
 use super::options::{ChromaOptions, IndexChoice};
 use super::pgcrypto::Encryption;
-pub use super::source::{space_name, Layout, TableFeed};
 use crate::error::{MigrateError, MigrateErrorKind};
+pub use pgharbor_chroma::row_source::{space_name, Layout, TableFeed};
 use pgharbor_chroma::{Collection, Space};
 use pgharbor_core::plan::{ColumnDecision, Plan, RowKey, TablePlan, ValuePolicy};
 use pgharbor_core::schema::{ColumnSpec, IndexSpec, PgType, QualifiedName, TableSpec};

@@ -1,7 +1,7 @@
 //! ChromaDB → PostgreSQL + pgvector, through the shared run
-//! ([`crate::run::run`]): the store is read straight from disk
-//! ([`pgharbor_chroma`]) by a row source ([`source::ChromaSource`]), planned
-//! into one of two [layouts](layout::Layout), and landed by
+//! ([`crate::run::run`]): the store is read straight from disk by its own
+//! crate's row source ([`pgharbor_chroma::row_source::ChromaSource`]),
+//! planned into one of two [layouts](layout::Layout), and landed by
 //! [`landing::ChromaLanding`], which adds the move's own steps to the run's
 //! one schedule: the tables' keys, full-text and vector indexes
 //! ([`build`]), and per collection the proof ([`proof`]: counts and
@@ -20,14 +20,12 @@ pub mod check;
 pub mod landing;
 pub mod layout;
 pub mod neighbours;
-pub mod openwebui;
 pub mod options;
 pub mod pgcrypto;
 pub mod preparation;
 pub mod proof;
 pub mod recall;
 pub mod report;
-pub mod source;
 mod verify_only;
 
 pub use options::{ChromaOptions, IndexChoice, RecallOptions};
@@ -41,9 +39,9 @@ use crate::progress::Progress;
 use crate::run::{run, CancellationToken, RunOptions};
 use check::SpareReader;
 use landing::ChromaLanding;
+use pgharbor_chroma::row_source::{ChromaReader, ChromaSource, Feeds};
 use pgharbor_conn::ConnConfig;
 use proof::{source_tally, Proof};
-use source::{ChromaReader, ChromaSource, Feeds};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 

@@ -15,9 +15,10 @@ use super::neighbours::{Query, TopK};
 use super::options::RecallOptions;
 use super::recall::{self, RecallReport, Searches};
 use super::report::Findings;
-use super::source::{ChromaReader, Feeds};
 use crate::error::MigrateError;
 use crate::schedule::{Schedule, Stage, StepId};
+use pgharbor_chroma::query_items::pick_query_items;
+use pgharbor_chroma::row_source::{ChromaReader, Feeds};
 use pgharbor_chroma::Store;
 use pgharbor_pgwriter::pgvector::Version;
 use std::sync::{Arc, Mutex};
@@ -207,16 +208,12 @@ pub async fn source_tally(
     tokio::task::spawn_blocking(move || {
         let queries = (0..feeds.collections.len())
             .map(|c| {
-                let collection = &feeds.collections[c];
                 let half = check::holds_half(&plan, c);
-                match collection.rowid_bounds {
-                    Some(bounds) => {
-                        check::pick_queries(&mut reader, c, bounds, collection.count, wanted, half)
-                    }
-                    None => Ok(Vec::new()),
-                }
+                pick_query_items(&mut reader, c, wanted, &mut |record| {
+                    Query::new(record.id, record.embedding, half)
+                })
             })
-            .collect::<Result<Vec<_>, MigrateError>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(SourceTally::new(&plan, queries))
     })
     .await

@@ -5,9 +5,9 @@
 use super::check::CollectionCheck;
 use super::layout::{self, ChromaPlan, Layout};
 use super::neighbours::ExactCheck;
-use super::openwebui::MetadataChanges;
 use super::recall::RecallReport;
-use super::source::Feeds;
+use pgharbor_chroma::open_webui_metadata::MetadataChanges;
+use pgharbor_chroma::row_source::Feeds;
 use pgharbor_core::report::{MigrationReport, TableVerification};
 use pgharbor_core::schema::{quote_ident, PgType};
 use pgharbor_pgwriter::pgvector::IndexMethod;

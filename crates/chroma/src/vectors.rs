@@ -48,7 +48,7 @@ enum Location {
 
 /// The vectors of one collection.
 #[derive(Debug)]
-pub(crate) struct Source {
+pub(crate) struct CollectionVectors {
     /// Collection name, for errors.
     pub name: String,
     /// Collection id, for errors.
@@ -65,11 +65,11 @@ pub(crate) struct Source {
     pub sparse: bool,
 }
 
-/// A collection's HNSW side, opened before the log is replayed: the source
-/// without its log tail, and where the tail starts.
+/// A collection's HNSW side, opened before the log is replayed: its vectors
+/// without the log tail, and where the tail starts.
 #[derive(Debug)]
 pub(crate) struct Opened {
-    source: Source,
+    vectors: CollectionVectors,
     /// Dimension known so far (collection record or HNSW files).
     pub dimension: Option<usize>,
     /// The log rows after this position are the tail.
@@ -81,21 +81,21 @@ pub(crate) struct Opened {
 impl Opened {
     /// Whether `id` is live in the HNSW files.
     pub fn in_hnsw(&self, id: &str) -> bool {
-        self.source.slots.contains_key(id)
+        self.vectors.slots.contains_key(id)
     }
 }
 
-/// What [`Source::finish`] found besides the source itself.
+/// What [`CollectionVectors::finish`] found besides the vectors themselves.
 #[derive(Debug)]
 pub(crate) struct Built {
-    pub source: Source,
+    pub vectors: CollectionVectors,
     pub dimension: Option<u32>,
     pub sources: VectorSources,
     /// Position read from the `max_seq_id` table at open.
     pub table_position: Option<i64>,
 }
 
-impl Source {
+impl CollectionVectors {
     /// Load the HNSW labels of `dir` and find where `entry`'s log tail starts.
     pub fn open(conn: &Connection, has_table: bool, dir: &Path, entry: &Entry) -> Result<Opened> {
         let hnsw = Hnsw::open(dir, entry.space == Space::Cosine)?;
@@ -112,7 +112,7 @@ impl Source {
         } else {
             None
         };
-        let source = Source {
+        let vectors = CollectionVectors {
             name: entry.name.clone(),
             id: entry.id.clone(),
             metadata_segment: entry.metadata_segment.clone(),
@@ -122,7 +122,7 @@ impl Source {
             sparse: false,
         };
         Ok(Opened {
-            source,
+            vectors,
             dimension,
             position: table_position.or(pickle_position),
             table_position,
@@ -131,14 +131,14 @@ impl Source {
 
     /// Apply the replayed log `tail` and check every live item has a vector.
     pub fn finish(opened: Opened, tail: LogTail, conn: &Connection) -> Result<Built> {
-        let source = Source {
+        let vectors = CollectionVectors {
             log: tail.vectors,
-            ..opened.source
+            ..opened.vectors
         };
-        let mut sources = source.tally(conn)?;
+        let mut sources = vectors.tally(conn)?;
         sources.log_rows_replayed = tail.rows;
         Ok(Built {
-            source,
+            vectors,
             dimension: tail.dimension.map(|d| d as u32),
             sources,
             table_position: opened.table_position,
