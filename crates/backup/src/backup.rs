@@ -293,11 +293,11 @@ async fn dump_database(
     client
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await
-        .map_err(|e| BackupError::postgres(&what, &e))?;
+        .map_err(|e| BackupError::postgres(&what, e))?;
     let snapshot: String = client
         .query_one("SELECT pg_export_snapshot()", &[])
         .await
-        .map_err(|e| BackupError::postgres(&what, &e))?
+        .map_err(|e| BackupError::postgres(&what, e))?
         .get(0);
     let mut entry = pg::database_entry(&client, job.server_num).await?;
     let tables = pg::tables(&client).await?;
@@ -317,7 +317,7 @@ async fn dump_database(
     client
         .batch_execute("COMMIT")
         .await
-        .map_err(|e| BackupError::postgres(&what, &e))?;
+        .map_err(|e| BackupError::postgres(&what, e))?;
     entry.tables = counts;
     entry.large_objects = large_objects;
     entry.file = file;
@@ -337,7 +337,7 @@ async fn dump_roles(job: &Job<'_>, with_passwords: bool) -> Result<FileEntry> {
     let file = format!("roles.sql{}", job.suffix);
     let producer = Producer::spawn("pg_dumpall --roles-only".to_owned(), command)?;
     store(job, &file, producer).await.map_err(|e| {
-        if with_passwords && e.message().contains("pg_authid") {
+        if with_passwords && crate::chain_text(&e).contains("pg_authid") {
             BackupError::new(
                 BackupErrorKind::Refused,
                 format!(

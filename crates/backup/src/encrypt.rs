@@ -88,7 +88,7 @@ impl Encryption {
                     recipients.push(r);
                 }
                 age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
-                    .map_err(|e| encryption_error(format!("age: {e}")))
+                    .map_err(|e| encryption_error("age").caused_by(e))
             }
         }
     }
@@ -101,7 +101,7 @@ impl Decryption {
         input: R,
     ) -> Result<Box<dyn Read + Send>> {
         let decryptor = age::Decryptor::new_buffered(input)
-            .map_err(|e| encryption_error(format!("not a readable age file: {e}")))?;
+            .map_err(|e| encryption_error("not a readable age file").caused_by(e))?;
         let identities: Vec<Box<dyn age::Identity>> = match self {
             Decryption::Passphrase(p) => {
                 vec![Box::new(age::scrypt::Identity::new(SecretString::from(

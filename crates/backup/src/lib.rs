@@ -105,7 +105,10 @@ mod verify;
 
 pub use backup::{backup_postgres, BackupOptions, BackupReport, Selection};
 pub use encrypt::{Decryption, Encryption};
-pub use error::{BackupError, BackupErrorKind, Result};
+pub use error::{
+    chain_text, chain_text_following, keeps_cause_apart, with_afterwards, BackupError,
+    BackupErrorKind, Result,
+};
 pub use id::parse_id;
 pub use list::{list, list_at, BackupEntry, BackupState};
 pub use manifest::{

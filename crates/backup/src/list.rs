@@ -159,7 +159,7 @@ async fn judge(
         Ok(m) => m,
         Err(e) => {
             entry.state = BackupState::Corrupt;
-            entry.problem = Some(e.message().to_owned());
+            entry.problem = Some(crate::chain_text(&e));
             return Ok(());
         }
     };

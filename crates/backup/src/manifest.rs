@@ -59,10 +59,8 @@ impl Manifest {
     /// Parses a manifest; an error for malformed JSON or a newer format.
     pub fn from_json(bytes: &[u8]) -> Result<Manifest> {
         let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
-            BackupError::new(
-                BackupErrorKind::Integrity,
-                format!("the manifest is not readable: {e}"),
-            )
+            BackupError::new(BackupErrorKind::Integrity, "the manifest is not readable")
+                .caused_by(e)
         })?;
         if manifest.format > FORMAT {
             return Err(BackupError::new(

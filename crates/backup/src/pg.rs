@@ -21,7 +21,7 @@ pub(crate) async fn server_version(client: &Client) -> Result<(u32, String)> {
             &[],
         )
         .await
-        .map_err(|e| BackupError::postgres("reading the server version", &e))?;
+        .map_err(|e| BackupError::postgres("reading the server version", e))?;
     let num: i32 = row.get(0);
     let text: String = row.get(1);
     let text = text
@@ -41,7 +41,7 @@ pub(crate) async fn all_databases(client: &Client) -> Result<Vec<String>> {
             &[],
         )
         .await
-        .map_err(|e| BackupError::postgres("listing databases", &e))?;
+        .map_err(|e| BackupError::postgres("listing databases", e))?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
@@ -50,7 +50,7 @@ pub(crate) async fn database_exists(client: &Client, name: &str) -> Result<bool>
     let row = client
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
         .await
-        .map_err(|e| BackupError::postgres("looking up a database", &e))?;
+        .map_err(|e| BackupError::postgres("looking up a database", e))?;
     Ok(row.is_some())
 }
 
@@ -64,7 +64,7 @@ pub(crate) async fn database_is_invalid(client: &Client, name: &str) -> Result<b
             &[&name],
         )
         .await
-        .map_err(|e| BackupError::postgres("looking up a database", &e))?;
+        .map_err(|e| BackupError::postgres("looking up a database", e))?;
     Ok(row.is_some())
 }
 
@@ -77,7 +77,7 @@ pub(crate) async fn missing_roles(client: &Client, roles: &[String]) -> Result<V
             &[&roles],
         )
         .await
-        .map_err(|e| BackupError::postgres("looking up roles", &e))?;
+        .map_err(|e| BackupError::postgres("looking up roles", e))?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
@@ -98,7 +98,7 @@ pub(crate) async fn database_entry(client: &Client, server_num: u32) -> Result<D
     let row = client
         .query_one(&sql, &[])
         .await
-        .map_err(|e| BackupError::postgres(what, &e))?;
+        .map_err(|e| BackupError::postgres(what, e))?;
     let provider: String = row.get(5);
     Ok(DatabaseEntry {
         name: row.get(0),
@@ -125,7 +125,7 @@ async fn settings(client: &Client) -> Result<Vec<DatabaseSetting>> {
             &[],
         )
         .await
-        .map_err(|e| BackupError::postgres("reading the database's settings", &e))?;
+        .map_err(|e| BackupError::postgres("reading the database's settings", e))?;
     Ok(rows
         .iter()
         .map(|r| DatabaseSetting {
@@ -152,7 +152,7 @@ async fn object_owners(client: &Client) -> Result<Vec<String>> {
             &[],
         )
         .await
-        .map_err(|e| BackupError::postgres("reading the owners of the database's objects", &e))?;
+        .map_err(|e| BackupError::postgres("reading the owners of the database's objects", e))?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
@@ -171,7 +171,7 @@ pub(crate) async fn tables(client: &Client) -> Result<Vec<(String, String)>> {
             &[],
         )
         .await
-        .map_err(|e| BackupError::postgres("listing tables", &e))?;
+        .map_err(|e| BackupError::postgres("listing tables", e))?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
@@ -188,7 +188,7 @@ pub(crate) async fn count_rows(
             quote_ident(name)
         );
         let row = client.query_one(&sql, &[]).await.map_err(|e| {
-            BackupError::postgres(format!("counting the rows of {schema}.{name}"), &e)
+            BackupError::postgres(format!("counting the rows of {schema}.{name}"), e)
         })?;
         let rows: i64 = row.get(0);
         counts.push(TableCount {
@@ -205,7 +205,7 @@ pub(crate) async fn large_objects(client: &Client) -> Result<u64> {
     let row = client
         .query_one("SELECT count(*) FROM pg_largeobject_metadata", &[])
         .await
-        .map_err(|e| BackupError::postgres("counting large objects", &e))?;
+        .map_err(|e| BackupError::postgres("counting large objects", e))?;
     let n: i64 = row.get(0);
     Ok(u64::try_from(n).unwrap_or(0))
 }
@@ -229,7 +229,7 @@ pub(crate) async fn is_empty(client: &Client) -> Result<bool> {
             &[],
         )
         .await
-        .map_err(|e| BackupError::postgres("checking whether the database is empty", &e))?;
+        .map_err(|e| BackupError::postgres("checking whether the database is empty", e))?;
     let n: i64 = row.get(0);
     Ok(n == 0)
 }

@@ -75,10 +75,7 @@ pub async fn store_local_file(
     encoding: &Encoding,
 ) -> Result<FileEntry> {
     let input = std::fs::File::open(path).map_err(|e| {
-        BackupError::new(
-            BackupErrorKind::Io,
-            format!("opening {}: {e}", path.display()),
-        )
+        BackupError::new(BackupErrorKind::Io, format!("opening {}", path.display())).caused_by(e)
     })?;
     let slot: ErrorSlot = Arc::new(Mutex::new(None));
     let encoded = stream::encode_reader(
@@ -117,26 +114,24 @@ pub async fn read_stored<T: Send + 'static>(
         // A damaged download explains a failed consumer better than its own error.
         let checked = drained
             .map_err(|e| {
-                BackupError::new(
-                    BackupErrorKind::Io,
-                    format!("{}: reading: {e}", stored.name),
-                )
+                BackupError::new(BackupErrorKind::Io, format!("{}: reading", stored.name))
+                    .caused_by(e)
             })
             .and_then(|_| hash.check(&stored));
         match (consumed, checked) {
             (_, Err(e)) => Err(e),
-            (Err(e), Ok(())) => Err(BackupError::new(
-                BackupErrorKind::Io,
-                format!("{}: {e}", stored.name),
-            )),
+            (Err(e), Ok(())) => {
+                Err(BackupError::new(BackupErrorKind::Io, stored.name.clone()).caused_by(e))
+            }
             (Ok(value), Ok(())) => Ok(value),
         }
     });
     task.await.map_err(|e| {
         BackupError::new(
             BackupErrorKind::Io,
-            format!("reading {name}: the task failed: {e}"),
+            format!("reading {name}: the task failed"),
         )
+        .caused_by(e)
     })?
 }
 

@@ -75,7 +75,7 @@ impl From<RdbError> for BackupError {
             RdbErrorKind::NotEmpty => BackupErrorKind::TargetNotEmpty,
             _ => BackupErrorKind::Io,
         };
-        BackupError::new(kind, e.message())
+        BackupError::new(kind, "").caused_by(e)
     }
 }
 
@@ -329,7 +329,7 @@ where
     });
     let consumed = consume(reader).await;
     let decoded = decode.await.map_err(|e| {
-        BackupError::new(BackupErrorKind::Io, format!("decoding {file} stopped: {e}"))
+        BackupError::new(BackupErrorKind::Io, format!("decoding {file} stopped")).caused_by(e)
     })?;
     match (consumed, decoded) {
         // `Tool`: the consumer stopped reading, its error is the one.
@@ -354,7 +354,7 @@ pub(crate) async fn verify_snapshot(
     let before = problems.len();
     match read_snapshot(manifest, dest, decryption, pgharbor_rdb::check).await {
         Ok(summary) => compare_summary(content, &summary, problems),
-        Err(e) => problems.push(format!("file {}: {}", content.file, e.message())),
+        Err(e) => problems.push(format!("file {}: {}", content.file, crate::chain_text(&e))),
     }
     match restore_to {
         Some(url) if problems.len() == before => {
@@ -417,7 +417,7 @@ async fn test_restore(
             compare_restored(manifest.redis()?, &keyspace, report.keys_expired, problems)
         }
         Err(e) => {
-            problems.push(format!("restoring into {url}: {}", e.message()));
+            problems.push(format!("restoring into {url}: {}", crate::chain_text(&e)));
             0
         }
     };

@@ -284,7 +284,7 @@ pub(crate) async fn restore_database(
                 Err(dropping) => e.followed_by(format!(
                     "The database \"{name}\" it created is left, holding part of the backup \
                      (dropping it failed: {}): restore again with --clean to replace it",
-                    dropping.message()
+                    crate::chain_text(&dropping)
                 )),
             })
         }
@@ -395,7 +395,7 @@ pub(crate) async fn drop_database(admin: &Client, name: &str) -> Result<()> {
             quote_ident(name)
         ))
         .await
-        .map_err(|e| BackupError::postgres(format!("dropping database \"{name}\""), &e))
+        .map_err(|e| BackupError::postgres(format!("dropping database \"{name}\""), e))
 }
 
 async fn create_database(admin: &Client, entry: &DatabaseEntry, name: &str) -> Result<()> {
@@ -421,7 +421,7 @@ async fn create_database(admin: &Client, entry: &DatabaseEntry, name: &str) -> R
     admin
         .batch_execute(&sql)
         .await
-        .map_err(|e| BackupError::postgres(format!("creating database \"{name}\""), &e))
+        .map_err(|e| BackupError::postgres(format!("creating database \"{name}\""), e))
 }
 
 /// `ALTER DATABASE … SET` / `ALTER ROLE … IN DATABASE … SET` from the
@@ -454,7 +454,7 @@ async fn apply_settings(admin: &Client, entry: &DatabaseEntry, name: &str) -> Re
         admin
             .batch_execute(&sql)
             .await
-            .map_err(|e| BackupError::postgres(format!("restoring setting {key}"), &e))?;
+            .map_err(|e| BackupError::postgres(format!("restoring setting {key}"), e))?;
     }
     Ok(())
 }
@@ -592,7 +592,7 @@ async fn probe_pre_data(
     let mut client = pg::open(&tool.config).await?;
     let filter = AttributeOptionFilter::probe(&mut client, [pre_data.as_str()])
         .await
-        .map_err(|e| BackupError::postgres("probing column attribute options", &e))?;
+        .map_err(|e| BackupError::postgres("probing column attribute options", e))?;
     Ok((filter, pre_data))
 }
 
@@ -708,7 +708,7 @@ impl PgRestore {
         let mut file =
             crate::tempfiles::temp_file(self.temp_dir.as_deref(), "pgharbor-pre-data-", ".sql")?;
         file.write_all(sql.as_bytes())
-            .map_err(|e| io_error("writing the pre-data script", &e))?;
+            .map_err(|e| BackupError::io("writing the pre-data script", e))?;
         let mut command = self.command(&self.program.path.with_file_name("psql"));
         command
             .args([
@@ -736,7 +736,9 @@ async fn run(what: &str, mut command: Command) -> Result<Vec<u8>> {
         .kill_on_drop(true)
         .output()
         .await
-        .map_err(|e| BackupError::new(BackupErrorKind::Tool, format!("starting {what}: {e}")))?;
+        .map_err(|e| {
+            BackupError::new(BackupErrorKind::Tool, format!("starting {what}")).caused_by(e)
+        })?;
     if !output.status.success() {
         return Err(program_failed(
             what,
@@ -745,12 +747,6 @@ async fn run(what: &str, mut command: Command) -> Result<Vec<u8>> {
         ));
     }
     Ok(output.stdout)
-}
-
-/// A temporary file in `dir`, or in the system's temporary directory,
-/// created readable by its owner alone (it holds the backup's data).
-fn io_error(what: &str, e: &std::io::Error) -> BackupError {
-    BackupError::new(BackupErrorKind::Io, format!("{what}: {e}"))
 }
 
 /// Counts the rows of every table of the manifest in the restored
@@ -767,7 +763,7 @@ pub(crate) async fn compare_counts(client: &Client, entry: &DatabaseEntry) -> Re
                 table.qualified(),
                 table.rows
             )),
-            Err(e) => problems.push(format!("{}: {}", table.qualified(), e.message())),
+            Err(e) => problems.push(format!("{}: {}", table.qualified(), crate::chain_text(&e))),
         }
     }
     let large_objects = pg::large_objects(client).await?;

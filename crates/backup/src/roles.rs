@@ -38,7 +38,7 @@ pub(crate) async fn restore_roles(
         decode_into(bridged, decryption.as_ref(), &mut out, &stored).map(|_| out)
     })
     .await
-    .map_err(|e| BackupError::new(BackupErrorKind::Io, format!("the roles task failed: {e}")))??;
+    .map_err(|e| BackupError::new(BackupErrorKind::Io, "the roles task failed").caused_by(e))??;
     let sql = String::from_utf8_lossy(&sql);
     let mut report = RolesReport::default();
     for statement in statements(&sql) {
@@ -51,7 +51,7 @@ pub(crate) async fn restore_roles(
             Err(e) => {
                 return Err(BackupError::postgres(
                     format!("restoring the roles ({})", first_words(&statement)),
-                    &e,
+                    e,
                 ))
             }
         }

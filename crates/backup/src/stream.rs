@@ -60,7 +60,7 @@ impl Producer {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         let mut child = command.spawn().map_err(|e| {
-            BackupError::new(BackupErrorKind::Tool, format!("starting {what}: {e}"))
+            BackupError::new(BackupErrorKind::Tool, format!("starting {what}")).caused_by(e)
         })?;
         let stderr = collect_stderr(child.stderr.take());
         Ok(Producer {
@@ -155,12 +155,11 @@ pub(crate) fn encode_reader(
 ) {
     encode_with(slot, move |out| {
         compress(input, &encoding, out).map_err(|e| {
-            let message = if e.kind() == io::ErrorKind::BrokenPipe {
-                UPLOAD_STOPPED.to_owned()
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                BackupError::new(BackupErrorKind::Io, UPLOAD_STOPPED)
             } else {
-                format!("compressing {what}: {e}")
-            };
-            BackupError::new(BackupErrorKind::Io, message)
+                BackupError::io(format!("compressing {what}"), e)
+            }
         })
     })
 }
@@ -178,7 +177,7 @@ fn encode_with(
     let task = tokio::task::spawn_blocking(move || {
         let sender = ChannelWriter { tx: tx.clone() };
         if let Err(e) = pump(sender) {
-            let message = e.message().to_owned();
+            let message = crate::chain_text(&e);
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
             let _ = tx.blocking_send(Err(io::Error::other(message)));
         }
@@ -197,8 +196,9 @@ fn pump(mut producer: Producer, encoding: &Encoding, out: ChannelWriter) -> Resu
     let status = producer.child.wait().map_err(|e| {
         BackupError::new(
             BackupErrorKind::Tool,
-            format!("waiting for {}: {e}", producer.what),
+            format!("waiting for {}", producer.what),
         )
+        .caused_by(e)
     })?;
     let stderr = producer
         .stderr
@@ -220,8 +220,9 @@ fn pump(mut producer: Producer, encoding: &Encoding, out: ChannelWriter) -> Resu
     copied.map_err(|e| {
         BackupError::new(
             BackupErrorKind::Io,
-            format!("compressing the output of {}: {e}", producer.what),
+            format!("compressing the output of {}", producer.what),
         )
+        .caused_by(e)
     })
 }
 
@@ -242,7 +243,7 @@ fn compress(mut input: impl Read, encoding: &Encoding, out: ChannelWriter) -> io
         Some(enc) => {
             let encryptor = enc
                 .encryptor()
-                .map_err(|e| io::Error::other(e.message().to_owned()))?;
+                .map_err(|e| io::Error::other(crate::chain_text(&e)))?;
             let mut z = zstd::Encoder::new(encryptor.wrap_output(out)?, encoding.level)?;
             z.multithread(workers)?;
             io::copy(&mut input, &mut z)?;
@@ -283,7 +284,7 @@ pub(crate) fn decode_into(
         if e.kind() == io::ErrorKind::BrokenPipe {
             BackupError::new(BackupErrorKind::Tool, "the restore program stopped reading")
         } else {
-            io_error("decompressing", &e)
+            BackupError::io("decompressing", e)
         }
     })?;
     hash.check(stored)?;
@@ -352,7 +353,7 @@ pub(crate) fn decoder(
         Some(d) => d.decrypt(buffered)?,
         None => Box::new(buffered),
     };
-    let z = zstd::Decoder::new(plain).map_err(|e| io_error("starting zstd", &e))?;
+    let z = zstd::Decoder::new(plain).map_err(|e| BackupError::io("starting zstd", e))?;
     Ok((Box::new(z), DownloadHash(hasher)))
 }
 
@@ -374,10 +375,6 @@ pub(crate) fn bridge(
     reader: impl AsyncRead + Send + Unpin + 'static,
 ) -> SyncIoBridge<Box<dyn AsyncRead + Send + Unpin>> {
     SyncIoBridge::new(Box::new(reader) as Box<dyn AsyncRead + Send + Unpin>)
-}
-
-fn io_error(what: &str, e: &io::Error) -> BackupError {
-    BackupError::new(BackupErrorKind::Io, format!("{what}: {e}"))
 }
 
 #[cfg(test)]

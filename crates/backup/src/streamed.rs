@@ -109,10 +109,7 @@ pub(crate) fn finished(
     joined: std::result::Result<Result<Option<NamedTempFile>>, tokio::task::JoinError>,
 ) -> Result<Option<NamedTempFile>> {
     joined.map_err(|e| {
-        BackupError::new(
-            BackupErrorKind::Io,
-            format!("the download task failed: {e}"),
-        )
+        BackupError::new(BackupErrorKind::Io, "the download task failed").caused_by(e)
     })?
 }
 
@@ -163,10 +160,6 @@ pub(crate) fn load_result(
     }
 }
 
-fn io_error(what: &str, e: &std::io::Error) -> BackupError {
-    BackupError::new(BackupErrorKind::Io, format!("{what}: {e}"))
-}
-
 /// The decoding thread.
 fn decode(
     plain: Box<dyn std::io::Read + Send>,
@@ -180,7 +173,7 @@ fn decode(
     let mut archive = ArchiveReader::new(plain);
     let toc = archive
         .read_toc()
-        .map_err(|e| io_error("reading the dump", &e))?;
+        .map_err(|e| BackupError::io("reading the dump", e))?;
     let head = archive.take_recorded();
     let Some(toc) = toc.filter(Toc::streamable) else {
         let file = whole_file(&head, archive.into_inner(), temp_dir)?;
@@ -189,7 +182,7 @@ fn decode(
     };
     let mut toc_file = crate::tempfiles::temp_file(temp_dir, "pgharbor-toc-", ".dump")?;
     std::io::Write::write_all(toc_file.as_file_mut(), &head)
-        .map_err(|e| io_error("writing the table of contents", &e))?;
+        .map_err(|e| BackupError::io("writing the table of contents", e))?;
     let (decide, decision) = std_mpsc::channel();
     if first
         .send(Decoded::Toc {
@@ -223,7 +216,7 @@ fn whole_file(
     out.write_all(head)
         .and_then(|()| std::io::copy(&mut rest, &mut out).map(|_| ()))
         .and_then(|()| out.flush())
-        .map_err(|e| io_error("writing the dump to a temporary file", &e))?;
+        .map_err(|e| BackupError::io("writing the dump to a temporary file", e))?;
     drop(out);
     Ok(file)
 }
@@ -235,7 +228,7 @@ fn send_rows(
     archive: &mut ArchiveReader<Box<dyn std::io::Read + Send>>,
     pieces: &mpsc::Sender<Piece>,
 ) -> Result<()> {
-    let read = |e: std::io::Error| io_error("reading the dump", &e);
+    let read = |e: std::io::Error| BackupError::io("reading the dump", e);
     let send = |piece: Piece| pieces.blocking_send(piece).is_ok();
     while let Some((kind, dump_id)) = archive.next_block().map_err(read)? {
         if kind != BLOCK_DATA {
@@ -296,7 +289,7 @@ fn session_setup(toc: &Toc) -> String {
 /// One loader connection: runs `COPY`s as told until the channel closes,
 /// then hands its client back.
 async fn loader(client: Client, mut work: mpsc::Receiver<Work>) -> Result<Client> {
-    let copy_error = |e: tokio_postgres::Error| BackupError::postgres("loading rows", &e);
+    let copy_error = |e: tokio_postgres::Error| BackupError::postgres("loading rows", e);
     while let Some(Work::Copy(statement)) = work.recv().await {
         let sink = client.copy_in(&statement).await.map_err(copy_error)?;
         futures_util::pin_mut!(sink);
@@ -337,7 +330,7 @@ pub(crate) async fn load_rows(
         client
             .batch_execute(&setup)
             .await
-            .map_err(|e| BackupError::postgres("setting up a loading session", &e))?;
+            .map_err(|e| BackupError::postgres("setting up a loading session", e))?;
         let (tx, rx) = mpsc::channel(4);
         senders.push(tx);
         loaders.push(tokio::spawn(loader(client, rx)));
@@ -350,19 +343,19 @@ pub(crate) async fn load_rows(
             Ok(Ok(client)) => clients.push(client),
             Ok(Err(e)) => return Err(e),
             Err(e) => {
-                return Err(BackupError::new(
-                    BackupErrorKind::Io,
-                    format!("a loader task failed: {e}"),
-                ))
+                return Err(
+                    BackupError::new(BackupErrorKind::Io, "a loader task failed").caused_by(e),
+                )
             }
         }
     }
     let rows = result?;
     for entry in toc.of_kind("SEQUENCE SET") {
         if let Some(defn) = &entry.defn {
-            clients[0].batch_execute(defn).await.map_err(|e| {
-                BackupError::postgres(format!("setting sequence {}", entry.tag), &e)
-            })?;
+            clients[0]
+                .batch_execute(defn)
+                .await
+                .map_err(|e| BackupError::postgres(format!("setting sequence {}", entry.tag), e))?;
         }
     }
     Ok(rows)

@@ -31,8 +31,9 @@ pub(crate) fn temp_file(dir: Option<&Path>, prefix: &str, suffix: &str) -> Resul
     let failed = |e: std::io::Error| {
         BackupError::new(
             BackupErrorKind::Io,
-            format!("creating a temporary file in {}: {e}", dir.display()),
+            format!("creating a temporary file in {}", dir.display()),
         )
+        .caused_by(e)
     };
     let file = tempfile::Builder::new()
         .prefix(&prefix)

@@ -179,7 +179,7 @@ pub async fn verify_all(
                 passed: false,
                 files_checked: 0,
                 databases_restored: 0,
-                problems: vec![e.message().to_owned()],
+                problems: vec![crate::chain_text(&e)],
             }),
             Err(e) => return Err(e.context(format!("verifying backup {}", entry.id))),
         }
@@ -321,7 +321,11 @@ async fn test_restore(
             }
             // A failed restore dropped the scratch database it created, or
             // says it is left.
-            Err(e) => problems.push(format!("database {}: {}", entry.name, e.message())),
+            Err(e) => problems.push(format!(
+                "database {}: {}",
+                entry.name,
+                crate::chain_text(&e)
+            )),
         }
     }
     Ok(restored)

@@ -232,7 +232,8 @@ async fn backup_list_restore_verify_prune() {
         .expect_err("a non-empty target");
     assert_eq!(refused.kind(), BackupErrorKind::TargetNotEmpty);
     assert!(
-        refused.message().contains("db0") && refused.message().contains("not empty"),
+        pgharbor_backup::chain_text(&refused).contains("db0")
+            && pgharbor_backup::chain_text(&refused).contains("not empty"),
         "{refused}"
     );
     let flush = RedisRestoreOptions {
@@ -300,7 +301,10 @@ async fn encrypted_backups_and_damage() {
     let no_key = restore_plain(&dest, &report.id, &target)
         .await
         .expect_err("no passphrase");
-    assert!(no_key.message().contains("encrypted"), "{no_key}");
+    assert!(
+        pgharbor_backup::chain_text(&no_key).contains("encrypted"),
+        "{no_key:?}"
+    );
     let decryption = Some(Decryption::Passphrase(Secret::new("correct horse")));
     let with_key = RedisRestoreOptions {
         decryption: decryption.clone(),
@@ -409,6 +413,8 @@ async fn passwords_and_acl_users_never_shown() {
         .await
         .expect_err("not empty");
     shown += &format!("{refused} {refused:?} {not_empty} {not_empty:?}");
+    shown += &pgharbor_backup::chain_text(&refused);
+    shown += &pgharbor_backup::chain_text(&not_empty);
     shown += &format!("{:?}", list(&dest).await.unwrap());
     for secret in ["hunter2-secret", "acl-pw-secret", "wrong-secret"] {
         assert!(!shown.contains(secret), "{secret} shown in: {shown}");

@@ -38,7 +38,7 @@ async fn a_server_crash_mid_dump_is_a_clear_error_and_leaves_no_good_backup() {
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     pg.crash();
     let e = task.await.unwrap().unwrap_err();
-    let text = e.to_string();
+    let text = pgharbor_backup::chain_text(&e);
     assert!(text.contains("failed") && text.contains("app"), "{text}");
     let entries = list(&dest).await.unwrap();
     assert_eq!(entries.len(), 1, "the parts are removed: {entries:?}");
@@ -83,7 +83,10 @@ async fn a_full_disk_is_a_clear_error_and_earlier_backups_stay() {
     .await
     .unwrap_err();
     assert_eq!(e.kind(), BackupErrorKind::NoSpace, "{e}");
-    assert!(e.to_string().contains("no space left"), "{e}");
+    assert!(
+        pgharbor_backup::chain_text(&e).contains("no space left"),
+        "{e}"
+    );
     let entries = list(&dest).await.unwrap();
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0].id, first.id);

@@ -65,7 +65,7 @@ async fn pg16_round_trip_to_a_local_directory_with_as_name_and_clean() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), BackupErrorKind::TargetNotEmpty, "{e}");
-    assert!(e.to_string().contains("\"copy1\""), "{e}");
+    assert!(pgharbor_backup::chain_text(&e).contains("\"copy1\""), "{e}");
     let options = RestoreOptions {
         as_name: Some("copy1".into()),
         clean: true,
@@ -305,9 +305,9 @@ async fn rows_stream_while_downloading_and_a_wrong_checksum_drops_what_was_creat
         .unwrap_err();
     assert_eq!(e.kind(), BackupErrorKind::Integrity, "{e}");
     assert!(
-        e.to_string()
+        pgharbor_backup::chain_text(&e)
             .contains("app.dump.zst: the downloaded file's SHA-256 differs"),
-        "{e}"
+        "{e:?}"
     );
     assert_eq!(
         pg.psql(
@@ -331,7 +331,7 @@ async fn rows_stream_while_downloading_and_a_wrong_checksum_drops_what_was_creat
         .await
         .unwrap_err();
     assert_eq!(e.kind(), BackupErrorKind::Integrity, "{e}");
-    let message = e.to_string();
+    let message = pgharbor_backup::chain_text(&e);
     assert!(
         message.contains("app.dump.zst: the downloaded file's SHA-256 differs"),
         "{message}"
@@ -422,7 +422,7 @@ async fn restore_goes_into_the_database_the_target_names() {
         .unwrap_err();
     assert_eq!(e.kind(), BackupErrorKind::InvalidInput, "{e}");
     assert!(
-        e.to_string()
+        pgharbor_backup::chain_text(&e)
             .contains("holds 2 databases (app, newdb), each restored under its own name, but the target names database \"elsewhere\""),
         "{e}"
     );

@@ -47,7 +47,7 @@ async fn verify_detects_a_damaged_byte_in_any_file_and_a_missing_file() {
             v.problems
         );
         let e = v.ensure_passed().unwrap_err();
-        assert!(e.to_string().contains(file), "{e}");
+        assert!(pgharbor_backup::chain_text(&e).contains(file), "{e}");
         assert_eq!(list(&dest).await.unwrap()[0].state, BackupState::Corrupt);
         std::fs::write(&path, &original).unwrap();
     }

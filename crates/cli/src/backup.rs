@@ -31,7 +31,7 @@ pub(crate) fn destination(dest: &str, store: &DestArgs) -> Result<Destination, F
     if store.azure_endpoint.is_some() {
         options.azure_endpoint = store.azure_endpoint.clone();
     }
-    Destination::parse(dest, &options).map_err(|e| Failure::usage(e.to_string()))
+    Destination::parse(dest, &options).map_err(Failure::usage_error)
 }
 
 /// Whether a URL names a Redis server.
@@ -40,7 +40,7 @@ fn is_redis(url: &str) -> bool {
 }
 
 fn redis_url(url: &str) -> Result<pgharbor_rdb::RedisUrl, Failure> {
-    pgharbor_rdb::RedisUrl::parse(url).map_err(|e| Failure::usage(e.to_string()))
+    pgharbor_rdb::RedisUrl::parse(url).map_err(Failure::usage_error)
 }
 
 /// `--restore-to` for verification: a PostgreSQL server (returned apart) or
@@ -68,7 +68,7 @@ fn verify_options(
 }
 
 pub(crate) fn postgres_url(url: &str) -> Result<ConnConfig, Failure> {
-    ConnConfig::parse(url).map_err(|e| Failure::usage(e.to_string()))
+    ConnConfig::parse(url).map_err(Failure::usage_error)
 }
 
 fn secret_from(source: SecretSource, what: &str) -> Result<Secret, Failure> {

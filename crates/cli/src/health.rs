@@ -592,10 +592,10 @@ pub async fn status(args: StatusArgs) -> Result<u8, Failure> {
         Redis(RedisUrl),
     }
     let t = if is_redis(&target) {
-        Target::Redis(RedisUrl::parse(&target).map_err(|e| Failure::usage(e.to_string()))?)
+        Target::Redis(RedisUrl::parse(&target).map_err(Failure::usage_error)?)
     } else {
         Target::Pg(Box::new(
-            ConnConfig::parse(&target).map_err(|e| Failure::usage(e.message().to_owned()))?,
+            ConnConfig::parse(&target).map_err(Failure::usage_error)?,
         ))
     };
     let colour = colour() && !args.json;
@@ -647,7 +647,7 @@ pub async fn kill(args: KillArgs) -> Result<u8, Failure> {
         ));
     }
     let config = ConnConfig::parse(&target)
-        .map_err(|e| Failure::usage(e.message().to_owned()))?
+        .map_err(Failure::usage_error)?
         .with_fallback_application_name("pgharbor kill");
     let options = KillOptions {
         idle_in_transaction_over: args.idle_in_transaction_over,
@@ -738,7 +738,7 @@ pub async fn kill(args: KillArgs) -> Result<u8, Failure> {
 /// `pgharbor serve`: runs until Ctrl-C or SIGTERM. Refuses a non-loopback
 /// address without credentials unless `--insecure-no-auth`.
 pub async fn serve(args: ServeArgs) -> Result<u8, Failure> {
-    let watch = Watchlist::load(&args.config).map_err(|e| Failure::usage(e.to_string()))?;
+    let watch = Watchlist::load(&args.config).map_err(Failure::usage_error)?;
     for setting in &watch.literal_auth_secrets {
         eprintln!(
             "pgharbor serve: warning: [auth] {setting} is written in {}; prefer {{ env = \"…\" }} or {{ file = \"…\" }}",
@@ -755,7 +755,13 @@ pub async fn serve(args: ServeArgs) -> Result<u8, Failure> {
         .as_ref()
         .map(|files| files.server_config())
         .transpose()
-        .map_err(|e| Failure::usage(format!("{}: {e}", args.config.display())))?;
+        .map_err(|e| {
+            Failure::usage(format!(
+                "{}: {}",
+                args.config.display(),
+                pgharbor_health::chain_text(&e)
+            ))
+        })?;
     let listener = tokio::net::TcpListener::bind(&addrs[..])
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;

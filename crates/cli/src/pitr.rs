@@ -26,7 +26,7 @@ pub async fn base_backup(args: BaseBackupArgs) -> Result<u8, Failure> {
     let server = postgres_url(&args.url)?;
     let dest = destination(&args.to, &args.dest)?;
     let encoding = Encoding::new(args.compress_level, encryption_from(&args.encrypt)?)
-        .map_err(|e| Failure::usage(e.to_string()))?;
+        .map_err(Failure::usage_error)?;
     let options = BaseOptions {
         encoding,
         started_at: None,
@@ -38,7 +38,7 @@ pub async fn base_backup(args: BaseBackupArgs) -> Result<u8, Failure> {
         return Ok(0);
     };
     let schedule = pgharbor_schedule::Schedule::parse(every, args.time_zone.as_deref())
-        .map_err(|e| Failure::usage(e.to_string()))?;
+        .map_err(Failure::usage_error)?;
     let mut runner =
         pgharbor_schedule::RunnerOptions::new(format!("{} base backup", server.endpoint()));
     if let Some(addr) = &args.listen {
@@ -541,7 +541,7 @@ pub async fn restore(args: RestoreArgs) -> Result<u8, Failure> {
 }
 
 fn recovery_target(args: &RestoreArgs) -> Result<RecoveryTarget, Failure> {
-    let usage = |e: pgharbor_backup::BackupError| Failure::usage(e.to_string());
+    let usage = Failure::usage_error;
     Ok(if let Some(time) = &args.time {
         RecoveryTarget::parse_time(time).map_err(usage)?
     } else if let Some(lsn) = &args.lsn {

@@ -95,7 +95,7 @@ async fn connect_inner(
                 tracing::warn!(
                     "sslmode={mode}: the server certificate of {} was not trusted ({}); connecting without TLS, as libpq does",
                     config.endpoint(),
-                    classify(&e, config, Some(&context))
+                    crate::conn_text(&classify(&e, config, Some(&context)))
                 );
             } else {
                 tracing::debug!(
@@ -256,10 +256,11 @@ fn classify(
         }
         return ConnError::new(
             ConnErrorKind::Other,
-            format!(
-                "the TLS handshake with {endpoint} failed: {cause}; check the server's TLS settings (ssl_cert_file, ssl_min_protocol_version)"
-            ),
-        );
+            format!("the TLS handshake with {endpoint} failed"),
+        )
+        .with_cause(format!(
+            "{cause}; check the server's TLS settings (ssl_cert_file, ssl_min_protocol_version)"
+        ));
     }
     // tokio-postgres reports a password request it cannot answer as an
     // "invalid configuration: password missing" error.
@@ -285,10 +286,13 @@ fn classify(
         return ConnError::new(
             ConnErrorKind::AuthenticationFailed,
             format!(
-                "authentication of user \"{}\" at {endpoint} failed: {cause}; check the password and the authentication method the server's pg_hba.conf sets for this user",
+                "authentication of user \"{}\" at {endpoint} failed",
                 config.user()
             ),
-        );
+        )
+        .with_cause(format!(
+            "{cause}; check the password and the authentication method the server's pg_hba.conf sets for this user"
+        ));
     }
     if let Some(io) = find_io_error(err) {
         return from_io(io, config);
@@ -308,8 +312,9 @@ fn classify(
     };
     ConnError::new(
         ConnErrorKind::Other,
-        format!("could not connect to {endpoint}: {detail}"),
+        format!("could not connect to {endpoint}"),
     )
+    .with_cause(detail)
 }
 
 /// Words a TLS failure rustls reported: the server's certificate was not
@@ -420,11 +425,12 @@ fn from_rustls(err: &rustls::Error, config: &ConnConfig, tls: Option<&TlsContext
             ),
             other => ConnError::new(
                 ConnErrorKind::TlsCertificateUntrusted,
-                format!(
-                    "the server certificate of {endpoint}{subject} was rejected: {}; check the certificate the server uses (ssl_cert_file)",
-                    rustls::Error::InvalidCertificate(other.clone())
-                ),
-            ),
+                format!("the server certificate of {endpoint}{subject} was rejected"),
+            )
+            .with_cause(format!(
+                "{}; check the certificate the server uses (ssl_cert_file)",
+                rustls::Error::InvalidCertificate(other.clone())
+            )),
         },
         rustls::Error::AlertReceived(alert) => {
             use rustls::AlertDescription as A;
@@ -468,10 +474,11 @@ fn from_rustls(err: &rustls::Error, config: &ConnConfig, tls: Option<&TlsContext
         }
         other => ConnError::new(
             ConnErrorKind::Other,
-            format!(
-                "the TLS handshake with {endpoint} failed: {other}; check the server's TLS settings (ssl_cert_file, ssl_min_protocol_version)"
-            ),
-        ),
+            format!("the TLS handshake with {endpoint} failed"),
+        )
+        .with_cause(format!(
+            "{other}; check the server's TLS settings (ssl_cert_file, ssl_min_protocol_version)"
+        )),
     }
 }
 
@@ -527,13 +534,15 @@ pub(crate) fn from_server(code: &str, message: &str, config: &ConnConfig) -> Con
         };
         return ConnError::new(
             ConnErrorKind::TlsClientCertificateRejected,
-            format!(
-                "the server at {endpoint} did not accept {cert}{cn} for user \"{user}\": {message}; the certificate's common name (CN) must be the user name, or be mapped to it in the server's pg_ident.conf"
-            ),
+            format!("the server at {endpoint} did not accept {cert}{cn} for user \"{user}\""),
         )
+        .with_cause(format!(
+            "{message}; the certificate's common name (CN) must be the user name, or be mapped to it in the server's pg_ident.conf"
+        ))
         .with_sqlstate(code);
     }
-    let (kind, text) = match code {
+    let said = |advice: &str| Some(format!("{message}; {advice}"));
+    let (kind, context, cause) = match code {
         "28P01" => {
             let what = match config.password_source().describe() {
                 Some(source) => format!("check the password (it came {source})"),
@@ -541,16 +550,16 @@ pub(crate) fn from_server(code: &str, message: &str, config: &ConnConfig) -> Con
             };
             (
                 ConnErrorKind::AuthenticationFailed,
-                format!(
-                    "authentication failed for user \"{user}\" at {endpoint}: {message}; {what}, and the server's pg_hba.conf rules for this user and address"
-                ),
+                format!("authentication failed for user \"{user}\" at {endpoint}"),
+                said(&format!(
+                    "{what}, and the server's pg_hba.conf rules for this user and address"
+                )),
             )
         }
         "28000" => (
             ConnErrorKind::AuthenticationFailed,
-            format!(
-                "the server at {endpoint} refused user \"{user}\": {message}; check the user name, and that the server's pg_hba.conf allows this user, database and client address"
-            ),
+            format!("the server at {endpoint} refused user \"{user}\""),
+            said("check the user name, and that the server's pg_hba.conf allows this user, database and client address"),
         ),
         "3D000" => (
             ConnErrorKind::DatabaseMissing,
@@ -558,31 +567,34 @@ pub(crate) fn from_server(code: &str, message: &str, config: &ConnConfig) -> Con
                 "database \"{}\" does not exist on {endpoint}; create it first (CREATE DATABASE) or check the database name",
                 config.dbname()
             ),
+            None,
         ),
         "42501" => (
             ConnErrorKind::PermissionDenied,
-            format!(
-                "user \"{user}\" lacks a privilege at {endpoint}: {message}; grant it (for example GRANT CONNECT ON DATABASE) or connect as a user who has it"
-            ),
+            format!("user \"{user}\" lacks a privilege at {endpoint}"),
+            said("grant it (for example GRANT CONNECT ON DATABASE) or connect as a user who has it"),
         ),
         "53300" => (
             ConnErrorKind::Other,
-            format!(
-                "the server at {endpoint} has no free connection slots: {message}; close idle connections or raise max_connections"
-            ),
+            format!("the server at {endpoint} has no free connection slots"),
+            said("close idle connections or raise max_connections"),
         ),
         "57P03" => (
             ConnErrorKind::Other,
-            format!(
-                "the server at {endpoint} is not accepting connections yet: {message}; wait until it has finished starting up or recovering"
-            ),
+            format!("the server at {endpoint} is not accepting connections yet"),
+            said("wait until it has finished starting up or recovering"),
         ),
         _ => (
             ConnErrorKind::Other,
-            format!("the server at {endpoint} reported an error: {message} (SQLSTATE {code})"),
+            format!("the server at {endpoint} reported an error"),
+            Some(format!("{message} (SQLSTATE {code})")),
         ),
     };
-    ConnError::new(kind, text).with_sqlstate(code)
+    let error = ConnError::new(kind, context).with_sqlstate(code);
+    match cause {
+        Some(cause) => error.with_cause(cause),
+        None => error,
+    }
 }
 
 /// Words a socket-level failure.
@@ -591,27 +603,33 @@ pub(crate) fn from_io(err: &io::Error, config: &ConnConfig) -> ConnError {
     if err.kind() == io::ErrorKind::PermissionDenied {
         return ConnError::new(
             ConnErrorKind::PermissionDenied,
-            format!(
-                "permission denied connecting to {endpoint}: {err}; check that this user may access the socket (for Unix sockets, the directory's permissions)"
-            ),
-        );
+            format!("permission denied connecting to {endpoint}"),
+        )
+        .with_cause(format!(
+            "{err}; check that this user may access the socket (for Unix sockets, the directory's permissions)"
+        ));
     }
-    let message = if config.is_unix_socket() {
-        format!(
-            "could not connect to the server through the Unix socket {endpoint}: {err}; check that the server is running on this machine with port {}, or give its socket directory or a TCP host with host=",
-            config.port()
+    let (context, advice) = if config.is_unix_socket() {
+        (
+            format!("could not connect to the server through the Unix socket {endpoint}"),
+            format!(
+                "check that the server is running on this machine with port {}, or give its socket directory or a TCP host with host=",
+                config.port()
+            ),
         )
     } else {
-        format!(
-            "could not connect to the server at {endpoint}: {err}; check that the server is running, that the host name and port are right, and that no firewall blocks the port"
+        (
+            format!("could not connect to the server at {endpoint}"),
+            "check that the server is running, that the host name and port are right, and that no firewall blocks the port".to_owned(),
         )
     };
-    ConnError::new(ConnErrorKind::Unreachable, message)
+    ConnError::new(ConnErrorKind::Unreachable, context).with_cause(format!("{err}; {advice}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conn_text;
     use crate::env::Environment;
 
     fn cfg(s: &str) -> ConnConfig {
@@ -628,7 +646,7 @@ mod tests {
         );
         assert!(e.is_authentication_failed());
         assert_eq!(e.sqlstate(), Some("28P01"));
-        let msg = e.to_string();
+        let msg = conn_text(&e);
         assert!(msg.contains("user \"bob\""), "{msg}");
         assert!(msg.contains("db.example:5433"), "{msg}");
         assert!(msg.contains("pg_hba.conf"), "{msg}");
@@ -637,24 +655,22 @@ mod tests {
 
         let e = from_server("28000", "role \"bob\" does not exist", &c);
         assert!(e.is_authentication_failed());
-        assert!(e.to_string().contains("pg_hba.conf"));
+        assert!(conn_text(&e).contains("pg_hba.conf"));
 
         let e = from_server("3D000", "database \"shop\" does not exist", &c);
         assert!(e.is_database_missing());
-        assert!(e
-            .to_string()
-            .contains("database \"shop\" does not exist on db.example:5433"));
+        assert!(conn_text(&e).contains("database \"shop\" does not exist on db.example:5433"));
 
         let e = from_server("42501", "permission denied for database \"shop\"", &c);
         assert!(e.is_permission_denied());
 
         let e = from_server("53300", "sorry, too many clients already", &c);
         assert_eq!(e.kind(), ConnErrorKind::Other);
-        assert!(e.to_string().contains("max_connections"));
+        assert!(conn_text(&e).contains("max_connections"));
 
         let e = from_server("XX000", "boom", &c);
         assert_eq!(e.kind(), ConnErrorKind::Other);
-        assert!(e.to_string().contains("SQLSTATE XX000"));
+        assert!(conn_text(&e).contains("SQLSTATE XX000"));
     }
 
     #[test]
@@ -665,7 +681,7 @@ mod tests {
             "password authentication failed for user \"bob\"",
             &c,
         );
-        assert!(e.to_string().contains("PGPASSWORD"), "{e}");
+        assert!(conn_text(&e).contains("PGPASSWORD"), "{e}");
     }
 
     #[test]
@@ -673,7 +689,7 @@ mod tests {
         let c = cfg("postgresql://db.example:6000/x");
         let e = from_io(&io::Error::from(io::ErrorKind::ConnectionRefused), &c);
         assert!(e.is_unreachable());
-        let msg = e.to_string();
+        let msg = conn_text(&e);
         assert!(msg.contains("db.example:6000"), "{msg}");
         assert!(msg.contains("server is running"), "{msg}");
 
@@ -684,7 +700,7 @@ mod tests {
             io::Error::other("failed to lookup address information: Name or service not known");
         let e = from_io(&dns, &c);
         assert!(e.is_unreachable());
-        assert!(e.to_string().contains("failed to lookup address"), "{e}");
+        assert!(conn_text(&e).contains("failed to lookup address"), "{e}");
 
         let e = from_io(&io::Error::from(io::ErrorKind::PermissionDenied), &c);
         assert!(e.is_permission_denied());
@@ -692,8 +708,41 @@ mod tests {
         let unix = cfg("host=/srv/pg port=5444 user=u");
         let e = from_io(&io::Error::from(io::ErrorKind::NotFound), &unix);
         assert!(e.is_unreachable());
-        assert!(e.to_string().contains("/srv/pg/.s.PGSQL.5444"), "{e}");
-        assert!(e.to_string().contains("Unix socket"), "{e}");
+        assert!(conn_text(&e).contains("/srv/pg/.s.PGSQL.5444"), "{e}");
+        assert!(conn_text(&e).contains("Unix socket"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_names_the_server_with_the_socket_error_as_its_cause() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let c = cfg(&format!(
+            "postgresql://u:hunter2@127.0.0.1:{port}/db?sslmode=disable"
+        ));
+        let Err(e) = connect(&c).await else {
+            panic!("nothing listens on port {port}")
+        };
+        assert!(e.is_unreachable(), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            format!("could not connect to the server at 127.0.0.1:{port}")
+        );
+        let text = conn_text(&e);
+        assert_eq!(
+            text.matches(&format!("127.0.0.1:{port}")).count(),
+            1,
+            "{text}"
+        );
+        assert_eq!(text.matches("Connection refused").count(), 1, "{text}");
+        assert!(
+            text.contains("; check that the server is running"),
+            "{text}"
+        );
+        let io = find_io_error(&e).expect("the socket's error in the chain");
+        assert_eq!(io.kind(), io::ErrorKind::ConnectionRefused);
+        assert!(!format!("{text} {e:?}").contains("hunter2"));
     }
 
     #[test]
@@ -701,7 +750,7 @@ mod tests {
         let c = cfg("postgresql://db.example/x?connect_timeout=3");
         let e = timeout_error(&c, c.connect_timeout().unwrap());
         assert!(e.is_unreachable());
-        assert!(e.to_string().contains("within 3s"), "{e}");
+        assert!(conn_text(&e).contains("within 3s"), "{e}");
     }
 
     #[tokio::test]
@@ -715,7 +764,7 @@ mod tests {
                 panic!("{mode} must fail")
             };
             assert_eq!(e.kind(), ConnErrorKind::TlsConfiguration);
-            assert!(e.to_string().contains("sslrootcert="), "{e}");
+            assert!(conn_text(&e).contains("sslrootcert="), "{e}");
             assert!(e.is_bad_parameters());
         }
     }
@@ -747,7 +796,7 @@ mod tests {
         assert_eq!(e.kind(), ConnErrorKind::TlsCertificateUntrusted);
         assert!(e.is_certificate_problem());
         assert!(!format!("{e} {e:?}").contains("hunter2"));
-        assert!(e.to_string().contains("is not signed by a CA in"), "{e}");
+        assert!(conn_text(&e).contains("is not signed by a CA in"), "{e}");
 
         let e = from_rustls(
             &rustls::Error::InvalidCertificate(CE::NotValidForNameContext {
@@ -758,7 +807,7 @@ mod tests {
             None,
         );
         assert_eq!(e.kind(), ConnErrorKind::TlsHostnameMismatch);
-        let msg = e.to_string();
+        let msg = conn_text(&e);
         assert!(msg.contains("\"db.example\" you connected to"), "{msg}");
         assert!(msg.contains("DNS:other.example, IP:10.0.0.1"), "{msg}");
 
@@ -772,7 +821,7 @@ mod tests {
         );
         assert_eq!(e.kind(), ConnErrorKind::TlsCertificateExpired);
         assert!(
-            e.to_string().contains("expired on 2000-02-29 00:00:00 UTC"),
+            conn_text(&e).contains("expired on 2000-02-29 00:00:00 UTC"),
             "{e}"
         );
 
@@ -782,7 +831,7 @@ mod tests {
             None,
         );
         assert_eq!(e.kind(), ConnErrorKind::TlsClientCertificateRejected);
-        assert!(e.to_string().contains("sslcert=FILE"), "{e}");
+        assert!(conn_text(&e).contains("sslcert=FILE"), "{e}");
 
         assert!(!format!("{e} {e:?}").contains("hunter2"));
         assert_eq!(
@@ -804,14 +853,14 @@ mod tests {
             &c,
         );
         assert_eq!(e.kind(), ConnErrorKind::TlsClientCertificateRejected);
-        assert!(e.to_string().contains("none was sent"), "{e}");
+        assert!(conn_text(&e).contains("none was sent"), "{e}");
         let e = from_server(
             "28000",
             "certificate authentication failed for user \"bob\"",
             &c,
         );
         assert_eq!(e.kind(), ConnErrorKind::TlsClientCertificateRejected);
-        assert!(e.to_string().contains("pg_ident.conf"), "{e}");
+        assert!(conn_text(&e).contains("pg_ident.conf"), "{e}");
     }
 
     #[test]

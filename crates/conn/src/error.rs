@@ -1,5 +1,7 @@
-//! [`ConnError`]: what went wrong and what to do about it.
+//! [`ConnError`]: what was being done (which server, which user), with what
+//! went wrong and what to do about it as its source.
 
+use crate::chain::Explained;
 use std::error::Error as StdError;
 use std::fmt;
 
@@ -53,7 +55,14 @@ pub enum ConnErrorKind {
 
 /// An error from parsing a connection string or connecting.
 ///
-/// It displays as one line: the cause, then what to do. It never contains a
+/// Its message says what failed (connecting to which server, as which
+/// user); when a lower layer's error caused it (the socket, the server's
+/// message, TLS), that error, worded with what to do, is its
+/// [`source`](StdError::source), an [`Explained`] whose own source is the
+/// driver's error. A message the server's error is rephrased into whole
+/// (a missing database, a certificate not trusted) keeps the driver's error
+/// as its source directly; [`crate::chain_text`] with
+/// [`crate::keeps_cause_apart`] then stops at it. It never contains a
 /// password.
 pub struct ConnError {
     kind: ConnErrorKind,
@@ -82,8 +91,25 @@ impl ConnError {
         )
     }
 
+    /// The same error with what the lower layer said (and what to do) shown
+    /// after its message; the lower layer's error is added by
+    /// [`ConnError::with_source`].
+    pub(crate) fn with_cause(mut self, said: impl Into<String>) -> Self {
+        self.source = Some(Box::new(Explained::text_only(said)));
+        self
+    }
+
+    /// The same error with `source`, the lower layer's error, as its cause
+    /// (under the words [`ConnError::with_cause`] gave it, if any).
     pub(crate) fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        let worded = self
+            .source
+            .take()
+            .and_then(|s| s.downcast::<Explained>().ok());
+        self.source = Some(match worded {
+            Some(worded) => Box::new((*worded).with_error(source)),
+            None => Box::new(source),
+        });
         self
     }
 
@@ -102,9 +128,16 @@ impl ConnError {
         self.kind
     }
 
-    /// The one-line message (the same text as `Display`).
+    /// The message: what failed, without its cause (the same text as
+    /// `Display`; [`crate::chain_text`] gives the whole line).
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// Whether the cause is kept apart, as the source, rather than said in
+    /// the message (see [`crate::keeps_cause_apart`]).
+    pub(crate) fn keeps_cause_apart(&self) -> bool {
+        self.source.as_deref().is_some_and(|s| s.is::<Explained>())
     }
 
     /// The server's SQLSTATE code, when the server reported the error.
@@ -221,5 +254,45 @@ mod tests {
         let e = ConnError::new(ConnErrorKind::Unreachable, "x").with_source(io);
         assert!(e.source().is_some());
         assert!(e.is_unreachable());
+    }
+
+    #[test]
+    fn the_cause_is_kept_apart_as_the_source_and_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = ConnError::new(
+            ConnErrorKind::Unreachable,
+            "could not connect to the server at db:5432",
+        )
+        .with_cause("refused; check that the server is running")
+        .with_source(io);
+        assert_eq!(e.to_string(), "could not connect to the server at db:5432");
+        assert_eq!(e.kind(), ConnErrorKind::Unreachable);
+        assert!(crate::keeps_cause_apart(&e));
+        let text = crate::conn_text(&e);
+        assert_eq!(
+            text,
+            "could not connect to the server at db:5432: refused; check that the server is running"
+        );
+        assert_eq!(text.matches("refused").count(), 1, "{text}");
+        let cause = e.source().expect("a source");
+        assert!(cause.is::<Explained>());
+        let io = cause
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("the I/O error under the cause");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+    }
+
+    #[test]
+    fn a_message_that_rephrases_its_cause_is_said_whole() {
+        let io = std::io::Error::other("database \"x\" does not exist");
+        let e = ConnError::new(
+            ConnErrorKind::DatabaseMissing,
+            "database \"x\" does not exist on db:5432; create it first",
+        )
+        .with_source(io);
+        assert!(!crate::keeps_cause_apart(&e));
+        assert_eq!(crate::conn_text(&e), e.to_string());
+        assert!(e.source().is_some_and(|s| s.is::<std::io::Error>()));
     }
 }

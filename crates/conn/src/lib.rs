@@ -17,8 +17,9 @@
 //!   never the password.
 //! * [`connect`] opens a `tokio_postgres` connection, with TLS through rustls
 //!   according to [`SslMode`], honouring `connect_timeout`, and turns failures
-//!   into a [`ConnError`] whose [`kind`](ConnError::kind) says what happened
-//!   and whose message says what to do.
+//!   into a [`ConnError`] whose [`kind`](ConnError::kind) says what happened,
+//!   whose message says what failed and whose source (an [`Explained`]) what
+//!   went wrong and what to do; [`conn_text`] gives the whole line.
 //!
 //! ```no_run
 //! use pgharbor_conn::{connect, ConnConfig};
@@ -118,6 +119,7 @@
 //! (rustls speaks TLS 1.2 and 1.3 only).
 
 mod cancel;
+mod chain;
 mod config;
 mod connect;
 mod encoding;
@@ -139,6 +141,7 @@ mod url;
 mod tests;
 
 pub use cancel::cancel_query;
+pub use chain::{chain_text, conn_text, keeps_cause_apart, Explained};
 pub use config::{ConnConfig, Host, PasswordSource, SslRootCert, DEFAULT_PORT};
 pub use connect::{connect, ConnectionTask};
 pub use env::{Environment, DEFAULT_SOCKET_DIRS, PG_ENV_VARS};

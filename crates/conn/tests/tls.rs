@@ -312,7 +312,7 @@ async fn verify_full_names_the_host_and_the_certificate_names_on_mismatch() {
     let e = connect_err(&cfg).await;
     assert_eq!(e.kind(), ConnErrorKind::TlsHostnameMismatch, "{e}");
     assert!(e.is_certificate_problem());
-    let msg = e.to_string();
+    let msg = pgharbor_conn::conn_text(&e);
     assert!(msg.contains("\"127.0.0.2\" you connected to"), "{msg}");
     assert!(msg.contains("DNS:localhost"), "{msg}");
     assert!(msg.contains("IP:127.0.0.1"), "{msg}");
@@ -345,7 +345,7 @@ async fn unknown_ca_is_named() {
         ));
         let e = connect_err(&cfg).await;
         assert_eq!(e.kind(), ConnErrorKind::TlsCertificateUntrusted, "{e}");
-        let msg = e.to_string();
+        let msg = pgharbor_conn::conn_text(&e);
         assert!(
             msg.contains(&format!(
                 "is not signed by a CA in {}",
@@ -373,11 +373,14 @@ async fn system_roots_do_not_trust_a_private_ca() {
     let e = connect_err(&cfg).await;
     if e.kind() == ConnErrorKind::TlsConfiguration {
         // A machine without a CA bundle: the message says how to get one.
-        assert!(e.to_string().contains("ca-certificates"), "{e}");
+        assert!(
+            pgharbor_conn::conn_text(&e).contains("ca-certificates"),
+            "{e}"
+        );
         return;
     }
     assert_eq!(e.kind(), ConnErrorKind::TlsCertificateUntrusted, "{e}");
-    let msg = e.to_string();
+    let msg = pgharbor_conn::conn_text(&e);
     assert!(
         msg.contains("is not signed by a CA in the system's trusted roots"),
         "{msg}"
@@ -419,7 +422,7 @@ async fn default_root_file_in_home_is_used() {
     let cfg = f.config(&url(c, "tls_user", "localhost", "sslmode=verify-full"));
     let e = connect_err(&cfg).await;
     assert_eq!(e.kind(), ConnErrorKind::TlsConfiguration, "{e}");
-    let msg = e.to_string();
+    let msg = pgharbor_conn::conn_text(&e);
     assert!(msg.contains(".postgresql/root.crt does not exist"), "{msg}");
     assert!(msg.contains("sslrootcert=/path/to/ca.crt"), "{msg}");
     assert!(e.is_bad_parameters());
@@ -433,7 +436,7 @@ async fn default_root_file_in_home_is_used() {
     let e = connect_err(&cfg).await;
     assert_eq!(e.kind(), ConnErrorKind::TlsCertificateUntrusted, "{e}");
     assert!(
-        e.to_string().contains("the default root certificate file"),
+        pgharbor_conn::conn_text(&e).contains("the default root certificate file"),
         "{e}"
     );
 }
@@ -467,7 +470,7 @@ async fn expired_certificate_says_when() {
     ));
     let e = connect_err(&cfg).await;
     assert_eq!(e.kind(), ConnErrorKind::TlsCertificateExpired, "{e}");
-    let msg = e.to_string();
+    let msg = pgharbor_conn::conn_text(&e);
     assert!(msg.contains("expired on 2021-01-01 00:00:00 UTC"), "{msg}");
     assert!(msg.contains("\"CN=localhost\""), "{msg}");
 
@@ -487,7 +490,7 @@ async fn server_without_tls_is_named() {
         let cfg = f.config(&url(c, "postgres", "127.0.0.1", &params));
         let e = connect_err(&cfg).await;
         assert_eq!(e.kind(), ConnErrorKind::TlsNotSupportedByServer, "{e}");
-        let msg = e.to_string();
+        let msg = pgharbor_conn::conn_text(&e);
         assert!(msg.contains("does not support TLS"), "{msg}");
         assert!(msg.contains(&format!("127.0.0.1:{}", c.port())), "{msg}");
     }
@@ -529,7 +532,7 @@ async fn missing_client_certificate_is_rejected() {
     ));
     let e = connect_err(&cfg).await;
     assert_eq!(e.kind(), ConnErrorKind::TlsClientCertificateRejected, "{e}");
-    let msg = e.to_string();
+    let msg = pgharbor_conn::conn_text(&e);
     assert!(msg.contains("requires a client certificate"), "{msg}");
     assert!(msg.contains("none was sent"), "{msg}");
     assert!(msg.contains("sslcert=FILE"), "{msg}");
@@ -542,7 +545,7 @@ async fn client_certificate_from_an_unknown_ca_is_rejected() {
     let cfg = client_cert_config(c, &f, "client-unknown-ca");
     let e = connect_err(&cfg).await;
     assert_eq!(e.kind(), ConnErrorKind::TlsClientCertificateRejected, "{e}");
-    let msg = e.to_string();
+    let msg = pgharbor_conn::conn_text(&e);
     assert!(
         msg.contains(&format!(
             "rejected the client certificate {}",
@@ -563,7 +566,7 @@ async fn client_certificate_for_another_user_is_rejected() {
     let cfg = client_cert_config(c, &f, "client-other-user");
     let e = connect_err(&cfg).await;
     assert_eq!(e.kind(), ConnErrorKind::TlsClientCertificateRejected, "{e}");
-    let msg = e.to_string();
+    let msg = pgharbor_conn::conn_text(&e);
     assert!(msg.contains("its common name is \"other_user\""), "{msg}");
     assert!(msg.contains("for user \"postgres\""), "{msg}");
     assert!(msg.contains("pg_ident.conf"), "{msg}");
@@ -587,7 +590,7 @@ async fn readable_client_key_is_refused_before_connecting() {
     ));
     let e = connect_err(&cfg).await;
     assert_eq!(e.kind(), ConnErrorKind::TlsConfiguration, "{e}");
-    let msg = e.to_string();
+    let msg = pgharbor_conn::conn_text(&e);
     assert!(msg.contains("loose.key has group or world access"), "{msg}");
     assert!(msg.contains("chmod 600"), "{msg}");
 }
@@ -640,7 +643,7 @@ async fn channel_binding_require_refuses_methods_that_cannot_bind() {
         ));
         let e = connect_err(&cfg).await;
         assert!(e.is_authentication_failed(), "{user}: {e}");
-        let msg = e.to_string();
+        let msg = pgharbor_conn::conn_text(&e);
         assert!(msg.contains("channel_binding=require"), "{msg}");
         assert!(msg.contains("SCRAM channel binding"), "{msg}");
         assert_no_password(&e);
@@ -689,7 +692,7 @@ async fn direct_tls_negotiation_needs_postgres_17() {
     }
     let e = connect_err(&cfg).await;
     assert_eq!(e.kind(), ConnErrorKind::TlsNotSupportedByServer, "{e}");
-    let msg = e.to_string();
+    let msg = pgharbor_conn::conn_text(&e);
     assert!(msg.contains("sslnegotiation=direct"), "{msg}");
     assert!(msg.contains("PostgreSQL 17"), "{msg}");
     assert!(msg.contains("sslnegotiation=postgres"), "{msg}");

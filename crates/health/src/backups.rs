@@ -44,7 +44,8 @@ impl BackupWatch {
         max_age: Duration,
     ) -> crate::Result<BackupWatch> {
         let dest = Destination::parse(dest, options).map_err(|e| {
-            crate::HealthError::new(crate::HealthErrorKind::InvalidInput, e.to_string())
+            crate::HealthError::new(crate::HealthErrorKind::InvalidInput, "")
+                .caused_by(e)
                 .context(format!("backups {name:?}"))
         })?;
         Ok(BackupWatch {
@@ -196,7 +197,7 @@ pub async fn inspect(watch: &BackupWatch, timeout: Duration) -> BackupView {
     let dest = watch.dest.to_string();
     let listed = match tokio::time::timeout(timeout, pgharbor_backup::list(&watch.dest)).await {
         Ok(Ok(entries)) => Ok(entries),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => Err(pgharbor_backup::chain_text(&e)),
         Err(_) => Err(format!(
             "no answer within {}",
             format_secs(timeout.as_secs_f64())

@@ -178,7 +178,7 @@ async fn check_postgres(target: &str, options: &CheckOptions) -> CheckReport {
                 KIND,
                 masked_input(target),
                 Readiness::BadParameters,
-                e.message().to_owned(),
+                pgharbor_conn::conn_text(&e),
             )
         }
     };
@@ -219,7 +219,7 @@ async fn check_postgres(target: &str, options: &CheckOptions) -> CheckReport {
                 }
                 _ => Readiness::NoResponse,
             };
-            let mut message = e.message().to_owned();
+            let mut message = pgharbor_conn::conn_text(&e);
             if readiness == Readiness::Accepting {
                 message = format!("the server answered: {message}");
             }
@@ -240,7 +240,7 @@ async fn check_postgres(target: &str, options: &CheckOptions) -> CheckReport {
                 Err(e) => ProbeResult {
                     probe: "query",
                     ok: false,
-                    detail: HealthError::postgres("the query failed", &e).to_string(),
+                    detail: crate::chain_text(&HealthError::postgres("the query failed", e)),
                 },
             });
         }
@@ -271,7 +271,7 @@ async fn check_postgres(target: &str, options: &CheckOptions) -> CheckReport {
                 Err(e) => ProbeResult {
                     probe: "writable",
                     ok: false,
-                    detail: HealthError::postgres("cannot tell", &e).to_string(),
+                    detail: crate::chain_text(&HealthError::postgres("cannot tell", e)),
                 },
             });
         }
@@ -297,7 +297,10 @@ async fn check_postgres(target: &str, options: &CheckOptions) -> CheckReport {
                 Err(e) => ProbeResult {
                     probe: "max_connections_used",
                     ok: false,
-                    detail: HealthError::postgres("cannot count connections", &e).to_string(),
+                    detail: crate::chain_text(&HealthError::postgres(
+                        "cannot count connections",
+                        e,
+                    )),
                 },
             });
         }
@@ -348,7 +351,7 @@ async fn check_redis(target: &str, options: &CheckOptions) -> CheckReport {
                 KIND,
                 format!("redis://…@{shown}"),
                 Readiness::BadParameters,
-                e.to_string(),
+                crate::chain_text(&e),
             );
         }
     };
@@ -362,7 +365,7 @@ async fn check_redis(target: &str, options: &CheckOptions) -> CheckReport {
             } else {
                 Readiness::NoResponse
             };
-            return report(KIND, shown, readiness, e.to_string());
+            return report(KIND, shown, readiness, crate::chain_text(&e));
         }
     };
     if let Some(error) = refused {
@@ -453,7 +456,7 @@ async fn check_redis(target: &str, options: &CheckOptions) -> CheckReport {
             }
             out
         }
-        Ok(Err(e)) => report(KIND, shown, Readiness::NoResponse, e.to_string()),
+        Ok(Err(e)) => report(KIND, shown, Readiness::NoResponse, crate::chain_text(&e)),
         Err(_) => report(
             KIND,
             shown,

@@ -115,7 +115,7 @@ pub async fn find(client: &Client, options: &KillOptions) -> Result<Vec<KillCand
             ],
         )
         .await
-        .map_err(|e| HealthError::postgres("listing sessions", &e))?;
+        .map_err(|e| HealthError::postgres("listing sessions", e))?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -176,8 +176,10 @@ pub async fn act(client: &Client, options: &KillOptions, candidates: &mut [KillC
             }
             Err(e) => {
                 c.done = Some(false);
-                let mut note = HealthError::postgres(c.action.verb(), &e).to_string();
-                if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+                let refused =
+                    e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE);
+                let mut note = crate::chain_text(&HealthError::postgres(c.action.verb(), e));
+                if refused {
                     note.push_str("; a superuser, the session's own role, or a member of pg_signal_backend may do it");
                 }
                 c.note = Some(note);

@@ -46,7 +46,7 @@ pub mod status;
 pub mod tls;
 
 pub use check::{check, CheckOptions, CheckReport, Readiness};
-pub use error::{HealthError, HealthErrorKind, Result};
+pub use error::{chain_text, keeps_cause_apart, HealthError, HealthErrorKind, Result};
 pub use redis::RedisUrl;
 
 /// `1.5 GiB`-style sizes.

@@ -198,8 +198,9 @@ impl Watchlist {
         let text = std::fs::read_to_string(path).map_err(|e| {
             HealthError::new(
                 HealthErrorKind::Io,
-                format!("cannot read {}: {e}", path.display()),
+                format!("cannot read {}", path.display()),
             )
+            .caused_by(e)
         })?;
         Watchlist::parse(&text).map_err(|e| e.context(path.display()))
     }
@@ -271,7 +272,7 @@ impl Watchlist {
                 env = env.with_var("PGPASSWORD", pw.expose());
             }
             let config = ConnConfig::parse_with_env(url.expose(), &env)
-                .map_err(|err| ctx(bad(err.message().to_owned())))?;
+                .map_err(|err| ctx(bad(pgharbor_conn::conn_text(&err))))?;
             postgres.push(PgWatch {
                 name: e.name.clone(),
                 config,
@@ -466,7 +467,7 @@ impl Monitor {
                             name: w.name,
                             target: w.config.to_string(),
                             up: false,
-                            error: Some(e.to_string()),
+                            error: Some(crate::chain_text(&e)),
                             scrape_seconds,
                             status: None,
                         },
@@ -487,7 +488,7 @@ impl Monitor {
                     let scrape_seconds = started.elapsed().as_secs_f64();
                     let (up, error, status) = match result {
                         Ok(s) => (true, None, Some(s)),
-                        Err(e) => (false, Some(e.to_string()), None),
+                        Err(e) => (false, Some(crate::chain_text(&e)), None),
                     };
                     RedisTarget {
                         name: w.name,

@@ -202,6 +202,7 @@ pub fn keeps_cause_apart(error: &(dyn std::error::Error + 'static)) -> bool {
         || error.is::<pgharbor_sqlite::SqliteError>()
         || error.is::<pgharbor_chroma::ChromaError>()
         || error.is::<pgharbor_verify::VerifyError>()
+        || pgharbor_conn::keeps_cause_apart(error)
 }
 
 impl MigrateError {

@@ -55,7 +55,7 @@ impl Canceller {
         tokio::pin!(settled);
         loop {
             if let Err(e) = pgharbor_conn::cancel_query(&self.config, &self.token).await {
-                tracing::debug!(error = %e, "a cancel request could not be sent");
+                tracing::debug!(error = %pgharbor_conn::conn_text(&e), "a cancel request could not be sent");
                 return;
             }
             tokio::select! {

@@ -1,7 +1,9 @@
-//! [`ObjstoreError`]: which destination, which object, what went wrong and
-//! what to do about it.
+//! [`ObjstoreError`]: which destination and which object, with what went
+//! wrong and what to do about it as its source.
 
 use std::fmt;
+
+use pgharbor_conn::Explained;
 
 /// The category of an [`ObjstoreError`]; match on it to decide what to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,16 +35,20 @@ pub enum ObjstoreErrorKind {
 
 /// An error from parsing a destination or from an operation on it.
 ///
-/// It displays as one line naming the destination and the object, the
-/// cause, and what to do. It never contains an access key secret, an
-/// account key, a session token or a SAS token: causes reported by the
-/// underlying clients are scrubbed of every secret the destination holds
-/// before they are put into the message, and no source error is kept.
+/// Its message names the destination and what was being done with which
+/// object; the cause and what to do are its
+/// [`source`](std::error::Error::source), an [`Explained`] (whose own
+/// source is the file system's error, for a local directory). It never
+/// contains an access key secret, an account key, a session token or a SAS
+/// token: causes reported by the cloud clients are scrubbed of every secret
+/// the destination holds, and their errors are not kept.
 #[derive(thiserror::Error)]
 #[error("{message}")]
 pub struct ObjstoreError {
     kind: ObjstoreErrorKind,
     message: String,
+    #[source]
+    cause: Option<Explained>,
 }
 
 impl ObjstoreError {
@@ -51,7 +57,14 @@ impl ObjstoreError {
         ObjstoreError {
             kind,
             message: message.into(),
+            cause: None,
         }
+    }
+
+    /// The same error with the file system's error `e` under its cause.
+    pub(crate) fn with_io(mut self, e: std::io::Error) -> Self {
+        self.cause = self.cause.map(|cause| cause.with_error(e));
+        self
     }
 
     /// An [`ObjstoreErrorKind::InvalidDestination`] error about `dest`.
@@ -67,7 +80,9 @@ impl ObjstoreError {
         self.kind
     }
 
-    /// The one-line message (the same text as `Display`).
+    /// The message: the destination and what was being done, without the
+    /// cause (the same text as `Display`; `pgharbor_conn::chain_text` gives
+    /// the whole line).
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -84,6 +99,7 @@ impl fmt::Debug for ObjstoreError {
         f.debug_struct("ObjstoreError")
             .field("kind", &self.kind)
             .field("message", &self.message)
+            .field("cause", &self.cause)
             .finish()
     }
 }
@@ -123,7 +139,8 @@ impl Op<'_> {
     }
 }
 
-/// The error for `op` on `dest` of `kind`: `backup destination DEST: OP: CAUSE; HINT`.
+/// The error for `op` on `dest` of `kind`: `backup destination DEST: OP`,
+/// caused by `CAUSE; HINT`.
 pub(crate) fn op_error(
     kind: ObjstoreErrorKind,
     dest: &str,
@@ -131,12 +148,20 @@ pub(crate) fn op_error(
     cause: &str,
     hint: &str,
 ) -> ObjstoreError {
-    let mut message = format!("backup destination {dest}: {op}: {cause}");
+    let mut said = cause.to_owned();
     if !hint.is_empty() {
-        message.push_str("; ");
-        message.push_str(hint);
+        said.push_str("; ");
+        said.push_str(hint);
     }
-    ObjstoreError::new(kind, message)
+    let mut error = ObjstoreError::new(kind, format!("backup destination {dest}: {op}"));
+    error.cause = Some(Explained::text_only(said));
+    error
+}
+
+/// Whether `error` is this crate's error, which says only its own context
+/// and keeps its cause as its source.
+pub fn keeps_cause_apart(error: &(dyn std::error::Error + 'static)) -> bool {
+    error.is::<ObjstoreError>()
 }
 
 #[cfg(test)]
@@ -154,8 +179,17 @@ mod tests {
         );
         assert_eq!(
             e.to_string(),
+            "backup destination s3://b/p: reading 'm.json'"
+        );
+        assert_eq!(
+            pgharbor_conn::chain_text(&e, &keeps_cause_apart),
             "backup destination s3://b/p: reading 'm.json': no such object; \
              list the destination to see what it holds"
+        );
+        let cause = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(
+            cause.as_deref(),
+            Some("no such object; list the destination to see what it holds")
         );
         assert!(e.is_not_found());
         assert_eq!(e.kind(), ObjstoreErrorKind::NotFound);

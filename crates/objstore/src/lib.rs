@@ -61,7 +61,7 @@ use bytes::Bytes;
 use tokio::io::AsyncRead;
 
 pub use cloud::PARTS_IN_FLIGHT;
-pub use error::{ObjstoreError, ObjstoreErrorKind, Result};
+pub use error::{keeps_cause_apart, ObjstoreError, ObjstoreErrorKind, Result};
 pub use object::{ObjectInfo, ObjectStream, Written};
 pub use options::{
     AzureCredentials, DestinationOptions, S3Credentials, DEFAULT_PART_SIZE, MIN_PART_SIZE,

@@ -64,7 +64,7 @@ impl Local {
             .mode(DIR_MODE)
             .create(&dir)
             .await
-            .map_err(|e| self.io_error(op, &dir, &e))?;
+            .map_err(|e| self.io_error(op, &dir, e))?;
         let tmp = temp_path(&target);
         let result = self.write_temp(&tmp, name, &mut reader).await;
         let written = match result {
@@ -76,7 +76,7 @@ impl Local {
         };
         if let Err(e) = tokio::fs::rename(&tmp, &target).await {
             let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(self.io_error(op, &target, &e));
+            return Err(self.io_error(op, &target, e));
         }
         // The rename, and any directory created for it, survive a crash.
         let top = self.root.parent().unwrap_or(&self.root);
@@ -85,7 +85,7 @@ impl Local {
             .skip(1)
             .take_while(|d| new_dirs && d.starts_with(top));
         for d in std::iter::once(dir.as_path()).chain(created) {
-            sync_dir(d).await.map_err(|e| self.io_error(op, d, &e))?;
+            sync_dir(d).await.map_err(|e| self.io_error(op, d, e))?;
         }
         Ok(written)
     }
@@ -104,7 +104,7 @@ impl Local {
             .mode(FILE_MODE)
             .open(tmp)
             .await
-            .map_err(|e| self.io_error(op, tmp, &e))?;
+            .map_err(|e| self.io_error(op, tmp, e))?;
         let mut sum = Checksum::default();
         loop {
             let chunk = fill(reader, CHUNK, &mut sum, &dest, name).await?;
@@ -113,12 +113,12 @@ impl Local {
             }
             file.write_all(&chunk)
                 .await
-                .map_err(|e| self.io_error(op, tmp, &e))?;
+                .map_err(|e| self.io_error(op, tmp, e))?;
         }
         // ENOSPC may only show up when the data is flushed.
         file.sync_all()
             .await
-            .map_err(|e| self.io_error(op, tmp, &e))?;
+            .map_err(|e| self.io_error(op, tmp, e))?;
         Ok(sum.finish())
     }
 
@@ -127,12 +127,12 @@ impl Local {
         let op = Op::Read(name);
         let file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
-            Err(e) => return Err(self.missing_or(op, &path, &e).await),
+            Err(e) => return Err(self.missing_or(op, &path, e).await),
         };
         let meta = file
             .metadata()
             .await
-            .map_err(|e| self.io_error(op, &path, &e))?;
+            .map_err(|e| self.io_error(op, &path, e))?;
         if meta.is_dir() {
             return Err(op_error(
                 Kind::NotFound,
@@ -144,7 +144,7 @@ impl Local {
         }
         let (dest, owned) = (self.dest(), name.to_owned());
         let stream = tokio_util::io::ReaderStream::with_capacity(file, CHUNK)
-            .map(move |r| r.map_err(|e| io_error(&dest, Op::Read(&owned), &path, &e)));
+            .map(move |r| r.map_err(|e| io_error(&dest, Op::Read(&owned), &path, e)));
         Ok(ObjectStream::new(meta.len(), stream.boxed()))
     }
 
@@ -154,7 +154,7 @@ impl Local {
             Ok(meta) if meta.is_file() => Ok(Some(info(name.to_owned(), &meta))),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.io_error(Op::Stat(name), &path, &e)),
+            Err(e) => Err(self.io_error(Op::Stat(name), &path, e)),
         }
     }
 
@@ -162,7 +162,7 @@ impl Local {
     pub(crate) async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let op = Op::List(prefix);
         if let Err(e) = tokio::fs::metadata(&self.root).await {
-            return Err(self.missing_or(op, &self.root, &e).await);
+            return Err(self.missing_or(op, &self.root, e).await);
         }
         let start = if prefix.is_empty() {
             self.root.clone()
@@ -175,18 +175,18 @@ impl Local {
             let mut entries = match tokio::fs::read_dir(&dir).await {
                 Ok(entries) => entries,
                 Err(e) if is_missing(&e) => continue,
-                Err(e) => return Err(self.io_error(op, &dir, &e)),
+                Err(e) => return Err(self.io_error(op, &dir, e)),
             };
             while let Some(entry) = entries
                 .next_entry()
                 .await
-                .map_err(|e| self.io_error(op, &dir, &e))?
+                .map_err(|e| self.io_error(op, &dir, e))?
             {
                 let path = entry.path();
                 let meta = match tokio::fs::metadata(&path).await {
                     Ok(meta) => meta,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // deleted meanwhile
-                    Err(e) => return Err(self.io_error(op, &path, &e)),
+                    Err(e) => return Err(self.io_error(op, &path, e)),
                 };
                 if meta.is_dir() {
                     dirs.push(path);
@@ -220,7 +220,7 @@ impl Local {
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(self.io_error(Op::Delete(name), &path, &e)),
+            Err(e) => Err(self.io_error(Op::Delete(name), &path, e)),
         }
     }
 
@@ -239,16 +239,16 @@ impl Local {
         match tokio::fs::remove_dir_all(&dir).await {
             Ok(()) => Ok(count),
             Err(e) if is_missing(&e) => Ok(count),
-            Err(e) => Err(self.io_error(Op::Delete(prefix), &dir, &e)),
+            Err(e) => Err(self.io_error(Op::Delete(prefix), &dir, e)),
         }
     }
 
-    fn io_error(&self, op: Op<'_>, path: &Path, e: &io::Error) -> ObjstoreError {
+    fn io_error(&self, op: Op<'_>, path: &Path, e: io::Error) -> ObjstoreError {
         io_error(&self.dest(), op, path, e)
     }
 
     /// A `NotFound` error that says whether the directory itself is missing.
-    async fn missing_or(&self, op: Op<'_>, path: &Path, e: &io::Error) -> ObjstoreError {
+    async fn missing_or(&self, op: Op<'_>, path: &Path, e: io::Error) -> ObjstoreError {
         if e.kind() != io::ErrorKind::NotFound {
             return self.io_error(op, path, e);
         }
@@ -318,7 +318,7 @@ async fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Turns an I/O error into one that names the destination, the object, the
 /// file and what to do.
-fn io_error(dest: &str, op: Op<'_>, path: &Path, e: &io::Error) -> ObjstoreError {
+fn io_error(dest: &str, op: Op<'_>, path: &Path, e: io::Error) -> ObjstoreError {
     let object = op.object();
     let path = path.display();
     let (kind, cause, hint) = match (e.kind(), e.raw_os_error()) {
@@ -352,7 +352,7 @@ fn io_error(dest: &str, op: Op<'_>, path: &Path, e: &io::Error) -> ObjstoreError
         ),
         _ => (Kind::Other, format!("{e} ({path})"), String::new()),
     };
-    op_error(kind, dest, op, &cause, &hint)
+    op_error(kind, dest, op, &cause, &hint).with_io(e)
 }
 
 #[cfg(test)]
@@ -371,11 +371,20 @@ mod tests {
     #[test]
     fn enospc_is_named() {
         let e = io::Error::from_raw_os_error(28);
-        let err = io_error("/b", Op::Write("m"), Path::new("/b/m"), &e);
+        let err = io_error("/b", Op::Write("m"), Path::new("/b/m"), e);
         assert_eq!(err.kind(), Kind::NoSpace);
-        assert!(err.to_string().contains("no space left on device (ENOSPC)"));
+        assert_eq!(err.to_string(), "backup destination /b: writing 'm'");
+        let text = pgharbor_conn::chain_text(&err, &crate::keeps_cause_apart);
+        assert_eq!(
+            text.matches("no space left on device (ENOSPC)").count(),
+            1,
+            "{text}"
+        );
+        let cause = std::error::Error::source(&err).unwrap();
+        let io = cause.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(io.and_then(io::Error::raw_os_error), Some(28));
         let e = io::Error::from_raw_os_error(13);
-        let err = io_error("/b", Op::Write("m"), Path::new("/b/m"), &e);
+        let err = io_error("/b", Op::Write("m"), Path::new("/b/m"), e);
         assert_eq!(err.kind(), Kind::PermissionDenied);
     }
 }

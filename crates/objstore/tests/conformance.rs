@@ -233,7 +233,7 @@ async fn failed_upload_leaves_nothing(kind: Kind) {
         .put_stream("db.dump", Failing(MIN_PART_SIZE + 1000))
         .await
         .unwrap_err();
-    let msg = e.to_string();
+    let msg = said(&e);
     assert!(msg.contains("reading the data to upload failed"), "{msg}");
     assert!(msg.contains("pg_dump exited with status 1"), "{msg}");
     assert!(
@@ -295,7 +295,7 @@ async fn list_with_prefix(kind: Kind) {
 
     let e = f.dest.list("../etc").await.unwrap_err();
     assert_eq!(e.kind(), ObjstoreErrorKind::InvalidName);
-    assert!(e.to_string().contains("'..'"), "{e}");
+    assert!(said(&e).contains("'..'"), "{e}");
 }
 
 async fn delete_and_delete_prefix(kind: Kind) {
@@ -363,7 +363,7 @@ async fn missing_object(kind: Kind) {
     let e = f.dest.get_bytes("b9/manifest.json").await.unwrap_err();
     assert_eq!(e.kind(), ObjstoreErrorKind::NotFound, "{e}");
     assert!(e.is_not_found());
-    let msg = e.to_string();
+    let msg = said(&e);
     assert!(msg.contains("'b9/manifest.json'"), "{msg}");
     assert!(msg.contains(&f.dest.to_string()), "{msg}");
     assert!(msg.contains("list the destination"), "{msg}");
@@ -389,13 +389,13 @@ async fn missing_bucket(kind: Kind) {
     let dest = f.with(&url, |_| {});
     let e = dest.list("").await.unwrap_err();
     assert_eq!(e.kind(), ObjstoreErrorKind::ContainerMissing, "{e}");
-    assert!(e.to_string().contains(&named), "{e}");
+    assert!(said(&e).contains(&named), "{e}");
     let e = dest.get_bytes("manifest.json").await.unwrap_err();
     assert_eq!(e.kind(), ObjstoreErrorKind::ContainerMissing, "{e}");
     if matches!(kind, Kind::S3 | Kind::Azure) {
         let e = dest.put_bytes("manifest.json", "{}").await.unwrap_err();
         assert_eq!(e.kind(), ObjstoreErrorKind::ContainerMissing, "{e}");
-        let msg = e.to_string();
+        let msg = said(&e);
         assert!(msg.contains(&format!("'{named}' does not exist")), "{msg}");
         assert!(msg.contains("create the"), "{msg}");
     } else {
@@ -432,7 +432,7 @@ async fn wrong_credentials(kind: Kind) {
         dest.get_bytes("manifest.json").await.unwrap_err(),
     ] {
         assert_eq!(e.kind(), ObjstoreErrorKind::Credentials, "{e}");
-        let msg = e.to_string();
+        let msg = said(&e);
         assert!(msg.contains("rejected the credentials"), "{msg}");
         assert!(msg.contains(&f.dest.to_string()), "{msg}");
         assert_no_secret(&f, &format!("{e} {e:?}"));
@@ -445,11 +445,11 @@ async fn wrong_credentials(kind: Kind) {
         });
         let e = dest.list("").await.unwrap_err();
         assert_eq!(e.kind(), ObjstoreErrorKind::Credentials, "{e}");
-        assert!(e.to_string().contains("AWS_ACCESS_KEY_ID"), "{e}");
+        assert!(said(&e).contains("AWS_ACCESS_KEY_ID"), "{e}");
         // No credentials at all: said before anything is sent.
         let e = Destination::parse(&url, &DestinationOptions::default()).unwrap_err();
         assert_eq!(e.kind(), ObjstoreErrorKind::Credentials);
-        assert!(e.to_string().contains("AWS_SECRET_ACCESS_KEY"), "{e}");
+        assert!(said(&e).contains("AWS_SECRET_ACCESS_KEY"), "{e}");
     } else {
         // A SAS token Azurite does not accept: its signature is never shown.
         let dest = f.with(&url, |o| {
@@ -493,7 +493,7 @@ async fn unreachable_endpoint(kind: Kind) {
     };
     let e = dest.list("").await.unwrap_err();
     assert_eq!(e.kind(), ObjstoreErrorKind::Unreachable, "{e}");
-    assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    assert!(said(&e).contains(&format!("127.0.0.1:{port}")), "{e}");
 }
 
 /// A container SAS token instead of the account key (Azure only).
@@ -578,4 +578,9 @@ fn kinds() {
         Destination::parse("file:///tmp/x", &o).unwrap().kind(),
         DestinationKind::Local
     );
+}
+
+/// An error and its causes as one line, as the CLI prints it.
+fn said(e: &(dyn std::error::Error + 'static)) -> String {
+    pgharbor_conn::chain_text(e, &pgharbor_objstore::keeps_cause_apart)
 }

@@ -19,9 +19,9 @@ impl Tmpfs {
     /// The reason, as an error, when mounting is impossible (not root, no
     /// `mount`, a container without CAP_SYS_ADMIN).
     fn mount(size: &str) -> Result<Tmpfs, String> {
-        let parent = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let parent = tempfile::tempdir().map_err(|e| said(&e))?;
         let dir = parent.path().join("full");
-        std::fs::create_dir(&dir).map_err(|e| e.to_string())?;
+        std::fs::create_dir(&dir).map_err(|e| said(&e))?;
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(&dir)
@@ -75,7 +75,7 @@ async fn full_disk_is_a_clear_enospc_error_and_leaves_nothing_behind() {
     let big = vec![1u8; 3 * 1024 * 1024];
     let e = dest.put_stream("b2/app.dump", &big[..]).await.unwrap_err();
     assert_eq!(e.kind(), ObjstoreErrorKind::NoSpace, "{e}");
-    let msg = e.to_string();
+    let msg = said(&e);
     assert!(msg.contains("no space left on device (ENOSPC)"), "{msg}");
     assert!(msg.contains("'b2/app.dump'"), "{msg}");
     assert!(msg.contains(&fs.dir.display().to_string()), "{msg}");
@@ -133,5 +133,10 @@ async fn read_only_directory_is_permission_denied() {
         Destination::parse(fs.dir.to_str().unwrap(), &DestinationOptions::default()).unwrap();
     let e = dest.put_bytes("manifest.json", "{}").await.unwrap_err();
     assert_eq!(e.kind(), ObjstoreErrorKind::PermissionDenied, "{e}");
-    assert!(e.to_string().contains("read-only file system"), "{e}");
+    assert!(said(&e).contains("read-only file system"), "{e}");
+}
+
+/// An error and its causes as one line, as the CLI prints it.
+fn said(e: &(dyn std::error::Error + 'static)) -> String {
+    pgharbor_conn::chain_text(e, &pgharbor_objstore::keeps_cause_apart)
 }

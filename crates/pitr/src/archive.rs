@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use pgharbor_backup::{BackupError, BackupErrorKind, Encoding, Result};
+use pgharbor_backup::{chain_text, BackupError, BackupErrorKind, Encoding, Result};
 use pgharbor_conn::ConnConfig;
 use pgharbor_objstore::Destination;
 use pgharbor_pgtools::{clear_libpq_env, Program, Version};
@@ -320,7 +320,7 @@ impl Archiver<'_> {
             }
         };
         if let Err(e) = publish(self.dest, &status).await {
-            tracing::warn!("writing {ARCHIVER_STATUS}: {e}");
+            tracing::warn!("writing {ARCHIVER_STATUS}: {}", chain_text(&e));
         }
     }
 
@@ -351,7 +351,10 @@ async fn look(
     )
     .await;
     looked.unwrap_or_else(|e| {
-        failed(progress, format!("looking at the replication slot: {e}"));
+        failed(
+            progress,
+            format!("looking at the replication slot: {}", chain_text(&e)),
+        );
         GuardAction::Continue
     })
 }
@@ -397,25 +400,21 @@ fn failed(progress: &SharedProgress, message: String) {
 /// made private too.
 pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
-    let failed = |e: String| {
-        BackupError::new(
-            BackupErrorKind::Io,
-            format!("creating directory {}: {e}", dir.display()),
-        )
-    };
+    let creating = format!("creating directory {}", dir.display());
+    let failed = |e: std::io::Error| BackupError::io(&creating, e);
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| failed(e.to_string()))?;
-    let meta = std::fs::symlink_metadata(dir).map_err(|e| failed(e.to_string()))?;
+        .map_err(failed)?;
+    let meta = std::fs::symlink_metadata(dir).map_err(failed)?;
     if !meta.is_dir() || meta.uid() != rustix::process::geteuid().as_raw() {
-        return Err(failed(
-            "it exists and is not a directory of this user".to_owned(),
+        return Err(BackupError::new(
+            BackupErrorKind::Io,
+            format!("{creating}: it exists and is not a directory of this user"),
         ));
     }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| failed(e.to_string()))
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(failed)
 }
 
 /// `pg_receivewal --create-slot --if-not-exists`.
@@ -428,7 +427,7 @@ async fn create_slot(receivewal: &Program, server: &ConnConfig, slot: &str) -> R
         .stdin(Stdio::null())
         .output()
         .await
-        .map_err(|e| tool_error(format!("starting pg_receivewal: {e}")))?;
+        .map_err(|e| tool_error("starting pg_receivewal".to_owned()).caused_by(e))?;
     if output.status.success() {
         return Ok(());
     }
@@ -463,7 +462,7 @@ fn start_receiver(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| tool_error(format!("starting pg_receivewal: {e}")))?;
+        .map_err(|e| tool_error("starting pg_receivewal".to_owned()).caused_by(e))?;
     if let Some(stderr) = child.stderr.take() {
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
@@ -511,7 +510,10 @@ async fn archive_spool(dest: &Destination, options: &ArchiveOptions, progress: &
                 p.last_archived_at = Some(entry.archived_at);
             }
             Err(e) => {
-                failed(progress, format!("archiving WAL file {name}: {e}"));
+                failed(
+                    progress,
+                    format!("archiving WAL file {name}: {}", chain_text(&e)),
+                );
                 return;
             }
         }

@@ -83,7 +83,7 @@ pub(crate) async fn server_facts(server: &ConnConfig) -> Result<ServerFacts> {
             &[],
         )
         .await
-        .map_err(|e| BackupError::postgres("reading the server's settings", &e))?;
+        .map_err(|e| BackupError::postgres("reading the server's settings", e))?;
     let wal_level: String = row.get(4);
     if wal_level == "minimal" {
         return Err(BackupError::new(
@@ -122,11 +122,12 @@ pub async fn base_backup(
         match write_marker(server, dest, &report.backup.id).await {
             Ok(marker) => report.marker = Some(summarize(&marker)),
             Err(e) => {
+                let problem = pgharbor_backup::chain_text(&e);
                 tracing::warn!(
-                    "no row-count marker for base backup {}: {e}",
+                    "no row-count marker for base backup {}: {problem}",
                     report.backup.id
                 );
-                report.marker_problem = Some(e.to_string());
+                report.marker_problem = Some(problem);
             }
         }
     }
@@ -185,7 +186,7 @@ async fn next_xid(server: &ConnConfig) -> Result<u64> {
     let row = client
         .query_one("SELECT txid_snapshot_xmax(txid_current_snapshot())", &[])
         .await
-        .map_err(|e| BackupError::postgres("reading the next transaction id", &e))?;
+        .map_err(|e| BackupError::postgres("reading the next transaction id", e))?;
     Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
 }
 

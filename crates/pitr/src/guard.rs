@@ -73,7 +73,7 @@ pub(crate) async fn look(
             &[],
         )
         .await
-        .map_err(|e| BackupError::postgres("reading the server's WAL position", &e))?;
+        .map_err(|e| BackupError::postgres("reading the server's WAL position", e))?;
     let current = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
     let Some(view) = slot_view(&client, slot).await? else {
         return Ok(GuardAction::Continue);
@@ -166,7 +166,7 @@ pub(crate) async fn drop_slot(server: &ConnConfig, slot: &str) -> Result<()> {
     client
         .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
         .await
-        .map_err(|e| BackupError::postgres(format!("dropping replication slot \"{slot}\""), &e))?;
+        .map_err(|e| BackupError::postgres(format!("dropping replication slot \"{slot}\""), e))?;
     Ok(())
 }
 

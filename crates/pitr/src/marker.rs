@@ -96,7 +96,7 @@ pub async fn take_marker(server: &ConnConfig) -> Result<RowCountMarker> {
             &[],
         )
         .await
-        .map_err(|e| BackupError::postgres("listing the databases to count", &e))?
+        .map_err(|e| BackupError::postgres("listing the databases to count", e))?
         .iter()
         .map(|r| r.get(0))
         .collect();
@@ -109,7 +109,7 @@ pub async fn take_marker(server: &ConnConfig) -> Result<RowCountMarker> {
     let row = client
         .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
         .await
-        .map_err(|e| BackupError::postgres("reading the WAL position of the row counts", &e))?;
+        .map_err(|e| BackupError::postgres("reading the WAL position of the row counts", e))?;
     let lsn: String = row.get(0);
     let taken_at = Utc::now();
     let mut databases = Vec::new();
@@ -117,7 +117,7 @@ pub async fn take_marker(server: &ConnConfig) -> Result<RowCountMarker> {
         let (tables, not_counted) = count_tables(&db, &name).await?;
         db.batch_execute("COMMIT")
             .await
-            .map_err(|e| BackupError::postgres(format!("ending the count of {name}"), &e))?;
+            .map_err(|e| BackupError::postgres(format!("ending the count of {name}"), e))?;
         databases.push(DatabaseCounts {
             name,
             snapshot,
@@ -137,11 +137,11 @@ pub async fn take_marker(server: &ConnConfig) -> Result<RowCountMarker> {
 async fn begin_snapshot(db: &Client, name: &str) -> Result<String> {
     db.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await
-        .map_err(|e| BackupError::postgres(format!("starting the count of {name}"), &e))?;
+        .map_err(|e| BackupError::postgres(format!("starting the count of {name}"), e))?;
     let row = db
         .query_one("SELECT txid_current_snapshot()::text", &[])
         .await
-        .map_err(|e| BackupError::postgres(format!("taking the snapshot of {name}"), &e))?;
+        .map_err(|e| BackupError::postgres(format!("taking the snapshot of {name}"), e))?;
     Ok(row.get(0))
 }
 
@@ -153,7 +153,7 @@ pub(crate) async fn count_tables(
     let listed = db
         .query(TABLES_SQL, &[])
         .await
-        .map_err(|e| BackupError::postgres(format!("listing the tables of {database}"), &e))?;
+        .map_err(|e| BackupError::postgres(format!("listing the tables of {database}"), e))?;
     let mut tables = Vec::new();
     let mut not_counted = Vec::new();
     for row in listed {
@@ -165,7 +165,7 @@ pub(crate) async fn count_tables(
         let count = db
             .query_one(&format!("SELECT count(*) FROM ONLY {table}"), &[])
             .await
-            .map_err(|e| BackupError::postgres(format!("counting {database}: {table}"), &e))?;
+            .map_err(|e| BackupError::postgres(format!("counting {database}: {table}"), e))?;
         tables.push(TableCount {
             table,
             rows: u64::try_from(count.get::<_, i64>(0)).unwrap_or(0),
@@ -222,8 +222,9 @@ pub async fn compare(config: &ConnConfig, marker: &RowCountMarker) -> Result<Mar
             Ok(connected) => connected,
             Err(e) => {
                 comparison.differences.push(format!(
-                    "{}: the database is missing from the restored copy ({e})",
-                    counted.name
+                    "{}: the database is missing from the restored copy ({})",
+                    counted.name,
+                    pgharbor_conn::conn_text(&e)
                 ));
                 continue;
             }
@@ -290,7 +291,7 @@ async fn committed_unseen(db: &Client, snapshot: &str, name: &str) -> Result<Opt
         .map_err(|e| {
             BackupError::postgres(
                 format!("comparing {name}'s transactions with the marker's snapshot"),
-                &e,
+                e,
             )
         })?;
     Ok(row.get(0))

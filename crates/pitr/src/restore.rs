@@ -125,10 +125,7 @@ pub async fn restore_to_point(
 
 /// A recovery that ended before its target: says what to do.
 fn explain_unreached(e: BackupError, id: &str, dest: &Destination) -> BackupError {
-    if !e
-        .message()
-        .contains("before configured recovery target was reached")
-    {
+    if !pgharbor_backup::chain_text(&e).contains("before configured recovery target was reached") {
         return e;
     }
     e.followed_by(format!(
@@ -379,10 +376,7 @@ async fn fill(dest: &Destination, manifest: &Manifest, options: &PitrRestoreOpti
 fn write_recovery_settings(options: &PitrRestoreOptions, id: &str) -> Result<()> {
     let dir = &options.data_dir;
     let io = |what: &str, e: std::io::Error| {
-        BackupError::new(
-            BackupErrorKind::Io,
-            format!("{what} in {}: {e}", dir.display()),
-        )
+        BackupError::new(BackupErrorKind::Io, format!("{what} in {}", dir.display())).caused_by(e)
     };
     private_file(&dir.join("recovery.signal")).map_err(|e| io("writing recovery.signal", e))?;
     let mut settings: Vec<(String, String)> = vec![
@@ -415,10 +409,7 @@ pub(crate) fn append_settings(
     settings: &[(String, String)],
 ) -> Result<()> {
     let io = |what: &str, e: std::io::Error| {
-        BackupError::new(
-            BackupErrorKind::Io,
-            format!("{what} in {}: {e}", dir.display()),
-        )
+        BackupError::new(BackupErrorKind::Io, format!("{what} in {}", dir.display())).caused_by(e)
     };
     let mut text = format!("\n# {header}\n");
     for (name, value) in settings {

@@ -116,8 +116,9 @@ pub async fn read_archiver_status(dest: &Destination) -> Result<Option<ArchiverS
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
             BackupError::new(
                 BackupErrorKind::Integrity,
-                format!("{ARCHIVER_STATUS} at {dest} is not readable: {e}"),
+                format!("{ARCHIVER_STATUS} at {dest} is not readable"),
             )
+            .caused_by(e)
         }),
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e.into()),
@@ -212,7 +213,7 @@ pub async fn archive_health(
             &[],
         )
         .await
-        .map_err(|e| BackupError::postgres("reading the server's WAL position", &e))?;
+        .map_err(|e| BackupError::postgres("reading the server's WAL position", e))?;
     let current = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
     let segment_size = u64::try_from(row.get::<_, i64>(2)).unwrap_or(16 << 20);
     let slot = slot_view(&client, slot).await?;
@@ -271,7 +272,7 @@ pub(crate) async fn slot_view(
             &[&name],
         )
         .await
-        .map_err(|e| BackupError::postgres(format!("reading replication slot \"{name}\""), &e))?;
+        .map_err(|e| BackupError::postgres(format!("reading replication slot \"{name}\""), e))?;
     Ok(row.map(|row| SlotView {
         name: name.to_owned(),
         active: row.get(0),

@@ -175,10 +175,11 @@ async fn reachable_marker(
         BackupError::new(
             BackupErrorKind::Integrity,
             format!(
-                "the row-count marker of base backup {} is not readable: {e}",
+                "the row-count marker of base backup {} is not readable",
                 manifest.id
             ),
         )
+        .caused_by(e)
     })?;
     let base = manifest.base()?;
     let position = marker.position()?;
@@ -251,10 +252,7 @@ async fn restore_and_check(
     ));
     let hba = options.scratch.join("pgharbor-verify-hba.conf");
     std::fs::write(&hba, "local all all trust\n").map_err(|e| {
-        BackupError::new(
-            BackupErrorKind::Io,
-            format!("writing {}: {e}", hba.display()),
-        )
+        BackupError::new(BackupErrorKind::Io, format!("writing {}", hba.display())).caused_by(e)
     })?;
     let port = free_port()?;
     let socket_dir = options.scratch.display().to_string();
@@ -289,7 +287,7 @@ async fn restore_and_check(
         "postgresql://{}@/postgres?host={socket_dir}&port={port}",
         options.user
     ))
-    .map_err(|e| BackupError::new(BackupErrorKind::InvalidInput, e.to_string()))?;
+    .map_err(|e| BackupError::new(BackupErrorKind::InvalidInput, pgharbor_conn::conn_text(&e)))?;
     let replayed = match restore_to_point(dest, &restore).await {
         Ok(restored) => match &marker {
             Some(marker) => compare_then_replay(&restored, &config, marker, report).await,
@@ -305,7 +303,7 @@ async fn restore_and_check(
         Err(e) => {
             report.problems.push(format!(
                 "the restore did not replay to the end: {}",
-                e.message()
+                pgharbor_backup::chain_text(&e)
             ));
             Ok(())
         }
@@ -439,7 +437,7 @@ fn free_port() -> Result<u16> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| BackupError::new(BackupErrorKind::Io, format!("finding a free port: {e}")))
+        .map_err(|e| BackupError::new(BackupErrorKind::Io, "finding a free port").caused_by(e))
 }
 
 /// `pg_amcheck --all` when available, then the rows of every table.
@@ -460,7 +458,7 @@ async fn check_copy(
             .output()
             .await
             .map_err(|e| {
-                BackupError::new(BackupErrorKind::Tool, format!("running pg_amcheck: {e}"))
+                BackupError::new(BackupErrorKind::Tool, "running pg_amcheck").caused_by(e)
             })?;
         let passed = output.status.success();
         report.amcheck_passed = Some(passed);
@@ -494,7 +492,7 @@ async fn wait_out_of_recovery(config: &ConnConfig) -> Result<bool> {
                 &[],
             )
             .await
-            .map_err(|e| BackupError::postgres("asking the restored copy", &e))?;
+            .map_err(|e| BackupError::postgres("asking the restored copy", e))?;
         if !row.get::<_, bool>(0) {
             return Ok(row.get(1));
         }
@@ -511,7 +509,7 @@ async fn count_rows(config: &ConnConfig) -> Result<u64> {
             &[],
         )
         .await
-        .map_err(|e| BackupError::postgres("listing the restored databases", &e))?
+        .map_err(|e| BackupError::postgres("listing the restored databases", e))?
         .iter()
         .map(|r| r.get(0))
         .collect();
@@ -527,13 +525,13 @@ async fn count_rows(config: &ConnConfig) -> Result<u64> {
                 &[],
             )
             .await
-            .map_err(|e| BackupError::postgres(format!("listing the tables of {name}"), &e))?;
+            .map_err(|e| BackupError::postgres(format!("listing the tables of {name}"), e))?;
         for table in tables {
             let qualified: String = table.get(0);
             let row = db
                 .query_one(&format!("SELECT count(*) FROM ONLY {qualified}"), &[])
                 .await
-                .map_err(|e| BackupError::postgres(format!("counting {name}: {qualified}"), &e))?;
+                .map_err(|e| BackupError::postgres(format!("counting {name}: {qualified}"), e))?;
             total += u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
         }
     }

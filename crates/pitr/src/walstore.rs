@@ -58,8 +58,9 @@ pub async fn claim(dest: &Destination, system_identifier: &str) -> Result<()> {
             let theirs: ClusterClaim = serde_json::from_slice(&bytes).map_err(|e| {
                 BackupError::new(
                     BackupErrorKind::Integrity,
-                    format!("{CLUSTER_FILE} at {dest} is not readable: {e}"),
+                    format!("{CLUSTER_FILE} at {dest} is not readable"),
                 )
+                .caused_by(e)
             })?;
             if theirs == ours {
                 return Ok(());
@@ -119,11 +120,9 @@ pub async fn entry(dest: &Destination, name: &str) -> Result<Option<WalEntry>> {
     let entry: WalEntry = serde_json::from_slice(&bytes).map_err(|e| {
         BackupError::new(
             BackupErrorKind::Integrity,
-            format!(
-                "the WAL index entry {} is not readable: {e}",
-                entry_name(name)
-            ),
+            format!("the WAL index entry {} is not readable", entry_name(name)),
         )
+        .caused_by(e)
     })?;
     Ok(Some(entry))
 }
@@ -190,8 +189,9 @@ pub async fn fetch(
             std::fs::rename(&temp, path).map_err(|e| {
                 BackupError::new(
                     BackupErrorKind::Io,
-                    format!("moving WAL file {name} to {}: {e}", path.display()),
+                    format!("moving WAL file {name} to {}", path.display()),
                 )
+                .caused_by(e)
             })?;
             Ok(Fetched::Written(written))
         }

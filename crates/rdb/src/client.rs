@@ -328,10 +328,15 @@ const MAX_BULK: usize = 64 * 1024 * 1024;
 impl RedisConn {
     /// Opens a TCP (and, for `rediss://`, TLS) connection. No command is sent.
     pub async fn connect(url: &RedisUrl) -> Result<Self> {
-        let unreachable = |m: String| RdbError::new(RdbErrorKind::Unreachable, m);
         let tcp = TcpStream::connect((url.host.as_str(), url.port))
             .await
-            .map_err(|e| unreachable(format!("cannot connect to {}: {e}", url.endpoint())))?;
+            .map_err(|e| {
+                RdbError::io(
+                    RdbErrorKind::Unreachable,
+                    format!("cannot connect to {}", url.endpoint()),
+                    e,
+                )
+            })?;
         let _ = tcp.set_nodelay(true);
         let stream: Box<dyn Stream> = match &url.tls {
             RedisTls::Off => Box::new(tcp),
@@ -345,7 +350,11 @@ impl RedisConn {
                 })?;
                 let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
                 let stream = connector.connect(name, tcp).await.map_err(|e| {
-                    unreachable(format!("TLS handshake with {} failed: {e}", url.endpoint()))
+                    RdbError::io(
+                        RdbErrorKind::Unreachable,
+                        format!("TLS handshake with {} failed", url.endpoint()),
+                        e,
+                    )
                 })?;
                 Box::new(stream)
             }
@@ -425,12 +434,10 @@ pub fn encode_command(buf: &mut Vec<u8>, args: &[&[u8]]) {
 
 pub(crate) async fn read_line<R: AsyncBufReadExt + Unpin>(r: &mut R) -> Result<String> {
     let mut line = Vec::new();
-    let n = r.read_until(b'\n', &mut line).await.map_err(|e| {
-        RdbError::new(
-            RdbErrorKind::Unreachable,
-            format!("connection to Redis lost: {e}"),
-        )
-    })?;
+    let n = r
+        .read_until(b'\n', &mut line)
+        .await
+        .map_err(|e| RdbError::io(RdbErrorKind::Unreachable, "connection to Redis lost", e))?;
     if n == 0 {
         return Err(RdbError::new(
             RdbErrorKind::Unreachable,
@@ -466,10 +473,7 @@ async fn read_reply<R: AsyncBufReadExt + Unpin + Send>(r: &mut R) -> Result<Repl
                 }
                 let mut buf = vec![0u8; n + 2];
                 r.read_exact(&mut buf).await.map_err(|e| {
-                    RdbError::new(
-                        RdbErrorKind::Unreachable,
-                        format!("connection to Redis lost: {e}"),
-                    )
+                    RdbError::io(RdbErrorKind::Unreachable, "connection to Redis lost", e)
                 })?;
                 buf.truncate(n);
                 Reply::Bulk(Some(buf))

@@ -1,5 +1,6 @@
-//! [`RdbError`]: one error type with a kind, a one-line message and, for
-//! damaged files, the byte offset.
+//! [`RdbError`]: one error type with a kind, a message saying what was
+//! being done (with the I/O or TLS error that caused it as its source) and,
+//! for damaged files, the byte offset.
 
 /// The category of an [`RdbError`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,8 +36,10 @@ pub enum RdbErrorKind {
 /// An error fetching, checking or restoring a Redis snapshot, or talking to
 /// a Redis server.
 ///
-/// It displays as one line (context first, then the cause) and never
-/// contains a password: servers are always shown through
+/// Its message says what was being done (context first); the lower
+/// layer's error (a socket's, a file's, TLS') is its
+/// [`source`](std::error::Error::source), never copied into the message.
+/// It never contains a password: servers are always shown through
 /// [`RedisUrl`](crate::RedisUrl)'s masked form.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -45,7 +48,7 @@ pub struct RdbError {
     message: String,
     offset: Option<u64>,
     #[source]
-    source: Option<std::io::Error>,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl RdbError {
@@ -59,11 +62,19 @@ impl RdbError {
         }
     }
 
-    /// An I/O error met while doing `what`, of `kind`.
+    /// An I/O error met while doing `what`, of `kind`: `what`, with the
+    /// I/O error as its source.
     pub(crate) fn io(kind: RdbErrorKind, what: impl std::fmt::Display, e: std::io::Error) -> Self {
-        let mut err = RdbError::new(kind, format!("{what}: {e}"));
-        err.source = Some(e);
-        err
+        RdbError::new(kind, what.to_string()).caused_by(e)
+    }
+
+    /// The same error with `cause` as its source.
+    pub(crate) fn caused_by(
+        mut self,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        self.source = Some(Box::new(cause));
+        self
     }
 
     /// A damaged-snapshot error of `kind` at byte `offset` of the snapshot.
@@ -78,7 +89,8 @@ impl RdbError {
         self.kind
     }
 
-    /// The one-line message.
+    /// The message: what was being done, without the cause (the chain
+    /// printers add it: `pgharbor_conn::chain_text`).
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -95,5 +107,35 @@ impl RdbError {
     }
 }
 
+/// Whether `error` is this crate's error, which says only its own context
+/// and keeps its cause (an I/O or TLS error) as its source.
+pub fn keeps_cause_apart(error: &(dyn std::error::Error + 'static)) -> bool {
+    error.is::<RdbError>()
+}
+
 /// Result alias for this crate.
 pub type Result<T, E = RdbError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_is_the_source_not_the_message() {
+        let lost = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let e = RdbError::io(RdbErrorKind::Unreachable, "connection to Redis lost", lost)
+            .context("redis://db:6379");
+        assert_eq!(e.kind(), RdbErrorKind::Unreachable);
+        assert_eq!(e.to_string(), "redis://db:6379: connection to Redis lost");
+        let io = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            io.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::ConnectionReset)
+        );
+        let text = pgharbor_conn::chain_text(&e, &keeps_cause_apart);
+        assert_eq!(
+            text,
+            "redis://db:6379: connection to Redis lost: reset by peer"
+        );
+    }
+}

@@ -31,7 +31,7 @@ mod tls;
 
 pub use client::{Info, RedisConn, RedisTls, RedisUrl, Reply};
 pub use crc64::crc64;
-pub use error::{RdbError, RdbErrorKind, Result};
+pub use error::{keeps_cause_apart, RdbError, RdbErrorKind, Result};
 pub use fetch::{fetch, fetch_to_file, FetchOptions, FetchReport, Framing};
 pub use reader::{
     check, check_file, open_file, Checksum, DbSummary, KeyEntry, RdbReader, RdbSummary,

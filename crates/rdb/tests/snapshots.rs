@@ -423,7 +423,7 @@ async fn disk_based_fetch_check_and_restore() {
     let e = restore_into(&path, &target.url(), false).await.unwrap_err();
     assert_eq!(e.kind(), RdbErrorKind::NotEmpty, "{e}");
     assert!(
-        e.to_string().contains("not empty") && e.to_string().contains("db3 has 1 keys"),
+        said(&e).contains("not empty") && said(&e).contains("db3 has 1 keys"),
         "{e}"
     );
     let again = restore_into(&path, &target.url(), true)
@@ -508,17 +508,17 @@ async fn acl_users_and_passwords() {
     };
     let e = fetch(format!("redis://app:hunter2-wrong@127.0.0.1:{port}")).await;
     assert_eq!(e.kind(), RdbErrorKind::Refused, "{e}");
-    assert!(e.to_string().contains("WRONGPASS"), "{e}");
+    assert!(said(&e).contains("WRONGPASS"), "{e}");
     assert!(
-        !e.to_string().contains("hunter2-wrong") && !format!("{e:?}").contains("hunter2-wrong"),
+        !said(&e).contains("hunter2-wrong") && !format!("{e:?}").contains("hunter2-wrong"),
         "{e}"
     );
-    assert!(e.to_string().contains("redis://app:****@127.0.0.1"), "{e}");
+    assert!(said(&e).contains("redis://app:****@127.0.0.1"), "{e}");
 
     let e = fetch(format!("redis://127.0.0.1:{port}")).await;
     assert_eq!(e.kind(), RdbErrorKind::Refused, "{e}");
     assert!(
-        e.to_string().contains("NOAUTH") && e.to_string().contains("password"),
+        said(&e).contains("NOAUTH") && said(&e).contains("password"),
         "{e}"
     );
 
@@ -541,7 +541,7 @@ async fn acl_users_and_passwords() {
     let e = fetch(format!("redis://reader:readerpw@127.0.0.1:{port}")).await;
     assert_eq!(e.kind(), RdbErrorKind::Refused, "{e}");
     assert!(
-        e.to_string().contains("NOPERM") && e.to_string().contains("+sync"),
+        said(&e).contains("NOPERM") && said(&e).contains("+sync"),
         "{e}"
     );
 }
@@ -602,7 +602,7 @@ async fn damaged_files_are_reported() {
     let e = check_file(&corrupt).await.unwrap_err();
     assert_eq!(e.kind(), RdbErrorKind::Checksum, "{e}");
     assert!(
-        e.to_string().contains("checksum") && e.to_string().contains("corrupt.rdb"),
+        said(&e).contains("checksum") && said(&e).contains("corrupt.rdb"),
         "{e}"
     );
 
@@ -611,7 +611,7 @@ async fn damaged_files_are_reported() {
     let e = check_file(&truncated).await.unwrap_err();
     assert_eq!(e.kind(), RdbErrorKind::Truncated, "{e}");
     assert!(
-        e.to_string().contains("truncated") && e.to_string().contains("key \"marker\""),
+        said(&e).contains("truncated") && said(&e).contains("key \"marker\""),
         "{e}"
     );
     assert!(e.offset().is_some(), "{e}");
@@ -641,7 +641,7 @@ async fn newer_rdb_version_and_expired_keys() {
     let e = restore_into(&newer, &target.url(), true).await.unwrap_err();
     assert_eq!(e.kind(), RdbErrorKind::Unsupported, "{e}");
     assert!(
-        e.to_string().contains("RDB version 11") && e.to_string().contains("up to 10"),
+        said(&e).contains("RDB version 11") && said(&e).contains("up to 10"),
         "{e}"
     );
 }
@@ -698,7 +698,7 @@ async fn interrupted_and_refused_transfers() {
         let url = RedisUrl::parse(&fake_master(script.to_vec()).await).expect("url");
         let e = fetch_to_file(&url, &path, &options).await.unwrap_err();
         assert_eq!(e.kind(), kind, "{e}");
-        assert!(e.to_string().contains(text), "{e}");
+        assert!(said(&e).contains(text), "{e}");
         assert!(!path.exists());
     }
     // A diskless payload ends at its mark, whatever follows.
@@ -707,4 +707,9 @@ async fn interrupted_and_refused_transfers() {
     let report = fetch_to_file(&url, &path, &options).await.expect("fetch");
     assert_eq!((report.bytes, report.framing), (7, Framing::Diskless));
     assert_eq!(std::fs::read(&path).expect("read"), b"payload");
+}
+
+/// An error and its causes as one line, as the CLI prints it.
+fn said(e: &(dyn std::error::Error + 'static)) -> String {
+    pgharbor_conn::chain_text(e, &pgharbor_rdb::keeps_cause_apart)
 }

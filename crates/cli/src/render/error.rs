@@ -5,15 +5,18 @@
 
 use std::error::Error;
 
-/// The text printed after `pgharbor: error: `.
+/// The text printed after `pgharbor: error: `: the chain, then what a
+/// backup's failure left ([`pgharbor_backup::with_afterwards`]).
 pub fn explain(error: &(dyn Error + 'static)) -> String {
-    pgharbor_migrate::error::explain_following(error, &keeps_cause_apart)
+    let text = pgharbor_migrate::error::explain_following(error, &keeps_cause_apart);
+    pgharbor_backup::with_afterwards(text, error)
 }
 
 /// The errors outside the pipeline whose message is their own context, their
-/// cause being their source.
+/// cause being their source: a plan's, and those of health checks, backups,
+/// destinations, Redis and connections.
 fn keeps_cause_apart(error: &(dyn Error + 'static)) -> bool {
-    error.is::<pgharbor_apply::ApplyError>()
+    error.is::<pgharbor_apply::ApplyError>() || pgharbor_health::keeps_cause_apart(error)
 }
 
 #[cfg(test)]
@@ -32,6 +35,20 @@ mod tests {
         assert_eq!(err.to_string(), "cannot read the plan plan.toml");
         let text = explain(&err);
         assert_eq!(text, "cannot read the plan plan.toml: no such file");
+    }
+
+    #[test]
+    fn a_backup_chain_prints_each_layer_once_then_what_the_failure_left() {
+        let full = std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device");
+        let err = pgharbor_backup::BackupError::io("writing the dump", full)
+            .context("backup B to /d failed")
+            .followed_by("Nothing was stored");
+        let failure = anyhow::Error::from(err);
+        let text = explain(failure.as_ref());
+        assert_eq!(
+            text,
+            "backup B to /d failed: writing the dump: no space left on device. Nothing was stored"
+        );
     }
 
     #[test]

@@ -345,6 +345,25 @@ fn check_redis_over_tls() {
 
 // ----------------------------------------------------------------- status
 
+#[test]
+fn status_of_an_unreachable_server_says_where_and_why_once() {
+    let port = closed_port();
+    let run = pgharbor(&[
+        "status",
+        &format!("postgresql://u:{PG_PASSWORD}@127.0.0.1:{port}/db"),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    let endpoint = format!("could not connect to the server at 127.0.0.1:{port}: ");
+    assert_eq!(run.stderr.matches(&endpoint).count(), 1, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("Connection refused").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert_no_secret(&run.all());
+}
+
 /// A cluster with something in every section: pg_stat_statements, an old
 /// hstore, an inactive slot, failing archiving, a lock conflict, a session
 /// idle in a transaction and a few thousand consumed transaction IDs.

@@ -4,7 +4,7 @@
 
 use super::cert_info::CertInfo;
 use super::roots::read_pem_certs;
-use super::tls_file_error;
+use super::{tls_file_error, tls_file_unreadable};
 use crate::config::{ConnConfig, DEFAULT_CLIENT_CERT, DEFAULT_CLIENT_KEY};
 use crate::error::ConnError;
 use rustls::pki_types::pem::PemObject;
@@ -56,10 +56,13 @@ pub(super) fn load_client_cert(config: &ConnConfig) -> Result<Option<ClientCert>
     };
 
     let cert_bytes = std::fs::read(&cert_path).map_err(|e| {
-        tls_file_error(format!(
-            "the client certificate file {} cannot be read: {e}",
-            cert_path.display()
-        ))
+        tls_file_unreadable(
+            format!(
+                "the client certificate file {} cannot be read",
+                cert_path.display()
+            ),
+            e,
+        )
     })?;
     let chain = read_pem_certs(&cert_bytes).map_err(|e| {
         tls_file_error(format!(
@@ -83,10 +86,10 @@ pub(super) fn load_client_cert(config: &ConnConfig) -> Result<Option<ClientCert>
     }
     check_key_permissions(&key_path)?;
     let key_bytes = std::fs::read(&key_path).map_err(|e| {
-        tls_file_error(format!(
-            "the client key file {} cannot be read: {e}",
-            key_path.display()
-        ))
+        tls_file_unreadable(
+            format!("the client key file {} cannot be read", key_path.display()),
+            e,
+        )
     })?;
     if is_encrypted_key(&key_bytes) {
         return Err(tls_file_error(format!(
@@ -136,10 +139,10 @@ pub(super) fn client_key_mismatch(cert: &Path, key: &Path, e: &rustls::Error) ->
 pub(crate) fn check_key_permissions(path: &Path) -> Result<(), ConnError> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).map_err(|e| {
-        tls_file_error(format!(
-            "the client key file {} cannot be read: {e}",
-            path.display()
-        ))
+        tls_file_unreadable(
+            format!("the client key file {} cannot be read", path.display()),
+            e,
+        )
     })?;
     if !meta.is_file() {
         return Err(tls_file_error(format!(
@@ -218,7 +221,7 @@ mod tests {
             panic!("world-readable key must be refused")
         };
         assert_eq!(e.kind(), ConnErrorKind::TlsConfiguration);
-        let msg = e.to_string();
+        let msg = crate::conn_text(&e);
         assert!(msg.contains("group or world access (mode 0644)"), "{msg}");
         assert!(msg.contains("chmod 600"), "{msg}");
         set_mode(&key, 0o600);
@@ -229,8 +232,11 @@ mod tests {
         )) else {
             panic!("missing key must fail")
         };
-        assert!(e.to_string().contains("has no private key"), "{e}");
-        assert!(e.to_string().contains(".postgresql/postgresql.key"), "{e}");
+        assert!(crate::conn_text(&e).contains("has no private key"), "{e}");
+        assert!(
+            crate::conn_text(&e).contains(".postgresql/postgresql.key"),
+            "{e}"
+        );
 
         let Err(e) = setup(&cfg(
             &format!(
@@ -242,7 +248,7 @@ mod tests {
             panic!("missing cert must fail")
         };
         assert!(
-            e.to_string().contains("gone.crt (sslcert) does not exist"),
+            crate::conn_text(&e).contains("gone.crt (sslcert) does not exist"),
             "{e}"
         );
 
@@ -261,7 +267,7 @@ mod tests {
             panic!("mismatched key must fail")
         };
         assert!(
-            e.to_string().contains("does not belong to the certificate"),
+            crate::conn_text(&e).contains("does not belong to the certificate"),
             "{e}"
         );
 
@@ -282,7 +288,10 @@ mod tests {
         )) else {
             panic!("encrypted key must fail")
         };
-        assert!(e.to_string().contains("encrypted with a passphrase"), "{e}");
+        assert!(
+            crate::conn_text(&e).contains("encrypted with a passphrase"),
+            "{e}"
+        );
 
         // Default files are used when they exist.
         std::fs::create_dir(dir.path().join(".postgresql")).unwrap();

@@ -140,6 +140,14 @@ fn tls_file_error(message: String) -> ConnError {
     ConnError::new(ConnErrorKind::TlsConfiguration, message)
 }
 
+/// A TLS file that could not be read: `what` failed, the file system's
+/// error being the cause.
+fn tls_file_unreadable(what: String, e: std::io::Error) -> ConnError {
+    ConnError::new(ConnErrorKind::TlsConfiguration, what)
+        .with_cause(e.to_string())
+        .with_source(e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -224,7 +224,7 @@ mod tests {
                 panic!("{mode} without roots must fail")
             };
             assert_eq!(e.kind(), ConnErrorKind::TlsConfiguration);
-            let msg = e.to_string();
+            let msg = crate::conn_text(&e);
             assert!(msg.contains(&format!("sslmode={mode}")), "{msg}");
             assert!(msg.contains(".postgresql/root.crt does not exist"), "{msg}");
             assert!(msg.contains("sslrootcert=/path/to/ca.crt"), "{msg}");
@@ -234,7 +234,10 @@ mod tests {
         let Err(e) = setup(&cfg("host=h sslmode=verify-full", &env)) else {
             panic!("must fail")
         };
-        assert!(e.to_string().contains("home directory is unknown"), "{e}");
+        assert!(
+            crate::conn_text(&e).contains("home directory is unknown"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -251,7 +254,7 @@ mod tests {
             // A machine without a CA bundle.
             Err(e) => {
                 assert_eq!(e.kind(), ConnErrorKind::TlsConfiguration);
-                assert!(e.to_string().contains("ca-certificates"), "{e}");
+                assert!(crate::conn_text(&e).contains("ca-certificates"), "{e}");
             }
         }
     }
@@ -271,8 +274,8 @@ mod tests {
             panic!("must fail")
         };
         assert_eq!(e.kind(), ConnErrorKind::TlsConfiguration);
-        assert!(e.to_string().contains("nope.crt"), "{e}");
-        assert!(e.to_string().contains("does not exist"), "{e}");
+        assert!(crate::conn_text(&e).contains("nope.crt"), "{e}");
+        assert!(crate::conn_text(&e).contains("does not exist"), "{e}");
         assert!(e.is_bad_parameters());
 
         let empty = dir.path().join("empty.crt");
@@ -283,7 +286,10 @@ mod tests {
         )) else {
             panic!("must fail")
         };
-        assert!(e.to_string().contains("holds no PEM certificate"), "{e}");
+        assert!(
+            crate::conn_text(&e).contains("holds no PEM certificate"),
+            "{e}"
+        );
     }
 
     #[test]

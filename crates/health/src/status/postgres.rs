@@ -208,7 +208,7 @@ fn seen<T>(nv: &mut Vec<NotVisible>, section: &'static str, r: Result<T>) -> Opt
     match r {
         Ok(v) => Some(v),
         Err(e) => {
-            let mut reason = e.to_string();
+            let mut reason = crate::chain_text(&e);
             if e.kind() == HealthErrorKind::Refused {
                 reason.push_str("; GRANT pg_monitor TO the monitoring user to see it");
             }
@@ -219,5 +219,5 @@ fn seen<T>(nv: &mut Vec<NotVisible>, section: &'static str, r: Result<T>) -> Opt
 }
 
 pub(super) fn q(what: &'static str) -> impl Fn(tokio_postgres::Error) -> HealthError {
-    move |e| HealthError::postgres(what, &e)
+    move |e| HealthError::postgres(what, e)
 }

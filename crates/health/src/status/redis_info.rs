@@ -142,7 +142,7 @@ pub async fn collect_redis(url: &RedisUrl, options: &StatusOptions) -> Result<Re
             }
             status.not_visible.push(NotVisible {
                 section: "info",
-                reason: format!("{e} (an ACL user needs +info)"),
+                reason: format!("{} (an ACL user needs +info)", crate::chain_text(&e)),
             });
             status.problems = crate::problems::redis(&status);
             status.backups = with_backups(&mut status.problems, options).await;

@@ -93,8 +93,11 @@ pub(super) async fn statements(
              FROM \"{schema}\".pg_stat_statements ORDER BY {order} DESC LIMIT $1"
         );
         let rows = c.query(&sql, &[&top]).await.map_err(|e| {
-            let mut err = HealthError::postgres("reading pg_stat_statements", &e);
-            if e.as_db_error().is_some_and(|d| d.message().contains("must be loaded")) {
+            let not_preloaded = e
+                .as_db_error()
+                .is_some_and(|d| d.message().contains("must be loaded"));
+            let mut err = HealthError::postgres("reading pg_stat_statements", e);
+            if not_preloaded {
                 err = err.context("pg_stat_statements is created but not in shared_preload_libraries; add it there and restart");
             }
             err
