@@ -13,6 +13,11 @@
 //! [`Crew`] runs workers that stop together: the first error (or the
 //! caller's cancellation) stops the others' statements at once, and that
 //! first error is the one reported — not the cancellations it caused.
+//!
+//! A run's own connections, used between the crews' phases, are stopped the
+//! same way: each step on them runs [`unless_cancelled`], and once the run
+//! ends interrupted, [`Canceller::cancel_pending`] cancels what the dropped
+//! step left running on the server.
 
 use crate::error::{MigrateError, MigrateErrorKind};
 use pgharbor_conn::{ConnConfig, ConnectionTask};
@@ -65,6 +70,16 @@ impl Canceller {
         }
     }
 
+    /// Cancel what `client` (this canceller's connection) runs until the
+    /// server answered everything sent on it so far: a trivial request sent
+    /// after them is answered last.
+    pub(crate) async fn cancel_pending(&self, client: &Client) {
+        self.cancel_until(async {
+            let _ = client.simple_query("").await;
+        })
+        .await;
+    }
+
     /// Cancel what the connection runs until it has ended: its client is
     /// gone and the server answered what was sent (`ended`, the
     /// connection's task).
@@ -73,6 +88,20 @@ impl Canceller {
             let _ = ended.await;
         })
         .await;
+    }
+}
+
+/// `work`, unless `cancel` fires first (or has): `work` is then dropped and
+/// the run's interruption returned. A statement it sent runs on in the
+/// server until cancelled there ([`Canceller::cancel_pending`]).
+pub(crate) async fn unless_cancelled<T>(
+    cancel: &CancellationToken,
+    work: impl Future<Output = Result<T, MigrateError>>,
+) -> Result<T, MigrateError> {
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => Err(interrupted()),
+        outcome = work => outcome,
     }
 }
 

@@ -3,14 +3,16 @@
 //! into existing tables, the per-table schedule (seen through the events a
 //! recording [`Progress`] gets), cancellation, and a failure cleaned up —
 //! with the statements of a cancelled or failed run stopped on the server
-//! (an index build made slow on purpose is cancelled, not waited for); a
-//! Chroma move through the same schedule.
+//! (an index build made slow on purpose is cancelled, not waited for; a
+//! PostgreSQL copy's `pg_dump` and large-object write waiting for a lock
+//! the test holds are stopped); a PostgreSQL copy of a database holding
+//! pgharbor's journal; a Chroma move through the same schedule.
 
 use pgharbor_conn::ConnConfig;
 use pgharbor_migrate::chroma::layout::{self, Layout};
 use pgharbor_migrate::chroma::{self, ChromaOptions, IndexChoice, RecallOptions};
 use pgharbor_migrate::existing::{self, ExistingOptions};
-use pgharbor_migrate::postgres::{copy_database, CopyOptions};
+use pgharbor_migrate::postgres::{copy_database, plan_copy, CopyOptions};
 use pgharbor_migrate::sqlite::{self, MigrateOptions};
 use pgharbor_migrate::target;
 use pgharbor_migrate::{CancellationToken, MigrateError, MigrateErrorKind, Progress};
@@ -31,6 +33,15 @@ struct Recorder {
     cancel_on_rows: Option<CancellationToken>,
     /// The first rows sent of `posts` wait for a word here, when set.
     posts_gate: Mutex<Option<mpsc::Receiver<()>>>,
+    /// A phase whose start waits for the test, when set.
+    phase_gate: Mutex<Option<PhaseGate>>,
+}
+
+/// The start of `phase` says so on `reached`, then waits for a word on `go`.
+struct PhaseGate {
+    phase: &'static str,
+    reached: mpsc::Sender<()>,
+    go: mpsc::Receiver<()>,
 }
 
 impl Recorder {
@@ -50,6 +61,13 @@ impl Recorder {
 impl Progress for Recorder {
     fn phase(&self, name: &str) {
         self.events.lock().unwrap().push(format!("phase {name}"));
+        let mut slot = self.phase_gate.lock().unwrap();
+        if slot.as_ref().is_some_and(|gate| gate.phase == name) {
+            let gate = slot.take().unwrap();
+            drop(slot);
+            gate.reached.send(()).unwrap();
+            gate.go.recv().unwrap();
+        }
     }
     fn table_started(&self, _: &str, _: u64) {}
     fn rows_sent(&self, table: &str, _: u64, _: u64) {
@@ -140,6 +158,33 @@ fn active_statements(cluster: &Cluster, db: &str) -> String {
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
          AND backend_type = 'client backend' AND state = 'active' AND pid <> pg_backend_pid()",
     )
+}
+
+/// Whether a child process of this test named `name` exists.
+fn child_named(name: &str) -> bool {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid …
+        let Some((comm, rest)) = stat.split_once(") ") else {
+            return false;
+        };
+        comm.ends_with(&format!("({name}")) && rest.split(' ').nth(1) == Some(me.as_str())
+    })
+}
+
+/// Return once `sql` (a count) gives 0 in `config`'s database; panics after
+/// a minute, naming `what`.
+async fn once_none(config: &ConnConfig, sql: &str, what: &str) {
+    let (client, _connection) = pgharbor_conn::connect(config).await.unwrap();
+    for _ in 0..1200 {
+        let left: i64 = client.query_one(sql, &[]).await.unwrap().get(0);
+        if left == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}");
 }
 
 /// Return once a statement like `pattern` runs in `target`'s database.
@@ -633,6 +678,285 @@ async fn postgres_copy_cancelled_during_an_index_build(cluster: &Cluster) {
     );
 }
 
+/// A PostgreSQL copy cancelled while `pg_dump` waits for a lock the test
+/// holds on a source table: `pg_dump` is asked to stop (and cancels its
+/// statement), none is left running, the run says nothing was copied, and
+/// the same copy then runs through.
+async fn postgres_copy_cancelled_during_pg_dump(cluster: &Cluster) {
+    cluster.create_database("dump_source");
+    cluster.create_database("dump_target");
+    cluster.psql(
+        "dump_source",
+        "CREATE TABLE held (id int PRIMARY KEY, label text);
+         INSERT INTO held SELECT g, 'row ' || g FROM generate_series(1, 100) g;",
+    );
+    let (source, target) = (
+        config(cluster, "dump_source"),
+        config(cluster, "dump_target"),
+    );
+    let (holder, _holding) = pgharbor_conn::connect(&source).await.unwrap();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE held IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let options = CopyOptions {
+        jobs: 2,
+        ..CopyOptions::default()
+    };
+    let cancel = CancellationToken::new();
+    let copying = copy_database(
+        &source,
+        &target,
+        &options,
+        Arc::new(Recorder::default()),
+        &cancel,
+    );
+    let (outcome, ()) = tokio::join!(copying, async {
+        once_running(&source, "LOCK TABLE%held%").await;
+        assert!(child_named("pg_dump"), "pg_dump runs the waiting LOCK");
+        cancel.cancel();
+    });
+    let err = outcome.unwrap_err();
+    assert_eq!(err.kind(), MigrateErrorKind::Interrupted, "{err}");
+    let message = pgharbor_migrate::error::explain(&err);
+    assert!(message.contains("Nothing was copied"), "{message}");
+    assert!(!child_named("pg_dump"), "pg_dump was stopped and reaped");
+    once_none(
+        &source,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND application_name = 'pg_dump' AND state = 'active'",
+        "pg_dump's LOCK still waits on the server: it was not cancelled",
+    )
+    .await;
+    assert_eq!(tables(cluster, "dump_target"), "", "nothing was copied");
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    let report = copy_database(
+        &source,
+        &target,
+        &options,
+        Arc::new(Recorder::default()),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        report
+            .tables
+            .iter()
+            .all(|t| t.matches() && t.target_rows == Some(100)),
+        "{report:#?}"
+    );
+}
+
+/// A PostgreSQL copy cancelled while it writes a large object (waiting for
+/// a transaction of the test's writing the same object on the target): the
+/// write is cancelled on the server, the journal keeps the tables copied,
+/// and `--resume` finishes the copy, verified.
+async fn postgres_copy_cancelled_during_large_objects(cluster: &Cluster) {
+    cluster.create_database("lo_source");
+    cluster.create_database("lo_target");
+    cluster.psql(
+        "lo_source",
+        "CREATE TABLE doc (id int PRIMARY KEY, body text);
+         INSERT INTO doc SELECT g, 'doc ' || g FROM generate_series(1, 100) g;",
+    );
+    let oid = cluster.psql(
+        "lo_source",
+        "SELECT lo_from_bytea(0, convert_to(repeat('large object ', 1000), 'UTF8'))",
+    );
+    let (source, target) = (config(cluster, "lo_source"), config(cluster, "lo_target"));
+    let (reached, at_loading) = mpsc::channel();
+    let (open_gate, gate) = mpsc::channel();
+    let recorder = Arc::new(Recorder {
+        phase_gate: Mutex::new(Some(PhaseGate {
+            phase: "loading",
+            reached,
+            go: gate,
+        })),
+        ..Recorder::default()
+    });
+    // Once the schema (with the large object, empty) is in, the test
+    // writes the object in a transaction it keeps open.
+    let (writer_target, put) = (
+        target.clone(),
+        format!("BEGIN; SELECT lo_put({oid}, 0, '\\x00')"),
+    );
+    let writer = tokio::spawn(async move {
+        tokio::task::spawn_blocking(move || at_loading.recv().unwrap())
+            .await
+            .unwrap();
+        let connected = pgharbor_conn::connect(&writer_target).await.unwrap();
+        connected.0.batch_execute(&put).await.unwrap();
+        open_gate.send(()).unwrap();
+        connected
+    });
+    let mut options = CopyOptions {
+        jobs: 2,
+        ..CopyOptions::default()
+    };
+    let cancel = CancellationToken::new();
+    let copying = copy_database(&source, &target, &options, recorder, &cancel);
+    let (outcome, (writer, _writing)) = tokio::join!(copying, async {
+        // The schema's own lo_create ran before the test's write.
+        let writer = writer.await.unwrap();
+        once_running(&target, "%pg_catalog.lo_%").await;
+        cancel.cancel();
+        writer
+    });
+    let err = outcome.unwrap_err();
+    assert_eq!(err.kind(), MigrateErrorKind::Interrupted, "{err}");
+    let message = pgharbor_migrate::error::explain(&err);
+    assert!(message.contains("--resume"), "{message}");
+    assert_eq!(
+        active_statements(cluster, "lo_target"),
+        "0",
+        "the large object's write was cancelled on the server"
+    );
+    writer.batch_execute("ROLLBACK").await.unwrap();
+    options.resume = true;
+    let report = copy_database(
+        &source,
+        &target,
+        &options,
+        Arc::new(Recorder::default()),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(report.resumed && report.large_objects == 1, "{report:#?}");
+    assert!(report.tables.iter().all(|t| t.matches()), "{report:#?}");
+    let content = format!("SELECT md5(lo_get({oid}))");
+    assert_eq!(
+        cluster.psql("lo_target", &content),
+        cluster.psql("lo_source", &content)
+    );
+}
+
+/// A PostgreSQL copy of a database holding pgharbor's journal — the `run`
+/// row of the finished copy that filled it, an interrupted
+/// `--into-existing` run, an older pgharbor's schema — leaves the journal
+/// out: the copy is verified, the plan and the report name what was left
+/// out, and the target's journal is its own.
+async fn postgres_copy_leaves_the_sources_journal_out(cluster: &Cluster, dir: &Path) {
+    for db in ["journal_origin", "journal_source", "journal_copy"] {
+        cluster.create_database(db);
+    }
+    cluster.psql(
+        "journal_origin",
+        "CREATE TABLE authors (id bigint PRIMARY KEY, name varchar(40) NOT NULL);
+         CREATE TABLE posts (id bigserial PRIMARY KEY, author_id bigint REFERENCES authors, body text);
+         CREATE TABLE tags (id int PRIMARY KEY, label text);
+         CREATE FUNCTION instr(t text, s text) RETURNS integer LANGUAGE sql IMMUTABLE AS
+           $$ SELECT strpos(t, s) $$;
+         CREATE INDEX tags_slow ON tags (instr(label, 'x'));",
+    );
+    let (origin, source, copy) = (
+        config(cluster, "journal_origin"),
+        config(cluster, "journal_source"),
+        config(cluster, "journal_copy"),
+    );
+    let options = CopyOptions {
+        jobs: 2,
+        ..CopyOptions::default()
+    };
+    let never = CancellationToken::new();
+    copy_database(
+        &origin,
+        &source,
+        &options,
+        Arc::new(Recorder::default()),
+        &never,
+    )
+    .await
+    .unwrap();
+    cluster.psql(
+        "journal_source",
+        "CREATE SEQUENCE slow_rows;
+         CREATE OR REPLACE FUNCTION instr(t text, s text) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS
+           $$ BEGIN PERFORM pg_sleep(30); PERFORM nextval('public.slow_rows'); RETURN strpos(t, s); END $$;",
+    );
+    let existing = ExistingOptions {
+        schema: "public".into(),
+        jobs: 2,
+        verify: true,
+        ..ExistingOptions::default()
+    };
+    let path = source_file(dir, "plain");
+    let cancel = CancellationToken::new();
+    let loading = load_existing(&path, &source, &existing, &cancel);
+    tokio::pin!(loading);
+    tokio::select! {
+        outcome = &mut loading => panic!("the load ended before its index build: {outcome:?}"),
+        () = once_running(&source, "%CREATE INDEX%tags_slow%") => cancel.cancel(),
+    }
+    let err = loading.await.unwrap_err();
+    assert_stopped_for_resume(cluster, "journal_source", &err);
+    make_index_fast(cluster, "journal_source");
+    assert_eq!(
+        cluster.psql(
+            "journal_source",
+            "SELECT string_agg(path || ':' || stage, ',' ORDER BY path) FROM pgharbor_journal.run"
+        ),
+        "into_existing:loading,postgres_copy:finished",
+        "the source holds a finished copy's run and an interrupted --into-existing"
+    );
+    // What an older pgharbor's copy into it left (never upgraded: no run
+    // into the source follows).
+    cluster.psql(
+        "journal_source",
+        "CREATE SCHEMA _pgharbor;
+         CREATE TABLE _pgharbor.copy_run (source text, stage text, started timestamptz, finished timestamptz);
+         INSERT INTO _pgharbor.copy_run VALUES ('elsewhere:5432/app', 'finished', now(), now());",
+    );
+
+    let left_out = ["_pgharbor", "pgharbor_journal"];
+    assert_eq!(
+        plan_copy(&source, 2).await.unwrap().journal_left_out,
+        left_out
+    );
+    let report = copy_database(
+        &source,
+        &copy,
+        &options,
+        Arc::new(Recorder::default()),
+        &never,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.journal_left_out, left_out);
+    let copied: Vec<&str> = report.tables.iter().map(|t| t.table.as_str()).collect();
+    assert_eq!(copied.len(), 3, "{copied:?}");
+    assert!(
+        copied.iter().all(|t| t.starts_with("\"public\".")),
+        "{copied:?}"
+    );
+    assert!(
+        report
+            .tables
+            .iter()
+            .all(|t| t.matches() && t.target_rows.is_some()),
+        "{report:#?}"
+    );
+    assert_eq!(
+        tables(cluster, "journal_copy"),
+        "pgharbor_journal.run,public.authors,public.posts,public.tags",
+        "no journal table of the source's, no older pgharbor's schema"
+    );
+    assert_eq!(
+        cluster.psql(
+            "journal_copy",
+            "SELECT string_agg(path || ':' || stage || ':' || source, ',') FROM pgharbor_journal.run"
+        ),
+        format!("postgres_copy:finished:{}", pgharbor_migrate::postgres::source_label(&source)),
+        "the target's journal holds its own copy's run only"
+    );
+    let posts = "SELECT count(*) FROM posts";
+    assert_eq!(
+        cluster.psql("journal_copy", posts),
+        cluster.psql("journal_source", posts)
+    );
+}
+
 /// A value the target cannot take stops the run with the table, row and
 /// column named, and every table the run created is removed.
 async fn failure_cleaned_up(cluster: &Cluster, dir: &Path) {
@@ -867,6 +1191,9 @@ fn every_case(flavor: Flavor) {
         // Debian's pg_dump 15 is at hand for a PostgreSQL 15 source.
         if flavor == Flavor::Pg15 {
             postgres_copy_cancelled_during_an_index_build(&cluster).await;
+            postgres_copy_cancelled_during_pg_dump(&cluster).await;
+            postgres_copy_cancelled_during_large_objects(&cluster).await;
+            postgres_copy_leaves_the_sources_journal_out(&cluster, dir().path()).await;
         }
         keyless_table_finished_after_its_load(&cluster, dir().path()).await;
         loader_session_settings(&cluster, dir().path()).await;

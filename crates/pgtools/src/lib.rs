@@ -17,7 +17,8 @@
 //!   not accept (column attribute options of other builds), exactly and
 //!   counted.
 //! * [`child`] starts them so that none outlives pgharbor, even a
-//!   `kill -9`ed one.
+//!   `kill -9`ed one, and stops them (their statements on the server too)
+//!   when a run is cancelled.
 
 pub mod child;
 pub mod compat;

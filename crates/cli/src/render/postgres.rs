@@ -14,6 +14,9 @@ pub fn print_plan(plan: &CopyPlan, json: bool) -> anyhow::Result<()> {
         plan.pg_dump
     );
     println!("extensions: {}", plan.extensions.join(", "));
+    for schema in &plan.journal_left_out {
+        println!("{}", journal_left_out(schema));
+    }
     println!("tables ({}), largest first:", plan.tables.len());
     for (name, bytes, parts) in &plan.tables {
         let split = if *parts > 1 {
@@ -47,6 +50,9 @@ pub fn print_report(report: &CopyReport, json: bool) -> anyhow::Result<()> {
         "schema: {} objects by {}",
         report.schema_objects, report.pg_dump
     );
+    for schema in &report.journal_left_out {
+        println!("  {}", journal_left_out(schema));
+    }
     for name in &report.adaptations.settings_skipped {
         println!("  setting {name} left out: the target server does not know it");
     }
@@ -83,6 +89,13 @@ pub fn print_report(report: &CopyReport, json: bool) -> anyhow::Result<()> {
         s.schema, s.data, s.post_data, s.verify, s.total
     );
     Ok(())
+}
+
+/// The line saying a journal schema of the source is not copied.
+fn journal_left_out(schema: &str) -> String {
+    format!(
+        "schema {schema} left out: pgharbor's journal of the runs into the source database, not its data"
+    )
 }
 
 fn human_bytes(bytes: i64) -> String {

@@ -21,6 +21,12 @@ use tokio_postgres::Client;
 /// The schema of an older pgharbor's PostgreSQL copy journal.
 pub const COPY_SCHEMA: &str = "_pgharbor";
 
+/// The schema of an older pgharbor's `--into-existing` journal.
+pub const RESUME_SCHEMA: &str = "pgharbor_resume";
+
+/// The schema of an older pgharbor's record of the tables it created.
+pub const CREATED_SCHEMA: &str = "pgharbor_created";
+
 /// Moves each older journal's rows into the new one and drops it. The
 /// copy path's and `--into-existing`'s run rows get this run's number; a
 /// recorded table keeps the number of the run that created it (its lock

@@ -42,6 +42,16 @@ use tokio_postgres::GenericClient;
 /// The journal's schema.
 pub const SCHEMA: &str = "pgharbor_journal";
 
+/// Every schema a pgharbor journal lives in: [`SCHEMA`] and those of older
+/// versions ([`legacy`]). They record the runs into a database, not its
+/// data: copying a database that holds one leaves them out.
+pub const SCHEMAS: [&str; 4] = [
+    SCHEMA,
+    legacy::COPY_SCHEMA,
+    legacy::RESUME_SCHEMA,
+    legacy::CREATED_SCHEMA,
+];
+
 /// The first key of pgharbor's advisory locks in a target database
 /// (`pghc`); the second is a run's number, or [`LAYOUT_LOCK`].
 pub(crate) const LOCK_CLASS: i32 = 0x7067_6863;

@@ -2,6 +2,7 @@
 //! catalogs inside the copy's snapshot (no superuser needed).
 
 use crate::error::MigrateError;
+use crate::journal::SCHEMAS as JOURNAL_SCHEMAS;
 use crate::postgres::source_error;
 use pgharbor_core::schema::QualifiedName;
 use tokio_postgres::Client;
@@ -77,10 +78,37 @@ pub fn binary_safe_sql() -> &'static str {
     BINARY_SAFE
 }
 
+/// `'pgharbor_journal', '_pgharbor', …`: the journal schemas as SQL literals,
+/// for `nspname NOT IN (…)`.
+fn journal_schema_list() -> String {
+    JOURNAL_SCHEMAS
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The pgharbor journal schemas the database holds (a database pgharbor
+/// copied or loaded into): the copy leaves them out.
+pub async fn journal_schemas(client: &Client) -> Result<Vec<String>, MigrateError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT nspname FROM pg_namespace WHERE nspname IN ({}) ORDER BY 1",
+                journal_schema_list()
+            ),
+            &[],
+        )
+        .await
+        .map_err(source_error("looking for pgharbor's journal"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Tables with rows to copy: ordinary tables, partitions and tables of
 /// inheritance trees (each read with `ONLY`), plus extensions' configuration
 /// tables with their dump condition. Unlogged tables are copied; foreign
-/// tables, views and partitioned parents hold no rows of their own.
+/// tables, views and partitioned parents hold no rows of their own; the
+/// tables of pgharbor's journal are left out.
 pub async fn tables(client: &Client) -> Result<Vec<SourceTable>, MigrateError> {
     let sql = format!(
         "WITH config AS (
@@ -104,7 +132,9 @@ pub async fn tables(client: &Client) -> Result<Vec<SourceTable>, MigrateError> {
          WHERE c.relkind = 'r'
            AND n.nspname NOT IN ('pg_catalog', 'information_schema')
            AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
-         ORDER BY 3 DESC, 1, 2"
+           AND n.nspname NOT IN ({journal})
+         ORDER BY 3 DESC, 1, 2",
+        journal = journal_schema_list()
     );
     let rows = client
         .query(&sql, &[])
@@ -163,15 +193,19 @@ pub struct SequenceState {
 }
 
 /// Every sequence's state (those the user may read; others are named in the
-/// error).
+/// error), pgharbor's journal's left out.
 pub async fn sequences(client: &Client) -> Result<Vec<SequenceState>, MigrateError> {
     let rows = client
         .query(
-            "SELECT schemaname, sequencename, last_value,
-                    has_sequence_privilege(format('%I.%I', schemaname, sequencename), 'SELECT')
-             FROM pg_sequences
-             WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
-             ORDER BY 1, 2",
+            &format!(
+                "SELECT schemaname, sequencename, last_value,
+                        has_sequence_privilege(format('%I.%I', schemaname, sequencename), 'SELECT')
+                 FROM pg_sequences
+                 WHERE schemaname NOT IN ('pg_catalog', 'information_schema')
+                   AND schemaname NOT IN ({})
+                 ORDER BY 1, 2",
+                journal_schema_list()
+            ),
             &[],
         )
         .await

@@ -6,12 +6,18 @@
 //! Owner: app`). Session settings (`SET …`) appear before the first entry and
 //! between entries; they are tracked so an entry can be replayed on any
 //! connection with the settings in force where it stood in the script.
+//!
+//! pgharbor's own journal schemas ([`crate::journal::SCHEMAS`]) are left out
+//! of the dump: they record runs into the source database, not its data.
+//! A cancelled run asks `pg_dump` to stop, which cancels its statement on
+//! the server ([`pgharbor_pgtools::child::output_unless_cancelled`]).
 
 use crate::error::{MigrateError, MigrateErrorKind};
 use pgharbor_conn::ConnConfig;
 use pgharbor_pgtools::Program;
 use std::collections::BTreeMap;
 use std::process::Stdio;
+use tokio_util::sync::CancellationToken;
 
 /// A section of a dump.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,22 +83,26 @@ pub struct DumpOptions {
     pub no_privileges: bool,
 }
 
-/// Run `pg_dump` for one section of `source` in `snapshot` and split it.
+/// Run `pg_dump` for one section of `source` in `snapshot` and split it;
+/// `cancel` stops `pg_dump` (the run's interruption is returned).
 pub async fn dump_section(
     pg_dump: &Program,
     source: &ConnConfig,
     snapshot: Option<&str>,
     section: Section,
     options: DumpOptions,
+    cancel: &CancellationToken,
 ) -> Result<Vec<Entry>, MigrateError> {
     let mut command = tokio::process::Command::from(pg_dump.command());
     pgharbor_pgtools::clear_libpq_env(command.as_std_mut(), source);
     command
         .args(["--format=plain", "--no-sync", section.flag()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .args(
+            crate::journal::SCHEMAS
+                .iter()
+                .map(|schema| format!("--exclude-schema={schema}")),
+        )
+        .stdin(Stdio::null());
     if let Some(id) = snapshot {
         command.arg(format!("--snapshot={id}"));
     }
@@ -102,12 +112,15 @@ pub async fn dump_section(
     if options.no_privileges {
         command.arg("--no-privileges");
     }
-    let output = command.output().await.map_err(|e| {
-        MigrateError::new(
-            MigrateErrorKind::Source,
-            format!("running {}: {e}", pg_dump.path.display()),
-        )
-    })?;
+    let output = pgharbor_pgtools::child::output_unless_cancelled(command, cancel)
+        .await
+        .map_err(|e| {
+            MigrateError::new(
+                MigrateErrorKind::Source,
+                format!("running {}: {e}", pg_dump.path.display()),
+            )
+        })?
+        .ok_or_else(crate::stop::interrupted)?;
     if !output.status.success() {
         return Err(MigrateError::new(
             MigrateErrorKind::Source,

@@ -26,6 +26,13 @@
 //!
 //! Progress is journaled in the target ([`journal`]): `--resume` continues an
 //! interrupted copy table by table and re-verifies what the earlier run loaded.
+//! A source holding pgharbor's journal (of runs into it) is copied without
+//! it ([`crate::journal::SCHEMAS`]).
+//!
+//! Cancelling stops the work on both servers: the crews' statements
+//! ([`crate::stop::Crew`]), `pg_dump` (asked to stop, it cancels its own),
+//! and the statement of the run's own connections
+//! ([`crate::stop::unless_cancelled`]).
 
 pub mod catalog;
 pub mod data;
@@ -38,12 +45,13 @@ pub mod schema;
 
 use crate::error::{MigrateError, MigrateErrorKind};
 use crate::progress::Progress;
-use crate::stop::{Crew, Stoppable};
+use crate::stop::{unless_cancelled, Canceller, Crew, Stoppable};
 use catalog::SourceTable;
 use dump::{DumpOptions, Section};
 use journal::Stage;
 use pgharbor_conn::ConnConfig;
 use pgharbor_pgtools::Version;
+use pgharbor_verify::TableDigest;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
@@ -94,6 +102,9 @@ pub struct CopyReport {
     pub sequences: usize,
     /// Large objects copied.
     pub large_objects: usize,
+    /// pgharbor's journal schemas the source held, left out of the copy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub journal_left_out: Vec<String>,
     /// Seconds per phase.
     pub seconds: PhaseSeconds,
 }
@@ -293,7 +304,7 @@ pub async fn copy_database(
     let result = copy_into(sides, source, target, options, progress, cancel).await;
     match result {
         Ok(report) => Ok(report),
-        // Whatever failed after Ctrl-C (a pg_dump given the same signal, a
+        // Whatever failed after Ctrl-C (a pg_dump asked to stop, a
         // cancelled statement) failed because of it.
         Err(_) if cancel.is_cancelled() => {
             let err = MigrateError::new(MigrateErrorKind::Interrupted, "interrupted while copying");
@@ -382,6 +393,10 @@ async fn drop_database(target: &ConnConfig) -> Result<(), MigrateError> {
         .map_err(target_error("dropping the database"))
 }
 
+/// The copy, on the run's own connections — the target's and the source's
+/// snapshot holder — and the crews'. When it ends interrupted, what a
+/// cancelled step left running on the run's own connections is cancelled
+/// on both servers before it returns.
 async fn copy_into(
     mut sides: Sides,
     source: &ConnConfig,
@@ -390,11 +405,37 @@ async fn copy_into(
     progress: Arc<dyn Progress>,
     cancel: &CancellationToken,
 ) -> Result<CopyReport, MigrateError> {
+    let session = unless_cancelled(cancel, Session::exported(source)).await?;
+    let copied = copy_steps(
+        &mut sides, &session, source, target, options, progress, cancel,
+    )
+    .await;
+    if copied.is_err() && cancel.is_cancelled() {
+        let holder = session.holder();
+        let (on_target, on_source) = (
+            Canceller::new(&sides.target, target),
+            Canceller::new(holder, source),
+        );
+        tokio::join!(
+            on_target.cancel_pending(&sides.target),
+            on_source.cancel_pending(holder),
+        );
+    }
+    copied
+}
+
+async fn copy_steps(
+    sides: &mut Sides,
+    session: &Session,
+    source: &ConnConfig,
+    target: &ConnConfig,
+    options: &CopyOptions,
+    progress: Arc<dyn Progress>,
+    cancel: &CancellationToken,
+) -> Result<CopyReport, MigrateError> {
     let started = Instant::now();
     let label = source_label(source);
-    crate::journal::legacy::upgrade(&sides.target).await?;
-    let state = journal::read(&sides.target).await?;
-    let resuming = resume_decision(&sides.target, state.as_ref(), &label, options).await?;
+    let resuming = unless_cancelled(cancel, read_journal(&sides.target, &label, options)).await?;
     let pg_dump = pgharbor_pgtools::find("pg_dump", sides.source_version.major)
         .map_err(|e| MigrateError::new(MigrateErrorKind::Usage, e.to_string()))?;
     let mut report = CopyReport {
@@ -406,64 +447,46 @@ async fn copy_into(
         ..CopyReport::default()
     };
     progress.phase("schema");
-    let session = Session::exported(source).await?;
     let snapshot = session.snapshot().expect("exported").to_string();
     let dump_options = DumpOptions {
         no_owner: options.no_owner,
         no_privileges: options.no_privileges,
     };
-    let mut pre_data = dump::dump_section(
-        &pg_dump,
-        source,
-        Some(&snapshot),
-        Section::PreData,
-        dump_options,
-    )
-    .await?;
-    let mut post_data = dump::dump_section(
-        &pg_dump,
-        source,
-        Some(&snapshot),
-        Section::PostData,
-        dump_options,
-    )
-    .await?;
-    report.schema_objects = pre_data.len() + post_data.len();
-    let extensions = catalog::extensions(session.holder())
-        .await
-        .map_err(source_error("listing extensions"))?;
-    schema::check_extensions(
-        &sides.target,
-        &extensions,
-        &mut pre_data,
-        &mut report.adaptations,
-    )
-    .await?;
-    schema::drop_unknown_settings(&sides.target, &mut pre_data, &mut report.adaptations).await?;
-    schema::drop_unknown_attribute_options(
-        &mut sides.target,
-        &mut pre_data,
-        &mut report.adaptations,
-    )
-    .await?;
-    schema::drop_unknown_settings(&sides.target, &mut post_data, &mut report.adaptations).await?;
-    check_cancelled(cancel)?;
-    if resuming.is_none() {
-        schema::apply_pre_data(&mut sides.target, &pre_data, &post_data, &label)
-            .await
-            .map_err(|e| e.context(format!("target PostgreSQL {}", sides.target_version)))?;
+    let mut sections = Vec::new();
+    for section in [Section::PreData, Section::PostData] {
+        sections.push(
+            dump::dump_section(
+                &pg_dump,
+                source,
+                Some(&snapshot),
+                section,
+                dump_options,
+                cancel,
+            )
+            .await?,
+        );
     }
+    let mut post_data = sections.pop().expect("post-data");
+    let mut pre_data = sections.pop().expect("pre-data");
+    report.schema_objects = pre_data.len() + post_data.len();
+    let schema = SchemaToApply {
+        pre_data: &mut pre_data,
+        post_data: &mut post_data,
+        apply: resuming.is_none(),
+        label: &label,
+    };
+    unless_cancelled(cancel, prepare_schema(sides, session, schema, &mut report)).await?;
     report.seconds.schema = started.elapsed().as_secs_f64();
 
     let data_started = Instant::now();
     progress.phase("loading");
-    let tables = Arc::new(catalog::tables(session.holder()).await?);
+    let tables = Arc::new(unless_cancelled(cancel, catalog::tables(session.holder())).await?);
     let done: HashSet<String> = resuming
         .as_ref()
         .map(|s| s.tables_done.iter().cloned().collect())
         .unwrap_or_default();
     if resuming.is_some() {
-        restart_tables(&sides.target, &tables, &done).await?;
+        unless_cancelled(cancel, restart_tables(&sides.target, &tables, &done)).await?;
     }
     let jobs = options.jobs.max(1);
     let post_done: HashSet<i32> = resuming
@@ -487,7 +510,7 @@ async fn copy_into(
     let copied = data::copy_units(
         source,
         target,
-        &session,
+        session,
         Arc::clone(&tables),
         units,
         jobs,
@@ -507,14 +530,11 @@ async fn copy_into(
         (Err(copying), Err(finishing)) => return Err(first_real(copying, finishing)),
         (Err(err), _) | (_, Err(err)) => return Err(err),
     };
-    check_cancelled(cancel)?;
-    let sequences = catalog::sequences(session.holder()).await?;
-    data::set_sequences(&sides.target, &sequences).await?;
-    report.sequences = sequences.iter().filter(|s| s.last_value.is_some()).count();
-    let oids = catalog::large_objects(session.holder()).await?;
-    let lo_digest = data::copy_large_objects(session.holder(), &mut sides.target, &oids).await?;
-    report.large_objects = oids.len();
-    journal::set_stage(&sides.target, Stage::Data).await?;
+    let (oids, lo_digest) = unless_cancelled(
+        cancel,
+        sequences_and_large_objects(sides, session, &mut report),
+    )
+    .await?;
     report.seconds.data = data_started.elapsed().as_secs_f64();
     check_cancelled(cancel)?;
 
@@ -537,12 +557,15 @@ async fn copy_into(
     let target_digests = (!options.no_verify).then_some(&finished.digests);
     report.tables = readback::checks(&tables, &digests, target_digests);
     if !options.no_verify {
-        readback::check_large_objects(&sides.target, &oids, lo_digest).await?;
-        readback::fail_on_mismatch(
-            &report.tables,
-            &tables,
-            Some((session.holder(), &sides.target)),
-        )
+        unless_cancelled(cancel, async {
+            readback::check_large_objects(&sides.target, &oids, lo_digest).await?;
+            readback::fail_on_mismatch(
+                &report.tables,
+                &tables,
+                Some((session.holder(), &sides.target)),
+            )
+            .await
+        })
         .await?;
     }
     report.seconds.verify = verify_started.elapsed().as_secs_f64();
@@ -554,6 +577,74 @@ async fn copy_into(
     journal::finish(&sides.target).await?;
     report.seconds.total = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Upgrade an older pgharbor's journal, read it and decide whether this
+/// run resumes ([`resume_decision`]).
+async fn read_journal(
+    target: &Client,
+    label: &str,
+    options: &CopyOptions,
+) -> Result<Option<journal::JournalState>, MigrateError> {
+    crate::journal::legacy::upgrade(target).await?;
+    let state = journal::read(target).await?;
+    resume_decision(target, state.as_ref(), label, options).await
+}
+
+/// The dumped schema, to adapt to the target and, unless resuming, apply.
+struct SchemaToApply<'a> {
+    pre_data: &'a mut Vec<dump::Entry>,
+    post_data: &'a mut Vec<dump::Entry>,
+    apply: bool,
+    label: &'a str,
+}
+
+/// Adapt the schema to the target (extensions, settings, attribute
+/// options), note pgharbor's journal left out of it, and apply the
+/// pre-data when `schema.apply`.
+async fn prepare_schema(
+    sides: &mut Sides,
+    session: &Session,
+    schema: SchemaToApply<'_>,
+    report: &mut CopyReport,
+) -> Result<(), MigrateError> {
+    report.journal_left_out = catalog::journal_schemas(session.holder()).await?;
+    let extensions = catalog::extensions(session.holder())
+        .await
+        .map_err(source_error("listing extensions"))?;
+    let adaptations = &mut report.adaptations;
+    schema::check_extensions(&sides.target, &extensions, schema.pre_data, adaptations).await?;
+    schema::drop_unknown_settings(&sides.target, schema.pre_data, adaptations).await?;
+    schema::drop_unknown_attribute_options(&mut sides.target, schema.pre_data, adaptations).await?;
+    schema::drop_unknown_settings(&sides.target, schema.post_data, adaptations).await?;
+    if schema.apply {
+        schema::apply_pre_data(
+            &mut sides.target,
+            schema.pre_data,
+            schema.post_data,
+            schema.label,
+        )
+        .await
+        .map_err(|e| e.context(format!("target PostgreSQL {}", sides.target_version)))?;
+    }
+    Ok(())
+}
+
+/// Set the sequences and copy the large objects (counted in `report`), then
+/// record the data as loaded; the large objects and their digest.
+async fn sequences_and_large_objects(
+    sides: &mut Sides,
+    session: &Session,
+    report: &mut CopyReport,
+) -> Result<(Vec<u32>, TableDigest), MigrateError> {
+    let sequences = catalog::sequences(session.holder()).await?;
+    data::set_sequences(&sides.target, &sequences).await?;
+    report.sequences = sequences.iter().filter(|s| s.last_value.is_some()).count();
+    let oids = catalog::large_objects(session.holder()).await?;
+    let lo_digest = data::copy_large_objects(session.holder(), &mut sides.target, &oids).await?;
+    report.large_objects = oids.len();
+    journal::set_stage(&sides.target, Stage::Data).await?;
+    Ok((oids, lo_digest))
 }
 
 /// Of the errors of two crews that stop together, the one that stopped
@@ -676,6 +767,10 @@ pub struct CopyPlan {
     pub tables: Vec<(String, i64, usize)>,
     /// Extensions of the source.
     pub extensions: Vec<String>,
+    /// pgharbor's journal schemas the source holds, which the copy leaves
+    /// out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub journal_left_out: Vec<String>,
 }
 
 /// Plan a copy without changing anything.
@@ -695,6 +790,7 @@ pub async fn plan_copy(source: &ConnConfig, jobs: usize) -> Result<CopyPlan, Mig
     let extensions = catalog::extensions(&client)
         .await
         .map_err(source_error("listing extensions"))?;
+    let journal_left_out = catalog::journal_schemas(&client).await?;
     Ok(CopyPlan {
         source_version: version.to_string(),
         pg_dump: format!("{} {}", pg_dump.path.display(), pg_dump.version),
@@ -710,6 +806,7 @@ pub async fn plan_copy(source: &ConnConfig, jobs: usize) -> Result<CopyPlan, Mig
             .iter()
             .map(|e| format!("{} {}", e.name, e.version))
             .collect(),
+        journal_left_out,
     })
 }
 
