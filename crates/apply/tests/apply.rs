@@ -50,7 +50,7 @@ async fn login(cluster: &Cluster, user: &str, password: &str, db: &str) -> Resul
     pgharbor_conn::connect(&config)
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| pgharbor_conn::conn_text(&e))
 }
 
 fn superuser_cluster_pg16() -> Cluster {
