@@ -413,8 +413,7 @@ impl RowSource for ChromaSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pgharbor_core::plan::RowKey;
-    use pgharbor_core::schema::{QualifiedName, TableSpec};
+    use pgharbor_core::schema::QualifiedName;
     use pgharbor_source::SourceErrorKind;
     use std::path::Path;
 
@@ -436,21 +435,8 @@ mod tests {
 
     fn table(name: &str, rows: u64) -> TablePlan {
         TablePlan {
-            source_name: name.into(),
-            spec: TableSpec {
-                name: QualifiedName::new("public", name),
-                columns: Vec::new(),
-                primary_key: None,
-                indexes: Vec::new(),
-                foreign_keys: Vec::new(),
-            },
-            decisions: Vec::new(),
-            row_key: RowKey::Rowid,
             source_rows: rows,
-            sequence_floor: None,
-            splittable: true,
-            source_columns: Vec::new(),
-            computed_by_target: Vec::new(),
+            ..TablePlan::empty(QualifiedName::new("public", name))
         }
     }
 
@@ -709,6 +695,55 @@ mod tests {
         let cause = std::error::Error::source(&err).expect("SQLite's error is the source");
         assert!(cause.to_string().contains("utf-8"), "{cause}");
         assert!(!message.contains("utf-8"), "the cause is said once");
+    }
+
+    #[test]
+    fn a_damaged_hnsw_file_is_a_read_error_naming_the_collection_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = fixture_store(dir.path(), "");
+        let large = store
+            .collections()
+            .iter()
+            .position(|c| c.name == LARGE)
+            .unwrap();
+        let mut truncated = Vec::new();
+        for segment in std::fs::read_dir(dir.path()).unwrap() {
+            let data = segment.unwrap().path().join("data_level0.bin");
+            if data.exists() {
+                std::fs::File::options()
+                    .write(true)
+                    .open(&data)
+                    .unwrap()
+                    .set_len(0)
+                    .unwrap();
+                truncated.push(data);
+            }
+        }
+        assert!(
+            !truncated.is_empty(),
+            "the fixture keeps vectors in HNSW files"
+        );
+        let source = tables_source(store);
+        let mut reader = source.readers(1).unwrap().pop().unwrap();
+        let whole = SourceUnit {
+            table: large,
+            range: UnitRange::WholeTable,
+        };
+        let err = reader
+            .read(&source.plan().tables[large], whole, &mut |_, _| Ok(()))
+            .unwrap_err();
+        assert_eq!(err.kind(), SourceErrorKind::Read);
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("collection \"{LARGE}\" (")),
+            "{message}"
+        );
+        assert!(
+            truncated
+                .iter()
+                .any(|file| message.contains(&file.display().to_string())),
+            "{message}"
+        );
     }
 
     #[test]

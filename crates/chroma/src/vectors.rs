@@ -2,7 +2,7 @@
 //! row of the write-ahead log after the persisted position.
 
 use crate::catalog::Entry;
-use crate::error::{ChromaError, ErrorKind, Result};
+use crate::error::{ChromaError, ErrorKind, Result, ResultExt};
 use crate::hnsw::Hnsw;
 use crate::pickle;
 use crate::wal::{self, LogTail};
@@ -160,6 +160,7 @@ impl CollectionVectors {
             (Some(Location::Hnsw(slot)), Some(h)) => h.vector(slot, out),
             _ => Err(self.no_vector(id)),
         }
+        .in_collection(&self.name, &self.id)
     }
 
     fn no_vector(&self, id: &str) -> ChromaError {

@@ -89,9 +89,20 @@ pub fn chain_text(
     error: &(dyn StdError + 'static),
     keeps_cause_apart: &dyn Fn(&(dyn StdError + 'static)) -> bool,
 ) -> String {
+    chain_text_while(error, keeps_cause_apart)
+}
+
+/// [`chain_text`] with a `follow` that may also look at each error it is
+/// asked about (every error of the chain said, in order, the last
+/// included): `follow(current)` decides whether the walk goes on to
+/// `current`'s source.
+pub fn chain_text_while(
+    error: &(dyn StdError + 'static),
+    mut follow: impl FnMut(&(dyn StdError + 'static)) -> bool,
+) -> String {
     let mut text = error.to_string();
     let mut current = error;
-    while keeps_cause_apart(current) {
+    while follow(current) {
         let Some(next) = current.source() else {
             break;
         };

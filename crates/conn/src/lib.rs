@@ -141,7 +141,7 @@ mod url;
 mod tests;
 
 pub use cancel::cancel_query;
-pub use chain::{chain_text, conn_text, keeps_cause_apart, Explained};
+pub use chain::{chain_text, chain_text_while, conn_text, keeps_cause_apart, Explained};
 pub use config::{ConnConfig, Host, PasswordSource, SslRootCert, DEFAULT_PORT};
 pub use connect::{connect, ConnectionTask};
 pub use env::{Environment, DEFAULT_SOCKET_DIRS, PG_ENV_VARS};

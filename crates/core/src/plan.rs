@@ -1,6 +1,6 @@
 //! What a migration will do: printable and testable without a server.
 
-use crate::schema::{PgType, TableSpec, ViewSpec};
+use crate::schema::{PgType, QualifiedName, TableSpec, ViewSpec};
 use serde::Serialize;
 
 /// What to do with a NUL character (U+0000) in text: PostgreSQL text cannot hold it.
@@ -85,6 +85,29 @@ pub struct TablePlan {
 }
 
 impl TablePlan {
+    /// A plan for table `name` with nothing in it yet: no columns, keys,
+    /// indexes or rows, rows named by row id, splittable. Sources and
+    /// tests fill in what they have (`TablePlan { source_rows, ..empty }`).
+    pub fn empty(name: QualifiedName) -> TablePlan {
+        TablePlan {
+            source_name: name.name.clone(),
+            spec: TableSpec {
+                name,
+                columns: Vec::new(),
+                primary_key: None,
+                indexes: Vec::new(),
+                foreign_keys: Vec::new(),
+            },
+            decisions: Vec::new(),
+            row_key: RowKey::Rowid,
+            source_rows: 0,
+            sequence_floor: None,
+            splittable: true,
+            source_columns: Vec::new(),
+            computed_by_target: Vec::new(),
+        }
+    }
+
     /// The columns the load writes (indexes into the table's columns): all
     /// but those the target computes.
     pub fn loaded_columns(&self) -> Vec<usize> {

@@ -149,26 +149,14 @@ pub fn explain_following(
     error: &(dyn std::error::Error + 'static),
     also_apart: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool,
 ) -> String {
-    let mut text = error.to_string();
     let mut afterwards = Vec::new();
-    let mut current = error;
-    loop {
+    let mut text = pgharbor_conn::chain_text_while(error, |current| {
         if let Some(layer) = current.downcast_ref::<MigrateError>() {
-            afterwards.extend(layer.afterwards.iter().map(String::as_str));
+            afterwards.extend(layer.afterwards.iter().cloned());
         }
         let shown = shown_as(current);
-        if !(keeps_cause_apart(shown) || also_apart(shown)) {
-            break;
-        }
-        let Some(next) = current.source() else {
-            break;
-        };
-        let said = next.to_string();
-        if !text.contains(&said) {
-            text = format!("{text}: {said}");
-        }
-        current = next;
-    }
+        keeps_cause_apart(shown) || also_apart(shown)
+    });
     for sentence in afterwards {
         text = format!("{text}. {sentence}");
     }

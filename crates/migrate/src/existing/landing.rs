@@ -737,27 +737,9 @@ pub(super) async fn restore_after_failure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pgharbor_core::plan::RowKey;
-    use pgharbor_core::schema::TableSpec;
 
     fn table(name: &str) -> TablePlan {
-        TablePlan {
-            source_name: name.into(),
-            spec: TableSpec {
-                name: QualifiedName::new("public", name),
-                columns: Vec::new(),
-                primary_key: None,
-                indexes: Vec::new(),
-                foreign_keys: Vec::new(),
-            },
-            decisions: Vec::new(),
-            row_key: RowKey::Rowid,
-            source_rows: 0,
-            sequence_floor: None,
-            splittable: true,
-            source_columns: Vec::new(),
-            computed_by_target: Vec::new(),
-        }
+        TablePlan::empty(QualifiedName::new("public", name))
     }
 
     fn fk(table: &str, referenced: &str, name: &str) -> TargetForeignKey {
