@@ -9,11 +9,13 @@
 #                                             # .cache/bench/pg-pgsrc and reuse it next time
 #   bash bench/postgres.sh --keep             # leave both servers (and databases) running
 #   PGHARBOR_BIN=path bash bench/postgres.sh  # measure that binary instead of building one
+#   PGHARBOR_BEFORE=path bash bench/postgres.sh  # also measure an earlier build, same run
 #
 # Two throwaway PostgreSQL 16 servers (/opt/pgharbor/pg16, from scripts/setup.sh), a source
 # and a target, with the same settings. Measured, each into a fresh empty database of the
 # target (the previous one is dropped first, then both servers checkpoint):
 #   pgharbor            migrate SRC DST --jobs 2 (verifies, the default), and --no-verify
+#   pgharbor-before     PGHARBOR_BEFORE's binary, the same verified run, when set
 #   pgcopydb            clone --table-jobs 2 --index-jobs 2 (Debian's 0.10), and the same with
 #                       --split-tables-larger-than 64MB (pgharbor's own split threshold)
 #   pg_dump|pg_restore  pg_dump -Fd -j2 to a directory, then pg_restore -j2
@@ -33,7 +35,7 @@ for arg in "$@"; do
 	--keep) KEEP=1 ;;
 	--reuse-source) REUSE=1 ;;
 	-h | --help)
-		sed -n '2,23p' "$0"
+		sed -n '2,25p' "$0"
 		exit 0
 		;;
 	*)
@@ -193,6 +195,12 @@ if [ "$HAVE_PGHARBOR" -eq 1 ]; then
 else
 	WALL[pgharbor]=failed WALL[pgharbor-no-verify]=failed RSS[pgharbor]=- RSS[pgharbor-no-verify]=-
 fi
+if [ -n "${PGHARBOR_BEFORE:-}" ]; then
+	say "the earlier build PGHARBOR_BEFORE=$PGHARBOR_BEFORE: migrate --jobs 2 (with verification)"
+	fresh_target h_before
+	measure pgharbor-before "$PGHARBOR_BEFORE" migrate "$SRC" "$DST_BASE/h_before" --jobs 2 --json
+	check pgharbor-before "$DST_BASE/h_before"
+fi
 
 # pgcopydb runs pg_dump/pg_restore from PATH (0.10 has no option for them): put the PG16
 # client first so the dump is made by a pg_dump as new as the source.
@@ -242,18 +250,21 @@ EOF
 
 say "results ($SRC_MB MB source, $ROWS orders; PostgreSQL 16 -> 16; $(nproc) cores; $(date -u +%Y-%m-%d))"
 printf '    %-20s %10s %10s %16s\n' tool "wall (s)" "RSS (MB)" "vs pgharbor"
-for name in pgharbor pgharbor-no-verify pgcopydb pgcopydb-split pg_dump pg_restore pg_dump+pg_restore; do
+MEASURED=(pgharbor pgharbor-no-verify)
+[ -z "${PGHARBOR_BEFORE:-}" ] || MEASURED+=(pgharbor-before)
+for name in "${MEASURED[@]}" pgcopydb pgcopydb-split pg_dump pg_restore pg_dump+pg_restore; do
 	printf '    %-20s %10s %10s %16s\n' "$name" "${WALL[$name]}" "${RSS[$name]}" "$(ratio "${WALL[$name]}" "${WALL[pgharbor]}")"
 done
 echo "    (RSS: the largest single client process; 'vs pgharbor' = its time / pgharbor's with verification)"
 echo
-for name in pgharbor pgharbor-no-verify; do
+for name in "${MEASURED[@]}"; do
 	[ "${WALL[$name]}" != failed ] || continue
 	read -r s_schema s_data s_post s_verify s_total <<<"$(phases "$name")"
 	printf '    %-20s phases (--json seconds): schema %s, data %s, post_data %s, verify %s, total %s\n' \
 		"$name" "$s_schema" "$s_data" "$s_post" "$s_verify" "$s_total"
 done
 echo
+[ -z "${PGHARBOR_BEFORE:-}" ] || echo "    the earlier build / pgharbor (with verify)  = $(ratio "${WALL[pgharbor-before]}" "${WALL[pgharbor]}")"
 echo "    pgcopydb / pgharbor (with verify)           = $(ratio "${WALL[pgcopydb]}" "${WALL[pgharbor]}")"
 echo "    pgcopydb --split-tables / pgharbor          = $(ratio "${WALL[pgcopydb-split]}" "${WALL[pgharbor]}")"
 echo "    (pg_dump + pg_restore) / pgharbor           = $(ratio "${WALL[pg_dump+pg_restore]}" "${WALL[pgharbor]}")"

@@ -5,14 +5,19 @@
 //! server, cleans up as it does after any failure and ends with exit status
 //! 130; a line on stderr says so at once. A second Ctrl-C, while that
 //! clean-up still runs (a `DROP` waiting for a lock, a server out of reach),
-//! exits at once with status 130, saying what may be left in the target and
-//! what the next run does about it ([`Leftovers`]).
+//! cancels the clean-up's statement on the server
+//! ([`pgharbor_migrate::abandon_clean_ups`]) and exits at once with status
+//! 130, saying what may be left in the target and what the next run does
+//! about it ([`Leftovers`]).
 
 use pgharbor_migrate::journal::SCHEMA as JOURNAL;
 use pgharbor_migrate::CancellationToken;
 
 /// Exit status after Ctrl-C, as shells report it.
 pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// How long a second Ctrl-C spends sending the clean-ups' cancel requests.
+const ABANDON_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What a run may leave in the target when the process exits before its
 /// clean-up is done.
@@ -94,6 +99,8 @@ pub fn on_ctrl_c(leftovers: Leftovers) -> CancellationToken {
         if tokio::signal::ctrl_c().await.is_err() {
             return;
         }
+        // A server out of reach must not hold up the exit.
+        let _ = tokio::time::timeout(ABANDON_WAIT, pgharbor_migrate::abandon_clean_ups()).await;
         eprintln!(
             "pgharbor: interrupted again: exiting at once; {}",
             leftovers.explain()

@@ -66,3 +66,4 @@ pub use error::{MigrateError, MigrateErrorKind};
 pub use journal::created;
 pub use progress::{Progress, SilentProgress};
 pub use run::{run, CancellationToken, Landing, RowSource, RunOptions};
+pub use stop::abandon_clean_ups;

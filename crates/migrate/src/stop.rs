@@ -18,10 +18,18 @@
 //! same way: each step on them runs [`unless_cancelled`], and once the run
 //! ends interrupted, [`Canceller::cancel_pending`] cancels what the dropped
 //! step left running on the server.
+//!
+//! The clean-up after a failure runs on a connection of its own
+//! ([`CleanUpConnection`]); a caller that gives up waiting for it and exits
+//! (a second Ctrl-C) first calls [`abandon_clean_ups`], so that no clean-up
+//! statement is left on the server waiting for a lock — and queued ahead of
+//! the applications' own queries on that table — after the process is gone.
 
 use crate::error::{MigrateError, MigrateErrorKind};
 use pgharbor_conn::{ConnConfig, ConnectionTask};
 use std::future::Future;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_postgres::{CancelToken, Client};
@@ -203,6 +211,60 @@ impl Crew {
         match self.first_error.lock().expect("first error").take() {
             Some(err) => Err(err),
             None => Ok(()),
+        }
+    }
+}
+
+/// The clean-ups in progress: each one's number and canceller.
+static CLEAN_UPS: Mutex<Vec<(u64, Canceller)>> = Mutex::new(Vec::new());
+static NEXT_CLEAN_UP: AtomicU64 = AtomicU64::new(0);
+
+/// The connection a clean-up after a failure runs on: a client that
+/// [`abandon_clean_ups`] can stop while it lives.
+pub(crate) struct CleanUpConnection {
+    client: Client,
+    number: u64,
+}
+
+impl CleanUpConnection {
+    /// `client`, connected with `config`, as a clean-up's connection.
+    pub(crate) fn new(client: Client, config: &ConnConfig) -> Self {
+        let number = NEXT_CLEAN_UP.fetch_add(1, Ordering::Relaxed);
+        let canceller = Canceller::new(&client, config);
+        clean_ups().push((number, canceller));
+        CleanUpConnection { client, number }
+    }
+}
+
+impl Deref for CleanUpConnection {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Drop for CleanUpConnection {
+    fn drop(&mut self) {
+        clean_ups().retain(|(number, _)| *number != self.number);
+    }
+}
+
+fn clean_ups() -> std::sync::MutexGuard<'static, Vec<(u64, Canceller)>> {
+    CLEAN_UPS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// For a caller about to exit while a clean-up runs: cancel on the server
+/// the statement each clean-up in progress is running (a `DROP` waiting for
+/// a lock, a `DELETE`). One cancel request per connection, none waited for
+/// beyond its sending; the clean-ups' transactions end with the process.
+pub async fn abandon_clean_ups() {
+    let cancellers: Vec<Canceller> = clean_ups().iter().map(|(_, c)| c.clone()).collect();
+    for canceller in cancellers {
+        if let Err(e) = pgharbor_conn::cancel_query(&canceller.config, &canceller.token).await {
+            tracing::debug!(error = %pgharbor_conn::conn_text(&e), "a clean-up's cancel request could not be sent");
         }
     }
 }

@@ -1,9 +1,9 @@
 //! Ctrl-C (SIGINT) during a move: the first one stops the run's statements
 //! on the server and cleans up, exit status 130; a second one, while the
-//! clean-up waits, exits at once saying what may be left, and the next run
-//! removes it.
+//! clean-up waits, cancels the clean-up's statement and exits at once saying
+//! what may be left, and the next run removes it.
 
-use crate::harness::{databases, pgharbor, pgharbor_started, scalar, Run, Scratch};
+use crate::harness::{databases, pgharbor, pgharbor_started, scalar, wait_for_value, Run, Scratch};
 use pgharbor_testkit::{Flavor, TestDatabases};
 use std::time::Duration;
 
@@ -55,6 +55,11 @@ fn wait_until_alone(pg: &TestDatabases, db: &str) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The server's log file (next to its data directory, as the test
+/// harness starts servers), as SQL.
+const SERVER_LOG: &str =
+    "regexp_replace(current_setting('data_directory'), '/data$', '/server.log')";
 
 fn sigint(child: &std::process::Child) {
     let status = std::process::Command::new("kill")
@@ -141,10 +146,17 @@ fn a_second_ctrl_c_during_the_clean_up_exits_at_once_and_the_next_run_removes_wh
     rt.block_on(reader.batch_execute("BEGIN; SELECT count(*) FROM tags"))
         .unwrap();
     sigint(&child);
-    wait_for_statement(
+    let waiting_drop = "wait_event_type = 'Lock' AND query LIKE '%DROP TABLE IF EXISTS%'";
+    wait_for_statement(&pg, "sigint2", waiting_drop);
+    let drop_pid = scalar(
         &pg,
         "sigint2",
-        "wait_event_type = 'Lock' AND query LIKE '%DROP TABLE IF EXISTS%'",
+        &format!("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND {waiting_drop}"),
+    );
+    let log_before = scalar(
+        &pg,
+        "sigint2",
+        &format!("SELECT (pg_stat_file({SERVER_LOG})).size"),
     );
     sigint(&child);
     let run = Run::finished(child).fails_with(
@@ -156,14 +168,20 @@ fn a_second_ctrl_c_during_the_clean_up_exits_at_once_and_the_next_run_removes_wh
         ],
     );
     assert!(!run.stderr.contains("Nothing was kept"), "{}", run.all());
-    // The clean-up's transaction would go on once the reader lets go: stop
-    // it, so that what an exit during the clean-up leaves is certain.
-    scalar(
+    // The clean-up's DROP, still waiting behind the reader (whose transaction
+    // stays open), was cancelled on the server: it did not wait on for its
+    // lock timeout.
+    let ended = wait_for_value(
         &pg,
         "sigint2",
-        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database() \
-         AND pid <> pg_backend_pid() AND query LIKE '%DROP TABLE IF EXISTS%'",
+        &format!(
+            "SELECT coalesce(substring(pg_read_file({SERVER_LOG}, {log_before}, 1000000) \
+             FROM '\\[{drop_pid}\\] ERROR:  (canceling statement due to [a-z ]+)'), '')"
+        ),
+        "",
+        None,
     );
+    assert_eq!(ended, "canceling statement due to user request");
     rt.block_on(reader.batch_execute("COMMIT")).unwrap();
     drop(reader);
     wait_until_alone(&pg, "sigint2");

@@ -27,6 +27,7 @@
 use super::{CopyPath, LOCK_CLASS, SCHEMA};
 use crate::error::{pg_error, MigrateError};
 use crate::progress::Progress;
+use crate::stop::CleanUpConnection;
 use pgharbor_conn::ConnConfig;
 use pgharbor_core::schema::{quote_literal, QualifiedName};
 use std::collections::BTreeSet;
@@ -307,12 +308,16 @@ impl Progress for CommitTracking {
     }
 }
 
-/// A new connection to the target, retried until `wait` has passed.
-pub(crate) async fn reconnect(config: &ConnConfig, wait: Duration) -> Result<Client, MigrateError> {
+/// A new connection to the target for a clean-up, retried until `wait` has
+/// passed.
+pub(crate) async fn reconnect(
+    config: &ConnConfig,
+    wait: Duration,
+) -> Result<CleanUpConnection, MigrateError> {
     let deadline = Instant::now() + wait;
     loop {
         match crate::target::connect(config).await {
-            Ok(client) => return Ok(client),
+            Ok(client) => return Ok(CleanUpConnection::new(client, config)),
             Err(e) if Instant::now() >= deadline => return Err(e.into()),
             Err(_) => tokio::time::sleep(RECONNECT_PAUSE).await,
         }

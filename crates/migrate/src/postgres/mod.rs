@@ -383,7 +383,11 @@ async fn after_failure(
 }
 
 async fn drop_database(target: &ConnConfig) -> Result<(), MigrateError> {
-    let admin = crate::target::connect(&target.with_dbname("postgres")).await?;
+    let maintenance = target.with_dbname("postgres");
+    let admin = crate::stop::CleanUpConnection::new(
+        crate::target::connect(&maintenance).await?,
+        &maintenance,
+    );
     admin
         .batch_execute(&format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
