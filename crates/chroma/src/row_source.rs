@@ -657,6 +657,25 @@ mod tests {
         assert_eq!(feeds.changes(), expected);
     }
 
+    /// The error of reading the [`LARGE`] collection of `store` whole, in
+    /// the tables layout, which must fail.
+    fn large_collection_read_error(store: Store) -> SourceError {
+        let large = store
+            .collections()
+            .iter()
+            .position(|c| c.name == LARGE)
+            .unwrap();
+        let source = tables_source(store);
+        let mut reader = source.readers(1).unwrap().pop().unwrap();
+        let whole = SourceUnit {
+            table: large,
+            range: UnitRange::WholeTable,
+        };
+        reader
+            .read(&source.plan().tables[large], whole, &mut |_, _| Ok(()))
+            .unwrap_err()
+    }
+
     #[test]
     fn a_read_failure_is_a_source_error_naming_the_collection_its_cause_apart() {
         let dir = tempfile::tempdir().unwrap();
@@ -670,21 +689,7 @@ mod tests {
                  AND m.string_value IS NOT NULL
                LIMIT 1)"
         );
-        let store = fixture_store(dir.path(), &damage);
-        let large = store
-            .collections()
-            .iter()
-            .position(|c| c.name == LARGE)
-            .unwrap();
-        let source = tables_source(store);
-        let mut reader = source.readers(1).unwrap().pop().unwrap();
-        let whole = SourceUnit {
-            table: large,
-            range: UnitRange::WholeTable,
-        };
-        let err = reader
-            .read(&source.plan().tables[large], whole, &mut |_, _| Ok(()))
-            .unwrap_err();
+        let err = large_collection_read_error(fixture_store(dir.path(), &damage));
         assert_eq!(err.kind(), SourceErrorKind::Read);
         let message = err.to_string();
         assert!(
@@ -701,11 +706,6 @@ mod tests {
     fn a_damaged_hnsw_file_is_a_read_error_naming_the_collection_and_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let store = fixture_store(dir.path(), "");
-        let large = store
-            .collections()
-            .iter()
-            .position(|c| c.name == LARGE)
-            .unwrap();
         let mut truncated = Vec::new();
         for segment in std::fs::read_dir(dir.path()).unwrap() {
             let data = segment.unwrap().path().join("data_level0.bin");
@@ -723,15 +723,7 @@ mod tests {
             !truncated.is_empty(),
             "the fixture keeps vectors in HNSW files"
         );
-        let source = tables_source(store);
-        let mut reader = source.readers(1).unwrap().pop().unwrap();
-        let whole = SourceUnit {
-            table: large,
-            range: UnitRange::WholeTable,
-        };
-        let err = reader
-            .read(&source.plan().tables[large], whole, &mut |_, _| Ok(()))
-            .unwrap_err();
+        let err = large_collection_read_error(store);
         assert_eq!(err.kind(), SourceErrorKind::Read);
         let message = err.to_string();
         assert!(
