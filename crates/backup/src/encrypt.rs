@@ -113,9 +113,9 @@ impl Decryption {
         let reader = decryptor
             .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
             .map_err(|e| {
-                encryption_error(format!(
-                    "decryption failed ({e}); check the identity or passphrase"
-                ))
+                let worded = format!("{e}; check the identity or passphrase");
+                encryption_error("decryption failed")
+                    .caused_by(pgharbor_conn::Explained::new(worded, e))
             })?;
         Ok(Box::new(reader))
     }

@@ -90,6 +90,21 @@ async fn x25519_and_passphrase_round_trip_without_showing_secrets() {
             !text.contains("wrong passphrase") && !text.contains(passphrase),
             "{text}"
         );
+        let layers: Vec<String> =
+            std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+                .map(ToString::to_string)
+                .collect();
+        assert!(
+            layers
+                .iter()
+                .any(|layer| layer.ends_with(": decryption failed")),
+            "the context alone, age's error its cause: {layers:?}"
+        );
+        assert_eq!(
+            text.matches("check the identity or passphrase").count(),
+            1,
+            "{text}"
+        );
 
         let options = RestoreOptions {
             as_name: Some(name.clone()),
