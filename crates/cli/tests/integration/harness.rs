@@ -391,3 +391,23 @@ impl Drop for SmallDisk {
         let _ = std::fs::remove_dir(&self.path);
     }
 }
+
+/// A port nothing listens on.
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// `run` failed (exit 1) to reach a server at 127.0.0.1:`port`, saying
+/// where once and the refusal once.
+pub fn assert_refused_once(run: &Run, port: u16) {
+    assert_eq!(run.code, 1, "{}", run.all());
+    let endpoint = format!("could not connect to the server at 127.0.0.1:{port}: ");
+    assert_eq!(run.stderr.matches(&endpoint).count(), 1, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("Connection refused").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+}

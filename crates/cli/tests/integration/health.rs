@@ -2,7 +2,7 @@
 //! clusters and Redis servers started here, and the dashboard in Debian's
 //! headless Chromium.
 
-use crate::harness::{pgharbor, Run};
+use crate::harness::{assert_refused_once, closed_port, pgharbor, Run};
 use crate::serving::{metric, parse_metrics, Serve};
 use pgharbor_testkit::{Cluster, ClusterOptions, Flavor, RedisOptions, RedisServer};
 use serde_json::Value;
@@ -64,12 +64,6 @@ fn assert_no_secret(text: &str) {
             );
         }
     }
-}
-
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
 }
 
 // ------------------------------------------------------------------ check
@@ -352,15 +346,7 @@ fn status_of_an_unreachable_server_says_where_and_why_once() {
         "status",
         &format!("postgresql://u:{PG_PASSWORD}@127.0.0.1:{port}/db"),
     ]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    let endpoint = format!("could not connect to the server at 127.0.0.1:{port}: ");
-    assert_eq!(run.stderr.matches(&endpoint).count(), 1, "{}", run.stderr);
-    assert_eq!(
-        run.stderr.matches("Connection refused").count(),
-        1,
-        "{}",
-        run.stderr
-    );
+    assert_refused_once(&run, port);
     assert_no_secret(&run.all());
 }
 
